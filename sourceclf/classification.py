@@ -1,0 +1,251 @@
+"""Table in, table out: `classify` adds class predictions to a catalog."""
+
+import warnings
+
+import numpy as np
+from astropy.table import MaskedColumn, Table
+
+from .exceptions import InvalidInputError, SourceclfError
+from .features import get_feature_set
+
+__all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS"]
+
+#: Keys written into the output table's ``meta`` (8 characters or fewer, so that
+#: they survive a round trip through a FITS header).
+OUTPUT_META_KEYS = {
+    "CLFMODEL": "name of the model that made the predictions",
+    "CLFMVER": "version of that model",
+    "CLFPKG": "sourceclf version",
+    "CLFCONF": "confidence level(s) of the prediction sets",
+    "CLFSCORE": "conformity score of the prediction sets",
+    "CLFGROUP": "column and bins of group-conditional (Mondrian) calibration",
+    "CLFMC": "number of Monte Carlo passes of a Bayesian model",
+}
+
+
+class SourceclfWarning(UserWarning):
+    """Warnings issued by sourceclf about its inputs."""
+
+
+def choose_model(table, *, with_images=False):
+    """Pick the shipped model ``model='auto'`` uses for a table.
+
+    Among shipped models whose feature set can be computed from the table's
+    columns (and that use images exactly when images are given), take the
+    one with the highest ``auto_priority`` in its card.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+    with_images : bool
+        Whether cutouts or frames were given.
+
+    Returns
+    -------
+    name : str
+        The chosen model's registry name.
+
+    Raises
+    ------
+    MissingColumnsError
+        If no shipped model can use the table; the message lists what the
+        most suitable model needed.
+    """
+    from .exceptions import MissingColumnsError
+    from .models.registry import model_card, model_names
+
+    cards = [model_card(n) for n in model_names()]
+    cards = [c for c in cards if bool(c.uses_images) == bool(with_images)]
+    if not cards:
+        raise InvalidInputError("no shipped model takes "
+                                + ("images" if with_images else "photometry alone"))
+    cards.sort(key=lambda c: -c.auto_priority)
+    missing_by_model = {}
+    for card in cards:
+        if card.feature_set is None:
+            return card.name
+        missing = get_feature_set(card.feature_set).missing_columns(table)
+        if not missing:
+            return card.name
+        missing_by_model[card.name] = missing
+    lines = "; ".join(f"{name} needs {', '.join(m)}" for name, m in missing_by_model.items())
+    raise MissingColumnsError(f"no shipped model can use this table's columns: {lines}")
+
+
+def _as_table(table):
+    if isinstance(table, Table):
+        return table
+    raise InvalidInputError(
+        f"classify takes an astropy Table, got {type(table).__name__}; "
+        "read a file with Table.read(path) or wrap arrays with Table(...)")
+
+
+def _levels(confidence):
+    if confidence is None:
+        return []
+    levels = [confidence] if np.isscalar(confidence) else list(confidence)
+    for c in levels:
+        if not isinstance(c, (int, float, np.floating)) or not 0 < float(c) < 1:
+            raise InvalidInputError(f"confidence must be strictly between 0 and 1, got {c!r}")
+    return [float(c) for c in levels]
+
+
+def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, score=None,
+             by=None, mc_samples=None, random_state=0, device="auto", batch_size=None,
+             progress=None):
+    """Classify every source of a catalog as STAR, GALAXY or QSO.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog, with SDSS-style photometric columns (see
+        `sourceclf.features`); ``ra`` and ``dec`` when ``images`` are frames.
+    cutouts : array-like, list, or path, optional
+        5-band cutouts, one per row, in any form `sourceclf.cutouts.make_cutouts`
+        accepts.  Only image models use them.
+    images : dict, optional
+        Full frames by band (``{'u': path_or_hdu, ...}``), cut at each row's
+        ``ra``/``dec`` with each band's WCS.
+    model : str, path-like or `~sourceclf.models.SourceClassifier`
+        A shipped model's name (see `sourceclf.models.list_models`), a model
+        directory, a classifier object, or ``'auto'``: the best shipped model
+        the table's columns (and images) allow.
+    confidence : float, sequence of float or None
+        Confidence level(s) of the conformal prediction sets; None adds no
+        sets.  With several levels the set columns are named with the level
+        (``pred_set_90``, ``pred_set_size_90``, ...).
+    score : str, optional
+        Conformity score: ``'lac'``, ``'aps'``, ``'raps'`` or ``'top_k'``.
+        Defaults to the one the model was calibrated with.
+    by : str, optional
+        Use group-conditional (Mondrian) calibration in bins of this column
+        (e.g. ``'dered_r'``) when the model's calibration data holds it.
+    mc_samples : int, optional
+        For Bayesian models: number of stochastic forward passes averaged.
+    random_state : int
+        Seed of the Monte Carlo passes and of randomised scores.
+    device : str
+        ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``...
+    batch_size : int, optional
+        Rows per forward pass; the results do not depend on it.
+    progress : bool, optional
+        Show a progress bar (default: when standard error is a terminal).
+
+    Returns
+    -------
+    classified : `~astropy.table.Table`
+        A copy of ``table`` (rows, columns, units, masks and meta kept) with new
+        columns ``pred_class``, ``prob_<class>`` (one per class, lower case),
+        ``pred_flag`` (empty when fine, else why the row was not classified),
+        and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
+        ``pred_set_size``.  Rows that cannot be classified are masked.
+
+    Examples
+    --------
+    >>> from sourceclf import classify
+    >>> from sourceclf.demo import demo_catalog
+    >>> result = classify(demo_catalog(n=20))
+    >>> result.meta["CLFMODEL"]
+    'margnet-photometry-sg'
+    >>> sorted(set(result["pred_class"].compressed()) - {"GALAXY", "STAR"})
+    []
+    """
+    from .models.registry import load_model
+
+    table = _as_table(table)
+    levels = _levels(confidence)
+    with_images = cutouts is not None or images is not None
+    if isinstance(model, str) and model == "auto":
+        model = choose_model(table, with_images=with_images)
+    clf = load_model(model)
+    n = len(table)
+
+    valid = np.ones(n, dtype=bool)
+    flags = np.full(n, "", dtype=object)
+    features = None
+    if clf.feature_set is not None:
+        fm = get_feature_set(clf.feature_set).compute(table)
+        features = fm.values
+        valid &= fm.valid
+        flags[~fm.valid] = fm.reasons()[~fm.valid]
+
+    stamps = None
+    if clf.uses_images:
+        if not with_images:
+            raise InvalidInputError(f"model '{clf.name}' needs cutouts or images")
+        from .cutouts import make_cutouts
+
+        result = make_cutouts(cutouts, table=table, images=images)
+        stamps = result.data
+        if len(stamps) != n:
+            raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
+        image_bad = np.asarray(result.flags) != ""
+        fatal = np.isin(np.asarray(result.flags), ["off_frame"])
+        valid &= ~fatal
+        for i in np.flatnonzero(image_bad):
+            flags[i] = ";".join(x for x in (flags[i], str(result.flags[i])) if x)
+    elif with_images:
+        warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
+                      SourceclfWarning, stacklevel=2)
+
+    rows = np.flatnonzero(valid)
+    kwargs = dict(device=device, batch_size=batch_size, progress=progress)
+    sub_features = None if features is None else features[rows]
+    sub_stamps = None if stamps is None else stamps[rows]
+    extra_columns = {}
+    if mc_samples:
+        if not hasattr(clf, "predict_proba_mc"):
+            raise InvalidInputError(f"model '{clf.name}' is not Bayesian; mc_samples "
+                                    "needs a bayesian-* model")
+        proba, extra_columns = clf.predict_proba_mc(sub_features, sub_stamps,
+                                                    n_samples=int(mc_samples),
+                                                    random_state=random_state, **kwargs)
+    else:
+        proba = clf.predict_proba(sub_features, sub_stamps, **kwargs)
+
+    out = table.copy(copy_data=True)
+    classes = np.array(clf.classes)
+    pred = np.full(n, "", dtype=f"<U{max(len(c) for c in classes)}")
+    if rows.size:
+        pred[rows] = classes[np.argmax(proba, axis=1)]
+    _put(out, "pred_class", MaskedColumn(pred, mask=~valid,
+                                         description="predicted class"))
+    for k, c in enumerate(classes):
+        col = np.zeros(n, dtype=np.float32)
+        col[rows] = proba[:, k]
+        _put(out, f"prob_{c.lower()}", MaskedColumn(
+            col, mask=~valid, description=f"probability of class {c}"))
+    for name, values in extra_columns.items():
+        col = np.zeros(n, dtype=np.float32)
+        col[rows] = values
+        _put(out, name, MaskedColumn(col, mask=~valid))
+
+    if levels:
+        from .conformal import add_prediction_sets
+
+        add_prediction_sets(out, clf, proba, rows, levels, score=score, by=by,
+                            random_state=random_state)
+    _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
+    out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
+
+    from . import __version__
+
+    out.meta["CLFMODEL"] = clf.name
+    out.meta["CLFMVER"] = clf.card.version
+    out.meta["CLFPKG"] = __version__
+    if mc_samples:
+        out.meta["CLFMC"] = int(mc_samples)
+    return out
+
+
+def _put(table, name, column):
+    """Add a column, replacing one of the same name (a re-classified table)."""
+    if name in table.colnames:
+        table.remove_column(name)
+    table[name] = column
+
+
+def _error_for_user(exc):
+    """True for exceptions whose message alone is the right thing to show."""
+    return isinstance(exc, SourceclfError)

@@ -1,0 +1,249 @@
+"""The ``sourceclf-classify`` command.
+
+A thin layer over `sourceclf.classify`: read a table, classify it, write the
+result atomically, print a summary.  Errors in the input are reported as one
+line on standard error with exit status 2; nothing is left behind.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from .exceptions import SourceclfError
+
+__all__ = ["main", "build_parser", "default_output_path", "table_format"]
+
+# Output/input formats by file extension (astropy's registry names).
+_FORMATS = {
+    ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".fit.gz": "fits",
+    ".ecsv": "ascii.ecsv", ".csv": "ascii.csv",
+    ".vot": "votable", ".votable": "votable", ".xml": "votable",
+    ".parquet": "parquet", ".parq": "parquet",
+    ".hdf5": "hdf5", ".h5": "hdf5",
+}
+
+
+class CLIError(Exception):
+    """An error reported to the user as one line, exit status 2."""
+
+
+def _split_ext(path):
+    name = Path(path).name.lower()
+    for ext in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(ext):
+            return Path(path).name[: len(name) - len(ext)], Path(path).name[len(name) - len(ext):]
+    return Path(path).stem, Path(path).suffix
+
+
+def table_format(path):
+    """The astropy format name for a file, from its extension."""
+    _, ext = _split_ext(path)
+    try:
+        return _FORMATS[ext.lower()]
+    except KeyError:
+        known = ", ".join(sorted(set(_FORMATS)))
+        raise CLIError(f"cannot tell the table format of '{path}' from its extension; "
+                       f"use one of {known}") from None
+
+
+def default_output_path(input_path):
+    """``<input stem>_classified<ext>`` beside the input."""
+    stem, ext = _split_ext(input_path)
+    return Path(input_path).with_name(f"{stem}_classified{ext}")
+
+
+def build_parser():
+    """The argument parser of ``sourceclf-classify``."""
+    p = argparse.ArgumentParser(
+        prog="sourceclf-classify",
+        description="Classify the sources of a catalog as STAR, GALAXY or QSO, with "
+                    "class probabilities and conformal prediction sets.",
+        epilog="Example: sourceclf-classify catalog.fits -o classified.fits --confidence 0.9")
+    p.add_argument("input", nargs="?", help="catalog file (FITS, ECSV, VOTable, Parquet, CSV...)")
+    p.add_argument("-o", "--output", help="output file (default: <input stem>_classified<ext>)")
+    p.add_argument("--model", default="auto",
+                   help="model name (see --list-models) or model directory; default: auto")
+    p.add_argument("--confidence", type=float, action="append",
+                   help="confidence level of the prediction sets, in (0, 1); repeat for "
+                        "several levels (default 0.9)")
+    p.add_argument("--score", help="conformity score: lac, aps, raps or top_k")
+    p.add_argument("--by", help="column for group-conditional (Mondrian) calibration, "
+                                "e.g. dered_r")
+    p.add_argument("--cutouts", help="FITS file of 5-band cutouts, one cube per row")
+    p.add_argument("--image", action="append", metavar="BAND=FILE",
+                   help="full frame of one band with a WCS (repeat for u g r i z)")
+    p.add_argument("--mc-samples", type=int, help="Monte Carlo passes (Bayesian models)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, help="rows per forward pass")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--list-models", action="store_true", help="list the shipped models and exit")
+    p.add_argument("--demo", action="store_true",
+                   help="write a bundled synthetic demo catalog (sourceclf_demo.fits) to the "
+                        "current directory, or to INPUT if given, and classify it")
+    p.add_argument("--version", action="version", version=_version())
+    return p
+
+
+def _version():
+    from . import __version__
+
+    return f"sourceclf {__version__}"
+
+
+def _read_table(path):
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"input file '{path}' does not exist")
+    if path.is_dir():
+        raise CLIError(f"input '{path}' is a directory, not a catalog file")
+    fmt = table_format(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = Table.read(path, format=fmt)
+        except Exception as exc:  # astropy raises many types for unreadable files
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise CLIError(f"cannot read '{path}' as a {fmt} table: {first}") from None
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text.lower():
+            raise CLIError(f"'{path}' is truncated or corrupt: {text.splitlines()[0]}")
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return table
+
+
+def _write_atomic(table, path, overwrite):
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    import tempfile
+
+    path = Path(path)
+    fmt = table_format(path)
+    if path.exists() and not overwrite:
+        raise CLIError(f"output file '{path}' exists; pass --overwrite to replace it")
+    if not path.parent.exists():
+        raise CLIError(f"output directory '{path.parent}' does not exist")
+    _, ext = _split_ext(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{ext}")
+    os.close(fd)
+    try:
+        kwargs = {"serialize_meta": True} if fmt in ("hdf5", "parquet") else {}
+        table.write(tmp, format=fmt, overwrite=True, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _parse_images(specs):
+    if not specs:
+        return None
+    images = {}
+    for spec in specs:
+        band, sep, file = spec.partition("=")
+        band = band.strip().lower()
+        if not sep or band not in "ugriz" or len(band) != 1 or not file:
+            raise CLIError(f"--image takes BAND=FILE with BAND one of u g r i z, got '{spec}'")
+        if not Path(file).is_file():
+            raise CLIError(f"image file '{file}' for band {band} does not exist")
+        images[band] = file
+    return images
+
+
+def summary(table):
+    """Human-readable lines summarising a classified table."""
+    import numpy as np
+
+    lines = [f"model: {table.meta.get('CLFMODEL')} v{table.meta.get('CLFMVER')}",
+             f"rows: {len(table)}"]
+    pred = table["pred_class"]
+    mask = np.ma.getmaskarray(pred)
+    values, counts = np.unique(np.asarray(pred)[~mask], return_counts=True)
+    lines.append("predicted: " + (", ".join(f"{v} {c}" for v, c in zip(values, counts))
+                                  or "none"))
+    lines.append(f"not classified (see pred_flag): {int(mask.sum())}")
+    flagged = int(np.sum((np.asarray(table["pred_flag"]) != "") & ~mask))
+    if flagged:
+        lines.append(f"classified but flagged: {flagged}")
+    for name in table.colnames:
+        if name.startswith("pred_set_size"):
+            size = np.ma.masked_array(table[name]).compressed()
+            if size.size:
+                level = name[len("pred_set_size"):].lstrip("_") or \
+                    str(table.meta.get("CLFCONF", ""))
+                hist = ", ".join(f"{k}: {int(np.sum(size == k))}" for k in range(size.max() + 1))
+                lines.append(f"prediction sets at {level}: sizes {hist}; "
+                             f"empty sets {int(np.sum(size == 0))}")
+    return lines
+
+
+def _run(args):
+    if args.list_models:
+        from .models.registry import list_models
+
+        list_models().pprint_all()
+        return 0
+    if args.demo:
+        from .demo import demo_catalog
+
+        demo_path = Path(args.input or "sourceclf_demo.fits")
+        cat = demo_catalog(1000, random_state=0)
+        _write_atomic(cat, demo_path, overwrite=True)
+        print(f"wrote demo catalog {demo_path} ({len(cat)} synthetic SDSS-like sources)")
+        args.input = str(demo_path)
+        args.overwrite = True
+    if not args.input:
+        raise CLIError("no input catalog given (try --demo, or --help)")
+    output = Path(args.output) if args.output else default_output_path(args.input)
+    table_format(output)
+    if output.resolve() == Path(args.input).resolve():
+        raise CLIError("output path equals the input path; choose another -o")
+    if output.exists() and not args.overwrite:
+        raise CLIError(f"output file '{output}' exists; pass --overwrite to replace it")
+    images = _parse_images(args.image)
+    if args.cutouts and not Path(args.cutouts).is_file():
+        raise CLIError(f"cutouts file '{args.cutouts}' does not exist")
+    table = _read_table(args.input)
+
+    from .classification import classify
+
+    result = classify(table, args.cutouts, images=images, model=args.model,
+                      confidence=args.confidence or 0.9, score=args.score, by=args.by,
+                      mc_samples=args.mc_samples, device=args.device,
+                      batch_size=args.batch_size,
+                      progress=False if args.no_progress else None)
+    _write_atomic(result, output, args.overwrite)
+    for line in summary(result):
+        print(line)
+    if args.demo and "class" in result.colnames:
+        import numpy as np
+
+        ok = ~np.ma.getmaskarray(result["pred_class"])
+        acc = np.mean(np.asarray(result["pred_class"])[ok] == np.asarray(result["class"])[ok])
+        print(f"accuracy against the demo catalog's true classes: {acc:.3f}")
+    print(f"wrote {output}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point of ``sourceclf-classify``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (CLIError, SourceclfError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"sourceclf-classify: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sourceclf-classify: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

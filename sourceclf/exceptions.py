@@ -1,0 +1,38 @@
+"""Exceptions raised by sourceclf.
+
+Every error that a user can cause with their input derives from
+`SourceclfError`, so that the command line interface can report it as one
+line and exit with status 2.
+"""
+
+__all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
+           "UnknownModelError", "ModelIntegrityError"]
+
+
+class SourceclfError(ValueError):
+    """Base class of errors caused by the caller's input."""
+
+
+class MissingColumnsError(SourceclfError, KeyError):
+    """A table lacks the columns a feature set needs.
+
+    ``KeyError`` quotes its message; this class does not.
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidInputError(SourceclfError):
+    """An input (table, array, file, option) has the wrong shape, type or value."""
+
+
+class UnknownModelError(SourceclfError, KeyError):
+    """No model of that name is registered."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelIntegrityError(SourceclfError):
+    """A model's weights do not match the checksum in its card."""

@@ -1,0 +1,266 @@
+"""Photometric features computed from a catalog's own columns.
+
+A *feature set* names the inputs a model was trained on.  Each is computed from
+a `~astropy.table.Table` with SDSS column names, matched case-insensitively,
+deriving what can be derived:
+
+* ``dered_<b>`` from ``<b>`` (or ``modelMag_<b>``) minus ``extinction_<b>``;
+* ``extinction_<b>`` from ``<b>`` minus ``dered_<b>``;
+* observed colours ``u_g`` ... from observed magnitudes ``<b>`` / ``modelMag_<b>``,
+  or from ``dered_<b> + extinction_<b>``.
+
+Missing values (masked, NaN, infinite, SDSS sentinels such as -9999) do not stop
+the computation: the row is marked invalid, with the names of the features that
+could not be computed, and the model later leaves it unclassified.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bands import BANDS
+from .columns import ColumnFinder
+from .exceptions import InvalidInputError, MissingColumnsError
+
+__all__ = ["FeatureSet", "FeatureMatrix", "FEATURE_SETS", "get_feature_set",
+           "compute_features", "available_feature_sets"]
+
+_COLOURS = tuple(f"{a}_{b}" for a, b in zip(BANDS[:-1], BANDS[1:]))
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Model inputs for every row of a table.
+
+    Attributes
+    ----------
+    values : `numpy.ndarray`
+        float32 array of shape (n_rows, n_features); NaN where a feature is missing.
+    names : tuple of str
+        Feature names, one per column of ``values``.
+    valid : `numpy.ndarray`
+        bool array of shape (n_rows,), True where every feature is finite.
+    """
+
+    values: np.ndarray
+    names: tuple
+    valid: np.ndarray
+
+    def reasons(self):
+        """Per-row flag text: ``''`` for valid rows, else ``'missing:<features>'``."""
+        out = np.full(len(self.valid), "", dtype=object)
+        bad_rows = np.flatnonzero(~self.valid)
+        if bad_rows.size:
+            bad = ~np.isfinite(self.values[bad_rows])
+            names = np.array(self.names)
+            for k, row in enumerate(bad_rows):
+                out[row] = "missing:" + ",".join(names[bad[k]])
+        return out.astype(str)
+
+
+class _Band:
+    """Derivations for one band, shared by the feature sets."""
+
+    def __init__(self, finder, band):
+        self.finder = finder
+        self.b = band
+
+    def observed_mag_column(self):
+        return self.finder.find(self.b, f"modelMag_{self.b}")
+
+    def observed_mag(self):
+        values = self.finder.values(self.b, f"modelMag_{self.b}")
+        if values is None:
+            dered = self.finder.values(f"dered_{self.b}")
+            ext = self.finder.values(f"extinction_{self.b}")
+            if dered is not None and ext is not None:
+                values = dered + ext
+        return values
+
+    def dered(self):
+        values = self.finder.values(f"dered_{self.b}")
+        if values is None:
+            mag = self.finder.values(self.b, f"modelMag_{self.b}")
+            ext = self.finder.values(f"extinction_{self.b}")
+            if mag is not None and ext is not None:
+                values = mag - ext
+        return values
+
+    def extinction(self):
+        values = self.finder.values(f"extinction_{self.b}")
+        if values is None:
+            mag = self.finder.values(self.b, f"modelMag_{self.b}")
+            dered = self.finder.values(f"dered_{self.b}")
+            if mag is not None and dered is not None:
+                values = mag - dered
+        return values
+
+
+def _colour(finder, name):
+    """Observed colour ``a_b``: a column of that name, else a difference of magnitudes."""
+    values = finder.values(name, name.replace("_", "-"))
+    if values is None:
+        a, b = name.split("_")
+        ma, mb = _Band(finder, a).observed_mag(), _Band(finder, b).observed_mag()
+        if ma is not None and mb is not None:
+            values = ma - mb
+    return values
+
+
+# What can supply each feature, for the error message listing missing columns.
+_SOURCES = {}
+for _b in BANDS:
+    _SOURCES[f"dered_{_b}"] = f"dered_{_b}, or {_b} (or modelMag_{_b}) with extinction_{_b}"
+    _SOURCES[f"extinction_{_b}"] = f"extinction_{_b}, or {_b} (or modelMag_{_b}) with dered_{_b}"
+    _SOURCES[f"deVRad_{_b}"] = f"deVRad_{_b}"
+    _SOURCES[f"psffwhm_{_b}"] = f"psffwhm_{_b}"
+    _SOURCES[_b] = f"{_b} or modelMag_{_b}, or dered_{_b} with extinction_{_b}"
+for _c in _COLOURS:
+    _a, _z = _c.split("_")
+    _SOURCES[_c] = f"{_c}, or observed magnitudes of {_a} and {_z}"
+
+
+def _margnet_feature(finder, name):
+    kind, _, band = name.rpartition("_")
+    if name in _COLOURS:
+        return _colour(finder, name)
+    if kind == "dered":
+        return _Band(finder, band).dered()
+    if kind == "extinction":
+        return _Band(finder, band).extinction()
+    return finder.values(name, unit="arcsec")
+
+
+def _ugriz_feature(finder, name):
+    if name == "r":
+        return _Band(finder, "r").observed_mag()
+    return _colour(finder, name.replace("-", "_"))
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A named list of model inputs and how to compute them from a table.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, e.g. ``'margnet24'``.
+    names : tuple of str
+        Feature names, in model input order.
+    description : str
+        One line for users.
+    """
+
+    name: str
+    names: tuple
+    description: str
+    _compute_one: object
+
+    def missing_columns(self, table):
+        """Features of this set that the table cannot supply, with what could.
+
+        Returns
+        -------
+        missing : dict
+            Feature name -> description of the columns that would supply it.
+        """
+        finder = ColumnFinder(table[:1])
+        return {n: _SOURCES[n.replace("-", "_")]
+                for n in self.names if self._compute_one(finder, n) is None}
+
+    def compute(self, table):
+        """Compute the features of every row.
+
+        Parameters
+        ----------
+        table : `~astropy.table.Table`
+            The catalog.
+
+        Returns
+        -------
+        features : `FeatureMatrix`
+
+        Raises
+        ------
+        MissingColumnsError
+            If a feature cannot be computed from the table's columns; the message
+            lists every missing feature and the columns that could supply it.
+        """
+        finder = ColumnFinder(table)
+        columns, missing = [], {}
+        for n in self.names:
+            values = self._compute_one(finder, n)
+            if values is None:
+                missing[n] = _SOURCES[n.replace("-", "_")]
+            columns.append(values)
+        if missing:
+            listing = "; ".join(f"{k} (from {v})" for k, v in missing.items())
+            raise MissingColumnsError(
+                f"table lacks columns for feature set '{self.name}': {listing}"
+            )
+        values = np.column_stack(columns).astype(np.float32) if columns else \
+            np.empty((len(table), 0), np.float32)
+        valid = np.isfinite(values).all(axis=1)
+        return FeatureMatrix(values=values, names=self.names, valid=valid)
+
+
+#: The feature sets sourceclf knows, by name.
+FEATURE_SETS = {
+    "margnet24": FeatureSet(
+        name="margnet24",
+        names=tuple(f"{kind}_{b}" for b in BANDS
+                    for kind in ("dered", "deVRad", "psffwhm", "extinction")) + _COLOURS,
+        description=("MargNet's 24 features: dered, deVRad, psffwhm and extinction in "
+                     "each of ugriz, then observed colours u_g, g_r, r_i, i_z"),
+        _compute_one=_margnet_feature,
+    ),
+    "ugriz": FeatureSet(
+        name="ugriz",
+        names=("r", "u-g", "g-r", "r-i", "i-z"),
+        description="observed model magnitude r and colours u-g, g-r, r-i, i-z",
+        _compute_one=_ugriz_feature,
+    ),
+}
+
+
+def get_feature_set(name):
+    """Return the `FeatureSet` registered under ``name``."""
+    try:
+        return FEATURE_SETS[name]
+    except KeyError:
+        raise InvalidInputError(
+            f"unknown feature set '{name}'; known: {', '.join(FEATURE_SETS)}"
+        ) from None
+
+
+def compute_features(table, feature_set):
+    """Compute a feature set's model inputs from a table.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Catalog with SDSS-style column names (any case).
+    feature_set : str or `FeatureSet`
+        ``'margnet24'`` or ``'ugriz'``.
+
+    Returns
+    -------
+    features : `FeatureMatrix`
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"u": [19.5], "g": [18.2], "r": [17.6], "i": [17.4], "z": [17.3]})
+    >>> f = compute_features(t, "ugriz")
+    >>> f.names
+    ('r', 'u-g', 'g-r', 'r-i', 'i-z')
+    >>> [round(float(v), 2) for v in f.values[0]]
+    [17.6, 1.3, 0.6, 0.2, 0.1]
+    """
+    fs = feature_set if isinstance(feature_set, FeatureSet) else get_feature_set(feature_set)
+    return fs.compute(table)
+
+
+def available_feature_sets(table):
+    """Names of the feature sets that can be computed from the table's columns."""
+    return [name for name, fs in FEATURE_SETS.items() if not fs.missing_columns(table)]

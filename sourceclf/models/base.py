@@ -1,0 +1,284 @@
+"""The classifier object that `sourceclf.classify` runs: weights + card + inputs."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import InvalidInputError, ModelIntegrityError
+from ..features import get_feature_set
+from .card import ModelCard, sha256_file
+
+__all__ = ["SourceClassifier", "TorchClassifier"]
+
+
+class SourceClassifier:
+    """Base class of trained classifiers.
+
+    A classifier knows its classes, the feature set and/or images it reads, and
+    returns class probabilities for rows of features.  Subclasses implement
+    `_predict_proba` and the weight storage.
+
+    Parameters
+    ----------
+    card : `~sourceclf.models.ModelCard`
+        The model card.
+    calibration : `~astropy.table.Table`, optional
+        Held-out calibration split (class probabilities, labels, magnitudes)
+        for conformal prediction sets.
+    """
+
+    #: Storage kind written into the card; `load` dispatches on it.
+    kind = None
+    _kinds = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            SourceClassifier._kinds[cls.kind] = cls
+
+    def __init__(self, card, calibration=None):
+        self.card = card
+        self.card.kind = self.kind or card.kind
+        self.calibration = calibration
+
+    # Convenience views of the card --------------------------------------------
+    @property
+    def name(self):
+        """Registry name."""
+        return self.card.name
+
+    @property
+    def classes(self):
+        """Class labels in output order, as a tuple of str."""
+        return tuple(self.card.classes)
+
+    @property
+    def feature_set(self):
+        """Name of the photometric feature set, or None."""
+        return self.card.feature_set
+
+    @property
+    def uses_images(self):
+        """Whether the model needs cutouts."""
+        return bool(self.card.uses_images)
+
+    def __repr__(self):
+        inputs = [x for x in (self.feature_set, "images" if self.uses_images else None) if x]
+        return (f"<{type(self).__name__} {self.name!r} v{self.card.version}: "
+                f"{' + '.join(inputs)} -> {'/'.join(self.classes)}>")
+
+    # Prediction ---------------------------------------------------------------
+    def predict_proba(self, features=None, cutouts=None, *, device="cpu", batch_size=None,
+                      progress=None):
+        """Class probabilities for rows of model inputs.
+
+        Parameters
+        ----------
+        features : array-like, shape (n, n_features), optional
+            Feature rows in the order of ``self.feature_set``.
+        cutouts : array-like, shape (n, 5, H, W), optional
+            Cutouts in ugriz order, for image models.
+        device : str or `torch.device`
+            Where to run.
+        batch_size : int, optional
+            Rows per forward pass; results do not depend on it.
+        progress : bool, optional
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        proba : `numpy.ndarray`, shape (n, n_classes)
+        """
+        n = self._check_inputs(features, cutouts)
+        if n == 0:
+            return np.zeros((0, len(self.classes)))
+        return self._predict_proba(features, cutouts, device=device, batch_size=batch_size,
+                                   progress=progress)
+
+    def _check_inputs(self, features, cutouts):
+        n = None
+        if self.feature_set is not None:
+            if features is None:
+                raise InvalidInputError(f"model '{self.name}' needs features "
+                                        f"'{self.feature_set}'")
+            features = np.asarray(features)
+            n_feat = len(get_feature_set(self.feature_set).names)
+            if features.ndim != 2 or features.shape[1] != n_feat:
+                raise InvalidInputError(
+                    f"model '{self.name}' expects features of shape (n, {n_feat}), "
+                    f"got {features.shape}")
+            n = features.shape[0]
+        if self.uses_images:
+            if cutouts is None:
+                raise InvalidInputError(f"model '{self.name}' needs 5-band cutouts")
+            shape = np.shape(cutouts)
+            if len(shape) != 4 or shape[1] != 5:
+                raise InvalidInputError(
+                    f"model '{self.name}' expects cutouts of shape (n, 5, H, W), got {shape}")
+            if n is not None and shape[0] != n:
+                raise InvalidInputError(
+                    f"{shape[0]} cutouts for {n} feature rows: counts must match")
+            n = shape[0]
+        return n
+
+    def _predict_proba(self, features, cutouts, *, device, batch_size, progress):
+        raise NotImplementedError
+
+    # Storage ------------------------------------------------------------------
+    def save(self, directory, *, overwrite=False):
+        """Write the model in the registry format: card, weights, calibration.
+
+        Parameters
+        ----------
+        directory : str or path-like
+            Directory to create.  `sourceclf.models.load_model` reads it back.
+        overwrite : bool
+            Replace an existing directory's files.
+
+        Returns
+        -------
+        directory : `pathlib.Path`
+        """
+        directory = Path(directory)
+        if directory.exists() and any(directory.iterdir()) and not overwrite:
+            raise InvalidInputError(f"'{directory}' exists and is not empty; "
+                                    "pass overwrite=True to replace it")
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = directory / self.card.weights_file
+        self._write_weights(weights)
+        self.card.weights_sha256 = sha256_file(weights)
+        if self.calibration is not None:
+            self.card.calibration_file = "calibration.ecsv"
+            _atomic_write_table(self.calibration, directory / self.card.calibration_file)
+        else:
+            self.card.calibration_file = None
+        self.card.to_json(directory / "card.json")
+        return directory
+
+    def _write_weights(self, path):
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, directory):
+        """Read a model directory written by `save`, verifying the weights' checksum."""
+        from astropy.table import Table
+
+        directory = Path(directory)
+        card_path = directory / "card.json"
+        if not card_path.is_file():
+            raise InvalidInputError(f"'{directory}' is not a sourceclf model directory "
+                                    "(no card.json)")
+        card = ModelCard.from_json(card_path)
+        weights = directory / card.weights_file
+        if not weights.is_file():
+            raise InvalidInputError(f"model '{card.name}': weights file '{weights}' is missing")
+        digest = sha256_file(weights)
+        if card.weights_sha256 and digest != card.weights_sha256:
+            raise ModelIntegrityError(
+                f"model '{card.name}': weights sha256 {digest[:12]}... does not match the "
+                f"card's {card.weights_sha256[:12]}...; refusing to load altered weights")
+        calibration = None
+        if card.calibration_file:
+            calibration = Table.read(directory / card.calibration_file, format="ascii.ecsv")
+        try:
+            kind_cls = SourceClassifier._kinds[card.kind]
+        except KeyError:
+            raise InvalidInputError(f"model '{card.name}' is of unknown kind '{card.kind}'; "
+                                    "is a newer sourceclf needed?") from None
+        return kind_cls._from_files(card, weights, calibration)
+
+
+def _atomic_write_table(table, path):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ecsv")
+    os.close(fd)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class TorchClassifier(SourceClassifier):
+    """A classifier backed by a `torch.nn.Module`.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        Network whose ``forward(features, images)`` returns class logits.
+    card : `~sourceclf.models.ModelCard`
+        Its card (``architecture`` and ``config`` must rebuild ``module``).
+    calibration : `~astropy.table.Table`, optional
+        Calibration split for conformal sets.
+    """
+
+    kind = "torch"
+
+    def __init__(self, module, card, calibration=None):
+        super().__init__(card, calibration)
+        self.module = module.eval()
+
+    @classmethod
+    def _from_files(cls, card, weights, calibration):
+        from safetensors.torch import load_file
+
+        from .architectures import build_architecture
+
+        module = build_architecture(card.architecture, card.config)
+        state = load_file(str(weights))
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise InvalidInputError(f"model '{card.name}': weights do not fit architecture "
+                                    f"'{card.architecture}': {first}") from None
+        return cls(module, card, calibration)
+
+    def _write_weights(self, path):
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        save_file(state, str(path), metadata={"name": self.card.name,
+                                              "architecture": self.card.architecture})
+
+    def logits(self, features=None, cutouts=None, *, device="cpu", batch_size=None,
+               progress=None):
+        """Raw class logits (float32), batched under `torch.inference_mode`."""
+        import torch
+
+        from ..device import default_batch_size, resolve_device
+        from ..progress import progress_bar
+
+        device = resolve_device(device)
+        n = self._check_inputs(features, cutouts)
+        batch_size = batch_size or default_batch_size(self.uses_images, device)
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        module = self.module.to(device).eval()
+        feats = None if features is None else torch.as_tensor(
+            np.ascontiguousarray(features, dtype=np.float32))
+        out = torch.empty((n, len(self.classes)), dtype=torch.float32)
+        with torch.inference_mode(), progress_bar(total=n, enabled=progress,
+                                                  unit="src") as bar:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                f = None if feats is None else feats[start:stop].to(device, non_blocking=True)
+                im = None
+                if cutouts is not None and self.uses_images:
+                    im = torch.as_tensor(np.ascontiguousarray(cutouts[start:stop],
+                                                              dtype=np.float32)).to(device)
+                out[start:stop] = module(f, im).float().cpu()
+                bar.update(stop - start)
+        return out.numpy()
+
+    def _predict_proba(self, features, cutouts, *, device, batch_size, progress):
+        logits = self.logits(features, cutouts, device=device, batch_size=batch_size,
+                             progress=progress).astype(np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return proba
