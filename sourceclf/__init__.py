@@ -15,7 +15,7 @@ except ImportError:  # pragma: no cover - running from a source tree without a b
     __version__ = "0.1.dev0"
 
 __all__ = ["classify", "list_models", "load_model", "train", "compute_features",
-           "SourceclfError", "__version__"]
+           "calibrate", "evaluate", "SourceclfError", "__version__"]
 
 from .exceptions import SourceclfError  # noqa: E402  (light)
 
@@ -25,6 +25,8 @@ _LAZY = {
     "load_model": ("sourceclf.models.registry", "load_model"),
     "train": ("sourceclf.training", "train"),
     "compute_features": ("sourceclf.features", "compute_features"),
+    "calibrate": ("sourceclf.calibration", "calibrate"),
+    "evaluate": ("sourceclf.evaluation", "evaluate"),
 }
 
 

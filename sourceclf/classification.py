@@ -224,8 +224,12 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
     if levels:
         from .conformal import add_prediction_sets
 
-        add_prediction_sets(out, clf, proba, rows, levels, score=score, by=by,
-                            random_state=random_state)
+        set_flags = add_prediction_sets(out, clf, proba, rows, levels, score=score, by=by,
+                                        random_state=random_state)
+        if set_flags is not None:
+            new = set_flags != ""
+            old = flags[new]
+            flags[new] = np.where(old == "", set_flags[new], old + ";" + set_flags[new])
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 

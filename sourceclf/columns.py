@@ -78,7 +78,7 @@ def clean_column(column, *, unit="mag", name=None):
     label = f"column '{name}'" if name else "column"
     target = _UNIT_KINDS[unit][0]
     col_unit = getattr(column, "unit", None)
-    mask = np.ma.getmaskarray(column) if np.ma.isMaskedArray(column) or hasattr(column, "mask") else None
+    mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else None
     if isinstance(column, u.Quantity):
         raw = column.value
     else:

@@ -1,6 +1,7 @@
 """Training sourceclf's torch models on a user's labelled catalog."""
 
 import copy
+import functools
 
 import numpy as np
 
@@ -186,7 +187,7 @@ def fit_module(module, x_train, y_train, x_val, y_val, *, images_train=None, ima
             module.eval()
             vloss, correct = 0.0, 0
             with torch.inference_mode():
-                for xb, ib, yb in batches(xv, iv, yv, 4096):
+                for xb, ib, yb in batches(xv, iv, yv, 4096 if iv is None else 512):
                     logits = module(xb, ib)
                     vloss += float(F.cross_entropy(logits, yb, reduction="sum"))
                     correct += int((logits.argmax(1) == yb).sum())
@@ -209,7 +210,8 @@ def fit_module(module, x_train, y_train, x_val, y_val, *, images_train=None, ima
 def train(table, cutouts=None, *, label_column="class", model="auto", feature_set=None,
           classes=None, config=None, name=None, epochs=200, batch_size=256, lr=1e-3,
           weight_decay=0.0, patience=30, validation_fraction=0.15, calibration_fraction=0.15,
-          augment_images=True, device="auto", random_state=0, progress=None):
+          augment_images=True, device="auto", random_state=0, progress=None, search=True,
+          param_grid=None):
     """Train a classifier on a labelled catalog.
 
     The rows are split (stratified, seeded) into training, validation (early
@@ -228,7 +230,10 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     model : str
         Architecture name (see `sourceclf.models.ARCHITECTURES`): ``'margnet-ann'``,
         ``'mlp'``...; ``'auto'`` picks ``'margformer'`` with cutouts, else
-        ``'margnet-ann'``.
+        ``'margnet-ann'``.  The classical models ``'dt'``, ``'rf'``, ``'gbdt'``
+        and ``'xgboost'`` are trained by `sourceclf.models.classical.train_classical`
+        (``config`` then holds estimator parameters; the optimisation settings
+        do not apply).
     feature_set : str, optional
         Feature set; default ``'margnet24'`` when the table has its columns,
         else ``'ugriz'``.
@@ -250,12 +255,30 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
         Seed; the same seed gives the same model.
     progress : bool, optional
         Show a progress bar.
+    search : bool
+        Classical models only: choose hyper-parameters by a 3-fold grid search
+        scored on accuracy, as the published baselines did.
+    param_grid : dict, optional
+        Classical models only: the grid (default
+        `sourceclf.models.classical.PARAM_GRIDS`).
 
     Returns
     -------
-    model : `~sourceclf.models.TorchClassifier`
+    model : `~sourceclf.models.TorchClassifier` or `~sourceclf.models.SklearnClassifier`
         Accepted by `sourceclf.classify`; ``model.save(directory)`` writes it.
     """
+    from .models.classical import canonical_model_name, train_classical
+
+    if canonical_model_name(model) is not None:
+        if cutouts is not None:
+            raise InvalidInputError(f"model '{model}' reads photometric features only; "
+                                    "it takes no cutouts")
+        return train_classical(table, model=model, label_column=label_column,
+                               feature_set=feature_set, classes=classes, search=search,
+                               param_grid=param_grid, params=config, name=name,
+                               validation_fraction=validation_fraction,
+                               calibration_fraction=calibration_fraction,
+                               random_state=random_state)
     import torch
 
     from .features import available_feature_sets, get_feature_set
@@ -318,11 +341,13 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     augment = None
     if images is not None and augment_images:
         from .augment import random_augment as augment
-    history = fit_module(module, part(x, tr), y[tr], part(x, va), y[va],
-                         images_train=part(images, tr), images_val=part(images, va),
-                         epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, patience=patience, device=device,
-                         random_state=random_state, augment=augment, progress=progress)
+    # Stacked ensembles train in stages (members, then a head on another split).
+    fit = getattr(module, "fit_stages", None) or functools.partial(fit_module, module)
+    history = fit(part(x, tr), y[tr], part(x, va), y[va],
+                  images_train=part(images, tr), images_val=part(images, va),
+                  epochs=epochs, batch_size=batch_size, lr=lr,
+                  weight_decay=weight_decay, patience=patience, device=device,
+                  random_state=random_state, augment=augment, progress=progress)
     module.cpu()
     card = ModelCard(
         name=name or f"user-{model}-{feature_set or 'images'}", version="1.0", kind="torch",

@@ -18,7 +18,9 @@ def register_architecture(name):
 
 
 #: Modules whose import registers architectures (extended as modules are added).
-ARCHITECTURE_MODULES = ["sourceclf.models.margnet"]
+ARCHITECTURE_MODULES = ["sourceclf.models.margnet", "sourceclf.models.ensemble",
+                        "sourceclf.models.margnet_cnn", "sourceclf.models.margformer",
+                        "sourceclf.models.bayesian"]
 
 
 def build_architecture(name, config, check_only=False):

@@ -12,6 +12,10 @@ from .card import ModelCard, sha256_file
 
 __all__ = ["SourceClassifier", "TorchClassifier"]
 
+# Rows per block that CPU batches of photometric models are padded to (see
+# `TorchClassifier.logits`).
+_ROW_BLOCK = 64
+
 
 class SourceClassifier:
     """Base class of trained classifiers.
@@ -262,16 +266,23 @@ class TorchClassifier(SourceClassifier):
         feats = None if features is None else torch.as_tensor(
             np.ascontiguousarray(features, dtype=np.float32))
         out = torch.empty((n, len(self.classes)), dtype=torch.float32)
+        # Photometric batches on the CPU are padded with zero rows to a whole number of
+        # _ROW_BLOCK rows: BLAS kernels treat the last rows of a ragged batch with other
+        # code paths, so without padding a row's probabilities could differ in the last
+        # bit with the batch it falls in (e.g. with the chunking of sourceclf.classify_file).
+        pad_rows = feats is not None and not self.uses_images and device.type == "cpu"
         with torch.inference_mode(), progress_bar(total=n, enabled=progress,
                                                   unit="src") as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 f = None if feats is None else feats[start:stop].to(device, non_blocking=True)
+                if pad_rows and (stop - start) % _ROW_BLOCK:
+                    f = torch.cat([f, f.new_zeros((-(stop - start) % _ROW_BLOCK, f.shape[1]))])
                 im = None
                 if cutouts is not None and self.uses_images:
                     im = torch.as_tensor(np.ascontiguousarray(cutouts[start:stop],
                                                               dtype=np.float32)).to(device)
-                out[start:stop] = module(f, im).float().cpu()
+                out[start:stop] = module(f, im)[: stop - start].float().cpu()
                 bar.update(stop - start)
         return out.numpy()
 

@@ -1,0 +1,81 @@
+"""CPU inference speed, parameters and FLOPs of sourceclf's image models.
+
+Run::
+
+    python benchmarks/bench_image_models.py [--threads 2] [--n 8192] [--seconds 10]
+
+For each shipped image model (and, for reference, the published MargNet CNN
+and the published-size MargFormer), it prints parameters, FLOPs per source
+(counted by `torch.utils.flop_counter`) and sources per second of
+``TorchClassifier.logits`` on random 5x32x32 stamps and 24 features, with
+``torch.set_num_threads(threads)``.  The load average is printed too: on a
+shared machine the rate is a lower bound.
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def rate(clf, features, images, seconds, batch_size):
+    """Sources per second of ``clf.logits`` (median of repeated full passes)."""
+    clf.logits(features[:batch_size], images[:batch_size], device="cpu")  # warm up
+    rates, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(rates) < 3:
+        t0 = time.perf_counter()
+        clf.logits(features, images, device="cpu", batch_size=batch_size)
+        rates.append(len(images) / (time.perf_counter() - t0))
+    return float(np.median(rates)), float(np.max(rates))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n", type=int, default=8192, help="sources per pass")
+    parser.add_argument("--seconds", type=float, default=10.0, help="time per model")
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the published-size MargNet CNN (slow)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from sourceclf.models import load_model, model_names
+    from sourceclf.models.base import TorchClassifier
+    from sourceclf.models.card import ModelCard
+    from sourceclf.models.margformer import MargFormer, count_flops
+    from sourceclf.models.margnet_cnn import MargNetCNN
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(args.n, 24)).astype(np.float32)
+    images = rng.normal(scale=0.05, size=(args.n, 5, 32, 32)).astype(np.float32)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"{'model':26s} {'params':>10s} {'MFLOP/src':>10s} {'src/s med':>10s} "
+          f"{'src/s max':>10s}")
+    models = [load_model(n) for n in model_names() if load_model(n).uses_images]
+    reference = [("margformer (published size)",
+                  MargFormer(depth=12, heads=8, token_layers=0, feature_hidden=(1024, 512, 256)),
+                  "margnet24")]
+    if args.reference:
+        reference.append(("margnet-cnn (published)", MargNetCNN(), None))
+    for name, module, fset in reference:
+        card = ModelCard(name=name, architecture=module.architecture_name, feature_set=fset,
+                         uses_images=True, classes=["GALAXY", "QSO", "STAR"])
+        models.append(TorchClassifier(module, card))
+    for clf in models:
+        module = clf.module
+        n_feat = None if clf.feature_set is None else 24
+        flops = count_flops(module, n_feat)
+        params = sum(p.numel() for p in module.parameters())
+        n = args.n if "published" not in clf.name else min(args.n, 1024)
+        med, best = rate(clf, None if n_feat is None else features[:n], images[:n],
+                         args.seconds, args.batch_size)
+        print(f"{clf.name:26s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""MargNet's image network and its stacked ensemble (Chaini et al. 2023, MNRAS 518, 3123).
+
+`MargNetCNN` is the Inception-style CNN MargNet runs on 5-band 32x32 stamps.
+Its defaults are the published architecture (about 24M parameters, almost all
+in the first dense layer, and about 1.6 GFLOP per stamp: a GPU network).
+``width`` scales every convolution's channel count and ``dense`` sets the
+dense layers, so that a network that trains on a CPU is the same class in a
+documented smaller configuration (see the cards of ``margnet-cnn-sgq`` and
+``margnet-sgq``).
+
+`MargNetStack` is the published stacked ensemble: the softmax outputs of a
+frozen `~sourceclf.models.MargNetANN` (photometric features) and of a frozen
+`MargNetCNN` (images), concatenated, go through a dense layer of 10 ReLU units
+to the classes; that head is trained on a split the members were not trained
+on.  One module, ``forward(features, images)``, runs the whole ensemble.
+
+Both take raw stamps in nanomaggies (sky subtracted, as in SDSS frames) and
+normalise them themselves with `AsinhNormalise`, whose per-band statistics are
+buffers saved with the weights.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from .architectures import register_architecture
+from .margnet import MargNetANN
+
+__all__ = ["AsinhNormalise", "InceptionBlock", "MargNetCNN", "MargNetStack"]
+
+
+class AsinhNormalise(nn.Module):
+    """Per-band ``asinh(flux / softening)`` scaling of raw cutouts.
+
+    With the softening set to each band's sky noise (`fit`), sky pixels come
+    out with unit scatter, faint sources linearly, and bright ones
+    logarithmically: a 14th-magnitude star's peak is about 10, not 10,000,
+    times the noise.  Non-finite pixels (masked, off the frame) are read as
+    sky (zero flux).
+
+    Parameters
+    ----------
+    n_channels : int
+        Number of bands.
+    """
+
+    def __init__(self, n_channels=5):
+        super().__init__()
+        self.register_buffer("softening", torch.ones(n_channels))
+
+    @torch.no_grad()
+    def fit(self, images, max_pixels=4_000_000):
+        """Set each band's softening to the robust (MAD) scatter of its pixels.
+
+        Parameters
+        ----------
+        images : array-like, shape (n, n_channels, height, width)
+            Training cutouts in flux units.  Sky dominates the pixels of a stamp,
+            so the median absolute deviation measures the sky noise.
+        max_pixels : int
+            Use an evenly spaced subset of the stamps beyond this many pixels.
+        """
+        images = torch.as_tensor(images, dtype=torch.float32)
+        n, c = images.shape[:2]
+        step = max(1, (n * images[0].numel()) // max_pixels)
+        pix = images[::step].transpose(0, 1).reshape(c, -1)
+        sigma = torch.empty(c)
+        for k in range(c):
+            values = pix[k][torch.isfinite(pix[k])]
+            if values.numel() == 0:
+                sigma[k] = 1.0
+                continue
+            med = values.median()
+            sigma[k] = 1.4826 * (values - med).abs().median()
+        self.softening.copy_(torch.where(sigma > 0, sigma, torch.ones_like(sigma)))
+        return self
+
+    def forward(self, images):
+        images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.asinh(images / self.softening[:, None, None])
+
+
+class InceptionBlock(nn.Module):
+    """An Inception module as in MargNet (ReLU everywhere, "same" padding).
+
+    For kernels ``(1, 3, 5)``: a 1x1 convolution to ``out`` channels straight
+    from the input; 1x1 reductions to ``reduce`` channels followed by 3x3 and
+    5x5 convolutions to ``out``; and one more 1x1 reduction passed through.
+    The outputs are concatenated: ``len(kernels) * out + reduce`` channels.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    reduce : int
+        Channels of the 1x1 reductions.
+    out : int
+        Channels of each convolution branch.
+    kernels : sequence of int
+        Kernel sizes of the branches; 1 is the direct 1x1 branch.
+    """
+
+    def __init__(self, in_channels, reduce, out, kernels=(1, 3, 5)):
+        super().__init__()
+
+        def conv(cin, cout, k):
+            return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
+
+        self.branches = nn.ModuleList(
+            conv(in_channels, out, 1) if k == 1
+            else nn.Sequential(conv(in_channels, reduce, 1), conv(reduce, out, k))
+            for k in kernels)
+        self.passthrough = conv(in_channels, reduce, 1)
+        self.out_channels = len(kernels) * out + reduce
+
+    def forward(self, x):
+        return torch.cat([b(x) for b in self.branches] + [self.passthrough(x)], dim=1)
+
+
+@register_architecture("margnet-cnn")
+class MargNetCNN(nn.Module):
+    """MargNet's Inception-style CNN on 5-band stamps (image-only classifier).
+
+    Published architecture (the defaults): conv 5x5 -> 64; Inception blocks of
+    (reduce, out) = (48, 64), (64, 92), 2x2 average pool, (92, 128),
+    (92, 128), 2x2 average pool, and a last block with 1x1 and 3x3 branches
+    (92, 128); flatten (348 x 8 x 8 = 22,272) -> dense 1024 -> dense 1024 ->
+    classes, ReLU throughout.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes.
+    n_channels : int
+        Bands of the stamps (5: ugriz).
+    image_size : int
+        Stamp side in pixels (32).
+    width : float
+        Multiplier of every convolution's channel count (1.0 as published).
+    dense : sequence of int
+        Widths of the dense layers after flattening ((1024, 1024) as published).
+    dropout : float
+        Dropout before each dense layer (not in the paper: 0).
+    n_features : int, optional
+        Accepted and ignored, so that generic training code may pass it.
+    """
+
+    uses_features = False
+    uses_images = True
+
+    def __init__(self, n_classes=3, n_channels=5, image_size=32, width=1.0,
+                 dense=(1024, 1024), dropout=0.0, n_features=None):
+        super().__init__()
+
+        def ch(n):
+            return max(1, int(round(n * width)))
+
+        self.normalise = AsinhNormalise(n_channels)
+        self.stem = nn.Sequential(nn.Conv2d(n_channels, ch(64), 5, padding=2),
+                                  nn.ReLU(inplace=True))
+        blocks, cin = [], ch(64)
+        for reduce, out, kernels, pool in ((48, 64, (1, 3, 5), False),
+                                           (64, 92, (1, 3, 5), True),
+                                           (92, 128, (1, 3, 5), False),
+                                           (92, 128, (1, 3, 5), True),
+                                           (92, 128, (1, 3), False)):
+            block = InceptionBlock(cin, ch(reduce), ch(out), kernels)
+            blocks.append(block)
+            cin = block.out_channels
+            if pool:
+                blocks.append(nn.AvgPool2d(2))
+        self.features = nn.Sequential(*blocks)
+        side = image_size // 4
+        layers, width_in = [nn.Flatten()], cin * side * side
+        for units in dense:
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            layers += [nn.Linear(width_in, units), nn.ReLU(inplace=True)]
+            width_in = units
+        layers.append(nn.Linear(width_in, n_classes))
+        self.classifier = nn.Sequential(*layers)
+        # He initialisation keeps the signal's scale through the ReLU stack (torch's
+        # default shrinks it layer by layer, and small networks then start stuck).
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer is not layers[-1]:
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
+
+    def fit_image_normalisation(self, images):
+        """Set the input scaling from training cutouts (see `AsinhNormalise.fit`)."""
+        self.normalise.fit(images)
+        return self
+
+    def forward(self, features, images):
+        """Class logits for a batch of stamps (n, 5, H, W); ``features`` is ignored."""
+        return self.classifier(self.features(self.stem(self.normalise(images))))
+
+
+class _StackHead(nn.Module):
+    """The ensemble's head on concatenated member probabilities (a fit_module target)."""
+
+    def __init__(self, n_inputs, n_classes, hidden):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+
+    def forward(self, features, images=None):
+        return self.net(features)
+
+
+@register_architecture("margnet-ensemble")
+class MargNetStack(nn.Module):
+    """MargNet's stacked ensemble: frozen ANN + CNN probabilities -> dense 10 -> classes.
+
+    Parameters
+    ----------
+    n_features : int
+        Photometric features of the ANN (24: MargNet's ``margnet24`` set).
+    n_classes : int
+        Number of classes.
+    ann : dict, optional
+        Keyword arguments of the `~sourceclf.models.MargNetANN` member.
+    cnn : dict, optional
+        Keyword arguments of the `MargNetCNN` member (the published network
+        by default; the shipped ``margnet-sgq`` uses a smaller one).
+    head : int
+        Units of the head's hidden ReLU layer (10 as published).
+    """
+
+    uses_features = True
+    uses_images = True
+
+    def __init__(self, n_features=24, n_classes=3, ann=None, cnn=None, head=10):
+        super().__init__()
+        self.ann = MargNetANN(n_features=n_features, n_classes=n_classes, **(ann or {}))
+        self.cnn = MargNetCNN(n_classes=n_classes, **(cnn or {}))
+        self.head = _StackHead(2 * n_classes, n_classes, head)
+
+    def fit_image_normalisation(self, images):
+        """Set the CNN member's input scaling from training cutouts."""
+        self.cnn.fit_image_normalisation(images)
+        return self
+
+    def member_probabilities(self, features, images):
+        """The members' softmax outputs, concatenated: shape (n, 2 * n_classes)."""
+        return torch.cat([torch.softmax(self.ann(features), dim=1),
+                          torch.softmax(self.cnn(None, images), dim=1)], dim=1)
+
+    def forward(self, features, images):
+        """Class logits of the ensemble for features (n, 24) and stamps (n, 5, H, W)."""
+        return self.head(self.member_probabilities(features, images))
+
+    def fit_stages(self, x_train, y_train, x_val, y_val, *, images_train, images_val,
+                   train_members=("ann", "cnn"), stage_options=None, head_fraction=0.75,
+                   **fit_options):
+        """Train the members on the training split, then the head on the validation split.
+
+        Each member is trained alone with `sourceclf.training.fit_module`
+        (early stopping on the validation split), then frozen.  The head is
+        trained on ``head_fraction`` of the validation rows, with early
+        stopping on the rest, as in MargNet, where the head never sees the
+        rows its members were trained on.
+
+        Parameters
+        ----------
+        x_train, x_val : array-like
+            Feature rows of the training and validation splits.
+        y_train, y_val : array-like of int
+            Their class indices.
+        images_train, images_val : array-like
+            Their cutouts.
+        train_members : sequence of str
+            Members to train (``'ann'``, ``'cnn'``); leave one out to keep an
+            already trained member, e.g. a CNN shipped on its own.
+        stage_options : dict, optional
+            Per-stage overrides of the `fit_module` options, keyed ``'ann'``,
+            ``'cnn'``, ``'head'`` (say, many cheap epochs for the ANN and few
+            for the CNN).
+        head_fraction : float
+            Fraction of the validation rows the head is trained on.
+        **fit_options
+            Options of `sourceclf.training.fit_module` for every stage.
+
+        Returns
+        -------
+        history : dict
+            The head's training history, with the members' under ``'stages'``.
+        """
+        from ..training import fit_module, split_indices
+
+        stage_options = stage_options or {}
+        stages = {}
+
+        def options(stage):
+            opts = {**fit_options, **stage_options.get(stage, {})}
+            if stage != "cnn":
+                opts.pop("augment", None)
+            return opts
+
+        if "ann" in train_members:
+            self.ann.standardize.fit(x_train)
+            stages["ann"] = fit_module(self.ann, x_train, y_train, x_val, y_val,
+                                       **options("ann"))
+        if "cnn" in train_members:
+            if images_train is not None:
+                self.cnn.fit_image_normalisation(images_train)
+            stages["cnn"] = fit_module(self.cnn, None, y_train, None, y_val,
+                                       images_train=images_train, images_val=images_val,
+                                       **options("cnn"))
+        for p in list(self.ann.parameters()) + list(self.cnn.parameters()):
+            p.requires_grad_(False)
+        self.eval()
+        probs = self._probabilities(x_val, images_val)
+        y_val = np.asarray(y_val)
+        seed = options("head").get("random_state", 0)
+        fit_part, stop_part = split_indices(y_val, [1 - head_fraction], random_state=seed)
+        history = fit_module(self.head, probs[fit_part], y_val[fit_part], probs[stop_part],
+                             y_val[stop_part], **options("head"))
+        self.eval()
+        history["stages"] = stages
+        return history
+
+    @torch.no_grad()
+    def _probabilities(self, features, images, batch_size=512):
+        device = next(self.parameters()).device
+        out = []
+        for s in range(0, len(features), batch_size):
+            f = torch.as_tensor(np.asarray(features[s:s + batch_size]),
+                                dtype=torch.float32).to(device)
+            im = torch.as_tensor(np.asarray(images[s:s + batch_size]),
+                                 dtype=torch.float32).to(device)
+            out.append(self.member_probabilities(f, im).cpu())
+        return torch.cat(out).numpy()
+

@@ -1,0 +1,241 @@
+"""Classical models: training, grid search, storage without pickle, the shipped one."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+import sourceclf
+from sourceclf import classify
+from sourceclf.demo import demo_catalog
+from sourceclf.exceptions import InvalidInputError, ModelIntegrityError
+from sourceclf.features import get_feature_set
+from sourceclf.models import SklearnClassifier, load_model, model_card
+from sourceclf.models.classical import (CLASSICAL_MODELS, PARAM_GRIDS, canonical_model_name,
+                                        fit_classical, make_estimator, train_classical)
+
+# Small, fast settings for each model (the defaults are for real catalogs).
+FAST = {"dt": {"max_depth": 6}, "rf": {"n_estimators": 15},
+        "gbdt": {"max_iter": 30, "early_stopping": False},
+        "xgboost": {"n_estimators": 15, "max_depth": 3}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One OpenMP/BLAS thread: on a busy CI machine OpenMP's spinning threads make
+    histogram gradient boosting on tiny data ten times slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return demo_catalog(400, random_state=5)
+
+
+@pytest.fixture(scope="module")
+def trained(catalog):
+    return sourceclf.train(catalog, model="gbdt", search=False, config=FAST["gbdt"],
+                           random_state=1)
+
+
+def three_class_catalog(n=450, seed=2):
+    """Synthetic SGQ catalog: demo rows, a third class made from shifted stars."""
+    t = demo_catalog(n, random_state=seed)
+    labels = np.asarray(t["class"]).astype("U6")
+    stars = np.flatnonzero(labels == "STAR")
+    qso = stars[: len(stars) // 2]
+    labels[qso] = "QSO"
+    t["class"] = labels
+    for col in ("dered_u", "u"):
+        values = np.array(t[col].value)
+        values[qso] -= 1.0  # quasars: UV excess
+        t[col] = values * t[col].unit
+    t["u_g"] = t["u"] - t["g"]
+    return t
+
+
+def _xgboost_or_skip(model):
+    if model == "xgboost":
+        pytest.importorskip("xgboost")
+
+
+@pytest.mark.parametrize("model", sorted(CLASSICAL_MODELS))
+def test_train_dispatch_predict_classify(catalog, model):
+    _xgboost_or_skip(model)
+    clf = sourceclf.train(catalog, model=model, search=False, config=FAST[model])
+    assert isinstance(clf, SklearnClassifier)
+    assert clf.kind == clf.card.kind == "sklearn"
+    assert clf.classes == ("GALAXY", "STAR")
+    assert clf.feature_set == "margnet24"
+    x = get_feature_set("margnet24").compute(catalog).values
+    proba = clf.predict_proba(x)
+    assert proba.shape == (len(catalog), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    # Better than chance on its own training data, and on the held-out part.
+    assert clf.card.metrics["validation"]["accuracy"] > 0.7
+    assert set(clf.calibration.colnames) >= {"label", "prob_galaxy", "prob_star"}
+    out = classify(catalog[:20], model=clf, confidence=0.9)
+    assert list(out["pred_class"]) == list(np.array(clf.classes)[proba[:20].argmax(1)])
+    assert "pred_set" in out.colnames
+
+
+def test_aliases_and_unknown():
+    assert canonical_model_name("Random-Forest") == "rf"
+    assert canonical_model_name("hgb") == "gbdt"
+    assert canonical_model_name("margnet-ann") is None
+    with pytest.raises(InvalidInputError, match="unknown classical model"):
+        make_estimator("svm")
+
+
+def test_grid_search_records_best(catalog):
+    x = get_feature_set("margnet24").compute(catalog).values
+    y = (np.asarray(catalog["class"]) == "STAR").astype(int)
+    grid = {"max_depth": [2, 6], "min_samples_leaf": [1, 20]}
+    est, info = fit_classical("dt", x, y, search=True, param_grid=grid, random_state=0)
+    assert info["search"] and info["cv"] == 3 and info["scoring"] == "accuracy"
+    assert info["param_grid"] == grid
+    assert len(info["cv_results"]) == 4
+    best = max(info["cv_results"], key=lambda r: r["mean"])
+    assert info["best_cv_score"] == best["mean"]
+    assert {k: getattr(est, k) for k in grid} == info["best_params"]
+    assert info["params"]["max_depth"] == info["best_params"]["max_depth"]
+    # Same seed, same search.
+    _, again = fit_classical("dt", x, y, search=True, param_grid=grid, random_state=0)
+    assert again["cv_results"] == info["cv_results"]
+
+
+def test_default_grids_are_small():
+    for model, grid in PARAM_GRIDS.items():
+        assert int(np.prod([len(v) for v in grid.values()])) <= 24, model
+
+
+def test_grid_search_through_train(catalog):
+    clf = sourceclf.train(catalog, model="rf", config={"n_estimators": 10},
+                          param_grid={"max_features": ["sqrt", 0.5]})
+    search = clf.card.training["search"]
+    assert search["search"] and search["best_params"]["max_features"] in ("sqrt", 0.5)
+    assert clf.card.config["n_estimators"] == 10
+
+
+def test_fit_rejects_missing_class():
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    with pytest.raises(InvalidInputError, match="every class"):
+        fit_classical("dt", x, np.full(30, 1), search=False)
+
+
+def test_three_classes_and_ugriz():
+    t = three_class_catalog()
+    clf = train_classical(t, model="dt", feature_set="ugriz", search=False,
+                          params={"max_depth": 5})
+    assert clf.classes == ("GALAXY", "QSO", "STAR")
+    out = classify(t[:30], model=clf, confidence=None)
+    assert {"prob_galaxy", "prob_qso", "prob_star"} <= set(out.colnames)
+
+
+def test_save_load_round_trip_without_pickle(trained, catalog, tmp_path):
+    x = get_feature_set("margnet24").compute(catalog).values
+    path = trained.save(tmp_path / "m")
+    names = sorted(p.name for p in path.iterdir())
+    assert names == ["calibration.ecsv", "card.json", "model.skops"]
+    # A skops file is a zip of a JSON schema and numpy arrays: no pickle stream.
+    with zipfile.ZipFile(path / "model.skops") as zf:
+        assert "schema.json" in zf.namelist()
+        assert not any(n.endswith((".pkl", ".pickle")) for n in zf.namelist())
+    card = json.loads((path / "card.json").read_text())
+    assert card["kind"] == "sklearn" and card["weights_file"] == "model.skops"
+    assert card["extra"]["skops_trusted_types"] == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+    loaded = load_model(path)
+    assert isinstance(loaded, SklearnClassifier)
+    np.testing.assert_array_equal(loaded.predict_proba(x), trained.predict_proba(x))
+    np.testing.assert_array_equal(loaded.predict_proba(x, batch_size=7),
+                                  trained.predict_proba(x))
+    assert len(loaded.calibration) == len(trained.calibration)
+    with pytest.raises(InvalidInputError, match="not empty"):
+        trained.save(path)
+
+
+def test_tampered_weights_are_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "m")
+    data = bytearray((path / "model.skops").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (path / "model.skops").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_model(path)
+
+
+def _edit_card(path, change):
+    card = json.loads((path / "card.json").read_text())
+    change(card)
+    (path / "card.json").write_text(json.dumps(card))
+
+
+def test_card_may_not_trust_foreign_types(trained, tmp_path):
+    path = trained.save(tmp_path / "m")
+    _edit_card(path, lambda c: c["extra"]["skops_trusted_types"].append("builtins.eval"))
+    with pytest.raises(ModelIntegrityError, match="outside scikit-learn"):
+        load_model(path)
+
+
+def test_weights_needing_unlisted_types_are_refused(trained, tmp_path):
+    path = trained.save(tmp_path / "m")
+    _edit_card(path, lambda c: c["extra"].__setitem__("skops_trusted_types", []))
+    with pytest.raises(ModelIntegrityError, match="does not list"):
+        load_model(path)
+    _edit_card(path, lambda c: c["extra"].pop("skops_trusted_types"))
+    with pytest.raises(ModelIntegrityError, match="lacks the list"):
+        load_model(path)
+
+
+def test_xgboost_round_trip(catalog, tmp_path):
+    pytest.importorskip("xgboost")
+    clf = train_classical(catalog, model="xgboost", search=False, params=FAST["xgboost"])
+    path = clf.save(tmp_path / "x")
+    loaded = load_model(path)
+    assert any(t.startswith("xgboost.") for t in loaded.card.extra["skops_trusted_types"])
+    x = get_feature_set("margnet24").compute(catalog).values
+    np.testing.assert_allclose(loaded.predict_proba(x), clf.predict_proba(x), rtol=1e-6)
+
+
+def test_missing_features_rows_left_unclassified(trained, catalog):
+    rows = Table(catalog[:5], copy=True)
+    rows["dered_g"][1] = np.nan
+    out = classify(rows, model=trained, confidence=None)
+    assert np.ma.getmaskarray(out["pred_class"]).tolist() == [False, True, False, False,
+                                                               False]
+
+
+def test_classical_models_take_no_cutouts(catalog):
+    cutouts = np.zeros((len(catalog), 5, 8, 8), dtype=np.float32)
+    with pytest.raises(InvalidInputError, match="no cutouts"):
+        sourceclf.train(catalog, cutouts, model="dt", search=False)
+
+
+# --- the shipped model ---------------------------------------------------------
+
+def test_gbdt_photometry_sg_card():
+    card = model_card("gbdt-photometry-sg")
+    assert card.kind == "sklearn" and card.auto_priority == 8
+    search = card.training["grid_search"]
+    assert search["cv"] == 3 and search["scoring"] == "accuracy"
+    assert set(search["best_params"]) == set(search["param_grid"])
+    assert card.metrics["test"]["accuracy"] >= 0.945
+
+
+def test_gbdt_photometry_sg_heldout_accuracy(shared_data):
+    from sourceclf.train_recipes import read_recipe_table, recipe_split
+
+    table = read_recipe_table("gbdt-photometry-sg", shared_data)
+    test = recipe_split(table)["test"]
+    card = model_card("gbdt-photometry-sg")
+    assert card.training["n_test"] == test.size
+    rows = table[test]
+    out = classify(rows, model="gbdt-photometry-sg", confidence=None)
+    accuracy = np.mean(np.asarray(out["pred_class"]) == np.asarray(rows["class"]))
+    assert accuracy == pytest.approx(card.metrics["test"]["accuracy"], abs=2e-4)
+    assert accuracy >= 0.945

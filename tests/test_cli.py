@@ -1,0 +1,155 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sourceclf.cli import default_output_path, main
+
+
+@pytest.fixture
+def catalog(tmp_path, demo):
+    path = tmp_path / "cat.fits"
+    demo.write(path)
+    return path
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_default_output_path():
+    assert default_output_path("/a/cat.fits").name == "cat_classified.fits"
+    assert default_output_path("cat.fits.gz").name == "cat_classified.fits.gz"
+    assert default_output_path("x.ecsv").name == "x_classified.ecsv"
+
+
+@pytest.mark.parametrize("ext", [".fits", ".ecsv", ".vot", ".parquet"])
+def test_round_trip_formats(tmp_path, demo, capsys, ext):
+    src = tmp_path / f"cat{ext}"
+    demo.write(src)
+    code, out, err = run([src, "--no-progress"], capsys)
+    assert code == 0, err
+    result = Table.read(tmp_path / f"cat_classified{ext}")
+    assert len(result) == len(demo)
+    assert "pred_class" in result.colnames and "prob_star" in result.colnames
+    assert "margnet-photometry-sg" in out and "predicted:" in out
+    assert result.meta.get("CLFMODEL", result.meta.get("clfmodel")) is not None or ext == ".parquet"
+
+
+def test_fits_meta_and_strings_round_trip(catalog, capsys):
+    code, _, err = run([catalog, "-o", catalog.with_name("o.fits")], capsys)
+    assert code == 0, err
+    t = Table.read(catalog.with_name("o.fits"))
+    assert t.meta["CLFMODEL"] == "margnet-photometry-sg"
+    assert set(np.char.strip(np.asarray(t["pred_class"], dtype=str))) <= {"GALAXY", "STAR"}
+
+
+def expect_error(argv, capsys, fragment):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert fragment in lines[0], lines[0]
+
+
+def test_missing_input(tmp_path, capsys):
+    expect_error([tmp_path / "nope.fits"], capsys, "does not exist")
+
+
+def test_truncated_fits(tmp_path, catalog, capsys):
+    bad = tmp_path / "bad.fits"
+    data = catalog.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    expect_error([bad], capsys, "bad.fits")
+    assert not (tmp_path / "bad_classified.fits").exists()
+
+
+def test_garbage_file(tmp_path, capsys):
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"not a fits file at all" * 10)
+    expect_error([bad], capsys, "cannot read")
+
+
+def test_missing_columns(tmp_path, capsys):
+    path = tmp_path / "few.ecsv"
+    Table({"ra": [1.0], "u": [20.0]}).write(path)
+    expect_error([path], capsys, "no shipped model can use")
+    assert not (tmp_path / "few_classified.ecsv").exists()
+
+
+def test_unknown_model(catalog, capsys):
+    expect_error([catalog, "--model", "nope"], capsys, "known models: ")
+
+
+def test_existing_output_needs_overwrite(catalog, capsys):
+    out = catalog.with_name("o.fits")
+    out.write_bytes(b"precious")
+    expect_error([catalog, "-o", out], capsys, "--overwrite")
+    assert out.read_bytes() == b"precious"
+    code, _, err = run([catalog, "-o", out, "--overwrite"], capsys)
+    assert code == 0, err
+    assert len(Table.read(out)) == 60
+
+
+def test_output_equal_to_input(catalog, capsys):
+    expect_error([catalog, "-o", catalog, "--overwrite"], capsys, "equals the input")
+
+
+def test_unknown_output_extension(catalog, capsys):
+    expect_error([catalog, "-o", catalog.with_name("o.xyz")], capsys, "table format")
+
+
+def test_bad_confidence(catalog, capsys):
+    expect_error([catalog, "--confidence", "1.2"], capsys, "between 0 and 1")
+
+
+def test_atomic_write_leaves_nothing_on_failure(catalog, capsys, monkeypatch):
+    from astropy.table import Table as T
+
+    def boom(self, *args, **kwargs):
+        with open(args[0], "wb") as fh:
+            fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(T, "write", boom)
+    with pytest.raises(OSError, match="disk full"):
+        main([str(catalog), "--no-progress"])
+    assert sorted(p.name for p in catalog.parent.iterdir()) == ["cat.fits"]
+
+
+def test_list_models(capsys):
+    code, out, _ = run(["--list-models"], capsys)
+    assert code == 0 and "margnet-photometry-sg" in out and "ugriz-sgq" in out
+
+
+def test_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["--demo", "--no-progress"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "sourceclf_demo.fits").exists()
+    assert len(Table.read(tmp_path / "sourceclf_demo_classified.fits")) == 1000
+    assert "accuracy against the demo catalog's true classes" in out
+
+
+def test_help_imports_no_heavy_modules():
+    # --help stays fast because torch, MAPIE and sklearn are imported lazily;
+    # the time itself is measured in benchmarks/, not here.
+    code = ("import sys; from sourceclf.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'mapie', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_console_script_help():
+    exe = os.path.join(os.path.dirname(sys.executable), "sourceclf-classify")
+    if not os.path.exists(exe):
+        pytest.skip("console script not installed")
+    res = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "--confidence" in res.stdout

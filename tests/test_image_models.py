@@ -1,0 +1,193 @@
+"""The image models: MargNet's CNN and stacked ensemble, MargFormer, augmentation.
+
+Networks run in tiny configurations so the whole file stays fast on a CPU; the
+shipped models are checked on real SDSS frames when ../shared/data is there.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from sourceclf.augment import random_augment
+from sourceclf.models import ARCHITECTURES, build_architecture, load_model, model_names
+from sourceclf.models.margformer import MargFormer, count_flops
+from sourceclf.models.margnet_cnn import AsinhNormalise, MargNetCNN, MargNetStack
+
+TINY = {
+    "margnet-cnn": {"width": 0.0625, "dense": (16,)},
+    "margnet-ensemble": {"ann": {"hidden": (16, 8)}, "cnn": {"width": 0.0625, "dense": (16,)}},
+    "margformer": {"dim": 16, "depth": 1, "heads": 2, "token_layers": 1,
+                   "feature_hidden": (16,)},
+}
+IMAGE_MODELS = ("margformer-sgq", "margnet-sgq", "margnet-cnn-sgq")
+FRAME = "sdss_frame_004510-4-0030"
+
+
+def blobs(n, random_state=0, size=32):
+    """Noisy stamps: class 1 a point source (sigma 1.2 px), class 0 extended (3.5 px)."""
+    rng = np.random.default_rng(random_state)
+    y = rng.integers(0, 2, n)
+    sigma = np.where(y == 1, 1.2, 3.5)
+    flux = 10 ** rng.uniform(0.5, 2, n)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    cx, cy = rng.uniform(-1, 1, (2, n))
+    r2 = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2
+    profile = np.exp(-0.5 * r2 / sigma[:, None, None] ** 2) / (2 * np.pi * sigma[:, None, None] ** 2)
+    colours = np.array([0.3, 0.7, 1.0, 1.2, 1.3])
+    images = flux[:, None, None, None] * colours[None, :, None, None] * profile[:, None]
+    images += rng.normal(scale=0.05, size=images.shape)
+    return images.astype(np.float32), y
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread (and do not fight other processes)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# Building blocks ---------------------------------------------------------------------
+
+def test_augment_shapes_exactness_and_seed():
+    x = torch.randn(16, 5, 32, 32)
+    a = random_augment(x, torch.Generator().manual_seed(1))
+    b = random_augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and a.dtype == x.dtype
+    assert torch.equal(a, b)
+    # Exact transformations (90-degree rotations, flips, whole-pixel shifts) only
+    # move pixels: every output value is an input value of the same stamp.
+    exact = random_augment(x, torch.Generator().manual_seed(2), exact_fraction=1.0)
+    for i in range(len(x)):
+        src = torch.sort(x[i].flatten()).values
+        out = exact[i].flatten()
+        idx = torch.searchsorted(src, out).clamp(max=src.numel() - 1)
+        assert torch.allclose(src[idx], out, atol=1e-5)
+    # Without shifts, exact transformations keep the central pixel's flux.
+    c = random_augment(x, torch.Generator().manual_seed(3), exact_fraction=1.0, max_shift=0)
+    assert torch.allclose(c.sum(dim=(2, 3)), x.sum(dim=(2, 3)), atol=1e-3)
+    with pytest.raises(ValueError):
+        random_augment(torch.zeros(5, 32, 32), torch.Generator())
+
+
+def test_asinh_normalise_fits_sky_noise():
+    rng = np.random.default_rng(0)
+    images = rng.normal(scale=[0.04, 0.02, 0.02, 0.04, 0.2], size=(200, 32, 32, 5))
+    images = np.moveaxis(images, 3, 1).astype(np.float32)
+    norm = AsinhNormalise(5).fit(images)
+    assert np.allclose(norm.softening.numpy(), [0.04, 0.02, 0.02, 0.04, 0.2], rtol=0.05)
+    out = norm(torch.as_tensor(images))
+    assert np.allclose(out.std(dim=(0, 2, 3)).numpy(), 0.79, atol=0.03)  # std of asinh(N(0, 1))
+    bad = torch.full((1, 5, 32, 32), float("nan"))
+    assert torch.equal(norm(bad), torch.zeros_like(bad))
+
+
+def test_published_cnn_shape():
+    cnn = MargNetCNN()
+    n_params = sum(p.numel() for p in cnn.parameters())
+    assert 23e6 < n_params < 27e6  # MODELS.md: ~24M
+    assert cnn.classifier[1].in_features == 22272  # 348 x 8 x 8
+    assert cnn.features[-1].out_channels == 348
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_architectures_forward_backward(name):
+    cls = ARCHITECTURES.get(name) or build_architecture(name, None, True) or ARCHITECTURES[name]
+    torch.manual_seed(0)
+    module = build_architecture(name, {"n_classes": 3, **TINY[name]})
+    feats = torch.randn(6, 24) if getattr(cls, "uses_features", True) else None
+    images = torch.randn(6, 5, 32, 32)
+    logits = module(feats, images)
+    assert logits.shape == (6, 3) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    module.eval()
+    with torch.no_grad():
+        a = module(feats, images)
+        b = torch.cat([module(None if feats is None else feats[i:i + 1], images[i:i + 1])
+                       for i in range(6)])
+    assert torch.allclose(a, b, atol=1e-5)  # no batch coupling in eval mode
+
+
+def test_margformer_cost_and_size():
+    mf = MargFormer()
+    assert sum(p.numel() for p in mf.parameters()) < 250_000
+    assert count_flops(mf) < 15e6
+    # The published size (12 layers, feature MLP 24-1024-512-256-64) is ~1.4M.
+    big = MargFormer(depth=12, heads=8, token_layers=0, feature_hidden=(1024, 512, 256))
+    assert 0.9e6 < sum(p.numel() for p in big.parameters()) < 1.6e6
+
+
+# Training ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def blob_table():
+    from sourceclf.demo import demo_catalog
+
+    images, y = blobs(300, random_state=1)
+    table = demo_catalog(300, random_state=4)
+    table["class"] = np.where(y == 1, "STAR", "GALAXY")
+    # Scramble the photometry so that only the images carry the class.
+    rng = np.random.default_rng(0)
+    for name in table.colnames:
+        if name not in ("class", "objid", "ra", "dec"):
+            table[name] = np.asarray(table[name])[rng.permutation(len(table))]
+    return table, images
+
+
+@pytest.mark.parametrize("name", ["margnet-cnn", "margformer"])
+def test_train_learns_separable_images(blob_table, name, tmp_path):
+    import sourceclf
+
+    table, images = blob_table
+    clf = sourceclf.train(table, images, model=name, config=TINY[name], epochs=6,
+                          batch_size=16, lr=1e-2 if name == "margnet-cnn" else 3e-3,
+                          patience=6, device="cpu", random_state=0)
+    assert clf.card.uses_images
+    assert clf.card.feature_set == (None if name == "margnet-cnn" else "margnet24")
+    assert clf.card.metrics["validation"]["accuracy"] >= 0.9
+    # Save / load round trip gives the same probabilities.
+    clf.save(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    feats = None
+    if clf.feature_set:
+        from sourceclf.features import get_feature_set
+
+        feats = get_feature_set(clf.feature_set).compute(table[:20]).values
+    assert np.allclose(clf.predict_proba(feats, images[:20]),
+                       again.predict_proba(feats, images[:20]), atol=1e-6)
+    out = sourceclf.classify(table[:20], images[:20], model=again, confidence=None)
+    assert set(out["pred_class"]) <= {"GALAXY", "STAR"}
+
+
+def test_stacked_ensemble_trains_in_stages(blob_table):
+    from sourceclf.features import get_feature_set
+
+    table, images = blob_table
+    x = get_feature_set("margnet24").compute(table).values
+    y = (np.asarray(table["class"]) == "STAR").astype(int)
+    torch.manual_seed(0)
+    stack = MargNetStack(n_classes=2, **TINY["margnet-ensemble"])
+    tr, va = np.arange(200), np.arange(200, 300)
+    history = stack.fit_stages(x[tr], y[tr], x[va], y[va], images_train=images[tr],
+                               images_val=images[va], epochs=6, batch_size=16, lr=1e-2,
+                               patience=6, augment=random_augment,
+                               stage_options={"head": {"epochs": 30, "lr": 1e-2}})
+    assert set(history["stages"]) == {"ann", "cnn"}
+    assert not any(p.requires_grad for p in stack.cnn.parameters())
+    with torch.no_grad():
+        pred = stack(torch.as_tensor(x[va]), torch.as_tensor(images[va])).argmax(1).numpy()
+    assert np.mean(pred == y[va]) >= 0.85
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_image_models_on_gpu():
+    images, y = blobs(64)
+    for name in sorted(TINY):
+        module = build_architecture(name, {"n_classes": 3, **TINY[name]}).cuda()
+        feats = torch.randn(64, 24, device="cuda")
+        out = module(feats, torch.as_tensor(images, device="cuda"))
+        assert out.device.type == "cuda" and out.shape == (64, 3)
+        aug = random_augment(torch.as_tensor(images, device="cuda"),
+                             torch.Generator().manual_seed(0))
+        assert aug.device.type == "cuda"

@@ -1,0 +1,85 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from sourceclf.exceptions import InvalidInputError, ModelIntegrityError, UnknownModelError
+from sourceclf.models import (MODEL_DIR, ModelCard, PhotometricMLP, TorchClassifier,
+                              list_models, load_model, model_card, model_names)
+
+
+def tiny_classifier(feature_set="ugriz", n_features=5, classes=("GALAXY", "QSO", "STAR")):
+    torch.manual_seed(0)
+    cfg = {"n_features": n_features, "n_classes": len(classes), "hidden": [8],
+           "act": "relu", "dropout": 0.0}
+    card = ModelCard(name="tiny", architecture="mlp", config=cfg, feature_set=feature_set,
+                     classes=list(classes))
+    return TorchClassifier(PhotometricMLP(**cfg), card)
+
+
+def test_shipped_models_listed_with_cards():
+    names = model_names()
+    assert {"margnet-photometry-sg", "ugriz-sgq"} <= set(names)
+    table = list_models()
+    assert set(table["name"]) == set(names)
+    for name in names:
+        card = model_card(name)
+        assert card.weights_sha256 and card.classes and card.metrics["test"]["n"] > 0
+        assert card.training["recipe"].startswith("python -m sourceclf.")
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'; known models: .*ugriz-sgq"):
+        load_model("nope")
+
+
+def test_save_load_round_trip(tmp_path):
+    clf = tiny_classifier()
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
+    path = clf.save(tmp_path / "m")
+    assert sorted(p.name for p in path.iterdir()) == ["card.json", "weights.safetensors"]
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
+    assert loaded.card.weights_sha256 == clf.card.weights_sha256
+
+
+def test_save_refuses_non_empty_directory(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x").write_text("")
+    with pytest.raises(InvalidInputError, match="exists and is not empty"):
+        tiny_classifier().save(tmp_path / "m")
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    src = MODEL_DIR / "ugriz-sgq"
+    dst = tmp_path / "ugriz-sgq"
+    shutil.copytree(src, dst)
+    weights = dst / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="does not match the card"):
+        load_model(dst)
+
+
+def test_weights_are_not_pickles():
+    for name in model_names():
+        card = model_card(name)
+        head = (MODEL_DIR / name / card.weights_file).read_bytes()[:2]
+        assert head != b"\x80\x04" and head != b"PK"   # neither pickle nor torch zip
+
+
+def test_card_json_round_trip(tmp_path):
+    card = ModelCard(name="x", classes=["A", "B"], metrics={"test": {"accuracy": 1.0}})
+    card.to_json(tmp_path / "card.json")
+    assert ModelCard.from_json(tmp_path / "card.json") == card
+    assert json.loads((tmp_path / "card.json").read_text())["name"] == "x"
+
+
+def test_predict_proba_checks_shapes():
+    clf = tiny_classifier()
+    with pytest.raises(InvalidInputError, match=r"expects features of shape \(n, 5\)"):
+        clf.predict_proba(np.zeros((3, 4), np.float32))
+    assert clf.predict_proba(np.zeros((0, 5), np.float32)).shape == (0, 3)
