@@ -8,8 +8,9 @@ For each shipped image model (and, for reference, the published MargNet CNN
 and the published-size MargFormer), it prints parameters, FLOPs per source
 (counted by `torch.utils.flop_counter`) and sources per second of
 ``TorchClassifier.logits`` on random 5x32x32 stamps and 24 features, with
-``torch.set_num_threads(threads)``.  The load average is printed too: on a
-shared machine the rate is a lower bound.
+``torch.set_num_threads(threads)``, and sources per CPU-second of the
+process.  The load average is printed too: on a shared machine the wall-clock
+rates are lower bounds.
 """
 
 import argparse
@@ -20,14 +21,19 @@ import numpy as np
 
 
 def rate(clf, features, images, seconds, batch_size):
-    """Sources per second of ``clf.logits`` (median of repeated full passes)."""
-    clf.logits(features[:batch_size], images[:batch_size], device="cpu")  # warm up
+    """Sources per second of ``clf.logits``: median and best wall-clock rate of
+    repeated passes, and sources per CPU-second of the process (all threads)."""
+    head = None if features is None else features[:batch_size]
+    clf.logits(head, images[:batch_size], device="cpu")  # warm up
     rates, start = [], time.perf_counter()
+    cpu0, n_done = time.process_time(), 0
     while time.perf_counter() - start < seconds or len(rates) < 3:
         t0 = time.perf_counter()
         clf.logits(features, images, device="cpu", batch_size=batch_size)
         rates.append(len(images) / (time.perf_counter() - t0))
-    return float(np.median(rates)), float(np.max(rates))
+        n_done += len(images)
+    per_cpu = n_done / (time.process_time() - cpu0)
+    return float(np.median(rates)), float(np.max(rates)), per_cpu
 
 
 def main(argv=None):
@@ -42,7 +48,7 @@ def main(argv=None):
 
     import torch
 
-    from sourceclf.models import load_model, model_names
+    from sourceclf.models import load_model, model_card, model_names
     from sourceclf.models.base import TorchClassifier
     from sourceclf.models.card import ModelCard
     from sourceclf.models.margformer import MargFormer, count_flops
@@ -54,9 +60,9 @@ def main(argv=None):
     images = rng.normal(scale=0.05, size=(args.n, 5, 32, 32)).astype(np.float32)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'model':26s} {'params':>10s} {'MFLOP/src':>10s} {'src/s med':>10s} "
-          f"{'src/s max':>10s}")
-    models = [load_model(n) for n in model_names() if load_model(n).uses_images]
+    print(f"{'model':28s} {'params':>10s} {'MFLOP/src':>10s} {'src/s med':>10s} "
+          f"{'src/s max':>10s} {'src/CPU-s':>10s}")
+    models = [load_model(n) for n in model_names() if model_card(n).uses_images]
     reference = [("margformer (published size)",
                   MargFormer(depth=12, heads=8, token_layers=0, feature_hidden=(1024, 512, 256)),
                   "margnet24")]
@@ -72,9 +78,11 @@ def main(argv=None):
         flops = count_flops(module, n_feat)
         params = sum(p.numel() for p in module.parameters())
         n = args.n if "published" not in clf.name else min(args.n, 1024)
-        med, best = rate(clf, None if n_feat is None else features[:n], images[:n],
-                         args.seconds, args.batch_size)
-        print(f"{clf.name:26s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f}")
+        med, best, per_cpu = rate(clf, None if n_feat is None else features[:n], images[:n],
+                                  args.seconds, args.batch_size)
+        print(f"{clf.name:28s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f} "
+              f"{per_cpu:10.0f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

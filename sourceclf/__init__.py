@@ -14,13 +14,14 @@ try:
 except ImportError:  # pragma: no cover - running from a source tree without a build
     __version__ = "0.1.dev0"
 
-__all__ = ["classify", "list_models", "load_model", "train", "compute_features",
-           "calibrate", "evaluate", "SourceclfError", "__version__"]
+__all__ = ["classify", "classify_file", "list_models", "load_model", "train",
+           "compute_features", "calibrate", "evaluate", "SourceclfError", "__version__"]
 
 from .exceptions import SourceclfError  # noqa: E402  (light)
 
 _LAZY = {
     "classify": ("sourceclf.classification", "classify"),
+    "classify_file": ("sourceclf.streaming", "classify_file"),
     "list_models": ("sourceclf.models.registry", "list_models"),
     "load_model": ("sourceclf.models.registry", "load_model"),
     "train": ("sourceclf.training", "train"),

@@ -1,7 +1,7 @@
 """The ``sourceclf-classify`` command.
 
-A thin layer over `sourceclf.classify`: read a table, classify it, write the
-result atomically, print a summary.  Errors in the input are reported as one
+A thin layer over `sourceclf.classify_file`: read a catalog chunk by chunk,
+classify it, write the result atomically, print a summary.  Errors in the input are reported as one
 line on standard error with exit status 2; nothing is left behind.
 """
 
@@ -77,6 +77,9 @@ def build_parser():
     p.add_argument("--mc-samples", type=int, help="Monte Carlo passes (Bayesian models)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, help="rows per forward pass")
+    p.add_argument("--chunk-size", type=int,
+                   help="rows read, classified and written at a time (default 131072); "
+                        "memory use grows with it, not with the catalog")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--list-models", action="store_true", help="list the shipped models and exit")
@@ -94,27 +97,13 @@ def _version():
 
 
 def _read_table(path):
-    from astropy.table import Table
+    from .exceptions import InvalidInputError
+    from .streaming import read_table
 
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"input file '{path}' does not exist")
-    if path.is_dir():
-        raise CLIError(f"input '{path}' is a directory, not a catalog file")
-    fmt = table_format(path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            table = Table.read(path, format=fmt)
-        except Exception as exc:  # astropy raises many types for unreadable files
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise CLIError(f"cannot read '{path}' as a {fmt} table: {first}") from None
-    for w in caught:
-        text = str(w.message)
-        if "truncated" in text.lower():
-            raise CLIError(f"'{path}' is truncated or corrupt: {text.splitlines()[0]}")
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return table
+    try:
+        return read_table(path)
+    except InvalidInputError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _write_atomic(table, path, overwrite):
@@ -131,7 +120,7 @@ def _write_atomic(table, path, overwrite):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{ext}")
     os.close(fd)
     try:
-        kwargs = {"serialize_meta": True} if fmt in ("hdf5", "parquet") else {}
+        kwargs = {"serialize_meta": True} if fmt == "hdf5" else {}
         table.write(tmp, format=fmt, overwrite=True, **kwargs)
         os.replace(tmp, path)
     except BaseException:
@@ -157,29 +146,9 @@ def _parse_images(specs):
 
 def summary(table):
     """Human-readable lines summarising a classified table."""
-    import numpy as np
+    from .streaming import StreamSummary
 
-    lines = [f"model: {table.meta.get('CLFMODEL')} v{table.meta.get('CLFMVER')}",
-             f"rows: {len(table)}"]
-    pred = table["pred_class"]
-    mask = np.ma.getmaskarray(pred)
-    values, counts = np.unique(np.asarray(pred)[~mask], return_counts=True)
-    lines.append("predicted: " + (", ".join(f"{v} {c}" for v, c in zip(values, counts))
-                                  or "none"))
-    lines.append(f"not classified (see pred_flag): {int(mask.sum())}")
-    flagged = int(np.sum((np.asarray(table["pred_flag"]) != "") & ~mask))
-    if flagged:
-        lines.append(f"classified but flagged: {flagged}")
-    for name in table.colnames:
-        if name.startswith("pred_set_size"):
-            size = np.ma.masked_array(table[name]).compressed()
-            if size.size:
-                level = name[len("pred_set_size"):].lstrip("_") or \
-                    str(table.meta.get("CLFCONF", ""))
-                hist = ", ".join(f"{k}: {int(np.sum(size == k))}" for k in range(size.max() + 1))
-                lines.append(f"prediction sets at {level}: sizes {hist}; "
-                             f"empty sets {int(np.sum(size == 0))}")
-    return lines
+    return StreamSummary.from_table(table).lines()
 
 
 def _run(args):
@@ -208,24 +177,21 @@ def _run(args):
     images = _parse_images(args.image)
     if args.cutouts and not Path(args.cutouts).is_file():
         raise CLIError(f"cutouts file '{args.cutouts}' does not exist")
-    table = _read_table(args.input)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise CLIError(f"--chunk-size must be positive, got {args.chunk_size}")
 
-    from .classification import classify
+    from .streaming import classify_file
 
-    result = classify(table, args.cutouts, images=images, model=args.model,
-                      confidence=args.confidence or 0.9, score=args.score, by=args.by,
-                      mc_samples=args.mc_samples, device=args.device,
-                      batch_size=args.batch_size,
-                      progress=False if args.no_progress else None)
-    _write_atomic(result, output, args.overwrite)
-    for line in summary(result):
+    result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
+                           confidence=args.confidence or 0.9, overwrite=args.overwrite,
+                           progress=False if args.no_progress else None,
+                           cutouts=args.cutouts, images=images, score=args.score, by=args.by,
+                           mc_samples=args.mc_samples, device=args.device,
+                           batch_size=args.batch_size)
+    for line in result.lines():
         print(line)
-    if args.demo and "class" in result.colnames:
-        import numpy as np
-
-        ok = ~np.ma.getmaskarray(result["pred_class"])
-        acc = np.mean(np.asarray(result["pred_class"])[ok] == np.asarray(result["class"])[ok])
-        print(f"accuracy against the demo catalog's true classes: {acc:.3f}")
+    if args.demo and result.n_true:
+        print(f"accuracy against the demo catalog's true classes: {result.accuracy:.3f}")
     print(f"wrote {output}")
     return 0
 

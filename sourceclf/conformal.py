@@ -776,10 +776,10 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     extra = getattr(clf.card, "extra", {}) or {}
     default_by = extra.get("conformal_by")
     chosen_by = by if by is not None else default_by
-    if isinstance(chosen_by, str) and chosen_by.lower() in ("none", "marginal", ""):
-        chosen_by = None
+    if chosen_by is None or str(chosen_by).lower() in ("none", "marginal", ""):
+        chosen_by = "none"  # explicit, so that the card's default does not apply
     values = None
-    if chosen_by is not None and str(chosen_by).lower() != "class":
+    if chosen_by != "none" and str(chosen_by).lower() != "class":
         values = group_values(out, chosen_by)
         if values is None:
             if explicit_by:

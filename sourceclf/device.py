@@ -2,7 +2,7 @@
 
 from .exceptions import InvalidInputError
 
-__all__ = ["resolve_device", "default_batch_size"]
+__all__ = ["resolve_device", "default_batch_size", "CPU_ACTIVATION_BYTES"]
 
 
 def resolve_device(device="auto"):
@@ -35,12 +35,37 @@ def resolve_device(device="auto"):
     return dev
 
 
-def default_batch_size(uses_images, device):
-    """A batch size suited to the model kind and device.
+#: Bytes of float32 activations per layer that a CPU batch of a photometric model
+#: aims at: small enough to stay in cache and keep peak memory low, large enough
+#: to amortise the per-batch overhead.
+CPU_ACTIVATION_BYTES = 16 * 2**20
+
+
+def default_batch_size(uses_images, device, width=None):
+    """A batch size suited to the model kind, its width and the device.
 
     Photometric models are cheap per row, so large batches amortise the Python
-    overhead; image models are limited by memory.
+    overhead; on the CPU the batch is sized so that the widest layer's
+    activations take about `CPU_ACTIVATION_BYTES` (4096 rows for MargNet's
+    1024-wide first layer), which keeps them in cache and memory use low.
+    Image models are limited by memory.
+
+    Parameters
+    ----------
+    uses_images : bool
+        Whether the model reads cutouts.
+    device : `torch.device`
+        Where it runs.
+    width : int, optional
+        Widest layer of a photometric model (outputs per row).
+
+    Returns
+    -------
+    batch_size : int
     """
     if uses_images:
         return 1024 if device.type == "cuda" else 256
-    return 65536
+    if device.type != "cpu" or not width:
+        return 65536
+    rows = max(1, int(CPU_ACTIVATION_BYTES // (4 * int(width))))
+    return max(1024, min(65536, 1 << (rows.bit_length() - 1)))

@@ -33,8 +33,9 @@ class EvaluationResult:
         One row per (true class, level): ``n``, ``precision``, ``recall``,
         ``f1`` and the set columns.
     per_bin : `~astropy.table.Table` or None
-        One row per (magnitude bin, level): ``mag_lo``, ``mag_hi``, ``n``,
-        ``accuracy`` and the set columns; None without a magnitude column.
+        One row per (magnitude bin, level): ``mag_lo``, ``mag_hi``,
+        ``mag_median`` (of the bin's rows), ``n``, ``accuracy`` and the set
+        columns; None without a magnitude column.
     confusion : `~astropy.table.Table`
         Counts; rows are true classes (column ``true_class``), columns
         predicted classes.
@@ -334,6 +335,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
                     for level, cov, size in set_data:
                         bin_rows.append({
                             "mag_lo": float(edges[b]), "mag_hi": float(edges[b + 1]),
+                            "mag_median": float(np.median(mags[m])) if m.any() else np.nan,
                             "n": int(m.sum()),
                             "accuracy": float(np.mean(correct[m])) if m.any() else np.nan,
                             **_set_stats(cov[m], size[m], level)})

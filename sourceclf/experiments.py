@@ -550,8 +550,9 @@ def run_experiment(table, *, experiment=1, task="sgq", models=("dt", "rf", "gbdt
         "n_test": int(len(parts["test"])), "rows_dropped_missing_features": dropped,
         "split_seed": split_seed, "seeds": seeds, "experiment_note": notes[experiment],
         "compare_published": bool(compare_published),
-        "classical_note": ("3-fold stratified grid search on accuracy "
-                           f"({'first seed only, best parameters re-used' if search_once else 'every seed'})"
+        "classical_note": (("3-fold stratified grid search on accuracy ("
+                            + ("first seed only, best parameters re-used" if search_once
+                               else "every seed") + ")")
                            if search else "default parameters, no grid search"),
         "torch_note": (f"AdamW lr {lr}, batch {batch_size}, at most {epochs} epochs, early "
                        f"stopping on validation loss (patience {patience}), device {device}"),

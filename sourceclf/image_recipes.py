@@ -34,6 +34,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ import numpy as np
 from .bands import BANDS
 
 __all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "simulated_sgq_catalog",
-           "add_realism", "simulated_training_set", "frame_star_check", "main"]
+           "add_realism", "simulated_training_set", "luptitude", "estimate_devrad",
+           "real_frame_catalog", "frame_star_check", "main"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
 SIMULATION = {"n": 30000, "seed": 20240, "size": 32, "neighbour_fraction": 0.3,
@@ -278,17 +280,14 @@ def estimate_devrad(stamps, psffwhm, *, pixel_scale=0.396, psf_scale=0.9, floor=
                 continue
             s2 = mom.moments_sigma ** 2 - sigma_psf[i, k] ** 2 - floor ** 2
             out[i, k] = np.sqrt(max(s2, 0.0)) * pixel_scale
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            row_median = np.nanmedian(out, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without any measurement
+        row_median = np.nanmedian(out, axis=1)
     row_median = np.where(np.isfinite(row_median), row_median, 0.0)
     return np.where(np.isfinite(out), out, row_median[:, None])
 
 
-def real_frame_catalog(data_dir=None):
+def real_frame_catalog(data_dir=None, frames=None):
     """The calibObj stars of SDSS field 4510-4-0030 as a catalog with MargNet's columns.
 
     ``ra``, ``dec``; ``dered_<b>`` from the model fluxes as SDSS asinh
@@ -297,24 +296,34 @@ def real_frame_catalog(data_dir=None):
     `estimate_devrad` (calibObj has none); colours ``u_g`` ...; and ``class``
     STAR (they are photometric stars, OBJC_TYPE 6).
 
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Directory holding ``sdss_frame_004510-4-0030/``.
+    frames : dict, optional
+        The frames already read, ``{band: (data, wcs)}``.
+
     Returns
     -------
     catalog : `~astropy.table.Table` or None
         None when the frame data are absent.
-    images : dict
-        ``{band: frame path}``.
+    frames : dict
+        ``{band: (data, wcs)}``, the frames read once (pass them to
+        ``classify(catalog, images=frames)``).
     """
     from astropy import units as u
     from astropy.table import Table
 
-    from .cutouts import make_cutouts
+    from .cutouts import make_cutouts, read_frame
     from .train_recipes import default_data_dir
 
     frame_dir = Path(data_dir or default_data_dir()) / _FRAME
     path = frame_dir / "calibobj_stars_004510-4-0030.fits"
-    images = {b: frame_dir / f"frame-{b}-004510-4-0030.fits.bz2" for b in BANDS}
     if not path.is_file():
-        return None, images
+        return None, None
+    if frames is None:
+        frames = {b: read_frame(frame_dir / f"frame-{b}-004510-4-0030.fits.bz2")
+                  for b in BANDS}
     stars = Table.read(path)
     cat = Table()
     cat["objid"] = np.asarray(stars["ID"])
@@ -323,7 +332,7 @@ def real_frame_catalog(data_dir=None):
     flux = np.asarray(stars["MODELFLUX"], float)
     ext = np.asarray(stars["EXTINCTION"], float)
     fwhm = np.asarray(stars["PSF_FWHM"], float)
-    stamps = make_cutouts(table=cat, images={b: str(p) for b, p in images.items()}).data
+    stamps = make_cutouts(table=cat, images=frames).data
     devrad = estimate_devrad(stamps, fwhm)
     observed = {}
     for k, b in enumerate(BANDS):
@@ -337,7 +346,7 @@ def real_frame_catalog(data_dir=None):
     cat["class"] = np.full(len(cat), "STAR")
     cat.meta["ORIGIN"] = ("sourceclf.image_recipes.real_frame_catalog: calibObj stars of "
                           "SDSS 4510-4-0030; deVRad estimated from the frames")
-    return cat, images
+    return cat, frames
 
 
 def frame_star_check(clf, data_dir=None):
@@ -354,11 +363,10 @@ def frame_star_check(clf, data_dir=None):
     """
     from .classification import classify
 
-    cat, images = real_frame_catalog(data_dir)
+    cat, frames = real_frame_catalog(data_dir)
     if cat is None:
         return None
-    out = classify(cat, images={b: str(p) for b, p in images.items()}, model=clf,
-                   confidence=None)
+    out = classify(cat, images=frames, model=clf, confidence=None)
     pred = np.asarray(out["pred_class"].filled("")).astype(str)
     counts = {c: int(np.sum(pred == c)) for c in clf.classes}
     return {"data": f"{_FRAME}: the 161 calibObj photometric stars (OBJC_TYPE 6) on the "

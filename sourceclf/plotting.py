@@ -88,7 +88,8 @@ def plot_coverage_vs_magnitude(results, *, level=None, path=None, title=None):
     -------
     fig : `matplotlib.figure.Figure`
         Two panels: coverage (with binomial error bars and the target
-        level), and mean prediction-set size, against magnitude.
+        level), and mean prediction-set size, against the median magnitude
+        of each bin's sources.
     """
     if not isinstance(results, dict):
         results = {None: results}
@@ -105,7 +106,7 @@ def plot_coverage_vs_magnitude(results, *, level=None, path=None, title=None):
             raise InvalidInputError(f"result {label!r} has no magnitude bins")
         for j, lv in enumerate(levels):
             rows = res.per_bin[np.isclose(res.per_bin["level"], lv) & (res.per_bin["n"] > 0)]
-            mid = 0.5 * (np.asarray(rows["mag_lo"]) + np.asarray(rows["mag_hi"]))
+            mid = np.asarray(rows["mag_median"])  # where the bin's sources are
             name = " ".join(x for x in (label, f"{lv:g}" if len(levels) > 1 else None) if x)
             offset = (k - (len(results) - 1) / 2) * 0.03
             line = ax_cov.errorbar(mid + offset, rows["coverage"], yerr=rows["coverage_err"],

@@ -57,6 +57,8 @@ STREAMED_INPUT_FORMATS = ("fits", "parquet")
 STREAMED_OUTPUT_FORMATS = ("fits", "parquet", "ascii.ecsv", "ascii.csv")
 
 _FITS_BLOCK = 2880
+# Rows of the first chunk encoded by astropy to make the header and check the fast encoder.
+_FITS_SAMPLE_ROWS = 1024
 
 
 # ----------------------------------------------------------------------------
@@ -206,6 +208,25 @@ class _FitsSource:
         from astropy.io import fits
 
         self.path = path
+        self.hdul = None
+        try:
+            self._open(path)
+        except BaseException:
+            self.close()
+            raise
+        self.header = self.hdu.header
+        self.n_rows = 0 if self.data is None else len(self.data)
+        self.streamable = (type(self.hdu) is fits.BinTableHDU and self.data is not None
+                           and self.header.get("PCOUNT", 0) == 0
+                           and not any(c.format.p_format for c in self.hdu.columns)
+                           and hasattr(self.data, "_character_as_bytes"))
+        self._mmap = getattr(getattr(self.hdul, "_file", None), "_mmap", None)
+        self._row_bytes = self.header.get("NAXIS1", 0)
+        self._offset = getattr(self.hdu, "_data_offset", None)
+
+    def _open(self, path):
+        from astropy.io import fits
+
         with _CaughtWarnings(path):
             try:
                 self.hdul = fits.open(path, memmap=True, character_as_bytes=True)
@@ -225,15 +246,6 @@ class _FitsSource:
                 raise
             except Exception as exc:
                 raise _unreadable(path, "fits", exc) from None
-        self.header = self.hdu.header
-        self.n_rows = 0 if self.data is None else len(self.data)
-        self.streamable = (type(self.hdu) is fits.BinTableHDU and self.data is not None
-                           and self.header.get("PCOUNT", 0) == 0
-                           and not any(c.format.p_format for c in self.hdu.columns)
-                           and hasattr(self.data, "_character_as_bytes"))
-        self._mmap = getattr(getattr(self.hdul, "_file", None), "_mmap", None)
-        self._row_bytes = self.header.get("NAXIS1", 0)
-        self._offset = getattr(self.hdu, "_data_offset", None)
 
     def chunks(self, chunk_size):
         from astropy.io.fits.connect import read_table_fits
@@ -267,6 +279,34 @@ class _FitsSource:
                 self._mmap.madvise(mmap.MADV_DONTNEED, begin, end - begin)
             except (OSError, ValueError):  # pragma: no cover - platform specific
                 self._mmap = None
+
+    def masked_columns(self, chunk_size):
+        """Columns ``Table.read`` would mask: TNULL, NaN anywhere, empty strings anywhere."""
+        out = {c.name for c in self.hdu.columns if c.null is not None}
+        candidates = []
+        for col in self.hdu.columns:
+            dt = self.data.dtype[col.name]
+            base = dt.subdtype[0] if dt.subdtype else dt
+            if col.name not in out and base.kind in "fcS":
+                candidates.append((col.name, base.kind))
+        for start in range(0, self.n_rows, chunk_size):
+            if not candidates:
+                break
+            stop = min(start + chunk_size, self.n_rows)
+            rows = self.data[start:stop]
+            rows._character_as_bytes = self.data._character_as_bytes
+            for name, kind in list(candidates):
+                values = rows[name]
+                if kind == "S":
+                    hit = np.any(np.strings.rstrip(values) == b"")
+                else:
+                    hit = np.any(np.isnan(values))
+                if hit:
+                    out.add(name)
+                    candidates.remove((name, kind))
+            del rows, values
+            self._release(start, stop)
+        return out
 
     def string_widths(self):
         """Character widths of the string columns, as Table.read gives them."""
@@ -489,7 +529,14 @@ def flag_width(clf):
 
 
 class _FitsSink:
-    """Write a FITS file: primary HDU, table header for the final row count, rows."""
+    """Write a FITS file: primary HDU, table header for the final row count, rows.
+
+    The header and the encoding of the rows are astropy's (``Table.write``) for
+    the first chunk.  Later chunks are encoded by a direct numpy conversion to
+    the same big-endian records, which is checked byte for byte against
+    astropy's encoding on the first chunk and on a fully masked sample of it;
+    if they differ anywhere, every chunk is encoded by astropy instead.
+    """
 
     def __init__(self, path, n_rows, widths):
         self.path = path
@@ -498,9 +545,11 @@ class _FitsSink:
         self.fh = None
         self.header = None
         self.written = 0
+        self.fast = False
 
-    def _encode(self, table):
-        """Bytes of a primary HDU + table HDU as astropy writes this table."""
+    @staticmethod
+    def _encode(table):
+        """Primary HDU bytes, table header and row bytes, as astropy writes ``table``."""
         from astropy.io import fits
 
         buf = io.BytesIO()
@@ -513,7 +562,67 @@ class _FitsSink:
         if header.get("PCOUNT", 0):
             raise InvalidInputError("variable-length array columns cannot be streamed")
         n_bytes = header["NAXIS1"] * header["NAXIS2"]
-        return raw[:p_end], header, raw[h_end:h_end + n_bytes]
+        return raw[:p_end], header, raw[h_end:h_end + n_bytes], raw
+
+    def _setup_fast(self, table, data, raw):
+        """Prepare the numpy encoding; keep it only if it reproduces astropy's bytes."""
+        from astropy.io import fits
+        from astropy.table import Column, MaskedColumn
+
+        try:
+            with fits.open(io.BytesIO(raw)) as hdul:
+                cols = hdul[1].columns
+        except Exception:  # pragma: no cover - exotic headers
+            return
+        if any(c.bzero not in (None, 0) or c.bscale not in (None, 1) or c.format.p_format
+               for c in cols):
+            return
+        if any(type(table[n]) not in (Column, MaskedColumn) for n in table.colnames):
+            return
+        if [c.name for c in cols] != table.colnames:
+            return
+        self.raw_dtype = np.dtype([(c.name, np.dtype(cols.dtype[c.name]).newbyteorder(">")
+                                    if cols.dtype[c.name].kind in "iufc"
+                                    else cols.dtype[c.name]) for c in cols])
+        self.nulls = {c.name: c.null for c in cols}
+        self.logical = {c.name for c in cols if c.format.format == "L"}
+        self.dtypes = {n: table[n].dtype for n in table.colnames}
+        try:
+            ok = self._encode_fast(table) == data
+            probe = table[: min(len(table), 8)].copy()
+            for name in probe.colnames:
+                if isinstance(probe[name], MaskedColumn):
+                    probe[name].mask = True
+            ok = ok and self._encode_fast(probe) == self._encode(probe)[2]
+        except Exception:
+            ok = False
+        self.fast = bool(ok)
+
+    def _encode_fast(self, table):
+        out = np.zeros(len(table), dtype=self.raw_dtype)
+        for name in table.colnames:
+            col = table[name]
+            values = np.ma.getdata(col)
+            mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+            if name in self.logical:
+                fill = bool(col.fill_value) if mask is not None else True
+                field = np.where(values, ord("T"), ord("F")).astype(np.int8)
+                if mask is not None and mask.any():
+                    field[mask] = ord("T") if fill else ord("F")
+                out[name] = field
+                continue
+            out[name] = values
+            if mask is not None and mask.any():
+                kind = values.dtype.kind
+                if kind in "fc":
+                    out[name][mask] = np.nan
+                elif kind in "SU":
+                    out[name][mask] = b""
+                elif kind in "iu":
+                    out[name][mask] = self.nulls[name]
+                else:
+                    raise _NotStreamable(f"masked column '{name}' of kind {kind}")
+        return out.tobytes()
 
     def _fix_widths(self, table):
         for name, col in list(_string_columns(table)):
@@ -537,22 +646,42 @@ class _FitsSink:
 
     def write(self, table):
         table = self._fix_widths(table.copy(copy_data=False))
-        primary, header, data = self._encode(table)
         if self.header is None:
+            # Header and encoding from a sample of the first chunk: the header does
+            # not depend on the number of rows (NAXIS2 aside).
+            sample = table[:_FITS_SAMPLE_ROWS]
+            primary, header, data, raw = self._encode(sample)
             header["NAXIS2"] = self.n_rows
             self.header = header
+            self._setup_fast(sample, data, raw)
+            del raw
+            if len(table) > len(sample):
+                data = (self._encode_fast(table) if self.fast else self._checked(table))
             self.fh = open(self.path, "wb")
             self.fh.write(primary)
             self.fh.write(header.tostring().encode("ascii"))
+        elif self.fast and table.colnames == list(self.dtypes) and all(
+                table[n].dtype.newbyteorder("=") == self.dtypes[n].newbyteorder("=")
+                for n in table.colnames):
+            data = self._encode_fast(table)
         else:
-            header["NAXIS2"] = self.n_rows
-            if header.tostring() != self.header.tostring():
-                raise RuntimeError(f"chunk at row {self.written} changed the FITS table "
-                                   "layout; please report this as a sourceclf bug")
+            data = self._checked(table)
         self.fh.write(data)
         self.written += len(table)
         if self.written > self.n_rows:
             raise RuntimeError("more rows than the input declared")
+
+    def _checked(self, table):
+        """Astropy's encoding of the rows, after checking the header is the same."""
+        _, header, data, _ = self._encode(table)
+        header["NAXIS2"] = self.n_rows
+        if header.tostring() != self.header.tostring():
+            diff = [f"{a.image.strip()!r} != {b.image.strip()!r}"
+                    for a, b in zip(self.header.cards, header.cards) if a.image != b.image]
+            raise RuntimeError(f"the chunk at row {self.written} does not fit the FITS "
+                               f"header written from the first chunk: "
+                               f"{(diff or ['card count'])[0]}")
+        return data
 
     def close(self):
         if self.fh is None:
@@ -821,11 +950,15 @@ class StreamSummary:
         self.n_rows += len(table)
         pred = table["pred_class"]
         mask = np.ma.getmaskarray(pred)
-        values, counts = np.unique(np.asarray(np.ma.getdata(pred))[~mask], return_counts=True)
+        predicted = decode_strings(np.ma.getdata(pred)) if len(pred) else np.array([], str)
+        values, counts = np.unique(predicted[~mask], return_counts=True)
         for v, c in zip(values, counts):
             self.counts[str(v)] = self.counts.get(str(v), 0) + int(c)
         self.n_masked += int(mask.sum())
-        self.n_flagged += int(np.sum((np.asarray(table["pred_flag"]) != "") & ~mask))
+        flags = np.ma.getdata(table["pred_flag"])
+        empty = b"" if flags.dtype.kind == "S" else ""
+        self.n_flagged += int(np.sum((flags != empty) & ~np.ma.getmaskarray(table["pred_flag"])
+                                     & ~mask))
         for name in table.colnames:
             if name.startswith("pred_set_size"):
                 size = np.ma.masked_array(table[name]).compressed()
@@ -836,7 +969,7 @@ class StreamSummary:
             truth = decode_strings(np.ma.getdata(table["class"]))
             ok = ~mask
             self.n_true += int(ok.sum())
-            self.n_correct += int(np.sum(np.asarray(np.ma.getdata(pred))[ok] == truth[ok]))
+            self.n_correct += int(np.sum(predicted[ok] == truth[ok]))
 
     @property
     def accuracy(self):
@@ -962,11 +1095,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
       classes allow, and ``pred_flag`` as wide as the model's longest possible
       flag, capped at `PRED_FLAG_MAX_WIDTH` characters (longer flags end with
       ``'...'``).  Their values are otherwise those of the in-memory result.
-    * A FITS input float or string column without any NaN or empty value in a
-      chunk is a plain column in that chunk: in a Parquet output it is then
-      stored as a masked column whose mask is all False (`Table.read` gives a
-      `~astropy.table.MaskedColumn`), where the in-memory result may give a
-      plain `~astropy.table.Column`.  Values and masks are the same.
+    * When a FITS input goes to a Parquet output, the input is scanned once
+      beforehand for NaN and empty strings, so that the columns astropy would
+      mask are stored as masked columns in every chunk.
     * Monte Carlo passes (``mc_samples``) and randomised conformity scores draw
       their random numbers per chunk: results are reproducible for a given
       ``chunk_size`` but differ from the in-memory ones.
@@ -979,10 +1110,10 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     >>> from sourceclf.demo import demo_catalog
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> demo_catalog(1000).write(d / "cat.fits")
-    >>> s = classify_file(d / "cat.fits", d / "out.fits", chunk_size=300, progress=False)
+    >>> demo_catalog(200).write(d / "cat.fits")
+    >>> s = classify_file(d / "cat.fits", d / "out.fits", chunk_size=64, progress=False)
     >>> s.n_rows
-    1000
+    200
     """
     from .classification import _levels, choose_model, classify
     from .models.registry import load_model
@@ -1038,7 +1169,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
                     if isinstance(model, str) and model == "auto":
                         model = choose_model(chunk, with_images=with_images)
                     clf = load_model(model)
-                    sink = _make_sink(tmp, out_fmt, source, clf, levels)
+                    sink = _make_sink(tmp, out_fmt, source, clf, levels, chunk_size)
                 sub_cutouts = None if cutouts is None else cutouts[start:start + len(chunk)]
                 result = classify(chunk, sub_cutouts, model=clf, confidence=confidence,
                                   progress=False, **classify_kwargs)
@@ -1070,18 +1201,15 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
             os.unlink(tmp)
 
 
-def _make_sink(tmp, fmt, source, clf, levels):
+def _make_sink(tmp, fmt, source, clf, levels, chunk_size):
     if fmt == "fits":
         return _FitsSink(tmp, source.n_rows, _fixed_widths(source, clf, levels))
     if fmt == "parquet":
-        maybe = []
+        maybe = ()
         if isinstance(source, _FitsSource):
-            # astropy masks NaN floats and empty strings of FITS tables: any chunk may.
-            for col in source.hdu.columns:
-                dt = source.data.dtype[col.name]
-                base = dt.subdtype[0] if dt.subdtype else dt
-                if base.kind in "fcS" or col.null is not None:
-                    maybe.append(col.name)
+            # astropy masks the NaN floats and empty strings of FITS tables, so a
+            # column is masked in some chunks only: find those masked anywhere.
+            maybe = source.masked_columns(chunk_size)
         return _ParquetSink(tmp, maybe)
     return _TextSink(tmp, fmt)
 
@@ -1114,7 +1242,7 @@ def _fallback(source, output, tmp, summary, clf, confidence, cutouts, kwargs, pr
 def _write_whole(table, output, fmt):
     tmp = _temp_path(output)
     try:
-        kwargs = {"serialize_meta": True} if fmt in ("hdf5", "parquet") else {}
+        kwargs = {"serialize_meta": True} if fmt == "hdf5" else {}
         table.write(tmp, format=fmt, overwrite=True, **kwargs)
         os.replace(tmp, output)
     except BaseException:

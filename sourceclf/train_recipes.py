@@ -138,26 +138,45 @@ def _train_photometric(name, table, *, architecture, feature_set, config, descri
 
 
 def margnet_photometry_sg(table, *, baseline=True):
-    """MargNet's ANN on the 24 features, faint compact SDSS galaxies and stars."""
-    description = ("MargNet's ANN (Chaini et al. 2023; 24 -> 1024 -> 256 -> 128 -> 64 -> 32 "
-                   "-> 2, sigmoid, dropout 0.25) with input standardisation, trained on "
-                   "faint (r > 20) compact SDSS DR16 spectroscopic galaxies and stars.")
-    common = dict(architecture="margnet-ann", feature_set="margnet24", priority=20,
-                  description=description,
-                  test_data="held-out 20% of sdss_dr16_faint_compact_sg.fits",
-                  notes="Classes GALAXY and STAR only: quasars are called STAR (point "
-                        "sources). Trained on faint (r 20-23) compact sources.")
-    clf = _train_photometric("margnet-photometry-sg", table,
-                             config={"standardize": True, "dropout": 0.25}, **common)
+    """A lean network on MargNet's 24 features; faint compact SDSS galaxies and stars.
+
+    MargNet's published ANN (24 -> 1024 -> 256 -> 128 -> 64 -> 32, sigmoid, raw
+    inputs) is trained on the same split for comparison and its test metrics
+    are stored in the card as ``published_recipe_test``.
+    """
+    from .features import get_feature_set
+
+    names = get_feature_set("margnet24").names
+    radii = [i for i, n in enumerate(names) if n.startswith("deVRad_")]
+    description = (
+        "An MLP (24 -> 256 -> 128 -> 64 -> 2, GELU, dropout 0.1) on MargNet's 24 "
+        "photometric features (Chaini et al. 2023), with log10 de Vaucouleurs radii and "
+        "input standardisation built in, trained on faint (r > 20) compact SDSS DR16 "
+        "spectroscopic galaxies and stars.  It replaces MargNet's ANN "
+        "(24 -> 1024 -> 256 -> 128 -> 64 -> 32, sigmoid, raw inputs): about 7 times "
+        "fewer operations per source and better held-out accuracy on the same split "
+        "(see published_recipe_test in the metrics).")
+    notes = ("Classes GALAXY and STAR only: quasars are called STAR (point sources). "
+             "Trained on faint (r 20-23) compact sources; use it on brighter or "
+             "extended sources only after checking with your own labels "
+             "(sourceclf.calibrate).")
+    common = dict(feature_set="margnet24", priority=20, description=description, notes=notes,
+                  test_data="held-out 20% of sdss_dr16_faint_compact_sg.fits")
+    clf = _train_photometric(
+        "margnet-photometry-sg", table, architecture="mlp",
+        config={"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
+                "standardize": True, "log_columns": radii},
+        batch_size=512, weight_decay=1e-4, patience=25, epochs=300, **common)
     if baseline:
-        # The published recipe: raw features, batch 2048; measured for the card.
-        base = _train_photometric("margnet-photometry-sg", table,
+        # MargNet's ANN as published: raw features, sigmoid, batch 2048.
+        base = _train_photometric("margnet-photometry-sg", table, architecture="margnet-ann",
                                   config={"standardize": False, "dropout": 0.25},
-                                  batch_size=2048, patience=50, epochs=400, **common)
+                                  batch_size=2048, patience=50, epochs=300, **common)
         clf.card.metrics["published_recipe_test"] = base.card.metrics["test"]
         clf.card.metrics["published_recipe_note"] = (
-            "same split, MargNet's ANN as published (unstandardised inputs, batch 2048) "
-            "but with early-stopping patience 50 and at most 400 epochs instead of patience 100")
+            "same split and data: MargNet's ANN as published (24 -> 1024 -> 256 -> 128 -> "
+            "64 -> 32, sigmoid, dropout 0.25, unstandardised inputs, Adam, batch 2048), with "
+            "early-stopping patience 50 and at most 300 epochs (the paper: patience 100)")
     return clf
 
 
@@ -177,30 +196,34 @@ def ugriz_sgq(table):
 
 
 def bayesian_margnet_photometry_sg(table, *, mc_samples=50):
-    """MargNet's ANN with a variational output layer; faint compact galaxies and stars.
+    """The network of ``margnet-photometry-sg`` with a variational output layer.
 
-    Trained like ``margnet-photometry-sg`` (same split, features, optimiser and
-    early stopping) with the loss of `sourceclf.models.bayesian.elbo_loss`:
-    cross-entropy plus the KL divergence of the variational layer weighted by
-    1 / n_train.
+    Trained like ``margnet-photometry-sg`` (same split, features, architecture
+    body, optimiser and early stopping) with the loss of
+    `sourceclf.models.bayesian.elbo_loss`: cross-entropy plus the KL divergence
+    of the variational layer weighted by 1 / n_train.
     """
     from .features import get_feature_set
     from .models.bayesian import BayesianClassifier, elbo_loss
     from .training import classification_metrics, labels_from_table
 
     name = "bayesian-margnet-photometry-sg"
+    names = get_feature_set("margnet24").names
+    radii = [i for i, n in enumerate(names) if n.startswith("deVRad_")]
     clf = _train_photometric(
-        name, table, architecture="bayesian-margnet-ann", feature_set="margnet24",
-        priority=5, config={"standardize": True, "dropout": 0.25, "prior_scale": 1.0,
-                            "rho_init": -5.0},
+        name, table, architecture="bayesian-mlp", feature_set="margnet24", priority=5,
+        config={"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1, "standardize": True,
+                "log_columns": radii, "prior_scale": 1.0, "rho_init": -5.0},
+        batch_size=512, weight_decay=1e-4, patience=25, epochs=300,
         loss_fn=elbo_loss(), classifier_cls=BayesianClassifier,
-        description=("MargNet's ANN (24 -> 1024 -> 256 -> 128 -> 64 -> 32 -> 2, sigmoid, "
-                     "dropout 0.25, input standardisation) whose output layer is a "
-                     "mean-field variational layer (Gaussian posterior, sigma = softplus(rho), "
-                     "trainable Gaussian prior), trained on faint (r > 20) compact SDSS DR16 "
-                     "spectroscopic galaxies and stars by minimising cross-entropy + "
-                     "KL / n_train.  classify(..., mc_samples=N) averages N weight draws and "
-                     "adds prob_<class>_std, pred_entropy and pred_mutual_info."),
+        description=("The MLP of margnet-photometry-sg (24 -> 256 -> 128 -> 64 -> 2, GELU, "
+                     "dropout 0.1, log10 de Vaucouleurs radii, input standardisation) whose "
+                     "output layer is a mean-field variational layer (Gaussian posterior per "
+                     "weight, sigma = softplus(rho), trainable Gaussian prior), trained on "
+                     "faint (r > 20) compact SDSS DR16 spectroscopic galaxies and stars by "
+                     "minimising cross-entropy + KL / n_train.  classify(..., mc_samples=N) "
+                     "averages N weight draws and adds prob_<class>_std, pred_entropy and "
+                     "pred_mutual_info."),
         notes="Classes GALAXY and STAR only: quasars are called STAR (point sources). "
               "Trained on faint (r 20-23) compact sources.  Without mc_samples the posterior "
               "mean weights are used; the stored calibration probabilities are posterior-mean "
@@ -317,10 +340,13 @@ def main(argv=None):
                         help="directory of the SDSS tables (default ../shared/data)")
     parser.add_argument("--output", type=Path, default=None,
                         help="model directory to write (default: the package registry)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     table = read_recipe_table(args.recipe, args.data_dir)
     if args.recipe == "feature-model":
         from .demo import FEATURE_MODEL_PATH

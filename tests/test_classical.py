@@ -206,8 +206,8 @@ def test_missing_features_rows_left_unclassified(trained, catalog):
     rows = Table(catalog[:5], copy=True)
     rows["dered_g"][1] = np.nan
     out = classify(rows, model=trained, confidence=None)
-    assert np.ma.getmaskarray(out["pred_class"]).tolist() == [False, True, False, False,
-                                                               False]
+    masked = np.ma.getmaskarray(out["pred_class"]).tolist()
+    assert masked == [False, True, False, False, False]
 
 
 def test_classical_models_take_no_cutouts(catalog):

@@ -32,7 +32,7 @@ def test_column_contract_and_preservation(demo):
     assert out.meta["SURVEY"] == "demo"
     assert out.meta["CLFMODEL"] == "margnet-photometry-sg"
     assert "pred_class" not in demo.colnames
-    p = np.column_stack([out["prob_galaxy"], out["prob_star"]])
+    p = np.column_stack([np.asarray(out["prob_galaxy"]), np.asarray(out["prob_star"])])
     np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
     expected = np.where(out["prob_galaxy"] > out["prob_star"], "GALAXY", "STAR")
     assert (np.asarray(out["pred_class"]) == expected).all()

@@ -191,3 +191,109 @@ def test_image_models_on_gpu():
         aug = random_augment(torch.as_tensor(images, device="cuda"),
                              torch.Generator().manual_seed(0))
         assert aug.device.type == "cuda"
+
+
+# The shipped models ------------------------------------------------------------------
+
+def _shipped():
+    missing = [n for n in IMAGE_MODELS if n not in model_names()]
+    if missing:
+        pytest.skip(f"image models not installed: {missing}")
+
+
+def test_shipped_image_model_cards():
+    _shipped()
+    from sourceclf.models import model_card
+
+    cards = {n: model_card(n) for n in IMAGE_MODELS}
+    for name, card in cards.items():
+        assert card.uses_images
+        assert "SIMULATED" in card.training["data"]
+        assert "sourceclf.train(table, cutouts" in card.notes
+        assert card.metrics["test"]["n"] == card.training["n_test"]
+    assert cards["margnet-cnn-sgq"].feature_set is None
+    assert cards["margformer-sgq"].feature_set == cards["margnet-sgq"].feature_set == "margnet24"
+    # MargFormer: >= 10x fewer parameters than the ensemble, accuracy within 1 point.
+    mf, ens = cards["margformer-sgq"], cards["margnet-sgq"]
+    assert 10 * mf.extra["n_parameters"] <= ens.extra["n_parameters"]
+    assert mf.metrics["test"]["accuracy"] >= ens.metrics["test"]["accuracy"] - 0.01
+    # The parameter counts in the cards are those of the shipped weights.
+    module = load_model("margformer-sgq").module
+    assert sum(p.numel() for p in module.parameters()) == mf.extra["n_parameters"]
+
+
+def test_auto_picks_image_models():
+    _shipped()
+    from astropy.table import Table
+
+    from sourceclf.classification import choose_model
+    from sourceclf.demo import demo_catalog
+
+    with_features = choose_model(demo_catalog(5), with_images=True)
+    assert with_features in ("margnet-sgq", "margformer-sgq")
+    positions = Table({"ra": [10.0], "dec": [1.0]})
+    assert choose_model(positions, with_images=True) == "margnet-cnn-sgq"
+    assert not load_model(choose_model(demo_catalog(5))).uses_images
+
+
+@pytest.fixture(scope="module")
+def real_frame(shared_data):
+    """The calibObj stars of field 4510-4-0030 with features, and the frames read once."""
+    _shipped()
+    from sourceclf.image_recipes import real_frame_catalog
+
+    cat, frames = real_frame_catalog(shared_data)
+    if cat is None:
+        pytest.skip(f"{FRAME} is absent")
+    return cat, frames
+
+
+def test_cnn_calls_real_stars_point_sources(real_frame):
+    """margnet-cnn-sgq, given only RA/Dec and the five real frames (done criterion)."""
+    from astropy.table import Table
+
+    import sourceclf
+
+    cat, frames = real_frame
+    positions = Table({"ra": cat["ra"], "dec": cat["dec"]})
+    out = sourceclf.classify(positions, images=frames, confidence=0.9)
+    assert out.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    assert len(out) == 161 and not np.ma.getmaskarray(out["pred_class"]).any()
+    point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
+    assert point.mean() >= 0.90, f"only {point.sum()} of 161 stars called point sources"
+
+
+@pytest.mark.parametrize("name", ["margformer-sgq", "margnet-sgq"])
+def test_feature_image_models_on_real_frame(real_frame, name):
+    import sourceclf
+    from sourceclf.cutouts import make_cutouts
+
+    cat, frames = real_frame
+    out = sourceclf.classify(cat, images=frames, model=name, confidence=0.9)
+    assert not np.ma.getmaskarray(out["pred_class"]).any()
+    point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
+    assert point.mean() >= 0.85, f"{name}: {point.sum()} of 161 stars called point sources"
+    # The same stamps given as an array give the same answer.
+    stamps = make_cutouts(table=cat, images=frames).data
+    again = sourceclf.classify(cat, stamps, model=name, confidence=0.9)
+    assert np.allclose(out["prob_star"], again["prob_star"], atol=1e-6)
+    assert list(out["pred_set"]) == list(again["pred_set"])
+
+
+def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):
+    """``sourceclf-classify cat.fits --image u=frame-u... --model margformer-sgq``."""
+    from astropy.table import Table
+
+    from sourceclf.cli import main
+
+    cat, _ = real_frame
+    path = tmp_path / "cat.fits"
+    cat[:12].write(path)
+    frame_dir = shared_data / FRAME
+    argv = [str(path), "-o", str(tmp_path / "out.fits"), "--model", "margformer-sgq"]
+    for b in "ugriz":
+        argv += ["--image", f"{b}={frame_dir / f'frame-{b}-004510-4-0030.fits.bz2'}"]
+    assert main(argv) == 0
+    out = Table.read(tmp_path / "out.fits")
+    assert len(out) == 12 and set(out["pred_class"]) <= {"GALAXY", "QSO", "STAR"}
+    assert out.meta["CLFMODEL"] == "margformer-sgq"

@@ -65,10 +65,20 @@ def test_checksum_mismatch_is_refused(tmp_path):
 
 
 def test_weights_are_not_pickles():
+    import zipfile
+
     for name in model_names():
         card = model_card(name)
-        head = (MODEL_DIR / name / card.weights_file).read_bytes()[:2]
-        assert head != b"\x80\x04" and head != b"PK"   # neither pickle nor torch zip
+        path = MODEL_DIR / name / card.weights_file
+        head = path.read_bytes()[:2]
+        assert head[:1] != b"\x80"                      # not a bare pickle
+        if card.weights_file.endswith(".safetensors"):
+            assert path.suffix == ".safetensors" and head != b"PK"   # not torch.save's zip
+        else:                                            # skops: a zip of JSON + arrays
+            with zipfile.ZipFile(path) as zf:
+                members = zf.namelist()
+            assert "schema.json" in members
+            assert not any(m.endswith(".pkl") for m in members)
 
 
 def test_card_json_round_trip(tmp_path):

@@ -194,12 +194,21 @@ class SourceClassifier:
         return kind_cls._from_files(card, weights, calibration)
 
 
+def _widest_layer(module):
+    """Largest number of outputs of a linear layer of ``module`` (None if it has none)."""
+    from torch import nn
+
+    return max((m.out_features for m in module.modules() if isinstance(m, nn.Linear)),
+               default=None)
+
+
 def _atomic_write_table(table, path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ecsv")
     os.close(fd)
     try:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; model files are for everyone
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -259,7 +268,8 @@ class TorchClassifier(SourceClassifier):
 
         device = resolve_device(device)
         n = self._check_inputs(features, cutouts)
-        batch_size = batch_size or default_batch_size(self.uses_images, device)
+        batch_size = batch_size or default_batch_size(self.uses_images, device,
+                                                      width=_widest_layer(self.module))
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         module = self.module.to(device).eval()

@@ -24,8 +24,11 @@ draws ``n_samples`` weight sets once, from a `torch.Generator` seeded with
 ``random_state``, and applies every set to every row: results depend on the
 seed only, not on the batch size or the device's random state.
 
-`BayesianMargNetANN` is MargNet's ANN with its output layer made variational.
-Any other network can use `VariationalLinear` the same way (e.g. as a
+`BayesianMargNetANN` (architecture ``'bayesian-margnet-ann'``) is MargNet's
+ANN with its output layer made variational, as in the paper;
+`BayesianPhotometricMLP` (``'bayesian-mlp'``) does the same to the leaner MLP
+of ``margnet-photometry-sg``, and is what ``bayesian-margnet-photometry-sg``
+ships.  Any other network can use `VariationalLinear` the same way (e.g. as a
 classification head); `kl_divergence` sums the KL terms of a whole module.
 """
 
@@ -40,10 +43,11 @@ from torch.nn import functional as F
 from ..exceptions import InvalidInputError
 from .architectures import register_architecture
 from .base import TorchClassifier
-from .margnet import MargNetANN
+from .margnet import MargNetANN, PhotometricMLP
 
 __all__ = ["VariationalLinear", "kl_divergence", "variational_layers", "sampled_weights",
-           "elbo_loss", "BayesianMargNetANN", "BayesianClassifier", "mc_summary"]
+           "elbo_loss", "BayesianPhotometricMLP", "BayesianMargNetANN", "BayesianClassifier",
+           "mc_summary"]
 
 
 class VariationalLinear(nn.Module):
@@ -200,6 +204,32 @@ def sampled_weights(module, n_samples, generator):
             layer._sampled = None
 
 
+def _variational_output(module, prior_scale, rho_init):
+    """Replace the last `torch.nn.Linear` of ``module.net`` by a `VariationalLinear`."""
+    last = module.net[-1]
+    module.net[-1] = VariationalLinear(last.in_features, last.out_features,
+                                       prior_scale=prior_scale, rho_init=rho_init)
+
+
+@register_architecture("bayesian-mlp")
+class BayesianPhotometricMLP(PhotometricMLP):
+    """A `~sourceclf.models.PhotometricMLP` whose output layer is a `VariationalLinear`.
+
+    Parameters
+    ----------
+    n_features, n_classes, hidden, act, dropout, standardize, log_columns
+        As for `~sourceclf.models.PhotometricMLP`.
+    prior_scale, rho_init
+        As for `VariationalLinear`.
+    """
+
+    def __init__(self, n_features, n_classes, hidden=(256, 128), act="gelu", dropout=0.1,
+                 standardize=True, log_columns=(), prior_scale=1.0, rho_init=-5.0):
+        super().__init__(n_features, n_classes, hidden=hidden, act=act, dropout=dropout,
+                         standardize=standardize, log_columns=log_columns)
+        _variational_output(self, prior_scale, rho_init)
+
+
 @register_architecture("bayesian-margnet-ann")
 class BayesianMargNetANN(MargNetANN):
     """MargNet's ANN whose output layer (32 -> classes) is a `VariationalLinear`.
@@ -217,9 +247,7 @@ class BayesianMargNetANN(MargNetANN):
                  rho_init=-5.0):
         super().__init__(n_features, n_classes, standardize=standardize, dropout=dropout,
                          hidden=hidden, act=act)
-        last = self.net[-1]
-        self.net[-1] = VariationalLinear(last.in_features, last.out_features,
-                                         prior_scale=prior_scale, rho_init=rho_init)
+        _variational_output(self, prior_scale, rho_init)
 
 
 def mc_summary(probs, classes):

@@ -33,12 +33,16 @@ class PhotometricMLP(nn.Module):
         Dropout probability after each hidden layer.
     standardize : bool
         Whether the network standardises its inputs with stored statistics.
+    log_columns : sequence of int
+        Input columns replaced by ``log10(x + 1e-3)`` before standardisation
+        (e.g. radii); needs ``standardize``.
     """
 
     def __init__(self, n_features, n_classes, hidden=(256, 128), act="gelu", dropout=0.1,
-                 standardize=True):
+                 standardize=True, log_columns=()):
         super().__init__()
-        self.standardize = Standardize(n_features) if standardize else nn.Identity()
+        self.standardize = Standardize(n_features, log_columns) if standardize \
+            else nn.Identity()
         layers, width = [], n_features
         for h in hidden:
             layers += [nn.Linear(width, h), activation(act)]

@@ -1,0 +1,29 @@
+"""Helpers shared by the benchmark scripts."""
+
+import numpy as np
+
+
+def synthetic_features(n_rows, seed=0):
+    """MargNet's 24 features (float32) of ``n_rows`` synthetic SDSS-like sources.
+
+    Drawn with `sourceclf.demo.demo_catalog` (Gaussian mixtures fitted to SDSS
+    DR16 faint compact galaxies and stars); rows with missing values dropped.
+    """
+    from sourceclf.demo import demo_catalog
+    from sourceclf.features import compute_features
+
+    blocks, done, k = [], 0, 0
+    while done < n_rows:
+        n = min(250_000, n_rows - done)
+        fm = compute_features(demo_catalog(n, random_state=seed + k), "margnet24")
+        blocks.append(fm.values[fm.valid])
+        done += int(fm.valid.sum())
+        k += 1
+    return np.ascontiguousarray(np.concatenate(blocks)[:n_rows], dtype=np.float32)
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
