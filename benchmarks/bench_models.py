@@ -25,7 +25,6 @@ Usage::
 import argparse
 import time
 
-import numpy as np
 
 #: Lean candidates proposed as a faster default (architecture 'mlp').
 CANDIDATES = {

@@ -8,7 +8,6 @@ line on standard error with exit status 2; nothing is left behind.
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from .exceptions import SourceclfError

@@ -42,19 +42,20 @@ import numpy as np
 from .bands import BANDS
 
 __all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "simulated_sgq_catalog",
-           "add_realism", "simulated_training_set", "luptitude", "estimate_devrad",
+           "add_realism", "render_varied_psf", "simulated_training_set", "luptitude", "estimate_devrad",
            "real_frame_catalog", "frame_star_check", "main"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
-SIMULATION = {"n": 30000, "seed": 20240, "size": 32, "neighbour_fraction": 0.3,
-              "noise_scatter": 0.15}
+SIMULATION = {"version": 2, "n": 30000, "seed": 20240, "size": 32,
+              "neighbour_fraction": 0.3, "noise_scatter": 0.15,
+              "moffat_beta": (2.0, 4.0), "psf_scale_scatter": 0.08, "psf_groups": 8}
 
 #: Dereddened r magnitude of each class: (low, high, weight) uniform pieces.
-#: Point sources reach fainter than galaxies: below r ~ 23 the stamps barely
-#: tell a compact galaxy from a star, and the shipped models then lean to
-#: "point source" (see the cards).
+#: Point sources reach fainter (r 24) than galaxies (r 22.5): near the noise
+#: the stamps barely tell a compact galaxy from a star, and the shipped models
+#: then lean to "point source" (a prior, stated in the cards).
 MAGNITUDE_RANGES = {
-    "GALAXY": ((14.0, 19.0, 0.3), (19.0, 23.0, 0.7)),
+    "GALAXY": ((14.0, 19.0, 0.3), (19.0, 22.5, 0.7)),
     "STAR": ((14.0, 19.0, 0.3), (19.0, 24.0, 0.7)),
     "QSO": ((15.0, 19.0, 0.25), (19.0, 23.5, 0.75)),
 }
@@ -194,6 +195,45 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
     return stamps
 
 
+def render_varied_psf(table, *, random_state=0, progress=None):
+    """Noiseless stamps of a catalog, with a PSF profile that varies between rows.
+
+    Real PSFs differ from field to field and from any one model: SDSS stars have
+    heavier wings than the Moffat profile fitted to their cores.  The rows are
+    dealt into ``SIMULATION['psf_groups']`` groups, each rendered by
+    `sourceclf.simulate.render_stamps` with its own Moffat index (evenly spaced
+    over ``SIMULATION['moffat_beta']``) and its own factor (log-normal, scatter
+    ``psf_scale_scatter``) on the catalog-to-FWHM scale, so that a network
+    cannot tell stars from compact galaxies by one exact PSF shape.  The
+    choices are stored in the table's ``psf_beta`` and ``psf_scale`` columns.
+
+    Returns
+    -------
+    stamps : `numpy.ndarray`
+        float32, shape (n, 5, size, size), noiseless.
+    """
+    from .simulate import SDSS_BAND_DEFAULTS, render_stamps
+
+    rng = np.random.default_rng(random_state)
+    n_groups = SIMULATION["psf_groups"]
+    betas = np.linspace(*SIMULATION["moffat_beta"], n_groups)
+    factors = np.exp(rng.normal(0.0, SIMULATION["psf_scale_scatter"], n_groups))
+    group = rng.integers(0, n_groups, len(table))
+    size = SIMULATION["size"]
+    stamps = np.zeros((len(table), len(BANDS), size, size), dtype=np.float32)
+    for g in range(n_groups):
+        rows = np.flatnonzero(group == g)
+        if rows.size == 0:
+            continue
+        scale = {b: SDSS_BAND_DEFAULTS[b]["psf_scale"] * factors[g] for b in BANDS}
+        stamps[rows] = render_stamps(table[rows], size=size, random_state=rng.integers(2 ** 31),
+                                     noise=False, moffat_beta=float(betas[g]), psf_scale=scale,
+                                     progress=progress)
+    table["psf_beta"] = betas[group].astype(np.float32)
+    table["psf_scale"] = factors[group].astype(np.float32)
+    return stamps
+
+
 def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_dir=None,
                            progress=None):
     """The simulated catalog and stamps the image recipes train on.
@@ -215,13 +255,12 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
     seed = int(SIMULATION["seed"] if random_state is None else random_state)
     cache_dir = Path(cache_dir or os.environ.get("SOURCECLF_CACHE")
                      or Path.home() / ".cache" / "sourceclf")
-    stem = cache_dir / f"sim-sgq-n{n}-seed{seed}"
+    stem = cache_dir / f"sim-sgq-v{SIMULATION['version']}-n{n}-seed{seed}"
     if stem.with_suffix(".npy").is_file() and stem.with_suffix(".ecsv").is_file():
         table = Table.read(stem.with_suffix(".ecsv"), format="ascii.ecsv")
         return table, np.load(stem.with_suffix(".npy")).astype(np.float32)
     table = simulated_sgq_catalog(n, random_state=seed, data_dir=data_dir)
-    noiseless = render_stamps(table, size=SIMULATION["size"], random_state=seed + 1,
-                              noise=False, progress=progress)
+    noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress)
     stamps = np.empty_like(noiseless)
     add_realism(stamps, noiseless, table, random_state=seed + 2,
                 noise_scatter=SIMULATION["noise_scatter"],
@@ -509,9 +548,11 @@ _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim rend
              "realistic catalog rows with the PSF and sky noise of one SDSS field "
              "(sourceclf.image_recipes). Expect real images (other fields, seeing, "
              "blends, artefacts, saturated stars) to be harder than the simulated test "
-             "set. Sources fainter than r ~ 23 barely show in the stamps; the training "
-             "set extends point sources fainter than galaxies, so such sources are called "
-             "STAR or QSO by prior, not by their image. Retrain on real labelled cutouts "
+             "set. Sources fainter than r ~ 22.5 barely show in the stamps; the training "
+             "set extends point sources (to r = 24) fainter than galaxies (to r = 22.5), "
+             "so such sources are called STAR or QSO largely by prior, not by their image. "
+             "The PSF's Moffat index varies between 2 and 4 over the training stamps. "
+             "Retrain on real labelled cutouts "
              "with sourceclf.train(table, cutouts, model='{arch}').")
 
 
@@ -520,7 +561,7 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     return _fit(
         "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn", config=CNN_CONFIG,
         feature_set=None, priority=5, data_dir=data_dir,
-        fit_options={"epochs": 6, "lr": 2e-3, "patience": 3},
+        fit_options={"epochs": 8, "lr": 2e-3, "patience": 3},
         description=("MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps "
                      "alone (no photometric features), in a CPU-sized configuration: every "
                      "convolution at 1/8 of the published width and one dense layer of 256 "
@@ -582,17 +623,18 @@ RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "margformer-sgq": margformer_sgq}
 
 
-def _shipped_cnn(n, seed):
-    """The shipped margnet-cnn-sgq if it was trained on this simulation, else None."""
+def _trained_cnn(n, seed, model="margnet-cnn-sgq"):
+    """A margnet-cnn-sgq (shipped, or a directory) trained on this simulation, else None."""
     from .exceptions import SourceclfError
     from .models.registry import load_model
 
     try:
-        clf = load_model("margnet-cnn-sgq")
+        clf = load_model(model)
     except SourceclfError:
         return None
     sim = clf.card.training.get("simulation", {})
-    return clf if (sim.get("n"), sim.get("seed")) == (n, seed) else None
+    same = (sim.get("version"), sim.get("n"), sim.get("seed")) == (SIMULATION["version"], n, seed)
+    return clf if same else None
 
 
 def main(argv=None):
@@ -611,6 +653,10 @@ def main(argv=None):
                         help="cache of the rendered stamps (default ~/.cache/sourceclf)")
     parser.add_argument("--n", type=int, default=SIMULATION["n"],
                         help="number of simulated sources")
+    parser.add_argument("--cnn", type=Path, default=None,
+                        help="margnet-sgq: model directory of a margnet-cnn-sgq trained on "
+                             "the same simulation, reused as the ensemble's CNN (default: "
+                             "the installed one, when it matches)")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch threads (1 is fastest on a busy machine)")
     args = parser.parse_args(argv)
@@ -629,7 +675,10 @@ def main(argv=None):
     for name in names:
         kwargs = {"data_dir": args.data_dir}
         if name == "margnet-sgq":
-            kwargs["cnn"] = cnn or _shipped_cnn(args.n, SIMULATION["seed"])
+            kwargs["cnn"] = cnn or _trained_cnn(args.n, SIMULATION["seed"],
+                                                str(args.cnn or "margnet-cnn-sgq"))
+            print("margnet-sgq: " + ("reusing the CNN of " + kwargs["cnn"].name
+                                     if kwargs["cnn"] else "training its own CNN"), flush=True)
         clf = RECIPES[name](table, stamps, **kwargs)
         if name == "margnet-cnn-sgq":
             cnn = clf

@@ -319,6 +319,15 @@ class _FitsSource:
         return out
 
     def close(self):
+        # When the memory-mapped records are deleted, astropy copies every column
+        # that a Column object still points to into memory (the whole file):
+        # detach the columns first.
+        for owner in (getattr(self, "data", None), getattr(self, "hdu", None)):
+            for col in getattr(owner, "columns", None) or ():
+                try:
+                    del col.array
+                except AttributeError:  # pragma: no cover - other astropy versions
+                    pass
         self.data = None
         self.hdu = None
         if self.hdul is not None:
@@ -787,8 +796,7 @@ class _ParquetSink:
     def _metadata(self):
         md = {}
         for name, base in self.widths.items():
-            md[f"table::len::{name}"] = str(_char_width(base) if base.kind == "U"
-                                             else base.itemsize)
+            md[f"table::len::{name}"] = str(_char_width(base))
         md["table_meta_yaml"] = self.meta_yaml
         return {k.encode("utf-8"): v.encode("utf-8") for k, v in md.items()}
 

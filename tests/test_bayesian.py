@@ -163,12 +163,14 @@ def test_classify_with_mc_samples(demo):
 
     x = get_feature_set("margnet24").compute(demo).values
     assert np.allclose(plain["prob_star"], clf.predict_proba(x)[:, 1], atol=1e-6)
-    assert np.abs(np.asarray(plain["prob_star"]) - np.asarray(out["prob_star"])).max() < 0.05
+    diff = np.abs(np.asarray(plain["prob_star"]) - np.asarray(out["prob_star"]))
+    assert diff.mean() < 0.01 and diff.max() < 0.2  # MC mean near the posterior mean
     with pytest.raises(InvalidInputError, match="not Bayesian"):
         classify(demo, model="margnet-photometry-sg", mc_samples=5)
 
 
 def test_shipped_bayesian_heldout(shared_data):
+    from sourceclf.features import get_feature_set
     from sourceclf.models import model_card
     from sourceclf.train_recipes import read_recipe_table, recipe_split
 
@@ -179,4 +181,10 @@ def test_shipped_bayesian_heldout(shared_data):
     out = classify(test, model=NAME, confidence=None)
     accuracy = np.mean(np.asarray(out["pred_class"]) == np.asarray(test["class"]))
     assert accuracy == pytest.approx(card.metrics["test"]["accuracy"], abs=2e-4)
-    assert accuracy > 0.95
+    twin = model_card("margnet-photometry-sg").metrics["test"]["accuracy"]
+    assert accuracy > twin - 0.005  # as good as its non-Bayesian twin
+    # The fitted posterior is wide enough for the Monte Carlo spread to mean something.
+    _, extra = load_model(NAME).predict_proba_mc(
+        get_feature_set("margnet24").compute(test).values, n_samples=30, random_state=0)
+    assert np.percentile(extra["prob_star_std"], 90) > 0.01
+    assert extra["pred_mutual_info"].mean() > 1e-3

@@ -14,7 +14,8 @@ from .registry import MODEL_DIR, list_models, load_model, model_card, model_name
 
 __all__ = ["ARCHITECTURES", "build_architecture", "register_architecture",
            "SourceClassifier", "TorchClassifier", "BayesianClassifier", "BayesianMargNetANN",
-           "BayesianPhotometricMLP",            "VariationalLinear", "kl_divergence", "SklearnClassifier", "ModelCard", "Standardize",
+           "BayesianPhotometricMLP", "VariationalLinear", "kl_divergence", "SklearnClassifier",
+           "ModelCard", "Standardize",
            "MargNetANN", "PhotometricMLP", "MargNetCNN", "MargNetStack", "MargFormer",
            "MODEL_DIR", "list_models", "load_model",
            "model_card", "model_names"]

@@ -18,7 +18,9 @@ MargNet's fixed 1e-3, which for its 10^5-row training sets weighs the prior
 about 100 times more than the likelihood does.
 
 Training draws the layer's pre-activations with the local reparameterisation
-trick (Kingma et al. 2015).  In evaluation mode the layer uses the posterior
+trick (Kingma et al. 2015).  Early stopping on the posterior mean ends before
+the widths converge, so `fit_posterior_scales` then fits them (and the prior)
+alone, means fixed.  In evaluation mode the layer uses the posterior
 mean, so ``predict_proba`` is deterministic.  `BayesianClassifier.predict_proba_mc`
 draws ``n_samples`` weight sets once, from a `torch.Generator` seeded with
 ``random_state``, and applies every set to every row: results depend on the
@@ -46,8 +48,8 @@ from .base import TorchClassifier
 from .margnet import MargNetANN, PhotometricMLP
 
 __all__ = ["VariationalLinear", "kl_divergence", "variational_layers", "sampled_weights",
-           "elbo_loss", "BayesianPhotometricMLP", "BayesianMargNetANN", "BayesianClassifier",
-           "mc_summary"]
+           "elbo_loss", "fit_posterior_scales", "BayesianPhotometricMLP", "BayesianMargNetANN",
+           "BayesianClassifier", "mc_summary"]
 
 
 class VariationalLinear(nn.Module):
@@ -186,6 +188,83 @@ def elbo_loss(kl_weight=None):
         return F.cross_entropy(logits, targets) + weight * kl_divergence(module)
 
     return loss_fn
+
+
+def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size=512,
+                         kl_weight=None, random_state=0):
+    """Fit the posterior widths of the variational layers, everything else frozen.
+
+    Early stopping on the validation loss of the posterior *mean* (what
+    `sourceclf.training.fit_module` does) stops long before the widths
+    (``rho``), whose gradient is a small part of the loss, reach the optimum
+    of the ELBO: they stay near their initial value and the Monte Carlo spread
+    means nothing.  This second stage minimises the same loss (`elbo_loss`)
+    over the ``rho`` parameters and the priors only, with the network in
+    evaluation mode (no dropout) and the posterior means fixed, so
+    ``predict_proba`` (posterior mean) does not change.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        Network with `VariationalLinear` layers; modified in place.
+    features : array-like, shape (n, n_features)
+        Training rows (the rows the means were fitted on).
+    y : array-like of int
+        Their class indices.
+    epochs, lr, batch_size
+        Adam settings.
+    kl_weight : float, optional
+        Default ``1 / n``.
+    random_state : int
+        Seed of the row order and of the layer's noise.
+
+    Returns
+    -------
+    history : list of float
+        Training loss per epoch.
+    """
+    layers = variational_layers(module)
+    if not layers:
+        raise InvalidInputError("the network has no variational layer")
+    params = [p for layer in layers for p in (layer.weight_rho, layer.bias_rho)]
+    params += [p for layer in layers for p in (layer.prior_mu, layer.prior_log_scale)
+               if isinstance(p, nn.Parameter)]
+    frozen = {p: p.requires_grad for p in module.parameters()}
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    t = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    n = len(t)
+    loss_fn = elbo_loss(kl_weight)
+    generator = torch.Generator().manual_seed(int(random_state))
+    history = []
+    was_training = module.training
+    try:
+        for p in module.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        optimizer = torch.optim.Adam(params, lr=lr)
+        torch.manual_seed(int(random_state))
+        for _ in range(int(epochs)):
+            module.eval()
+            for layer in layers:
+                layer.train()  # sample the variational layers only
+            order = torch.randperm(n, generator=generator)
+            total = 0.0
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                loss = loss_fn(module, module(x[idx], None), t[idx], n)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+            history.append(total / n)
+    finally:
+        for p, flag in frozen.items():
+            p.requires_grad_(flag)
+        module.train(was_training)
+        if not was_training:
+            module.eval()
+    return history
 
 
 @contextlib.contextmanager
