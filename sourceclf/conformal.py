@@ -670,7 +670,7 @@ class ConformalPredictor:
             for k in range(-1, len(self.bin_edges_) + 1):
                 idx = np.flatnonzero(groups == k)
                 if idx.size:
-                    q = self.marginal_thresholds_
+                    q = self.marginal_thresholds_ if k < 0 else self.thresholds_[k]
                     sets[idx[:, None], self._order[None, :]] = self._mapie_sets(P[idx], q)
         return sets, groups
 

@@ -10,15 +10,15 @@ has, so that several workers on one machine do not oversubscribe its cores.
 Output columns and their pandas dtypes (rows that could not be classified are
 missing values, where `sourceclf.classify` would mask them):
 
-================  ======================  ====================================
-column            dtype                   unclassified rows
-================  ======================  ====================================
-``pred_class``    ``string``              ``<NA>``
-``prob_<class>``  ``float32``             ``NaN``
-``pred_set*``     ``string``              ``<NA>`` (``''`` is an empty set)
-``pred_set_size*``  ``Int16``             ``<NA>``
-``pred_flag``     ``string``              never missing; ``''`` when fine
-================  ======================  ====================================
+====================  ============  ====================================
+column                dtype         unclassified rows
+====================  ============  ====================================
+``pred_class``        ``string``    ``<NA>``
+``prob_<class>``      ``float32``   ``NaN``
+``pred_set*``         ``string``    ``<NA>`` (``''`` is an empty set)
+``pred_set_size*``    ``Int16``     ``<NA>``
+``pred_flag``         ``string``    never missing; ``''`` when fine
+====================  ============  ====================================
 
 (``string`` is `pandas.StringDtype` with ``pd.NA`` as missing value, stored
 with pyarrow when it is installed.)  The

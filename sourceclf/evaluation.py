@@ -213,7 +213,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     >>> result = evaluate(classify(demo_catalog(300, random_state=5)))
     >>> float(result.summary["accuracy"][0]) > 0.8
     True
-    >>> list(result.per_class["class"])
+    >>> result.per_class["class"].tolist()
     ['GALAXY', 'STAR']
     """
     from astropy.table import Table

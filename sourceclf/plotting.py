@@ -121,7 +121,6 @@ def plot_coverage_vs_magnitude(results, *, level=None, path=None, title=None):
     ax_cov.set_ylabel("empirical coverage")
     ax_size.set_xlabel(mag)
     ax_size.set_ylabel("mean set size")
-    ax_size.set_ylim(bottom=0)
     if any(label is not None for label in results) or len(levels) > 1:
         ax_cov.legend(fontsize=8)
     if title:

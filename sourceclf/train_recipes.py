@@ -249,8 +249,8 @@ def bayesian_margnet_photometry_sg(table, *, mc_samples=50):
                   "variational layer's rho and prior, means and body frozen",
         "epochs": 100, "lr": 1e-2, "batch_size": 512, "final_loss": round(history[-1], 5),
         "seconds_cpu": round(time.perf_counter() - t0, 1),
-        "median_weight_sigma": round(float(head.weight_sigma.median()), 5),
-        "prior_scale": round(float(head.prior_log_scale.exp()), 5)}
+        "median_weight_sigma": round(float(head.weight_sigma.detach().median()), 5),
+        "prior_scale": round(float(head.prior_log_scale.detach().exp()), 5)}
     proba, extra = clf.predict_proba_mc(x, n_samples=mc_samples, random_state=0)
     clf.card.metrics[f"test_mc{mc_samples}"] = classification_metrics(
         y[te], proba.argmax(1), clf.classes)
