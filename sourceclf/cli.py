@@ -184,6 +184,7 @@ def _run(args):
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,
                            progress=False if args.no_progress else None,
+                           truth_column="class" if args.demo else None,
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size)

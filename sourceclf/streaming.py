@@ -620,6 +620,9 @@ class _FitsSink:
                     field[mask] = ord("T") if fill else ord("F")
                 out[name] = field
                 continue
+            field = self.raw_dtype[name]
+            if values.dtype != field and values.dtype.kind in "iufcb":
+                values = values.astype(field)  # contiguous cast and byte swap
             out[name] = values
             if mask is not None and mask.any():
                 kind = values.dtype.kind
@@ -639,12 +642,13 @@ class _FitsSink:
             if width is None:
                 continue
             values = np.ma.getdata(col)
-            if name == "pred_flag":
-                values = _abbreviate(values, width)
-            elif values.size and np.strings.str_len(values).max() > width:
-                raise InvalidInputError(
-                    f"column '{name}' has values longer than the {width} characters fixed "
-                    "for it by the first chunk; write this table without chunks")
+            if _char_width(values.dtype) > width:  # values may not fit
+                if name == "pred_flag":
+                    values = _abbreviate(values, width)
+                elif values.size and np.strings.str_len(values).max() > width:
+                    raise InvalidInputError(
+                        f"column '{name}' has values longer than the {width} characters "
+                        "fixed for it by the first chunk; write this table without chunks")
             dtype = np.dtype(f"{col.dtype.kind}{width}")
             if values.dtype != dtype:
                 values = values.astype(dtype)
@@ -923,14 +927,17 @@ class StreamSummary:
         Classified rows with a non-empty ``pred_flag``.
     set_sizes : dict
         Set-size column name -> {size: count}.
+    truth_column : str or None
+        Column of true classes, if any.
     n_true, n_correct : int
-        With a ``class`` column: rows with both a prediction and a true class,
+        With ``truth_column``: rows with both a prediction and a true class,
         and how many of them agree.
     chunk_size : int or None
         Rows per chunk used (None: classified in one piece).
     """
 
-    def __init__(self):
+    def __init__(self, truth_column=None):
+        self.truth_column = truth_column
         self.path = None
         self.n_rows = 0
         self.meta = {}
@@ -943,9 +950,9 @@ class StreamSummary:
         self.chunk_size = None
 
     @classmethod
-    def from_table(cls, table):
+    def from_table(cls, table, truth_column=None):
         """The summary of a whole classified table."""
-        s = cls()
+        s = cls(truth_column)
         s.add(table)
         return s
 
@@ -958,9 +965,9 @@ class StreamSummary:
         self.n_rows += len(table)
         pred = table["pred_class"]
         mask = np.ma.getmaskarray(pred)
-        predicted = decode_strings(np.ma.getdata(pred)) if len(pred) else np.array([], str)
-        values, counts = np.unique(predicted[~mask], return_counts=True)
-        for v, c in zip(values, counts):
+        values, counts = np.unique(np.ma.getdata(pred)[~mask], return_counts=True)
+        names = decode_strings(values) if len(values) else np.array([], str)
+        for v, c in zip(names, counts):
             self.counts[str(v)] = self.counts.get(str(v), 0) + int(c)
         self.n_masked += int(mask.sum())
         flags = np.ma.getdata(table["pred_flag"])
@@ -973,11 +980,16 @@ class StreamSummary:
                 hist = self.set_sizes.setdefault(name, {})
                 for k, c in zip(*np.unique(size, return_counts=True)):
                     hist[int(k)] = hist.get(int(k), 0) + int(c)
-        if "class" in table.colnames and len(table):
-            truth = decode_strings(np.ma.getdata(table["class"]))
-            ok = ~mask
+        truth_name = self.truth_column
+        if truth_name is not None and truth_name in table.colnames and len(table):
+            truth = table[truth_name]
+            ok = ~mask & ~np.ma.getmaskarray(truth)
+            t_values, t_inverse = np.unique(np.ma.getdata(truth)[ok], return_inverse=True)
+            p_values, p_inverse = np.unique(np.ma.getdata(pred)[ok], return_inverse=True)
+            t_names = decode_strings(t_values) if len(t_values) else np.array([], str)
+            p_names = decode_strings(p_values) if len(p_values) else np.array([], str)
             self.n_true += int(ok.sum())
-            self.n_correct += int(np.sum(predicted[ok] == truth[ok]))
+            self.n_correct += int(np.sum(p_names[p_inverse] == t_names[t_inverse]))
 
     @property
     def accuracy(self):
@@ -1047,7 +1059,7 @@ def _fixed_widths(source, clf, levels):
 
 
 def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.9,
-                  overwrite=False, progress=None, **classify_kwargs):
+                  overwrite=False, progress=None, truth_column=None, **classify_kwargs):
     """Classify a catalog file chunk by chunk and write the result to another file.
 
     Peak memory depends on ``chunk_size``, not on the size of the catalog,
@@ -1078,6 +1090,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     progress : bool, optional
         Show a tqdm progress bar over rows (default: when standard error is a
         terminal).
+    truth_column : str, optional
+        A column of true classes: the summary then counts how many
+        predictions agree with it (`StreamSummary.accuracy`).
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``images``, ``cutouts``, ``mc_samples``,
@@ -1151,7 +1166,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     source = _open_source(input_path, in_fmt)
     sink = None
     tmp = None
-    summary = StreamSummary()
+    summary = StreamSummary(truth_column)
     summary.path = output
     try:
         whole = out_fmt not in STREAMED_OUTPUT_FORMATS
@@ -1240,7 +1255,7 @@ def _fallback(source, output, tmp, summary, clf, confidence, cutouts, kwargs, pr
     table = _all_rows(source)
     result = classify(table, cutouts, model=clf, confidence=confidence, progress=progress,
                       **kwargs)
-    summary.__init__()
+    summary.__init__(summary.truth_column)
     summary.path = output
     summary.add(result)
     _write_whole(result, output, _table_format(output))

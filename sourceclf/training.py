@@ -341,14 +341,22 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     augment = None
     if images is not None and augment_images:
         from .augment import random_augment as augment
+    # Networks with variational layers minimise the ELBO (cross-entropy + KL / n_train).
+    from .models.bayesian import (BayesianClassifier, elbo_loss, fit_posterior_scales,
+                                  variational_layers)
+
+    bayesian = bool(variational_layers(module))
+    extra = {"loss_fn": elbo_loss()} if bayesian else {}
     # Stacked ensembles train in stages (members, then a head on another split).
     fit = getattr(module, "fit_stages", None) or functools.partial(fit_module, module)
     history = fit(part(x, tr), y[tr], part(x, va), y[va],
                   images_train=part(images, tr), images_val=part(images, va),
                   epochs=epochs, batch_size=batch_size, lr=lr,
                   weight_decay=weight_decay, patience=patience, device=device,
-                  random_state=random_state, augment=augment, progress=progress)
+                  random_state=random_state, augment=augment, progress=progress, **extra)
     module.cpu()
+    if bayesian and images is None:
+        fit_posterior_scales(module, x[tr], y[tr], random_state=random_state)
     card = ModelCard(
         name=name or f"user-{model}-{feature_set or 'images'}", version="1.0", kind="torch",
         architecture=model, config=cfg, feature_set=feature_set, uses_images=uses_images,
@@ -358,7 +366,7 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
                   "best_epoch": history["best_epoch"], "random_state": random_state,
                   "label_column": label_column},
     )
-    clf = TorchClassifier(module, card)
+    clf = (BayesianClassifier if bayesian else TorchClassifier)(module, card)
     if va.size:
         pred = clf.predict_proba(part(x, va), part(images, va), device=device).argmax(1)
         card.metrics["validation"] = classification_metrics(y[va], pred, classes)

@@ -188,3 +188,17 @@ def test_shipped_bayesian_heldout(shared_data):
         get_feature_set("margnet24").compute(test).values, n_samples=30, random_state=0)
     assert np.percentile(extra["prob_star_std"], 90) > 0.01
     assert extra["pred_mutual_info"].mean() > 1e-3
+
+
+def test_train_bayesian_architecture_gives_bayesian_classifier():
+    import sourceclf
+    from sourceclf.demo import demo_catalog
+    from sourceclf.models.bayesian import BayesianClassifier
+
+    table = demo_catalog(300, random_state=9)
+    model = sourceclf.train(table, model="bayesian-mlp", feature_set="ugriz",
+                            config={"hidden": [16]}, epochs=5, device="cpu", random_state=0)
+    assert isinstance(model, BayesianClassifier)
+    assert model.card.kind == "torch-bayesian"
+    out = sourceclf.classify(table[:10], model=model, mc_samples=5, confidence=None)
+    assert "pred_mutual_info" in out.colnames
