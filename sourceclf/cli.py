@@ -76,6 +76,9 @@ def build_parser():
     p.add_argument("--mc-samples", type=int, help="Monte Carlo passes (Bayesian models)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, help="rows per forward pass")
+    p.add_argument("--threads", default="auto",
+                   help="torch CPU threads, or auto: time one chunk with torch's default and "
+                        "one with a single thread and keep the faster (default)")
     p.add_argument("--chunk-size", type=int,
                    help="rows read, classified and written at a time (default 131072); "
                         "memory use grows with it, not with the catalog")
@@ -178,13 +181,18 @@ def _run(args):
         raise CLIError(f"cutouts file '{args.cutouts}' does not exist")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise CLIError(f"--chunk-size must be positive, got {args.chunk_size}")
+    threads = args.threads
+    if threads != "auto":
+        if not threads.isdigit() or int(threads) < 1:
+            raise CLIError(f"--threads takes a positive number or auto, got '{threads}'")
+        threads = int(threads)
 
     from .streaming import classify_file
 
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,
                            progress=False if args.no_progress else None,
-                           truth_column="class" if args.demo else None,
+                           threads=threads, truth_column="class" if args.demo else None,
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size)

@@ -28,6 +28,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 import warnings
 from copy import deepcopy
 from pathlib import Path
@@ -59,6 +60,8 @@ STREAMED_OUTPUT_FORMATS = ("fits", "parquet", "ascii.ecsv", "ascii.csv")
 _FITS_BLOCK = 2880
 # Rows of the first chunk encoded by astropy to make the header and check the fast encoder.
 _FITS_SAMPLE_ROWS = 1024
+# Rows of FITS records filled at a time by the fast encoder (a few hundred kB).
+_ENCODE_BLOCK_ROWS = 2048
 
 
 # ----------------------------------------------------------------------------
@@ -608,32 +611,39 @@ class _FitsSink:
         self.fast = bool(ok)
 
     def _encode_fast(self, table):
-        out = np.zeros(len(table), dtype=self.raw_dtype)
+        # Each column is first made contiguous in its FITS type (cast, byte swap, nulls),
+        # then copied into the records block by block, so that the strided writes of
+        # one block stay in the CPU cache.
+        fields = []
         for name in table.colnames:
             col = table[name]
-            values = np.ma.getdata(col)
+            values = np.ma.getdata(col).view(np.ndarray)
             mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+            has_masked = mask is not None and bool(mask.any())
+            target = self.raw_dtype[name]
             if name in self.logical:
                 fill = bool(col.fill_value) if mask is not None else True
-                field = np.where(values, ord("T"), ord("F")).astype(np.int8)
-                if mask is not None and mask.any():
-                    field[mask] = ord("T") if fill else ord("F")
-                out[name] = field
-                continue
-            field = self.raw_dtype[name]
-            if values.dtype != field and values.dtype.kind in "iufcb":
-                values = values.astype(field)  # contiguous cast and byte swap
-            out[name] = values
-            if mask is not None and mask.any():
+                values = np.where(values, ord("T"), ord("F")).astype(np.int8)
+                if has_masked:
+                    values[mask] = ord("T") if fill else ord("F")
+            else:
                 kind = values.dtype.kind
-                if kind in "fc":
-                    out[name][mask] = np.nan
-                elif kind in "SU":
-                    out[name][mask] = b""
-                elif kind in "iu":
-                    out[name][mask] = self.nulls[name]
-                else:
+                if kind in "SU":
+                    values = _ascii(values, target)
+                    if has_masked:
+                        values[mask] = b""
+                elif kind in "iufc":
+                    values = values.astype(target, copy=has_masked)
+                    if has_masked:
+                        values[mask] = np.nan if kind in "fc" else self.nulls[name]
+                elif has_masked:
                     raise _NotStreamable(f"masked column '{name}' of kind {kind}")
+            fields.append((name, values))
+        out = np.empty(len(table), dtype=self.raw_dtype)
+        for a in range(0, len(table), _ENCODE_BLOCK_ROWS):
+            block = out[a:a + _ENCODE_BLOCK_ROWS]
+            for name, values in fields:
+                block[name] = values[a:a + _ENCODE_BLOCK_ROWS]
         return out.tobytes()
 
     def _fix_widths(self, table):
@@ -712,6 +722,15 @@ class _FitsSink:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
+
+
+def _ascii(values, dtype):
+    """Strings as ASCII bytes of ``dtype`` (``'S<n>'``), as astropy encodes them."""
+    if values.dtype.kind == "U" and values.dtype.itemsize // 4 == dtype.itemsize and len(values):
+        codes = values.view(np.uint32).reshape(len(values), dtype.itemsize)
+        if codes.max() < 128:  # ASCII: keep the low byte of each UTF-32 code
+            return codes.astype(np.uint8).view(dtype).reshape(len(values))
+    return values.astype(dtype)  # raises for non-ASCII text, as astropy does
 
 
 def _header_end(raw, start):
@@ -1016,6 +1035,82 @@ class StreamSummary:
 
 
 # ----------------------------------------------------------------------------
+# Threads
+# ----------------------------------------------------------------------------
+class _ThreadChooser:
+    """Choose torch's number of CPU threads by timing the model on a sample.
+
+    With ``'auto'``, the forward pass of a sample of the first chunk's rows
+    (`probe_rows`) is timed with torch's current number of threads and with a
+    single thread, a few times each; the faster is used for the next `every`
+    chunks, then the timing is repeated.  One thread often wins on a machine
+    whose cores are shared with other jobs: OpenMP threads wait for each other
+    at every layer.  Results do not depend on the number of threads.
+    """
+
+    every = 16
+    probe_rows = 4096
+    repeats = 3
+
+    def __init__(self, threads, device):
+        import torch
+
+        self.torch = torch
+        self.initial = torch.get_num_threads()
+        self.fixed = None
+        self.candidates = []
+        if threads not in (None, "auto"):
+            try:
+                self.fixed = int(threads)
+            except (TypeError, ValueError):
+                self.fixed = 0
+            if self.fixed < 1:
+                raise InvalidInputError(f"threads must be a positive number or 'auto', "
+                                        f"got {threads!r}")
+        elif self.initial > 1:
+            from .device import resolve_device
+
+            if resolve_device(device).type == "cpu":
+                self.candidates = [self.initial, 1]
+        self.best = self.fixed or self.initial
+        self.sample = None
+        self.k = 0
+
+    def before(self, clf, chunk):
+        """Set the number of threads for this chunk (timing the candidates if due)."""
+        if self.candidates and self.k % self.every == 0:
+            if self.sample is None:
+                self.sample = self._sample(clf, chunk)
+            if self.sample is not None and len(self.sample):
+                self.best = min(self.candidates, key=lambda t: self._time(clf, t))
+        if self.best != self.torch.get_num_threads():
+            self.torch.set_num_threads(self.best)
+        self.k += 1
+
+    def _sample(self, clf, chunk):
+        if clf.uses_images or clf.feature_set is None or not hasattr(clf, "logits"):
+            self.candidates = []
+            return None
+        from .features import get_feature_set
+
+        fm = get_feature_set(clf.feature_set).compute(chunk[: self.probe_rows])
+        return fm.values[fm.valid]
+
+    def _time(self, clf, threads):
+        self.torch.set_num_threads(threads)
+        best = float("inf")
+        for _ in range(self.repeats):
+            t0 = time.perf_counter()
+            clf.logits(self.sample, batch_size=len(self.sample), device="cpu")
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    def restore(self):
+        if self.torch.get_num_threads() != self.initial:
+            self.torch.set_num_threads(self.initial)
+
+
+# ----------------------------------------------------------------------------
 # classify_file
 # ----------------------------------------------------------------------------
 def _split_ext(path):
@@ -1059,7 +1154,8 @@ def _fixed_widths(source, clf, levels):
 
 
 def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.9,
-                  overwrite=False, progress=None, truth_column=None, **classify_kwargs):
+                  overwrite=False, progress=None, threads="auto", truth_column=None,
+                  **classify_kwargs):
     """Classify a catalog file chunk by chunk and write the result to another file.
 
     Peak memory depends on ``chunk_size``, not on the size of the catalog,
@@ -1090,6 +1186,12 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     progress : bool, optional
         Show a tqdm progress bar over rows (default: when standard error is a
         terminal).
+    threads : int or 'auto'
+        torch's number of CPU threads during the run (restored afterwards).
+        ``'auto'`` times the model on a sample of rows with torch's current
+        setting and with a single thread, uses the faster and times again
+        every 16 chunks (one thread is often several times faster on a machine
+        shared with other jobs); the results do not depend on it.
     truth_column : str, optional
         A column of true classes: the summary then counts how many
         predictions agree with it (`StreamSummary.accuracy`).
@@ -1160,7 +1262,10 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be positive, got {chunk_size}")
     levels = _levels(confidence)
+    if levels:
+        from . import conformal  # noqa: F401  (a slow import: before any chunk is timed)
 
+    chooser = _ThreadChooser(threads, classify_kwargs.get("device", "auto"))
     cutouts = classify_kwargs.pop("cutouts", None)
     with_images = cutouts is not None or classify_kwargs.get("images") is not None
     source = _open_source(input_path, in_fmt)
@@ -1194,6 +1299,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
                     clf = load_model(model)
                     sink = _make_sink(tmp, out_fmt, source, clf, levels, chunk_size)
                 sub_cutouts = None if cutouts is None else cutouts[start:start + len(chunk)]
+                chooser.before(clf, chunk)
                 result = classify(chunk, sub_cutouts, model=clf, confidence=confidence,
                                   progress=False, **classify_kwargs)
                 del chunk
@@ -1219,6 +1325,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
             sink.abort()
         raise
     finally:
+        chooser.restore()
         source.close()
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

@@ -97,6 +97,10 @@ def test_classify_dask_threads_and_options(frame, model):
     result = classify_dask(ddf, model=model, confidence=None).compute(scheduler="sync")
     assert "pred_set" not in result.columns
     assert_matches_in_memory(result, frame, model, confidence=None)
+    # 'auto' picks the model from the frame's columns, once, as classify does.
+    result = classify_dask(ddf, confidence=None).compute(scheduler="sync")
+    expected = assert_matches_in_memory(result, frame, "auto", confidence=None)
+    assert result.attrs["CLFMODEL"] == expected.meta["CLFMODEL"]
 
 
 def test_classify_dask_rejects_images(frame, model):

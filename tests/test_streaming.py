@@ -295,3 +295,20 @@ def test_cutouts_array_is_sliced_with_chunks(tmp_path, catalog, model, monkeypat
     classify_file(src, tmp_path / "out.fits", chunk_size=16, model=model, progress=False,
                   cutouts=stamps)
     assert seen == [list(range(0, 16)), list(range(16, 32)), list(range(32, 40))]
+
+
+def test_threads(tmp_path, catalog, model):
+    import torch
+
+    src = tmp_path / "cat.fits"
+    catalog.write(src)
+    before = torch.get_num_threads()
+    classify_file(src, tmp_path / "one.fits", chunk_size=CHUNK, model=model, progress=False,
+                  threads=1)
+    assert torch.get_num_threads() == before
+    classify_file(src, tmp_path / "auto.fits", chunk_size=CHUNK, model=model, progress=False)
+    assert torch.get_num_threads() == before
+    assert (tmp_path / "one.fits").read_bytes() == (tmp_path / "auto.fits").read_bytes()
+    with pytest.raises(InvalidInputError, match="threads"):
+        classify_file(src, tmp_path / "x.fits", model=model, threads=0)
+    assert not (tmp_path / "x.fits").exists()
