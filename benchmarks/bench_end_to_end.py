@@ -125,11 +125,10 @@ def main():
     out = Path(tempfile.mkdtemp()) / "classified.fits"
     extra = ["--chunk-size", str(args.chunk_size)] if args.chunk_size else []
     bare = BareForward(args.catalog, args.model)
-    cli, logits, logits1, loop, rss = [], [], [], [], 0.0
+    cli, logits, logits1, loop = [], [], [], []
     for _ in range(args.repeat):  # interleaved, best of each: the machine may be shared
-        seconds, peak, stdout = run_cli(args.catalog, out, args.model, extra)
+        seconds, _, stdout = run_cli(args.catalog, out, args.model, extra)
         cli.append(seconds)
-        rss = max(rss, peak)
         logits.append(bare.logits())
         logits1.append(bare.logits(threads=1))
         loop.append(bare.module_loop())

@@ -64,7 +64,8 @@ def main(argv=None):
           f"{'src/s max':>10s} {'src/CPU-s':>10s}")
     models = [load_model(n) for n in model_names() if model_card(n).uses_images]
     reference = [("margformer (published size)",
-                  MargFormer(depth=12, heads=8, token_layers=0, feature_hidden=(1024, 512, 256)),
+                  MargFormer(dim=64, depth=12, heads=8, token_layers=0,
+                             feature_hidden=(1024, 512, 256)),
                   "margnet24")]
     if args.reference:
         reference.append(("margnet-cnn (published)", MargNetCNN(), None))
