@@ -414,12 +414,17 @@ class _ParquetSource:
         return widths
 
     def _columns_with_nulls(self):
+        """Flat columns with a null somewhere (or no statistics to tell)."""
         meta = self.file.metadata
+        leaves = {}
+        if meta.num_row_groups:
+            group = meta.row_group(0)
+            leaves = {group.column(j).path_in_schema: j for j in range(group.num_columns)}
         out = set()
-        for j, name in enumerate(self.names):
+        for name in self.names:
+            j = leaves.get(name)
             for i in range(meta.num_row_groups):
-                col = meta.row_group(i).column(j) if j < meta.num_columns else None
-                stats = None if col is None else col.statistics
+                stats = None if j is None else meta.row_group(i).column(j).statistics
                 if stats is None or not stats.has_null_count or stats.null_count:
                     out.add(name)
                     break
@@ -1130,7 +1135,13 @@ def _open_source(path, fmt):
     if fmt == "fits" and not _is_gzip(path):
         source = _FitsSource(path)
         if source.streamable:
-            return source
+            try:  # astropy's reader on a slice of the memory map (see _chunk_hdu_class)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    next(iter(source.chunks(1)))
+                return source
+            except Exception:  # pragma: no cover - an astropy this code does not know
+                pass
         source.close()
     elif fmt == "parquet":
         return _ParquetSource(path)
