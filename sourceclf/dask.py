@@ -21,10 +21,9 @@ column                dtype         unclassified rows
 ====================  ============  ====================================
 
 (``string`` is `pandas.StringDtype` with ``pd.NA`` as missing value, stored
-with pyarrow when it is installed.)  The
-model name, version and confidence, which `classify` writes into the table's
-``meta``, are in ``result.attrs`` of each computed partition and in the
-returned frame's ``attrs`` where dask keeps them.
+with pyarrow when it is installed.)  The model name, version and confidence,
+which `classify` writes into the table's ``meta``, are in the ``attrs`` of each
+classified partition (and of the computed frame, where pandas keeps them).
 """
 
 import threading

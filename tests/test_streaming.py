@@ -312,3 +312,19 @@ def test_threads(tmp_path, catalog, model):
     with pytest.raises(InvalidInputError, match="threads"):
         classify_file(src, tmp_path / "x.fits", model=model, threads=0)
     assert not (tmp_path / "x.fits").exists()
+
+
+def test_parquet_written_by_pandas(tmp_path, catalog, model):
+    # No astropy metadata: string widths from the longest value, nulls in an integer
+    # column in some chunks only (the whole column reads as float with NaN).
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    src = tmp_path / "cat.parquet"
+    catalog.to_pandas().to_parquet(src)
+    out = tmp_path / "out.parquet"
+    with pytest.warns(AstropyUserWarning, match="table::len::"):
+        classify_file(src, out, chunk_size=CHUNK, model=model, progress=False)
+    with pytest.warns(AstropyUserWarning, match="table::len::"):
+        expected = in_memory(src, tmp_path / "ref.parquet", model=model)
+    assert expected["ival"].dtype.kind == "f"
+    assert_same_tables(expected, Table.read(out))
