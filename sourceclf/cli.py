@@ -6,7 +6,6 @@ line on standard error with exit status 2; nothing is left behind.
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -110,25 +109,14 @@ def _read_table(path):
 
 def _write_atomic(table, path, overwrite):
     """Write to a temporary file beside ``path``, then rename it into place."""
-    import tempfile
+    from .streaming import _write_whole
 
     path = Path(path)
-    fmt = table_format(path)
     if path.exists() and not overwrite:
         raise CLIError(f"output file '{path}' exists; pass --overwrite to replace it")
     if not path.parent.exists():
         raise CLIError(f"output directory '{path.parent}' does not exist")
-    _, ext = _split_ext(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".part{ext}")
-    os.close(fd)
-    try:
-        kwargs = {"serialize_meta": True} if fmt == "hdf5" else {}
-        table.write(tmp, format=fmt, overwrite=True, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _write_whole(table, path, table_format(path))
 
 
 def _parse_images(specs):
