@@ -32,21 +32,25 @@ cutouts use ``sourceclf.train(table, cutouts, model="margformer")`` (or
 """
 
 import argparse
+import functools
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .bands import BANDS
 
-__all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "simulated_sgq_catalog",
-           "add_realism", "render_varied_psf", "simulated_training_set", "luptitude", "estimate_devrad",
-           "real_frame_catalog", "frame_star_check", "main"]
+__all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SATURATION",
+           "simulated_sgq_catalog", "add_realism", "saturate", "render_varied_psf",
+           "simulated_training_set", "luptitude", "devrad_from_fluxes",
+           "real_frame_catalog", "frame_star_check", "frame_extended_sources",
+           "frame_galaxy_check", "main"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
-SIMULATION = {"version": 4, "n": 30000, "seed": 20240, "size": 32,
+SIMULATION = {"version": 7, "n": 30000, "seed": 20240, "size": 32,
               "neighbour_fraction": 0.4, "min_separation": 4, "halo_fraction": 0.2,
               "noise_scatter": 0.15,
               "moffat_beta": (2.0, 4.0), "psf_scale_scatter": 0.08, "psf_groups": 8}
@@ -58,7 +62,7 @@ SIMULATION = {"version": 4, "n": 30000, "seed": 20240, "size": 32,
 #: prior, stated in the cards).
 MAGNITUDE_RANGES = {
     "GALAXY": ((14.0, 19.0, 0.35), (19.0, 21.5, 0.5), (21.5, 22.5, 0.15)),
-    "STAR": ((14.0, 19.0, 0.3), (19.0, 24.0, 0.7)),
+    "STAR": ((11.5, 14.0, 0.06), (14.0, 19.0, 0.26), (19.0, 24.0, 0.68)),
     "QSO": ((15.0, 19.0, 0.25), (19.0, 23.5, 0.75)),
 }
 
@@ -130,10 +134,20 @@ def simulated_sgq_catalog(n, *, random_state=0, data_dir=None):
         rows = classes == cls
         r_new[rows] = _draw_magnitudes(cls, int(rows.sum()), rng)
     delta = r_new - np.asarray(table["dered_r"], dtype=np.float64)
+    # A galaxy made brighter by -delta magnitudes is, at fixed luminosity,
+    # 10**(-0.2 delta) times nearer and so larger on the sky by as much: a
+    # faint compact galaxy moved to r = 15 must not stay star-sized.  Galaxies
+    # made fainter keep their size (the faint compact rows are already the
+    # compact end of the faint population).
+    size = np.clip(10 ** (-0.2 * delta), 1.0, 4.0)
+    galaxy = classes == "GALAXY"
     for b in BANDS:  # colours unchanged
         unit = table[f"dered_{b}"].unit
         table[f"dered_{b}"] = np.asarray(table[f"dered_{b}"], dtype=np.float64) + delta
         table[f"dered_{b}"].unit = unit
+        radius = np.asarray(table[f"deVRad_{b}"], dtype=np.float64)
+        table[f"deVRad_{b}"] = np.where(galaxy, radius * size, radius)
+        table[f"deVRad_{b}"].unit = "arcsec"
     table.meta = {"ORIGIN": "sourceclf.image_recipes.simulated_sgq_catalog (synthetic)"}
     return table
 
@@ -208,12 +222,70 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         profile = (beta - 1) / (np.pi * gamma ** 2) * (1 + r2 / gamma ** 2) ** -beta
         stamps[i] += (flux_r * colour[:, None, None] * profile[None]).astype(np.float32)
 
+    saturate(stamps, rng)
     level = np.exp(rng.normal(0.0, noise_scatter, n)).astype(np.float32)
     for k, b in enumerate(BANDS):
         props = SDSS_BAND_DEFAULTS[b]
         var = (props["sky_sigma"] * level[:, None, None]) ** 2 \
             + np.clip(stamps[:, k], 0, None) * props["nmgy_per_electron"]
         stamps[:, k] += np.sqrt(var) * rng.standard_normal(var.shape, dtype=np.float32)
+    return stamps
+
+
+#: Pixel level (nanomaggies) where SDSS frames saturate.  g, r and i are
+#: bounded by the calibObj stars of field 4510-4-0030: the brightest unsaturated
+#: star peaks at 173 (g), 215 (r) and 85 (i) nanomaggies, the faintest clearly
+#: saturated one would peak at about 260, 550 and 350.  u and z (never
+#: saturated in that field) are about 35,000 counts times the band's
+#: nanomaggies per count.
+SATURATION = {"u": 342.0, "g": 220.0, "r": 260.0, "i": 180.0, "z": 1300.0}
+
+
+def saturate(stamps, rng, scatter=0.25):
+    """Mimic saturated stars the way SDSS frames show them.
+
+    Charge above the saturation level bleeds along the CCD column; the
+    photometric pipeline then masks the saturated and bled pixels, grows the
+    mask by one to three pixels and replaces the masked pixels by linear
+    interpolation along each row from the nearest good pixels.  A bright star
+    is left with a hollow, horizontally streaked core (as the r < 15.5 stars of
+    field 4510-4-0030 show).  The level is `SATURATION` times a random factor
+    (uniform within ``1 +- scatter``) per stamp.  Works in place.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        Noiseless stamps, shape (n, 5, size, size), nanomaggies.
+    rng : `numpy.random.Generator`
+    scatter : float
+        Relative scatter of the saturation level between stamps.
+
+    Returns
+    -------
+    stamps : `numpy.ndarray`
+    """
+    from scipy.ndimage import binary_dilation
+
+    n, _, size, _ = stamps.shape
+    factor = rng.uniform(1 - scatter, 1 + scatter, n)
+    cols = np.arange(size)
+    for k, b in enumerate(BANDS):
+        level = SATURATION[b] * factor
+        for i in np.flatnonzero(stamps[:, k].max(axis=(1, 2)) > level):
+            image = stamps[i, k]
+            mask = image > level[i]
+            spill = np.clip(image - level[i], 0, None).sum(axis=0) / level[i]
+            for c in np.flatnonzero(mask.any(axis=0)):
+                rows = np.flatnonzero(mask[:, c])
+                extra = int(np.ceil(spill[c] / 2))
+                mask[max(rows[0] - extra, 0):min(rows[-1] + extra + 1, size), c] = True
+            mask = binary_dilation(mask, iterations=int(rng.integers(1, 4)))
+            for row in np.flatnonzero(mask.any(axis=1)):
+                good = ~mask[row]
+                if good.any():
+                    image[row, ~good] = np.interp(cols[~good], cols[good], image[row, good])
+                else:
+                    image[row] = 0.0
     return stamps
 
 
@@ -305,51 +377,60 @@ def luptitude(flux, band):
     return -2.5 / np.log(10) * (np.arcsinh(np.asarray(flux, float) * 1e-9 / (2 * b)) + np.log(b))
 
 
-def estimate_devrad(stamps, psffwhm, *, pixel_scale=0.396, psf_scale=0.9, floor=0.5):
-    """Rough de Vaucouleurs radii (arcsec) from adaptive moments of stamps.
+@functools.lru_cache(maxsize=1)
+def _psf_flux_fractions(beta=3.0):
+    """R / FWHM grid and the PSF-fitted flux fraction of a PSF-convolved deV profile."""
+    import galsim
 
-    The g, r and i stamps of a source are co-added with inverse-variance
-    weights (each band's noise is the MAD scatter of its pixels over all the
-    stamps), GalSim's adaptive moments give the co-add's size ``s_obs``, and
-    the radius is ``sqrt(max(s_obs^2 - s_psf^2 - floor^2, 0))`` pixels times
-    the pixel scale, where ``s_psf`` is the Gaussian sigma of ``psf_scale *
-    psffwhm`` (co-added alike) and ``floor`` (0.5 pixel) absorbs the bias of
-    the moments of noisy point sources.  The same radius goes to every band;
-    sources whose moments fail get 0 (unresolved).  On simulated stamps it
-    gives 0.41" for galaxies of true median radius 0.50" (correlation 0.84 at
-    r < 21) and about 0.1" for point sources down to r = 23.  It is a
-    stand-in for catalogs without SDSS's ``deVRad``, used for the real-frame
-    demonstrations; prefer the survey's own measurement.
+    fwhm = 8.0  # pixels: the ratio depends on R / FWHM only
+    psf = galsim.Moffat(beta=beta, fwhm=fwhm)
+
+    def draw(obj):
+        return obj.drawImage(nx=128, ny=128, scale=1.0, method="no_pixel").array
+
+    p = draw(psf)
+    grid = np.linspace(0.0, 3.0, 61)
+    fractions = [1.0] + [
+        float((draw(galsim.Convolve(galsim.DeVaucouleurs(half_light_radius=x * fwhm), psf))
+               * p).sum() / (p * p).sum()) for x in grid[1:]]
+    return grid, np.array(fractions)
+
+
+def devrad_from_fluxes(psf_flux, model_flux, psffwhm):
+    """de Vaucouleurs radii (arcsec) from the ratio of PSF to model flux.
+
+    PSF photometry of an extended source misses light: for a de Vaucouleurs
+    profile of half-light radius R seen through a Moffat PSF (index 3) of
+    FWHM w, the PSF flux is a known fraction of the total that falls from 1 at
+    R = 0 to 0.2 at R = 3w.  Inverting it turns a catalog's PSF and model
+    fluxes (SDSS's ``psfFlux``/``modelFlux``, the basis of its own star/galaxy
+    separation) into a radius for catalogs that lack ``deVRad``; ratios of 1
+    or more give 0.  Bands without positive fluxes get the median of the
+    row's other bands, rows without any 0.
 
     Parameters
     ----------
-    stamps : array-like, shape (n, 5, H, W)
-        Cutouts in ugriz order, nanomaggies.
+    psf_flux, model_flux : array-like, shape (n, 5)
+        Fluxes per band, any one unit.
     psffwhm : array-like, shape (n, 5)
-        Catalog PSF FWHM per band, arcsec.
+        PSF FWHM per band, arcsec.
 
     Returns
     -------
     devrad : `numpy.ndarray`, shape (n, 5)
     """
-    import galsim
-
-    stamps = np.asarray(stamps, dtype=np.float64)[:, 1:4]
-    psf = psf_scale * np.asarray(psffwhm, float)[:, 1:4] / pixel_scale / 2.3548
-    pix = stamps.transpose(1, 0, 2, 3).reshape(3, -1)
-    sigma = 1.4826 * np.median(np.abs(pix - np.median(pix, axis=1, keepdims=True)), axis=1)
-    weight = 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2
-    coadd = np.einsum("nkyx,k->nyx", stamps, weight) / weight.sum()
-    sigma_psf = psf @ weight / weight.sum()
-    radius = np.zeros(len(stamps))
-    for i, image in enumerate(coadd):
-        try:
-            mom = galsim.hsm.FindAdaptiveMom(galsim.Image(image), strict=True)
-        except (galsim.GalSimError, RuntimeError, ValueError):
-            continue
-        s2 = mom.moments_sigma ** 2 - sigma_psf[i] ** 2 - floor ** 2
-        radius[i] = np.sqrt(max(s2, 0.0)) * pixel_scale
-    return np.repeat(radius[:, None], len(BANDS), axis=1)
+    grid, fractions = _psf_flux_fractions()
+    psf_flux = np.asarray(psf_flux, float)
+    model_flux = np.asarray(model_flux, float)
+    ok = (psf_flux > 0) & (model_flux > 0)
+    ratio = np.where(ok, psf_flux / np.where(ok, model_flux, 1.0), np.nan)
+    radius = np.interp(-np.clip(ratio, fractions[-1], 1.0), -fractions, grid)
+    radius = np.where(ok, radius * np.asarray(psffwhm, float), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without a usable band
+        row = np.nanmedian(radius, axis=1)
+    row = np.where(np.isfinite(row), row, 0.0)
+    return np.where(np.isfinite(radius), radius, row[:, None])
 
 
 def real_frame_catalog(data_dir=None, frames=None):
@@ -357,9 +438,9 @@ def real_frame_catalog(data_dir=None, frames=None):
 
     ``ra``, ``dec``; ``dered_<b>`` from the model fluxes as SDSS asinh
     magnitudes minus ``extinction_<b>``; ``psffwhm_<b>`` (calibObj
-    ``PSF_FWHM``); ``deVRad_<b>`` estimated from the frames with
-    `estimate_devrad` (calibObj has none); colours ``u_g`` ...; and ``class``
-    STAR (they are photometric stars, OBJC_TYPE 6).
+    ``PSF_FWHM``); ``deVRad_<b>`` from the PSF-to-model flux ratios with
+    `devrad_from_fluxes` (calibObj has no deVRad); colours ``u_g`` ...; and
+    ``class`` STAR (they are photometric stars, OBJC_TYPE 6).
 
     Parameters
     ----------
@@ -379,7 +460,7 @@ def real_frame_catalog(data_dir=None, frames=None):
     from astropy import units as u
     from astropy.table import Table
 
-    from .cutouts import make_cutouts, read_frame
+    from .cutouts import read_frame
     from .train_recipes import default_data_dir
 
     frame_dir = Path(data_dir or default_data_dir()) / _FRAME
@@ -397,8 +478,7 @@ def real_frame_catalog(data_dir=None, frames=None):
     flux = np.asarray(stars["MODELFLUX"], float)
     ext = np.asarray(stars["EXTINCTION"], float)
     fwhm = np.asarray(stars["PSF_FWHM"], float)
-    stamps = make_cutouts(table=cat, images=frames).data
-    devrad = estimate_devrad(stamps, fwhm)
+    devrad = devrad_from_fluxes(stars["PSFFLUX"], flux, fwhm)
     observed = {}
     for k, b in enumerate(BANDS):
         observed[b] = luptitude(flux[:, k], b)
@@ -410,7 +490,7 @@ def real_frame_catalog(data_dir=None, frames=None):
         cat[f"{a}_{b}"] = (observed[a] - observed[b]) * u.mag
     cat["class"] = np.full(len(cat), "STAR")
     cat.meta["ORIGIN"] = ("sourceclf.image_recipes.real_frame_catalog: calibObj stars of "
-                          "SDSS 4510-4-0030; deVRad estimated from the frames")
+                          "SDSS 4510-4-0030; deVRad from the PSF/model flux ratios")
     return cat, frames
 
 
@@ -436,10 +516,95 @@ def frame_star_check(clf, data_dir=None):
     counts = {c: int(np.sum(pred == c)) for c in clf.classes}
     return {"data": f"{_FRAME}: the 161 calibObj photometric stars (OBJC_TYPE 6) on the "
                     "real frames" + ("" if clf.feature_set is None else
-                                     "; features from calibObj, deVRad estimated from the "
-                                     "frames (image_recipes.real_frame_catalog)"),
+                                     "; features from calibObj, deVRad from its PSF/model "
+                                     "flux ratios (image_recipes.real_frame_catalog)"),
             "n": len(cat), "point_fraction": round(float(np.isin(pred, ["STAR", "QSO"]).mean()), 4),
             "predicted": counts}
+
+
+def frame_extended_sources(data_dir=None, frames=None, *, max_r=19.5, min_width=1.8,
+                           max_peak=50.0):
+    """Clearly extended bright sources of SDSS field 4510-4-0030, found with photutils.
+
+    Sources are detected on the r frame (`photutils.segmentation.detect_sources`
+    on the sky-subtracted frame smoothed by a 3-pixel Gaussian, 3 sigma, 10
+    pixels) and measured with `~photutils.segmentation.SourceCatalog`.  Kept
+    are those brighter than ``max_r`` (segment flux), whose FWHM exceeds
+    ``min_width`` times the median FWHM of the calibObj stars, with no calibObj
+    star within 3 arcsec and a peak under ``max_peak`` nanomaggies (which
+    drops saturated stars, whose bleed trails and spikes widen them).  These
+    are the galaxies anyone would point at in the frame; the frame has no
+    spectroscopic labels.
+
+    Returns
+    -------
+    sources : `~astropy.table.Table` or None
+        ``ra``, ``dec``, ``x``, ``y`` (pixels of the r frame), ``r_segment``
+        and ``fwhm_pix``; None when the frame data are absent.
+    """
+    from astropy import units as u
+    from astropy.convolution import convolve
+    from astropy.coordinates import SkyCoord
+    from astropy.stats import sigma_clipped_stats
+    from astropy.table import Table
+    from photutils.segmentation import SourceCatalog, detect_sources, make_2dgaussian_kernel
+
+    stars, frames = real_frame_catalog(data_dir, frames)
+    if stars is None:
+        return None
+    data, wcs = frames["r"]
+    _, median, std = sigma_clipped_stats(data, sigma=3.0)
+    image = data - median
+    smooth = convolve(image, make_2dgaussian_kernel(3.0, size=5))
+    segments = detect_sources(smooth, 3.0 * std, n_pixels=10)
+    found = SourceCatalog(image, segments, convolved_data=smooth, wcs=wcs)
+    fwhm = np.asarray(found.fwhm.value)
+    flux = np.asarray(found.segment_flux, dtype=float)
+    r_seg = 22.5 - 2.5 * np.log10(np.clip(flux, 1e-3, None))
+    _, sep, _ = found.sky_centroid.match_to_catalog_sky(SkyCoord(stars["ra"], stars["dec"]))
+    is_star = sep < 3 * u.arcsec
+    psf = np.median(fwhm[is_star])
+    keep = (~is_star & (r_seg < max_r) & (fwhm > min_width * psf)
+            & (np.asarray(found.max_value) < max_peak))
+    coords = found.sky_centroid[keep]
+    out = Table()
+    out["ra"] = coords.ra.to(u.deg)
+    out["dec"] = coords.dec.to(u.deg)
+    out["x"] = np.asarray(found.x_centroid)[keep]
+    out["y"] = np.asarray(found.y_centroid)[keep]
+    out["r_segment"] = r_seg[keep] * u.mag
+    out["fwhm_pix"] = fwhm[keep]
+    out.meta["ORIGIN"] = ("sourceclf.image_recipes.frame_extended_sources: photutils on the "
+                          f"r frame of {_FRAME}; stellar FWHM {psf:.2f} pix")
+    return out
+
+
+def frame_galaxy_check(clf, data_dir=None):
+    """Fraction of the clearly extended bright sources of the real frame called GALAXY.
+
+    Only for image-only models (``clf.feature_set`` None): the sources of
+    `frame_extended_sources` have positions but no SDSS photometry.
+
+    Returns
+    -------
+    result : dict or None
+        ``n``, ``galaxy_fraction`` and the counts per predicted class; None
+        when the frame data are absent or the model needs features.
+    """
+    from .classification import classify
+
+    if clf.feature_set is not None:
+        return None
+    sources = frame_extended_sources(data_dir)
+    if sources is None:
+        return None
+    _, frames = real_frame_catalog(data_dir)
+    out = classify(sources, images=frames, model=clf, confidence=None)
+    pred = np.asarray(out["pred_class"].filled("")).astype(str)
+    return {"data": f"{_FRAME}: clearly extended bright sources found with photutils "
+                    "(image_recipes.frame_extended_sources)",
+            "n": len(sources), "galaxy_fraction": round(float(np.mean(pred == "GALAXY")), 4),
+            "predicted": {c: int(np.sum(pred == c)) for c in clf.classes}}
 
 
 # Training ------------------------------------------------------------------------
@@ -512,6 +677,9 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     real = frame_star_check(clf, data_dir)
     if real is not None:
         card.metrics["real_frame_stars"] = real
+    extended = frame_galaxy_check(clf, data_dir)
+    if extended is not None:
+        card.metrics["real_frame_extended"] = extended
     clf.calibration = calibration_table(clf, table[ca], sub(x, ca), y[ca], stamps[ca])
     card.extra["n_parameters"] = int(sum(p.numel() for p in clf.module.parameters()))
     card.extra["mflop_per_source"] = round(
@@ -549,9 +717,23 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
         if x is not None:
             module.standardize.fit(x[tr])
         module.fit_image_normalisation(stamps[tr])
-        history = fit_module(module, None if x is None else x[tr], y[tr],
-                             None if x is None else x[va], y[va], images_train=stamps[tr],
-                             images_val=stamps[va], augment=random_augment, **opts)
+        # A step-wise decaying learning rate: (epochs, lr) stages, each a fit_module
+        # run starting from the previous stage's best weights.
+        schedule = opts.pop("lr_schedule", None) or [(opts["epochs"], opts["lr"])]
+        history = {"val_loss": [], "best_epoch": 0, "stages": {}}
+        for k, (epochs, lr) in enumerate(schedule):
+            stage = fit_module(module, None if x is None else x[tr], y[tr],
+                               None if x is None else x[va], y[va], images_train=stamps[tr],
+                               images_val=stamps[va], augment=random_augment,
+                               **{**opts, "epochs": epochs, "lr": lr,
+                                  "random_state": opts["random_state"] + k})
+            history["best_epoch"] = len(history["val_loss"]) + stage["best_epoch"]
+            history["val_loss"] += stage["val_loss"]
+        history.pop("stages")
+        if len(schedule) > 1:
+            opts["lr_schedule"] = [list(st) for st in schedule]
+            opts.pop("lr")
+            opts.pop("epochs")
     seconds = {"cpu": time.process_time() - t_cpu, "wall": time.perf_counter() - t_wall}
     module.cpu().eval()
     card = _card(name, module, architecture=architecture, config=cfg, feature_set=feature_set,
@@ -588,7 +770,7 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     return _fit(
         "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn", config=CNN_CONFIG,
         feature_set=None, priority=5, data_dir=data_dir,
-        fit_options={"epochs": 8, "lr": 3e-3, "patience": 3},
+        fit_options={"lr_schedule": [[7, 2e-3], [3, 5e-4], [2, 1e-4]], "patience": 3},
         description=("MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps "
                      "alone (no photometric features), in a CPU-sized configuration: every "
                      "convolution at 1/8 of the published width and one dense layer of 256 "
@@ -596,8 +778,8 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
                      "has 23M parameters), with batch normalisation after each convolution "
                      "(not in the paper; it lets the small network learn in a few CPU "
                      "epochs); input asinh-scaled by each band's sky noise."),
-        notes=_SIM_NOTE.format(arch="margnet-cnn") + " Images only: use it when the "
-              "catalog lacks MargNet's photometric columns.")
+        notes=(_SIM_NOTE.format(arch="margnet-cnn") + " Images only: use it when the "
+               "catalog lacks MargNet's photometric columns."))
 
 
 def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):

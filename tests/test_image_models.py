@@ -32,7 +32,8 @@ def blobs(n, random_state=0, size=32):
     yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
     cx, cy = rng.uniform(-1, 1, (2, n))
     r2 = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2
-    profile = np.exp(-0.5 * r2 / sigma[:, None, None] ** 2) / (2 * np.pi * sigma[:, None, None] ** 2)
+    s2 = sigma[:, None, None] ** 2
+    profile = np.exp(-0.5 * r2 / s2) / (2 * np.pi * s2)
     colours = np.array([0.3, 0.7, 1.0, 1.2, 1.3])
     images = flux[:, None, None, None] * colours[None, :, None, None] * profile[:, None]
     images += rng.normal(scale=0.05, size=images.shape)
@@ -262,6 +263,26 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
     assert len(out) == 161 and not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
     assert point.mean() >= 0.90, f"only {point.sum()} of 161 stars called point sources"
+
+
+def test_cnn_calls_extended_sources_galaxies(shared_data):
+    """Clearly extended bright sources of the real frame (photutils) are called GALAXY."""
+    _shipped()
+    from astropy.table import Table
+
+    import sourceclf
+    from sourceclf.image_recipes import frame_extended_sources, real_frame_catalog
+
+    sources = frame_extended_sources(shared_data)
+    if sources is None:
+        pytest.skip(f"{FRAME} is absent")
+    assert len(sources) >= 10
+    _, frames = real_frame_catalog(shared_data)
+    positions = Table({"ra": sources["ra"], "dec": sources["dec"]})
+    out = sourceclf.classify(positions, images=frames)
+    assert out.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    galaxy = np.asarray(out["pred_class"]) == "GALAXY"
+    assert galaxy.mean() >= 0.9, f"{galaxy.sum()} of {len(out)} extended sources"
 
 
 @pytest.mark.parametrize("name", ["margformer-sgq", "margnet-sgq"])

@@ -1,0 +1,84 @@
+"""Tests of the simulation behind the shipped image models (sourceclf.image_recipes)."""
+
+import numpy as np
+import pytest
+
+from sourceclf.bands import BANDS
+
+pytest.importorskip("galsim")
+
+from sourceclf.image_recipes import (MAGNITUDE_RANGES, SATURATION, add_realism,  # noqa: E402
+                                     devrad_from_fluxes, saturate, simulated_sgq_catalog)
+
+
+def _gaussian_star(peak, size=32, sigma=1.8):
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2.0
+    return (peak * np.exp(-(xx ** 2 + yy ** 2) / (2 * sigma ** 2))).astype(np.float32)
+
+
+def test_saturate_leaves_a_hollow_streaked_core():
+    level = SATURATION["r"]
+    stamps = np.zeros((2, 5, 32, 32), dtype=np.float32)
+    stamps[0, 2] = _gaussian_star(20 * level)  # far above saturation
+    stamps[1, 2] = _gaussian_star(0.3 * level)  # below it: untouched
+    faint = stamps[1].copy()
+    saturate(stamps, np.random.default_rng(0))
+    bright = stamps[0, 2]
+    assert bright.max() < level
+    # The interpolated core is far below what a star of that flux would peak at,
+    # and lower than its own surroundings along the row: hollow.
+    assert bright[15:17, 15:17].max() < 0.2 * level
+    # Charge bled along the column: more rows than columns were replaced.
+    changed = bright != _gaussian_star(20 * level)
+    assert changed.any(axis=1).sum() > changed.any(axis=0).sum()
+    np.testing.assert_array_equal(stamps[1], faint)
+
+
+def test_saturate_is_reproducible():
+    stamps = np.zeros((3, 5, 32, 32), dtype=np.float32)
+    stamps[:, :] = _gaussian_star(10 * max(SATURATION.values()))
+    a = saturate(stamps.copy(), np.random.default_rng(4))
+    b = saturate(stamps.copy(), np.random.default_rng(4))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_simulated_catalog_classes_magnitudes_and_sizes(shared_data):
+    t = simulated_sgq_catalog(600, random_state=2, data_dir=shared_data)
+    cls = np.asarray(t["class"]).astype(str)
+    assert {c: int((cls == c).sum()) for c in ("GALAXY", "QSO", "STAR")} == \
+        {"GALAXY": 200, "QSO": 200, "STAR": 200}
+    r = np.asarray(t["dered_r"])
+    for c, pieces in MAGNITUDE_RANGES.items():
+        lo, hi = min(p[0] for p in pieces), max(p[1] for p in pieces)
+        assert lo <= r[cls == c].min() and r[cls == c].max() <= hi
+    assert r[cls == "STAR"].min() < 14.0  # saturated stars are part of the training set
+    # Galaxies moved brighter grew on the sky: bright ones are clearly resolved.
+    radius = np.asarray(t["deVRad_r"])
+    gal = cls == "GALAXY"
+    assert np.median(radius[gal & (r < 17)]) > 1.5 * np.median(radius[gal & (r > 20)])
+
+
+def test_add_realism_noise_level():
+    from astropy.table import Table
+
+    from sourceclf.simulate import SDSS_BAND_DEFAULTS
+
+    n = 64
+    noiseless = np.zeros((n, 5, 32, 32), dtype=np.float32)
+    table = Table({"class": ["STAR"] * n})
+    stamps = add_realism(np.empty_like(noiseless), noiseless, table, random_state=0,
+                         neighbour_fraction=0.0, halo_fraction=0.0)
+    for k, b in enumerate(BANDS):
+        sigma = stamps[:, k].std()
+        assert sigma == pytest.approx(SDSS_BAND_DEFAULTS[b]["sky_sigma"], rel=0.1)
+
+
+def test_devrad_from_fluxes():
+    fwhm = np.full((3, 5), 1.2)
+    psf = np.array([[10.0] * 5, [6.0] * 5, [np.nan, 5.0, 5.0, 5.0, 5.0]])
+    model = np.array([[10.0] * 5, [10.0] * 5, [10.0] * 5])
+    radius = devrad_from_fluxes(psf, model, fwhm)
+    assert np.all(radius[0] == 0)  # PSF flux = model flux: a point source
+    assert np.all(radius[1] > 0)
+    assert np.all(radius[2] > radius[1])  # less light in the PSF: larger
+    assert radius[2, 0] == pytest.approx(np.median(radius[2, 1:]))  # the row's median
