@@ -233,7 +233,13 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
         ``'margnet-ann'``.  The classical models ``'dt'``, ``'rf'``, ``'gbdt'``
         and ``'xgboost'`` are trained by `sourceclf.models.classical.train_classical`
         (``config`` then holds estimator parameters; the optimisation settings
-        do not apply).
+        do not apply).  The Bayesian architectures (``'bayesian-mlp'``,
+        ``'bayesian-margnet-ann'``, ``'bayesian-margnet-ensemble'``,
+        ``'bayesian-margformer'``: see `sourceclf.models.bayesian`) are
+        trained with the ELBO (cross-entropy + KL / n_train), their posterior
+        widths fitted by `sourceclf.models.bayesian.fit_posterior_scales`, and
+        give a `~sourceclf.models.BayesianClassifier`, which
+        ``sourceclf.classify(..., mc_samples=N)`` accepts.
     feature_set : str, optional
         Feature set; default ``'margnet24'`` when the table has its columns,
         else ``'ugriz'``.
@@ -347,7 +353,8 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
 
     bayesian = bool(variational_layers(module))
     extra = {"loss_fn": elbo_loss()} if bayesian else {}
-    # Stacked ensembles train in stages (members, then a head on another split).
+    # Stacked ensembles train in stages (members, then a head on another split); a
+    # Bayesian ensemble applies the ELBO to its head only and fits the head's widths itself.
     fit = getattr(module, "fit_stages", None) or functools.partial(fit_module, module)
     history = fit(part(x, tr), y[tr], part(x, va), y[va],
                   images_train=part(images, tr), images_val=part(images, va),
@@ -355,8 +362,11 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
                   weight_decay=weight_decay, patience=patience, device=device,
                   random_state=random_state, augment=augment, progress=progress, **extra)
     module.cpu()
-    if bayesian and images is None:
-        fit_posterior_scales(module, x[tr], y[tr], random_state=random_state)
+    if bayesian and "posterior_scales" not in history:
+        # Early stopping leaves the posterior widths near their initial value: fit them
+        # (means frozen) on the training rows, cutouts included for image networks.
+        history["posterior_scales"] = fit_posterior_scales(
+            module, part(x, tr), y[tr], images=part(images, tr), random_state=random_state)
     card = ModelCard(
         name=name or f"user-{model}-{feature_set or 'images'}", version="1.0", kind="torch",
         architecture=model, config=cfg, feature_set=feature_set, uses_images=uses_images,
@@ -366,6 +376,14 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
                   "best_epoch": history["best_epoch"], "random_state": random_state,
                   "label_column": label_column},
     )
+    if bayesian:
+        elbo = "cross_entropy + KL(posterior || prior) / n_train"
+        if getattr(module, "fit_stages", None) is not None:  # a stacked ensemble
+            elbo = "members: cross_entropy; head: " + elbo.replace("n_train", "n_head_rows")
+        card.training["loss"] = elbo
+        if history["posterior_scales"]:
+            card.training["posterior_scales_final_loss"] = round(
+                float(history["posterior_scales"][-1]), 6)
     clf = (BayesianClassifier if bayesian else TorchClassifier)(module, card)
     if va.size:
         pred = clf.predict_proba(part(x, va), part(images, va), device=device).argmax(1)

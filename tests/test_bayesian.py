@@ -202,3 +202,233 @@ def test_train_bayesian_architecture_gives_bayesian_classifier():
     assert model.card.kind == "torch-bayesian"
     out = sourceclf.classify(table[:10], model=model, mc_samples=5, confidence=None)
     assert "pred_mutual_info" in out.colnames
+
+
+# Bayesian image models: MargNet's stacked ensemble and MargFormer ---------------------
+
+TINY_IMAGE = {
+    "bayesian-margnet-ensemble": {"ann": {"hidden": [16, 8]},
+                                  "cnn": {"width": 0.0625, "dense": [16]}, "rho_init": -2.0},
+    "bayesian-margformer": {"dim": 16, "depth": 1, "heads": 2, "token_layers": 0,
+                            "feature_hidden": [16], "rho_init": -2.0},
+}
+TWINS = {"bayesian-margnet-ensemble": "margnet-ensemble", "bayesian-margformer": "margformer"}
+
+
+def _blobs(n, random_state=0, size=32):
+    """Noisy 5-band stamps: class 1 a point source, class 0 extended."""
+    rng = np.random.default_rng(random_state)
+    y = rng.integers(0, 2, n)
+    sigma = np.where(y == 1, 1.2, 3.5)[:, None, None]
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    profile = np.exp(-0.5 * (xx ** 2 + yy ** 2)[None] / sigma ** 2) / (2 * np.pi * sigma ** 2)
+    flux = 10 ** rng.uniform(0.5, 2, n)[:, None, None, None]
+    colours = np.array([0.3, 0.7, 1.0, 1.2, 1.3])[None, :, None, None]
+    images = flux * colours * profile[:, None] + rng.normal(scale=0.05, size=(n, 5, size, size))
+    return images.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def blob_catalog():
+    from sourceclf.demo import demo_catalog
+
+    images, y = _blobs(200, random_state=1)
+    table = demo_catalog(200, random_state=4)
+    table["class"] = np.where(y == 1, "STAR", "GALAXY")
+    return table, images
+
+
+def _seq(head):
+    """The `torch.nn.Sequential` of a head (MargFormer's head, or the ensemble's head.net)."""
+    return head.net if hasattr(head, "net") else head
+
+
+def _head_layer(module):
+    return _seq(module.head)[-1]
+
+
+@pytest.mark.parametrize("name", sorted(TINY_IMAGE))
+def test_bayesian_image_architectures(name, one_thread):
+    from sourceclf.models import BayesianMargFormer, BayesianMargNetStack, build_architecture
+    from sourceclf.models.bayesian import variational_layers
+
+    torch.manual_seed(0)
+    cfg = {"n_classes": 3, **TINY_IMAGE[name]}
+    module = build_architecture(name, cfg)
+    assert isinstance(module, {"bayesian-margformer": BayesianMargFormer,
+                               "bayesian-margnet-ensemble": BayesianMargNetStack}[name])
+    # Only the head's classification layer is variational ...
+    assert variational_layers(module) == [_head_layer(module)]
+    assert _head_layer(module).out_features == 3
+    # ... and the rest is the published network, parameter for parameter.
+    twin = build_architecture(TWINS[name], {k: v for k, v in cfg.items() if k != "rho_init"})
+    ours = {k: v.shape for k, v in module.state_dict().items()}
+    theirs = {k: v.shape for k, v in twin.state_dict().items()}
+    last = [k for k in theirs if k not in ours]
+    assert sorted(last) == sorted(k for k in theirs if k.startswith("head.")
+                                  and k.rsplit(".", 2)[-2] == str(len(_seq(twin.head)) - 1))
+    assert all(ours[k] == s for k, s in theirs.items() if k not in last)
+    feats, images = torch.randn(6, 24), torch.randn(6, 5, 32, 32)
+    module.train()
+    logits = module(feats, images)
+    assert logits.shape == (6, 3) and torch.isfinite(logits).all()
+    (logits.sum() + kl_divergence(module)).backward()
+    assert _head_layer(module).weight_rho.grad is not None
+    module.eval()
+    with torch.no_grad():
+        a, b = module(feats, images), module(feats, images)
+        with sampled_weights(module, 4, torch.Generator().manual_seed(0)):
+            draws = module(feats, images)
+    assert torch.equal(a, b)  # posterior mean in evaluation mode
+    assert draws.shape == (4, 6, 3) and not torch.allclose(draws[0], draws[1])
+
+
+@pytest.fixture(scope="module")
+def trained(blob_catalog, one_thread):
+    """Each Bayesian image model trained by sourceclf.train, with its loss calls recorded."""
+    import sourceclf
+    from sourceclf.models import bayesian
+
+    table, images = blob_catalog
+    models = {}
+    for name in sorted(TINY_IMAGE):
+        calls = []
+        real = bayesian.elbo_loss
+
+        def spy(kl_weight=None, calls=calls, real=real):
+            inner = real(kl_weight)
+
+            def loss_fn(module, logits, targets, n_train):
+                loss = inner(module, logits, targets, n_train)
+                expected = (F.cross_entropy(logits, targets)
+                            + kl_divergence(module) / n_train).detach()
+                calls.append((module, n_train, float(loss.detach()), float(expected),
+                              float(kl_divergence(module).detach())))
+                return loss
+
+            return loss_fn
+
+        bayesian.elbo_loss = spy
+        try:
+            clf = sourceclf.train(table, images, model=name, config=TINY_IMAGE[name],
+                                  epochs=3, batch_size=32, patience=3, lr=1e-2,
+                                  device="cpu", random_state=0)
+        finally:
+            bayesian.elbo_loss = real
+        models[name] = (clf, calls)
+    return models
+
+
+@pytest.mark.parametrize("name", sorted(TINY_IMAGE))
+def test_image_models_train_with_the_elbo(trained, name):
+    clf, calls = trained[name]
+    assert isinstance(clf, BayesianClassifier) and clf.card.kind == "torch-bayesian"
+    assert clf.card.architecture == name and clf.card.uses_images
+    assert "KL" in clf.card.training["loss"]
+    assert calls
+    # Every training step's loss is the hand-computed negative ELBO per row, with a
+    # nonzero KL term.
+    for _, _, loss, expected, kl in calls:
+        assert loss == pytest.approx(expected, rel=1e-5)
+        assert kl > 0
+    modules = {id(c[0]) for c in calls}
+    if name == "bayesian-margnet-ensemble":
+        # Only the head minimises the ELBO (the members use cross-entropy), with the KL
+        # weighted by one over the rows the head is fitted on (75% of the validation split).
+        assert modules == {id(clf.module.head)}
+        (n_head,) = {c[1] for c in calls}
+        assert 0.6 < n_head / clf.card.training["n_validation"] < 0.9
+    else:
+        assert modules == {id(clf.module)}
+        assert {c[1] for c in calls} == {clf.card.training["n_train"]}
+    # The posterior widths were fitted after training (sigma moved from softplus(-2)).
+    sigma = _head_layer(clf.module).weight_sigma.detach()
+    assert not torch.allclose(sigma, F.softplus(torch.tensor(-2.0)).expand_as(sigma))
+
+
+@pytest.mark.parametrize("name", sorted(TINY_IMAGE))
+def test_image_models_mc_reproducible_and_round_trip(trained, blob_catalog, name, tmp_path):
+    from sourceclf.features import get_feature_set
+
+    clf, _ = trained[name]
+    table, images = blob_catalog
+    x = get_feature_set("margnet24").compute(table[:40]).values
+    a, ea = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=3)
+    b, eb = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=3, batch_size=7)
+    c, _ = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=4)
+    assert np.allclose(a, b, atol=1e-6, rtol=0)
+    for k in ea:
+        assert np.allclose(ea[k], eb[k], atol=1e-6, rtol=0)
+    assert not np.allclose(a, c, atol=1e-6)
+    assert (ea["prob_star_std"] > 0).all() and ea["prob_star_std"].max() > 1e-3
+    assert (ea["pred_mutual_info"] > 0).any()
+    clf.save(tmp_path / "m")
+    back = load_model(tmp_path / "m")
+    assert isinstance(back, BayesianClassifier) and back.card.kind == "torch-bayesian"
+    d, ed = back.predict_proba_mc(x, images[:40], n_samples=12, random_state=3)
+    assert np.array_equal(a, d)
+    for k in ea:
+        assert np.array_equal(ea[k], ed[k])
+    assert np.array_equal(clf.predict_proba(x, images[:40]), back.predict_proba(x, images[:40]))
+
+
+@pytest.mark.parametrize("name", sorted(TINY_IMAGE))
+def test_classify_image_model_with_mc_samples(trained, blob_catalog, name):
+    clf, _ = trained[name]
+    table, images = blob_catalog
+    out = classify(table[:30], images[:30], model=clf, mc_samples=8, random_state=1)
+    again = classify(table[:30], images[:30], model=clf, mc_samples=8, random_state=1,
+                     batch_size=4)
+    other = classify(table[:30], images[:30], model=clf, mc_samples=8, random_state=2)
+    for col in ("prob_galaxy", "prob_star", "prob_galaxy_std", "prob_star_std",
+                "pred_entropy", "pred_mutual_info"):
+        assert col in out.colnames
+        assert np.allclose(out[col], again[col], atol=1e-6)
+    assert not np.allclose(out["prob_star"], other["prob_star"], atol=1e-6)
+    assert out.meta["CLFMC"] == 8 and "pred_set" in out.colnames
+    assert np.allclose(np.asarray(out["prob_galaxy"]) + np.asarray(out["prob_star"]), 1,
+                       atol=1e-5)
+
+
+def test_fit_posterior_scales_on_image_networks(blob_catalog, one_thread, monkeypatch):
+    """The widths of an image network fit on cached head inputs as on full passes."""
+    from sourceclf.features import get_feature_set
+    from sourceclf.models import bayesian, build_architecture
+
+    table, images = blob_catalog
+    x = get_feature_set("margnet24").compute(table[:64]).values
+    y = (np.asarray(table["class"][:64]) == "STAR").astype(int)
+    torch.manual_seed(0)
+    module = build_architecture("bayesian-margformer",
+                                {"n_classes": 2, **TINY_IMAGE["bayesian-margformer"]})
+    module.fit_image_normalisation(images)
+    module.standardize.fit(x)
+    module.eval()
+    twin = build_architecture("bayesian-margformer",
+                              {"n_classes": 2, **TINY_IMAGE["bayesian-margformer"]})
+    twin.load_state_dict(module.state_dict())
+    twin.eval()
+    with torch.no_grad():
+        before = module(torch.as_tensor(x), torch.as_tensor(images[:64]))
+    fast = bayesian.fit_posterior_scales(module, x, y, images=images[:64], epochs=5,
+                                         batch_size=16)
+    monkeypatch.setattr(bayesian, "_output_layer_inputs", lambda *args: None)
+    slow = bayesian.fit_posterior_scales(twin, x, y, images=images[:64], epochs=5,
+                                         batch_size=16)
+    assert np.allclose(fast, slow, rtol=1e-4)
+    assert torch.allclose(module.head[-1].weight_rho, twin.head[-1].weight_rho, atol=1e-5)
+    assert not torch.allclose(module.head[-1].weight_rho, torch.tensor(-2.0))
+    with torch.no_grad():  # the posterior mean (and so predict_proba) is unchanged
+        assert torch.equal(before, module(torch.as_tensor(x), torch.as_tensor(images[:64])))
+    assert not module.training
+    assert all(p.requires_grad for p in module.parameters())
+    with pytest.raises(InvalidInputError, match="features or images"):
+        bayesian.fit_posterior_scales(module, None, y)

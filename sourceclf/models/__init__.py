@@ -2,8 +2,9 @@
 
 from .architectures import ARCHITECTURES, build_architecture, register_architecture
 from .base import SourceClassifier, TorchClassifier
-from .bayesian import (BayesianClassifier, BayesianMargNetANN, BayesianPhotometricMLP,
-                       VariationalLinear, kl_divergence)
+from .bayesian import (BayesianClassifier, BayesianMargFormer, BayesianMargNetANN,
+                       BayesianMargNetStack, BayesianPhotometricMLP, VariationalLinear,
+                       kl_divergence)
 from .card import ModelCard
 from .classical import SklearnClassifier
 from .layers import Standardize
@@ -14,7 +15,8 @@ from .registry import MODEL_DIR, list_models, load_model, model_card, model_name
 
 __all__ = ["ARCHITECTURES", "build_architecture", "register_architecture",
            "SourceClassifier", "TorchClassifier", "BayesianClassifier", "BayesianMargNetANN",
-           "BayesianPhotometricMLP", "VariationalLinear", "kl_divergence", "SklearnClassifier",
+           "BayesianPhotometricMLP", "BayesianMargNetStack", "BayesianMargFormer",
+           "VariationalLinear", "kl_divergence", "SklearnClassifier",
            "ModelCard", "Standardize",
            "MargNetANN", "PhotometricMLP", "MargNetCNN", "MargNetStack", "MargFormer",
            "MODEL_DIR", "list_models", "load_model",

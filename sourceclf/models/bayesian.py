@@ -26,12 +26,29 @@ draws ``n_samples`` weight sets once, from a `torch.Generator` seeded with
 ``random_state``, and applies every set to every row: results depend on the
 seed only, not on the batch size or the device's random state.
 
-`BayesianMargNetANN` (architecture ``'bayesian-margnet-ann'``) is MargNet's
-ANN with its output layer made variational, as in the paper;
-`BayesianPhotometricMLP` (``'bayesian-mlp'``) does the same to the leaner MLP
-of ``margnet-photometry-sg``, and is what ``bayesian-margnet-photometry-sg``
-ships.  Any other network can use `VariationalLinear` the same way (e.g. as a
-classification head); `kl_divergence` sums the KL terms of a whole module.
+The architectures (names for `sourceclf.train` and model cards) make the
+final classification layer of a published network variational and keep the
+rest of it:
+
+``'bayesian-margnet-ann'`` (`BayesianMargNetANN`)
+    MargNet's ANN with its output layer made variational, as in the paper.
+``'bayesian-mlp'`` (`BayesianPhotometricMLP`)
+    The same for the leaner MLP of ``margnet-photometry-sg``; what
+    ``bayesian-margnet-photometry-sg`` ships.
+``'bayesian-margnet-ensemble'`` (`BayesianMargNetStack`)
+    MargNet's stacked ensemble whose head (10 ReLU units -> classes) ends in
+    a variational layer; the ANN and CNN members stay deterministic and are
+    trained with cross-entropy, the head with the ELBO (KL weight one over
+    the rows the head is fitted on).
+``'bayesian-margformer'`` (`BayesianMargFormer`)
+    MargFormer with a variational classification layer, the whole network
+    trained with the ELBO.
+
+`sourceclf.train` recognises networks with variational layers: it passes
+`elbo_loss` to the training (to the head stage of a stacked ensemble), runs
+`fit_posterior_scales`, and returns a `BayesianClassifier` (card kind
+``'torch-bayesian'``).  Any other network can use `VariationalLinear` the same
+way; `kl_divergence` sums the KL terms of a whole module.
 """
 
 import contextlib
@@ -45,11 +62,13 @@ from torch.nn import functional as F
 from ..exceptions import InvalidInputError
 from .architectures import register_architecture
 from .base import TorchClassifier
+from .margformer import MargFormer
 from .margnet import MargNetANN, PhotometricMLP
+from .margnet_cnn import MargNetStack
 
 __all__ = ["VariationalLinear", "kl_divergence", "variational_layers", "sampled_weights",
            "elbo_loss", "fit_posterior_scales", "BayesianPhotometricMLP", "BayesianMargNetANN",
-           "BayesianClassifier", "mc_summary"]
+           "BayesianMargNetStack", "BayesianMargFormer", "BayesianClassifier", "mc_summary"]
 
 
 class VariationalLinear(nn.Module):
@@ -190,8 +209,8 @@ def elbo_loss(kl_weight=None):
     return loss_fn
 
 
-def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size=512,
-                         kl_weight=None, random_state=0):
+def fit_posterior_scales(module, features, y, *, images=None, epochs=100, lr=1e-2,
+                         batch_size=512, kl_weight=None, loss_fn=None, random_state=0):
     """Fit the posterior widths of the variational layers, everything else frozen.
 
     Early stopping on the validation loss of the posterior *mean* (what
@@ -200,21 +219,35 @@ def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size
     of the ELBO: they stay near their initial value and the Monte Carlo spread
     means nothing.  This second stage minimises the same loss (`elbo_loss`)
     over the ``rho`` parameters and the priors only, with the network in
-    evaluation mode (no dropout) and the posterior means fixed, so
-    ``predict_proba`` (posterior mean) does not change.
+    evaluation mode (no dropout, no augmentation) and the posterior means
+    fixed, so ``predict_proba`` (posterior mean) does not change.
+
+    When the network's only variational layer is its output layer (all the
+    ``bayesian-*`` architectures), everything before it is fixed too: its
+    inputs are computed once, in one pass over the rows, and the epochs run
+    on that layer alone, so the stage costs one forward pass of the network
+    even for image networks.  Otherwise every step runs the whole network.
+    The numbers are the same either way, up to rounding.
 
     Parameters
     ----------
     module : `torch.nn.Module`
-        Network with `VariationalLinear` layers; modified in place.
-    features : array-like, shape (n, n_features)
-        Training rows (the rows the means were fitted on).
+        Network with `VariationalLinear` layers, ``forward(features, images)``;
+        modified in place, on the device it is on.
+    features : array-like, shape (n, n_features), or None
+        Training rows (the rows the means were fitted on); None for a network
+        that reads images only.
     y : array-like of int
         Their class indices.
+    images : array-like, shape (n, bands, height, width), optional
+        Their cutouts, for image networks.
     epochs, lr, batch_size
         Adam settings.
     kl_weight : float, optional
         Default ``1 / n``.
+    loss_fn : callable, optional
+        The loss (``loss_fn(module, logits, targets, n_train)``); default
+        ``elbo_loss(kl_weight)``.
     random_state : int
         Seed of the row order and of the layer's noise.
 
@@ -226,20 +259,33 @@ def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size
     layers = variational_layers(module)
     if not layers:
         raise InvalidInputError("the network has no variational layer")
+    if features is None and images is None:
+        raise InvalidInputError("fit_posterior_scales needs features or images")
     params = [p for layer in layers for p in (layer.weight_rho, layer.bias_rho)]
     params += [p for layer in layers for p in (layer.prior_mu, layer.prior_log_scale)
                if isinstance(p, nn.Parameter)]
     frozen = {p: p.requires_grad for p in module.parameters()}
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    device = layers[0].weight_mu.device
+    x = None if features is None else torch.as_tensor(np.asarray(features, dtype=np.float32))
+    im = None if images is None else torch.as_tensor(np.asarray(images, dtype=np.float32))
     t = torch.as_tensor(np.asarray(y), dtype=torch.long)
     n = len(t)
-    loss_fn = elbo_loss(kl_weight)
+    for name, a in (("features", x), ("images", im)):
+        if a is not None and len(a) != n:
+            raise InvalidInputError(f"{len(a)} rows of {name} for {n} labels")
+    loss_fn = elbo_loss(kl_weight) if loss_fn is None else loss_fn
     generator = torch.Generator().manual_seed(int(random_state))
     history = []
     was_training = module.training
+
+    def rows(a, idx):
+        return None if a is None else a[idx].to(device)
+
     try:
         for p in module.parameters():
             p.requires_grad_(False)
+        module.eval()
+        head_inputs = _output_layer_inputs(module, layers, x, im, n, batch_size)
         for p in params:
             p.requires_grad_(True)
         optimizer = torch.optim.Adam(params, lr=lr)
@@ -252,7 +298,11 @@ def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size
             total = 0.0
             for start in range(0, n, batch_size):
                 idx = order[start:start + batch_size]
-                loss = loss_fn(module, module(x[idx], None), t[idx], n)
+                if head_inputs is not None:
+                    logits = layers[0](head_inputs[idx.to(head_inputs.device)])
+                else:
+                    logits = module(rows(x, idx), rows(im, idx))
+                loss = loss_fn(module, logits, t[idx].to(device), n)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -265,6 +315,39 @@ def fit_posterior_scales(module, features, y, *, epochs=100, lr=1e-2, batch_size
         if not was_training:
             module.eval()
     return history
+
+
+def _output_layer_inputs(module, layers, x, im, n, batch_size):
+    """Inputs of the network's single variational layer when that layer is its output.
+
+    Runs the network (in evaluation mode) once over the rows and returns
+    the inputs of the layer, shape (n, in_features), on the layer's device;
+    None when the network has several variational layers or its output is
+    not the layer's output (then the layer's inputs do not fix the logits).
+    """
+    if len(layers) != 1:
+        return None
+    layer = layers[0]
+    device = layer.weight_mu.device
+    seen = {}
+
+    def hook(mod, args, output):
+        seen["input"], seen["output"] = args[0], output
+
+    handle = layer.register_forward_hook(hook)
+    chunks = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                seen.clear()
+                out = module(None if x is None else x[start:start + batch_size].to(device),
+                             None if im is None else im[start:start + batch_size].to(device))
+                if out is not seen.get("output") or seen["input"].dim() != 2:
+                    return None
+                chunks.append(seen["input"].detach())
+    finally:
+        handle.remove()
+    return torch.cat(chunks) if chunks else None
 
 
 @contextlib.contextmanager
@@ -283,10 +366,12 @@ def sampled_weights(module, n_samples, generator):
             layer._sampled = None
 
 
-def _variational_output(module, prior_scale, rho_init):
-    """Replace the last `torch.nn.Linear` of ``module.net`` by a `VariationalLinear`."""
-    last = module.net[-1]
-    module.net[-1] = VariationalLinear(last.in_features, last.out_features,
+def _variational_output(sequential, prior_scale, rho_init):
+    """Replace the last `torch.nn.Linear` of a `torch.nn.Sequential` by a `VariationalLinear`."""
+    last = sequential[-1]
+    if not isinstance(last, nn.Linear):  # pragma: no cover
+        raise TypeError(f"the last layer is a {type(last).__name__}, not a Linear")
+    sequential[-1] = VariationalLinear(last.in_features, last.out_features,
                                        prior_scale=prior_scale, rho_init=rho_init)
 
 
@@ -306,7 +391,7 @@ class BayesianPhotometricMLP(PhotometricMLP):
                  standardize=True, log_columns=(), prior_scale=1.0, rho_init=-5.0):
         super().__init__(n_features, n_classes, hidden=hidden, act=act, dropout=dropout,
                          standardize=standardize, log_columns=log_columns)
-        _variational_output(self, prior_scale, rho_init)
+        _variational_output(self.net, prior_scale, rho_init)
 
 
 @register_architecture("bayesian-margnet-ann")
@@ -326,7 +411,96 @@ class BayesianMargNetANN(MargNetANN):
                  rho_init=-5.0):
         super().__init__(n_features, n_classes, standardize=standardize, dropout=dropout,
                          hidden=hidden, act=act)
-        _variational_output(self, prior_scale, rho_init)
+        _variational_output(self.net, prior_scale, rho_init)
+
+
+@register_architecture("bayesian-margnet-ensemble")
+class BayesianMargNetStack(MargNetStack):
+    """MargNet's stacked ensemble whose head ends in a `VariationalLinear`.
+
+    The members (`~sourceclf.models.MargNetANN` and
+    `~sourceclf.models.MargNetCNN`) are the deterministic networks of
+    ``margnet-ensemble``, trained with cross-entropy; the head's output layer
+    (10 -> classes) is variational and is trained on the members'
+    probabilities with the ELBO (`elbo_loss`; the KL weight is one over the
+    number of rows the head is fitted on), then its widths are fitted by
+    `fit_posterior_scales` on the same rows.  Monte Carlo passes
+    (`BayesianClassifier.predict_proba_mc`) thus express the head's
+    uncertainty about how to combine the members.
+
+    Parameters
+    ----------
+    n_features, n_classes, ann, cnn, head
+        As for `~sourceclf.models.MargNetStack`.
+    prior_scale, rho_init
+        As for `VariationalLinear`.
+    """
+
+    def __init__(self, n_features=24, n_classes=3, ann=None, cnn=None, head=10,
+                 prior_scale=1.0, rho_init=-5.0):
+        super().__init__(n_features=n_features, n_classes=n_classes, ann=ann, cnn=cnn,
+                         head=head)
+        _variational_output(self.head.net, prior_scale, rho_init)
+
+    def fit_stages(self, x_train, y_train, x_val, y_val, *, images_train, images_val,
+                   loss_fn=None, posterior_epochs=100, stage_options=None, **fit_options):
+        """Train the members with cross-entropy, then the head with the ELBO.
+
+        As `~sourceclf.models.MargNetStack.fit_stages`, except that
+        ``loss_fn`` (default `elbo_loss`) applies to the head stage only, and
+        that the head's posterior widths are then fitted by
+        `fit_posterior_scales` (``posterior_epochs`` epochs, on the CPU) on
+        the rows the head was trained on.  The returned history holds that
+        stage's losses under ``'posterior_scales'``.
+        """
+        stage_options = {k: dict(v) for k, v in (stage_options or {}).items()}
+        head = stage_options.setdefault("head", {})
+        head.setdefault("loss_fn", elbo_loss() if loss_fn is None else loss_fn)
+        head.setdefault("posterior_epochs", posterior_epochs)
+        return super().fit_stages(x_train, y_train, x_val, y_val, images_train=images_train,
+                                  images_val=images_val, stage_options=stage_options,
+                                  **fit_options)
+
+    def _fit_head(self, probs_fit, y_fit, probs_stop, y_stop, *, posterior_epochs=100,
+                  **options):
+        history = super()._fit_head(probs_fit, y_fit, probs_stop, y_stop, **options)
+        device = next(self.head.parameters()).device
+        self.head.cpu()  # the same widths on every device
+        try:
+            history["posterior_scales"] = fit_posterior_scales(
+                self.head, probs_fit, y_fit, epochs=posterior_epochs,
+                loss_fn=options.get("loss_fn"), random_state=options.get("random_state", 0))
+        finally:
+            self.head.to(device)
+        return history
+
+
+@register_architecture("bayesian-margformer")
+class BayesianMargFormer(MargFormer):
+    """MargFormer whose classification layer (``dim`` -> classes) is a `VariationalLinear`.
+
+    The head stays a layer normalisation followed by the (now variational)
+    dense layer; the rest of the network is `~sourceclf.models.MargFormer`
+    unchanged.  ``sourceclf.train(..., model="bayesian-margformer")`` trains
+    the whole network with the ELBO (`elbo_loss`, KL weight one over the
+    number of training rows), then fits the widths with
+    `fit_posterior_scales`.
+
+    Parameters
+    ----------
+    n_features, n_classes
+        As for `~sourceclf.models.MargFormer`.
+    prior_scale, rho_init
+        As for `VariationalLinear`.
+    **kwargs
+        The other parameters of `~sourceclf.models.MargFormer` (``dim``,
+        ``depth``, ``heads``, ``token_layers``...).
+    """
+
+    def __init__(self, n_features=24, n_classes=3, *, prior_scale=1.0, rho_init=-5.0,
+                 **kwargs):
+        super().__init__(n_features=n_features, n_classes=n_classes, **kwargs)
+        _variational_output(self.head, prior_scale, rho_init)
 
 
 def mc_summary(probs, classes):

@@ -214,7 +214,8 @@ class _StackHead(nn.Module):
 
     def __init__(self, n_inputs, n_classes, hidden):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+        self.net = nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, n_classes))
 
     def forward(self, features, images=None):
         return self.net(features)
@@ -326,11 +327,17 @@ class MargNetStack(nn.Module):
         y_val = np.asarray(y_val)
         seed = options("head").get("random_state", 0)
         fit_part, stop_part = split_indices(y_val, [1 - head_fraction], random_state=seed)
-        history = fit_module(self.head, probs[fit_part], y_val[fit_part], probs[stop_part],
-                             y_val[stop_part], **options("head"))
+        history = self._fit_head(probs[fit_part], y_val[fit_part], probs[stop_part],
+                                 y_val[stop_part], **options("head"))
         self.eval()
         history["stages"] = stages
         return history
+
+    def _fit_head(self, probs_fit, y_fit, probs_stop, y_stop, **options):
+        """Train the head on member probabilities (the last stage of `fit_stages`)."""
+        from ..training import fit_module
+
+        return fit_module(self.head, probs_fit, y_fit, probs_stop, y_stop, **options)
 
     @torch.no_grad()
     def _probabilities(self, features, images, batch_size=512):
@@ -343,4 +350,3 @@ class MargNetStack(nn.Module):
                                  dtype=torch.float32).to(device)
             out.append(self.member_probabilities(f, im).cpu())
         return torch.cat(out).numpy()
-
