@@ -33,6 +33,73 @@ def _confusion(m):
     return lines
 
 
+def _real_checks(metrics):
+    """Checks on real images (dict metrics with a fraction, not an accuracy)."""
+    lines = []
+    for key, m in metrics.items():
+        if not isinstance(m, dict) or "accuracy" in m or "n" not in m:
+            continue
+        fraction = {k: v for k, v in m.items() if k.endswith("_fraction")}
+        if not lines:
+            lines = ["Checks on real images", "---------------------", ""]
+        what = ", ".join(f"{k.replace('_', ' ')} **{v:.3f}**" for k, v in fraction.items())
+        predicted = ", ".join(f"{c} {n}" for c, n in m.get("predicted", {}).items())
+        lines += [f"- **{key}** ({m.get('data', '')}): n = {m['n']}; {what}; "
+                  f"predicted: {predicted}."]
+    return lines + ([""] if lines else [])
+
+
+def _speed(name):
+    """Sources per second of the forward pass on the machine building the docs."""
+    import os
+    import time
+
+    import numpy as np
+
+    from sourceclf.models.registry import load_model
+
+    clf = load_model(name)
+    n = 2048 if clf.uses_images else 65536
+    rng = np.random.default_rng(0)
+    features = None
+    if clf.feature_set is not None:
+        from sourceclf.features import get_feature_set
+
+        width = len(get_feature_set(clf.feature_set).names)
+        features = rng.normal(size=(n, width)).astype(np.float32)
+    images = (rng.normal(scale=0.05, size=(n, 5, 32, 32)).astype(np.float32)
+              if clf.uses_images else None)
+    clf.predict_proba(None if features is None else features[:64],
+                      None if images is None else images[:64], device="cpu")
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        clf.predict_proba(features, images, device="cpu")
+        best = min(best, time.perf_counter() - t0)
+    return n / best, os.cpu_count()
+
+
+def _size_and_speed(name, card, model_dir):
+    weights = sum(p.stat().st_size for p in model_dir.iterdir()
+                  if p.name not in ("card.json", "calibration.ecsv"))
+    extra = card.get("extra", {})
+    lines = ["Size and speed", "--------------", "",
+             f"- weights: {weights / 1e6:.2f} MB on disk"]
+    if "n_parameters" in extra:
+        lines.append(f"- parameters: {extra['n_parameters']:,d}")
+    if "mflop_per_source" in extra:
+        lines.append(f"- MFLOP per source (forward pass): {extra['mflop_per_source']}")
+    try:
+        rate, cores = _speed(name)
+    except Exception as exc:  # never break the docs build on a timing
+        lines.append(f"- speed: not measured ({type(exc).__name__})")
+    else:
+        lines.append(f"- speed: {rate:,.0f} sources/s, ``predict_proba`` on the CPU of the "
+                     f"machine that built these pages ({cores} cores), measured at build "
+                     "time; ``benchmarks/`` has controlled figures")
+    return lines + [""]
+
+
 def write_model_pages(outdir):
     from sourceclf.models.registry import MODEL_DIR, model_names
 
@@ -65,6 +132,8 @@ def write_model_pages(outdir):
             lines += _metrics_table(name, metrics) + [""]
             if "test" in metrics:
                 lines += _confusion(metrics["test"]) + [""]
+            lines += _real_checks(metrics)
+        lines += _size_and_speed(name, card, MODEL_DIR / name)
         (outdir / f"{name}.rst").write_text("\n".join(lines) + "\n")
     index = ["Shipped models", "==============", "",
              "One page per model, generated from its model card "
