@@ -5,6 +5,10 @@ per-class Gaussian mixture over MargNet's photometric columns.  The mixture's
 parameters (``sourceclf/data/feature_model.json``) were fitted to public SDSS
 DR16 spectroscopic objects by ``python -m sourceclf.train_recipes feature-model``;
 only those summary statistics ship with the package, not the data.
+
+`demo_frames` renders such a catalog with GalSim into five small SDSS-like
+frames with a WCS each (the bands slightly misaligned, as SDSS's are), so that
+cutting stamps from frames can be shown and tested without real images.
 """
 
 import json
@@ -12,9 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import BANDS
+from .bands import BANDS, SDSS_PIXEL_SCALE
+from .exceptions import InvalidInputError
 
-__all__ = ["FEATURE_MODEL_PATH", "demo_catalog", "fit_feature_model"]
+__all__ = ["FEATURE_MODEL_PATH", "demo_catalog", "demo_frames", "fit_feature_model"]
+
+# GalSim is optional (the "sim" extra): skip this doctest without it.
+__doctest_requires__ = {"demo_frames": ["galsim"]}
 
 #: JSON file of the per-class Gaussian mixtures used by `demo_catalog`.
 FEATURE_MODEL_PATH = Path(__file__).parent / "data" / "feature_model.json"
@@ -140,3 +148,206 @@ def demo_catalog(n=1000, *, random_state=0, classes=None):
     t.meta["ORIGIN"] = "sourceclf.demo.demo_catalog (synthetic)"
     t.meta["SEED"] = int(random_state)
     return t
+
+
+# Sky position of the centre of the `demo_frames` frames (inside demo_catalog's area).
+_FRAME_CENTRE = (150.5, 2.5)
+# Misalignment of each band's frame, pixels (x, y), before a random jitter of up
+# to half a pixel: like SDSS, whose five frames of a field are not registered.
+_BAND_SHIFTS = {"u": (-2.0, 1.5), "g": (1.0, -2.5), "r": (0.0, 0.0), "i": (2.5, 1.0),
+                "z": (-1.5, -2.0)}
+# Rows inside the frames keep this far (pixels) from every frame edge in every
+# band: complete 32-pixel stamps whatever the band shifts.
+_MARGIN = 24
+# Side (pixels, odd) of the stamp each source is rendered into before it is
+# added to the frames.
+_RENDER_SIZE = 99
+# Reference-frame x of the row placed at the x = 0 edge, and how far past the
+# frame's other side the off-frame row lies (pixels).
+_EDGE_X = 4.0
+_OFF_FRAME_BY = 40.0
+
+
+def _require_galsim():
+    try:
+        import galsim  # noqa: F401
+    except ImportError:
+        raise ImportError("demo_frames needs GalSim: pip install 'sourceclf[sim]'") from None
+
+
+def _frame_wcs(size, shift=(0.0, 0.0)):
+    """Gnomonic (TAN) WCS of a size x size frame of SDSS pixels, north up."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.crval = list(_FRAME_CENTRE)
+    # FITS pixels are 1-based: the reference pixel is the frame centre, moved by shift.
+    wcs.wcs.crpix = [(size + 1) / 2.0 + shift[0], (size + 1) / 2.0 + shift[1]]
+    scale = SDSS_PIXEL_SCALE / 3600.0
+    wcs.wcs.cd = [[-scale, 0.0], [0.0, scale]]
+    wcs.wcs.radesys = "ICRS"
+    return wcs
+
+
+def _shift_stamp(stamp, dx, dy):
+    """Move an odd-sized stamp by a sub-pixel (dx, dy) (band-limited interpolation)."""
+    h, w = stamp.shape
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = np.fft.rfftfreq(w)[None, :]
+    ramp = np.exp(-2j * np.pi * (kx * dx + ky * dy))
+    return np.fft.irfft2(np.fft.rfft2(stamp) * ramp, s=(h, w))
+
+
+def _add_stamp(frame, stamp, x, y):
+    """Add ``stamp`` to ``frame`` with the stamp's centre at pixel (x, y), 0-based."""
+    s = stamp.shape[0]
+    half = (s - 1) // 2
+    ix, iy = int(np.round(x)), int(np.round(y))
+    moved = _shift_stamp(stamp, x - ix, y - iy)
+    x0, y0 = ix - half, iy - half
+    ny, nx = frame.shape
+    fx0, fy0 = max(x0, 0), max(y0, 0)
+    fx1, fy1 = min(x0 + s, nx), min(y0 + s, ny)
+    if fx0 < fx1 and fy0 < fy1:
+        frame[fy0:fy1, fx0:fx1] += moved[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+
+
+def demo_frames(catalog=None, *, n=30, size=256, random_state=0, noise=True, flagged=True):
+    """Five small synthetic SDSS-like frames with a WCS, and their catalog.
+
+    Every row of the catalog is drawn with GalSim
+    (`sourceclf.simulate.render_stamps`, from its own magnitudes, radius, PSF
+    width and class) at its own RA and Dec into a frame per band u, g, r, i,
+    z of ``size x size`` pixels of 0.396 arcsec, in nanomaggies, with the
+    sky noise of SDSS (`sourceclf.simulate.SDSS_BAND_DEFAULTS`); each
+    source is rendered into a 99-pixel stamp, moved to its sub-pixel position
+    by Fourier interpolation and added to the frame.  As in SDSS,
+    the five frames are not aligned: each band's WCS is shifted by up to
+    three pixels (about an arcsecond), so stamps must be cut with each band's
+    own WCS, as `sourceclf.cutouts.make_cutouts` does.
+
+    Parameters
+    ----------
+    catalog : `~astropy.table.Table`, optional
+        Sources with MargNet's columns (see
+        `sourceclf.simulate.render_stamps` for those it reads).  Default:
+        ``demo_catalog(n, random_state=random_state)``.  It is copied, not
+        modified.
+    n : int
+        Number of rows when ``catalog`` is not given.
+    size : int
+        Side of the frames in pixels (at least 64).
+    random_state : None, int or `numpy.random.Generator`
+        Seed; the same seed gives the same catalog and frames.
+    noise : bool
+        Add sky noise and the sources' photon noise (False gives noiseless
+        frames).
+    flagged : bool
+        Place the last two rows (when there are at least three) where the
+        stamp flags show, see below.
+
+    Returns
+    -------
+    catalog : `~astropy.table.Table`
+        The catalog with ``ra`` and ``dec`` (degrees; existing position
+        columns of any capitalisation are replaced).  Rows are spread over a
+        jittered grid at least 20 pixels from every edge of every frame, so
+        their 32-pixel stamps are complete, except with ``flagged`` (and at
+        least three rows): the last-but-one row is within about 7 pixels of
+        the x = 0 edge in every band (its 32-pixel stamps reach past it: flag
+        ``'edge'``) and the last row is 40 pixels beyond the frames' other
+        side (flag ``'off_frame'``).  Sources may overlap when there are many
+        rows for the frame size.
+    frames : dict
+        ``{band: astropy.io.fits.PrimaryHDU}`` for u, g, r, i, z: float32
+        images in nanomaggies (``BUNIT``) with a celestial TAN WCS in their
+        headers, each band's WCS offset from the others.  ``hdu.writeto(path)``
+        makes a frame file.
+
+    Raises
+    ------
+    ImportError
+        If GalSim is not installed.
+    InvalidInputError
+        For a bad ``n`` or ``size``.
+    MissingColumnsError
+        If ``catalog`` lacks the columns `~sourceclf.simulate.render_stamps`
+        needs.
+
+    Examples
+    --------
+    >>> from sourceclf.demo import demo_frames
+    >>> from sourceclf.cutouts import make_cutouts
+    >>> catalog, frames = demo_frames(n=10, random_state=0)
+    >>> frames["r"].data.shape, frames["r"].header["CTYPE1"]
+    ((256, 256), 'RA---TAN')
+    >>> result = make_cutouts(table=catalog, images=frames)
+    >>> result.data.shape
+    (10, 5, 32, 32)
+    >>> result.flags.tolist()[-3:]
+    ['', 'edge', 'off_frame']
+    """
+    from astropy import units as u
+    from astropy.io import fits
+
+    from .columns import ColumnFinder
+    from .simulate import SDSS_BAND_DEFAULTS, _rng, render_stamps
+
+    _require_galsim()
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
+        raise InvalidInputError(f"size must be an integer of at least 64, got {size!r}")
+    size = int(size)
+    if catalog is None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidInputError(f"n must be a non-negative integer, got {n!r}")
+        catalog = demo_catalog(int(n), random_state=random_state)
+    else:
+        catalog = catalog.copy()
+    rng = _rng(random_state)
+    n = len(catalog)
+
+    # Positions in the pixels of the unshifted reference frame.
+    n_special = 2 if flagged and n >= 3 else 0
+    n_inside = n - n_special
+    x = np.empty(n)
+    y = np.empty(n)
+    if n_inside:
+        k = int(np.ceil(np.sqrt(n_inside)))
+        step = (size - 2.0 * _MARGIN) / k
+        cells = rng.permutation(k * k)[:n_inside]
+        jitter = rng.uniform(-step / 4.0, step / 4.0, size=(n_inside, 2))
+        x[:n_inside] = _MARGIN + (cells % k + 0.5) * step + jitter[:, 0]
+        y[:n_inside] = _MARGIN + (cells // k + 0.5) * step + jitter[:, 1]
+    if n_special:
+        mid = rng.uniform(0.35, 0.65, size=2) * (size - 1)
+        x[n - 2:] = _EDGE_X, size - 1 + _OFF_FRAME_BY
+        y[n - 2:] = mid
+    reference = _frame_wcs(size)
+    ra, dec = reference.wcs_pix2world(x, y, 0)
+
+    finder = ColumnFinder(catalog)
+    catalog[finder.find("ra") or "ra"] = ra * u.deg
+    catalog[finder.find("dec") or "dec"] = dec * u.deg
+
+    shifts = {b: np.add(_BAND_SHIFTS[b], rng.uniform(-0.5, 0.5, 2)) for b in BANDS}
+    stamps = render_stamps(catalog, size=_RENDER_SIZE, random_state=rng, noise=False,
+                           max_offset=0.0, progress=False).astype(np.float64)
+    frames = {}
+    for k, band in enumerate(BANDS):
+        wcs = _frame_wcs(size, shifts[band])
+        bx, by = wcs.wcs_world2pix(ra, dec, 0)
+        image = np.zeros((size, size))
+        for i in range(n):
+            _add_stamp(image, stamps[i, k], bx[i], by[i])
+        if noise:
+            props = SDSS_BAND_DEFAULTS[band]
+            var = props["sky_sigma"] ** 2 + np.clip(image, 0, None) * props["nmgy_per_electron"]
+            image += np.sqrt(var) * rng.standard_normal(image.shape)
+        header = wcs.to_header()
+        header["BUNIT"] = "nanomaggy"
+        header["FILTER"] = (band, "SDSS band")
+        header["ORIGIN"] = "sourceclf.demo.demo_frames (synthetic)"
+        frames[band] = fits.PrimaryHDU(image.astype(np.float32), header=header)
+    return catalog, frames
