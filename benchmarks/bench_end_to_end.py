@@ -13,10 +13,19 @@ In one run, on the same synthetic catalog (``make_catalog.py``):
 3. A cProfile of ``sourceclf.classify_file`` on the same catalog (top
    functions by cumulative and by own time), to show where the rest goes.
 
+``--precision {fp32,bf16,auto}``, ``--compile`` and ``--device`` are passed to
+the CLI and to the bare forward pass (``TorchClassifier.logits`` and the
+module loop run under the same autocast and compiled module), so that on a GPU
+machine one run tells whether bf16 and ``torch.compile`` pay off end to end;
+the compilation happens in the warm-up call of the bare forward and inside
+each CLI run (where it counts: a user pays it once per run).
+
 Usage::
 
     python benchmarks/make_catalog.py 1000000 /tmp/cat_1M.fits
     python benchmarks/bench_end_to_end.py /tmp/cat_1M.fits [--model NAME] [--profile]
+    python benchmarks/bench_end_to_end.py /tmp/cat_1M.fits --device cuda --precision bf16 \
+        --compile
 """
 
 import argparse
@@ -50,13 +59,13 @@ def run_cli(catalog, output, model=None, extra=()):
 class BareForward:
     """The model forward over the catalog's classifiable rows, features precomputed."""
 
-    def __init__(self, catalog, model):
+    def __init__(self, catalog, model, device="cpu", precision="fp32", compile=False):
         import numpy as np
         import torch
         from astropy.table import Table
 
         from sourceclf.classification import choose_model
-        from sourceclf.device import default_batch_size
+        from sourceclf.device import default_batch_size, resolve_device
         from sourceclf.features import get_feature_set
         from sourceclf.models.base import _widest_layer
         from sourceclf.models.registry import load_model
@@ -65,10 +74,16 @@ class BareForward:
         self.clf = load_model(model or choose_model(table))
         fm = get_feature_set(self.clf.feature_set).compute(table)
         self.x = np.ascontiguousarray(fm.values[fm.valid])
-        self.xt = torch.as_tensor(self.x)
-        self.batch = default_batch_size(False, torch.device("cpu"),
-                                        _widest_layer(self.clf.module))
-        self.clf.logits(self.x[:10000])
+        self.device = resolve_device(device)
+        self.precision = self.clf.resolve_precision(precision, self.device)
+        self.compile = compile
+        self.options = {"device": self.device, "precision": precision, "compile": compile}
+        self.xt = torch.as_tensor(self.x).to(self.device)
+        self.batch = default_batch_size(False, self.device, _widest_layer(self.clf.module))
+        t0 = time.perf_counter()
+        # Full and ragged batches: with --compile, every shape the runs see gets compiled.
+        self.clf.logits(self.x[: 2 * self.batch + 1], **self.options)
+        self.warmup = time.perf_counter() - t0
 
     def logits(self, threads=None):
         import torch
@@ -77,7 +92,7 @@ class BareForward:
         torch.set_num_threads(threads or initial)
         try:
             t0 = time.perf_counter()
-            self.clf.logits(self.x)
+            self.clf.logits(self.x, **self.options)
             return time.perf_counter() - t0
         finally:
             torch.set_num_threads(initial)
@@ -85,20 +100,24 @@ class BareForward:
     def module_loop(self):
         import torch
 
+        module = self.clf.module.to(self.device)
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.clf._autocast(self.precision, self.device):
             for a in range(0, len(self.xt), self.batch):
-                self.clf.module(self.xt[a:a + self.batch])
+                out = self.clf._forward(module, self.device, self.compile,
+                                        self.xt[a:a + self.batch], None)
+            out.float().cpu()  # wait for the GPU
         return time.perf_counter() - t0
 
 
-def profile(catalog, model, output, top=25):
+def profile(catalog, model, output, top=25, **options):
     from sourceclf.streaming import classify_file
 
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    classify_file(catalog, output, model=model or "auto", overwrite=True, progress=False)
+    classify_file(catalog, output, model=model or "auto", overwrite=True, progress=False,
+                  **options)
     prof.disable()
     print(f"\ncProfile of classify_file (in process, {time.perf_counter() - t0:.1f} s):")
     stats = pstats.Stats(prof, stream=sys.stdout)
@@ -113,6 +132,9 @@ def main():
     p.add_argument("--profile", action="store_true", help="also print a cProfile")
     p.add_argument("--chunk-size", type=int, default=None)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda...")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = p.parse_args()
     import torch
 
@@ -124,7 +146,13 @@ def main():
     print(f"catalog {args.catalog}: {n_rows} rows")
     out = Path(tempfile.mkdtemp()) / "classified.fits"
     extra = ["--chunk-size", str(args.chunk_size)] if args.chunk_size else []
-    bare = BareForward(args.catalog, args.model)
+    extra += ["--device", args.device, "--precision", args.precision]
+    extra += ["--compile"] if args.compile else []
+    bare = BareForward(args.catalog, args.model, args.device, args.precision, args.compile)
+    print(f"forward pass: {bare.device}, {bare.precision}"
+          f"{', torch.compile' if args.compile else ''}"
+          f"{'' if not args.compile or bare.clf.is_compiled(bare.device) else ' (FAILED)'}; "
+          f"warm-up (compilation) {bare.warmup:.2f} s")
     cli, logits, logits1, loop = [], [], [], []
     for _ in range(args.repeat):  # interleaved, best of each: the machine may be shared
         seconds, _, stdout = run_cli(args.catalog, out, args.model, extra)
@@ -156,7 +184,8 @@ def main():
     print(f"  of which Python start-up and imports (torch, astropy, MAPIE...): "
           f"{time.perf_counter() - t0:.2f} s")
     if args.profile:
-        profile(args.catalog, args.model, out)
+        profile(args.catalog, args.model, out, device=args.device,
+                precision=args.precision, compile=args.compile)
     out.unlink(missing_ok=True)
 
 

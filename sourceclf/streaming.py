@@ -1022,8 +1022,16 @@ class StreamSummary:
 
     def lines(self):
         """Human-readable lines, as printed by ``sourceclf-classify``."""
-        lines = [f"model: {self.meta.get('CLFMODEL')} v{self.meta.get('CLFMVER')}",
-                 f"rows: {self.n_rows}"]
+        model = f"model: {self.meta.get('CLFMODEL')} v{self.meta.get('CLFMVER')}"
+        options = []
+        if self.meta.get("CLFPREC", "fp32") != "fp32":
+            options.append(str(self.meta["CLFPREC"]))
+        if "CLFCOMP" in self.meta:
+            options.append("torch.compile" if self.meta["CLFCOMP"] else
+                           "torch.compile failed: eager")
+        if options:
+            model += f" ({', '.join(options)})"
+        lines = [model, f"rows: {self.n_rows}"]
         lines.append("predicted: " + (", ".join(f"{v} {c}" for v, c in sorted(
             self.counts.items())) or "none"))
         lines.append(f"not classified (see pred_flag): {self.n_masked}")
@@ -1057,10 +1065,11 @@ class _ThreadChooser:
     probe_rows = 4096
     repeats = 3
 
-    def __init__(self, threads, device):
+    def __init__(self, threads, device, precision="fp32", compile=False):
         import torch
 
         self.torch = torch
+        self.options = {"precision": precision, "compile": compile}
         self.initial = torch.get_num_threads()
         self.fixed = None
         self.candidates = []
@@ -1106,7 +1115,7 @@ class _ThreadChooser:
         best = float("inf")
         for _ in range(self.repeats):
             t0 = time.perf_counter()
-            clf.logits(self.sample, batch_size=len(self.sample), device="cpu")
+            clf.logits(self.sample, batch_size=len(self.sample), device="cpu", **self.options)
             best = min(best, time.perf_counter() - t0)
         return best
 
@@ -1166,7 +1175,7 @@ def _fixed_widths(source, clf, levels):
 
 def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.9,
                   overwrite=False, progress=None, threads="auto", truth_column=None,
-                  **classify_kwargs):
+                  precision="fp32", compile=False, **classify_kwargs):
     """Classify a catalog file chunk by chunk and write the result to another file.
 
     Peak memory depends on ``chunk_size``, not on the size of the catalog,
@@ -1206,6 +1215,14 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     truth_column : str, optional
         A column of true classes: the summary then counts how many
         predictions agree with it (`StreamSummary.accuracy`).
+    precision : {'fp32', 'bf16', 'auto'}
+        Floating-point format of the forward pass of torch models, as for
+        `sourceclf.classify`: ``'fp32'`` (default), ``'bf16'`` (autocast to
+        bfloat16) or ``'auto'`` (bf16 on a CUDA GPU that supports it, else
+        fp32).  The thread-choice probes run in the same format.
+    compile : bool
+        Run the torch model through `torch.compile`, compiled once for the
+        whole file (see `sourceclf.classify`).
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``images``, ``cutouts``, ``mc_samples``,
@@ -1238,7 +1255,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
       their random numbers per chunk: results are reproducible for a given
       ``chunk_size`` but differ from the in-memory ones.
     * On the CPU, photometric models give bit-identical probabilities whatever
-      the chunking (batches are padded to whole blocks of rows).
+      the chunking (batches are padded to whole blocks of rows), in fp32
+      without ``compile`` at least: compiled kernels may differ in the last
+      bit between the batch shapes they were compiled for.
 
     Examples
     --------
@@ -1252,6 +1271,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     200
     """
     from .classification import _levels, choose_model, classify
+    from .device import check_compile, check_precision
     from .models.registry import load_model
     from .progress import progress_bar
 
@@ -1273,10 +1293,14 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be positive, got {chunk_size}")
     levels = _levels(confidence)
+    check_precision(precision)
+    check_compile(compile)
     if levels:
         from . import conformal  # noqa: F401  (a slow import: before any chunk is timed)
 
-    chooser = _ThreadChooser(threads, classify_kwargs.get("device", "auto"))
+    classify_kwargs.update(precision=precision, compile=compile)
+    chooser = _ThreadChooser(threads, classify_kwargs.get("device", "auto"), precision,
+                             compile)
     cutouts = classify_kwargs.pop("cutouts", None)
     with_images = cutouts is not None or classify_kwargs.get("images") is not None
     source = _open_source(input_path, in_fmt)

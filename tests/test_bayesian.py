@@ -169,6 +169,36 @@ def test_classify_with_mc_samples(demo):
         classify(demo, model="margnet-photometry-sg", mc_samples=5)
 
 
+def test_mc_samples_in_bf16_and_compiled(demo):
+    """Monte Carlo passes run under bf16 autocast and through torch.compile."""
+    import warnings
+
+    from sourceclf.classification import SourceclfWarning
+
+    clf = load_model(NAME)
+    fp32 = classify(demo, model=clf, mc_samples=8, confidence=None, device="cpu")
+    bf16 = classify(demo, model=clf, mc_samples=8, confidence=None, device="cpu",
+                    precision="bf16")
+    assert bf16.meta["CLFPREC"] == "bf16" and bf16.meta["CLFMC"] == 8
+    ok = ~np.ma.getmaskarray(fp32["pred_class"])
+    # bf16 keeps about 3 significant digits: same tolerance as test_classify.
+    for col in ("prob_star", "prob_star_std", "pred_entropy"):
+        assert np.abs(np.ma.getdata(fp32[col])[ok] - np.ma.getdata(bf16[col])[ok]).max() < 0.05
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("ignore", "`torch.jit.script_method` is deprecated",
+                                DeprecationWarning)
+        warnings.simplefilter("always", SourceclfWarning)
+        compiled = classify(demo, model=clf, mc_samples=8, confidence=None, device="cpu",
+                            compile=True)
+    failed = [w for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert compiled.meta["CLFCOMP"] is (not failed)
+    for col in ("prob_star", "prob_star_std", "pred_mutual_info"):
+        np.testing.assert_allclose(np.ma.getdata(compiled[col]), np.ma.getdata(fp32[col]),
+                                   atol=1e-5)
+    with pytest.raises(InvalidInputError, match="invalid precision"):
+        clf.predict_proba_mc(np.zeros((2, 24)), n_samples=2, precision="half")
+
+
 def test_shipped_bayesian_heldout(shared_data):
     from sourceclf.features import get_feature_set
     from sourceclf.models import model_card

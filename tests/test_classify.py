@@ -1,5 +1,9 @@
+import pickle
+import warnings
+
 import numpy as np
 import pytest
+import torch
 from astropy import units as u
 from astropy.table import MaskedColumn, QTable, Table
 
@@ -92,3 +96,148 @@ def test_bad_arguments(demo):
         classify(demo, device="warp-drive", confidence=None)
     with pytest.raises(InvalidInputError, match="batch_size must be positive"):
         classify(demo, batch_size=-1, confidence=None)
+
+
+# Precision and torch.compile -------------------------------------------------
+
+#: torch.compile's own machinery issues this DeprecationWarning (torch 2.1x), which the
+#: suite's "error" filter would turn into a compilation failure.
+IGNORE_TORCH_JIT = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def demo_large():
+    from sourceclf.demo import demo_catalog
+
+    return demo_catalog(2000, random_state=0)
+
+
+def _probs(table, classes=("galaxy", "star")):
+    return np.column_stack([np.ma.getdata(table[f"prob_{c}"]) for c in classes])
+
+
+def test_bf16_on_cpu_close_to_fp32(demo_large):
+    fp32 = classify(demo_large, confidence=None, device="cpu")
+    bf16 = classify(demo_large, confidence=None, device="cpu", precision="bf16")
+    assert fp32.meta["CLFPREC"] == "fp32" and bf16.meta["CLFPREC"] == "bf16"
+    assert "CLFCOMP" not in bf16.meta
+    ok = ~np.ma.getmaskarray(fp32["pred_class"])
+    assert (ok == ~np.ma.getmaskarray(bf16["pred_class"])).all()
+    # bfloat16 keeps 8 significant bits (about 3 decimal digits): logits of order 10
+    # move by a few 1e-2, so probabilities by up to about 1e-2 (1.6e-2 measured on
+    # this catalog, mean 4e-4).  Tolerance: 0.05 on any probability, 2e-3 on average.
+    diff = np.abs(_probs(fp32)[ok] - _probs(bf16)[ok])
+    assert diff.max() < 0.05
+    assert diff.mean() < 2e-3
+    np.testing.assert_allclose(_probs(bf16)[ok].sum(axis=1), 1, rtol=1e-5)
+    # Only rows at the decision boundary may change class.
+    same = np.asarray(fp32["pred_class"])[ok] == np.asarray(bf16["pred_class"])[ok]
+    assert same.mean() >= 0.99
+
+
+def test_auto_precision_on_cpu_is_exactly_fp32(demo):
+    fp32 = classify(demo, confidence=None, device="cpu")
+    auto = classify(demo, confidence=None, device="cpu", precision="auto")
+    assert auto.meta["CLFPREC"] == "fp32"
+    assert np.array_equal(_probs(fp32), _probs(auto))
+
+
+def test_invalid_precision_and_compile_values(demo):
+    for bad in ("fp16", "float32", None, 16):
+        with pytest.raises(InvalidInputError, match="invalid precision") as info:
+            classify(demo, confidence=None, precision=bad)
+        assert "\n" not in str(info.value)
+    with pytest.raises(InvalidInputError, match="compile must be True or False"):
+        classify(demo, confidence=None, compile="yes")
+    assert classify(demo[:3], confidence=None, precision="BF16").meta["CLFPREC"] == "bf16"
+
+
+def test_sklearn_model_refuses_bf16_and_compile(demo):
+    name = "gbdt-photometry-sg"
+    for options, fragment in (({"precision": "bf16"}, "precision 'bf16' applies to torch"),
+                              ({"compile": True}, "compile=True applies to torch")):
+        with pytest.raises(InvalidInputError, match=fragment) as info:
+            classify(demo, model=name, confidence=None, **options)
+        assert "\n" not in str(info.value)
+    plain = classify(demo, model=name, confidence=None)
+    auto = classify(demo, model=name, confidence=None, precision="auto")
+    assert np.array_equal(_probs(plain), _probs(auto))
+    assert "CLFPREC" not in auto.meta
+
+
+@IGNORE_TORCH_JIT
+def test_compile_on_cpu(demo):
+    # torch.compile works on the development CPU (6-25 s for the first compilation,
+    # with gcc); without a C compiler this test checks the fallback instead.
+    from sourceclf.classification import SourceclfWarning
+    from sourceclf.models import load_model
+
+    clf = load_model("margnet-photometry-sg")
+    eager = classify(demo, model=clf, confidence=None, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SourceclfWarning)
+        out = classify(demo, model=clf, confidence=None, device="cpu", compile=True)
+        again = classify(demo[:17], model=clf, confidence=None, device="cpu", compile=True)
+    failed = [w for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert out.meta["CLFCOMP"] is (not failed) and clf.is_compiled("cpu") is (not failed)
+    assert len(failed) <= 1
+    np.testing.assert_allclose(_probs(out), _probs(eager), atol=1e-5)
+    np.testing.assert_allclose(_probs(again), _probs(eager)[:17], atol=1e-5)
+    # The cache of compiled modules is not pickled (dask ships classifiers to workers).
+    assert pickle.loads(pickle.dumps(clf))._compiled == {}
+
+
+def test_compile_failure_falls_back_with_one_warning(demo, monkeypatch):
+    from sourceclf.classification import SourceclfWarning
+    from sourceclf.models import load_model
+
+    def broken(module, *args, **kwargs):
+        raise RuntimeError("no C compiler\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    clf = load_model("margnet-photometry-sg")
+    eager = classify(demo, model=clf, confidence=None)
+    with pytest.warns(SourceclfWarning, match="torch.compile failed on cpu .*no C compiler"
+                      ) as record:
+        out = classify(demo, model=clf, confidence=None, device="cpu", compile=True,
+                       batch_size=16)
+    assert len([w for w in record if issubclass(w.category, SourceclfWarning)]) == 1
+    assert out.meta["CLFCOMP"] is False and not clf.is_compiled("cpu")
+    assert np.array_equal(_probs(out), _probs(eager))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning for this classifier and device
+        classify(demo, model=clf, confidence=None, device="cpu", compile=True)
+
+
+def test_compiled_call_failure_falls_back(demo, monkeypatch):
+    from sourceclf.classification import SourceclfWarning
+    from sourceclf.models import load_model
+
+    def lazy(module, *args, **kwargs):  # compilation errors surface on the first call
+        def call(*inputs):
+            raise RuntimeError("InductorError: compilation failed")
+        return call
+
+    monkeypatch.setattr(torch, "compile", lazy)
+    clf = load_model("margnet-photometry-sg")
+    with pytest.warns(SourceclfWarning, match="InductorError"):
+        out = classify(demo, model=clf, confidence=None, device="cpu", compile=True)
+    assert out.meta["CLFCOMP"] is False
+    assert np.array_equal(_probs(out), _probs(classify(demo, model=clf, confidence=None)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@IGNORE_TORCH_JIT
+def test_bf16_and_compile_on_cuda(demo_large):
+    cpu = classify(demo_large, confidence=None, device="cpu")
+    gpu = classify(demo_large, confidence=None, device="cuda", precision="bf16", compile=True)
+    assert gpu.meta["CLFPREC"] == "bf16" and gpu.meta["CLFCOMP"] is True
+    ok = ~np.ma.getmaskarray(cpu["pred_class"])
+    diff = np.abs(_probs(cpu)[ok] - _probs(gpu)[ok])
+    assert diff.max() < 0.05 and diff.mean() < 2e-3
+    same = np.asarray(cpu["pred_class"])[ok] == np.asarray(gpu["pred_class"])[ok]
+    assert same.mean() >= 0.99
+    auto = classify(demo_large[:10], confidence=None, device="cuda", precision="auto")
+    native = torch.cuda.get_device_capability() >= (8, 0)
+    assert auto.meta["CLFPREC"] == ("bf16" if native else "fp32")

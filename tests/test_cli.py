@@ -144,6 +144,43 @@ def test_demo(tmp_path, capsys, monkeypatch):
     assert "accuracy against the demo catalog's true classes" in out
 
 
+def test_precision_flag_round_trip(catalog, capsys):
+    out_path = catalog.with_name("bf16.fits")
+    code, out, err = run([catalog, "-o", out_path, "--precision", "bf16", "--no-progress"],
+                         capsys)
+    assert code == 0, err
+    assert "margnet-photometry-sg v1.0 (bf16)" in out
+    t = Table.read(out_path)
+    assert t.meta["CLFPREC"] == "bf16" and "CLFCOMP" not in t.meta
+    code, out, err = run([catalog, "-o", catalog.with_name("auto.fits"), "--precision",
+                          "auto", "--no-progress"], capsys)
+    assert code == 0, err
+    assert Table.read(catalog.with_name("auto.fits")).meta["CLFPREC"] == "fp32"  # CPU
+
+
+def test_bad_precision(catalog, capsys):
+    expect_error([catalog, "-o", catalog.with_name("x.fits"), "--precision", "fp16"], capsys,
+                 "invalid precision 'fp16'; use 'fp32', 'bf16' or 'auto'")
+    assert not catalog.with_name("x.fits").exists()
+
+
+def test_compile_flag_falls_back_without_compiler(catalog, capsys, monkeypatch):
+    import torch
+
+    from sourceclf.classification import SourceclfWarning
+
+    def broken(module, *args, **kwargs):
+        raise RuntimeError("no C compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    out_path = catalog.with_name("compiled.fits")
+    with pytest.warns(SourceclfWarning, match="torch.compile failed"):
+        code, out, err = run([catalog, "-o", out_path, "--compile", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "(torch.compile failed: eager)" in out
+    assert Table.read(out_path).meta["CLFCOMP"] is False
+
+
 def test_help_imports_no_heavy_modules():
     # --help stays fast because torch, MAPIE and sklearn are imported lazily;
     # the time itself is measured in benchmarks/, not here.

@@ -328,3 +328,40 @@ def test_parquet_written_by_pandas(tmp_path, catalog, model):
         expected = in_memory(src, tmp_path / "ref.parquet", model=model)
     assert expected["ival"].dtype.kind == "f"
     assert_same_tables(expected, Table.read(out))
+
+
+def test_precision_reaches_every_chunk_and_the_thread_probe(tmp_path, catalog, model):
+    from sourceclf.streaming import _ThreadChooser
+
+    src = tmp_path / "cat.fits"
+    catalog.write(src)
+    out = tmp_path / "bf16.fits"
+    summary = classify_file(src, out, chunk_size=CHUNK, model=model, progress=False,
+                            precision="bf16")
+    result = Table.read(out)
+    assert result.meta["CLFPREC"] == "bf16" and summary.meta["CLFPREC"] == "bf16"
+    assert "(bf16)" in summary.lines()[0]
+    expected = in_memory(src, tmp_path / "ref.fits", model=model, precision="bf16")
+    ok = ~np.ma.getmaskarray(expected["pred_class"])
+    # bf16 rounding may depend on the batch shape; the chunks agree to bf16 accuracy.
+    np.testing.assert_allclose(np.ma.getdata(result["prob_star"])[ok],
+                               np.ma.getdata(expected["prob_star"])[ok], atol=0.02)
+    with pytest.raises(InvalidInputError, match="invalid precision"):
+        classify_file(src, tmp_path / "x.fits", model=model, precision="fp8")
+    with pytest.raises(InvalidInputError, match="compile must be True or False"):
+        classify_file(src, tmp_path / "x.fits", model=model, compile=1)
+    assert not (tmp_path / "x.fits").exists()
+
+    seen = []
+
+    class Recorder:
+        def logits(self, features, **kwargs):
+            seen.append(kwargs)
+
+    chooser = _ThreadChooser("auto", "cpu", "bf16", True)
+    chooser.sample = np.zeros((4, 24), dtype=np.float32)
+    try:
+        chooser._time(Recorder(), 1)
+    finally:
+        chooser.restore()
+    assert seen and all(k["precision"] == "bf16" and k["compile"] is True for k in seen)

@@ -550,7 +550,8 @@ class BayesianClassifier(TorchClassifier):
             raise InvalidInputError(f"model '{card.name}': network has no variational layer")
 
     def predict_proba_mc(self, features=None, cutouts=None, *, n_samples=50, random_state=0,
-                         device="cpu", batch_size=None, progress=None):
+                         device="cpu", batch_size=None, progress=None, precision="fp32",
+                         compile=False):
         """Monte Carlo class probabilities and their uncertainty.
 
         Parameters
@@ -564,6 +565,16 @@ class BayesianClassifier(TorchClassifier):
             the batch size.
         device, batch_size, progress
             As for `predict_proba`.
+        precision : {'fp32', 'bf16', 'auto'}
+            Floating-point format of the forward passes, as for
+            `predict_proba`: with ``'bf16'`` the network (the sampled output
+            layer included) runs under `torch.autocast` with
+            ``torch.bfloat16``; the weight draws, the softmax and the
+            summaries stay in float32/float64.
+        compile : bool
+            Run the forward passes through `torch.compile` (the same cached
+            compiled module as `predict_proba`; the sampled weights are
+            inputs of the compiled graph).
 
         Returns
         -------
@@ -578,6 +589,7 @@ class BayesianClassifier(TorchClassifier):
 
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}")
+        self._check_speed_options(precision, compile)
         n = self._check_inputs(features, cutouts)
         classes = self.classes
         if n == 0:
@@ -585,6 +597,7 @@ class BayesianClassifier(TorchClassifier):
                                                                   "pred_mutual_info"]
             return np.zeros((0, len(classes))), {name: np.zeros(0) for name in names}
         device = resolve_device(device)
+        precision = self.resolve_precision(precision, device)
         batch_size = batch_size or default_batch_size(self.uses_images, device)
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
@@ -595,6 +608,7 @@ class BayesianClassifier(TorchClassifier):
         proba = np.empty((n, len(classes)))
         columns = {}
         with torch.inference_mode(), sampled_weights(module, int(n_samples), generator), \
+                self._autocast(precision, device), \
                 progress_bar(total=n, enabled=progress, unit="src") as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
@@ -603,7 +617,7 @@ class BayesianClassifier(TorchClassifier):
                 if cutouts is not None and self.uses_images:
                     im = torch.as_tensor(np.ascontiguousarray(cutouts[start:stop],
                                                               dtype=np.float32)).to(device)
-                logits = module(f, im).double()
+                logits = self._forward(module, device, bool(compile), f, im).double()
                 if logits.dim() == 2:  # no sample axis: the variational layer was bypassed
                     logits = logits.unsqueeze(0).expand(int(n_samples), -1, -1)
                 mean, summary = mc_summary(torch.softmax(logits, dim=-1).cpu(), classes)

@@ -369,7 +369,10 @@ class SklearnClassifier(SourceClassifier):
         return cls(estimator, card, calibration)
 
     # Prediction ---------------------------------------------------------------
-    def _predict_proba(self, features, cutouts, *, device, batch_size, progress):
+    def _predict_proba(self, features, cutouts, *, device, batch_size, progress,
+                       precision="fp32", compile=False):
+        # precision and compile were checked by _check_speed_options: only the
+        # defaults ('fp32' or 'auto', no compile) reach this point.
         from ..progress import progress_bar
 
         x = np.asarray(features, dtype=np.float32)

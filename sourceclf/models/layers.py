@@ -29,9 +29,12 @@ class LogColumns(nn.Module):
         mask[list(columns)] = True
         self.register_buffer("mask", mask, persistent=False)
         self.offset = float(offset)
+        # A Python bool, not mask.any(): no device sync per batch, no graph break
+        # under torch.compile.
+        self.active = bool(mask.any())
 
     def forward(self, x):
-        if not bool(self.mask.any()):
+        if not self.active:
             return x
         logged = torch.log10(x.clamp_min(0) + self.offset)
         return torch.where(self.mask, logged, x)
