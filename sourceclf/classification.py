@@ -71,8 +71,15 @@ def choose_model(table, *, with_images=False):
         if not missing:
             return card.name
         missing_by_model[card.name] = missing
-    lines = "; ".join(f"{name} needs {', '.join(m)}" for name, m in missing_by_model.items())
-    raise MissingColumnsError(f"no shipped model can use this table's columns: {lines}")
+    groups = {}  # models of one feature set miss the same columns: name them once
+    for name, m in missing_by_model.items():
+        groups.setdefault(tuple(m), []).append(name)
+    lines = "; ".join(f"{' / '.join(names)} need{'s' if len(names) == 1 else ''} "
+                      f"{', '.join(m)}" for m, names in groups.items())
+    hint = ("" if with_images else
+            "; with 5-band frames and ra/dec, margnet-cnn-sgq needs no photometry "
+            "(images= in Python, --image BAND=FILE on the command line)")
+    raise MissingColumnsError(f"no shipped model can use this table's columns: {lines}{hint}")
 
 
 def _as_table(table):

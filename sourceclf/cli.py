@@ -137,6 +137,8 @@ def _parse_images(specs):
         band = band.strip().lower()
         if not sep or band not in "ugriz" or len(band) != 1 or not file:
             raise CLIError(f"--image takes BAND=FILE with BAND one of u g r i z, got '{spec}'")
+        if band in images:
+            raise CLIError(f"--image gives band {band} twice ('{images[band]}' and '{file}')")
         if not Path(file).is_file():
             raise CLIError(f"image file '{file}' for band {band} does not exist")
         images[band] = file

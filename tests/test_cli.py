@@ -197,3 +197,58 @@ def test_console_script_help():
         pytest.skip("console script not installed")
     res = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "--confidence" in res.stdout
+
+
+@pytest.fixture
+def frame_files(tmp_path):
+    """A positions catalog and five small synthetic frames written to FITS."""
+    pytest.importorskip("galsim")
+    from sourceclf.demo import demo_frames
+
+    catalog, frames = demo_frames(n=6, random_state=0)
+    cat = tmp_path / "positions.ecsv"
+    catalog["ra", "dec"].write(cat)
+    paths = {}
+    for band, hdu in frames.items():
+        paths[band] = tmp_path / f"frame-{band}.fits"
+        hdu.writeto(paths[band])
+    return cat, paths
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("bad_band", "--image takes BAND=FILE"),
+    ("no_equals", "--image takes BAND=FILE"),
+    ("missing_file", "does not exist"),
+    ("twice", "gives band z twice"),
+    ("missing_bands", "lack band(s) g, r, i, z"),
+])
+def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):
+    cat, paths = frame_files
+    images = {b: f"{b}={p}" for b, p in paths.items()}
+    if case == "bad_band":
+        images["u"] = f"y={paths['u']}"
+    elif case == "no_equals":
+        images["u"] = str(paths["u"])
+    elif case == "missing_file":
+        images["u"] = f"u={tmp_path / 'nope.fits'}"
+    elif case == "twice":
+        images["z2"] = f"z={paths['r']}"
+    elif case == "missing_bands":
+        images = {"u": images["u"]}
+    argv = [cat, "-o", tmp_path / "out.ecsv"]
+    for spec in images.values():
+        argv += ["--image", spec]
+    expect_error(argv, capsys, fragment)
+    assert not (tmp_path / "out.ecsv").exists()
+
+
+def test_image_option_classifies(frame_files, tmp_path, capsys):
+    cat, paths = frame_files
+    argv = [cat, "-o", tmp_path / "out.ecsv"]
+    for band, path in paths.items():
+        argv += ["--image", f"{band}={path}"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    result = Table.read(tmp_path / "out.ecsv")
+    assert result.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    assert list(result["pred_flag"][-2:]) == ["edge", "off_frame"]
