@@ -1039,8 +1039,11 @@ class StreamSummary:
             lines.append(f"classified but flagged: {self.n_flagged}")
         for name, hist in self.set_sizes.items():
             if hist:
-                level = name[len("pred_set_size"):].lstrip("_") or \
-                    str(self.meta.get("CLFCONF", ""))
+                from .conformal import parse_level_suffix
+
+                suffix = name[len("pred_set_size"):].lstrip("_")
+                level = (f"{parse_level_suffix(suffix):g}" if suffix else
+                         str(self.meta.get("CLFCONF", "")))
                 text = ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(max(hist) + 1))
                 lines.append(f"prediction sets at {level}: sizes {text}; "
                              f"empty sets {hist.get(0, 0)}")
