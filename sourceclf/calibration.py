@@ -20,8 +20,8 @@ __all__ = ["calibrate"]
 
 
 def calibrate(table, *, model, label_column="class", by=None, cutouts=None, images=None,
-              score=None, bins=None, source=None, device="auto", batch_size=None,
-              progress=None):
+              score=None, bins=None, source=None, name=None, device="auto",
+              batch_size=None, progress=None):
     """Recalibrate a model's prediction sets on labelled sources.
 
     The model gives class probabilities to every row of ``table`` it can
@@ -55,6 +55,10 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
         automatic rule of `sourceclf.conformal`.
     source : str, optional
         Description of the calibration data, recorded in the card.
+    name : str, optional
+        Name of the new model (its card's ``name``, the ``CLFMODEL`` of the
+        tables it classifies); default: the original's name (the version,
+        ``'<version>+recal'``, tells them apart).
     device, batch_size, progress
         As for `sourceclf.classify`.
 
@@ -158,6 +162,10 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     card = new.card
     if not str(card.version).endswith("+recal"):
         card.version = f"{card.version}+recal"
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInputError(f"name must be a non-empty string, got {name!r}")
+        card.name = name.strip()
     counts = {c: int(np.sum(cal["label"] == c)) for c in clf.classes}
     description = source or table.meta.get("EXTNAME") or table.meta.get("name") or \
         "user-supplied labelled table"

@@ -294,6 +294,12 @@ def test_calibrate_returns_new_model_that_saves(demo, tmp_path):
     path = recal.save(tmp_path / "recal")
     again = classify(demo, model=str(path))
     assert np.array_equal(np.asarray(again["pred_set"]), np.asarray(out["pred_set"]))
+    # A name of its own, so that outputs say which calibration made them.
+    named = calibrate(labelled, model=original, name="margnet-mysurvey")
+    assert named.name == "margnet-mysurvey" and original.name == MODEL
+    assert classify(demo, model=named).meta["CLFMODEL"] == "margnet-mysurvey"
+    with pytest.raises(InvalidInputError, match="name must be"):
+        calibrate(labelled, model=original, name=" ")
 
 
 # Real held-out SDSS data ---------------------------------------------------------------------
