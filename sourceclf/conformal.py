@@ -598,6 +598,13 @@ class ConformalPredictor:
                 f"Mondrian calibration by '{by}' at confidence {max(self.levels)} needs at "
                 f"least {math.ceil(hard)} calibration rows per group; too few in "
                 f"{', '.join(too_few + [f'{e} (0)' for e in empty])}")
+        if by.lower() != "class" and self.bins is None and len(self.group_counts_) == 1:
+            warnings.warn(f"Mondrian calibration by '{by}': {self.group_counts_[0]} "
+                          f"calibration rows make a single bin (the automatic rule takes "
+                          f"at least {soft} per bin at confidence {max(self.levels)}), so "
+                          "the sets are marginal; give more labelled rows or bins=",
+                          _warning_class(), stacklevel=4)
+            return
         sparse = [f"{n} ({c})" for n, c in zip(names, self.group_counts_) if c < soft]
         if sparse:
             warnings.warn(f"Mondrian calibration by '{by}': few calibration rows in "

@@ -420,3 +420,9 @@ def test_bin_rule_gives_enough_rows_per_bin(faint):
         ConformalPredictor.from_classifier(clf, [0.9], by="dered_r")
     with pytest.warns(SourceclfWarning, match="few calibration rows"):
         ConformalPredictor.from_classifier(clf, [0.9], by="dered_r", bins=8)
+
+
+def test_magnitude_bins_falling_back_to_one_bin_warn(demo):
+    with pytest.warns(SourceclfWarning, match="single bin"):
+        recal = calibrate(demo, model=MODEL, by="dered_r")
+    assert recal.card.extra["conformal_by"] == "dered_r"
