@@ -191,27 +191,24 @@ def _frame_wcs(size, shift=(0.0, 0.0)):
     return wcs
 
 
-def _shift_stamp(stamp, dx, dy):
-    """Move an odd-sized stamp by a sub-pixel (dx, dy) (band-limited interpolation)."""
-    h, w = stamp.shape
-    ky = np.fft.fftfreq(h)[:, None]
-    kx = np.fft.rfftfreq(w)[None, :]
-    ramp = np.exp(-2j * np.pi * (kx * dx + ky * dy))
-    return np.fft.irfft2(np.fft.rfft2(stamp) * ramp, s=(h, w))
-
-
 def _add_stamp(frame, stamp, x, y):
-    """Add ``stamp`` to ``frame`` with the stamp's centre at pixel (x, y), 0-based."""
-    s = stamp.shape[0]
-    half = (s - 1) // 2
+    """Add an odd-sized ``stamp`` to ``frame`` with its centre at pixel (x, y), 0-based.
+
+    The stamp is moved by the sub-pixel remainder with a Fourier shift
+    (band-limited interpolation), then added where it overlaps the frame.
+    """
+    from astropy.nddata.utils import NoOverlapError, overlap_slices
+    from scipy.ndimage import fourier_shift
+
     ix, iy = int(np.round(x)), int(np.round(y))
-    moved = _shift_stamp(stamp, x - ix, y - iy)
-    x0, y0 = ix - half, iy - half
-    ny, nx = frame.shape
-    fx0, fy0 = max(x0, 0), max(y0, 0)
-    fx1, fy1 = min(x0 + s, nx), min(y0 + s, ny)
-    if fx0 < fx1 and fy0 < fy1:
-        frame[fy0:fy1, fx0:fx1] += moved[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+    moved = np.fft.irfft2(fourier_shift(np.fft.rfft2(stamp), (y - iy, x - ix),
+                                        n=stamp.shape[1]), s=stamp.shape)
+    try:
+        large, small = overlap_slices(frame.shape, moved.shape, (iy, ix),
+                                      mode="partial")
+    except NoOverlapError:  # entirely off the frame
+        return
+    frame[large] += moved[small]
 
 
 def demo_frames(catalog=None, *, n=30, size=256, random_state=0, noise=True, flagged=True):
