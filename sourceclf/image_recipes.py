@@ -494,11 +494,21 @@ def real_frame_catalog(data_dir=None, frames=None):
     return cat, frames
 
 
-def frame_star_check(clf, data_dir=None):
+def frame_star_check(clf, data_dir=None, frames=None):
     """Fraction of the real calibObj stars of field 4510-4-0030 called STAR or QSO.
 
     Models that read features get those of `real_frame_catalog` (with its
     estimated ``deVRad``).
+
+    Parameters
+    ----------
+    clf : `~sourceclf.models.SourceClassifier`
+        The model to check.
+    data_dir : path-like, optional
+        Directory holding ``sdss_frame_004510-4-0030/``.
+    frames : dict, optional
+        The frames already read, ``{band: (data, wcs)}`` (as `real_frame_catalog`
+        returns them), so that several checks read them once.
 
     Returns
     -------
@@ -508,7 +518,7 @@ def frame_star_check(clf, data_dir=None):
     """
     from .classification import classify
 
-    cat, frames = real_frame_catalog(data_dir)
+    cat, frames = real_frame_catalog(data_dir, frames)
     if cat is None:
         return None
     out = classify(cat, images=frames, model=clf, confidence=None)
@@ -579,11 +589,21 @@ def frame_extended_sources(data_dir=None, frames=None, *, max_r=19.5, min_width=
     return out
 
 
-def frame_galaxy_check(clf, data_dir=None):
+def frame_galaxy_check(clf, data_dir=None, frames=None):
     """Fraction of the clearly extended bright sources of the real frame called GALAXY.
 
     Only for image-only models (``clf.feature_set`` None): the sources of
     `frame_extended_sources` have positions but no SDSS photometry.
+
+    Parameters
+    ----------
+    clf : `~sourceclf.models.SourceClassifier`
+        The model to check.
+    data_dir : path-like, optional
+        Directory holding ``sdss_frame_004510-4-0030/``.
+    frames : dict, optional
+        The frames already read, ``{band: (data, wcs)}`` (as `real_frame_catalog`
+        returns them), so that several checks read them once.
 
     Returns
     -------
@@ -595,10 +615,10 @@ def frame_galaxy_check(clf, data_dir=None):
 
     if clf.feature_set is not None:
         return None
-    sources = frame_extended_sources(data_dir)
-    if sources is None:
+    _, frames = real_frame_catalog(data_dir, frames)
+    if frames is None:
         return None
-    _, frames = real_frame_catalog(data_dir)
+    sources = frame_extended_sources(data_dir, frames)
     out = classify(sources, images=frames, model=clf, confidence=None)
     pred = np.asarray(out["pred_class"].filled("")).astype(str)
     return {"data": f"{_FRAME}: clearly extended bright sources found with photutils "
@@ -674,10 +694,11 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
         clf.classes)
     card.metrics["validation"] = classification_metrics(
         y[va], clf.predict_proba(sub(x, va), stamps[va]).argmax(1), clf.classes)
-    real = frame_star_check(clf, data_dir)
+    _, frames = real_frame_catalog(data_dir)  # read once for both checks
+    real = frame_star_check(clf, data_dir, frames)
     if real is not None:
         card.metrics["real_frame_stars"] = real
-    extended = frame_galaxy_check(clf, data_dir)
+    extended = frame_galaxy_check(clf, data_dir, frames)
     if extended is not None:
         card.metrics["real_frame_extended"] = extended
     clf.calibration = calibration_table(clf, table[ca], sub(x, ca), y[ca], stamps[ca])
