@@ -279,10 +279,6 @@ class TorchClassifier(SourceClassifier):
         state["_compiled"] = {}  # compiled modules are neither picklable nor portable
         return state
 
-    def __setstate__(self, state):
-        state.setdefault("_compiled", {})
-        self.__dict__.update(state)
-
     @classmethod
     def _from_files(cls, card, weights, calibration):
         from safetensors.torch import load_file
