@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["RECIPES", "recipe_split", "read_recipe_table", "default_data_dir", "main"]
+__all__ = ["RECIPES", "recipe_split", "read_recipe_table", "default_data_dir", "fit_network",
+           "network_settings", "main"]
 
 #: Fractions of validation, calibration and test rows (training gets the rest).
 SPLIT_FRACTIONS = (0.10, 0.10, 0.20)
@@ -70,6 +71,42 @@ def recipe_split(table, label_column="class", seed=SPLIT_SEED):
     return {"train": train, "validation": val, "calibration": cal, "test": test}
 
 
+def fit_network(architecture, config, x_train, y_train, x_val, y_val, *, seed=0, epochs=500,
+                batch_size=256, lr=1e-3, weight_decay=0.0, patience=40, loss_fn=None):
+    """Build a photometric network and train it with early stopping.
+
+    An ensemble's members are trained one after the other, member ``k`` with
+    seed ``seed + k``; each standardisation layer is fitted on ``x_train``.
+
+    Returns
+    -------
+    module : `torch.nn.Module`
+        The trained network, in eval mode.
+    best_epochs, epochs_run : list of int
+        Per member: the epoch whose weights were kept, and the epochs run.
+    """
+    import torch
+
+    from .models.architectures import build_architecture
+    from .training import fit_module
+
+    torch.manual_seed(seed)
+    module = build_architecture(architecture, config)
+    members = list(module.members) if hasattr(module, "members") else [module]
+    best_epochs, epochs_run = [], []
+    for k, member in enumerate(members):
+        if config.get("standardize", True) and hasattr(member.standardize, "fit"):
+            member.standardize.fit(x_train)
+        history = fit_module(member, x_train, y_train, x_val, y_val, epochs=epochs,
+                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                             patience=patience, random_state=seed + k, device="cpu",
+                             loss_fn=loss_fn)
+        best_epochs.append(history["best_epoch"])
+        epochs_run.append(len(history["val_loss"]))
+    module.eval()
+    return module, best_epochs, epochs_run
+
+
 def _train_photometric(name, table, *, architecture, feature_set, config, description,
                        priority, notes="", seed=0, epochs=500, batch_size=256, lr=1e-3,
                        weight_decay=0.0, patience=40, test_data="", loss_fn=None,
@@ -78,33 +115,20 @@ def _train_photometric(name, table, *, architecture, feature_set, config, descri
 
     from . import __version__
     from .features import get_feature_set
-    from .models.architectures import build_architecture
     from .models.base import TorchClassifier
     from .models.card import ModelCard
-    from .training import (calibration_table, classification_metrics, fit_module,
-                           labels_from_table)
+    from .training import calibration_table, classification_metrics, labels_from_table
 
     parts = recipe_split(table)
     classes, y = labels_from_table(table)
     x = get_feature_set(feature_set).compute(table).values
     tr, va, ca, te = (parts[k] for k in ("train", "validation", "calibration", "test"))
-    torch.manual_seed(seed)
     cfg = {"n_features": x.shape[1], "n_classes": len(classes), **config}
-    module = build_architecture(architecture, cfg)
-    # An ensemble's members are trained one after the other, each with its own seed.
-    members = list(module.members) if hasattr(module, "members") else [module]
     t0 = time.perf_counter()
-    best_epochs, epochs_run = [], []
-    for k, member in enumerate(members):
-        if cfg.get("standardize", True) and hasattr(member.standardize, "fit"):
-            member.standardize.fit(x[tr])
-        history = fit_module(member, x[tr], y[tr], x[va], y[va], epochs=epochs,
-                             batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                             patience=patience, random_state=seed + k, device="cpu",
-                             loss_fn=loss_fn)
-        best_epochs.append(history["best_epoch"])
-        epochs_run.append(len(history["val_loss"]))
-    module.eval()
+    module, best_epochs, epochs_run = fit_network(
+        architecture, cfg, x[tr], y[tr], x[va], y[va], seed=seed, epochs=epochs,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+        loss_fn=loss_fn)
     seconds = time.perf_counter() - t0
     card = ModelCard(
         name=name, version="1.0", description=description, architecture=architecture,
@@ -119,8 +143,8 @@ def _train_photometric(name, table, *, architecture, feature_set, config, descri
             "n_calibration": int(ca.size), "n_test": int(te.size),
             "optimizer": f"AdamW lr={lr} weight_decay={weight_decay}",
             "batch_size": batch_size, "max_epochs": epochs, "patience": patience,
-            "best_epoch": best_epochs if len(members) > 1 else best_epochs[0],
-            "epochs_run": epochs_run if len(members) > 1 else epochs_run[0],
+            "best_epoch": best_epochs if len(best_epochs) > 1 else best_epochs[0],
+            "epochs_run": epochs_run if len(epochs_run) > 1 else epochs_run[0],
             "train_seconds_cpu": round(seconds, 1), "sourceclf_version": __version__,
             "torch_version": torch.__version__,
         },
@@ -137,6 +161,39 @@ def _train_photometric(name, table, *, architecture, feature_set, config, descri
     return clf
 
 
+def network_settings(name):
+    """Architecture, configuration and training settings of a network recipe.
+
+    Parameters
+    ----------
+    name : str
+        ``'margnet-photometry-sg'`` or ``'ugriz-sgq'``.
+
+    Returns
+    -------
+    settings : dict
+        ``architecture``, ``config`` and the keyword arguments of `fit_network`
+        (``batch_size``, ``weight_decay``, ``patience``, ``epochs``) the recipe
+        uses, so that other studies (e.g. ``docs/scripts/learning_curve.py``)
+        train exactly the shipped network.
+    """
+    from .features import get_feature_set
+
+    if name == "margnet-photometry-sg":
+        names = get_feature_set("margnet24").names
+        radii = [i for i, n in enumerate(names) if n.startswith("deVRad_")]
+        return dict(architecture="mlp",
+                    config={"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
+                            "standardize": True, "log_columns": radii},
+                    batch_size=512, weight_decay=1e-4, patience=25, epochs=300)
+    if name == "ugriz-sgq":
+        return dict(architecture="mlp-ensemble",
+                    config={"n_members": 5, "hidden": [256, 256, 128], "act": "gelu",
+                            "dropout": 0.1, "standardize": True},
+                    batch_size=256, weight_decay=1e-4, patience=40, epochs=500)
+    raise ValueError(f"no network settings for recipe '{name}'")
+
+
 def margnet_photometry_sg(table, *, baseline=True):
     """A lean network on MargNet's 24 features; faint compact SDSS galaxies and stars.
 
@@ -144,10 +201,6 @@ def margnet_photometry_sg(table, *, baseline=True):
     inputs) is trained on the same split for comparison and its test metrics
     are stored in the card as ``published_recipe_test``.
     """
-    from .features import get_feature_set
-
-    names = get_feature_set("margnet24").names
-    radii = [i for i, n in enumerate(names) if n.startswith("deVRad_")]
     description = (
         "An MLP (24 -> 256 -> 128 -> 64 -> 2, GELU, dropout 0.1) on MargNet's 24 "
         "photometric features (Chaini et al. 2023), with log10 de Vaucouleurs radii and "
@@ -162,11 +215,8 @@ def margnet_photometry_sg(table, *, baseline=True):
              "(sourceclf.calibrate).")
     common = dict(feature_set="margnet24", priority=20, description=description, notes=notes,
                   test_data="held-out 20% of sdss_dr16_faint_compact_sg.fits")
-    clf = _train_photometric(
-        "margnet-photometry-sg", table, architecture="mlp",
-        config={"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
-                "standardize": True, "log_columns": radii},
-        batch_size=512, weight_decay=1e-4, patience=25, epochs=300, **common)
+    clf = _train_photometric("margnet-photometry-sg", table,
+                             **network_settings("margnet-photometry-sg"), **common)
     if baseline:
         # MargNet's ANN as published: raw features, sigmoid, batch 2048.
         base = _train_photometric("margnet-photometry-sg", table, architecture="margnet-ann",
@@ -183,10 +233,7 @@ def margnet_photometry_sg(table, *, baseline=True):
 def ugriz_sgq(table):
     """Five MLPs on r and four colours; galaxies, quasars and stars of SDSS DR14."""
     return _train_photometric(
-        "ugriz-sgq", table, architecture="mlp-ensemble", feature_set="ugriz", priority=10,
-        config={"n_members": 5, "hidden": [256, 256, 128], "act": "gelu", "dropout": 0.1,
-                "standardize": True},
-        weight_decay=1e-4, patience=40,
+        "ugriz-sgq", table, feature_set="ugriz", priority=10, **network_settings("ugriz-sgq"),
         description=("An ensemble of five 3-layer MLPs (256-256-128, GELU; probabilities "
                      "averaged) on the observed model magnitude r and colours u-g, g-r, "
                      "r-i, i-z, trained on SDSS DR14 spectroscopic galaxies, quasars and "
@@ -210,13 +257,11 @@ def bayesian_margnet_photometry_sg(table, *, mc_samples=50):
     from .training import classification_metrics, labels_from_table
 
     name = "bayesian-margnet-photometry-sg"
-    names = get_feature_set("margnet24").names
-    radii = [i for i, n in enumerate(names) if n.startswith("deVRad_")]
+    settings = network_settings("margnet-photometry-sg")
+    settings["architecture"] = "bayesian-mlp"
+    settings["config"].update(prior_scale=1.0, rho_init=-5.0)
     clf = _train_photometric(
-        name, table, architecture="bayesian-mlp", feature_set="margnet24", priority=5,
-        config={"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1, "standardize": True,
-                "log_columns": radii, "prior_scale": 1.0, "rho_init": -5.0},
-        batch_size=512, weight_decay=1e-4, patience=25, epochs=300,
+        name, table, feature_set="margnet24", priority=5, **settings,
         loss_fn=elbo_loss(), classifier_cls=BayesianClassifier,
         description=("The MLP of margnet-photometry-sg (24 -> 256 -> 128 -> 64 -> 2, GELU, "
                      "dropout 0.1, log10 de Vaucouleurs radii, input standardisation) whose "
