@@ -149,7 +149,7 @@ def test_precision_flag_round_trip(catalog, capsys):
     code, out, err = run([catalog, "-o", out_path, "--precision", "bf16", "--no-progress"],
                          capsys)
     assert code == 0, err
-    assert "margnet-photometry-sg v1.0 (bf16)" in out
+    assert "margnet-photometry-sg v1.1 (bf16)" in out
     t = Table.read(out_path)
     assert t.meta["CLFPREC"] == "bf16" and "CLFCOMP" not in t.meta
     code, out, err = run([catalog, "-o", catalog.with_name("auto.fits"), "--precision",

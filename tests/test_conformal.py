@@ -288,7 +288,8 @@ def test_calibrate_returns_new_model_that_saves(demo, tmp_path):
     assert recal.card.extra["conformal_by"] == "class"
     assert recal.card.training["calibration"]["source"] == "demo table"
     assert "Recalibrated on 60" in recal.card.notes
-    assert original.card.version == "1.0" and recal.card.version == "1.0+recal"
+    assert recal.card.version == original.card.version + "+recal"
+    assert original.card.version == "1.1"
     out = classify(demo, model=recal)
     assert out.meta["CLFGROUP"] == "class"
     path = recal.save(tmp_path / "recal")

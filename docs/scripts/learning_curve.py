@@ -4,6 +4,7 @@ Prints the tables quoted in ``docs/training.rst`` ("How far the bundled data
 goes").  Run from the repository root::
 
     python docs/scripts/learning_curve.py [--data-dir ../shared/data] [--threads 1]
+    python docs/scripts/learning_curve.py --recipes '' --compare-encodings
 
 For each of ``margnet-photometry-sg`` (faint compact DR16 galaxies and stars,
 24 features) and ``ugriz-sgq`` (DR14 galaxies, quasars and stars, r and four
@@ -18,6 +19,12 @@ on 25%, 50% and 100% of the other four folds:
 - gradient-boosted trees with the hyper-parameters of the shipped
   ``gbdt-photometry-sg`` (scikit-learn's HistGradientBoostingClassifier, its
   own 10% early-stopping split).
+
+With ``--compare-encodings`` it also cross-validates, on all of each fold's
+share, ``margnet-photometry-sg``'s network against the network it replaced
+(version 1.0: standardised inputs with log10 radii, 256-128-64, dropout 0.1),
+once per seed of ``--seeds`` (the seed picks the folds and the training
+seeds; the two networks share them).
 
 The recipes' test splits are never touched.  The last column extrapolates the
 gain of the last doubling of the training rows to the project's accuracy
@@ -36,12 +43,19 @@ FEATURE_SETS = {"margnet-photometry-sg": "margnet24", "ugriz-sgq": "ugriz"}
 FRACTIONS = (0.25, 0.5, 1.0)
 
 
-def _network_proba(recipe, x, y, train, predict, seed):
+#: margnet-photometry-sg 1.0's network: standardised inputs, log10 de Vaucouleurs radii.
+STANDARDISED_V10 = {"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
+                    "standardize": True, "log_columns": [1, 5, 9, 13, 17]}
+
+
+def _network_proba(recipe, x, y, train, predict, seed, config=None):
     import torch
 
     from sourceclf.train_recipes import fit_network, network_settings
 
     settings = network_settings(recipe)
+    if config is not None:
+        settings["config"] = dict(config)
     rng = np.random.default_rng(seed)
     train = rng.permutation(train)
     n_stop = len(train) // 8
@@ -107,6 +121,45 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
     return rows, len(pool)
 
 
+def compare_encodings(data_dir=None, n_folds=5, seed=0):
+    """Cross-validated accuracy of the shipped network and of version 1.0's.
+
+    Same folds and seeds as `learning_curve`, all of each fold's share.
+
+    Returns
+    -------
+    accuracy : dict
+        ``{'piecewise-linear (shipped)': acc, 'standardised + log radii (1.0)': acc}``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    from sourceclf.features import get_feature_set
+    from sourceclf.train_recipes import read_recipe_table, recipe_split
+    from sourceclf.training import labels_from_table
+
+    recipe = "margnet-photometry-sg"
+    table = read_recipe_table(recipe, data_dir)
+    parts = recipe_split(table)
+    _, y = labels_from_table(table)
+    names = get_feature_set("margnet24").names
+    assert [names[i] for i in STANDARDISED_V10["log_columns"]] == [
+        f"deVRad_{b}" for b in "ugriz"]
+    x = get_feature_set("margnet24").compute(table).values.astype(np.float32)
+    pool = np.sort(np.concatenate([parts["train"], parts["validation"],
+                                   parts["calibration"]]))
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(pool, y[pool])
+    folds = [(pool[a], pool[b]) for a, b in folds]
+    out = {}
+    for label, config in (("piecewise-linear (shipped)", None),
+                          ("standardised + log radii (1.0)", STANDARDISED_V10)):
+        correct = np.zeros(len(y), bool)
+        for k, (train, test) in enumerate(folds):
+            proba = _network_proba(recipe, x, y, train, test, seed + k, config=config)
+            correct[test] = proba.argmax(1) == y[test]
+        out[label] = float(correct[pool].mean())
+    return out
+
+
 def doublings_to_target(rows, target):
     """Rows needed to reach ``target`` if the last doubling's gain repeated."""
     last, before = rows[-1], rows[-2]
@@ -122,7 +175,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--recipes", default="margnet-photometry-sg,ugriz-sgq")
+    parser.add_argument("--recipes", default="margnet-photometry-sg,ugriz-sgq",
+                        help="comma-separated; '' for none")
+    parser.add_argument("--compare-encodings", action="store_true",
+                        help="also compare margnet-photometry-sg's input encodings")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="seeds of the encoding comparison (comma-separated)")
     args = parser.parse_args(argv)
 
     import torch
@@ -130,7 +188,16 @@ def main(argv=None):
     from sourceclf.models import load_model
 
     torch.set_num_threads(args.threads)
-    for recipe in args.recipes.split(","):
+    if args.compare_encodings:
+        print("margnet-photometry-sg's network, 5-fold CV on the rows outside the test split "
+              "(folds and training seeds from each seed):")
+        results = {seed: compare_encodings(args.data_dir, seed=seed)
+                   for seed in map(int, args.seeds.split(","))}
+        for label in results[min(results)]:
+            values = [100 * r[label] for r in results.values()]
+            print(f"  {label:32s} " + "  ".join(f"{v:.2f}%" for v in values)
+                  + f"   mean {np.mean(values):.2f}%")
+    for recipe in filter(None, args.recipes.split(",")):
         t0 = time.perf_counter()
         rows, n_pool = learning_curve(recipe, args.data_dir)
         target = TARGETS[recipe]

@@ -7,7 +7,7 @@ from .bayesian import (BayesianClassifier, BayesianMargFormer, BayesianMargNetAN
                        kl_divergence)
 from .card import ModelCard
 from .classical import SklearnClassifier
-from .layers import Standardize
+from .layers import PiecewiseLinearEncoding, Standardize
 from .margformer import MargFormer
 from .margnet import MargNetANN, PhotometricMLP
 from .margnet_cnn import MargNetCNN, MargNetStack
@@ -17,7 +17,7 @@ __all__ = ["ARCHITECTURES", "build_architecture", "register_architecture",
            "SourceClassifier", "TorchClassifier", "BayesianClassifier", "BayesianMargNetANN",
            "BayesianPhotometricMLP", "BayesianMargNetStack", "BayesianMargFormer",
            "VariationalLinear", "kl_divergence", "SklearnClassifier",
-           "ModelCard", "Standardize",
+           "ModelCard", "Standardize", "PiecewiseLinearEncoding",
            "MargNetANN", "PhotometricMLP", "MargNetCNN", "MargNetStack", "MargFormer",
            "MODEL_DIR", "list_models", "load_model",
            "model_card", "model_names"]

@@ -381,16 +381,18 @@ class BayesianPhotometricMLP(PhotometricMLP):
 
     Parameters
     ----------
-    n_features, n_classes, hidden, act, dropout, standardize, log_columns
+    n_features, n_classes, hidden, act, dropout, standardize, log_columns, encoding_bins
         As for `~sourceclf.models.PhotometricMLP`.
     prior_scale, rho_init
         As for `VariationalLinear`.
     """
 
     def __init__(self, n_features, n_classes, hidden=(256, 128), act="gelu", dropout=0.1,
-                 standardize=True, log_columns=(), prior_scale=1.0, rho_init=-5.0):
+                 standardize=True, log_columns=(), encoding_bins=0, prior_scale=1.0,
+                 rho_init=-5.0):
         super().__init__(n_features, n_classes, hidden=hidden, act=act, dropout=dropout,
-                         standardize=standardize, log_columns=log_columns)
+                         standardize=standardize, log_columns=log_columns,
+                         encoding_bins=encoding_bins)
         _variational_output(self.net, prior_scale, rho_init)
 
 

@@ -1,9 +1,10 @@
 """Small building blocks shared by the architectures."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Standardize", "LogColumns", "activation"]
+__all__ = ["Standardize", "LogColumns", "PiecewiseLinearEncoding", "activation"]
 
 
 class LogColumns(nn.Module):
@@ -72,6 +73,101 @@ class Standardize(nn.Module):
 
     def forward(self, x):
         return (self.log(x) - self.mean) / self.scale
+
+
+class PiecewiseLinearEncoding(nn.Module):
+    """Encode each feature by its position within quantile bins.
+
+    The piecewise-linear encoding of Gorishniy, Rubachev & Babenko (2022, "On
+    Embeddings for Numerical Features in Tabular Deep Learning", NeurIPS):
+    each feature's training distribution is cut at its quantiles into
+    ``n_bins`` bins, and a value ``x`` becomes ``n_bins`` numbers, bin ``t``
+    giving ``clip((x - lo_t) / (hi_t - lo_t), 0, 1)``: 1 for the bins below
+    ``x``, the fraction of its own bin, 0 above.  A network on this encoding
+    draws sharp, tree-like thresholds where the data are dense (radii of point
+    sources piled up at zero, the stellar locus) while staying continuous in
+    its input, and the encoding standardises the features as a side effect.
+
+    The edges are buffers, saved with the weights.  `fit` sets them from
+    training rows; bins that collapse (repeated quantiles, e.g. many radii at
+    exactly zero) act as steps.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features.
+    n_bins : int
+        Bins per feature; the output has ``n_features * n_bins`` columns.
+    """
+
+    def __init__(self, n_features, n_bins=16):
+        super().__init__()
+        self.n_bins = int(n_bins)
+        grid = torch.linspace(0, 1, self.n_bins + 1)[:-1]
+        self.register_buffer("lower", grid.repeat(n_features, 1))
+        self.register_buffer("width", torch.full((n_features, self.n_bins), 1 / self.n_bins))
+
+    @torch.no_grad()
+    def fit(self, x):
+        """Set the bin edges from the quantiles of a training matrix ``x``."""
+        x = torch.as_tensor(x, dtype=torch.float32)
+        q = torch.linspace(0, 1, self.n_bins + 1, dtype=torch.float64)
+        edges = torch.quantile(x.double(), q, dim=0).T.float()
+        self.lower.copy_(edges[:, :-1])
+        self.width.copy_(edges.diff(dim=1))
+        return self
+
+    def forward(self, x):
+        # A collapsed bin (width 0) is a step at its edge.
+        step = self.width <= 0
+        scaled = (x.unsqueeze(-1) - self.lower) / torch.where(step, torch.ones_like(self.width),
+                                                              self.width)
+        scaled = torch.where(step, (scaled >= 0).to(scaled.dtype), scaled)
+        return scaled.clamp(0, 1).flatten(1)
+
+    def linear(self, x, layer):
+        """``layer(self(x))`` without materialising the encoding.
+
+        On the encoding, a linear layer is piecewise linear in each feature:
+        for ``x`` in bin ``s`` of feature ``j`` the bins below contribute
+        their weights' sum, bin ``s`` a slope times ``x``, the bins above
+        nothing.  So each row needs two gathers of ``n_features`` rows of
+        per-segment tables (`torch.nn.functional.embedding_bag`) instead of a
+        ``n_features * n_bins``-wide matrix product: the cost of a plain first
+        layer.  Equal to the explicit form to float32 rounding, and
+        differentiable in the layer's weights.
+
+        Parameters
+        ----------
+        x : `torch.Tensor`
+            Feature rows (n_rows, n_features).
+        layer : `torch.nn.Linear`
+            A layer with ``n_features * n_bins`` inputs.
+        """
+        n_features, n_bins = self.lower.shape
+        weight = layer.weight.view(-1, n_features, n_bins).permute(1, 2, 0)  # (F, T, H)
+        positive = self.width > 0
+        inv_width = torch.where(positive, 1 / torch.where(positive, self.width, 1.0), 0.0)
+        slope = weight * inv_width.unsqueeze(-1)
+        below = weight.cumsum(dim=1) - weight
+        # Collapsed bins are never the bin a value falls in (see the searchsorted below).
+        offset = torch.where(positive.unsqueeze(-1), below - slope * self.lower.unsqueeze(-1),
+                             below + weight)
+        zeros = torch.zeros_like(weight[:, :1])
+        # Segments: below the first edge, the n_bins bins, above the last edge.
+        offset = torch.cat([zeros, offset, weight.sum(dim=1, keepdim=True)], dim=1)
+        slope = torch.cat([zeros, slope, zeros], dim=1)
+        edges = torch.cat([self.lower, (self.lower[:, -1] + self.width[:, -1])[:, None]], dim=1)
+        segment = torch.searchsorted(edges, x.T.contiguous(), right=True).T  # 0 .. n_bins + 1
+        index = segment.clamp(0, n_bins + 1) + torch.arange(
+            n_features, device=x.device)[None, :] * (n_bins + 2)
+        hidden = offset.shape[-1]
+        out = F.embedding_bag(index, offset.reshape(-1, hidden), mode="sum")
+        out = out + F.embedding_bag(index, slope.reshape(-1, hidden), mode="sum",
+                                    per_sample_weights=x.to(slope.dtype))
+        if layer.bias is not None:
+            out = out + layer.bias
+        return out
 
 
 def activation(name):

@@ -11,7 +11,7 @@ SDSS data shipped with sourceclf (see the model card of
 from torch import nn
 
 from .architectures import register_architecture
-from .layers import Standardize, activation
+from .layers import PiecewiseLinearEncoding, Standardize, activation
 
 __all__ = ["MargNetANN", "PhotometricMLP"]
 
@@ -36,14 +36,33 @@ class PhotometricMLP(nn.Module):
     log_columns : sequence of int
         Input columns replaced by ``log10(x + 1e-3)`` before standardisation
         (e.g. radii); needs ``standardize``.
+    encoding_bins : int
+        If positive, the inputs are encoded by a `PiecewiseLinearEncoding`
+        with this many quantile bins per feature instead of being
+        standardised (``log_columns`` is then unused: quantiles do not change
+        under a logarithm); needs ``standardize``, which fits the bins.
+
+    Notes
+    -----
+    The input layer (`Standardize` or `PiecewiseLinearEncoding`) is the
+    ``standardize`` attribute; training code fits it with
+    ``module.standardize.fit(x_train)``.
     """
 
     def __init__(self, n_features, n_classes, hidden=(256, 128), act="gelu", dropout=0.1,
-                 standardize=True, log_columns=()):
+                 standardize=True, log_columns=(), encoding_bins=0):
         super().__init__()
-        self.standardize = Standardize(n_features, log_columns) if standardize \
-            else nn.Identity()
-        layers, width = [], n_features
+        if encoding_bins and not standardize:
+            raise ValueError("encoding_bins needs standardize=True (the bins are fitted "
+                             "with the standardisation)")
+        if encoding_bins:
+            self.standardize = PiecewiseLinearEncoding(n_features, encoding_bins)
+            width = n_features * int(encoding_bins)
+        else:
+            self.standardize = Standardize(n_features, log_columns) if standardize \
+                else nn.Identity()
+            width = n_features
+        layers = []
         for h in hidden:
             layers += [nn.Linear(width, h), activation(act)]
             if dropout:
@@ -54,6 +73,12 @@ class PhotometricMLP(nn.Module):
 
     def forward(self, features, images=None):
         """Class logits for a batch of feature rows; ``images`` is ignored."""
+        if isinstance(self.standardize, PiecewiseLinearEncoding):
+            # The encoding and the first layer together, at a plain layer's cost.
+            hidden = self.standardize.linear(features, self.net[0])
+            for layer in self.net[1:]:
+                hidden = layer(hidden)
+            return hidden
         return self.net(self.standardize(features))
 
 
