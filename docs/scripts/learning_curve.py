@@ -22,9 +22,9 @@ on 25%, 50% and 100% of the other four folds:
 
 With ``--compare-encodings`` it also cross-validates, on all of each fold's
 share, ``margnet-photometry-sg``'s network against the network it replaced
-(version 1.0: standardised inputs with log10 radii, 256-128-64, dropout 0.1),
-once per seed of ``--seeds`` (the seed picks the folds and the training
-seeds; the two networks share them).
+(version 1.0: standardised inputs with log10 radii, 256-128-64, dropout 0.1)
+and against the trees, once per seed of ``--seeds`` (the seed picks the folds
+and the training seeds; the three share them).
 
 The recipes' test splits are never touched.  The last column extrapolates the
 gain of the last doubling of the training rows to the project's accuracy
@@ -122,18 +122,20 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
 
 
 def compare_encodings(data_dir=None, n_folds=5, seed=0):
-    """Cross-validated accuracy of the shipped network and of version 1.0's.
+    """Cross-validated accuracy of the shipped network, version 1.0's and the trees.
 
-    Same folds and seeds as `learning_curve`, all of each fold's share.
+    Same folds and seeds for the three, all of each fold's share.
 
     Returns
     -------
     accuracy : dict
-        ``{'piecewise-linear (shipped)': acc, 'standardised + log radii (1.0)': acc}``.
+        Accuracy by label: ``'piecewise-linear (shipped)'``, ``'standardised +
+        log radii (1.0)'`` and ``"gbdt-photometry-sg's trees"``.
     """
     from sklearn.model_selection import StratifiedKFold
 
     from sourceclf.features import get_feature_set
+    from sourceclf.models import load_model
     from sourceclf.train_recipes import read_recipe_table, recipe_split
     from sourceclf.training import labels_from_table
 
@@ -149,12 +151,17 @@ def compare_encodings(data_dir=None, n_folds=5, seed=0):
                                    parts["calibration"]]))
     folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(pool, y[pool])
     folds = [(pool[a], pool[b]) for a, b in folds]
+    gbdt_params = dict(load_model("gbdt-photometry-sg").card.config)
     out = {}
     for label, config in (("piecewise-linear (shipped)", None),
-                          ("standardised + log radii (1.0)", STANDARDISED_V10)):
+                          ("standardised + log radii (1.0)", STANDARDISED_V10),
+                          ("gbdt-photometry-sg's trees", "gbdt")):
         correct = np.zeros(len(y), bool)
         for k, (train, test) in enumerate(folds):
-            proba = _network_proba(recipe, x, y, train, test, seed + k, config=config)
+            if config == "gbdt":
+                proba = _gbdt_proba(x, y, train, test, seed + k, gbdt_params)
+            else:
+                proba = _network_proba(recipe, x, y, train, test, seed + k, config=config)
             correct[test] = proba.argmax(1) == y[test]
         out[label] = float(correct[pool].mean())
     return out
@@ -189,7 +196,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     if args.compare_encodings:
-        print("margnet-photometry-sg's network, 5-fold CV on the rows outside the test split "
+        print("margnet-photometry-sg's data, 5-fold CV on the rows outside the test split "
               "(folds and training seeds from each seed):")
         results = {seed: compare_encodings(args.data_dir, seed=seed)
                    for seed in map(int, args.seeds.split(","))}
