@@ -76,7 +76,8 @@ def fit_network(architecture, config, x_train, y_train, x_val, y_val, *, seed=0,
     """Build a photometric network and train it with early stopping.
 
     An ensemble's members are trained one after the other, member ``k`` with
-    seed ``seed + k``; each standardisation layer is fitted on ``x_train``.
+    seed ``seed + k``; each member's input layer (standardisation or
+    piecewise-linear encoding) is fitted on ``x_train``.
 
     Returns
     -------
