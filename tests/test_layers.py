@@ -103,3 +103,42 @@ def test_encoded_mlp_uses_the_fused_path():
     net.eval()  # no dropout
     x = torch.randn(20, 3)
     torch.testing.assert_close(net(x), net.net(net.standardize(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_path_saturates_infinities_and_keeps_nan():
+    enc = PiecewiseLinearEncoding(2, n_bins=4).fit(np.random.default_rng(3).normal(size=(100, 2)))
+    layer = torch.nn.Linear(8, 3)
+    x = torch.tensor([[np.inf, -np.inf], [1e30, -1e30], [np.nan, 0.0]], dtype=torch.float32)
+    fused, explicit = enc.linear(x, layer), layer(enc(x))
+    torch.testing.assert_close(fused[:2], explicit[:2])
+    torch.testing.assert_close(fused[0], fused[1])  # infinities encode as the extremes
+    assert torch.isnan(fused[2]).all() and torch.isnan(explicit[2]).all()
+
+
+def test_fused_path_is_exact_for_narrow_bins_far_from_zero():
+    # Bins 1e-4 wide around 1e4: the bin's position must be taken relative to its edge.
+    x = (1e4 + 1e-2 * np.random.default_rng(4).random(size=(200, 1))).astype(np.float32)
+    enc = PiecewiseLinearEncoding(1, n_bins=8).fit(x)
+    layer = torch.nn.Linear(8, 4)
+    probe = torch.as_tensor(x[:50])
+    torch.testing.assert_close(enc.linear(probe, layer), layer(enc(probe)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_encoding_input_errors():
+    enc = PiecewiseLinearEncoding(2, n_bins=4)
+    with pytest.raises(ValueError, match=r"non-finite values in column\(s\) 1 of the training"):
+        enc.fit(np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 3.0]]))
+    with pytest.raises(ValueError, match="the layer has 6 inputs, the encoding 2 x 4 = 8"):
+        enc.linear(torch.zeros(1, 2), torch.nn.Linear(6, 2))
+    with pytest.raises(ValueError, match="encoding_bins and log_columns exclude each other"):
+        PhotometricMLP(3, 2, encoding_bins=4, log_columns=[1])
+
+
+def test_encoding_before_a_variational_output_layer():
+    # With no hidden layer the first layer is the variational one: the explicit path.
+    from sourceclf.models import BayesianPhotometricMLP
+
+    net = BayesianPhotometricMLP(3, 2, hidden=(), encoding_bins=4).eval()
+    net.standardize.fit(np.random.default_rng(0).normal(size=(50, 3)))
+    assert net(torch.zeros(5, 3)).shape == (5, 2)

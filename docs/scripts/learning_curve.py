@@ -21,10 +21,12 @@ on 25%, 50% and 100% of the other four folds:
   own 10% early-stopping split).
 
 With ``--compare-encodings`` it also cross-validates, on all of each fold's
-share, ``margnet-photometry-sg``'s network against the network it replaced
-(version 1.0: standardised inputs with log10 radii, 256-128-64, dropout 0.1)
-and against the trees, once per seed of ``--seeds`` (the seed picks the folds
-and the training seeds; the three share them).
+share, ``margnet-photometry-sg``'s network (1.1: piecewise-linear encoding,
+256-128, dropout 0.2) against the same layers on standardised inputs with
+log10 radii (the encoding's own share of the change), against the network it
+replaced (1.0: standardised, 256-128-64, dropout 0.1) and against the trees,
+once per seed of ``--seeds`` (the seed picks the folds and the training
+seeds; all share them).
 
 The recipes' test splits are never touched.  The last column extrapolates the
 gain of the last doubling of the training rows to the project's accuracy
@@ -46,6 +48,9 @@ FRACTIONS = (0.25, 0.5, 1.0)
 #: margnet-photometry-sg 1.0's network: standardised inputs, log10 de Vaucouleurs radii.
 STANDARDISED_V10 = {"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
                     "standardize": True, "log_columns": [1, 5, 9, 13, 17]}
+#: 1.1's layers and dropout on 1.0's standardised inputs: what the encoding alone adds.
+STANDARDISED_V11_LAYERS = {"hidden": [256, 128], "act": "gelu", "dropout": 0.2,
+                           "standardize": True, "log_columns": [1, 5, 9, 13, 17]}
 
 
 def _network_proba(recipe, x, y, train, predict, seed, config=None):
@@ -83,6 +88,8 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
     rows : list of dict
         One per (model, fraction): ``model``, ``fraction``, ``n_train``,
         ``accuracy`` (pooled over the folds) and ``fold_std``.
+    n_pool : int
+        Rows outside the test split (those cross-validated).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -122,15 +129,15 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
 
 
 def compare_encodings(data_dir=None, n_folds=5, seed=0):
-    """Cross-validated accuracy of the shipped network, version 1.0's and the trees.
+    """Cross-validated accuracy of the shipped network, the ones it replaced, the trees.
 
     Same folds and seeds for the three, all of each fold's share.
 
     Returns
     -------
     accuracy : dict
-        Accuracy by label: ``'piecewise-linear (shipped)'``, ``'standardised +
-        log radii (1.0)'`` and ``"gbdt-photometry-sg's trees"``.
+        Accuracy by label: the shipped network (1.1), its layers on 1.0's
+        standardised inputs, 1.0's network, and ``gbdt-photometry-sg``'s trees.
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -153,8 +160,9 @@ def compare_encodings(data_dir=None, n_folds=5, seed=0):
     folds = [(pool[a], pool[b]) for a, b in folds]
     gbdt_params = dict(load_model("gbdt-photometry-sg").card.config)
     out = {}
-    for label, config in (("piecewise-linear (shipped)", None),
-                          ("standardised + log radii (1.0)", STANDARDISED_V10),
+    for label, config in (("1.1: encoded, 256-128, dropout 0.2", None),
+                          ("standardised, 256-128, dropout 0.2", STANDARDISED_V11_LAYERS),
+                          ("1.0: standardised, 256-128-64, dropout 0.1", STANDARDISED_V10),
                           ("gbdt-photometry-sg's trees", "gbdt")):
         correct = np.zeros(len(y), bool)
         for k, (train, test) in enumerate(folds):
@@ -202,7 +210,7 @@ def main(argv=None):
                    for seed in map(int, args.seeds.split(","))}
         for label in results[min(results)]:
             values = [100 * r[label] for r in results.values()]
-            print(f"  {label:32s} " + "  ".join(f"{v:.2f}%" for v in values)
+            print(f"  {label:44s} " + "  ".join(f"{v:.2f}%" for v in values)
                   + f"   mean {np.mean(values):.2f}%")
     for recipe in filter(None, args.recipes.split(",")):
         t0 = time.perf_counter()

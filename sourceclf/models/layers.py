@@ -90,7 +90,10 @@ class PiecewiseLinearEncoding(nn.Module):
 
     The edges are buffers, saved with the weights.  `fit` sets them from
     training rows; bins that collapse (repeated quantiles, e.g. many radii at
-    exactly zero) act as steps.
+    exactly zero) act as steps.  Values outside the training range saturate:
+    every value below the training minimum encodes as the minimum, every
+    value above the maximum as the maximum (including infinities), so a
+    network on this encoding does not extrapolate.  NaN stays NaN.
 
     Parameters
     ----------
@@ -109,8 +112,19 @@ class PiecewiseLinearEncoding(nn.Module):
 
     @torch.no_grad()
     def fit(self, x):
-        """Set the bin edges from the quantiles of a training matrix ``x``."""
+        """Set the bin edges from the quantiles of a training matrix ``x``.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` has non-finite values (drop or impute those rows first).
+        """
         x = torch.as_tensor(x, dtype=torch.float32)
+        bad = ~torch.isfinite(x).all(dim=0)
+        if bad.any():
+            columns = ", ".join(str(int(i)) for i in torch.nonzero(bad).flatten())
+            raise ValueError(f"PiecewiseLinearEncoding.fit: non-finite values in column(s) "
+                             f"{columns} of the training rows")
         q = torch.linspace(0, 1, self.n_bins + 1, dtype=torch.float64)
         edges = torch.quantile(x.double(), q, dim=0).T.float()
         self.lower.copy_(edges[:, :-1])
@@ -130,12 +144,13 @@ class PiecewiseLinearEncoding(nn.Module):
 
         On the encoding, a linear layer is piecewise linear in each feature:
         for ``x`` in bin ``s`` of feature ``j`` the bins below contribute
-        their weights' sum, bin ``s`` a slope times ``x``, the bins above
-        nothing.  So each row needs two gathers of ``n_features`` rows of
-        per-segment tables (`torch.nn.functional.embedding_bag`) instead of a
-        ``n_features * n_bins``-wide matrix product: the cost of a plain first
-        layer.  Equal to the explicit form to float32 rounding, and
-        differentiable in the layer's weights.
+        their weights' sum, bin ``s`` a slope times ``x - lo_s``, the bins
+        above nothing.  So each row needs two gathers of ``n_features`` rows
+        of per-segment tables (`torch.nn.functional.embedding_bag`) instead of
+        a ``n_features * n_bins``-wide matrix product: the cost of a plain
+        first layer.  Equal to the explicit form to float32 rounding (relative
+        to the bin's width, as the explicit form), and differentiable in the
+        layer's weights.
 
         Parameters
         ----------
@@ -143,28 +158,41 @@ class PiecewiseLinearEncoding(nn.Module):
             Feature rows (n_rows, n_features).
         layer : `torch.nn.Linear`
             A layer with ``n_features * n_bins`` inputs.
+
+        Returns
+        -------
+        out : `torch.Tensor`
+            ``(n_rows, layer.out_features)``.
         """
         n_features, n_bins = self.lower.shape
+        if layer.in_features != n_features * n_bins:
+            raise ValueError(f"linear: the layer has {layer.in_features} inputs, the "
+                             f"encoding {n_features} x {n_bins} = {n_features * n_bins}")
         weight = layer.weight.view(-1, n_features, n_bins).permute(1, 2, 0)  # (F, T, H)
         positive = self.width > 0
         inv_width = torch.where(positive, 1 / torch.where(positive, self.width, 1.0), 0.0)
         slope = weight * inv_width.unsqueeze(-1)
+        # Bins below the value's bin count fully; so do collapsed bins at its
+        # edge (a value is never inside a collapsed bin, see searchsorted below).
         below = weight.cumsum(dim=1) - weight
-        # Collapsed bins are never the bin a value falls in (see the searchsorted below).
-        offset = torch.where(positive.unsqueeze(-1), below - slope * self.lower.unsqueeze(-1),
-                             below + weight)
+        offset = torch.where(positive.unsqueeze(-1), below, below + weight)
         zeros = torch.zeros_like(weight[:, :1])
         # Segments: below the first edge, the n_bins bins, above the last edge.
         offset = torch.cat([zeros, offset, weight.sum(dim=1, keepdim=True)], dim=1)
         slope = torch.cat([zeros, slope, zeros], dim=1)
+        lower = torch.cat([self.lower[:, :1], self.lower, self.lower[:, -1:]], dim=1)
         edges = torch.cat([self.lower, (self.lower[:, -1] + self.width[:, -1])[:, None]], dim=1)
         segment = torch.searchsorted(edges, x.T.contiguous(), right=True).T  # 0 .. n_bins + 1
         index = segment.clamp(0, n_bins + 1) + torch.arange(
             n_features, device=x.device)[None, :] * (n_bins + 2)
+        # Position within the bin; 0 outside the edges (so that infinities
+        # saturate), NaN kept (so that it propagates).
+        inside = ((segment >= 1) & (segment <= n_bins)) | torch.isnan(x)
+        position = torch.where(inside, x - lower.reshape(-1)[index], 0.0)
         hidden = offset.shape[-1]
         out = F.embedding_bag(index, offset.reshape(-1, hidden), mode="sum")
         out = out + F.embedding_bag(index, slope.reshape(-1, hidden), mode="sum",
-                                    per_sample_weights=x.to(slope.dtype))
+                                    per_sample_weights=position.to(slope.dtype))
         if layer.bias is not None:
             out = out + layer.bias
         return out

@@ -34,13 +34,13 @@ class PhotometricMLP(nn.Module):
     standardize : bool
         Whether the network standardises its inputs with stored statistics.
     log_columns : sequence of int
-        Input columns replaced by ``log10(x + 1e-3)`` before standardisation
-        (e.g. radii); needs ``standardize``.
+        Input columns replaced by ``log10(max(x, 0) + 1e-3)`` before
+        standardisation (e.g. radii); needs ``standardize``.
     encoding_bins : int
         If positive, the inputs are encoded by a `PiecewiseLinearEncoding`
         with this many quantile bins per feature instead of being
-        standardised (``log_columns`` is then unused: quantiles do not change
-        under a logarithm); needs ``standardize``, which fits the bins.
+        standardised; needs ``standardize`` (which fits the bins) and no
+        ``log_columns`` (the bins follow each feature's own distribution).
 
     Notes
     -----
@@ -55,6 +55,9 @@ class PhotometricMLP(nn.Module):
         if encoding_bins and not standardize:
             raise ValueError("encoding_bins needs standardize=True (the bins are fitted "
                              "with the standardisation)")
+        if encoding_bins and len(log_columns):
+            raise ValueError("encoding_bins and log_columns exclude each other: the "
+                             "encoding replaces the standardisation")
         if encoding_bins:
             self.standardize = PiecewiseLinearEncoding(n_features, encoding_bins)
             width = n_features * int(encoding_bins)
@@ -73,7 +76,8 @@ class PhotometricMLP(nn.Module):
 
     def forward(self, features, images=None):
         """Class logits for a batch of feature rows; ``images`` is ignored."""
-        if isinstance(self.standardize, PiecewiseLinearEncoding):
+        if isinstance(self.standardize, PiecewiseLinearEncoding) and \
+                type(self.net[0]) is nn.Linear:
             # The encoding and the first layer together, at a plain layer's cost.
             hidden = self.standardize.linear(features, self.net[0])
             for layer in self.net[1:]:
