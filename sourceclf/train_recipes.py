@@ -214,7 +214,9 @@ def margnet_photometry_sg(table, *, baseline=True):
     notes = ("Classes GALAXY and STAR only: quasars are called STAR (point sources). "
              "Trained on faint (r 20-23) compact sources; use it on brighter or "
              "extended sources only after checking with your own labels "
-             "(sourceclf.calibrate).")
+             "(sourceclf.calibrate).  Its input encoding saturates outside the range of "
+             "its training data: values beyond a feature's training minimum or maximum "
+             "all look alike to it.")
     # 1.1: piecewise-linear input encoding (1.0: standardised inputs, log radii).
     common = dict(feature_set="margnet24", priority=20, description=description, notes=notes,
                   test_data="held-out 20% of sdss_dr16_faint_compact_sg.fits")
@@ -276,7 +278,8 @@ def bayesian_margnet_photometry_sg(table, *, mc_samples=50):
                      "averages N weight draws and adds prob_<class>_std, pred_entropy and "
                      "pred_mutual_info."),
         notes="Classes GALAXY and STAR only: quasars are called STAR (point sources). "
-              "Trained on faint (r 20-23) compact sources.  Without mc_samples the posterior "
+              "Trained on faint (r 20-23) compact sources; its input encoding saturates "
+              "outside the range of its training data.  Without mc_samples the posterior "
               "mean weights are used; the stored calibration probabilities are posterior-mean "
               "ones.",
         test_data="held-out 20% of sdss_dr16_faint_compact_sg.fits")
