@@ -28,7 +28,7 @@ replaced (1.0: standardised, 256-128-64, dropout 0.1) and against the trees,
 once per seed of ``--seeds`` (the seed picks the folds and the training
 seeds; all share them).
 
-The recipes' test splits are never touched.  The last column extrapolates the
+The recipes' test splits are never touched.  The last lines extrapolate the
 gain of the last doubling of the training rows to the project's accuracy
 targets (95.5% and 97.5%): a rough figure, since gains shrink with each
 doubling.
@@ -45,12 +45,38 @@ FEATURE_SETS = {"margnet-photometry-sg": "margnet24", "ugriz-sgq": "ugriz"}
 FRACTIONS = (0.25, 0.5, 1.0)
 
 
-#: margnet-photometry-sg 1.0's network: standardised inputs, log10 de Vaucouleurs radii.
+#: margnet-photometry-sg 1.0's network (standardised inputs; log10 radii added by
+#: `compare_encodings`).
 STANDARDISED_V10 = {"hidden": [256, 128, 64], "act": "gelu", "dropout": 0.1,
-                    "standardize": True, "log_columns": [1, 5, 9, 13, 17]}
+                    "standardize": True}
 #: 1.1's layers and dropout on 1.0's standardised inputs: what the encoding alone adds.
 STANDARDISED_V11_LAYERS = {"hidden": [256, 128], "act": "gelu", "dropout": 0.2,
-                           "standardize": True, "log_columns": [1, 5, 9, 13, 17]}
+                           "standardize": True}
+
+
+def _cv_data(recipe, data_dir, n_folds, seed):
+    """A recipe's features, labels, the rows outside its test split and their folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from sourceclf.features import get_feature_set
+    from sourceclf.train_recipes import read_recipe_table, recipe_split
+    from sourceclf.training import labels_from_table
+
+    table = read_recipe_table(recipe, data_dir)
+    parts = recipe_split(table)
+    _, y = labels_from_table(table)
+    x = get_feature_set(FEATURE_SETS[recipe]).compute(table).values.astype(np.float32)
+    pool = np.sort(np.concatenate([parts["train"], parts["validation"],
+                                   parts["calibration"]]))
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(pool, y[pool])
+    return x, y, pool, [(pool[a], pool[b]) for a, b in folds]
+
+
+def _gbdt_params():
+    """Hyper-parameters of the shipped gbdt-photometry-sg (from its card)."""
+    from sourceclf.models import model_card
+
+    return dict(model_card("gbdt-photometry-sg").config)
 
 
 def _network_proba(recipe, x, y, train, predict, seed, config=None):
@@ -91,22 +117,8 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
     n_pool : int
         Rows outside the test split (those cross-validated).
     """
-    from sklearn.model_selection import StratifiedKFold
-
-    from sourceclf.features import get_feature_set
-    from sourceclf.models import load_model
-    from sourceclf.train_recipes import read_recipe_table, recipe_split
-    from sourceclf.training import labels_from_table
-
-    table = read_recipe_table(recipe, data_dir)
-    parts = recipe_split(table)
-    _, y = labels_from_table(table)
-    x = get_feature_set(FEATURE_SETS[recipe]).compute(table).values.astype(np.float32)
-    pool = np.sort(np.concatenate([parts["train"], parts["validation"],
-                                   parts["calibration"]]))
-    gbdt_params = dict(load_model("gbdt-photometry-sg").card.config)
-    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(pool, y[pool])
-    folds = [(pool[a], pool[b]) for a, b in folds]
+    x, y, pool, folds = _cv_data(recipe, data_dir, n_folds, seed)
+    gbdt_params = _gbdt_params()
     rng = np.random.default_rng(seed)
     rows = []
     for model in ("network", "gbdt"):
@@ -131,7 +143,7 @@ def learning_curve(recipe, data_dir=None, n_folds=5, seed=0):
 def compare_encodings(data_dir=None, n_folds=5, seed=0):
     """Cross-validated accuracy of the shipped network, the ones it replaced, the trees.
 
-    Same folds and seeds for the three, all of each fold's share.
+    Same folds and seeds for all four, all of each fold's share.
 
     Returns
     -------
@@ -139,30 +151,19 @@ def compare_encodings(data_dir=None, n_folds=5, seed=0):
         Accuracy by label: the shipped network (1.1), its layers on 1.0's
         standardised inputs, 1.0's network, and ``gbdt-photometry-sg``'s trees.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     from sourceclf.features import get_feature_set
-    from sourceclf.models import load_model
-    from sourceclf.train_recipes import read_recipe_table, recipe_split
-    from sourceclf.training import labels_from_table
 
     recipe = "margnet-photometry-sg"
-    table = read_recipe_table(recipe, data_dir)
-    parts = recipe_split(table)
-    _, y = labels_from_table(table)
-    names = get_feature_set("margnet24").names
-    assert [names[i] for i in STANDARDISED_V10["log_columns"]] == [
-        f"deVRad_{b}" for b in "ugriz"]
-    x = get_feature_set("margnet24").compute(table).values.astype(np.float32)
-    pool = np.sort(np.concatenate([parts["train"], parts["validation"],
-                                   parts["calibration"]]))
-    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(pool, y[pool])
-    folds = [(pool[a], pool[b]) for a, b in folds]
-    gbdt_params = dict(load_model("gbdt-photometry-sg").card.config)
+    x, y, pool, folds = _cv_data(recipe, data_dir, n_folds, seed)
+    gbdt_params = _gbdt_params()
+    radii = [i for i, name in enumerate(get_feature_set("margnet24").names)
+             if name.startswith("deVRad_")]
     out = {}
     for label, config in (("1.1: encoded, 256-128, dropout 0.2", None),
-                          ("standardised, 256-128, dropout 0.2", STANDARDISED_V11_LAYERS),
-                          ("1.0: standardised, 256-128-64, dropout 0.1", STANDARDISED_V10),
+                          ("standardised, 256-128, dropout 0.2",
+                           {**STANDARDISED_V11_LAYERS, "log_columns": radii}),
+                          ("1.0: standardised, 256-128-64, dropout 0.1",
+                           {**STANDARDISED_V10, "log_columns": radii}),
                           ("gbdt-photometry-sg's trees", "gbdt")):
         correct = np.zeros(len(y), bool)
         for k, (train, test) in enumerate(folds):
@@ -200,7 +201,7 @@ def main(argv=None):
 
     import torch
 
-    from sourceclf.models import load_model
+    from sourceclf.models import model_card
 
     torch.set_num_threads(args.threads)
     if args.compare_encodings:
@@ -216,7 +217,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         rows, n_pool = learning_curve(recipe, args.data_dir)
         target = TARGETS[recipe]
-        test = load_model(recipe).card.metrics["test"]["accuracy"]
+        test = model_card(recipe).metrics["test"]["accuracy"]
         print(f"\n{recipe}: 5-fold CV on the {n_pool} rows outside the test split; "
               f"shipped model's test accuracy {100 * test:.2f}%, target {100 * target:.1f}%")
         print(f"{'model':8s} {'fraction':>8s} {'n_train':>8s} {'CV accuracy':>12s} "
