@@ -1037,10 +1037,10 @@ class StreamSummary:
         lines.append(f"not classified (see pred_flag): {self.n_masked}")
         if self.n_flagged:
             lines.append(f"classified but flagged: {self.n_flagged}")
+        if self.set_sizes:
+            from .conformal import parse_level_suffix
         for name, hist in self.set_sizes.items():
             if hist:
-                from .conformal import parse_level_suffix
-
                 suffix = name[len("pred_set_size"):].lstrip("_")
                 level = (f"{parse_level_suffix(suffix):g}" if suffix else
                          str(self.meta.get("CLFCONF", "")))

@@ -79,10 +79,7 @@ class PhotometricMLP(nn.Module):
         if isinstance(self.standardize, PiecewiseLinearEncoding) and \
                 type(self.net[0]) is nn.Linear:
             # The encoding and the first layer together, at a plain layer's cost.
-            hidden = self.standardize.linear(features, self.net[0])
-            for layer in self.net[1:]:
-                hidden = layer(hidden)
-            return hidden
+            return self.net[1:](self.standardize.linear(features, self.net[0]))
         return self.net(self.standardize(features))
 
 
