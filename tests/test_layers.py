@@ -142,3 +142,16 @@ def test_encoding_before_a_variational_output_layer():
     net = BayesianPhotometricMLP(3, 2, hidden=(), encoding_bins=4).eval()
     net.standardize.fit(np.random.default_rng(0).normal(size=(50, 3)))
     assert net(torch.zeros(5, 3)).shape == (5, 2)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"hiddne": [4]}, "unexpected keyword argument 'hiddne'"),
+    ({"encoding_bins": 4, "log_columns": [1]}, "encoding_bins and log_columns exclude"),
+])
+def test_bad_architecture_config_is_one_clear_error(config, message):
+    from sourceclf import train
+    from sourceclf.demo import demo_catalog
+    from sourceclf.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=rf"architecture 'mlp': bad config: .*{message}"):
+        train(demo_catalog(60), model="mlp", config=config, epochs=1)

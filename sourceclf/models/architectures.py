@@ -27,6 +27,12 @@ def build_architecture(name, config, check_only=False):
     """Instantiate the architecture ``name`` with keyword arguments ``config``.
 
     With ``check_only`` only check that the name is known.
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown name, or a ``config`` the architecture refuses (an
+        unknown keyword, inconsistent options), naming the architecture.
     """
     import importlib
 
@@ -40,4 +46,7 @@ def build_architecture(name, config, check_only=False):
         ) from None
     if check_only:
         return None
-    return cls(**config)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:  # an unknown or inconsistent config entry
+        raise InvalidInputError(f"architecture '{name}': bad config: {exc}") from exc
