@@ -201,6 +201,6 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
 
 
 def _warning():
-    from .classification import SourceclfWarning
+    from .exceptions import SourceclfWarning
 
     return SourceclfWarning

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 from astropy.table import MaskedColumn, Table
 
-from .exceptions import InvalidInputError, SourceclfError
+from .exceptions import InvalidInputError, SourceclfError, SourceclfWarning
 from .features import get_feature_set
 
 __all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS"]
@@ -23,10 +23,6 @@ OUTPUT_META_KEYS = {
     "CLFPREC": "floating-point format of a torch model's forward pass ('fp32' or 'bf16')",
     "CLFCOMP": "whether the forward pass ran through torch.compile (compile=True only)",
 }
-
-
-class SourceclfWarning(UserWarning):
-    """Warnings issued by sourceclf about its inputs."""
 
 
 def choose_model(table, *, with_images=False):

@@ -716,7 +716,7 @@ def _normalised(proba, n_classes):
 
 
 def _warning_class():
-    from .classification import SourceclfWarning
+    from .exceptions import SourceclfWarning
 
     return SourceclfWarning
 

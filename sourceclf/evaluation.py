@@ -347,6 +347,6 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
 
 
 def _warning():
-    from .classification import SourceclfWarning
+    from .exceptions import SourceclfWarning
 
     return SourceclfWarning

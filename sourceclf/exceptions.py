@@ -6,7 +6,7 @@ line and exit with status 2.
 """
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
-           "UnknownModelError", "ModelIntegrityError"]
+           "UnknownModelError", "ModelIntegrityError", "SourceclfWarning"]
 
 
 class SourceclfError(ValueError):
@@ -36,3 +36,7 @@ class UnknownModelError(SourceclfError, KeyError):
 
 class ModelIntegrityError(SourceclfError):
     """A model's weights do not match the checksum in its card."""
+
+
+class SourceclfWarning(UserWarning):
+    """Warnings issued by sourceclf about its inputs."""

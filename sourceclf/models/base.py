@@ -386,7 +386,7 @@ class TorchClassifier(SourceClassifier):
             return module(*inputs)
 
     def _compile_failed(self, key, module, device, exc):
-        from ..classification import SourceclfWarning
+        from ..exceptions import SourceclfWarning
 
         self._compile_cache[key] = (module, None)
         first = (str(exc).strip().splitlines() or [""])[0][:200]

@@ -404,7 +404,7 @@ def _load_quietly(sio, weights, trusted, card):
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if mismatch:
-        from ..classification import SourceclfWarning
+        from ..exceptions import SourceclfWarning
 
         saved = card.extra.get("library_versions", {}).get("scikit-learn", "?")
         warnings.warn(f"model '{card.name}' was saved with scikit-learn {saved} and is "
