@@ -189,7 +189,7 @@ def main():
 
 
 def train_candidates(data_dir, default):
-    from sourceclf.train_recipes import _train_photometric, read_recipe_table
+    from sourceclf.train_recipes import train_photometric, read_recipe_table
 
     table = read_recipe_table("margnet-photometry-sg", data_dir)
     test = default.card.metrics.get("test", {})
@@ -202,10 +202,10 @@ def train_candidates(data_dir, default):
     for name, config in CANDIDATES.items():
         t0 = time.perf_counter()
         # The margnet-photometry-sg recipe's optimiser settings and split.
-        clf = _train_photometric("margnet-photometry-sg", table, architecture="mlp",
-                                 feature_set="margnet24", config=config, description=name,
-                                 priority=0, batch_size=512, weight_decay=1e-4, patience=25,
-                                 epochs=300)
+        clf = train_photometric("margnet-photometry-sg", table, architecture="mlp",
+                                feature_set="margnet24", config=config, description=name,
+                                priority=0, batch_size=512, weight_decay=1e-4, patience=25,
+                                epochs=300)
         m = clf.card.metrics["test"]
         print(f"  {name}: {m['accuracy']:.4f} (macro F1 {m['f1_macro']:.4f}, "
               f"{clf.card.training['epochs_run']} epochs, {time.perf_counter() - t0:.0f} s)")

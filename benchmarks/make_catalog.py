@@ -44,11 +44,12 @@ def catalog_blocks(n_rows, block=250_000, seed=0, bad_fraction=0.005):
 
 def write_catalog(path, n_rows, block=250_000, seed=0):
     """Stream ``n_rows`` synthetic rows to ``path`` (.fits or .parquet)."""
-    from sourceclf.streaming import _FitsSink, _ParquetSink
+    from sourceclf.streaming.fits_writer import FitsSink
+    from sourceclf.streaming.sinks import ParquetSink
 
     path = str(path)
-    sink = (_FitsSink(path, n_rows, {"class": 6}) if path.endswith(".fits")
-            else _ParquetSink(path))
+    sink = (FitsSink(path, n_rows, {"class": 6}) if path.endswith(".fits")
+            else ParquetSink(path))
     try:
         for t in catalog_blocks(n_rows, block=block, seed=seed):
             sink.write(t)

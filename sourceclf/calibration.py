@@ -13,8 +13,14 @@ import datetime
 import warnings
 
 import numpy as np
+from astropy.table import Table
 
-from .exceptions import InvalidInputError
+from .columns import decode_strings
+from .conformal import ConformalPredictor, build_calibration_table, check_score, group_values
+from .exceptions import InvalidInputError, SourceclfWarning
+from .inputs import model_inputs
+from .models.registry import load_model
+from .utils._validation import check_by
 
 __all__ = ["calibrate"]
 
@@ -87,13 +93,6 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     >>> out.meta["CLFMVER"].endswith("+recal")
     True
     """
-    from astropy.table import Table
-
-    from .columns import decode_strings
-    from .conformal import _check_score, group_values
-    from .features import get_feature_set
-    from .models.registry import load_model
-
     if not isinstance(table, Table):
         raise InvalidInputError(f"calibrate takes an astropy Table, got {type(table).__name__}")
     clf = load_model(model)
@@ -101,7 +100,7 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
         raise InvalidInputError(f"label column '{label_column}' not in table; columns: "
                                 f"{', '.join(table.colnames)}")
     if score is not None:
-        score = _check_score(score, len(clf.classes), f"model '{clf.name}'")
+        score = check_score(score, len(clf.classes), f"model '{clf.name}'")
     n = len(table)
     labels = np.char.upper(decode_strings(np.ma.getdata(table[label_column])))
     has_label = (labels != "") & ~np.ma.getmaskarray(table[label_column])
@@ -111,45 +110,25 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
                                 f"of model '{clf.name}' ({', '.join(clf.classes)}); remove "
                                 "those rows or use a model that knows them")
 
-    valid = has_label.copy()
-    features = None
-    if clf.feature_set is not None:
-        fm = get_feature_set(clf.feature_set).compute(table)
-        features = fm.values
-        valid &= fm.valid
-    stamps = None
-    if clf.uses_images:
-        if cutouts is None and images is None:
-            raise InvalidInputError(f"model '{clf.name}' needs cutouts or images")
-        from .cutouts import make_cutouts
-
-        result = make_cutouts(cutouts, table=table, images=images)
-        stamps = result.data
-        if len(stamps) != n:
-            raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
-        valid &= ~np.isin(np.asarray(result.flags), ["off_frame"])
+    inputs = model_inputs(table, feature_set=clf.feature_set, uses_images=clf.uses_images,
+                          cutouts=cutouts, images=images, model_name=clf.name)
+    valid = has_label & inputs.valid
     dropped = int(n - valid.sum())
     if dropped:
         warnings.warn(f"{dropped} of {n} rows have no label or cannot be classified and are "
-                      "left out of the calibration", _warning(), stacklevel=2)
+                      "left out of the calibration", SourceclfWarning, stacklevel=2)
     keep = np.flatnonzero(valid)
     if keep.size < 10:
         raise InvalidInputError(f"only {keep.size} usable labelled rows; calibration needs "
                                 "at least 10 (and a few hundred for useful sets)")
 
-    proba = clf.predict_proba(None if features is None else features[keep],
-                              None if stamps is None else stamps[keep],
+    proba = clf.predict_proba(None if inputs.features is None else inputs.features[keep],
+                              None if inputs.stamps is None else inputs.stamps[keep],
                               device=device, batch_size=batch_size, progress=progress)
     rows = table[keep]
-    cal = Table()
-    cal["label"] = labels[keep].astype(str)
-    for k, c in enumerate(clf.classes):
-        cal[f"prob_{c.lower()}"] = proba[:, k].astype(np.float32)
-    for col in ("r", "dered_r"):
-        values = group_values(rows, col)
-        if values is not None:
-            cal[col] = values.astype(np.float32)
-    if by is not None and str(by).lower() not in ("class", "none", "marginal"):
+    cal = build_calibration_table(clf.classes, labels[keep], proba, rows)
+    by = check_by(by)
+    if by is not None and by.lower() != "class":
         values = group_values(rows, by)
         if values is None or not np.isfinite(values).any():
             raise InvalidInputError(f"by='{by}': the table has no values of '{by}'")
@@ -187,20 +166,12 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     card.extra.pop("conformal_bins", None)
     if score is not None:
         card.extra["conformal_score"] = score
-    if by is not None and str(by).lower() not in ("none", "marginal"):
-        card.extra["conformal_by"] = str(by)
+    if by is not None:
+        card.extra["conformal_by"] = by
         if bins is not None:
             card.extra["conformal_bins"] = [float(b) for b in bins] if np.ndim(bins) \
                 else int(bins)
 
     # Fail now, not at classification time, if the sets cannot be built.
-    from .conformal import ConformalPredictor
-
     ConformalPredictor.from_classifier(new, 0.9)
     return new
-
-
-def _warning():
-    from .exceptions import SourceclfWarning
-
-    return SourceclfWarning

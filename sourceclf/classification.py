@@ -5,8 +5,13 @@ import warnings
 import numpy as np
 from astropy.table import MaskedColumn, Table
 
-from .exceptions import InvalidInputError, SourceclfError, SourceclfWarning
+from . import __version__
+from . import conformal
+from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 from .features import get_feature_set
+from .inputs import model_inputs
+from .models.registry import load_model, model_card, model_names
+from .utils._validation import check_confidence_levels
 
 __all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS"]
 
@@ -50,9 +55,6 @@ def choose_model(table, *, with_images=False):
         If no shipped model can use the table; the message lists what the
         most suitable model needed.
     """
-    from .exceptions import MissingColumnsError
-    from .models.registry import model_card, model_names
-
     cards = [model_card(n) for n in model_names()]
     cards = [c for c in cards if bool(c.uses_images) == bool(with_images)]
     if not cards:
@@ -84,16 +86,6 @@ def _as_table(table):
     raise InvalidInputError(
         f"classify takes an astropy Table, got {type(table).__name__}; "
         "read a file with Table.read(path) or wrap arrays with Table(...)")
-
-
-def _levels(confidence):
-    if confidence is None:
-        return []
-    levels = [confidence] if np.isscalar(confidence) else list(confidence)
-    for c in levels:
-        if not isinstance(c, (int, float, np.floating)) or not 0 < float(c) < 1:
-            raise InvalidInputError(f"confidence must be strictly between 0 and 1, got {c!r}")
-    return [float(c) for c in levels]
 
 
 def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, score=None,
@@ -175,55 +167,27 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
     >>> sorted(set(result["pred_class"].compressed()) - {"GALAXY", "STAR"})
     []
     """
-    from .models.registry import load_model
-
     table = _as_table(table)
-    levels = _levels(confidence)
+    levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
     if isinstance(model, str) and model == "auto":
         model = choose_model(table, with_images=with_images)
     clf = load_model(model)
-    clf._check_speed_options(precision, compile)
+    clf.check_speed_options(precision, compile)
     n = len(table)
 
-    valid = np.ones(n, dtype=bool)
-    flags = np.full(n, "", dtype=object)
-    features = None
-    if clf.feature_set is not None:
-        fm = get_feature_set(clf.feature_set).compute(table)
-        features = fm.values
-        valid &= fm.valid
-        flags[~fm.valid] = fm.reasons()[~fm.valid]
-
-    stamps = None
-    if clf.uses_images:
-        if not with_images:
-            raise InvalidInputError(f"model '{clf.name}' needs cutouts or images")
-        from .cutouts import make_cutouts
-
-        result = make_cutouts(cutouts, table=table, images=images)
-        stamps = result.data
-        if len(stamps) != n:
-            raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
-        image_bad = np.asarray(result.flags) != ""
-        fatal = np.isin(np.asarray(result.flags), ["off_frame"])
-        valid &= ~fatal
-        for i in np.flatnonzero(image_bad):
-            flags[i] = ";".join(x for x in (flags[i], str(result.flags[i])) if x)
-    elif with_images:
+    inputs = model_inputs(table, feature_set=clf.feature_set, uses_images=clf.uses_images,
+                          cutouts=cutouts, images=images, model_name=clf.name)
+    if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
-
-    rows = np.flatnonzero(valid)
+    valid, flags, rows = inputs.valid, inputs.flags, inputs.rows
     kwargs = dict(device=device, batch_size=batch_size, progress=progress,
                   precision=precision, compile=compile)
-    sub_features = None if features is None else features[rows]
-    sub_stamps = None if stamps is None else stamps[rows]
+    sub_features = None if inputs.features is None else inputs.features[rows]
+    sub_stamps = None if inputs.stamps is None else inputs.stamps[rows]
     extra_columns = {}
     if mc_samples:
-        if not hasattr(clf, "predict_proba_mc"):
-            raise InvalidInputError(f"model '{clf.name}' is not Bayesian; mc_samples "
-                                    "needs a bayesian-* model")
         proba, extra_columns = clf.predict_proba_mc(sub_features, sub_stamps,
                                                     n_samples=int(mc_samples),
                                                     random_state=random_state, **kwargs)
@@ -248,10 +212,8 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
         _put(out, name, MaskedColumn(col, mask=~valid))
 
     if levels:
-        from .conformal import add_prediction_sets
-
-        set_flags = add_prediction_sets(out, clf, proba, rows, levels, score=score, by=by,
-                                        random_state=random_state)
+        set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,
+                                                  by=by, random_state=random_state)
         if set_flags is not None:
             new = set_flags != ""
             old = flags[new]
@@ -259,15 +221,14 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 
-    from . import __version__
-
     out.meta["CLFMODEL"] = clf.name
     out.meta["CLFMVER"] = clf.card.version
     out.meta["CLFPKG"] = __version__
     if mc_samples:
         out.meta["CLFMC"] = int(mc_samples)
-    if hasattr(clf, "resolve_precision"):  # torch models
-        out.meta["CLFPREC"] = clf.resolve_precision(precision, device)
+    used_precision = clf.resolve_precision(precision, device)
+    if used_precision is not None:  # torch models
+        out.meta["CLFPREC"] = used_precision
         if compile:
             out.meta["CLFCOMP"] = clf.is_compiled(device)
     return out
@@ -278,8 +239,3 @@ def _put(table, name, column):
     if name in table.colnames:
         table.remove_column(name)
     table[name] = column
-
-
-def _error_for_user(exc):
-    """True for exceptions whose message alone is the right thing to show."""
-    return isinstance(exc, SourceclfError)

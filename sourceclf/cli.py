@@ -9,46 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .exceptions import SourceclfError
+from . import __version__
+from .device import check_precision
+from .exceptions import InvalidInputError, SourceclfError
+from .tableio import split_extension, table_format, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
-
-# Output/input formats by file extension (astropy's registry names).
-_FORMATS = {
-    ".fits": "fits", ".fit": "fits", ".fts": "fits", ".fits.gz": "fits", ".fit.gz": "fits",
-    ".ecsv": "ascii.ecsv", ".csv": "ascii.csv",
-    ".vot": "votable", ".votable": "votable", ".xml": "votable",
-    ".parquet": "parquet", ".parq": "parquet",
-    ".hdf5": "hdf5", ".h5": "hdf5",
-}
-
-
-class CLIError(Exception):
-    """An error reported to the user as one line, exit status 2."""
-
-
-def _split_ext(path):
-    name = Path(path).name.lower()
-    for ext in sorted(_FORMATS, key=len, reverse=True):
-        if name.endswith(ext):
-            return Path(path).name[: len(name) - len(ext)], Path(path).name[len(name) - len(ext):]
-    return Path(path).stem, Path(path).suffix
-
-
-def table_format(path):
-    """The astropy format name for a file, from its extension."""
-    _, ext = _split_ext(path)
-    try:
-        return _FORMATS[ext.lower()]
-    except KeyError:
-        known = ", ".join(sorted(set(_FORMATS)))
-        raise CLIError(f"cannot tell the table format of '{path}' from its extension; "
-                       f"use one of {known}") from None
 
 
 def default_output_path(input_path):
     """``<input stem>_classified<ext>`` beside the input."""
-    stem, ext = _split_ext(input_path)
+    stem, ext = split_extension(input_path)
     return Path(input_path).with_name(f"{stem}_classified{ext}")
 
 
@@ -96,36 +67,8 @@ def build_parser():
     p.add_argument("--demo", action="store_true",
                    help="write a bundled synthetic demo catalog (sourceclf_demo.fits) to the "
                         "current directory, or to INPUT if given, and classify it")
-    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--version", action="version", version=f"sourceclf {__version__}")
     return p
-
-
-def _version():
-    from . import __version__
-
-    return f"sourceclf {__version__}"
-
-
-def _read_table(path):
-    from .exceptions import InvalidInputError
-    from .streaming import read_table
-
-    try:
-        return read_table(path)
-    except InvalidInputError as exc:
-        raise CLIError(str(exc)) from None
-
-
-def _write_atomic(table, path, overwrite):
-    """Write to a temporary file beside ``path``, then rename it into place."""
-    from .streaming import _write_whole
-
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise CLIError(f"output file '{path}' exists; pass --overwrite to replace it")
-    if not path.parent.exists():
-        raise CLIError(f"output directory '{path.parent}' does not exist")
-    _write_whole(table, path, table_format(path))
 
 
 def _parse_images(specs):
@@ -136,11 +79,13 @@ def _parse_images(specs):
         band, sep, file = spec.partition("=")
         band = band.strip().lower()
         if not sep or band not in "ugriz" or len(band) != 1 or not file:
-            raise CLIError(f"--image takes BAND=FILE with BAND one of u g r i z, got '{spec}'")
+            raise InvalidInputError("--image takes BAND=FILE with BAND one of u g r i z, "
+                                    f"got '{spec}'")
         if band in images:
-            raise CLIError(f"--image gives band {band} twice ('{images[band]}' and '{file}')")
+            raise InvalidInputError(f"--image gives band {band} twice ('{images[band]}' "
+                                    f"and '{file}')")
         if not Path(file).is_file():
-            raise CLIError(f"image file '{file}' for band {band} does not exist")
+            raise InvalidInputError(f"image file '{file}' for band {band} does not exist")
         images[band] = file
     return images
 
@@ -163,33 +108,33 @@ def _run(args):
 
         demo_path = Path(args.input or "sourceclf_demo.fits")
         cat = demo_catalog(1000, random_state=0)
-        _write_atomic(cat, demo_path, overwrite=True)
+        write_table(cat, demo_path, overwrite=True)
         print(f"wrote demo catalog {demo_path} ({len(cat)} synthetic SDSS-like sources)")
         args.input = str(demo_path)
         args.overwrite = True
     if not args.input:
-        raise CLIError("no input catalog given (try --demo, or --help)")
+        raise InvalidInputError("no input catalog given (try --demo, or --help)")
     output = Path(args.output) if args.output else default_output_path(args.input)
     table_format(output)
     if output.resolve() == Path(args.input).resolve():
-        raise CLIError("output path equals the input path; choose another -o")
+        raise InvalidInputError("output path equals the input path; choose another -o")
     if output.exists() and not args.overwrite:
-        raise CLIError(f"output file '{output}' exists; pass --overwrite to replace it")
+        raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
+                                "replace it")
     images = _parse_images(args.image)
     if args.cutouts and not Path(args.cutouts).is_file():
-        raise CLIError(f"cutouts file '{args.cutouts}' does not exist")
+        raise InvalidInputError(f"cutouts file '{args.cutouts}' does not exist")
     if args.chunk_size is not None and args.chunk_size < 1:
-        raise CLIError(f"--chunk-size must be positive, got {args.chunk_size}")
+        raise InvalidInputError(f"--chunk-size must be positive, got {args.chunk_size}")
     threads = args.threads
     if threads != "auto":
         if not threads.isdigit() or int(threads) < 1:
-            raise CLIError(f"--threads takes a positive number or auto, got '{threads}'")
+            raise InvalidInputError("--threads takes a positive number or auto, "
+                                    f"got '{threads}'")
         threads = int(threads)
-
-    from .device import check_precision
-    from .streaming import classify_file
-
     check_precision(args.precision)  # a one-line error before anything is read
+
+    from .streaming import classify_file  # astropy, MAPIE, torch: not for --help
 
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,
@@ -213,7 +158,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (CLIError, SourceclfError) as exc:
+    except SourceclfError as exc:
         message = " ".join(str(exc).split())
         print(f"sourceclf-classify: error: {message}", file=sys.stderr)
         return 2

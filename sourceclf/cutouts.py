@@ -50,10 +50,12 @@ from typing import NamedTuple
 import numpy as np
 
 from .bands import BANDS
+from .columns import ColumnFinder
 from .exceptions import InvalidInputError, MissingColumnsError
+from .utils._validation import check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "read_frame",
-           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS"]
+           "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -103,12 +105,6 @@ def _band_order(band_order):
         raise InvalidInputError(f"band_order must name each of {', '.join(BANDS)} exactly "
                                 f"once, got {band_order!r}")
     return names
-
-
-def _check_size(size):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
-        raise InvalidInputError(f"size must be a positive integer, got {size!r}")
-    return int(size)
 
 
 def _join_flags(*parts):
@@ -395,8 +391,6 @@ def _positions(table, ra_column, dec_column):
     """RA and Dec in degrees (float64, NaN where missing) from a table."""
     from astropy import units as u
 
-    from .columns import ColumnFinder
-
     finder = ColumnFinder(table)
     names = [finder.find(ra_column), finder.find(dec_column)]
     missing = [want for want, got in zip((ra_column, dec_column), names) if got is None]
@@ -450,8 +444,27 @@ def _pixels(wcs, ra, dec):
     return x, y
 
 
-def _frame_images(images):
-    """Validate the images mapping: all five bands, nothing else."""
+def frames_by_band(images):
+    """The frames of a ``{band: frame}`` mapping, keyed by lower-case band name.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: frame}`` for each of u, g, r, i, z; keys are matched
+        case-insensitively and ignoring surrounding spaces.  The frames are
+        returned as they are (see `read_frame` for what they may be).
+
+    Returns
+    -------
+    by_band : dict
+        ``{band: frame}`` with the keys of `~sourceclf.bands.BANDS`.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``images`` is not a mapping, names an unknown band or a band
+        twice, or lacks a band.
+    """
     if not hasattr(images, "items"):
         raise InvalidInputError(f"images must be a dict {{band: frame}}, got "
                                 f"{type(images).__name__}")
@@ -512,8 +525,8 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
     MissingColumnsError
         If the table lacks the position columns.
     """
-    size = _check_size(size)
-    by_band = _frame_images(images)
+    size = check_positive_int(size, "size")
+    by_band = frames_by_band(images)
     ra, dec = _positions(table, ra_column, dec_column)
     n = len(ra)
     data = np.zeros((n, len(BANDS), size, size), dtype=np.float32)
@@ -626,7 +639,7 @@ def make_cutouts(cutouts=None, *, table=None, images=None, size=32, band_order="
     """
     from astropy.io import fits
 
-    size = _check_size(size)
+    size = check_positive_int(size, "size")
     if cutouts is not None and images is not None:
         raise InvalidInputError("give either cutouts or images (frames), not both")
     if cutouts is None and images is None:

@@ -28,8 +28,14 @@ classified partition (and of the computed frame, where pandas keeps them).
 
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+from .classification import choose_model, classify
+from .exceptions import InvalidInputError
+from .models.base import SourceClassifier
+from .models.registry import load_model
 
 __all__ = ["classify_dask", "classify_partition", "get_classifier", "output_meta"]
 
@@ -38,10 +44,6 @@ _LOCK = threading.Lock()
 
 
 def _model_key(model):
-    from pathlib import Path
-
-    from .models.base import SourceClassifier
-
     if isinstance(model, SourceClassifier):
         return ("object", model.name, model.card.version, model.card.weights_sha256,
                 id(model) if not model.card.weights_sha256 else None)
@@ -67,8 +69,6 @@ def get_classifier(model):
     -------
     classifier : `~sourceclf.models.SourceClassifier`
     """
-    from .models.registry import load_model
-
     key = _model_key(model)
     with _LOCK:
         clf = _MODELS.get(key)
@@ -181,8 +181,6 @@ def classify_partition(df, model="auto", confidence=0.9, **classify_kwargs):
         ``df`` (same index and class) with the new columns; see the module
         documentation for their dtypes.
     """
-    from .classification import choose_model, classify
-
     table = _to_table(df)
     if isinstance(model, str) and model == "auto":
         model = choose_model(table)
@@ -280,9 +278,6 @@ def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
     >>> len(out.compute())
     30
     """
-    from .classification import choose_model
-    from .exceptions import InvalidInputError
-
     for key in ("cutouts", "images"):
         if classify_kwargs.get(key) is not None:
             raise InvalidInputError(f"classify_dask does not take {key}; classify "

@@ -15,9 +15,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
+from astropy.table import Table
 
-from .bands import BANDS, SDSS_PIXEL_SCALE
+from .bands import BANDS, EXTINCTION_RATIO, SDSS_PIXEL_SCALE
+from .columns import ColumnFinder, decode_strings
 from .exceptions import InvalidInputError
+from .simulate import SDSS_BAND_DEFAULTS, render_stamps
+from .utils._validation import check_random_state
 
 __all__ = ["FEATURE_MODEL_PATH", "demo_catalog", "demo_frames", "fit_feature_model"]
 
@@ -27,9 +32,6 @@ __doctest_requires__ = {"demo_frames": ["galsim"]}
 #: JSON file of the per-class Gaussian mixtures used by `demo_catalog`.
 FEATURE_MODEL_PATH = Path(__file__).parent / "data" / "feature_model.json"
 
-# Extinction in each band relative to r (SDSS, Schlafly & Finkbeiner 2011 ratios).
-_EXTINCTION_RATIO = {"u": 4.239 / 2.285, "g": 3.303 / 2.285, "r": 1.0,
-                     "i": 1.698 / 2.285, "z": 1.263 / 2.285}
 _DIMS = ([f"dered_{b}" for b in BANDS] + [f"log_deVRad_{b}" for b in BANDS]
          + [f"psffwhm_{b}" for b in BANDS] + ["log_extinction_r"])
 
@@ -65,8 +67,6 @@ def fit_feature_model(table, *, n_components=6, label_column="class", random_sta
         JSON-able mixture parameters per class, and class fractions.
     """
     from sklearn.mixture import GaussianMixture
-
-    from .columns import decode_strings
 
     labels = decode_strings(table[label_column])
     x = _design(table)
@@ -105,9 +105,6 @@ def demo_catalog(n=1000, *, random_state=0, classes=None):
     >>> len(cat), "dered_r" in cat.colnames
     (5, True)
     """
-    from astropy import units as u
-    from astropy.table import Table
-
     with open(FEATURE_MODEL_PATH, encoding="utf-8") as fh:
         model = json.load(fh)
     rng = np.random.default_rng(random_state)
@@ -139,7 +136,7 @@ def demo_catalog(n=1000, *, random_state=0, classes=None):
         t[f"dered_{b}"] = dims[f"dered_{b}"] * u.mag
         t[f"deVRad_{b}"] = np.clip(10 ** dims[f"log_deVRad_{b}"], 0, 30) * u.arcsec
         t[f"psffwhm_{b}"] = np.clip(dims[f"psffwhm_{b}"], 0.5, 4.0) * u.arcsec
-        t[f"extinction_{b}"] = ext_r * _EXTINCTION_RATIO[b] * u.mag
+        t[f"extinction_{b}"] = ext_r * EXTINCTION_RATIO[b] * u.mag
     for b in BANDS:
         t[b] = t[f"dered_{b}"] + t[f"extinction_{b}"]
     for a, b in zip(BANDS[:-1], BANDS[1:]):
@@ -286,11 +283,7 @@ def demo_frames(catalog=None, *, n=30, size=256, random_state=0, noise=True, fla
     >>> result.flags.tolist()[-3:]
     ['', 'edge', 'off_frame']
     """
-    from astropy import units as u
     from astropy.io import fits
-
-    from .columns import ColumnFinder
-    from .simulate import SDSS_BAND_DEFAULTS, _rng, render_stamps
 
     _require_galsim()
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 64:
@@ -302,7 +295,7 @@ def demo_frames(catalog=None, *, n=30, size=256, random_state=0, noise=True, fla
         catalog = demo_catalog(int(n), random_state=random_state)
     else:
         catalog = catalog.copy()
-    rng = _rng(random_state)
+    rng = check_random_state(random_state)
     n = len(catalog)
 
     # Positions in the pixels of the unshifted reference frame.

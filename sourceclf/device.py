@@ -1,5 +1,7 @@
 """Choosing the torch device and batch size."""
 
+import numpy as np
+
 from .exceptions import InvalidInputError
 
 __all__ = ["resolve_device", "default_batch_size", "CPU_ACTIVATION_BYTES", "PRECISIONS",
@@ -100,8 +102,6 @@ def check_precision(precision):
 
 def check_compile(compile):
     """Validate a user's ``compile`` argument (a bool); return it as a bool."""
-    import numpy as np
-
     if isinstance(compile, (bool, np.bool_)):
         return bool(compile)
     raise InvalidInputError(f"compile must be True or False, got {compile!r}")

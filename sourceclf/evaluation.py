@@ -10,8 +10,12 @@ per class and per magnitude bin.  `sourceclf.plotting` draws the results.
 import warnings
 
 import numpy as np
+from astropy.table import Table
 
-from .exceptions import InvalidInputError
+from .columns import decode_strings
+from .conformal import group_values, parse_set_column, set_membership
+from .exceptions import InvalidInputError, SourceclfWarning
+from .plotting import plot_confusion_matrix, plot_coverage_vs_magnitude, plot_reliability
 
 __all__ = ["EvaluationResult", "evaluate", "set_levels"]
 
@@ -90,20 +94,14 @@ class EvaluationResult:
     # Plots (see sourceclf.plotting) -------------------------------------------
     def plot_confusion_matrix(self, **kwargs):
         """`sourceclf.plotting.plot_confusion_matrix` of this result."""
-        from .plotting import plot_confusion_matrix
-
         return plot_confusion_matrix(self, **kwargs)
 
     def plot_coverage(self, **kwargs):
         """`sourceclf.plotting.plot_coverage_vs_magnitude` of this result."""
-        from .plotting import plot_coverage_vs_magnitude
-
         return plot_coverage_vs_magnitude(self, **kwargs)
 
     def plot_reliability(self, **kwargs):
         """`sourceclf.plotting.plot_reliability` of this result."""
-        from .plotting import plot_reliability
-
         return plot_reliability(self, **kwargs)
 
 
@@ -120,8 +118,6 @@ def set_levels(table):
     levels : list of (float, str, str)
         ``(level, set column, size column)``, by increasing level.
     """
-    from .conformal import parse_level_suffix
-
     out = []
     if "pred_set" in table.colnames and "pred_set_size" in table.colnames:
         conf = table.meta.get("CLFCONF")
@@ -131,10 +127,10 @@ def set_levels(table):
             level = float("nan")
         out.append((level, "pred_set", "pred_set_size"))
     for name in table.colnames:
-        if name.startswith("pred_set_size_"):
-            suffix = name[len("pred_set_size_"):]
-            if f"pred_set_{suffix}" in table.colnames:
-                out.append((parse_level_suffix(suffix), f"pred_set_{suffix}", name))
+        kind, level = parse_set_column(name) or (None, None)
+        set_name = "pred_set" + name[len("pred_set_size"):]
+        if kind == "size" and level is not None and set_name in table.colnames:
+            out.append((level, set_name, name))
     return sorted(out, key=lambda t: (np.isnan(t[0]), t[0]))
 
 
@@ -202,7 +198,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     Rows that were not classified (masked ``pred_class``) are left out and
     counted in ``n_unclassified``; rows whose true class the model does not
     know (e.g. QSO for a star/galaxy model) are left out with a
-    `~sourceclf.classification.SourceclfWarning`.  ``coverage_err`` is the
+    `~sourceclf.exceptions.SourceclfWarning`.  ``coverage_err`` is the
     binomial standard error of the coverage on these rows alone; the spread
     from one calibration set to another adds to it (see `sourceclf.conformal`).
 
@@ -216,11 +212,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     >>> result.per_class["class"].tolist()
     ['GALAXY', 'STAR']
     """
-    from astropy.table import Table
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    from .columns import decode_strings
-    from .conformal import group_values, set_membership
 
     if not isinstance(table, Table):
         raise InvalidInputError(f"evaluate takes an astropy Table, got {type(table).__name__}")
@@ -241,7 +233,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     if foreign.any():
         names = sorted(set(truth[foreign].tolist()))
         warnings.warn(f"{int(foreign.sum())} rows labelled {names}, not classes of the model "
-                      f"({', '.join(classes)}), are left out", _warning(), stacklevel=2)
+                      f"({', '.join(classes)}), are left out", SourceclfWarning, stacklevel=2)
     use = classified & known
     n_unclassified = int((~classified & known).sum())
     idx = {c: k for k, c in enumerate(classes)}
@@ -344,9 +336,3 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     level_list = [lv for lv, _, _ in set_data if np.isfinite(lv)]
     return EvaluationResult(summary, per_class, per_bin, confusion, reliability, classes,
                             level_list, mag_name)
-
-
-def _warning():
-    from .exceptions import SourceclfWarning
-
-    return SourceclfWarning

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bands import BANDS
+from .bands import BANDS, COLOURS, MARGNET_FEATURES
 from .columns import ColumnFinder
 from .exceptions import InvalidInputError, MissingColumnsError
 
-__all__ = ["FeatureSet", "FeatureMatrix", "FEATURE_SETS", "get_feature_set",
-           "compute_features", "available_feature_sets"]
-
-_COLOURS = tuple(f"{a}_{b}" for a, b in zip(BANDS[:-1], BANDS[1:]))
+__all__ = ["FeatureSet", "FeatureMatrix", "FEATURE_SETS", "BandMagnitudes", "get_feature_set",
+           "compute_features", "available_feature_sets", "default_feature_set"]
 
 
 @dataclass(frozen=True)
@@ -58,39 +56,61 @@ class FeatureMatrix:
         return out.astype(str)
 
 
-class _Band:
-    """Derivations for one band, shared by the feature sets."""
+class BandMagnitudes:
+    """Magnitudes of one band from a catalog's columns, derived where needed.
+
+    Each method returns clean float64 values (NaN where missing), or None
+    when the table has no columns to supply them.
+
+    Parameters
+    ----------
+    finder : `~sourceclf.columns.ColumnFinder`
+        The catalog's columns.
+    band : str
+        One of `sourceclf.bands.BANDS`.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> from sourceclf.columns import ColumnFinder
+    >>> finder = ColumnFinder(Table({"dered_r": [17.5], "extinction_r": [0.1]}))
+    >>> [round(float(v), 2) for v in BandMagnitudes(finder, "r").observed_mag()]
+    [17.6]
+    """
 
     def __init__(self, finder, band):
         self.finder = finder
-        self.b = band
-
-    def observed_mag_column(self):
-        return self.finder.find(self.b, f"modelMag_{self.b}")
+        self.band = band
 
     def observed_mag(self):
-        values = self.finder.values(self.b, f"modelMag_{self.b}")
+        """Observed magnitude: ``<b>`` or ``modelMag_<b>``, else ``dered_<b> + extinction_<b>``."""
+        b = self.band
+        values = self.finder.values(b, f"modelMag_{b}")
         if values is None:
-            dered = self.finder.values(f"dered_{self.b}")
-            ext = self.finder.values(f"extinction_{self.b}")
+            dered = self.finder.values(f"dered_{b}")
+            ext = self.finder.values(f"extinction_{b}")
             if dered is not None and ext is not None:
                 values = dered + ext
         return values
 
     def dered(self):
-        values = self.finder.values(f"dered_{self.b}")
+        """Extinction-corrected magnitude: ``dered_<b>``, else observed minus extinction."""
+        b = self.band
+        values = self.finder.values(f"dered_{b}")
         if values is None:
-            mag = self.finder.values(self.b, f"modelMag_{self.b}")
-            ext = self.finder.values(f"extinction_{self.b}")
+            mag = self.finder.values(b, f"modelMag_{b}")
+            ext = self.finder.values(f"extinction_{b}")
             if mag is not None and ext is not None:
                 values = mag - ext
         return values
 
     def extinction(self):
-        values = self.finder.values(f"extinction_{self.b}")
+        """Extinction: ``extinction_<b>``, else observed minus dereddened magnitude."""
+        b = self.band
+        values = self.finder.values(f"extinction_{b}")
         if values is None:
-            mag = self.finder.values(self.b, f"modelMag_{self.b}")
-            dered = self.finder.values(f"dered_{self.b}")
+            mag = self.finder.values(b, f"modelMag_{b}")
+            dered = self.finder.values(f"dered_{b}")
             if mag is not None and dered is not None:
                 values = mag - dered
         return values
@@ -101,7 +121,8 @@ def _colour(finder, name):
     values = finder.values(name, name.replace("_", "-"))
     if values is None:
         a, b = name.split("_")
-        ma, mb = _Band(finder, a).observed_mag(), _Band(finder, b).observed_mag()
+        ma = BandMagnitudes(finder, a).observed_mag()
+        mb = BandMagnitudes(finder, b).observed_mag()
         if ma is not None and mb is not None:
             values = ma - mb
     return values
@@ -115,25 +136,25 @@ for _b in BANDS:
     _SOURCES[f"deVRad_{_b}"] = f"deVRad_{_b}"
     _SOURCES[f"psffwhm_{_b}"] = f"psffwhm_{_b}"
     _SOURCES[_b] = f"{_b} or modelMag_{_b}, or dered_{_b} with extinction_{_b}"
-for _c in _COLOURS:
+for _c in COLOURS:
     _a, _z = _c.split("_")
     _SOURCES[_c] = f"{_c}, or observed magnitudes of {_a} and {_z}"
 
 
 def _margnet_feature(finder, name):
     kind, _, band = name.rpartition("_")
-    if name in _COLOURS:
+    if name in COLOURS:
         return _colour(finder, name)
     if kind == "dered":
-        return _Band(finder, band).dered()
+        return BandMagnitudes(finder, band).dered()
     if kind == "extinction":
-        return _Band(finder, band).extinction()
+        return BandMagnitudes(finder, band).extinction()
     return finder.values(name, unit="arcsec")
 
 
 def _ugriz_feature(finder, name):
     if name == "r":
-        return _Band(finder, "r").observed_mag()
+        return BandMagnitudes(finder, "r").observed_mag()
     return _colour(finder, name.replace("-", "_"))
 
 
@@ -208,8 +229,7 @@ class FeatureSet:
 FEATURE_SETS = {
     "margnet24": FeatureSet(
         name="margnet24",
-        names=tuple(f"{kind}_{b}" for b in BANDS
-                    for kind in ("dered", "deVRad", "psffwhm", "extinction")) + _COLOURS,
+        names=MARGNET_FEATURES,
         description=("MargNet's 24 features: dered, deVRad, psffwhm and extinction in "
                      "each of ugriz, then observed colours u_g, g_r, r_i, i_z"),
         _compute_one=_margnet_feature,
@@ -264,3 +284,29 @@ def compute_features(table, feature_set):
 def available_feature_sets(table):
     """Names of the feature sets that can be computed from the table's columns."""
     return [name for name, fs in FEATURE_SETS.items() if not fs.missing_columns(table)]
+
+
+def default_feature_set(table):
+    """The feature set a trainer uses when none is given: ``'margnet24'`` if possible.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The training catalog.
+
+    Returns
+    -------
+    name : str
+        ``'margnet24'`` when the table supplies it, else the first feature
+        set it supplies.
+
+    Raises
+    ------
+    MissingColumnsError
+        If no feature set can be computed; the message lists what ``'ugriz'``
+        needs.
+    """
+    usable = available_feature_sets(table)
+    if not usable:
+        get_feature_set("ugriz").compute(table)  # raises, listing missing columns
+    return "margnet24" if "margnet24" in usable else usable[0]

@@ -13,8 +13,8 @@ from sourceclf.demo import demo_catalog
 from sourceclf.exceptions import InvalidInputError, ModelIntegrityError
 from sourceclf.features import get_feature_set
 from sourceclf.models import SklearnClassifier, load_model, model_card
-from sourceclf.models.classical import (CLASSICAL_MODELS, PARAM_GRIDS, canonical_model_name,
-                                        fit_classical, make_estimator, train_classical)
+from sourceclf.models.classical import CLASSICAL_MODELS, canonical_model_name
+from sourceclf.training import PARAM_GRIDS, fit_classical, make_estimator, train_classical
 
 # Small, fast settings for each model (the defaults are for real catalogs).
 FAST = {"dt": {"max_depth": 6}, "rf": {"n_estimators": 15},

@@ -24,6 +24,7 @@ from sourceclf.classification import SourceclfWarning
 from sourceclf.conformal import (SCORES, ConformalPredictor, ProbabilityPassthrough,
                                  bin_rule_min_count, format_sets, level_suffix,
                                  parse_level_suffix, set_membership)
+from sourceclf.conformal.mapie_adapter import MapieConformalizer
 from sourceclf.exceptions import InvalidInputError
 
 MODEL = "margnet-photometry-sg"
@@ -97,6 +98,44 @@ def test_sets_equal_mapie_predict_set(classes, score):
     assert mine.shape == (2000, 3, 3)
     assert np.array_equal(mine, expected)
     assert (groups == 0).all()
+
+
+@pytest.mark.parametrize("score", sorted(SCORES))
+def test_mapie_adapter_seam_matches_public_mapie(score):
+    """Every MAPIE internal sourceclf touches sits in MapieConformalizer; check it
+    against MAPIE's public API, so that a MAPIE release that moves them fails here."""
+    from mapie.classification import SplitConformalClassifier
+
+    rng = np.random.default_rng(2)
+    classes = ("GALAXY", "QSO", "STAR")
+    p_cal, y_cal = _random_proba(rng, 500, 3)
+    p_new, _ = _random_proba(rng, 300, 3)
+    labels = np.array(classes)[y_cal]
+    levels = [0.8, 0.9]
+    seam = MapieConformalizer(classes, levels, score, random_state=4).conformalize(p_cal, labels)
+    mapie_score, include_last = SCORES[score]
+    ref = SplitConformalClassifier(ProbabilityPassthrough(classes).fit(), confidence_level=levels,
+                                   conformity_score=mapie_score, prefit=True,
+                                   random_state=4).conformalize(p_cal, labels)
+    # Conformity scores, and which calibration rows they belong to (RAPS holds some apart).
+    assert np.array_equal(seam.scores_, ref.conformity_scores)
+    n_scored = len(seam.scores_)
+    assert len(np.unique(seam.scored_rows_)) == len(seam.scored_rows_) == n_scored
+    assert (n_scored < 500) if mapie_score == "raps" else (n_scored == 500)
+    # The quantiles of all scored rows give MAPIE's own prediction sets.
+    every = np.arange(n_scored)
+    _, ref_sets = ref.predict_set(p_new,
+                                  conformity_score_params={"include_last_label": include_last})
+    assert np.array_equal(seam.prediction_sets(p_new, seam.quantiles(every)), ref_sets)
+    # The quantile of a subset of rows (a Mondrian group) is its own split-conformal
+    # quantile (for LAC: the ceil((n + 1) level)-th smallest score), and leaves no trace.
+    half = every[: n_scored // 2]
+    q = seam.quantiles(half)
+    assert q.shape == (len(levels),)
+    if score == "lac":
+        k = np.ceil((half.size + 1) * np.array(levels)).astype(int)
+        assert np.allclose(q, np.sort(seam.scores_[half].ravel())[k - 1])
+    assert np.array_equal(seam.prediction_sets(p_new, seam.quantiles(every)), ref_sets)
 
 
 def test_binary_lac_equals_mapie_and_other_scores_refused():

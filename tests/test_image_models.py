@@ -12,6 +12,7 @@ from sourceclf.augment import random_augment
 from sourceclf.models import ARCHITECTURES, build_architecture, load_model, model_names
 from sourceclf.models.margformer import MargFormer, count_flops
 from sourceclf.models.margnet_cnn import AsinhNormalise, MargNetCNN, MargNetStack
+from sourceclf.training import fit_stages
 
 TINY = {
     "margnet-cnn": {"width": 0.0625, "dense": (16,)},
@@ -171,10 +172,10 @@ def test_stacked_ensemble_trains_in_stages(blob_table):
     torch.manual_seed(0)
     stack = MargNetStack(n_classes=2, **TINY["margnet-ensemble"])
     tr, va = np.arange(200), np.arange(200, 300)
-    history = stack.fit_stages(x[tr], y[tr], x[va], y[va], images_train=images[tr],
-                               images_val=images[va], epochs=6, batch_size=16, lr=1e-2,
-                               patience=6, augment=random_augment,
-                               stage_options={"head": {"epochs": 30, "lr": 1e-2}})
+    history = fit_stages(stack, x[tr], y[tr], x[va], y[va], images_train=images[tr],
+                         images_val=images[va], epochs=6, batch_size=16, lr=1e-2,
+                         patience=6, augment=random_augment,
+                         stage_options={"head": {"epochs": 30, "lr": 1e-2}})
     assert set(history["stages"]) == {"ann", "cnn"}
     assert not any(p.requires_grad for p in stack.cnn.parameters())
     with torch.no_grad():

@@ -207,11 +207,11 @@ def test_interrupted_run_leaves_old_state(tmp_path, catalog, model, monkeypatch,
 
 
 def test_failing_write_leaves_no_file(tmp_path, catalog, model, monkeypatch):
-    from sourceclf import streaming
+    from sourceclf.streaming.fits_writer import FitsSink
 
     src = tmp_path / "cat.fits"
     catalog.write(src)
-    real = streaming._FitsSink.write
+    real = FitsSink.write
     calls = []
 
     def failing(self, table):
@@ -221,7 +221,7 @@ def test_failing_write_leaves_no_file(tmp_path, catalog, model, monkeypatch):
             raise OSError("disk full")
         return real(self, table)
 
-    monkeypatch.setattr(streaming._FitsSink, "write", failing)
+    monkeypatch.setattr(FitsSink, "write", failing)
     with pytest.raises(OSError, match="disk full"):
         main([str(src), "--no-progress", "--model", str(model), "--chunk-size", "7"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]
@@ -331,7 +331,7 @@ def test_parquet_written_by_pandas(tmp_path, catalog, model):
 
 
 def test_precision_reaches_every_chunk_and_the_thread_probe(tmp_path, catalog, model):
-    from sourceclf.streaming import _ThreadChooser
+    from sourceclf.streaming.threads import ThreadChooser
 
     src = tmp_path / "cat.fits"
     catalog.write(src)
@@ -358,7 +358,7 @@ def test_precision_reaches_every_chunk_and_the_thread_probe(tmp_path, catalog, m
         def logits(self, features, **kwargs):
             seen.append(kwargs)
 
-    chooser = _ThreadChooser("auto", "cpu", "bf16", True)
+    chooser = ThreadChooser("auto", "cpu", "bf16", True)
     chooser.sample = np.zeros((4, 24), dtype=np.float32)
     try:
         chooser._time(Recorder(), 1)

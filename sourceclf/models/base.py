@@ -1,15 +1,19 @@
 """The classifier object that `sourceclf.classify` runs: weights + card + inputs."""
 
 import contextlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy.table import Table
 
-from ..exceptions import InvalidInputError, ModelIntegrityError
+from ..device import (check_compile, check_precision, default_batch_size, resolve_device,
+                      resolve_precision)
+from ..exceptions import InvalidInputError, ModelIntegrityError, SourceclfWarning
 from ..features import get_feature_set
+from ..progress import progress_bar
+from ..utils._files import atomic_path
+from .architectures import build_architecture
 from .card import ModelCard, sha256_file
 
 __all__ = ["SourceClassifier", "TorchClassifier"]
@@ -75,6 +79,42 @@ class SourceClassifier:
         return (f"<{type(self).__name__} {self.name!r} v{self.card.version}: "
                 f"{' + '.join(inputs)} -> {'/'.join(self.classes)}>")
 
+    # Capabilities -------------------------------------------------------------
+    @property
+    def is_bayesian(self):
+        """Whether the model draws Monte Carlo samples (`predict_proba_mc`)."""
+        return False
+
+    @property
+    def has_logits(self):
+        """Whether the model returns raw class logits (a ``logits`` method)."""
+        return False
+
+    def resolve_precision(self, precision="fp32", device="cpu"):
+        """The format a forward pass with these options runs in.
+
+        Parameters
+        ----------
+        precision : {'fp32', 'bf16', 'auto'}
+            As for `predict_proba`.
+        device : str or `torch.device`
+            Where it runs.
+
+        Returns
+        -------
+        precision : str or None
+            ``'fp32'`` or ``'bf16'`` for torch models; None for models that
+            compute in their own precision (scikit-learn).
+        """
+        return None
+
+    def is_compiled(self, device="cpu"):
+        """Whether forward passes on ``device`` run through `torch.compile`.
+
+        Always False for models without torch.
+        """
+        return False
+
     # Prediction ---------------------------------------------------------------
     def predict_proba(self, features=None, cutouts=None, *, device="cpu", batch_size=None,
                       progress=None, precision="fp32", compile=False):
@@ -113,22 +153,47 @@ class SourceClassifier:
         InvalidInputError
             For an unknown ``precision``, or options the model cannot honour.
         """
-        self._check_speed_options(precision, compile)
+        self.check_speed_options(precision, compile)
         n = self._check_inputs(features, cutouts)
         if n == 0:
             return np.zeros((0, len(self.classes)))
         return self._predict_proba(features, cutouts, device=device, batch_size=batch_size,
                                    progress=progress, precision=precision, compile=compile)
 
-    def _check_speed_options(self, precision, compile):
+    def predict_proba_mc(self, features=None, cutouts=None, *, n_samples=50, random_state=0,
+                         device="cpu", batch_size=None, progress=None, precision="fp32",
+                         compile=False):
+        """Monte Carlo class probabilities and their uncertainty (Bayesian models only).
+
+        See `~sourceclf.models.BayesianClassifier.predict_proba_mc`.
+
+        Raises
+        ------
+        InvalidInputError
+            Always: this model is not Bayesian.
+        """
+        raise InvalidInputError(f"model '{self.name}' is not Bayesian; mc_samples "
+                                "needs a bayesian-* model")
+
+    def check_speed_options(self, precision, compile):
         """Refuse ``precision`` and ``compile`` values this kind of model cannot honour.
 
         Models without torch compute in their own precision: ``'fp32'`` and
         ``'auto'`` (which means fp32 off CUDA GPUs) are accepted, ``'bf16'``
         and ``compile=True`` are errors.
-        """
-        from ..device import check_compile, check_precision
 
+        Parameters
+        ----------
+        precision : {'fp32', 'bf16', 'auto'}
+            As for `predict_proba`.
+        compile : bool
+            As for `predict_proba`.
+
+        Raises
+        ------
+        InvalidInputError
+            For an unknown value, or one this model cannot honour.
+        """
         if check_precision(precision) == "bf16":
             raise InvalidInputError(f"model '{self.name}' ({self.kind}) does not run in torch: "
                                     "precision 'bf16' applies to torch models only; use "
@@ -192,7 +257,8 @@ class SourceClassifier:
         self.card.weights_sha256 = sha256_file(weights)
         if self.calibration is not None:
             self.card.calibration_file = "calibration.ecsv"
-            _atomic_write_table(self.calibration, directory / self.card.calibration_file)
+            with atomic_path(directory / self.card.calibration_file) as tmp:
+                self.calibration.write(tmp, format="ascii.ecsv", overwrite=True)
         else:
             self.card.calibration_file = None
         self.card.to_json(directory / "card.json")
@@ -204,8 +270,6 @@ class SourceClassifier:
     @classmethod
     def load(cls, directory):
         """Read a model directory written by `save`, verifying the weights' checksum."""
-        from astropy.table import Table
-
         directory = Path(directory)
         card_path = directory / "card.json"
         if not card_path.is_file():
@@ -239,20 +303,6 @@ def _widest_layer(module):
                default=None)
 
 
-def _atomic_write_table(table, path):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".ecsv")
-    os.close(fd)
-    try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; model files are for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class TorchClassifier(SourceClassifier):
     """A classifier backed by a `torch.nn.Module`.
 
@@ -283,8 +333,6 @@ class TorchClassifier(SourceClassifier):
     def _from_files(cls, card, weights, calibration):
         from safetensors.torch import load_file
 
-        from .architectures import build_architecture
-
         module = build_architecture(card.architecture, card.config)
         state = load_file(str(weights))
         try:
@@ -302,10 +350,20 @@ class TorchClassifier(SourceClassifier):
         save_file(state, str(path), metadata={"name": self.card.name,
                                               "architecture": self.card.architecture})
 
-    # Precision and compilation ------------------------------------------------
-    def _check_speed_options(self, precision, compile):
-        from ..device import check_compile, check_precision
+    @property
+    def has_logits(self):
+        """True: `logits` returns the network's raw class logits."""
+        return True
 
+    # Precision and compilation ------------------------------------------------
+    def check_speed_options(self, precision, compile):
+        """Check ``precision`` and ``compile`` (torch models honour every valid value).
+
+        Raises
+        ------
+        InvalidInputError
+            For an unknown value.
+        """
         check_precision(precision)
         check_compile(compile)
 
@@ -323,8 +381,6 @@ class TorchClassifier(SourceClassifier):
         -------
         precision : str
         """
-        from ..device import resolve_device, resolve_precision
-
         return resolve_precision(precision, resolve_device(device))
 
     def is_compiled(self, device="cpu"):
@@ -335,8 +391,6 @@ class TorchClassifier(SourceClassifier):
         ``compile``, or after compiling failed and the model fell back to
         eager execution.
         """
-        from ..device import resolve_device
-
         entry = self._compile_cache.get(str(resolve_device(device)))
         return bool(entry) and entry[0] is self.module and entry[1] is not None
 
@@ -386,8 +440,6 @@ class TorchClassifier(SourceClassifier):
             return module(*inputs)
 
     def _compile_failed(self, key, module, device, exc):
-        from ..exceptions import SourceclfWarning
-
         self._compile_cache[key] = (module, None)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         warnings.warn(f"model '{self.name}': torch.compile failed on {device} "
@@ -414,9 +466,6 @@ class TorchClassifier(SourceClassifier):
         logits : `numpy.ndarray` of float32, shape (n, n_classes)
         """
         import torch
-
-        from ..device import check_compile, default_batch_size, resolve_device
-        from ..progress import progress_bar
 
         device = resolve_device(device)
         precision = self.resolve_precision(precision, device)

@@ -44,9 +44,10 @@ rest of it:
     MargFormer with a variational classification layer, the whole network
     trained with the ELBO.
 
-`sourceclf.train` recognises networks with variational layers: it passes
-`elbo_loss` to the training (to the head stage of a stacked ensemble), runs
-`fit_posterior_scales`, and returns a `BayesianClassifier` (card kind
+`sourceclf.train` recognises networks with variational layers: its fitting
+procedure (`sourceclf.training.fit_network`) passes `elbo_loss` to the
+training (to the head stage of a stacked ensemble) and runs
+`fit_posterior_scales`, and it returns a `BayesianClassifier` (card kind
 ``'torch-bayesian'``).  Any other network can use `VariationalLinear` the same
 way; `kl_divergence` sums the KL terms of a whole module.
 """
@@ -59,7 +60,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..device import default_batch_size, resolve_device
 from ..exceptions import InvalidInputError
+from ..progress import progress_bar
 from .architectures import register_architecture
 from .base import TorchClassifier
 from .margformer import MargFormer
@@ -426,7 +429,8 @@ class BayesianMargNetStack(MargNetStack):
     (10 -> classes) is variational and is trained on the members'
     probabilities with the ELBO (`elbo_loss`; the KL weight is one over the
     number of rows the head is fitted on), then its widths are fitted by
-    `fit_posterior_scales` on the same rows.  Monte Carlo passes
+    `fit_posterior_scales` on the same rows (both by
+    `sourceclf.training.fit_stages`).  Monte Carlo passes
     (`BayesianClassifier.predict_proba_mc`) thus express the head's
     uncertainty about how to combine the members.
 
@@ -443,38 +447,6 @@ class BayesianMargNetStack(MargNetStack):
         super().__init__(n_features=n_features, n_classes=n_classes, ann=ann, cnn=cnn,
                          head=head)
         _variational_output(self.head.net, prior_scale, rho_init)
-
-    def fit_stages(self, x_train, y_train, x_val, y_val, *, images_train, images_val,
-                   loss_fn=None, posterior_epochs=100, stage_options=None, **fit_options):
-        """Train the members with cross-entropy, then the head with the ELBO.
-
-        As `~sourceclf.models.MargNetStack.fit_stages`, except that
-        ``loss_fn`` (default `elbo_loss`) applies to the head stage only, and
-        that the head's posterior widths are then fitted by
-        `fit_posterior_scales` (``posterior_epochs`` epochs, on the CPU) on
-        the rows the head was trained on.  The returned history holds that
-        stage's losses under ``'posterior_scales'``.
-        """
-        stage_options = {k: dict(v) for k, v in (stage_options or {}).items()}
-        head = stage_options.setdefault("head", {})
-        head.setdefault("loss_fn", elbo_loss() if loss_fn is None else loss_fn)
-        head.setdefault("posterior_epochs", posterior_epochs)
-        return super().fit_stages(x_train, y_train, x_val, y_val, images_train=images_train,
-                                  images_val=images_val, stage_options=stage_options,
-                                  **fit_options)
-
-    def _fit_head(self, probs_fit, y_fit, probs_stop, y_stop, *, posterior_epochs=100,
-                  **options):
-        history = super()._fit_head(probs_fit, y_fit, probs_stop, y_stop, **options)
-        device = next(self.head.parameters()).device
-        self.head.cpu()  # the same widths on every device
-        try:
-            history["posterior_scales"] = fit_posterior_scales(
-                self.head, probs_fit, y_fit, epochs=posterior_epochs,
-                loss_fn=options.get("loss_fn"), random_state=options.get("random_state", 0))
-        finally:
-            self.head.to(device)
-        return history
 
 
 @register_architecture("bayesian-margformer")
@@ -551,6 +523,11 @@ class BayesianClassifier(TorchClassifier):
         if not variational_layers(module):
             raise InvalidInputError(f"model '{card.name}': network has no variational layer")
 
+    @property
+    def is_bayesian(self):
+        """True: `predict_proba_mc` draws Monte Carlo samples of the weights."""
+        return True
+
     def predict_proba_mc(self, features=None, cutouts=None, *, n_samples=50, random_state=0,
                          device="cpu", batch_size=None, progress=None, precision="fp32",
                          compile=False):
@@ -586,12 +563,9 @@ class BayesianClassifier(TorchClassifier):
             ``prob_<class>_std``, ``pred_entropy`` and ``pred_mutual_info``
             (see `mc_summary`).
         """
-        from ..device import default_batch_size, resolve_device
-        from ..progress import progress_bar
-
         if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise InvalidInputError(f"n_samples must be a positive integer, got {n_samples!r}")
-        self._check_speed_options(precision, compile)
+        self.check_speed_options(precision, compile)
         n = self._check_inputs(features, cutouts)
         classes = self.classes
         if n == 0:

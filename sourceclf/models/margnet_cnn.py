@@ -19,7 +19,6 @@ normalise them themselves with `AsinhNormalise`, whose per-band statistics are
 buffers saved with the weights.
 """
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -210,7 +209,10 @@ class MargNetCNN(nn.Module):
 
 
 class _StackHead(nn.Module):
-    """The ensemble's head on concatenated member probabilities (a fit_module target)."""
+    """The ensemble's head on concatenated member probabilities.
+
+    Trained last, by `sourceclf.training.fit_stages`.
+    """
 
     def __init__(self, n_inputs, n_classes, hidden):
         super().__init__()
@@ -262,91 +264,3 @@ class MargNetStack(nn.Module):
     def forward(self, features, images):
         """Class logits of the ensemble for features (n, 24) and stamps (n, 5, H, W)."""
         return self.head(self.member_probabilities(features, images))
-
-    def fit_stages(self, x_train, y_train, x_val, y_val, *, images_train, images_val,
-                   train_members=("ann", "cnn"), stage_options=None, head_fraction=0.75,
-                   **fit_options):
-        """Train the members on the training split, then the head on the validation split.
-
-        Each member is trained alone with `sourceclf.training.fit_module`
-        (early stopping on the validation split), then frozen.  The head is
-        trained on ``head_fraction`` of the validation rows, with early
-        stopping on the rest, as in MargNet, where the head never sees the
-        rows its members were trained on.
-
-        Parameters
-        ----------
-        x_train, x_val : array-like
-            Feature rows of the training and validation splits.
-        y_train, y_val : array-like of int
-            Their class indices.
-        images_train, images_val : array-like
-            Their cutouts.
-        train_members : sequence of str
-            Members to train (``'ann'``, ``'cnn'``); leave one out to keep an
-            already trained member, e.g. a CNN shipped on its own.
-        stage_options : dict, optional
-            Per-stage overrides of the `fit_module` options, keyed ``'ann'``,
-            ``'cnn'``, ``'head'`` (say, many cheap epochs for the ANN and few
-            for the CNN).
-        head_fraction : float
-            Fraction of the validation rows the head is trained on.
-        **fit_options
-            Options of `sourceclf.training.fit_module` for every stage.
-
-        Returns
-        -------
-        history : dict
-            The head's training history, with the members' under ``'stages'``.
-        """
-        from ..training import fit_module, split_indices
-
-        stage_options = stage_options or {}
-        stages = {}
-
-        def options(stage):
-            opts = {**fit_options, **stage_options.get(stage, {})}
-            if stage != "cnn":
-                opts.pop("augment", None)
-            return opts
-
-        if "ann" in train_members:
-            self.ann.standardize.fit(x_train)
-            stages["ann"] = fit_module(self.ann, x_train, y_train, x_val, y_val,
-                                       **options("ann"))
-        if "cnn" in train_members:
-            if images_train is not None:
-                self.cnn.fit_image_normalisation(images_train)
-            stages["cnn"] = fit_module(self.cnn, None, y_train, None, y_val,
-                                       images_train=images_train, images_val=images_val,
-                                       **options("cnn"))
-        for p in list(self.ann.parameters()) + list(self.cnn.parameters()):
-            p.requires_grad_(False)
-        self.eval()
-        probs = self._probabilities(x_val, images_val)
-        y_val = np.asarray(y_val)
-        seed = options("head").get("random_state", 0)
-        fit_part, stop_part = split_indices(y_val, [1 - head_fraction], random_state=seed)
-        history = self._fit_head(probs[fit_part], y_val[fit_part], probs[stop_part],
-                                 y_val[stop_part], **options("head"))
-        self.eval()
-        history["stages"] = stages
-        return history
-
-    def _fit_head(self, probs_fit, y_fit, probs_stop, y_stop, **options):
-        """Train the head on member probabilities (the last stage of `fit_stages`)."""
-        from ..training import fit_module
-
-        return fit_module(self.head, probs_fit, y_fit, probs_stop, y_stop, **options)
-
-    @torch.no_grad()
-    def _probabilities(self, features, images, batch_size=512):
-        device = next(self.parameters()).device
-        out = []
-        for s in range(0, len(features), batch_size):
-            f = torch.as_tensor(np.asarray(features[s:s + batch_size]),
-                                dtype=torch.float32).to(device)
-            im = torch.as_tensor(np.asarray(images[s:s + batch_size]),
-                                 dtype=torch.float32).to(device)
-            out.append(self.member_probabilities(f, im).cpu())
-        return torch.cat(out).numpy()

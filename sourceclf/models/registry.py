@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+from astropy.table import Table
+
 from ..exceptions import InvalidInputError, UnknownModelError
 from .base import SourceClassifier
+from .card import ModelCard
 
 __all__ = ["MODEL_DIR", "list_models", "load_model", "model_names", "model_card"]
 
@@ -20,8 +23,6 @@ def model_names():
 
 def model_card(name):
     """The `~sourceclf.models.ModelCard` of a shipped model, without loading weights."""
-    from .card import ModelCard
-
     path = MODEL_DIR / name / "card.json"
     if not path.is_file():
         raise UnknownModelError(_unknown(name))
@@ -48,8 +49,6 @@ def list_models():
     >>> "margnet-photometry-sg" in list_models()["name"]
     True
     """
-    from astropy.table import Table
-
     rows = []
     for name in model_names():
         card = model_card(name)

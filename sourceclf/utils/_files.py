@@ -7,6 +7,7 @@ from pathlib import Path
 
 __all__ = ["atomic_path"]
 
+
 @contextlib.contextmanager
 def atomic_path(path, *, suffix=None, mode=0o644):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.

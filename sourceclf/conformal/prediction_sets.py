@@ -1,0 +1,126 @@
+"""Conformal prediction-set columns added to a classified table."""
+
+import warnings
+
+import numpy as np
+from astropy.table import MaskedColumn
+
+from ..exceptions import InvalidInputError, SourceclfWarning
+from ..utils._validation import check_by, check_confidence_levels
+from .calibration_tables import group_values
+from .predictor import ConformalPredictor
+from .set_columns import format_sets, parse_set_column, set_columns
+
+__all__ = ["add_prediction_sets"]
+
+
+def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
+                        random_state=0):
+    """Add conformal prediction-set columns to a classified table, in place.
+
+    Parameters
+    ----------
+    out : `~astropy.table.Table`
+        The output table (all n input rows).
+    clf : `~sourceclf.models.SourceClassifier`
+        The model, with its ``calibration`` table.
+    proba : array-like, shape (len(rows), n_classes)
+        Class probabilities of the rows that could be classified.
+    rows : array-like of int
+        Their indices in ``out``; other rows get masked set columns.
+    levels : list of float
+        Confidence levels.
+    score : str, optional
+        Conformity score (default: the card's ``extra['conformal_score']``, else
+        ``'lac'``).
+    by : str, optional
+        ``'class'`` or a column name for Mondrian calibration (default: the
+        card's ``extra['conformal_by']``, else marginal; ``'none'`` forces
+        marginal).  A column's values for the new rows are taken from ``out``.
+    random_state : int
+        Seed of the randomised scores.
+
+    Returns
+    -------
+    flags : `numpy.ndarray` of str or None
+        Per-row notes for ``pred_flag`` (rows whose ``by`` value was missing),
+        or None.
+
+    Notes
+    -----
+    A model without calibration data gets no sets: a `SourceclfWarning` when
+    only ``levels`` were given (``classify``'s default confidence), an
+    `InvalidInputError` when ``score`` or ``by`` asked for them explicitly.
+    Meta keys written: ``CLFCONF`` (a float, or comma-separated levels),
+    ``CLFSCORE`` and, for Mondrian calibration, ``CLFGROUP``.
+    """
+    n = len(out)
+    rows = np.asarray(rows, dtype=np.int64)
+    levels = check_confidence_levels(levels, required=True)
+    for name in list(out.colnames):
+        if parse_set_column(name) is not None or name == "pred_set_group":
+            out.remove_column(name)
+    for key in ("CLFCONF", "CLFSCORE", "CLFGROUP"):
+        out.meta.pop(key, None)
+    if clf.calibration is None:
+        if score is not None or by is not None:
+            ConformalPredictor.from_classifier(clf, levels, score=score, by=by)  # raises
+        warnings.warn(f"model '{clf.name}' has no calibration data: no prediction sets "
+                      "added (pass confidence=None to silence this)", SourceclfWarning,
+                      stacklevel=3)
+        return None
+    explicit_by = by is not None
+    extra = getattr(clf.card, "extra", {}) or {}
+    default_by = extra.get("conformal_by")
+    chosen_by = by if by is not None else default_by
+    if check_by(chosen_by) is None:
+        chosen_by = "none"  # explicit, so that the card's default does not apply
+    values = None
+    if chosen_by != "none" and str(chosen_by).lower() != "class":
+        values = group_values(out, chosen_by)
+        if values is None:
+            if explicit_by:
+                raise InvalidInputError(f"by='{chosen_by}': the table has no column to "
+                                        f"supply '{chosen_by}'")
+            warnings.warn(f"model '{clf.name}' is calibrated by '{chosen_by}' but the table "
+                          "has no such column: marginal prediction sets instead",
+                          SourceclfWarning, stacklevel=3)
+            chosen_by = "none"
+    cp = ConformalPredictor.from_classifier(clf, levels, score=score, by=chosen_by,
+                                            random_state=random_state)
+    sub_values = None if values is None else values[rows]
+    sets, groups = cp.predict_sets(proba, sub_values)
+
+    valid = np.zeros(n, dtype=bool)
+    valid[rows] = True
+    classes = np.array(clf.classes)
+    width = max(1, len("|".join(classes)))
+    names = set_columns(levels)
+    for j, (set_name, size_name) in enumerate(names):
+        text = np.zeros(n, dtype=f"<U{width}")  # empty strings
+        text[rows] = format_sets(sets[:, :, j], classes)
+        size = np.zeros(n, dtype=np.int16)
+        size[rows] = sets[:, :, j].sum(axis=1)
+        level = levels[j]
+        out[set_name] = MaskedColumn(
+            text, mask=~valid,
+            description=f"classes in the {level:g} conformal prediction set ('|'-joined)")
+        out[size_name] = MaskedColumn(size, mask=~valid,
+                                      description=f"size of the {level:g} prediction set")
+    flags = None
+    if cp.bin_edges_ is not None:
+        group_col = np.full(n, -1, dtype=np.int16)
+        group_col[rows] = groups
+        out["pred_set_group"] = MaskedColumn(
+            group_col, mask=~valid,
+            description=f"bin of {cp.by} used for the prediction sets (-1: no value)")
+        missing = rows[groups < 0]
+        if missing.size:
+            flags = np.full(n, "", dtype=object)
+            flags[missing] = f"no_{cp.by}:marginal_set"
+    out.meta["CLFCONF"] = levels[0] if len(levels) == 1 else ",".join(f"{c:g}" for c in levels)
+    out.meta["CLFSCORE"] = cp.score
+    group = cp.describe_groups()
+    if group is not None:
+        out.meta["CLFGROUP"] = group
+    return flags

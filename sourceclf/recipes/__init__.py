@@ -1,0 +1,19 @@
+"""How the shipped models were made, and the published comparisons rerun.
+
+* `sourceclf.recipes.data`: the SDSS tables the recipes read and their fixed split;
+* `sourceclf.recipes.photometric`: the photometric models
+  (``python -m sourceclf.train_recipes NAME``);
+* `sourceclf.recipes.image_training_set`: the simulated stamps the image
+  models learn from;
+* `sourceclf.recipes.frame_checks`: checks of a model on a real SDSS frame;
+* `sourceclf.recipes.image`: the image models
+  (``python -m sourceclf.image_recipes NAME``);
+* `sourceclf.recipes.cards`: what every recipe writes into its model card;
+* `sourceclf.recipes.experiment_results` and `sourceclf.recipes.experiments`:
+  MargNet's experiments (``python -m sourceclf.experiments run ...``).
+
+The modules ``sourceclf.train_recipes``, ``sourceclf.image_recipes`` and
+``sourceclf.experiments`` re-export their public names and command lines.
+"""
+
+__all__ = []

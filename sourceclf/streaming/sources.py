@@ -1,0 +1,404 @@
+"""Chunked table sources: a catalog's rows as astropy Tables, a slice at a time.
+
+`open_source` picks the source for a file: a `FitsSource` for an uncompressed
+FITS binary table (a memory map read one slice of rows at a time), a
+`ParquetSource` for Parquet (one record batch at a time), else a
+`TableSource` over the whole table read into memory.  Each chunk is what
+`~astropy.table.Table.read` gives for those rows.
+"""
+
+import io
+import mmap
+import warnings
+from copy import deepcopy
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.connect import read_table_fits
+from astropy.table import Column, Table, vstack
+from astropy.table.meta import get_header_from_yaml
+from astropy.utils.exceptions import AstropyUserWarning
+
+from ..tableio import char_width, read_errors, read_table, string_widths
+
+__all__ = ["STREAMED_INPUT_FORMATS", "TableSource", "FitsSource", "ParquetSource",
+           "open_source", "all_rows"]
+
+#: Input formats read chunk by chunk (others are read whole).
+STREAMED_INPUT_FORMATS = ("fits", "parquet")
+
+
+class TableSource:
+    """Chunks of a table already in memory."""
+
+    def __init__(self, table):
+        self.table = table
+        self.n_rows = len(table)
+
+    def chunks(self, chunk_size):
+        """Yield tables of at most ``chunk_size`` rows (the empty table if there are none)."""
+        if self.n_rows == 0:
+            yield self.table
+        for start in range(0, self.n_rows, chunk_size):
+            yield self.table[start:start + chunk_size]
+
+    def string_widths(self):
+        """Character widths of the string columns."""
+        return string_widths(self.table)
+
+    def close(self):
+        self.table = None
+
+
+class _ChunkHDU(fits.BinTableHDU):
+    """The rows [a, b) of a memory-mapped table, as astropy's table reader sees them.
+
+    `astropy.io.fits.connect.read_table_fits` only reads ``data`` and
+    ``header`` from an HDU object; this stand-in gives it a slice of the
+    memory-mapped records without building a new HDU (which would copy).
+    """
+
+    def __init__(self, data, header):  # noqa: D107 - deliberately no super().__init__
+        self._chunk = (data, header)
+
+    @property
+    def data(self):
+        return self._chunk[0]
+
+    @property
+    def header(self):
+        return self._chunk[1]
+
+
+class FitsSource:
+    """Row slices of a memory-mapped FITS binary table.
+
+    Each chunk goes through astropy's own FITS table conversion, so a chunk is
+    exactly the corresponding rows of ``Table.read(path)``, except that a
+    float or string column is masked (NaN, empty string) per chunk: a column
+    may be a `~astropy.table.MaskedColumn` in one chunk and a plain
+    `~astropy.table.Column` in the next.  The pages of finished chunks are
+    released from the memory map so that the resident memory stays bounded.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.hdul = None
+        try:
+            self._open(path)
+        except BaseException:
+            self.close()
+            raise
+        self.header = self.hdu.header
+        self.n_rows = 0 if self.data is None else len(self.data)
+        self.streamable = (type(self.hdu) is fits.BinTableHDU and self.data is not None
+                           and self.header.get("PCOUNT", 0) == 0
+                           and not any(c.format.p_format for c in self.hdu.columns)
+                           and hasattr(self.data, "_character_as_bytes"))
+        self._mmap = getattr(getattr(self.hdul, "_file", None), "_mmap", None)
+        self._row_bytes = self.header.get("NAXIS1", 0)
+        self._offset = getattr(self.hdu, "_data_offset", None)
+
+    def _open(self, path):
+        with read_errors(path, "fits"):
+            self.hdul = fits.open(path, memmap=True, character_as_bytes=True)
+            tables = [i for i, h in enumerate(self.hdul)
+                      if isinstance(h, (fits.BinTableHDU, fits.TableHDU, fits.GroupsHDU))]
+            if not tables:
+                raise ValueError("No table found")
+            if len(tables) > 1:
+                warnings.warn("hdu= was not specified but multiple tables are present, "
+                              f"reading in first available table (hdu={tables[0]})",
+                              AstropyUserWarning)
+            self.hdu = self.hdul[tables[0]]
+            self.data = self.hdu.data
+
+    def chunks(self, chunk_size):
+        starts = range(0, self.n_rows, chunk_size) if self.n_rows else [0]
+        for k, start in enumerate(starts):
+            stop = min(start + chunk_size, self.n_rows)
+            rows = self.data[start:stop]
+            rows._character_as_bytes = self.data._character_as_bytes
+            with warnings.catch_warnings():
+                if k:  # unit warnings and the like: once, on the first chunk
+                    warnings.simplefilter("ignore")
+                table = read_table_fits(_ChunkHDU(rows, self.header))
+            del rows
+            yield table
+            del table
+            self._release(start, stop)
+
+    def _release(self, start, stop):
+        """Drop the finished rows' pages from this process's resident memory."""
+        if self._mmap is None or self._offset is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        begin = (self._offset + start * self._row_bytes) // page * page
+        end = (self._offset + stop * self._row_bytes) // page * page
+        if end > begin:
+            try:
+                self._mmap.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+            except (OSError, ValueError):  # pragma: no cover - platform specific
+                self._mmap = None
+
+    def masked_columns(self, chunk_size):
+        """Columns ``Table.read`` would mask: TNULL, NaN anywhere, empty strings anywhere."""
+        out = {c.name for c in self.hdu.columns if c.null is not None}
+        candidates = []
+        for col in self.hdu.columns:
+            dt = self.data.dtype[col.name]
+            base = dt.subdtype[0] if dt.subdtype else dt
+            if col.name not in out and base.kind in "fcS":
+                candidates.append((col.name, base.kind))
+        for start in range(0, self.n_rows, chunk_size):
+            if not candidates:
+                break
+            stop = min(start + chunk_size, self.n_rows)
+            rows = self.data[start:stop]
+            rows._character_as_bytes = self.data._character_as_bytes
+            for name, kind in list(candidates):
+                values = rows[name]
+                if kind == "S":
+                    hit = np.any(np.strings.rstrip(values) == b"")
+                else:
+                    hit = np.any(np.isnan(values))
+                if hit:
+                    out.add(name)
+                    candidates.remove((name, kind))
+            del rows, values
+            self._release(start, stop)
+        return out
+
+    def string_widths(self):
+        """Character widths of the string columns, as Table.read gives them."""
+        out = {}
+        for col in self.hdu.columns:
+            dt = self.data.dtype[col.name]
+            base = dt.subdtype[0] if dt.subdtype else dt
+            if base.kind in "SU":
+                out[col.name] = char_width(base)
+        return out
+
+    def close(self):
+        # When the memory-mapped records are deleted, astropy copies every column
+        # that a Column object still points to into memory (the whole file):
+        # detach the columns first.
+        for owner in (getattr(self, "data", None), getattr(self, "hdu", None)):
+            for col in getattr(owner, "columns", None) or ():
+                try:
+                    del col.array
+                except AttributeError:  # pragma: no cover - other astropy versions
+                    pass
+        self.data = None
+        self.hdu = None
+        if self.hdul is not None:
+            self.hdul.close()
+            self.hdul = None
+
+
+class ParquetSource:
+    """Record batches of a Parquet file, converted as astropy's Parquet reader does."""
+
+    def __init__(self, path):
+        import pyarrow.parquet as pq
+
+        self.path = path
+        with read_errors(path, "parquet"):
+            self.file = pq.ParquetFile(path)
+            self.schema = self.file.schema_arrow
+        self.n_rows = self.file.metadata.num_rows
+        md = {k.decode("utf-8"): v.decode("utf-8")
+              for k, v in (self.schema.metadata or {}).items()}
+        self.md = md
+        self.meta_hdr = None
+        self.meta = {}
+        if "table_meta_yaml" in md:
+            self.meta_hdr = get_header_from_yaml(md["table_meta_yaml"].split("\n"))
+            self.meta = self.meta_hdr.get("meta", {}) or {}
+        self.serialized = "__serialized_columns__" in self.meta
+        self.names = list(self.schema.names)
+        self._widths = self._string_lengths()
+        self._nullable = self._columns_with_nulls()
+
+    @staticmethod
+    def _is_text(t):
+        import pyarrow as pa
+
+        return (pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+
+    def _value_type(self, name):
+        import pyarrow as pa
+
+        t = self.schema.field(name).type
+        if isinstance(t, (pa.FixedSizeListType, pa.ListType)):
+            return t.value_type
+        return t
+
+    def _string_lengths(self):
+        """String widths: from astropy's metadata, else the longest value in the file."""
+        import pyarrow.compute as pc
+
+        widths, scan = {}, []
+        for name in self.names:
+            if not self._is_text(self._value_type(name)):
+                continue
+            key = f"table::len::{name}"
+            if key in self.md:
+                widths[name] = int(self.md[key])
+            else:
+                scan.append(name)
+        if scan:
+            longest = dict.fromkeys(scan, 0)
+            for batch in self.file.iter_batches(columns=scan, batch_size=1 << 20):
+                for name in scan:
+                    col = batch.column(name)
+                    if self._is_text(col.type):
+                        lengths = (pc.binary_length(col) if "binary" in str(col.type)
+                                   else pc.utf8_length(col))
+                        m = pc.max(lengths).as_py()
+                        if m is not None:
+                            longest[name] = max(longest[name], m)
+            for name in scan:
+                widths[name] = longest[name]
+                warnings.warn(f"No table::len::{name} found in metadata. Using longest "
+                              f"string ({longest[name]} characters).", AstropyUserWarning)
+        return widths
+
+    def _columns_with_nulls(self):
+        """Flat columns with a null somewhere (or no statistics to tell)."""
+        meta = self.file.metadata
+        leaves = {}
+        if meta.num_row_groups:
+            group = meta.row_group(0)
+            leaves = {group.column(j).path_in_schema: j for j in range(group.num_columns)}
+        out = set()
+        for name in self.names:
+            j = leaves.get(name)
+            for i in range(meta.num_row_groups):
+                stats = None if j is None else meta.row_group(i).column(j).statistics
+                if stats is None or not stats.has_null_count or stats.null_count:
+                    out.add(name)
+                    break
+        return out
+
+    def chunks(self, chunk_size):
+        if self.n_rows == 0:
+            yield self._convert(self.schema.empty_table())
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the width warnings were issued once above
+            for batch in self.file.iter_batches(batch_size=chunk_size):
+                yield self._convert(batch)
+
+    def _convert(self, batch):
+        import pyarrow as pa
+
+        if self.serialized:
+            return self._convert_via_astropy(batch)
+        table = Table(meta=deepcopy(self.meta))
+        for name in self.names:
+            t = self.schema.field(name).type
+            col = batch.column(name)
+            values = col.to_numpy(zero_copy_only=False)
+            if self._is_text(t):
+                values = values.astype(self._dtype(name))
+            elif isinstance(t, pa.FixedSizeListType):
+                if len(values):
+                    values = np.stack(values)
+                    if self._is_text(t.value_type):
+                        values = values.astype(self._dtype(name))
+                else:
+                    values = np.zeros((0, t.list_size), dtype=self._dtype(name))
+            elif isinstance(t, pa.ListType):
+                if self._is_text(t.value_type):
+                    values = np.array([row.astype(self._dtype(name)) for row in values],
+                                      dtype=np.object_)
+            elif name in self._nullable and col.null_count == 0:
+                # The whole column, read at once, converts like this.
+                if values.dtype.kind in "iu":
+                    values = values.astype(np.float64)
+                elif values.dtype.kind == "b":
+                    values = values.astype(object)
+            table.add_column(Column(name=name, data=values))
+        if self.meta_hdr is not None:
+            header_cols = {x["name"]: x for x in self.meta_hdr["datatype"]}
+            for col in table.columns.values():
+                for attr in ("description", "format", "unit", "meta"):
+                    if attr in header_cols.get(col.name, {}):
+                        setattr(col, attr, header_cols[col.name][attr])
+        return table
+
+    def _dtype(self, name):
+        width = self._widths.get(name, 1)
+        return f"U{width}" if "string" in str(self._value_type(name)) else f"|S{width}"
+
+    def _convert_via_astropy(self, batch):
+        """Mixin columns: let astropy's reader decode an in-memory Parquet of the batch."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        md = dict(self.schema.metadata or {})
+        for name, width in self._widths.items():
+            md[f"table::len::{name}".encode()] = str(width).encode()
+        if isinstance(batch, pa.RecordBatch):
+            batch = pa.Table.from_batches([batch])
+        buf = io.BytesIO()
+        pq.write_table(batch.replace_schema_metadata(md), buf, compression="none")
+        buf.seek(0)
+        return Table.read(buf, format="parquet")
+
+    def string_widths(self):
+        """Character widths of the string columns."""
+        return dict(self._widths)
+
+    def close(self):
+        self.file = None
+
+
+def _is_gzip(path):
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_source(path, fmt):
+    """The source of a catalog file's rows.
+
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        An existing catalog file.
+    fmt : str
+        Its astropy format name.
+
+    Returns
+    -------
+    source : `FitsSource`, `ParquetSource` or `TableSource`
+        A `FitsSource` when the file is an uncompressed FITS binary table that
+        can be read slice by slice, a `ParquetSource` for Parquet, else a
+        `TableSource` over the whole table.
+    """
+    if fmt == "fits" and not _is_gzip(path):
+        source = FitsSource(path)
+        if source.streamable:
+            try:  # astropy's reader on a slice of the memory map (see _ChunkHDU)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    next(iter(source.chunks(1)))
+                return source
+            except Exception:  # pragma: no cover - an astropy this code does not know
+                pass
+        source.close()
+    elif fmt == "parquet":
+        return ParquetSource(path)
+    return TableSource(read_table(path, format=fmt))
+
+
+def all_rows(source):
+    """The rows of a source as one table."""
+    if isinstance(source, TableSource):
+        return source.table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        parts = list(source.chunks(max(source.n_rows, 1)))
+    return parts[0] if len(parts) == 1 else vstack(parts)
