@@ -6,22 +6,7 @@ Run them with::
 
 (or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq``).  No
 labelled SDSS cutouts ship with sourceclf's data, so these models learn from
-stamps *simulated* from realistic catalogs (`simulated_sgq_catalog`):
-
-* galaxies and stars: rows of the real faint compact SDSS DR16 set
-  (``sdss_dr16_faint_compact_sg.fits``: MargNet's 24 columns) resampled, and
-  for half of the galaxies the parametric model of
-  `sourceclf.simulate.simulate_catalog`, whose sizes reach the clearly
-  extended galaxies the faint compact set lacks;
-* quasars: point sources with the colours of the SDSS DR14 spectroscopic
-  quasars (``sdss_dr14_spectro_ugriz.fits``);
-* every row is moved to a new brightness (all five magnitudes shifted
-  together, colours kept) drawn from `MAGNITUDE_RANGES`, so that the models
-  see sources from r = 14 to the noise, like the stars of a real frame;
-* `render_varied_psf` draws each row with GalSim (`render_stamps`: Moffat PSF
-  of the row's ``psffwhm``, with a Moffat index between 2 and 4); `add_realism`
-  then adds neighbours, bright-star halos and sky noise (of SDSS field
-  4510-4-0030, scaled per stamp).
+simulated stamps: `sourceclf.recipes.image_training_set` says how they are made.
 
 The rows are split with `sourceclf.train_recipes.recipe_split` (stratified,
 seed 42) into training, validation (early stopping; the ensemble's head),
