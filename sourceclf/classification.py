@@ -210,6 +210,8 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
         col = np.zeros(n, dtype=np.float32)
         col[rows] = values
         _put(out, name, MaskedColumn(col, mask=~valid))
+    for name, values in inputs.columns.items():
+        _put(out, name, values)
 
     if levels:
         set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,

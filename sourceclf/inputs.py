@@ -7,7 +7,7 @@ of an image model, which rows can be classified, and why the others cannot
 the trainers all go through it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,12 +37,17 @@ class ModelInputs:
         object array of str of shape (n_rows,): ``''`` when fine, else the
         ``;``-joined reasons (``missing:<features>``, then the cutout flags
         such as ``off_frame`` or ``edge``).
+    columns : dict
+        Per-row values measured while making the inputs that the output
+        table keeps (e.g. the PSF width of each band measured on frames),
+        name -> array of shape (n_rows,).
     """
 
     features: object
     stamps: object
     valid: np.ndarray
     flags: np.ndarray
+    columns: dict = field(default_factory=dict)
 
     @property
     def rows(self):

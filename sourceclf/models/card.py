@@ -54,6 +54,16 @@ class ModelCard:
         Higher is preferred when ``model='auto'`` chooses among usable models.
     notes : str
         Caveats users must know.
+    extra : dict
+        Anything else the recipe records (parameter count, library versions).
+    domain : dict
+        The model's applicability domain (see `sourceclf.models.domain`):
+        ``'description'`` (where to use it, in words), ``'magnitudes'``
+        (band -> [faintest, brightest] trained range, for display), for
+        photometric models ``'file'`` and ``'sha256'`` (the fitted
+        `~sourceclf.models.domain.ApplicabilityDomain`), for image models
+        ``'psf_fwhm'`` (band -> [low, high], arcsec: the seeing they were
+        trained on).  Empty for models made before domains existed.
     """
 
     name: str
@@ -73,6 +83,7 @@ class ModelCard:
     auto_priority: int = 0
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    domain: dict = field(default_factory=dict)
 
     def to_json(self, path):
         """Write the card as indented JSON."""
