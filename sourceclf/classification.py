@@ -88,9 +88,9 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
-def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, score=None,
-             by=None, mc_samples=None, random_state=0, device="auto", batch_size=None,
-             progress=None, precision="fp32", compile=False):
+def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confidence=0.9,
+             score=None, by=None, mc_samples=None, random_state=0, device="auto",
+             batch_size=None, progress=None, precision="fp32", compile=False):
     """Classify every source of a catalog as STAR, GALAXY or QSO.
 
     Parameters
@@ -104,6 +104,11 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
     images : dict, optional
         Full frames by band (``{'u': path_or_hdu, ...}``), cut at each row's
         ``ra``/``dec`` with each band's WCS.
+    psf : float or dict, optional
+        PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
+        for every band, or one per band (``{'u': 1.5, ...}``).  Without it the
+        table's ``psffwhm_<b>`` columns are used; frames given as ``images``
+        have their PSF measured from their own stars.
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         A shipped model's name (see `sourceclf.models.list_models`), a model
         directory, a classifier object, or ``'auto'``: the best shipped model
@@ -177,7 +182,8 @@ def classify(table, cutouts=None, *, images=None, model="auto", confidence=0.9, 
     n = len(table)
 
     inputs = model_inputs(table, feature_set=clf.feature_set, uses_images=clf.uses_images,
-                          cutouts=cutouts, images=images, model_name=clf.name)
+                          cutouts=cutouts, images=images, psf=psf,
+                          psf_range=clf.card.domain.get("psf_fwhm"), model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)

@@ -55,8 +55,8 @@ class ModelInputs:
         return np.flatnonzero(self.valid)
 
 
-def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None,
-                 model_name=None):
+def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
+                 psf_range=None, model_name=None):
     """Compute a model's inputs from a table and its cutouts or frames.
 
     Parameters
@@ -72,6 +72,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None,
         Stamps in any form `sourceclf.cutouts.make_cutouts` accepts.
     images : dict, optional
         Full frames by band, cut at each row's ``ra``/``dec``.
+    psf : float or dict, optional
+        PSF FWHM (arcsec) of stamps given directly, for every band or per band.
+    psf_range : dict, optional
+        Band -> (low, high) PSF FWHM (arcsec) the image model was trained on.
     model_name : str, optional
         The model's name, for error messages.
 
