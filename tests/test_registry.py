@@ -93,3 +93,15 @@ def test_predict_proba_checks_shapes():
     with pytest.raises(InvalidInputError, match=r"expects features of shape \(n, 5\)"):
         clf.predict_proba(np.zeros((3, 4), np.float32))
     assert clf.predict_proba(np.zeros((0, 5), np.float32)).shape == (0, 3)
+
+
+def test_every_shipped_model_loads_in_a_fresh_process():
+    # sourceclf.models is lazy: loading must import the module of the model's
+    # kind by itself (a fresh process has imported none of them).
+    import subprocess
+    import sys
+
+    code = ("from sourceclf.models import load_model, model_names\n"
+            "for name in model_names():\n"
+            "    load_model(name)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

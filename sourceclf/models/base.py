@@ -1,6 +1,7 @@
 """The classifier object that `sourceclf.classify` runs: weights + card + inputs."""
 
 import contextlib
+import importlib
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,14 @@ __all__ = ["SourceClassifier", "TorchClassifier"]
 # `TorchClassifier.logits`).
 _ROW_BLOCK = 64
 
+
+#: Module defining the classifier class of each storage kind (imported on first
+#: load, so that ``sourceclf.models`` itself stays light).
+KIND_MODULES = {
+    "torch": "sourceclf.models.base",
+    "torch-bayesian": "sourceclf.models.bayesian",
+    "sklearn": "sourceclf.models.classical",
+}
 
 class SourceClassifier:
     """Base class of trained classifiers.
@@ -287,6 +296,8 @@ class SourceClassifier:
         calibration = None
         if card.calibration_file:
             calibration = Table.read(directory / card.calibration_file, format="ascii.ecsv")
+        if card.kind not in SourceClassifier._kinds and card.kind in KIND_MODULES:
+            importlib.import_module(KIND_MODULES[card.kind])  # registers the kind
         try:
             kind_cls = SourceClassifier._kinds[card.kind]
         except KeyError:
