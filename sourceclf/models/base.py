@@ -32,6 +32,7 @@ KIND_MODULES = {
     "sklearn": "sourceclf.models.classical",
 }
 
+
 class SourceClassifier:
     """Base class of trained classifiers.
 
