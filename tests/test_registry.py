@@ -105,3 +105,25 @@ def test_every_shipped_model_loads_in_a_fresh_process():
             "for name in model_names():\n"
             "    load_model(name)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_domain_round_trip_and_flags(tmp_path):
+    from sourceclf.exceptions import ModelIntegrityError
+    from sourceclf.models import ApplicabilityDomain
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 3))
+    domain = ApplicabilityDomain(n_components=3).fit(x[:2000], ["a", "b", "c"], x[2000:])
+    fresh = rng.normal(size=(2000, 3))
+    assert domain.outside(fresh).mean() < 0.03
+    assert domain.outside(fresh + [8, 0, 0]).mean() > 0.99
+    missing = fresh[:5].copy()
+    missing[:, 1] = np.nan
+    assert not domain.outside(missing).any()  # missing rows are not classified at all
+    digest = domain.save(tmp_path / "d.npz")
+    again = ApplicabilityDomain.load(tmp_path / "d.npz", sha256=digest.upper())
+    assert np.array_equal(again.outside(fresh + [3, 0, 0]), domain.outside(fresh + [3, 0, 0]))
+    with pytest.raises(ModelIntegrityError):
+        ApplicabilityDomain.load(tmp_path / "d.npz", sha256="0" * 64)
+    with pytest.raises(InvalidInputError, match="3 features"):
+        domain.outside(np.zeros((2, 4)))

@@ -14,7 +14,7 @@ __all__ = ["ARCHITECTURES", "build_architecture", "register_architecture",
            "ModelCard", "Standardize", "PiecewiseLinearEncoding",
            "MargNetANN", "PhotometricMLP", "MargNetCNN", "MargNetStack", "MargFormer",
            "MODEL_DIR", "list_models", "load_model",
-           "model_card", "model_names"]
+           "model_card", "model_names", "describe_model", "ApplicabilityDomain"]
 
 #: Public name -> submodule of `sourceclf.models` defining it.
 _LAZY = {
@@ -44,6 +44,8 @@ _LAZY = {
     "load_model": "registry",
     "model_card": "registry",
     "model_names": "registry",
+    "describe_model": "registry",
+    "ApplicabilityDomain": "domain",
 }
 
 

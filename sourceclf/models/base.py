@@ -16,6 +16,7 @@ from ..progress import progress_bar
 from ..utils._files import atomic_path
 from .architectures import build_architecture
 from .card import ModelCard, sha256_file
+from .domain import DOMAIN_FILE, ApplicabilityDomain
 
 __all__ = ["SourceClassifier", "TorchClassifier"]
 
@@ -62,6 +63,28 @@ class SourceClassifier:
         self.card = card
         self.card.kind = self.kind or card.kind
         self.calibration = calibration
+        #: The model's `~sourceclf.models.domain.ApplicabilityDomain` in its
+        #: feature space (None when the model has none).
+        self.domain = None
+
+    def outside_domain(self, features):
+        """Which rows lie outside the model's applicability domain.
+
+        Parameters
+        ----------
+        features : array-like of shape (n_rows, n_features)
+            The model's features (of its feature set).
+
+        Returns
+        -------
+        outside : `numpy.ndarray` of bool or None
+            True for rows outside the domain; None when the model has no
+            photometric domain (image-only models, models trained before
+            domains existed).
+        """
+        if self.domain is None or features is None:
+            return None
+        return self.domain.outside(features)
 
     # Convenience views of the card --------------------------------------------
     @property
@@ -271,6 +294,9 @@ class SourceClassifier:
                 self.calibration.write(tmp, format="ascii.ecsv", overwrite=True)
         else:
             self.card.calibration_file = None
+        if self.domain is not None:
+            self.card.domain["file"] = DOMAIN_FILE
+            self.card.domain["sha256"] = self.domain.save(directory / DOMAIN_FILE)
         self.card.to_json(directory / "card.json")
         return directory
 
@@ -304,7 +330,15 @@ class SourceClassifier:
         except KeyError:
             raise InvalidInputError(f"model '{card.name}' is of unknown kind '{card.kind}'; "
                                     "is a newer sourceclf needed?") from None
-        return kind_cls._from_files(card, weights, calibration)
+        classifier = kind_cls._from_files(card, weights, calibration)
+        domain_file = card.domain.get("file")
+        if domain_file:
+            if Path(domain_file).name != domain_file:
+                raise ModelIntegrityError(f"model '{card.name}': domain file '{domain_file}' "
+                                          "must lie inside the model directory")
+            classifier.domain = ApplicabilityDomain.load(directory / domain_file,
+                                                         sha256=card.domain.get("sha256"))
+        return classifier
 
 
 def _widest_layer(module):

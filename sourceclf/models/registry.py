@@ -8,7 +8,8 @@ from ..exceptions import InvalidInputError, UnknownModelError
 from .base import SourceClassifier
 from .card import ModelCard
 
-__all__ = ["MODEL_DIR", "list_models", "load_model", "model_names", "model_card"]
+__all__ = ["MODEL_DIR", "list_models", "load_model", "model_names", "model_card",
+           "describe_model"]
 
 #: Directory holding one sub-directory per shipped model.
 MODEL_DIR = Path(__file__).parent / "data"
@@ -40,8 +41,9 @@ def list_models():
     Returns
     -------
     models : `~astropy.table.Table`
-        One row per model: name, version, inputs, classes, held-out accuracy and
-        the data it was tested on.
+        One row per model: name, version, inputs, classes, held-out accuracy,
+        the data it was tested on and where to use it (its domain, in words;
+        see `describe_model` for the whole card).
 
     Examples
     --------
@@ -56,10 +58,68 @@ def list_models():
         inputs = " + ".join(x for x in (card.feature_set,
                                         "images" if card.uses_images else None) if x)
         rows.append((name, card.version, inputs, "/".join(card.classes),
-                     float(test.get("accuracy", float("nan"))), card.metrics.get("test_data", "")))
+                     float(test.get("accuracy", float("nan"))), card.metrics.get("test_data", ""),
+                     card.domain.get("description", "(no recorded domain)")))
     return Table(rows=rows or None,
-                 names=("name", "version", "inputs", "classes", "test_accuracy", "test_data"),
-                 dtype=(str, str, str, str, float, str))
+                 names=("name", "version", "inputs", "classes", "test_accuracy", "test_data",
+                        "use_when"),
+                 dtype=(str, str, str, str, float, str, str))
+
+
+def describe_model(model):
+    """A shipped model's card in words: what it reads, returns, and where it holds.
+
+    Reads the card only (no weights, no torch).
+
+    Parameters
+    ----------
+    model : str or `~sourceclf.models.ModelCard`
+        A shipped model's name, or a card.
+
+    Returns
+    -------
+    text : str
+        Several lines: description, inputs, classes, domain (where to use
+        it, trained magnitude and seeing ranges), held-out accuracy overall,
+        per data set and per magnitude bin, and caveats.
+
+    Examples
+    --------
+    >>> print(describe_model("ugriz-sgq").splitlines()[0])  # doctest: +ELLIPSIS
+    ugriz-sgq ...
+    """
+    card = model if isinstance(model, ModelCard) else model_card(model)
+    inputs = " + ".join(x for x in (card.feature_set and f"features '{card.feature_set}'",
+                                    "5-band ugriz images" if card.uses_images else None) if x)
+    lines = [f"{card.name} {card.version}: {card.description}",
+             f"  inputs: {inputs}",
+             f"  classes it can return: {', '.join(card.classes)}"]
+    domain = card.domain
+    if domain:
+        lines.append(f"  use when: {domain.get('description', '(not described)')}")
+        for band, (bright, faint) in domain.get("magnitudes", {}).items():
+            lines.append(f"  trained on {band} magnitudes {bright:g} to {faint:g}")
+        for band, (low, high) in domain.get("psf_fwhm", {}).items():
+            lines.append(f"  trained on {band}-band seeing {low:.2f}-{high:.2f} arcsec")
+        if domain.get("file"):
+            lines.append("  rows outside the training ranges or unlike the training rows are "
+                         "flagged 'out_of_domain' in pred_flag")
+    else:
+        lines.append("  use when: (no recorded domain: a model made before domains existed)")
+    test = card.metrics.get("test", {})
+    if "accuracy" in test:
+        lines.append(f"  held-out accuracy: {test['accuracy']:.4f} on {test.get('n', '?')} rows "
+                     f"({card.metrics.get('test_data', 'test split')})")
+    for name, part in card.metrics.get("test_by_data", {}).items():
+        lines.append(f"    {name}: {part['accuracy']:.4f} on {part['n']} rows")
+    by_mag = card.metrics.get("test_by_magnitude")
+    if by_mag:
+        lines.append(f"  held-out accuracy by {by_mag['band']} magnitude:")
+        for label, n, acc in zip(by_mag["bins"], by_mag["n"], by_mag["accuracy"]):
+            lines.append(f"    {label:>8}: {acc:.3f} (n={n})" if n else f"    {label:>8}: - (n=0)")
+    if card.notes:
+        lines.append(f"  notes: {card.notes}")
+    return "\n".join(lines)
 
 
 def load_model(model):
