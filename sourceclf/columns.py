@@ -13,10 +13,15 @@ from astropy.table import Table
 
 from .exceptions import InvalidInputError
 
-__all__ = ["SENTINEL_THRESHOLD", "ColumnFinder", "clean_column", "decode_strings"]
+__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "ColumnFinder", "clean_column",
+           "decode_strings"]
 
 #: Values at or below this are SDSS "no measurement" sentinels (-9999, -999, -99.99...).
 SENTINEL_THRESHOLD = -99.0
+
+#: Magnitudes (and colours) above this are non-detection placeholders (99, 99.99,
+#: 999...), not measurements: no real catalog magnitude is this faint.
+MAGNITUDE_PLACEHOLDER = 40.0
 
 _UNIT_KINDS = {
     "mag": (u.mag,),
@@ -53,8 +58,9 @@ def decode_strings(values):
 def clean_column(column, *, unit="mag", name=None):
     """Convert a table column to float64 with NaN marking every missing value.
 
-    Masked entries, NaN, infinities and SDSS sentinels (values at or below
-    `SENTINEL_THRESHOLD`) all become NaN.
+    Masked entries, NaN, infinities, SDSS sentinels (values at or below
+    `SENTINEL_THRESHOLD`) and, for magnitudes, non-detection placeholders
+    (values above `MAGNITUDE_PLACEHOLDER`, such as 99 or 99.99) all become NaN.
 
     Parameters
     ----------
@@ -104,6 +110,8 @@ def clean_column(column, *, unit="mag", name=None):
         values[mask] = np.nan
     values[~np.isfinite(values)] = np.nan
     values[values <= SENTINEL_THRESHOLD] = np.nan
+    if unit == "mag":
+        values[values > MAGNITUDE_PLACEHOLDER] = np.nan
     return values
 
 

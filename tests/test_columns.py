@@ -15,6 +15,27 @@ def test_sentinels_nan_inf_and_masks_become_nan():
     assert np.isnan(values[1:]).all()
 
 
+def test_non_detection_placeholders_become_nan():
+    # 99 / 99.99 are survey placeholders for non-detections, not magnitudes.
+    values = clean_column(Column([99.0, 99.99, 999.0, 41.0, 39.5, 25.1]))
+    assert np.isnan(values[:4]).all()
+    assert values[4:].tolist() == [39.5, 25.1]
+    # Only magnitudes: a radius of 99 arcsec is a radius.
+    assert clean_column(Column([99.0]), unit="arcsec")[0] == 99.0
+
+
+def test_placeholder_magnitude_leaves_the_row_unclassified():
+    from astropy.table import Table
+
+    from sourceclf import classify
+
+    t = Table({"u": [99.0, 19.5], "g": [18.2, 18.2], "r": [17.6, 17.6], "i": [17.4, 17.4],
+               "z": [17.3, 17.3]})
+    out = classify(t, model="ugriz-sgq", confidence=None)
+    assert out["pred_class"].mask.tolist() == [True, False]
+    assert out["pred_flag"][0].startswith("missing:")
+
+
 def test_quantity_and_unit_columns_are_converted():
     assert clean_column(Column([1.0], unit="deg"), unit="arcsec")[0] == pytest.approx(3600)
     assert clean_column(u.Quantity([2.0], u.arcmin), unit="arcsec")[0] == pytest.approx(120)
