@@ -50,9 +50,9 @@ def main():
     args = p.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     baseline_s, baseline_mb, _ = peak_rss_of(
-        [sys.executable, "-c", "import torch, sklearn, mapie, astropy.table, "
-         "sourceclf.conformal, sourceclf.models"])
-    print(f"imports alone (torch, sklearn, MAPIE, astropy, sourceclf): {baseline_mb:.0f} MB")
+        [sys.executable, "-c", "import torch, astropy.table, sourceclf.conformal, "
+         "sourceclf.models, sourceclf.streaming"])
+    print(f"imports alone (torch, astropy, sourceclf): {baseline_mb:.0f} MB")
     peaks = []
     for catalog in args.catalogs:
         out = Path(tempfile.mkdtemp()) / "classified.fits"

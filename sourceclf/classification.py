@@ -1,5 +1,6 @@
 """Table in, table out: `classify` adds class predictions to a catalog."""
 
+import json
 import warnings
 
 import numpy as np
@@ -7,13 +8,16 @@ from astropy.table import MaskedColumn, Table
 
 from . import __version__
 from . import conformal
-from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
-from .features import get_feature_set
+from .conformal.set_columns import set_columns
+from .conformal.shift import set_shift, shift_message
+from .exceptions import InvalidInputError, SourceclfWarning
 from .inputs import model_inputs
-from .models.registry import load_model, model_card, model_names
+from .model_choice import choose_model, explain_model_choice
+from .models.registry import load_model
 from .utils._validation import check_confidence_levels
 
-__all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS"]
+__all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
+           "FLAG_OUT_OF_DOMAIN"]
 
 #: Keys written into the output table's ``meta`` (8 characters or fewer, so that
 #: they survive a round trip through a FITS header).
@@ -27,57 +31,15 @@ OUTPUT_META_KEYS = {
     "CLFMC": "number of Monte Carlo passes of a Bayesian model",
     "CLFPREC": "floating-point format of a torch model's forward pass ('fp32' or 'bf16')",
     "CLFCOMP": "whether the forward pass ran through torch.compile (compile=True only)",
+    "CLFAUTO": "why model='auto' chose the model (domain coverage, accuracy, classes)",
+    "CLFNOOD": "number of classified rows outside the model's training domain",
+    "CLFSHREF": "set-size rates of the model's calibration rows, by level (JSON)",
+    "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
 }
 
-
-def choose_model(table, *, with_images=False):
-    """Pick the shipped model ``model='auto'`` uses for a table.
-
-    Among shipped models whose feature set can be computed from the table's
-    columns (and that use images exactly when images are given), take the
-    one with the highest ``auto_priority`` in its card.
-
-    Parameters
-    ----------
-    table : `~astropy.table.Table`
-        The catalog.
-    with_images : bool
-        Whether cutouts or frames were given.
-
-    Returns
-    -------
-    name : str
-        The chosen model's registry name.
-
-    Raises
-    ------
-    MissingColumnsError
-        If no shipped model can use the table; the message lists what the
-        most suitable model needed.
-    """
-    cards = [model_card(n) for n in model_names()]
-    cards = [c for c in cards if bool(c.uses_images) == bool(with_images)]
-    if not cards:
-        raise InvalidInputError("no shipped model takes "
-                                + ("images" if with_images else "photometry alone"))
-    cards.sort(key=lambda c: -c.auto_priority)
-    missing_by_model = {}
-    for card in cards:
-        if card.feature_set is None:
-            return card.name
-        missing = get_feature_set(card.feature_set).missing_columns(table)
-        if not missing:
-            return card.name
-        missing_by_model[card.name] = missing
-    groups = {}  # models of one feature set miss the same columns: name them once
-    for name, m in missing_by_model.items():
-        groups.setdefault(tuple(m), []).append(name)
-    lines = "; ".join(f"{' / '.join(names)} need{'s' if len(names) == 1 else ''} "
-                      f"{', '.join(m)}" for m, names in groups.items())
-    hint = ("" if with_images else
-            "; with 5-band frames and ra/dec, margnet-cnn-sgq needs no photometry "
-            "(images= in Python, --image BAND=FILE on the command line)")
-    raise MissingColumnsError(f"no shipped model can use this table's columns: {lines}{hint}")
+#: ``pred_flag`` reason of a classified row whose inputs lie outside the
+#: model's applicability domain (its probabilities are kept, but doubtful).
+FLAG_OUT_OF_DOMAIN = "out_of_domain"
 
 
 def _as_table(table):
@@ -111,8 +73,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         have their PSF measured from their own stars.
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         A shipped model's name (see `sourceclf.models.list_models`), a model
-        directory, a classifier object, or ``'auto'``: the best shipped model
-        the table's columns (and images) allow.
+        directory, a classifier object, or ``'auto'``: among the shipped
+        models the table's columns (and images) allow, the one whose training
+        domain holds most rows, then the most accurate on held-out data (see
+        `sourceclf.model_choice`); ``meta['CLFAUTO']`` says why.
     confidence : float, sequence of float or None
         Confidence level(s) of the conformal prediction sets; None adds no
         sets.  With several levels the set columns are named with the level
@@ -158,7 +122,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     classified : `~astropy.table.Table`
         A copy of ``table`` (rows, columns, units, masks and meta kept) with new
         columns ``pred_class``, ``prob_<class>`` (one per class, lower case),
-        ``pred_flag`` (empty when fine, else why the row was not classified),
+        ``pred_flag`` (empty when fine, else why the row was not classified or
+        is doubtful: ``out_of_domain`` marks classified rows outside the
+        model's training domain, whose probabilities are kept but may be
+        wrong; ``meta['CLFNOOD']`` counts them),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
         ``pred_set_size``.  Rows that cannot be classified are masked.
 
@@ -175,8 +142,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     table = _as_table(table)
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
+    choice = None
     if isinstance(model, str) and model == "auto":
-        model = choose_model(table, with_images=with_images)
+        choice = explain_model_choice(table, with_images=with_images, precision=precision,
+                                      compile=compile)
+        model = choice.name
     clf = load_model(model)
     clf.check_speed_options(precision, compile)
     n = len(table)
@@ -188,6 +158,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
     valid, flags, rows = inputs.valid, inputs.flags, inputs.rows
+    outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
+    if outside is not None:
+        for i in rows[outside]:
+            flags[i] = ";".join(x for x in (flags[i], FLAG_OUT_OF_DOMAIN) if x)
     kwargs = dict(device=device, batch_size=batch_size, progress=progress,
                   precision=precision, compile=compile)
     sub_features = None if inputs.features is None else inputs.features[rows]
@@ -226,12 +200,18 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             new = set_flags != ""
             old = flags[new]
             flags[new] = np.where(old == "", set_flags[new], old + ";" + set_flags[new])
+        if clf.calibration is not None:
+            _check_set_shift(out, clf, rows, levels, score=score, by=by)
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 
     out.meta["CLFMODEL"] = clf.name
     out.meta["CLFMVER"] = clf.card.version
     out.meta["CLFPKG"] = __version__
+    if choice is not None:
+        out.meta["CLFAUTO"] = choice.reason
+    if outside is not None:
+        out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:
         out.meta["CLFMC"] = int(mc_samples)
     used_precision = clf.resolve_precision(precision, device)
@@ -240,6 +220,27 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         if compile:
             out.meta["CLFCOMP"] = clf.is_compiled(device)
     return out
+
+
+def _check_set_shift(out, clf, rows, levels, *, score, by):
+    """Record the calibration rows' set rates in ``meta``; warn once if the sets depart.
+
+    ``meta['CLFSHREF']`` holds the reference rates (JSON, by level) so that a
+    streamed run can test the whole catalog at the end; ``meta['CLFSHIFT']``
+    the alarm, when there is one.
+    """
+    references, message = {}, None
+    for level, (_, size_column) in zip(levels, set_columns(levels)):
+        reference = conformal.reference_set_rates(clf, level, score=score, by=by)
+        references[f"{level:g}"] = reference
+        sizes = np.ma.getdata(out[size_column])[rows]
+        departures = set_shift(sizes, reference)
+        if departures and message is None:
+            message = shift_message(departures, level, clf.name)
+    out.meta["CLFSHREF"] = json.dumps(references, sort_keys=True)
+    if message is not None:
+        out.meta["CLFSHIFT"] = message
+        warnings.warn(message, SourceclfWarning, stacklevel=3)
 
 
 def _put(table, name, column):

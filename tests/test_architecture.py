@@ -29,7 +29,7 @@ LAYERS = {
     # what is built on models
     "conformal": 4, "training": 4,
     # table in, table out
-    "classification": 5, "calibration": 5, "evaluation": 5, "plotting": 5,
+    "classification": 5, "model_choice": 5, "calibration": 5, "evaluation": 5, "plotting": 5,
     # large catalogs and the bundled demo
     "streaming": 6, "dask": 6, "demo": 6,
     # recipes and the command line

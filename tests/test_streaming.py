@@ -354,11 +354,15 @@ def test_precision_reaches_every_chunk_and_the_thread_probe(tmp_path, catalog, m
 
     seen = []
 
-    class Recorder:
+    class Recorder:  # a torch model, as far as the chooser can tell
+        def resolve_precision(self, precision, device):
+            return precision
+
         def logits(self, features, **kwargs):
             seen.append(kwargs)
 
     chooser = ThreadChooser("auto", "cpu", "bf16", True)
+    chooser._start(Recorder())
     chooser.sample = np.zeros((4, 24), dtype=np.float32)
     try:
         chooser._time(Recorder(), 1)

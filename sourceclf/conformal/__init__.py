@@ -10,6 +10,16 @@ around `ProbabilityPassthrough`, a fitted scikit-learn classifier whose input
 probabilities are conformalized and the sets of new rows follow from their
 probabilities alone.
 
+MAPIE computes the conformity *thresholds*; applying them to new rows needs
+numpy alone (`sourceclf.conformal.set_rules`, operation for operation MAPIE's
+rules, with the same sets).  Each shipped model stores its thresholds for
+the usual settings beside its calibration data (``thresholds.json``, see
+`sourceclf.conformal.thresholds`), so classifying imports neither MAPIE nor
+scikit-learn; other settings, and models without the file, are computed with
+MAPIE once and kept for the rest of the process
+(`sourceclf.conformal.threshold_store`).  Treat a model's calibration table
+as read-only: assign a new table rather than changing it in place.
+
 Conformity scores (``score``), as named by MAPIE:
 
 ``'lac'``
@@ -79,14 +89,27 @@ strings, so after a round trip an empty set reads back as a masked
 ``pred_set`` with ``pred_set_size`` 0; `set_membership` tells the two apart.
 """
 
+import importlib
+
 from .calibration_tables import build_calibration_table, group_values
-from .mapie_adapter import SCORES, ProbabilityPassthrough, check_score
 from .prediction_sets import add_prediction_sets
 from .predictor import ConformalPredictor, bin_rule_min_count
+from .reference_rates import reference_set_rates
+from .scores import SCORES, check_score
 from .set_columns import (format_sets, level_suffix, parse_level_suffix, parse_set_column,
                           set_column_names, set_columns, set_membership)
 
 __all__ = ["SCORES", "ProbabilityPassthrough", "ConformalPredictor", "add_prediction_sets",
            "bin_rule_min_count", "build_calibration_table", "check_score", "format_sets",
            "group_values", "level_suffix", "parse_level_suffix", "parse_set_column",
-           "set_column_names", "set_columns", "set_membership"]
+           "reference_set_rates", "set_column_names", "set_columns", "set_membership"]
+
+
+def __getattr__(name):
+    # ProbabilityPassthrough is a scikit-learn estimator: imported on first use, so that
+    # prediction sets need neither scikit-learn nor MAPIE.
+    if name == "ProbabilityPassthrough":
+        value = importlib.import_module(f"{__name__}.mapie_adapter").ProbabilityPassthrough
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

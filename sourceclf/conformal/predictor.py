@@ -5,14 +5,17 @@ rule that picks the magnitude bins.
 """
 
 import math
+import numbers
 import warnings
 
 import numpy as np
 
 from ..exceptions import InvalidInputError, SourceclfWarning
 from ..utils._validation import check_by, check_confidence_levels
+from . import threshold_store
 from .calibration_tables import read_calibration_table
-from .mapie_adapter import MapieConformalizer, check_score, min_calibration_rows
+from .scores import check_score, min_calibration_rows
+from .set_rules import prediction_sets
 
 __all__ = ["ConformalPredictor", "bin_rule_min_count"]
 
@@ -65,7 +68,13 @@ class ConformalPredictor:
     ----------
     mapie_ : `mapie.classification.SplitConformalClassifier`
         Conformalized on all calibration rows; its ``conformity_scores`` are
-        the scores every group's threshold is computed from.
+        the scores every group's threshold is computed from.  Set by `fit`
+        only.
+    threshold_source_ : {'file', 'process', 'mapie'}
+        Set by `from_classifier`: where the thresholds came from (the model's
+        thresholds file, thresholds computed earlier in this process, or
+        MAPIE now); with several levels, the last of these that any level
+        needed.
     thresholds_ : `numpy.ndarray`, shape (n_groups, n_levels)
         Conformal quantile of each group (one group when marginal; one per
         class, in the model's class order, for ``'class'``; one per bin).
@@ -75,6 +84,13 @@ class ConformalPredictor:
         Calibration rows behind each group's threshold.
     bin_edges_ : `numpy.ndarray` or None
         Inner bin edges of a column ``by``.
+    lambda_star_, k_star_ : `numpy.ndarray` or None
+        RAPS's penalty and rank per level (None for other scores).
+
+    Notes
+    -----
+    MAPIE computes the thresholds (`fit`); `predict_sets` applies them in
+    numpy (`sourceclf.conformal.set_rules`), with the same results.
     """
 
     def __init__(self, classes, levels=0.9, *, score="lac", by=None, bins=None,
@@ -98,6 +114,13 @@ class ConformalPredictor:
         ``extra['conformal_score']`` (else ``'lac'``), ``extra['conformal_by']``
         and ``extra['conformal_bins']``; ``by='none'`` forces marginal sets.
 
+        With an integer ``random_state``, thresholds computed before for the
+        same calibration data are reused: those of the model's thresholds
+        file (see `sourceclf.conformal.thresholds`), else those computed
+        earlier in this process; the others are computed with MAPIE once
+        and kept for the rest of the process.  Marginal and class-conditional
+        thresholds are kept per level, binned ones per set of levels.
+
         Raises
         ------
         InvalidInputError
@@ -116,7 +139,89 @@ class ConformalPredictor:
             bins = extra.get("conformal_bins")
         self = cls(clf.classes, levels, score=score, by=by, bins=bins,
                    random_state=random_state, name=f"model '{clf.name}'")
-        return self.fit_table(clf.calibration)
+        if not isinstance(random_state, numbers.Integral):  # unseeded: nothing to reuse
+            self.threshold_source_ = "mapie"
+            return self.fit_table(clf.calibration)
+        # Marginal and class-conditional thresholds are computed level by level; binned
+        # ones depend on all the levels together (the strictest sets the bins).
+        grouped = by is not None and by.lower() != "class"
+        states, sources = [], set()
+        for part in [self.levels] if grouped else [[c] for c in self.levels]:
+            key = threshold_store.threshold_key(self.score, self._by_key(),
+                                                bins if grouped else None, part, random_state)
+            state, source = threshold_store.find(clf, key)
+            if state is None:
+                state, source = cls(clf.classes, part, score=self.score, by=by, bins=bins,
+                                    random_state=random_state, name=self.name) \
+                    ._fit_recording_warnings(clf.calibration).state(), "mapie"
+                threshold_store.remember(clf, key, state)
+            states.append(state)
+            sources.add(source)
+        self._set_state(states)
+        self.threshold_source_ = next(s for s in ("mapie", "process", "file") if s in sources)
+        for message in dict.fromkeys(m for state in states for m in state["warnings"]):
+            warnings.warn(message, SourceclfWarning, stacklevel=3)
+        return self
+
+    def _by_key(self):
+        by = check_by(self.by)
+        return "class" if by is not None and by.lower() == "class" else by
+
+    def _fit_recording_warnings(self, calibration):
+        """`fit_table`, keeping the `SourceclfWarning` messages it gives in ``warnings_``."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SourceclfWarning)
+            self.fit_table(calibration)
+        self.warnings_ = []
+        for w in caught:
+            if issubclass(w.category, SourceclfWarning):
+                self.warnings_.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return self
+
+    # Thresholds as data ---------------------------------------------------------
+    def state(self):
+        """The fitted thresholds as JSON-friendly data.
+
+        Returns
+        -------
+        state : dict
+            ``levels``, ``thresholds`` (per group, per level), ``marginal``
+            (per level), ``group_counts``, ``bin_edges`` (or None),
+            ``lambda_star`` and ``k_star`` (RAPS, per level; else None) and
+            ``warnings`` (the messages fitting gave).  Everything
+            `predict_sets` needs, for a thresholds file or the process cache.
+        """
+        self._check_fitted()
+
+        def floats(a):
+            return None if a is None else np.asarray(a, dtype=np.float64).tolist()
+
+        return {"levels": list(self.levels), "thresholds": floats(self.thresholds_),
+                "marginal": floats(self.marginal_thresholds_),
+                "group_counts": [int(c) for c in self.group_counts_],
+                "bin_edges": floats(self.bin_edges_), "lambda_star": floats(self.lambda_star_),
+                "k_star": None if self.k_star_ is None else [int(k) for k in self.k_star_],
+                "warnings": list(getattr(self, "warnings_", []))}
+
+    def _set_state(self, states):
+        """Take the thresholds of `state` dicts, one per part of ``levels``, in order."""
+        def cat(name, axis=0):
+            parts = [s[name] for s in states]
+            return None if parts[0] is None else np.concatenate(
+                [np.asarray(p, dtype=np.float64) for p in parts], axis=axis)
+
+        first = states[0]
+        self.thresholds_ = cat("thresholds", axis=1)
+        self.marginal_thresholds_ = cat("marginal")
+        self.group_counts_ = np.asarray(first["group_counts"], dtype=np.int64)
+        self.bin_edges_ = None if first["bin_edges"] is None else \
+            np.asarray(first["bin_edges"], dtype=np.float64)
+        self.lambda_star_ = cat("lambda_star")
+        k_star = cat("k_star")
+        self.k_star_ = None if k_star is None else k_star.astype(np.int64)
+        self._order = np.argsort(self.classes)
 
     # Fitting ------------------------------------------------------------------
     def fit_table(self, calibration):
@@ -165,6 +270,8 @@ class ConformalPredictor:
         self._order = np.argsort(self.classes)
         sorted_classes = np.array(self.classes)[self._order]
         P = proba[:, self._order]
+        from .mapie_adapter import MapieConformalizer  # MAPIE and scikit-learn: fitting only
+
         conformalizer = MapieConformalizer(tuple(sorted_classes), self.levels, self.score,
                                            self.random_state)
         try:
@@ -173,8 +280,8 @@ class ConformalPredictor:
             first = str(exc).splitlines()[0]
             raise InvalidInputError(f"MAPIE cannot conformalize {self.name} with score "
                                     f"'{self.score}': {first}") from None
-        self._conformalizer = conformalizer
         self.mapie_ = conformalizer.mapie_
+        self._conformalizer = conformalizer
         rows = conformalizer.scored_rows_
 
         self.marginal_thresholds_ = self._quantiles(np.arange(len(rows)))
@@ -198,6 +305,7 @@ class ConformalPredictor:
         self._check_group_sizes(by)
         self.thresholds_ = np.array([self._quantiles(g) if g.size else
                                      np.full(len(self.levels), np.nan) for g in groups])
+        self.lambda_star_, self.k_star_ = conformalizer.regularisation()
         return self
 
     def _bin_edges(self, values):
@@ -277,8 +385,7 @@ class ConformalPredictor:
             Bin of each row (-1: no value, marginal threshold used); zeros
             unless calibrated by a column.
         """
-        if not hasattr(self, "mapie_"):
-            raise InvalidInputError("ConformalPredictor is not fitted; call fit first")
+        self._check_fitted()
         proba = _normalised(proba, len(self.classes))
         n, n_classes, n_levels = len(proba), len(self.classes), len(self.levels)
         sets = np.zeros((n, n_classes, n_levels), dtype=bool)
@@ -287,14 +394,18 @@ class ConformalPredictor:
             return sets, groups
         P = proba[:, self._order]
         by = None if self.by is None else str(self.by)
-        mapie_sets = self._conformalizer.prediction_sets
+
+        def sets_for(P, quantiles):
+            return prediction_sets(P, quantiles, self.score, lambda_star=self.lambda_star_,
+                                   k_star=self.k_star_, random_state=self.random_state)
+
         if by is None:
-            sets[:, self._order] = mapie_sets(P, self.thresholds_[0])
+            sets[:, self._order] = sets_for(P, self.thresholds_[0])
         elif by.lower() == "class":
             # Each label is judged against its own class's threshold.
             for k in range(n_classes):
                 col = int(np.flatnonzero(self._order == k)[0])
-                sets[:, k] = mapie_sets(P, self.thresholds_[k])[:, col]
+                sets[:, k] = sets_for(P, self.thresholds_[k])[:, col]
         else:
             if values is None:
                 raise InvalidInputError(f"Mondrian sets by '{by}' need the new rows' {by}")
@@ -307,8 +418,12 @@ class ConformalPredictor:
                 idx = np.flatnonzero(groups == k)
                 if idx.size:
                     q = self.marginal_thresholds_ if k < 0 else self.thresholds_[k]
-                    sets[idx[:, None], self._order[None, :]] = mapie_sets(P[idx], q)
+                    sets[idx[:, None], self._order[None, :]] = sets_for(P[idx], q)
         return sets, groups
+
+    def _check_fitted(self):
+        if not hasattr(self, "thresholds_"):
+            raise InvalidInputError("ConformalPredictor is not fitted; call fit first")
 
     def describe_groups(self):
         """Short FITS-friendly text of the grouping, for ``meta['CLFGROUP']``."""

@@ -1,9 +1,12 @@
 """Counts over a classified catalog, as the ``sourceclf-classify`` command prints them."""
 
+import json
+
 import numpy as np
 
 from ..columns import decode_strings
 from ..conformal.set_columns import parse_set_column
+from ..conformal.shift import set_shift, shift_message
 
 __all__ = ["StreamSummary"]
 
@@ -25,6 +28,8 @@ class StreamSummary:
         Rows that could not be classified.
     n_flagged : int
         Classified rows with a non-empty ``pred_flag``.
+    n_out_of_domain : int
+        Classified rows flagged ``out_of_domain``.
     set_sizes : dict
         Set-size column name -> {size: count}.
     truth_column : str or None
@@ -44,6 +49,7 @@ class StreamSummary:
         self.counts = {}
         self.n_masked = 0
         self.n_flagged = 0
+        self.n_out_of_domain = 0
         self.set_sizes = {}
         self.n_true = 0
         self.n_correct = 0
@@ -72,6 +78,8 @@ class StreamSummary:
         empty = b"" if flags.dtype.kind == "S" else ""
         self.n_flagged += int(np.sum((flags != empty) & ~np.ma.getmaskarray(table["pred_flag"])
                                      & ~mask))
+        text = flags.astype(str) if flags.dtype.kind == "S" else flags
+        self.n_out_of_domain += int(np.sum(np.char.find(text.astype(str), "out_of_domain") >= 0))
         for name in table.colnames:
             parsed = parse_set_column(name)
             if parsed is None or parsed[0] != "size":
@@ -111,8 +119,15 @@ class StreamSummary:
         lines.append("predicted: " + (", ".join(f"{v} {c}" for v, c in sorted(
             self.counts.items())) or "none"))
         lines.append(f"not classified (see pred_flag): {self.n_masked}")
+        if "CLFAUTO" in self.meta:
+            lines.insert(1, str(self.meta["CLFAUTO"]))
         if self.n_flagged:
             lines.append(f"classified but flagged: {self.n_flagged}")
+        if self.n_out_of_domain:
+            lines.append(f"out_of_domain: {self.n_out_of_domain} rows lie outside the data the "
+                         "model was trained on (see sourceclf-classify --show-model "
+                         f"{self.meta.get('CLFMODEL')}); their classes are a guess beyond "
+                         "its tested range")
         for name, hist in self.set_sizes.items():
             if hist:
                 _, level = parse_set_column(name)
@@ -121,4 +136,27 @@ class StreamSummary:
                 text = ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(max(hist) + 1))
                 lines.append(f"prediction sets at {level}: sizes {text}; "
                              f"empty sets {hist.get(0, 0)}")
+        alarm = self.shift_alarm()
+        if alarm:
+            lines.append(f"SHIFT ALARM: {alarm}")
         return lines
+
+    def shift_alarm(self):
+        """The shift alarm over every row summarised so far, or None.
+
+        Compares the set sizes of the whole catalog with the calibration
+        rates recorded by `sourceclf.classify` in ``meta['CLFSHREF']`` (see
+        `sourceclf.conformal.shift`).
+        """
+        references = json.loads(self.meta.get("CLFSHREF", "{}") or "{}")
+        for name, hist in self.set_sizes.items():
+            _, level = parse_set_column(name)
+            level = float(self.meta.get("CLFCONF", 0)) if level is None else level
+            reference = references.get(f"{level:g}")
+            if reference is None or not hist:
+                continue
+            sizes = np.repeat(np.array(list(hist), dtype=float), list(hist.values()))
+            departures = set_shift(sizes, reference)
+            if departures:
+                return shift_message(departures, level, self.meta.get("CLFMODEL"))
+        return None

@@ -17,7 +17,9 @@ class ThreadChooser:
     single thread, a few times each; the faster is used for the next `every`
     chunks, then the timing is repeated.  One thread often wins on a machine
     whose cores are shared with other jobs: OpenMP threads wait for each other
-    at every layer.  Results do not depend on the number of threads.
+    at every layer.  Results do not depend on the number of threads.  Chunks
+    of fewer than `probe_rows` rows (a small catalog) are not worth the
+    timing: torch's setting stays for them.
 
     Parameters
     ----------
@@ -41,13 +43,9 @@ class ThreadChooser:
     repeats = 3
 
     def __init__(self, threads, device, precision="fp32", compile=False):
-        import torch
-
-        self.torch = torch
         self.options = {"precision": precision, "compile": compile}
-        self.initial = torch.get_num_threads()
+        self.device = device
         self.fixed = None
-        self.candidates = []
         if threads not in (None, "auto"):
             try:
                 self.fixed = int(threads)
@@ -56,23 +54,42 @@ class ThreadChooser:
             if self.fixed < 1:
                 raise InvalidInputError("threads must be a positive number or 'auto', "
                                         f"got {threads!r}")
-        elif self.initial > 1:
-            if resolve_device(device).type == "cpu":
-                self.candidates = [self.initial, 1]
-        self.best = self.fixed or self.initial
+        self.torch = None  # imported for torch models only
+        self.candidates = []
         self.sample = None
         self.k = 0
 
     def before(self, clf, chunk):
-        """Set the number of threads for this chunk (timing the candidates if due)."""
-        if self.candidates and self.k % self.every == 0:
+        """Set the number of threads for this chunk (timing the candidates if due).
+
+        Models that do not run in torch (scikit-learn) are left alone, and
+        torch is not imported for them.
+        """
+        if self.k == 0:
+            self._start(clf)
+        self.k += 1
+        if self.torch is None:
+            return
+        due = (self.k - 1) % self.every == 0 and len(chunk) >= self.probe_rows
+        if self.candidates and due:
             if self.sample is None:
                 self.sample = self._sample(clf, chunk)
             if self.sample is not None and len(self.sample):
                 self.best = min(self.candidates, key=lambda t: self._time(clf, t))
         if self.best != self.torch.get_num_threads():
             self.torch.set_num_threads(self.best)
-        self.k += 1
+
+    def _start(self, clf):
+        if clf.resolve_precision("fp32", "cpu") is None:  # not a torch model
+            return
+        import torch
+
+        self.torch = torch
+        self.initial = torch.get_num_threads()
+        if self.fixed is None and self.initial > 1 and \
+                resolve_device(self.device).type == "cpu":
+            self.candidates = [self.initial, 1]
+        self.best = self.fixed or self.initial
 
     def _sample(self, clf, chunk):
         if clf.uses_images or clf.feature_set is None or not clf.has_logits:
@@ -92,5 +109,5 @@ class ThreadChooser:
 
     def restore(self):
         """Set torch's number of threads back to what it was before."""
-        if self.torch.get_num_threads() != self.initial:
+        if self.torch is not None and self.torch.get_num_threads() != self.initial:
             self.torch.set_num_threads(self.initial)

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..augment import random_augment
 from ..exceptions import InvalidInputError
-from ..features import default_feature_set
+from ..features import default_feature_set, get_feature_set
 from ..inputs import model_inputs
 from ..models import bayesian
 from ..models.architectures import ARCHITECTURES, build_architecture
@@ -14,6 +14,7 @@ from ..models.classical import canonical_model_name
 from ..models.margnet_cnn import MargNetStack
 from .calibration import calibration_table
 from .classical import train_classical
+from .domain import MIN_DOMAIN_ROWS, fit_model_domain
 from .fitting import build_network, fit_network
 from .labels import labels_from_table
 from .metrics import classification_metrics
@@ -167,4 +168,6 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     if ca.size:
         clf.calibration = calibration_table(clf, table[keep[ca]], part(x, ca), y[ca],
                                             part(images, ca))
+        if x is not None and ca.size >= MIN_DOMAIN_ROWS:
+            fit_model_domain(clf, x[tr], x[ca], get_feature_set(feature_set).names)
     return clf

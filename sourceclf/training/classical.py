@@ -18,13 +18,14 @@ baselines the same way:
 import numpy as np
 
 from ..exceptions import InvalidInputError
-from ..features import default_feature_set
+from ..features import default_feature_set, get_feature_set
 from ..inputs import model_inputs
 from ..models.card import ModelCard
 from ..models.classical import CLASSICAL_MODELS, SklearnClassifier, canonical_model_name, \
     import_xgboost
 from ..utils._threads import blas_threads
 from .calibration import calibration_table
+from .domain import MIN_DOMAIN_ROWS, fit_model_domain
 from .labels import labels_from_table
 from .metrics import classification_metrics
 from .splits import split_indices
@@ -288,6 +289,8 @@ def train_classical(table, *, model="gbdt", label_column="class", feature_set=No
         card.metrics["validation"] = classification_metrics(y[va], pred, classes)
     if ca.size:
         clf.calibration = calibration_table(clf, table[keep[ca]], x[ca], y[ca])
+        if ca.size >= MIN_DOMAIN_ROWS:
+            fit_model_domain(clf, x[tr], x[ca], get_feature_set(feature_set).names)
     return clf
 
 

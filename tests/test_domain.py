@@ -1,0 +1,125 @@
+"""Applicability domains, the out_of_domain flag and the prediction-set shift alarm."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sourceclf import classify
+from sourceclf.classification import FLAG_OUT_OF_DOMAIN
+from sourceclf.conformal.shift import set_shift
+from sourceclf.exceptions import SourceclfWarning
+from sourceclf.models import load_model
+from sourceclf.streaming.summary import StreamSummary
+from sourceclf.training import train_classical
+
+
+def _read(path):
+    table = Table.read(path)
+    for name in table.colnames:
+        if table[name].dtype.kind == "S":
+            table[name] = np.char.decode(table[name])
+    return table
+
+
+@pytest.fixture(scope="module")
+def dr14_model(shared_data, tmp_path_factory):
+    """A small gradient-boosting model trained on 6,000 DR14 rows, and 2,000 held-out rows."""
+    table = _read(shared_data / "sdss_dr14_spectro_ugriz.fits")
+    order = np.random.default_rng(0).permutation(len(table))
+    train, held_out = table[order[:6000]], table[order[6000:]]
+    clf = train_classical(train, model="gbdt", feature_set="ugriz", search=False,
+                          params={"max_iter": 60}, random_state=0)
+    directory = tmp_path_factory.mktemp("models") / "dr14-gbdt"
+    clf.save(directory)
+    return directory, held_out
+
+
+@pytest.fixture(scope="module")
+def sdss17(shared_data):
+    return _read(shared_data / "sdss17_ugriz_sgq.fits")[:3000]
+
+
+def _flagged(out):
+    return np.char.find(np.asarray(out["pred_flag"], dtype=str), FLAG_OUT_OF_DOMAIN) >= 0
+
+
+def test_trained_models_carry_a_domain(dr14_model):
+    directory, _ = dr14_model
+    card = json.loads((directory / "card.json").read_text())
+    assert card["domain"]["file"] == "domain.npz"
+    assert "r from" in card["domain"]["description"]
+    assert load_model(directory).domain is not None
+
+
+def test_unseen_in_domain_rows_are_rarely_flagged(dr14_model):
+    directory, held_out = dr14_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceclfWarning)  # no shift alarm either
+        out = classify(held_out, model=str(directory))
+    assert _flagged(out).mean() <= 0.03
+    assert out.meta["CLFNOOD"] == int(_flagged(out).sum())
+    assert "CLFSHIFT" not in out.meta
+
+
+def test_shifted_catalog_is_flagged_and_still_classified(dr14_model):
+    directory, held_out = dr14_model
+    shifted = held_out.copy()
+    for band in "ugriz":
+        shifted[band] = shifted[band] - 7.0  # brighter than any training row, colours kept
+    out = classify(shifted, model=str(directory), confidence=None)
+    assert _flagged(out).mean() >= 0.95
+    assert not np.ma.getmaskarray(out["pred_class"]).any()  # classified all the same
+    assert np.isfinite(np.asarray(out["prob_star"])).all()
+
+
+def test_other_population_raises_the_shift_alarm(dr14_model, sdss17):
+    directory, _ = dr14_model
+    with pytest.warns(SourceclfWarning, match="recalibrate with sourceclf.calibrate"):
+        out = classify(sdss17, model=str(directory))
+    assert "empty sets" in out.meta["CLFSHIFT"]
+    lines = StreamSummary.from_table(out).lines()
+    assert any(line.startswith("SHIFT ALARM") for line in lines)
+    assert any(line.startswith("out_of_domain:") for line in lines)
+
+
+def test_models_without_a_domain_still_load_and_classify(dr14_model, tmp_path):
+    directory, held_out = dr14_model
+    old = tmp_path / "old-model"
+    old.mkdir()
+    for path in directory.iterdir():
+        if path.name != "domain.npz":
+            (old / path.name).write_bytes(path.read_bytes())
+    card = json.loads((old / "card.json").read_text())
+    del card["domain"]  # a card written before domains existed
+    (old / "card.json").write_text(json.dumps(card))
+    out = classify(held_out[:50], model=str(old), confidence=None)
+    assert "CLFNOOD" not in out.meta
+    assert not _flagged(out).any()
+
+
+def test_tampered_domain_file_is_refused(dr14_model, tmp_path):
+    from sourceclf.exceptions import ModelIntegrityError
+
+    directory, _ = dr14_model
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in directory.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    data = bytearray((copy / "domain.npz").read_bytes())
+    data[200] ^= 0xFF
+    (copy / "domain.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="domain"):
+        load_model(copy)
+
+
+def test_shift_statistics():
+    reference = {"n": 800, "empty": 0.09, "singleton": 0.91, "mean_size": 0.91}
+    rng = np.random.default_rng(0)
+    like = (rng.random(3000) > 0.09).astype(int)
+    assert set_shift(like, reference) == []
+    assert set_shift(like[:30], reference) == []  # too few rows to tell
+    unlike = (rng.random(3000) > 0.6).astype(int)
+    assert [d[0] for d in set_shift(unlike, reference)] == ["empty", "singleton", "mean_size"]
