@@ -32,7 +32,8 @@ class EvaluationResult:
         calibration error of the top-class probability), ``level``,
         ``coverage`` (fraction of sources whose true class is in the set),
         ``coverage_err`` (its binomial standard error), ``mean_set_size``,
-        ``empty_fraction``, ``singleton_fraction``.
+        ``mean_set_size_err`` (its standard error), ``empty_fraction``,
+        ``singleton_fraction``.
     per_class : `~astropy.table.Table`
         One row per (true class, level): ``n``, ``precision``, ``recall``,
         ``f1`` and the set columns.
@@ -49,10 +50,13 @@ class EvaluationResult:
     classes : tuple of str
     levels : list of float
     mag_column : str or None
+    min_count : int
+        Fewest sources of a bin the plots draw (see `evaluate`).
     """
 
     def __init__(self, summary, per_class, per_bin, confusion, reliability, classes, levels,
-                 mag_column):
+                 mag_column, min_count=1):
+        self.min_count = int(min_count)
         self.summary = summary
         self.per_class = per_class
         self.per_bin = per_bin
@@ -156,19 +160,71 @@ def _bin_edges(values, bins):
     return edges
 
 
+def _merge_sparse_bins(edges, values, min_count):
+    """Merge neighbouring automatic bins until each holds ``min_count`` values.
+
+    Runs of non-empty bins separated by empty ones are merged separately (a
+    merged bin never spans an empty range); within a run, bins are joined
+    from the faint end... left to right until a bin holds ``min_count``
+    values, and a sparse remainder joins the bin before it.  A run with fewer
+    than ``min_count`` values in all stays one (sparse) bin.
+
+    Returns
+    -------
+    bins : list of (float, float)
+        ``(low, high)`` edges of the merged bins, in order.
+    """
+    counts = np.histogram(values[np.isfinite(values)], bins=edges)[0]
+    out = []
+    run = []  # merged bins of the current run of non-empty bins: [low, high, count]
+    for k, count in enumerate(list(counts) + [0]):
+        if count == 0:  # an empty bin (or the end) closes the run
+            if len(run) > 1 and run[-1][2] < min_count:
+                run[-2][1], run[-2][2] = run[-1][1], run[-2][2] + run[-1][2]
+                run.pop()
+            out.extend((lo, hi) for lo, hi, _ in run)
+            run = []
+            continue
+        if run and run[-1][2] < min_count:
+            run[-1][1], run[-1][2] = edges[k + 1], run[-1][2] + count
+        else:
+            run.append([edges[k], edges[k + 1], count])
+    return out
+
+
 def _set_stats(member_true, sizes, level):
     n = len(sizes)
     if n == 0 or not np.isfinite(level):
         return dict(level=level, coverage=np.nan, coverage_err=np.nan, mean_set_size=np.nan,
-                    empty_fraction=np.nan, singleton_fraction=np.nan)
+                    mean_set_size_err=np.nan, empty_fraction=np.nan,
+                    singleton_fraction=np.nan)
     cov = float(np.mean(member_true))
     return dict(level=level, coverage=cov, coverage_err=float(np.sqrt(cov * (1 - cov) / n)),
-                mean_set_size=float(np.mean(sizes)), empty_fraction=float(np.mean(sizes == 0)),
+                mean_set_size=float(np.mean(sizes)),
+                mean_set_size_err=float(np.std(sizes) / np.sqrt(n)),
+                empty_fraction=float(np.mean(sizes == 0)),
                 singleton_fraction=float(np.mean(sizes == 1)))
 
 
+def _find_label_column(table, name):
+    """The table's column called ``name``, in any case (an exact match first)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"label_column must be a column name, got {name!r}")
+    if name in table.colnames:
+        return name
+    matches = [c for c in table.colnames if c.lower() == name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise InvalidInputError(f"label column '{name}' matches several columns "
+                                f"({', '.join(matches)}); pass label_column= one of them")
+    raise InvalidInputError(f"column '{name}' (any case) not in table; evaluate needs the "
+                            "output of sourceclf.classify with a column of true classes "
+                            "(label_column=)")
+
+
 def evaluate(table, *, label_column="class", mag_column=None, bins=None,
-             reliability_bins=10):
+             reliability_bins=10, min_count=20):
     """Evaluate a classified table against its true classes.
 
     Parameters
@@ -178,16 +234,25 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
         when present, prediction-set columns) with a column of true classes.
         Tables read back from FITS or ECSV work too.
     label_column : str
-        Column of true classes (any case; bytes decoded).
+        Column of true classes, its name matched in any case (``'class'``
+        finds ``CLASS`` or ``Class``; an exact match wins); its values in
+        any case too, bytes decoded.
     mag_column : str, optional
         Column for the per-bin metrics; default ``'dered_r'`` when the table
         can supply it (``dered_r``, or ``r``/``modelMag_r`` with
         ``extinction_r``), else ``'r'``.  ``False`` skips the per-bin table.
     bins : int or sequence of float, optional
         Magnitude bins: edges, or a number of equal-count bins; default
-        0.5-mag bins over the data (empty ones left out).
+        0.5-mag bins over the data, empty ones left out and neighbouring
+        ones merged until each holds ``min_count`` sources (never across an
+        empty range).
     reliability_bins : int
         Bins of the top-class probability for the reliability diagram.
+    min_count : int
+        Fewest sources a bin needs to be merged no further (automatic
+        magnitude bins) and to be drawn by the plots; recorded as
+        ``result.min_count``.  Bins with fewer are kept in the tables, with
+        their ``n``.
 
     Returns
     -------
@@ -206,7 +271,8 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     --------
     >>> from sourceclf import classify, evaluate
     >>> from sourceclf.demo import demo_catalog
-    >>> result = evaluate(classify(demo_catalog(300, random_state=5)))
+    >>> result = evaluate(classify(demo_catalog(300, random_state=5),
+    ...                            model="margnet-photometry-sg"))
     >>> float(result.summary["accuracy"][0]) > 0.8
     True
     >>> result.per_class["class"].tolist()
@@ -216,10 +282,13 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
 
     if not isinstance(table, Table):
         raise InvalidInputError(f"evaluate takes an astropy Table, got {type(table).__name__}")
-    for name in ("pred_class", label_column):
-        if name not in table.colnames:
-            raise InvalidInputError(f"column '{name}' not in table; evaluate needs the output "
-                                    "of sourceclf.classify with a column of true classes")
+    label_column = _find_label_column(table, label_column)
+    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) \
+            or min_count < 1:
+        raise InvalidInputError(f"min_count must be a positive integer, got {min_count!r}")
+    if "pred_class" not in table.colnames:
+        raise InvalidInputError("column 'pred_class' not in table; evaluate needs the output "
+                                "of sourceclf.classify with a column of true classes")
     classes = [c[5:].upper() for c in table.colnames
                if c.startswith("prob_") and not c.endswith("_std")]
     if len(classes) < 2:
@@ -318,21 +387,23 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
             mags = values[use]
             edges = _bin_edges(mags, bins)
             if edges is not None:
+                if bins is None:  # automatic bins: no empty ones, merged to min_count
+                    pairs = _merge_sparse_bins(edges, mags, int(min_count))
+                else:
+                    pairs = list(zip(edges[:-1], edges[1:]))
                 bin_rows = []
-                where = np.searchsorted(edges, mags, side="right") - 1
-                for b in range(len(edges) - 1):
-                    m = (where == b) & np.isfinite(mags)
-                    if bins is None and not m.any():
-                        continue  # automatic bins: leave out empty ones
+                for lo, hi in pairs:
+                    m = (mags >= lo) & (mags < hi) & np.isfinite(mags)
                     for level, cov, size in set_data:
                         bin_rows.append({
-                            "mag_lo": float(edges[b]), "mag_hi": float(edges[b + 1]),
+                            "mag_lo": float(lo), "mag_hi": float(hi),
                             "mag_median": float(np.median(mags[m])) if m.any() else np.nan,
                             "n": int(m.sum()),
                             "accuracy": float(np.mean(correct[m])) if m.any() else np.nan,
                             **_set_stats(cov[m], size[m], level)})
                 per_bin = Table(rows=bin_rows)
                 per_bin.meta["mag_column"] = mag_name
+                per_bin.meta["min_count"] = int(min_count)
     level_list = [lv for lv, _, _ in set_data if np.isfinite(lv)]
     return EvaluationResult(summary, per_class, per_bin, confusion, reliability, classes,
-                            level_list, mag_name)
+                            level_list, mag_name, min_count=int(min_count))

@@ -1,5 +1,6 @@
 """Shared fixtures of the sourceclf test suite."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,30 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-#: Real SDSS data beside the repository (never copied into it).
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+def shared_data_dir():
+    """The directory of the real SDSS data the tests may read.
+
+    ``$SOURCECLF_DATA`` when set (as `sourceclf.recipes.data.default_data_dir`
+    reads it), else ``../shared/data`` beside the repository (never copied
+    into it).
+    """
+    env = os.environ.get("SOURCECLF_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+#: Real SDSS data: ``$SOURCECLF_DATA``, else ../shared/data (see `shared_data_dir`).
+SHARED_DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """Path of ../shared/data; tests that need it skip when it is absent."""
+    """Path of the shared data (`SHARED_DATA`); tests that need it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is absent")
+        where = "$SOURCECLF_DATA" if os.environ.get("SOURCECLF_DATA") else "../shared/data"
+        pytest.skip(f"{where} ({SHARED_DATA}) is absent")
     return SHARED_DATA
 
 

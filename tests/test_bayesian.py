@@ -394,9 +394,13 @@ def test_image_models_mc_reproducible_and_round_trip(trained, blob_catalog, name
     a, ea = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=3)
     b, eb = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=3, batch_size=7)
     c, _ = clf.predict_proba_mc(x, images[:40], n_samples=12, random_state=4)
+    # Image networks: the batch size changes the last bits only (some of their CPU
+    # kernels depend on a row's place in the batch; see TorchClassifier.predict_proba).
     assert np.allclose(a, b, atol=1e-6, rtol=0)
     for k in ea:
         assert np.allclose(ea[k], eb[k], atol=1e-6, rtol=0)
+    assert np.allclose(clf.predict_proba(x, images[:40], batch_size=3),
+                       clf.predict_proba(x, images[:40], batch_size=40), atol=1e-6, rtol=0)
     assert not np.allclose(a, c, atol=1e-6)
     assert (ea["prob_star_std"] > 0).all() and ea["prob_star_std"].max() > 1e-3
     assert (ea["pred_mutual_info"] > 0).any()
@@ -462,3 +466,52 @@ def test_fit_posterior_scales_on_image_networks(blob_catalog, one_thread, monkey
     assert all(p.requires_grad for p in module.parameters())
     with pytest.raises(InvalidInputError, match="features or images"):
         bayesian.fit_posterior_scales(module, None, y)
+
+
+def test_mc_predictions_are_thread_safe():
+    # Four threads classifying with one loaded model, each with its own seed, give
+    # what each gives alone: the weight draws belong to the call, not to the module.
+    from concurrent.futures import ThreadPoolExecutor
+
+    clf = _tiny()
+    x = np.random.default_rng(7).normal(size=(1500, 24)).astype(np.float32)
+    seeds = [0, 1, 2, 3] * 3
+    alone = {s: clf.predict_proba_mc(x, n_samples=16, random_state=s, batch_size=37)
+             for s in set(seeds)}
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda s: clf.predict_proba_mc(
+            x, n_samples=16, random_state=s, batch_size=37), seeds))
+    for s, (proba, cols) in zip(seeds, together):
+        assert np.array_equal(proba, alone[s][0]), f"seed {s}"
+        for k in cols:
+            assert np.array_equal(cols[k], alone[s][1][k])
+    # Posterior-mean predictions in one thread are untouched by draws in another.
+    mean = clf.predict_proba(x)
+    with ThreadPoolExecutor(2) as pool:
+        mc = pool.submit(lambda: [clf.predict_proba_mc(x, n_samples=16, batch_size=37)
+                                  for _ in range(3)])
+        plain = [pool.submit(clf.predict_proba, x, batch_size=37) for _ in range(3)]
+        mc.result()
+        assert all(np.array_equal(p.result(), mean) for p in plain)
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_mc_predictions_do_not_depend_on_batch_size(threads, monkeypatch):
+    # On the CPU, batches are padded to whole blocks of rows (models.base.pad_rows):
+    # every row's Monte Carlo mean and spread are bit-for-bit the same whatever the
+    # batch size and torch's thread count.
+    clf = _tiny()
+    x = np.random.default_rng(8).normal(size=(333, 24)).astype(np.float32)
+    ref, ref_cols = clf.predict_proba_mc(x, n_samples=20, random_state=9, batch_size=333)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for bs in (1, 7, 64, 100, 4096):
+            proba, cols = clf.predict_proba_mc(x, n_samples=20, random_state=9, batch_size=bs)
+            assert np.array_equal(proba, ref), bs
+            for k in cols:
+                assert np.array_equal(cols[k], ref_cols[k]), (bs, k)
+            assert np.array_equal(clf.predict_proba(x, batch_size=bs),
+                                  clf.predict_proba(x, batch_size=333))
+    finally:
+        torch.set_num_threads(old)

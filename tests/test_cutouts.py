@@ -2,7 +2,6 @@
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,9 @@ from sourceclf.bands import BANDS
 from sourceclf.cutouts import (FLAG_EDGE, FLAG_NAN_PIXELS, FLAG_OFF_FRAME, CutoutResult,
                                cutouts_from_frames, make_cutouts, read_frame)
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
+from conftest import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA  # $SOURCECLF_DATA or ../shared/data (see conftest.py)
 FIELD = SHARED / "sdss_frame_004510-4-0030"
 SIZE = 32
 SHAPE = (180, 260)  # (ny, nx) of the synthetic frames

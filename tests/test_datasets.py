@@ -34,9 +34,10 @@ from sourceclf.datasets import (MARGNET_CLASSES, MARGNET_FEATURES, FrameCutouts,
                                 compact_mask, decode_objid, faint_mask, get_cutouts,
                                 load_margnet, margnet_sql, query_sdss, split_experiment)
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
+from conftest import SHARED_DATA
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
+SHARED = SHARED_DATA  # $SOURCECLF_DATA or ../shared/data (see conftest.py)
 FAINT_FITS = SHARED / "sdss_dr16_faint_compact_sg.fits"
 QUERY_CSV = DATA / "datasets_sdss_query.csv"
 FRAMES_CSV = DATA / "datasets_sdss_frames.csv"

@@ -117,7 +117,7 @@ def test_no_sets_and_no_magnitudes():
 def test_plots_return_figures_and_write_files(tmp_path):
     from matplotlib.figure import Figure
 
-    result = evaluate(_table(), bins=[20.0, 20.5, 21.0, 21.5])
+    result = evaluate(_table(), bins=[20.0, 20.5, 21.0, 21.5], min_count=1)
     for method, name in ((result.plot_confusion_matrix, "cm.png"),
                          (result.plot_coverage, "coverage.png"),
                          (result.plot_reliability, "rel.png")):
@@ -153,3 +153,94 @@ def test_heldout_accuracy_matches_card(shared_data):
     assert result.summary["accuracy"][0] == pytest.approx(
         model_card(name).metrics["test"]["accuracy"], abs=2e-4)
     assert result.per_bin["n"].sum() == len(test)
+
+
+def test_label_column_in_any_case():
+    t = _table()
+    expected = evaluate(t).summary["accuracy"][0]
+    t.rename_column("class", "CLASS")
+    assert evaluate(t).summary["accuracy"][0] == expected
+    assert evaluate(t, label_column="Class").summary["accuracy"][0] == expected
+    t["class"] = t["CLASS"]
+    t["class"][:] = "STAR"  # an exact match wins over another case
+    assert evaluate(t).summary["accuracy"][0] == pytest.approx(4 / 7)
+    with pytest.raises(InvalidInputError, match=r"'Class' matches several columns \(CLASS, "
+                                                r"class\)"):
+        evaluate(t, label_column="Class")
+    with pytest.raises(InvalidInputError, match="column 'truth' .any case. not in table"):
+        evaluate(t, label_column="truth")
+
+
+def _sparse_table(seed=0):
+    """Many sources at r 18-20, one at 20.7 (alone in its bin), none at 21-23, some at 23+."""
+    rng = np.random.default_rng(seed)
+    mags = np.concatenate([rng.uniform(18, 20, 200), [20.7], rng.uniform(23.0, 23.4, 30)])
+    truth = rng.choice(["GALAXY", "STAR"], mags.size)
+    right = rng.random(mags.size) < 0.9
+    pred = np.where(right, truth, np.where(truth == "STAR", "GALAXY", "STAR"))
+    p = np.where(pred == "STAR", 0.8, 0.2)
+    t = Table({"class": truth, "dered_r": mags, "pred_class": pred, "prob_galaxy": 1 - p,
+               "prob_star": p, "pred_set": pred, "pred_set_size": np.ones(mags.size, int)},
+              meta={"CLFCONF": 0.9})
+    return t
+
+
+def test_automatic_bins_reach_min_count_without_spanning_gaps():
+    t = _sparse_table()
+    r = evaluate(t, min_count=20)
+    pb = r.per_bin
+    assert r.min_count == 20 and pb.meta["min_count"] == 20
+    assert pb["n"].sum() == len(t)
+    # The lone source at 20.7 joins the 19.5-20 bin's run? No: 20.0-20.5 is empty, so it
+    # stays alone (a sparse bin, kept in the table); no bin spans 20.5-23.
+    lone = pb[(pb["mag_lo"] <= 20.7) & (pb["mag_hi"] > 20.7)]
+    assert list(lone["n"]) == [1] and lone["mag_hi"][0] - lone["mag_lo"][0] == 0.5
+    assert all(hi - lo <= 1.0 for lo, hi in zip(pb["mag_lo"], pb["mag_hi"]))
+    dense = pb[pb["mag_hi"] <= 20.0]
+    assert (dense["n"] >= 20).all() and len(dense) == 4
+    # The last run (30 sources in one 0.5-mag bin) stays one bin.
+    assert pb["n"][-1] == 30
+    # min_count=1 gives the plain 0.5-mag grid, without empty bins.
+    fine = evaluate(t, min_count=1).per_bin
+    assert np.allclose(fine["mag_hi"] - fine["mag_lo"], 0.5) and (fine["n"] > 0).all()
+    # Merging with min_count=100: 18-19 holds 88, so 19-19.5 joins it; the 60 left in
+    # 19.5-20 are too few and join it too: one 18-20 bin of 200.
+    wide = evaluate(t, min_count=100).per_bin
+    assert ((t["dered_r"] >= 18) & (t["dered_r"] < 19)).sum() == 88
+    assert (wide["mag_lo"][0], wide["mag_hi"][0], wide["n"][0]) == (18.0, 20.0, 200)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidInputError, match="min_count"):
+            evaluate(t, min_count=bad)
+
+
+def test_plots_leave_out_sparse_bins_and_break_lines():
+    from matplotlib.collections import LineCollection
+
+    from sourceclf.plotting import wilson_interval
+
+    r = evaluate(_sparse_table(), min_count=20)
+    fig = r.plot_coverage()
+    ax_cov, ax_size = fig.axes
+    line = ax_cov.get_lines()[0]
+    x, y = line.get_xdata(), line.get_ydata()
+    # 4 dense bins, a break (NaN) across 20-23, the 23+ bin; the lone source is not drawn.
+    assert np.isnan(x).sum() == 1 and np.isfinite(x).sum() == 5
+    assert np.array_equal(np.isnan(x), np.isnan(y))
+    assert not np.any((x > 20.5) & (x < 21))
+    # Error bars: Wilson intervals, non-zero even where coverage is 1.
+    bars = [c for c in ax_cov.collections if isinstance(c, LineCollection)]
+    assert bars and len(bars[0].get_segments()) == 5
+    assert all(seg[1][1] > seg[0][1] for seg in bars[0].get_segments())
+    assert [c for c in ax_size.collections if isinstance(c, LineCollection)]
+    low, high = wilson_interval([1.0, 0.0, 0.5], [1, 4, 0])
+    assert 0 < low[0] < 1 and high[0] == 1 and low[1] == 0 and 0 < high[1] < 0.5
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    # min_count=1 draws the lone source too.
+    x1 = r.plot_coverage(min_count=1).axes[0].get_lines()[0].get_xdata()
+    assert np.any((x1 > 20.5) & (x1 < 21))
+    with pytest.raises(InvalidInputError, match="no magnitude bin holds"):
+        r.plot_coverage(min_count=10 ** 6)
+    # Reliability: all sources sit at probability 0.8 -> one drawn bin, with a bar.
+    rel = r.plot_reliability()
+    assert np.isfinite(rel.axes[0].get_lines()[1].get_xdata()).sum() == 1
+    assert [c for c in rel.axes[0].collections if isinstance(c, LineCollection)]

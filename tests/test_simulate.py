@@ -1,7 +1,6 @@
 """Tests of sourceclf.simulate: real-frame measurements, rendering and catalogs."""
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +15,9 @@ galsim = pytest.importorskip("galsim")
 from sourceclf.simulate import (SDSS_BAND_DEFAULTS, measure_frame_properties,  # noqa: E402
                                 measure_psf, measure_sky_sigma, nanomaggies, render_stamps,
                                 simulate_catalog)
+from conftest import SHARED_DATA  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA  # $SOURCECLF_DATA or ../shared/data (see conftest.py)
 FIELD = SHARED / "sdss_frame_004510-4-0030"
 # Stars used for PSF widths: unsaturated and well above the sky in the band.
 FLUX_RANGE = (20.0, 2000.0)  # nanomaggies, r ~ 14.2-19.2

@@ -24,7 +24,13 @@ alone, means fixed.  In evaluation mode the layer uses the posterior
 mean, so ``predict_proba`` is deterministic.  `BayesianClassifier.predict_proba_mc`
 draws ``n_samples`` weight sets once, from a `torch.Generator` seeded with
 ``random_state``, and applies every set to every row: results depend on the
-seed only, not on the batch size or the device's random state.
+seed, not on torch's global random state.  On the CPU (fp32, no ``compile``)
+photometric networks give the same numbers bit for bit whatever the batch size
+and number of threads (batches are padded to whole blocks of rows,
+`~sourceclf.models.base.pad_rows`); image networks, and every network on a
+GPU, in bf16 or compiled, may differ between batch sizes in the last bits (up
+to a few 1e-7 in fp32).  The draws belong to the call (`sampled_weights`), so
+threads sharing one loaded model do not disturb one another.
 
 The architectures (names for `sourceclf.train` and model cards) make the
 final classification layer of a published network variational and keep the
@@ -53,6 +59,7 @@ way; `kl_divergence` sums the KL terms of a whole module.
 """
 
 import contextlib
+import contextvars
 import math
 
 import numpy as np
@@ -64,7 +71,7 @@ from ..device import default_batch_size, resolve_device
 from ..exceptions import InvalidInputError
 from ..progress import progress_bar
 from .architectures import register_architecture
-from .base import TorchClassifier
+from .base import TorchClassifier, pad_rows
 from .margformer import MargFormer
 from .margnet import MargNetANN, PhotometricMLP
 from .margnet_cnn import MargNetStack
@@ -72,6 +79,12 @@ from .margnet_cnn import MargNetStack
 __all__ = ["VariationalLinear", "kl_divergence", "variational_layers", "sampled_weights",
            "elbo_loss", "fit_posterior_scales", "BayesianPhotometricMLP", "BayesianMargNetANN",
            "BayesianMargNetStack", "BayesianMargFormer", "BayesianClassifier", "mc_summary"]
+
+#: The weight draws in use by the current call (`sampled_weights`): a dict
+#: layer -> (weight, bias), or None.  A context variable, not an attribute of
+#: the shared layers, so that threads classifying with one loaded model each
+#: see their own draws (every thread has its own context).
+_DRAWS = contextvars.ContextVar("sourceclf_variational_draws", default=None)
 
 
 class VariationalLinear(nn.Module):
@@ -116,7 +129,6 @@ class VariationalLinear(nn.Module):
         else:
             self.register_buffer("prior_mu", prior_mu)
             self.register_buffer("prior_log_scale", prior_log_scale)
-        self._sampled = None
 
     @property
     def weight_sigma(self):
@@ -134,11 +146,13 @@ class VariationalLinear(nn.Module):
     def forward(self, x):
         """Posterior-mean output in eval mode, a sample in training mode.
 
-        Inside `sampled_weights` the output gains a leading sample axis:
-        ``(n_samples, ..., out_features)``.
+        Inside `sampled_weights` (in the thread and context that entered it)
+        the output gains a leading sample axis: ``(n_samples, ...,
+        out_features)``.
         """
-        if self._sampled is not None:
-            weight, bias = self._sampled
+        draws = _DRAWS.get()
+        if draws is not None and self in draws:
+            weight, bias = draws[self]
             return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
         if self.training:
             mean = F.linear(x, self.weight_mu, self.bias_mu)
@@ -357,16 +371,34 @@ def _output_layer_inputs(module, layers, x, im, n, batch_size):
 def sampled_weights(module, n_samples, generator):
     """Within the block, every variational layer uses ``n_samples`` posterior draws.
 
-    Layers after a variational layer see a leading sample axis.
+    Layers after a variational layer see a leading sample axis.  The draws
+    belong to the calling context (a `contextvars.ContextVar`), not to the
+    module: other threads using the same module at the same time, inside
+    their own ``sampled_weights`` block or not, are not affected.
+
+    Parameters
+    ----------
+    module : `torch.nn.Module`
+        Network with `VariationalLinear` layers.
+    n_samples : int
+        Weight sets drawn per layer.
+    generator : `torch.Generator`
+        Source of the draws (on the CPU).
+
+    Yields
+    ------
+    layers : list of `VariationalLinear`
+        The layers that use the draws.
     """
     layers = variational_layers(module)
+    draws = dict(_DRAWS.get() or {})
+    for layer in layers:
+        draws[layer] = layer.sample_parameters(n_samples, generator)
+    token = _DRAWS.set(draws)
     try:
-        for layer in layers:
-            layer._sampled = layer.sample_parameters(n_samples, generator)
         yield layers
     finally:
-        for layer in layers:
-            layer._sampled = None
+        _DRAWS.reset(token)
 
 
 def _variational_output(sequential, prior_scale, rho_init):
@@ -540,8 +572,11 @@ class BayesianClassifier(TorchClassifier):
         n_samples : int
             Number of weight draws (forward passes) averaged.
         random_state : int
-            Seed of the draws; the same seed gives the same numbers whatever
-            the batch size.
+            Seed of the draws.  The same seed gives the same numbers, also
+            with other threads using the model at the same time; whatever
+            the batch size, bit for bit for photometric networks on the CPU,
+            to the last bits otherwise (see ``batch_size`` of
+            `predict_proba`).
         device, batch_size, progress
             As for `predict_proba`.
         precision : {'fp32', 'bf16', 'auto'}
@@ -588,17 +623,19 @@ class BayesianClassifier(TorchClassifier):
                 progress_bar(total=n, enabled=progress, unit="src") as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                f = None if feats is None else feats[start:stop].to(device)
+                # Padded to whole ROW_BLOCKs on the CPU (see pad_rows); the summaries
+                # are computed on the padded batch too, then the padding is dropped.
+                f = None if feats is None else pad_rows(feats[start:stop].to(device), device)
                 im = None
                 if cutouts is not None and self.uses_images:
-                    im = torch.as_tensor(np.ascontiguousarray(cutouts[start:stop],
-                                                              dtype=np.float32)).to(device)
+                    im = pad_rows(torch.as_tensor(np.ascontiguousarray(
+                        cutouts[start:stop], dtype=np.float32)).to(device), device)
                 logits = self._forward(module, device, bool(compile), f, im).double()
                 if logits.dim() == 2:  # no sample axis: the variational layer was bypassed
                     logits = logits.unsqueeze(0).expand(int(n_samples), -1, -1)
                 mean, summary = mc_summary(torch.softmax(logits, dim=-1).cpu(), classes)
-                proba[start:stop] = mean
+                proba[start:stop] = mean[: stop - start]
                 for name, values in summary.items():
-                    columns.setdefault(name, np.empty(n))[start:stop] = values
+                    columns.setdefault(name, np.empty(n))[start:stop] = values[: stop - start]
                 bar.update(stop - start)
         return proba, columns

@@ -2,9 +2,22 @@
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-__all__ = ["ModelCard", "sha256_file"]
+from astropy.table import Table
+
+from ..exceptions import InvalidInputError, ModelIntegrityError
+
+__all__ = ["ModelCard", "REQUIRED_KEYS", "sha256_file", "member_path", "verify_sha256",
+           "read_calibration"]
+
+#: Keys every ``card.json`` must have (the others have defaults; a missing
+#: ``weights_sha256`` is refused when the weights are loaded, as an integrity error).
+REQUIRED_KEYS = ("name", "kind", "classes", "weights_file")
+
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def sha256_file(path):
@@ -14,6 +27,79 @@ def sha256_file(path):
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def member_path(directory, filename, what, model):
+    """The path of a file that a card names, refusing names that leave the directory.
+
+    Parameters
+    ----------
+    directory : path-like
+        The model directory.
+    filename : str
+        A file name from the card (``weights_file``, ``calibration_file``,
+        the domain's ``file``).
+    what : str
+        What the file is, for the error message (e.g. ``'weights_file'``).
+    model : str
+        The model's name, for the error message.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        ``directory / filename``.
+
+    Raises
+    ------
+    ModelIntegrityError
+        If ``filename`` is not a plain file name: empty, with a path
+        separator, ``.`` or ``..``, or absolute.
+    """
+    if not isinstance(filename, str) or filename in ("", ".", "..") or "/" in filename \
+            or "\\" in filename or "\0" in filename or Path(filename).name != filename:
+        raise ModelIntegrityError(f"model '{model}': {what} {filename!r} must name a file "
+                                  "inside the model directory (a plain file name)")
+    return Path(directory) / filename
+
+
+def verify_sha256(path, expected, what, model):
+    """Check a file against the SHA-256 recorded in a card (hex, any case).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    expected : str
+        The recorded digest: 64 hexadecimal digits, upper or lower case.
+    what : str
+        What the file is, for the error message (e.g. ``'weights'``).
+    model : str
+        The model's name, for the error message.
+
+    Returns
+    -------
+    digest : str
+        The file's digest (lower case).
+
+    Raises
+    ------
+    ModelIntegrityError
+        If ``expected`` is missing, empty or not a SHA-256 digest, or the file
+        does not match it.
+    """
+    if not expected:
+        raise ModelIntegrityError(f"model '{model}': its card records no sha256 of its "
+                                  f"{what} ('{path}'); refusing to load unverified files "
+                                  "(SourceClassifier.save records it)")
+    if not isinstance(expected, str) or not _SHA256.fullmatch(expected):
+        raise ModelIntegrityError(f"model '{model}': the card's sha256 of its {what} is not "
+                                  f"64 hexadecimal digits ({str(expected)[:70]!r})")
+    digest = sha256_file(path)
+    if digest != expected.lower():
+        raise ModelIntegrityError(
+            f"model '{model}': {what} '{path}' has sha256 {digest[:12]}..., which does not "
+            f"match the card's {expected.lower()[:12]}...; refusing to load altered files")
+    return digest
 
 
 @dataclass
@@ -50,6 +136,10 @@ class ModelCard:
         SHA-256 of the weights file; loading refuses a mismatch.
     calibration_file : str or None
         File name of the stored calibration split (for conformal sets).
+    calibration_sha256 : str
+        SHA-256 of the calibration file (written by ``save``); loading refuses
+        a mismatch.  Empty in cards made before it was recorded (then not
+        checked).
     auto_priority : int
         Higher is preferred when ``model='auto'`` chooses among usable models.
     notes : str
@@ -80,6 +170,7 @@ class ModelCard:
     weights_file: str = "weights.safetensors"
     weights_sha256: str = ""
     calibration_file: str = None
+    calibration_sha256: str = ""
     auto_priority: int = 0
     notes: str = ""
     extra: dict = field(default_factory=dict)
@@ -93,8 +184,108 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, path):
-        """Read a card written by `to_json`."""
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        """Read a card written by `to_json`, checking its keys and their types.
+
+        Keys the card class does not know are ignored.
+
+        Raises
+        ------
+        InvalidInputError
+            If the file cannot be read, is not a JSON object, lacks one of
+            `REQUIRED_KEYS` or has a value of the wrong type; the message
+            names the file.
+        """
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise InvalidInputError(f"model card '{path}' is not readable JSON "
+                                    f"({type(exc).__name__}: {first})") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"model card '{path}' is not a JSON object (it holds a "
+                                    f"{type(data).__name__})")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise InvalidInputError(f"model card '{path}' lacks the keys "
+                                    f"{', '.join(missing)}")
+        bad = [f"{k} ({_TYPE_NAMES[k]})" for k, ok in _CHECKS.items()
+               if k in data and not ok(data[k])]
+        if bad:
+            raise InvalidInputError(f"model card '{path}' has values of the wrong type: "
+                                    f"{', '.join(bad)} expected")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _is_str(value):
+    return isinstance(value, str)
+
+
+def _is_str_or_none(value):
+    return value is None or isinstance(value, str)
+
+
+def _is_classes(value):
+    return (isinstance(value, list) and len(value) >= 2
+            and all(isinstance(c, str) and c.strip() for c in value)
+            and len({c.upper() for c in value}) == len(value))
+
+
+#: Type check of each card key, and its description for error messages.
+_CHECKS = {"name": lambda v: _is_str(v) and bool(v.strip()), "version": _is_str,
+           "kind": _is_str, "architecture": _is_str, "feature_set": _is_str_or_none,
+           "uses_images": lambda v: isinstance(v, bool), "classes": _is_classes,
+           "weights_file": _is_str, "weights_sha256": _is_str,
+           "calibration_file": _is_str_or_none, "calibration_sha256": _is_str,
+           **{k: (lambda v: isinstance(v, dict))
+              for k in ("config", "training", "metrics", "extra", "domain")}}
+_TYPE_NAMES = {"name": "a non-empty string", "feature_set": "a string or null",
+               "calibration_file": "a string or null", "uses_images": "true or false",
+               "classes": "a list of at least two distinct class names",
+               **{k: "a string" for k in ("version", "kind", "architecture", "weights_file",
+                                          "weights_sha256", "calibration_sha256")},
+               **{k: "an object" for k in ("config", "training", "metrics", "extra",
+                                           "domain")}}
+
+
+def read_calibration(directory, card):
+    """Read the calibration table a card names, checking it.
+
+    Parameters
+    ----------
+    directory : path-like
+        The model directory.
+    card : `ModelCard`
+        Its card, with a ``calibration_file``.
+
+    Returns
+    -------
+    calibration : `~astropy.table.Table`
+
+    Raises
+    ------
+    InvalidInputError
+        If the file is missing, not a readable ECSV table, or lacks the
+        ``label`` and ``prob_<class>`` columns conformal sets need.
+    ModelIntegrityError
+        If its name leaves the directory, or it does not match the card's
+        ``calibration_sha256`` (checked when the card records one).
+    """
+    path = member_path(directory, card.calibration_file, "calibration_file", card.name)
+    if not path.is_file():
+        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' is missing")
+    if card.calibration_sha256:
+        verify_sha256(path, card.calibration_sha256, "calibration file", card.name)
+    try:
+        table = Table.read(path, format="ascii.ecsv")
+    except Exception as exc:  # astropy raises many kinds on a corrupt ECSV file
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' is not a "
+                                f"readable ECSV table ({type(exc).__name__}: {first})") from None
+    needed = ["label"] + [f"prob_{c.lower()}" for c in card.classes]
+    missing = [c for c in needed if c not in table.colnames]
+    if missing:
+        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' lacks the "
+                                f"columns {', '.join(missing)}")
+    return table

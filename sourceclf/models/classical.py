@@ -125,7 +125,7 @@ class SklearnClassifier(SourceClassifier):
     def _write_weights(self, path):
         sio = _skops()
         # mode 0o666: the umask's permissions, as a file opened for writing gets.
-        with atomic_path(path, mode=0o666) as tmp:
+        with atomic_path(path) as tmp:
             sio.dump(self.estimator, tmp)
             types = sorted(sio.get_untrusted_types(file=str(tmp)))
             outside = [t for t in types if not t.startswith(TRUSTED_TYPE_PREFIXES)]
@@ -172,6 +172,15 @@ class SklearnClassifier(SourceClassifier):
                                     f"{len(getattr(estimator, 'classes_', ()))} classes, the "
                                     f"card lists {n_classes}")
         return cls(estimator, card, calibration)
+
+    def _check_fits_card(self):
+        """The estimator must read as many features as the card's feature set has."""
+        n_features = self._n_features()
+        fitted = getattr(self.estimator, "n_features_in_", None)
+        if n_features is not None and fitted is not None and int(fitted) != n_features:
+            raise InvalidInputError(f"model '{self.name}': its estimator reads {int(fitted)} "
+                                    f"features, the card's feature set '{self.feature_set}' "
+                                    f"has {n_features}")
 
     # Prediction ---------------------------------------------------------------
     def _predict_proba(self, features, cutouts, *, device, batch_size, progress,

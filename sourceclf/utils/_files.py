@@ -9,7 +9,7 @@ __all__ = ["atomic_path"]
 
 
 @contextlib.contextmanager
-def atomic_path(path, *, suffix=None, mode=0o644):
+def atomic_path(path, *, suffix=None, mode=0o666):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     The temporary file is removed if the body raises (or is interrupted), so
@@ -24,8 +24,9 @@ def atomic_path(path, *, suffix=None, mode=0o644):
         name need the right one, e.g. ``'.fits.gz'``); default: ``path``'s
         last extension.
     mode : int
-        Permissions of the written file (``mkstemp`` makes files private;
-        outputs are for collaborators too), masked by the process umask.
+        Permissions of the written file before the process umask is applied,
+        as for ``open()`` (``mkstemp`` makes files private; outputs are for
+        collaborators too).
     """
     path = Path(path)
     if suffix is None:
