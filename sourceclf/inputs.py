@@ -7,13 +7,18 @@ of an image model, which rows can be classified, and why the others cannot
 the trainers all go through it.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cutouts import FLAG_OFF_FRAME, make_cutouts
-from .exceptions import InvalidInputError
+from .bands import BANDS
+from .columns import ColumnFinder
+from .cutouts import FLAG_OFF_FRAME, frames_by_band, make_cutouts, read_frame
+from .exceptions import InvalidInputError, SourceclfWarning
 from .features import get_feature_set
+from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE, measure_psf,
+                  seeing_flags)
 
 __all__ = ["ModelInputs", "model_inputs"]
 
@@ -39,8 +44,9 @@ class ModelInputs:
         such as ``off_frame`` or ``edge``).
     columns : dict
         Per-row values measured while making the inputs that the output
-        table keeps (e.g. the PSF width of each band measured on frames),
-        name -> array of shape (n_rows,).
+        table keeps, name -> array of shape (n_rows,): for image models the
+        PSF FWHM of each band, ``psf_fwhm_<b>`` (arcsec, masked where
+        unknown; see `model_inputs`).
     """
 
     features: object
@@ -73,15 +79,33 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     images : dict, optional
         Full frames by band, cut at each row's ``ra``/``dec``.
     psf : float or dict, optional
-        PSF FWHM (arcsec) of stamps given directly, for every band or per band.
+        PSF FWHM (arcsec, the FWHM of the effective PSF as
+        `sourceclf.psf.measure_psf` measures it), one value for every band or
+        ``{band: value}`` for all five.  Used instead of the table's
+        ``psffwhm_<b>`` or of measuring frames.
     psf_range : dict, optional
-        Band -> (low, high) PSF FWHM (arcsec) the image model was trained on.
+        Band -> (low, high) PSF FWHM (arcsec) the image model was trained on
+        (its card's ``domain['psf_fwhm']``).  When given, rows are flagged
+        ``seeing_out_of_range`` or ``psf_unknown`` (see below).
     model_name : str, optional
         The model's name, for error messages.
 
     Returns
     -------
     inputs : `ModelInputs`
+
+    Notes
+    -----
+    The PSF of an image model's rows comes from, in this order: ``psf``;
+    for frames, a measurement of each band's frame from its own stars
+    (`sourceclf.psf.measure_psf`, once per frame); for stamps, the table's
+    ``psffwhm_<b>`` columns (SDSS's catalog width, case-insensitive) times
+    `sourceclf.psf.CATALOG_PSF_SCALE`.  It is returned per row as
+    ``columns['psf_fwhm_<b>']``.  With ``psf_range``, classifiable rows whose
+    FWHM in a band is outside the range by more than
+    `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``, and
+    rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
+    why.  Flagged rows are still classified.
 
     Raises
     ------
@@ -114,12 +138,114 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     if uses_images:
         if cutouts is None and images is None:
             raise InvalidInputError(f"model '{model_name}' needs cutouts or images")
-        result = make_cutouts(cutouts, table=table, images=images)
+        frames = None if images is None or cutouts is not None else _read_frames(images)
+        result = make_cutouts(cutouts, table=table, images=frames or images)
         stamps = result.data
         if len(stamps) != n:
             raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
         image_flags = np.asarray(result.flags)
-        valid &= image_flags != FLAG_OFF_FRAME
+        on_frame = image_flags != FLAG_OFF_FRAME
+        valid &= on_frame
         for i in np.flatnonzero(image_flags != ""):
             flags[i] = ";".join(x for x in (flags[i], str(image_flags[i])) if x)
+        fwhm, why = _row_psf(table, psf, frames, on_frame)
+        columns = {f"psf_fwhm_{b}": _psf_column(fwhm[b], b) for b in BANDS}
+        if psf_range:
+            _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
+        return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
+                           columns=columns)
     return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags)
+
+
+def _read_frames(images):
+    """``{band: (data, wcs)}``: every frame read once (the cutouts and the PSF use it)."""
+    by_band = frames_by_band(images)
+    read = {}
+    for band in BANDS:
+        key = id(by_band[band])
+        if key not in read:
+            read[key] = read_frame(by_band[band], label=f"frame of band '{band}'")
+    return {band: read[id(by_band[band])] for band in BANDS}
+
+
+def _psf_argument(psf):
+    """``psf=``: one FWHM for every band or a dict of all five -> {band: float}."""
+    from astropy import units as u
+
+    def value(v, what):
+        try:
+            x = float(v.to_value(u.arcsec) if isinstance(v, u.Quantity) else v)
+        except (TypeError, ValueError, u.UnitConversionError):
+            raise InvalidInputError(f"psf {what} must be a FWHM in arcsec, got {v!r}") from None
+        if not (np.isfinite(x) and x > 0):
+            raise InvalidInputError(f"psf {what} must be a positive FWHM in arcsec, got {v!r}")
+        return x
+
+    if not hasattr(psf, "items"):
+        return {b: value(psf, "") for b in BANDS}
+    named = {str(k).strip().lower(): v for k, v in psf.items()}
+    unknown = sorted(set(named) - set(BANDS))
+    missing = [b for b in BANDS if b not in named]
+    if unknown or missing:
+        raise InvalidInputError(f"psf must give a FWHM for each of {', '.join(BANDS)}"
+                                + (f"; unknown band(s) {', '.join(unknown)}" if unknown else "")
+                                + (f"; missing {', '.join(missing)}" if missing else ""))
+    return {b: value(named[b], f"of band '{b}'") for b in BANDS}
+
+
+def _row_psf(table, psf, frames, on_frame):
+    """PSF FWHM per band and row (arcsec, NaN unknown), and why it is unknown ('' if known)."""
+    n = len(on_frame)
+    if psf is not None:
+        given = _psf_argument(psf)
+        return {b: np.where(on_frame, given[b], np.nan) for b in BANDS}, ""
+    if frames is not None:
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        fwhm, failed, measured = {}, [], {}
+        for band in BANDS:
+            data, wcs = frames[band]
+            key = id(data)
+            if key not in measured:
+                scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+                try:
+                    measured[key] = measure_psf(data, pixel_scale=scale,
+                                                label=f"the frame of band '{band}'").fwhm
+                except InvalidInputError as exc:
+                    measured[key] = np.nan
+                    failed.append((band, str(exc).split(": ", 1)[-1]))
+            fwhm[band] = np.where(on_frame, measured[key], np.nan)
+        return fwhm, (f"cannot measure the PSF of the frame(s) of band(s) "
+                      f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
+    finder = ColumnFinder(table)
+    fwhm = {}
+    for band in BANDS:
+        values = finder.values(f"psffwhm_{band}", unit="arcsec")
+        fwhm[band] = (np.full(n, np.nan) if values is None
+                      else values * CATALOG_PSF_SCALE[band])
+    if all(finder.find(f"psffwhm_{b}") is None for b in BANDS):
+        return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec) or psffwhm_<b> "
+                      "columns")
+    return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def _psf_column(values, band):
+    from astropy.table import MaskedColumn
+
+    values = np.asarray(values, dtype=np.float32)
+    return MaskedColumn(values, mask=~np.isfinite(values), unit="arcsec",
+                        description=f"FWHM of the {band}-band PSF the stamps were seen through")
+
+
+def _flag_seeing(flags, valid, fwhm, psf_range, why, model_name):
+    """Add ``seeing_out_of_range`` / ``psf_unknown`` to the classifiable rows' flags."""
+    out, unknown = seeing_flags(fwhm, psf_range)
+    unknown &= valid
+    out &= valid
+    if unknown.any():
+        warnings.warn(f"{why}; {int(unknown.sum())} row(s) flagged '{FLAG_PSF_UNKNOWN}' "
+                      f"(model '{model_name}' was trained on a range of seeing)",
+                      SourceclfWarning, stacklevel=4)
+    for reason, rows in ((FLAG_SEEING_OUT_OF_RANGE, out), (FLAG_PSF_UNKNOWN, unknown)):
+        for i in np.flatnonzero(rows):
+            flags[i] = ";".join(x for x in (flags[i], reason) if x)

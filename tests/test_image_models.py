@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sourceclf.augment import random_augment
+from sourceclf.bands import BANDS
 from sourceclf.models import ARCHITECTURES, build_architecture, load_model, model_names
 from sourceclf.models.margformer import MargFormer, count_flops
 from sourceclf.models.margnet_cnn import AsinhNormalise, MargNetCNN, MargNetStack
@@ -223,6 +224,19 @@ def test_shipped_image_model_cards():
     # The parameter counts in the cards are those of the shipped weights.
     module = load_model("margformer-sgq").module
     assert sum(p.numel() for p in module.parameters()) == mf.extra["n_parameters"]
+
+
+def test_image_model_cards_record_the_trained_seeing():
+    _shipped()
+    from sourceclf.models import model_card
+
+    for name in IMAGE_MODELS:
+        domain = model_card(name).domain
+        assert sorted(domain["psf_fwhm"]) == sorted(BANDS), name
+        for band, (low, high) in domain["psf_fwhm"].items():
+            assert 0.5 < low < high < 2.0, (name, band)
+        assert domain["magnitudes"]["r"][0] < domain["magnitudes"]["r"][1]
+        assert "seeing" in domain["description"]
 
 
 def test_auto_picks_image_models():

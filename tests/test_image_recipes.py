@@ -82,3 +82,35 @@ def test_devrad_from_fluxes():
     assert np.all(radius[1] > 0)
     assert np.all(radius[2] > radius[1])  # less light in the PSF: larger
     assert radius[2, 0] == pytest.approx(np.median(radius[2, 1:]))  # the row's median
+
+
+def test_cards_hold_the_trained_psf_range(shared_data):
+    from sourceclf.models import model_card
+    from sourceclf.recipes.image_training_set import trained_psf_range
+
+    psf_range = trained_psf_range(data_dir=shared_data)
+    assert 0.7 < psf_range["r"][0] < 0.85 and 1.25 < psf_range["r"][1] < 1.45
+    for name in ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq"):
+        assert model_card(name).domain["psf_fwhm"] == psf_range
+
+
+def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
+    from astropy.table import Table
+
+    from sourceclf.cutouts import read_frame
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import frame_truth
+
+    folder = shared_data / "sdss_frame_004510-4-0030"
+    data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")
+    truth = frame_truth(data, wcs, measure_psf(data))
+    assert 0.8 < np.mean(truth["clean"]) <= 1.0
+    clean = truth[truth["clean"]]
+    assert {"point", "extended"} == set(clean["truth"])
+    stars = Table.read(folder / "calibobj_stars_004510-4-0030.fits")
+    x, y = wcs.world_to_pixel_values(np.asarray(stars["RA"]), np.asarray(stars["DEC"]))
+    d = np.hypot(x[:, None] - np.asarray(clean["x"])[None],
+                 y[:, None] - np.asarray(clean["y"])[None])
+    matched = clean[np.argmin(d, axis=1)[d.min(axis=1) < 2.0]]
+    assert len(matched) >= 30
+    assert np.mean(matched["truth"] == "point") >= 0.95  # 38 of 39

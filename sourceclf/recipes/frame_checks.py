@@ -1,10 +1,14 @@
-"""Checks of an image model on the real frames of SDSS field 4510-4-0030.
+"""Checks of an image model on real SDSS frames.
 
 The image models learn from simulated stamps; these checks run a model on
-the real frames that ship with sourceclf's data: its calibObj photometric
-stars (`real_frame_catalog`, `frame_star_check`) and its clearly extended
-bright sources found with photutils (`frame_extended_sources`,
-`frame_galaxy_check`).
+the real frames of sourceclf's data.  On field 4510-4-0030: its calibObj
+photometric stars (`real_frame_catalog`, `frame_star_check`) and its clearly
+extended bright sources found with photutils (`frame_extended_sources`,
+`frame_galaxy_check`).  On any field: `frame_truth`, point-like or extended
+for every bright source of a frame, measured the way SDSS separates them
+(``psfMag - cmodelMag > 0.145``) with a PSF flux and an aperture flux
+(`psf_aperture_fluxes`); ``docs/scripts/check_fields.py`` scores the image
+models against it on every shared field at several seeings.
 """
 
 import functools
@@ -24,7 +28,8 @@ from ..cutouts import read_frame
 from .data import default_data_dir
 
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
-           "frame_star_check", "frame_extended_sources", "frame_galaxy_check"]
+           "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
+           "EXTENT_POINT", "psf_aperture_fluxes", "frame_truth"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
@@ -272,3 +277,204 @@ def frame_galaxy_check(clf, data_dir=None, frames=None):
                     "(image_recipes.frame_extended_sources)",
             "n": len(sources), "galaxy_fraction": round(float(np.mean(pred == "GALAXY")), 4),
             "predicted": {c: int(np.sum(pred == c)) for c in clf.classes}}
+
+
+#: SDSS's star/galaxy cut: a source is extended when its PSF magnitude is
+#: fainter than its model magnitude by more than this.
+EXTENT_POINT = 0.145
+
+
+def _moffat_image(dx, dy, fwhm, beta):
+    gamma = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    return (beta - 1.0) / (np.pi * gamma ** 2) * (1.0 + (dx ** 2 + dy ** 2) / gamma ** 2) ** -beta
+
+
+def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
+                        aperture=3.0, background=(4.0, 6.0)):
+    """PSF and aperture fluxes of sources on a frame, with a local background.
+
+    The PSF flux is the matched-filter flux ``sum(P I) / sum(P P)`` with the
+    frame's Moffat PSF ``P`` (what SDSS's ``psfFlux`` is for an isolated
+    source); the aperture flux sums a circle of radius ``aperture`` FWHM
+    (standing in for the model flux).  Both subtract the median of the
+    source-free pixels of an annulus of ``background`` FWHM (SDSS's sky
+    subtraction leaves large positive regions near bright stars and in
+    clusters).  Pixels of other segments are left out of the PSF flux and
+    replaced by the PSF model in the aperture.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Sky-subtracted 2-D frame.
+    x, y : array-like
+        Source positions (pixels).
+    fwhm, beta : float
+        The frame's Moffat PSF: FWHM in pixels and index.
+    segments : `numpy.ndarray` of int, optional
+        Segmentation image (0: sky), e.g. photutils' ``SegmentationImage.data``.
+    labels : array-like of int, optional
+        Each source's own segment label.
+    aperture : float
+        Aperture radius, FWHM.
+    background : tuple of float
+        Inner and outer radius of the background annulus, FWHM.
+
+    Returns
+    -------
+    fluxes : dict of `numpy.ndarray`
+        ``psf``, ``aperture``, ``peak`` (brightest pixel within 2 pixels),
+        ``masked`` (fraction of the aperture in other segments) and
+        ``background``; NaN for sources too near the edge.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    half = int(np.ceil(background[1] * fwhm)) + 1
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
+    ny, nx = data.shape
+    out = {k: np.full(len(x), np.nan) for k in ("psf", "aperture", "peak", "masked",
+                                                "background")}
+    for i in range(len(x)):
+        ix, iy = int(round(x[i])), int(round(y[i]))
+        if ix - half < 0 or iy - half < 0 or ix + half >= nx or iy + half >= ny:
+            continue
+        window = (slice(iy - half, iy + half + 1), slice(ix - half, ix + half + 1))
+        stamp = np.asarray(data[window], dtype=float)
+        own = np.ones(stamp.shape, bool)
+        sky = np.ones(stamp.shape, bool)
+        if segments is not None:
+            seg = segments[window]
+            own = (seg == 0) | (seg == labels[i])
+            sky = seg == 0
+        dx, dy = xx - (x[i] - ix), yy - (y[i] - iy)
+        r = np.hypot(dx, dy)
+        annulus = (r > background[0] * fwhm) & (r <= background[1] * fwhm)
+        pool = stamp[annulus & sky] if (annulus & sky).sum() >= 20 else stamp[annulus]
+        out["background"][i] = np.median(pool)
+        stamp = stamp - out["background"][i]
+        p = _moffat_image(dx, dy, fwhm, beta)
+        out["psf"][i] = (p * stamp * own).sum() / (p * p * own).sum()
+        inside = r <= aperture * fwhm
+        out["aperture"][i] = np.where(own, stamp, out["psf"][i] * p)[inside].sum()
+        out["peak"][i] = stamp[r <= 2].max()
+        out["masked"][i] = 1.0 - own[inside].mean()
+    return out
+
+
+def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
+                zero_point=22.5):
+    """Point-like or extended, for every bright source of a native r frame.
+
+    Sources are found with photutils (`~photutils.segmentation.detect_sources`,
+    2 sigma, 8 pixels, on the frame smoothed by the PSF) and centred on
+    their own peak (`~photutils.centroids.centroid_quadratic`).  For each,
+    ``extent = m_psf - m_aperture`` (`psf_aperture_fluxes`) minus its median
+    over the frame's PSF stars, so that point sources scatter about 0: a
+    source is ``'extended'`` above `EXTENT_POINT` (SDSS's cut), else
+    ``'point'``.  Flagged, and not ``clean``: ``blended`` (a neighbour
+    brighter than a tenth of the source within ``blend_radius`` arcsec, a
+    second peak in its segment, or a segment centroid off its peak by more
+    than half a pixel), ``saturated`` (a point source of its flux would peak
+    above 1.25 times the brightest PSF star: SDSS interpolates over
+    saturated cores, so they cannot be measured) and ``high_background``
+    (local background above 3 sky sigma).
+
+    Build the truth on the native frame and keep it for blurred copies:
+    blurring makes small galaxies point-like, which is what a classifier
+    must see through.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted r-band frame (nanomaggies).
+    wcs : `~astropy.wcs.WCS`
+        Its WCS.
+    psf : `~sourceclf.psf.PSFMeasurement`
+        Its PSF (`sourceclf.psf.measure_psf`).
+    mag_limit : float
+        Faintest aperture-corrected magnitude kept.
+    edge : int
+        Border left out (pixels).
+    blend_radius : float
+        Arcsec.
+    zero_point : float
+        Magnitude of a unit flux (22.5 for nanomaggies).
+
+    Returns
+    -------
+    truth : `~astropy.table.Table`
+        ``ra``, ``dec``, ``x``, ``y``, ``r_mag`` (aperture-corrected),
+        ``extent``, ``truth``, ``psf_star``, ``blended``, ``saturated``,
+        ``high_background``, ``clean``.
+    """
+    from astropy.wcs.utils import proj_plane_pixel_scales
+    from photutils.centroids import centroid_quadratic
+    from photutils.detection import find_peaks
+    from photutils.segmentation import SourceCatalog, detect_sources
+    from scipy.ndimage import gaussian_filter
+    from scipy.spatial import cKDTree
+
+    data = np.asarray(data, dtype=np.float32)
+    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    fwhm = psf.fwhm / scale
+    smooth = gaussian_filter(data, fwhm / 2.3548)
+    segm = detect_sources(smooth, 2.0 * psf.sky_sigma, n_pixels=8)
+    cat = SourceCatalog(data, segm, convolved_data=smooth)
+    x, y = np.asarray(cat.x_centroid, float), np.asarray(cat.y_centroid, float)
+    labels, seg_flux = np.asarray(cat.labels), np.asarray(cat.segment_flux, float)
+    ny, nx = data.shape
+    bright = seg_flux > 10 ** (-0.4 * (mag_limit + 0.7 - zero_point))
+    pre = np.isfinite(x) & np.isfinite(y) & (x > edge) & (x < nx - edge - 1) \
+        & (y > edge) & (y < ny - edge - 1) & bright
+    dist, nearest = cKDTree(np.c_[x, y]).query(np.c_[psf.stars["x"], psf.stars["y"]])
+    stars = np.unique(nearest[dist < 2.0])
+    pre[stars] = True
+    idx = np.flatnonzero(pre)
+    # centre on the peak: a merged neighbour pulls a segment's centroid
+    xc, yc = x[idx].copy(), y[idx].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for k, (ix, iy) in enumerate(zip(np.round(xc).astype(int), np.round(yc).astype(int))):
+            cut = data[iy - 6:iy + 7, ix - 6:ix + 7].astype(float)
+            py, px = np.unravel_index(np.argmax(cut[4:9, 4:9]), (5, 5))
+            cx, cy = centroid_quadratic(cut, xpeak=4 + px, ypeak=4 + py, fit_boxsize=5)
+            if np.isfinite(cx) and np.isfinite(cy) and np.hypot(cx - 6 + ix - xc[k],
+                                                                cy - 6 + iy - yc[k]) < 2.5:
+                xc[k], yc[k] = cx - 6 + ix, cy - 6 + iy
+    off_peak = np.hypot(xc - x[idx], yc - y[idx]) > 0.5
+    f = psf_aperture_fluxes(data, xc, yc, fwhm, psf.beta, segments=segm.data,
+                            labels=labels[idx])
+    star_rows = np.isin(idx, stars)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extent = -2.5 * np.log10(f["psf"] / f["aperture"])
+        extent -= np.nanmedian(extent[star_rows])
+        total = f["aperture"] * np.nanmedian(f["psf"][star_rows] / f["aperture"][star_rows])
+        r_mag = zero_point - 2.5 * np.log10(total)
+    peak_fraction = np.nanmedian(f["peak"][star_rows] / f["psf"][star_rows])
+    saturation = 1.25 * np.nanmax(f["peak"][star_rows])
+    saturated = (f["peak"] > saturation) | (total * peak_fraction > saturation)
+    peaks = find_peaks(smooth, 10.0 * psf.sky_sigma, box_size=max(3, int(round(1.5 * fwhm)) | 1))
+    n_peaks = {}
+    if peaks is not None:
+        plab = segm.data[np.asarray(peaks["y_peak"]), np.asarray(peaks["x_peak"])]
+        pval = np.asarray(peaks["peak_value"], float)
+        for lab in np.unique(plab[plab > 0]):
+            v = pval[plab == lab]
+            n_peaks[lab] = int((v >= 0.1 * v.max()).sum())
+    tree = cKDTree(np.c_[x, y])
+    blended = off_peak | np.array([n_peaks.get(lab, 1) > 1 for lab in labels[idx]])
+    for k, i in enumerate(idx):
+        near = [j for j in tree.query_ball_point([x[i], y[i]], blend_radius / scale) if j != i]
+        blended[k] |= bool(near) and bool((seg_flux[near] > 0.1 * seg_flux[i]).any())
+    blended |= f["masked"] > 0.15
+    keep = np.isfinite(r_mag) & (r_mag < mag_limit)
+    ra, dec = wcs.celestial.pixel_to_world_values(xc[keep], yc[keep])
+    truth = Table({"ra": ra * u.deg, "dec": dec * u.deg, "x": xc[keep], "y": yc[keep],
+                   "r_mag": r_mag[keep] * u.mag, "extent": extent[keep] * u.mag})
+    truth["truth"] = np.where(extent[keep] > EXTENT_POINT, "extended", "point")
+    truth["psf_star"] = star_rows[keep]
+    truth["blended"] = blended[keep]
+    truth["saturated"] = saturated[keep]
+    truth["high_background"] = np.abs(f["background"][keep]) > 3.0 * psf.sky_sigma
+    truth["clean"] = ~(truth["blended"] | truth["saturated"] | truth["high_background"])
+    truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture "
+                            f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}")
+    return truth

@@ -33,7 +33,8 @@ from ..simulate import SDSS_BAND_DEFAULTS, render_stamps, simulate_catalog
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
 
 __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
-           "add_realism", "saturate", "render_varied_psf", "simulated_training_set"]
+           "add_realism", "saturate", "rendered_psf_fwhm", "trained_psf_range",
+           "render_varied_psf", "simulated_training_set"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
 SIMULATION = {"version": 7, "n": 30000, "seed": 20240, "size": 32,
@@ -261,6 +262,76 @@ def saturate(stamps, rng, scatter=0.25):
     return stamps
 
 
+def _psf_groups(n, random_state):
+    """The PSF groups of `render_varied_psf`: generator, betas, factors, group of each row."""
+    rng = np.random.default_rng(random_state)
+    n_groups = SIMULATION["psf_groups"]
+    betas = np.linspace(*SIMULATION["moffat_beta"], n_groups)
+    factors = np.exp(rng.normal(0.0, SIMULATION["psf_scale_scatter"], n_groups))
+    return rng, betas, factors, rng.integers(0, n_groups, n)
+
+
+def rendered_psf_fwhm(table, factors):
+    """FWHM (arcsec) of the PSF each row of a catalog is rendered with, per band.
+
+    `sourceclf.simulate.render_stamps` draws a Moffat of FWHM ``psffwhm_<b>``
+    times the band's ``psf_scale`` (`SDSS_BAND_DEFAULTS`, which makes it the
+    FWHM `sourceclf.psf.measure_psf` measures on real frames) times the
+    row's group factor, or the band's default FWHM where ``psffwhm_<b>`` is
+    missing.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog (`simulated_sgq_catalog`).
+    factors : array-like
+        Each row's PSF scale factor (the ``psf_scale`` column
+        `render_varied_psf` writes).
+
+    Returns
+    -------
+    fwhm : dict
+        ``{band: array}``, arcsec.
+    """
+    out = {}
+    for b in BANDS:
+        catalog = np.asarray(table[f"psffwhm_{b}"], dtype=np.float64)
+        fwhm = catalog * SDSS_BAND_DEFAULTS[b]["psf_scale"] * np.asarray(factors, float)
+        ok = np.isfinite(fwhm) & (fwhm > 0)
+        out[b] = np.where(ok, fwhm, SDSS_BAND_DEFAULTS[b]["psf_fwhm"])
+    return out
+
+
+def trained_psf_range(*, percentiles=(2.5, 97.5), data_dir=None):
+    """The seeing the shipped image models were trained on, per band.
+
+    Rebuilds the catalog of `simulated_training_set` from `SIMULATION` (no
+    rendering: the PSF groups are drawn as `render_varied_psf` draws them)
+    and takes percentiles of the rendered FWHMs (`rendered_psf_fwhm`).  The
+    central 95% is the default: beyond it a model has seen too few stamps
+    (under 2.5% of them, a few hundred) to have learnt the seeing.
+
+    Parameters
+    ----------
+    percentiles : tuple of float
+        Lower and upper percentile.
+    data_dir : path-like, optional
+        Directory of the SDSS tables.
+
+    Returns
+    -------
+    psf_range : dict
+        ``{band: [low, high]}``, arcsec rounded to 0.01 (a model card's
+        ``domain['psf_fwhm']``).
+    """
+    seed = SIMULATION["seed"]
+    table = simulated_sgq_catalog(SIMULATION["n"], random_state=seed, data_dir=data_dir)
+    _, _, factors, group = _psf_groups(len(table), seed + 1)
+    fwhm = rendered_psf_fwhm(table, factors[group])
+    return {b: [round(float(v), 2) for v in np.percentile(fwhm[b], percentiles)]
+            for b in BANDS}
+
+
 def render_varied_psf(table, *, random_state=0, progress=None):
     """Noiseless stamps of a catalog, with a PSF profile that varies between rows.
 
@@ -278,14 +349,10 @@ def render_varied_psf(table, *, random_state=0, progress=None):
     stamps : `numpy.ndarray`
         float32, shape (n, 5, size, size), noiseless.
     """
-    rng = np.random.default_rng(random_state)
-    n_groups = SIMULATION["psf_groups"]
-    betas = np.linspace(*SIMULATION["moffat_beta"], n_groups)
-    factors = np.exp(rng.normal(0.0, SIMULATION["psf_scale_scatter"], n_groups))
-    group = rng.integers(0, n_groups, len(table))
+    rng, betas, factors, group = _psf_groups(len(table), random_state)
     size = SIMULATION["size"]
     stamps = np.zeros((len(table), len(BANDS), size, size), dtype=np.float32)
-    for g in range(n_groups):
+    for g in range(len(betas)):
         rows = np.flatnonzero(group == g)
         if rows.size == 0:
             continue

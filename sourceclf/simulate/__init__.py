@@ -1,6 +1,6 @@
 """SDSS-like simulated catalogs and 5-band stamps, for training, tests and demos.
 
-Three parts:
+Four parts:
 
 * measuring real frames: `measure_sky_sigma` (robust pixel noise),
   `measure_psf` (a 2-D Moffat fit to each star stamp) and
@@ -14,7 +14,10 @@ Three parts:
   source noise as measured on the real frames;
 * `simulate_catalog`: a catalog of stars, galaxies and quasars with MargNet's
   columns, drawn from simple parametric distributions or resampled from a real
-  table.
+  table;
+* `degrade_seeing` and `degrade_frames`: real frames (or stamps) blurred to a
+  worse seeing with their sky noise kept, to test image models at seeing the
+  real frames do not have.
 
 The measured numbers (field 4510-4-0030, run 4510, camcol 4, field 30; SDSS
 DR17 corrected frames; PSF from Moffat fits to the calibObj photometric stars
@@ -42,9 +45,11 @@ real ones.
 
 from ..bands import EXTINCTION_RATIO
 from .catalogs import simulate_catalog
+from .degrade import degrade_frames, degrade_seeing
 from .measurement import measure_frame_properties, measure_psf, measure_sky_sigma
 from .rendering import render_stamps
 from .sdss_imaging import SDSS_BAND_DEFAULTS, nanomaggies
 
 __all__ = ["SDSS_BAND_DEFAULTS", "EXTINCTION_RATIO", "nanomaggies", "measure_sky_sigma",
-           "measure_psf", "measure_frame_properties", "render_stamps", "simulate_catalog"]
+           "measure_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
+           "degrade_seeing", "degrade_frames"]

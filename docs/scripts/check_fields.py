@@ -1,0 +1,145 @@
+"""Score the shipped image models on real SDSS fields at their own and worse seeing.
+
+For every field in ``../shared/data`` (folders ``sdss_frame_<run>-<camcol>-<field>``
+with the five corrected frames):
+
+1. measure the PSF of each band (`sourceclf.psf.measure_psf`);
+2. build the truth of the bright sources (r < 20.5) on the native r frame
+   (`sourceclf.recipes.frame_checks.frame_truth`) and keep its clean rows;
+3. at the native seeing and blurred to an r-band FWHM of 1.6", 1.9" and 2.2"
+   (`sourceclf.simulate.degrade_frames`, other bands in proportion), classify
+   the clean sources with each shipped image model through
+   ``sourceclf.classify(table, images=frames)``; the PSF of the blurred
+   frames is measured again and passed as ``psf=``.  margnet-sgq and
+   margformer-sgq also read MargNet's 24 columns, measured on the same frames
+   (aperture-corrected aperture magnitudes with no extinction correction,
+   ``deVRad`` from the PSF/aperture flux ratio, ``psffwhm`` from the measured
+   PSF);
+4. print, per field, seeing and model: the fraction of point-like sources
+   called STAR or QSO, of extended ones called GALAXY, their mean (balanced
+   accuracy), and the fraction of rows flagged ``seeing_out_of_range``.
+
+Run from the repository root (about half an hour on two CPU cores)::
+
+    python docs/scripts/check_fields.py [--data ../shared/data] [FIELD ...]
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+import sourceclf
+from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+from sourceclf.cutouts import read_frame
+from sourceclf.exceptions import InvalidInputError
+from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
+from sourceclf.recipes.frame_checks import (devrad_from_fluxes, frame_truth, luptitude,
+                                            psf_aperture_fluxes)
+from sourceclf.simulate import degrade_frames
+
+SEEINGS = (None, 1.6, 1.9, 2.2)
+MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq")
+
+
+def margnet_columns(table, frames, psf, star_rows):
+    """MargNet's 24 photometric columns measured on frames (no extinction correction)."""
+    out = table.copy()
+    psf_flux, model_flux, width = [], [], []
+    for b in BANDS:
+        data, wcs = frames[b]
+        x, y = wcs.world_to_pixel_values(np.asarray(table["ra"]), np.asarray(table["dec"]))
+        f = psf_aperture_fluxes(data, x, y, psf[b].fwhm / SDSS_PIXEL_SCALE, psf[b].beta)
+        correction = np.nanmedian(f["psf"][star_rows] / f["aperture"][star_rows])
+        psf_flux.append(f["psf"])
+        model_flux.append(f["aperture"] * correction)
+        width.append(np.full(len(table), psf[b].fwhm / CATALOG_PSF_SCALE[b]))
+    psf_flux, model_flux, width = (np.array(v).T for v in (psf_flux, model_flux, width))
+    devrad = devrad_from_fluxes(psf_flux, model_flux, width)
+    mags = {}
+    for k, b in enumerate(BANDS):
+        mags[b] = luptitude(model_flux[:, k], b)
+        out[f"dered_{b}"] = mags[b]
+        out[f"deVRad_{b}"] = devrad[:, k]
+        out[f"psffwhm_{b}"] = width[:, k]
+        out[f"extinction_{b}"] = np.zeros(len(table))
+    for a, b in zip(BANDS[:-1], BANDS[1:]):
+        out[f"{a}_{b}"] = mags[a] - mags[b]
+    return out
+
+
+def score(truth, result):
+    """Point-like called STAR/QSO, extended called GALAXY, balanced, flagged fraction."""
+    pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    point, extended = truth == "point", truth == "extended"
+    p = float(np.isin(pred[point], ["STAR", "QSO"]).mean())
+    e = float((pred[extended] == "GALAXY").mean())
+    flagged = np.char.find(np.asarray(result["pred_flag"]).astype(str),
+                           FLAG_SEEING_OUT_OF_RANGE) >= 0
+    return p, e, (p + e) / 2, float(flagged.mean())
+
+
+def check_field(folder, log):
+    """Print the scores of one field."""
+    name = folder.name.replace("sdss_frame_", "")
+    t0 = time.time()
+    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
+    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    truth = frame_truth(*native["r"], psf["r"])
+    clean = truth[truth["clean"]]
+    labels = np.asarray(clean["truth"]).astype(str)
+    sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+    star_rows = np.flatnonzero(np.asarray(clean["psf_star"]))
+    log(f"{name}: PSF FWHM " + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
+        + f"; truth: {len(truth)} sources r < 20.5, {len(clean)} clean: "
+        f"{int((labels == 'point').sum())} point-like, {int((labels == 'extended').sum())} "
+        f"extended")
+    for k, seeing in enumerate(SEEINGS):
+        if seeing is None:
+            frames, seen = native, psf
+        else:
+            frames, targets = degrade_frames(native, seeing, psf=psf, random_state=100 * k)
+            seen = {}
+            for b in BANDS:  # measured again; the target where too few stars remain
+                try:
+                    seen[b] = measure_psf(frames[b][0], fwhm_guess=seeing, label=f"{name} {b}")
+                except InvalidInputError as exc:
+                    log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
+                    seen[b] = psf[b]._replace(fwhm=targets[b])
+        with_columns = margnet_columns(sources, frames, seen, star_rows)
+        for model in MODELS:
+            table = sources if model == "margnet-cnn-sgq" else with_columns
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = sourceclf.classify(table, images=frames, model=model,
+                                            psf={b: seen[b].fwhm for b in BANDS},
+                                            confidence=None, device="cpu", progress=False)
+            p, e, bal, flagged = score(labels, result)
+            log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {p:.2f} | {e:.2f} | {bal:.2f} "
+                f"| {flagged:.2f} |  [{time.time() - t0:.0f} s]")
+
+
+def main(argv=None):
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
+    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+                        type=Path, help="folder of the sdss_frame_* folders")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    folders = sorted(args.data.glob("sdss_frame_*"))
+    if args.fields:
+        folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
+    print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
+          "| seeing_out_of_range |", flush=True)
+    for folder in folders:
+        check_field(folder, lambda s: print(s, flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""The point spread function of a frame, measured from its own stars.
+
+Image models judge a source's size against the PSF it is seen through, so the
+PSF of every band must be known.  `measure_psf` measures it on one frame
+(a 2-D image, sky-subtracted as SDSS corrected frames are):
+
+1. the sky noise: a sigma-clipped, MAD-based standard deviation of the frame's
+   pixels (every second pixel in each direction);
+2. point sources: one `~photutils.detection.DAOStarFinder` pass at 5 sigma;
+   kept are those with no other detection within ``isolation`` pixels, away
+   from the edge, with an aperture S/N above ``snr_min``, on the stellar locus
+   of DAOFind's sharpness (within 3 robust sigma of the median of these
+   bright isolated sources) and round;
+3. a circular 2-D Moffat plus a constant (`astropy.modeling`) fitted to each
+   of the ``max_stars`` brightest of them;
+4. the point-source locus in the fitted FWHM: fits more than 2 robust sigma
+   wider or 4 narrower than the median are dropped (galaxies, blends, and
+   saturated stars, which SDSS interpolates over and so look wider and
+   flatter); the result is the median of the rest.
+
+When the first fits find a FWHM far from the finder's guess, the search is
+repeated once with the fitted width (a frame of 2" seeing is not found well
+with a 1" kernel).
+
+The FWHM is that of the effective (pixel-convolved) PSF, as a Moffat fitted to
+the pixels gives it, in arcsec.  SDSS's catalog PSF width (``psffwhm_<b>``,
+calibObj ``PSF_FWHM``) describes a double Gaussian with wings and is about 10%
+larger; `CATALOG_PSF_SCALE` converts it.
+
+Saturated stars are not measured: SDSS replaces saturated pixels by an
+interpolation, so the corrected frame no longer shows where it saturated,
+and the level at which point sources stop looking stellar depends on the
+field (29k-42k counts above the sky on the shared fields).  sourceclf does
+not flag saturated cores.
+"""
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from .bands import BANDS, SDSS_PIXEL_SCALE
+from .exceptions import InvalidInputError
+
+__all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
+           "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "find_psf_stars", "fit_moffat",
+           "measure_psf", "seeing_flags"]
+
+#: Moffat FWHM of the effective PSF over SDSS's catalog PSF width
+#: (``psffwhm_<b>``), per band: medians over the calibObj stars of field
+#: 4510-4-0030 (the ``psf_scale`` of `sourceclf.simulate.SDSS_BAND_DEFAULTS`).
+CATALOG_PSF_SCALE = {"u": 0.888, "g": 0.917, "r": 0.908, "i": 0.879, "z": 0.928}
+
+#: Relative margin around a model's trained PSF range before a row is flagged
+#: ``seeing_out_of_range``: the precision of a measured FWHM.  Fits to the
+#: stars of one frame scatter by 2-5% (0.02-0.05"), the median of them and an
+#: effective PSF (photutils ``EPSFBuilder``) agree to 1.3% on the shared SDSS
+#: fields, and SDSS's catalog width converts to it (`CATALOG_PSF_SCALE`) only
+#: to +-3% between bands: a narrower margin would flag seeing the model was
+#: trained on for measurement noise.
+SEEING_TOLERANCE = 0.05
+
+#: ``pred_flag`` reason: the PSF of the row's stamps was not given and could
+#: not be measured.
+FLAG_PSF_UNKNOWN = "psf_unknown"
+#: ``pred_flag`` reason: the PSF FWHM of a band is outside the range the image
+#: model was trained on (by more than `SEEING_TOLERANCE`).
+FLAG_SEEING_OUT_OF_RANGE = "seeing_out_of_range"
+
+
+class PSFMeasurement(NamedTuple):
+    """The PSF of one frame, as `measure_psf` returns it.
+
+    Attributes
+    ----------
+    fwhm : float
+        FWHM of the effective PSF, arcsec (median of the stars' Moffat fits).
+    fwhm_std : float
+        Robust scatter of the stars' FWHMs, arcsec.
+    beta : float
+        Median Moffat index.
+    ellipticity : float
+        Median ``1 - b/a`` from Gaussian-weighted second moments.
+    n_stars : int
+        Number of stars the values come from.
+    sky_sigma : float
+        Sky noise per pixel, in the frame's unit.
+    stars : `~astropy.table.Table`
+        The stars' fits: ``x``, ``y`` (pixels), ``fwhm`` (arcsec), ``beta``,
+        ``ellipticity``, ``snr``.
+    """
+
+    fwhm: float
+    fwhm_std: float
+    beta: float
+    ellipticity: float
+    n_stars: int
+    sky_sigma: float
+    stars: object
+
+
+def moffat_fwhm(gamma, beta):
+    """FWHM of a Moffat profile ``(1 + r**2 / gamma**2) ** -beta``.
+
+    Parameters
+    ----------
+    gamma : float or array-like
+        Core width.
+    beta : float or array-like
+        Moffat index (> 1).
+
+    Returns
+    -------
+    fwhm : float or `numpy.ndarray`
+        In the unit of ``gamma``.
+    """
+    return 2.0 * np.asarray(gamma) * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0)
+
+
+def _image(data, label):
+    try:
+        data = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{label} is not a numeric image") from None
+    if data.ndim != 2:
+        raise InvalidInputError(f"{label} must be a 2-D image, got shape {data.shape}")
+    return data
+
+
+def _sky(data, label):
+    """Median and noise of the sky (sigma-clipped, MAD-based, every 2nd pixel)."""
+    from astropy.stats import sigma_clipped_stats
+
+    sub = data[::2, ::2]
+    sub = sub[np.isfinite(sub)]
+    if sub.size < 100:
+        raise InvalidInputError(f"{label} has too few finite pixels to measure a PSF")
+    _, median, sigma = sigma_clipped_stats(sub, sigma=3.0, maxiters=5, stdfunc="mad_std")
+    if not sigma > 0:
+        raise InvalidInputError(f"{label} has no sky noise (a constant image?); cannot find "
+                                "stars to measure its PSF")
+    return float(median), float(sigma)
+
+
+def find_psf_stars(data, sky_sigma, *, fwhm_guess=2.5, snr_min=50.0, isolation=12.0,
+                   edge=15):
+    """Isolated, bright point sources of a frame, to measure its PSF on.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Sky-subtracted 2-D image.
+    sky_sigma : float
+        Sky noise per pixel.
+    fwhm_guess : float
+        FWHM (pixels) of the finder's kernel.
+    snr_min : float
+        Smallest S/N in an aperture of radius 1.5 ``fwhm_guess``.
+    isolation : float
+        Smallest distance (pixels) to any other detection.
+    edge : int
+        Border (pixels) left out.
+
+    Returns
+    -------
+    stars : `~astropy.table.Table`
+        ``x``, ``y`` (pixels) and ``snr``, brightest first (possibly empty).
+    """
+    from astropy.table import Table
+    from scipy.spatial import cKDTree
+
+    try:
+        from photutils.detection import DAOStarFinder
+    except ImportError:
+        raise InvalidInputError("measuring the PSF of frames needs photutils: "
+                                "pip install 'sourceclf[images]' (or give psf=)") from None
+
+    finder = DAOStarFinder(threshold=5.0 * sky_sigma, fwhm=fwhm_guess,
+                           sharpness_range=(-5, 5), roundness_range=(-5, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = finder(data)
+    empty = Table({"x": np.zeros(0), "y": np.zeros(0), "snr": np.zeros(0)})
+    if found is None or len(found) < 2:
+        return empty
+    xname = "x_centroid" if "x_centroid" in found.colnames else "xcentroid"
+    x = np.asarray(found[xname], float)
+    y = np.asarray(found[xname.replace("x", "y", 1)], float)
+    nearest = cKDTree(np.c_[x, y]).query(np.c_[x, y], k=2)[0][:, 1]
+    ny, nx = data.shape
+    radius = 1.5 * fwhm_guess
+    r = int(np.ceil(radius))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = dx ** 2 + dy ** 2 <= radius ** 2
+    ix, iy = np.round(x).astype(int), np.round(y).astype(int)
+    inside = (ix >= max(edge, r)) & (ix < nx - max(edge, r)) \
+        & (iy >= max(edge, r)) & (iy < ny - max(edge, r))
+    flux = np.zeros(len(x))
+    flux[inside] = data[iy[inside, None] + dy[disc][None], ix[inside, None] + dx[disc][None]].sum(1)
+    snr = flux / (sky_sigma * np.sqrt(disc.sum()))
+    keep = inside & (nearest > isolation) & (snr > snr_min)
+    keep &= np.abs(np.asarray(found["roundness1"], float)) < 0.5
+    sharp = np.asarray(found["sharpness"], float)
+    if keep.sum() > 5:  # the stellar locus: the narrow sequence of sharpness
+        med = np.median(sharp[keep])
+        mad = 1.4826 * np.median(np.abs(sharp[keep] - med))
+        keep &= np.abs(sharp - med) < 3.0 * max(mad, 0.02)
+    order = np.flatnonzero(keep)[np.argsort(-snr[keep])]
+    return Table({"x": x[order], "y": y[order], "snr": snr[order]})
+
+
+def _moments_ellipticity(stamp, x0, y0, sigma):
+    """``1 - b/a`` from Gaussian-weighted second moments of a stamp."""
+    yy, xx = np.indices(stamp.shape, dtype=float)
+    dx, dy = xx - x0, yy - y0
+    w = np.exp(-0.5 * (dx ** 2 + dy ** 2) / sigma ** 2) * stamp
+    total = w.sum()
+    if not total > 0:
+        return np.nan
+    qxx, qyy, qxy = (w * dx * dx).sum() / total, (w * dy * dy).sum() / total, \
+        (w * dx * dy).sum() / total
+    half = np.sqrt(((qxx - qyy) / 2) ** 2 + qxy ** 2)
+    major, minor = (qxx + qyy) / 2 + half, (qxx + qyy) / 2 - half
+    return float(1.0 - np.sqrt(minor / major)) if minor > 0 else np.nan
+
+
+def fit_moffat(data, x, y, *, half=12):
+    """Fit a circular 2-D Moffat plus a constant to each star of a frame.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Sky-subtracted 2-D image.
+    x, y : array-like
+        Star positions (pixels).
+    half : int
+        Half side of the fitted stamps (``2 * half + 1`` pixels).
+
+    Each fit starts from the star's own width (the diameter of the disc as
+    large as its pixels above half the peak): from a start far too narrow a
+    blurred, Gaussian-like star can slide to the Moffat index's bound.
+
+    Returns
+    -------
+    fits : `~astropy.table.Table`
+        ``x``, ``y``, ``fwhm`` (pixels), ``beta``, ``ellipticity`` and ``ok``
+        (converged, centred, sane values) per star.
+    """
+    from astropy.modeling import fitting, models
+    from astropy.table import Table
+
+    fitter = fitting.LevMarLSQFitter()
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
+    beta0 = 3.5
+    cols = {k: [] for k in ("x", "y", "fwhm", "beta", "ellipticity", "ok")}
+    for xs, ys in zip(np.asarray(x, float), np.asarray(y, float)):
+        ix, iy = int(round(xs)), int(round(ys))
+        stamp = np.asarray(data[max(iy - half, 0):iy + half + 1,
+                                max(ix - half, 0):ix + half + 1], dtype=float)
+        rec = dict(x=xs, y=ys, fwhm=np.nan, beta=np.nan, ellipticity=np.nan, ok=False)
+        if stamp.shape == yy.shape and np.isfinite(stamp).all():
+            width = 2.0 * np.sqrt(max((stamp > 0.5 * stamp.max()).sum(), 1) / np.pi)
+            gamma0 = width / (2.0 * np.sqrt(2.0 ** (1.0 / beta0) - 1.0))
+            model = (models.Moffat2D(amplitude=stamp.max(), x_0=xs - ix, y_0=ys - iy,
+                                     gamma=gamma0, alpha=beta0,
+                                     bounds={"gamma": (0.2, 30.0), "alpha": (1.05, 20.0)})
+                     + models.Const2D(0.0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = fitter(model, xx, yy, stamp, maxiter=300)
+            core = fit[0]
+            fwhm = float(moffat_fwhm(abs(core.gamma.value), core.alpha.value))
+            ok = bool(np.isfinite(fwhm) and 0.5 < fwhm < half and core.amplitude.value > 0
+                      and abs(core.x_0.value) < 2 and abs(core.y_0.value) < 2
+                      and 1.2 < core.alpha.value < 19.9)
+            rec.update(x=ix + core.x_0.value, y=iy + core.y_0.value, fwhm=fwhm,
+                       beta=float(core.alpha.value), ok=ok,
+                       ellipticity=_moments_ellipticity(
+                           stamp - fit[1].amplitude.value, core.x_0.value + half,
+                           core.y_0.value + half, 1.2 * max(fwhm, 1.0) / 2.355))
+        for k, v in rec.items():
+            cols[k].append(v)
+    return Table(cols, dtype=[float, float, float, float, float, bool])
+
+
+def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_stars=5,
+                max_stars=40, snr_min=50.0, label="image"):
+    """Measure the PSF of a frame from its own stars.
+
+    See the module documentation for the steps.
+
+    Parameters
+    ----------
+    image : array-like
+        Sky-subtracted 2-D frame (SDSS corrected frames are), in any flux unit.
+    pixel_scale : float
+        Arcsec per pixel.
+    fwhm_guess : float
+        Rough FWHM (arcsec) to start the star finder with.
+    min_stars : int
+        Fewest stars accepted.
+    max_stars : int
+        Stars fitted at most (the brightest).
+    snr_min : float
+        Smallest S/N of a PSF star.
+    label : str
+        Name of the image in error messages (e.g. ``"frame of band 'r'"``).
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        If the image is not a 2-D numeric image, has no sky noise, or shows
+        fewer than ``min_stars`` isolated point sources of good S/N.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sourceclf.psf import measure_psf
+    >>> rng = np.random.default_rng(1)
+    >>> yy, xx = np.mgrid[:300, :300]
+    >>> image = rng.normal(0.0, 1.0, (300, 300))
+    >>> for x, y in rng.uniform(25, 275, (12, 2)):   # Moffat stars: FWHM 3 px, beta 3.5
+    ...     image += 3000 * (1 + ((xx - x) ** 2 + (yy - y) ** 2) / 3.205 ** 2) ** -3.5
+    >>> psf = measure_psf(image, pixel_scale=1.0, min_stars=3)
+    >>> round(psf.fwhm, 2), round(psf.beta, 1)
+    (3.0, 3.5)
+    """
+    data = _image(image, label)
+    median, sigma = _sky(data, label)
+    data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
+    guess = fwhm_guess / pixel_scale
+    for attempt in range(2):
+        stars = find_psf_stars(data, sigma, fwhm_guess=guess, snr_min=snr_min,
+                               isolation=max(12.0, 4.0 * guess))
+        half = max(10, int(np.ceil(3.5 * guess)))
+        fits = fit_moffat(data, stars["x"][:max_stars], stars["y"][:max_stars], half=half)
+        fits["snr"] = stars["snr"][:max_stars]
+        ok = np.asarray(fits["ok"])
+        fwhm = np.asarray(fits["fwhm"])
+        med = float(np.median(fwhm[ok])) if ok.any() else guess
+        if attempt == 0 and abs(med / guess - 1.0) > 0.3:
+            guess = med  # search again with a kernel of the frame's own width
+            continue
+        if ok.sum() < min_stars:
+            raise InvalidInputError(
+                f"cannot measure the PSF of {label}: {int(ok.sum())} isolated point sources "
+                f"with S/N > {snr_min:g} found, {min_stars} needed")
+        break
+    spread = max(1.4826 * np.median(np.abs(fwhm[ok] - med)), 0.03 * med)
+    keep = ok & (fwhm < med + 2.0 * spread) & (fwhm > med - 4.0 * spread)
+    if keep.sum() < min_stars:
+        raise InvalidInputError(f"cannot measure the PSF of {label}: only {int(keep.sum())} "
+                                f"stars on the point-source locus, {min_stars} needed")
+    stars = fits[keep]
+    stars["fwhm"] *= pixel_scale
+    del stars["ok"]
+    fw = np.asarray(stars["fwhm"])
+    return PSFMeasurement(
+        fwhm=float(np.median(fw)),
+        fwhm_std=float(1.4826 * np.median(np.abs(fw - np.median(fw)))),
+        beta=float(np.median(stars["beta"])),
+        ellipticity=float(np.nanmedian(stars["ellipticity"])),
+        n_stars=int(len(stars)), sky_sigma=sigma, stars=stars)
+
+
+def seeing_flags(fwhm, psf_range, *, tolerance=SEEING_TOLERANCE):
+    """Which rows' PSF lies outside an image model's trained range.
+
+    Parameters
+    ----------
+    fwhm : dict
+        ``{band: array}`` of PSF FWHMs (arcsec) per row, NaN where unknown.
+    psf_range : dict
+        ``{band: (low, high)}``, arcsec: the model card's
+        ``domain['psf_fwhm']``.
+    tolerance : float
+        Relative margin: a FWHM counts as out of range below
+        ``low * (1 - tolerance)`` or above ``high * (1 + tolerance)``.
+
+    Returns
+    -------
+    out_of_range : `numpy.ndarray` of bool
+        Some band's known FWHM is out of range.
+    unknown : `numpy.ndarray` of bool
+        Some band of ``psf_range`` has no known FWHM.
+    """
+    n = len(next(iter(fwhm.values()))) if fwhm else 0
+    out = np.zeros(n, dtype=bool)
+    unknown = np.zeros(n, dtype=bool)
+    for band in BANDS:
+        if band not in psf_range:
+            continue
+        low, high = psf_range[band]
+        values = np.asarray(fwhm.get(band, np.full(n, np.nan)), dtype=float)
+        known = np.isfinite(values)
+        unknown |= ~known
+        with np.errstate(invalid="ignore"):
+            out |= known & ((values < low * (1 - tolerance)) | (values > high * (1 + tolerance)))
+    return out, unknown

@@ -1,0 +1,210 @@
+"""Worse seeing for real frames and stamps: blur to a wider PSF, keep the sky noise.
+
+`degrade_seeing` convolves an image (a frame, or an array of stamps) whose PSF
+is a Moffat of known FWHM and index to a wider target FWHM and adds white
+noise back, so that the sky noise per pixel stays what it was.
+`degrade_frames` does it for the five frames of a field, keeping the
+band-to-band ratios of their PSFs.
+
+Kernel.  The kernel is a Gaussian whose width is solved numerically
+(`gaussian_kernel_sigma`) so that the FWHM of Moffat (native) convolved with it
+is the target.  FWHMs of a Moffat and a Gaussian do not add in quadrature:
+the quadrature kernel overshoots by about 5-6% on SDSS frames (1.69" instead
+of 1.6" from 0.98", beta 3.3), the solved one lands within 1.5%.  The blurred
+PSF is more Gaussian than the native one (a re-measured Moffat index of 6-20
+against 3-4), as atmospheric blur of a core is; the wings are not widened.
+
+Noise.  Convolution with a unit-sum kernel lowers white noise and correlates
+it; white noise of variance ``sigma_0**2 - sigma_1**2`` (both measured,
+MAD-based, sources masked) is added back.  The noise power spectrum is
+not restored, nor the sources' own photon noise that blurring smoothed
+(negligible for sky-limited SDSS frames except for the brightest stars).
+"""
+
+import numpy as np
+
+from ..bands import BANDS, SDSS_PIXEL_SCALE
+from ..cutouts import frames_by_band, read_frame
+from ..exceptions import InvalidInputError
+from ..psf import measure_psf
+from .measurement import measure_sky_sigma
+
+__all__ = ["gaussian_kernel_sigma", "degrade_seeing", "degrade_frames"]
+
+
+def _profile_fwhm(image, oversampling):
+    """FWHM of a centred circular profile from its central row (grid units)."""
+    row = image[image.shape[0] // 2]
+    x = (np.arange(row.size) - (row.size - 1) / 2.0) / oversampling
+    half = row.max() / 2.0
+    right = x >= 0
+    xr, rr = x[right], row[right]
+    k = np.flatnonzero(rr < half)[0]
+    return 2.0 * float(np.interp(half, [rr[k], rr[k - 1]], [xr[k], xr[k - 1]]))
+
+
+def gaussian_kernel_sigma(fwhm, beta, target_fwhm, *, oversampling=4):
+    """Sigma of the Gaussian that takes a Moffat PSF to a wider FWHM.
+
+    Parameters
+    ----------
+    fwhm : float
+        FWHM of the Moffat PSF (pixels).
+    beta : float
+        Its Moffat index.
+    target_fwhm : float
+        Wanted FWHM (pixels), larger than ``fwhm``.
+    oversampling : int
+        Grid points per pixel of the numerical profile.
+
+    Returns
+    -------
+    sigma : float
+        Kernel sigma in pixels (0 when ``target_fwhm <= fwhm``).
+    """
+    from scipy.ndimage import gaussian_filter
+    from scipy.optimize import brentq
+
+    if target_fwhm <= fwhm:
+        return 0.0
+    n = (int(8 * target_fwhm) | 1) * oversampling + 1
+    c = (n - 1) / 2.0
+    yy, xx = (np.mgrid[:n, :n] - c) / oversampling
+    gamma = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    moffat = (1.0 + (xx ** 2 + yy ** 2) / gamma ** 2) ** (-beta)
+
+    def excess(sigma):
+        blurred = gaussian_filter(moffat, sigma * oversampling, mode="constant")
+        return _profile_fwhm(blurred, oversampling) - target_fwhm
+
+    quadrature = np.sqrt(target_fwhm ** 2 - fwhm ** 2) / 2.3548
+    return float(brentq(excess, 1e-3, 2.0 * quadrature + 1.0, xtol=1e-4))
+
+
+def _sky_sigma(image, sigma_pixels):
+    """Sky noise of a 2-D image (MAD-based, sources masked) or of each stamp."""
+    from astropy.stats import mad_std, sigma_clipped_stats
+    from scipy.ndimage import binary_dilation, gaussian_filter
+
+    if image.ndim > 2:  # stamps: the outer pixels of each, robustly
+        return np.asarray(measure_sky_sigma(image), dtype=np.float64)[..., None, None]
+    # sources: 4 sigma above the sky on the image smoothed by 1.5 pixels (pure
+    # noise almost never gets there, so the mask does not bias the noise low)
+    smooth = gaussian_filter(image, 1.5)
+    _, median, noise = sigma_clipped_stats(smooth[::2, ::2], sigma=3.0, maxiters=5,
+                                           stdfunc="mad_std")
+    sources = binary_dilation(smooth - median > 4.0 * noise,
+                              iterations=max(2, int(np.ceil(2 * sigma_pixels + 2))))
+    return float(mad_std(image[~sources & np.isfinite(image)]))
+
+
+def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL_SCALE,
+                   random_state=None):
+    """Blur an image to a wider PSF and restore its sky noise.
+
+    Parameters
+    ----------
+    image : array-like
+        A sky-subtracted 2-D frame, or stamps of shape ``(..., H, W)`` (e.g.
+        ``(N, H, W)`` of one band: each stamp is blurred on its own, its sky
+        noise measured on its outer pixels).
+    fwhm : float
+        FWHM of the image's PSF, arcsec (e.g. `sourceclf.psf.measure_psf`).
+    target_fwhm : float
+        Wanted FWHM, arcsec; not smaller than ``fwhm`` (sharpening is not
+        possible).  Equal to ``fwhm``: the image is returned as a copy.
+    beta : float
+        Moffat index of the image's PSF.
+    pixel_scale : float
+        Arcsec per pixel.
+    random_state : None, int or `numpy.random.Generator`
+        Seed of the added noise.
+
+    Returns
+    -------
+    blurred : `numpy.ndarray`
+        float32, the shape of ``image``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the target is narrower than the PSF, a FWHM is not positive, or
+        the image is not at least 2-D.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    data = np.array(image, dtype=np.float32)
+    if data.ndim < 2:
+        raise InvalidInputError(f"image must be 2-D (a frame) or (..., H, W) stamps, got "
+                                f"shape {data.shape}")
+    for name, value in (("fwhm", fwhm), ("target_fwhm", target_fwhm), ("beta", beta - 1)):
+        if not (np.isfinite(value) and value > 0):
+            raise InvalidInputError(f"{name} must be positive (beta > 1), got {value!r}")
+    if target_fwhm < fwhm * (1 - 1e-6):
+        raise InvalidInputError(f"target_fwhm {target_fwhm:g}\" is narrower than the PSF "
+                                f"({fwhm:g}\"): blurring cannot sharpen an image")
+    sigma = gaussian_kernel_sigma(fwhm / pixel_scale, beta, target_fwhm / pixel_scale)
+    if sigma == 0.0:
+        return data
+    before = _sky_sigma(data, sigma)
+    axes = (0,) * (data.ndim - 2) + (sigma, sigma)
+    blurred = gaussian_filter(data, axes, mode="reflect")
+    after = _sky_sigma(blurred, sigma)
+    add = np.sqrt(np.clip(before ** 2 - after ** 2, 0.0, None))
+    rng = np.random.default_rng(random_state)
+    blurred += (add * rng.standard_normal(blurred.shape)).astype(np.float32)
+    return blurred
+
+
+def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_state=0):
+    """The five frames of a field as seen through worse seeing.
+
+    Each band is blurred (`degrade_seeing`) to ``target_fwhm`` times its own
+    FWHM over the reference band's, so that the band-to-band ratios of the
+    native PSFs are kept; a band already wider than its target is left as it
+    is.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: frame}`` for u, g, r, i, z (anything
+        `sourceclf.cutouts.read_frame` reads).
+    target_fwhm : float
+        FWHM (arcsec) wanted in the reference band.
+    reference_band : str
+        The band ``target_fwhm`` is for.
+    psf : dict, optional
+        ``{band: PSFMeasurement}`` of the frames (measured when not given).
+    random_state : int
+        Seed; band ``k`` uses ``random_state + k``.
+
+    Returns
+    -------
+    frames : dict
+        ``{band: (data, wcs)}``, blurred float32 images with the original
+        WCSs (pass to ``sourceclf.classify(..., images=frames)``).
+    targets : dict
+        ``{band: FWHM}`` (arcsec) each band was blurred to.
+    """
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    if reference_band not in BANDS:
+        raise InvalidInputError(f"reference_band must be one of {', '.join(BANDS)}, got "
+                                f"{reference_band!r}")
+    read = {b: read_frame(f, label=f"frame of band '{b}'")
+            for b, f in frames_by_band(images).items()}
+    scales = {b: float(np.mean(proj_plane_pixel_scales(w.celestial))) * 3600.0
+              for b, (_, w) in read.items()}
+    if psf is None:
+        psf = {b: measure_psf(d, pixel_scale=scales[b], label=f"the frame of band '{b}'")
+               for b, (d, _) in read.items()}
+    factor = target_fwhm / psf[reference_band].fwhm
+    frames, targets = {}, {}
+    for k, band in enumerate(BANDS):
+        data, wcs = read[band]
+        native = psf[band]
+        targets[band] = max(native.fwhm * factor, native.fwhm)
+        frames[band] = (degrade_seeing(data, native.fwhm, targets[band], beta=native.beta,
+                                       pixel_scale=scales[band],
+                                       random_state=random_state + k), wcs)
+    return frames, targets

@@ -1,0 +1,187 @@
+"""The PSF of frames (sourceclf.psf), its use in the image path, and worse seeing."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from sourceclf import classify
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import InvalidInputError, SourceclfWarning
+from sourceclf.psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
+                           SEEING_TOLERANCE, measure_psf, seeing_flags)
+from sourceclf.simulate import SDSS_BAND_DEFAULTS, degrade_frames, degrade_seeing
+
+PIXEL = 0.396
+
+
+def _moffat(shape, positions, fwhm_pix, beta, flux):
+    gamma = fwhm_pix / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    image = np.zeros(shape)
+    for (x, y), f in zip(positions, flux):
+        image += f * (beta - 1) / (np.pi * gamma ** 2) \
+            * (1 + ((xx - x) ** 2 + (yy - y) ** 2) / gamma ** 2) ** -beta
+    return image
+
+
+def _star_frame(fwhm_arcsec, *, size=320, beta=3.5, sigma=0.02, seed=0, n_side=5):
+    """A sky-noise frame with a grid of Moffat stars of known FWHM, plus its positions."""
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(35, size - 35, n_side)
+    positions = [(x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5))
+                 for x in grid for y in grid]
+    flux = rng.uniform(50, 300, len(positions))  # nanomaggies: r 16.3-18.3
+    image = _moffat((size, size), positions, fwhm_arcsec / PIXEL, beta, flux)
+    return (image + rng.normal(0, sigma, image.shape)).astype(np.float32), positions
+
+
+def _frames(fwhm_arcsec, seed=0):
+    """Five frames of the same stars with a TAN WCS, and the table of their positions."""
+    frames, table = {}, None
+    for k, b in enumerate(BANDS):
+        data, positions = _star_frame(fwhm_arcsec, seed=seed + k)
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crval = [150.0, 2.0]
+        wcs.wcs.crpix = [160.0, 160.0]
+        wcs.wcs.cdelt = [-PIXEL / 3600, PIXEL / 3600]
+        frames[b] = (data, wcs)
+        if table is None:
+            ra, dec = wcs.pixel_to_world_values(*np.array(positions).T)
+            table = Table({"ra": ra, "dec": dec})
+    return frames, table
+
+
+def test_measure_psf_on_a_synthetic_frame():
+    data, _ = _star_frame(1.3)
+    psf = measure_psf(data)
+    assert psf.fwhm == pytest.approx(1.3, rel=0.03)
+    assert psf.beta == pytest.approx(3.5, rel=0.2)
+    assert psf.n_stars >= 15 and psf.ellipticity < 0.05
+    assert psf.sky_sigma == pytest.approx(0.02, rel=0.05)
+    assert set(psf.stars.colnames) >= {"x", "y", "fwhm", "beta", "snr"}
+
+
+def test_measure_psf_finds_a_wide_psf_from_a_narrow_guess():
+    data, _ = _star_frame(2.2)
+    assert measure_psf(data, fwhm_guess=1.0).fwhm == pytest.approx(2.2, rel=0.05)
+
+
+def test_measure_psf_on_a_real_frame(shared_data):
+    from sourceclf.cutouts import read_frame
+
+    data, _ = read_frame(shared_data / "sdss_frame_004510-4-0030"
+                         / "frame-r-004510-4-0030.fits.bz2")
+    psf = measure_psf(data[:, :1024])
+    # Moffat fits and the ePSF of the whole frame give 0.98" and 0.97"
+    assert psf.fwhm == pytest.approx(0.98, rel=0.05)
+    assert 2.5 < psf.beta < 4.5 and psf.n_stars >= 5
+
+
+@pytest.mark.parametrize("image, match", [
+    (np.zeros((200, 200)), "no sky noise"),
+    (np.random.default_rng(0).normal(size=(200, 200)), "isolated point sources"),
+    (np.ones(5), "2-D image"),
+])
+def test_measure_psf_errors(image, match):
+    with pytest.raises(InvalidInputError, match=match):
+        measure_psf(image)
+
+
+def test_catalog_scale_is_the_simulators():
+    assert CATALOG_PSF_SCALE == {b: SDSS_BAND_DEFAULTS[b]["psf_scale"] for b in BANDS}
+
+
+def test_seeing_flags_tolerance_and_unknown():
+    fwhm = {b: np.array([1.0, 1.0, 1.0, np.nan]) for b in BANDS}
+    fwhm["r"] = np.array([1.0, 1.3 * (1 + SEEING_TOLERANCE) + 0.01, 1.3 * 1.04, 1.0])
+    out, unknown = seeing_flags(fwhm, {b: (0.8, 1.3) for b in BANDS})
+    assert out.tolist() == [False, True, False, False]
+    assert unknown.tolist() == [False, False, False, True]
+
+
+def test_classify_frames_carries_the_measured_psf():
+    frames, table = _frames(1.1)
+    out = classify(table, images=frames, model="margnet-cnn-sgq", confidence=None,
+                   device="cpu", progress=False)
+    for b in BANDS:
+        assert out[f"psf_fwhm_{b}"].unit == "arcsec"
+        assert np.allclose(out[f"psf_fwhm_{b}"], 1.1, rtol=0.05)
+    assert not any(FLAG_SEEING_OUT_OF_RANGE in f for f in out["pred_flag"])
+
+
+def test_classify_flags_frames_of_bad_seeing():
+    frames, table = _frames(2.2, seed=10)
+    out = classify(table, images=frames, model="margnet-cnn-sgq", confidence=None,
+                   device="cpu", progress=False)
+    assert np.allclose(out["psf_fwhm_r"], 2.2, rtol=0.05)
+    assert all(FLAG_SEEING_OUT_OF_RANGE in f for f in out["pred_flag"])
+    assert not out["pred_class"].mask.any()  # flagged rows are still classified
+
+
+def _stamps(n=4):
+    return np.random.default_rng(0).normal(0, 0.02, (n, 5, 32, 32)).astype(np.float32)
+
+
+def test_stamps_flagged_with_a_wide_psf_argument():
+    table = Table({"id": np.arange(4)})
+    out = classify(table, _stamps(), psf=2.5, model="margnet-cnn-sgq", confidence=None,
+                   device="cpu", progress=False)
+    assert np.allclose(out["psf_fwhm_g"], 2.5)
+    assert all(f == FLAG_SEEING_OUT_OF_RANGE for f in out["pred_flag"])
+    ok = classify(table, _stamps(), psf={b.upper(): 1.0 for b in BANDS},
+                  model="margnet-cnn-sgq", confidence=None, device="cpu", progress=False)
+    assert all(f == "" for f in ok["pred_flag"])
+
+
+def test_stamps_without_psf_warn_once_and_flag():
+    table = Table({"id": np.arange(4)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = classify(table, _stamps(), model="margnet-cnn-sgq", confidence=None,
+                       device="cpu", progress=False)
+    ours = [w for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert len(ours) == 1 and "psf=" in str(ours[0].message)
+    assert all(f == FLAG_PSF_UNKNOWN for f in out["pred_flag"])
+    assert out["psf_fwhm_r"].mask.all() and not out["pred_class"].mask.any()
+
+
+def test_stamps_psf_from_the_catalog_width():
+    table = Table({f"PSFFWHM_{b}": [1.1, 2.4] for b in BANDS})
+    out = classify(table, _stamps(2), model="margnet-cnn-sgq", confidence=None,
+                   device="cpu", progress=False)
+    assert out["psf_fwhm_r"][0] == pytest.approx(1.1 * CATALOG_PSF_SCALE["r"], rel=1e-5)
+    assert out["pred_flag"].tolist() == ["", FLAG_SEEING_OUT_OF_RANGE]
+
+
+@pytest.mark.parametrize("psf, match", [(-1.0, "positive"), ({"r": 1.0}, "missing u"),
+                                        ("wide", "FWHM in arcsec")])
+def test_bad_psf_argument(psf, match):
+    with pytest.raises(InvalidInputError, match=match):
+        classify(Table({"id": [0]}), _stamps(1), psf=psf, model="margnet-cnn-sgq",
+                 confidence=None, device="cpu", progress=False)
+
+
+def test_degrade_seeing_reaches_the_target_and_keeps_the_noise():
+    data, _ = _star_frame(1.0, size=400, n_side=6, sigma=0.03)
+    native = measure_psf(data)
+    blurred = degrade_seeing(data, native.fwhm, 1.9, beta=native.beta, random_state=1)
+    again = measure_psf(blurred, fwhm_guess=1.9)
+    assert again.fwhm == pytest.approx(1.9, rel=0.05)
+    assert again.sky_sigma == pytest.approx(native.sky_sigma, rel=0.05)
+    with pytest.raises(InvalidInputError, match="cannot sharpen"):
+        degrade_seeing(data, 1.0, 0.8)
+
+
+def test_degrade_stamps_and_frames():
+    stamps = np.random.default_rng(2).normal(0, 0.05, (20, 32, 32))
+    blurred = degrade_seeing(stamps, 1.0, 2.0, random_state=0)
+    assert blurred.shape == stamps.shape
+    assert np.std(blurred) == pytest.approx(0.05, rel=0.05)
+    frames, _ = _frames(1.0)
+    out, targets = degrade_frames(frames, 1.6)
+    assert targets["r"] == pytest.approx(1.6)
+    assert measure_psf(out["g"][0], fwhm_guess=1.6).fwhm == pytest.approx(targets["g"], rel=0.05)
