@@ -15,7 +15,7 @@ def _metrics_table(name, metrics):
              "     - accuracy", "     - macro precision", "     - macro recall",
              "     - macro F1"]
     for split, m in metrics.items():
-        if not isinstance(m, dict) or "accuracy" not in m:
+        if not isinstance(m, dict) or "precision_macro" not in m:
             continue
         lines += [f"   * - {split}", f"     - {m['n']}", f"     - {_fmt(m['accuracy'])}",
                   f"     - {_fmt(m['precision_macro'])}", f"     - {_fmt(m['recall_macro'])}",
@@ -79,9 +79,57 @@ def _speed(name):
     return n / best, os.cpu_count()
 
 
+def _by_data_and_magnitude(metrics):
+    """Held-out accuracy per data set and per magnitude bin, when the card has them."""
+    lines = []
+    by_data = metrics.get("test_by_data", {})
+    if by_data:
+        lines += [".. list-table:: Test accuracy per data set (held-out rows; recall per "
+                  "class)", "   :header-rows: 1", "", "   * - data", "     - n",
+                  "     - accuracy", "     - recall per class"]
+        for name, m in by_data.items():
+            recall = ", ".join(f"{c} {v:.4f}" for c, v in m.get("recall", {}).items()
+                               if v is not None)
+            lines += [f"   * - {name}", f"     - {m['n']}", f"     - {_fmt(m['accuracy'])}",
+                      f"     - {recall}"]
+        lines.append("")
+    tables = [("all test rows", metrics.get("test_by_magnitude"))] + [
+        (name, m.get("by_magnitude")) for name, m in by_data.items()]
+    tables = [(k, v) for k, v in tables if v]
+    if tables:
+        band = tables[0][1]["band"]
+        lines += [f".. list-table:: Test accuracy per {band} magnitude (n in brackets)",
+                  "   :header-rows: 1", "", f"   * - {band}"] + \
+            [f"     - {k}" for k, _ in tables]
+        for i, label in enumerate(tables[0][1]["bins"]):
+            lines.append(f"   * - {label}")
+            for _, t in tables:
+                acc = t["accuracy"][i]
+                lines.append(f"     - {'-' if acc is None else f'{acc:.4f}'} ({t['n'][i]})")
+        lines.append("")
+    return lines
+
+
+def _domain(card):
+    domain = card.get("domain") or {}
+    if not domain:
+        return []
+    lines = ["Where to use it", "---------------", "", domain.get("description", ""), ""]
+    for band, (bright, faint) in domain.get("magnitudes", {}).items():
+        lines.append(f"- trained on {band} magnitudes {bright:g} to {faint:g}")
+    check = card.get("metrics", {}).get("domain_check", {})
+    for key, value in check.items():
+        if key != "n_test":
+            lines.append(f"- {key.replace('_', ' ')}: {value}")
+    if domain.get("file"):
+        lines.append("- rows outside the domain are flagged ``out_of_domain`` in "
+                     "``pred_flag``")
+    return lines + [""]
+
+
 def _size_and_speed(name, card, model_dir):
-    weights = sum(p.stat().st_size for p in model_dir.iterdir()
-                  if p.name not in ("card.json", "calibration.ecsv"))
+    weights = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file()
+                  and p.name not in ("card.json", "calibration.ecsv"))
     extra = card.get("extra", {})
     lines = ["Size and speed", "--------------", "",
              f"- weights: {weights / 1e6:.2f} MB on disk"]
@@ -121,6 +169,7 @@ def write_model_pages(outdir):
                  f":Weights SHA-256: ``{card['weights_sha256']}``", ""]
         if card.get("notes"):
             lines += [".. note::", "", "   " + card["notes"], ""]
+        lines += _domain(card)
         training = card.get("training", {})
         if training:
             lines += ["Training", "--------", ""]
@@ -130,6 +179,7 @@ def write_model_pages(outdir):
             lines += ["Held-out metrics", "----------------", "",
                       f"Test data: {metrics.get('test_data', 'see training')}.", ""]
             lines += _metrics_table(name, metrics) + [""]
+            lines += _by_data_and_magnitude(metrics)
             if "test" in metrics:
                 lines += _confusion(metrics["test"]) + [""]
             lines += _real_checks(metrics)

@@ -43,11 +43,22 @@ FLAG_OUT_OF_DOMAIN = "out_of_domain"
 
 
 def _as_table(table):
+    """The catalog as a Table, and the pandas DataFrame it came from (or None)."""
     if isinstance(table, Table):
-        return table
+        return table, None
+    if type(table).__name__ == "DataFrame" and hasattr(table, "to_numpy"):
+        return Table.from_pandas(table), table
     raise InvalidInputError(
-        f"classify takes an astropy Table, got {type(table).__name__}; "
+        f"classify takes an astropy Table or a pandas DataFrame, got {type(table).__name__}; "
         "read a file with Table.read(path) or wrap arrays with Table(...)")
+
+
+def _as_frame(out, frame):
+    """The classified table as a DataFrame with the input's index; meta in ``attrs``."""
+    result = out.to_pandas()
+    result.index = frame.index
+    result.attrs.update(out.meta)
+    return result
 
 
 def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confidence=0.9,
@@ -57,7 +68,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
 
     Parameters
     ----------
-    table : `~astropy.table.Table`
+    table : `~astropy.table.Table` or `pandas.DataFrame`
         The catalog, with SDSS-style photometric columns (see
         `sourceclf.features`); ``ra`` and ``dec`` when ``images`` are frames.
     cutouts : array-like, list, or path, optional
@@ -94,7 +105,12 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     device : str
         ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``...
     batch_size : int, optional
-        Rows per forward pass; the results do not depend on it.
+        Rows per forward pass.  On the CPU in fp32 without ``compile``,
+        photometric networks, their Bayesian variants (Monte Carlo included)
+        and classical models give every row the same probabilities bit for
+        bit whatever the batch size and number of threads; image networks may
+        differ between batch sizes by up to a few 1e-7, and so may every
+        network on a GPU or with ``compile=True`` (more in bf16).
     progress : bool, optional
         Show a progress bar (default: when standard error is a terminal).
     precision : {'fp32', 'bf16', 'auto'}
@@ -119,7 +135,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
 
     Returns
     -------
-    classified : `~astropy.table.Table`
+    classified : `~astropy.table.Table` or `pandas.DataFrame`
         A copy of ``table`` (rows, columns, units, masks and meta kept) with new
         columns ``pred_class``, ``prob_<class>`` (one per class, lower case),
         ``pred_flag`` (empty when fine, else why the row was not classified or
@@ -129,17 +145,20 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
         ``pred_set_size``.  Rows that cannot be classified are masked.
 
+        A DataFrame in gives a DataFrame out (same index; masked values
+        become missing values; ``meta`` goes into ``DataFrame.attrs``).
+
     Examples
     --------
     >>> from sourceclf import classify
     >>> from sourceclf.demo import demo_catalog
     >>> result = classify(demo_catalog(n=20))
     >>> result.meta["CLFMODEL"]
-    'margnet-photometry-sg'
+    'blend-photometry-sg'
     >>> sorted(set(result["pred_class"].compressed()) - {"GALAXY", "STAR"})
     []
     """
-    table = _as_table(table)
+    table, frame = _as_table(table)
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
     choice = None
@@ -219,7 +238,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         out.meta["CLFPREC"] = used_precision
         if compile:
             out.meta["CLFCOMP"] = clf.is_compiled(device)
-    return out
+    return out if frame is None else _as_frame(out, frame)
 
 
 def _check_set_shift(out, clf, rows, levels, *, score, by):

@@ -6,12 +6,14 @@ line on standard error with exit status 2; nothing is left behind.
 """
 
 import argparse
+import re
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
 from .device import check_precision
-from .exceptions import InvalidInputError, SourceclfError
+from .exceptions import InvalidInputError, SourceclfError, SourceclfWarning
 from .tableio import split_extension, table_format, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
@@ -64,6 +66,8 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--list-models", action="store_true", help="list the shipped models and exit")
+    p.add_argument("--show-model", metavar="NAME",
+                   help="describe one model (inputs, classes, domain, test metrics) and exit")
     p.add_argument("--demo", action="store_true",
                    help="write a bundled synthetic demo catalog (sourceclf_demo.fits) to the "
                         "current directory, or to INPUT if given, and classify it")
@@ -102,6 +106,11 @@ def _run(args):
         from .models.registry import list_models
 
         list_models().pprint_all()
+        return 0
+    if args.show_model:
+        from .models.registry import describe_model
+
+        print(describe_model(args.show_model))
         return 0
     if args.demo:
         from .demo import demo_catalog
@@ -152,12 +161,30 @@ def _run(args):
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print sourceclf's warnings as one line; others as Python does."""
+    if not issubclass(category, SourceclfWarning):
+        return _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+    from .conformal.shift import SHIFT_ALARM_PATTERN
+
+    text = " ".join(str(message).split())
+    if re.search(SHIFT_ALARM_PATTERN, text):
+        return None  # the summary's SHIFT ALARM line says it
+    print(f"sourceclf-classify: warning: {text}", file=sys.stderr)
+    return None
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
+
+
 def main(argv=None):
     """Entry point of ``sourceclf-classify``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(args)
     except SourceclfError as exc:
         message = " ".join(str(exc).split())
         print(f"sourceclf-classify: error: {message}", file=sys.stderr)

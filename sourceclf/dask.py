@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from .classification import choose_model, classify
-from .exceptions import InvalidInputError
+from .conformal.shift import SHIFT_ALARM_PATTERN
+from .exceptions import InvalidInputError, SourceclfWarning
+from .model_choice import CHOICE_SAMPLE_ROWS
 from .models.base import SourceClassifier
 from .models.registry import load_model
 
@@ -41,6 +43,10 @@ __all__ = ["classify_dask", "classify_partition", "get_classifier", "output_meta
 
 _MODELS = {}
 _LOCK = threading.Lock()
+
+
+#: ``meta`` keys of `sourceclf.classify` that describe one partition only.
+PER_PARTITION_META = ("CLFNOOD", "CLFSHIFT")
 
 
 def _model_key(model):
@@ -185,15 +191,21 @@ def classify_partition(df, model="auto", confidence=0.9, **classify_kwargs):
     if isinstance(model, str) and model == "auto":
         model = choose_model(table)
     clf = get_classifier(model)
-    out = classify(table, model=clf, confidence=confidence, progress=False,
-                   **classify_kwargs)
+    with warnings.catch_warnings():
+        # One partition's prediction sets are no catalog's: no shift alarm per partition.
+        warnings.filterwarnings("ignore", message=SHIFT_ALARM_PATTERN, category=SourceclfWarning)
+        out = classify(table, model=clf, confidence=confidence, progress=False,
+                       **classify_kwargs)
     new = [n for n in out.colnames
            if n not in table.colnames or n.startswith(("pred_", "prob_"))]
     columns = _to_pandas_columns(out, new, df.index)
     result = df.drop(columns=[n for n in new if n in df.columns])
     for name, series in columns.items():
         result[name] = series
-    result.attrs.update({k: v for k, v in out.meta.items() if k.startswith("CLF")})
+    # Per-partition counts and alarms (CLFNOOD, CLFSHIFT) differ between partitions,
+    # and pandas keeps attrs only where all partitions agree: leave them out.
+    result.attrs.update({k: v for k, v in out.meta.items()
+                         if k.startswith("CLF") and k not in PER_PARTITION_META})
     return result
 
 
@@ -238,6 +250,17 @@ def output_meta(meta, model="auto", confidence=0.9, **classify_kwargs):
     return out.iloc[:0]
 
 
+def _first_rows(data, meta):
+    """Up to `~sourceclf.model_choice.CHOICE_SAMPLE_ROWS` rows of the first partition."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "insufficient elements for head"
+            rows = data.head(CHOICE_SAMPLE_ROWS)
+    except (AttributeError, TypeError, ValueError, NotImplementedError):
+        return meta
+    return rows if len(rows) else meta
+
+
 def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
     """Classify every row of a Dask DataFrame or an LSDB catalog, lazily.
 
@@ -249,8 +272,9 @@ def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         A shipped model's name, a model directory (it must be readable by the
         workers) or a classifier object (sent to the workers with the tasks;
-        a name or path is cheaper).  ``'auto'`` chooses from ``data``'s
-        columns, once, before anything runs.
+        a name or path is cheaper).  ``'auto'`` chooses once, before
+        anything else runs, from ``data``'s columns and the rows of its first
+        partition (see `sourceclf.model_choice`).
     confidence : float, sequence of float or None
         Confidence level(s) of the prediction sets.
     **classify_kwargs
@@ -285,7 +309,9 @@ def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
     is_lsdb = type(data).__module__.startswith("lsdb")
     meta = _empty_meta(data)
     if isinstance(model, str) and model == "auto":
-        model = choose_model(_to_table(meta))
+        # The choice weighs how many rows each model's domain holds: look at the
+        # first partition's rows (once), not just the columns.
+        model = choose_model(_to_table(_first_rows(data, meta)))
     out_meta = output_meta(meta, model=model, confidence=confidence, **classify_kwargs)
     kwargs = dict(model=model, confidence=confidence, **classify_kwargs)
     if is_lsdb:

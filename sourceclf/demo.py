@@ -24,7 +24,8 @@ from .exceptions import InvalidInputError
 from .simulate import SDSS_BAND_DEFAULTS, render_stamps
 from .utils._validation import check_random_state
 
-__all__ = ["FEATURE_MODEL_PATH", "demo_catalog", "demo_frames", "fit_feature_model"]
+__all__ = ["FEATURE_MODEL_PATH", "DEMO_R_RANGE", "DEMO_MAX_SIZE_RATIO", "demo_catalog",
+           "demo_frames", "fit_feature_model"]
 
 # GalSim is optional (the "sim" extra): skip this doctest without it.
 __doctest_requires__ = {"demo_frames": ["galsim"]}
@@ -80,8 +81,46 @@ def fit_feature_model(table, *, n_components=6, label_column="class", random_sta
     return out
 
 
+#: What the demo's rows are, like the data the feature model was fitted to:
+#: dereddened r magnitude range and the largest mean deVRad / psffwhm.
+DEMO_R_RANGE = (20.0, 23.0)
+DEMO_MAX_SIZE_RATIO = 0.5
+
+
+def _faint_compact_rows(model, name, k, rng):
+    """``k`` draws of class ``name`` from the feature model, kept faint and compact.
+
+    The mixture's tails reach bright and extended sources the faint compact
+    data it was fitted to does not hold; such draws are replaced.
+    """
+    comp = model["classes"][name]
+    dims = model["dims"]
+    r = dims.index("dered_r")
+    radii = [dims.index(f"log_deVRad_{b}") for b in BANDS]
+    widths = [dims.index(f"psffwhm_{b}") for b in BANDS]
+    kept = np.empty((0, len(dims)))
+    while len(kept) < k:
+        m = 2 * (k - len(kept)) + 16
+        which = rng.choice(len(comp["weights"]), size=m, p=np.asarray(comp["weights"]))
+        x = np.empty((m, len(dims)))
+        for j in range(len(comp["weights"])):
+            sel = which == j
+            x[sel] = rng.multivariate_normal(comp["means"][j], comp["covariances"][j],
+                                             size=int(sel.sum()))
+        ratio = np.mean(10 ** x[:, radii] / np.clip(x[:, widths], 0.5, 4.0), axis=1)
+        ok = ((x[:, r] >= DEMO_R_RANGE[0]) & (x[:, r] <= DEMO_R_RANGE[1])
+              & (ratio < DEMO_MAX_SIZE_RATIO))
+        kept = np.vstack([kept, x[ok]])
+    return kept[:k]
+
+
 def demo_catalog(n=1000, *, random_state=0, classes=None):
     """A synthetic SDSS-like catalog of faint compact galaxies and stars.
+
+    Rows are drawn from a Gaussian-mixture model of the faint compact SDSS
+    DR16 objects (``sourceclf/data/feature_model.json``), keeping draws with
+    dereddened r in `DEMO_R_RANGE` and mean deVRad / psffwhm below
+    `DEMO_MAX_SIZE_RATIO`, as in those data.
 
     Parameters
     ----------
@@ -113,14 +152,7 @@ def demo_catalog(n=1000, *, random_state=0, classes=None):
     counts = rng.multinomial(n, frac / frac.sum())
     blocks, labels = [], []
     for c, k in zip(names, counts):
-        comp = model["classes"][c]
-        which = rng.choice(len(comp["weights"]), size=k, p=np.asarray(comp["weights"]))
-        x = np.empty((k, len(model["dims"])))
-        for j in range(len(comp["weights"])):
-            sel = which == j
-            x[sel] = rng.multivariate_normal(comp["means"][j], comp["covariances"][j],
-                                             size=int(sel.sum()))
-        blocks.append(x)
+        blocks.append(_faint_compact_rows(model, c, k, rng))
         labels += [c] * k
     x = np.vstack(blocks) if blocks else np.empty((0, len(model["dims"])))
     order = rng.permutation(len(x))

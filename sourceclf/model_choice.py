@@ -5,14 +5,17 @@ the table's columns allow (and that read images exactly when images are
 given), `explain_model_choice` prefers
 
 1. the model whose applicability domain (`sourceclf.models.domain`) holds
-   the most rows of the table: rows that can be classified and lie inside
-   the domain; models within `DOMAIN_TIE` of the best count as tied;
+   the largest share of the rows it can classify (rows with a missing input
+   are left unclassified by any model, and reported so); models within
+   `DOMAIN_TIE` of the best, or within twice the sampling noise of a small
+   table, count as tied;
 2. among tied models, the one with the best held-out accuracy in its card;
 3. then the card's ``auto_priority``.
 
 Models without a recorded domain (image models, older models) count every
-classifiable row as inside.  When ``precision='bf16'`` or ``compile=True``
-is asked for, only torch models are candidates.
+classifiable row as inside, but lose ties to models with one.  When
+``precision='bf16'`` or ``compile=True`` is asked for, only torch models are
+candidates.
 """
 
 from dataclasses import dataclass
@@ -27,8 +30,10 @@ from .models.registry import MODEL_DIR, model_card, model_names
 __all__ = ["ModelChoice", "choose_model", "explain_model_choice", "DOMAIN_TIE",
            "CHOICE_SAMPLE_ROWS"]
 
-#: Models whose in-domain fractions differ by less than this are tied.
-DOMAIN_TIE = 0.02
+#: Models whose in-domain fractions differ by less than this are tied: a domain
+#: flags up to about 3% of rows like its training data (its 0.1-99.9% feature
+#: ranges and 99.5% density threshold), so smaller differences are no evidence.
+DOMAIN_TIE = 0.03
 
 #: The choice looks at this many rows at most (evenly spaced through the table).
 CHOICE_SAMPLE_ROWS = 20000
@@ -47,7 +52,7 @@ class ModelChoice:
     classes : tuple of str
         The classes it can return.
     in_domain : float
-        Fraction of the (sampled) rows it can classify inside its domain.
+        Fraction of the (sampled) rows it can classify that lie inside its domain.
     reason : str
         One line for users: the choice, the classes, the runner-up.
     candidates : list of tuple
@@ -71,12 +76,12 @@ def _in_domain_fraction(card, sample):
     if card.feature_set is None:
         return 1.0
     matrix = get_feature_set(card.feature_set).compute(sample)
-    inside = matrix.valid.copy()
-    if card.domain.get("file") and inside.any():
-        domain = ApplicabilityDomain.load(MODEL_DIR / card.name / card.domain["file"],
-                                          sha256=card.domain.get("sha256"))
-        inside[inside] = ~domain.outside(matrix.values[inside])
-    return float(inside.mean()) if len(sample) else 1.0
+    values = matrix.values[matrix.valid]
+    if not card.domain.get("file") or not len(values):
+        return 1.0
+    domain = ApplicabilityDomain.load(MODEL_DIR / card.name / card.domain["file"],
+                                      sha256=card.domain.get("sha256"))
+    return float(1.0 - domain.outside(values).mean())
 
 
 def explain_model_choice(table, *, with_images=False, precision="fp32", compile=False):
@@ -127,12 +132,23 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
     scored = [(card, _in_domain_fraction(card, sample),
                float(card.metrics.get("test", {}).get("accuracy", 0.0))) for card in usable]
     best_fraction = max(f for _, f, _ in scored)
-    scored.sort(key=lambda s: (s[1] < best_fraction - DOMAIN_TIE, -s[2], -s[0].auto_priority))
+    n = max(len(sample), 1)
+
+    def behind(fraction):
+        """Whether a model's coverage is below the best by more than the tie margin:
+        `DOMAIN_TIE`, or twice the sampling noise of a small table."""
+        noise = 2.0 * np.sqrt(fraction * (1.0 - fraction) / n + 1.0 / n ** 2)
+        return best_fraction - fraction > max(DOMAIN_TIE, noise)
+
+    # Tied on coverage: models with a recorded domain first (an unknown domain is no
+    # evidence), then held-out accuracy, then the card's priority.
+    scored.sort(key=lambda s: (behind(s[1]), not s[0].domain.get("file"), -s[2],
+                               -s[0].auto_priority))
     card, fraction, accuracy = scored[0]
     candidates = [(c.name, f, a) for c, f, a in scored]
     classes = tuple(card.classes)
     reason = (f"model 'auto' chose {card.name} ({'/'.join(classes)}): "
-              f"{fraction:.0%} of rows inside its training domain, "
+              f"{fraction:.0%} of the rows it can classify inside its training domain, "
               f"held-out accuracy {accuracy:.3f}")
     if len(scored) > 1:
         other, other_fraction, other_accuracy = scored[1]

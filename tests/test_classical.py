@@ -141,7 +141,7 @@ def test_save_load_round_trip_without_pickle(trained, catalog, tmp_path):
     x = get_feature_set("margnet24").compute(catalog).values
     path = trained.save(tmp_path / "m")
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["calibration.ecsv", "card.json", "model.skops"]
+    assert names == ["calibration.ecsv", "card.json", "domain.npz", "model.skops"]
     # A skops file is a zip of a JSON schema and numpy arrays: no pickle stream.
     with zipfile.ZipFile(path / "model.skops") as zf:
         assert "schema.json" in zf.namelist()

@@ -12,10 +12,27 @@ from sourceclf.classification import choose_model
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError, UnknownModelError
 
 
-def test_auto_picks_margnet_for_margnet_columns(demo):
-    assert choose_model(demo) == "margnet-photometry-sg"
+def test_auto_picks_the_most_accurate_model_whose_domain_holds_the_rows(demo):
+    from sourceclf.model_choice import explain_model_choice
+
+    # Faint compact rows with MargNet's columns: every star/galaxy model's domain
+    # holds them; the most accurate on held-out data is the blend.
+    choice = explain_model_choice(demo)
+    assert choice.name == "blend-photometry-sg" == choose_model(demo)
+    assert "cannot return QSO" in choice.reason
+    # Only ugriz magnitudes: the three-class model.
     plain = demo["u", "g", "r", "i", "z"]
     assert choose_model(plain) == "ugriz-sgq"
+    # Four magnitudes brighter: outside the faint star/galaxy models' domain.
+    bright = demo.copy()
+    for b in "ugriz":
+        bright[f"dered_{b}"] = bright[f"dered_{b}"] - 4 * u.mag
+        bright[b] = bright[b] - 4 * u.mag
+    choice = explain_model_choice(bright)
+    assert choice.name == "ugriz-sgq" and "GALAXY/QSO/STAR" in choice.reason
+    # bf16 asks for a torch model.
+    assert choose_model(demo, precision="bf16") in ("margnet-photometry-sg",
+                                                    "bayesian-margnet-photometry-sg")
 
 
 def test_auto_without_usable_columns_lists_needs():
@@ -34,7 +51,7 @@ def test_column_contract_and_preservation(demo):
     assert out["dered_r"].unit == u.mag
     assert out["dered_r"].description == "dereddened r"
     assert out.meta["SURVEY"] == "demo"
-    assert out.meta["CLFMODEL"] == "margnet-photometry-sg"
+    assert out.meta["CLFMODEL"] == "blend-photometry-sg"
     assert "pred_class" not in demo.colnames
     p = np.column_stack([np.asarray(out["prob_galaxy"]), np.asarray(out["prob_star"])])
     np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
@@ -118,8 +135,9 @@ def _probs(table, classes=("galaxy", "star")):
 
 
 def test_bf16_on_cpu_close_to_fp32(demo_large):
-    fp32 = classify(demo_large, confidence=None, device="cpu")
-    bf16 = classify(demo_large, confidence=None, device="cpu", precision="bf16")
+    fp32 = classify(demo_large, model="margnet-photometry-sg", confidence=None, device="cpu")
+    bf16 = classify(demo_large, model="margnet-photometry-sg", confidence=None, device="cpu",
+                    precision="bf16")
     assert fp32.meta["CLFPREC"] == "fp32" and bf16.meta["CLFPREC"] == "bf16"
     assert "CLFCOMP" not in bf16.meta
     ok = ~np.ma.getmaskarray(fp32["pred_class"])
@@ -241,3 +259,16 @@ def test_bf16_and_compile_on_cuda(demo_large):
     auto = classify(demo_large[:10], confidence=None, device="cuda", precision="auto")
     native = torch.cuda.get_device_capability() >= (8, 0)
     assert auto.meta["CLFPREC"] == ("bf16" if native else "fp32")
+
+
+def test_pandas_dataframe_in_dataframe_out(demo):
+    pd = pytest.importorskip("pandas")
+    frame = demo.to_pandas()
+    frame.index = pd.RangeIndex(100, 100 + len(frame))
+    out = classify(frame, model="margnet-photometry-sg")
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == list(frame.index)
+    expected = classify(demo, model="margnet-photometry-sg")
+    assert list(out["pred_class"]) == list(expected["pred_class"])
+    assert out.attrs["CLFMODEL"] == expected.meta["CLFMODEL"]
+    assert list(frame.columns) == list(demo.colnames)  # input untouched

@@ -37,16 +37,17 @@ def test_round_trip_formats(tmp_path, demo, capsys, ext):
     result = Table.read(tmp_path / f"cat_classified{ext}", format=table_format(src))
     assert len(result) == len(demo)
     assert "pred_class" in result.colnames and "prob_star" in result.colnames
-    assert "margnet-photometry-sg" in out and "predicted:" in out
+    assert "blend-photometry-sg" in out and "predicted:" in out
+    assert "model 'auto' chose blend-photometry-sg" in out
     if ext in (".fits", ".ecsv"):   # VOTable and Parquet writers drop table meta
-        assert result.meta["CLFMODEL"] == "margnet-photometry-sg"
+        assert result.meta["CLFMODEL"] == "blend-photometry-sg"
 
 
 def test_fits_meta_and_strings_round_trip(catalog, capsys):
     code, _, err = run([catalog, "-o", catalog.with_name("o.fits")], capsys)
     assert code == 0, err
     t = Table.read(catalog.with_name("o.fits"))
-    assert t.meta["CLFMODEL"] == "margnet-photometry-sg"
+    assert t.meta["CLFMODEL"] == "blend-photometry-sg"
     assert set(np.char.strip(np.asarray(t["pred_class"], dtype=str))) <= {"GALAXY", "STAR"}
 
 
@@ -164,31 +165,66 @@ def test_bad_precision(catalog, capsys):
     assert not catalog.with_name("x.fits").exists()
 
 
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
 def test_compile_flag_falls_back_without_compiler(catalog, capsys, monkeypatch):
     import torch
-
-    from sourceclf.classification import SourceclfWarning
 
     def broken(module, *args, **kwargs):
         raise RuntimeError("no C compiler")
 
     monkeypatch.setattr(torch, "compile", broken)
     out_path = catalog.with_name("compiled.fits")
-    with pytest.warns(SourceclfWarning, match="torch.compile failed"):
-        code, out, err = run([catalog, "-o", out_path, "--compile", "--no-progress"], capsys)
+    code, out, err = run([catalog, "-o", out_path, "--model", "margnet-photometry-sg",
+                          "--compile", "--no-progress"], capsys)
     assert code == 0, err
+    # The CLI prints sourceclf's warnings as one line each.
+    assert "sourceclf-classify: warning:" in err and "torch.compile failed" in err
     assert "(torch.compile failed: eager)" in out
     assert Table.read(out_path).meta["CLFCOMP"] is False
 
 
-def test_help_imports_no_heavy_modules():
-    # --help stays fast because torch, MAPIE and sklearn are imported lazily;
-    # the time itself is measured in benchmarks/, not here.
-    code = ("import sys; from sourceclf.cli import build_parser; build_parser().format_help(); "
-            "print(sorted(m for m in ('torch', 'mapie', 'sklearn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "[]"
+HEAVY = ("torch", "sklearn", "mapie")
+
+#: What each start-up path may import of `HEAVY` (torch models need torch only: their
+#: prediction sets apply stored thresholds in numpy; scikit-learn models need
+#: scikit-learn, whose skops loader imports torch as well when it is installed).
+START_UP_PATHS = {
+    "import": ("import sourceclf", []),
+    "help": ("from sourceclf.cli import main; main(['--help'])", []),
+    "list-models": ("from sourceclf.cli import main; main(['--list-models'])", []),
+    "show-model": ("from sourceclf.cli import main; main(['--show-model', 'margnet-sgq'])", []),
+    "classify-torch": ("from sourceclf.cli import main; main([CAT, '-o', OUT, '--no-progress', "
+                       "'--model', 'margnet-photometry-sg'])", ["torch"]),
+    "classify-sklearn": ("from sourceclf.cli import main; main([CAT, '-o', OUT, "
+                         "'--no-progress', '--model', 'gbdt-photometry-sg'])",
+                         ["sklearn", "torch"]),
+}
+
+
+@pytest.mark.parametrize("path", sorted(START_UP_PATHS))
+def test_start_up_paths_import_only_what_they_need(path, catalog, tmp_path):
+    # Timings are measured in benchmarks/bench_startup.py, not here.
+    statement, expected = START_UP_PATHS[path]
+    code = (f"import sys\nCAT, OUT = {str(catalog)!r}, {str(tmp_path / 'out.fits')!r}\n"
+            f"try:\n    {statement}\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(sorted(expected))
+
+
+def test_show_model_prints_describe_model(capsys, monkeypatch):
+    from sourceclf.models import registry
+
+    def describe(name):
+        if name != "some-model":
+            raise registry.UnknownModelError(f"unknown model '{name}'; known models: x")
+        return "some-model 1.0: a model\n  inputs: ugriz"
+
+    monkeypatch.setattr(registry, "describe_model", describe)
+    code, out, err = run(["--show-model", "some-model"], capsys)
+    assert code == 0 and out == "some-model 1.0: a model\n  inputs: ugriz\n" and not err
+    expect_error(["--show-model", "nope"], capsys, "unknown model 'nope'")
 
 
 def test_console_script_help():
@@ -242,6 +278,8 @@ def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):
     assert not (tmp_path / "out.ecsv").exists()
 
 
+# demo_frames holds too few isolated stars to measure a PSF: the rows are flagged.
+@pytest.mark.filterwarnings("ignore:cannot measure the PSF")
 def test_image_option_classifies(frame_files, tmp_path, capsys):
     cat, paths = frame_files
     argv = [cat, "-o", tmp_path / "out.ecsv"]
@@ -251,4 +289,4 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     assert code == 0, err
     result = Table.read(tmp_path / "out.ecsv")
     assert result.meta["CLFMODEL"] == "margnet-cnn-sgq"
-    assert list(result["pred_flag"][-2:]) == ["edge", "off_frame"]
+    assert list(result["pred_flag"][-2:]) == ["edge;psf_unknown", "off_frame"]

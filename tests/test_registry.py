@@ -53,8 +53,8 @@ def test_save_refuses_non_empty_directory(tmp_path):
 
 
 def test_checksum_mismatch_is_refused(tmp_path):
-    src = MODEL_DIR / "ugriz-sgq"
-    dst = tmp_path / "ugriz-sgq"
+    src = MODEL_DIR / "margnet-photometry-sg"
+    dst = tmp_path / "margnet-photometry-sg"
     shutil.copytree(src, dst)
     weights = dst / "weights.safetensors"
     data = bytearray(weights.read_bytes())
@@ -65,20 +65,30 @@ def test_checksum_mismatch_is_refused(tmp_path):
 
 
 def test_weights_are_not_pickles():
+    # Every file of every shipped model directory (blend members included) is
+    # safetensors, skops, JSON, ECSV or a pickle-free npz.
     import zipfile
 
     for name in model_names():
-        card = model_card(name)
-        path = MODEL_DIR / name / card.weights_file
-        head = path.read_bytes()[:2]
-        assert head[:1] != b"\x80"                      # not a bare pickle
-        if card.weights_file.endswith(".safetensors"):
-            assert path.suffix == ".safetensors" and head != b"PK"   # not torch.save's zip
-        else:                                            # skops: a zip of JSON + arrays
-            with zipfile.ZipFile(path) as zf:
-                members = zf.namelist()
-            assert "schema.json" in members
-            assert not any(m.endswith(".pkl") for m in members)
+        for path in sorted((MODEL_DIR / name).rglob("*")):
+            if path.is_dir():
+                continue
+            head = path.read_bytes()[:2]
+            assert head[:1] != b"\x80", path                # not a bare pickle
+            if path.suffix == ".safetensors":
+                assert head != b"PK", path                  # not torch.save's zip
+            elif path.suffix == ".skops":                   # a zip of JSON + arrays
+                with zipfile.ZipFile(path) as zf:
+                    members = zf.namelist()
+                assert "schema.json" in members
+                assert not any(m.endswith(".pkl") for m in members)
+            elif path.suffix == ".npz":
+                with np.load(path, allow_pickle=False) as data:
+                    [data[k] for k in data.files]
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+            else:
+                assert path.suffix == ".ecsv", path
 
 
 def test_card_json_round_trip(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sourceclf import classify
+from sourceclf.features import get_feature_set
 from sourceclf.models import model_card
 from sourceclf.train_recipes import read_recipe_table, recipe_split
 
@@ -15,7 +16,11 @@ from sourceclf.train_recipes import read_recipe_table, recipe_split
 # foundation issue asked for 0.955 and 0.975; the shipped models reach 0.950 and
 # 0.9725 (see their cards and CHANGES.rst; docs/scripts/learning_curve.py shows the
 # bundled tables are too small for the targets), so these floors guard what exists.
-FLOORS = {"margnet-photometry-sg": 0.950, "ugriz-sgq": 0.972}
+# ugriz-sgq 2.0 is tested on the held-out rows of both its tables (issue 13's
+# targets: 0.89 on SDSS17, 0.968 on DR14; see its card for what it reaches).
+FLOORS = {"margnet-photometry-sg": 0.950, "gbdt-photometry-sg": 0.950,
+          "blend-photometry-sg": 0.950, "ugriz-sgq": 0.89}
+FLOORS_BY_DATA = {"ugriz-sgq": {"sdss17": 0.885, "dr14": 0.968}}
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
@@ -23,14 +28,30 @@ def test_heldout_accuracy(shared_data, name):
     table = read_recipe_table(name, shared_data)
     test = recipe_split(table)["test"]
     card = model_card(name)
-    assert card.training["n_test"] == test.size
     rows = table[test]
+    # Rows with a missing magnitude are not classified (ugriz-sgq: none or a few).
+    rows = rows[get_feature_set(card.feature_set).compute(rows).valid]
+    assert card.training["n_test"] == len(rows)
     out = classify(rows, model=name, confidence=None)
     assert not np.ma.getmaskarray(out["pred_class"]).any()
-    accuracy = np.mean(np.asarray(out["pred_class"]) == np.asarray(rows["class"]))
+    correct = np.asarray(out["pred_class"]) == np.asarray(rows["class"])
     # The card's number must be what the shipped weights give on these rows.
-    assert accuracy == pytest.approx(card.metrics["test"]["accuracy"], abs=2e-4)
-    assert accuracy >= FLOORS[name]
+    assert correct.mean() == pytest.approx(card.metrics["test"]["accuracy"], abs=2e-4)
+    assert correct.mean() >= FLOORS[name]
+    for data, floor in FLOORS_BY_DATA.get(name, {}).items():
+        part = np.asarray(rows["dataset"]) == data
+        assert correct[part].mean() == pytest.approx(
+            card.metrics["test_by_data"][data]["accuracy"], abs=2e-4)
+        assert correct[part].mean() >= floor
+
+
+def test_blend_photometry_sg_beats_its_members():
+    card = model_card("blend-photometry-sg")
+    members = card.metrics["members_test"]
+    assert set(members) == {"margnet-photometry-sg", "gbdt-photometry-sg"}
+    for name, accuracy in members.items():
+        assert accuracy == model_card(name).metrics["test"]["accuracy"]
+        assert card.metrics["test"]["accuracy"] > accuracy
 
 
 def test_recipe_splits_are_disjoint(shared_data):
@@ -48,12 +69,19 @@ def test_network_settings_are_the_shipped_ones(name):
 
     card = model_card(name)
     settings = network_settings(name)
+    if card.kind == "blend":  # ugriz-sgq 2.0: the settings of its network member
+        from sourceclf.models.card import ModelCard
+        from sourceclf.models.registry import MODEL_DIR
+
+        card = ModelCard.from_json(MODEL_DIR / name / "mlp" / "card.json")
+        assert settings["epochs"] == settings["patience"] == card.training["epochs"]
+    else:
+        assert settings["patience"] == card.training["patience"]
+        assert settings["epochs"] == card.training["max_epochs"]
     assert settings["architecture"] == card.architecture
     config = {k: v for k, v in card.config.items() if k not in ("n_features", "n_classes")}
     assert settings["config"] == config
     assert settings["batch_size"] == card.training["batch_size"]
-    assert settings["patience"] == card.training["patience"]
-    assert settings["epochs"] == card.training["max_epochs"]
     assert f"weight_decay={settings['weight_decay']}" in card.training["optimizer"]
 
 

@@ -6,23 +6,24 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
 
 from ..device import (check_compile, check_precision, default_batch_size, resolve_device,
                       resolve_precision)
-from ..exceptions import InvalidInputError, ModelIntegrityError, SourceclfWarning
+from ..exceptions import InvalidInputError, SourceclfWarning
 from ..features import get_feature_set
 from ..progress import progress_bar
 from ..utils._files import atomic_path
 from .architectures import build_architecture
-from .card import ModelCard, sha256_file
+from .card import ModelCard, member_path, read_calibration, sha256_file, verify_sha256
 from .domain import DOMAIN_FILE, ApplicabilityDomain
 
-__all__ = ["SourceClassifier", "TorchClassifier"]
+__all__ = ["SourceClassifier", "TorchClassifier", "ROW_BLOCK", "pad_rows"]
 
-# Rows per block that CPU batches of photometric models are padded to (see
-# `TorchClassifier.logits`).
-_ROW_BLOCK = 64
+#: Rows per block that CPU batches are padded to (see `pad_rows`).
+ROW_BLOCK = 64
+
+#: Side of the cutouts the load-time check runs image networks on (sourceclf's stamps).
+_PROBE_STAMP = 32
 
 
 #: Module defining the classifier class of each storage kind (imported on first
@@ -31,6 +32,7 @@ KIND_MODULES = {
     "torch": "sourceclf.models.base",
     "torch-bayesian": "sourceclf.models.bayesian",
     "sklearn": "sourceclf.models.classical",
+    "blend": "sourceclf.models.blend",
 }
 
 
@@ -66,6 +68,8 @@ class SourceClassifier:
         #: The model's `~sourceclf.models.domain.ApplicabilityDomain` in its
         #: feature space (None when the model has none).
         self.domain = None
+        #: The directory the model was loaded from (None for a model in memory).
+        self.directory = None
 
     def outside_domain(self, features):
         """Which rows lie outside the model's applicability domain.
@@ -162,7 +166,17 @@ class SourceClassifier:
         device : str or `torch.device`
             Where to run.
         batch_size : int, optional
-            Rows per forward pass; results do not depend on it.
+            Rows per forward pass.  What holds: on the CPU, in fp32 and
+            without ``compile``, photometric networks (MLPs, MargNet's ANN,
+            their Bayesian variants) and classical models give every row the
+            same probabilities bit for bit whatever the batch size and
+            torch's number of threads (CPU batches are padded with zero rows
+            to whole blocks of `ROW_BLOCK` rows, see `pad_rows`).  Networks
+            that read images may differ between batch sizes in the last bits
+            (up to a few 1e-7 in probabilities: some CPU kernels depend on a
+            row's place in its batch), and so may every network with
+            ``compile=True``, on a GPU (a few 1e-7) or in bf16 (more: bf16
+            keeps about three significant digits).
         progress : bool, optional
             Show a tqdm progress bar.
         precision : {'fp32', 'bf16', 'auto'}
@@ -292,8 +306,10 @@ class SourceClassifier:
             self.card.calibration_file = "calibration.ecsv"
             with atomic_path(directory / self.card.calibration_file) as tmp:
                 self.calibration.write(tmp, format="ascii.ecsv", overwrite=True)
+            self.card.calibration_sha256 = sha256_file(directory / self.card.calibration_file)
         else:
             self.card.calibration_file = None
+            self.card.calibration_sha256 = ""
         if self.domain is not None:
             self.card.domain["file"] = DOMAIN_FILE
             self.card.domain["sha256"] = self.domain.save(directory / DOMAIN_FILE)
@@ -305,24 +321,52 @@ class SourceClassifier:
 
     @classmethod
     def load(cls, directory):
-        """Read a model directory written by `save`, verifying the weights' checksum."""
+        """Read a model directory written by `save`, verifying it.
+
+        The card must be a JSON object with the keys of
+        `~sourceclf.models.card.REQUIRED_KEYS`; the files it names (weights,
+        calibration, domain) must lie in the directory (plain file names);
+        the weights must match the card's ``weights_sha256`` (required; hex
+        digits of any case), the calibration file its ``calibration_sha256``
+        when the card records one; the calibration table must hold the
+        columns conformal sets need; and the network or estimator must fit
+        the card's classes and feature set (checked now, not at the first
+        ``classify``).
+
+        Parameters
+        ----------
+        directory : str or path-like
+            The model directory.
+
+        Returns
+        -------
+        classifier : `SourceClassifier`
+
+        Raises
+        ------
+        InvalidInputError
+            For a missing, unreadable or incomplete card, a missing or
+            unreadable file, or weights that do not fit the card.
+        ModelIntegrityError
+            For a missing or wrong digest, or a file name that leaves the
+            directory.
+        """
         directory = Path(directory)
         card_path = directory / "card.json"
         if not card_path.is_file():
             raise InvalidInputError(f"'{directory}' is not a sourceclf model directory "
                                     "(no card.json)")
         card = ModelCard.from_json(card_path)
-        weights = directory / card.weights_file
+        weights = member_path(directory, card.weights_file, "weights_file", card.name)
         if not weights.is_file():
             raise InvalidInputError(f"model '{card.name}': weights file '{weights}' is missing")
-        digest = sha256_file(weights)
-        if card.weights_sha256 and digest != card.weights_sha256:
-            raise ModelIntegrityError(
-                f"model '{card.name}': weights sha256 {digest[:12]}... does not match the "
-                f"card's {card.weights_sha256[:12]}...; refusing to load altered weights")
+        verify_sha256(weights, card.weights_sha256, "weights", card.name)
         calibration = None
         if card.calibration_file:
-            calibration = Table.read(directory / card.calibration_file, format="ascii.ecsv")
+            calibration = read_calibration(directory, card)
+        domain_path = None
+        if card.domain.get("file"):
+            domain_path = member_path(directory, card.domain["file"], "domain file", card.name)
         if card.kind not in SourceClassifier._kinds and card.kind in KIND_MODULES:
             importlib.import_module(KIND_MODULES[card.kind])  # registers the kind
         try:
@@ -331,14 +375,68 @@ class SourceClassifier:
             raise InvalidInputError(f"model '{card.name}' is of unknown kind '{card.kind}'; "
                                     "is a newer sourceclf needed?") from None
         classifier = kind_cls._from_files(card, weights, calibration)
-        domain_file = card.domain.get("file")
-        if domain_file:
-            if Path(domain_file).name != domain_file:
-                raise ModelIntegrityError(f"model '{card.name}': domain file '{domain_file}' "
-                                          "must lie inside the model directory")
-            classifier.domain = ApplicabilityDomain.load(directory / domain_file,
+        classifier._check_fits_card()
+        classifier.directory = directory
+        if domain_path is not None:
+            classifier.domain = ApplicabilityDomain.load(domain_path,
                                                          sha256=card.domain.get("sha256"))
         return classifier
+
+    def _n_features(self):
+        """Length of the card's feature set (None without one), checking its name."""
+        if self.feature_set is None:
+            if not self.uses_images:
+                raise InvalidInputError(f"model '{self.name}': its card names neither a "
+                                        "feature set nor images as inputs")
+            return None
+        try:
+            return len(get_feature_set(self.feature_set).names)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"model '{self.name}': {exc}") from None
+
+    def _check_fits_card(self):
+        """Check, at load, that the weights fit the card's inputs and classes.
+
+        The base class checks the card's inputs only; kinds with weights
+        (torch, scikit-learn) also check the weights against them.
+
+        Raises
+        ------
+        InvalidInputError
+            If they do not.
+        """
+        self._n_features()
+
+
+def pad_rows(batch, device):
+    """A CPU batch padded with zero rows to a whole number of `ROW_BLOCK` rows.
+
+    BLAS and oneDNN kernels on the CPU treat the last rows of a ragged batch,
+    and batches of a few rows, with other code paths (other blockings, other
+    orders of summation), so without padding a row's outputs could differ in
+    the last bits with the batch it falls in (e.g. with the chunking of
+    `sourceclf.classify_file` or the ``batch_size`` option).  Padded batches
+    of any whole number of blocks give every row the same result; callers
+    drop the padding rows from the outputs.
+
+    Parameters
+    ----------
+    batch : `torch.Tensor` or None
+        Rows along the first axis.
+    device : `torch.device`
+        Where the batch runs: batches for other devices are returned as they
+        are (GPU kernels give no such guarantee).
+
+    Returns
+    -------
+    batch : `torch.Tensor` or None
+    """
+    if batch is None or device.type != "cpu" or len(batch) % ROW_BLOCK == 0:
+        return batch
+    import torch
+
+    pad = batch.new_zeros((-len(batch) % ROW_BLOCK,) + tuple(batch.shape[1:]))
+    return torch.cat([batch, pad])
 
 
 def _widest_layer(module):
@@ -388,6 +486,31 @@ class TorchClassifier(SourceClassifier):
             raise InvalidInputError(f"model '{card.name}': weights do not fit architecture "
                                     f"'{card.architecture}': {first}") from None
         return cls(module, card, calibration)
+
+    def _check_fits_card(self):
+        """Run the network on two rows of zeros: it must take the card's inputs
+        (its feature set, 5-band 32x32 cutouts) and return one score per class."""
+        import torch
+
+        n_features = self._n_features()
+        feats = None if n_features is None else torch.zeros((2, n_features))
+        images = torch.zeros((2, 5, _PROBE_STAMP, _PROBE_STAMP)) if self.uses_images else None
+        inputs = " and ".join(x for x in (
+            n_features is not None and f"{n_features} features of '{self.feature_set}'",
+            self.uses_images and "5-band cutouts") if x)
+        try:
+            with torch.inference_mode():
+                out = self.module.eval()(feats, images)
+        except Exception as exc:  # shape mismatches surface as several error types
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise InvalidInputError(f"model '{self.name}': its network does not take the "
+                                    f"card's inputs ({inputs}): {type(exc).__name__}: "
+                                    f"{first}") from None
+        if tuple(out.shape) != (2, len(self.classes)):
+            raise InvalidInputError(f"model '{self.name}': its network returns "
+                                    f"{out.shape[-1] if out.dim() else 0} class scores per "
+                                    f"row, the card lists {len(self.classes)} classes "
+                                    f"({', '.join(self.classes)})")
 
     def _write_weights(self, path):
         from safetensors.torch import save_file
@@ -525,22 +648,18 @@ class TorchClassifier(SourceClassifier):
         feats = None if features is None else torch.as_tensor(
             np.ascontiguousarray(features, dtype=np.float32))
         out = torch.empty((n, len(self.classes)), dtype=torch.float32)
-        # Photometric batches on the CPU are padded with zero rows to a whole number of
-        # _ROW_BLOCK rows: BLAS kernels treat the last rows of a ragged batch with other
-        # code paths, so without padding a row's probabilities could differ in the last
-        # bit with the batch it falls in (e.g. with the chunking of sourceclf.classify_file).
-        pad_rows = feats is not None and not self.uses_images and device.type == "cpu"
+        # CPU batches (features and cutouts) are padded to whole ROW_BLOCKs, so that a
+        # row's logits do not depend on the batch it falls in (see pad_rows).
         with torch.inference_mode(), self._autocast(precision, device), \
                 progress_bar(total=n, enabled=progress, unit="src") as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 f = None if feats is None else feats[start:stop].to(device, non_blocking=True)
-                if pad_rows and (stop - start) % _ROW_BLOCK:
-                    f = torch.cat([f, f.new_zeros((-(stop - start) % _ROW_BLOCK, f.shape[1]))])
+                f = pad_rows(f, device)
                 im = None
                 if cutouts is not None and self.uses_images:
-                    im = torch.as_tensor(np.ascontiguousarray(cutouts[start:stop],
-                                                              dtype=np.float32)).to(device)
+                    im = pad_rows(torch.as_tensor(np.ascontiguousarray(
+                        cutouts[start:stop], dtype=np.float32)).to(device), device)
                 logits = self._forward(module, device, compile, f, im)
                 out[start:stop] = logits[: stop - start].float().cpu()
                 bar.update(stop - start)

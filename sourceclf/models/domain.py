@@ -135,25 +135,31 @@ class ApplicabilityDomain:
     def _standardise(self, x):
         return (np.asarray(x, dtype=np.float64) - self.center_) / self.scale_
 
-    def joint_score(self, x, *, batch_size=100000):
+    def joint_score(self, x, *, batch_size=65536):
         """Minus the log density of each row under the training mixture.
 
         Higher is further from the training data; rows with a non-finite
-        feature get ``inf``.
+        feature get ``inf``.  All components are evaluated in one float32
+        matrix product per batch of rows (about 1e-4 relative precision,
+        far below the spread of the scores).
         """
         x = self._check(x)
         score = np.full(len(x), np.inf)
         finite = np.flatnonzero(np.isfinite(x).all(axis=1))
-        d = x.shape[1]
+        n_components, d = self.means_.shape
         log_norm = (np.log(self.weights_) - 0.5 * d * np.log(2 * np.pi)
                     + np.log(np.diagonal(self.precisions_cholesky_, axis1=1, axis2=2)).sum(1))
+        # (z - m_k) @ L_k = z @ L_k - m_k @ L_k for every component k at once.
+        chol = np.concatenate(list(self.precisions_cholesky_), axis=1).astype(np.float32)
+        offset = np.concatenate([m @ c for m, c in zip(self.means_, self.precisions_cholesky_)])
+        offset = offset.astype(np.float32)
         for start in range(0, len(finite), batch_size):
             rows = finite[start:start + batch_size]
-            z = self._standardise(x[rows])
-            log_p = np.empty((len(rows), len(self.weights_)))
-            for k, (mean, chol) in enumerate(zip(self.means_, self.precisions_cholesky_)):
-                y = (z - mean) @ chol
-                log_p[:, k] = log_norm[k] - 0.5 * np.einsum("ij,ij->i", y, y)
+            y = self._standardise(x[rows]).astype(np.float32) @ chol
+            y -= offset
+            np.square(y, out=y)
+            squared = y.reshape(len(rows), n_components, d).sum(axis=2, dtype=np.float64)
+            log_p = log_norm - 0.5 * squared
             top = log_p.max(axis=1)
             score[rows] = -(top + np.log(np.exp(log_p - top[:, None]).sum(axis=1)))
         return score
@@ -175,9 +181,18 @@ class ApplicabilityDomain:
         return {"out_of_range": out_of_range, "low_density": low_density}
 
     def outside(self, x):
-        """True for rows outside the domain (False for rows with a missing feature)."""
-        r = self.reasons(x)
-        return r["out_of_range"] | r["low_density"]
+        """True for rows outside the domain (False for rows with a missing feature).
+
+        The density is scored only for rows inside every feature's range.
+        """
+        x = self._check(x)
+        finite = np.isfinite(x).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            outside = ((x < self.low_) | (x > self.high_)).any(axis=1) & finite
+        rest = np.flatnonzero(finite & ~outside)
+        if rest.size:
+            outside[rest] = self.joint_score(x[rest]) > self.threshold_
+        return outside
 
     def _check(self, x):
         x = np.asarray(x, dtype=np.float64)

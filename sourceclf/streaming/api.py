@@ -2,12 +2,14 @@
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .. import classification
 from ..conformal.set_columns import set_columns
 from ..device import check_compile, check_precision
-from ..exceptions import InvalidInputError
+from ..conformal.shift import SHIFT_ALARM_PATTERN
+from ..exceptions import InvalidInputError, SourceclfWarning
 from ..models.registry import load_model
 from ..progress import progress_bar
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
@@ -194,20 +196,31 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                 with progress_bar(total=source.n_rows, enabled=progress, unit="src",
                                   desc="classify", file=sys.stderr) as bar:
                     start = 0
+                    reason = None
                     for chunk in source.chunks(chunk_size):
                         if sink is None:
                             if isinstance(model, str) and model == "auto":
-                                model = classification.choose_model(
-                                    chunk, with_images=with_images)
+                                choice = classification.explain_model_choice(
+                                    chunk, with_images=with_images,
+                                    precision=classify_kwargs.get("precision", "fp32"),
+                                    compile=classify_kwargs.get("compile", False))
+                                model, reason = choice.name, choice.reason
                             clf = load_model(model)
                             sink = _make_sink(tmp, fmt, source, clf, levels, chunk_size)
                         sub_cutouts = (None if cutouts is None
                                        else cutouts[start:start + len(chunk)])
                         chooser.before(clf, chunk)
-                        result = classification.classify(
-                            chunk, sub_cutouts, model=clf, confidence=confidence,
-                            progress=False, **classify_kwargs)
+                        with warnings.catch_warnings():
+                            # One chunk's sets are no catalog's: the shift alarm is
+                            # raised once, over every row, at the end.
+                            warnings.filterwarnings("ignore", message=SHIFT_ALARM_PATTERN,
+                                                    category=SourceclfWarning)
+                            result = classification.classify(
+                                chunk, sub_cutouts, model=clf, confidence=confidence,
+                                progress=False, **classify_kwargs)
                         del chunk
+                        if reason is not None:
+                            result.meta["CLFAUTO"] = reason
                         _write_chunk(sink, result, first=not start)
                         summary.add(result)
                         summary.chunk_size = chunk_size
@@ -215,6 +228,9 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                         bar.update(len(result))
                         del result
                 sink.close()
+                alarm = summary.shift_alarm()
+                if alarm:
+                    warnings.warn(alarm, SourceclfWarning, stacklevel=4)
             except BaseException:
                 if sink is not None:
                     sink.abort()
