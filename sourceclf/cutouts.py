@@ -52,7 +52,7 @@ import numpy as np
 from .bands import BANDS
 from .columns import ColumnFinder
 from .exceptions import InvalidInputError, MissingColumnsError
-from .utils._validation import check_positive_int
+from .utils._validation import check_image, check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "read_frame",
            "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS"]
@@ -373,12 +373,7 @@ def read_frame(frame, *, label=None):
     else:
         raise InvalidInputError(f"{label} must be a FITS path, an HDU, an HDUList, NDData or "
                                 f"a (data, wcs) pair, got {type(frame).__name__}")
-    try:
-        data = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{label} is not a numeric image") from None
-    if data.ndim != 2:
-        raise InvalidInputError(f"{label} must be a 2-D image, got shape {data.shape}")
+    data = check_image(data, label)
     if wcs is None or not isinstance(wcs, WCS):
         raise InvalidInputError(f"{label} has no WCS (got {type(wcs).__name__})")
     if not wcs.has_celestial or wcs.naxis != 2:

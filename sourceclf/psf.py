@@ -41,6 +41,7 @@ import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
+from .utils._validation import check_image
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "find_psf_stars", "fit_moffat",
@@ -115,16 +116,6 @@ def moffat_fwhm(gamma, beta):
         In the unit of ``gamma``.
     """
     return 2.0 * np.asarray(gamma) * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0)
-
-
-def _image(data, label):
-    try:
-        data = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{label} is not a numeric image") from None
-    if data.ndim != 2:
-        raise InvalidInputError(f"{label} must be a 2-D image, got shape {data.shape}")
-    return data
 
 
 def _sky(data, label):
@@ -329,7 +320,7 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     >>> round(psf.fwhm, 2), round(psf.beta, 1)
     (3.0, 3.5)
     """
-    data = _image(image, label)
+    data = check_image(image, label)
     median, sigma = _sky(data, label)
     data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
     guess = fwhm_guess / pixel_scale

@@ -73,11 +73,7 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
         If the directory is not a model directory with calibration data.
     """
     directory = Path(directory)
-    card_path = directory / "card.json"
-    if not card_path.is_file():
-        raise InvalidInputError(f"'{directory}' is not a sourceclf model directory "
-                                "(no card.json)")
-    card = ModelCard.from_json(card_path)
+    card = ModelCard.from_directory(directory)
     if not card.calibration_file:
         raise InvalidInputError(f"model '{card.name}' has no calibration data: no thresholds "
                                 "to compute")
@@ -118,6 +114,7 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=0, sort_keys=True)
             fh.write("\n")
+    card_path = directory / "card.json"
     with open(card_path, encoding="utf-8") as fh:
         raw = json.load(fh)
     raw.setdefault("extra", {})[CARD_KEY] = {"file": THRESHOLDS_FILE,

@@ -352,11 +352,7 @@ class SourceClassifier:
             directory.
         """
         directory = Path(directory)
-        card_path = directory / "card.json"
-        if not card_path.is_file():
-            raise InvalidInputError(f"'{directory}' is not a sourceclf model directory "
-                                    "(no card.json)")
-        card = ModelCard.from_json(card_path)
+        card = ModelCard.from_directory(directory)
         weights = member_path(directory, card.weights_file, "weights_file", card.name)
         if not weights.is_file():
             raise InvalidInputError(f"model '{card.name}': weights file '{weights}' is missing")

@@ -183,6 +183,21 @@ class ModelCard:
             fh.write("\n")
 
     @classmethod
+    def from_directory(cls, directory):
+        """Read the ``card.json`` of a model directory (see `from_json`).
+
+        Raises
+        ------
+        InvalidInputError
+            If ``directory`` holds no ``card.json``, or the card is invalid.
+        """
+        path = Path(directory) / "card.json"
+        if not path.is_file():
+            raise InvalidInputError(f"'{directory}' is not a sourceclf model directory "
+                                    "(no card.json)")
+        return cls.from_json(path)
+
+    @classmethod
     def from_json(cls, path):
         """Read a card written by `to_json`, checking its keys and their types.
 

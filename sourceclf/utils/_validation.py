@@ -10,7 +10,8 @@ import numpy as np
 
 from ..exceptions import InvalidInputError
 
-__all__ = ["check_confidence_levels", "check_positive_int", "check_by", "check_random_state"]
+__all__ = ["check_confidence_levels", "check_positive_int", "check_by", "check_random_state",
+           "check_image"]
 
 
 def check_confidence_levels(confidence, *, required=False):
@@ -78,3 +79,14 @@ def check_random_state(random_state):
     except (TypeError, ValueError):
         raise InvalidInputError(f"random_state must be None, an int or a numpy Generator, "
                                 f"got {random_state!r}") from None
+
+
+def check_image(data, label):
+    """``data`` as a 2-D float32 array; ``label`` names it in the error."""
+    try:
+        data = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{label} is not a numeric image") from None
+    if data.ndim != 2:
+        raise InvalidInputError(f"{label} must be a 2-D image, got shape {data.shape}")
+    return data
