@@ -72,10 +72,17 @@ def _sample(table):
     return table[np.linspace(0, len(table) - 1, CHOICE_SAMPLE_ROWS).astype(int)]
 
 
-def _in_domain_fraction(card, sample):
+def _in_domain_fraction(card, sample, matrices):
+    """Share of the sample's classifiable rows inside ``card``'s domain.
+
+    ``matrices`` caches the feature matrix of each feature set: models of one
+    set share it.
+    """
     if card.feature_set is None:
         return 1.0
-    matrix = get_feature_set(card.feature_set).compute(sample)
+    if card.feature_set not in matrices:
+        matrices[card.feature_set] = get_feature_set(card.feature_set).compute(sample)
+    matrix = matrices[card.feature_set]
     values = matrix.values[matrix.valid]
     if not card.domain.get("file") or not len(values):
         return 1.0
@@ -129,7 +136,8 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
         raise MissingColumnsError(_missing_message(missing_by_model, with_images))
 
     sample = _sample(table)
-    scored = [(card, _in_domain_fraction(card, sample),
+    matrices = {}
+    scored = [(card, _in_domain_fraction(card, sample, matrices),
                float(card.metrics.get("test", {}).get("accuracy", 0.0))) for card in usable]
     best_fraction = max(f for _, f, _ in scored)
     n = max(len(sample), 1)
