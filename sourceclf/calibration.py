@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
-from .columns import decode_strings
+from .columns import decode_strings, map_columns
 from .conformal import ConformalPredictor, build_calibration_table, check_score, group_values
 from .exceptions import InvalidInputError, SourceclfWarning
 from .inputs import model_inputs
@@ -27,7 +27,7 @@ __all__ = ["calibrate"]
 
 def calibrate(table, *, model, label_column="class", by=None, cutouts=None, images=None,
               score=None, bins=None, source=None, name=None, device="auto",
-              batch_size=None, progress=None):
+              batch_size=None, progress=None, columns=None):
     """Recalibrate a model's prediction sets on labelled sources.
 
     The model gives class probabilities to every row of ``table`` it can
@@ -65,8 +65,9 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
         Name of the new model (its card's ``name``, the ``CLFMODEL`` of the
         tables it classifies); default: the original's name (the version,
         ``'<version>+recal'``, tells them apart).
-    device, batch_size, progress
-        As for `sourceclf.classify`.
+    device, batch_size, progress, columns
+        As for `sourceclf.classify` (``columns`` maps the table's own names
+        onto sourceclf's inputs, e.g. ``{'r': 'rmag'}``).
 
     Returns
     -------
@@ -95,6 +96,7 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     """
     if not isinstance(table, Table):
         raise InvalidInputError(f"calibrate takes an astropy Table, got {type(table).__name__}")
+    catalog = map_columns(table, columns)
     clf = load_model(model)
     if label_column not in table.colnames:
         raise InvalidInputError(f"label column '{label_column}' not in table; columns: "
@@ -110,7 +112,7 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
                                 f"of model '{clf.name}' ({', '.join(clf.classes)}); remove "
                                 "those rows or use a model that knows them")
 
-    inputs = model_inputs(table, feature_set=clf.feature_set, uses_images=clf.uses_images,
+    inputs = model_inputs(catalog, feature_set=clf.feature_set, uses_images=clf.uses_images,
                           cutouts=cutouts, images=images, model_name=clf.name)
     valid = has_label & inputs.valid
     dropped = int(n - valid.sum())
@@ -125,7 +127,7 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     proba = clf.predict_proba(None if inputs.features is None else inputs.features[keep],
                               None if inputs.stamps is None else inputs.stamps[keep],
                               device=device, batch_size=batch_size, progress=progress)
-    rows = table[keep]
+    rows = catalog[keep]
     cal = build_calibration_table(clf.classes, labels[keep], proba, rows)
     by = check_by(by)
     if by is not None and by.lower() != "class":

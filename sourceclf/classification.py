@@ -8,16 +8,17 @@ from astropy.table import MaskedColumn, Table
 
 from . import __version__
 from . import conformal
+from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .exceptions import InvalidInputError, SourceclfWarning
 from .inputs import model_inputs
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
-from .utils._validation import check_confidence_levels
+from .utils._validation import check_confidence_levels, check_positive_int
 
 __all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
-           "FLAG_OUT_OF_DOMAIN"]
+           "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT", "MAX_MC_SAMPLES", "check_mc_samples"]
 
 #: Keys written into the output table's ``meta`` (8 characters or fewer, so that
 #: they survive a round trip through a FITS header).
@@ -41,6 +42,30 @@ OUTPUT_META_KEYS = {
 #: model's applicability domain (its probabilities are kept, but doubtful).
 FLAG_OUT_OF_DOMAIN = "out_of_domain"
 
+#: ``pred_flag`` reason of a row the model gave non-finite probabilities
+#: (NaN or infinite network outputs): the row is left unclassified.
+FLAG_NONFINITE_OUTPUT = "nonfinite_output"
+
+#: Largest ``mc_samples``: the Monte Carlo error of a mean probability is then
+#: at most 0.5 / sqrt(1000) = 0.016, and a batch's sampled outputs take
+#: ``mc_samples`` times the memory of one pass (gigabytes beyond this).
+MAX_MC_SAMPLES = 1000
+
+
+def check_mc_samples(mc_samples):
+    """``mc_samples`` as an int from 1 to `MAX_MC_SAMPLES`, or None.
+
+    Raises
+    ------
+    InvalidInputError
+        For anything else (zero, negative, not an integer, too many).
+    """
+    n = check_positive_int(mc_samples, "mc_samples", allow_none=True)
+    if n is not None and n > MAX_MC_SAMPLES:
+        raise InvalidInputError(f"mc_samples must be at most {MAX_MC_SAMPLES}, got {n} "
+                                "(the Monte Carlo error is then below 0.02 in probability)")
+    return n
+
 
 def _as_table(table):
     """The catalog as a Table, and the pandas DataFrame it came from (or None)."""
@@ -63,7 +88,7 @@ def _as_frame(out, frame):
 
 def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confidence=0.9,
              score=None, by=None, mc_samples=None, random_state=0, device="auto",
-             batch_size=None, progress=None, precision="fp32", compile=False):
+             batch_size=None, progress=None, precision="fp32", compile=False, columns=None):
     """Classify every source of a catalog as STAR, GALAXY or QSO.
 
     Parameters
@@ -99,7 +124,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         Use group-conditional (Mondrian) calibration in bins of this column
         (e.g. ``'dered_r'``) when the model's calibration data holds it.
     mc_samples : int, optional
-        For Bayesian models: number of stochastic forward passes averaged.
+        For Bayesian models: number of stochastic forward passes averaged,
+        from 1 to `MAX_MC_SAMPLES` (1000).
     random_state : int
         Seed of the Monte Carlo passes and of randomised scores.
     device : str
@@ -132,6 +158,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         records whether the compiled model ran.  Worth it on GPUs for large
         catalogs and image models, rarely on the CPU.  Not for scikit-learn
         models.
+    columns : dict, optional
+        The catalog's own names for sourceclf's inputs, input name -> column
+        name, e.g. ``{'u': 'umag', 'dered_r': 'cModelMag_r'}`` (see
+        `sourceclf.columns.map_columns`).  The output keeps the catalog's
+        names.
 
     Returns
     -------
@@ -141,9 +172,16 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         ``pred_flag`` (empty when fine, else why the row was not classified or
         is doubtful: ``out_of_domain`` marks classified rows outside the
         model's training domain, whose probabilities are kept but may be
-        wrong; ``meta['CLFNOOD']`` counts them),
+        wrong; ``meta['CLFNOOD']`` counts them; ``seeing_out_of_range`` and
+        ``psf_unknown`` mark image rows seen through a PSF the model was not
+        trained on or could not measure; ``empty_set:<L>[,<L>...]`` marks
+        rows whose prediction set is empty at those levels: no class is
+        probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
-        ``pred_set_size``.  Rows that cannot be classified are masked.
+        ``pred_set_size``.  Rows that cannot be classified are masked: missing
+        inputs (``missing:<features>``), stamps off the frame (``off_frame``)
+        or with absurd pixels (``bad_pixels``, see `sourceclf.cutouts`), and
+        rows the model gave non-finite probabilities (``nonfinite_output``).
 
         A DataFrame in gives a DataFrame out (same index; masked values
         become missing values; ``meta`` goes into ``DataFrame.attrs``).
@@ -159,24 +197,26 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     []
     """
     table, frame = _as_table(table)
+    mc_samples = check_mc_samples(mc_samples)
+    source = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
     choice = None
     if isinstance(model, str) and model == "auto":
-        choice = explain_model_choice(table, with_images=with_images, precision=precision,
+        choice = explain_model_choice(source, with_images=with_images, precision=precision,
                                       compile=compile)
         model = choice.name
     clf = load_model(model)
     clf.check_speed_options(precision, compile)
     n = len(table)
 
-    inputs = model_inputs(table, feature_set=clf.feature_set, uses_images=clf.uses_images,
+    inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
                           cutouts=cutouts, images=images, psf=psf,
                           psf_range=clf.card.domain.get("psf_fwhm"), model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
-    valid, flags, rows = inputs.valid, inputs.flags, inputs.rows
+    valid, flags, rows = inputs.valid.copy(), inputs.flags, inputs.rows
     outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
     if outside is not None:
         for i in rows[outside]:
@@ -188,10 +228,17 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     extra_columns = {}
     if mc_samples:
         proba, extra_columns = clf.predict_proba_mc(sub_features, sub_stamps,
-                                                    n_samples=int(mc_samples),
+                                                    n_samples=mc_samples,
                                                     random_state=random_state, **kwargs)
     else:
         proba = clf.predict_proba(sub_features, sub_stamps, **kwargs)
+    finite = np.isfinite(proba).all(axis=1)
+    if not finite.all():  # the model failed on these rows: leave them unclassified
+        for i in rows[~finite]:
+            flags[i] = ";".join(x for x in (flags[i], FLAG_NONFINITE_OUTPUT) if x)
+        valid[rows[~finite]] = False
+        rows, proba = rows[finite], proba[finite]
+        extra_columns = {name: values[finite] for name, values in extra_columns.items()}
 
     out = table.copy(copy_data=True)
     classes = np.array(clf.classes)
@@ -214,7 +261,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
 
     if levels:
         set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,
-                                                  by=by, random_state=random_state)
+                                                  by=by, random_state=random_state,
+                                                  group_table=source)
         if set_flags is not None:
             new = set_flags != ""
             old = flags[new]
@@ -232,7 +280,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:
-        out.meta["CLFMC"] = int(mc_samples)
+        out.meta["CLFMC"] = mc_samples
     used_precision = clf.resolve_precision(precision, device)
     if used_precision is not None:  # torch models
         out.meta["CLFPREC"] = used_precision

@@ -7,14 +7,16 @@ line on standard error with exit status 2; nothing is left behind.
 
 import argparse
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 from . import __version__
+from .columns import parse_column_options
 from .device import check_precision
 from .exceptions import InvalidInputError, SourceclfError, SourceclfWarning
-from .tableio import split_extension, table_format, write_table
+from .tableio import split_extension, table_format
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
 
@@ -25,9 +27,16 @@ def default_output_path(input_path):
     return Path(input_path).with_name(f"{stem}_classified{ext}")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser():
     """The argument parser of ``sourceclf-classify``."""
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="sourceclf-classify",
         description="Classify the sources of a catalog as STAR, GALAXY or QSO, with "
                     "class probabilities and conformal prediction sets.",
@@ -39,13 +48,22 @@ def build_parser():
     p.add_argument("--confidence", type=float, action="append",
                    help="confidence level of the prediction sets, in (0, 1); repeat for "
                         "several levels (default 0.9)")
-    p.add_argument("--score", help="conformity score: lac, aps, raps or top_k")
+    p.add_argument("--score", help="conformity score: lac (default; a row whose set is "
+                                   "empty is flagged empty_set in pred_flag), aps, "
+                                   "raps or top_k")
     p.add_argument("--by", help="column for group-conditional (Mondrian) calibration, "
                                 "e.g. dered_r")
     p.add_argument("--cutouts", help="FITS file of 5-band cutouts, one cube per row")
+    p.add_argument("--column", action="append", metavar="NAME=COL",
+                   help="read input NAME from the catalog's column COL, e.g. --column u=umag "
+                        "--column dered_r=cModelMag_r (repeat for each input)")
     p.add_argument("--image", action="append", metavar="BAND=FILE",
                    help="full frame of one band with a WCS (repeat for u g r i z)")
-    p.add_argument("--mc-samples", type=int, help="Monte Carlo passes (Bayesian models)")
+    p.add_argument("--mc-samples", type=int,
+                   help="Monte Carlo passes of a Bayesian model, 1 to 1000")
+    p.add_argument("--truth", metavar="COL",
+                   help="column of true classes (STAR, GALAXY, QSO in any case): print the "
+                        "accuracy, overall and per class, and the prediction sets' coverage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--batch-size", type=int, help="rows per forward pass")
     p.add_argument("--precision", metavar="{fp32,bf16,auto}", default="fp32",
@@ -113,16 +131,17 @@ def _run(args):
         print(describe_model(args.show_model))
         return 0
     if args.demo:
-        from .demo import demo_catalog
+        from .demo import write_demo_catalog
 
         demo_path = Path(args.input or "sourceclf_demo.fits")
-        cat = demo_catalog(1000, random_state=0)
-        write_table(cat, demo_path, overwrite=True)
-        print(f"wrote demo catalog {demo_path} ({len(cat)} synthetic SDSS-like sources)")
+        cat, written = write_demo_catalog(demo_path, 1000, random_state=0,
+                                          overwrite=args.overwrite)
+        print(f"{'wrote' if written else 'using the existing'} demo catalog {demo_path} "
+              f"({len(cat)} synthetic SDSS-like sources)")
         args.input = str(demo_path)
-        args.overwrite = True
     if not args.input:
         raise InvalidInputError("no input catalog given (try --demo, or --help)")
+    table_format(args.input)  # an unknown extension: say it of the input, not the output
     output = Path(args.output) if args.output else default_output_path(args.input)
     table_format(output)
     if output.resolve() == Path(args.input).resolve():
@@ -131,6 +150,7 @@ def _run(args):
         raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
                                 "replace it")
     images = _parse_images(args.image)
+    columns = parse_column_options(args.column)
     if args.cutouts and not Path(args.cutouts).is_file():
         raise InvalidInputError(f"cutouts file '{args.cutouts}' does not exist")
     if args.chunk_size is not None and args.chunk_size < 1:
@@ -143,20 +163,22 @@ def _run(args):
         threads = int(threads)
     check_precision(args.precision)  # a one-line error before anything is read
 
-    from .streaming import classify_file  # astropy, MAPIE, torch: not for --help
+    from .classification import check_mc_samples  # astropy, MAPIE, torch: not for --help
+    from .streaming import classify_file
+
+    check_mc_samples(args.mc_samples)
 
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,
                            progress=False if args.no_progress else None,
-                           threads=threads, truth_column="class" if args.demo else None,
+                           threads=threads,
+                           truth_column=args.truth or ("class" if args.demo else None),
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size, precision=args.precision,
-                           compile=args.compile)
+                           compile=args.compile, columns=columns)
     for line in result.lines():
         print(line)
-    if args.demo and result.n_true:
-        print(f"accuracy against the demo catalog's true classes: {result.accuracy:.3f}")
     print(f"wrote {output}")
     return 0
 
@@ -189,9 +211,11 @@ def main(argv=None):
         message = " ".join(str(exc).split())
         print(f"sourceclf-classify: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sourceclf-classify: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (signum)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"sourceclf-classify: interrupted ({signal.Signals(signum).name}); no output "
+              "written", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

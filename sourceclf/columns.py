@@ -1,20 +1,30 @@
-"""Finding and cleaning catalog columns.
+"""Finding, mapping and cleaning catalog columns.
 
-Real catalogs spell column names in many ways, store magnitudes as plain floats
-or as `~astropy.units.Quantity`, mark missing values with masks, NaN or SDSS
-sentinels (-9999, -999), and FITS gives strings back as bytes.  This module
-turns one such column into a clean float64 array with NaN for "missing", so
-that everything downstream deals with one convention only.
+Real catalogs spell column names in many ways, store magnitudes as plain floats,
+as `~astropy.units.Quantity` or as SDSS fluxes in nanomaggies, mark missing
+values with masks, NaN or SDSS sentinels (-9999, -999), and FITS gives strings
+back as bytes.  This module turns one such column into a clean float64 array
+with NaN for "missing", so that everything downstream deals with one
+convention only, and maps a catalog's own names onto the inputs sourceclf
+reads (`map_columns`, the ``columns=`` argument of every function that takes a
+table).
 """
+
+import difflib
+import re
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .exceptions import InvalidInputError
+from .bands import BANDS, COLOURS
+from .exceptions import InvalidInputError, SourceclfWarning
 
-__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "ColumnFinder", "clean_column",
-           "decode_strings"]
+__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "INPUT_COLUMNS", "ColumnFinder",
+           "clean_column", "decode_strings", "input_aliases", "is_sdss_flux_name",
+           "map_columns", "parse_column_options", "suggest_columns"]
 
 #: Values at or below this are SDSS "no measurement" sentinels (-9999, -999, -99.99...).
 SENTINEL_THRESHOLD = -99.0
@@ -23,10 +33,25 @@ SENTINEL_THRESHOLD = -99.0
 #: 999...), not measurements: no real catalog magnitude is this faint.
 MAGNITUDE_PLACEHOLDER = 40.0
 
-_UNIT_KINDS = {
-    "mag": (u.mag,),
-    "arcsec": (u.arcsec,),
-}
+#: The catalog columns sourceclf reads, by canonical name: what ``columns=``
+#: may map a catalog's own column onto.
+INPUT_COLUMNS = (BANDS + COLOURS
+                 + tuple(f"{kind}_{b}" for kind in ("dered", "extinction", "deVRad",
+                                                    "psffwhm", "psfMag") for b in BANDS)
+                 + ("ra", "dec"))
+
+# Unit strings astropy cannot parse (or parses as something else) that catalogs
+# write for magnitudes and nanomaggies; compared without case and spaces.
+_MAGNITUDE_UNIT_NAMES = {"mag", "mags", "magnitude", "magnitudes", "abmag", "mag(ab)",
+                         "ab", "abmags", "magab", "mag_ab", "stmag", "mag(st)", "vegamag",
+                         "mag(vega)"}
+_NANOMAGGY_UNIT_NAMES = {"nanomaggy", "nanomaggies", "nmgy", "nmaggy", "nanomaggys"}
+
+# AB magnitudes are -2.5 log10 of the flux in maggies (3631 Jy).
+_AB_ZERO_POINT = u.zero_point_flux(3631 * u.Jy)
+
+_SDSS_FLUX_NAME = re.compile(r"^(model|cmodel|psf|petro|fiber|fiber2)flux_[ugriz]$",
+                             re.IGNORECASE)
 
 
 def decode_strings(values):
@@ -55,7 +80,55 @@ def decode_strings(values):
     return np.char.strip(arr.astype(str))
 
 
-def clean_column(column, *, unit="mag", name=None):
+def is_sdss_flux_name(name):
+    """Whether ``name`` is an SDSS flux column (``modelFlux_r``, ``psfFlux_g``...).
+
+    Such columns are in nanomaggies; a plain-number one is read as such.
+    """
+    return bool(_SDSS_FLUX_NAME.match(str(name)))
+
+
+def _parse_unit(col_unit, label):
+    """The column's unit as an astropy unit, `u.mag` for magnitudes, None if none.
+
+    Raises a one-line `InvalidInputError` for a unit astropy does not know.
+    """
+    if col_unit is None:
+        return None
+    text = str(col_unit).strip()
+    key = text.lower().replace(" ", "")
+    if key in _MAGNITUDE_UNIT_NAMES:
+        return u.mag
+    if key in _NANOMAGGY_UNIT_NAMES:
+        return u.nanomaggy
+    if isinstance(col_unit, u.UnrecognizedUnit) or isinstance(col_unit, str):
+        parsed = u.Unit(text, parse_strict="silent") if text else u.dimensionless_unscaled
+        if isinstance(parsed, u.UnrecognizedUnit):
+            raise InvalidInputError(
+                f"{label} has unit '{text}', which is not a unit astropy knows; set the "
+                "column's unit to mag, a flux (nmgy, Jy) or arcsec, or remove it")
+        col_unit = parsed
+    unit = u.Unit(col_unit)
+    if isinstance(unit, u.MagUnit):  # ABmag, STmag, mag(AB)...: the numbers are magnitudes
+        return u.mag
+    return unit
+
+
+def _to_magnitudes(values, col_unit, label, shown):
+    """Magnitudes from values in ``col_unit``: magnitudes as they are, fluxes as AB."""
+    if col_unit is None or col_unit == u.mag:
+        return values
+    if col_unit.is_equivalent(u.maggy, _AB_ZERO_POINT):
+        maggies = u.Quantity(values, col_unit).to_value(u.maggy, _AB_ZERO_POINT)
+        out = np.full(values.shape, np.nan)
+        positive = maggies > 0  # no flux (or a negative one): a non-detection
+        out[positive] = -2.5 * np.log10(maggies[positive])
+        return out
+    raise InvalidInputError(f"{label} has unit '{shown}', which is neither a magnitude nor a "
+                            "flux density (nmgy, Jy...)")
+
+
+def clean_column(column, *, unit="mag", name=None, plain_unit=None):
     """Convert a table column to float64 with NaN marking every missing value.
 
     Masked entries, NaN, infinities, SDSS sentinels (values at or below
@@ -68,9 +141,15 @@ def clean_column(column, *, unit="mag", name=None):
         The column.
     unit : {'mag', 'arcsec'}
         The unit the values are wanted in.  Quantities and columns with a unit
-        are converted; plain numbers are taken to be in this unit already.
+        are converted: for magnitudes, ``mag`` and logarithmic magnitude
+        units (``ABmag``, ``mag(AB)``, also as unparsed FITS ``TUNIT``
+        strings) are taken as they are, and fluxes (``nanomaggy``/``nmgy``,
+        ``Jy``...) become AB magnitudes, ``22.5 - 2.5 log10(f / nmgy)``, a
+        flux of zero or less being missing.
     name : str, optional
         Column name, for error messages.
+    plain_unit : `~astropy.units.Unit` or str, optional
+        Unit of plain numbers (a column without a unit); default ``unit``.
 
     Returns
     -------
@@ -79,11 +158,10 @@ def clean_column(column, *, unit="mag", name=None):
     Raises
     ------
     InvalidInputError
-        If the column is not numeric or its unit cannot be converted.
+        If the column is not numeric, or its unit is unknown to astropy or
+        cannot be converted; the message names the column and the unit.
     """
     label = f"column '{name}'" if name else "column"
-    target = _UNIT_KINDS[unit][0]
-    col_unit = getattr(column, "unit", None)
     mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else None
     if isinstance(column, u.Quantity):
         raw = column.value
@@ -95,24 +173,55 @@ def clean_column(column, *, unit="mag", name=None):
     if raw.dtype.kind not in "fiub":
         raise InvalidInputError(f"{label} must be numeric, got dtype {raw.dtype}")
     values = raw.astype(np.float64, copy=True)
-    if col_unit is not None and col_unit != u.dimensionless_unscaled:
-        col_unit = u.Unit(col_unit)
-        # ABmag, STmag, mag(AB)...: logarithmic units whose numbers are magnitudes.
-        is_magnitude = isinstance(col_unit, u.FunctionUnitBase)
-        if not (unit == "mag" and is_magnitude):
-            try:
-                values = (values * col_unit).to_value(target)
-            except (u.UnitConversionError, u.UnitTypeError):
-                raise InvalidInputError(
-                    f"{label} has unit '{col_unit}', which cannot be converted to {target}"
-                ) from None
+    shown = getattr(column, "unit", None)
+    col_unit = _parse_unit(shown, label)
+    if col_unit is None or col_unit == u.dimensionless_unscaled:
+        shown = plain_unit
+        col_unit = None if plain_unit is None else _parse_unit(plain_unit, label)
     if mask is not None and mask.shape == values.shape:
         values[mask] = np.nan
     values[~np.isfinite(values)] = np.nan
     values[values <= SENTINEL_THRESHOLD] = np.nan
     if unit == "mag":
+        values = _to_magnitudes(values, col_unit, label, shown)
         values[values > MAGNITUDE_PLACEHOLDER] = np.nan
+    elif col_unit is not None:
+        try:
+            values = (values * col_unit).to_value(u.arcsec)
+        except (u.UnitConversionError, u.UnitTypeError):
+            raise InvalidInputError(
+                f"{label} has unit '{shown}', which cannot be converted to arcsec"
+            ) from None
     return values
+
+
+def input_aliases(name):
+    """The column names the finder accepts for one input, in order of preference.
+
+    Parameters
+    ----------
+    name : str
+        A canonical input name (one of `INPUT_COLUMNS`).
+
+    Returns
+    -------
+    aliases : tuple of str
+        ``(name,)``, or for an observed magnitude ``b``: ``b``,
+        ``modelMag_<b>``, ``modelFlux_<b>`` (nanomaggies); for ``psfMag_<b>``
+        also ``psfFlux_<b>``; for a colour ``a_b`` also ``a-b``.
+
+    Examples
+    --------
+    >>> input_aliases("r")
+    ('r', 'modelMag_r', 'modelFlux_r')
+    """
+    if name in BANDS:
+        return (name, f"modelMag_{name}", f"modelFlux_{name}")
+    if name.startswith("psfMag_"):
+        return (name, f"psfFlux_{name[7:]}")
+    if name in COLOURS:
+        return (name, name.replace("_", "-"))
+    return (name,)
 
 
 class ColumnFinder:
@@ -151,8 +260,260 @@ class ColumnFinder:
         return None
 
     def values(self, *candidates, unit="mag"):
-        """Clean float64 values of the first candidate column present, or None."""
+        """Clean float64 values of the first candidate column present, or None.
+
+        SDSS flux columns without a unit (`is_sdss_flux_name`) are read as
+        nanomaggies.
+        """
         name = self.find(*candidates)
         if name is None:
             return None
-        return clean_column(self.table[name], unit=unit, name=name)
+        return clean_column(self.table[name], unit=unit, name=name,
+                            plain_unit=u.nanomaggy if is_sdss_flux_name(name) else None)
+
+
+# Other catalogs' names for each input, lower case, in order of preference:
+# what a missing-column error suggests mapping with ``columns=``.
+_FOREIGN_NAMES = {}
+for _b in BANDS:
+    _FOREIGN_NAMES[_b] = [p.format(b=_b) for p in (
+        "{b}mag", "{b}_mag", "mag_{b}", "{b}modelmag", "modelmag{b}", "cmodelmag_{b}",
+        "{b}cmodelmag", "{b}kronmag", "petromag_{b}", "{b}petromag", "mag_auto_{b}",
+        "{b}_auto", "psfmag_{b}", "{b}psfmag", "{b}apmag", "fibermag_{b}",
+        "cmodelflux_{b}", "petroflux_{b}", "psfflux_{b}")]
+    _FOREIGN_NAMES[f"dered_{_b}"] = [p.format(b=_b) for p in (
+        "dered{b}", "{b}_dered", "{b}dered", "dered_mag_{b}", "{b}mag_dered", "{b}0",
+        "{b}_0", "{b}mag0", "{b}_mag_0")]
+    _FOREIGN_NAMES[f"extinction_{_b}"] = [p.format(b=_b) for p in (
+        "extinction{b}", "{b}extinction", "{b}_extinction", "a_{b}", "ext_{b}", "{b}_ext",
+        "ext{b}", "{b}ext")]
+    _FOREIGN_NAMES[f"deVRad_{_b}"] = [p.format(b=_b) for p in (
+        "devrad{b}", "{b}devrad", "{b}_devrad", "devradius_{b}")]
+    _FOREIGN_NAMES[f"psffwhm_{_b}"] = [p.format(b=_b) for p in (
+        "psffwhm{b}", "{b}psffwhm", "{b}_psffwhm", "fwhm_{b}", "{b}_fwhm", "{b}fwhm",
+        "seeing_{b}", "{b}_seeing", "psfwidth_{b}")]
+    _FOREIGN_NAMES[f"psfMag_{_b}"] = [p.format(b=_b) for p in (
+        "{b}psfmag", "psfmag{b}", "psf_mag_{b}", "{b}_psfmag", "{b}_psf", "mag_psf_{b}")]
+_FOREIGN_NAMES["ra"] = ["raj2000", "ra_icrs", "ra_deg", "radeg", "ra_j2000", "alpha_j2000",
+                        "alpha"]
+_FOREIGN_NAMES["dec"] = ["dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "decdeg",
+                         "dec_j2000", "delta_j2000", "delta"]
+
+
+def suggest_columns(table, inputs=None):
+    """The ``columns=`` mapping that would supply missing inputs, as one sentence.
+
+    For each input (default: every one of `INPUT_COLUMNS`) that the table
+    lacks under any accepted name (`input_aliases`, any case), the first of
+    the table's columns with a name other catalogs use for it (``umag``,
+    ``MAG_U``, ``cModelMag_u``, ``gPSFMag``...) is suggested.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+    inputs : iterable of str, optional
+        Canonical input names to look for.
+
+    Returns
+    -------
+    suggestion : str
+        ``''`` when there is nothing to suggest, else e.g. ``"the catalog has
+        'umag': use columns={'u': 'umag'} (CLI: --column u=umag)"``.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> suggest_columns(Table({"UMAG": [19.0], "r": [17.0]}), ["u", "r"])
+    "the catalog has 'UMAG': use columns={'u': 'UMAG'} (CLI: --column u=UMAG)"
+    """
+    finder = ColumnFinder(table)
+    wanted = INPUT_COLUMNS if inputs is None else set(inputs)
+    used, mapping = set(), {}
+    for name in (n for n in INPUT_COLUMNS if n in wanted):
+        if name not in _FOREIGN_NAMES or finder.find(*input_aliases(name)) is not None:
+            continue
+        found = finder.find(*(n for n in _FOREIGN_NAMES[name] if n not in used))
+        if found is not None:
+            mapping[name] = found
+            used.add(found.lower())
+    if not mapping:
+        return ""
+    listed = ", ".join(f"'{c}'" for c in mapping.values())
+    options = " ".join(f"--column {k}={v}" for k, v in mapping.items())
+    return f"the catalog has {listed}: use columns={mapping!r} (CLI: {options})"
+
+
+def _canonical_inputs():
+    """Lower-case name -> canonical input, aliases (``modelMag_r``, ``u-g``) included."""
+    out = {}
+    for name in INPUT_COLUMNS:
+        for alias in input_aliases(name):
+            if not is_sdss_flux_name(alias):
+                out.setdefault(alias.lower(), name)
+    return out
+
+
+def _check_mapping(table, columns):
+    """Validate ``columns=``; return canonical input -> the catalog's column name."""
+    if not isinstance(columns, Mapping):
+        raise InvalidInputError("columns must be a dict {input name: catalog column}, e.g. "
+                                f"{{'u': 'umag'}}; got {type(columns).__name__}")
+    canonical = _canonical_inputs()
+    by_lower = {}
+    for name in table.colnames:
+        by_lower.setdefault(name.lower(), []).append(name)
+    mapping, sources = {}, {}
+    for key, column in columns.items():
+        if not isinstance(key, str) or not isinstance(column, str):
+            raise InvalidInputError(f"columns must map names to names (str), got "
+                                    f"{key!r}: {column!r}")
+        target = canonical.get(key.strip().lower())
+        if target is None:
+            close = difflib.get_close_matches(key, INPUT_COLUMNS, n=1)
+            raise InvalidInputError(
+                f"columns: unknown input name '{key}'"
+                + (f" (did you mean '{close[0]}'?)" if close else "")
+                + "; inputs are u g r i z, u_g g_r r_i i_z, dered_<b>, extinction_<b>, "
+                "deVRad_<b>, psffwhm_<b>, psfMag_<b> (b in ugriz), ra, dec")
+        if target in mapping:
+            raise InvalidInputError(f"columns gives input '{target}' twice ('{mapping[target]}' "
+                                    f"and '{column}')")
+        actual = column if column in table.colnames else None
+        if actual is None and len(by_lower.get(column.lower(), ())) == 1:
+            actual = by_lower[column.lower()][0]
+        if actual is None:
+            close = difflib.get_close_matches(column, table.colnames, n=1)
+            raise InvalidInputError(
+                f"columns={{'{key}': '{column}'}}: the catalog has no column '{column}'"
+                + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if actual in sources:
+            raise InvalidInputError(f"columns maps both '{sources[actual]}' and '{target}' to "
+                                    f"column '{actual}'; each input needs a column of its own")
+        mapping[target] = actual
+        sources[actual] = target
+    return mapping
+
+
+def map_columns(table, columns=None):
+    """The catalog as sourceclf reads it: ``columns=`` applied, aliases checked.
+
+    Every function that takes a catalog calls this first.  The result is a
+    new `~astropy.table.Table` (of the same class) whose columns share the
+    catalog's data (nothing is copied, the catalog is not modified): each
+    mapped column also appears under its input name, and the catalog's own
+    columns the finder would take for a mapped input (``u``, ``U``,
+    ``modelMag_u``... when ``u`` is mapped) are left out of it.  Outputs are
+    built from the catalog itself, so they keep its column names.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+    columns : dict, optional
+        Input name -> the catalog's column name, e.g. ``{'u': 'umag',
+        'dered_r': 'cModelMag_r'}``; input names as in `INPUT_COLUMNS` (any
+        case), column names exact or in any case when unambiguous.  A mapped
+        SDSS flux column without a unit (``cModelFlux_r``...) is read in
+        nanomaggies.
+
+    Returns
+    -------
+    view : `~astropy.table.Table`
+        ``table`` itself when ``columns`` is empty.
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown input name, a column the catalog lacks, or two inputs
+        mapped onto one column (one line each).
+
+    Warns
+    -----
+    SourceclfWarning
+        When two columns the finder accepts for one input (``u`` and
+        ``modelMag_u``, say) both exist and their values differ: the message
+        says which one is used.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({"umag": [19.5], "r": [17.6]})
+    >>> map_columns(t, {"u": "umag"}).colnames
+    ['umag', 'r', 'u']
+    >>> t.colnames
+    ['umag', 'r']
+    """
+    if not columns:
+        if columns is not None and not isinstance(columns, Mapping):
+            raise InvalidInputError("columns must be a dict {input name: catalog column}, "
+                                    f"e.g. {{'u': 'umag'}}; got {type(columns).__name__}")
+        _warn_alias_conflicts(table)
+        return table
+    mapping = _check_mapping(table, columns)
+    hidden = {a.lower() for name in mapping for a in input_aliases(name)}
+    names = [n for n in table.colnames if n.lower() not in hidden]
+    view = table.__class__([table[n] for n in names], names=names, copy=False,
+                           meta=table.meta)
+    for target, source in mapping.items():
+        column = view[source] if source in view.colnames else table[source]
+        view.add_column(column, name=target, copy=False)
+        if is_sdss_flux_name(source) and getattr(view[target], "unit", None) is None:
+            view[target].unit = u.nanomaggy
+    _warn_alias_conflicts(view)
+    return view
+
+
+def _warn_alias_conflicts(table):
+    """One `SourceclfWarning` per input two of whose accepted columns disagree."""
+    finder = ColumnFinder(table)
+    for name in INPUT_COLUMNS:
+        present = [finder.find(a) for a in input_aliases(name)]
+        present = [p for p in present if p is not None]
+        if len(present) < 2:
+            continue
+        used = finder.values(present[0])
+        for other in present[1:]:
+            diff = np.abs(used - finder.values(other))
+            if np.nanmax(diff, initial=0.0) > 1e-3:
+                warnings.warn(f"columns '{present[0]}' and '{other}' both give input "
+                              f"'{name}' and their values differ; '{present[0]}' is used "
+                              f"(pass columns={{'{name}': '{other}'}} to use the other)",
+                              SourceclfWarning, stacklevel=2)
+
+
+def parse_column_options(specs):
+    """``--column NAME=COL`` options (repeatable) as a ``columns=`` dict.
+
+    Parameters
+    ----------
+    specs : list of str or None
+        The options' values, e.g. ``['u=umag', 'r=rmag']``.
+
+    Returns
+    -------
+    columns : dict or None
+
+    Raises
+    ------
+    InvalidInputError
+        For a value without ``=`` or with an empty side, or a name given twice.
+
+    Examples
+    --------
+    >>> parse_column_options(["u=umag", "dered_r = cModelMag_r"])
+    {'u': 'umag', 'dered_r': 'cModelMag_r'}
+    """
+    if not specs:
+        return None
+    columns = {}
+    for spec in specs:
+        name, sep, column = (s.strip() for s in spec.partition("="))
+        if not sep or not name or not column:
+            raise InvalidInputError(f"--column takes NAME=COLUMN (e.g. --column u=umag), "
+                                    f"got '{spec}'")
+        if name in columns:
+            raise InvalidInputError(f"--column gives {name} twice ('{columns[name]}' and "
+                                    f"'{column}')")
+        columns[name] = column
+    return columns

@@ -37,6 +37,9 @@ Flags
     kept, never dropped.
 ``'nan_pixels'``
     Non-finite pixels were replaced by 0.
+``'bad_pixels'``
+    Pixels beyond `MAX_PIXEL_VALUE` in absolute value (corrupt data or wrong
+    units) were replaced by 0; `sourceclf.classify` leaves such rows unclassified.
 
 Several flags are joined with ``';'`` (``'edge;nan_pixels'``); ``'off_frame'``
 always stands alone.
@@ -55,7 +58,8 @@ from .exceptions import InvalidInputError, MissingColumnsError
 from .utils._validation import check_image, check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "read_frame",
-           "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS"]
+           "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS",
+           "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -63,6 +67,11 @@ FLAG_EDGE = "edge"
 FLAG_OFF_FRAME = "off_frame"
 #: Flag of a stamp whose non-finite pixels were replaced by 0.
 FLAG_NAN_PIXELS = "nan_pixels"
+#: Flag of a stamp whose pixels beyond `MAX_PIXEL_VALUE` were replaced by 0.
+FLAG_BAD_PIXELS = "bad_pixels"
+#: Largest absolute pixel value taken as data: 1e20 nanomaggies in one pixel is
+#: magnitude -27.5, brighter than the Sun, and beyond any detector's counts.
+MAX_PIXEL_VALUE = 1e20
 
 _LAYOUTS = ("channels_first", "channels_last")
 # Rows converted at a time: bounds the temporary memory of big inputs.
@@ -78,8 +87,8 @@ class CutoutResult(NamedTuple):
         float32, shape ``(n_rows, 5, size, size)``, bands in ugriz order.
     flags : `numpy.ndarray` of str
         ``''`` for a complete stamp, else ``'edge'``, ``'off_frame'``,
-        ``'nan_pixels'`` or several of them joined by ``';'`` (see the
-        module documentation).
+        ``'nan_pixels'``, ``'bad_pixels'`` or several of them joined by
+        ``';'`` (see the module documentation).
     """
 
     data: np.ndarray
@@ -112,17 +121,20 @@ def _join_flags(*parts):
 
 
 def _finalise(data, flags):
-    """Replace non-finite pixels by 0 (flagging them) and pack the result."""
+    """Replace non-finite and absurd pixels by 0 (flagging them) and pack the result."""
     flags = np.asarray(flags, dtype=object)
     for start in range(0, len(data), _CHUNK):
         block = data[start:start + _CHUNK]
-        bad = ~np.isfinite(block)
-        rows = np.flatnonzero(bad.any(axis=(1, 2, 3)))
-        if rows.size:
-            block[bad] = 0.0
+        nonfinite = ~np.isfinite(block)
+        extreme = np.abs(block) > MAX_PIXEL_VALUE  # False for NaN, True for inf
+        extreme &= ~nonfinite
+        for bad, flag in ((nonfinite, FLAG_NAN_PIXELS), (extreme, FLAG_BAD_PIXELS)):
+            rows = np.flatnonzero(bad.any(axis=(1, 2, 3)))
+            if rows.size:
+                block[bad] = 0.0
             for r in rows:
                 if flags[start + r] != FLAG_OFF_FRAME:
-                    flags[start + r] = _join_flags(flags[start + r], FLAG_NAN_PIXELS)
+                    flags[start + r] = _join_flags(flags[start + r], flag)
     return CutoutResult(data=data, flags=np.array(flags.tolist() or [], dtype=str))
 
 
@@ -184,8 +196,9 @@ def _from_array(array, *, size, band_order, layout, what="cutouts"):
     native32 = arr.dtype == np.float32 and arr.dtype.isnative
     if native32 and perm == list(range(n_bands)) and arr.flags.c_contiguous:
         # Already in the package's layout: no copy unless pixels must be fixed.
-        finite = all(np.isfinite(arr[s:s + _CHUNK]).all() for s in range(0, n, _CHUNK))
-        if finite:
+        fine = all((np.abs(arr[s:s + _CHUNK]) <= MAX_PIXEL_VALUE).all()
+                   for s in range(0, n, _CHUNK))  # finite and not absurd
+        if fine:
             return CutoutResult(data=arr, flags=np.full(n, "", dtype=str))
     data = np.empty((n, n_bands, size, size), dtype=np.float32)
     for start in range(0, n, _CHUNK):
@@ -510,7 +523,8 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
         order, and ``flags``: ``'edge'`` for stamps reaching past a frame's
         edge (the missing pixels are 0), ``'off_frame'`` for sources not on a
         frame or without a finite position (all-zero stamp), ``'nan_pixels'``
-        where non-finite pixels were replaced by 0.  No row is dropped.
+        and ``'bad_pixels'`` where non-finite or absurd pixels were replaced
+        by 0.  No row is dropped.
 
     Raises
     ------
@@ -609,12 +623,14 @@ def make_cutouts(cutouts=None, *, table=None, images=None, size=32, band_order="
     result : `CutoutResult`
         ``data``: float32 array of shape ``(N, 5, size, size)``, channels
         first in ugriz order, in the units given (nothing is normalised).
-        When the input already is a finite, C-ordered, native float32
-        channels-first ugriz array, ``data`` *is* that array (no copy; for a
+        When the input already is a C-ordered, native float32 channels-first
+        ugriz array with no pixel beyond `MAX_PIXEL_VALUE` (nor non-finite),
+        ``data`` *is* that array (no copy; for a
         ``.npy`` file, a read-only memory map of it); otherwise it is new and
         the input is never modified.
         ``flags``: one string per row, ``''`` when fine, else ``'edge'``,
-        ``'off_frame'``, ``'nan_pixels'`` (see the module documentation).
+        ``'off_frame'``, ``'nan_pixels'``, ``'bad_pixels'`` (see the module
+        documentation).
 
     Raises
     ------

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .classification import choose_model, classify
+from .columns import map_columns
 from .conformal.shift import SHIFT_ALARM_PATTERN
 from .exceptions import InvalidInputError, SourceclfWarning
 from .model_choice import CHOICE_SAMPLE_ROWS
@@ -167,7 +168,7 @@ def _to_pandas_columns(out, new_names, index):
     return columns
 
 
-def classify_partition(df, model="auto", confidence=0.9, **classify_kwargs):
+def classify_partition(df, model="auto", confidence=0.9, columns=None, **classify_kwargs):
     """Classify one pandas partition; return it with the new columns appended.
 
     Parameters
@@ -178,6 +179,9 @@ def classify_partition(df, model="auto", confidence=0.9, **classify_kwargs):
         Loaded once per process with `get_classifier`.
     confidence : float, sequence of float or None
         Confidence level(s) of the prediction sets.
+    columns : dict, optional
+        The partition's own names for sourceclf's inputs (``{'u': 'umag'}``),
+        as for `sourceclf.classify`.
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``...).
 
@@ -189,13 +193,13 @@ def classify_partition(df, model="auto", confidence=0.9, **classify_kwargs):
     """
     table = _to_table(df)
     if isinstance(model, str) and model == "auto":
-        model = choose_model(table)
+        model = choose_model(map_columns(table, columns))
     clf = get_classifier(model)
     with warnings.catch_warnings():
         # One partition's prediction sets are no catalog's: no shift alarm per partition.
         warnings.filterwarnings("ignore", message=SHIFT_ALARM_PATTERN, category=SourceclfWarning)
         out = classify(table, model=clf, confidence=confidence, progress=False,
-                       **classify_kwargs)
+                       columns=columns, **classify_kwargs)
     new = [n for n in out.colnames
            if n not in table.colnames or n.startswith(("pred_", "prob_"))]
     columns = _to_pandas_columns(out, new, df.index)
@@ -261,7 +265,7 @@ def _first_rows(data, meta):
     return rows if len(rows) else meta
 
 
-def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
+def classify_dask(data, model="auto", confidence=0.9, columns=None, **classify_kwargs):
     """Classify every row of a Dask DataFrame or an LSDB catalog, lazily.
 
     Parameters
@@ -277,6 +281,10 @@ def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
         partition (see `sourceclf.model_choice`).
     confidence : float, sequence of float or None
         Confidence level(s) of the prediction sets.
+    columns : dict, optional
+        The catalog's own names for sourceclf's inputs (``{'u': 'umag'}``),
+        as for `sourceclf.classify`; the new columns are added beside the
+        catalog's own.
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``random_state``).  Image inputs are not supported
@@ -311,9 +319,10 @@ def classify_dask(data, model="auto", confidence=0.9, **classify_kwargs):
     if isinstance(model, str) and model == "auto":
         # The choice weighs how many rows each model's domain holds: look at the
         # first partition's rows (once), not just the columns.
-        model = choose_model(_to_table(_first_rows(data, meta)))
-    out_meta = output_meta(meta, model=model, confidence=confidence, **classify_kwargs)
-    kwargs = dict(model=model, confidence=confidence, **classify_kwargs)
+        model = choose_model(map_columns(_to_table(_first_rows(data, meta)), columns))
+    out_meta = output_meta(meta, model=model, confidence=confidence, columns=columns,
+                           **classify_kwargs)
+    kwargs = dict(model=model, confidence=confidence, columns=columns, **classify_kwargs)
     if is_lsdb:
         return data.map_partitions(classify_partition, meta=out_meta, **kwargs)
     if not hasattr(data, "map_partitions"):

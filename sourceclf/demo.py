@@ -11,7 +11,9 @@ frames with a WCS each (the bands slightly misaligned, as SDSS's are), so that
 cutting stamps from frames can be shown and tested without real images.
 """
 
+import filecmp
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,11 @@ from .bands import BANDS, EXTINCTION_RATIO, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder, decode_strings
 from .exceptions import InvalidInputError
 from .simulate import SDSS_BAND_DEFAULTS, render_stamps
+from .tableio import check_output_path, split_extension, write_table
 from .utils._validation import check_random_state
 
 __all__ = ["FEATURE_MODEL_PATH", "DEMO_R_RANGE", "DEMO_MAX_SIZE_RATIO", "demo_catalog",
-           "demo_frames", "fit_feature_model"]
+           "write_demo_catalog", "demo_frames", "fit_feature_model"]
 
 # GalSim is optional (the "sim" extra): skip this doctest without it.
 __doctest_requires__ = {"demo_frames": ["galsim"]}
@@ -177,6 +180,50 @@ def demo_catalog(n=1000, *, random_state=0, classes=None):
     t.meta["ORIGIN"] = "sourceclf.demo.demo_catalog (synthetic)"
     t.meta["SEED"] = int(random_state)
     return t
+
+
+def write_demo_catalog(path, n=1000, *, random_state=0, overwrite=False):
+    """Write `demo_catalog` to a file, never replacing another file without ``overwrite``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The catalog file to write (format from the extension).
+    n : int
+        Number of rows.
+    random_state : int
+        Seed of `demo_catalog`.
+    overwrite : bool
+        Replace an existing file.  Without it, an existing file is kept: it
+        is used as it is if it holds exactly this demo catalog (a second
+        demo run), else an error says so.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        The demo catalog.
+    written : bool
+        False when an identical file was already there.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``path`` exists, is not this demo catalog and ``overwrite`` is false.
+    """
+    path = Path(path)
+    table = demo_catalog(n, random_state=random_state)
+    if path.exists() and not overwrite:
+        check_output_path(path, overwrite=True)  # a directory, an unwritable place...
+        with tempfile.TemporaryDirectory() as scratch:
+            fresh = Path(scratch) / f"demo{split_extension(path)[1]}"
+            write_table(table, fresh)
+            if filecmp.cmp(fresh, path, shallow=False):
+                return table, False
+        raise InvalidInputError(f"'{path}' exists and is not the demo catalog; pass "
+                                "--overwrite (overwrite=True) to replace it, or give --demo "
+                                "another file name")
+    write_table(table, path, overwrite=overwrite)
+    return table, True
 
 
 # Sky position of the centre of the `demo_frames` frames (inside demo_catalog's area).

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
-from .columns import decode_strings
+from .columns import decode_strings, map_columns
 from .conformal import group_values, parse_set_column, set_membership
 from .exceptions import InvalidInputError, SourceclfWarning
 from .plotting import plot_confusion_matrix, plot_coverage_vs_magnitude, plot_reliability
@@ -224,7 +224,7 @@ def _find_label_column(table, name):
 
 
 def evaluate(table, *, label_column="class", mag_column=None, bins=None,
-             reliability_bins=10, min_count=20):
+             reliability_bins=10, min_count=20, columns=None):
     """Evaluate a classified table against its true classes.
 
     Parameters
@@ -253,6 +253,10 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
         magnitude bins) and to be drawn by the plots; recorded as
         ``result.min_count``.  Bins with fewer are kept in the tables, with
         their ``n``.
+    columns : dict, optional
+        The table's own names for sourceclf's inputs, as for
+        `sourceclf.classify` (e.g. ``{'r': 'rmag'}``): the default magnitude
+        column is then found under them.
 
     Returns
     -------
@@ -282,6 +286,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
 
     if not isinstance(table, Table):
         raise InvalidInputError(f"evaluate takes an astropy Table, got {type(table).__name__}")
+    catalog = map_columns(table, columns)
     label_column = _find_label_column(table, label_column)
     if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) \
             or min_count < 1:
@@ -374,12 +379,12 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     if mag_column is not False:
         if mag_column is None:
             for cand in ("dered_r", "r"):
-                values = group_values(table, cand)
+                values = group_values(catalog, cand)
                 if values is not None:
                     mag_name = cand
                     break
         else:
-            values = group_values(table, mag_column)
+            values = group_values(catalog, mag_column)
             if values is None:
                 raise InvalidInputError(f"mag_column '{mag_column}' not in table")
             mag_name = mag_column

@@ -7,20 +7,28 @@ deriving what can be derived:
 * ``dered_<b>`` from ``<b>`` (or ``modelMag_<b>``) minus ``extinction_<b>``;
 * ``extinction_<b>`` from ``<b>`` minus ``dered_<b>``;
 * observed colours ``u_g`` ... from observed magnitudes ``<b>`` / ``modelMag_<b>``,
-  or from ``dered_<b> + extinction_<b>``.
+  or from ``dered_<b> + extinction_<b>``;
+* observed magnitudes from SDSS fluxes in nanomaggies (``modelFlux_<b>``,
+  ``psfFlux_<b>``, or any column whose unit is a flux), see
+  `sourceclf.columns.clean_column`.
+
+A catalog with other names is mapped onto these with ``columns=`` (see
+`sourceclf.columns.map_columns`); when columns are missing, the error suggests
+the mapping for names other catalogs use (``umag``, ``cModelMag_r``...).
 
 Missing values (masked, NaN, infinite, SDSS sentinels such as -9999) do not stop
 the computation: the row is marked invalid, with the names of the features that
 could not be computed, and the model later leaves it unclassified.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .bands import BANDS, COLOURS, MARGNET_FEATURES
-from .columns import ColumnFinder
-from .exceptions import InvalidInputError, MissingColumnsError
+from .columns import ColumnFinder, input_aliases, suggest_columns
+from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 
 __all__ = ["FeatureSet", "FeatureMatrix", "FEATURE_SETS", "BandMagnitudes", "get_feature_set",
            "compute_features", "available_feature_sets", "default_feature_set"]
@@ -83,9 +91,10 @@ class BandMagnitudes:
         self.band = band
 
     def observed_mag(self):
-        """Observed magnitude: ``<b>`` or ``modelMag_<b>``, else ``dered_<b> + extinction_<b>``."""
+        """Observed magnitude: ``<b>``, ``modelMag_<b>`` or ``modelFlux_<b>``, else
+        ``dered_<b> + extinction_<b>``."""
         b = self.band
-        values = self.finder.values(b, f"modelMag_{b}")
+        values = self.finder.values(*input_aliases(b))
         if values is None:
             dered = self.finder.values(f"dered_{b}")
             ext = self.finder.values(f"extinction_{b}")
@@ -98,7 +107,7 @@ class BandMagnitudes:
         b = self.band
         values = self.finder.values(f"dered_{b}")
         if values is None:
-            mag = self.finder.values(b, f"modelMag_{b}")
+            mag = self.finder.values(*input_aliases(b))
             ext = self.finder.values(f"extinction_{b}")
             if mag is not None and ext is not None:
                 values = mag - ext
@@ -109,7 +118,7 @@ class BandMagnitudes:
         b = self.band
         values = self.finder.values(f"extinction_{b}")
         if values is None:
-            mag = self.finder.values(b, f"modelMag_{b}")
+            mag = self.finder.values(*input_aliases(b))
             dered = self.finder.values(f"dered_{b}")
             if mag is not None and dered is not None:
                 values = mag - dered
@@ -118,7 +127,7 @@ class BandMagnitudes:
 
 def _colour(finder, name):
     """Observed colour ``a_b``: a column of that name, else a difference of magnitudes."""
-    values = finder.values(name, name.replace("_", "-"))
+    values = finder.values(*input_aliases(name))
     if values is None:
         a, b = name.split("_")
         ma = BandMagnitudes(finder, a).observed_mag()
@@ -135,10 +144,36 @@ for _b in BANDS:
     _SOURCES[f"extinction_{_b}"] = f"extinction_{_b}, or {_b} (or modelMag_{_b}) with dered_{_b}"
     _SOURCES[f"deVRad_{_b}"] = f"deVRad_{_b}"
     _SOURCES[f"psffwhm_{_b}"] = f"psffwhm_{_b}"
-    _SOURCES[_b] = f"{_b} or modelMag_{_b}, or dered_{_b} with extinction_{_b}"
+    _SOURCES[_b] = (f"{_b} or modelMag_{_b} (or modelFlux_{_b}, nanomaggies), or dered_{_b} "
+                    f"with extinction_{_b}")
+    _SOURCES[f"psf_model_{_b}"] = (f"psfMag_{_b} (or psfFlux_{_b}, nanomaggies) with the observed "
+                                   f"magnitude {_b}")
 for _c in COLOURS:
     _a, _z = _c.split("_")
     _SOURCES[_c] = f"{_c}, or observed magnitudes of {_a} and {_z}"
+
+
+def _feature_inputs(name):
+    """The catalog inputs (`sourceclf.columns.INPUT_COLUMNS`) that can supply a feature."""
+    name = name.replace("-", "_")
+    if name in COLOURS:
+        return tuple(name.split("_"))
+    kind, _, band = name.rpartition("_")
+    if kind in ("dered", "extinction", "") and band in BANDS:
+        return (f"dered_{band}", band, f"extinction_{band}")
+    if kind == "psf_model":
+        return (f"psfMag_{band}", band)
+    return (name,)
+
+
+def _warn_unused_psf_magnitudes(finder):
+    """Say (once: the text never changes) that the catalog's psfMag columns go unused."""
+    if any(finder.find(*input_aliases(f"psfMag_{b}")) for b in BANDS):
+        warnings.warn("the catalog has psfMag_<b> columns, but the model's feature set does "
+                      "not use PSF minus model magnitudes (no shipped model does: no shared "
+                      "training table has psfMag); to use them, train a model on your own "
+                      "labels with sourceclf.train(..., feature_set='ugriz_psf')",
+                      SourceclfWarning)
 
 
 def _margnet_feature(finder, name):
@@ -156,6 +191,16 @@ def _ugriz_feature(finder, name):
     if name == "r":
         return BandMagnitudes(finder, "r").observed_mag()
     return _colour(finder, name.replace("-", "_"))
+
+
+def _ugriz_psf_feature(finder, name):
+    """`_ugriz_feature`, and ``psf-model_<b>``: ``psfMag_<b>`` minus the observed magnitude."""
+    if not name.startswith("psf-model_"):
+        return _ugriz_feature(finder, name)
+    band = name[-1]
+    psf = finder.values(*input_aliases(f"psfMag_{band}"))
+    model = BandMagnitudes(finder, band).observed_mag()
+    return None if psf is None or model is None else psf - model
 
 
 @dataclass(frozen=True)
@@ -176,6 +221,11 @@ class FeatureSet:
     names: tuple
     description: str
     _compute_one: object
+
+    @property
+    def uses_psf_magnitudes(self):
+        """Whether the set reads PSF magnitudes (``psf-model_<b>`` features)."""
+        return any(n.startswith("psf-model_") for n in self.names)
 
     def missing_columns(self, table):
         """Features of this set that the table cannot supply, with what could.
@@ -205,7 +255,15 @@ class FeatureSet:
         ------
         MissingColumnsError
             If a feature cannot be computed from the table's columns; the message
-            lists every missing feature and the columns that could supply it.
+            lists every missing feature and the columns that could supply it or,
+            when the table has columns other catalogs use for them (``umag``,
+            ``cModelMag_r``...), the ``columns=`` mapping to pass.
+
+        Warns
+        -----
+        SourceclfWarning
+            When the table has ``psfMag_<b>`` columns that this feature set
+            does not use (once: Python shows a warning text once).
         """
         finder = ColumnFinder(table)
         columns, missing = [], {}
@@ -215,10 +273,14 @@ class FeatureSet:
                 missing[n] = _SOURCES[n.replace("-", "_")]
             columns.append(values)
         if missing:
-            listing = "; ".join(f"{k} (from {v})" for k, v in missing.items())
+            hint = suggest_columns(table, [i for n in missing for i in _feature_inputs(n)])
+            listing = (", ".join(missing) + f"; {hint}" if hint else
+                       "; ".join(f"{k} (from {v})" for k, v in missing.items()))
             raise MissingColumnsError(
                 f"table lacks columns for feature set '{self.name}': {listing}"
             )
+        if not self.uses_psf_magnitudes:
+            _warn_unused_psf_magnitudes(finder)
         values = np.column_stack(columns).astype(np.float32) if columns else \
             np.empty((len(table), 0), np.float32)
         valid = np.isfinite(values).all(axis=1)
@@ -239,6 +301,14 @@ FEATURE_SETS = {
         names=("r", "u-g", "g-r", "r-i", "i-z"),
         description="observed model magnitude r and colours u-g, g-r, r-i, i-z",
         _compute_one=_ugriz_feature,
+    ),
+    "ugriz_psf": FeatureSet(
+        name="ugriz_psf",
+        names=("r", "u-g", "g-r", "r-i", "i-z") + tuple(f"psf-model_{b}" for b in BANDS),
+        description=("observed model magnitude r, colours u-g, g-r, r-i, i-z and the PSF "
+                     "minus model magnitude psfMag_<b> - modelMag_<b> of each band (no "
+                     "shipped model: train your own)"),
+        _compute_one=_ugriz_psf_feature,
     ),
 }
 
@@ -261,7 +331,7 @@ def compute_features(table, feature_set):
     table : `~astropy.table.Table`
         Catalog with SDSS-style column names (any case).
     feature_set : str or `FeatureSet`
-        ``'margnet24'`` or ``'ugriz'``.
+        A name of `FEATURE_SETS`: ``'margnet24'``, ``'ugriz'``, ``'ugriz_psf'``...
 
     Returns
     -------

@@ -14,7 +14,8 @@ import numpy as np
 
 from .bands import BANDS
 from .columns import ColumnFinder
-from .cutouts import FLAG_OFF_FRAME, frames_by_band, make_cutouts, read_frame
+from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
+                      read_frame)
 from .exceptions import InvalidInputError, SourceclfWarning
 from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE, measure_psf,
@@ -37,11 +38,12 @@ class ModelInputs:
         that does not use images.
     valid : `numpy.ndarray`
         bool array of shape (n_rows,): True where the row can be classified
-        (every feature finite, stamp not off the frame).
+        (every feature finite, stamp neither off the frame nor holding
+        absurd pixels: ``bad_pixels``).
     flags : `numpy.ndarray`
         object array of str of shape (n_rows,): ``''`` when fine, else the
         ``;``-joined reasons (``missing:<features>``, then the cutout flags
-        such as ``off_frame`` or ``edge``).
+        such as ``off_frame``, ``bad_pixels`` or ``edge``).
     columns : dict
         Per-row values measured while making the inputs that the output
         table keeps, name -> array of shape (n_rows,): for image models the
@@ -145,7 +147,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
         image_flags = np.asarray(result.flags)
         on_frame = image_flags != FLAG_OFF_FRAME
-        valid &= on_frame
+        valid &= on_frame & (np.char.find(image_flags, FLAG_BAD_PIXELS) < 0)
         for i in np.flatnonzero(image_flags != ""):
             flags[i] = ";".join(x for x in (flags[i], str(image_flags[i])) if x)
         fwhm, why = _row_psf(table, psf, frames, on_frame)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .columns import suggest_columns
 from .exceptions import InvalidInputError, MissingColumnsError
 from .features import get_feature_set
 from .models.domain import ApplicabilityDomain
@@ -133,7 +134,7 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
         else:
             usable.append(card)
     if not usable:
-        raise MissingColumnsError(_missing_message(missing_by_model, with_images))
+        raise MissingColumnsError(_missing_message(table, missing_by_model, with_images))
 
     sample = _sample(table)
     matrices = {}
@@ -182,7 +183,10 @@ def choose_model(table, *, with_images=False, precision="fp32", compile=False):
                                 compile=compile).name
 
 
-def _missing_message(missing_by_model, with_images):
+def _missing_message(table, missing_by_model, with_images):
+    suggestion = suggest_columns(table)
+    if suggestion:  # a mapping would do: say only that, in one short line
+        return f"no shipped model can use this table's columns; {suggestion}"
     groups = {}  # models of one feature set miss the same columns: name them once
     for name, m in missing_by_model.items():
         groups.setdefault(tuple(m), []).append(name)

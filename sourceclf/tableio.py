@@ -2,20 +2,29 @@
 
 The format of a catalog file follows from its extension (`FORMATS`).  Reading
 turns every failure into one `~sourceclf.exceptions.InvalidInputError` line
-(a missing file, a file astropy cannot read, a truncated one); writing goes
-through a temporary file beside the destination, renamed into place only
-when complete, so that a reader never sees a partial output.
+(a missing file, a file astropy cannot read, a truncated one, a CSV file
+whose rows were not all read); writing goes through a temporary file beside
+the destination, published only when complete, so that a reader never sees a
+partial output, and turns failures (a full disk, a missing writer package)
+into one line too.
 """
 
 import contextlib
+import csv
+import importlib.util
+import json
+import os
 import warnings
 from pathlib import Path
 
-from .exceptions import InvalidInputError
+import numpy as np
+
+from .exceptions import InvalidInputError, SourceclfWarning
 from .utils._files import atomic_path
 
-__all__ = ["FORMATS", "split_extension", "table_format", "check_input_path",
-           "check_output_path", "read_errors", "read_table", "write_table", "char_width",
+__all__ = ["FORMATS", "FORMAT_LIBRARIES", "split_extension", "table_format",
+           "check_format_library", "check_input_path", "check_output_path", "read_errors",
+           "write_errors", "warn_csv_meta", "read_table", "write_table", "char_width",
            "string_widths"]
 
 #: Astropy format name of each catalog file extension (lower case).
@@ -26,6 +35,9 @@ FORMATS = {
     ".parquet": "parquet", ".parq": "parquet",
     ".hdf5": "hdf5", ".h5": "hdf5",
 }
+
+#: Package that astropy needs to read or write each format, with its pip name.
+FORMAT_LIBRARIES = {"hdf5": "h5py", "parquet": "pyarrow"}
 
 
 def split_extension(path):
@@ -84,39 +96,85 @@ def table_format(path):
                                 f"extension; use one of {known}") from None
 
 
-def check_input_path(path):
-    """The path of an existing catalog file.
+def check_format_library(format, path):
+    """Check that the package astropy needs for a table format is installed.
+
+    Parameters
+    ----------
+    format : str
+        Astropy format name.
+    path : str or path-like
+        The file, for the message.
 
     Raises
     ------
     InvalidInputError
-        If ``path`` does not exist or is a directory.
+        If the package (`FORMAT_LIBRARIES`) is missing.
+    """
+    library = FORMAT_LIBRARIES.get(format)
+    if library is not None and importlib.util.find_spec(library) is None:
+        raise InvalidInputError(f"'{path}' is a {format} file, which needs the {library} "
+                                f"package: pip install {library} (or choose another format)")
+
+
+def check_input_path(path):
+    """The path of an existing, readable catalog file.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``path`` does not exist, is a directory or cannot be opened.
     """
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"input file '{path}' does not exist")
     if path.is_dir():
         raise InvalidInputError(f"input '{path}' is a directory, not a catalog file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read input file '{path}': "
+                                f"{exc.strerror or exc}") from None
     return path
 
 
-def check_output_path(path, overwrite=False):
+def check_output_path(path, overwrite=False, format=None):
     """The path of a file that may be written.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    overwrite : bool
+        Whether an existing file may be replaced.
+    format : str, optional
+        Astropy format name (default from the extension, when it is one of
+        `FORMATS`): its package must be installed.
 
     Raises
     ------
     InvalidInputError
-        If ``path`` exists and ``overwrite`` is false, is a directory, or
-        its directory does not exist.
+        If ``path`` exists and ``overwrite`` is false, or is a directory; if
+        its directory does not exist, is not a directory or cannot be
+        written to; if the format's package is missing.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"output '{path}' is a directory")
     if path.exists() and not overwrite:
         raise InvalidInputError(f"output file '{path}' exists; pass --overwrite "
                                 "(overwrite=True) to replace it")
-    if not path.parent.exists():
-        raise InvalidInputError(f"output directory '{path.parent}' does not exist")
-    if path.is_dir():
-        raise InvalidInputError(f"output '{path}' is a directory")
+    parent = path.parent
+    if not parent.exists():
+        raise InvalidInputError(f"output directory '{parent}' does not exist")
+    if not parent.is_dir():
+        raise InvalidInputError(f"output directory '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"cannot write to output directory '{parent}': "
+                                "permission denied")
+    format = format or FORMATS.get(split_extension(path)[1].lower())
+    check_format_library(format, path)
     return path
 
 
@@ -155,8 +213,81 @@ def read_errors(path, format):
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+@contextlib.contextmanager
+def write_errors(path, format, *, passthrough=()):
+    """Report a failure to write ``path`` as one line.
+
+    Within the context, an exception (other than an `InvalidInputError`)
+    becomes ``InvalidInputError("cannot write '<path>' ...: <first line>")``:
+    a full disk or a permission error (`OSError`), a writer package that is
+    missing, a table the format cannot hold.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file being written.
+    format : str
+        Its format, for the message.
+    passthrough : tuple of exception classes
+        Exceptions the caller handles: raised as they are.
+    """
+    try:
+        yield
+    except (InvalidInputError, *passthrough):
+        raise
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    except Exception as exc:  # astropy's writers raise many types for tables they cannot hold
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InvalidInputError(f"cannot write '{path}' as a {format} table: "
+                                f"{first}") from None
+
+
+def _check_csv_rows(path, n_rows):
+    """Check that a CSV file holds as many records as were read from it.
+
+    astropy's reader takes an unterminated quote as a field running to the
+    end of the file and drops the rows after it without a word; Python's
+    strict CSV parser counts the records instead.
+    """
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, strict=True)
+        try:
+            # Blank lines are skipped by both readers; the first record is the header.
+            records = sum(1 for row in reader if len(row) > 1 or (row and row[0].strip()))
+        except csv.Error as exc:
+            raise InvalidInputError(f"'{path}' is not valid CSV near line {reader.line_num}: "
+                                    f"{exc} (an unterminated quote?)") from None
+    if records - 1 != n_rows:
+        raise InvalidInputError(f"read {n_rows} rows from '{path}' but it holds "
+                                f"{max(records - 1, 0)} records; check its quotes")
+
+
+def _read_votable(path):
+    """A VOTable's first table, with its INFO and PARAM elements in ``meta``."""
+    from astropy.io import votable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", votable.exceptions.VOWarning)
+        element = votable.parse(path).get_first_table()
+    table = element.to_table()
+    for info in element.infos:
+        try:
+            table.meta[info.name] = json.loads(info.value)
+        except (TypeError, ValueError):
+            table.meta[info.name] = info.value
+    for param in element.params:
+        value = np.ma.getdata(param.value)
+        table.meta[param.name] = value.item() if np.ndim(value) == 0 else value.tolist()
+    return table
+
+
 def read_table(path, format=None):
     """Read a whole catalog file, with one-line errors for unreadable files.
+
+    A VOTable's INFO and PARAM elements (where `write_table` keeps the
+    table's ``meta``) go into ``meta``.  The number of rows read from a CSV
+    file is checked against the records the file holds.
 
     Parameters
     ----------
@@ -173,18 +304,80 @@ def read_table(path, format=None):
     ------
     InvalidInputError
         If the file does not exist, cannot be read in that format, or is
-        truncated.
+        truncated; if its format's package is missing; if a CSV file holds
+        more or fewer records than were read (an unterminated quote).
     """
     from astropy.table import Table
 
     path = check_input_path(path)
     format = format or table_format(path)
+    check_format_library(format, path)
     with read_errors(path, format):
-        return Table.read(path, format=format)
+        if format == "votable":
+            table = _read_votable(path)
+        else:
+            table = Table.read(path, format=format)
+        if format == "ascii.csv":
+            _check_csv_rows(path, len(table))
+    return table
+
+
+def _write_votable(table, path):
+    """Write a VOTable whose TABLE carries ``meta``: scalars as PARAM, others as INFO."""
+    from astropy.io.votable.tree import Info, Param, VOTableFile
+
+    votable = VOTableFile.from_table(table)
+    element = votable.get_first_table()
+    for key, value in table.meta.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, (bool, int, float, str)):
+            if isinstance(value, bool):
+                datatype = "boolean"
+            elif isinstance(value, int):
+                datatype = "long"
+            elif isinstance(value, float):
+                datatype = "double"
+            else:
+                datatype = "unicodeChar"
+            param = Param(votable, name=str(key), ID=None, datatype=datatype, value=value,
+                          arraysize="*" if datatype == "unicodeChar" else None)
+            element.params.append(param)
+        else:
+            element.infos.append(Info(name=str(key), value=json.dumps(value, default=str)))
+    votable.to_xml(str(path))
+
+
+def warn_csv_meta(table, path):
+    """Warn that a CSV file cannot keep ``table.meta`` (model, confidence...)."""
+    keys = [k for k in table.meta if k != "comments"]
+    if keys:
+        warnings.warn(f"CSV cannot hold the table's meta ({', '.join(map(str, keys[:6]))}"
+                      f"{'...' if len(keys) > 6 else ''}: the model, confidence and score); "
+                      f"'{path}' is written without it: write .ecsv to keep it",
+                      SourceclfWarning, stacklevel=3)
+
+
+def _check_writable_columns(table, format, path):
+    """One line for the columns a format cannot store (Python objects in Parquet)."""
+    if format != "parquet":
+        return
+    for name in table.colnames:
+        if getattr(table[name], "dtype", None) is not None and table[name].dtype.kind == "O":
+            raise InvalidInputError(
+                f"column '{name}' holds Python objects, which Parquet cannot store: convert "
+                f"it (e.g. to str) or write another format than '{path}'")
 
 
 def write_table(table, path, *, format=None, overwrite=False):
-    """Write a table atomically: to a temporary file, renamed into place when complete.
+    """Write a table atomically: to a temporary file, published when complete.
+
+    The file appears only once complete (see
+    `sourceclf.utils._files.atomic_path`); without ``overwrite`` it is
+    published with an exclusive link, so a file that another process created
+    at ``path`` meanwhile is never replaced.  The table's ``meta`` is kept
+    where the format allows: VOTable files carry it as PARAM (scalars) and
+    INFO (others) elements; CSV cannot (a warning recommends ECSV).
 
     Parameters
     ----------
@@ -201,14 +394,23 @@ def write_table(table, path, *, format=None, overwrite=False):
     Raises
     ------
     InvalidInputError
-        For an unknown extension, an existing file without ``overwrite``, or
-        a directory that does not exist.
+        For an unknown extension, an existing file without ``overwrite``, a
+        directory that does not exist or cannot be written to, a missing
+        writer package, a table the format cannot hold, a failed write (a
+        full disk: the previous file stays as it was).
     """
-    path = check_output_path(path, overwrite)
     format = format or table_format(path)
+    path = check_output_path(path, overwrite, format)
+    _check_writable_columns(table, format, path)
+    if format == "ascii.csv":
+        warn_csv_meta(table, path)
     kwargs = {"serialize_meta": True} if format == "hdf5" else {}
-    with atomic_path(path, suffix=split_extension(path)[1]) as tmp:
-        table.write(tmp, format=format, overwrite=True, **kwargs)
+    with atomic_path(path, suffix=split_extension(path)[1], overwrite=overwrite) as tmp:
+        with write_errors(path, format):
+            if format == "votable":
+                _write_votable(table, tmp)
+            else:
+                table.write(tmp, format=format, overwrite=True, **kwargs)
 
 
 def char_width(dtype):

@@ -115,6 +115,74 @@ def test_bad_arguments(demo):
         classify(demo, batch_size=-1, confidence=None)
 
 
+class _NaNOnBrightRows(torch.nn.Module):
+    """Class logits from two colours; NaN where u - g (feature 1 of 'ugriz') exceeds 1.5."""
+
+    def forward(self, features, images=None):
+        logits = features[:, 1:3].clone()
+        logits[features[:, 1] > 1.5] = float("nan")
+        return logits
+
+
+@pytest.mark.parametrize("confidence", [None, 0.9])
+def test_rows_with_non_finite_model_output_are_flagged_not_classified(demo, confidence):
+    # A row whose probabilities came out NaN was silently GALAXY (argmax of NaN), and
+    # with prediction sets the whole call failed.
+    from sourceclf.features import get_feature_set
+    from sourceclf.models import ModelCard, TorchClassifier
+
+    rng = np.random.default_rng(0)
+    p_star = rng.uniform(size=50)
+    calibration = Table({"prob_galaxy": 1 - p_star, "prob_star": p_star,
+                         "label": np.where(p_star > 0.5, "STAR", "GALAXY")})
+    card = ModelCard(name="nan-model", architecture="none", config={}, feature_set="ugriz",
+                     classes=["GALAXY", "STAR"])
+    clf = TorchClassifier(_NaNOnBrightRows(), card, calibration)
+    broken = get_feature_set("ugriz").compute(demo).values[:, 1] > 1.5
+    assert 0 < broken.sum() < len(demo)
+    out = classify(demo, model=clf, confidence=confidence, device="cpu")
+    assert np.array_equal(out["pred_class"].mask, broken)
+    assert np.array_equal(out["prob_star"].mask, broken)
+    assert set(out["pred_flag"][broken]) == {"nonfinite_output"}
+    assert np.isfinite(out["prob_galaxy"].compressed()).all()
+    assert set(out["pred_class"].compressed()) <= {"GALAXY", "STAR"}
+    if confidence:
+        assert np.array_equal(out["pred_set_size"].mask, broken)
+
+
+@pytest.mark.parametrize("model", ["margnet-photometry-sg", "ugriz-sgq"])
+def test_absurd_finite_magnitudes_never_give_nan(demo, model):
+    # Absurd but finite photometry is refused as missing or saturates the network:
+    # every row is either classified with finite probabilities or masked with a reason.
+    table = demo[:6]
+    for name in table.colnames:
+        if table[name].dtype.kind == "f" and name not in ("ra", "dec"):
+            table[name] = table[name].astype(np.float64)
+            table[name][1], table[name][2] = 1e30, -1e30
+            table[name][3] = 3e38 if name.lower().startswith("devrad") else table[name][3]
+    out = classify(table, model=model, confidence=0.9, device="cpu")
+    masked = np.ma.getmaskarray(out["pred_class"])
+    assert masked[[1, 2]].all() and not masked[[0, 3, 4, 5]].any()
+    assert all(str(f).startswith("missing:") for f in out["pred_flag"][[1, 2]])
+    for c in ("galaxy", "star"):
+        assert np.isfinite(out[f"prob_{c}"].compressed()).all()
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "must be a positive integer, got 0"),
+    (-3, "must be a positive integer, got -3"),
+    (2.5, "must be a positive integer, got 2.5"),
+    ("10", "must be a positive integer, got '10'"),
+    (True, "must be a positive integer, got True"),
+    (100_000_000, "must be at most 1000, got 100000000"),
+])
+def test_mc_samples_is_checked_before_any_work(demo, value, message):
+    # 100,000,000 passes ran out of memory with a traceback.
+    with pytest.raises(InvalidInputError, match=message) as info:
+        classify(demo, model="bayesian-margnet-photometry-sg", mc_samples=value)
+    assert "\n" not in str(info.value)
+
+
 # Precision and torch.compile -------------------------------------------------
 
 #: torch.compile's own machinery issues this DeprecationWarning (torch 2.1x), which the

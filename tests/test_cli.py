@@ -89,6 +89,140 @@ def test_unknown_model(catalog, capsys):
     expect_error([catalog, "--model", "nope"], capsys, "known models: ")
 
 
+def test_model_that_is_neither_shipped_nor_a_directory(catalog, tmp_path, capsys):
+    code, _, err = run([catalog, "--model", tmp_path / "nonexistent-dir"], capsys)
+    assert code == 2 and "unknown model" in err and "known models: " in err
+    assert f"and there is no model directory '{tmp_path / 'nonexistent-dir'}' either" in err
+    expect_error([catalog, "--model", tmp_path], capsys,
+                 f"directory '{tmp_path}' holds no card.json (it is not a model directory)")
+    expect_error([catalog, "--model", catalog], capsys, "is a file, not a model directory")
+
+
+def test_unknown_input_extension_names_the_input(tmp_path, capsys):
+    log = tmp_path / "s2d.log"
+    log.write_text("not a catalog")
+    code, _, err = run([log], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'" + str(log) + "'" in err and "_classified" not in err
+    assert ".fits" in err and ".parquet" in err and ".ecsv" in err
+
+
+def test_usage_errors_are_one_line(catalog, capsys):
+    for argv in ([catalog, "--mc-samples", "abc"], [catalog, "--no-such-option"]):
+        with pytest.raises(SystemExit) as info:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("sourceclf-classify: error: ")
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("100000000", "mc_samples must be at most 1000, got 100000000"),
+    ("0", "mc_samples must be a positive integer, got 0"),
+    ("-5", "mc_samples must be a positive integer, got -5"),
+])
+def test_mc_samples_bounds(catalog, capsys, value, fragment):
+    # 100,000,000 passes ran out of memory with a traceback.
+    out = catalog.with_name("o.fits")
+    expect_error([catalog, "-o", out, "--model", "bayesian-margnet-photometry-sg",
+                  "--mc-samples", value], capsys, fragment)
+    assert not out.exists()
+
+
+def test_truth_column_accuracy_and_coverage(tmp_path, demo, capsys):
+    # Labels in any case, bytes from FITS decoded; accuracy per class and set coverage.
+    demo["Label"] = np.char.lower(np.asarray(demo["class"], dtype=str)).astype("S")
+    demo.remove_column("class")
+    path = tmp_path / "labelled.fits"
+    demo.write(path)
+    code, out, err = run([path, "--truth", "label", "--confidence", "0.9", "--confidence",
+                          "0.8", "--model", "margnet-photometry-sg", "--no-progress"], capsys)
+    assert code == 0, err
+    result = Table.read(tmp_path / "labelled_classified.fits")
+    truth = np.char.upper(np.char.decode(np.asarray(result["Label"])))
+    pred = np.char.strip(np.asarray(result["pred_class"], dtype=str))
+    accuracy = np.mean(pred == truth)
+    assert f"accuracy against 'label': {accuracy:.3f} on {len(demo)} classified rows" in out
+    for label in ("GALAXY", "STAR"):
+        part = truth == label
+        assert f"{label} {np.mean(pred[part] == truth[part]):.3f} ({part.sum()})" in out
+    for level, suffix in (("0.9", "90"), ("0.8", "80")):
+        sets = np.char.strip(np.asarray(result[f"pred_set_{suffix}"], dtype=str))
+        covered = np.mean([t in s.split("|") for t, s in zip(truth, sets)])
+        assert f"coverage of the prediction sets at {level}: {covered:.3f}" in out
+
+
+def test_missing_truth_column(catalog, capsys):
+    out = catalog.with_name("o.fits")
+    expect_error([catalog, "-o", out, "--truth", "true_class", "--model", "ugriz-sgq"], capsys,
+                 "truth column 'true_class' is not a column of the catalog")
+    assert not out.exists()
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A tiny photometric model directory with its calibration."""
+    import torch
+
+    from sourceclf.models import ModelCard, PhotometricMLP, TorchClassifier
+
+    torch.manual_seed(0)
+    classes = ["GALAXY", "QSO", "STAR"]
+    cfg = {"n_features": 5, "n_classes": 3, "hidden": [8], "act": "relu", "dropout": 0.0}
+    card = ModelCard(name="tiny", architecture="mlp", config=cfg, feature_set="ugriz",
+                     classes=classes)
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=30)
+    calibration = Table({f"prob_{c.lower()}": proba[:, k] for k, c in enumerate(classes)})
+    calibration["label"] = rng.choice(classes, 30)
+    return TorchClassifier(PhotometricMLP(**cfg), card, calibration).save(tmp_path / "m")
+
+
+def _edit_card(directory, **changes):
+    import json
+
+    card = json.loads((directory / "card.json").read_text())
+    card.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del card[key]
+    (directory / "card.json").write_text(json.dumps(card))
+
+
+#: Damage done to a model directory -> what the one-line error says.
+BROKEN_MODELS = {
+    "card_not_an_object": (lambda d: (d / "card.json").write_text("[1, 2, 3]"),
+                           "is not a JSON object"),
+    "card_not_json": (lambda d: (d / "card.json").write_text("{not json"),
+                      "is not readable JSON"),
+    "card_lacks_classes": (lambda d: _edit_card(d, classes=None), "lacks the keys classes"),
+    "card_lacks_digest": (lambda d: _edit_card(d, weights_sha256=None), "records no sha256"),
+    "weights_outside": (lambda d: _edit_card(d, weights_file="../w.bin"),
+                        "must name a file inside the model directory"),
+    "weights_tampered": (lambda d: (d / "weights.safetensors").write_bytes(
+        (d / "weights.safetensors").read_bytes()[:-1] + b"!"), "has sha256"),
+    "calibration_missing": (lambda d: (d / "calibration.ecsv").unlink(),
+                            "calibration file"),
+    "calibration_corrupt": (lambda d: (d / "calibration.ecsv").write_text("garbage\x00"),
+                            "calibration file"),
+    "classes_unlike_weights": (lambda d: _edit_card(d, classes=["GALAXY", "STAR"]),
+                               "returns 3 class scores per row, the card lists 2"),
+    "feature_set_unlike_weights": (lambda d: _edit_card(d, feature_set="margnet24"),
+                                   "does not take the card's inputs"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BROKEN_MODELS))
+def test_broken_model_directory_is_one_line(model_dir, catalog, capsys, damage):
+    from sourceclf.models import load_model
+
+    assert load_model(model_dir).name == "tiny"
+    spoil, fragment = BROKEN_MODELS[damage]
+    spoil(model_dir)
+    out = catalog.with_name("o.fits")
+    expect_error([catalog, "-o", out, "--model", model_dir], capsys, fragment)
+    assert not out.exists()
+
+
 def test_existing_output_needs_overwrite(catalog, capsys):
     out = catalog.with_name("o.fits")
     out.write_bytes(b"precious")
@@ -142,7 +276,7 @@ def test_demo(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert (tmp_path / "sourceclf_demo.fits").exists()
     assert len(Table.read(tmp_path / "sourceclf_demo_classified.fits")) == 1000
-    assert "accuracy against the demo catalog's true classes" in out
+    assert "accuracy against 'class': " in out and "by true class: GALAXY" in out
 
 
 def test_precision_flag_round_trip(catalog, capsys):

@@ -67,3 +67,269 @@ def test_finder_rejects_non_tables():
 def test_decode_strings():
     assert decode_strings(np.array([b"STAR  ", b"QSO"])).tolist() == ["STAR", "QSO"]
     assert decode_strings(np.array(["GALAXY "], dtype=object)).tolist() == ["GALAXY"]
+
+
+# --- Column mapping (columns=, --column), suggestions, fluxes, aliases, units (issue 16) ---
+
+import warnings  # noqa: E402
+
+from astropy.io import fits  # noqa: E402
+from astropy.table import Table  # noqa: E402
+
+from sourceclf import calibrate, classify, classify_file, evaluate, train  # noqa: E402
+from sourceclf.cli import main  # noqa: E402
+from sourceclf.columns import (map_columns, parse_column_options,  # noqa: E402
+                               suggest_columns)
+from sourceclf.demo import demo_catalog  # noqa: E402
+from sourceclf.exceptions import MissingColumnsError, SourceclfWarning  # noqa: E402
+from sourceclf.features import compute_features  # noqa: E402
+
+FOREIGN = {"u": "umag", "g": "gPSFMag", "r": "cModelMag_r", "i": "i_mag", "z": "MAG_Z"}
+
+
+def foreign_catalog(n=40, random_state=3):
+    """The demo catalog's ugriz magnitudes under other surveys' names, and the original."""
+    demo = demo_catalog(n, random_state=random_state)
+    t = Table({name: np.asarray(demo[band]) for band, name in FOREIGN.items()})
+    t["class"] = demo["class"]
+    return t, demo
+
+
+def test_map_columns_is_a_view_and_leaves_the_catalog_alone():
+    t, _ = foreign_catalog(5)
+    view = map_columns(t, {"u": "umag", "R": "cmodelmag_r"})
+    assert t.colnames == list(FOREIGN.values()) + ["class"]
+    assert "u" in view.colnames and "r" in view.colnames and "umag" in view.colnames
+    assert np.shares_memory(view["u"], t["umag"])
+    assert np.shares_memory(view["r"], t["cModelMag_r"])
+    assert map_columns(t) is t and map_columns(t, {}) is t
+
+
+def test_classify_with_columns_matches_sdss_names_and_keeps_the_catalogs_names():
+    t, demo = foreign_catalog()
+    before = t.copy()
+    ref = classify(demo, model="ugriz-sgq", confidence=0.9)
+    out = classify(t, model="ugriz-sgq", confidence=0.9, columns=FOREIGN)
+    assert out.colnames[:6] == t.colnames
+    np.testing.assert_array_equal(out["prob_star"], ref["prob_star"])
+    assert t.colnames == before.colnames and all((t[c] == before[c]).all() for c in t.colnames)
+    # model='auto' chooses on the mapped names too.
+    assert classify(t, columns=FOREIGN, confidence=None).meta["CLFMODEL"] == "ugriz-sgq"
+
+
+def test_a_mapped_input_hides_the_catalogs_own_column_of_that_name():
+    t, demo = foreign_catalog()
+    t["u"] = 30.0  # e.g. a wrong or other-system u: the mapping wins, silently
+    t["MODELMAG_U"] = 31.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceclfWarning)
+        out = classify(t, model="ugriz-sgq", confidence=None, columns=FOREIGN)
+    ref = classify(demo, model="ugriz-sgq", confidence=None)
+    np.testing.assert_array_equal(out["prob_star"], ref["prob_star"])
+    assert (out["u"] == 30.0).all()
+
+
+@pytest.mark.parametrize("columns, fragment", [
+    ({"x_mag": "umag"}, "unknown input name 'x_mag'"),
+    ({"dered_rr": "umag"}, "did you mean 'dered_r'?"),
+    ({"u": "umagg"}, "the catalog has no column 'umagg' (did you mean 'umag'?)"),
+    ({"u": "umag", "g": "umag"}, "maps both 'u' and 'g' to column 'umag'"),
+    ({"u": "umag", "U": "gPSFMag"}, "gives input 'u' twice"),
+    ({"u": 3}, "must map names to names"),
+    (["u", "umag"], "columns must be a dict"),
+])
+def test_bad_mappings_get_one_line_errors(columns, fragment):
+    t, _ = foreign_catalog(3)
+    with pytest.raises(InvalidInputError) as info:
+        classify(t, model="ugriz-sgq", columns=columns)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["umag", "u_mag", "mag_u", "MAG_U", "psfMag_u", "cModelMag_u",
+                                  "UMAG", "petroMag_u", "uPSFMag", "cModelFlux_u"])
+def test_missing_columns_suggest_the_mapping(name):
+    demo = demo_catalog(3)
+    t = Table({b: demo[b] for b in "griz"})
+    t[name] = demo["u"]
+    with pytest.raises(MissingColumnsError) as info:
+        compute_features(t, "ugriz")
+    message = str(info.value)
+    assert f"the catalog has '{name}': use columns={{'u': '{name}'}} (CLI: --column u={name})" \
+        in message
+    assert "\n" not in message
+
+
+def test_suggestions_prefer_model_magnitudes_and_skip_present_inputs():
+    t = Table({c: [1.0] for c in ("psfMag_r", "cModelMag_r", "u", "umag")})
+    assert suggest_columns(t) == ("the catalog has 'cModelMag_r': use columns={'r': "
+                                  "'cModelMag_r'} (CLI: --column r=cModelMag_r)")
+    assert suggest_columns(Table({"r": [1.0]})) == ""
+
+
+def test_sdss_fluxes_in_nanomaggies_become_magnitudes():
+    flux = Table({"modelFlux_r": [1.0, 100.0, 0.0, -3.0, -9999.0]})
+    assert ColumnFinder(flux).values("r", "modelFlux_r")[:2].tolist() == [22.5, 17.5]
+    assert np.isnan(ColumnFinder(flux).values("modelFlux_r")[2:]).all()
+    # A flux unit converts whatever the name; Jy as AB.
+    assert clean_column(Column([1.0], unit="nmgy"))[0] == pytest.approx(22.5)
+    assert clean_column(Column([3631.0], unit="Jy"))[0] == pytest.approx(0.0, abs=1e-12)
+    assert clean_column(Column([10.0], unit="nanomaggies"))[0] == pytest.approx(20.0)
+
+
+def test_classify_reads_model_fluxes_and_mapped_cmodel_fluxes():
+    demo = demo_catalog(30, random_state=4)
+    ref = classify(demo, model="ugriz-sgq", confidence=None)
+    t = Table({b: np.asarray(demo[b]) for b in "ugiz"})
+    t["modelFlux_r"] = 10 ** ((22.5 - np.asarray(demo["r"])) / 2.5)
+    t["modelFlux_r"][0] = -0.5  # a negative flux: a non-detection, the row is left out
+    out = classify(t, model="ugriz-sgq", confidence=None)
+    np.testing.assert_allclose(out["prob_star"][1:], ref["prob_star"][1:], atol=1e-5)
+    assert out["pred_class"].mask[0] and out["pred_flag"][0].startswith("missing:")
+    t.rename_column("modelFlux_r", "cModelFlux_r")
+    mapped = classify(t, model="ugriz-sgq", confidence=None, columns={"r": "cModelFlux_r"})
+    np.testing.assert_array_equal(mapped["prob_star"], out["prob_star"])
+
+
+def test_aliases_that_disagree_warn_and_say_which_is_used():
+    demo = demo_catalog(10)
+    t = Table({b: np.asarray(demo[b]) for b in "ugriz"})
+    t["modelMag_u"] = t["u"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceclfWarning)
+        classify(t, model="ugriz-sgq", confidence=None)  # equal values: no warning
+    t["modelMag_u"] = t["u"] + 0.3
+    with pytest.warns(SourceclfWarning,
+                      match=r"columns 'u' and 'modelMag_u' both give input 'u' and their values "
+                            r"differ; 'u' is used \(pass columns=\{'u': 'modelMag_u'\}"):
+        classify(t, model="ugriz-sgq", confidence=None)
+
+
+@pytest.mark.parametrize("unit", ["foo", "ABmag", "mag(AB)", "AB mag", "mags"])
+def test_unit_strings_astropy_cannot_parse(unit):
+    col = Column([17.0, 18.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy: "did not parse as unit"
+        col.unit = unit
+    if unit == "foo":
+        with pytest.raises(InvalidInputError,
+                           match="column 'dered_u' has unit 'foo', which is not a unit astropy "
+                                 "knows"):
+            clean_column(col, name="dered_u")
+    else:
+        assert clean_column(col).tolist() == [17.0, 18.0]
+    with pytest.raises(InvalidInputError, match="cannot be converted to arcsec|not a unit"):
+        clean_column(col, unit="arcsec", name="deVRad_u")
+
+
+def test_classify_names_the_column_with_an_unknown_unit():
+    demo = demo_catalog(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        demo["dered_u"].unit = "foo"
+    with pytest.raises(InvalidInputError, match="column 'dered_u' has unit 'foo'"):
+        classify(demo, model="margnet-photometry-sg")
+
+
+def _fits_with_unit(path, demo, unit):
+    """``demo`` as a FITS table whose dered_u has TUNIT ``unit`` written verbatim."""
+    demo.write(path)
+    fits.setval(path, f"TUNIT{demo.colnames.index('dered_u') + 1}", value=unit, ext=1)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::astropy.units.UnitsWarning")  # astropy's, on reading
+def test_fits_tunit_abmag_and_foo_through_classify_and_the_cli(tmp_path, capsys):
+    demo = demo_catalog(20, random_state=6)
+    demo["class"] = demo["class"].astype(str)
+    ref = classify(demo, model="margnet-photometry-sg", confidence=None)
+    good = _fits_with_unit(tmp_path / "ab.fits", demo, "ABmag")
+    bad = _fits_with_unit(tmp_path / "foo.fits", demo, "foo")
+    good_table, bad_table = Table.read(good), Table.read(bad)
+    out = classify(good_table, model="margnet-photometry-sg", confidence=None)
+    np.testing.assert_array_equal(out["prob_star"], ref["prob_star"])
+    with pytest.raises(InvalidInputError, match="column 'dered_u' has unit 'foo'"):
+        classify(bad_table, model="margnet-photometry-sg")
+    assert main([str(good), "--model", "margnet-photometry-sg", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main([str(bad), "--model", "margnet-photometry-sg", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column 'dered_u' has unit 'foo'" in err[0], err
+    assert not (tmp_path / "foo_classified.fits").exists()
+
+
+def test_cli_column_option(tmp_path, capsys):
+    t, demo = foreign_catalog(30)
+    path = tmp_path / "other.fits"
+    t.write(path)
+    args = [str(path), "--no-progress", "--chunk-size", "16", "--threads", "1"]
+    for name, column in FOREIGN.items():
+        args += ["--column", f"{name}={column}"]
+    assert main(args) == 0, capsys.readouterr().err
+    out = Table.read(tmp_path / "other_classified.fits")
+    assert out.colnames[:6] == t.colnames and out.meta["CLFMODEL"] == "ugriz-sgq"
+    ref = classify(demo, model="ugriz-sgq")
+    np.testing.assert_array_equal(out["prob_star"], ref["prob_star"])
+    for bad, fragment in (["--column", "u"], "--column takes NAME=COLUMN"), \
+            (["--column", "u=nothing"], "the catalog has no column 'nothing'"):
+        assert main([str(path), "-o", str(tmp_path / "x.fits"), *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], err
+        assert not (tmp_path / "x.fits").exists()
+
+
+def test_parse_column_options():
+    assert parse_column_options(None) is None
+    assert parse_column_options([" u = umag", "r=rmag"]) == {"u": "umag", "r": "rmag"}
+    with pytest.raises(InvalidInputError, match="gives u twice"):
+        parse_column_options(["u=a", "u=b"])
+
+
+@pytest.mark.filterwarnings("ignore:the calibration data of model 'ugriz-sgq' have no QSO")
+def test_classify_file_calibrate_train_and_evaluate_take_columns(tmp_path):
+    t, demo = foreign_catalog(200, random_state=7)
+    t.write(tmp_path / "in.fits")
+    summary = classify_file(tmp_path / "in.fits", tmp_path / "out.fits", chunk_size=64,
+                            progress=False, threads=1, columns=FOREIGN)
+    assert summary.n_rows == 200
+    recal = calibrate(t, model="ugriz-sgq", columns=FOREIGN)
+    assert recal.card.training["calibration"]["n_calibration"] == 200
+    assert "r" in recal.calibration.colnames  # the mapped r, kept for Mondrian bins
+    result = evaluate(classify(t, model=recal, columns=FOREIGN), columns=FOREIGN)
+    assert result.mag_column == "r" and result.per_bin is not None
+    clf = train(t, model="dt", search=False, columns=FOREIGN)
+    assert clf.feature_set == "ugriz"
+    assert len(classify(t, model=clf, columns=FOREIGN, confidence=None)) == 200
+
+
+def test_classify_dask_takes_columns():
+    dd = pytest.importorskip("dask.dataframe")
+    from sourceclf.dask import classify_dask
+
+    t, demo = foreign_catalog(30)
+    ddf = dd.from_pandas(t.to_pandas(), npartitions=3)
+    out = classify_dask(ddf, columns=FOREIGN, confidence=None).compute()
+    ref = classify(demo, model="ugriz-sgq", confidence=None)
+    np.testing.assert_allclose(out["prob_star"].to_numpy(), ref["prob_star"], rtol=1e-6)
+    assert "umag" in out.columns and "u" not in out.columns
+
+
+def test_auto_choice_suggests_the_mapping_for_foreign_names():
+    """With model='auto', a catalog of umag..zmag gets the mapping to use, in one line."""
+    import sourceclf
+    from sourceclf.exceptions import MissingColumnsError
+
+    table = Table({f"{b}mag": np.linspace(17.0, 20.0, 5) for b in "ugriz"})
+    with pytest.raises(MissingColumnsError) as info:
+        sourceclf.classify(table)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "columns={'u': 'umag'," in message and "--column r=rmag" in message
+
+
+def test_mondrian_by_a_mapped_column():
+    """by='r' finds the catalog's own r column through columns=."""
+    t, demo = foreign_catalog()
+    ref = classify(demo, model="ugriz-sgq", confidence=0.9, by="r")
+    out = classify(t, model="ugriz-sgq", confidence=0.9, by="r", columns=FOREIGN)
+    np.testing.assert_array_equal(np.asarray(out["pred_set"]), np.asarray(ref["pred_set"]))
+    assert out.meta["CLFGROUP"] == ref.meta["CLFGROUP"]

@@ -13,8 +13,9 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from sourceclf.bands import BANDS
-from sourceclf.cutouts import (FLAG_EDGE, FLAG_NAN_PIXELS, FLAG_OFF_FRAME, CutoutResult,
-                               cutouts_from_frames, make_cutouts, read_frame)
+from sourceclf.cutouts import (FLAG_BAD_PIXELS, FLAG_EDGE, FLAG_NAN_PIXELS, FLAG_OFF_FRAME,
+                               MAX_PIXEL_VALUE, CutoutResult, cutouts_from_frames,
+                               make_cutouts, read_frame)
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
 from conftest import SHARED_DATA
 
@@ -218,6 +219,36 @@ def test_nan_pixels_in_frames(field):
     assert result.flags[12] == f"{FLAG_EDGE};{FLAG_NAN_PIXELS}"
     assert result.flags[0] == ""
     assert np.all(np.isfinite(result.data))
+
+
+def test_absurd_finite_pixels_are_flagged_and_zeroed():
+    # float32 values near its maximum (1e37, -3e38) made the image networks return NaN.
+    stamps = np.ones((5, 5, SIZE, SIZE), dtype=np.float32)
+    stamps[1, 2, 10, 10] = 1e37
+    stamps[2] = -3e38
+    stamps[3, 0, 0, 0] = np.nan
+    stamps[3, 4, 1, 1] = 2 * MAX_PIXEL_VALUE
+    stamps[4, 1, 3, 3] = MAX_PIXEL_VALUE  # the largest value taken as data
+    result = make_cutouts(stamps)
+    assert result.data is not stamps and stamps[1, 2, 10, 10] == np.float32(1e37)
+    assert result.flags.tolist() == ["", FLAG_BAD_PIXELS, FLAG_BAD_PIXELS,
+                                     f"{FLAG_NAN_PIXELS};{FLAG_BAD_PIXELS}", ""]
+    assert np.abs(result.data).max() == np.float32(MAX_PIXEL_VALUE)
+    assert result.data[1, 2, 10, 10] == 0 and np.all(result.data[2] == 0)
+    # Channels-last input goes through the converting path: the same flags.
+    last = make_cutouts(np.moveaxis(stamps, 1, 3))
+    np.testing.assert_array_equal(last.flags, result.flags)
+
+
+def test_absurd_pixels_in_frames(field):
+    frames, table = field
+    data, wcs = frames["r"]
+    corrupt = data.copy()
+    x, y = wcs.wcs_world2pix(table["ra"][0], table["dec"][0], 0)
+    corrupt[int(round(float(y))), int(round(float(x)))] = 1e37
+    result = make_cutouts(table=table, images=dict(frames, r=(corrupt, wcs)))
+    assert result.flags[0] == FLAG_BAD_PIXELS
+    assert np.abs(result.data).max() <= MAX_PIXEL_VALUE
 
 
 def test_positions_units_and_names(field, cut):

@@ -244,3 +244,16 @@ def test_plots_leave_out_sparse_bins_and_break_lines():
     rel = r.plot_reliability()
     assert np.isfinite(rel.axes[0].get_lines()[1].get_xdata()).sum() == 1
     assert [c for c in rel.axes[0].collections if isinstance(c, LineCollection)]
+
+
+def test_columns_maps_the_magnitude_of_the_bins():
+    t = _sparse_table()
+    t.rename_column("dered_r", "r0_mag")
+    assert evaluate(t).per_bin is None  # no magnitude under sourceclf's names
+    mapped = evaluate(t, columns={"dered_r": "r0_mag"}, min_count=20)
+    reference = evaluate(_sparse_table(), min_count=20)
+    assert mapped.mag_column == "dered_r"
+    assert mapped.per_bin["n"].tolist() == reference.per_bin["n"].tolist()
+    assert t.colnames[1] == "r0_mag"  # the table itself is left alone
+    with pytest.raises(InvalidInputError, match="the catalog has no column 'r_0'"):
+        evaluate(t, columns={"dered_r": "r_0"})

@@ -1,10 +1,12 @@
+import warnings
+
 import numpy as np
 import pytest
 from astropy import units as u
 from astropy.table import MaskedColumn, Table
 
 from sourceclf.bands import BANDS
-from sourceclf.exceptions import InvalidInputError, MissingColumnsError
+from sourceclf.exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 from sourceclf.features import (FEATURE_SETS, available_feature_sets, compute_features,
                                 get_feature_set)
 
@@ -119,3 +121,65 @@ def test_available_feature_sets_and_empty_table():
     assert available_feature_sets(Table({"u": [1.0]})) == []
     fm = compute_features(t[:0], "ugriz")
     assert fm.values.shape == (0, 5)
+
+
+# --- ugriz_psf: PSF minus model magnitudes (issue 16, item 12) ---
+
+def psf_catalog(n=300, random_state=0):
+    """Stars (psfMag ~ modelMag) and galaxies (psfMag fainter by ~0.6) with ugriz colours."""
+    rng = np.random.default_rng(random_state)
+    star = rng.random(n) < 0.5
+    t = Table()
+    t["class"] = np.where(star, "STAR", "GALAXY")
+    r = rng.uniform(17, 21, n)
+    offsets = {"u": 1.6, "g": 0.6, "r": 0.0, "i": -0.2, "z": -0.3}
+    for b in BANDS:
+        t[b] = r + offsets[b] + rng.normal(0, 0.3, n)
+        t[f"psfMag_{b}"] = t[b] + np.where(star, 0.0, 0.6) + rng.normal(0, 0.05, n)
+    return t
+
+
+def test_ugriz_psf_features():
+    t = psf_catalog(4)
+    fm = compute_features(t, "ugriz_psf")
+    assert fm.names == ("r", "u-g", "g-r", "r-i", "i-z", "psf-model_u", "psf-model_g",
+                        "psf-model_r", "psf-model_i", "psf-model_z")
+    np.testing.assert_allclose(fm.values[:, 7], t["psfMag_r"] - t["r"], rtol=1e-5)
+    # PSF fluxes in nanomaggies serve too.
+    flux = t.copy()
+    flux.remove_column("psfMag_r")
+    flux["psfFlux_r"] = 10 ** ((22.5 - np.asarray(t["psfMag_r"])) / 2.5)
+    np.testing.assert_allclose(compute_features(flux, "ugriz_psf").values, fm.values,
+                               atol=1e-5)
+    with pytest.raises(MissingColumnsError, match=r"psf-model_u \(from psfMag_u"):
+        compute_features(Table({b: [18.0] for b in BANDS}), "ugriz_psf")
+    assert "ugriz_psf" in available_feature_sets(t)
+
+
+def test_unused_psf_magnitudes_are_pointed_out():
+    t = psf_catalog(4)
+    with pytest.warns(SourceclfWarning, match="feature_set='ugriz_psf'"):
+        compute_features(t, "ugriz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceclfWarning)
+        compute_features(t, "ugriz_psf")
+        t.remove_columns([f"psfMag_{b}" for b in BANDS])
+        compute_features(t, "ugriz")
+
+
+def test_train_and_classify_on_psf_minus_model_magnitudes():
+    from sourceclf import classify, train
+
+    t = psf_catalog(300)
+    clf = train(t, model="dt", feature_set="ugriz_psf", search=False)
+    assert clf.feature_set == "ugriz_psf"
+    new = psf_catalog(100, random_state=1)
+    out = classify(new, model=clf, confidence=0.9)
+    assert np.mean(out["pred_class"] == new["class"]) > 0.9
+    # Under other names, through columns=.
+    renamed = Table({f"{b}PSF": new[f"psfMag_{b}"] for b in BANDS})
+    for b in BANDS:
+        renamed[f"{b}mag"] = new[b]
+    columns = {**{f"psfMag_{b}": f"{b}PSF" for b in BANDS}, **{b: f"{b}mag" for b in BANDS}}
+    again = classify(renamed, model=clf, confidence=0.9, columns=columns)
+    np.testing.assert_array_equal(again["prob_star"], out["prob_star"])

@@ -86,6 +86,60 @@ def test_asinh_normalise_fits_sky_noise():
     assert torch.equal(norm(bad), torch.zeros_like(bad))
 
 
+def test_asinh_normalise_saturates_instead_of_overflowing():
+    norm = AsinhNormalise(5)
+    norm.softening.fill_(0.01)  # a sky noise in nanomaggies: 1e37 / 0.01 overflows float32
+    images = torch.zeros((2, 5, 32, 32))
+    images[0, 1, 3, 3] = 1e37
+    images[1] = -3e38
+    out = norm(images)
+    assert torch.isfinite(out).all()
+    assert out[0, 1, 3, 3] == torch.asinh(torch.tensor(torch.finfo(torch.float32).max))
+    assert torch.equal(out[1], torch.full_like(out[1], -out[0, 1, 3, 3].item()))
+
+
+def _tiny_cnn_classifier():
+    """A tiny MargNet CNN with a realistic sky softening and a calibration table."""
+    from astropy.table import Table
+
+    from sourceclf.models import ModelCard, TorchClassifier
+
+    torch.manual_seed(0)
+    cfg = {"n_classes": 2, **TINY["margnet-cnn"]}
+    module = MargNetCNN(**cfg)
+    module.normalise.softening.fill_(0.01)
+    rng = np.random.default_rng(0)
+    p_star = rng.uniform(size=50)
+    calibration = Table({"prob_galaxy": 1 - p_star, "prob_star": p_star,
+                         "label": np.where(p_star > 0.5, "STAR", "GALAXY")})
+    card = ModelCard(name="tiny-cnn", architecture="margnet-cnn", config=cfg,
+                     feature_set=None, uses_images=True, classes=["GALAXY", "STAR"])
+    return TorchClassifier(module, card, calibration)
+
+
+@pytest.mark.parametrize("confidence", [None, 0.9])
+def test_extreme_pixels_leave_their_rows_unclassified(confidence):
+    # |pixel| ~1e37 gave NaN probabilities: with sets the call failed, without them
+    # the row was silently GALAXY.
+    from astropy.table import Table
+
+    import sourceclf
+
+    images, _ = blobs(6)
+    images[1, 2, 16, 16] = 1e37
+    images[4] = -3e38
+    table = Table({"ra": np.arange(6.0), "dec": np.zeros(6)})
+    out = sourceclf.classify(table, images, model=_tiny_cnn_classifier(),
+                             confidence=confidence, device="cpu", psf=1.2)
+    bad = np.isin(np.arange(6), [1, 4])
+    assert out["pred_flag"].tolist() == ["bad_pixels" if b else "" for b in bad]
+    assert np.array_equal(out["pred_class"].mask, bad)
+    assert np.array_equal(out["prob_star"].mask, bad)
+    assert np.isfinite(out["prob_star"].compressed()).all()
+    if confidence:
+        assert np.array_equal(out["pred_set_size"].mask, bad)
+
+
 def test_published_cnn_shape():
     cnn = MargNetCNN()
     n_params = sum(p.numel() for p in cnn.parameters())

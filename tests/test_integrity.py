@@ -229,3 +229,9 @@ def test_conftest_honours_sourceclf_data(tmp_path, monkeypatch):
     assert conftest.shared_data_dir() == tmp_path.resolve()
     monkeypatch.delenv("SOURCECLF_DATA")
     assert conftest.shared_data_dir().parts[-2:] == ("shared", "data")
+
+
+def test_calibration_digest_without_its_file_is_refused(saved):
+    """Dropping calibration_file from a card must not silently drop the sets."""
+    _edit(saved, calibration_file="")
+    _refused(saved, ModelIntegrityError, "calibration digest but no calibration_file")

@@ -1,12 +1,14 @@
 """Chunked classification of catalog files (sourceclf.classify_file)."""
 
+import contextlib
+
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
 
 from sourceclf import classify, classify_file
 from sourceclf.cli import main, table_format
-from sourceclf.exceptions import InvalidInputError
+from sourceclf.exceptions import InvalidInputError, SourceclfWarning
 from sourceclf.streaming import PRED_FLAG_MAX_WIDTH, StreamSummary, read_table
 
 CHUNK = 7
@@ -63,7 +65,8 @@ def catalog():
     cat["u_g"] = MaskedColumn(cat["u_g"], mask=np.arange(40) == 14)
     cat["extinction_i"][39] = np.nan          # the very last row
     for name in ("dered_u", "deVRad_u", "psffwhm_u", "extinction_u", "dered_g",
-                 "deVRad_g", "extinction_g"):  # a long pred_flag
+                 "deVRad_g", "extinction_g", "dered_i", "deVRad_i", "psffwhm_i",
+                 "extinction_i"):  # a pred_flag longer than PRED_FLAG_MAX_WIDTH
         cat[name][20] = np.nan
     cat["note"] = np.where(np.arange(40) % 3 == 0, "x", "")   # empty strings get masked
     cat["ival"] = MaskedColumn(np.arange(40, dtype=np.int32), mask=np.arange(40) % 11 == 0)
@@ -129,8 +132,11 @@ def test_chunked_across_formats(tmp_path, catalog, model, pair):
     src = tmp_path / f"cat{pair[0]}"
     catalog.write(src)
     out = tmp_path / f"out{pair[1]}"
-    classify_file(src, out, chunk_size=CHUNK, model=model, progress=False,
-                  confidence=[0.8, 0.95])
+    with contextlib.ExitStack() as stack:
+        if pair[1] == ".csv":  # meta is lost, and said once
+            stack.enter_context(pytest.warns(SourceclfWarning, match="CSV cannot hold"))
+        classify_file(src, out, chunk_size=CHUNK, model=model, progress=False,
+                      confidence=[0.8, 0.95])
     expected = in_memory(src, tmp_path / f"ref{pair[1]}", model=model, confidence=[0.8, 0.95])
     result = Table.read(out, format=table_format(out))
     assert "pred_set_80" in result.colnames and "pred_set_size_95" in result.colnames
@@ -206,7 +212,7 @@ def test_interrupted_run_leaves_old_state(tmp_path, catalog, model, monkeypatch,
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, out.name])
 
 
-def test_failing_write_leaves_no_file(tmp_path, catalog, model, monkeypatch):
+def test_failing_write_leaves_no_file(tmp_path, catalog, model, monkeypatch, capsys):
     from sourceclf.streaming.fits_writer import FitsSink
 
     src = tmp_path / "cat.fits"
@@ -222,8 +228,10 @@ def test_failing_write_leaves_no_file(tmp_path, catalog, model, monkeypatch):
         return real(self, table)
 
     monkeypatch.setattr(FitsSink, "write", failing)
-    with pytest.raises(OSError, match="disk full"):
-        main([str(src), "--no-progress", "--model", str(model), "--chunk-size", "7"])
+    code = main([str(src), "--no-progress", "--model", str(model), "--chunk-size", "7"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write" in err and "disk full" in err
+    assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits"]
 
 
@@ -369,3 +377,122 @@ def test_precision_reaches_every_chunk_and_the_thread_probe(tmp_path, catalog, m
     finally:
         chooser.restore()
     assert seen and all(k["precision"] == "bf16" and k["compile"] is True for k in seen)
+
+
+@pytest.fixture(scope="module")
+def partly_out_of_domain(tmp_path_factory):
+    """A demo catalog whose first rows (only) lie outside the shipped model's domain."""
+    from sourceclf.demo import demo_catalog
+
+    cat = demo_catalog(120, random_state=4)
+    for b in "ugriz":
+        cat[f"dered_{b}"][:30] -= 8.0  # far brighter than anything it was trained on
+    path = tmp_path_factory.mktemp("ood") / "cat.fits"
+    cat.write(path)
+    return path
+
+
+@pytest.mark.parametrize("ext", [".ecsv", ".fits", ".parquet"])
+def test_counts_in_meta_cover_every_chunk(tmp_path, partly_out_of_domain, ext):
+    # Streamed ECSV failed ("a later chunk could not be streamed") when a count in meta
+    # (CLFNOOD) differed between chunks; FITS and Parquet kept the first chunk's count.
+    out = tmp_path / f"out{ext}"
+    summary = classify_file(partly_out_of_domain, out, chunk_size=16, progress=False,
+                            model="margnet-photometry-sg", threads=1)
+    expected = classify(Table.read(partly_out_of_domain), model="margnet-photometry-sg")
+    assert expected.meta["CLFNOOD"] > 0
+    result = read_table(out)
+    assert result.meta["CLFNOOD"] == summary.meta["CLFNOOD"] == expected.meta["CLFNOOD"]
+    assert summary.n_out_of_domain == expected.meta["CLFNOOD"]
+    assert len(result) == 120
+
+
+def test_streamed_fits_gz_is_compressed(tmp_path, catalog, model):
+    import gzip
+    import shutil
+    import subprocess
+
+    src = tmp_path / "cat.fits"
+    catalog.write(src)
+    classify_file(src, tmp_path / "out.fits", chunk_size=CHUNK, model=model, progress=False)
+    classify_file(src, tmp_path / "out.fits.gz", chunk_size=CHUNK, model=model, progress=False)
+    packed = (tmp_path / "out.fits.gz").read_bytes()
+    assert packed[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed) == (tmp_path / "out.fits").read_bytes()
+    if shutil.which("gzip"):
+        subprocess.run(["gzip", "-t", str(tmp_path / "out.fits.gz")], check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.fits", "out.fits", "out.fits.gz"]
+
+
+def test_one_labelled_bar_and_no_inner_bars(tmp_path, catalog, model, monkeypatch, capsys):
+    import sourceclf.classification as classification
+    from sourceclf.progress import progress_bar
+
+    src = tmp_path / "cat.fits"
+    catalog.write(src)
+    inner = []
+    real = classification.classify
+
+    def with_a_bar(*args, **kwargs):
+        with progress_bar(total=1, enabled=True) as bar:  # as a forward pass would
+            inner.append(type(bar).__name__)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classification, "classify", with_a_bar)
+    classify_file(src, tmp_path / "out.fits", chunk_size=CHUNK, model=model, progress=True)
+    err = capsys.readouterr().err
+    assert inner and set(inner) == {"_NoBar"}
+    assert "classify cat.fits" in err and "row/s" in err and "40.0/40.0" in err
+
+
+def test_thread_probe_shows_no_bar(monkeypatch):
+    from sourceclf.streaming.threads import ThreadChooser
+
+    seen = []
+
+    class Model:
+        def logits(self, features, **kwargs):
+            seen.append(kwargs.get("progress"))
+
+    import torch
+
+    chooser = ThreadChooser("auto", "cpu")
+    chooser.torch, chooser.initial = torch, torch.get_num_threads()
+    chooser.sample = np.zeros((4, 24), dtype=np.float32)
+    try:
+        chooser._time(Model(), 1)
+    finally:
+        chooser.restore()
+    assert seen and all(p is False for p in seen)
+
+
+def test_fits_source_reads_chunks_as_table_read(tmp_path):
+    from sourceclf.streaming.sources import FitsSource
+
+    t = Table({"u16": np.arange(30, dtype=np.uint16), "flag": np.arange(30) % 2 == 0,
+               "vec": np.ones((30, 3)), "s": np.where(np.arange(30) % 4, "ab", "")})
+    t["f"] = np.where(np.arange(30) == 25, np.nan, 1.0)
+    t["f"].unit = "mag"
+    t["i"] = MaskedColumn(np.arange(30, dtype=np.int32), mask=np.arange(30) == 3)
+    path = tmp_path / "t.fits"
+    t.write(path)
+    whole = Table.read(path)
+    source = FitsSource(path)
+    try:
+        assert source.streamable and source.n_rows == 30
+        chunks = list(source.chunks(8))
+        assert source.masked_columns(8) == {"s", "f", "i"}
+        assert source.string_widths() == {"s": 2}
+    finally:
+        source.close()
+    assert [len(c) for c in chunks] == [8, 8, 8, 6]
+    for k, chunk in enumerate(chunks):
+        for name in whole.colnames:
+            a, b = whole[name][8 * k:8 * k + 8], chunk[name]
+            assert a.dtype == b.dtype and a.unit == b.unit, name
+            np.testing.assert_array_equal(np.ma.getdata(a), np.ma.getdata(b))
+    big = Table({"x": np.arange(2000.0)})
+    big.write(tmp_path / "big.fits")
+    (tmp_path / "big_short.fits").write_bytes((tmp_path / "big.fits").read_bytes()[:-5000])
+    with pytest.raises(InvalidInputError, match="big_short.fits' is truncated"):
+        FitsSource(tmp_path / "big_short.fits")

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..device import (check_compile, check_precision, default_batch_size, resolve_device,
                       resolve_precision)
-from ..exceptions import InvalidInputError, SourceclfWarning
+from ..exceptions import InvalidInputError, ModelIntegrityError, SourceclfWarning
 from ..features import get_feature_set
 from ..progress import progress_bar
 from ..utils._files import atomic_path
@@ -360,6 +360,10 @@ class SourceClassifier:
         calibration = None
         if card.calibration_file:
             calibration = read_calibration(directory, card)
+        elif card.calibration_sha256:  # a digest without its file: the card was altered
+            raise ModelIntegrityError(f"model '{card.name}': its card records a calibration "
+                                      "digest but no calibration_file; refusing to load it "
+                                      "without the calibration it was shipped with")
         domain_path = None
         if card.domain.get("file"):
             domain_path = member_path(directory, card.domain["file"], "domain file", card.name)

@@ -71,7 +71,7 @@ from ..device import default_batch_size, resolve_device
 from ..exceptions import InvalidInputError
 from ..progress import progress_bar
 from .architectures import register_architecture
-from .base import TorchClassifier, pad_rows
+from .base import ROW_BLOCK, TorchClassifier, pad_rows
 from .margformer import MargFormer
 from .margnet import MargNetANN, PhotometricMLP
 from .margnet_cnn import MargNetStack
@@ -79,6 +79,9 @@ from .margnet_cnn import MargNetStack
 __all__ = ["VariationalLinear", "kl_divergence", "variational_layers", "sampled_weights",
            "elbo_loss", "fit_posterior_scales", "BayesianPhotometricMLP", "BayesianMargNetANN",
            "BayesianMargNetStack", "BayesianMargFormer", "BayesianClassifier", "mc_summary"]
+
+#: Rows x Monte Carlo samples per batch of `predict_proba_mc` when no batch size is given.
+MC_VALUES_PER_BATCH = 1 << 22
 
 #: The weight draws in use by the current call (`sampled_weights`): a dict
 #: layer -> (weight, bias), or None.  A context variable, not an attribute of
@@ -609,7 +612,11 @@ class BayesianClassifier(TorchClassifier):
             return np.zeros((0, len(classes))), {name: np.zeros(0) for name in names}
         device = resolve_device(device)
         precision = self.resolve_precision(precision, device)
-        batch_size = batch_size or default_batch_size(self.uses_images, device)
+        # Every pass keeps n_samples copies of a batch's outputs: the default batch
+        # shrinks as the samples grow, so memory stays about that of 4 Mi values.
+        batch_size = batch_size or max(ROW_BLOCK, min(
+            default_batch_size(self.uses_images, device),
+            (MC_VALUES_PER_BATCH // int(n_samples)) // ROW_BLOCK * ROW_BLOCK))
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         module = self.module.to(device).eval()

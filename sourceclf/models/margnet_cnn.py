@@ -35,7 +35,9 @@ class AsinhNormalise(nn.Module):
     out with unit scatter, faint sources linearly, and bright ones
     logarithmically: a 14th-magnitude star's peak is about 10, not 10,000,
     times the noise.  Non-finite pixels (masked, off the frame) are read as
-    sky (zero flux).
+    sky (zero flux); finite pixels so large that ``flux / softening``
+    overflows float32 saturate at asinh(float32 max), about 89, instead of
+    turning the network's outputs into NaN.
 
     Parameters
     ----------
@@ -76,7 +78,9 @@ class AsinhNormalise(nn.Module):
 
     def forward(self, images):
         images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.asinh(images / self.softening[:, None, None])
+        scaled = images / self.softening[:, None, None]
+        limit = torch.finfo(scaled.dtype).max
+        return torch.asinh(scaled.clamp(-limit, limit))
 
 
 def _conv(cin, cout, k, batch_norm=False):

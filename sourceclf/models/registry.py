@@ -30,9 +30,19 @@ def model_card(name):
     return ModelCard.from_json(path)
 
 
-def _unknown(name):
+def _unknown(name, also=""):
     known = ", ".join(model_names()) or "none installed"
-    return f"unknown model '{name}'; known models: {known}"
+    return f"unknown model '{name}'; known models: {known}{also}"
+
+
+def _not_a_directory(model):
+    """Why ``model`` is no model directory either (for `load_model`'s error)."""
+    path = Path(model)
+    if path.is_dir():
+        return f"; and directory '{path}' holds no card.json (it is not a model directory)"
+    if path.exists():
+        return f"; and '{path}' is a file, not a model directory"
+    return f"; and there is no model directory '{path}' either"
 
 
 def list_models():
@@ -138,7 +148,8 @@ def load_model(model):
     Raises
     ------
     UnknownModelError
-        If no shipped model has that name and it is not a model directory.
+        If no shipped model has that name and it is not a model directory
+        (the message says both).
     ModelIntegrityError
         If the weights do not match the checksum in the card.
     """
@@ -153,4 +164,4 @@ def load_model(model):
     path = Path(model)
     if (path / "card.json").is_file():
         return SourceClassifier.load(path)
-    raise UnknownModelError(_unknown(model))
+    raise UnknownModelError(_unknown(model, _not_a_directory(model)))

@@ -5,9 +5,9 @@ with `sourceclf.classify` (the model is chosen and loaded once, on the first
 chunk) and writes the result incrementally, so that peak memory depends on the
 chunk size, not on the catalog:
 
-* FITS binary tables are read through a memory map (``fits.open(memmap=True)``),
-  one slice of rows at a time, with the same conversions `~astropy.table.Table.read`
-  applies (masks for NaN, null values and empty strings, units, column
+* FITS binary tables are read one slice of rows at a time (plain reads at the
+  table's data offset, no memory map) and converted by astropy's own FITS table
+  reader (masks for NaN, null values and empty strings, units, column
   descriptions).  Output FITS files are written as the FITS header of the final
   table (its row count is known from the input) followed by the rows, chunk by
   chunk, exactly as astropy encodes them.
@@ -20,8 +20,9 @@ chunk size, not on the catalog:
   whole; the output is classified in memory when its format cannot be streamed.
 
 Every output is first written to a temporary file beside the destination and
-renamed into place only when complete, so an interrupted run (an exception, a
-``KeyboardInterrupt``) leaves the previous state: no partial file.
+published only when complete, so an interrupted run (an exception, Ctrl-C,
+SIGTERM or SIGHUP) leaves the previous state: no partial file (see
+`sourceclf.utils._files.atomic_path`).
 """
 
 from ..tableio import read_table

@@ -6,15 +6,16 @@ import warnings
 from pathlib import Path
 
 from .. import classification
+from ..columns import map_columns
 from ..conformal.set_columns import set_columns
 from ..device import check_compile, check_precision
 from ..conformal.shift import SHIFT_ALARM_PATTERN
 from ..exceptions import InvalidInputError, SourceclfWarning
 from ..models.registry import load_model
-from ..progress import progress_bar
+from ..progress import progress_bar, quiet_progress
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
-                       write_table)
-from ..utils._files import atomic_path
+                       warn_csv_meta, write_errors, write_table)
+from ..utils._files import atomic_path, interrupt_on_signals
 from ..utils._validation import check_confidence_levels
 from .fits_writer import FitsSink, flag_width
 from .sinks import STREAMED_OUTPUT_FORMATS, NotStreamable, ParquetSink, TextSink
@@ -31,7 +32,7 @@ DEFAULT_CHUNK_SIZE = 131_072
 
 def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.9,
                   overwrite=False, progress=None, threads="auto", truth_column=None,
-                  precision="fp32", compile=False, **classify_kwargs):
+                  precision="fp32", compile=False, columns=None, **classify_kwargs):
     """Classify a catalog file chunk by chunk and write the result to another file.
 
     Peak memory depends on ``chunk_size``, not on the size of the catalog,
@@ -49,7 +50,10 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         ``.parquet``, ``.ecsv``, ``.csv``, ``.vot``, ``.hdf5``...).
     output : str or path-like
         File to write, format from its extension.  Written to a temporary
-        file first and renamed into place when complete.
+        file first and published when complete (without ``overwrite``, with
+        an exclusive link: an output that another process created meanwhile
+        is kept).  SIGTERM and SIGHUP interrupt the run as Ctrl-C does
+        (`~sourceclf.utils._files.Interrupted`), removing the temporary file.
     chunk_size : int, optional
         Rows per chunk (default `DEFAULT_CHUNK_SIZE`).
     model : str, path-like or `~sourceclf.models.SourceClassifier`
@@ -69,8 +73,10 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         every 16 chunks (one thread is often several times faster on a machine
         shared with other jobs); the results do not depend on it.
     truth_column : str, optional
-        A column of true classes: the summary then counts how many
-        predictions agree with it (`StreamSummary.accuracy`).
+        A column of true classes (name and labels matched in any case): the
+        summary then gives the accuracy overall and per true class and the
+        coverage of each prediction-set level, over the classified labelled
+        rows (`StreamSummary.accuracy`, `StreamSummary.truth_lines`).
     precision : {'fp32', 'bf16', 'auto'}
         Floating-point format of the forward pass of torch models, as for
         `sourceclf.classify`: ``'fp32'`` (default), ``'bf16'`` (autocast to
@@ -79,6 +85,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     compile : bool
         Run the torch model through `torch.compile`, compiled once for the
         whole file (see `sourceclf.classify`).
+    columns : dict, optional
+        The catalog's own names for sourceclf's inputs (``{'u': 'umag'}``),
+        as for `sourceclf.classify`; the output keeps the catalog's names.
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``images``, ``cutouts``, ``mc_samples``,
@@ -95,7 +104,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     ------
     InvalidInputError
         For unreadable or truncated inputs, an existing output without
-        ``overwrite``, an output path equal to the input, unknown formats.
+        ``overwrite``, an output path equal to the input, unknown formats, an
+        output directory that cannot be written to, a missing writer package,
+        a failed write (a full disk).
 
     Notes
     -----
@@ -133,7 +144,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     if output.resolve() == input_path.resolve() or (
             output.exists() and os.path.samefile(output, input_path)):
         raise InvalidInputError("output path equals the input path; choose another output")
-    check_output_path(output, overwrite)
+    check_output_path(output, overwrite, out_fmt)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
     if chunk_size < 1:
         raise InvalidInputError(f"chunk_size must be positive, got {chunk_size}")
@@ -141,9 +152,20 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     check_precision(precision)
     check_compile(compile)
 
-    classify_kwargs.update(precision=precision, compile=compile)
+    classify_kwargs.update(precision=precision, compile=compile, columns=columns)
     chooser = ThreadChooser(threads, classify_kwargs.get("device", "auto"), precision, compile)
     cutouts = classify_kwargs.pop("cutouts", None)
+    with interrupt_on_signals():
+        return _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts,
+                              model=model, confidence=confidence, levels=levels,
+                              overwrite=overwrite, chunk_size=chunk_size, progress=progress,
+                              truth_column=truth_column, classify_kwargs=classify_kwargs)
+
+
+def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, model,
+                   confidence, levels, overwrite, chunk_size, progress, truth_column,
+                   classify_kwargs):
+    """The body of `classify_file`, once its arguments are checked."""
     source = open_source(input_path, in_fmt)
     summary = StreamSummary(truth_column)
     summary.path = output
@@ -152,7 +174,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
             model, written = _classify_chunks(
                 source, output, out_fmt, summary, model=model, confidence=confidence,
                 levels=levels, cutouts=cutouts, chunk_size=chunk_size, chooser=chooser,
-                progress=progress, classify_kwargs=classify_kwargs)
+                overwrite=overwrite, progress=progress, classify_kwargs=classify_kwargs)
             if written:
                 return summary
         # In memory: an output format that cannot be streamed, cutouts that cannot be
@@ -176,7 +198,7 @@ def _sliceable(cutouts, n_rows):
 
 
 def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels, cutouts,
-                     chunk_size, chooser, progress, classify_kwargs):
+                     chunk_size, chooser, overwrite, progress, classify_kwargs):
     """Classify ``source`` chunk by chunk into ``output``, adding each chunk to ``summary``.
 
     Returns
@@ -191,25 +213,31 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
     clf = model
     sink = None
     try:
-        with atomic_path(output, suffix=split_extension(output)[1]) as tmp:
+        with atomic_path(output, suffix=split_extension(output)[1], overwrite=overwrite) as tmp:
             try:
-                with progress_bar(total=source.n_rows, enabled=progress, unit="src",
-                                  desc="classify", file=sys.stderr) as bar:
+                # One bar for the run; the bars of the steps inside a chunk (forward
+                # passes, thread probes...) are hidden.
+                with progress_bar(total=source.n_rows, enabled=progress, unit="row",
+                                  unit_scale=True, desc=_bar_label(source, output),
+                                  file=sys.stderr) as bar, quiet_progress():
                     start = 0
                     reason = None
+                    first_meta = None
                     for chunk in source.chunks(chunk_size):
                         if sink is None:
                             if isinstance(model, str) and model == "auto":
                                 choice = classification.explain_model_choice(
-                                    chunk, with_images=with_images,
+                                    map_columns(chunk, classify_kwargs["columns"]),
+                                    with_images=with_images,
                                     precision=classify_kwargs.get("precision", "fp32"),
                                     compile=classify_kwargs.get("compile", False))
                                 model, reason = choice.name, choice.reason
                             clf = load_model(model)
-                            sink = _make_sink(tmp, fmt, source, clf, levels, chunk_size)
+                            with write_errors(output, fmt):
+                                sink = _make_sink(tmp, fmt, source, clf, levels, chunk_size)
                         sub_cutouts = (None if cutouts is None
                                        else cutouts[start:start + len(chunk)])
-                        chooser.before(clf, chunk)
+                        chooser.before(clf, map_columns(chunk, classify_kwargs["columns"]))
                         with warnings.catch_warnings():
                             # One chunk's sets are no catalog's: the shift alarm is
                             # raised once, over every row, at the end.
@@ -221,14 +249,24 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                         del chunk
                         if reason is not None:
                             result.meta["CLFAUTO"] = reason
-                        _write_chunk(sink, result, first=not start)
+                        if first_meta is None:
+                            first_meta = dict(result.meta)
+                            if fmt == "ascii.csv":
+                                warn_csv_meta(result, output)
+                        with write_errors(output, fmt, passthrough=(NotStreamable,)):
+                            _write_chunk(sink, _with_meta(result, first_meta),
+                                         first=not start)
                         summary.add(result)
                         summary.chunk_size = chunk_size
                         start += len(result)
                         bar.update(len(result))
                         del result
-                sink.close()
                 alarm = summary.shift_alarm()
+                summary.meta.pop("CLFSHIFT", None)
+                if alarm:
+                    summary.meta["CLFSHIFT"] = alarm
+                with write_errors(output, fmt):
+                    sink.close(meta=summary.meta)
                 if alarm:
                     warnings.warn(alarm, SourceclfWarning, stacklevel=4)
             except BaseException:
@@ -238,6 +276,24 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
     except NotStreamable:
         return clf, False
     return clf, True
+
+
+def _bar_label(source, output):
+    """What the progress bar says: the input file's name, or the output's."""
+    return f"classify {Path(getattr(source, 'path', None) or output).name}"
+
+
+def _with_meta(table, meta):
+    """``table`` (its data not copied) with ``meta``: every chunk is written with the first's.
+
+    Counts in ``meta`` (``CLFNOOD``) differ from chunk to chunk; the sinks
+    write those of the whole catalog when they close.
+    """
+    if table.meta == meta:
+        return table
+    view = table.copy(copy_data=False)
+    view.meta = meta
+    return view
 
 
 def _write_chunk(sink, result, *, first):
@@ -270,5 +326,5 @@ def _fits_string_widths(source, clf, levels):
     set_width = max(1, len("|".join(classes)))
     for set_name, _ in set_columns(levels):
         widths[set_name] = set_width
-    widths["pred_flag"] = flag_width(clf)
+    widths["pred_flag"] = flag_width(clf, len(levels))
     return widths

@@ -1,12 +1,17 @@
 """Writing a FITS binary table chunk by chunk, byte for byte as astropy would.
 
 The header is written first, for the final number of rows (known from the
-input), then the rows of each chunk.  String columns must have their widths
-fixed before the first row: ``pred_flag`` is as wide as the model's longest
-flag, capped at `PRED_FLAG_MAX_WIDTH`.
+input), then the rows of each chunk; at the end the header is written again
+with the meta of the whole catalog, and a ``.gz`` output is compressed.
+String columns must have their widths fixed before the first row:
+``pred_flag`` is as wide as the model's longest flag, capped at
+`PRED_FLAG_MAX_WIDTH`.
 """
 
+import gzip
 import io
+import os
+import shutil
 
 import numpy as np
 from astropy.io import fits
@@ -25,7 +30,7 @@ __all__ = ["PRED_FLAG_MAX_WIDTH", "flag_width", "FitsSink"]
 #: wide as the longest flag the model can produce (every feature missing), but
 #: no wider than this; longer flags (many missing features) are cut to this
 #: width and end with ``'...'``.  Other formats keep flags whole.
-PRED_FLAG_MAX_WIDTH = 64
+PRED_FLAG_MAX_WIDTH = 96
 
 
 _FITS_BLOCK = 2880
@@ -45,17 +50,21 @@ def _abbreviate(values, width):
     return values
 
 
-def flag_width(clf):
+def flag_width(clf, n_levels=1):
     """Width of ``pred_flag`` in streamed FITS output for a classifier.
 
-    The longest flag the model can produce ('missing:' and every feature
-    name, plus a conformal-set note), capped at `PRED_FLAG_MAX_WIDTH`.
+    The longest flag the model can produce, capped at `PRED_FLAG_MAX_WIDTH`:
+    for an unclassified row 'missing:' and every feature name, for a
+    classified one 'out_of_domain', a conformal-set note and
+    'empty_set:' with each of the ``n_levels`` confidence levels.
     """
     if clf.feature_set is None or clf.uses_images:
         return PRED_FLAG_MAX_WIDTH
     names = get_feature_set(clf.feature_set).names
-    longest = len("missing:") + len(",".join(names)) + len(";no_xxxxxxxx:marginal_set")
-    return min(longest, PRED_FLAG_MAX_WIDTH)
+    missing = len("missing:") + len(",".join(names)) + len(";no_xxxxxxxx:marginal_set")
+    classified = (len("out_of_domain;no_xxxxxxxx:marginal_set;empty_set:")
+                  + 6 * max(1, int(n_levels)))
+    return min(max(missing, classified), PRED_FLAG_MAX_WIDTH)
 
 
 class FitsSink:
@@ -70,10 +79,15 @@ class FitsSink:
 
     def __init__(self, path, n_rows, widths):
         self.path = path
+        # A .gz output: the rows go to an uncompressed sibling, compressed at the end.
+        self.compress = path.name.lower().endswith(".gz")
+        self.raw_path = path.with_name(path.name + ".raw") if self.compress else path
         self.n_rows = n_rows
         self.widths = widths
         self.fh = None
         self.header = None
+        self.sample = None
+        self.primary = None
         self.written = 0
         self.fast = False
 
@@ -190,11 +204,13 @@ class FitsSink:
             primary, header, data, raw = self._encode(sample)
             header["NAXIS2"] = self.n_rows
             self.header = header
+            self.sample = sample
+            self.primary = primary
             self._setup_fast(sample, data, raw)
             del raw
             if len(table) > len(sample):
                 data = (self._encode_fast(table) if self.fast else self._checked(table))
-            self.fh = open(self.path, "wb")
+            self.fh = open(self.raw_path, "wb")
             self.fh.write(primary)
             self.fh.write(header.tostring().encode("ascii"))
         elif self.fast and table.colnames == list(self.dtypes) and all(
@@ -220,7 +236,13 @@ class FitsSink:
                                f"{(diff or ['card count'])[0]}")
         return data
 
-    def close(self):
+    def close(self, meta=None):
+        """End the file; ``meta``, if given, is the table meta its header holds.
+
+        A header whose new meta (counts over the whole catalog) takes as many
+        2880-byte blocks as the old one is written over it; otherwise the
+        rows are copied after the new header.
+        """
         if self.fh is None:
             return
         try:
@@ -228,14 +250,48 @@ class FitsSink:
                 raise RuntimeError(f"wrote {self.written} rows of {self.n_rows}")
             size = self.header["NAXIS1"] * self.n_rows
             self.fh.write(b"\0" * (-size % _FITS_BLOCK))
+            old_header = self.header.tostring().encode("ascii")
+            new_header = old_header
+            if meta is not None and meta != self.sample.meta:
+                sample = self.sample.copy(copy_data=False)
+                sample.meta = meta
+                header = self._encode(sample)[1]
+                header["NAXIS2"] = self.n_rows
+                new_header = header.tostring().encode("ascii")
+            if len(new_header) == len(old_header):
+                self.fh.seek(len(self.primary))
+                self.fh.write(new_header)
         finally:
             self.fh.close()
             self.fh = None
+        if len(new_header) != len(old_header):
+            self._copy_after(new_header, len(self.primary) + len(old_header))
+        if self.compress:
+            with open(self.raw_path, "rb") as raw, \
+                    gzip.open(self.path, "wb", compresslevel=6) as out:
+                shutil.copyfileobj(raw, out, 1 << 22)
+            self.raw_path.unlink()
+
+    def _copy_after(self, header, data_offset):
+        """Rewrite the file as the primary HDU, ``header``, and the rows from ``data_offset``."""
+        rewritten = self.raw_path.with_name(self.raw_path.name + ".meta")
+        try:
+            with open(self.raw_path, "rb") as old, open(rewritten, "wb") as new:
+                new.write(self.primary)
+                new.write(header)
+                old.seek(data_offset)
+                shutil.copyfileobj(old, new, 1 << 22)
+            os.replace(rewritten, self.raw_path)
+        except BaseException:
+            rewritten.unlink(missing_ok=True)
+            raise
 
     def abort(self):
         if self.fh is not None:
             self.fh.close()
             self.fh = None
+        if self.compress:
+            self.raw_path.unlink(missing_ok=True)
 
 
 def _ascii(values, dtype):

@@ -1,7 +1,9 @@
 """Writers of classified chunks: Parquet and text (ECSV, CSV).
 
-A sink receives the classified chunks in order (``write``), then ends the
-file (``close``) or gives up (``abort``); the FITS sink is
+A sink receives the classified chunks in order (``write``, each with the
+first chunk's meta), then ends the file (``close``, with the meta of the whole
+catalog: counts such as ``CLFNOOD`` add up over the chunks) or gives up
+(``abort``); the FITS sink is
 `~sourceclf.streaming.fits_writer.FitsSink`.  A sink raises `NotStreamable`
 on the first chunk when the table cannot be written chunk by chunk; the
 catalog is then classified in memory.
@@ -9,6 +11,8 @@ catalog is then classified in memory.
 
 import base64
 import io
+import os
+import shutil
 
 import numpy as np
 from astropy.table import Column, MaskedColumn, serialize
@@ -59,8 +63,8 @@ class ParquetSink:
                 template[name] = MaskedColumn(col, mask=np.ones(len(col), bool))
             else:
                 col.mask = True
-        with serialize_context_as("parquet"):
-            encoded = serialize.represent_mixins_as_columns(template)
+        self.template = template
+        encoded = self._encode_template()
         self.meta_yaml = "\n".join(get_yaml_from_table(encoded))
         self.columns = list(encoded.colnames)
         expected = []
@@ -84,6 +88,10 @@ class ParquetSink:
                 self.widths[name] = base
             fields.append((name, arrow))
         self.schema = pa.schema(fields, metadata=self._metadata())
+
+    def _encode_template(self):
+        with serialize_context_as("parquet"):
+            return serialize.represent_mixins_as_columns(self.template)
 
     def _metadata(self):
         md = {}
@@ -130,9 +138,13 @@ class ParquetSink:
             val = data.astype(dt_new, copy=False)
         return pa.array(val, type=arrow_type)
 
-    def close(self):
+    def close(self, meta=None):
+        """End the file; ``meta``, if given, is the table meta stored in its footer."""
         if self.writer is None:
             return
+        if meta is not None:
+            self.template.meta = meta
+            self.meta_yaml = "\n".join(get_yaml_from_table(self._encode_template()))
         final = self._metadata()
         if final != self._initial:
             schema = self.schema.with_metadata(final)
@@ -153,15 +165,22 @@ class ParquetSink:
 
 
 class TextSink:
-    """ECSV or CSV: the first chunk's header, then each chunk's data lines."""
+    """ECSV or CSV: the first chunk's header, then each chunk's data lines.
+
+    An ECSV header holds the table's meta: if ``close`` is given other meta
+    (counts over the whole catalog), the header is written again and the
+    data lines are copied after it.
+    """
 
     def __init__(self, path, fmt):
         self.path = path
         self.fmt = fmt
         self.fh = None
         self.header = None
+        self.template = None
 
-    def write(self, table):
+    def _header(self, table):
+        """The header lines of ``table`` and the whole text."""
         buf = io.StringIO()
         table.write(buf, format=self.fmt)
         text = buf.getvalue()
@@ -170,18 +189,44 @@ class TextSink:
         while n_header < len(lines) and lines[n_header].startswith("#"):
             n_header += 1
         n_header += 1  # the line of column names
-        header = "".join(lines[:n_header])
+        return "".join(lines[:n_header]), text
+
+    def write(self, table):
+        header, text = self._header(table)
         if self.header is None:
             self.header = header
+            self.template = table[:0].copy()
             self.fh = open(self.path, "w", encoding="utf-8", newline="")
             self.fh.write(header)
         elif header != self.header:
             raise NotStreamable("the text header changed between chunks")
         self.fh.write(text[len(header):])
 
-    def close(self):
+    def close(self, meta=None):
+        """End the file; ``meta``, if given, is the table meta an ECSV header holds."""
+        if self.fh is None:
+            return
+        self.fh.close()
+        self.fh = None
+        if meta is None or self.fmt != "ascii.ecsv" or meta == self.template.meta:
+            return
+        self.template.meta = meta
+        header, _ = self._header(self.template)
+        if header == self.header:
+            return
+        # The data lines, after the new header, into a sibling of the (temporary) file.
+        rewritten = self.path.with_name(self.path.name + ".meta")
+        try:
+            with open(self.path, "rb") as old, open(rewritten, "wb") as new:
+                old.seek(len(self.header.encode("utf-8")))
+                new.write(header.encode("utf-8"))
+                shutil.copyfileobj(old, new, 1 << 22)
+            os.replace(rewritten, self.path)
+        except BaseException:
+            rewritten.unlink(missing_ok=True)
+            raise
+
+    def abort(self):
         if self.fh is not None:
             self.fh.close()
             self.fh = None
-
-    abort = close

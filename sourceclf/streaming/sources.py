@@ -1,24 +1,24 @@
 """Chunked table sources: a catalog's rows as astropy Tables, a slice at a time.
 
 `open_source` picks the source for a file: a `FitsSource` for an uncompressed
-FITS binary table (a memory map read one slice of rows at a time), a
+FITS binary table (read from the file one slice of rows at a time), a
 `ParquetSource` for Parquet (one record batch at a time), else a
 `TableSource` over the whole table read into memory.  Each chunk is what
 `~astropy.table.Table.read` gives for those rows.
 """
 
 import io
-import mmap
+import os
 import warnings
 from copy import deepcopy
 
 import numpy as np
 from astropy.io import fits
-from astropy.io.fits.connect import read_table_fits
 from astropy.table import Column, Table, vstack
 from astropy.table.meta import get_header_from_yaml
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ..exceptions import InvalidInputError
 from ..tableio import char_width, read_errors, read_table, string_widths
 
 __all__ = ["STREAMED_INPUT_FORMATS", "TableSource", "FitsSource", "ParquetSource",
@@ -29,10 +29,11 @@ STREAMED_INPUT_FORMATS = ("fits", "parquet")
 
 
 class TableSource:
-    """Chunks of a table already in memory."""
+    """Chunks of a table already in memory (read from ``path``, if given)."""
 
-    def __init__(self, table):
+    def __init__(self, table, path=None):
         self.table = table
+        self.path = path
         self.n_rows = len(table)
 
     def chunks(self, chunk_size):
@@ -50,103 +51,106 @@ class TableSource:
         self.table = None
 
 
-class _ChunkHDU(fits.BinTableHDU):
-    """The rows [a, b) of a memory-mapped table, as astropy's table reader sees them.
-
-    `astropy.io.fits.connect.read_table_fits` only reads ``data`` and
-    ``header`` from an HDU object; this stand-in gives it a slice of the
-    memory-mapped records without building a new HDU (which would copy).
-    """
-
-    def __init__(self, data, header):  # noqa: D107 - deliberately no super().__init__
-        self._chunk = (data, header)
-
-    @property
-    def data(self):
-        return self._chunk[0]
-
-    @property
-    def header(self):
-        return self._chunk[1]
-
-
 class FitsSource:
-    """Row slices of a memory-mapped FITS binary table.
+    """Row slices of a FITS binary table, read from the file a chunk at a time.
 
-    Each chunk goes through astropy's own FITS table conversion, so a chunk is
-    exactly the corresponding rows of ``Table.read(path)``, except that a
-    float or string column is masked (NaN, empty string) per chunk: a column
-    may be a `~astropy.table.MaskedColumn` in one chunk and a plain
-    `~astropy.table.Column` in the next.  The pages of finished chunks are
-    released from the memory map so that the resident memory stays bounded.
+    The table's header is parsed once; each chunk's records are read from the
+    file (plain reads at the data offset `astropy.io.fits.HDUList.fileinfo`
+    gives, no memory map) and go, with a copy of the header for that many
+    rows, through astropy's own FITS table reader (``Table.read`` of a
+    `~astropy.io.fits.BinTableHDU`).  A chunk is thus exactly the
+    corresponding rows of ``Table.read(path)``, except that a float or string
+    column is masked (NaN, empty string) per chunk: a column may be a
+    `~astropy.table.MaskedColumn` in one chunk and a plain
+    `~astropy.table.Column` in the next.  Each chunk owns its memory, so an
+    interrupted run (``KeyboardInterrupt``) can never touch released pages,
+    and the resident memory is that of one chunk.
+
+    Attributes
+    ----------
+    n_rows : int
+        Rows in the table.
+    streamable : bool
+        Whether the first table is a binary table with fixed-width columns
+        only (no heap), which this class reads; else the file must be read
+        whole (`TableSource`).
     """
 
     def __init__(self, path):
         self.path = path
-        self.hdul = None
-        try:
-            self._open(path)
-        except BaseException:
-            self.close()
-            raise
-        self.header = self.hdu.header
-        self.n_rows = 0 if self.data is None else len(self.data)
-        self.streamable = (type(self.hdu) is fits.BinTableHDU and self.data is not None
-                           and self.header.get("PCOUNT", 0) == 0
-                           and not any(c.format.p_format for c in self.hdu.columns)
-                           and hasattr(self.data, "_character_as_bytes"))
-        self._mmap = getattr(getattr(self.hdul, "_file", None), "_mmap", None)
-        self._row_bytes = self.header.get("NAXIS1", 0)
-        self._offset = getattr(self.hdu, "_data_offset", None)
-
-    def _open(self, path):
+        self.file = None
         with read_errors(path, "fits"):
-            self.hdul = fits.open(path, memmap=True, character_as_bytes=True)
-            tables = [i for i, h in enumerate(self.hdul)
-                      if isinstance(h, (fits.BinTableHDU, fits.TableHDU, fits.GroupsHDU))]
-            if not tables:
-                raise ValueError("No table found")
-            if len(tables) > 1:
-                warnings.warn("hdu= was not specified but multiple tables are present, "
-                              f"reading in first available table (hdu={tables[0]})",
-                              AstropyUserWarning)
-            self.hdu = self.hdul[tables[0]]
-            self.data = self.hdu.data
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+                tables = [i for i, h in enumerate(hdul)
+                          if isinstance(h, (fits.BinTableHDU, fits.TableHDU, fits.GroupsHDU))]
+                if not tables:
+                    raise ValueError("No table found")
+                if len(tables) > 1:
+                    warnings.warn("hdu= was not specified but multiple tables are present, "
+                                  f"reading in first available table (hdu={tables[0]})",
+                                  AstropyUserWarning)
+                hdu = hdul[tables[0]]
+                self.header = hdu.header.copy()
+                self.columns = hdu.columns
+                self._offset = hdul.fileinfo(tables[0])["datLoc"]
+                self.streamable = (type(hdu) is fits.BinTableHDU
+                                   and self.header.get("PCOUNT", 0) == 0
+                                   and self.header.get("GCOUNT", 1) == 1
+                                   and self.header.get("NAXIS1", 0) > 0
+                                   and not any(c.format.p_format for c in hdu.columns))
+        self.n_rows = self.header.get("NAXIS2", 0)
+        self._row_bytes = self.header.get("NAXIS1", 0)
+        if self.streamable:
+            # The records as stored: big-endian numbers (ColDefs.dtype is native).
+            self._raw_dtype = self.columns.dtype.newbyteorder(">")
+            expected = self._offset + self.n_rows * self._row_bytes
+            size = os.path.getsize(path)
+            if size < expected:
+                raise InvalidInputError(
+                    f"'{path}' is truncated or corrupt: its table needs {expected} bytes, "
+                    f"the file has {size}")
+            self.file = open(path, "rb")
+
+    def _records(self, start, stop):
+        """The stored bytes of rows [start, stop)."""
+        size = (stop - start) * self._row_bytes
+        try:
+            self.file.seek(self._offset + start * self._row_bytes)
+            data = self.file.read(size)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read '{self.path}': {exc.strerror or exc}") from None
+        if len(data) != size:
+            raise InvalidInputError(f"'{self.path}' is truncated or corrupt: rows {start} to "
+                                    f"{stop} could not be read")
+        return data
+
+    def _table(self, start, stop):
+        """Rows [start, stop) converted by astropy's FITS table reader."""
+        header = self.header.copy()
+        header["NAXIS2"] = stop - start
+        hdu = fits.BinTableHDU.fromstring(header.tostring().encode("ascii")
+                                          + self._records(start, stop),
+                                          character_as_bytes=True, uint=True)
+        return Table.read(hdu, format="fits")
 
     def chunks(self, chunk_size):
+        """Yield tables of at most ``chunk_size`` rows (the empty table if there are none)."""
         starts = range(0, self.n_rows, chunk_size) if self.n_rows else [0]
         for k, start in enumerate(starts):
             stop = min(start + chunk_size, self.n_rows)
-            rows = self.data[start:stop]
-            rows._character_as_bytes = self.data._character_as_bytes
             with warnings.catch_warnings():
                 if k:  # unit warnings and the like: once, on the first chunk
                     warnings.simplefilter("ignore")
-                table = read_table_fits(_ChunkHDU(rows, self.header))
-            del rows
+                table = self._table(start, stop)
             yield table
             del table
-            self._release(start, stop)
-
-    def _release(self, start, stop):
-        """Drop the finished rows' pages from this process's resident memory."""
-        if self._mmap is None or self._offset is None or not hasattr(mmap, "MADV_DONTNEED"):
-            return
-        page = mmap.PAGESIZE
-        begin = (self._offset + start * self._row_bytes) // page * page
-        end = (self._offset + stop * self._row_bytes) // page * page
-        if end > begin:
-            try:
-                self._mmap.madvise(mmap.MADV_DONTNEED, begin, end - begin)
-            except (OSError, ValueError):  # pragma: no cover - platform specific
-                self._mmap = None
 
     def masked_columns(self, chunk_size):
         """Columns ``Table.read`` would mask: TNULL, NaN anywhere, empty strings anywhere."""
-        out = {c.name for c in self.hdu.columns if c.null is not None}
+        out = {c.name for c in self.columns if c.null is not None}
         candidates = []
-        for col in self.hdu.columns:
-            dt = self.data.dtype[col.name]
+        for col in self.columns:
+            dt = self._raw_dtype[col.name]
             base = dt.subdtype[0] if dt.subdtype else dt
             if col.name not in out and base.kind in "fcS":
                 candidates.append((col.name, base.kind))
@@ -154,8 +158,7 @@ class FitsSource:
             if not candidates:
                 break
             stop = min(start + chunk_size, self.n_rows)
-            rows = self.data[start:stop]
-            rows._character_as_bytes = self.data._character_as_bytes
+            rows = np.frombuffer(self._records(start, stop), dtype=self._raw_dtype)
             for name, kind in list(candidates):
                 values = rows[name]
                 if kind == "S":
@@ -165,35 +168,23 @@ class FitsSource:
                 if hit:
                     out.add(name)
                     candidates.remove((name, kind))
-            del rows, values
-            self._release(start, stop)
+            del rows
         return out
 
     def string_widths(self):
         """Character widths of the string columns, as Table.read gives them."""
         out = {}
-        for col in self.hdu.columns:
-            dt = self.data.dtype[col.name]
+        for col in self.columns:
+            dt = self._raw_dtype[col.name]
             base = dt.subdtype[0] if dt.subdtype else dt
             if base.kind in "SU":
                 out[col.name] = char_width(base)
         return out
 
     def close(self):
-        # When the memory-mapped records are deleted, astropy copies every column
-        # that a Column object still points to into memory (the whole file):
-        # detach the columns first.
-        for owner in (getattr(self, "data", None), getattr(self, "hdu", None)):
-            for col in getattr(owner, "columns", None) or ():
-                try:
-                    del col.array
-                except AttributeError:  # pragma: no cover - other astropy versions
-                    pass
-        self.data = None
-        self.hdu = None
-        if self.hdul is not None:
-            self.hdul.close()
-            self.hdul = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 class ParquetSource:
@@ -217,8 +208,9 @@ class ParquetSource:
             self.meta = self.meta_hdr.get("meta", {}) or {}
         self.serialized = "__serialized_columns__" in self.meta
         self.names = list(self.schema.names)
-        self._widths = self._string_lengths()
-        self._nullable = self._columns_with_nulls()
+        with read_errors(path, "parquet"):  # both read the file's pages or statistics
+            self._widths = self._string_lengths()
+            self._nullable = self._columns_with_nulls()
 
     @staticmethod
     def _is_text(t):
@@ -288,7 +280,12 @@ class ParquetSource:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the width warnings were issued once above
-            for batch in self.file.iter_batches(batch_size=chunk_size):
+            batches = self.file.iter_batches(batch_size=chunk_size)
+            while True:
+                with read_errors(self.path, "parquet"):  # a corrupt page: one line
+                    batch = next(batches, None)
+                if batch is None:
+                    return
                 yield self._convert(batch)
 
     def _convert(self, batch):
@@ -381,17 +378,10 @@ def open_source(path, fmt):
     if fmt == "fits" and not _is_gzip(path):
         source = FitsSource(path)
         if source.streamable:
-            try:  # astropy's reader on a slice of the memory map (see _ChunkHDU)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    next(iter(source.chunks(1)))
-                return source
-            except Exception:  # pragma: no cover - an astropy this code does not know
-                pass
-        source.close()
+            return source
     elif fmt == "parquet":
         return ParquetSource(path)
-    return TableSource(read_table(path, format=fmt))
+    return TableSource(read_table(path, format=fmt), path)
 
 
 def all_rows(source):

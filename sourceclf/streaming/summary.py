@@ -7,6 +7,7 @@ import numpy as np
 from ..columns import decode_strings
 from ..conformal.set_columns import parse_set_column
 from ..conformal.shift import set_shift, shift_message
+from ..exceptions import InvalidInputError
 
 __all__ = ["StreamSummary"]
 
@@ -21,7 +22,8 @@ class StreamSummary:
     n_rows : int
         Rows classified (including rows that could not be).
     meta : dict
-        The output table's ``meta`` (model name, version, confidence...).
+        The output table's ``meta`` (model name, version, confidence...):
+        the first chunk's, with counts (``CLFNOOD``) added over every chunk.
     counts : dict
         Predicted class -> number of rows.
     n_masked : int
@@ -33,10 +35,16 @@ class StreamSummary:
     set_sizes : dict
         Set-size column name -> {size: count}.
     truth_column : str or None
-        Column of true classes, if any.
+        Column of true classes, if any (name and labels in any case, bytes
+        decoded).
     n_true, n_correct : int
         With ``truth_column``: rows with both a prediction and a true class,
         and how many of them agree.
+    by_true_class : dict
+        With ``truth_column``: true class -> (rows, rows predicted right).
+    n_covered : dict
+        With ``truth_column``: prediction-set column -> rows (of the
+        ``n_true``) whose set holds the true class.
     chunk_size : int or None
         Rows per chunk used (None: classified in one piece).
     """
@@ -53,6 +61,8 @@ class StreamSummary:
         self.set_sizes = {}
         self.n_true = 0
         self.n_correct = 0
+        self.by_true_class = {}
+        self.n_covered = {}
         self.chunk_size = None
 
     @classmethod
@@ -66,6 +76,8 @@ class StreamSummary:
         """Add the counts of one classified chunk."""
         if not self.meta:
             self.meta = dict(table.meta)
+        elif "CLFNOOD" in table.meta:  # a count: over every chunk
+            self.meta["CLFNOOD"] = self.meta.get("CLFNOOD", 0) + int(table.meta["CLFNOOD"])
         self.n_rows += len(table)
         pred = table["pred_class"]
         mask = np.ma.getmaskarray(pred)
@@ -88,21 +100,57 @@ class StreamSummary:
             hist = self.set_sizes.setdefault(name, {})
             for k, c in zip(*np.unique(size, return_counts=True)):
                 hist[int(k)] = hist.get(int(k), 0) + int(c)
-        truth_name = self.truth_column
-        if truth_name is not None and truth_name in table.colnames and len(table):
-            truth = table[truth_name]
-            ok = ~mask & ~np.ma.getmaskarray(truth)
-            t_values, t_inverse = np.unique(np.ma.getdata(truth)[ok], return_inverse=True)
-            p_values, p_inverse = np.unique(np.ma.getdata(pred)[ok], return_inverse=True)
-            t_names = decode_strings(t_values) if len(t_values) else np.array([], str)
-            p_names = decode_strings(p_values) if len(p_values) else np.array([], str)
-            self.n_true += int(ok.sum())
-            self.n_correct += int(np.sum(p_names[p_inverse] == t_names[t_inverse]))
+        if self.truth_column is not None:
+            self._add_truth(table, pred, mask)
+
+    def _add_truth(self, table, pred, mask):
+        """Count the classified, labelled rows' agreements and set coverage."""
+        name = next((c for c in table.colnames if c.lower() == self.truth_column.lower()),
+                    None)
+        if name is None:
+            raise InvalidInputError(f"truth column '{self.truth_column}' is not a column of "
+                                    "the catalog (names are matched in any case)")
+        truth = table[name]
+        ok = ~mask & ~np.ma.getmaskarray(truth)
+        true = np.char.upper(decode_strings(np.ma.getdata(truth)[ok]))
+        labelled = true != ""
+        rows, true = np.flatnonzero(ok)[labelled], true[labelled]
+        right = np.char.upper(decode_strings(np.ma.getdata(pred)[rows])) == true
+        self.n_true += len(rows)
+        self.n_correct += int(right.sum())
+        for label in np.unique(true).tolist():
+            n, n_right = self.by_true_class.get(label, (0, 0))
+            self.by_true_class[label] = (n + int(np.sum(true == label)),
+                                         n_right + int(np.sum(right[true == label])))
+        for column in table.colnames:
+            parsed = parse_set_column(column)
+            if parsed is None or parsed[0] != "set":
+                continue
+            sets = np.char.upper(decode_strings(np.ma.getdata(table[column])[rows]))
+            held = np.char.find(np.char.add(np.char.add("|", sets), "|"),
+                                np.char.add(np.char.add("|", true), "|")) >= 0
+            self.n_covered[column] = self.n_covered.get(column, 0) + int(held.sum())
 
     @property
     def accuracy(self):
-        """Fraction of classified rows whose prediction equals ``class`` (NaN if none)."""
+        """Fraction of classified, labelled rows predicted right (NaN if none)."""
         return self.n_correct / self.n_true if self.n_true else float("nan")
+
+    def truth_lines(self):
+        """Accuracy (overall, per true class) and set coverage per level, as printed."""
+        if not self.n_true:
+            return [f"accuracy against '{self.truth_column}': no classified row has a label"]
+        per_class = ", ".join(f"{label} {k / n:.3f} ({n})"
+                              for label, (n, k) in sorted(self.by_true_class.items()))
+        lines = [f"accuracy against '{self.truth_column}': {self.accuracy:.3f} on "
+                 f"{self.n_true} classified rows with a label; by true class: {per_class}"]
+        for column, covered in self.n_covered.items():
+            level = parse_set_column(column)[1]
+            level = str(self.meta.get("CLFCONF", "")) if level is None else f"{level:g}"
+            lines.append(f"coverage of the prediction sets at {level}: "
+                         f"{covered / self.n_true:.3f} (share of those rows whose set holds "
+                         "the true class)")
+        return lines
 
     def lines(self):
         """Human-readable lines, as printed by ``sourceclf-classify``."""
@@ -134,8 +182,13 @@ class StreamSummary:
                 level = (str(self.meta.get("CLFCONF", "")) if level is None else
                          f"{level:g}")
                 text = ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(max(hist) + 1))
+                empty = hist.get(0, 0)
+                why = (" (no class probable enough at this level: flagged empty_set in "
+                       "pred_flag; their pred_class is a weak guess)" if empty else "")
                 lines.append(f"prediction sets at {level}: sizes {text}; "
-                             f"empty sets {hist.get(0, 0)}")
+                             f"empty sets {empty}{why}")
+        if self.truth_column is not None:
+            lines += self.truth_lines()
         alarm = self.shift_alarm()
         if alarm:
             lines.append(f"SHIFT ALARM: {alarm}")

@@ -103,7 +103,8 @@ class ThreadChooser:
         best = float("inf")
         for _ in range(self.repeats):
             t0 = time.perf_counter()
-            clf.logits(self.sample, batch_size=len(self.sample), device="cpu", **self.options)
+            clf.logits(self.sample, batch_size=len(self.sample), device="cpu", progress=False,
+                       **self.options)
             best = min(best, time.perf_counter() - t0)
         return best
 

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..augment import random_augment
+from ..columns import map_columns
 from ..exceptions import InvalidInputError
 from ..features import default_feature_set, get_feature_set
 from ..inputs import model_inputs
@@ -27,7 +28,7 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
           classes=None, config=None, name=None, epochs=200, batch_size=256, lr=1e-3,
           weight_decay=0.0, patience=30, validation_fraction=0.15, calibration_fraction=0.15,
           augment_images=True, device="auto", random_state=0, progress=None, search=True,
-          param_grid=None):
+          param_grid=None, columns=None):
     """Train a classifier on a labelled catalog.
 
     The rows are split (stratified, seeded) into training, validation (early
@@ -57,8 +58,11 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
         give a `~sourceclf.models.BayesianClassifier`, which
         ``sourceclf.classify(..., mc_samples=N)`` accepts.
     feature_set : str, optional
-        Feature set; default ``'margnet24'`` when the table has its columns,
-        else ``'ugriz'``.
+        Feature set (see `sourceclf.features.FEATURE_SETS`); default
+        ``'margnet24'`` when the table has its columns, else ``'ugriz'``.
+        ``'ugriz_psf'`` adds the PSF minus model magnitudes
+        ``psfMag_<b> - modelMag_<b>`` to ``'ugriz'`` (no shipped model uses
+        it: train one on your own labels).
     classes : sequence of str, optional
         Class order; default the sorted labels.
     config : dict, optional
@@ -84,12 +88,18 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     param_grid : dict, optional
         Classical models only: the grid (default
         `~sourceclf.training.PARAM_GRIDS`).
+    columns : dict, optional
+        The table's own names for sourceclf's inputs, as for
+        `sourceclf.classify` (e.g. ``{'u': 'umag', 'psfMag_u': 'upsf'}``).
+        The model is trained on the inputs, so it classifies any catalog
+        that supplies them, under whatever names ``columns=`` maps.
 
     Returns
     -------
     model : `~sourceclf.models.TorchClassifier` or `~sourceclf.models.SklearnClassifier`
         Accepted by `sourceclf.classify`; ``model.save(directory)`` writes it.
     """
+    table = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
     if canonical_model_name(model) is not None:
         if cutouts is not None:
             raise InvalidInputError(f"model '{model}' reads photometric features only; "

@@ -1,0 +1,385 @@
+"""Catalog files: one-line errors, meta that survives, atomic and exclusive writes."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sourceclf import tableio
+from sourceclf.cli import main
+from sourceclf.demo import write_demo_catalog
+from sourceclf.exceptions import InvalidInputError, SourceclfWarning
+from sourceclf.progress import progress_bar, quiet_progress
+from sourceclf.tableio import read_table, write_table
+from sourceclf.utils import _files
+from sourceclf.utils._files import Interrupted, atomic_path, interrupt_on_signals
+
+META = {"CLFMODEL": "margnet-photometry-sg", "CLFMVER": "1.0", "CLFCONF": 0.9, "CLFNOOD": 3,
+        "CLFSCORE": "lac", "DONE": True, "comments": ["first", "second"]}
+
+
+def small_table(n=5):
+    t = Table({"a": np.arange(n), "b": ["x"] * n, "f": np.linspace(0, 1, n)})
+    t.meta.update(META)
+    return t
+
+
+def one_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def listing(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+# -- meta (item 13) -----------------------------------------------------------------------
+
+def test_votable_keeps_meta_as_param_and_info(tmp_path):
+    path = tmp_path / "t.vot"
+    write_table(small_table(), path)
+    text = path.read_text()
+    assert '<PARAM ID="CLFMODEL"' in text and 'datatype="double" name="CLFCONF"' in text
+    assert '<INFO ID="comments"' in text
+    back = read_table(path)
+    assert back.meta == META
+    assert back.colnames == ["a", "b", "f"]
+    assert len(Table.read(path)) == 5  # still a plain VOTable for other readers
+
+
+def test_csv_warns_that_it_drops_meta_and_ecsv_keeps_it(tmp_path):
+    with pytest.warns(SourceclfWarning, match=r"CSV cannot hold.*CLFMODEL.*\.ecsv"):
+        write_table(small_table(), tmp_path / "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_table(small_table(), tmp_path / "t.ecsv")
+        plain = Table({"a": [1, 2]})
+        write_table(plain, tmp_path / "plain.csv")  # nothing to lose: no warning
+    assert read_table(tmp_path / "t.ecsv").meta == META
+
+
+# -- silent row loss (item 8) -------------------------------------------------------------
+
+def test_csv_with_an_unterminated_quote_is_refused(tmp_path):
+    path = tmp_path / "cat.csv"
+    Table({"a": np.arange(2000), "b": ["x"] * 2000}).write(path, format="ascii.csv")
+    lines = path.read_text().splitlines()
+    lines[10] = '9,"x'
+    path.write_text("\n".join(lines) + "\n")
+    assert len(Table.read(path, format="ascii.csv")) < 2000  # what astropy alone does
+    with pytest.raises(InvalidInputError, match=r"cat\.csv.*line.*unterminated quote"):
+        read_table(path)
+    assert main([str(path), "-o", str(tmp_path / "out.fits"), "--no-progress"]) == 2
+
+
+def test_csv_row_count_is_checked(tmp_path, monkeypatch):
+    path = tmp_path / "cat.csv"
+    path.write_text('a,b\n1,"two\nlines"\n\n3,x\n')  # a quoted newline, a blank line
+    assert len(read_table(path)) == 2
+    real = Table.read
+
+    def lossy(*args, **kwargs):
+        return real(*args, **kwargs)[:1]
+
+    monkeypatch.setattr(Table, "read", lossy)
+    with pytest.raises(InvalidInputError, match=r"read 1 rows from '.*cat\.csv' but it holds 2"):
+        read_table(path)
+
+
+# -- one-line errors (item 6, I/O) --------------------------------------------------------
+
+@pytest.fixture
+def fits_file(tmp_path):
+    path = tmp_path / "cat.fits"
+    small_table(2000).write(path)
+    return path
+
+
+@pytest.fixture
+def demo_fits(tmp_path):
+    from sourceclf.demo import demo_catalog
+
+    path = tmp_path / "cat.fits"
+    demo_catalog(40, random_state=1).write(path)
+    return path
+
+
+def test_unreadable_inputs(tmp_path, fits_file, monkeypatch, capsys):
+    raw = fits_file.read_bytes()
+    cases = {}
+    cases["garbage.fits"] = b"\x00garbage!" * 400
+    cases["short_header.fits"] = raw[:4000]
+    cases["short_data.fits"] = raw[:-5000]
+    bad = bytearray(raw)
+    at = bad.find(b"TFORM1  = ")
+    bad[at + 10:at + 30] = b"'QQQ'".ljust(20)
+    cases["tform.fits"] = bytes(bad)
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InvalidInputError, match=name.replace(".", r"\.")):
+            read_table(tmp_path / name)
+        code = main([str(tmp_path / name), "-o", str(tmp_path / "out.fits"), "--no-progress"])
+        assert code == 2, name
+        assert name in one_line(capsys)
+    (tmp_path / "dir.fits").mkdir()
+    assert main([str(tmp_path / "dir.fits"), "--no-progress"]) == 2
+    assert "directory" in one_line(capsys)
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(tableio, "open", denied, raising=False)
+    with pytest.raises(InvalidInputError, match="cannot read input file .*Permission denied"):
+        read_table(fits_file)
+    assert "out.fits" not in listing(tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs file permissions that apply (not root)")
+def test_input_without_read_permission(fits_file):
+    fits_file.chmod(0)
+    try:
+        with pytest.raises(InvalidInputError, match="Permission denied"):
+            read_table(fits_file)
+    finally:
+        fits_file.chmod(0o644)
+
+
+def test_output_places_that_cannot_be_written(tmp_path, fits_file, monkeypatch, capsys):
+    (tmp_path / "afile").write_text("x")
+    for output, message in [(tmp_path / "afile" / "out.fits", "not a directory"),
+                            (tmp_path / "nodir" / "out.fits", "does not exist")]:
+        with pytest.raises(InvalidInputError, match=message):
+            write_table(small_table(), output)
+        assert main([str(fits_file), "-o", str(output), "--no-progress"]) == 2
+        assert message in one_line(capsys)
+    with monkeypatch.context() as patched:
+        patched.setattr(tableio.os, "access", lambda path, mode: False)
+        with pytest.raises(InvalidInputError, match="cannot write to output directory"):
+            write_table(small_table(), tmp_path / "out.fits")
+    assert listing(tmp_path) == ["afile", "cat.fits"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs file permissions that apply (not root)")
+def test_output_directory_without_write_permission(tmp_path, fits_file, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert main([str(fits_file), "-o", str(locked / "o.fits"), "--no-progress"]) == 2
+        assert "permission denied" in one_line(capsys)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_missing_writer_package(tmp_path, fits_file, monkeypatch, capsys):
+    monkeypatch.setitem(tableio.FORMAT_LIBRARIES, "hdf5", "no_such_package_for_tests")
+    with pytest.raises(InvalidInputError, match="needs the no_such_package_for_tests package"):
+        write_table(small_table(), tmp_path / "x.h5")
+    assert main([str(fits_file), "-o", str(tmp_path / "x.h5"), "--no-progress"]) == 2
+    assert "pip install no_such_package_for_tests" in one_line(capsys)
+    assert listing(tmp_path) == ["cat.fits"]
+
+
+def test_object_column_to_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    t = small_table(2)
+    t["o"] = np.array([{"a": 1}, None], dtype=object)
+    with pytest.raises(InvalidInputError, match="column 'o' holds Python objects"):
+        write_table(t, tmp_path / "x.parquet")
+    assert listing(tmp_path) == []
+
+
+def test_disk_full_keeps_the_old_file(tmp_path, demo_fits, monkeypatch, capsys):
+    out = tmp_path / "out.fits"
+    out.write_bytes(b"previous output")
+
+    def full(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Table, "write", full)
+    with pytest.raises(InvalidInputError, match="No space left on device"):
+        write_table(small_table(), out, overwrite=True)
+    assert out.read_bytes() == b"previous output"
+    assert listing(tmp_path) == ["cat.fits", "out.fits"]
+    monkeypatch.undo()
+
+    # A streamed run: the sink's writes fail.
+    from sourceclf.streaming.fits_writer import FitsSink
+
+    def full_sink(self, table):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(FitsSink, "write", full_sink)
+    code = main([str(demo_fits), "-o", str(out), "--overwrite", "--no-progress",
+                 "--model", "margnet-photometry-sg", "--chunk-size", "16", "--threads", "1"])
+    assert code == 2 and "No space left on device" in one_line(capsys)
+    assert out.read_bytes() == b"previous output"
+    assert listing(tmp_path) == ["cat.fits", "out.fits"]
+
+
+# -- atomic, exclusive publication (items 2 and 4) ----------------------------------------
+
+def test_exclusive_publication_keeps_a_file_that_appeared(tmp_path):
+    out = tmp_path / "out.fits"
+    with pytest.raises(InvalidInputError, match="created by someone else"):
+        with atomic_path(out, overwrite=False) as tmp:
+            tmp.write_bytes(b"mine")
+            out.write_bytes(b"theirs")
+    assert out.read_bytes() == b"theirs"
+    assert listing(tmp_path) == ["out.fits"]
+
+
+def test_threads_writing_one_new_file(tmp_path):
+    out = tmp_path / "out.ecsv"
+    n = 4
+    barrier = threading.Barrier(n)
+    outcome = [None] * n
+
+    class Slow(Table):
+        def write(self, *args, **kwargs):
+            super().write(*args, **kwargs)
+            barrier.wait(timeout=30)  # every thread past its existence check
+
+    def write(k):
+
+        t = Slow(small_table(3 + k))
+        try:
+            write_table(t, out)
+            outcome[k] = "ok"
+        except InvalidInputError as exc:
+            outcome[k] = str(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcome.count("ok") == 1, outcome
+    assert all("created by someone else" in o for o in outcome if o != "ok")
+    winner = outcome.index("ok")
+    assert len(read_table(out)) == 3 + winner
+    assert listing(tmp_path) == ["out.ecsv"]
+
+
+def test_processes_writing_one_new_file(tmp_path):
+    out = tmp_path / "out.ecsv"
+    script = (
+        "import sys, time\n"
+        "from astropy.table import Table\n"
+        "from sourceclf.tableio import write_table\n"
+        "from sourceclf.exceptions import InvalidInputError\n"
+        "t = Table({'a': list(range(int(sys.argv[1])))})\n"
+        "start = float(sys.argv[2])\n"
+        "class Slow(Table):\n"
+        "    def write(self, *a, **k):\n"
+        "        super().write(*a, **k)\n"
+        "        time.sleep(max(0.0, start - time.time()))\n"
+        "try:\n"
+        "    write_table(Slow(t), sys.argv[3])\n"
+        "except InvalidInputError as exc:\n"
+        "    print(exc, file=sys.stderr); sys.exit(2)\n")
+    import time
+
+    start = time.time() + 8.0
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(3 + k), str(start), str(out)],
+                              stderr=subprocess.PIPE, text=True) for k in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2, 2, 2], errors
+    assert len(read_table(out)) == 3 + codes.index(0)
+    assert listing(tmp_path) == ["out.ecsv"]
+
+
+def test_temporary_names_and_fsync(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    out = tmp_path / "out.fits"
+    with atomic_path(out) as tmp:
+        assert tmp.name.startswith(f".out.fits.sourceclf-{_files._host()}-{os.getpid()}-")
+        assert tmp.name.endswith(".part.fits")
+        tmp.write_bytes(b"data")
+    assert len(synced) == 2  # the file, then its directory
+    assert out.read_bytes() == b"data"
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    host = _files._host()
+    stale = tmp_path / f".out.fits.sourceclf-{host}-{dead_pid}-0123abcd.part.fits"
+    stale_gz = tmp_path / f".out.fits.sourceclf-{host}-{dead_pid}-0123abce.part.fits.raw"
+    alive = tmp_path / f".out.fits.sourceclf-{host}-{os.getppid()}-0123abcd.part.fits"
+    elsewhere = tmp_path / f".out.fits.sourceclf-otherhost-{dead_pid}-0123abcd.part.fits"
+    other = tmp_path / f".other.fits.sourceclf-{host}-{dead_pid}-0123abcd.part.fits"
+    for p in (stale, stale_gz, alive, elsewhere, other):
+        p.write_bytes(b"partial")
+    with pytest.warns(SourceclfWarning, match=r"removed 2 temporary file\(s\) of .*out\.fits"):
+        write_table(small_table(), tmp_path / "out.fits")
+    assert listing(tmp_path) == sorted(p.name for p in (alive, elsewhere, other)) + ["out.fits"]
+
+
+def test_terminating_signals_raise_and_clean_up(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "out.fits"
+    out.write_bytes(b"old")
+    with pytest.raises(Interrupted) as info:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(b"new, partial")
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert info.value.signum == signal.SIGTERM
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert listing(tmp_path) == ["out.fits"] and out.read_bytes() == b"old"
+    # A signal the caller ignores (nohup ignores SIGHUP) stays ignored.
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with interrupt_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
+# -- the demo (item 4) --------------------------------------------------------------------
+
+def test_demo_never_replaces_a_catalog(tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "my_catalog.fits"
+    small_table(8000).write(mine)
+    before = mine.read_bytes()
+    assert main(["--demo", str(mine), "--no-progress"]) == 2
+    assert "is not the demo catalog" in one_line(capsys)
+    assert mine.read_bytes() == before
+    assert listing(tmp_path) == ["my_catalog.fits"]
+    # The demo file of an earlier demo run is used again, not rewritten.
+    demo = tmp_path / "demo.ecsv"
+    _, written = write_demo_catalog(demo, 20)
+    stamp = demo.stat().st_mtime_ns
+    table, written = write_demo_catalog(demo, 20)
+    assert not written and len(table) == 20 and demo.stat().st_mtime_ns == stamp
+    _, written = write_demo_catalog(mine, 20, overwrite=True)
+    assert written and len(read_table(mine)) == 20
+
+
+# -- progress bars (item 18) --------------------------------------------------------------
+
+def test_quiet_progress_hides_inner_bars():
+    with progress_bar(total=3, enabled=True, disable=True) as outer:
+        with quiet_progress():
+            with progress_bar(total=3, enabled=True) as inner:
+                assert type(inner).__name__ == "_NoBar"
+        assert type(outer).__name__ != "_NoBar"
