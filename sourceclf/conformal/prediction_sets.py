@@ -9,13 +9,13 @@ from ..exceptions import InvalidInputError, SourceclfWarning
 from ..utils._validation import check_by, check_confidence_levels
 from .calibration_tables import group_values
 from .predictor import ConformalPredictor
-from .set_columns import format_sets, parse_set_column, set_columns
+from .set_columns import empty_set_flags, format_sets, parse_set_column, set_columns
 
 __all__ = ["add_prediction_sets"]
 
 
 def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
-                        random_state=0):
+                        random_state=0, group_table=None):
     """Add conformal prediction-set columns to a classified table, in place.
 
     Parameters
@@ -36,15 +36,21 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     by : str, optional
         ``'class'`` or a column name for Mondrian calibration (default: the
         card's ``extra['conformal_by']``, else marginal; ``'none'`` forces
-        marginal).  A column's values for the new rows are taken from ``out``.
+        marginal).  A column's values for the new rows are taken from
+        ``group_table``.
     random_state : int
         Seed of the randomised scores.
+    group_table : `~astropy.table.Table`, optional
+        The rows under sourceclf's column names (``classify``'s ``columns=``
+        view), where a ``by`` column is looked up; default ``out``.
 
     Returns
     -------
     flags : `numpy.ndarray` of str or None
-        Per-row notes for ``pred_flag`` (rows whose ``by`` value was missing),
-        or None.
+        Per-row notes for ``pred_flag``, or None when no row has one:
+        ``empty_set:<L>,...`` for rows whose set is empty at those levels (no
+        class probable enough; see `empty_set_flags`) and
+        ``no_<column>:marginal_set`` for rows whose ``by`` value was missing.
 
     Notes
     -----
@@ -77,7 +83,7 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
         chosen_by = "none"  # explicit, so that the card's default does not apply
     values = None
     if chosen_by != "none" and str(chosen_by).lower() != "class":
-        values = group_values(out, chosen_by)
+        values = group_values(out if group_table is None else group_table, chosen_by)
         if values is None:
             if explicit_by:
                 raise InvalidInputError(f"by='{chosen_by}': the table has no column to "
@@ -104,10 +110,12 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
         level = levels[j]
         out[set_name] = MaskedColumn(
             text, mask=~valid,
-            description=f"classes in the {level:g} conformal prediction set ('|'-joined)")
+            description=f"classes in the {level:g} conformal prediction set ('|'-joined; "
+                        "'' when no class is probable enough, flagged empty_set)")
         out[size_name] = MaskedColumn(size, mask=~valid,
                                       description=f"size of the {level:g} prediction set")
-    flags = None
+    flags = np.full(n, "", dtype=object)
+    flags[rows] = empty_set_flags(sets.sum(axis=1), levels)
     if cp.bin_edges_ is not None:
         group_col = np.full(n, -1, dtype=np.int16)
         group_col[rows] = groups
@@ -115,12 +123,11 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
             group_col, mask=~valid,
             description=f"bin of {cp.by} used for the prediction sets (-1: no value)")
         missing = rows[groups < 0]
-        if missing.size:
-            flags = np.full(n, "", dtype=object)
-            flags[missing] = f"no_{cp.by}:marginal_set"
+        note = f"no_{cp.by}:marginal_set"
+        flags[missing] = np.where(flags[missing] == "", note, note + ";" + flags[missing])
     out.meta["CLFCONF"] = levels[0] if len(levels) == 1 else ",".join(f"{c:g}" for c in levels)
     out.meta["CLFSCORE"] = cp.score
     group = cp.describe_groups()
     if group is not None:
         out.meta["CLFGROUP"] = group
-    return flags
+    return flags if (flags != "").any() else None

@@ -13,8 +13,13 @@ import numpy as np
 from ..columns import decode_strings
 from ..exceptions import InvalidInputError
 
-__all__ = ["level_suffix", "parse_level_suffix", "set_columns", "parse_set_column",
-           "set_column_names", "format_sets", "set_membership"]
+__all__ = ["EMPTY_SET_FLAG", "level_suffix", "parse_level_suffix", "set_columns",
+           "parse_set_column", "set_column_names", "format_sets", "empty_set_flags",
+           "set_membership"]
+
+#: ``pred_flag`` reason of a classified row whose prediction set is empty at some
+#: level: ``empty_set:<L>[,<L>...]`` with each such level's `level_suffix`.
+EMPTY_SET_FLAG = "empty_set"
 
 _SET_COLUMN = re.compile(r"^pred_set(?P<size>_size)?(?:_(?P<suffix>\d+(?:p\d+)?))?$")
 
@@ -142,6 +147,45 @@ def format_sets(membership, classes):
     lookup = np.array(["|".join(c for k, c in enumerate(classes) if code >> k & 1)
                        for code in range(1 << n_classes)], dtype=f"<U{width}")
     return lookup[codes]
+
+
+def empty_set_flags(sizes, levels):
+    """``pred_flag`` reasons of rows whose prediction set is empty at some level.
+
+    An empty set means that no class is probable enough to enter the set at
+    that level (with the ``'lac'`` score, no class has a probability of at
+    least one minus the level's threshold); ``pred_class`` is then the
+    model's best guess, right less often than for rows with a one-class set.
+
+    Parameters
+    ----------
+    sizes : array-like of int, shape (n, n_levels)
+        Set size of each row at each level.
+    levels : sequence of float
+        The levels, in the order of the columns of ``sizes``.
+
+    Returns
+    -------
+    flags : `numpy.ndarray` of object (str), shape (n,)
+        ``'empty_set:<L>,...'`` listing the levels (`level_suffix`) at which
+        the row's set is empty; ``''`` for rows without an empty set.
+
+    Examples
+    --------
+    >>> empty_set_flags([[0, 1], [0, 0], [1, 2]], [0.68, 0.9]).tolist()
+    ['empty_set:68', 'empty_set:68,90', '']
+    """
+    sizes = np.asarray(sizes)
+    levels = list(levels)
+    if sizes.ndim != 2 or sizes.shape[1] != len(levels):
+        raise InvalidInputError(f"sizes must have shape (n, {len(levels)}), got {sizes.shape}")
+    flags = np.full(len(sizes), "", dtype=object)
+    # One text per pattern of empty levels, as format_sets does for classes.
+    codes = (sizes == 0).astype(np.int64) @ (1 << np.arange(len(levels), dtype=np.int64))
+    for code in np.unique(codes[codes > 0]):
+        flags[codes == code] = EMPTY_SET_FLAG + ":" + ",".join(
+            level_suffix(c) for k, c in enumerate(levels) if code >> k & 1)
+    return flags
 
 
 def set_membership(table, classes=None, level=None):
