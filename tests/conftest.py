@@ -13,6 +13,24 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
+# Hypothesis profiles of the property tests (tests/test_properties_*.py): "ci" by
+# default (fixed seed, sized for a few minutes on 2 cores), "nightly" with ten times
+# the examples; choose with HYPOTHESIS_PROFILE=nightly (tox -e nightly).
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - hypothesis comes with the 'test' extra
+    pass
+else:
+    # No example database: it would write .hypothesis/ into the tree; a failure
+    # prints the @reproduce_failure blob instead.
+    _PROPERTY_SETTINGS = dict(deadline=None, database=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.data_too_large,
+                                                     HealthCheck.filter_too_much])
+    settings.register_profile("ci", derandomize=True, max_examples=100, **_PROPERTY_SETTINGS)
+    settings.register_profile("nightly", max_examples=1000, **_PROPERTY_SETTINGS)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 def shared_data_dir():
     """The directory of the real SDSS data the tests may read.
