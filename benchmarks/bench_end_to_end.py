@@ -6,10 +6,12 @@ In one run, on the same synthetic catalog (``make_catalog.py``):
    subprocess (default model chosen by ``auto``, conformal sets at 0.9; FITS
    in, FITS out, streamed in chunks): wall time and rows/s (peak memory:
    ``bench_memory.py``).
-2. The bare forward pass of the same model over the same rows, in this
-   process: features computed beforehand (not timed), then
-   ``TorchClassifier.logits`` (what classify runs) and, for reference, a plain
-   loop of ``module(batch)`` over batches of the default size.
+2. The bare pass of the same model over the same rows, in this process:
+   features computed beforehand (not timed), then ``TorchClassifier.logits``
+   (what classify runs) and, for reference, a plain loop of ``module(batch)``
+   over batches of the default size; for models that are not one torch
+   network (the trees, and the default blend of a network and trees on
+   MargNet's 24 columns) their ``predict_proba``.
 3. MargNet's ANN (random weights: speed does not depend on them) over the
    same rows, run the published way (fp32, a ``DataLoader`` with batch 2048,
    ``torch.no_grad``; ``bench_models.published_way``), with torch's threads
@@ -68,7 +70,12 @@ def run_cli(catalog, output, model=None, extra=()):
 
 
 class BareForward:
-    """The model forward over the catalog's classifiable rows, features precomputed."""
+    """The model's own pass over the catalog's classifiable rows, features precomputed.
+
+    For torch models, ``TorchClassifier.logits`` (what classify runs) and a
+    plain ``module(batch)`` loop; for other models (scikit-learn trees, blends
+    of networks and trees) ``predict_proba``, which is then the model pass.
+    """
 
     def __init__(self, catalog, model, device="cpu", precision="fp32", compile=False):
         import numpy as np
@@ -89,15 +96,28 @@ class BareForward:
         self.precision = self.clf.resolve_precision(precision, self.device)
         self.compile = compile
         self.options = {"device": self.device, "precision": precision, "compile": compile}
+        self.is_torch = self.clf.has_logits and hasattr(self.clf, "module")
         self.xt = torch.as_tensor(self.x).to(self.device)
-        self.batch = default_batch_size(False, self.device, _widest_layer(self.clf.module))
+        self.batch = (default_batch_size(False, self.device, _widest_layer(self.clf.module))
+                      if self.is_torch else None)
         t0 = time.perf_counter()
         # Full and ragged batches: with --compile, every shape the runs see gets compiled.
-        self.clf.logits(self.x[: 2 * self.batch + 1], **self.options)
+        self._pass(self.x[: 2 * (self.batch or 65536) + 1])
         self.warmup = time.perf_counter() - t0
 
+    @property
+    def what(self):
+        """What `logits` times, in words."""
+        return ("TorchClassifier.logits" if self.is_torch
+                else f"{type(self.clf).__name__}.predict_proba")
+
+    def _pass(self, x):
+        if self.is_torch:
+            return self.clf.logits(x, **self.options)
+        return self.clf.predict_proba(x, **self.options)
+
     def logits(self, threads=None):
-        return self.timed(lambda: self.clf.logits(self.x, **self.options), threads)
+        return self.timed(lambda: self._pass(self.x), threads)
 
     @staticmethod
     def timed(fn, threads=None):
@@ -114,8 +134,11 @@ class BareForward:
             torch.set_num_threads(initial)
 
     def module_loop(self):
+        """Seconds of a plain ``module(batch)`` loop (torch models; None for others)."""
         import torch
 
+        if not self.is_torch:
+            return None
         module = self.clf.module.to(self.device)
         t0 = time.perf_counter()
         with torch.inference_mode(), self.clf._autocast(self.precision, self.device):
@@ -234,30 +257,32 @@ def main():
         write.append(write_seconds(out, args.chunk_size))
     print(stdout.strip())
     n_valid = len(bare.x)
-    print(f"\nmodel {bare.clf.name}; {n_valid} classifiable rows; batch {bare.batch}; "
+    batch = bare.batch or "the model's default"
+    print(f"\nmodel {bare.clf.name}; {n_valid} classifiable rows; batch {batch}; "
           f"best of {args.repeat} interleaved runs")
     print(f"  CLI end to end (FITS -> FITS, sets at 0.9): {min(cli):7.2f} s  "
           f"{n_rows / min(cli):10,.0f} rows/s "
           f"(runs: {', '.join(f'{t:.2f}' for t in cli)} s)")
-    print(f"  bare forward, TorchClassifier.logits:       {min(logits):7.2f} s  "
+    print(f"  bare model pass, {bare.what}:       {min(logits):7.2f} s  "
           f"{n_valid / min(logits):10,.0f} rows/s "
           f"(runs: {', '.join(f'{t:.2f}' for t in logits)} s)")
-    print(f"  bare forward, TorchClassifier.logits, 1 thread: {min(logits1):7.2f} s  "
+    print(f"  bare model pass, {bare.what}, 1 thread: {min(logits1):7.2f} s  "
           f"{n_valid / min(logits1):10,.0f} rows/s "
           f"(runs: {', '.join(f'{t:.2f}' for t in logits1)} s)")
-    print(f"  bare forward, module(batch) loop:           {min(loop):7.2f} s  "
-          f"{n_valid / min(loop):10,.0f} rows/s")
+    if bare.is_torch:
+        print(f"  bare forward, module(batch) loop:           {min(loop):7.2f} s  "
+              f"{n_valid / min(loop):10,.0f} rows/s")
     print(f"  MargNet ANN, published way (DataLoader, batch 2048, fp32, faster of "
           f"{torch.get_num_threads()} threads and 1): {min(annt):7.2f} s  "
           f"{n_valid / min(annt):10,.0f} rows/s "
           f"(runs: {', '.join(f'{t:.2f}' for t in annt)} s)")
     best = min(min(logits), min(logits1))
-    print(f"  end to end / fastest bare forward (logits): {min(cli) / best:.2f}x")
+    print(f"  end to end / fastest bare model pass: {min(cli) / best:.2f}x")
     print(f"  end to end / MargNet ANN published-way forward: {min(cli) / min(annt):.2f}x "
           "(target <= 0.45x)")
     bound = min(startup) + min(read) + best + min(write)
     print(f"  lower bound {bound:.2f} s = start-up with torch and astropy {min(startup):.2f} s"
-          f" + reading {min(read):.2f} s + forward {best:.2f} s + writing {min(write):.2f} s; "
+          f" + reading {min(read):.2f} s + model pass {best:.2f} s + writing {min(write):.2f} s; "
           f"end to end / lower bound: {min(cli) / bound:.2f}x")
     if args.profile:
         profile(args.catalog, args.model, out, device=args.device,
