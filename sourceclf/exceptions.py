@@ -5,8 +5,10 @@ Every error that a user can cause with their input derives from
 line and exit with status 2.
 """
 
+import signal
+
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
-           "UnknownModelError", "ModelIntegrityError", "SourceclfWarning"]
+           "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning"]
 
 
 class SourceclfError(ValueError):
@@ -36,6 +38,20 @@ class UnknownModelError(SourceclfError, KeyError):
 
 class ModelIntegrityError(SourceclfError):
     """A model's weights do not match the checksum in its card."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A terminating signal (SIGTERM, SIGHUP) received while a file was being written.
+
+    Attributes
+    ----------
+    signum : int
+        The signal number.
+    """
+
+    def __init__(self, signum):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class SourceclfWarning(UserWarning):

@@ -19,7 +19,8 @@ from sourceclf.exceptions import InvalidInputError, SourceclfWarning
 from sourceclf.progress import progress_bar, quiet_progress
 from sourceclf.tableio import read_table, write_table
 from sourceclf.utils import _files
-from sourceclf.utils._files import Interrupted, atomic_path, interrupt_on_signals
+from sourceclf.exceptions import Interrupted
+from sourceclf.utils._files import atomic_path, interrupt_on_signals
 
 META = {"CLFMODEL": "margnet-photometry-sg", "CLFMVER": "1.0", "CLFCONF": 0.9, "CLFNOOD": 3,
         "CLFSCORE": "lac", "DONE": True, "comments": ["first", "second"]}

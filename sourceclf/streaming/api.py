@@ -53,7 +53,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         file first and published when complete (without ``overwrite``, with
         an exclusive link: an output that another process created meanwhile
         is kept).  SIGTERM and SIGHUP interrupt the run as Ctrl-C does
-        (`~sourceclf.utils._files.Interrupted`), removing the temporary file.
+        (`~sourceclf.exceptions.Interrupted`), removing the temporary file.
     chunk_size : int, optional
         Rows per chunk (default `DEFAULT_CHUNK_SIZE`).
     model : str, path-like or `~sourceclf.models.SourceClassifier`

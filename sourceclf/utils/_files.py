@@ -22,9 +22,9 @@ import threading
 import warnings
 from pathlib import Path
 
-from ..exceptions import InvalidInputError, SourceclfWarning
+from ..exceptions import Interrupted, InvalidInputError, SourceclfWarning
 
-__all__ = ["Interrupted", "atomic_path", "interrupt_on_signals", "temporary_name",
+__all__ = ["atomic_path", "interrupt_on_signals", "temporary_name",
            "remove_stale_temporaries"]
 
 # Signals that end a run the way Ctrl-C does (those this platform has).
@@ -33,20 +33,6 @@ _TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGH
 # Errors of os.link on file systems without hard links.
 _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP,
                   errno.EOPNOTSUPP}
-
-
-class Interrupted(KeyboardInterrupt):
-    """A terminating signal (SIGTERM, SIGHUP) received while a file was being written.
-
-    Attributes
-    ----------
-    signum : int
-        The signal number.
-    """
-
-    def __init__(self, signum):
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
 
 
 def _raise_interrupted(signum, frame):
