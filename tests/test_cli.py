@@ -320,8 +320,8 @@ def test_compile_flag_falls_back_without_compiler(catalog, capsys, monkeypatch):
 HEAVY = ("torch", "sklearn", "mapie")
 
 #: What each start-up path may import of `HEAVY` (torch models need torch only: their
-#: prediction sets apply stored thresholds in numpy; scikit-learn models need
-#: scikit-learn, whose skops loader imports torch as well when it is installed).
+#: prediction sets apply stored thresholds in numpy; the shipped gradient-boosted trees
+#: need scikit-learn's tree walker only, not torch; the default blend both).
 START_UP_PATHS = {
     "import": ("import sourceclf", []),
     "help": ("from sourceclf.cli import main; main(['--help'])", []),
@@ -330,8 +330,9 @@ START_UP_PATHS = {
     "classify-torch": ("from sourceclf.cli import main; main([CAT, '-o', OUT, '--no-progress', "
                        "'--model', 'margnet-photometry-sg'])", ["torch"]),
     "classify-sklearn": ("from sourceclf.cli import main; main([CAT, '-o', OUT, "
-                         "'--no-progress', '--model', 'gbdt-photometry-sg'])",
-                         ["sklearn", "torch"]),
+                         "'--no-progress', '--model', 'gbdt-photometry-sg'])", ["sklearn"]),
+    "classify-default": ("from sourceclf.cli import main; main([CAT, '-o', OUT, "
+                         "'--no-progress'])", ["sklearn", "torch"]),
 }
 
 

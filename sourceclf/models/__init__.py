@@ -14,7 +14,8 @@ __all__ = ["ARCHITECTURES", "build_architecture", "register_architecture",
            "ModelCard", "Standardize", "PiecewiseLinearEncoding",
            "MargNetANN", "PhotometricMLP", "MargNetCNN", "MargNetStack", "MargFormer",
            "MODEL_DIR", "list_models", "load_model",
-           "model_card", "model_names", "describe_model", "ApplicabilityDomain"]
+           "model_card", "model_names", "describe_model", "ApplicabilityDomain",
+           "GradientBoostedTrees"]
 
 #: Public name -> submodule of `sourceclf.models` defining it.
 _LAZY = {
@@ -47,6 +48,7 @@ _LAZY = {
     "model_names": "registry",
     "describe_model": "registry",
     "ApplicabilityDomain": "domain",
+    "GradientBoostedTrees": "tree_arrays",
 }
 
 

@@ -2,11 +2,13 @@
 
 `SklearnClassifier` is a trained scikit-learn (or XGBoost) estimator in
 sourceclf's model registry: `sourceclf.classify` accepts it and ``save()``
-writes it with `skops.io` (no pickle).  Loading trusts only the types that
-were listed in the model card when it was saved, and only if they belong to
-scikit-learn or XGBoost.  `canonical_model_name` maps the short names and
-aliases of the classical models (``'dt'``, ``'rf'``, ``'gbdt'``,
-``'xgboost'``) onto `CLASSICAL_MODELS`.
+writes it without pickle: histogram gradient boosting as plain tree arrays
+(`sourceclf.models.tree_arrays`), other estimators with `skops.io`.  Loading
+a skops file trusts only the types that were listed in the model card when
+it was saved, and only if they belong to scikit-learn or XGBoost.
+`canonical_model_name` maps the short names and aliases of the classical
+models (``'dt'``, ``'rf'``, ``'gbdt'``, ``'xgboost'``) onto
+`CLASSICAL_MODELS`.
 
 Training them (`~sourceclf.training.make_estimator`,
 `~sourceclf.training.fit_classical`, `~sourceclf.training.train_classical`,
@@ -28,6 +30,7 @@ from ..exceptions import InvalidInputError, ModelIntegrityError, SourceclfWarnin
 from ..progress import progress_bar
 from ..utils._files import atomic_path
 from .base import SourceClassifier
+from .tree_arrays import TREES_FILE, GradientBoostedTrees, can_store_as_arrays
 
 __all__ = ["CLASSICAL_MODELS", "TRUSTED_TYPE_PREFIXES", "SklearnClassifier",
            "canonical_model_name", "import_xgboost"]
@@ -96,10 +99,14 @@ class SklearnClassifier(SourceClassifier):
     """A classifier backed by a fitted scikit-learn-compatible estimator.
 
     The estimator's outputs are class indices ``0 .. n_classes - 1`` in the
-    order of ``card.classes``.  Weights are stored with `skops.io`, never
-    pickle: ``save`` records in the card which non-default types the file
-    needs, and loading refuses a file that needs any other type, or a type
-    outside scikit-learn and XGBoost (`TRUSTED_TYPE_PREFIXES`).
+    order of ``card.classes``.  Weights are never pickled: a histogram
+    gradient boosting classifier is saved as plain tree arrays
+    (``trees.npz``, `~sourceclf.models.tree_arrays.GradientBoostedTrees`:
+    same probabilities bit for bit, and loading does not import all of
+    scikit-learn); other estimators with `skops.io`, where ``save`` records
+    in the card which non-default types the file needs, and loading refuses
+    a file that needs any other type, or a type outside scikit-learn and
+    XGBoost (`TRUSTED_TYPE_PREFIXES`).
 
     Parameters
     ----------
@@ -115,7 +122,7 @@ class SklearnClassifier(SourceClassifier):
 
     def __init__(self, estimator, card, calibration=None):
         if card.weights_file in ("", None, "weights.safetensors"):
-            card.weights_file = _WEIGHTS_FILE
+            card.weights_file = TREES_FILE if can_store_as_arrays(estimator) else _WEIGHTS_FILE
         super().__init__(card, calibration)
         if not hasattr(estimator, "predict_proba"):
             raise InvalidInputError(f"{type(estimator).__name__} has no predict_proba")
@@ -123,6 +130,16 @@ class SklearnClassifier(SourceClassifier):
 
     # Storage ------------------------------------------------------------------
     def _write_weights(self, path):
+        if path.suffix == ".npz":  # histogram gradient boosting: plain tree arrays
+            trees = GradientBoostedTrees.from_estimator(self.estimator)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                trees.save(fh)
+            self.card.extra.pop("skops_trusted_types", None)
+            self.card.extra["library_versions"] = _library_versions(None)
+            return
+        if isinstance(self.estimator, GradientBoostedTrees):
+            raise InvalidInputError(f"model '{self.name}': tree arrays are saved as "
+                                    f"'{TREES_FILE}', not '{path.name}'")
         sio = _skops()
         # mode 0o666: the umask's permissions, as a file opened for writing gets.
         with atomic_path(path) as tmp:
@@ -138,6 +155,13 @@ class SklearnClassifier(SourceClassifier):
 
     @classmethod
     def _from_files(cls, card, weights, calibration):
+        if weights.suffix == ".npz":
+            trees = GradientBoostedTrees.load(weights, name=card.name)
+            if len(trees.classes_) != len(card.classes):
+                raise InvalidInputError(f"model '{card.name}': its trees predict "
+                                        f"{len(trees.classes_)} classes, the card lists "
+                                        f"{len(card.classes)}")
+            return cls(trees, card, calibration)
         sio = _skops()
         listed = card.extra.get("skops_trusted_types")
         if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):

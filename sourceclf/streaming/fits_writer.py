@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
@@ -78,7 +79,7 @@ class FitsSink:
     """
 
     def __init__(self, path, n_rows, widths):
-        self.path = path
+        self.path = path = Path(path)
         # A .gz output: the rows go to an uncompressed sibling, compressed at the end.
         self.compress = path.name.lower().endswith(".gz")
         self.raw_path = path.with_name(path.name + ".raw") if self.compress else path

@@ -1,0 +1,226 @@
+"""Histogram gradient boosting stored as plain arrays, predicted by scikit-learn's tree code.
+
+A fitted `~sklearn.ensemble.HistGradientBoostingClassifier` keeps what it
+needs for prediction in a few numeric arrays: the nodes of every tree (one
+structured array per tree, scikit-learn's ``PREDICTOR_RECORD_DTYPE``) and the
+baseline of the raw predictions.  `GradientBoostedTrees` stores exactly those
+in an ``.npz`` file (no pickle, no object arrays) and predicts with
+scikit-learn's own compiled tree walker (``TreePredictor``) and the same
+link functions, so its probabilities are bit for bit the estimator's.
+
+Why not `skops.io`, which stores the whole estimator: loading a skops file
+imports every scikit-learn estimator (skops lists them to decide which types
+to trust), several seconds per process that a 1,000-row run of the default
+model pays before its first row; this module imports only the tree walker.
+Models saved with skops still load (`sourceclf.models.classical`).
+"""
+
+import json
+
+import numpy as np
+
+from ..exceptions import InvalidInputError, ModelIntegrityError
+
+__all__ = ["TREES_FILE", "PARALLEL_MIN_ROWS", "GradientBoostedTrees", "can_store_as_arrays"]
+
+#: File name of the tree arrays in a model directory.
+TREES_FILE = "trees.npz"
+
+#: Below this many rows the trees are walked on one thread (see `GradientBoostedTrees.raw_predict`).
+PARALLEL_MIN_ROWS = 16384
+
+_FORMAT = "sourceclf-hgb-arrays-1"
+
+
+def _record_dtype():
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    return PREDICTOR_RECORD_DTYPE
+
+
+def can_store_as_arrays(estimator):
+    """Whether ``estimator`` is a fitted histogram gradient boosting classifier
+    without categorical features, which `GradientBoostedTrees` can hold.
+
+    Parameters
+    ----------
+    estimator : object
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(estimator, GradientBoostedTrees):
+        return True
+    kind = type(estimator)
+    if kind.__name__ != "HistGradientBoostingClassifier" or \
+            not kind.__module__.startswith("sklearn."):
+        return False
+    categorical = getattr(estimator, "is_categorical_", None)
+    return hasattr(estimator, "_predictors") and (categorical is None
+                                                  or not np.any(categorical))
+
+
+class GradientBoostedTrees:
+    """The prediction state of a fitted histogram gradient boosting classifier.
+
+    Parameters
+    ----------
+    nodes : `numpy.ndarray` of scikit-learn's ``PREDICTOR_RECORD_DTYPE``
+        The nodes of all trees, one tree after the other, iteration by
+        iteration (and, within an iteration, class by class).
+    offsets : `numpy.ndarray` of int, shape (n_trees + 1,)
+        Where each tree's nodes start in ``nodes`` (and where the last ends).
+    baseline : `numpy.ndarray` of float64, shape (n_trees_per_iteration,)
+        The raw prediction before any tree.
+    classes : `numpy.ndarray`
+        The estimator's ``classes_``.
+    n_features_in : int
+        Number of features the trees read.
+
+    Attributes
+    ----------
+    classes_, n_features_in_, n_trees_per_iteration_
+        As scikit-learn's estimator has them.
+    """
+
+    def __init__(self, nodes, offsets, baseline, classes, n_features_in):
+        self.nodes = nodes
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.baseline = np.asarray(baseline, dtype=np.float64).ravel()
+        self.classes_ = np.asarray(classes)
+        self.n_features_in_ = int(n_features_in)
+        self.n_trees_per_iteration_ = len(self.baseline)
+        self._predictors = None
+        n_trees = len(self.offsets) - 1
+        if n_trees < 0 or n_trees % self.n_trees_per_iteration_ or \
+                self.offsets[0] != 0 or self.offsets[-1] != len(nodes) or \
+                np.any(np.diff(self.offsets) < 1):
+            raise InvalidInputError("inconsistent tree arrays: offsets do not cut the nodes "
+                                    "into whole trees of every class")
+        binary = len(self.classes_) == 2 and self.n_trees_per_iteration_ == 1
+        if not binary and self.n_trees_per_iteration_ != len(self.classes_):
+            raise InvalidInputError(f"inconsistent tree arrays: {self.n_trees_per_iteration_} "
+                                    f"trees per iteration for {len(self.classes_)} classes")
+
+    @classmethod
+    def from_estimator(cls, estimator):
+        """The arrays of a fitted `~sklearn.ensemble.HistGradientBoostingClassifier`."""
+        if isinstance(estimator, cls):
+            return estimator
+        if not can_store_as_arrays(estimator):
+            raise InvalidInputError(f"{type(estimator).__name__} cannot be stored as tree "
+                                    "arrays (a fitted HistGradientBoostingClassifier without "
+                                    "categorical features can)")
+        trees = [p.nodes for iteration in estimator._predictors for p in iteration]
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in trees])])
+        return cls(np.concatenate(trees), offsets, estimator._baseline_prediction,
+                   estimator.classes_, estimator.n_features_in_)
+
+    # Storage ------------------------------------------------------------------
+    def save(self, file):
+        """Write the arrays to ``file`` (a path or a binary file object), as ``.npz``."""
+        settings = {"format": _FORMAT, "n_features_in": self.n_features_in_,
+                    "record_dtype": _describe(self.nodes.dtype)}
+        np.savez_compressed(file, settings=np.array(json.dumps(settings)), nodes=self.nodes,
+                            offsets=self.offsets, baseline=self.baseline,
+                            classes=self.classes_)
+
+    @classmethod
+    def load(cls, path, *, name="model"):
+        """Read arrays written by `save` (without pickle).
+
+        Raises
+        ------
+        ModelIntegrityError
+            For a file that is not such arrays.
+        InvalidInputError
+            When the installed scikit-learn stores tree nodes differently from
+            the one that wrote the file (the model must be saved again).
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                settings = json.loads(str(data["settings"]))
+                arrays = {k: data[k] for k in ("nodes", "offsets", "baseline", "classes")}
+        except Exception as exc:  # numpy raises many types for a damaged file
+            raise ModelIntegrityError(f"model '{name}': '{path}' is not readable tree "
+                                      f"arrays ({type(exc).__name__}: {exc})") from None
+        if not isinstance(settings, dict) or settings.get("format") != _FORMAT:
+            raise ModelIntegrityError(f"model '{name}': '{path}' is not in the format "
+                                      f"{_FORMAT}")
+        expected = _record_dtype()
+        if _describe(arrays["nodes"].dtype) != _describe(expected):
+            import sklearn
+
+            raise InvalidInputError(
+                f"model '{name}': its trees were written by a scikit-learn whose tree nodes "
+                f"differ from those of scikit-learn {sklearn.__version__}; save the model "
+                "again with this version (see its card's recipe)")
+        return cls(arrays["nodes"], arrays["offsets"], arrays["baseline"], arrays["classes"],
+                   settings["n_features_in"])
+
+    # Prediction ---------------------------------------------------------------
+    def predictors(self):
+        """scikit-learn ``TreePredictor`` objects of the trees, made once."""
+        if self._predictors is None:
+            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+            no_categories = np.zeros((0, 8), dtype=np.uint32)
+            self._predictors = [
+                TreePredictor(self.nodes[a:b], no_categories, no_categories)
+                for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+        return self._predictors
+
+    def raw_predict(self, x, n_threads=None):
+        """Sum of the baseline and every tree's leaf value, shape (n, n_trees_per_iteration).
+
+        Parameters
+        ----------
+        x : array-like, shape (n, n_features_in_)
+        n_threads : int, optional
+            OpenMP threads of the tree walker.  Default: one for fewer than
+            `PARALLEL_MIN_ROWS` rows (starting threads for each of hundreds of
+            trees costs more than walking them, ten times more on a busy
+            machine), else scikit-learn's default.  Every row's result is the
+            same whatever the number of threads.
+        """
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+            raise InvalidInputError(f"the trees read {self.n_features_in_} features; got "
+                                    f"shape {x.shape}")
+        k = self.n_trees_per_iteration_
+        raw = np.zeros((len(x), k), dtype=np.float64, order="F")
+        raw += self.baseline
+        if n_threads is None and len(x) < PARALLEL_MIN_ROWS:
+            n_threads = 1
+        n_threads = _openmp_effective_n_threads(n_threads)
+        f_idx_map = np.zeros(self.n_features_in_, dtype=np.uint32)
+        known = np.zeros((0, 8), dtype=np.uint32)
+        for i, predictor in enumerate(self.predictors()):
+            raw[:, i % k] += predictor.predict(x, known_cat_bitsets=known, f_idx_map=f_idx_map,
+                                               n_threads=n_threads)
+        return raw
+
+    def predict_proba(self, x):
+        """Class probabilities, as the estimator's ``predict_proba`` gives them."""
+        from scipy.special import expit
+
+        raw = self.raw_predict(x)
+        if self.n_trees_per_iteration_ == 1:  # binary: logit link
+            proba = np.empty((len(raw), 2), dtype=raw.dtype)
+            proba[:, 1] = expit(raw[:, 0])
+            proba[:, 0] = 1 - proba[:, 1]
+            return proba
+        raw = np.array(raw, copy=True)  # softmax, as scikit-learn's extmath.softmax
+        raw -= raw.max(axis=1).reshape(-1, 1)
+        np.exp(raw, out=raw)
+        raw /= raw.sum(axis=1).reshape(-1, 1)
+        return raw
+
+
+def _describe(dtype):
+    """A structured dtype as JSON-able text (field names, types and offsets)."""
+    return json.dumps([[name, dtype.fields[name][0].str, dtype.fields[name][1]]
+                       for name in dtype.names])
