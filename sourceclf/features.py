@@ -148,7 +148,7 @@ for _b in BANDS:
                     f"with extinction_{_b}")
     _SOURCES[f"psf_model_{_b}"] = (f"psfMag_{_b} (or psfFlux_{_b}, nanomaggies) with the observed "
                                    f"magnitude {_b}")
-for _c in COLOURS:
+for _c in (f"{a}_{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:]):  # all ten
     _a, _z = _c.split("_")
     _SOURCES[_c] = f"{_c}, or observed magnitudes of {_a} and {_z}"
 
@@ -309,6 +309,12 @@ FEATURE_SETS = {
                      "minus model magnitude psfMag_<b> - modelMag_<b> of each band (no "
                      "shipped model: train your own)"),
         _compute_one=_ugriz_psf_feature,
+    ),
+    "ugriz10": FeatureSet(
+        name="ugriz10",
+        names=("r",) + tuple(f"{a}-{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:]),
+        description="observed model magnitude r and all ten colours u-g, u-r, ... r-z, i-z",
+        _compute_one=_ugriz_feature,
     ),
 }
 

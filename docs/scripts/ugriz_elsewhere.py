@@ -1,4 +1,4 @@
-"""ugriz-sgq 2.0 on a table it was not tuned to: faint compact SDSS DR16 objects.
+"""ugriz-sgq on a table it was not tuned to: faint compact SDSS DR16 objects.
 
 Prints the figures quoted in ``docs/training.rst``.  Run from the repository
 root::
