@@ -176,7 +176,7 @@ class GradientBoostedTrees:
 
         Parameters
         ----------
-        x : array-like, shape (n, n_features_in_)
+        x : array-like, shape (n, ``n_features_in_``)
         n_threads : int, optional
             OpenMP threads of the tree walker.  Default: one for fewer than
             `PARALLEL_MIN_ROWS` rows (starting threads for each of hundreds of
