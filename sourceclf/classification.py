@@ -11,7 +11,7 @@ from . import conformal
 from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
-from .exceptions import InvalidInputError, SourceclfWarning
+from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
 from .inputs import model_inputs
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
@@ -307,7 +307,7 @@ def _check_set_shift(out, clf, rows, levels, *, score, by):
     out.meta["CLFSHREF"] = json.dumps(references, sort_keys=True)
     if message is not None:
         out.meta["CLFSHIFT"] = message
-        warnings.warn(message, SourceclfWarning, stacklevel=3)
+        warnings.warn(message, ShiftAlarmWarning, stacklevel=3)
 
 
 def _put(table, name, column):

@@ -34,8 +34,7 @@ import numpy as np
 
 from .classification import choose_model, classify
 from .columns import map_columns
-from .conformal.shift import SHIFT_ALARM_PATTERN
-from .exceptions import InvalidInputError, SourceclfWarning
+from .exceptions import InvalidInputError, ShiftAlarmWarning
 from .model_choice import CHOICE_SAMPLE_ROWS
 from .models.base import SourceClassifier
 from .models.registry import load_model
@@ -197,7 +196,7 @@ def classify_partition(df, model="auto", confidence=0.9, columns=None, **classif
     clf = get_classifier(model)
     with warnings.catch_warnings():
         # One partition's prediction sets are no catalog's: no shift alarm per partition.
-        warnings.filterwarnings("ignore", message=SHIFT_ALARM_PATTERN, category=SourceclfWarning)
+        warnings.simplefilter("ignore", ShiftAlarmWarning)
         out = classify(table, model=clf, confidence=confidence, progress=False,
                        columns=columns, **classify_kwargs)
     new = [n for n in out.colnames

@@ -8,7 +8,8 @@ line and exit with status 2.
 import signal
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
-           "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning"]
+           "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
+           "ShiftAlarmWarning"]
 
 
 class SourceclfError(ValueError):
@@ -56,3 +57,13 @@ class Interrupted(KeyboardInterrupt):
 
 class SourceclfWarning(UserWarning):
     """Warnings issued by sourceclf about its inputs."""
+
+
+class ShiftAlarmWarning(SourceclfWarning):
+    """The prediction sets of a catalog are unlike those of the model's calibration data.
+
+    Raised once per `sourceclf.classify` call (once per catalog by
+    `sourceclf.streaming.classify_file`); a category of its own so that
+    callers can leave it to a catalog-wide test, or silence it, with
+    ``warnings.filterwarnings("ignore", category=ShiftAlarmWarning)``.
+    """

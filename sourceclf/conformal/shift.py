@@ -17,8 +17,7 @@ catalog's kind with `sourceclf.calibrate`.
 
 import numpy as np
 
-__all__ = ["set_shift", "shift_message", "SHIFT_Z", "SHIFT_TOLERANCE", "SHIFT_MIN_ROWS",
-           "SHIFT_ALARM_PATTERN"]
+__all__ = ["set_shift", "shift_message", "SHIFT_Z", "SHIFT_TOLERANCE", "SHIFT_MIN_ROWS"]
 
 #: Standard errors a departure must exceed.
 SHIFT_Z = 4.0
@@ -29,9 +28,6 @@ SHIFT_TOLERANCE = {"empty": 0.02, "singleton": 0.02, "mean_size": 0.05}
 
 #: Fewer classified rows than this never alarm.
 SHIFT_MIN_ROWS = 50
-
-#: A regular expression matching the alarm's text (`warnings.filterwarnings`).
-SHIFT_ALARM_PATTERN = r"the [0-9.]+ prediction sets of model .* are unlike those"
 
 
 def set_shift(sizes, reference):

@@ -9,8 +9,7 @@ from .. import classification
 from ..columns import map_columns
 from ..conformal.set_columns import set_columns
 from ..device import check_compile, check_precision
-from ..conformal.shift import SHIFT_ALARM_PATTERN
-from ..exceptions import InvalidInputError, SourceclfWarning
+from ..exceptions import InvalidInputError, ShiftAlarmWarning
 from ..models.registry import load_model
 from ..progress import progress_bar, quiet_progress
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
@@ -241,8 +240,7 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                         with warnings.catch_warnings():
                             # One chunk's sets are no catalog's: the shift alarm is
                             # raised once, over every row, at the end.
-                            warnings.filterwarnings("ignore", message=SHIFT_ALARM_PATTERN,
-                                                    category=SourceclfWarning)
+                            warnings.simplefilter("ignore", ShiftAlarmWarning)
                             result = classification.classify(
                                 chunk, sub_cutouts, model=clf, confidence=confidence,
                                 progress=False, **classify_kwargs)
@@ -268,7 +266,7 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                 with write_errors(output, fmt):
                     sink.close(meta=summary.meta)
                 if alarm:
-                    warnings.warn(alarm, SourceclfWarning, stacklevel=4)
+                    warnings.warn(alarm, ShiftAlarmWarning, stacklevel=4)
             except BaseException:
                 if sink is not None:
                     sink.abort()
