@@ -22,31 +22,21 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
 
 from sourceclf import calibrate, classify, evaluate
-from sourceclf.exceptions import SourceclfWarning
+from sourceclf.exceptions import ShiftAlarmWarning
+from sourceclf.recipes.data import default_data_dir, read_labelled_table
 from sourceclf.training import train_classical
 
 OUTPUT = Path(__file__).resolve().parents[1] / "_static" / "shift_alarm_sdss17.png"
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 R_BINS = [14, 16, 17, 18, 19, 20, 21, 22, 23.5]
-
-
-def _read(path):
-    table = Table.read(path)
-    for name in table.colnames:
-        if table[name].dtype.kind == "S":
-            table[name] = np.char.decode(table[name])
-    return table
 
 
 def _run(table, model):
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SourceclfWarning)
+        warnings.simplefilter("always", ShiftAlarmWarning)
         out = classify(table, model=model, confidence=0.9)
-    alarms = [str(w.message) for w in caught if "unlike those of its calibration" in
-              str(w.message)]
+    alarms = [str(w.message) for w in caught if issubclass(w.category, ShiftAlarmWarning)]
     return out, alarms
 
 
@@ -56,12 +46,12 @@ def _by_r(out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
 
-    dr14 = _read(args.data_dir / "sdss_dr14_spectro_ugriz.fits")
-    sdss17 = _read(args.data_dir / "sdss17_ugriz_sgq.fits")
+    dr14 = read_labelled_table(args.data_dir / "sdss_dr14_spectro_ugriz.fits")
+    sdss17 = read_labelled_table(args.data_dir / "sdss17_ugriz_sgq.fits")
     rng = np.random.default_rng(0)
     order = rng.permutation(len(dr14))
     model = train_classical(dr14[order[:6000]], model="gbdt", feature_set="ugriz",

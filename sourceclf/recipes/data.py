@@ -25,7 +25,8 @@ from ..training import labels_from_table, split_indices
 
 __all__ = ["SPLIT_FRACTIONS", "SPLIT_SEED", "FAINT_COMPACT_SG_FILE", "DR14_SPECTRO_FILE",
            "SDSS17_FILE", "DATA_FILES", "COMBINED_RECIPES", "COMBINED_SPLIT_FRACTIONS",
-           "DEDUP_ARCSEC", "default_data_dir", "read_recipe_table", "recipe_split",
+           "DEDUP_ARCSEC", "default_data_dir", "read_labelled_table", "read_recipe_table",
+           "recipe_split",
            "stratified_split"]
 
 #: Fractions of validation, calibration and test rows (training gets the rest).
@@ -72,7 +73,18 @@ def default_data_dir():
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def _read_one(path):
+def read_labelled_table(path):
+    """Read one of the shared labelled tables, its ``class`` column as str.
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS table with a ``class`` column (e.g. a file of `DATA_FILES`).
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training data '{path}' not found; pass --data-dir")
@@ -113,10 +125,10 @@ def read_recipe_table(recipe, data_dir=None):
     """
     data_dir = Path(data_dir or default_data_dir())
     if recipe not in COMBINED_RECIPES:
-        return _read_one(data_dir / DATA_FILES[recipe])
+        return read_labelled_table(data_dir / DATA_FILES[recipe])
     parts = []
     for name, file in COMBINED_RECIPES[recipe].items():
-        t = _read_one(data_dir / file)
+        t = read_labelled_table(data_dir / file)
         t = Table([t[c] for c in _COMBINED_COLUMNS])
         t.meta.clear()
         t["dataset"] = name

@@ -373,7 +373,8 @@ def ugriz_sgq(table):
                          weight_decay=mlp["weight_decay"])
     mlp_seconds = time.perf_counter() - t0
     mlp_card = ModelCard(
-        name=f"{name}-mlp", version=settings["version"], architecture=mlp["architecture"], config=cfg,
+        name=f"{name}-mlp", version=settings["version"], architecture=mlp["architecture"],
+        config=cfg,
         feature_set=feature_set, classes=list(classes),
         description="The MLP ensemble of ugriz-sgq (a member of its blend).",
         training={"optimizer": f"AdamW, one-cycle schedule, peak lr={mlp['lr']} "
