@@ -21,6 +21,7 @@ import numpy as np
 
 from .exceptions import InvalidInputError, SourceclfWarning
 from .utils._files import atomic_path
+from .utils._signals import deferred_signals
 
 __all__ = ["FORMATS", "FORMAT_LIBRARIES", "split_extension", "table_format",
            "check_format_library", "check_input_path", "check_output_path", "read_errors",
@@ -315,6 +316,10 @@ def read_table(path, format=None):
     with read_errors(path, format):
         if format == "votable":
             table = _read_votable(path)
+        elif format == "fits":
+            # Astropy strips FITS string columns with a NumPy call that Ctrl-C can crash in.
+            with deferred_signals():
+                table = Table.read(path, format=format)
         else:
             table = Table.read(path, format=format)
         if format == "ascii.csv":

@@ -20,7 +20,8 @@ from sourceclf.progress import progress_bar, quiet_progress
 from sourceclf.tableio import read_table, write_table
 from sourceclf.utils import _files
 from sourceclf.exceptions import Interrupted
-from sourceclf.utils._files import atomic_path, interrupt_on_signals
+from sourceclf.utils._files import atomic_path
+from sourceclf.utils._signals import deferred_signals, interrupt_on_signals
 
 META = {"CLFMODEL": "margnet-photometry-sg", "CLFMVER": "1.0", "CLFCONF": 0.9, "CLFNOOD": 3,
         "CLFSCORE": "lac", "DONE": True, "comments": ["first", "second"]}
@@ -352,6 +353,40 @@ def test_terminating_signals_raise_and_clean_up(tmp_path):
     try:
         with interrupt_on_signals():
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
+def test_deferred_signals_hold_then_deliver():
+    """A signal inside the body is delivered once it ends, once, by its own handler."""
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_signals():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # twice: still one KeyboardInterrupt
+            reached.append("end of body")
+    assert reached == ["end of body"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with interrupt_on_signals():
+        handler = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(Interrupted) as info:
+            with deferred_signals():
+                signal.raise_signal(signal.SIGTERM)
+                reached.append("again")
+        assert info.value.signum == signal.SIGTERM and reached[-1] == "again"
+        assert signal.getsignal(signal.SIGTERM) is handler
+    with deferred_signals():  # nothing held: nothing raised, handlers untouched
+        pass
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_deferred_signals_leave_default_and_ignored_actions_alone():
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with deferred_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            signal.raise_signal(signal.SIGHUP)  # ignored, as before
     finally:
         signal.signal(signal.SIGHUP, old)
 

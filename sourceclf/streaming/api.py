@@ -14,7 +14,8 @@ from ..models.registry import load_model
 from ..progress import progress_bar, quiet_progress
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
                        warn_csv_meta, write_errors, write_table)
-from ..utils._files import atomic_path, interrupt_on_signals
+from ..utils._files import atomic_path
+from ..utils._signals import interrupt_on_signals
 from ..utils._validation import check_confidence_levels
 from .fits_writer import FitsSink, flag_width
 from .sinks import STREAMED_OUTPUT_FORMATS, NotStreamable, ParquetSink, TextSink

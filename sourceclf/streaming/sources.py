@@ -20,6 +20,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from ..exceptions import InvalidInputError
 from ..tableio import char_width, read_errors, read_table, string_widths
+from ..utils._signals import deferred_signals
 
 __all__ = ["STREAMED_INPUT_FORMATS", "TableSource", "FitsSource", "ParquetSource",
            "open_source", "all_rows"]
@@ -64,7 +65,10 @@ class FitsSource:
     `~astropy.table.MaskedColumn` in one chunk and a plain
     `~astropy.table.Column` in the next.  Each chunk owns its memory, so an
     interrupted run (``KeyboardInterrupt``) can never touch released pages,
-    and the resident memory is that of one chunk.
+    and the resident memory is that of one chunk.  Ctrl-C (and SIGTERM,
+    SIGHUP) while a chunk is converted takes effect when the conversion ends,
+    a few milliseconds later: raised inside astropy's stripping of string
+    columns it can crash the interpreter (NumPy 2.4).
 
     Attributes
     ----------
@@ -131,7 +135,8 @@ class FitsSource:
         hdu = fits.BinTableHDU.fromstring(header.tostring().encode("ascii")
                                           + self._records(start, stop),
                                           character_as_bytes=True, uint=True)
-        return Table.read(hdu, format="fits")
+        with deferred_signals():  # a signal inside astropy's string stripping can SIGSEGV
+            return Table.read(hdu, format="fits")
 
     def chunks(self, chunk_size):
         """Yield tables of at most ``chunk_size`` rows (the empty table if there are none)."""

@@ -15,49 +15,19 @@ import errno
 import os
 import re
 import secrets
-import signal
 import socket
 import stat
-import threading
 import warnings
 from pathlib import Path
 
-from ..exceptions import Interrupted, InvalidInputError, SourceclfWarning
+from ..exceptions import InvalidInputError, SourceclfWarning
+from ._signals import interrupt_on_signals
 
-__all__ = ["atomic_path", "interrupt_on_signals", "temporary_name",
-           "remove_stale_temporaries"]
+__all__ = ["atomic_path", "temporary_name", "remove_stale_temporaries"]
 
-# Signals that end a run the way Ctrl-C does (those this platform has).
-_TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
-                             if hasattr(signal, name))
 # Errors of os.link on file systems without hard links.
 _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP,
                   errno.EOPNOTSUPP}
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
-
-
-@contextlib.contextmanager
-def interrupt_on_signals():
-    """Within the context, SIGTERM and SIGHUP raise `Interrupted`, as SIGINT does.
-
-    Only signals left at their default action (which kills the process
-    without any cleanup) are taken over, and only in the main thread, where
-    Python runs signal handlers; the previous handlers are restored on exit.
-    A signal ignored by the caller (``nohup`` ignores SIGHUP) stays ignored.
-    """
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in _TERMINATING_SIGNALS:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                previous[signum] = signal.signal(signum, _raise_interrupted)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _host():
@@ -165,7 +135,7 @@ def atomic_path(path, *, suffix=None, mode=0o666, overwrite=True):
     """Yield a temporary path beside ``path``; publish it at ``path`` on success.
 
     The temporary file is removed if the body raises or is interrupted
-    (Ctrl-C, and SIGTERM or SIGHUP, see `interrupt_on_signals`), so ``path``
+    (Ctrl-C, and SIGTERM or SIGHUP, see ``_signals.interrupt_on_signals``), so ``path``
     is either the old file or the complete new one.  Before it is published,
     the file and then its directory are flushed to the disk (``fsync``).
     Temporary files of ``path`` left by processes of this machine that no
