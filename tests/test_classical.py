@@ -182,9 +182,58 @@ def test_tree_arrays_give_the_estimators_probabilities(n_classes, tmp_path):
     trees = GradientBoostedTrees.load(tmp_path / "t.npz")
     z = rng.normal(size=(300, 5)).astype(np.float32)
     z[rng.random(z.shape) < 0.05] = np.nan
+    z[:10] = x[:10]  # values equal to thresholds go left in both walkers
     np.testing.assert_array_equal(trees.predict_proba(z), est.predict_proba(z))
+    # Both walkers find the same leaves, summed in the same order: equal bit for bit.
+    by_numpy = trees.raw_predict(z, walker="numpy")
+    np.testing.assert_array_equal(by_numpy, trees.raw_predict(z, walker="sklearn"))
+    np.testing.assert_array_equal(by_numpy, est._raw_predict(z))
     with pytest.raises(InvalidInputError, match="read 5 features"):
         trees.predict_proba(z[:, :4])
+
+
+@pytest.mark.parametrize("name", ["gbdt-photometry-sg", "ugriz-sgq"])
+def test_shipped_trees_walked_in_numpy_as_by_scikit_learn(name):
+    """Real inputs of the shipped trees, thresholds hit exactly, NaN, +-inf: same leaves."""
+    model = load_model(name)
+    trees = model.estimator if name != "ugriz-sgq" else \
+        next(m for m in model.members if m.kind == "sklearn").estimator
+    nodes = trees.nodes[trees.nodes["is_leaf"] == 0]
+    rng = np.random.default_rng(0)
+    x = np.empty((3000, trees.n_features_in_))
+    for j in range(trees.n_features_in_):
+        thresholds = nodes["num_threshold"][nodes["feature_idx"] == j]
+        x[:, j] = rng.choice(thresholds, len(x)) if len(thresholds) else 0.0
+    x[::3] += rng.normal(scale=0.05, size=x[::3].shape)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    x[rng.random(x.shape) < 0.01] = np.inf
+    x[rng.random(x.shape) < 0.01] = -np.inf
+    np.testing.assert_array_equal(trees.raw_predict(x, walker="numpy"),
+                                  trees.raw_predict(x, walker="sklearn"))
+
+
+def test_tree_arrays_need_no_scikit_learn(trained, catalog, tmp_path, monkeypatch):
+    """Nodes scikit-learn stores differently (or no scikit-learn) use the numpy walker."""
+    from sourceclf.models import tree_arrays
+
+    path = trained.save(tmp_path / "m")
+    x = get_feature_set("margnet24").compute(catalog).values
+    expected = trained.predict_proba(x)
+    monkeypatch.setattr(tree_arrays, "_sklearn_record_dtype", lambda: None)
+    loaded = load_model(path)
+    assert loaded.estimator.predictors() is None
+    np.testing.assert_array_equal(loaded.predict_proba(x), expected)
+    trees = loaded.estimator
+    np.testing.assert_array_equal(trees.raw_predict(x, walker="sklearn"),
+                                  trees.raw_predict(x, walker="numpy"))
+    with pytest.raises(InvalidInputError, match="walker must be"):
+        trees.raw_predict(x, walker="cython")
+    # Nodes without a field prediction reads are refused when read.
+    nodes = trees.nodes
+    fields = [f for f in nodes.dtype.names if f != "missing_go_to_left"]
+    with pytest.raises(InvalidInputError, match="missing_go_to_left"):
+        tree_arrays.GradientBoostedTrees(nodes[fields], trees.offsets, trees.baseline,
+                                         trees.classes_, trees.n_features_in_)
 
 
 def test_damaged_tree_arrays_are_refused(trained, tmp_path):

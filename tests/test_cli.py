@@ -317,11 +317,12 @@ def test_compile_flag_falls_back_without_compiler(catalog, capsys, monkeypatch):
     assert Table.read(out_path).meta["CLFCOMP"] is False
 
 
-HEAVY = ("torch", "sklearn", "mapie")
+HEAVY = ("torch", "sklearn", "mapie", "scipy")
 
 #: What each start-up path may import of `HEAVY` (torch models need torch only: their
 #: prediction sets apply stored thresholds in numpy; the shipped gradient-boosted trees
-#: need scikit-learn's tree walker only, not torch; the default blend both).
+#: are walked in numpy for a small catalog, without scikit-learn; the default blend
+#: needs torch for its network).
 START_UP_PATHS = {
     "import": ("import sourceclf", []),
     "help": ("from sourceclf.cli import main; main(['--help'])", []),
@@ -330,9 +331,9 @@ START_UP_PATHS = {
     "classify-torch": ("from sourceclf.cli import main; main([CAT, '-o', OUT, '--no-progress', "
                        "'--model', 'margnet-photometry-sg'])", ["torch"]),
     "classify-sklearn": ("from sourceclf.cli import main; main([CAT, '-o', OUT, "
-                         "'--no-progress', '--model', 'gbdt-photometry-sg'])", ["sklearn"]),
+                         "'--no-progress', '--model', 'gbdt-photometry-sg'])", []),
     "classify-default": ("from sourceclf.cli import main; main([CAT, '-o', OUT, "
-                         "'--no-progress'])", ["sklearn", "torch"]),
+                         "'--no-progress'])", ["torch"]),
 }
 
 
