@@ -188,8 +188,8 @@ def _margnet_feature(finder, name):
 
 
 def _ugriz_feature(finder, name):
-    if name == "r":
-        return BandMagnitudes(finder, "r").observed_mag()
+    if name in BANDS:
+        return BandMagnitudes(finder, name).observed_mag()
     return _colour(finder, name.replace("-", "_"))
 
 
@@ -314,6 +314,14 @@ FEATURE_SETS = {
         name="ugriz10",
         names=("r",) + tuple(f"{a}-{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:]),
         description="observed model magnitude r and all ten colours u-g, u-r, ... r-z, i-z",
+        _compute_one=_ugriz_feature,
+    ),
+    "ugriz15": FeatureSet(
+        name="ugriz15",
+        names=(("r",) + tuple(f"{a}-{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:])
+               + ("u", "g", "i", "z")),
+        description=("observed model magnitudes r, all ten colours u-g, u-r, ... r-z, i-z, "
+                     "then u, g, i, z"),
         _compute_one=_ugriz_feature,
     ),
 }

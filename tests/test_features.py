@@ -117,7 +117,7 @@ def test_unknown_feature_set():
 
 def test_available_feature_sets_and_empty_table():
     t, _ = full_row_table()
-    assert available_feature_sets(t) == ["margnet24", "ugriz", "ugriz10"]
+    assert available_feature_sets(t) == ["margnet24", "ugriz", "ugriz10", "ugriz15"]
     assert available_feature_sets(Table({"u": [1.0]})) == []
     fm = compute_features(t[:0], "ugriz")
     assert fm.values.shape == (0, 5)
