@@ -261,16 +261,11 @@ def margnet_photometry_sg(table, *, baseline=True):
 
 #: How the ugriz-sgq 4.0 settings were chosen (its card's ``training.cv_note``).
 _UGRIZ_SGQ_CV_NOTE = (
-    "Chosen by 3-fold cross-validation on the training rows only (out-of-fold accuracy "
-    "SDSS17 / DR14, log-loss; python docs/scripts/ugriz_sgq_cv.py): 3.0 (r + ten colours, "
-    "recipe trees, 16 bins) 88.78% / 96.80%, 0.2886; 4.0 (u, g, i, z added as inputs, "
-    "trees with learning rate 0.03 and half the features per split, 32 bins) 88.96% / "
-    "96.84%, 0.2858 (paired difference on SDSS17 +0.18 +- 0.05 points).  Equal weights, "
-    "as for 3.0 (lowest out-of-fold log-loss at 0.4-0.5).  3.0 was chosen "
-    "the same way over 2.0 (r + 4 colours, 88.63% / 96.93%, 0.2899); five networks and "
-    "three bagged trees gained nothing.  Tree settings of 2.0: 5-fold cross-validation.")
-#: Settings of the ugriz-sgq 4.0 recipe (3.0: feature set ``ugriz10``, learning rate 0.05,
-#: all features per split, 16 bins; 2.0: feature set ``ugriz``).
+    "3-fold cross-validation on the training rows only (python docs/scripts/ugriz_sgq_cv.py; "
+    "out of fold SDSS17 / DR14, log-loss): 3.0 88.78% / 96.80%, 0.2886; 4.0 88.96% / 96.84%, "
+    "0.2858 (paired SDSS17 gain +0.18 +- 0.05 points).  Weights equal, as for 3.0, whose "
+    "ten colours had beaten 2.0's four the same way (88.63% / 96.93%, 0.2899).")
+#: Settings of the ugriz-sgq 4.0 recipe (3.0: ``ugriz10``, learning rate 0.05, 16 bins).
 UGRIZ_SGQ_SETTINGS = {
     "version": "4.0",
     "feature_set": "ugriz15",
