@@ -10,7 +10,6 @@ String columns must have their widths fixed before the first row:
 
 import gzip
 import io
-import os
 import shutil
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from astropy.table import Column, MaskedColumn
 from ..exceptions import InvalidInputError
 from ..features import get_feature_set
 from ..tableio import char_width, string_widths
+from ..utils._files import replace_head
 from .sinks import NotStreamable
 
 __all__ = ["PRED_FLAG_MAX_WIDTH", "flag_width", "FitsSink"]
@@ -275,17 +275,7 @@ class FitsSink:
 
     def _copy_after(self, header, data_offset):
         """Rewrite the file as the primary HDU, ``header``, and the rows from ``data_offset``."""
-        rewritten = self.raw_path.with_name(self.raw_path.name + ".meta")
-        try:
-            with open(self.raw_path, "rb") as old, open(rewritten, "wb") as new:
-                new.write(self.primary)
-                new.write(header)
-                old.seek(data_offset)
-                shutil.copyfileobj(old, new, 1 << 22)
-            os.replace(rewritten, self.raw_path)
-        except BaseException:
-            rewritten.unlink(missing_ok=True)
-            raise
+        replace_head(self.raw_path, self.primary + header, data_offset)
 
     def abort(self):
         if self.fh is not None:

@@ -11,8 +11,6 @@ catalog is then classified in memory.
 
 import base64
 import io
-import os
-import shutil
 
 import numpy as np
 from astropy.table import Column, MaskedColumn, serialize
@@ -20,6 +18,7 @@ from astropy.table.meta import get_yaml_from_table
 from astropy.utils.data_info import serialize_context_as
 
 from ..tableio import char_width
+from ..utils._files import replace_head
 
 __all__ = ["STREAMED_OUTPUT_FORMATS", "NotStreamable", "ParquetSink", "TextSink"]
 
@@ -215,16 +214,7 @@ class TextSink:
         if header == self.header:
             return
         # The data lines, after the new header, into a sibling of the (temporary) file.
-        rewritten = self.path.with_name(self.path.name + ".meta")
-        try:
-            with open(self.path, "rb") as old, open(rewritten, "wb") as new:
-                old.seek(len(self.header.encode("utf-8")))
-                new.write(header.encode("utf-8"))
-                shutil.copyfileobj(old, new, 1 << 22)
-            os.replace(rewritten, self.path)
-        except BaseException:
-            rewritten.unlink(missing_ok=True)
-            raise
+        replace_head(self.path, header.encode("utf-8"), len(self.header.encode("utf-8")))
 
     def abort(self):
         if self.fh is not None:

@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import warnings
@@ -23,7 +24,7 @@ from pathlib import Path
 from ..exceptions import InvalidInputError, SourceclfWarning
 from ._signals import interrupt_on_signals
 
-__all__ = ["atomic_path", "temporary_name", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "temporary_name", "remove_stale_temporaries", "replace_head"]
 
 # Errors of os.link on file systems without hard links.
 _NO_HARD_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.ENOTSUP,
@@ -207,3 +208,23 @@ def atomic_path(path, *, suffix=None, mode=0o666, overwrite=True):
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+
+
+def replace_head(path, head, keep_from):
+    """Rewrite ``path`` as ``head`` followed by its own bytes from offset ``keep_from``.
+
+    The new file is written beside ``path`` (``<name>.meta``) and renamed over
+    it; on any failure the sibling is removed and ``path`` is left as it was.
+    Used to put a header of another length in front of streamed rows.
+    """
+    path = Path(path)
+    rewritten = path.with_name(path.name + ".meta")
+    try:
+        with open(path, "rb") as old, open(rewritten, "wb") as new:
+            new.write(head)
+            old.seek(keep_from)
+            shutil.copyfileobj(old, new, 1 << 22)
+        os.replace(rewritten, path)
+    except BaseException:
+        rewritten.unlink(missing_ok=True)
+        raise

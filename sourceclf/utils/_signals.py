@@ -35,6 +35,24 @@ def _in_main_thread():
 
 
 @contextlib.contextmanager
+def _handlers_replaced(signums, handler):
+    """Within the context, ``handler`` handles ``signums``; the previous handlers come back.
+
+    Yields ``{signum: previous handler}``, empty outside the main thread
+    (where Python neither runs nor lets one set signal handlers).
+    """
+    previous = {}
+    if _in_main_thread():
+        for signum in signums:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield previous
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextlib.contextmanager
 def interrupt_on_signals():
     """Within the context, SIGTERM and SIGHUP raise `Interrupted`, as SIGINT does.
 
@@ -43,16 +61,9 @@ def interrupt_on_signals():
     Python runs signal handlers; the previous handlers are restored on exit.
     A signal ignored by the caller (``nohup`` ignores SIGHUP) stays ignored.
     """
-    previous = {}
-    if _in_main_thread():
-        for signum in _TERMINATING_SIGNALS:
-            if signal.getsignal(signum) is signal.SIG_DFL:
-                previous[signum] = signal.signal(signum, _raise_interrupted)
-    try:
+    taken = [s for s in _TERMINATING_SIGNALS if signal.getsignal(s) is signal.SIG_DFL]
+    with _handlers_replaced(taken, _raise_interrupted):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -67,24 +78,18 @@ def deferred_signals():
     (``KeyboardInterrupt``, `Interrupted`).  Outside the main thread this
     does nothing: signals are handled in the main thread only.
     """
-    if not _in_main_thread():
-        yield
-        return
     held = []
 
     def hold(signum, frame):
         if signum not in held:
             held.append(signum)
 
+    python_handled = [s for s in (signal.SIGINT,) + _TERMINATING_SIGNALS
+                      if callable(signal.getsignal(s))]
     previous = {}
-    for signum in (signal.SIGINT,) + _TERMINATING_SIGNALS:
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            previous[signum] = signal.signal(signum, hold)
     try:
-        yield
+        with _handlers_replaced(python_handled, hold) as previous:
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in held:
+        for signum in held:  # after the handlers are back, even if the body raised
             previous[signum](signum, None)
