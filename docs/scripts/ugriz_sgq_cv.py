@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from sourceclf.features import get_feature_set
-from sourceclf.recipes.data import read_recipe_table
-from sourceclf.recipes.photometric import (UGRIZ_SGQ_SETTINGS, _recipe_inputs,
-                                           fit_network_onecycle)
+from sourceclf.recipes.data import read_recipe_table, recipe_split
+from sourceclf.recipes.photometric import UGRIZ_SGQ_SETTINGS, fit_network_onecycle
+from sourceclf.training import labels_from_table
 
 #: Inputs of the candidates (feature sets): 3.0's ``ugriz10`` (r and the ten
 #: colours) and 4.0's ``ugriz15`` (those, then u, g, i, z), each with the MLP
@@ -84,8 +84,8 @@ def main(argv=None):
     from sklearn.model_selection import StratifiedKFold
 
     table = read_recipe_table("ugriz-sgq", args.data_dir)
-    parts, _, y, _ = _recipe_inputs(table, "ugriz10")
-    train = parts["train"]
+    train = recipe_split(table)["train"]  # the recipe's split: its training rows only
+    _, y = labels_from_table(table)
     table, y = table[train], y[train]
     dataset = np.asarray(table["dataset"]).astype(str)
     strata = np.char.add(dataset, y.astype(str))
