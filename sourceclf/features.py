@@ -146,6 +146,8 @@ for _b in BANDS:
     _SOURCES[f"psffwhm_{_b}"] = f"psffwhm_{_b}"
     _SOURCES[_b] = (f"{_b} or modelMag_{_b} (or modelFlux_{_b}, nanomaggies), or dered_{_b} "
                     f"with extinction_{_b}")
+    _SOURCES[f"psf_fwhm_{_b}"] = (f"psf_fwhm_{_b}: the PSF of the images (measured on frames, "
+                                  f"psf=, or psffwhm_{_b})")
     _SOURCES[f"psf_model_{_b}"] = (f"psfMag_{_b} (or psfFlux_{_b}, nanomaggies) with the observed "
                                    f"magnitude {_b}")
 for _c in (f"{a}_{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:]):  # all ten
@@ -193,6 +195,10 @@ def _ugriz_feature(finder, name):
     return _colour(finder, name.replace("-", "_"))
 
 
+def _image_psf_feature(finder, name):
+    return finder.values(name, unit="arcsec")
+
+
 def _ugriz_psf_feature(finder, name):
     """`_ugriz_feature`, and ``psf-model_<b>``: ``psfMag_<b>`` minus the observed magnitude."""
     if not name.startswith("psf-model_"):
@@ -221,6 +227,16 @@ class FeatureSet:
     names: tuple
     description: str
     _compute_one: object
+
+    @property
+    def reads_image_psf(self):
+        """Whether the set is the PSF of the images (``psf_fwhm_<b>``), not catalog columns.
+
+        `sourceclf.inputs.model_inputs` computes such a set from the PSF it
+        finds for the stamps (measured on frames, ``psf=``, or the catalog's
+        ``psffwhm_<b>``), after the images are read.
+        """
+        return all(n.startswith("psf_fwhm_") for n in self.names) and bool(self.names)
 
     @property
     def uses_psf_magnitudes(self):
@@ -279,7 +295,7 @@ class FeatureSet:
             raise MissingColumnsError(
                 f"table lacks columns for feature set '{self.name}': {listing}"
             )
-        if not self.uses_psf_magnitudes:
+        if not (self.uses_psf_magnitudes or self.reads_image_psf):
             _warn_unused_psf_magnitudes(finder)
         values = np.column_stack(columns).astype(np.float32) if columns else \
             np.empty((len(table), 0), np.float32)
@@ -324,6 +340,13 @@ FEATURE_SETS = {
                      "then u, g, i, z"),
         _compute_one=_ugriz_feature,
     ),
+    "psf_fwhm": FeatureSet(
+        name="psf_fwhm",
+        names=tuple(f"psf_fwhm_{b}" for b in BANDS),
+        description=("FWHM (arcsec) of the PSF of the images in each of ugriz, as "
+                     "sourceclf.psf.measure_psf measures it (for image models)"),
+        _compute_one=_image_psf_feature,
+    ),
 }
 
 
@@ -367,7 +390,8 @@ def compute_features(table, feature_set):
 
 def available_feature_sets(table):
     """Names of the feature sets that can be computed from the table's columns."""
-    return [name for name, fs in FEATURE_SETS.items() if not fs.missing_columns(table)]
+    return [name for name, fs in FEATURE_SETS.items()
+            if not fs.reads_image_psf and not fs.missing_columns(table)]
 
 
 def default_feature_set(table):

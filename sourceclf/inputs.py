@@ -18,8 +18,8 @@ from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cuto
                       read_frame)
 from .exceptions import InvalidInputError, SourceclfWarning
 from .features import get_feature_set
-from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE, measure_psf,
-                  seeing_flags)
+from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
+                  measure_psf, saturation_flags, seeing_flags)
 
 __all__ = ["ModelInputs", "model_inputs"]
 
@@ -105,9 +105,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     `sourceclf.psf.CATALOG_PSF_SCALE`.  It is returned per row as
     ``columns['psf_fwhm_<b>']``.  With ``psf_range``, classifiable rows whose
     FWHM in a band is outside the range by more than
-    `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``, and
+    `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``,
     rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
-    why.  Flagged rows are still classified.
+    why, and rows bright enough for a saturated core
+    (`sourceclf.psf.saturation_flags`) ``saturated``.  Flagged rows are still
+    classified.
 
     Raises
     ------
@@ -130,8 +132,12 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     valid = np.ones(n, dtype=bool)
     flags = np.full(n, "", dtype=object)
     features = None
-    if feature_set is not None:
-        matrix = get_feature_set(feature_set).compute(table)
+    feature_spec = None if feature_set is None else get_feature_set(feature_set)
+    if feature_spec is not None and feature_spec.reads_image_psf and not uses_images:
+        raise InvalidInputError(f"feature set '{feature_set}' is the PSF of the images; "
+                                f"model '{model_name}' reads no images")
+    if feature_spec is not None and not feature_spec.reads_image_psf:
+        matrix = feature_spec.compute(table)
         features = matrix.values
         valid &= matrix.valid
         flags[~matrix.valid] = matrix.reasons()[~matrix.valid]
@@ -154,9 +160,37 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         columns = {f"psf_fwhm_{b}": _psf_column(fwhm[b], b) for b in BANDS}
         if psf_range:
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
+            for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
+                flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
+        if feature_spec is not None and feature_spec.reads_image_psf:
+            features = _psf_features(feature_spec, fwhm, psf_range, valid, flags)
         return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
                            columns=columns)
     return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags)
+
+
+def _psf_features(feature_spec, fwhm, psf_range, valid, flags):
+    """The PSF feature matrix of a PSF-aware image model (updates ``valid``, ``flags``).
+
+    Where a row's PSF is unknown it is read as the middle of the model's
+    trained range (the geometric mean of its ends), so that the row is still
+    classified; `_flag_seeing` has flagged such rows ``psf_unknown``.  Without
+    a trained range (training) such rows cannot be used.
+    """
+    from astropy.table import Table
+
+    columns = {}
+    for b in BANDS:
+        values = np.asarray(fwhm[b], dtype=np.float64)
+        if psf_range and b in psf_range:
+            values = np.where(np.isfinite(values), values, float(np.sqrt(np.prod(psf_range[b]))))
+        columns[f"psf_fwhm_{b}"] = values
+    matrix = feature_spec.compute(Table(columns))
+    bad = valid & ~matrix.valid
+    valid &= matrix.valid
+    flags[bad] = [";".join(x for x in (f, r) if x)
+                  for f, r in zip(flags[bad], matrix.reasons()[bad])]
+    return matrix.values
 
 
 def _read_frames(images):

@@ -385,3 +385,107 @@ def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):
     out = Table.read(tmp_path / "out.fits")
     assert len(out) == 12 and set(out["pred_class"]) <= {"GALAXY", "QSO", "STAR"}
     assert out.meta["CLFMODEL"] == "margformer-sgq"
+
+
+# PSF-aware networks ----------------------------------------------------------------------
+
+def _blobs_through_psf(n, random_state):
+    """Stamps whose class is the size *relative to the PSF*: an image alone cannot tell.
+
+    Point sources have the PSF's width, extended ones 1.8 times it, and the PSF
+    varies threefold (sigma 0.9 to 2.7 pixels), so the two classes' sizes
+    overlap over most of their range.
+    """
+    rng = np.random.default_rng(random_state)
+    y = rng.integers(0, 2, n)
+    psf_sigma = np.exp(rng.uniform(np.log(0.9), np.log(2.7), n))
+    sigma = np.where(y == 1, psf_sigma, 1.8 * psf_sigma)
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    s2 = sigma[:, None, None] ** 2
+    profile = np.exp(-0.5 * (xx ** 2 + yy ** 2)[None] / s2) / (2 * np.pi * s2)
+    images = 80 * profile[:, None] * np.ones(5)[None, :, None, None]
+    images += rng.normal(scale=0.05, size=images.shape)
+    fwhm = (psf_sigma * 2.3548 * 0.396)[:, None] * np.ones(5)[None]
+    return images.astype(np.float32), fwhm.astype(np.float32), y
+
+
+def test_psf_aware_cnn_judges_size_against_the_psf():
+    from sourceclf.training import fit_network
+
+    images, fwhm, y = _blobs_through_psf(600, 0)
+    tr, va = np.arange(450), np.arange(450, 600)
+    scores = {}
+    for psf_inputs in (0, 5):
+        torch.manual_seed(0)
+        cnn = MargNetCNN(n_classes=2, width=0.0625, dense=(16,), batch_norm=True,
+                         psf_inputs=psf_inputs, psf_units=8)
+        x = fwhm if psf_inputs else None
+        fit_network(cnn, None if x is None else x[tr], y[tr], None if x is None else x[va],
+                    y[va], images_train=images[tr], images_val=images[va], epochs=8,
+                    batch_size=32, lr=5e-3, patience=8, device="cpu", random_state=0)
+        cnn.eval()
+        with torch.no_grad():
+            logits = cnn(None if x is None else torch.as_tensor(x[va]),
+                         torch.as_tensor(images[va]))
+        scores[psf_inputs] = float(np.mean(logits.argmax(1).numpy() == y[va]))
+    assert scores[5] >= 0.95, scores  # 1.0 when written; the blind network 0.83
+    assert scores[5] >= scores[0] + 0.1, scores
+
+
+def test_psf_aware_cnn_inputs_and_stack():
+    torch.manual_seed(0)
+    cnn = MargNetCNN(n_classes=3, width=0.0625, dense=(16,), psf_inputs=5).eval()
+    images = torch.randn(4, 5, 32, 32)
+    with torch.no_grad():
+        sharp = cnn(torch.full((4, 5), 0.9), images)
+        blurred = cnn(torch.full((4, 5), 2.0), images)
+        unknown = cnn(torch.full((4, 5), float("nan")), images)  # read as the reference
+        reference = cnn(torch.full((4, 5), cnn.psf_reference), images)
+    assert not torch.allclose(sharp, blurred)
+    assert torch.allclose(unknown, reference)
+    assert count_flops(cnn, 5) > 0
+    # In MargNet's ensemble the CNN reads the psffwhm_<b> columns of the 24 features.
+    from sourceclf.bands import MARGNET_FEATURES
+
+    columns = [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS]
+    stack = MargNetStack(n_classes=3, ann={"hidden": (8,)},
+                         cnn={"width": 0.0625, "dense": (16,), "psf_inputs": 5},
+                         cnn_psf_columns=columns, cnn_psf_scale=[0.9] * 5).eval()
+    feats = torch.randn(4, 24)
+    feats[:, columns] = 2.0
+    with torch.no_grad():
+        member = torch.softmax(stack.cnn(torch.full((4, 5), 1.8), images), dim=1)
+        assert torch.allclose(stack.member_probabilities(feats, images)[:, 3:], member)
+    with pytest.raises(ValueError, match="cnn_psf_columns"):
+        MargNetStack(cnn={"width": 0.0625, "dense": (16,), "psf_inputs": 5})
+
+
+def test_psf_feature_set_comes_from_the_images_psf():
+    from astropy.table import Table
+
+    from sourceclf.exceptions import InvalidInputError
+    from sourceclf.features import available_feature_sets, get_feature_set
+    from sourceclf.inputs import model_inputs
+
+    spec = get_feature_set("psf_fwhm")
+    assert spec.reads_image_psf and not get_feature_set("ugriz").reads_image_psf
+    table = Table({"id": [1, 2, 3]})
+    stamps = np.zeros((3, 5, 32, 32), dtype=np.float32)
+    given = model_inputs(table, feature_set="psf_fwhm", uses_images=True, cutouts=stamps,
+                         psf={"u": 1.4, "g": 1.3, "r": 1.2, "i": 1.1, "z": 1.15})
+    np.testing.assert_allclose(given.features[0], [1.4, 1.3, 1.2, 1.1, 1.15], rtol=1e-6)
+    assert given.valid.all()
+    # Unknown PSF: read as the middle of the trained range, and flagged.
+    psf_range = {b: (0.8, 2.0) for b in BANDS}
+    with pytest.warns(Warning, match="psf="):
+        unknown = model_inputs(table, feature_set="psf_fwhm", uses_images=True,
+                               cutouts=stamps, psf_range=psf_range, model_name="m")
+    np.testing.assert_allclose(unknown.features, np.sqrt(1.6), rtol=1e-6)
+    assert unknown.valid.all() and all(f == "psf_unknown" for f in unknown.flags)
+    # Without a range (training) such rows cannot be used.
+    training = model_inputs(table, feature_set="psf_fwhm", uses_images=True, cutouts=stamps)
+    assert not training.valid.any() and training.flags[0].startswith("missing:psf_fwhm_u")
+    with pytest.raises(InvalidInputError, match="reads no images"):
+        model_inputs(table, feature_set="psf_fwhm", uses_images=False, model_name="m")
+    assert "psf_fwhm" not in available_feature_sets(
+        Table({f"psf_fwhm_{b}": [1.0] for b in BANDS}))

@@ -84,14 +84,11 @@ def test_devrad_from_fluxes():
     assert radius[2, 0] == pytest.approx(np.median(radius[2, 1:]))  # the row's median
 
 
-def test_cards_hold_the_trained_psf_range(shared_data):
-    from sourceclf.models import model_card
+def test_trained_psf_range_of_the_simulation():
     from sourceclf.recipes.image_training_set import trained_psf_range
 
-    psf_range = trained_psf_range(data_dir=shared_data)
-    assert 0.7 < psf_range["r"][0] < 0.85 and 1.25 < psf_range["r"][1] < 1.45
-    for name in ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq"):
-        assert model_card(name).domain["psf_fwhm"] == psf_range
+    psf_range = trained_psf_range()
+    assert 0.75 < psf_range["r"][0] < 0.9 and 2.2 < psf_range["r"][1] < 2.5
 
 
 def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
@@ -114,3 +111,38 @@ def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
     matched = clean[np.argmin(d, axis=1)[d.min(axis=1) < 2.0]]
     assert len(matched) >= 30
     assert np.mean(matched["truth"] == "point") >= 0.95  # 38 of 39
+
+
+def test_fields_render_with_their_own_psf_and_sky(shared_data, monkeypatch):
+    from sourceclf.psf import CATALOG_PSF_SCALE
+    from sourceclf.recipes import image_training_set as sim
+
+    monkeypatch.setitem(sim.SIMULATION, "fields", 3)
+    t = simulated_sgq_catalog(30, random_state=3, data_dir=shared_data)
+    noiseless = sim.render_varied_psf(t, random_state=5)
+    assert set(np.unique(t["field"])) <= {0, 1, 2}
+    fwhm = sim.rendered_psf_fwhm(t)
+    for b in BANDS:
+        # The catalog width the 24-column models read is the rendered PSF's.
+        np.testing.assert_allclose(t[f"psffwhm_{b}"] * CATALOG_PSF_SCALE[b], fwhm[b],
+                                   rtol=1e-5)
+        for f in np.unique(t["field"]):
+            rows = np.asarray(t["field"]) == f
+            assert np.ptp(fwhm[b][rows]) == 0 and np.ptp(t[f"sky_sigma_{b}"][rows]) == 0
+    again = sim.render_varied_psf(simulated_sgq_catalog(30, random_state=3,
+                                                        data_dir=shared_data), random_state=5)
+    np.testing.assert_array_equal(noiseless, again)
+    # Sky noise is the field's: stamps of a noisier field are noisier.
+    stamps = np.empty_like(noiseless)
+    add_realism(stamps, np.zeros_like(noiseless), t, random_state=0, noise_scatter=0.0,
+                neighbour_fraction=0.0, halo_fraction=0.0)
+    for k, b in enumerate(BANDS):
+        np.testing.assert_allclose(stamps[:, k].std(axis=(1, 2)), t[f"sky_sigma_{b}"], rtol=0.15)
+
+
+def test_trained_psf_range_covers_bad_seeing():
+    from sourceclf.recipes.image_training_set import trained_psf_range
+
+    psf_range = trained_psf_range()
+    assert 0.75 < psf_range["r"][0] < 0.9 and 2.2 < psf_range["r"][1] <= 2.5
+    assert psf_range == trained_psf_range()

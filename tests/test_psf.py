@@ -114,10 +114,10 @@ def test_classify_frames_carries_the_measured_psf():
 
 
 def test_classify_flags_frames_of_bad_seeing():
-    frames, table = _frames(2.2, seed=10)
+    frames, table = _frames(3.0, seed=10)  # beyond the trained 0.75-2.5"
     out = classify(table, images=frames, model="margnet-cnn-sgq", confidence=None,
                    device="cpu", progress=False)
-    assert np.allclose(out["psf_fwhm_r"], 2.2, rtol=0.05)
+    assert np.allclose(out["psf_fwhm_r"], 3.0, rtol=0.05)
     assert all(FLAG_SEEING_OUT_OF_RANGE in f for f in out["pred_flag"])
     assert not out["pred_class"].mask.any()  # flagged rows are still classified
 
@@ -128,9 +128,9 @@ def _stamps(n=4):
 
 def test_stamps_flagged_with_a_wide_psf_argument():
     table = Table({"id": np.arange(4)})
-    out = classify(table, _stamps(), psf=2.5, model="margnet-cnn-sgq", confidence=None,
+    out = classify(table, _stamps(), psf=3.5, model="margnet-cnn-sgq", confidence=None,
                    device="cpu", progress=False)
-    assert np.allclose(out["psf_fwhm_g"], 2.5)
+    assert np.allclose(out["psf_fwhm_g"], 3.5)
     assert all(f == FLAG_SEEING_OUT_OF_RANGE for f in out["pred_flag"])
     ok = classify(table, _stamps(), psf={b.upper(): 1.0 for b in BANDS},
                   model="margnet-cnn-sgq", confidence=None, device="cpu", progress=False)
@@ -150,7 +150,7 @@ def test_stamps_without_psf_warn_once_and_flag():
 
 
 def test_stamps_psf_from_the_catalog_width():
-    table = Table({f"PSFFWHM_{b}": [1.1, 2.4] for b in BANDS})
+    table = Table({f"PSFFWHM_{b}": [1.1, 3.9] for b in BANDS})
     out = classify(table, _stamps(2), model="margnet-cnn-sgq", confidence=None,
                    device="cpu", progress=False)
     assert out["psf_fwhm_r"][0] == pytest.approx(1.1 * CATALOG_PSF_SCALE["r"], rel=1e-5)
@@ -185,3 +185,38 @@ def test_degrade_stamps_and_frames():
     out, targets = degrade_frames(frames, 1.6)
     assert targets["r"] == pytest.approx(1.6)
     assert measure_psf(out["g"][0], fwhm_guess=1.6).fwhm == pytest.approx(targets["g"], rel=0.05)
+
+
+def test_saturation_flags_bright_point_sources():
+    from sourceclf.psf import SATURATION_LEVEL, saturation_flags
+
+    fwhm = 1.0
+    gamma = fwhm / PIXEL / (2 * np.sqrt(2 ** (1 / 3.5) - 1))
+    peak_per_flux = 2.5 / (np.pi * gamma ** 2)
+    limit = SATURATION_LEVEL["r"] / peak_per_flux  # flux whose r peak reaches the level
+    stamps = np.zeros((3, 5, 32, 32))
+    for i, flux in enumerate([0.5 * limit, 2.0 * limit, 2.0 * limit]):
+        stamps[i, 2] = _moffat((32, 32), [(15.5, 15.5)], fwhm / PIXEL, 3.5, [flux])
+    widths = {b: np.array([fwhm, fwhm, np.nan]) for b in BANDS}
+    # Row 3 is as bright, but its PSF is unknown: not judged.
+    assert saturation_flags(stamps, widths).tolist() == [False, True, False]
+    # The same flux through a 2.5x wider PSF peaks 6x lower: no longer saturated.
+    assert not saturation_flags(stamps[1:2], {b: np.array([2.5]) for b in BANDS}).any()
+
+
+def test_saturated_flag_on_the_brightest_real_stars(shared_data):
+    from sourceclf.image_recipes import real_frame_catalog
+
+    cat, frames = real_frame_catalog(shared_data)
+    if cat is None:
+        pytest.skip("field 4510-4-0030 is absent")
+    r = np.asarray(cat["dered_r"])
+    keep = np.argsort(r)[:12]  # the brightest calibObj stars, r 11.9-17.7
+    out = classify(cat[keep], images=frames, model="margnet-cnn-sgq", confidence=None,
+                   device="cpu", progress=False)
+    flagged = np.char.find(np.asarray(out["pred_flag"]).astype(str), "saturated") >= 0
+    # SDSS saturates near r = 14 at 1" seeing.  Interpolated cores lose flux, so not
+    # every saturated star is caught (the r = 13.5 one keeps a third of its flux).
+    assert flagged[r[keep] < 12.5].all() and flagged[r[keep] < 14.7].sum() >= 3
+    assert not flagged[r[keep] > 16.0].any()
+    assert not out["pred_class"].mask.any()  # flagged rows are still classified

@@ -333,3 +333,55 @@ def test_simulated_stars_look_like_real_ones(real_and_simulated, band):
     sky_sim = np.median(measure_sky_sigma(simulated[ok, k]))
     assert widths[1] == pytest.approx(widths[0], rel=0.10), widths
     assert sky_sim == pytest.approx(sky_real, rel=0.10), (sky_real, sky_sim)
+
+
+# ---------------------------------------------------------------------------
+# Observing conditions of simulated fields
+# ---------------------------------------------------------------------------
+
+def test_observing_conditions_span_sdss_seeing():
+    from sourceclf.simulate import OBSERVING_CONDITIONS, draw_observing_conditions
+
+    fields = draw_observing_conditions(4000, random_state=1)
+    r = np.asarray(fields["psf_fwhm_r"])
+    low, high = OBSERVING_CONDITIONS["r_fwhm"]["clip"]
+    assert low <= r.min() and r.max() <= high
+    # Both sharp fields (the shared ones: 0.82-1.27") and bad seeing are well covered.
+    assert np.mean(r < 1.0) > 0.1 and np.mean((r > 1.6) & (r < 2.2)) > 0.15
+    assert np.mean(r > 1.9) > 0.08
+    # Bands follow r with the measured ratios: u the widest, i the narrowest.
+    ratio = {b: np.median(np.asarray(fields[f"psf_fwhm_{b}"]) / r) for b in BANDS}
+    assert ratio["u"] > ratio["g"] > ratio["r"] == 1.0 > ratio["i"]
+    for b in BANDS:
+        sky_low, sky_high = OBSERVING_CONDITIONS["sky_sigma"][b]
+        sky = np.asarray(fields[f"sky_sigma_{b}"])
+        assert sky_low / 1.1 <= sky.min() and sky.max() <= sky_high * 1.1
+        beta = np.asarray(fields[f"psf_beta_{b}"])
+        assert 2.5 <= beta.min() and beta.max() <= 12.0
+    assert 0 <= fields["psf_e"].min() and fields["psf_e"].max() <= 0.12
+    again = draw_observing_conditions(4000, random_state=1)
+    assert all(np.array_equal(fields[c], again[c]) for c in fields.colnames)
+
+
+def test_observing_conditions_errors():
+    from sourceclf.simulate import draw_observing_conditions
+
+    with pytest.raises(InvalidInputError, match="n_fields"):
+        draw_observing_conditions(0)
+
+
+def test_elliptical_psf_elongates_stars():
+    t = _point_sources([16.0], **{f"psffwhm_{b}": [1.4] for b in BANDS})
+    round_ = render_stamps(t, noise=False, max_offset=0, random_state=0)[0, 2]
+    long_ = render_stamps(t, noise=False, max_offset=0, random_state=0,
+                          psf_ellipticity=0.2, psf_angle=0.0)[0, 2]
+    yy, xx = np.mgrid[:32, :32] - 15.5
+
+    def moments(image):
+        return (image * xx ** 2).sum() / image.sum(), (image * yy ** 2).sum() / image.sum()
+
+    assert moments(round_)[0] == pytest.approx(moments(round_)[1], rel=0.02)
+    assert moments(long_)[0] > 1.3 * moments(long_)[1]  # stretched along x
+    assert long_.sum() == pytest.approx(round_.sum(), rel=1e-3)
+    with pytest.raises(InvalidInputError, match="psf_ellipticity"):
+        render_stamps(t, psf_ellipticity=1.5)

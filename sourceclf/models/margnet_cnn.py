@@ -157,16 +157,35 @@ class MargNetCNN(nn.Module):
     batch_norm : bool
         Batch normalisation after every convolution (not in the paper:
         False).  It makes small networks train in far fewer epochs.
+    psf_inputs : int
+        Number of PSF widths the network reads as ``features`` (0, as
+        published: images only; 5: the FWHM in arcsec of each band's PSF,
+        the ``psf_fwhm`` feature set).  Their logarithms relative to
+        ``psf_reference`` pass through a dense layer of ``psf_units`` ReLU
+        units whose output joins the flattened convolution features, so that
+        the dense layers judge a source's size against the PSF it was seen
+        through (not in the paper).
+    psf_reference : float
+        FWHM (arcsec) that maps to 0.
+    psf_units : int
+        Width of the PSF embedding.
     n_features : int, optional
-        Accepted and ignored, so that generic training code may pass it.
+        Accepted and ignored (the PSF inputs are set by ``psf_inputs``), so
+        that generic training code may pass it.
     """
 
     uses_features = False
     uses_images = True
 
     def __init__(self, n_classes=3, n_channels=5, image_size=32, width=1.0,
-                 dense=(1024, 1024), dropout=0.0, batch_norm=False, n_features=None):
+                 dense=(1024, 1024), dropout=0.0, batch_norm=False, psf_inputs=0,
+                 psf_reference=1.3, psf_units=32, n_features=None):
         super().__init__()
+        self.psf_inputs = int(psf_inputs)
+        self.psf_reference = float(psf_reference)
+        if self.psf_inputs:
+            self.uses_features = True  # this instance reads the PSF widths
+            self.psf = nn.Sequential(nn.Linear(self.psf_inputs, psf_units), nn.ReLU())
 
         def ch(n):
             return max(1, int(round(n * width)))
@@ -186,7 +205,7 @@ class MargNetCNN(nn.Module):
                 blocks.append(nn.AvgPool2d(2))
         self.features = nn.Sequential(*blocks)
         side = image_size // 4
-        layers, width_in = [nn.Flatten()], cin * side * side
+        layers, width_in = [nn.Flatten()], cin * side * side + (psf_units if psf_inputs else 0)
         for units in dense:
             if dropout:
                 layers.append(nn.Dropout(dropout))
@@ -208,8 +227,16 @@ class MargNetCNN(nn.Module):
         return self
 
     def forward(self, features, images):
-        """Class logits for a batch of stamps (n, 5, H, W); ``features`` is ignored."""
-        return self.classifier(self.features(self.stem(self.normalise(images))))
+        """Class logits for stamps (n, 5, H, W) and, with ``psf_inputs``, PSF FWHMs (n, 5).
+
+        Without ``psf_inputs`` the ``features`` argument is ignored.
+        """
+        maps = self.features(self.stem(self.normalise(images)))
+        if not self.psf_inputs:
+            return self.classifier(maps)
+        width = torch.nan_to_num(features.to(maps.dtype), nan=self.psf_reference)
+        width = torch.log(width.clamp(0.1, 10.0) / self.psf_reference)
+        return self.classifier(torch.cat([maps.flatten(1), self.psf(width)], dim=1))
 
 
 class _StackHead(nn.Module):
@@ -244,16 +271,38 @@ class MargNetStack(nn.Module):
         by default; the shipped ``margnet-sgq`` uses a smaller one).
     head : int
         Units of the head's hidden ReLU layer (10 as published).
+    cnn_psf_columns : sequence of int, optional
+        For a PSF-aware CNN member (``cnn={'psf_inputs': 5, ...}``): the
+        feature columns holding each band's PSF width (for ``margnet24``, the
+        ``psffwhm_<b>`` columns 2, 6, 10, 14, 18).
+    cnn_psf_scale : sequence of float, optional
+        Factors from those columns to the FWHM the CNN reads (for SDSS's
+        catalog widths, `sourceclf.psf.CATALOG_PSF_SCALE`); 1 by default.
     """
 
     uses_features = True
     uses_images = True
 
-    def __init__(self, n_features=24, n_classes=3, ann=None, cnn=None, head=10):
+    def __init__(self, n_features=24, n_classes=3, ann=None, cnn=None, head=10,
+                 cnn_psf_columns=None, cnn_psf_scale=None):
         super().__init__()
         self.ann = MargNetANN(n_features=n_features, n_classes=n_classes, **(ann or {}))
         self.cnn = MargNetCNN(n_classes=n_classes, **(cnn or {}))
         self.head = _StackHead(2 * n_classes, n_classes, head)
+        if self.cnn.psf_inputs:
+            columns = list(cnn_psf_columns or [])
+            if len(columns) != self.cnn.psf_inputs:
+                raise ValueError(f"a CNN member with psf_inputs={self.cnn.psf_inputs} needs "
+                                 f"as many cnn_psf_columns, got {columns}")
+            scale = cnn_psf_scale if cnn_psf_scale is not None else [1.0] * len(columns)
+            self.register_buffer("cnn_psf_columns", torch.as_tensor(columns, dtype=torch.long))
+            self.register_buffer("cnn_psf_scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def _cnn_psf(self, features):
+        """The CNN member's PSF widths from the features (None for an image-only CNN)."""
+        if not self.cnn.psf_inputs:
+            return None
+        return features[:, self.cnn_psf_columns] * self.cnn_psf_scale
 
     def fit_image_normalisation(self, images):
         """Set the CNN member's input scaling from training cutouts."""
@@ -263,7 +312,8 @@ class MargNetStack(nn.Module):
     def member_probabilities(self, features, images):
         """The members' softmax outputs, concatenated: shape (n, 2 * n_classes)."""
         return torch.cat([torch.softmax(self.ann(features), dim=1),
-                          torch.softmax(self.cnn(None, images), dim=1)], dim=1)
+                          torch.softmax(self.cnn(self._cnn_psf(features), images), dim=1)],
+                         dim=1)
 
     def forward(self, features, images):
         """Class logits of the ensemble for features (n, 24) and stamps (n, 5, H, W)."""

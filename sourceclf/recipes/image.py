@@ -22,20 +22,24 @@ import numpy as np
 import torch
 
 from ..augment import random_augment
+from ..bands import BANDS, MARGNET_FEATURES
 from ..exceptions import SourceclfError
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
 from ..models.card import ModelCard
 from ..models.margformer import count_flops
 from ..models.registry import MODEL_DIR, load_model
+from ..psf import CATALOG_PSF_SCALE
 from ..training import fitting, labels_from_table
 from ..utils._threads import torch_threads
 from .cards import calibrate_on, held_out_metrics, n_parameters, software_versions, split_sizes
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
-from .image_training_set import MAGNITUDE_RANGES, SIMULATION, simulated_training_set
+from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_training_set,
+                                 trained_psf_range)
 
-__all__ = ["RECIPES", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "margnet_cnn_sgq",
+__all__ = ["RECIPES", "SEEING_BINS", "PSF_JITTER", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
+           "margnet_cnn_sgq",
            "margnet_sgq", "margformer_sgq", "main"]
 
 
@@ -56,7 +60,9 @@ def _card(name, *, architecture, config, feature_set, classes, description, note
                      f"from {FAINT_COMPACT_SG_FILE} (galaxies, stars) and parametric "
                      f"galaxies, quasars with the colours of {DR14_SPECTRO_FILE}, "
                      "magnitudes shifted to "
-                     f"{MAGNITUDE_RANGES}; sky noise and PSF of SDSS field 4510-4-0030"),
+                     f"{MAGNITUDE_RANGES}; seeing, PSF shape and sky noise of "
+                     f"{SIMULATION['fields']} simulated fields drawn from "
+                     "sourceclf.simulate.OBSERVING_CONDITIONS (r-band FWHM 0.75-2.5\")"),
             "simulation": dict(SIMULATION),
             "recipe": f"python -m sourceclf.image_recipes {name}",
             "retrain_on_real_cutouts": (
@@ -83,6 +89,8 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     bright = np.asarray(table["dered_r"])[te] < 21.0
     card.metrics["test_r_lt_21"] = held_out_metrics(clf, y, te[bright], x, stamps)
     card.metrics["validation"] = held_out_metrics(clf, y, parts["validation"], x, stamps)
+    card.metrics["test_by_seeing"] = _by_seeing(clf, table, y, te, x, stamps)
+    card.domain.update(_image_domain(clf, table))
     _, frames = real_frame_catalog(data_dir)  # read once for both checks
     real = frame_star_check(clf, data_dir, frames)
     if real is not None:
@@ -95,6 +103,38 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     card.extra["mflop_per_source"] = round(
         count_flops(clf.module, None if x is None else x.shape[1]) / 1e6, 2)
     return clf
+
+
+#: Relative scatter (log-normal) put on the PSF FWHMs a PSF-aware network trains
+#: on: the precision of a FWHM measured on a frame's stars.
+PSF_JITTER = 0.04
+
+#: r-band PSF FWHM bins (arcsec) of the cards' accuracy per seeing.
+SEEING_BINS = (0.75, 1.0, 1.3, 1.6, 1.9, 2.2, 2.5)
+
+
+def _by_seeing(clf, table, y, rows, x, stamps):
+    """Held-out metrics per r-band seeing bin (`SEEING_BINS`)."""
+    fwhm = np.asarray(table["psf_fwhm_r"], dtype=np.float64)[rows]
+    out = {}
+    for low, high in zip(SEEING_BINS[:-1], SEEING_BINS[1:]):
+        part = rows[(fwhm >= low) & (fwhm < high)]
+        if part.size:
+            out[f"{low:.2f}-{high:.2f}"] = held_out_metrics(clf, y, part, x, stamps)
+    return out
+
+
+def _image_domain(clf, table):
+    """The card's domain: the trained seeing (central 95% of the rows) and magnitudes."""
+    psf_range = trained_psf_range(n=len(table))
+    r = psf_range["r"]
+    return {"description": (
+                f"SDSS-like ugriz frames or 32x32 stamps (0.396\"/pixel, nanomaggies, "
+                f"sky-subtracted) with r-band seeing {r[0]:.2f}-{r[1]:.2f}\" (PSF FWHM; "
+                "other bands in psf_fwhm), sources r 14-22.5. Trained on simulated stamps "
+                "of fields with varied seeing; rows outside the trained seeing are flagged "
+                "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown'."),
+            "magnitudes": {"r": [14.0, 22.5]}, "psf_fwhm": psf_range}
 
 
 def _fit(name, table, stamps, *, architecture, config, feature_set, description, notes,
@@ -111,8 +151,13 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
     # A step-wise decaying learning rate: (epochs, lr) steps, each starting from the
     # previous step's best weights.
     schedule = opts.pop("lr_schedule", None)
+    x_train = None if x is None else x[tr]
+    if feature_set == "psf_fwhm":
+        # A frame's measured FWHM is good to 2-5%: the network must not lean on more.
+        rng = np.random.default_rng(seed)
+        x_train = x_train * np.exp(rng.normal(0.0, PSF_JITTER, x_train.shape)).astype(np.float32)
     t_cpu, t_wall = time.process_time(), time.perf_counter()
-    history = fitting.fit_network(module, None if x is None else x[tr], y[tr],
+    history = fitting.fit_network(module, x_train, y[tr],
                                   None if x is None else x[va], y[va],
                                   images_train=stamps[tr], images_val=stamps[va],
                                   augment=random_augment, lr_schedule=schedule,
@@ -122,6 +167,8 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
         opts.pop("lr")
         opts.pop("epochs")
     seconds = {"cpu": time.process_time() - t_cpu, "wall": time.perf_counter() - t_wall}
+    if feature_set == "psf_fwhm":
+        opts["psf_jitter"] = PSF_JITTER
     module.cpu().eval()
     card = _card(name, architecture=architecture, config=cfg, feature_set=feature_set,
                  classes=classes, description=description, notes=notes, priority=priority,
@@ -140,23 +187,26 @@ MARGFORMER_CONFIG = {"dim": 48, "depth": 3, "heads": 4, "token_layers": 1,
                      "feature_hidden": [128], "mlp_ratio": 2.0, "dropout": 0.1}
 
 _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim renderings of "
-             "realistic catalog rows with the PSF and sky noise of one SDSS field "
-             "(sourceclf.image_recipes). Expect real images (other fields, seeing, "
-             "blends, artefacts, saturated stars) to be harder than the simulated test "
-             "set. Sources fainter than r ~ 22.5 barely show in the stamps; the training "
+             "realistic catalog rows in simulated fields whose seeing (r-band FWHM "
+             "0.75-2.5\"), PSF shape and sky noise are drawn from the ranges measured on "
+             "real SDSS fields (sourceclf.image_recipes). Expect real images (blends, "
+             "artefacts, saturated stars, PSF wings) to be harder than the simulated test "
+             "set; docs/scripts/check_fields.py measures it on real fields. Sources "
+             "fainter than r ~ 22.5 barely show in the stamps; the training "
              "set extends point sources (to r = 24) fainter than galaxies (to r = 22.5, few "
              "beyond 21.5), so such sources are called STAR or QSO largely by prior, not by "
              "their image: faint real galaxies will often be called STAR. "
-             "The PSF's Moffat index varies between 2 and 4 over the training stamps. "
+             "The PSF's Moffat index varies between 2.5 and 12 over the training fields. "
              "Retrain on real labelled cutouts "
              "with sourceclf.train(table, cutouts, model='{arch}').")
 
 
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
-    """MargNet's CNN, an eighth of the published widths, images only."""
+    """MargNet's CNN, an eighth of the published widths, on the stamps and their PSF."""
     return _fit(
-        "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn", config=CNN_CONFIG,
-        feature_set=None, priority=5, data_dir=data_dir,
+        "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn",
+        config={**CNN_CONFIG, "psf_inputs": len(BANDS)}, feature_set="psf_fwhm", priority=5,
+        data_dir=data_dir,
         fit_options={"lr_schedule": [[7, 2e-3], [3, 5e-4], [2, 1e-4]], "patience": 3},
         description=("MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps "
                      "alone (no photometric features), in a CPU-sized configuration: every "
@@ -164,14 +214,25 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
                      "instead of 1024 + 1024 (the published 22,272 x 1024 dense layer alone "
                      "has 23M parameters), with batch normalisation after each convolution "
                      "(not in the paper; it lets the small network learn in a few CPU "
-                     "epochs); input asinh-scaled by each band's sky noise."),
-        notes=(_SIM_NOTE.format(arch="margnet-cnn") + " Images only: use it when the "
-               "catalog lacks MargNet's photometric columns."))
+                     "epochs); input asinh-scaled by each band's sky noise. It also reads the "
+                     "FWHM of each band's PSF (psf_fwhm: measured on frames, psf=, or the "
+                     "catalog's psffwhm_<b>): their logarithms pass through a dense layer "
+                     "of 32 ReLU units joined to the flattened convolution features, so "
+                     "that a source's size is judged against its own seeing."),
+        notes=(_SIM_NOTE.format(arch="margnet-cnn") + " Images and their PSF only: use it "
+               "when the catalog lacks MargNet's photometric columns. Without a known PSF "
+               "the rows are read as seen through the middle of the trained seeing and "
+               "flagged psf_unknown."))
 
 
 def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
     """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq."""
-    cfg = {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG, "cnn": CNN_CONFIG, "head": 10}
+    # The CNN member reads each band's PSF FWHM: SDSS's catalog width psffwhm_<b> (MargNet's
+    # columns 2, 6, 10, 14, 18) times CATALOG_PSF_SCALE, as classify does for stamps.
+    cfg = {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
+           "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
+           "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
+           "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS]}
     module = fitting.build_network("margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
     if cnn is not None:  # the CNN of margnet-cnn-sgq, trained on the same split
@@ -246,6 +307,8 @@ def main(argv=None):
                         help="margnet-sgq: model directory of a margnet-cnn-sgq trained on "
                              "the same simulation, reused as the ensemble's CNN (default: "
                              "the installed one, when it matches)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="processes rendering the simulated stamps")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch threads (1 is fastest on a busy machine)")
     args = parser.parse_args(argv)
@@ -257,7 +320,7 @@ def _train(args):
     """Simulate the training set and train the recipes ``args`` names."""
     t0 = time.perf_counter()
     table, stamps = simulated_training_set(args.n, data_dir=args.data_dir,
-                                           cache_dir=args.cache_dir)
+                                           cache_dir=args.cache_dir, jobs=args.jobs)
     print(f"simulated {len(table)} sources in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.recipe == "simulate":
         return 0

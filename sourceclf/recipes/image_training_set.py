@@ -13,10 +13,13 @@ from stamps *simulated* from realistic catalogs (`simulated_sgq_catalog`):
 * every row is moved to a new brightness (all five magnitudes shifted
   together, colours kept) drawn from `MAGNITUDE_RANGES`, so that the models
   see sources from r = 14 to the noise, like the stars of a real frame;
-* `render_varied_psf` draws each row with GalSim (`render_stamps`: Moffat PSF
-  of the row's ``psffwhm``, with a Moffat index between 2 and 4); `add_realism`
-  then adds neighbours, bright-star halos and sky noise (of SDSS field
-  4510-4-0030, scaled per stamp).
+* `render_varied_psf` deals the rows into simulated fields, each with its own
+  observing conditions (`sourceclf.simulate.draw_observing_conditions`:
+  r-band seeing 0.75-2.5", per-band FWHM ratios, Moffat index, PSF
+  ellipticity and sky noise, from the ranges measured on real SDSS fields),
+  and draws each row with GalSim (`render_stamps`) through its field's PSF;
+  `add_realism` then adds neighbours from the same field, bright-star halos
+  and the field's sky noise (scaled per stamp).
 
 `simulated_training_set` puts these steps together and caches the result.
 """
@@ -29,7 +32,8 @@ from astropy.table import Table, vstack
 from scipy.ndimage import binary_dilation
 
 from ..bands import BANDS
-from ..simulate import SDSS_BAND_DEFAULTS, render_stamps, simulate_catalog
+from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
+                        simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
 
 __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
@@ -37,10 +41,14 @@ __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalo
            "render_varied_psf", "simulated_training_set"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
-SIMULATION = {"version": 7, "n": 30000, "seed": 20240, "size": 32,
+#: Version 9 draws the observing conditions of ``fields`` simulated fields
+#: (`sourceclf.simulate.OBSERVING_CONDITIONS`: r-band seeing 0.75-2.5",
+#: per-band FWHM ratios, Moffat core and power-law wing, PSF ellipticity,
+#: sky noise per band); version 8 had no wings, version 7 rendered 8 PSF
+#: groups around the seeing of one field.
+SIMULATION = {"version": 9, "n": 36000, "seed": 20240, "size": 32, "fields": 400,
               "neighbour_fraction": 0.4, "min_separation": 4, "halo_fraction": 0.2,
-              "noise_scatter": 0.15,
-              "moffat_beta": (2.0, 4.0), "psf_scale_scatter": 0.08, "psf_groups": 8}
+              "noise_scatter": 0.10, "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"}
 
 #: Dereddened r magnitude of each class: (low, high, weight) uniform pieces.
 #: Point sources reach fainter (r 24) than galaxies (r 22.5), and galaxies
@@ -144,11 +152,15 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
 
     Real stamps are rarely a lone source on flat sky: this adds to each stamp
 
-    * Gaussian sky noise of the SDSS field's level times a per-stamp factor
-      (log-normal, scatter ``noise_scatter``), plus the source's photon noise;
+    * Gaussian sky noise of the row's ``sky_sigma_<b>`` (the simulated
+      field's, see `render_varied_psf`; SDSS field 4510-4-0030's level where
+      the table lacks it) times a per-stamp factor (log-normal, scatter
+      ``noise_scatter``), plus the source's photon noise;
     * for ``neighbour_fraction`` of the stamps, a neighbour: another row's
-      noiseless stamp moved by at least ``min_separation`` pixels (what falls
-      off the stamp is lost), and for a quarter of those a second one;
+      noiseless stamp (from the same simulated ``field``, so seen through the
+      same PSF, where the table has that column) moved by at least
+      ``min_separation`` pixels (what falls off the stamp is lost), and for
+      a quarter of those a second one;
     * for ``halo_fraction`` of the stamps, the wing of a bright star (r = 11
       to 16) centred 16 to 45 pixels away: a Moffat profile of index 1.5-2.5,
       a smooth gradient across the stamp.
@@ -182,7 +194,14 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
     stamps[...] = noiseless
     has = rng.random(n) < neighbour_fraction
     hosts = np.concatenate([np.flatnonzero(has), np.flatnonzero(has & (rng.random(n) < 0.25))])
-    for i, j in zip(hosts, rng.integers(0, n, hosts.size)):
+    partners = rng.integers(0, n, hosts.size)
+    if "field" in table.colnames:  # a neighbour from the host's own field
+        field = np.asarray(table["field"])
+        order = np.argsort(field, kind="stable")
+        start = np.searchsorted(field[order], field[hosts], side="left")
+        count = np.searchsorted(field[order], field[hosts], side="right") - start
+        partners = order[start + (partners % count)]
+    for i, j in zip(hosts, partners):
         while True:
             dx, dy = rng.integers(-size + 4, size - 4, 2)
             if max(abs(dx), abs(dy)) >= min_separation:
@@ -210,7 +229,9 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
     level = np.exp(rng.normal(0.0, noise_scatter, n)).astype(np.float32)
     for k, b in enumerate(BANDS):
         props = SDSS_BAND_DEFAULTS[b]
-        var = (props["sky_sigma"] * level[:, None, None]) ** 2 \
+        sky = (np.asarray(table[f"sky_sigma_{b}"], dtype=np.float32)
+               if f"sky_sigma_{b}" in table.colnames else np.float32(props["sky_sigma"]))
+        var = (sky * level)[:, None, None] ** 2 \
             + np.clip(stamps[:, k], 0, None) * props["nmgy_per_electron"]
         stamps[:, k] += np.sqrt(var) * rng.standard_normal(var.shape, dtype=np.float32)
     return stamps
@@ -262,61 +283,45 @@ def saturate(stamps, rng, scatter=0.25):
     return stamps
 
 
-def _psf_groups(n, random_state):
-    """The PSF groups of `render_varied_psf`: generator, betas, factors, group of each row."""
+def _field_conditions(n, random_state):
+    """The fields of `render_varied_psf`: generator, conditions, field of each row."""
     rng = np.random.default_rng(random_state)
-    n_groups = SIMULATION["psf_groups"]
-    betas = np.linspace(*SIMULATION["moffat_beta"], n_groups)
-    factors = np.exp(rng.normal(0.0, SIMULATION["psf_scale_scatter"], n_groups))
-    return rng, betas, factors, rng.integers(0, n_groups, n)
+    fields = draw_observing_conditions(SIMULATION["fields"], random_state=rng)
+    return rng, fields, rng.integers(0, len(fields), n)
 
 
-def rendered_psf_fwhm(table, factors):
-    """FWHM (arcsec) of the PSF each row of a catalog is rendered with, per band.
-
-    `sourceclf.simulate.render_stamps` draws a Moffat of FWHM ``psffwhm_<b>``
-    times the band's ``psf_scale`` (`SDSS_BAND_DEFAULTS`, which makes it the
-    FWHM `sourceclf.psf.measure_psf` measures on real frames) times the
-    row's group factor, or the band's default FWHM where ``psffwhm_<b>`` is
-    missing.
+def rendered_psf_fwhm(table):
+    """FWHM (arcsec) of the PSF each row of a rendered catalog was drawn with, per band.
 
     Parameters
     ----------
     table : `~astropy.table.Table`
-        The catalog (`simulated_sgq_catalog`).
-    factors : array-like
-        Each row's PSF scale factor (the ``psf_scale`` column
-        `render_varied_psf` writes).
+        A catalog `render_varied_psf` has rendered (its ``psf_fwhm_<b>``
+        columns: the FWHM of the effective PSF, as `sourceclf.psf.measure_psf`
+        measures it on real frames).
 
     Returns
     -------
     fwhm : dict
         ``{band: array}``, arcsec.
     """
-    out = {}
-    for b in BANDS:
-        catalog = np.asarray(table[f"psffwhm_{b}"], dtype=np.float64)
-        fwhm = catalog * SDSS_BAND_DEFAULTS[b]["psf_scale"] * np.asarray(factors, float)
-        ok = np.isfinite(fwhm) & (fwhm > 0)
-        out[b] = np.where(ok, fwhm, SDSS_BAND_DEFAULTS[b]["psf_fwhm"])
-    return out
+    return {b: np.asarray(table[f"psf_fwhm_{b}"], dtype=np.float64) for b in BANDS}
 
 
-def trained_psf_range(*, percentiles=(2.5, 97.5), data_dir=None):
+def trained_psf_range(*, percentiles=(2.5, 97.5), n=None):
     """The seeing the shipped image models were trained on, per band.
 
-    Rebuilds the catalog of `simulated_training_set` from `SIMULATION` (no
-    rendering: the PSF groups are drawn as `render_varied_psf` draws them)
-    and takes percentiles of the rendered FWHMs (`rendered_psf_fwhm`).  The
-    central 95% is the default: beyond it a model has seen too few stamps
-    (under 2.5% of them, a few hundred) to have learnt the seeing.
+    Draws the fields of `simulated_training_set` from `SIMULATION` as
+    `render_varied_psf` draws them (no rendering) and takes percentiles of
+    the rows' PSF FWHMs.  The central 95% is the default: beyond it a model
+    has seen too few stamps to have learnt the seeing.
 
     Parameters
     ----------
     percentiles : tuple of float
         Lower and upper percentile.
-    data_dir : path-like, optional
-        Directory of the SDSS tables.
+    n : int, optional
+        Number of simulated rows (default ``SIMULATION['n']``).
 
     Returns
     -------
@@ -324,49 +329,98 @@ def trained_psf_range(*, percentiles=(2.5, 97.5), data_dir=None):
         ``{band: [low, high]}``, arcsec rounded to 0.01 (a model card's
         ``domain['psf_fwhm']``).
     """
-    seed = SIMULATION["seed"]
-    table = simulated_sgq_catalog(SIMULATION["n"], random_state=seed, data_dir=data_dir)
-    _, _, factors, group = _psf_groups(len(table), seed + 1)
-    fwhm = rendered_psf_fwhm(table, factors[group])
-    return {b: [round(float(v), 2) for v in np.percentile(fwhm[b], percentiles)]
+    _, fields, field = _field_conditions(int(n or SIMULATION["n"]), SIMULATION["seed"] + 1)
+    return {b: [round(float(v), 2)
+                for v in np.percentile(np.asarray(fields[f"psf_fwhm_{b}"])[field], percentiles)]
             for b in BANDS}
 
 
-def render_varied_psf(table, *, random_state=0, progress=None):
-    """Noiseless stamps of a catalog, with a PSF profile that varies between rows.
+def _render_field(args):
+    """Render one field's rows (a process pool's unit of work)."""
+    table, seed, options = args
+    return render_stamps(table, random_state=seed, noise=False, progress=False, **options)
 
-    Real PSFs differ from field to field and from any one model: SDSS stars have
-    heavier wings than the Moffat profile fitted to their cores.  The rows are
-    dealt into ``SIMULATION['psf_groups']`` groups, each rendered by
-    `sourceclf.simulate.render_stamps` with its own Moffat index (evenly spaced
-    over ``SIMULATION['moffat_beta']``) and its own factor (log-normal, scatter
-    ``psf_scale_scatter``) on the catalog-to-FWHM scale, so that a network
-    cannot tell stars from compact galaxies by one exact PSF shape.  The
-    choices are stored in the table's ``psf_beta`` and ``psf_scale`` columns.
+
+def render_varied_psf(table, *, random_state=0, progress=None, jobs=1):
+    """Noiseless stamps of a catalog, each field of rows seen through its own PSF.
+
+    The rows are dealt into ``SIMULATION['fields']`` simulated fields, whose
+    seeing, per-band FWHM ratios, Moffat indices, power-law PSF wings, PSF
+    ellipticity and sky noise are drawn by
+    `sourceclf.simulate.draw_observing_conditions` from the ranges measured
+    on real SDSS fields (r-band FWHM 0.75-2.5").  Each field is rendered by
+    `sourceclf.simulate.render_stamps` with its PSF.  The table gets, per
+    row, ``field``, ``psf_fwhm_<b>`` (the FWHM of the rendered PSF, core and
+    wing together, arcsec), ``psf_beta_<b>``, ``sky_sigma_<b>`` (used by
+    `add_realism`) and
+    ``psffwhm_<b>`` set to the SDSS catalog width of that PSF
+    (``psf_fwhm_<b> / SDSS_BAND_DEFAULTS[b]['psf_scale']``), so that models
+    reading MargNet's 24 columns see the PSF the stamps were drawn with.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog (`simulated_sgq_catalog`); columns are added in place.
+    random_state : int
+        Seed.
+    progress : bool, optional
+        Show a progress bar over fields.
+    jobs : int
+        Processes rendering fields in parallel.
 
     Returns
     -------
     stamps : `numpy.ndarray`
         float32, shape (n, 5, size, size), noiseless.
     """
-    rng, betas, factors, group = _psf_groups(len(table), random_state)
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..progress import progress_bar
+
+    rng, fields, field = _field_conditions(len(table), random_state)
+    table["field"] = field.astype(np.int32)
+    for b in BANDS:
+        fwhm = np.asarray(fields[f"psf_fwhm_{b}"])[field]
+        table[f"psf_fwhm_{b}"] = fwhm.astype(np.float32)
+        table[f"psf_fwhm_{b}"].unit = "arcsec"
+        table[f"psffwhm_{b}"] = fwhm / SDSS_BAND_DEFAULTS[b]["psf_scale"]
+        table[f"psffwhm_{b}"].unit = "arcsec"
+        table[f"psf_beta_{b}"] = np.asarray(fields[f"psf_beta_{b}"])[field].astype(np.float32)
+        table[f"sky_sigma_{b}"] = np.asarray(fields[f"sky_sigma_{b}"])[field].astype(np.float32)
     size = SIMULATION["size"]
-    stamps = np.zeros((len(table), len(BANDS), size, size), dtype=np.float32)
-    for g in range(len(betas)):
-        rows = np.flatnonzero(group == g)
+    work, rows_of = [], []
+    for f in range(len(fields)):
+        rows = np.flatnonzero(field == f)
+        seed = int(rng.integers(2 ** 31))
         if rows.size == 0:
             continue
-        scale = {b: SDSS_BAND_DEFAULTS[b]["psf_scale"] * factors[g] for b in BANDS}
-        stamps[rows] = render_stamps(table[rows], size=size, random_state=rng.integers(2 ** 31),
-                                     noise=False, moffat_beta=float(betas[g]), psf_scale=scale,
-                                     progress=progress)
-    table["psf_beta"] = betas[group].astype(np.float32)
-    table["psf_scale"] = factors[group].astype(np.float32)
+        # The catalog width psffwhm_<b> describes the whole PSF; its core is rendered.
+        options = {
+            "size": size, "moffat_beta": {b: float(fields[f"psf_beta_{b}"][f]) for b in BANDS},
+            "psf_scale": {b: float(fields[f"psf_core_fwhm_{b}"][f] / fields[f"psf_fwhm_{b}"][f])
+                          * SDSS_BAND_DEFAULTS[b]["psf_scale"] for b in BANDS},
+            "psf_wing": tuple(float(fields[f"psf_wing_{k}"][f])
+                              for k in ("fraction", "scale", "beta")),
+            "psf_ellipticity": float(fields["psf_e"][f]),
+            "psf_angle": float(fields["psf_angle"][f])}
+        work.append((table[rows], seed, options))
+        rows_of.append(rows)
+    stamps = np.zeros((len(table), len(BANDS), size, size), dtype=np.float32)
+    with progress_bar(total=len(work), enabled=progress, desc="render", unit="field") as bar:
+        if jobs > 1:
+            with ProcessPoolExecutor(jobs) as pool:
+                for rows, part in zip(rows_of, pool.map(_render_field, work)):
+                    stamps[rows] = part
+                    bar.update(1)
+        else:
+            for rows, args in zip(rows_of, work):
+                stamps[rows] = _render_field(args)
+                bar.update(1)
     return stamps
 
 
 def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_dir=None,
-                           progress=None):
+                           progress=None, jobs=1):
     """The simulated catalog and stamps the image recipes train on.
 
     The result is cached (``cache_dir``, default ``$SOURCECLF_CACHE`` or
@@ -387,7 +441,7 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         table = Table.read(stem.with_suffix(".ecsv"), format="ascii.ecsv")
         return table, np.load(stem.with_suffix(".npy")).astype(np.float32)
     table = simulated_sgq_catalog(n, random_state=seed, data_dir=data_dir)
-    noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress)
+    noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress, jobs=jobs)
     stamps = np.empty_like(noiseless)
     add_realism(stamps, noiseless, table, random_state=seed + 2,
                 noise_scatter=SIMULATION["noise_scatter"],

@@ -1,6 +1,6 @@
 """SDSS-like simulated catalogs and 5-band stamps, for training, tests and demos.
 
-Four parts:
+Five parts:
 
 * measuring real frames: `measure_sky_sigma` (robust pixel noise),
   `measure_psf` (a 2-D Moffat fit to each star stamp) and
@@ -15,6 +15,10 @@ Four parts:
 * `simulate_catalog`: a catalog of stars, galaxies and quasars with MargNet's
   columns, drawn from simple parametric distributions or resampled from a real
   table;
+* `draw_observing_conditions`: seeing, PSF shape and sky noise of simulated
+  fields, drawn from the ranges measured on real SDSS fields
+  (`OBSERVING_CONDITIONS`), so that image models are trained across
+  observing conditions;
 * `degrade_seeing` and `degrade_frames`: real frames (or stamps) blurred to a
   worse seeing with their sky noise kept, to test image models at seeing the
   real frames do not have.
@@ -45,6 +49,7 @@ real ones.
 
 from ..bands import EXTINCTION_RATIO
 from .catalogs import simulate_catalog
+from .conditions import OBSERVING_CONDITIONS, draw_observing_conditions
 from .degrade import degrade_frames, degrade_seeing
 from .measurement import measure_frame_properties, measure_psf, measure_sky_sigma
 from .rendering import render_stamps
@@ -52,4 +57,5 @@ from .sdss_imaging import SDSS_BAND_DEFAULTS, nanomaggies
 
 __all__ = ["SDSS_BAND_DEFAULTS", "EXTINCTION_RATIO", "nanomaggies", "measure_sky_sigma",
            "measure_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
-           "degrade_seeing", "degrade_frames"]
+           "degrade_seeing", "degrade_frames", "OBSERVING_CONDITIONS",
+           "draw_observing_conditions"]

@@ -79,11 +79,17 @@ def _render_columns(table, class_column):
     return mags, radii, fwhms, ratios, angles, point_class
 
 
-def _psf_object(kind, fwhm, beta, gsparams):
+def _psf_object(kind, fwhm, beta, gsparams, wing=None):
     import galsim
 
     if kind == "moffat":
-        return galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=gsparams)
+        core = galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=gsparams)
+        if not wing or wing[0] <= 0:
+            return core
+        fraction, scale, wing_beta = wing
+        halo = galsim.Moffat(beta=wing_beta, fwhm=scale * fwhm, gsparams=gsparams)
+        return galsim.Add([core.withFlux(1.0 - fraction), halo.withFlux(fraction)],
+                          gsparams=gsparams)
     if kind == "kolmogorov":
         return galsim.Kolmogorov(fwhm=fwhm, gsparams=gsparams)
     return galsim.Gaussian(fwhm=fwhm, gsparams=gsparams)
@@ -92,7 +98,8 @@ def _psf_object(kind, fwhm, beta, gsparams):
 def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=None,
                   noise=True, poisson=True, psf="moffat", psf_scale=None, moffat_beta=None,
                   sky_sigma=None, nmgy_per_electron=None, sersic_n=4.0, max_offset=0.5,
-                  class_column="class", progress=None):
+                  psf_ellipticity=0.0, psf_angle=0.0, psf_wing=None, class_column="class",
+                  progress=None):
     """Render one SDSS-like 5-band stamp per catalog row with GalSim.
 
     Each row is drawn from its own columns (names matched case-insensitively,
@@ -155,6 +162,17 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
     max_offset : float
         Largest random shift of a source from the stamp centre, pixels, per
         axis (0 centres every source).
+    psf_ellipticity : float
+        Ellipticity ``(1 - q) / (1 + q)`` of the PSF (0: round), the same in
+        every band, like the PSF of one field.
+    psf_angle : float
+        Position angle of the PSF's major axis, degrees.
+    psf_wing : tuple, optional
+        ``(fraction, scale, beta)``: a share ``fraction`` of the light of a
+        Moffat PSF goes into a wide Moffat of ``scale`` times its FWHM and
+        index ``beta`` (real SDSS PSFs have such power-law wings: on field
+        4510-4-0030 about 10% of the light in a Moffat of index 2.5 and
+        three times the core's width).  The FWHM is then that of the core.
     class_column : str or None
         Column with STAR / GALAXY / QSO labels (optional).
     progress : bool, optional
@@ -195,6 +213,17 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
     betas = _band_values(moffat_beta, "moffat_beta", "moffat_beta")
     sigmas = _band_values(sky_sigma, "sky_sigma", "sky_sigma")
     gains = _band_values(nmgy_per_electron, "nmgy_per_electron", "nmgy_per_electron")
+    if not (np.isfinite(psf_ellipticity) and 0 <= psf_ellipticity < 1):
+        raise InvalidInputError(f"psf_ellipticity must be in [0, 1), got {psf_ellipticity!r}")
+    if psf_wing is not None:
+        try:
+            wing = tuple(float(v) for v in psf_wing)
+        except (TypeError, ValueError):
+            wing = ()
+        if len(wing) != 3 or not (0 <= wing[0] < 1 and wing[1] > 0 and wing[2] > 1):
+            raise InvalidInputError("psf_wing must be (fraction in [0, 1), scale > 0, "
+                                    f"beta > 1), got {psf_wing!r}")
+        psf_wing = wing
     if not 0.3 <= sersic_n <= 6.2:  # GalSim's range
         raise InvalidInputError(f"sersic_n must be between 0.3 and 6.2, got {sersic_n!r}")
     mags, radii, fwhms, ratios, angles, point_class = _render_columns(table, class_column)
@@ -214,7 +243,10 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
                 fwhm = fwhms[b][i] * scales[b] if b in fwhms else np.nan
                 if not (np.isfinite(fwhm) and fwhm > 0):
                     fwhm = SDSS_BAND_DEFAULTS[b]["psf_fwhm"]
-                obj = _psf_object(psf, fwhm, betas[b], gsparams)
+                obj = _psf_object(psf, fwhm, betas[b], gsparams, psf_wing)
+                if psf_ellipticity > 0:
+                    obj = obj.shear(e=float(psf_ellipticity),
+                                    beta=float(psf_angle) * galsim.degrees)
                 radius = radii[b][i] if b in radii else np.nan
                 if not point_class[i] and np.isfinite(radius) and radius >= _POINT_RADIUS:
                     radius = min(float(radius), max_radius)

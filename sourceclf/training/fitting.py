@@ -275,7 +275,8 @@ def fit_stages(stack, x_train, y_train, x_val, y_val, *, images_train, images_va
     if "cnn" in train_members:
         if images_train is not None:
             stack.cnn.fit_image_normalisation(images_train)
-        stages["cnn"] = fit_module(stack.cnn, None, y_train, None, y_val,
+        stages["cnn"] = fit_module(stack.cnn, _cnn_psf_rows(stack, x_train), y_train,
+                                   _cnn_psf_rows(stack, x_val), y_val,
                                    images_train=images_train, images_val=images_val,
                                    **options("cnn"))
     for p in list(stack.ann.parameters()) + list(stack.cnn.parameters()):
@@ -305,6 +306,15 @@ def fit_stages(stack, x_train, y_train, x_val, y_val, *, images_train, images_va
 
 
 @torch.no_grad()
+def _cnn_psf_rows(stack, features):
+    """The PSF widths a stack's PSF-aware CNN member reads, for numpy rows (else None)."""
+    if not stack.cnn.psf_inputs or features is None:
+        return None
+    columns = stack.cnn_psf_columns.cpu().numpy()
+    scale = stack.cnn_psf_scale.cpu().numpy()
+    return (np.asarray(features)[:, columns] * scale).astype(np.float32)
+
+
 def _member_probabilities(stack, features, images, batch_size=512):
     """The members' concatenated probabilities for numpy rows, as a numpy array."""
     device = next(stack.parameters()).device
