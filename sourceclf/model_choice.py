@@ -73,13 +73,18 @@ def _sample(table):
     return table[np.linspace(0, len(table) - 1, CHOICE_SAMPLE_ROWS).astype(int)]
 
 
+def _reads_images_only(card):
+    """Whether the model's features come from its images (their PSF), not the table."""
+    return get_feature_set(card.feature_set).reads_image_psf
+
+
 def _in_domain_fraction(card, sample, matrices):
     """Share of the sample's classifiable rows inside ``card``'s domain.
 
     ``matrices`` caches the feature matrix of each feature set: models of one
     set share it.
     """
-    if card.feature_set is None:
+    if card.feature_set is None or _reads_images_only(card):
         return 1.0
     if card.feature_set not in matrices:
         matrices[card.feature_set] = get_feature_set(card.feature_set).compute(sample)
@@ -127,7 +132,7 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
                                    if precision != "fp32" or compile else ""))
     usable, missing_by_model = [], {}
     for card in cards:
-        missing = ({} if card.feature_set is None
+        missing = ({} if card.feature_set is None or _reads_images_only(card)
                    else get_feature_set(card.feature_set).missing_columns(table))
         if missing:
             missing_by_model[card.name] = missing

@@ -25,6 +25,7 @@ from astropy.table import Table
 from ..bands import BANDS
 from ..classification import classify
 from ..cutouts import read_frame
+from ..features import get_feature_set
 from .data import default_data_dir
 
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
@@ -246,8 +247,9 @@ def frame_extended_sources(data_dir=None, frames=None, *, max_r=19.5, min_width=
 def frame_galaxy_check(clf, data_dir=None, frames=None):
     """Fraction of the clearly extended bright sources of the real frame called GALAXY.
 
-    Only for image-only models (``clf.feature_set`` None): the sources of
-    `frame_extended_sources` have positions but no SDSS photometry.
+    Only for models reading the images alone (no feature set, or the PSF
+    of the images, ``psf_fwhm``): the sources of `frame_extended_sources`
+    have positions but no SDSS photometry.
 
     Parameters
     ----------
@@ -265,7 +267,7 @@ def frame_galaxy_check(clf, data_dir=None, frames=None):
         ``n``, ``galaxy_fraction`` and the counts per predicted class; None
         when the frame data are absent or the model needs features.
     """
-    if clf.feature_set is not None:
+    if clf.feature_set is not None and not get_feature_set(clf.feature_set).reads_image_psf:
         return None
     _, frames = real_frame_catalog(data_dir, frames)
     if frames is None:

@@ -196,7 +196,8 @@ _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim rend
              "set extends point sources (to r = 24) fainter than galaxies (to r = 22.5, few "
              "beyond 21.5), so such sources are called STAR or QSO largely by prior, not by "
              "their image: faint real galaxies will often be called STAR. "
-             "The PSF's Moffat index varies between 2.5 and 12 over the training fields. "
+             "The PSF is a Moffat core (index 3 to 12) with a power-law wing holding "
+             "4-16% of the light, varying between training fields. "
              "Retrain on real labelled cutouts "
              "with sourceclf.train(table, cutouts, model='{arch}').")
 

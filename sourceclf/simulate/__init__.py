@@ -49,7 +49,7 @@ real ones.
 
 from ..bands import EXTINCTION_RATIO
 from .catalogs import simulate_catalog
-from .conditions import OBSERVING_CONDITIONS, draw_observing_conditions
+from .conditions import OBSERVING_CONDITIONS, draw_observing_conditions, psf_fwhm_ratio
 from .degrade import degrade_frames, degrade_seeing
 from .measurement import measure_frame_properties, measure_psf, measure_sky_sigma
 from .rendering import render_stamps
@@ -58,4 +58,4 @@ from .sdss_imaging import SDSS_BAND_DEFAULTS, nanomaggies
 __all__ = ["SDSS_BAND_DEFAULTS", "EXTINCTION_RATIO", "nanomaggies", "measure_sky_sigma",
            "measure_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
            "degrade_seeing", "degrade_frames", "OBSERVING_CONDITIONS",
-           "draw_observing_conditions"]
+           "draw_observing_conditions", "psf_fwhm_ratio"]
