@@ -84,11 +84,14 @@ def test_devrad_from_fluxes():
     assert radius[2, 0] == pytest.approx(np.median(radius[2, 1:]))  # the row's median
 
 
-def test_trained_psf_range_of_the_simulation():
+def test_cards_hold_the_trained_psf_range(shared_data):
+    from sourceclf.models import model_card
     from sourceclf.recipes.image_training_set import trained_psf_range
 
     psf_range = trained_psf_range()
     assert 0.75 < psf_range["r"][0] < 0.9 and 2.2 < psf_range["r"][1] < 2.5
+    for name in ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq"):
+        assert model_card(name).domain["psf_fwhm"] == psf_range
 
 
 def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
