@@ -525,3 +525,23 @@ def test_cnn_holds_on_a_real_field_blurred_to_bad_seeing(real_frame):
         point = np.isin(pred[labels == "point"], ["STAR", "QSO"]).mean()
         extended = (pred[labels == "extended"] == "GALAXY").mean()
         assert (point + extended) / 2 >= floor, (out["psf_fwhm_r"][0], point, extended)
+
+
+def test_stack_trains_a_psf_aware_cnn_member_on_the_psf_columns():
+    from sourceclf.bands import MARGNET_FEATURES
+
+    rng = np.random.default_rng(0)
+    columns = [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS]
+    x = rng.normal(size=(60, 24)).astype(np.float32)
+    x[:, columns] = 1.3
+    images = rng.normal(size=(60, 5, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 2, 60)
+    torch.manual_seed(0)
+    stack = MargNetStack(n_classes=2, ann={"hidden": (8,)},
+                         cnn={"width": 0.0625, "dense": (8,), "psf_inputs": 5},
+                         cnn_psf_columns=columns, cnn_psf_scale=[0.9] * 5)
+    history = fit_stages(stack, x[:40], y[:40], x[40:], y[40:], images_train=images[:40],
+                         images_val=images[40:], epochs=1, batch_size=16, lr=1e-2, patience=2)
+    assert set(history["stages"]) == {"ann", "cnn"}
+    widths = stack.cnn_psf_widths(torch.as_tensor(x[:3]))
+    assert torch.allclose(widths, torch.full((3, 5), 1.3 * 0.9))

@@ -85,8 +85,11 @@ def score(truth, result):
     return p, e, (p + e) / 2, float(flagged.mean())
 
 
-def check_field(folder, log, models=MODELS, results=None):
-    """Print the scores of one field (and append them to ``results``)."""
+def check_field(folder, log, models, results=None):
+    """Print the scores of one field (and append them to ``results``).
+
+    ``models`` maps each model's name (or directory) to the model, loaded once.
+    """
     name = folder.name.replace("sdss_frame_", "")
     t0 = time.time()
     native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
@@ -113,11 +116,11 @@ def check_field(folder, log, models=MODELS, results=None):
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
         with_columns = margnet_columns(sources, frames, seen, star_rows)
-        for model in models:
-            table = with_columns if load_model(model).feature_set == "margnet24" else sources
+        for model, clf in models.items():
+            table = with_columns if clf.feature_set == "margnet24" else sources
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = sourceclf.classify(table, images=frames, model=model,
+                result = sourceclf.classify(table, images=frames, model=clf,
                                             psf={b: seen[b].fwhm for b in BANDS},
                                             confidence=None, device="cpu", progress=False)
             p, e, bal, flagged = score(labels, result)
@@ -155,8 +158,9 @@ def main(argv=None):
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
           "| seeing_out_of_range |", flush=True)
     results = []
+    models = {model: load_model(model) for model in args.models}  # each read once
     for folder in folders:
-        check_field(folder, lambda s: print(s, flush=True), args.models, results)
+        check_field(folder, lambda s: print(s, flush=True), models, results)
     print("\n" + rst_table(results))
     print("\nLowest balanced accuracy over the fields (issue 14's target: >= 0.95 up to "
           "1.9\", >= 0.90 at 2.2\"):")

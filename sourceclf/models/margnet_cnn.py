@@ -298,8 +298,17 @@ class MargNetStack(nn.Module):
             self.register_buffer("cnn_psf_columns", torch.as_tensor(columns, dtype=torch.long))
             self.register_buffer("cnn_psf_scale", torch.as_tensor(scale, dtype=torch.float32))
 
-    def _cnn_psf(self, features):
-        """The CNN member's PSF widths from the features (None for an image-only CNN)."""
+    def cnn_psf_widths(self, features):
+        """The PSF FWHMs the CNN member reads, from the features (None for an image-only CNN).
+
+        Parameters
+        ----------
+        features : `torch.Tensor`, shape (n, n_features)
+
+        Returns
+        -------
+        widths : `torch.Tensor` of shape (n, psf_inputs), or None
+        """
         if not self.cnn.psf_inputs:
             return None
         return features[:, self.cnn_psf_columns] * self.cnn_psf_scale
@@ -312,7 +321,7 @@ class MargNetStack(nn.Module):
     def member_probabilities(self, features, images):
         """The members' softmax outputs, concatenated: shape (n, 2 * n_classes)."""
         return torch.cat([torch.softmax(self.ann(features), dim=1),
-                          torch.softmax(self.cnn(self._cnn_psf(features), images), dim=1)],
+                          torch.softmax(self.cnn(self.cnn_psf_widths(features), images), dim=1)],
                          dim=1)
 
     def forward(self, features, images):

@@ -307,12 +307,11 @@ def fit_stages(stack, x_train, y_train, x_val, y_val, *, images_train, images_va
 
 @torch.no_grad()
 def _cnn_psf_rows(stack, features):
-    """The PSF widths a stack's PSF-aware CNN member reads, for numpy rows (else None)."""
-    if not stack.cnn.psf_inputs or features is None:
+    """`MargNetStack.cnn_psf_widths` for numpy rows (None without features or PSF inputs)."""
+    if features is None:
         return None
-    columns = stack.cnn_psf_columns.cpu().numpy()
-    scale = stack.cnn_psf_scale.cpu().numpy()
-    return (np.asarray(features)[:, columns] * scale).astype(np.float32)
+    widths = stack.cnn_psf_widths(torch.as_tensor(np.asarray(features, dtype=np.float32)))
+    return None if widths is None else widths.cpu().numpy()
 
 
 def _member_probabilities(stack, features, images, batch_size=512):
