@@ -174,7 +174,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         model's training domain, whose probabilities are kept but may be
         wrong; ``meta['CLFNOOD']`` counts them; ``seeing_out_of_range`` and
         ``psf_unknown`` mark image rows seen through a PSF the model was not
-        trained on or could not measure; ``empty_set:<L>[,<L>...]`` marks
+        trained on or could not measure, ``saturated`` image rows bright
+        enough for a saturated core, ``crowded`` image rows whose stamps hold
+        more other sources than the model's training stamps (the count is
+        kept in ``n_neighbours``); ``empty_set:<L>[,<L>...]`` marks
         rows whose prediction set is empty at those levels: no class is
         probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
@@ -212,7 +215,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
 
     inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
                           cutouts=cutouts, images=images, psf=psf,
-                          psf_range=clf.card.domain.get("psf_fwhm"), model_name=clf.name)
+                          psf_range=clf.card.domain.get("psf_fwhm"),
+                          neighbour_limit=clf.card.domain.get("neighbours", {}).get("limit"),
+                          model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)

@@ -4,7 +4,9 @@ Run them with::
 
     python -m sourceclf.image_recipes all --data-dir ../shared/data
 
-(or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq``).  No
+(or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq``;
+``--refresh`` recomputes an installed model's card checks, accuracy per
+seeing and magnitude, domain and real-frame checks, without training it).  No
 labelled SDSS cutouts ship with sourceclf's data, so these models learn from
 simulated stamps: `sourceclf.recipes.image_training_set` says how they are made.
 
@@ -27,7 +29,7 @@ from .recipes.frame_checks import (devrad_from_fluxes, frame_extended_sources,
                                    frame_galaxy_check, frame_star_check, luptitude,
                                    real_frame_catalog)
 from .recipes.image import (ANN_CONFIG, CNN_CONFIG, MARGFORMER_CONFIG, RECIPES, main,
-                            margformer_sgq, margnet_cnn_sgq, margnet_sgq)
+                            margformer_sgq, margnet_cnn_sgq, margnet_sgq, refresh_card)
 from .recipes.image_training_set import (MAGNITUDE_RANGES, SATURATION, SIMULATION, add_realism,
                                          render_varied_psf, saturate, simulated_sgq_catalog,
                                          simulated_training_set)
@@ -37,7 +39,7 @@ __all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SATURATION",
            "simulated_training_set", "luptitude", "devrad_from_fluxes",
            "real_frame_catalog", "frame_star_check", "frame_extended_sources",
            "frame_galaxy_check", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
-           "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "main"]
+           "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "refresh_card", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

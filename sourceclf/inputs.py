@@ -14,6 +14,7 @@ import numpy as np
 
 from .bands import BANDS
 from .columns import ColumnFinder
+from .crowding import FLAG_CROWDED, count_neighbours
 from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
                       read_frame)
 from .exceptions import InvalidInputError, SourceclfWarning
@@ -64,7 +65,7 @@ class ModelInputs:
 
 
 def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
-                 psf_range=None, model_name=None):
+                 psf_range=None, neighbour_limit=None, model_name=None):
     """Compute a model's inputs from a table and its cutouts or frames.
 
     Parameters
@@ -89,6 +90,12 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         Band -> (low, high) PSF FWHM (arcsec) the image model was trained on
         (its card's ``domain['psf_fwhm']``).  When given, rows are flagged
         ``seeing_out_of_range`` or ``psf_unknown`` (see below).
+    neighbour_limit : int, optional
+        An image model's largest number of neighbours in a stamp (its card's
+        ``domain['neighbours']['limit']``).  When given, rows whose stamps
+        hold more (`sourceclf.crowding.count_neighbours`) are flagged
+        ``crowded`` and each row's count is returned as
+        ``columns['n_neighbours']``.
     model_name : str, optional
         The model's name, for error messages.
 
@@ -108,7 +115,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``,
     rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
     why, and rows bright enough for a saturated core
-    (`sourceclf.psf.saturation_flags`) ``saturated``.  Flagged rows are still
+    (`sourceclf.psf.saturation_flags`) ``saturated``; with
+    ``neighbour_limit``, rows whose stamps hold more neighbours than the
+    model's training stamps ``crowded``.  Flagged rows are still
     classified.
 
     Raises
@@ -162,6 +171,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
             for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
+        if neighbour_limit is not None:
+            counts = count_neighbours(stamps)
+            columns["n_neighbours"] = _neighbour_column(counts, on_frame)
+            for i in np.flatnonzero(valid & (counts > int(neighbour_limit))):
+                flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         if feature_spec is not None and feature_spec.reads_image_psf:
             features = _psf_features(feature_spec, fwhm, psf_range, valid, flags)
         return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
@@ -263,6 +277,14 @@ def _row_psf(table, psf, frames, on_frame):
         return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec) or psffwhm_<b> "
                       "columns")
     return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def _neighbour_column(counts, on_frame):
+    from astropy.table import MaskedColumn
+
+    return MaskedColumn(np.asarray(counts, dtype=np.int16), mask=~np.asarray(on_frame),
+                        description="other sources in the r-band stamp "
+                                    "(sourceclf.crowding.count_neighbours)")
 
 
 def _psf_column(values, band):

@@ -50,8 +50,8 @@ from .exceptions import InvalidInputError
 from .utils._validation import check_image
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
-           "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "find_psf_stars", "fit_moffat",
-           "measure_psf", "seeing_flags", "FLAG_SATURATED", "SATURATION_LEVEL",
+           "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "find_psf_stars",
+           "fit_moffat", "measure_psf", "seeing_flags", "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
 #: Moffat FWHM of the effective PSF over SDSS's catalog PSF width
@@ -136,6 +136,30 @@ def moffat_fwhm(gamma, beta):
         In the unit of ``gamma``.
     """
     return 2.0 * np.asarray(gamma) * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0)
+
+
+def moffat_gamma(fwhm, beta):
+    """Core width ``gamma`` of a Moffat profile of a given FWHM (inverse of `moffat_fwhm`).
+
+    Parameters
+    ----------
+    fwhm : float or array-like
+        Full width at half maximum.
+    beta : float or array-like
+        Moffat index (> 1).
+
+    Returns
+    -------
+    gamma : float or `numpy.ndarray`
+        In the unit of ``fwhm``.
+
+    Examples
+    --------
+    >>> from sourceclf.psf import moffat_fwhm, moffat_gamma
+    >>> round(float(moffat_fwhm(moffat_gamma(3.0, 3.5), 3.5)), 12)
+    3.0
+    """
+    return np.asarray(fwhm) / (2.0 * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0))
 
 
 def _sky(data, label):
@@ -271,7 +295,7 @@ def fit_moffat(data, x, y, *, half=12):
         rec = dict(x=xs, y=ys, fwhm=np.nan, beta=np.nan, ellipticity=np.nan, ok=False)
         if stamp.shape == yy.shape and np.isfinite(stamp).all():
             width = 2.0 * np.sqrt(max((stamp > 0.5 * stamp.max()).sum(), 1) / np.pi)
-            gamma0 = width / (2.0 * np.sqrt(2.0 ** (1.0 / beta0) - 1.0))
+            gamma0 = float(moffat_gamma(width, beta0))
             model = (models.Moffat2D(amplitude=stamp.max(), x_0=xs - ix, y_0=ys - iy,
                                      gamma=gamma0, alpha=beta0,
                                      bounds={"gamma": (0.2, 30.0), "alpha": (1.05, 20.0)})
@@ -458,7 +482,7 @@ def saturation_flags(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE, beta=3.5,
             rows = np.flatnonzero(known & (np.round(width, 1) == w))
             inside = radius <= 3 * w
             flux[rows] = np.nansum(stamps[rows, k][:, inside], axis=1)
-        alpha = width / (2 * np.sqrt(2 ** (1 / beta) - 1))
+        alpha = moffat_gamma(width, beta)
         with np.errstate(invalid="ignore", divide="ignore"):
             peak = flux * (beta - 1) / (np.pi * alpha ** 2)
         out |= known & (peak > level[band])

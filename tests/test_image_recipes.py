@@ -149,3 +149,27 @@ def test_trained_psf_range_covers_bad_seeing():
     psf_range = trained_psf_range()
     assert 0.75 < psf_range["r"][0] < 0.9 and 2.2 < psf_range["r"][1] <= 2.5
     assert psf_range == trained_psf_range()
+
+
+def test_image_cards_give_held_out_accuracy_per_magnitude():
+    from sourceclf.models import model_card
+    from sourceclf.recipes.image import MAGNITUDE_EDGES
+
+    for name in ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq"):
+        metrics = model_card(name).metrics
+        by_mag = metrics["test_by_magnitude"]
+        assert by_mag["band"] == "r" and len(by_mag["bins"]) == len(MAGNITUDE_EDGES) + 1
+        assert sum(by_mag["n"]) == metrics["test"]["n"]  # every held-out row, once
+        # Bright sources are easier to tell apart than faint ones.
+        assert by_mag["accuracy"][1] > by_mag["accuracy"][-2]
+
+
+def test_refresh_card_refuses_a_model_of_another_simulation():
+    from astropy.table import Table
+
+    from sourceclf.exceptions import SourceclfError
+    from sourceclf.image_recipes import refresh_card
+
+    table = Table({"dered_r": np.full(10, 20.0)})
+    with pytest.raises(SourceclfError, match="simulation version .* retrain it"):
+        refresh_card("margnet-cnn-sgq", table, np.zeros((10, 5, 32, 32), np.float32))

@@ -11,14 +11,14 @@ from sourceclf import classify
 from sourceclf.bands import BANDS
 from sourceclf.exceptions import InvalidInputError, SourceclfWarning
 from sourceclf.psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
-                           SEEING_TOLERANCE, measure_psf, seeing_flags)
+                           SEEING_TOLERANCE, measure_psf, moffat_gamma, seeing_flags)
 from sourceclf.simulate import SDSS_BAND_DEFAULTS, degrade_frames, degrade_seeing
 
 PIXEL = 0.396
 
 
 def _moffat(shape, positions, fwhm_pix, beta, flux):
-    gamma = fwhm_pix / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    gamma = moffat_gamma(fwhm_pix, beta)
     yy, xx = np.mgrid[:shape[0], :shape[1]]
     image = np.zeros(shape)
     for (x, y), f in zip(positions, flux):

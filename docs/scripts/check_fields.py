@@ -15,11 +15,13 @@ with the five corrected frames):
    (aperture-corrected aperture magnitudes with no extinction correction,
    ``deVRad`` from the PSF/aperture flux ratio, ``psffwhm`` from the measured
    PSF);
-4. print, per field, seeing and model: the fraction of point-like sources
-   called STAR or QSO, of extended ones called GALAXY, their mean (balanced
-   accuracy), and the fraction of rows flagged ``seeing_out_of_range``;
-   with ``--record``, write them into each model directory's card
-   (``metrics['real_fields']``).
+4. print, per field (with its Galactic latitude), seeing and model: the
+   fraction of point-like sources called STAR or QSO, of extended ones
+   called GALAXY, their mean (balanced accuracy), the fractions of rows
+   flagged ``seeing_out_of_range`` and ``crowded`` (more neighbours in the
+   stamp than the model's training stamps: `sourceclf.crowding`) and the
+   balanced accuracy of the rows not flagged ``crowded``; with ``--record``,
+   write them into each model directory's card (``metrics['real_fields']``).
 
 Run from the repository root (about ten minutes per model on two CPU cores)::
 
@@ -39,6 +41,7 @@ from sourceclf.models import load_model
 from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
 from sourceclf.cutouts import read_frame
 from sourceclf.exceptions import InvalidInputError
+from sourceclf.crowding import FLAG_CROWDED
 from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.recipes.frame_checks import (devrad_from_fluxes, frame_truth, luptitude,
                                             psf_aperture_fluxes)
@@ -75,14 +78,35 @@ def margnet_columns(table, frames, psf, star_rows):
 
 
 def score(truth, result):
-    """Point-like called STAR/QSO, extended called GALAXY, balanced, flagged fraction."""
+    """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
+
+    Also the fractions of rows flagged ``seeing_out_of_range`` and ``crowded``
+    and the balanced accuracy of the rows not flagged ``crowded`` (NaN when a
+    class has none).
+    """
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    flags = np.asarray(result["pred_flag"]).astype(str)
+    crowded = np.char.find(flags, FLAG_CROWDED) >= 0
     point, extended = truth == "point", truth == "extended"
-    p = float(np.isin(pred[point], ["STAR", "QSO"]).mean())
-    e = float((pred[extended] == "GALAXY").mean())
-    flagged = np.char.find(np.asarray(result["pred_flag"]).astype(str),
-                           FLAG_SEEING_OUT_OF_RANGE) >= 0
-    return p, e, (p + e) / 2, float(flagged.mean())
+    hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
+    p, e = float(hit[point].mean()), float(hit[extended].mean())
+    with np.errstate(invalid="ignore"):
+        calm = (hit[point & ~crowded].mean() + hit[extended & ~crowded].mean()) / 2
+    flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
+    return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
+            "balanced": round((p + e) / 2, 3),
+            "seeing_out_of_range": round(float(flagged.mean()), 3),
+            "crowded": round(float(crowded.mean()), 3),
+            "balanced_not_crowded": None if np.isnan(calm) else round(float(calm), 3),
+            "n_point_not_crowded": int((point & ~crowded).sum()),
+            "n_extended_not_crowded": int((extended & ~crowded).sum())}
+
+
+def galactic_latitude(frame):
+    """Galactic latitude (degrees) of a frame's centre."""
+    data, wcs = frame
+    ny, nx = np.shape(data)
+    return float(wcs.pixel_to_world(nx / 2.0, ny / 2.0).galactic.b.deg)
 
 
 def check_field(folder, log, models, results=None):
@@ -99,7 +123,9 @@ def check_field(folder, log, models, results=None):
     labels = np.asarray(clean["truth"]).astype(str)
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     star_rows = np.flatnonzero(np.asarray(clean["psf_star"]))
-    log(f"{name}: PSF FWHM " + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
+    latitude = galactic_latitude(native["r"])
+    log(f"{name} (Galactic latitude {latitude:.1f} deg): PSF FWHM "
+        + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
         + f"; truth: {len(truth)} sources r < 20.5, {len(clean)} clean: "
         f"{int((labels == 'point').sum())} point-like, {int((labels == 'extended').sum())} "
         f"extended")
@@ -123,15 +149,15 @@ def check_field(folder, log, models, results=None):
                 result = sourceclf.classify(table, images=frames, model=clf,
                                             psf={b: seen[b].fwhm for b in BANDS},
                                             confidence=None, device="cpu", progress=False)
-            p, e, bal, flagged = score(labels, result)
-            log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {p:.2f} | {e:.2f} | {bal:.2f} "
-                f"| {flagged:.2f} |  [{time.time() - t0:.0f} s]")
+            row = score(labels, result)
+            log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {row['point_as_star_or_qso']:.2f} "
+                f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
+                f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
+                f"| {row['balanced_not_crowded']} |  [{time.time() - t0:.0f} s]")
             if results is not None:
-                results.append((name, seeing, model, bal, {
-                    "field": name, "target_r_fwhm": seeing,
-                    "r_fwhm": round(float(seen["r"].fwhm), 2), "point_as_star_or_qso": round(p, 3),
-                    "extended_as_galaxy": round(e, 3), "balanced": round(bal, 3),
-                    "seeing_out_of_range": round(flagged, 3),
+                results.append((name, seeing, model, row["balanced"], {
+                    "field": name, "galactic_latitude": round(latitude, 1),
+                    "target_r_fwhm": seeing, "r_fwhm": round(float(seen["r"].fwhm), 2), **row,
                     "n_point": int((labels == "point").sum()),
                     "n_extended": int((labels == "extended").sum())}))
 
@@ -156,7 +182,7 @@ def main(argv=None):
     if args.fields:
         folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
-          "| seeing_out_of_range |", flush=True)
+          "| seeing_out_of_range | crowded | balanced, not crowded |", flush=True)
     results = []
     models = {model: load_model(model) for model in args.models}  # each read once
     for folder in folders:
@@ -178,15 +204,19 @@ def main(argv=None):
 
 def rst_table(results):
     """The scores as the reStructuredText table docs/images.rst shows."""
-    rule = "========== ====== ====== =============== ===== ======== ======== ======="
-    lines = [rule, "field      target r FWHM model           point extended balanced flagged",
-             rule]
+    widths = (10, 5, 6, 6, 15, 5, 8, 8, 7, 9)
+    rule = " ".join("=" * w for w in widths)
+    header = ("field", "b", "target", "r FWHM", "model", "point", "extended", "balanced",
+              "crowded", "uncrowded")
+    lines = [rule, " ".join(f"{h:<{w}}" for h, w in zip(header, widths)).rstrip(), rule]
     for name, seeing, model, _, row in sorted(results, key=lambda r: (r[0], r[1] or 0, r[2])):
         target = "native" if seeing is None else f'{seeing:.1f}"'
-        short = Path(model).name
-        lines.append(f"{name.rsplit('-', 1)[0]:<10} {target:<6} {row['r_fwhm']:.2f}\"  {short:<15} "
+        calm = row["balanced_not_crowded"]
+        lines.append(f"{name.rsplit('-', 1)[0]:<10} {row['galactic_latitude']:<5.0f} {target:<6} "
+                     f"{row['r_fwhm']:.2f}\"  {Path(model).name:<15} "
                      f"{row['point_as_star_or_qso']:<5.2f} {row['extended_as_galaxy']:<8.2f} "
-                     f"{row['balanced']:<8.2f} {row['seeing_out_of_range']:.2f}")
+                     f"{row['balanced']:<8.2f} {row['crowded']:<7.2f} "
+                     + ("--" if calm is None else f"{calm:.2f}"))
     return "\n".join(lines + [rule])
 
 

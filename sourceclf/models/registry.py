@@ -111,6 +111,9 @@ def describe_model(model):
             lines.append(f"  trained on {band} magnitudes {bright:g} to {faint:g}")
         for band, (low, high) in domain.get("psf_fwhm", {}).items():
             lines.append(f"  trained on {band}-band seeing {low:.2f}-{high:.2f} arcsec")
+        if "neighbours" in domain:
+            lines.append(f"  trained on stamps with at most {domain['neighbours']['limit']} "
+                         "other sources (99%); rows with more are flagged 'crowded'")
         if domain.get("file"):
             lines.append("  rows outside the training ranges or unlike the training rows are "
                          "flagged 'out_of_domain' in pred_flag")
@@ -126,7 +129,7 @@ def describe_model(model):
     if by_mag:
         lines.append(f"  held-out accuracy by {by_mag['band']} magnitude:")
         for label, n, acc in zip(by_mag["bins"], by_mag["n"], by_mag["accuracy"]):
-            lines.append(f"    {label:>8}: {acc:.3f} (n={n})" if n else f"    {label:>8}: - (n=0)")
+            lines.append(f"    {label:>9}: {acc:.3f} (n={n})" if n else f"    {label:>9}: - (n=0)")
     if card.notes:
         lines.append(f"  notes: {card.notes}")
     return "\n".join(lines)

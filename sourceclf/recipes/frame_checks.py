@@ -26,6 +26,7 @@ from ..bands import BANDS
 from ..classification import classify
 from ..cutouts import read_frame
 from ..features import get_feature_set
+from ..psf import moffat_gamma
 from .data import default_data_dir
 
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
@@ -287,7 +288,7 @@ EXTENT_POINT = 0.145
 
 
 def _moffat_image(dx, dy, fwhm, beta):
-    gamma = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    gamma = moffat_gamma(fwhm, beta)
     return (beta - 1.0) / (np.pi * gamma ** 2) * (1.0 + (dx ** 2 + dy ** 2) / gamma ** 2) ** -beta
 
 

@@ -23,6 +23,8 @@ import torch
 
 from ..augment import random_augment
 from ..bands import BANDS, MARGNET_FEATURES
+from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
+                        count_neighbours, neighbour_limit)
 from ..exceptions import SourceclfError
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
@@ -32,15 +34,16 @@ from ..models.registry import MODEL_DIR, load_model
 from ..psf import CATALOG_PSF_SCALE
 from ..training import fitting, labels_from_table
 from ..utils._threads import torch_threads
-from .cards import calibrate_on, held_out_metrics, n_parameters, software_versions, split_sizes
+from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, n_parameters,
+                    software_versions, split_sizes)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
 from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_training_set,
                                  trained_psf_range)
 
-__all__ = ["RECIPES", "SEEING_BINS", "PSF_JITTER", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
-           "margnet_cnn_sgq",
-           "margnet_sgq", "margformer_sgq", "main"]
+__all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "refresh_card",
+           "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "margnet_cnn_sgq", "margnet_sgq",
+           "margformer_sgq", "main"]
 
 
 def _inputs(table, feature_set):
@@ -89,8 +92,26 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     bright = np.asarray(table["dered_r"])[te] < 21.0
     card.metrics["test_r_lt_21"] = held_out_metrics(clf, y, te[bright], x, stamps)
     card.metrics["validation"] = held_out_metrics(clf, y, parts["validation"], x, stamps)
+    _card_checks(clf, table, stamps, x, y, parts, data_dir)
+    calibrate_on(clf, table, y, parts["calibration"], x, stamps)
+    card.extra["n_parameters"] = n_parameters(clf.module)
+    card.extra["mflop_per_source"] = round(
+        count_flops(clf.module, None if x is None else x.shape[1]) / 1e6, 2)
+    return clf
+
+
+def _card_checks(clf, table, stamps, x, y, parts, data_dir):
+    """The card entries that need the trained model but not its training.
+
+    Accuracy per seeing and per magnitude on the held-out stamps, the domain
+    (trained seeing, neighbour limit) and the checks on the real frame of
+    field 4510-4-0030; `refresh_card` recomputes them for an installed model.
+    """
+    te = parts["test"]
+    card = clf.card
     card.metrics["test_by_seeing"] = _by_seeing(clf, table, y, te, x, stamps)
-    card.domain.update(_image_domain(clf, table))
+    card.metrics["test_by_magnitude"] = _by_magnitude(clf, table, y, te, x, stamps)
+    card.domain.update(_image_domain(table, stamps[parts["train"]]))
     _, frames = real_frame_catalog(data_dir)  # read once for both checks
     real = frame_star_check(clf, data_dir, frames)
     if real is not None:
@@ -98,11 +119,56 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     extended = frame_galaxy_check(clf, data_dir, frames)
     if extended is not None:
         card.metrics["real_frame_extended"] = extended
-    calibrate_on(clf, table, y, parts["calibration"], x, stamps)
-    card.extra["n_parameters"] = n_parameters(clf.module)
-    card.extra["mflop_per_source"] = round(
-        count_flops(clf.module, None if x is None else x.shape[1]) / 1e6, 2)
-    return clf
+
+
+def refresh_card(name, table, stamps, *, data_dir=None):
+    """Recompute the checks in an installed image model's card without training it.
+
+    Only ``card.json`` is rewritten, in the model's own directory: the
+    weights, calibration and thresholds stay as they are.
+
+    Parameters
+    ----------
+    name : str
+        An installed image model (or its directory) trained on ``table``.
+    table, stamps
+        The simulated training set it was trained on
+        (`~sourceclf.recipes.image_training_set.simulated_training_set`).
+    data_dir : path-like, optional
+        Directory of the SDSS data (default ``../shared/data``).
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The card written.
+
+    Raises
+    ------
+    SourceclfError
+        If the model was trained on another simulation than ``table``.
+    """
+    clf = load_model(name)
+    sim = clf.card.training.get("simulation", {})
+    if (sim.get("version"), sim.get("n")) != (SIMULATION["version"], len(table)):
+        raise SourceclfError(f"model '{clf.name}' was trained on simulation version "
+                             f"{sim.get('version')} of {sim.get('n')} rows, not version "
+                             f"{SIMULATION['version']} of {len(table)}: retrain it")
+    _, y, x = _inputs(table, clf.feature_set)
+    _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir)
+    path = Path(clf.directory) / "card.json"
+    clf.card.to_json(path)
+    return path
+
+
+#: Inner r-magnitude bin edges of the cards' held-out accuracy per magnitude.
+MAGNITUDE_EDGES = (17.0, 18.5, 19.5, 20.5, 21.5, 22.5)
+
+
+def _by_magnitude(clf, table, y, rows, x, stamps):
+    """Held-out accuracy per r magnitude (`MAGNITUDE_EDGES`), as photometric cards give it."""
+    proba = clf.predict_proba(None if x is None else x[rows], stamps[rows])
+    return accuracy_by_magnitude(y[rows], proba.argmax(1), np.asarray(table["dered_r"])[rows],
+                                 edges=MAGNITUDE_EDGES)
 
 
 #: Relative scatter (log-normal) put on the PSF FWHMs a PSF-aware network trains
@@ -124,17 +190,25 @@ def _by_seeing(clf, table, y, rows, x, stamps):
     return out
 
 
-def _image_domain(clf, table):
-    """The card's domain: the trained seeing (central 95% of the rows) and magnitudes."""
+def _image_domain(table, train_stamps):
+    """The card's domain: trained seeing (central 95%), magnitudes, neighbour limit."""
     psf_range = trained_psf_range(n=len(table))
     r = psf_range["r"]
+    counts = count_neighbours(train_stamps)
+    limit = neighbour_limit(counts)
     return {"description": (
                 f"SDSS-like ugriz frames or 32x32 stamps (0.396\"/pixel, nanomaggies, "
                 f"sky-subtracted) with r-band seeing {r[0]:.2f}-{r[1]:.2f}\" (PSF FWHM; "
-                "other bands in psf_fwhm), sources r 14-22.5. Trained on simulated stamps "
+                "other bands in psf_fwhm), sources r 14-22.5, at most "
+                f"{limit} other sources in a stamp. Trained on simulated stamps "
                 "of fields with varied seeing; rows outside the trained seeing are flagged "
-                "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown'."),
-            "magnitudes": {"r": [14.0, 22.5]}, "psf_fwhm": psf_range}
+                "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown', rows "
+                "with more neighbours than 99% of the training stamps 'crowded'."),
+            "magnitudes": {"r": [14.0, 22.5]}, "psf_fwhm": psf_range,
+            "neighbours": {"limit": limit, "quantile": NEIGHBOUR_QUANTILE,
+                           "band": NEIGHBOUR_BAND, "threshold_sigma": NEIGHBOUR_THRESHOLD,
+                           "training_counts": np.bincount(counts).tolist(),
+                           "method": "sourceclf.crowding.count_neighbours"}}
 
 
 def _fit(name, table, stamps, *, architecture, config, feature_set, description, notes,
@@ -296,6 +370,9 @@ def main(argv=None):
                                      description="Train sourceclf's shipped image models "
                                                  "on simulated stamps.")
     parser.add_argument("recipe", choices=sorted(RECIPES) + ["all", "simulate"])
+    parser.add_argument("--refresh", action="store_true",
+                        help="do not train: recompute the installed model's card checks "
+                             "(accuracy per seeing and magnitude, domain, real-frame checks)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="directory of the SDSS tables (default ../shared/data)")
     parser.add_argument("--output-dir", type=Path, default=None,
@@ -327,6 +404,11 @@ def _train(args):
         return 0
     names = list(RECIPES) if args.recipe == "all" else [args.recipe]
     out_dir = args.output_dir or MODEL_DIR
+    if args.refresh:
+        for name in names:
+            path = refresh_card(name, table, stamps, data_dir=args.data_dir)
+            print(f"{name}: card checks recomputed; wrote {path}", flush=True)
+        return 0
     cnn = None
     for name in names:
         kwargs = {"data_dir": args.data_dir}

@@ -18,6 +18,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..bands import BANDS
+from ..psf import moffat_gamma
 from ..utils._validation import check_positive_int, check_random_state
 
 __all__ = ["OBSERVING_CONDITIONS", "draw_observing_conditions", "psf_fwhm_ratio"]
@@ -134,7 +135,7 @@ def draw_observing_conditions(n_fields, *, random_state=None, conditions=None):
 
 
 def _moffat(radius, fwhm, beta):
-    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    alpha = moffat_gamma(fwhm, beta)
     return (beta - 1.0) / (np.pi * alpha ** 2) * (1.0 + (radius / alpha) ** 2) ** -beta
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..cutouts import frames_by_band, read_frame
 from ..exceptions import InvalidInputError
-from ..psf import measure_psf
+from ..psf import measure_psf, moffat_gamma
 from .measurement import measure_sky_sigma
 
 __all__ = ["gaussian_kernel_sigma", "degrade_seeing", "degrade_frames"]
@@ -70,7 +70,7 @@ def gaussian_kernel_sigma(fwhm, beta, target_fwhm, *, oversampling=4):
     n = (int(8 * target_fwhm) | 1) * oversampling + 1
     c = (n - 1) / 2.0
     yy, xx = (np.mgrid[:n, :n] - c) / oversampling
-    gamma = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    gamma = moffat_gamma(fwhm, beta)
     moffat = (1.0 + (xx ** 2 + yy ** 2) / gamma ** 2) ** (-beta)
 
     def excess(sigma):

@@ -10,6 +10,7 @@ from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..columns import ColumnFinder
 from ..cutouts import cutouts_from_frames, frames_by_band, read_frame
 from ..exceptions import InvalidInputError
+from ..psf import moffat_fwhm, moffat_gamma
 
 __all__ = ["measure_sky_sigma", "measure_psf", "measure_frame_properties"]
 
@@ -93,7 +94,7 @@ def _fit_moffat(stamp):
     if not amp0 > 0:
         return None
     beta0 = 3.5
-    gamma0 = 2.5 / (2.0 * math.sqrt(2 ** (1 / beta0) - 1))  # FWHM of 2.5 pixels
+    gamma0 = float(moffat_gamma(2.5, beta0))  # FWHM of 2.5 pixels
     start = np.array([x0, y0, amp0, math.log(gamma0), math.log(beta0 - 1), bkg0])
     xg, yg, dg = xx[good], yy[good], data[good]
 
@@ -114,7 +115,7 @@ def _fit_moffat(stamp):
             and -2 < log_gamma < 4 and log_beta1 < 4):
         return None
     gamma, beta = math.exp(log_gamma), 1.0 + math.exp(log_beta1)
-    fwhm = 2.0 * gamma * math.sqrt(2 ** (1.0 / beta) - 1.0)
+    fwhm = float(moffat_fwhm(gamma, beta))
     return {"fwhm": fwhm, "beta": beta, "x_center": x0, "y_center": y0, "peak": amp,
             "background": bkg}
 

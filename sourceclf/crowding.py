@@ -1,0 +1,164 @@
+"""Crowding: how many other sources share a source's stamp.
+
+The image models learn from simulated stamps in which a source has at most
+two neighbours (`sourceclf.recipes.image_training_set.add_realism`).  Real
+stamps in crowded fields, the Galactic plane or a cluster, hold many more,
+and a model judges such a source by light that is not its own: on field
+005405-6-0099 (Galactic latitude -1 degree) the median bright source has four
+neighbours in its 32 x 32 stamp, on field 004510-4-0030 (latitude 78
+degrees) none.
+
+`count_neighbours` counts, in one band of each stamp, the local maxima of the
+stamp smoothed by a small Gaussian that rise above ``threshold`` times the
+smoothed sky noise (a sigma-clipped standard deviation of the stamp itself)
+and lie more than ``min_separation`` pixels from the centre.  An image model's
+card holds the largest count of 99% of its training stamps
+(``domain['neighbours']['limit']``, `neighbour_limit`); rows with more are
+flagged ``crowded`` in ``pred_flag`` (`crowding_flags`).  The rows are still
+classified: the flag says that the model has not learnt such stamps.
+"""
+
+import warnings
+
+import numpy as np
+
+from .bands import BANDS
+from .exceptions import InvalidInputError
+
+__all__ = ["FLAG_CROWDED", "NEIGHBOUR_BAND", "NEIGHBOUR_THRESHOLD", "NEIGHBOUR_QUANTILE",
+           "count_neighbours", "neighbour_limit", "crowding_flags"]
+
+#: ``pred_flag`` of rows whose stamps hold more neighbours than the model's
+#: training stamps (see the module documentation).
+FLAG_CROWDED = "crowded"
+
+#: Band whose plane of the stamps the neighbours are counted in.
+NEIGHBOUR_BAND = "r"
+
+#: Height (in units of the smoothed sky noise) a local maximum must reach to
+#: count as a neighbour.
+NEIGHBOUR_THRESHOLD = 5.0
+
+#: Share of the training stamps whose neighbour count the limit covers.
+NEIGHBOUR_QUANTILE = 0.99
+
+_CHUNK = 4096
+
+
+def count_neighbours(stamps, *, band=NEIGHBOUR_BAND, threshold=NEIGHBOUR_THRESHOLD,
+                     min_separation=4.0, smoothing=1.0, box=5):
+    """Count the other sources in each stamp.
+
+    Parameters
+    ----------
+    stamps : array-like
+        Stamps of shape ``(n, 5, size, size)`` in the order u g r i z (as
+        `sourceclf.make_cutouts` returns them), or one band, ``(n, size,
+        size)``.
+    band : str
+        Band counted in, for 5-band stamps.
+    threshold : float
+        Height of a neighbour's peak above the stamp's sky, in units of the
+        smoothed stamp's sky noise.
+    min_separation : float
+        Peaks this close to the stamp's centre (pixels) are the source itself.
+    smoothing : float
+        Standard deviation (pixels) of the Gaussian the stamp is smoothed with.
+    box : int
+        Side (pixels) of the square a peak must be the maximum of.
+
+    Returns
+    -------
+    counts : `numpy.ndarray` of int
+        Number of neighbours per stamp; 0 for a stamp without finite pixels.
+
+    Raises
+    ------
+    InvalidInputError
+        If the stamps are neither 3-D nor 4-D with five bands, or ``band`` is
+        not one of u g r i z.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sourceclf.crowding import count_neighbours
+    >>> rng = np.random.default_rng(0)
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> stamps = rng.normal(0.0, 1.0, (2, 32, 32))
+    >>> for x, y in [(15.5, 15.5), (5, 6), (26, 24), (8, 27)]:   # a source, 3 neighbours
+    ...     stamps[1] += 200 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 4.5)
+    >>> stamps[0] += 200 * np.exp(-((xx - 15.5) ** 2 + (yy - 15.5) ** 2) / 4.5)
+    >>> count_neighbours(stamps).tolist()
+    [0, 3]
+    """
+    from astropy.stats import sigma_clipped_stats
+    from scipy import ndimage
+
+    data = np.asarray(stamps)
+    if data.ndim == 4:
+        if data.shape[1] != len(BANDS):
+            raise InvalidInputError(f"stamps of shape {data.shape}: expected (n, 5, size, size)")
+        if band not in BANDS:
+            raise InvalidInputError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
+        data = data[:, BANDS.index(band)]
+    elif data.ndim != 3:
+        raise InvalidInputError(f"stamps of shape {data.shape}: expected (n, 5, size, size) "
+                                "or (n, size, size)")
+    n, ny, nx = data.shape
+    yy, xx = np.mgrid[:ny, :nx]
+    far = np.hypot(xx - (nx - 1) / 2.0, yy - (ny - 1) / 2.0) > min_separation
+    counts = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, _CHUNK):
+        part = np.asarray(data[start:start + _CHUNK], dtype=np.float32)
+        finite = np.isfinite(part)
+        smooth = ndimage.gaussian_filter(np.where(finite, part, 0.0), (0, smoothing, smoothing))
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore")  # blank stamps have no sky to clip
+            _, median, std = sigma_clipped_stats(smooth, mask=~finite, axis=(1, 2), sigma=3.0,
+                                                 maxiters=5)
+        median = np.nan_to_num(np.ma.filled(median, np.nan))[:, None, None]
+        std = np.nan_to_num(np.ma.filled(std, np.nan))[:, None, None]
+        smooth -= median
+        peak = ((smooth == ndimage.maximum_filter(smooth, size=(1, box, box)))
+                & (smooth > threshold * std) & (std > 0) & finite)
+        counts[start:start + len(part)] = (peak & far).sum(axis=(1, 2))
+    return counts
+
+
+def neighbour_limit(counts, quantile=NEIGHBOUR_QUANTILE):
+    """The smallest count that at least a share of the training stamps do not exceed.
+
+    Parameters
+    ----------
+    counts : array-like of int
+        `count_neighbours` of the training stamps.
+    quantile : float
+        Share of the stamps covered.
+
+    Returns
+    -------
+    limit : int
+    """
+    counts = np.asarray(counts)
+    if counts.size == 0:
+        raise InvalidInputError("no training stamps to take a neighbour limit from")
+    return int(np.quantile(counts, quantile, method="inverted_cdf"))
+
+
+def crowding_flags(stamps, limit, **options):
+    """Which stamps hold more neighbours than ``limit``.
+
+    Parameters
+    ----------
+    stamps : array-like
+        As for `count_neighbours`.
+    limit : int
+        The model's ``domain['neighbours']['limit']``.
+    **options
+        Keyword arguments of `count_neighbours`.
+
+    Returns
+    -------
+    crowded : `numpy.ndarray` of bool
+    """
+    return count_neighbours(stamps, **options) > int(limit)
