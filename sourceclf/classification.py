@@ -78,10 +78,19 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
-def _as_frame(out, frame):
-    """The classified table as a DataFrame with the input's index; meta in ``attrs``."""
+def _as_frame(out, frame, untouched=()):
+    """The classified table as a DataFrame with the input's index; meta in ``attrs``.
+
+    The input's columns named in ``untouched`` (those classify did not
+    replace) are the frame's own Series, so that their values and dtypes come
+    back exactly as given (``None`` in an object column stays ``None``, where
+    the round trip through a masked Table would give NaN).
+    """
     result = out.to_pandas()
     result.index = frame.index
+    for name in untouched:
+        if name in frame.columns and name in result.columns:
+            result[name] = frame[name]
     result.attrs.update(out.meta)
     return result
 
@@ -246,6 +255,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         extra_columns = {name: values[finite] for name, values in extra_columns.items()}
 
     out = table.copy(copy_data=True)
+    given = {name: out[name] for name in out.colnames}  # to tell replaced columns
     classes = np.array(clf.classes)
     pred = np.full(n, "", dtype=f"<U{max(len(c) for c in classes)}")
     if rows.size:
@@ -291,7 +301,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         out.meta["CLFPREC"] = used_precision
         if compile:
             out.meta["CLFCOMP"] = clf.is_compiled(device)
-    return out if frame is None else _as_frame(out, frame)
+    if frame is None:
+        return out
+    return _as_frame(out, frame, [n for n, c in given.items() if n in out.colnames and out[n] is c])
 
 
 def _check_set_shift(out, clf, rows, levels, *, score, by):

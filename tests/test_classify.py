@@ -340,3 +340,14 @@ def test_pandas_dataframe_in_dataframe_out(demo):
     assert list(out["pred_class"]) == list(expected["pred_class"])
     assert out.attrs["CLFMODEL"] == expected.meta["CLFMODEL"]
     assert list(frame.columns) == list(demo.colnames)  # input untouched
+
+
+def test_pandas_columns_come_back_as_given(demo):
+    pd = pytest.importorskip("pandas")
+    frame = demo[:3].to_pandas()
+    frame["objid"] = pd.Series([7.0, None, 9.0], dtype=object)  # None, not NaN
+    frame["pred_class"] = ["old", "old", "old"]  # a re-classified frame
+    out = classify(frame, model="margnet-photometry-sg", confidence=None)
+    assert out["objid"].tolist() == [7.0, None, 9.0]
+    assert out["objid"].dtype == object
+    assert "old" not in set(out["pred_class"])  # replaced, not kept
