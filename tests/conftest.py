@@ -64,3 +64,18 @@ def demo():
     from sourceclf.demo import demo_catalog
 
     return demo_catalog(60, random_state=3)
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal, for the test.
+
+    A process started in the background by a shell without job control (``cmd &``)
+    inherits SIGINT as ignored, and Python then installs no KeyboardInterrupt
+    handler; tests of what Ctrl-C does need the terminal's behaviour.
+    """
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

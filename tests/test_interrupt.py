@@ -131,6 +131,8 @@ import numpy as np
 from astropy.table import Table
 from sourceclf.streaming.sources import FitsSource
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with '&'
+
 n = 300_000
 t = Table({f"c{k}": np.random.default_rng(k).normal(size=n) for k in range(6)})
 t["s"] = np.where(np.arange(n) % 3 == 0, "", "abcdef")
@@ -160,7 +162,7 @@ def test_ctrl_c_while_reading_fits_chunks(tmp_path):
     assert proc.stdout.split() == ["interrupted", "12"]
 
 
-def test_a_signal_during_chunk_conversion_waits_for_the_chunk(tmp_path, monkeypatch):
+def test_a_signal_during_chunk_conversion_waits_for_the_chunk(tmp_path, monkeypatch, ctrl_c):
     """Deterministic half of the test above: Ctrl-C inside astropy's reader is held."""
     from astropy.table import Table
 

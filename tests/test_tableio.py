@@ -357,7 +357,7 @@ def test_terminating_signals_raise_and_clean_up(tmp_path):
         signal.signal(signal.SIGHUP, old)
 
 
-def test_deferred_signals_hold_then_deliver():
+def test_deferred_signals_hold_then_deliver(ctrl_c):
     """A signal inside the body is delivered once it ends, once, by its own handler."""
     reached = []
     with pytest.raises(KeyboardInterrupt):
