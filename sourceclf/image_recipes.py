@@ -4,7 +4,9 @@ Run them with::
 
     python -m sourceclf.image_recipes all --data-dir ../shared/data
 
-(or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq``;
+(or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq`` and
+their Bayesian variants ``bayesian-margnet-sgq``, which reuses the members of
+``margnet-sgq`` and trains a variational head, and ``bayesian-margformer-sgq``;
 ``--refresh`` recomputes an installed model's card checks, accuracy per
 seeing and magnitude, domain and real-frame checks, without training it).  No
 labelled SDSS cutouts ship with sourceclf's data, so these models learn from

@@ -321,6 +321,23 @@ def test_bayesian_image_architectures(name, one_thread):
     assert draws.shape == (4, 6, 3) and not torch.allclose(draws[0], draws[1])
 
 
+def test_bayesian_stack_with_a_psf_aware_cnn(one_thread):
+    # The stack reads its CNN member's PSF widths from feature columns, as margnet-sgq does.
+    from sourceclf.models import build_architecture
+
+    torch.manual_seed(0)
+    cfg = {"n_classes": 3, "ann": {"hidden": [8]}, "head": 4,
+           "cnn": {"width": 0.0625, "dense": [8], "psf_inputs": 5},
+           "cnn_psf_columns": [2, 6, 10, 14, 18], "cnn_psf_scale": [1.0, 1.0, 2.0, 1.0, 1.0]}
+    module = build_architecture("bayesian-margnet-ensemble", cfg).eval()
+    twin = build_architecture("margnet-ensemble", cfg)
+    assert module.cnn_psf_columns.tolist() == twin.cnn_psf_columns.tolist()
+    feats = torch.rand(3, 24) + 1.0
+    assert torch.equal(module.cnn_psf_widths(feats)[:, 2], 2.0 * feats[:, 10])
+    with torch.no_grad():
+        assert module(feats, torch.randn(3, 5, 32, 32)).shape == (3, 3)
+
+
 @pytest.fixture(scope="module")
 def trained(blob_catalog, one_thread):
     """Each Bayesian image model trained by sourceclf.train, with its loss calls recorded."""

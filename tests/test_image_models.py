@@ -21,7 +21,8 @@ TINY = {
     "margformer": {"dim": 16, "depth": 1, "heads": 2, "token_layers": 1,
                    "feature_hidden": (16,)},
 }
-IMAGE_MODELS = ("margformer-sgq", "margnet-sgq", "margnet-cnn-sgq")
+IMAGE_MODELS = ("margformer-sgq", "margnet-sgq", "margnet-cnn-sgq", "bayesian-margnet-sgq",
+                "bayesian-margformer-sgq")
 FRAME = "sdss_frame_004510-4-0030"
 
 
@@ -355,7 +356,8 @@ def test_cnn_calls_extended_sources_galaxies(real_frame, shared_data):
     assert galaxy.mean() >= 0.9, f"{galaxy.sum()} of {len(out)} extended sources"
 
 
-@pytest.mark.parametrize("name", ["margformer-sgq", "margnet-sgq"])
+@pytest.mark.parametrize("name", ["margformer-sgq", "margnet-sgq", "bayesian-margnet-sgq",
+                                  "bayesian-margformer-sgq"])
 def test_feature_image_models_on_real_frame(real_frame, name):
     import warnings
 
@@ -377,6 +379,29 @@ def test_feature_image_models_on_real_frame(real_frame, name):
     # The same stamps given as an array give the same answer.
     assert np.allclose(out["prob_star"], again["prob_star"], atol=1e-6)
     assert list(out["pred_set"]) == list(again["pred_set"])
+
+
+@pytest.mark.parametrize("name", ["bayesian-margnet-sgq", "bayesian-margformer-sgq"])
+def test_bayesian_image_models_say_how_sure_they_are(real_frame, name):
+    import sourceclf
+    from sourceclf.models import model_card
+
+    card = model_card(name)
+    assert card.kind == "torch-bayesian"
+    assert card.metrics[f"test_mc{30}"]["accuracy"] >= card.metrics["test"]["accuracy"] - 0.01
+    assert card.training["posterior_scales"]["median_weight_sigma"] > 0
+    cat, frames = real_frame
+    cat = cat[:40]
+    mean = sourceclf.classify(cat, images=frames, model=name, confidence=None, progress=False)
+    drawn = sourceclf.classify(cat, images=frames, model=name, confidence=None, mc_samples=20,
+                               random_state=1, progress=False)
+    again = sourceclf.classify(cat, images=frames, model=name, confidence=None, mc_samples=20,
+                               random_state=1, progress=False)
+    for column in ("prob_star_std", "pred_entropy", "pred_mutual_info"):
+        assert np.all(np.isfinite(drawn[column])) and np.allclose(drawn[column], again[column])
+    assert np.asarray(drawn["prob_star_std"]).max() > 0
+    agree = np.asarray(drawn["pred_class"]) == np.asarray(mean["pred_class"])
+    assert agree.mean() >= 0.9
 
 
 def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):

@@ -471,16 +471,18 @@ class BayesianMargNetStack(MargNetStack):
 
     Parameters
     ----------
-    n_features, n_classes, ann, cnn, head
-        As for `~sourceclf.models.MargNetStack`.
+    n_features, n_classes, ann, cnn, head, cnn_psf_columns, cnn_psf_scale
+        As for `~sourceclf.models.MargNetStack` (the last two for a
+        PSF-aware CNN member).
     prior_scale, rho_init
         As for `VariationalLinear`.
     """
 
     def __init__(self, n_features=24, n_classes=3, ann=None, cnn=None, head=10,
-                 prior_scale=1.0, rho_init=-5.0):
+                 cnn_psf_columns=None, cnn_psf_scale=None, prior_scale=1.0, rho_init=-5.0):
         super().__init__(n_features=n_features, n_classes=n_classes, ann=ann, cnn=cnn,
-                         head=head)
+                         head=head, cnn_psf_columns=cnn_psf_columns,
+                         cnn_psf_scale=cnn_psf_scale)
         _variational_output(self.head.net, prior_scale, rho_init)
 
 

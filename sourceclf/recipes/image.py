@@ -28,11 +28,12 @@ from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
 from ..exceptions import SourceclfError
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
+from ..models.bayesian import BayesianClassifier
 from ..models.card import ModelCard
 from ..models.margformer import count_flops
 from ..models.registry import MODEL_DIR, load_model
 from ..psf import CATALOG_PSF_SCALE
-from ..training import fitting, labels_from_table
+from ..training import classification_metrics, fitting, labels_from_table
 from ..utils._threads import torch_threads
 from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, n_parameters,
                     software_versions, split_sizes)
@@ -41,9 +42,10 @@ from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catal
 from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_training_set,
                                  trained_psf_range)
 
-__all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "refresh_card",
-           "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "margnet_cnn_sgq", "margnet_sgq",
-           "margformer_sgq", "main"]
+__all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
+           "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "BAYESIAN_CONFIG",
+           "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
+           "bayesian_margformer_sgq", "main"]
 
 
 def _inputs(table, feature_set):
@@ -100,19 +102,20 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     return clf
 
 
-def _card_checks(clf, table, stamps, x, y, parts, data_dir):
+def _card_checks(clf, table, stamps, x, y, parts, data_dir, frames=None):
     """The card entries that need the trained model but not its training.
 
     Accuracy per seeing and per magnitude on the held-out stamps, the domain
     (trained seeing, neighbour limit) and the checks on the real frame of
-    field 4510-4-0030; `refresh_card` recomputes them for an installed model.
+    field 4510-4-0030 (``frames``: its frames, when already read);
+    `refresh_card` recomputes them for an installed model.
     """
     te = parts["test"]
     card = clf.card
     card.metrics["test_by_seeing"] = _by_seeing(clf, table, y, te, x, stamps)
     card.metrics["test_by_magnitude"] = _by_magnitude(clf, table, y, te, x, stamps)
     card.domain.update(_image_domain(table, stamps[parts["train"]]))
-    _, frames = real_frame_catalog(data_dir)  # read once for both checks
+    _, frames = real_frame_catalog(data_dir, frames)  # read once for both checks
     real = frame_star_check(clf, data_dir, frames)
     if real is not None:
         card.metrics["real_frame_stars"] = real
@@ -121,7 +124,7 @@ def _card_checks(clf, table, stamps, x, y, parts, data_dir):
         card.metrics["real_frame_extended"] = extended
 
 
-def refresh_card(name, table, stamps, *, data_dir=None):
+def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
     """Recompute the checks in an installed image model's card without training it.
 
     Only ``card.json`` is rewritten, in the model's own directory: the
@@ -136,6 +139,9 @@ def refresh_card(name, table, stamps, *, data_dir=None):
         (`~sourceclf.recipes.image_training_set.simulated_training_set`).
     data_dir : path-like, optional
         Directory of the SDSS data (default ``../shared/data``).
+    frames : dict, optional
+        The frames of field 4510-4-0030, ``{band: (data, wcs)}``, when
+        already read (refreshing several cards reads them once).
 
     Returns
     -------
@@ -154,7 +160,7 @@ def refresh_card(name, table, stamps, *, data_dir=None):
                              f"{sim.get('version')} of {sim.get('n')} rows, not version "
                              f"{SIMULATION['version']} of {len(table)}: retrain it")
     _, y, x = _inputs(table, clf.feature_set)
-    _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir)
+    _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir, frames)
     path = Path(clf.directory) / "card.json"
     clf.card.to_json(path)
     return path
@@ -212,7 +218,8 @@ def _image_domain(table, train_stamps):
 
 
 def _fit(name, table, stamps, *, architecture, config, feature_set, description, notes,
-         priority, data_dir=None, module=None, fit_options=None, stages=None, seed=0):
+         priority, data_dir=None, module=None, fit_options=None, stages=None, seed=0,
+         classifier_cls=TorchClassifier):
     classes, y, x = _inputs(table, feature_set)
     parts = recipe_split(table)
     tr, va = parts["train"], parts["validation"]
@@ -251,7 +258,38 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
         card.training["stages"] = {k: {"epochs_run": len(h["val_loss"]),
                                        "best_epoch": h["best_epoch"]}
                                    for k, h in history["stages"].items()}
-    return _finish(TorchClassifier(module, card), table, stamps, x, y, parts, data_dir)
+    if "posterior_scales" in history:
+        card.training["loss"] = "cross_entropy + KL(posterior || prior) / n_rows"
+        card.training["posterior_scales"] = _posterior_summary(module, history)
+    clf = _finish(classifier_cls(module, card), table, stamps, x, y, parts, data_dir)
+    if isinstance(clf, BayesianClassifier):
+        _mc_metrics(clf, y, parts["test"], x, stamps)
+    return clf
+
+
+#: Monte Carlo draws of the Bayesian image models' card metrics (``test_mc<N>``).
+MC_SAMPLES = 30
+
+
+def _posterior_summary(module, history):
+    """The card's record of a variational layer's fitted posterior widths."""
+    from ..models.bayesian import variational_layers
+
+    layer = variational_layers(module)[-1]
+    return {"method": "sourceclf.models.bayesian.fit_posterior_scales: ELBO over the "
+                      "variational layer's rho and prior, means and the rest frozen",
+            "final_loss": round(float(history["posterior_scales"][-1]), 5),
+            "median_weight_sigma": round(float(layer.weight_sigma.detach().median()), 5),
+            "prior_scale": round(float(layer.prior_log_scale.detach().exp()), 5)}
+
+
+def _mc_metrics(clf, y, rows, x, stamps, n_samples=MC_SAMPLES):
+    """Held-out metrics of the Monte Carlo mean, and its mean mutual information."""
+    proba, extra = clf.predict_proba_mc(None if x is None else x[rows], stamps[rows],
+                                        n_samples=n_samples, random_state=0)
+    metrics = classification_metrics(y[rows], proba.argmax(1), clf.classes)
+    metrics["mean_mutual_info"] = round(float(np.mean(extra["pred_mutual_info"])), 6)
+    clf.card.metrics[f"test_mc{n_samples}"] = metrics
 
 
 #: The shipped configurations (the architectures' defaults are the published sizes).
@@ -349,12 +387,76 @@ def margformer_sgq(table, stamps, *, data_dir=None):
         notes=_SIM_NOTE.format(arch="margformer"))
 
 
+#: Prior and initial width of the Bayesian image models' variational layer
+#: (`~sourceclf.models.bayesian.VariationalLinear`), as for the photometric one.
+BAYESIAN_CONFIG = {"prior_scale": 1.0, "rho_init": -5.0}
+
+_BAYESIAN_NOTE = (" Without mc_samples the posterior mean weights are used (the stored "
+                  "calibration probabilities are posterior-mean ones); "
+                  "classify(..., mc_samples=N) averages N weight draws and adds "
+                  "prob_<class>_std, pred_entropy and pred_mutual_info.")
+
+
+def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
+    """`margnet_sgq` whose head ends in a variational layer (MargNet's Bayesian variant).
+
+    With ``stack``, a ``margnet-sgq`` trained on the same simulation, its ANN
+    and CNN are reused as they are and only the head is trained (with the
+    ELBO, then its posterior widths), so that both models share their members.
+    """
+    cfg = {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
+           "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
+           "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
+           "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS], **BAYESIAN_CONFIG}
+    module = fitting.build_network("bayesian-margnet-ensemble", cfg, random_state=0)
+    members = ("ann", "cnn")
+    if stack is not None:
+        module.ann.load_state_dict(stack.module.ann.state_dict())
+        module.cnn.load_state_dict(stack.module.cnn.state_dict())
+        members = ()
+    return _fit(
+        "bayesian-margnet-sgq", table, stamps, architecture="bayesian-margnet-ensemble",
+        config={k: v for k, v in cfg.items() if k not in ("n_features", "n_classes")},
+        feature_set="margnet24", priority=3, data_dir=data_dir, module=module,
+        classifier_cls=BayesianClassifier,
+        fit_options={"epochs": 6, "lr": 2e-3, "patience": 3},
+        stages={"train_members": members,
+                "stage_options": {"ann": {"epochs": 200, "batch_size": 256, "lr": 1e-3,
+                                          "patience": 15, "weight_decay": 0.0},
+                                  "head": {"epochs": 300, "batch_size": 256, "lr": 3e-3,
+                                           "patience": 20, "weight_decay": 0.0}}},
+        description=("MargNet's Bayesian stacked ensemble (Chaini et al. 2023): the ANN and "
+                     "CNN members of margnet-sgq (reused as trained there) feed a head "
+                     "(dense 10, ReLU) whose output layer is a mean-field variational "
+                     "layer (Gaussian posterior per weight, trainable Gaussian prior), "
+                     "trained on the validation split with cross-entropy + KL / n_rows "
+                     "and its posterior widths fitted after."),
+        notes=_SIM_NOTE.format(arch="bayesian-margnet-ensemble") + _BAYESIAN_NOTE)
+
+
+def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
+    """`margformer_sgq` with a variational classification layer, trained with the ELBO."""
+    return _fit(
+        "bayesian-margformer-sgq", table, stamps, architecture="bayesian-margformer",
+        config={**MARGFORMER_CONFIG, **BAYESIAN_CONFIG}, feature_set="margnet24",
+        priority=3, data_dir=data_dir, classifier_cls=BayesianClassifier,
+        fit_options={"epochs": 15, "lr": 1e-3, "patience": 4},
+        description=("MargFormer (as margformer-sgq: MargNet's 24 features as one query "
+                     "token attending over 4x4 patches of the 5-band stamp, 3 layers, "
+                     "width 48) whose classification layer is a mean-field variational "
+                     "layer, the whole network trained with cross-entropy + KL / n_rows "
+                     "and the layer's posterior widths fitted after (Bhavanam et al. "
+                     "2024's Bayesian variant)."),
+        notes=_SIM_NOTE.format(arch="bayesian-margformer") + _BAYESIAN_NOTE)
+
+
 RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
-           "margformer-sgq": margformer_sgq}
+           "margformer-sgq": margformer_sgq, "bayesian-margnet-sgq": bayesian_margnet_sgq,
+           "bayesian-margformer-sgq": bayesian_margformer_sgq}
 
 
-def _trained_cnn(n, seed, model="margnet-cnn-sgq"):
-    """A margnet-cnn-sgq (shipped, or a directory) trained on this simulation, else None."""
+def _trained_model(n, seed, model):
+    """An image model (installed, or a directory) trained on this simulation, else None."""
     try:
         clf = load_model(model)
     except SourceclfError:
@@ -405,21 +507,27 @@ def _train(args):
     names = list(RECIPES) if args.recipe == "all" else [args.recipe]
     out_dir = args.output_dir or MODEL_DIR
     if args.refresh:
+        _, frames = real_frame_catalog(args.data_dir)  # read once for every card
         for name in names:
-            path = refresh_card(name, table, stamps, data_dir=args.data_dir)
+            path = refresh_card(name, table, stamps, data_dir=args.data_dir, frames=frames)
             print(f"{name}: card checks recomputed; wrote {path}", flush=True)
         return 0
-    cnn = None
+    trained = {}
     for name in names:
         kwargs = {"data_dir": args.data_dir}
         if name == "margnet-sgq":
-            kwargs["cnn"] = cnn or _trained_cnn(args.n, SIMULATION["seed"],
-                                                str(args.cnn or "margnet-cnn-sgq"))
+            kwargs["cnn"] = trained.get("margnet-cnn-sgq") or _trained_model(
+                args.n, SIMULATION["seed"], str(args.cnn or "margnet-cnn-sgq"))
             print("margnet-sgq: " + ("reusing the CNN of " + kwargs["cnn"].name
                                      if kwargs["cnn"] else "training its own CNN"), flush=True)
+        if name == "bayesian-margnet-sgq":
+            kwargs["stack"] = trained.get("margnet-sgq") or _trained_model(
+                args.n, SIMULATION["seed"], "margnet-sgq")
+            print(f"{name}: " + ("reusing the members of " + kwargs["stack"].name
+                                 if kwargs["stack"] else "training its own members"),
+                  flush=True)
         clf = RECIPES[name](table, stamps, **kwargs)
-        if name == "margnet-cnn-sgq":
-            cnn = clf
+        trained[name] = clf
         path = clf.save(out_dir / name, overwrite=True)
         test = clf.card.metrics["test"]
         real = clf.card.metrics.get("real_frame_stars")
