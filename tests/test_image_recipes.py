@@ -114,6 +114,55 @@ def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
     matched = clean[np.argmin(d, axis=1)[d.min(axis=1) < 2.0]]
     assert len(matched) >= 30
     assert np.mean(matched["truth"] == "point") >= 0.95  # 38 of 39
+    assert not truth["no_peak"][truth["psf_star"]].any()
+    # The locus is narrow on this quiet field (0.03-0.04 mag): few sources are undecided.
+    assert np.mean(truth["ambiguous"][truth["clean"]]) < 0.1
+    assert not truth["ambiguous"][~truth["clean"]].any()
+
+
+def test_locus_width_follows_the_point_sources_not_the_galaxies():
+    from sourceclf.recipes.frame_checks import locus_width
+
+    rng = np.random.default_rng(3)
+    r_mag = rng.uniform(16.0, 20.5, 4000)
+    sigma = 0.01 + 0.03 * (r_mag - 16.0)  # wider at the faint end
+    extent = rng.normal(0.0, sigma)
+    galaxy = rng.random(4000) < 0.3
+    extent[galaxy] = rng.uniform(0.1, 1.5, galaxy.sum())  # galaxies lie above the locus
+    extent[:20] = -3.0  # a few wild measurements
+    width = locus_width(extent, r_mag)
+    assert width.shape == extent.shape
+    for m in (16.5, 18.0, 19.5):
+        near = np.abs(r_mag - m) < 0.2
+        expected = 0.01 + 0.03 * (m - 16.0)
+        assert abs(np.median(width[near]) / expected - 1.0) < 0.2, m
+    assert np.all(np.isnan(locus_width([0.1, 0.2], [18.0, 19.0])))  # nothing below 0
+
+
+def test_frame_truth_leaves_out_light_without_a_peak(shared_data):
+    # A ring of light (r about 18.5) has its centroid where there is no peak: the truth
+    # must not call it point-like or extended (in the Galactic plane, merged starlight
+    # made most of field 005405-6-0099's "extended" sources).
+    from sourceclf.cutouts import read_frame
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import frame_truth
+
+    folder = shared_data / "sdss_frame_004510-4-0030"
+    data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")
+    psf = measure_psf(data)
+    quiet = np.abs(data[:400, :400]) < 5 * psf.sky_sigma
+    y, x = np.mgrid[-20:21, -20:21]
+    centre = next((i, j) for i in range(40, 360, 7) for j in range(40, 360, 7)
+                  if quiet[i - 20:i + 21, j - 20:j + 21].all())
+    ring = np.exp(-0.5 * ((np.hypot(x, y) - 6.0) / 1.2) ** 2)
+    data = data.copy()
+    data[centre[0] - 20:centre[0] + 21, centre[1] - 20:centre[1] + 21] += 40 * ring / ring.sum()
+    truth = frame_truth(data, wcs, psf)
+    d = np.hypot(np.asarray(truth["x"]) - centre[1], np.asarray(truth["y"]) - centre[0])
+    assert d.min() < 3.0
+    ring_row = truth[np.argmin(d)]
+    assert ring_row["no_peak"] and not ring_row["clean"]
+    assert np.mean(truth["no_peak"]) < 0.05
 
 
 def test_fields_render_with_their_own_psf_and_sky(shared_data, monkeypatch):

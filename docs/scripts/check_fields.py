@@ -20,7 +20,9 @@ with the five corrected frames):
    called GALAXY, their mean (balanced accuracy), the fractions of rows
    flagged ``seeing_out_of_range`` and ``crowded`` (more neighbours in the
    stamp than the model's training stamps: `sourceclf.crowding`) and the
-   balanced accuracy of the rows not flagged ``crowded``; with ``--record``,
+   balanced accuracy of the rows not flagged ``crowded`` and of the rows the
+   truth decides (``ambiguous`` not set: the extent at least two widths of the
+   point-source locus from the cut); with ``--record``,
    write them into each model directory's card (``metrics['real_fields']``).
 
 Run from the repository root (about ten minutes per model on two CPU cores)::
@@ -48,7 +50,8 @@ from sourceclf.recipes.frame_checks import (devrad_from_fluxes, frame_truth, lup
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
-MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq")
+MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
+          "bayesian-margformer-sgq")
 
 
 def margnet_columns(table, frames, psf, star_rows):
@@ -77,12 +80,13 @@ def margnet_columns(table, frames, psf, star_rows):
     return out
 
 
-def score(truth, result):
+def score(truth, result, decided=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
-    Also the fractions of rows flagged ``seeing_out_of_range`` and ``crowded``
-    and the balanced accuracy of the rows not flagged ``crowded`` (NaN when a
-    class has none).
+    Also the fractions of rows flagged ``seeing_out_of_range`` and ``crowded``,
+    the balanced accuracy of the rows not flagged ``crowded`` and that of the
+    ``decided`` rows (the truth's extent at least two locus widths from the
+    cut; None when a class has none).
     """
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
     flags = np.asarray(result["pred_flag"]).astype(str)
@@ -92,6 +96,9 @@ def score(truth, result):
     p, e = float(hit[point].mean()), float(hit[extended].mean())
     with np.errstate(invalid="ignore"):
         calm = (hit[point & ~crowded].mean() + hit[extended & ~crowded].mean()) / 2
+    decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
+    with np.errstate(invalid="ignore"):
+        sure = (hit[point & decided].mean() + hit[extended & decided].mean()) / 2
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
     return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
             "balanced": round((p + e) / 2, 3),
@@ -99,7 +106,35 @@ def score(truth, result):
             "crowded": round(float(crowded.mean()), 3),
             "balanced_not_crowded": None if np.isnan(calm) else round(float(calm), 3),
             "n_point_not_crowded": int((point & ~crowded).sum()),
-            "n_extended_not_crowded": int((extended & ~crowded).sum())}
+            "n_extended_not_crowded": int((extended & ~crowded).sum()),
+            "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
+            "n_point_decided": int((point & decided).sum()),
+            "n_extended_decided": int((extended & decided).sum())}
+
+
+#: Monte Carlo draws of the Bayesian models' runs (`doubt`).
+MC_SAMPLES = 30
+
+
+def doubt(clf, table, frames, seen, labels, result):
+    """A Bayesian model's mean mutual information, over all rows and its right and wrong ones.
+
+    ``result`` is the model's posterior-mean run, which is what is scored;
+    the mutual information comes from a second run with `MC_SAMPLES` draws.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drawn = sourceclf.classify(table, images=frames, model=clf,
+                                   psf={b: seen[b].fwhm for b in BANDS}, confidence=None,
+                                   mc_samples=MC_SAMPLES, random_state=0, device="cpu",
+                                   progress=False)
+    info = np.asarray(drawn["pred_mutual_info"], float)
+    pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    right = np.where(labels == "point", np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
+    return {"mean_mutual_info": round(float(info.mean()), 5),
+            "mean_mutual_info_right": round(float(info[right].mean()), 5),
+            "mean_mutual_info_wrong": (round(float(info[~right].mean()), 5)
+                                       if (~right).any() else None)}
 
 
 def galactic_latitude(frame):
@@ -121,14 +156,18 @@ def check_field(folder, log, models, results=None):
     truth = frame_truth(*native["r"], psf["r"])
     clean = truth[truth["clean"]]
     labels = np.asarray(clean["truth"]).astype(str)
+    decided = ~np.asarray(clean["ambiguous"])
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     star_rows = np.flatnonzero(np.asarray(clean["psf_star"]))
     latitude = galactic_latitude(native["r"])
     log(f"{name} (Galactic latitude {latitude:.1f} deg): PSF FWHM "
         + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
-        + f"; truth: {len(truth)} sources r < 20.5, {len(clean)} clean: "
+        + f"; truth: {len(truth)} sources r < 20.5 ({int(np.sum(truth['no_peak']))} "
+        f"without a peak of their own), {len(clean)} clean: "
         f"{int((labels == 'point').sum())} point-like, {int((labels == 'extended').sum())} "
-        f"extended")
+        f"extended; decided (extent two locus widths from the cut): "
+        f"{int((decided & (labels == 'point')).sum())} point-like, "
+        f"{int((decided & (labels == 'extended')).sum())} extended")
     for k, seeing in enumerate(SEEINGS):
         if seeing is None:
             frames, seen = native, psf
@@ -149,11 +188,14 @@ def check_field(folder, log, models, results=None):
                 result = sourceclf.classify(table, images=frames, model=clf,
                                             psf={b: seen[b].fwhm for b in BANDS},
                                             confidence=None, device="cpu", progress=False)
-            row = score(labels, result)
+            row = score(labels, result, decided)
+            if getattr(clf, "is_bayesian", False):
+                row.update(doubt(clf, table, frames, seen, labels, result))
             log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {row['point_as_star_or_qso']:.2f} "
                 f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
                 f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
-                f"| {row['balanced_not_crowded']} |  [{time.time() - t0:.0f} s]")
+                f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
+                f"|  [{time.time() - t0:.0f} s]")
             if results is not None:
                 results.append((name, seeing, model, row["balanced"], {
                     "field": name, "galactic_latitude": round(latitude, 1),
@@ -174,7 +216,13 @@ def main(argv=None):
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'])")
+    parser.add_argument("--from-cards", action="store_true",
+                        help="measure nothing: print the table from the scores recorded in "
+                             "the models' cards")
     args = parser.parse_args(argv)
+    if args.from_cards:
+        summary(recorded(args.models), args.models)
+        return
     import torch
 
     torch.set_num_threads(1)
@@ -182,15 +230,24 @@ def main(argv=None):
     if args.fields:
         folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
-          "| seeing_out_of_range | crowded | balanced, not crowded |", flush=True)
+          "| seeing_out_of_range | crowded | balanced, not crowded | balanced, decided |",
+          flush=True)
     results = []
     models = {model: load_model(model) for model in args.models}  # each read once
     for folder in folders:
         check_field(folder, lambda s: print(s, flush=True), models, results)
+    summary(results, args.models)
+    if args.record:
+        for model in args.models:
+            record(model, [row for _, _, m, _, row in results if m == model])
+
+
+def summary(results, models):
+    """Print the table and each model's lowest balanced accuracy per seeing."""
     print("\n" + rst_table(results))
     print("\nLowest balanced accuracy over the fields (issue 14's target: >= 0.95 up to "
           "1.9\", >= 0.90 at 2.2\"):")
-    for model in args.models:
+    for model in models:
         cells = []
         for seeing in SEEINGS:
             scores = [b for _, s, m, b, _ in results if m == model and s == seeing]
@@ -198,25 +255,35 @@ def main(argv=None):
                 label = "native" if seeing is None else f"{seeing}\""
                 cells.append(f"{label} {min(scores):.2f}")
         print(f"  {model}: " + ", ".join(cells), flush=True)
-        if args.record:
-            record(model, [row for _, _, m, _, row in results if m == model])
+
+
+def recorded(models):
+    """The results recorded in the models' cards by ``--record``."""
+    from sourceclf.models import model_card
+
+    results = []
+    for model in models:
+        for row in model_card(model).metrics.get("real_fields", {}).get("rows", []):
+            results.append((row["field"], row["target_r_fwhm"], model, row["balanced"], row))
+    return results
 
 
 def rst_table(results):
     """The scores as the reStructuredText table docs/images.rst shows."""
-    widths = (10, 5, 6, 6, 15, 5, 8, 8, 7, 9)
+    widths = (10, 5, 6, 6, 23, 5, 8, 8, 7, 9, 7)
     rule = " ".join("=" * w for w in widths)
     header = ("field", "b", "target", "r FWHM", "model", "point", "extended", "balanced",
-              "crowded", "uncrowded")
+              "crowded", "uncrowded", "decided")
     lines = [rule, " ".join(f"{h:<{w}}" for h, w in zip(header, widths)).rstrip(), rule]
     for name, seeing, model, _, row in sorted(results, key=lambda r: (r[0], r[1] or 0, r[2])):
         target = "native" if seeing is None else f'{seeing:.1f}"'
-        calm = row["balanced_not_crowded"]
+        calm, sure = row["balanced_not_crowded"], row.get("balanced_decided")
         lines.append(f"{name.rsplit('-', 1)[0]:<10} {row['galactic_latitude']:<5.0f} {target:<6} "
-                     f"{row['r_fwhm']:.2f}\"  {Path(model).name:<15} "
+                     f"{row['r_fwhm']:.2f}\"  {Path(model).name:<23} "
                      f"{row['point_as_star_or_qso']:<5.2f} {row['extended_as_galaxy']:<8.2f} "
                      f"{row['balanced']:<8.2f} {row['crowded']:<7.2f} "
-                     + ("--" if calm is None else f"{calm:.2f}"))
+                     + ("--" if calm is None else f"{calm:.2f}").ljust(10)
+                     + ("--" if sure is None else f"{sure:.2f}"))
     return "\n".join(lines + [rule])
 
 
@@ -228,7 +295,8 @@ def record(model, rows):
     card = ModelCard.from_directory(path)
     card.metrics["real_fields"] = {
         "data": ("bright (r < 20.5) clean sources of real SDSS fields, truth from the native r "
-                 "frame (PSF minus aperture magnitude > 0.145: extended), at the field's own "
+                 "frame (PSF minus aperture magnitude > 0.145: extended; sources without a "
+                 "peak of their own left out), at the field's own "
                  "seeing and blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)"),
         "rows": rows}
     card.to_json(path / "card.json")

@@ -31,7 +31,8 @@ from .data import default_data_dir
 
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
            "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
-           "EXTENT_POINT", "psf_aperture_fluxes", "frame_truth"]
+           "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "locus_width",
+           "psf_aperture_fluxes", "frame_truth"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
@@ -286,6 +287,15 @@ def frame_galaxy_check(clf, data_dir=None, frames=None):
 #: fainter than its model magnitude by more than this.
 EXTENT_POINT = 0.145
 
+#: `frame_truth` calls a source ``ambiguous`` when its extent lies within this
+#: many locus widths (the spread of point sources' extent at its magnitude) of
+#: `EXTENT_POINT`.
+AMBIGUITY_SIGMA = 2.0
+
+#: A source of `frame_truth` whose centre lies farther than this (pixels) from
+#: every local maximum of the PSF-smoothed frame has no peak of its own.
+PEAK_RADIUS = 1.5
+
 
 def _moffat_image(dx, dy, fwhm, beta):
     gamma = moffat_gamma(fwhm, beta)
@@ -362,6 +372,49 @@ def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
     return out
 
 
+def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
+    """The spread of point sources' extent, as a function of magnitude.
+
+    Point sources scatter about an extent of 0 and galaxies lie above it, so
+    the sources below 0 are point sources' lower half: 1.4826 times the
+    median of their distances from 0, per magnitude bin, is the width (the
+    standard deviation of a Gaussian locus, robust to outliers) of the
+    point-source locus there.  Bins with fewer than
+    ``min_rows`` such sources take the width of all of them; between bin
+    centres the width is interpolated.
+
+    Parameters
+    ----------
+    extent, r_mag : array-like
+        Extents (``m_psf - m_aperture``, zero for point sources) and
+        magnitudes of the sources; NaN rows are left out.
+    bin_width : float
+        Magnitudes.
+    min_rows : int
+        Fewest negative extents a bin's width is measured from.
+
+    Returns
+    -------
+    width : `numpy.ndarray`
+        The locus width at each source's magnitude (NaN where its magnitude
+        is NaN, or when no extent is negative).
+    """
+    extent, r_mag = np.asarray(extent, float), np.asarray(r_mag, float)
+    below = np.isfinite(extent) & np.isfinite(r_mag) & (extent < 0)
+    if not below.any():
+        return np.full(extent.shape, np.nan)
+    overall = 1.4826 * np.median(-extent[below])
+    edges = np.arange(np.floor(np.nanmin(r_mag[below])),
+                      np.nanmax(r_mag[below]) + bin_width, bin_width)
+    centres, widths = [], []
+    for low in edges:
+        part = below & (r_mag >= low) & (r_mag < low + bin_width)
+        centres.append(low + bin_width / 2)
+        widths.append(1.4826 * np.median(-extent[part]) if part.sum() >= min_rows
+                      else overall)
+    return np.interp(r_mag, centres, widths)
+
+
 def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
                 zero_point=22.5):
     """Point-like or extended, for every bright source of a native r frame.
@@ -375,10 +428,20 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     ``'point'``.  Flagged, and not ``clean``: ``blended`` (a neighbour
     brighter than a tenth of the source within ``blend_radius`` arcsec, a
     second peak in its segment, or a segment centroid off its peak by more
-    than half a pixel), ``saturated`` (a point source of its flux would peak
+    than half a pixel), ``no_peak`` (no local maximum of the PSF-smoothed
+    frame within `PEAK_RADIUS` pixels of the centre: diffuse or merged light,
+    or a peak too far off to re-centre on, which has no centre to measure a
+    PSF flux at), ``saturated`` (a point source of its flux would peak
     above 1.25 times the brightest PSF star: SDSS interpolates over
     saturated cores, so they cannot be measured) and ``high_background``
     (local background above 3 sky sigma).
+
+    A separate column, ``ambiguous``, marks the clean sources whose extent
+    lies within `AMBIGUITY_SIGMA` times ``extent_error`` of the cut, where
+    ``extent_error`` is the width of the point-source locus at the source's
+    magnitude (`locus_width`, measured on the field's own clean sources): the
+    truth's own noise can put them on either side.  They stay ``clean``; a
+    check may score the other, ``decided``, rows apart.
 
     Build the truth on the native frame and keep it for blurred copies:
     blurring makes small galaxies point-like, which is what a classifier
@@ -405,14 +468,15 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     -------
     truth : `~astropy.table.Table`
         ``ra``, ``dec``, ``x``, ``y``, ``r_mag`` (aperture-corrected),
-        ``extent``, ``truth``, ``psf_star``, ``blended``, ``saturated``,
-        ``high_background``, ``clean``.
+        ``extent``, ``extent_error``, ``truth``, ``psf_star``, ``blended``,
+        ``no_peak``, ``saturated``, ``high_background``, ``clean``,
+        ``ambiguous``.
     """
     from astropy.wcs.utils import proj_plane_pixel_scales
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks
     from photutils.segmentation import SourceCatalog, detect_sources
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter, maximum_filter
     from scipy.spatial import cKDTree
 
     data = np.asarray(data, dtype=np.float32)
@@ -443,6 +507,9 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
                                                                 cy - 6 + iy - yc[k]) < 2.5:
                 xc[k], yc[k] = cx - 6 + ix, cy - 6 + iy
     off_peak = np.hypot(xc - x[idx], yc - y[idx]) > 0.5
+    peak_y, peak_x = np.nonzero(maximum_filter(smooth, size=3) == smooth)
+    to_peak, _ = cKDTree(np.c_[peak_x, peak_y]).query(np.c_[xc, yc])
+    no_peak = to_peak > PEAK_RADIUS
     f = psf_aperture_fluxes(data, xc, yc, fwhm, psf.beta, segments=segm.data,
                             labels=labels[idx])
     star_rows = np.isin(idx, stars)
@@ -475,9 +542,18 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     truth["truth"] = np.where(extent[keep] > EXTENT_POINT, "extended", "point")
     truth["psf_star"] = star_rows[keep]
     truth["blended"] = blended[keep]
+    truth["no_peak"] = no_peak[keep]
     truth["saturated"] = saturated[keep]
     truth["high_background"] = np.abs(f["background"][keep]) > 3.0 * psf.sky_sigma
-    truth["clean"] = ~(truth["blended"] | truth["saturated"] | truth["high_background"])
+    truth["clean"] = ~(truth["blended"] | truth["no_peak"] | truth["saturated"]
+                       | truth["high_background"])
+    clean = np.asarray(truth["clean"])
+    width = np.full(len(truth), np.nan)
+    width[clean] = locus_width(extent[keep][clean], r_mag[keep][clean])
+    truth["extent_error"] = width * u.mag
+    with np.errstate(invalid="ignore"):
+        truth["ambiguous"] = clean & (np.abs(extent[keep] - EXTENT_POINT)
+                                      < AMBIGUITY_SIGMA * width)
     truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture "
                             f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}")
     return truth
