@@ -421,6 +421,10 @@ def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):
     out = Table.read(tmp_path / "out.fits")
     assert len(out) == 12 and set(out["pred_class"]) <= {"GALAXY", "QSO", "STAR"}
     assert out.meta["CLFMODEL"] == "margformer-sgq"
+    # The rows' PSF and neighbour counts reach the FITS output, with their units.
+    assert out["psf_fwhm_r"].unit == "arcsec" and np.all(np.asarray(out["psf_fwhm_r"]) > 0.8)
+    assert np.asarray(out["n_neighbours"]).dtype.kind == "i"
+    assert np.all(np.asarray(out["n_neighbours"]) >= 0)
 
 
 # PSF-aware networks ----------------------------------------------------------------------

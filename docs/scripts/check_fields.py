@@ -243,17 +243,18 @@ def main(argv=None):
 
 
 def summary(results, models):
-    """Print the table and each model's lowest balanced accuracy per seeing."""
+    """Print the table and each model's lowest balanced accuracy per seeing (+- its error)."""
     print("\n" + rst_table(results))
     print("\nLowest balanced accuracy over the fields (issue 14's target: >= 0.95 up to "
           "1.9\", >= 0.90 at 2.2\"):")
     for model in models:
         cells = []
         for seeing in SEEINGS:
-            scores = [b for _, s, m, b, _ in results if m == model and s == seeing]
-            if scores:
+            rows = [row for _, s, m, _, row in results if m == model and s == seeing]
+            if rows:
+                low = min(rows, key=lambda row: row["balanced"])
                 label = "native" if seeing is None else f"{seeing}\""
-                cells.append(f"{label} {min(scores):.2f}")
+                cells.append(f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}")
         print(f"  {model}: " + ", ".join(cells), flush=True)
 
 
@@ -270,10 +271,10 @@ def recorded(models):
 
 def rst_table(results):
     """The scores as the reStructuredText table docs/images.rst shows."""
-    widths = (10, 5, 6, 6, 23, 5, 8, 8, 7, 9, 7)
+    widths = (10, 5, 6, 6, 23, 5, 8, 8, 5, 7, 9, 7)
     rule = " ".join("=" * w for w in widths)
     header = ("field", "b", "target", "r FWHM", "model", "point", "extended", "balanced",
-              "crowded", "uncrowded", "decided")
+              "+-", "crowded", "uncrowded", "decided")
     lines = [rule, " ".join(f"{h:<{w}}" for h, w in zip(header, widths)).rstrip(), rule]
     for name, seeing, model, _, row in sorted(results, key=lambda r: (r[0], r[1] or 0, r[2])):
         target = "native" if seeing is None else f'{seeing:.1f}"'
@@ -281,10 +282,17 @@ def rst_table(results):
         lines.append(f"{name.rsplit('-', 1)[0]:<10} {row['galactic_latitude']:<5.0f} {target:<6} "
                      f"{row['r_fwhm']:.2f}\"  {Path(model).name:<23} "
                      f"{row['point_as_star_or_qso']:<5.2f} {row['extended_as_galaxy']:<8.2f} "
-                     f"{row['balanced']:<8.2f} {row['crowded']:<7.2f} "
+                     f"{row['balanced']:<8.2f} {balanced_error(row):<5.2f} {row['crowded']:<7.2f} "
                      + ("--" if calm is None else f"{calm:.2f}").ljust(10)
                      + ("--" if sure is None else f"{sure:.2f}"))
     return "\n".join(lines + [rule])
+
+
+def balanced_error(row):
+    """Binomial standard error of a row's balanced accuracy (its two fractions' counts)."""
+    p, e = row["point_as_star_or_qso"], row["extended_as_galaxy"]
+    return 0.5 * float(np.sqrt(p * (1 - p) / max(row["n_point"], 1)
+                               + e * (1 - e) / max(row["n_extended"], 1)))
 
 
 def record(model, rows):

@@ -1,0 +1,49 @@
+"""The scoring of docs/scripts/check_fields.py, which makes the real-field table of the docs."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import MaskedColumn, Table
+
+SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "check_fields.py"
+
+
+@pytest.fixture(scope="module")
+def check_fields():
+    spec = importlib.util.spec_from_file_location("check_fields", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_score_counts_each_class_and_the_decided_rows(check_fields):
+    truth = np.array(["point"] * 4 + ["extended"] * 4)
+    result = Table({"pred_class": MaskedColumn(["STAR", "QSO", "GALAXY", "STAR",
+                                                "GALAXY", "GALAXY", "STAR", ""],
+                                               mask=[False] * 7 + [True]),
+                    "pred_flag": ["", "crowded", "", "", "", "crowded", "", "off_frame"]})
+    decided = np.array([True, True, False, True, True, True, False, True])
+    row = check_fields.score(truth, result, decided)
+    assert row["point_as_star_or_qso"] == 0.75 and row["extended_as_galaxy"] == 0.5
+    assert row["balanced"] == 0.625
+    assert row["crowded"] == 0.25
+    # Not crowded: points in rows 0, 2, 3 (two right), extended in 4, 6, 7 (one right).
+    assert row["balanced_not_crowded"] == round((2 / 3 + 1 / 3) / 2, 3)
+    # Decided: points 0, 1, 3 all right; extended 4, 5, 7: two right.
+    assert row["balanced_decided"] == round((1.0 + 2 / 3) / 2, 3)
+    assert (row["n_point_decided"], row["n_extended_decided"]) == (3, 3)
+
+
+def test_balanced_error_and_table(check_fields):
+    row = {"field": "001992-1-0087", "galactic_latitude": 51.4, "target_r_fwhm": 1.9,
+           "r_fwhm": 1.88, "point_as_star_or_qso": 0.96, "extended_as_galaxy": 0.84,
+           "balanced": 0.9, "crowded": 0.0, "balanced_not_crowded": 0.9,
+           "balanced_decided": None, "n_point": 75, "n_extended": 31}
+    expected = 0.5 * np.sqrt(0.96 * 0.04 / 75 + 0.84 * 0.16 / 31)
+    assert check_fields.balanced_error(row) == pytest.approx(expected)
+    lines = check_fields.rst_table([(row["field"], 1.9, "margnet-cnn-sgq", 0.9, row)]).splitlines()
+    assert lines[0] == lines[2] == lines[-1] and len(lines) == 5
+    assert lines[3].split() == ["001992-1", "51", '1.9"', '1.88"', "margnet-cnn-sgq", "0.96",
+                                "0.84", "0.90", f"{expected:.2f}", "0.00", "0.90", "--"]
