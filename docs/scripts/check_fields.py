@@ -41,9 +41,9 @@ from astropy.table import Table
 import sourceclf
 from sourceclf.models import load_model
 from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
-from sourceclf.cutouts import read_frame
+from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
-from sourceclf.crowding import FLAG_CROWDED
+from sourceclf.crowding import FLAG_CROWDED, count_neighbours
 from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.recipes.frame_checks import (devrad_from_fluxes, frame_truth, luptitude,
                                             psf_aperture_fluxes)
@@ -137,6 +137,20 @@ def doubt(clf, table, frames, seen, labels, result):
                                        if (~right).any() else None)}
 
 
+def neighbour_shares(truth, frame):
+    """How many neighbours the r stamps of all the truth's sources hold, as a sentence.
+
+    The same count (`sourceclf.crowding.count_neighbours`) as the image models'
+    cards give for their training stamps (``domain['neighbours']``).
+    """
+    sources = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
+    counts = count_neighbours(make_cutouts(table=sources, images={b: frame for b in BANDS}).data)
+    shares = np.bincount(np.minimum(counts, 3), minlength=4) / max(len(counts), 1)
+    return (f"neighbours in the r stamps of its {len(counts)} sources: "
+            + ", ".join(f"{k}{'+' if k == 3 else ''} {v:.1%}" for k, v in enumerate(shares))
+            + f" (mean {counts.mean():.2f})")
+
+
 def galactic_latitude(frame):
     """Galactic latitude (degrees) of a frame's centre."""
     data, wcs = frame
@@ -168,6 +182,7 @@ def check_field(folder, log, models, results=None):
         f"extended; decided (extent two locus widths from the cut): "
         f"{int((decided & (labels == 'point')).sum())} point-like, "
         f"{int((decided & (labels == 'extended')).sum())} extended")
+    log(f"{name}: " + neighbour_shares(truth, native["r"]))
     for k, seeing in enumerate(SEEINGS):
         if seeing is None:
             frames, seen = native, psf
