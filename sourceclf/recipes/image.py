@@ -28,7 +28,7 @@ from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
 from ..exceptions import SourceclfError
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
-from ..models.bayesian import BayesianClassifier
+from ..models.bayesian import BayesianClassifier, variational_layers
 from ..models.card import ModelCard
 from ..models.margformer import count_flops
 from ..models.registry import MODEL_DIR, load_model
@@ -273,8 +273,6 @@ MC_SAMPLES = 30
 
 def _posterior_summary(module, history):
     """The card's record of a variational layer's fitted posterior widths."""
-    from ..models.bayesian import variational_layers
-
     layer = variational_layers(module)[-1]
     return {"method": "sourceclf.models.bayesian.fit_posterior_scales: ELBO over the "
                       "variational layer's rho and prior, means and the rest frozen",
