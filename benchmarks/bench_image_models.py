@@ -7,10 +7,14 @@ Run::
 For each shipped image model (and, for reference, the published MargNet CNN
 and the published-size MargFormer), it prints parameters, FLOPs per source
 (counted by `torch.utils.flop_counter`) and sources per second of
-``TorchClassifier.logits`` on random 5x32x32 stamps and 24 features, with
+``TorchClassifier.logits`` on random 5x32x32 stamps and 24 features (a PSF
+of 1.3" for ``margnet-cnn-sgq``, which reads each band's PSF FWHM), with
 ``torch.set_num_threads(threads)``, and sources per CPU-second of the
-process.  The load average is printed too: on a shared machine the wall-clock
-rates are lower bounds.
+process.  It then times the crowding count that ``classify`` adds to every
+image model's rows (`sourceclf.crowding.count_neighbours`) on the same stamps,
+as a rate and as a share of ``margnet-cnn-sgq``'s time per source.  The load
+average is printed too: on a shared machine the wall-clock rates are lower
+bounds.
 """
 
 import argparse
@@ -48,6 +52,7 @@ def main(argv=None):
 
     import torch
 
+    from sourceclf.features import get_feature_set
     from sourceclf.models import load_model, model_card, model_names
     from sourceclf.models.base import TorchClassifier
     from sourceclf.models.card import ModelCard
@@ -73,17 +78,38 @@ def main(argv=None):
         card = ModelCard(name=name, architecture=module.architecture_name, feature_set=fset,
                          uses_images=True, classes=["GALAXY", "QSO", "STAR"])
         models.append(TorchClassifier(module, card))
+    rates = {}
     for clf in models:
         module = clf.module
-        n_feat = None if clf.feature_set is None else 24
+        n_feat = None if clf.feature_set is None else len(get_feature_set(clf.feature_set).names)
         flops = count_flops(module, n_feat)
         params = sum(p.numel() for p in module.parameters())
         n = args.n if "published" not in clf.name else min(args.n, 1024)
-        med, best, per_cpu = rate(clf, None if n_feat is None else features[:n], images[:n],
-                                  args.seconds, args.batch_size)
+        feats = None if n_feat is None else features[:n, :n_feat]
+        if clf.feature_set == "psf_fwhm":  # PSF FWHMs in arcsec, not standard normals
+            feats = np.full((n, n_feat), 1.3, dtype=np.float32)
+        med, best, per_cpu = rate(clf, feats, images[:n], args.seconds, args.batch_size)
         print(f"{clf.name:28s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f} "
               f"{per_cpu:10.0f}", flush=True)
+        rates[clf.name] = med
+    count = count_rate(images, args.seconds)
+    cnn = rates.get("margnet-cnn-sgq")
+    print(f"crowding count (count_neighbours, r band): {count:.0f} sources/s"
+          + (f", {cnn / count:.2f} x the time per source of margnet-cnn-sgq" if cnn else ""))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def count_rate(images, seconds):
+    """Median sources per second of `sourceclf.crowding.count_neighbours` on the stamps."""
+    from sourceclf.crowding import count_neighbours
+
+    count_neighbours(images[:256])  # warm up (imports scipy and astropy.stats)
+    rates, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(rates) < 3:
+        t0 = time.perf_counter()
+        count_neighbours(images)
+        rates.append(len(images) / (time.perf_counter() - t0))
+    return float(np.median(rates))
 
 
 if __name__ == "__main__":
