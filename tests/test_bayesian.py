@@ -532,3 +532,23 @@ def test_mc_predictions_do_not_depend_on_batch_size(threads, monkeypatch):
                                   clf.predict_proba(x, batch_size=333))
     finally:
         torch.set_num_threads(old)
+
+
+def test_recipe_card_entries_of_a_bayesian_model(demo):
+    # mc_metrics and posterior_summary, shared by the photometric and image recipes.
+    from sourceclf.features import get_feature_set
+    from sourceclf.models import load_model
+    from sourceclf.recipes.cards import mc_metrics, posterior_summary
+
+    clf = load_model("bayesian-margnet-photometry-sg")
+    features = get_feature_set("margnet24").compute(demo).values
+    y = np.asarray(demo["class"] == "STAR", dtype=int)  # classes GALAXY, STAR
+    rows = np.flatnonzero(np.isfinite(features).all(axis=1))[:40]
+    metrics = mc_metrics(clf, y, rows, features, n_samples=8)
+    proba, extra = clf.predict_proba_mc(features[rows], n_samples=8, random_state=0)
+    assert metrics["n"] == len(rows)
+    assert metrics["accuracy"] == pytest.approx(np.mean(proba.argmax(1) == y[rows]), abs=1e-5)
+    assert metrics["mean_mutual_info"] == round(float(extra["pred_mutual_info"].mean()), 6)
+    summary = posterior_summary(clf.module.net[-1], [0.5, 0.25], epochs=2)
+    assert summary["epochs"] == 2 and summary["final_loss"] == 0.25
+    assert summary["median_weight_sigma"] > 0 and summary["prior_scale"] > 0

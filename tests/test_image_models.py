@@ -385,10 +385,12 @@ def test_feature_image_models_on_real_frame(real_frame, name):
 def test_bayesian_image_models_say_how_sure_they_are(real_frame, name):
     import sourceclf
     from sourceclf.models import model_card
+    from sourceclf.recipes.image import MC_SAMPLES
 
     card = model_card(name)
     assert card.kind == "torch-bayesian"
-    assert card.metrics[f"test_mc{30}"]["accuracy"] >= card.metrics["test"]["accuracy"] - 0.01
+    drawn = card.metrics[f"test_mc{MC_SAMPLES}"]
+    assert drawn["accuracy"] >= card.metrics["test"]["accuracy"] - 0.01
     assert card.training["posterior_scales"]["median_weight_sigma"] > 0
     cat, frames = real_frame
     cat = cat[:40]

@@ -137,6 +137,10 @@ def test_locus_width_follows_the_point_sources_not_the_galaxies():
         expected = 0.01 + 0.03 * (m - 16.0)
         assert abs(np.median(width[near]) / expected - 1.0) < 0.2, m
     assert np.all(np.isnan(locus_width([0.1, 0.2], [18.0, 19.0])))  # nothing below 0
+    from sourceclf.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="3 extents but 2 magnitudes"):
+        locus_width([0.1, -0.2, 0.0], [18.0, 19.0])
 
 
 def test_frame_truth_leaves_out_light_without_a_peak(shared_data):

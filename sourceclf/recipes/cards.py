@@ -24,7 +24,8 @@ from ..models.registry import MODEL_DIR
 from ..training import calibration_table, classification_metrics
 from .data import read_recipe_table, recipe_split
 
-__all__ = ["split_sizes", "software_versions", "held_out_metrics", "calibrate_on",
+__all__ = ["split_sizes", "software_versions", "held_out_metrics", "mc_metrics",
+           "posterior_summary", "calibrate_on",
            "n_parameters", "R_BINS", "accuracy_by_magnitude", "metrics_with_recall",
            "magnitude_range", "recipe_domain", "domain_check", "domain_note",
            "faint_compact_domain", "DOMAIN_MODELS", "fit_domains", "print_metrics"]
@@ -89,6 +90,54 @@ def held_out_metrics(clf, y, rows, features=None, stamps=None):
     """
     proba = clf.predict_proba(_rows_of(features, rows), _rows_of(stamps, rows))
     return classification_metrics(y[rows], proba.argmax(1), clf.classes)
+
+
+def mc_metrics(clf, y, rows, features=None, stamps=None, *, n_samples=50):
+    """Held-out metrics of a Bayesian model's Monte Carlo mean, with its mean mutual information.
+
+    Parameters
+    ----------
+    clf : `~sourceclf.models.bayesian.BayesianClassifier`
+        The trained model.
+    y, rows, features, stamps
+        As for `held_out_metrics`.
+    n_samples : int
+        Weight draws (seed 0).
+
+    Returns
+    -------
+    metrics : dict
+        `held_out_metrics`' entries for the mean of the draws, and
+        ``mean_mutual_info`` (nats).
+    """
+    proba, extra = clf.predict_proba_mc(_rows_of(features, rows), _rows_of(stamps, rows),
+                                        n_samples=n_samples, random_state=0)
+    metrics = classification_metrics(y[rows], proba.argmax(1), clf.classes)
+    metrics["mean_mutual_info"] = round(float(np.mean(extra["pred_mutual_info"])), 6)
+    return metrics
+
+
+def posterior_summary(layer, losses, **settings):
+    """A card's record of a variational layer's fitted posterior widths.
+
+    Parameters
+    ----------
+    layer : `~sourceclf.models.bayesian.VariationalLinear`
+        The fitted layer.
+    losses : sequence of float
+        The losses of `~sourceclf.models.bayesian.fit_posterior_scales`.
+    **settings
+        Settings of the fit to record with them (epochs, learning rate...).
+
+    Returns
+    -------
+    summary : dict
+    """
+    return {"method": "sourceclf.models.bayesian.fit_posterior_scales: ELBO over the "
+                      "variational layer's rho and prior, the means and the rest frozen",
+            **settings, "final_loss": round(float(losses[-1]), 5),
+            "median_weight_sigma": round(float(layer.weight_sigma.detach().median()), 5),
+            "prior_scale": round(float(layer.prior_log_scale.detach().exp()), 5)}
 
 
 def calibrate_on(clf, table, y, rows, features=None, stamps=None):

@@ -25,6 +25,7 @@ from astropy.table import Table
 from ..bands import BANDS
 from ..classification import classify
 from ..cutouts import read_frame
+from ..exceptions import InvalidInputError
 from ..features import get_feature_set
 from ..psf import moffat_gamma
 from .data import default_data_dir
@@ -398,8 +399,16 @@ def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
     width : `numpy.ndarray`
         The locus width at each source's magnitude (NaN where its magnitude
         is NaN, or when no extent is negative).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``extent`` and ``r_mag`` differ in shape.
     """
     extent, r_mag = np.asarray(extent, float), np.asarray(r_mag, float)
+    if extent.shape != r_mag.shape:
+        raise InvalidInputError(f"locus_width: {extent.shape[0] if extent.ndim else 1} extents "
+                                f"but {r_mag.shape[0] if r_mag.ndim else 1} magnitudes")
     below = np.isfinite(extent) & np.isfinite(r_mag) & (extent < 0)
     if not below.any():
         return np.full(extent.shape, np.nan)

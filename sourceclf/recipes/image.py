@@ -33,10 +33,10 @@ from ..models.card import ModelCard
 from ..models.margformer import count_flops
 from ..models.registry import MODEL_DIR, load_model
 from ..psf import CATALOG_PSF_SCALE
-from ..training import classification_metrics, fitting, labels_from_table
+from ..training import fitting, labels_from_table
 from ..utils._threads import torch_threads
-from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, n_parameters,
-                    software_versions, split_sizes)
+from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_metrics,
+                    n_parameters, posterior_summary, software_versions, split_sizes)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
 from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_training_set,
@@ -44,6 +44,7 @@ from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_trainin
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
            "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "BAYESIAN_CONFIG",
+           "STACK_FIT_OPTIONS", "STACK_STAGE_OPTIONS",
            "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
            "bayesian_margformer_sgq", "main"]
 
@@ -260,34 +261,17 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
                                    for k, h in history["stages"].items()}
     if "posterior_scales" in history:
         card.training["loss"] = "cross_entropy + KL(posterior || prior) / n_rows"
-        card.training["posterior_scales"] = _posterior_summary(module, history)
+        card.training["posterior_scales"] = posterior_summary(
+            variational_layers(module)[-1], history["posterior_scales"])
     clf = _finish(classifier_cls(module, card), table, stamps, x, y, parts, data_dir)
     if isinstance(clf, BayesianClassifier):
-        _mc_metrics(clf, y, parts["test"], x, stamps)
+        card.metrics[f"test_mc{MC_SAMPLES}"] = mc_metrics(clf, y, parts["test"], x, stamps,
+                                                          n_samples=MC_SAMPLES)
     return clf
 
 
 #: Monte Carlo draws of the Bayesian image models' card metrics (``test_mc<N>``).
 MC_SAMPLES = 30
-
-
-def _posterior_summary(module, history):
-    """The card's record of a variational layer's fitted posterior widths."""
-    layer = variational_layers(module)[-1]
-    return {"method": "sourceclf.models.bayesian.fit_posterior_scales: ELBO over the "
-                      "variational layer's rho and prior, means and the rest frozen",
-            "final_loss": round(float(history["posterior_scales"][-1]), 5),
-            "median_weight_sigma": round(float(layer.weight_sigma.detach().median()), 5),
-            "prior_scale": round(float(layer.prior_log_scale.detach().exp()), 5)}
-
-
-def _mc_metrics(clf, y, rows, x, stamps, n_samples=MC_SAMPLES):
-    """Held-out metrics of the Monte Carlo mean, and its mean mutual information."""
-    proba, extra = clf.predict_proba_mc(None if x is None else x[rows], stamps[rows],
-                                        n_samples=n_samples, random_state=0)
-    metrics = classification_metrics(y[rows], proba.argmax(1), clf.classes)
-    metrics["mean_mutual_info"] = round(float(np.mean(extra["pred_mutual_info"])), 6)
-    clf.card.metrics[f"test_mc{n_samples}"] = metrics
 
 
 #: The shipped configurations (the architectures' defaults are the published sizes).
@@ -336,14 +320,34 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
                "flagged psf_unknown."))
 
 
-def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
-    """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq."""
+def _stack_config():
+    """The network configuration of the shipped stacked ensembles (margnet-sgq and its
+    Bayesian variant)."""
     # The CNN member reads each band's PSF FWHM: SDSS's catalog width psffwhm_<b> (MargNet's
     # columns 2, 6, 10, 14, 18) times CATALOG_PSF_SCALE, as classify does for stamps.
-    cfg = {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
-           "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
-           "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
-           "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS]}
+    return {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
+            "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
+            "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
+            "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS]}
+
+
+def _stack_card_config(cfg):
+    """A stack's configuration as its card records it (without the sizes _fit adds)."""
+    return {k: v for k, v in cfg.items() if k not in ("n_features", "n_classes")}
+
+
+#: Training of the shipped stacked ensembles: the head's options for every
+#: stage, and the per-stage overrides (`sourceclf.training.fit_stages`).
+STACK_FIT_OPTIONS = {"epochs": 6, "lr": 2e-3, "patience": 3}
+STACK_STAGE_OPTIONS = {"ann": {"epochs": 200, "batch_size": 256, "lr": 1e-3, "patience": 15,
+                               "weight_decay": 0.0},
+                       "head": {"epochs": 300, "batch_size": 256, "lr": 3e-3, "patience": 20,
+                                "weight_decay": 0.0}}
+
+
+def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
+    """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq."""
+    cfg = _stack_config()
     module = fitting.build_network("margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
     if cnn is not None:  # the CNN of margnet-cnn-sgq, trained on the same split
@@ -351,14 +355,9 @@ def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
         members = ("ann",)
     return _fit(
         "margnet-sgq", table, stamps, architecture="margnet-ensemble",
-        config={k: v for k, v in cfg.items() if k not in ("n_features", "n_classes")},
-        feature_set="margnet24", priority=30, data_dir=data_dir, module=module,
-        fit_options={"epochs": 6, "lr": 2e-3, "patience": 3},
-        stages={"train_members": members,
-                "stage_options": {"ann": {"epochs": 200, "batch_size": 256, "lr": 1e-3,
-                                          "patience": 15, "weight_decay": 0.0},
-                                  "head": {"epochs": 300, "batch_size": 256, "lr": 3e-3,
-                                           "patience": 20, "weight_decay": 0.0}}},
+        config=_stack_card_config(cfg), feature_set="margnet24", priority=30,
+        data_dir=data_dir, module=module, fit_options=dict(STACK_FIT_OPTIONS),
+        stages={"train_members": members, "stage_options": STACK_STAGE_OPTIONS},
         description=("MargNet's stacked ensemble (Chaini et al. 2023): the softmax outputs "
                      "of its ANN on the 24 photometric features (published size, input "
                      "standardised) and of its CNN on the 5-band stamps (the CPU-sized "
@@ -402,10 +401,7 @@ def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
     and CNN are reused as they are and only the head is trained (with the
     ELBO, then its posterior widths), so that both models share their members.
     """
-    cfg = {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
-           "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
-           "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
-           "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS], **BAYESIAN_CONFIG}
+    cfg = {**_stack_config(), **BAYESIAN_CONFIG}
     module = fitting.build_network("bayesian-margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
     if stack is not None:
@@ -414,15 +410,10 @@ def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
         members = ()
     return _fit(
         "bayesian-margnet-sgq", table, stamps, architecture="bayesian-margnet-ensemble",
-        config={k: v for k, v in cfg.items() if k not in ("n_features", "n_classes")},
-        feature_set="margnet24", priority=3, data_dir=data_dir, module=module,
-        classifier_cls=BayesianClassifier,
-        fit_options={"epochs": 6, "lr": 2e-3, "patience": 3},
-        stages={"train_members": members,
-                "stage_options": {"ann": {"epochs": 200, "batch_size": 256, "lr": 1e-3,
-                                          "patience": 15, "weight_decay": 0.0},
-                                  "head": {"epochs": 300, "batch_size": 256, "lr": 3e-3,
-                                           "patience": 20, "weight_decay": 0.0}}},
+        config=_stack_card_config(cfg), feature_set="margnet24", priority=3,
+        data_dir=data_dir, module=module, classifier_cls=BayesianClassifier,
+        fit_options=dict(STACK_FIT_OPTIONS),
+        stages={"train_members": members, "stage_options": STACK_STAGE_OPTIONS},
         description=("MargNet's Bayesian stacked ensemble (Chaini et al. 2023): the ANN and "
                      "CNN members of margnet-sgq (reused as trained there) feed a head "
                      "(dense 10, ReLU) whose output layer is a mean-field variational "

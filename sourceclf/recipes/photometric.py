@@ -37,12 +37,12 @@ from ..models.blend import BlendClassifier
 from ..models.card import ModelCard
 from ..models.classical import SklearnClassifier
 from ..models.registry import MODEL_DIR
-from ..training import classification_metrics, fit_classical, fitting, labels_from_table
+from ..training import fit_classical, fitting, labels_from_table
 from ..utils._threads import blas_threads, torch_threads
 from .cards import (DOMAIN_MODELS, accuracy_by_magnitude, calibrate_on, domain_note,
                     faint_compact_domain, fit_domains, held_out_metrics, magnitude_range,
-                    metrics_with_recall, n_parameters, print_metrics, recipe_domain,
-                    software_versions, split_sizes)
+                    mc_metrics, metrics_with_recall, n_parameters, posterior_summary,
+                    print_metrics, recipe_domain, software_versions, split_sizes)
 from .data import (COMBINED_SPLIT_FRACTIONS, DATA_FILES, DEDUP_ARCSEC, SPLIT_FRACTIONS,
                    SPLIT_SEED, read_recipe_table, recipe_split)
 
@@ -501,19 +501,11 @@ def bayesian_margnet_photometry_sg(table, *, mc_samples=50):
                                    batch_size=512, random_state=0)
     if not np.array_equal(before, clf.predict_proba(x)):  # pragma: no cover
         raise RuntimeError("fitting the posterior widths changed the posterior mean")
-    head = clf.module.net[-1]
-    clf.card.training["posterior_scales"] = {
-        "method": "sourceclf.models.bayesian.fit_posterior_scales: ELBO over the "
-                  "variational layer's rho and prior, means and body frozen",
-        "epochs": 100, "lr": 1e-2, "batch_size": 512, "final_loss": round(history[-1], 5),
-        "seconds_cpu": round(time.perf_counter() - t0, 1),
-        "median_weight_sigma": round(float(head.weight_sigma.detach().median()), 5),
-        "prior_scale": round(float(head.prior_log_scale.detach().exp()), 5)}
-    proba, extra = clf.predict_proba_mc(x, n_samples=mc_samples, random_state=0)
-    clf.card.metrics[f"test_mc{mc_samples}"] = classification_metrics(
-        y[te], proba.argmax(1), clf.classes)
-    clf.card.metrics[f"test_mc{mc_samples}"]["mean_mutual_info"] = round(
-        float(extra["pred_mutual_info"].mean()), 6)
+    clf.card.training["posterior_scales"] = posterior_summary(
+        clf.module.net[-1], history, epochs=100, lr=1e-2, batch_size=512,
+        seconds_cpu=round(time.perf_counter() - t0, 1))
+    clf.card.metrics[f"test_mc{mc_samples}"] = mc_metrics(clf, y, te, features,
+                                                          n_samples=mc_samples)
     return clf
 
 
