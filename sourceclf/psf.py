@@ -50,7 +50,8 @@ from .exceptions import InvalidInputError
 from .utils._validation import check_image
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
-           "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "find_psf_stars",
+           "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
+           "find_psf_stars",
            "fit_moffat", "measure_psf", "seeing_flags", "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
@@ -160,6 +161,37 @@ def moffat_gamma(fwhm, beta):
     3.0
     """
     return np.asarray(fwhm) / (2.0 * np.sqrt(2.0 ** (1.0 / np.asarray(beta)) - 1.0))
+
+
+def moffat_profile(dx, dy, fwhm, beta):
+    """A unit-flux circular Moffat profile at offsets ``(dx, dy)`` from its centre.
+
+    Parameters
+    ----------
+    dx, dy : float or array-like
+        Offsets from the centre, in the unit of ``fwhm`` (e.g. pixels).
+    fwhm : float
+        Full width at half maximum.
+    beta : float
+        Moffat index (> 1).
+
+    Returns
+    -------
+    value : float or `numpy.ndarray`
+        ``(beta - 1) / (pi gamma^2) (1 + r^2 / gamma^2) ** -beta``, whose
+        integral over the plane is 1 (``gamma``: `moffat_gamma`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sourceclf.psf import moffat_profile
+    >>> yy, xx = np.mgrid[-60:61, -60:61]
+    >>> round(float(moffat_profile(xx, yy, 3.0, 3.5).sum()), 3)
+    1.0
+    """
+    gamma = moffat_gamma(fwhm, beta)
+    return ((beta - 1.0) / (np.pi * gamma ** 2)
+            * (1.0 + (np.asarray(dx) ** 2 + np.asarray(dy) ** 2) / gamma ** 2) ** -beta)
 
 
 def _sky(data, label):

@@ -226,3 +226,36 @@ def test_refresh_card_refuses_a_model_of_another_simulation():
     table = Table({"dered_r": np.full(10, 20.0)})
     with pytest.raises(SourceclfError, match="simulation version .* retrain it"):
         refresh_card("margnet-cnn-sgq", table, np.zeros((10, 5, 32, 32), np.float32))
+
+
+def test_models_reading_catalog_columns_need_the_same_measured_columns():
+    from types import SimpleNamespace
+
+    from sourceclf.recipes.image import _same_simulation
+    from sourceclf.recipes.image_training_set import SIMULATION
+
+    def model(feature_set, **sim):
+        return SimpleNamespace(feature_set=feature_set, card=SimpleNamespace(
+            training={"simulation": {"version": SIMULATION["version"], "n": 100, "seed": 7,
+                                     **sim}}))
+
+    # The CNN reads no catalog column: the stamps are all it shares with the simulation.
+    assert _same_simulation(model("psf_fwhm"), 100, 7)
+    assert not _same_simulation(model("psf_fwhm"), 100, 8)
+    assert not _same_simulation(model("psf_fwhm", version=SIMULATION["version"] - 1), 100, 7)
+    # A model reading MargNet's columns trained on columns copied from the catalog
+    # (before the key existed) is not one trained on measured columns.
+    assert not _same_simulation(model("margnet24"), 100, 7)
+    assert _same_simulation(model("margnet24", catalog_columns=SIMULATION["catalog_columns"]),
+                            100, 7)
+
+
+def test_cards_bin_by_the_rendered_magnitude():
+    """Cards of models reading measured columns bin their rows as the CNN's card does."""
+    from astropy.table import Table
+
+    from sourceclf.recipes.image import _rendered_r
+
+    measured = Table({"dered_r": [20.9, 21.3], "rendered_dered_r": [21.2, 20.8]})
+    np.testing.assert_array_equal(_rendered_r(measured), [21.2, 20.8])
+    np.testing.assert_array_equal(_rendered_r(Table({"dered_r": [20.9]})), [20.9])

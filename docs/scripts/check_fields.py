@@ -45,8 +45,8 @@ from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_CROWDED, count_neighbours
 from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
-from sourceclf.recipes.frame_checks import (devrad_from_fluxes, frame_truth, luptitude,
-                                            psf_aperture_fluxes)
+from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.measured_columns import columns_from_fits, fit_band
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
@@ -54,30 +54,75 @@ MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-
           "bayesian-margformer-sgq")
 
 
-def margnet_columns(table, frames, psf, star_rows):
-    """MargNet's 24 photometric columns measured on frames (no extinction correction)."""
+def _segments(data, psf, x, y):
+    """Deblended segments of a band's frame and each source's own one.
+
+    Sources are detected as `frame_truth` detects them (the frame smoothed by
+    its PSF, 2 sky sigma, 8 pixels); each segment is then split between its
+    peaks (local maxima of the smoothed frame), every pixel going to the
+    nearest: a simple deblender (photutils' ``deblend_sources`` needs
+    scikit-image, which sourceclf does not depend on).  A source's own part is
+    that of the peak nearest to it.
+    """
+    from photutils.segmentation import detect_sources
+    from scipy.ndimage import gaussian_filter, maximum_filter
+    from scipy.spatial import cKDTree
+
+    smooth = gaussian_filter(np.asarray(data, np.float32), psf.fwhm / SDSS_PIXEL_SCALE / 2.3548)
+    segm = detect_sources(smooth, 2.0 * psf.sky_sigma, n_pixels=8)
+    if segm is None:
+        return None, None
+    inside = segm.data > 0
+    peak_y, peak_x = np.nonzero((maximum_filter(smooth, size=3) == smooth) & inside)
+    tree = cKDTree(np.c_[peak_x, peak_y])
+    parts = np.zeros(segm.data.shape, dtype=np.int32)
+    pix_y, pix_x = np.nonzero(inside)
+    parts[pix_y, pix_x] = tree.query(np.c_[pix_x, pix_y])[1] + 1
+    return parts, tree.query(np.c_[x, y])[1] + 1
+
+
+def _windows(data, x, y, parts, labels, size=32):
+    """Background-subtracted stamps of the sources, other sources' pixels set to 0."""
+    half = size // 2
+    pad = np.pad(np.asarray(data, float), half + 1)
+    own_pad = np.pad(parts, half + 1) if parts is not None else None
+    fx, fy = np.floor(x).astype(int) + half + 1, np.floor(y).astype(int) + half + 1
+    out = np.zeros((len(x), size, size))
+    for i in range(len(x)):
+        window = (slice(fy[i] - half + 1, fy[i] + half + 1),
+                  slice(fx[i] - half + 1, fx[i] + half + 1))
+        stamp = pad[window]
+        if own_pad is None:
+            out[i] = stamp - np.median(stamp)
+            continue
+        seg = own_pad[window]
+        sky = stamp[seg == 0]
+        stamp = stamp - (np.median(sky) if sky.size >= 20 else np.median(stamp))
+        out[i] = np.where((seg == 0) | (seg == labels[i]), stamp, 0.0)
+    return out
+
+
+def margnet_columns(table, frames, psf):
+    """MargNet's 24 photometric columns measured on frames (no extinction correction).
+
+    Each band is deblended (`_segments`: other sources' pixels set to zero),
+    then fitted with PSF-convolved de Vaucouleurs profiles as the training
+    set's columns are measured
+    (`sourceclf.recipes.measured_columns.columns_from_fits`).
+    """
     out = table.copy()
-    psf_flux, model_flux, width = [], [], []
+    fluxes, best, width = [], [], []
     for b in BANDS:
         data, wcs = frames[b]
         x, y = wcs.world_to_pixel_values(np.asarray(table["ra"]), np.asarray(table["dec"]))
-        f = psf_aperture_fluxes(data, x, y, psf[b].fwhm / SDSS_PIXEL_SCALE, psf[b].beta)
-        correction = np.nanmedian(f["psf"][star_rows] / f["aperture"][star_rows])
-        psf_flux.append(f["psf"])
-        model_flux.append(f["aperture"] * correction)
+        parts, labels = _segments(data, psf[b], x, y)
+        stamps = _windows(data, x, y, parts, labels)
+        flux, choice = fit_band(stamps, psf[b].fwhm, psf[b].beta)
+        fluxes.append(flux)
+        best.append(choice)
         width.append(np.full(len(table), psf[b].fwhm / CATALOG_PSF_SCALE[b]))
-    psf_flux, model_flux, width = (np.array(v).T for v in (psf_flux, model_flux, width))
-    devrad = devrad_from_fluxes(psf_flux, model_flux, width)
-    mags = {}
-    for k, b in enumerate(BANDS):
-        mags[b] = luptitude(model_flux[:, k], b)
-        out[f"dered_{b}"] = mags[b]
-        out[f"deVRad_{b}"] = devrad[:, k]
-        out[f"psffwhm_{b}"] = width[:, k]
-        out[f"extinction_{b}"] = np.zeros(len(table))
-    for a, b in zip(BANDS[:-1], BANDS[1:]):
-        out[f"{a}_{b}"] = mags[a] - mags[b]
-    return out
+    return columns_from_fits(out, np.stack(fluxes, axis=1), np.stack(best, axis=1),
+                             np.array(width).T)
 
 
 def score(truth, result, decided=None):
@@ -172,7 +217,6 @@ def check_field(folder, log, models, results=None):
     labels = np.asarray(clean["truth"]).astype(str)
     decided = ~np.asarray(clean["ambiguous"])
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
-    star_rows = np.flatnonzero(np.asarray(clean["psf_star"]))
     latitude = galactic_latitude(native["r"])
     log(f"{name} (Galactic latitude {latitude:.1f} deg): PSF FWHM "
         + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
@@ -195,7 +239,7 @@ def check_field(folder, log, models, results=None):
                 except InvalidInputError as exc:
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
-        with_columns = margnet_columns(sources, frames, seen, star_rows)
+        with_columns = margnet_columns(sources, frames, seen)
         for model, clf in models.items():
             table = with_columns if clf.feature_set == "margnet24" else sources
             with warnings.catch_warnings():

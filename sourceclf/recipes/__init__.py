@@ -5,6 +5,8 @@
   (``python -m sourceclf.train_recipes NAME``);
 * `sourceclf.recipes.image_training_set`: the simulated stamps the image
   models learn from;
+* `sourceclf.recipes.measured_columns`: MargNet's catalog columns measured on
+  those stamps by profile fits, as SDSS measures them;
 * `sourceclf.recipes.frame_checks`: checks of a model on a real SDSS frame;
 * `sourceclf.recipes.image`: the image models
   (``python -m sourceclf.image_recipes NAME``);

@@ -27,7 +27,7 @@ from ..classification import classify
 from ..cutouts import read_frame
 from ..exceptions import InvalidInputError
 from ..features import get_feature_set
-from ..psf import moffat_gamma
+from ..psf import moffat_profile
 from .data import default_data_dir
 
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
@@ -298,11 +298,6 @@ AMBIGUITY_SIGMA = 2.0
 PEAK_RADIUS = 1.5
 
 
-def _moffat_image(dx, dy, fwhm, beta):
-    gamma = moffat_gamma(fwhm, beta)
-    return (beta - 1.0) / (np.pi * gamma ** 2) * (1.0 + (dx ** 2 + dy ** 2) / gamma ** 2) ** -beta
-
-
 def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
                         aperture=3.0, background=(4.0, 6.0)):
     """PSF and aperture fluxes of sources on a frame, with a local background.
@@ -364,7 +359,7 @@ def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
         pool = stamp[annulus & sky] if (annulus & sky).sum() >= 20 else stamp[annulus]
         out["background"][i] = np.median(pool)
         stamp = stamp - out["background"][i]
-        p = _moffat_image(dx, dy, fwhm, beta)
+        p = moffat_profile(dx, dy, fwhm, beta)
         out["psf"][i] = (p * stamp * own).sum() / (p * p * own).sum()
         inside = r <= aperture * fwhm
         out["aperture"][i] = np.where(own, stamp, out["psf"][i] * p)[inside].sum()

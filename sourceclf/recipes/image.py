@@ -92,8 +92,6 @@ def _finish(clf, table, stamps, x, y, parts, data_dir):
     card = clf.card
     card.metrics["test"] = held_out_metrics(clf, y, te, x, stamps)
     card.metrics["test_data"] = "held-out 20% of the SIMULATED stamps (not real images)"
-    bright = np.asarray(table["dered_r"])[te] < 21.0
-    card.metrics["test_r_lt_21"] = held_out_metrics(clf, y, te[bright], x, stamps)
     card.metrics["validation"] = held_out_metrics(clf, y, parts["validation"], x, stamps)
     _card_checks(clf, table, stamps, x, y, parts, data_dir)
     calibrate_on(clf, table, y, parts["calibration"], x, stamps)
@@ -113,6 +111,8 @@ def _card_checks(clf, table, stamps, x, y, parts, data_dir, frames=None):
     """
     te = parts["test"]
     card = clf.card
+    bright = _rendered_r(table)[te] < 21.0
+    card.metrics["test_r_lt_21"] = held_out_metrics(clf, y, te[bright], x, stamps)
     card.metrics["test_by_seeing"] = _by_seeing(clf, table, y, te, x, stamps)
     card.metrics["test_by_magnitude"] = _by_magnitude(clf, table, y, te, x, stamps)
     card.domain.update(_image_domain(table, stamps[parts["train"]]))
@@ -155,11 +155,13 @@ def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
         If the model was trained on another simulation than ``table``.
     """
     clf = load_model(name)
-    sim = clf.card.training.get("simulation", {})
-    if (sim.get("version"), sim.get("n")) != (SIMULATION["version"], len(table)):
+    if not _same_simulation(clf, len(table), SIMULATION["seed"], check_seed=False):
+        sim = clf.card.training.get("simulation", {})
         raise SourceclfError(f"model '{clf.name}' was trained on simulation version "
-                             f"{sim.get('version')} of {sim.get('n')} rows, not version "
-                             f"{SIMULATION['version']} of {len(table)}: retrain it")
+                             f"{sim.get('version')} of {sim.get('n')} rows (catalog columns "
+                             f"{sim.get('catalog_columns', 1)}), not version "
+                             f"{SIMULATION['version']} of {len(table)} (catalog columns "
+                             f"{SIMULATION['catalog_columns']}): retrain it")
     _, y, x = _inputs(table, clf.feature_set)
     _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir, frames)
     path = Path(clf.directory) / "card.json"
@@ -171,10 +173,18 @@ def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
 MAGNITUDE_EDGES = (17.0, 18.5, 19.5, 20.5, 21.5, 22.5)
 
 
+def _rendered_r(table):
+    """The r magnitude each simulated source was drawn with (not the measured one), so
+    that every image model's card bins its sources alike."""
+    name = "rendered_dered_r" if "rendered_dered_r" in table.colnames else "dered_r"
+    return np.asarray(table[name], dtype=np.float64)
+
+
 def _by_magnitude(clf, table, y, rows, x, stamps):
-    """Held-out accuracy per r magnitude (`MAGNITUDE_EDGES`), as photometric cards give it."""
+    """Held-out accuracy per rendered r magnitude (`MAGNITUDE_EDGES`), as photometric
+    cards give it."""
     proba = clf.predict_proba(None if x is None else x[rows], stamps[rows])
-    return accuracy_by_magnitude(y[rows], proba.argmax(1), np.asarray(table["dered_r"])[rows],
+    return accuracy_by_magnitude(y[rows], proba.argmax(1), _rendered_r(table)[rows],
                                  edges=MAGNITUDE_EDGES)
 
 
@@ -295,6 +305,13 @@ _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim rend
              "Retrain on real labelled cutouts "
              "with sourceclf.train(table, cutouts, model='{arch}').")
 
+_COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated stamps "
+                 "(sourceclf.recipes.measured_columns: PSF and aperture fluxes of each source "
+                 "deblended from its neighbours, with its noise; de Vaucouleurs radii from "
+                 "their ratio), not copied from the catalog the stamps were drawn from, so "
+                 "they are as uncertain as a catalog's at each magnitude and seeing; "
+                 "SDSS's own model fits are somewhat more precise at the faint end.")
+
 
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     """MargNet's CNN, an eighth of the published widths, on the stamps and their PSF."""
@@ -366,7 +383,7 @@ def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
                      "layers) go through dense "
                      "10 (ReLU) to the classes; the head is trained on the validation "
                      "split, which the members were not trained on."),
-        notes=_SIM_NOTE.format(arch="margnet-ensemble"))
+        notes=_SIM_NOTE.format(arch="margnet-ensemble") + _COLUMNS_NOTE)
 
 
 def margformer_sgq(table, stamps, *, data_dir=None):
@@ -381,7 +398,7 @@ def margformer_sgq(table, stamps, *, data_dir=None):
                      "64 tokens of 4x4 patches of the 5-band 32x32 stamp (linear patch "
                      "embedding, learned positions, one self-attention layer); far smaller "
                      "and cheaper than the published 12-layer model."),
-        notes=_SIM_NOTE.format(arch="margformer"))
+        notes=_SIM_NOTE.format(arch="margformer") + _COLUMNS_NOTE)
 
 
 #: Prior and initial width of the Bayesian image models' variational layer
@@ -420,7 +437,8 @@ def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
                      "layer (Gaussian posterior per weight, trainable Gaussian prior), "
                      "trained on the validation split with cross-entropy + KL / n_rows "
                      "and its posterior widths fitted after."),
-        notes=_SIM_NOTE.format(arch="bayesian-margnet-ensemble") + _BAYESIAN_NOTE)
+        notes=(_SIM_NOTE.format(arch="bayesian-margnet-ensemble") + _COLUMNS_NOTE
+               + _BAYESIAN_NOTE))
 
 
 def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
@@ -436,12 +454,24 @@ def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
                      "layer, the whole network trained with cross-entropy + KL / n_rows "
                      "and the layer's posterior widths fitted after (Bhavanam et al. "
                      "2024's Bayesian variant)."),
-        notes=_SIM_NOTE.format(arch="bayesian-margformer") + _BAYESIAN_NOTE)
+        notes=_SIM_NOTE.format(arch="bayesian-margformer") + _COLUMNS_NOTE + _BAYESIAN_NOTE)
 
 
 RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "margformer-sgq": margformer_sgq, "bayesian-margnet-sgq": bayesian_margnet_sgq,
            "bayesian-margformer-sgq": bayesian_margformer_sgq}
+
+
+def _same_simulation(clf, n, seed, *, check_seed=True):
+    """Whether an image model was trained on this simulation's stamps and, if it reads
+    MargNet's columns, on its catalog columns (``SIMULATION['catalog_columns']``)."""
+    sim = clf.card.training.get("simulation", {})
+    same = (sim.get("version"), sim.get("n")) == (SIMULATION["version"], n)
+    if check_seed:
+        same = same and sim.get("seed") == seed
+    if clf.feature_set == "margnet24":  # version 1 (copied columns) predates the key
+        same = same and sim.get("catalog_columns", 1) == SIMULATION["catalog_columns"]
+    return same
 
 
 def _trained_model(n, seed, model):
@@ -450,9 +480,7 @@ def _trained_model(n, seed, model):
         clf = load_model(model)
     except SourceclfError:
         return None
-    sim = clf.card.training.get("simulation", {})
-    same = (sim.get("version"), sim.get("n"), sim.get("seed")) == (SIMULATION["version"], n, seed)
-    return clf if same else None
+    return clf if _same_simulation(clf, n, seed) else None
 
 
 def main(argv=None):

@@ -19,11 +19,16 @@ from stamps *simulated* from realistic catalogs (`simulated_sgq_catalog`):
   ellipticity and sky noise, from the ranges measured on real SDSS fields),
   and draws each row with GalSim (`render_stamps`) through its field's PSF;
   `add_realism` then adds neighbours from the same field, bright-star halos
-  and the field's sky noise (scaled per stamp).
+  and the field's sky noise (scaled per stamp);
+* MargNet's catalog columns (magnitudes, colours, de Vaucouleurs radii) are
+  then measured on each source's stamp, deblended from its neighbours but
+  with its noise (`sourceclf.recipes.measured_columns`), so that they are as
+  uncertain as a real catalog's at that magnitude and seeing.
 
 `simulated_training_set` puts these steps together and caches the result.
 """
 
+import copy
 import os
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from ..bands import BANDS
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
+from .measured_columns import measure_stamp_columns
 
 __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
            "add_realism", "saturate", "rendered_psf_fwhm", "trained_psf_range",
@@ -46,9 +52,14 @@ __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalo
 #: per-band FWHM ratios, Moffat core and power-law wing, PSF ellipticity,
 #: sky noise per band); version 8 had no wings, version 7 rendered 8 PSF
 #: groups around the seeing of one field.
-SIMULATION = {"version": 9, "n": 36000, "seed": 20240, "size": 32, "fields": 400,
-              "neighbour_fraction": 0.4, "min_separation": 4, "halo_fraction": 0.2,
-              "noise_scatter": 0.10, "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"}
+#: ``catalog_columns`` 2 measures MargNet's columns on the stamps
+#: (`sourceclf.recipes.measured_columns`; the stamps are version 9's, bit for
+#: bit); 1 copied them from the catalog the stamps were rendered from, exact
+#: at any magnitude and seeing.
+SIMULATION = {"version": 9, "catalog_columns": 2, "n": 36000, "seed": 20240, "size": 32,
+              "fields": 400, "neighbour_fraction": 0.4, "min_separation": 4,
+              "halo_fraction": 0.2, "noise_scatter": 0.10,
+              "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"}
 
 #: Dereddened r magnitude of each class: (low, high, weight) uniform pieces.
 #: Point sources reach fainter (r 24) than galaxies (r 22.5), and galaxies
@@ -147,7 +158,8 @@ def simulated_sgq_catalog(n, *, random_state=0, data_dir=None):
 
 
 def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
-                neighbour_fraction=0.4, min_separation=4, halo_fraction=0.2):
+                neighbour_fraction=0.4, min_separation=4, halo_fraction=0.2,
+                deblended=None):
     """Noise, neighbours and bright-star halos for noiseless rendered stamps.
 
     Real stamps are rarely a lone source on flat sky: this adds to each stamp
@@ -184,6 +196,14 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         Smallest offset (pixels, along the larger axis) of a neighbour.
     halo_fraction : float
         Fraction of stamps with a bright star's halo.
+    deblended : `numpy.ndarray`, optional
+        Also filled, when given (same shape as ``stamps``): each source alone,
+        as a deblender leaves it, with the same noise as in ``stamps`` (sky
+        and photon noise of the source and its neighbours) and the same
+        saturation level, without the neighbours' and halos' light.  MargNet's catalog
+        columns are measured on it (`sourceclf.recipes.measured_columns`),
+        as SDSS measures them after deblending.  It draws from its own
+        random numbers: ``stamps`` are the same with or without it.
 
     Returns
     -------
@@ -225,6 +245,9 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         profile = (beta - 1) / (np.pi * gamma ** 2) * (1 + r2 / gamma ** 2) ** -beta
         stamps[i] += (flux_r * colour[:, None, None] * profile[None]).astype(np.float32)
 
+    if deblended is not None:  # the same saturation levels, without consuming rng
+        deblended[...] = noiseless
+        saturate(deblended, copy.deepcopy(rng))
     saturate(stamps, rng)
     level = np.exp(rng.normal(0.0, noise_scatter, n)).astype(np.float32)
     for k, b in enumerate(BANDS):
@@ -233,7 +256,10 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
                if f"sky_sigma_{b}" in table.colnames else np.float32(props["sky_sigma"]))
         var = (sky * level)[:, None, None] ** 2 \
             + np.clip(stamps[:, k], 0, None) * props["nmgy_per_electron"]
-        stamps[:, k] += np.sqrt(var) * rng.standard_normal(var.shape, dtype=np.float32)
+        noise = np.sqrt(var) * rng.standard_normal(var.shape, dtype=np.float32)
+        stamps[:, k] += noise
+        if deblended is not None:
+            deblended[:, k] += noise
     return stamps
 
 
@@ -424,11 +450,18 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
     """The simulated catalog and stamps the image recipes train on.
 
     The result is cached (``cache_dir``, default ``$SOURCECLF_CACHE`` or
-    ``~/.cache/sourceclf``) as float16 stamps, since rendering takes minutes.
+    ``~/.cache/sourceclf``), since rendering takes minutes: the rendered
+    catalog, the stamps and the deblended stamps (float16), and apart from
+    them the measured columns (per ``SIMULATION['catalog_columns']``).
 
     Returns
     -------
     table : `~astropy.table.Table`
+        The catalog (`simulated_sgq_catalog`) with its fields' conditions
+        (`render_varied_psf`); MargNet's columns ``dered_<b>``,
+        ``deVRad_<b>`` and the colours are *measured* on each source's
+        deblended stamp (`sourceclf.recipes.measured_columns`), the rendered
+        values kept as ``rendered_dered_<b>`` and ``rendered_deVRad_<b>``.
     stamps : `numpy.ndarray`
         float32, shape (n, 5, 32, 32), nanomaggies.
     """
@@ -437,20 +470,37 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
     cache_dir = Path(cache_dir or os.environ.get("SOURCECLF_CACHE")
                      or Path.home() / ".cache" / "sourceclf")
     stem = cache_dir / f"sim-sgq-v{SIMULATION['version']}-n{n}-seed{seed}"
-    if stem.with_suffix(".npy").is_file() and stem.with_suffix(".ecsv").is_file():
-        table = Table.read(stem.with_suffix(".ecsv"), format="ascii.ecsv")
-        return table, np.load(stem.with_suffix(".npy")).astype(np.float32)
-    table = simulated_sgq_catalog(n, random_state=seed, data_dir=data_dir)
-    noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress, jobs=jobs)
-    stamps = np.empty_like(noiseless)
-    add_realism(stamps, noiseless, table, random_state=seed + 2,
-                noise_scatter=SIMULATION["noise_scatter"],
-                neighbour_fraction=SIMULATION["neighbour_fraction"],
-                min_separation=SIMULATION["min_separation"],
-                halo_fraction=SIMULATION["halo_fraction"])
-    del noiseless
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    table.write(stem.with_suffix(".ecsv"), format="ascii.ecsv", overwrite=True)
-    # float16 halves the cache; its range ends at 65504 (no real pixel comes close).
-    np.save(stem.with_suffix(".npy"), np.clip(stamps, -65000, 65000).astype(np.float16))
-    return table, stamps
+    paths = {"table": stem.with_suffix(".ecsv"), "stamps": stem.with_suffix(".npy"),
+             "deblended": stem.parent / (stem.name + "-deblended.npy"),
+             "columns": stem.parent / (stem.name + f"-columns{SIMULATION['catalog_columns']}"
+                                       ".ecsv")}
+    if all(paths[k].is_file() for k in ("table", "stamps", "deblended")):
+        table = Table.read(paths["table"], format="ascii.ecsv")
+        stamps = np.load(paths["stamps"]).astype(np.float32)
+    else:
+        table = simulated_sgq_catalog(n, random_state=seed, data_dir=data_dir)
+        noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress,
+                                      jobs=jobs)
+        stamps, deblended = np.empty_like(noiseless), np.empty_like(noiseless)
+        add_realism(stamps, noiseless, table, random_state=seed + 2,
+                    noise_scatter=SIMULATION["noise_scatter"],
+                    neighbour_fraction=SIMULATION["neighbour_fraction"],
+                    min_separation=SIMULATION["min_separation"],
+                    halo_fraction=SIMULATION["halo_fraction"], deblended=deblended)
+        del noiseless
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        table.write(paths["table"], format="ascii.ecsv", overwrite=True)
+        # float16 halves the cache; its range ends at 65504 (no real pixel comes close);
+        # the stamps are used as cached, so that a run that renders and one that reads
+        # the cache train on the same numbers.
+        for key, value in (("stamps", stamps), ("deblended", deblended)):
+            np.save(paths[key], np.clip(value, -65000, 65000).astype(np.float16))
+        del deblended
+        stamps = np.load(paths["stamps"]).astype(np.float32)
+    if paths["columns"].is_file():
+        measured = Table.read(paths["columns"], format="ascii.ecsv")
+    else:  # MargNet's columns measured on the deblended stamps, kept apart from the
+        # rendering so that their measurement can change without rendering again
+        measured = measure_stamp_columns(table, np.load(paths["deblended"]).astype(np.float32))
+        measured.write(paths["columns"], format="ascii.ecsv", overwrite=True)
+    return measured, stamps
