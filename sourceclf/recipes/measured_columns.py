@@ -6,8 +6,8 @@ from the catalog the stamps were rendered from, those columns would be
 exact: a galaxy's de Vaucouleurs radius and a source's colours known without
 noise at r = 23 and through a 2.5" PSF.  A network trained on them learns to
 trust them where no real catalog could (simulation version 9 with such
-columns: 0.97 held-out accuracy at r > 21.5, where the stamps alone give
-0.65, and 0.97 at 2.2-2.5" seeing), and then fails when real columns are
+columns: 0.95-0.99 held-out accuracy beyond r = 21.5, where the stamps
+alone give 0.63-0.66, and 0.97 at 2.2-2.5" seeing), and then fails when real columns are
 measured at bad seeing.
 
 `measure_stamp_columns` measures them instead on each source's stamp,
