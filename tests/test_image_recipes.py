@@ -259,3 +259,35 @@ def test_cards_bin_by_the_rendered_magnitude():
     measured = Table({"dered_r": [20.9, 21.3], "rendered_dered_r": [21.2, 20.8]})
     np.testing.assert_array_equal(_rendered_r(measured), [21.2, 20.8])
     np.testing.assert_array_equal(_rendered_r(Table({"dered_r": [20.9]})), [20.9])
+
+
+def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tmp_path,
+                                                                 monkeypatch):
+    """The catalog columns are measured on the deblended stamps, not copied, and the
+    cache keeps the rendering apart from the measurement."""
+    from sourceclf.recipes import image_training_set as sim
+
+    monkeypatch.setitem(sim.SIMULATION, "fields", 2)
+    table, stamps = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
+                                               cache_dir=tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["sim-sgq-v9-n24-seed5-columns2.ecsv", "sim-sgq-v9-n24-seed5-deblended.npy",
+                     "sim-sgq-v9-n24-seed5.ecsv", "sim-sgq-v9-n24-seed5.npy"]
+    assert stamps.shape == (24, 5, 32, 32) and stamps.dtype == np.float32
+    # Measured, not copied: the rendered values are kept beside them.
+    assert not np.allclose(table["dered_r"], table["rendered_dered_r"])
+    np.testing.assert_allclose(table["dered_r"], table["rendered_dered_r"], atol=1.5)
+    # Read back from the cache: the same numbers.
+    again, cached = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
+                                               cache_dir=tmp_path)
+    np.testing.assert_array_equal(cached, stamps)
+    np.testing.assert_allclose(again["deVRad_g"], table["deVRad_g"])
+    # A new measurement needs no new rendering: without its columns file the
+    # columns are measured again from the cached deblended stamps.
+    rendered = (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns
+    (tmp_path / "sim-sgq-v9-n24-seed5-columns2.ecsv").unlink()
+    measured, _ = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
+                                             cache_dir=tmp_path)
+    assert (tmp_path / "sim-sgq-v9-n24-seed5-columns2.ecsv").is_file()
+    assert (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns == rendered
+    np.testing.assert_allclose(measured["dered_r"], table["dered_r"])
