@@ -10,11 +10,11 @@ with the five corrected frames):
    (`sourceclf.simulate.degrade_frames`, other bands in proportion), classify
    the clean sources with each shipped image model through
    ``sourceclf.classify(table, images=frames)``; the PSF of the blurred
-   frames is measured again and passed as ``psf=``.  margnet-sgq and
-   margformer-sgq also read MargNet's 24 columns, measured on the same frames
-   (aperture-corrected aperture magnitudes with no extinction correction,
-   ``deVRad`` from the PSF/aperture flux ratio, ``psffwhm`` from the measured
-   PSF);
+   frames is measured again and passed as ``psf=``.  The models reading
+   MargNet's 24 columns get them measured on the same frames as their
+   training columns were measured (`margnet_columns`: each band deblended,
+   then fitted with PSF-convolved de Vaucouleurs profiles; no extinction
+   correction; ``psffwhm`` from the measured PSF);
 4. print, per field (with its Galactic latitude), seeing and model: the
    fraction of point-like sources called STAR or QSO, of extended ones
    called GALAXY, their mean (balanced accuracy), the fractions of rows
@@ -45,7 +45,7 @@ from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_CROWDED, count_neighbours
 from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.frame_checks import detect_segments, frame_truth
 from sourceclf.recipes.measured_columns import columns_from_fits, fit_band
 from sourceclf.simulate import degrade_frames
 
@@ -64,12 +64,10 @@ def _segments(data, psf, x, y):
     scikit-image, which sourceclf does not depend on).  A source's own part is
     that of the peak nearest to it.
     """
-    from photutils.segmentation import detect_sources
-    from scipy.ndimage import gaussian_filter, maximum_filter
+    from scipy.ndimage import maximum_filter
     from scipy.spatial import cKDTree
 
-    smooth = gaussian_filter(np.asarray(data, np.float32), psf.fwhm / SDSS_PIXEL_SCALE / 2.3548)
-    segm = detect_sources(smooth, 2.0 * psf.sky_sigma, n_pixels=8)
+    smooth, segm = detect_segments(data, psf.fwhm / SDSS_PIXEL_SCALE, psf.sky_sigma)
     if segm is None:
         return None, None
     inside = segm.data > 0

@@ -33,7 +33,7 @@ from .data import default_data_dir
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
            "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
            "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "locus_width",
-           "psf_aperture_fluxes", "frame_truth"]
+           "psf_aperture_fluxes", "detect_segments", "frame_truth"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
@@ -419,6 +419,33 @@ def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
     return np.interp(r_mag, centres, widths)
 
 
+def detect_segments(data, fwhm, sky_sigma):
+    """Sources of a frame as `frame_truth` detects them: its segmentation image.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    fwhm : float
+        FWHM of its PSF, pixels (the frame is smoothed by a Gaussian of it).
+    sky_sigma : float
+        Sky noise per pixel: pixels of the smoothed frame above twice it, in
+        groups of 8 or more, are sources.
+
+    Returns
+    -------
+    smooth : `numpy.ndarray`
+        The smoothed frame (float32).
+    segments : `~photutils.segmentation.SegmentationImage` or None
+        None where nothing is detected.
+    """
+    from photutils.segmentation import detect_sources
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(np.asarray(data, dtype=np.float32), fwhm / 2.3548)
+    return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
+
+
 def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
                 zero_point=22.5):
     """Point-like or extended, for every bright source of a native r frame.
@@ -479,15 +506,14 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     from astropy.wcs.utils import proj_plane_pixel_scales
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks
-    from photutils.segmentation import SourceCatalog, detect_sources
-    from scipy.ndimage import gaussian_filter, maximum_filter
+    from photutils.segmentation import SourceCatalog
+    from scipy.ndimage import maximum_filter
     from scipy.spatial import cKDTree
 
     data = np.asarray(data, dtype=np.float32)
     scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
     fwhm = psf.fwhm / scale
-    smooth = gaussian_filter(data, fwhm / 2.3548)
-    segm = detect_sources(smooth, 2.0 * psf.sky_sigma, n_pixels=8)
+    smooth, segm = detect_segments(data, fwhm, psf.sky_sigma)
     cat = SourceCatalog(data, segm, convolved_data=smooth)
     x, y = np.asarray(cat.x_centroid, float), np.asarray(cat.y_centroid, float)
     labels, seg_flux = np.asarray(cat.labels), np.asarray(cat.segment_flux, float)

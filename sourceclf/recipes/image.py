@@ -43,8 +43,9 @@ from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_trainin
                                  trained_psf_range)
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
-           "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG", "BAYESIAN_CONFIG",
-           "STACK_FIT_OPTIONS", "STACK_STAGE_OPTIONS",
+           "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
+           "MARGFORMER_FIT_OPTIONS", "BAYESIAN_CONFIG", "STACK_FIT_OPTIONS",
+           "STACK_STAGE_OPTIONS",
            "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
            "bayesian_margformer_sgq", "main"]
 
@@ -289,6 +290,8 @@ CNN_CONFIG = {"width": 0.125, "dense": [256], "batch_norm": True}
 ANN_CONFIG = {"standardize": True, "dropout": 0.25}
 MARGFORMER_CONFIG = {"dim": 48, "depth": 3, "heads": 4, "token_layers": 1,
                      "feature_hidden": [128], "mlp_ratio": 2.0, "dropout": 0.1}
+#: Training of margformer-sgq and of its Bayesian variant.
+MARGFORMER_FIT_OPTIONS = {"epochs": 15, "lr": 1e-3, "patience": 4}
 
 _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim renderings of "
              "realistic catalog rows in simulated fields whose seeing (r-band FWHM "
@@ -306,11 +309,11 @@ _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim rend
              "with sourceclf.train(table, cutouts, model='{arch}').")
 
 _COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated stamps "
-                 "(sourceclf.recipes.measured_columns: PSF and aperture fluxes of each source "
-                 "deblended from its neighbours, with its noise; de Vaucouleurs radii from "
-                 "their ratio), not copied from the catalog the stamps were drawn from, so "
-                 "they are as uncertain as a catalog's at each magnitude and seeing; "
-                 "SDSS's own model fits are somewhat more precise at the faint end.")
+                 "(sourceclf.recipes.measured_columns: each source deblended from its "
+                 "neighbours but with its noise, fitted by least squares with de Vaucouleurs "
+                 "profiles convolved with the band's PSF, as SDSS fits its catalog), not "
+                 "copied from the catalog the stamps were drawn from, so they are as "
+                 "uncertain as a catalog's at each magnitude and seeing.")
 
 
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
@@ -391,7 +394,7 @@ def margformer_sgq(table, stamps, *, data_dir=None):
     return _fit(
         "margformer-sgq", table, stamps, architecture="margformer", config=MARGFORMER_CONFIG,
         feature_set="margnet24", priority=25, data_dir=data_dir,
-        fit_options={"epochs": 15, "lr": 1e-3, "patience": 4},
+        fit_options=dict(MARGFORMER_FIT_OPTIONS),
         description=("MargFormer: MargNet's 24 photometric features, standardised, pass "
                      "through an MLP (24 -> 128 -> 48) and become one query token that "
                      "attends with cross-attention (3 layers, 4 heads, width 48) over the "
@@ -447,7 +450,7 @@ def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
         "bayesian-margformer-sgq", table, stamps, architecture="bayesian-margformer",
         config={**MARGFORMER_CONFIG, **BAYESIAN_CONFIG}, feature_set="margnet24",
         priority=3, data_dir=data_dir, classifier_cls=BayesianClassifier,
-        fit_options={"epochs": 15, "lr": 1e-3, "patience": 4},
+        fit_options=dict(MARGFORMER_FIT_OPTIONS),
         description=("MargFormer (as margformer-sgq: MargNet's 24 features as one query "
                      "token attending over 4x4 patches of the 5-band stamp, 3 layers, "
                      "width 48) whose classification layer is a mean-field variational "

@@ -474,6 +474,7 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
              "deblended": stem.parent / (stem.name + "-deblended.npy"),
              "columns": stem.parent / (stem.name + f"-columns{SIMULATION['catalog_columns']}"
                                        ".ecsv")}
+    deblended = None
     if all(paths[k].is_file() for k in ("table", "stamps", "deblended")):
         table = Table.read(paths["table"], format="ascii.ecsv")
         stamps = np.load(paths["stamps"]).astype(np.float32)
@@ -493,14 +494,17 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         # float16 halves the cache; its range ends at 65504 (no real pixel comes close);
         # the stamps are used as cached, so that a run that renders and one that reads
         # the cache train on the same numbers.
-        for key, value in (("stamps", stamps), ("deblended", deblended)):
-            np.save(paths[key], np.clip(value, -65000, 65000).astype(np.float16))
-        del deblended
-        stamps = np.load(paths["stamps"]).astype(np.float32)
+        stamps, deblended = (np.clip(v, -65000, 65000).astype(np.float16)
+                             for v in (stamps, deblended))
+        np.save(paths["stamps"], stamps)
+        np.save(paths["deblended"], deblended)
+        stamps = stamps.astype(np.float32)
     if paths["columns"].is_file():
         measured = Table.read(paths["columns"], format="ascii.ecsv")
     else:  # MargNet's columns measured on the deblended stamps, kept apart from the
         # rendering so that their measurement can change without rendering again
-        measured = measure_stamp_columns(table, np.load(paths["deblended"]).astype(np.float32))
+        if deblended is None:
+            deblended = np.load(paths["deblended"])
+        measured = measure_stamp_columns(table, deblended.astype(np.float32))
         measured.write(paths["columns"], format="ascii.ecsv", overwrite=True)
     return measured, stamps
