@@ -79,3 +79,30 @@ def test_margnet_columns_deblend_a_neighbour(check_fields):
     # deblending the neighbour would add over a magnitude and a large radius.
     assert abs(columns["dered_r"][2] - columns["dered_r"][0]) < 0.1
     assert columns["deVRad_r"][2] < 0.2
+
+
+def test_sdss_cut_calls_by_the_forced_extent(check_fields, monkeypatch):
+    """The sdss-cut reference: GALAXY above 0.145, STAR below, no class where unmeasured."""
+    truth = Table({"clean": [True, True, False, True, True]})
+    clean = truth[truth["clean"]]
+    extent = np.array([0.0, 0.3, 0.5, np.nan, 0.1])
+    monkeypatch.setattr(check_fields, "forced_extent", lambda data, wcs, psf, t: extent)
+    result = check_fields.sdss_cut(truth, clean, (None, None), None)
+    assert result["pred_class"].filled("").tolist() == ["STAR", "GALAXY", "", "STAR"]
+    assert result["pred_flag"].tolist() == [""] * 4
+    row = check_fields.score(np.array(["point", "extended", "extended", "point"]), result)
+    assert (row["point_as_star_or_qso"], row["extended_as_galaxy"]) == (1.0, 0.5)
+
+
+def test_sdss_cut_rows_are_recorded_apart_and_shown_without_flags(check_fields, monkeypatch,
+                                                                  tmp_path):
+    row = {"field": "003184-2-0169", "galactic_latitude": 45.8, "target_r_fwhm": 1.6,
+           "r_fwhm": 1.58, "point_as_star_or_qso": 0.95, "extended_as_galaxy": 0.75,
+           "balanced": 0.85, "crowded": 0.0, "balanced_not_crowded": 0.85,
+           "balanced_decided": 0.96, "n_point": 106, "n_extended": 48}
+    monkeypatch.setattr(check_fields, "SDSS_CUT_RECORD", tmp_path / "cut.json")
+    check_fields.record(check_fields.SDSS_CUT, [row])
+    results = check_fields.recorded([check_fields.SDSS_CUT])
+    assert results == [(row["field"], 1.6, "sdss-cut", 0.85, row)]
+    line = check_fields.rst_table(results).splitlines()[3].split()
+    assert line[4:] == ["sdss-cut", "0.95", "0.75", "0.85", "0.03", "--", "--", "0.96"]

@@ -120,6 +120,38 @@ def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
     assert not truth["ambiguous"][~truth["clean"]].any()
 
 
+def test_forced_extent_repeats_the_truth_and_shrinks_with_blur(shared_data):
+    """Measured again at the truth's positions: the same extents on the same frame, and
+    smaller ones for the extended sources (not the point sources) on a blurred copy."""
+    from scipy.ndimage import gaussian_filter
+
+    from sourceclf.cutouts import read_frame
+    from sourceclf.exceptions import InvalidInputError
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+
+    folder = shared_data / "sdss_frame_004510-4-0030"
+    data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")
+    psf = measure_psf(data)
+    truth = frame_truth(data, wcs, psf)
+    clean = np.asarray(truth["clean"])
+    again = forced_extent(data, wcs, psf, truth)[clean]
+    extent = np.asarray(truth["extent"])[clean]
+    assert np.nanmedian(np.abs(again - extent)) < 0.01
+    assert np.mean((again > EXTENT_POINT) == (extent > EXTENT_POINT)) >= 0.97
+    blurred = gaussian_filter(data, 1.5)  # about 1.1" to 1.8"
+    wide = forced_extent(blurred, wcs, measure_psf(blurred, fwhm_guess=1.8), truth)[clean]
+    point, extended = extent < 0.05, extent > 0.4
+    assert abs(np.nanmedian(wide[point])) < 0.03
+    assert np.nanmedian(wide[extended]) < 0.8 * np.nanmedian(extent[extended])
+    with pytest.raises(InvalidInputError, match="lacks column.*psf_star"):
+        forced_extent(data, wcs, psf, truth["ra", "dec"])
+    none = truth.copy()
+    none["psf_star"] = False
+    with pytest.raises(InvalidInputError, match="no psf_star row"):
+        forced_extent(data, wcs, psf, none)
+
+
 def test_locus_width_follows_the_point_sources_not_the_galaxies():
     from sourceclf.recipes.frame_checks import locus_width
 

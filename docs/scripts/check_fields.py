@@ -23,7 +23,13 @@ with the five corrected frames):
    balanced accuracy of the rows not flagged ``crowded`` and of the rows the
    truth decides (``ambiguous`` not set: the extent at least two widths of the
    point-source locus from the cut); with ``--record``,
-   write them into each model directory's card (``metrics['real_fields']``).
+   write them into each model directory's card (``metrics['real_fields']``);
+5. on the blurred frames, next to the models, ``sdss-cut``: the truth's own
+   measurement made again on the blurred r frame at each source's position
+   (`sourceclf.recipes.frame_checks.forced_extent`) and cut at 0.145, as SDSS
+   would classify the blurred field.  It tells how much of the native
+   truth the blurred frame's morphology still shows (``--record`` keeps its
+   rows in ``docs/reports/real_fields_sdss_cut.json``).
 
 Run from the repository root (about ten minutes per model on two CPU cores)::
 
@@ -31,6 +37,7 @@ Run from the repository root (about ten minutes per model on two CPU cores)::
 """
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
@@ -45,13 +52,21 @@ from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_CROWDED, count_neighbours
 from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
-from sourceclf.recipes.frame_checks import detect_segments, frame_truth
+from sourceclf.recipes.frame_checks import (EXTENT_POINT, detect_segments, forced_extent,
+                                            frame_truth)
 from sourceclf.recipes.measured_columns import columns_from_fits, fit_band
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
 MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
           "bayesian-margformer-sgq")
+
+#: Not a model: SDSS's cut (``m_psf - m_aperture > 0.145``) measured again on
+#: each blurred frame (`sdss_cut`), the morphology those frames still show.
+SDSS_CUT = "sdss-cut"
+
+#: Where ``--record`` keeps `SDSS_CUT`'s rows (it has no card).
+SDSS_CUT_RECORD = Path(__file__).resolve().parents[1] / "reports" / "real_fields_sdss_cut.json"
 
 
 def _segments(data, psf, x, y):
@@ -121,6 +136,22 @@ def margnet_columns(table, frames, psf):
         width.append(np.full(len(table), psf[b].fwhm / CATALOG_PSF_SCALE[b]))
     return columns_from_fits(out, np.stack(fluxes, axis=1), np.stack(best, axis=1),
                              np.array(width).T)
+
+
+def sdss_cut(truth, clean, frame, seen):
+    """SDSS's cut on a blurred frame, as a result table `score` reads.
+
+    Each clean source's extent is measured again on the frame
+    (`sourceclf.recipes.frame_checks.forced_extent`, the truth's own
+    measurement, forced at its positions): above `EXTENT_POINT` it is called
+    GALAXY, else STAR; a source the frame cannot measure (at the edge) gets no
+    class and counts as a miss.  ``pred_flag`` is empty: the cut has no
+    trained range and no neighbour limit.
+    """
+    extent = forced_extent(*frame, seen, truth)[np.asarray(truth["clean"])]
+    pred = np.ma.masked_array(np.where(extent > EXTENT_POINT, "GALAXY", "STAR"),
+                              mask=~np.isfinite(extent))
+    return Table({"pred_class": pred, "pred_flag": np.full(len(clean), "")})
 
 
 def score(truth, result, decided=None):
@@ -237,14 +268,20 @@ def check_field(folder, log, models, results=None):
                 except InvalidInputError as exc:
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
-        with_columns = margnet_columns(sources, frames, seen)
+        if any(clf is not None for clf in models.values()):
+            with_columns = margnet_columns(sources, frames, seen)
         for model, clf in models.items():
-            table = with_columns if clf.feature_set == "margnet24" else sources
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = sourceclf.classify(table, images=frames, model=clf,
-                                            psf={b: seen[b].fwhm for b in BANDS},
-                                            confidence=None, device="cpu", progress=False)
+            if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
+                if seeing is None:
+                    continue
+                result = sdss_cut(truth, clean, frames["r"], seen["r"])
+            else:
+                table = with_columns if clf.feature_set == "margnet24" else sources
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = sourceclf.classify(table, images=frames, model=clf,
+                                                psf={b: seen[b].fwhm for b in BANDS},
+                                                confidence=None, device="cpu", progress=False)
             row = score(labels, result, decided)
             if getattr(clf, "is_bayesian", False):
                 row.update(doubt(clf, table, frames, seen, labels, result))
@@ -267,9 +304,10 @@ def main(argv=None):
     parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
     parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
                         type=Path, help="folder of the sdss_frame_* folders")
-    parser.add_argument("--models", type=lambda text: text.split(","), default=list(MODELS),
-                        help="comma-separated model names or directories (default: the "
-                             "shipped image models)")
+    parser.add_argument("--models", type=lambda text: text.split(","),
+                        default=list(MODELS) + [SDSS_CUT],
+                        help="comma-separated model names or directories, or sdss-cut "
+                             "(default: the shipped image models and sdss-cut)")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'])")
@@ -290,7 +328,8 @@ def main(argv=None):
           "| seeing_out_of_range | crowded | balanced, not crowded | balanced, decided |",
           flush=True)
     results = []
-    models = {model: load_model(model) for model in args.models}  # each read once
+    models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
+              for model in args.models}
     for folder in folders:
         check_field(folder, lambda s: print(s, flush=True), models, results)
     summary(results, args.models)
@@ -313,6 +352,16 @@ def summary(results, models):
                 label = "native" if seeing is None else f"{seeing}\""
                 cells.append(f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}")
         print(f"  {model}: " + ", ".join(cells), flush=True)
+    cut = {(name, s): row for name, s, m, _, row in results if m == SDSS_CUT}
+    if cut:
+        print(f"\nBalanced accuracy minus {SDSS_CUT}'s on the same blurred frames "
+              "(lowest, median, highest over the fields and seeings):")
+    for model in models:
+        gains = [row["balanced"] - cut[(name, s)]["balanced"]
+                 for name, s, m, _, row in results if m == model and (name, s) in cut]
+        if model != SDSS_CUT and gains:
+            print(f"  {model}: {min(gains):+.2f}, {np.median(gains):+.2f}, {max(gains):+.2f} "
+                  f"({sum(g > 0 for g in gains)} of {len(gains)} above)", flush=True)
 
 
 def recorded(models):
@@ -321,7 +370,12 @@ def recorded(models):
 
     results = []
     for model in models:
-        for row in model_card(model).metrics.get("real_fields", {}).get("rows", []):
+        if model == SDSS_CUT:
+            rows = (json.loads(SDSS_CUT_RECORD.read_text())["rows"]
+                    if SDSS_CUT_RECORD.exists() else [])
+        else:
+            rows = model_card(model).metrics.get("real_fields", {}).get("rows", [])
+        for row in rows:
             results.append((row["field"], row["target_r_fwhm"], model, row["balanced"], row))
     return results
 
@@ -339,8 +393,9 @@ def rst_table(results):
         lines.append(f"{name.rsplit('-', 1)[0]:<10} {row['galactic_latitude']:<5.0f} {target:<6} "
                      f"{row['r_fwhm']:.2f}\"  {Path(model).name:<23} "
                      f"{row['point_as_star_or_qso']:<5.2f} {row['extended_as_galaxy']:<8.2f} "
-                     f"{row['balanced']:<8.2f} {balanced_error(row):<5.2f} {row['crowded']:<7.2f} "
-                     + ("--" if calm is None else f"{calm:.2f}").ljust(10)
+                     f"{row['balanced']:<8.2f} {balanced_error(row):<5.2f} "
+                     + ("--" if model == SDSS_CUT else f"{row['crowded']:.2f}").ljust(8)
+                     + ("--" if calm is None or model == SDSS_CUT else f"{calm:.2f}").ljust(10)
                      + ("--" if sure is None else f"{sure:.2f}"))
     return "\n".join(lines + [rule])
 
@@ -353,9 +408,19 @@ def balanced_error(row):
 
 
 def record(model, rows):
-    """Put the real-field scores into a model directory's card (metrics['real_fields'])."""
+    """Put the real-field scores into a model directory's card (metrics['real_fields']).
+
+    `SDSS_CUT`'s rows go to `SDSS_CUT_RECORD`.
+    """
     from sourceclf.models import MODEL_DIR, ModelCard
 
+    if model == SDSS_CUT:
+        SDSS_CUT_RECORD.write_text(json.dumps({
+            "data": ("SDSS's cut (PSF minus aperture magnitude > 0.145) measured again on each "
+                     "blurred r frame at the truth's clean sources (docs/scripts/check_fields.py)"),
+            "rows": rows}, indent=1) + "\n")
+        print(f"  recorded in {SDSS_CUT_RECORD}", flush=True)
+        return
     path = Path(model) if Path(model).is_dir() else MODEL_DIR / model
     card = ModelCard.from_directory(path)
     card.metrics["real_fields"] = {

@@ -8,7 +8,8 @@ extended bright sources found with photutils (`frame_extended_sources`,
 for every bright source of a frame, measured the way SDSS separates them
 (``psfMag - cmodelMag > 0.145``) with a PSF flux and an aperture flux
 (`psf_aperture_fluxes`); ``docs/scripts/check_fields.py`` scores the image
-models against it on every shared field at several seeings.
+models against it on every shared field at several seeings, next to the same
+measurement made again on the blurred frames (`forced_extent`).
 """
 
 import functools
@@ -33,7 +34,7 @@ from .data import default_data_dir
 __all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
            "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
            "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "locus_width",
-           "psf_aperture_fluxes", "detect_segments", "frame_truth"]
+           "psf_aperture_fluxes", "detect_segments", "frame_truth", "forced_extent"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
@@ -587,3 +588,63 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture "
                             f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}")
     return truth
+
+
+def forced_extent(data, wcs, psf, truth):
+    """The extent of `frame_truth`'s sources measured again on another frame of the field.
+
+    The same measurement as `frame_truth` (`psf_aperture_fluxes`, each
+    source's own segment of the frame's `detect_segments`, zeroed on the
+    truth's ``psf_star`` rows), forced at the truth's positions: SDSS's cut
+    applied to, for instance, the frame blurred to a worse seeing
+    (`sourceclf.simulate.degrade_frames`) says how much of the truth the
+    morphology of that frame still shows.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted r-band frame of the same field (nanomaggies).
+    wcs : `~astropy.wcs.WCS`
+        Its WCS.
+    psf : `~sourceclf.psf.PSFMeasurement`
+        Its PSF.
+    truth : `~astropy.table.Table`
+        `frame_truth` of the field (``ra``, ``dec``, ``psf_star``), or rows of it.
+
+    Returns
+    -------
+    extent : `numpy.ndarray`
+        ``m_psf - m_aperture`` on this frame, minus its median over the
+        ``psf_star`` rows (NaN near the edge).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``truth`` lacks a column, or has no ``psf_star`` row to zero the
+        extent on.
+    """
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    missing = [c for c in ("ra", "dec", "psf_star") if c not in truth.colnames]
+    if missing:
+        raise InvalidInputError(f"forced_extent: truth lacks column(s) {', '.join(missing)}")
+    stars = np.asarray(truth["psf_star"], bool)
+    if not stars.any():
+        raise InvalidInputError("forced_extent: truth has no psf_star row to zero the extent on")
+    data = np.asarray(data, dtype=np.float32)
+    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    fwhm = psf.fwhm / scale
+    x, y = wcs.celestial.world_to_pixel_values(np.asarray(truth["ra"], float),
+                                               np.asarray(truth["dec"], float))
+    _, segm = detect_segments(data, fwhm, psf.sky_sigma)
+    labels = np.zeros(len(x), dtype=int)
+    inside = (np.round(x) >= 0) & (np.round(x) < data.shape[1]) \
+        & (np.round(y) >= 0) & (np.round(y) < data.shape[0])
+    if segm is not None:
+        labels[inside] = segm.data[np.round(y[inside]).astype(int),
+                                   np.round(x[inside]).astype(int)]
+    f = psf_aperture_fluxes(data, x, y, fwhm, psf.beta,
+                            segments=None if segm is None else segm.data, labels=labels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extent = -2.5 * np.log10(f["psf"] / f["aperture"])
+    return extent - np.nanmedian(extent[stars])
