@@ -61,8 +61,15 @@ def _sklearn_record_dtype():
 
 
 def _expit(x):
-    """The logistic function as scipy's ``expit`` computes it (``1 / (1 + exp(-x))``)."""
-    return 1.0 / (1.0 + np.exp(-x))
+    """The logistic function, scipy's ``expit`` (scikit-learn's binary probabilities).
+
+    Called, not copied: scipy 1.17 computes it differently from
+    ``1 / (1 + exp(-x))`` in the last bit, and equal probabilities to
+    scikit-learn's need the same routine.
+    """
+    from scipy.special import expit
+
+    return expit(x)
 
 
 def can_store_as_arrays(estimator):
