@@ -344,3 +344,19 @@ def test_gbdt_photometry_sg_heldout_accuracy(shared_data):
     accuracy = np.mean(np.asarray(out["pred_class"]) == np.asarray(rows["class"]))
     assert accuracy == pytest.approx(card.metrics["test"]["accuracy"], abs=2e-4)
     assert accuracy >= 0.945
+
+
+def test_binary_link_is_scipys_expit_without_scipy(monkeypatch):
+    """Before scipy is imported (a small run), the logistic link still gives scipy's
+    expit bit for bit (both use the C library's exp, not numpy's)."""
+    import sys
+
+    from scipy.special import expit
+
+    from sourceclf.models import tree_arrays
+
+    x = np.random.default_rng(0).normal(0.0, 6.0, 20000)
+    x[:3] = [-800.0, 800.0, 0.0]
+    expected = expit(x)
+    monkeypatch.delitem(sys.modules, "scipy.special")
+    np.testing.assert_array_equal(tree_arrays._expit(x), expected)

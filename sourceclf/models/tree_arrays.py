@@ -23,6 +23,7 @@ model pays before its first row.  Models saved with skops still load
 """
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -61,15 +62,22 @@ def _sklearn_record_dtype():
 
 
 def _expit(x):
-    """The logistic function, scipy's ``expit`` (scikit-learn's binary probabilities).
+    """The logistic function exactly as scipy's ``expit`` (scikit-learn's binary link).
 
-    Called, not copied: scipy 1.17 computes it differently from
-    ``1 / (1 + exp(-x))`` in the last bit, and equal probabilities to
-    scikit-learn's need the same routine.
+    scipy computes ``1 / (1 + exp(-x))`` with the C library's ``exp``, from
+    which numpy's own ``exp`` differs in the last bit for about one value in
+    six (numpy 2.4).  So does this: by scipy's ``expit`` once scipy is
+    imported (large runs walk the trees with scikit-learn, which imports it),
+    else by `math.exp` row by row, which is the C library's, so that a small
+    run still imports no scipy.
     """
-    from scipy.special import expit
+    if "scipy.special" in sys.modules:
+        from scipy.special import expit
 
-    return expit(x)
+        return expit(x)
+    x = np.asarray(x, dtype=np.float64)
+    return np.fromiter((0.0 if v < -709.0 else 1.0 / (1.0 + math.exp(-v)) for v in x.ravel()),
+                       dtype=np.float64, count=x.size).reshape(x.shape)
 
 
 def can_store_as_arrays(estimator):
