@@ -8,13 +8,17 @@ from astropy.table import MaskedColumn, Table
 
 from . import __version__
 from . import conformal
+from .bands import BANDS
 from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
+from .cutouts import FLAG_OFF_FRAME, frames_by_band, read_frame
 from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
-from .inputs import model_inputs
+from .features import get_feature_set
+from .inputs import model_inputs, psf_by_band
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
+from .photometry import measure_columns
 from .utils._validation import check_confidence_levels, check_positive_int
 
 __all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
@@ -36,7 +40,11 @@ OUTPUT_META_KEYS = {
     "CLFNOOD": "number of classified rows outside the model's training domain",
     "CLFSHREF": "set-size rates of the model's calibration rows, by level (JSON)",
     "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
+    "CLFCOLS": "MargNet's catalog columns were measured on the frames (not in the table)",
 }
+
+#: The catalog columns `classify` measures on frames when the table lacks them.
+FRAME_FEATURE_SET = "margnet24"
 
 #: ``pred_flag`` reason of a classified row whose inputs lie outside the
 #: model's applicability domain (its probabilities are kept, but doubtful).
@@ -78,6 +86,32 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
+def _frame_columns(source, images, cutouts, psf):
+    """The table with MargNet's columns measured on the frames, where it lacks them.
+
+    Returns the table to read (``source`` itself when nothing is measured),
+    the frames read once (or ``images`` as given), the PSF FWHM to use and
+    whether the columns were measured.  With ``psf`` given, its FWHMs are
+    used (`sourceclf.photometry.measure_columns`); else a frame whose PSF
+    cannot be measured leaves the table as it is, after one warning.
+    """
+    if images is None or cutouts is not None:
+        return source, images, psf, False
+    if not get_feature_set(FRAME_FEATURE_SET).missing_columns(source):
+        return source, images, psf, False
+    by_band = frames_by_band(images)
+    frames = {b: read_frame(by_band[b], label=f"frame of band '{b}'") for b in BANDS}
+    try:
+        measured, seen = measure_columns(source, frames,
+                                         None if psf is None else psf_by_band(psf))
+    except InvalidInputError as exc:
+        warnings.warn(f"MargNet's catalog columns not measured on the frames ({exc}); "
+                      "only models reading the images alone can be used",
+                      SourceclfWarning, stacklevel=3)
+        return source, frames, psf, False
+    return measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS}, True
+
+
 def _as_frame(out, frame, untouched=()):
     """The classified table as a DataFrame with the input's index; meta in ``attrs``.
 
@@ -110,7 +144,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         accepts.  Only image models use them.
     images : dict, optional
         Full frames by band (``{'u': path_or_hdu, ...}``), cut at each row's
-        ``ra``/``dec`` with each band's WCS.
+        ``ra``/``dec`` with each band's WCS.  When the table lacks MargNet's
+        catalog columns and the model reads them (``'auto'`` or a
+        ``margnet24`` image model), they are measured on the frames
+        (`sourceclf.photometry.measure_columns`; ``meta['CLFCOLS']``) and
+        used internally; the output keeps the table's own columns.
     psf : float or dict, optional
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
         for every band, or one per band (``{'u': 1.5, ...}``).  Without it the
@@ -213,12 +251,15 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     source = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
-    choice = None
+    choice, measured = None, False
     if isinstance(model, str) and model == "auto":
+        source, images, psf, measured = _frame_columns(source, images, cutouts, psf)
         choice = explain_model_choice(source, with_images=with_images, precision=precision,
                                       compile=compile)
         model = choice.name
     clf = load_model(model)
+    if choice is None and clf.uses_images and clf.feature_set == FRAME_FEATURE_SET:
+        source, images, psf, measured = _frame_columns(source, images, cutouts, psf)
     clf.check_speed_options(precision, compile)
     n = len(table)
 
@@ -231,6 +272,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
     valid, flags, rows = inputs.valid.copy(), inputs.flags, inputs.rows
+    if measured:  # columns measured on the frames are missing where the stamps are off them
+        off = np.array([FLAG_OFF_FRAME in str(f).split(";") for f in flags], dtype=bool)
+        flags[off] = FLAG_OFF_FRAME
     outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
     if outside is not None:
         for i in rows[outside]:
@@ -292,6 +336,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     out.meta["CLFPKG"] = __version__
     if choice is not None:
         out.meta["CLFAUTO"] = choice.reason
+    if measured and clf.feature_set == FRAME_FEATURE_SET:
+        out.meta["CLFCOLS"] = ("MargNet's columns measured on the frames "
+                               "(sourceclf.photometry.measure_columns)")
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

@@ -59,7 +59,7 @@ from .utils._validation import check_image, check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "read_frame",
            "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS",
-           "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
+           "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE", "sky_positions"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -395,8 +395,13 @@ def read_frame(frame, *, label=None):
     return data, wcs
 
 
-def _positions(table, ra_column, dec_column):
-    """RA and Dec in degrees (float64, NaN where missing) from a table."""
+def sky_positions(table, ra_column="ra", dec_column="dec"):
+    """RA and Dec in degrees (float64, NaN where missing) from a table's columns.
+
+    Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing,
+    `~sourceclf.exceptions.InvalidInputError`
+    if one does not hold one number per row.
+    """
     from astropy import units as u
 
     finder = ColumnFinder(table)
@@ -536,7 +541,7 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
     """
     size = check_positive_int(size, "size")
     by_band = frames_by_band(images)
-    ra, dec = _positions(table, ra_column, dec_column)
+    ra, dec = sky_positions(table, ra_column, dec_column)
     n = len(ra)
     data = np.zeros((n, len(BANDS), size, size), dtype=np.float32)
     off = ~np.isfinite(ra)

@@ -22,7 +22,7 @@ from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags)
 
-__all__ = ["ModelInputs", "model_inputs"]
+__all__ = ["ModelInputs", "model_inputs", "psf_by_band"]
 
 
 @dataclass(frozen=True)
@@ -218,8 +218,23 @@ def _read_frames(images):
     return {band: read[id(by_band[band])] for band in BANDS}
 
 
-def _psf_argument(psf):
-    """``psf=``: one FWHM for every band or a dict of all five -> {band: float}."""
+def psf_by_band(psf):
+    """The ``psf=`` argument as ``{band: FWHM}`` (arcsec) for the five bands.
+
+    Parameters
+    ----------
+    psf : float, `~astropy.units.Quantity` or dict
+        One FWHM for every band, or ``{band: FWHM}`` for all five.
+
+    Returns
+    -------
+    fwhm : dict of float
+
+    Raises
+    ------
+    InvalidInputError
+        If a value is not a positive angle, or a band is missing or unknown.
+    """
     from astropy import units as u
 
     def value(v, what):
@@ -247,7 +262,7 @@ def _row_psf(table, psf, frames, on_frame):
     """PSF FWHM per band and row (arcsec, NaN unknown), and why it is unknown ('' if known)."""
     n = len(on_frame)
     if psf is not None:
-        given = _psf_argument(psf)
+        given = psf_by_band(psf)
         return {b: np.where(on_frame, given[b], np.nan) for b in BANDS}, ""
     if frames is not None:
         from astropy.wcs.utils import proj_plane_pixel_scales

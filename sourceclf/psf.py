@@ -51,7 +51,7 @@ from .utils._validation import check_image
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
-           "find_psf_stars",
+           "find_psf_stars", "sky_level",
            "fit_moffat", "measure_psf", "seeing_flags", "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
@@ -194,8 +194,12 @@ def moffat_profile(dx, dy, fwhm, beta):
             * (1.0 + (np.asarray(dx) ** 2 + np.asarray(dy) ** 2) / gamma ** 2) ** -beta)
 
 
-def _sky(data, label):
-    """Median and noise of the sky (sigma-clipped, MAD-based, every 2nd pixel)."""
+def sky_level(data, label="the image"):
+    """Median and noise per pixel of a frame's sky (sigma-clipped, MAD-based, every 2nd pixel).
+
+    Raises `~sourceclf.exceptions.InvalidInputError`, naming ``label``, for a
+    frame with too few finite pixels or without noise.
+    """
     from astropy.stats import sigma_clipped_stats
 
     sub = data[::2, ::2]
@@ -397,7 +401,7 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     (3.0, 3.5)
     """
     data = check_image(image, label)
-    median, sigma = _sky(data, label)
+    median, sigma = sky_level(data, label)
     data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
     guess = fwhm_guess / pixel_scale
     for attempt in range(2):

@@ -49,38 +49,6 @@ def test_balanced_error_and_table(check_fields):
                                 "0.84", "0.90", f"{expected:.2f}", "0.00", "0.90", "--"]
 
 
-def test_margnet_columns_deblend_a_neighbour(check_fields):
-    """A star's columns measured on a frame do not take in its neighbour's light."""
-    from astropy.wcs import WCS
-
-    from sourceclf.bands import BANDS
-    from sourceclf.psf import PSFMeasurement
-    from sourceclf.psf import moffat_profile
-
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [150.0, 2.0]
-    wcs.wcs.crpix = [100.0, 100.0]
-    wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]
-    yy, xx = np.mgrid[:200, :200].astype(float)
-    fwhm_pix, beta = 3.0, 3.5
-    # Two isolated calibration stars, then a star with a brighter neighbour 9 pixels
-    # away (3.6": the real-field truth calls a source blended within 4").
-    positions = [(50.0, 50.0, 100.0), (150.0, 150.0, 100.0), (100.0, 100.0, 100.0),
-                 (109.0, 100.0, 400.0)]
-    data = sum(flux * moffat_profile(xx - x, yy - y, fwhm_pix, beta) for x, y, flux in positions)
-    data = data + np.random.default_rng(0).normal(0.0, 0.02, data.shape)
-    frames = {b: (data, wcs) for b in BANDS}
-    psf = {b: PSFMeasurement(fwhm_pix * 0.396, 0.0, beta, 0.0, 2, 0.02, None) for b in BANDS}
-    ra, dec = wcs.pixel_to_world_values([50.0, 150.0, 100.0], [50.0, 150.0, 100.0])
-    sources = Table({"ra": ra, "dec": dec})
-    columns = check_fields.margnet_columns(sources, frames, psf)
-    # Same flux as the isolated stars, to 0.1 mag, and point-like: without the
-    # deblending the neighbour would add over a magnitude and a large radius.
-    assert abs(columns["dered_r"][2] - columns["dered_r"][0]) < 0.1
-    assert columns["deVRad_r"][2] < 0.2
-
-
 def test_sdss_cut_calls_by_the_forced_extent(check_fields, monkeypatch):
     """The sdss-cut reference: GALAXY above 0.145, STAR below, no class where unmeasured."""
     truth = Table({"clean": [True, True, False, True, True]})

@@ -6,9 +6,9 @@ from astropy.table import Table
 
 from sourceclf.bands import BANDS
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
-from sourceclf.recipes.measured_columns import (PROFILE_RADII, centre_stamps,
-                                                columns_from_fits, fit_profiles,
-                                                measure_stamp_columns, profile_templates)
+from sourceclf.photometry import (PROFILE_RADII, centre_stamps, columns_from_fits, fit_profiles,
+                                  profile_templates)
+from sourceclf.recipes.measured_columns import measure_stamp_columns
 
 pytest.importorskip("galsim")
 

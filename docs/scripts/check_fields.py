@@ -47,14 +47,13 @@ from astropy.table import Table
 
 import sourceclf
 from sourceclf.models import load_model
-from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_CROWDED, count_neighbours
-from sourceclf.psf import CATALOG_PSF_SCALE, FLAG_SEEING_OUT_OF_RANGE, measure_psf
-from sourceclf.recipes.frame_checks import (EXTENT_POINT, detect_segments, forced_extent,
-                                            frame_truth)
-from sourceclf.recipes.measured_columns import columns_from_fits, fit_band
+from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
+from sourceclf.photometry import measure_columns
+from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
@@ -69,73 +68,15 @@ SDSS_CUT = "sdss-cut"
 SDSS_CUT_RECORD = Path(__file__).resolve().parents[1] / "reports" / "real_fields_sdss_cut.json"
 
 
-def _segments(data, psf, x, y):
-    """Deblended segments of a band's frame and each source's own one.
-
-    Sources are detected as `frame_truth` detects them (the frame smoothed by
-    its PSF, 2 sky sigma, 8 pixels); each segment is then split between its
-    peaks (local maxima of the smoothed frame), every pixel going to the
-    nearest: a simple deblender (photutils' ``deblend_sources`` needs
-    scikit-image, which sourceclf does not depend on).  A source's own part is
-    that of the peak nearest to it.
-    """
-    from scipy.ndimage import maximum_filter
-    from scipy.spatial import cKDTree
-
-    smooth, segm = detect_segments(data, psf.fwhm / SDSS_PIXEL_SCALE, psf.sky_sigma)
-    if segm is None:
-        return None, None
-    inside = segm.data > 0
-    peak_y, peak_x = np.nonzero((maximum_filter(smooth, size=3) == smooth) & inside)
-    tree = cKDTree(np.c_[peak_x, peak_y])
-    parts = np.zeros(segm.data.shape, dtype=np.int32)
-    pix_y, pix_x = np.nonzero(inside)
-    parts[pix_y, pix_x] = tree.query(np.c_[pix_x, pix_y])[1] + 1
-    return parts, tree.query(np.c_[x, y])[1] + 1
-
-
-def _windows(data, x, y, parts, labels, size=32):
-    """Background-subtracted stamps of the sources, other sources' pixels set to 0."""
-    half = size // 2
-    pad = np.pad(np.asarray(data, float), half + 1)
-    own_pad = np.pad(parts, half + 1) if parts is not None else None
-    fx, fy = np.floor(x).astype(int) + half + 1, np.floor(y).astype(int) + half + 1
-    out = np.zeros((len(x), size, size))
-    for i in range(len(x)):
-        window = (slice(fy[i] - half + 1, fy[i] + half + 1),
-                  slice(fx[i] - half + 1, fx[i] + half + 1))
-        stamp = pad[window]
-        if own_pad is None:
-            out[i] = stamp - np.median(stamp)
-            continue
-        seg = own_pad[window]
-        sky = stamp[seg == 0]
-        stamp = stamp - (np.median(sky) if sky.size >= 20 else np.median(stamp))
-        out[i] = np.where((seg == 0) | (seg == labels[i]), stamp, 0.0)
-    return out
-
-
 def margnet_columns(table, frames, psf):
     """MargNet's 24 photometric columns measured on frames (no extinction correction).
 
-    Each band is deblended (`_segments`: other sources' pixels set to zero),
-    then fitted with PSF-convolved de Vaucouleurs profiles as the training
-    set's columns are measured
-    (`sourceclf.recipes.measured_columns.columns_from_fits`).
+    Each band is deblended, then fitted with PSF-convolved de Vaucouleurs
+    profiles as the training set's columns are measured, and as
+    `sourceclf.classify` measures them for a catalog without them
+    (`sourceclf.photometry.measure_columns`).
     """
-    out = table.copy()
-    fluxes, best, width = [], [], []
-    for b in BANDS:
-        data, wcs = frames[b]
-        x, y = wcs.world_to_pixel_values(np.asarray(table["ra"]), np.asarray(table["dec"]))
-        parts, labels = _segments(data, psf[b], x, y)
-        stamps = _windows(data, x, y, parts, labels)
-        flux, choice = fit_band(stamps, psf[b].fwhm, psf[b].beta)
-        fluxes.append(flux)
-        best.append(choice)
-        width.append(np.full(len(table), psf[b].fwhm / CATALOG_PSF_SCALE[b]))
-    return columns_from_fits(out, np.stack(fluxes, axis=1), np.stack(best, axis=1),
-                             np.array(width).T)
+    return measure_columns(table, frames, psf)[0]
 
 
 def sdss_cut(truth, clean, frame, seen):

@@ -28,25 +28,17 @@ from ..classification import classify
 from ..cutouts import read_frame
 from ..exceptions import InvalidInputError
 from ..features import get_feature_set
+from ..photometry import detect_segments, luptitude  # noqa: F401 (luptitude: importable here)
 from ..psf import moffat_profile
 from .data import default_data_dir
 
-__all__ = ["luptitude", "devrad_from_fluxes", "real_frame_catalog",
+__all__ = ["devrad_from_fluxes", "real_frame_catalog",
            "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
            "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "locus_width",
-           "psf_aperture_fluxes", "detect_segments", "frame_truth", "forced_extent"]
+           "psf_aperture_fluxes", "frame_truth", "forced_extent"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
-
-#: SDSS asinh-magnitude softening per band (Lupton et al. 1999; SDSS DR docs).
-_LUPTON_B = {"u": 1.4e-10, "g": 0.9e-10, "r": 1.2e-10, "i": 1.8e-10, "z": 7.4e-10}
-
-
-def luptitude(flux, band):
-    """SDSS asinh magnitude of a flux in nanomaggies (finite for fluxes <= 0 too)."""
-    b = _LUPTON_B[band]
-    return -2.5 / np.log(10) * (np.arcsinh(np.asarray(flux, float) * 1e-9 / (2 * b)) + np.log(b))
 
 
 @functools.lru_cache(maxsize=1)
@@ -420,33 +412,6 @@ def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
     return np.interp(r_mag, centres, widths)
 
 
-def detect_segments(data, fwhm, sky_sigma):
-    """Sources of a frame as `frame_truth` detects them: its segmentation image.
-
-    Parameters
-    ----------
-    data : array-like
-        Sky-subtracted 2-D frame.
-    fwhm : float
-        FWHM of its PSF, pixels (the frame is smoothed by a Gaussian of it).
-    sky_sigma : float
-        Sky noise per pixel: pixels of the smoothed frame above twice it, in
-        groups of 8 or more, are sources.
-
-    Returns
-    -------
-    smooth : `numpy.ndarray`
-        The smoothed frame (float32).
-    segments : `~photutils.segmentation.SegmentationImage` or None
-        None where nothing is detected.
-    """
-    from photutils.segmentation import detect_sources
-    from scipy.ndimage import gaussian_filter
-
-    smooth = gaussian_filter(np.asarray(data, dtype=np.float32), fwhm / 2.3548)
-    return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
-
-
 def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
                 zero_point=22.5):
     """Point-like or extended, for every bright source of a native r frame.
@@ -594,7 +559,7 @@ def forced_extent(data, wcs, psf, truth):
     """The extent of `frame_truth`'s sources measured again on another frame of the field.
 
     The same measurement as `frame_truth` (`psf_aperture_fluxes`, each
-    source's own segment of the frame's `detect_segments`, zeroed on the
+    source's own segment of the frame's `~sourceclf.photometry.detect_segments`, zeroed on the
     truth's ``psf_star`` rows), forced at the truth's positions: SDSS's cut
     applied to, for instance, the frame blurred to a worse seeing
     (`sourceclf.simulate.degrade_frames`) says how much of the truth the

@@ -1,0 +1,444 @@
+"""MargNet's catalog columns measured on images, by profile fits as SDSS measures them.
+
+MargNet's catalog models (``margnet-sgq``, ``margformer-sgq`` and their
+Bayesian variants) read 24 SDSS catalog columns next to the stamps: model
+magnitudes, de Vaucouleurs radii, PSF widths, extinctions and colours.  This
+module measures them on the images themselves, so that the same models serve
+a catalog that holds only positions (`measure_columns`: full frames, used by
+`sourceclf.classify` when the table lacks the columns) and the simulated
+training stamps (`sourceclf.recipes.measured_columns`), the same way:
+
+1. each band's frame is cut into sources (`detect_segments`: the frame
+   smoothed by its PSF, 2 sky sigma, 8 pixels) and each segment split between
+   its peaks, every pixel going to the nearest (`deblend_frame`: a simple
+   deblender; photutils' ``deblend_sources`` needs scikit-image, which
+   sourceclf does not depend on);
+2. each source's stamp keeps its own pixels and those of the sky, the other
+   sources' set to zero (`source_stamps`);
+3. each stamp is centred on the source (the best of 25 sub-pixel positions
+   of a PSF matched filter, then a Fourier shift: `centre_stamps`) and
+   fitted by least squares with de Vaucouleurs profiles convolved with the
+   band's PSF (`profile_templates`, half-light radii `PROFILE_RADII`, the
+   radius 0 being the PSF itself; `fit_profiles`);
+4. as in SDSS's catalog, ``deVRad_<b>`` is the radius of the band's best
+   fit, the PSF flux that of the radius-0 fit, and the model magnitude of
+   every band the flux of the r band's best profile fitted in that band, so
+   that colours are measured through one profile (`columns_from_fits`;
+   magnitudes are SDSS's asinh magnitudes, `luptitude`).
+
+The PSF templates are Moffat cores without the real PSF's wing, so point
+sources come out about 0.1 mag faint, in the simulation and on real frames
+alike; colours are unaffected.  The templates are drawn at SDSS's pixel
+scale (`sourceclf.bands.SDSS_PIXEL_SCALE`).
+"""
+
+import numpy as np
+from astropy.table import Table
+
+from .bands import BANDS, SDSS_PIXEL_SCALE
+from .columns import ColumnFinder
+from .cutouts import sky_positions
+from .exceptions import InvalidInputError
+from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
+
+__all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
+           "centre_stamps", "fit_profiles", "fit_band", "columns_from_fits", "detect_segments",
+           "deblend_frame", "source_stamps", "measure_columns", "STAMP_SIZE", "ASSUMED_BETA"]
+
+#: Side (pixels) of the stamp each source is fitted on.
+STAMP_SIZE = 32
+
+#: Moffat index of a PSF given by its FWHM alone (as `sourceclf.psf.saturation_flags`
+#: assumes; the shared SDSS fields' PSFs have 2.6-4.5).
+ASSUMED_BETA = 3.5
+
+#: SDSS asinh-magnitude softening per band (Lupton et al. 1999; SDSS DR docs).
+_LUPTON_B = {"u": 1.4e-10, "g": 0.9e-10, "r": 1.2e-10, "i": 1.8e-10, "z": 7.4e-10}
+
+
+def luptitude(flux, band):
+    """SDSS asinh magnitude of a flux in nanomaggies (finite for fluxes <= 0 too)."""
+    b = _LUPTON_B[band]
+    return -2.5 / np.log(10) * (np.arcsinh(np.asarray(flux, float) * 1e-9 / (2 * b)) + np.log(b))
+
+
+def detect_segments(data, fwhm, sky_sigma):
+    """Sources of a frame: its segmentation image.
+
+    The detection of `~sourceclf.recipes.frame_checks.frame_truth` and of
+    `deblend_frame`.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    fwhm : float
+        FWHM of its PSF, pixels (the frame is smoothed by a Gaussian of it).
+    sky_sigma : float
+        Sky noise per pixel: pixels of the smoothed frame above twice it, in
+        groups of 8 or more, are sources.
+
+    Returns
+    -------
+    smooth : `numpy.ndarray`
+        The smoothed frame (float32).
+    segments : `~photutils.segmentation.SegmentationImage` or None
+        None where nothing is detected.
+    """
+    from photutils.segmentation import detect_sources
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(np.asarray(data, dtype=np.float32), fwhm / 2.3548)
+    return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
+
+
+#: de Vaucouleurs half-light radii (arcsec) of the profile fits; 0 is a point source.
+PROFILE_RADII = (0.0, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.75, 1.0, 1.35, 1.8, 2.4, 3.2, 4.3)
+
+#: Sub-pixel offsets tried per axis when centring a source (pixels).
+SUBPIXEL_SHIFTS = (-0.5, -0.25, 0.0, 0.25, 0.5)
+
+
+def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
+                      pixel_scale=SDSS_PIXEL_SCALE):
+    """Centred, unit-flux de Vaucouleurs profiles seen through a Moffat PSF.
+
+    Parameters
+    ----------
+    fwhm : float
+        FWHM of the PSF, arcsec.
+    beta : float
+        Its Moffat index.
+    size : int
+        Stamp side, pixels.
+    radii : sequence of float
+        Half-light radii, arcsec (0: the PSF alone).
+    pixel_scale : float
+        Arcsec per pixel.
+
+    Returns
+    -------
+    templates : `numpy.ndarray`, shape ``(len(radii), size * size)``
+        Each profile as drawn on the stamp (the light beyond it is lost, so
+        a fitted flux is the source's total).
+    """
+    import galsim
+
+    gsparams = galsim.GSParams(maximum_fft_size=16384)
+    psf = galsim.Moffat(beta=float(beta), fwhm=float(fwhm), gsparams=gsparams)
+    out = np.empty((len(radii), size * size))
+    for k, radius in enumerate(radii):
+        obj = psf if radius <= 0 else galsim.Convolve(
+            galsim.DeVaucouleurs(half_light_radius=float(radius), gsparams=gsparams), psf,
+            gsparams=gsparams)
+        image = obj.drawImage(nx=size, ny=size, scale=pixel_scale, method="no_pixel")
+        out[k] = image.array.ravel()
+    return out
+
+
+def centre_stamps(images, fwhm_pix, beta):
+    """Stamps of one band shifted so that their source sits at the stamp centre.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Background-subtracted stamps of one band.
+    fwhm_pix, beta : float
+        Their Moffat PSF: FWHM in pixels and index.
+
+    Returns
+    -------
+    centred : `numpy.ndarray`, shape (n, size, size)
+        Each stamp Fourier-shifted by the sub-pixel offset (`SUBPIXEL_SHIFTS`)
+        at which a PSF matched filter gives it the highest signal.
+    """
+    from scipy.ndimage import fourier_shift
+
+    images = np.asarray(images, dtype=np.float64)
+    n, size, _ = images.shape
+    yy, xx = np.mgrid[:size, :size].astype(float) - (size - 1) / 2.0
+    shifts = [(dx, dy) for dy in SUBPIXEL_SHIFTS for dx in SUBPIXEL_SHIFTS]
+    psf = np.stack([moffat_profile(xx - dx, yy - dy, fwhm_pix, beta).ravel()
+                    for dx, dy in shifts])
+    best = np.argmax(images.reshape(n, -1) @ psf.T / np.sqrt((psf * psf).sum(axis=1)), axis=1)
+    centred = np.empty_like(images)
+    for i in range(n):
+        dx, dy = shifts[best[i]]
+        if dx == 0 and dy == 0:
+            centred[i] = images[i]
+        else:
+            centred[i] = np.fft.ifft2(fourier_shift(np.fft.fft2(images[i]), (-dy, -dx))).real
+    return centred
+
+
+def fit_profiles(images, templates):
+    """Least-squares flux of every template, and the best template, per stamp.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Centred stamps (`centre_stamps`).
+    templates : array-like, shape (k, size * size)
+        `profile_templates`.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`, shape (n, k)
+        Fitted flux of each template.
+    best : `numpy.ndarray` of int, shape (n,)
+        The template of least squares among those of positive flux (0, the
+        point source, for a stamp without any).
+    """
+    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    templates = np.asarray(templates, dtype=np.float64)
+    dots = flat @ templates.T
+    norms = (templates * templates).sum(axis=1)
+    # Residual sum of squares = |I|^2 - dots^2 / norms: the best fit has the largest
+    # dots^2 / norms among the templates of positive flux.
+    gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
+    best = np.where(np.isfinite(gain).any(axis=1), np.argmax(gain, axis=1), 0)
+    return dots / norms, best
+
+
+def fit_band(images, fwhm, beta):
+    """Centre (`centre_stamps`) and fit (`fit_profiles`) stamps of one band and one PSF.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Background-subtracted stamps, each source alone (deblended).
+    fwhm, beta : float
+        The PSF: Moffat FWHM (arcsec) and index.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`, shape (n, len(PROFILE_RADII))
+    best : `numpy.ndarray` of int, shape (n,)
+    """
+    images = np.asarray(images, dtype=np.float64)
+    templates = profile_templates(fwhm, beta, size=images.shape[-1])
+    return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
+
+
+def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII):
+    """Set MargNet's columns from profile fits (in place).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Rows to set ``dered_<b>``, ``deVRad_<b>``, ``psffwhm_<b>``,
+        ``extinction_<b>``, ``psf_flux_<b>`` and ``u_g g_r r_i i_z`` in.
+    fluxes : array-like, shape (n, 5, k)
+        Fitted flux (nanomaggies) of each of the ``k`` profiles, per band
+        (`fit_profiles`).
+    best : array-like of int, shape (n, 5)
+        Each band's best profile.
+    psffwhm : array-like, shape (n, 5)
+        SDSS catalog PSF width per band, arcsec.
+    extinction : array-like, shape (n, 5), optional
+        Galactic extinction per band, mag (default 0: no correction).
+    radii : sequence of float
+        The profiles' half-light radii, arcsec.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        ``deVRad_<b>``: the radius of the band's best profile;
+        ``dered_<b>``: the SDSS asinh magnitude of the flux of the r band's
+        best profile in that band, minus the extinction; colours of the
+        observed (not extinction-corrected) magnitudes, as MargNet's are;
+        ``psf_flux_<b>``: the point-source fit's flux.
+    """
+    fluxes = np.asarray(fluxes, dtype=np.float64)
+    best = np.asarray(best, dtype=int)
+    psffwhm = np.asarray(psffwhm, dtype=np.float64)
+    n = len(fluxes)
+    extinction = np.zeros((n, len(BANDS))) if extinction is None else np.asarray(extinction,
+                                                                                 float)
+    radii = np.asarray(radii, dtype=np.float64)
+    r_profile = best[:, BANDS.index("r")]
+    mags = {}
+    for k, b in enumerate(BANDS):
+        mags[b] = luptitude(fluxes[np.arange(n), k, r_profile], b)
+        table[f"dered_{b}"] = mags[b] - extinction[:, k]
+        table[f"dered_{b}"].unit = "mag"
+        table[f"deVRad_{b}"] = radii[best[:, k]]
+        table[f"deVRad_{b}"].unit = "arcsec"
+        table[f"psffwhm_{b}"] = psffwhm[:, k]
+        table[f"psffwhm_{b}"].unit = "arcsec"
+        table[f"extinction_{b}"] = extinction[:, k]
+        table[f"extinction_{b}"].unit = "mag"
+        table[f"psf_flux_{b}"] = fluxes[:, k, 0]
+    for a, b in zip(BANDS[:-1], BANDS[1:]):
+        table[f"{a}_{b}"] = mags[a] - mags[b]
+        table[f"{a}_{b}"].unit = "mag"
+    return table
+
+
+def deblend_frame(data, fwhm, sky_sigma, x, y):
+    """Deblended segments of a band's frame and each source's own one.
+
+    Sources are detected with `detect_segments`; each segment is then split
+    between its peaks (local maxima of the smoothed frame), every pixel going
+    to the nearest: a simple deblender (photutils' ``deblend_sources`` needs
+    scikit-image, which sourceclf does not depend on).  A source's own part is
+    that of the peak nearest to it.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    fwhm : float
+        FWHM of its PSF, pixels.
+    sky_sigma : float
+        Its sky noise per pixel.
+    x, y : array-like
+        The sources' positions, pixels.
+
+    Returns
+    -------
+    parts : `numpy.ndarray` of int or None
+        The frame's pixels labelled by deblended source (0: sky); None when
+        nothing is detected.
+    labels : `numpy.ndarray` of int or None
+        Each source's own label in ``parts``.
+    """
+    from scipy.ndimage import maximum_filter
+    from scipy.spatial import cKDTree
+
+    smooth, segm = detect_segments(data, fwhm, sky_sigma)
+    if segm is None:
+        return None, None
+    inside = segm.data > 0
+    peak_y, peak_x = np.nonzero((maximum_filter(smooth, size=3) == smooth) & inside)
+    tree = cKDTree(np.c_[peak_x, peak_y])
+    parts = np.zeros(segm.data.shape, dtype=np.int32)
+    pix_y, pix_x = np.nonzero(inside)
+    parts[pix_y, pix_x] = tree.query(np.c_[pix_x, pix_y])[1] + 1
+    return parts, tree.query(np.c_[x, y])[1] + 1
+
+
+def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
+    """Each source's stamp, background-subtracted, other sources' pixels set to 0.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    x, y : array-like
+        The sources' positions, pixels; each stamp's centre lies within half
+        a pixel of its source (`centre_stamps` then centres it exactly).
+    parts, labels : `numpy.ndarray`, optional
+        `deblend_frame`'s output.  Without them the stamps keep every pixel
+        and lose their median.
+    size : int
+        Stamp side, pixels (even).
+
+    Returns
+    -------
+    stamps : `numpy.ndarray`, shape (n, size, size)
+        Zero beyond the frame's edge; the background is the median of the
+        stamp's sky pixels (of the whole stamp where fewer than 20).
+    """
+    half = size // 2
+    pad = np.pad(np.asarray(data, float), half + 1)
+    own_pad = np.pad(parts, half + 1) if parts is not None else None
+    fx, fy = np.floor(x).astype(int) + half + 1, np.floor(y).astype(int) + half + 1
+    out = np.zeros((len(x), size, size))
+    for i in range(len(x)):
+        window = (slice(fy[i] - half + 1, fy[i] + half + 1),
+                  slice(fx[i] - half + 1, fx[i] + half + 1))
+        stamp = pad[window]
+        if own_pad is None:
+            out[i] = stamp - np.median(stamp)
+            continue
+        seg = own_pad[window]
+        sky = stamp[seg == 0]
+        stamp = stamp - (np.median(sky) if sky.size >= 20 else np.median(stamp))
+        out[i] = np.where((seg == 0) | (seg == labels[i]), stamp, 0.0)
+    return out
+
+
+def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"):
+    """MargNet's 24 catalog columns measured on full frames.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog, with each source's position.  Its ``extinction_<b>``
+        columns, when it has all five, correct the magnitudes (else none:
+        ``extinction_<b>`` is 0 and ``dered_<b>`` is the observed magnitude).
+    frames : dict
+        ``{band: (data, wcs)}`` for u g r i z, sky-subtracted, in nanomaggies
+        (as `sourceclf.cutouts.read_frame` returns SDSS corrected frames).
+    psf : dict, optional
+        ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
+        ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
+        noise measured on the frame); measured on each frame when not given.
+    ra_column, dec_column : str
+        The position columns (degrees, or any angle unit).
+
+    Returns
+    -------
+    measured : `~astropy.table.Table`
+        A copy of ``table`` with ``dered_<b>``, ``deVRad_<b>``, ``psffwhm_<b>``
+        (the measured FWHM divided by `sourceclf.psf.CATALOG_PSF_SCALE`, as
+        SDSS's catalog gives it), ``extinction_<b>``, ``u_g g_r r_i i_z`` and
+        ``psf_flux_<b>`` (`columns_from_fits`); NaN for a source whose
+        position is missing or off a frame.
+    psf : dict
+        ``{band: PSFMeasurement}`` used.
+
+    Raises
+    ------
+    InvalidInputError
+        If a band's frame is missing or its PSF cannot be measured.
+    MissingColumnsError
+        If the table has no position columns.
+    """
+    missing = [b for b in BANDS if b not in frames]
+    if missing:
+        raise InvalidInputError(f"measure_columns: no frame of band(s) {', '.join(missing)}")
+    ra, dec = sky_positions(table, ra_column, dec_column)
+    psf = dict(psf or {})
+    n = len(table)
+    fluxes = np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan)
+    best = np.zeros((n, len(BANDS)), dtype=int)
+    width = np.empty((n, len(BANDS)))
+    seen = np.isfinite(ra) & np.isfinite(dec)
+    for k, b in enumerate(BANDS):
+        data, wcs = frames[b]
+        if b not in psf:
+            psf[b] = measure_psf(data, pixel_scale=_pixel_scale(wcs),
+                                 label=f"the frame of band '{b}'")
+        elif not isinstance(psf[b], PSFMeasurement):
+            psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
+                                    sky_level(data, f"the frame of band '{b}'")[1], None)
+        x, y = np.full(n, np.nan), np.full(n, np.nan)
+        x[seen], y[seen] = wcs.world_to_pixel_values(ra[seen], dec[seen])
+        ny, nx = np.shape(data)
+        inside = seen & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+        width[:, k] = psf[b].fwhm / CATALOG_PSF_SCALE[b]
+        if not inside.any():
+            continue
+        parts, labels = deblend_frame(data, psf[b].fwhm / SDSS_PIXEL_SCALE, psf[b].sky_sigma,
+                                      x[inside], y[inside])
+        stamps = source_stamps(data, x[inside], y[inside], parts, labels)
+        fluxes[inside, k], best[inside, k] = fit_band(stamps, psf[b].fwhm, psf[b].beta)
+    finder = ColumnFinder(table)
+    extinction = [finder.values(f"extinction_{b}", unit="mag") for b in BANDS]
+    extinction = (None if any(e is None for e in extinction)
+                  else np.nan_to_num(np.column_stack(extinction)))
+    out = Table(table, copy=True)
+    columns_from_fits(out, fluxes, best, width, extinction)
+    off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)  # magnitudes are NaN there already
+    for b in BANDS:
+        out[f"deVRad_{b}"][off] = np.nan
+    return out, psf
+
+
+def _pixel_scale(wcs):
+    """Arcsec per pixel of a celestial WCS."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    return float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0

@@ -1,0 +1,136 @@
+"""MargNet's catalog columns measured on frames (sourceclf.photometry.measure_columns)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import InvalidInputError, SourceclfWarning
+from sourceclf.psf import PSFMeasurement, moffat_profile
+
+pytest.importorskip("galsim")
+pytest.importorskip("photutils")
+
+from sourceclf.photometry import (deblend_frame, measure_columns,  # noqa: E402
+                                  source_stamps)
+
+FWHM_PIX, BETA = 3.0, 3.5
+
+
+def _wcs():
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [100.0, 100.0]
+    wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]
+    return wcs
+
+
+def _frames(positions, noise=0.02, seed=0):
+    """Frames of Moffat stars ``(x, y, flux)``, the same in every band, and their PSF."""
+    yy, xx = np.mgrid[:200, :200].astype(float)
+    data = sum(flux * moffat_profile(xx - x, yy - y, FWHM_PIX, BETA) for x, y, flux in positions)
+    data = data + np.random.default_rng(seed).normal(0.0, noise, data.shape)
+    wcs = _wcs()
+    psf = {b: PSFMeasurement(FWHM_PIX * 0.396, 0.0, BETA, 0.0, 2, noise, None) for b in BANDS}
+    return {b: (data.astype(np.float32), wcs) for b in BANDS}, psf
+
+
+def _sources(pixels):
+    ra, dec = _wcs().pixel_to_world_values(*np.transpose(pixels))
+    return Table({"ra": ra, "dec": dec})
+
+
+def test_a_star_keeps_its_own_light_next_to_a_brighter_neighbour():
+    """Deblended: the star's columns do not take in its neighbour's light."""
+    # Two isolated stars, then a star with a 4x brighter neighbour 9 pixels away (3.6").
+    frames, psf = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0), (100.0, 100.0, 100.0),
+                           (109.0, 100.0, 400.0)])
+    columns, used = measure_columns(_sources([(50.0, 50.0), (150.0, 150.0), (100.0, 100.0)]),
+                                    frames, psf)
+    assert used == psf
+    # Same flux as the isolated stars, to 0.1 mag, and point-like: without the
+    # deblending the neighbour would add over a magnitude and a large radius.
+    assert abs(columns["dered_r"][2] - columns["dered_r"][0]) < 0.1
+    assert columns["deVRad_r"][2] < 0.2
+    np.testing.assert_allclose(columns["psffwhm_r"], FWHM_PIX * 0.396 / 0.908, rtol=1e-6)
+    np.testing.assert_allclose(columns["u_g"], 0.0, atol=0.05)  # the same star in u and g
+    # Without the split, the neighbour's light is in the stamp.
+    x, y = np.array([100.0]), np.array([100.0])
+    parts, labels = deblend_frame(frames["r"][0], FWHM_PIX, 0.02, x, y)
+    own = source_stamps(frames["r"][0], x, y, parts, labels)
+    whole = source_stamps(frames["r"][0], x, y)
+    assert whole.sum() > 3 * own.sum() > 0
+
+
+def test_rows_off_the_frames_and_the_tables_extinction():
+    frames, psf = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    table = _sources([(50.0, 50.0), (150.0, 150.0), (500.0, 500.0)])
+    for k, b in enumerate(BANDS):
+        table[f"extinction_{b}"] = [0.1 * (k + 1)] * 3
+    columns, _ = measure_columns(table, frames, psf)
+    assert np.isfinite(columns["dered_r"][:2]).all()
+    for name in ("dered_r", "deVRad_r", "u_g"):
+        assert np.isnan(columns[name][2]), name
+    # dered = observed - extinction; the colours stay observed (MargNet's convention).
+    plain, _ = measure_columns(table["ra", "dec"], frames, psf)
+    np.testing.assert_allclose(plain["dered_r"][:2] - columns["dered_r"][:2], 0.3)
+    np.testing.assert_allclose(plain["u_g"][:2], columns["u_g"][:2])
+    np.testing.assert_array_equal(plain["extinction_r"], 0.0)
+    assert table.colnames == ["ra", "dec"] + [f"extinction_{b}" for b in BANDS]  # a copy
+
+
+def test_bad_input_says_what_is_wrong():
+    frames, psf = _frames([(50.0, 50.0, 100.0)])
+    sources = _sources([(50.0, 50.0)])
+    with pytest.raises(InvalidInputError, match="no frame of band.*z"):
+        measure_columns(sources, {b: frames[b] for b in "ugri"}, psf)
+    with pytest.raises(InvalidInputError, match="cannot measure the PSF"):
+        measure_columns(sources, frames)  # one star: too few to measure a PSF from
+    with pytest.raises(KeyError, match="ra"):
+        measure_columns(Table({"x": [1.0]}), frames, psf)
+
+
+def test_classify_without_a_measurable_psf_uses_the_images_alone():
+    """Frames too sparse to measure a PSF: one warning, and the CNN classifies them."""
+    from sourceclf import classify
+
+    frames, _ = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames,
+                       confidence=None)
+    assert out.meta["CLFMODEL"] == "margnet-cnn-sgq" and "CLFCOLS" not in out.meta
+    said = [str(w.message) for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert any(m.startswith("MargNet's catalog columns not measured on the frames")
+               for m in said), said
+
+
+def test_a_given_fwhm_stands_for_the_psf():
+    """{band: FWHM}: a Moffat of that width and the assumed index, the sky measured."""
+    from sourceclf.photometry import ASSUMED_BETA
+
+    frames, psf = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    sources = _sources([(50.0, 50.0), (150.0, 150.0)])
+    columns, used = measure_columns(sources, frames, {b: FWHM_PIX * 0.396 for b in BANDS})
+    assert used["r"].beta == ASSUMED_BETA and used["r"].fwhm == pytest.approx(FWHM_PIX * 0.396)
+    assert used["r"].sky_sigma == pytest.approx(0.02, rel=0.1)
+    exact, _ = measure_columns(sources, frames, psf)
+    np.testing.assert_allclose(columns["dered_r"], exact["dered_r"], atol=0.02)
+    np.testing.assert_array_equal(columns["deVRad_r"], exact["deVRad_r"])
+
+
+def test_classify_with_a_psf_argument_measures_the_columns_and_flags_off_frame_rows():
+    from sourceclf import classify
+
+    frames, _ = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    out = classify(_sources([(50.0, 50.0), (150.0, 150.0), (900.0, 900.0)]), images=frames,
+                   psf=FWHM_PIX * 0.396, confidence=None)
+    assert out.meta["CLFMODEL"] == "margnet-sgq" and "CLFCOLS" in out.meta
+    # Its measured columns are missing only because the row is off the frames: one flag.
+    assert out["pred_flag"].tolist()[2] == "off_frame"
+    assert out["pred_class"].mask.tolist() == [False, False, True]
+    assert out.colnames[:2] == ["ra", "dec"] and "deVRad_r" not in out.colnames
