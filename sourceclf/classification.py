@@ -21,7 +21,7 @@ from .models.registry import load_model
 from .photometry import measure_columns
 from .utils._validation import check_confidence_levels, check_positive_int
 
-__all__ = ["classify", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
+__all__ = ["classify", "frame_columns", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
            "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT", "MAX_MC_SAMPLES", "check_mc_samples"]
 
 #: Keys written into the output table's ``meta`` (8 characters or fewer, so that
@@ -86,14 +86,35 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
-def _frame_columns(source, images, cutouts, psf):
+def frame_columns(source, images, cutouts=None, psf=None):
     """The table with MargNet's columns measured on the frames, where it lacks them.
 
-    Returns the table to read (``source`` itself when nothing is measured),
-    the frames read once (or ``images`` as given), the PSF FWHM to use and
-    whether the columns were measured.  With ``psf`` given, its FWHMs are
-    used (`sourceclf.photometry.measure_columns`); else a frame whose PSF
-    cannot be measured leaves the table as it is, after one warning.
+    What `classify` does before choosing or running a model that reads
+    MargNet's catalog columns next to the stamps.
+
+    Parameters
+    ----------
+    source : `~astropy.table.Table`
+        The catalog, under sourceclf's column names.
+    images : dict or None
+        Full frames by band, as `classify` takes them.
+    cutouts : optional
+        Stamps given directly: then nothing is measured.
+    psf : float or dict, optional
+        `classify`'s ``psf``: with it, its FWHMs stand for the frames' PSF
+        (`sourceclf.photometry.measure_columns`).
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        ``source`` itself when nothing is measured (no frames, stamps given,
+        the columns already there, or a frame whose PSF cannot be measured:
+        then after one `SourceclfWarning`), else a copy with the columns.
+    images : dict
+        The frames read once (``images`` as given when nothing is measured).
+    psf : float, dict or None
+        The PSF FWHM to use: ``psf``, else the measured ones.
+    measured : bool
     """
     if images is None or cutouts is not None:
         return source, images, psf, False
@@ -253,13 +274,13 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     with_images = cutouts is not None or images is not None
     choice, measured = None, False
     if isinstance(model, str) and model == "auto":
-        source, images, psf, measured = _frame_columns(source, images, cutouts, psf)
+        source, images, psf, measured = frame_columns(source, images, cutouts, psf)
         choice = explain_model_choice(source, with_images=with_images, precision=precision,
                                       compile=compile)
         model = choice.name
     clf = load_model(model)
     if choice is None and clf.uses_images and clf.feature_set == FRAME_FEATURE_SET:
-        source, images, psf, measured = _frame_columns(source, images, cutouts, psf)
+        source, images, psf, measured = frame_columns(source, images, cutouts, psf)
     clf.check_speed_options(precision, compile)
     n = len(table)
 

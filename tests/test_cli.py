@@ -414,8 +414,10 @@ def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):
     assert not (tmp_path / "out.ecsv").exists()
 
 
-# demo_frames holds too few isolated stars to measure a PSF: the rows are flagged.
+# demo_frames holds too few isolated stars to measure a PSF: the rows are flagged, and
+# MargNet's columns cannot be measured on them (the image-only model is used).
 @pytest.mark.filterwarnings("ignore:cannot measure the PSF")
+@pytest.mark.filterwarnings("ignore:MargNet's catalog columns not measured")
 def test_image_option_classifies(frame_files, tmp_path, capsys):
     cat, paths = frame_files
     argv = [cat, "-o", tmp_path / "out.ecsv"]

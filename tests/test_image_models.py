@@ -601,3 +601,21 @@ def test_stack_trains_a_psf_aware_cnn_member_on_the_psf_columns():
     assert set(history["stages"]) == {"ann", "cnn"}
     widths = stack.cnn_psf_widths(torch.as_tensor(x[:3]))
     assert torch.allclose(widths, torch.full((3, 5), 1.3 * 0.9))
+
+
+def test_command_line_on_positions_and_frame_files(real_frame, shared_data, tmp_path):
+    """sourceclf-classify cat.fits --image b=frame... (issue 14's done command) streams the
+    catalog and chooses as classify does: the columns measured, margnet-sgq."""
+    from astropy.table import Table
+
+    from sourceclf.cli import main
+
+    cat, _ = real_frame
+    Table({"ra": cat["ra"][:40], "dec": cat["dec"][:40]}).write(tmp_path / "cat.fits")
+    argv = [str(tmp_path / "cat.fits"), "-o", str(tmp_path / "out.fits")]
+    for b in "ugriz":
+        argv += ["--image", f"{b}={shared_data / FRAME / f'frame-{b}-004510-4-0030.fits.bz2'}"]
+    assert main(argv) == 0
+    out = Table.read(tmp_path / "out.fits")
+    assert out.meta["CLFMODEL"] == "margnet-sgq" and "CLFCOLS" in out.meta
+    assert len(out) == 40 and out.colnames[:2] == ["ra", "dec"]

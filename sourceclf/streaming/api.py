@@ -226,9 +226,14 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                     for chunk in source.chunks(chunk_size):
                         if sink is None:
                             if isinstance(model, str) and model == "auto":
-                                choice = classification.explain_model_choice(
+                                # As classify chooses: with MargNet's columns measured on
+                                # the frames where the catalog lacks them.
+                                table = classification.frame_columns(
                                     map_columns(chunk, classify_kwargs["columns"]),
-                                    with_images=with_images,
+                                    classify_kwargs.get("images"), cutouts,
+                                    classify_kwargs.get("psf"))[0]
+                                choice = classification.explain_model_choice(
+                                    table, with_images=with_images,
                                     precision=classify_kwargs.get("precision", "fp32"),
                                     compile=classify_kwargs.get("compile", False))
                                 model, reason = choice.name, choice.reason
