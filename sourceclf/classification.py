@@ -245,9 +245,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         trained on or could not measure, ``saturated`` image rows bright
         enough for a saturated core, ``crowded`` image rows whose stamps hold
         more other sources than the model's training stamps (the count is
-        kept in ``n_neighbours``); ``empty_set:<L>[,<L>...]`` marks
-        rows whose prediction set is empty at those levels: no class is
-        probable enough, and ``pred_class`` is a weak guess),
+        kept in ``n_neighbours``), or cut from a frame crowded beyond
+        `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``);
+        ``empty_set:<L>[,<L>...]`` marks rows whose prediction set is empty
+        at those levels: no class is probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
         ``pred_set_size``.  Rows that cannot be classified are masked: missing
         inputs (``missing:<features>``), stamps off the frame (``off_frame``)

@@ -16,6 +16,14 @@ card holds the largest count of 99% of its training stamps
 (``domain['neighbours']['limit']``, `neighbour_limit`); rows with more are
 flagged ``crowded`` in ``pred_flag`` (`crowding_flags`).  The rows are still
 classified: the flag says that the model has not learnt such stamps.
+
+Blurring merges neighbours into smooth light: on field 005405-6-0099 the
+share of bright sources whose stamps exceed the limit falls from 86% at its
+own seeing to 34% at 2.2", while the models fail more.  When full frames are
+given, the field itself is also judged: `source_coverage`, the share of the
+r frame's pixels inside detected sources, holds under blur (it grows, if
+anything, as light spreads), and a frame covered beyond `CROWDED_COVERAGE`
+flags all its rows ``crowded``.
 """
 
 import warnings
@@ -24,9 +32,11 @@ import numpy as np
 
 from .bands import BANDS
 from .exceptions import InvalidInputError
+from .photometry import detect_segments
 
 __all__ = ["FLAG_CROWDED", "NEIGHBOUR_BAND", "NEIGHBOUR_THRESHOLD", "NEIGHBOUR_QUANTILE",
-           "count_neighbours", "neighbour_limit", "crowding_flags"]
+           "count_neighbours", "neighbour_limit", "crowding_flags", "CROWDED_COVERAGE",
+           "source_coverage"]
 
 #: ``pred_flag`` of rows whose stamps hold more neighbours than the model's
 #: training stamps (see the module documentation).
@@ -41,6 +51,15 @@ NEIGHBOUR_THRESHOLD = 5.0
 
 #: Share of the training stamps whose neighbour count the limit covers.
 NEIGHBOUR_QUANTILE = 0.99
+
+#: Share of a frame's pixels inside detected sources (`source_coverage`) above
+#: which every row cut from it is flagged ``crowded``.  Set on the five shared
+#: SDSS fields, at their own seeing and blurred to 1.6-2.2": the three at high
+#: Galactic latitude, like the training fields, cover 0.6-2.1%, the two
+#: crowded ones (Stripe 82 and the Galactic plane) 27-46%; 10% lies a factor
+#: of about five from both (``python docs/scripts/check_fields.py`` prints
+#: each field's coverage).  No other field has checked it.
+CROWDED_COVERAGE = 0.10
 
 _CHUNK = 4096
 
@@ -162,3 +181,34 @@ def crowding_flags(stamps, limit, **options):
     crowded : `numpy.ndarray` of bool
     """
     return count_neighbours(stamps, **options) > int(limit)
+
+
+def source_coverage(data, fwhm, sky_sigma):
+    """Share of a frame's pixels inside detected sources.
+
+    Sources are detected as `sourceclf.photometry.detect_segments` detects
+    them: the frame smoothed by a Gaussian of the PSF's FWHM, pixels above
+    twice the sky noise in groups of 8 or more.
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    fwhm : float
+        FWHM of its PSF, pixels.
+    sky_sigma : float
+        Its sky noise per pixel.
+
+    Returns
+    -------
+    coverage : float
+        Between 0 and 1 (NaN for a frame without finite pixels).
+    """
+    data = np.asarray(data, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return float("nan")
+    _, segm = detect_segments(np.where(finite, data, 0.0), fwhm, sky_sigma)
+    if segm is None:
+        return 0.0
+    return float((segm.data[finite] > 0).mean())

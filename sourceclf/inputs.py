@@ -14,13 +14,14 @@ import numpy as np
 
 from .bands import BANDS
 from .columns import ColumnFinder
-from .crowding import FLAG_CROWDED, count_neighbours
+from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_neighbours,
+                       source_coverage)
 from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
                       read_frame)
 from .exceptions import InvalidInputError, SourceclfWarning
 from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
-                  measure_psf, saturation_flags, seeing_flags)
+                  measure_psf, saturation_flags, seeing_flags, sky_level)
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band"]
 
@@ -95,7 +96,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         ``domain['neighbours']['limit']``).  When given, rows whose stamps
         hold more (`sourceclf.crowding.count_neighbours`) are flagged
         ``crowded`` and each row's count is returned as
-        ``columns['n_neighbours']``.
+        ``columns['n_neighbours']``; with frames, so are all rows when the r
+        frame's `sourceclf.crowding.source_coverage` exceeds
+        `sourceclf.crowding.CROWDED_COVERAGE`, returned as
+        ``columns['frame_coverage']``.
     model_name : str, optional
         The model's name, for error messages.
 
@@ -174,7 +178,12 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         if neighbour_limit is not None:
             counts = count_neighbours(stamps)
             columns["n_neighbours"] = _neighbour_column(counts, on_frame)
-            for i in np.flatnonzero(valid & (counts > int(neighbour_limit))):
+            crowded = counts > int(neighbour_limit)
+            if frames is not None:
+                coverage = _frame_coverage(frames[NEIGHBOUR_BAND], fwhm[NEIGHBOUR_BAND])
+                columns["frame_coverage"] = _coverage_column(coverage, on_frame)
+                crowded |= coverage > CROWDED_COVERAGE
+            for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         if feature_spec is not None and feature_spec.reads_image_psf:
             features = _psf_features(feature_spec, fwhm, psf_range, valid, flags)
@@ -292,6 +301,33 @@ def _row_psf(table, psf, frames, on_frame):
         return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec) or psffwhm_<b> "
                       "columns")
     return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def _frame_coverage(frame, fwhm):
+    """`sourceclf.crowding.source_coverage` of a frame seen through ``fwhm`` (arcsec per
+    row; NaN where unknown): NaN without a known PSF."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    data, wcs = frame
+    known = np.asarray(fwhm, dtype=float)
+    known = known[np.isfinite(known)]
+    if not known.size:
+        return float("nan")
+    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    try:
+        sigma = sky_level(data)[1]
+    except InvalidInputError:
+        return float("nan")
+    return source_coverage(data, float(np.median(known)) / scale, sigma)
+
+
+def _coverage_column(coverage, on_frame):
+    from astropy.table import MaskedColumn
+
+    return MaskedColumn(np.full(len(on_frame), coverage, dtype=np.float32),
+                        mask=~np.asarray(on_frame) | ~np.isfinite(coverage),
+                        description="share of the r frame's pixels inside detected sources "
+                                    "(sourceclf.crowding.source_coverage)")
 
 
 def _neighbour_column(counts, on_frame):

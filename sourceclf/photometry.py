@@ -32,6 +32,8 @@ alike; colours are unaffected.  The templates are drawn at SDSS's pixel
 scale (`sourceclf.bands.SDSS_PIXEL_SCALE`).
 """
 
+import warnings
+
 import numpy as np
 from astropy.table import Table
 
@@ -88,8 +90,12 @@ def detect_segments(data, fwhm, sky_sigma):
     from photutils.segmentation import detect_sources
     from scipy.ndimage import gaussian_filter
 
+    from photutils.utils.exceptions import NoDetectionsWarning
+
     smooth = gaussian_filter(np.asarray(data, dtype=np.float32), fwhm / 2.3548)
-    return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # None says so
+        return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
 
 
 #: de Vaucouleurs half-light radii (arcsec) of the profile fits; 0 is a point source.

@@ -123,3 +123,45 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
     # Field 005405-6-0099 lies in the Galactic plane (b = -1 degree), 004510-4-0030 at b = 78.
     assert flagged["005405-6-0099"] > 0.5
     assert flagged["004510-4-0030"] < 0.05
+
+
+def test_crowded_field_stays_flagged_when_blurred(shared_data):
+    """Blurred to about 2.2", the crowded field's stamps show fewer neighbours, but its
+    frame is as covered by sources: every row stays flagged; the quiet field's none."""
+    from scipy.ndimage import gaussian_filter
+
+    from sourceclf import classify
+    from sourceclf.crowding import CROWDED_COVERAGE
+    from sourceclf.cutouts import read_frame
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import frame_truth
+
+    for name, crowded in (("004510-4-0030", False), ("005405-6-0099", True)):
+        path = shared_data / f"sdss_frame_{name}" / f"frame-r-{name}.fits.bz2"
+        if not path.is_file():
+            pytest.skip(f"field {name} is absent")
+        data, wcs = read_frame(path)
+        truth = frame_truth(data, wcs, measure_psf(data))
+        truth = truth[::max(1, len(truth) // 40)][:40]
+        blurred = (gaussian_filter(data, 2.0), wcs)  # 1.0-1.1" to about 2.2"
+        out = classify(truth["ra", "dec"], images={b: blurred for b in BANDS},
+                       model="margnet-cnn-sgq", psf=2.2, confidence=None, device="cpu",
+                       progress=False)
+        flags = np.char.find(np.asarray(out["pred_flag"]).astype(str), FLAG_CROWDED) >= 0
+        coverage = float(out["frame_coverage"][0])
+        assert (coverage > CROWDED_COVERAGE) is crowded, (name, coverage)
+        assert flags.all() if crowded else not flags.any(), name
+
+
+def test_source_coverage():
+    from sourceclf.crowding import source_coverage
+
+    rng = np.random.default_rng(0)
+    sky = rng.normal(0.0, 1.0, (300, 300))
+    assert source_coverage(sky, 3.0, 1.0) < 0.01
+    yy, xx = np.mgrid[:300, :300]
+    crowded = sky.copy()
+    for x, y in rng.uniform(10, 290, (150, 2)):
+        crowded += 50 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
+    assert source_coverage(crowded, 3.0, 1.0) > 0.1
+    assert np.isnan(source_coverage(np.full((50, 50), np.nan), 3.0, 1.0))

@@ -20,7 +20,8 @@ with the five corrected frames):
    called GALAXY, their mean (balanced accuracy), the fractions of rows
    flagged ``seeing_out_of_range`` and ``crowded`` (more neighbours in the
    stamp than the model's training stamps: `sourceclf.crowding`) and the
-   balanced accuracy of the rows not flagged ``crowded`` and of the rows the
+   balanced accuracy of the rows not flagged ``crowded`` (with the r frame's
+   ``frame_coverage``, `sourceclf.crowding.source_coverage`) and of the rows the
    truth decides (``ambiguous`` not set: the extent at least two widths of the
    point-source locus from the cut); with ``--record``,
    write them into each model directory's card (``metrics['real_fields']``);
@@ -95,6 +96,13 @@ def sdss_cut(truth, clean, frame, seen):
     return Table({"pred_class": pred, "pred_flag": np.full(len(clean), "")})
 
 
+def _balanced(hit, point, extended):
+    """Mean of the hit rates of two sets of rows; NaN when either is empty."""
+    if not point.any() or not extended.any():
+        return float("nan")
+    return (hit[point].mean() + hit[extended].mean()) / 2
+
+
 def score(truth, result, decided=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
@@ -109,11 +117,9 @@ def score(truth, result, decided=None):
     point, extended = truth == "point", truth == "extended"
     hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
     p, e = float(hit[point].mean()), float(hit[extended].mean())
-    with np.errstate(invalid="ignore"):
-        calm = (hit[point & ~crowded].mean() + hit[extended & ~crowded].mean()) / 2
+    calm = _balanced(hit, point & ~crowded, extended & ~crowded)
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
-    with np.errstate(invalid="ignore"):
-        sure = (hit[point & decided].mean() + hit[extended & decided].mean()) / 2
+    sure = _balanced(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
     return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
             "balanced": round((p + e) / 2, 3),
@@ -224,13 +230,16 @@ def check_field(folder, log, models, results=None):
                                                 psf={b: seen[b].fwhm for b in BANDS},
                                                 confidence=None, device="cpu", progress=False)
             row = score(labels, result, decided)
+            if "frame_coverage" in result.colnames:  # the field's crowding (sourceclf.crowding)
+                row["frame_coverage"] = round(float(np.ma.median(result["frame_coverage"])), 4)
             if getattr(clf, "is_bayesian", False):
                 row.update(doubt(clf, table, frames, seen, labels, result))
             log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {row['point_as_star_or_qso']:.2f} "
                 f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
                 f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
                 f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
-                f"|  [{time.time() - t0:.0f} s]")
+                f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
+                f"[{time.time() - t0:.0f} s]")
             if results is not None:
                 results.append((name, seeing, model, row["balanced"], {
                     "field": name, "galactic_latitude": round(latitude, 1),
