@@ -1,0 +1,91 @@
+"""What classifying from full frames costs, step by step, on a real SDSS field.
+
+Run::
+
+    python benchmarks/bench_frames.py [--data ../shared/data] [--field 004510-4-0030]
+                                      [--threads 2] [--repeat 3]
+
+On one field's five corrected frames (read once, as ``classify`` reads them)
+and the positions of its bright sources (``frame_truth``, r < 20.5), it
+times, in one run and interleaved ``--repeat`` times: measuring each band's
+PSF (`sourceclf.psf.measure_psf`), measuring MargNet's 24 columns on the
+frames (`sourceclf.photometry.measure_columns`, given the PSFs), the frame's
+coverage by sources (`sourceclf.crowding.source_coverage`), and the whole
+``classify(positions, images=frames)`` with ``model='auto'`` (which measures
+the columns and runs margnet-sgq) against the image-only
+``model='margnet-cnn-sgq'``.  It prints the medians and the ratio of the two
+``classify`` runs; the load average is printed too (a shared machine makes
+the wall-clock times upper bounds).
+"""
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--field", default="004510-4-0030")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import torch
+    from astropy.table import Table
+
+    import sourceclf
+    from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+    from sourceclf.crowding import source_coverage
+    from sourceclf.cutouts import read_frame
+    from sourceclf.photometry import measure_columns
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import frame_truth
+
+    torch.set_num_threads(args.threads)
+    folder = args.data / f"sdss_frame_{args.field}"
+    t0 = time.perf_counter()
+    frames = {b: read_frame(folder / f"frame-{b}-{args.field}.fits.bz2") for b in BANDS}
+    read = time.perf_counter() - t0
+    psf = {b: measure_psf(frames[b][0]) for b in BANDS}
+    truth = frame_truth(*frames["r"], psf["r"])
+    positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
+    steps = {
+        "PSF, 5 bands (measure_psf)": lambda: [measure_psf(frames[b][0]) for b in BANDS],
+        "24 columns (measure_columns)": lambda: measure_columns(positions, frames, psf),
+        "coverage, r (source_coverage)": lambda: source_coverage(
+            frames["r"][0], psf["r"].fwhm / SDSS_PIXEL_SCALE, psf["r"].sky_sigma),
+        "classify, auto (margnet-sgq)": lambda: sourceclf.classify(
+            positions, images=frames, confidence=0.9, progress=False, device="cpu"),
+        "classify, margnet-cnn-sgq": lambda: sourceclf.classify(
+            positions, images=frames, model="margnet-cnn-sgq", confidence=0.9,
+            progress=False, device="cpu"),
+    }
+    times = {name: [] for name in steps}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, step in steps.items():  # warm up: models loaded, caches filled
+            step()
+        for _ in range(args.repeat):
+            for name, step in steps.items():
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+    print(f"field {args.field}: {len(positions)} sources of r < 20.5; five frames read "
+          f"(bz2) in {read:.1f} s; torch {torch.__version__}, {args.threads} threads; "
+          f"median of {args.repeat}")
+    for name, values in times.items():
+        print(f"  {name:32s} {np.median(values):6.2f} s")
+    auto = np.median(times["classify, auto (margnet-sgq)"])
+    cnn = np.median(times["classify, margnet-cnn-sgq"])
+    print(f"classify with the columns measured / image-only: {auto / cnn:.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
