@@ -165,9 +165,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         accepts.  Only image models use them.
     images : dict, optional
         Full frames by band (``{'u': path_or_hdu, ...}``), cut at each row's
-        ``ra``/``dec`` with each band's WCS.  When the table lacks MargNet's
-        catalog columns and the model reads them (``'auto'`` or a
-        ``margnet24`` image model), they are measured on the frames
+        ``ra``/``dec`` with each band's WCS.  When the table lacks any of
+        MargNet's catalog columns and the model reads them (``'auto'`` or a
+        ``margnet24`` image model), all of them are measured on the frames
         (`sourceclf.photometry.measure_columns`; ``meta['CLFCOLS']``) and
         used internally; the output keeps the table's own columns.
     psf : float or dict, optional
