@@ -13,7 +13,7 @@ from sourceclf.exceptions import InvalidInputError, MissingColumnsError
 galsim = pytest.importorskip("galsim")
 
 from sourceclf.simulate import (SDSS_BAND_DEFAULTS, measure_frame_properties,  # noqa: E402
-                                measure_psf, measure_sky_sigma, nanomaggies, render_stamps,
+                                fit_stamp_psf, measure_sky_sigma, nanomaggies, render_stamps,
                                 simulate_catalog)
 from conftest import SHARED_DATA  # noqa: E402
 
@@ -36,17 +36,17 @@ def _point_sources(mags, **extra):
 # Measuring tools
 # ---------------------------------------------------------------------------
 
-def test_measure_psf_recovers_rendered_width():
+def test_fit_stamp_psf_recovers_rendered_width():
     t = _point_sources([17.0] * 4, **{f"psffwhm_{b}": [0.9, 1.1, 1.3, 1.6] for b in BANDS})
     stamps = render_stamps(t, noise=False, psf_scale=1.0, moffat_beta=3.0, random_state=1)
-    fit = measure_psf(stamps[:, 2])
+    fit = fit_stamp_psf(stamps[:, 2])
     assert fit["success"].all()
     np.testing.assert_allclose(fit["fwhm"], [0.9, 1.1, 1.3, 1.6], rtol=0.01)
     np.testing.assert_allclose(fit["beta"], 3.0, rtol=0.02)
     assert np.all(np.abs(fit["x_center"] - 15.5) <= 0.5)
     kolmogorov = render_stamps(t, noise=False, psf="kolmogorov", psf_scale=1.0,
                                random_state=1)
-    np.testing.assert_allclose(measure_psf(kolmogorov[:, 2])["fwhm"], [0.9, 1.1, 1.3, 1.6],
+    np.testing.assert_allclose(fit_stamp_psf(kolmogorov[:, 2])["fwhm"], [0.9, 1.1, 1.3, 1.6],
                                rtol=0.05)
 
 
@@ -118,7 +118,7 @@ def test_galaxies_more_extended_than_stars():
         t[f"deVRad_{b}"] = [1.0, 1.0, 1.0, 0.8, 1.0, 1.5] * u.arcsec  # stars ignore it
         t[f"psffwhm_{b}"] = 1.1 * u.arcsec
     stamps = render_stamps(t, random_state=3)
-    fwhm = np.asarray(measure_psf(stamps[:, 2])["fwhm"])
+    fwhm = np.asarray(fit_stamp_psf(stamps[:, 2])["fwhm"])
     assert np.all(fwhm[3:] > 1.2 * fwhm[:3].max()), fwhm
     # Same flux, spread out: lower peaks, less flux near the centre, less
     # the larger the radius.
@@ -325,7 +325,7 @@ def test_simulated_stars_look_like_real_ones(real_and_simulated, band):
     use = ok & (flux[:, k] >= FLUX_RANGE[0]) & (flux[:, k] <= FLUX_RANGE[1])
     widths = []
     for stamps in (real.data[use, k], simulated[use, k]):
-        fit = measure_psf(stamps)
+        fit = fit_stamp_psf(stamps)
         good = np.asarray(fit["success"]) & (np.asarray(fit["peak_snr"]) >= 20)
         assert good.sum() >= 8
         widths.append(np.median(np.asarray(fit["fwhm"])[good]))

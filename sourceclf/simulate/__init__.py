@@ -3,7 +3,8 @@
 Five parts:
 
 * measuring real frames: `measure_sky_sigma` (robust pixel noise),
-  `measure_psf` (a 2-D Moffat fit to each star stamp) and
+  `fit_stamp_psf` (a 2-D Moffat fit to each star stamp; a whole frame's PSF
+  is `sourceclf.psf.measure_psf`'s) and
   `measure_frame_properties` (both, per band, for a field's frames and a list
   of its stars).  The defaults of the simulator, `SDSS_BAND_DEFAULTS`, are the
   numbers they give for SDSS field 4510-4-0030 (see below);
@@ -51,11 +52,11 @@ from ..bands import EXTINCTION_RATIO
 from .catalogs import simulate_catalog
 from .conditions import OBSERVING_CONDITIONS, draw_observing_conditions, psf_fwhm_ratio
 from .degrade import degrade_frames, degrade_seeing
-from .measurement import measure_frame_properties, measure_psf, measure_sky_sigma
+from .measurement import fit_stamp_psf, measure_frame_properties, measure_sky_sigma
 from .rendering import render_stamps
 from .sdss_imaging import SDSS_BAND_DEFAULTS, nanomaggies
 
 __all__ = ["SDSS_BAND_DEFAULTS", "EXTINCTION_RATIO", "nanomaggies", "measure_sky_sigma",
-           "measure_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
+           "fit_stamp_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
            "degrade_seeing", "degrade_frames", "OBSERVING_CONDITIONS",
            "draw_observing_conditions", "psf_fwhm_ratio"]

@@ -12,7 +12,7 @@ from ..cutouts import cutouts_from_frames, frames_by_band, read_frame
 from ..exceptions import InvalidInputError
 from ..psf import moffat_fwhm, moffat_gamma
 
-__all__ = ["measure_sky_sigma", "measure_psf", "measure_frame_properties"]
+__all__ = ["measure_sky_sigma", "fit_stamp_psf", "measure_frame_properties"]
 
 
 def measure_sky_sigma(stamps, *, mask_radius=None):
@@ -120,7 +120,7 @@ def _fit_moffat(stamp):
             "background": bkg}
 
 
-def measure_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE):
+def fit_stamp_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE):
     """Fit a circular 2-D Moffat profile plus a constant to each stamp.
 
     The profile is evaluated at pixel centres, so the FWHM is that of the
@@ -277,7 +277,7 @@ def measure_frame_properties(images, stars, *, size=32, flux_column="PSFFLUX",
         use = usable.copy()
         if fluxes is not None:
             use &= (fluxes[:, k] >= flux_range[0]) & (fluxes[:, k] <= flux_range[1])
-        fit = measure_psf(cut.data[use, k])
+        fit = fit_stamp_psf(cut.data[use, k])
         ok = np.asarray(fit["success"]) & (np.asarray(fit["peak_snr"]) >= min_peak_snr)
         fwhm, fwhm_std, n_used = _robust_median(np.asarray(fit["fwhm"])[ok])
         beta, _, _ = _robust_median(np.asarray(fit["beta"])[ok])
