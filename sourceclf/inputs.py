@@ -170,18 +170,28 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         for i in np.flatnonzero(image_flags != ""):
             flags[i] = ";".join(x for x in (flags[i], str(image_flags[i])) if x)
         fwhm, why = _row_psf(table, psf, frames, on_frame)
-        columns = {f"psf_fwhm_{b}": _psf_column(fwhm[b], b) for b in BANDS}
+        columns = {}
+        for b in BANDS:
+            values = np.asarray(fwhm[b], dtype=np.float32)
+            columns[f"psf_fwhm_{b}"] = _output_column(
+                values, ~np.isfinite(values),
+                f"FWHM of the {b}-band PSF the stamps were seen through", unit="arcsec")
         if psf_range:
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
             for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
         if neighbour_limit is not None:
             counts = count_neighbours(stamps)
-            columns["n_neighbours"] = _neighbour_column(counts, on_frame)
+            columns["n_neighbours"] = _output_column(
+                np.asarray(counts, dtype=np.int16), ~on_frame,
+                "other sources in the r-band stamp (sourceclf.crowding.count_neighbours)")
             crowded = counts > int(neighbour_limit)
             if frames is not None:
                 coverage = _frame_coverage(frames[NEIGHBOUR_BAND], fwhm[NEIGHBOUR_BAND])
-                columns["frame_coverage"] = _coverage_column(coverage, on_frame)
+                columns["frame_coverage"] = _output_column(
+                    np.full(n, coverage, dtype=np.float32), ~on_frame | ~np.isfinite(coverage),
+                    "share of the r frame's pixels inside detected sources "
+                    "(sourceclf.crowding.source_coverage)")
                 crowded |= coverage > CROWDED_COVERAGE
             for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
@@ -321,29 +331,11 @@ def _frame_coverage(frame, fwhm):
     return source_coverage(data, float(np.median(known)) / scale, sigma)
 
 
-def _coverage_column(coverage, on_frame):
+def _output_column(values, mask, description, unit=None):
+    """A per-row value the output keeps (`ModelInputs.columns`), masked where unknown."""
     from astropy.table import MaskedColumn
 
-    return MaskedColumn(np.full(len(on_frame), coverage, dtype=np.float32),
-                        mask=~np.asarray(on_frame) | ~np.isfinite(coverage),
-                        description="share of the r frame's pixels inside detected sources "
-                                    "(sourceclf.crowding.source_coverage)")
-
-
-def _neighbour_column(counts, on_frame):
-    from astropy.table import MaskedColumn
-
-    return MaskedColumn(np.asarray(counts, dtype=np.int16), mask=~np.asarray(on_frame),
-                        description="other sources in the r-band stamp "
-                                    "(sourceclf.crowding.count_neighbours)")
-
-
-def _psf_column(values, band):
-    from astropy.table import MaskedColumn
-
-    values = np.asarray(values, dtype=np.float32)
-    return MaskedColumn(values, mask=~np.isfinite(values), unit="arcsec",
-                        description=f"FWHM of the {band}-band PSF the stamps were seen through")
+    return MaskedColumn(values, mask=mask, unit=unit, description=description)
 
 
 def _flag_seeing(flags, valid, fwhm, psf_range, why, model_name):
