@@ -74,3 +74,26 @@ def test_sdss_cut_rows_are_recorded_apart_and_shown_without_flags(check_fields, 
     assert results == [(row["field"], 1.6, "sdss-cut", 0.85, row)]
     line = check_fields.rst_table(results).splitlines()[3].split()
     assert line[4:] == ["sdss-cut", "0.95", "0.75", "0.85", "0.03", "--", "--", "0.96"]
+
+
+def test_scores_by_magnitude_pool_the_fields(check_fields):
+    truth = np.array(["point", "point", "extended", "extended", "point", "extended"])
+    result = Table({"pred_class": MaskedColumn(["STAR", "GALAXY", "GALAXY", "STAR", "QSO",
+                                                "GALAXY"]),
+                    "pred_flag": [""] * 6})
+    r_mag = np.array([18.0, 18.5, 18.2, 19.5, 19.9, 20.3])
+    row = check_fields.score(truth, result, r_mag=r_mag)
+    assert [b["r_mag"] for b in row["by_r_mag"]] == [[None, 19.0], [19.0, 20.0], [20.0, 20.5]]
+    assert row["by_r_mag"][0] == {"r_mag": [None, 19.0], "n_point": 2, "point_hits": 1,
+                                  "n_extended": 1, "extended_hits": 1}
+    assert row["by_r_mag"][1]["extended_hits"] == 0 and row["by_r_mag"][1]["point_hits"] == 1
+    quiet = dict(row, crowded=0.0)
+    busy = dict(row, crowded=1.0)
+    results = [("A", None, "m", 0.0, quiet), ("B", None, "m", 0.0, quiet),
+               ("C", None, "m", 0.0, busy)]
+    lines = check_fields.magnitude_table(results, ["m"]).splitlines()
+    assert lines[1].split()[:3] == ["model", "seeing", "fields"]
+    # Pooled over A and B: r < 19 holds 4 point rows (2 right) and 2 extended (2 right).
+    assert lines[3].split() == ["m", "native", "uncrowded", "0.75", "(4/2)", "0.50", "(2/2)",
+                                "--"]
+    assert lines[4].split()[2:5] == ["crowded", "0.75", "(2/1)"]

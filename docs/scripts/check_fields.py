@@ -103,13 +103,19 @@ def _balanced(hit, point, extended):
     return (hit[point].mean() + hit[extended].mean()) / 2
 
 
-def score(truth, result, decided=None):
+#: r-magnitude bins (aperture-corrected, the truth's ``r_mag``) of the scores by magnitude.
+R_MAG_BINS = ((None, 19.0), (19.0, 20.0), (20.0, 20.5))
+
+
+def score(truth, result, decided=None, r_mag=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
     Also the fractions of rows flagged ``seeing_out_of_range`` and ``crowded``,
     the balanced accuracy of the rows not flagged ``crowded`` and that of the
     ``decided`` rows (the truth's extent at least two locus widths from the
-    cut; None when a class has none).
+    cut; None when a class has none); with ``r_mag``, ``by_r_mag``: the
+    counts of each class and of its right calls in each of `R_MAG_BINS`, so
+    that fields can be pooled.
     """
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
     flags = np.asarray(result["pred_flag"]).astype(str)
@@ -130,7 +136,21 @@ def score(truth, result, decided=None):
             "n_extended_not_crowded": int((extended & ~crowded).sum()),
             "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
             "n_point_decided": int((point & decided).sum()),
-            "n_extended_decided": int((extended & decided).sum())}
+            "n_extended_decided": int((extended & decided).sum()),
+            **({} if r_mag is None else {"by_r_mag": _by_r_mag(hit, point, extended, r_mag)})}
+
+
+def _by_r_mag(hit, point, extended, r_mag):
+    """Counts per `R_MAG_BINS` bin: each class's rows and right calls."""
+    r_mag = np.asarray(r_mag, dtype=float)
+    out = []
+    for low, high in R_MAG_BINS:
+        rows = (r_mag < high) & (True if low is None else r_mag >= low)
+        out.append({"r_mag": [low, high], "n_point": int((point & rows).sum()),
+                    "point_hits": int((hit & point & rows).sum()),
+                    "n_extended": int((extended & rows).sum()),
+                    "extended_hits": int((hit & extended & rows).sum())})
+    return out
 
 
 #: Monte Carlo draws of the Bayesian models' runs (`doubt`).
@@ -229,7 +249,7 @@ def check_field(folder, log, models, results=None):
                     result = sourceclf.classify(table, images=frames, model=clf,
                                                 psf={b: seen[b].fwhm for b in BANDS},
                                                 confidence=None, device="cpu", progress=False)
-            row = score(labels, result, decided)
+            row = score(labels, result, decided, np.asarray(clean["r_mag"]))
             if "frame_coverage" in result.colnames:  # the field's crowding (sourceclf.crowding)
                 row["frame_coverage"] = round(float(np.ma.median(result["frame_coverage"])), 4)
             if getattr(clf, "is_bayesian", False):
@@ -302,6 +322,10 @@ def summary(results, models):
                 label = "native" if seeing is None else f"{seeing}\""
                 cells.append(f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}")
         print(f"  {model}: " + ", ".join(cells), flush=True)
+    by_magnitude = magnitude_table(results, models)
+    if by_magnitude:
+        print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
+        print(by_magnitude)
     cut = {(name, s): row for name, s, m, _, row in results if m == SDSS_CUT}
     if cut:
         print(f"\nBalanced accuracy minus {SDSS_CUT}'s on the same blurred frames "
@@ -312,6 +336,47 @@ def summary(results, models):
         if model != SDSS_CUT and gains:
             print(f"  {model}: {min(gains):+.2f}, {np.median(gains):+.2f}, {max(gains):+.2f} "
                   f"({sum(g > 0 for g in gains)} of {len(gains)} above)", flush=True)
+
+
+def magnitude_table(results, models):
+    """Balanced accuracy per r-magnitude bin, pooled over the uncrowded and the crowded fields.
+
+    A field is crowded when a model's rows there are mostly flagged ``crowded``.
+    Each cell pools the fields' counts (right calls over rows, per class) and
+    gives the balanced accuracy, with the rows of each class in brackets.
+    """
+    crowded = {name for name, _, m, _, row in results if m != SDSS_CUT and row["crowded"] >= 0.5}
+    head = ["model", "seeing", "fields"] + [
+        f"r < {high}" if low is None else f"r {low}-{high}" for low, high in R_MAG_BINS]
+    lines = []
+    for model in models:
+        for seeing in SEEINGS:
+            for group, label in ((False, "uncrowded"), (True, "crowded")):
+                rows = [row for name, s, m, _, row in results
+                        if m == model and s == seeing and (name in crowded) == group
+                        and "by_r_mag" in row]
+                if not rows:
+                    continue
+                cells = []
+                for k in range(len(R_MAG_BINS)):
+                    n = {c: sum(r["by_r_mag"][k][f"n_{c}"] for r in rows)
+                         for c in ("point", "extended")}
+                    hits = {c: sum(r["by_r_mag"][k][f"{c}_hits"] for r in rows)
+                            for c in ("point", "extended")}
+                    if not all(n.values()):
+                        cells.append("--")
+                        continue
+                    both = (hits["point"] / n["point"] + hits["extended"] / n["extended"]) / 2
+                    cells.append(f"{both:.2f} ({n['point']}/{n['extended']})")
+                lines.append([Path(model).name, "native" if seeing is None else f'{seeing}"',
+                              label] + cells)
+    if not lines:
+        return ""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    rule = " ".join("=" * w for w in widths)
+    return "\n".join([rule, " ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
+                     + [" ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
+                        for line in lines] + [rule])
 
 
 def recorded(models):
