@@ -325,10 +325,9 @@ def _frame_coverage(frame, fwhm):
         return float("nan")
     scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
     try:
-        sigma = sky_level(data)[1]
-    except InvalidInputError:
+        return source_coverage(data, float(np.median(known)) / scale, sky_level(data)[1])
+    except InvalidInputError:  # no sky to measure, or no photutils: the coverage is unknown
         return float("nan")
-    return source_coverage(data, float(np.median(known)) / scale, sigma)
 
 
 def _output_column(values, mask, description, unit=None):

@@ -86,12 +86,20 @@ def detect_segments(data, fwhm, sky_sigma):
         The smoothed frame (float32).
     segments : `~photutils.segmentation.SegmentationImage` or None
         None where nothing is detected.
+
+    Raises
+    ------
+    InvalidInputError
+        Without photutils (the ``images`` extra).
     """
-    from photutils.segmentation import detect_sources
     from scipy.ndimage import gaussian_filter
 
-    from photutils.utils.exceptions import NoDetectionsWarning
-
+    try:
+        from photutils.segmentation import detect_sources
+        from photutils.utils.exceptions import NoDetectionsWarning
+    except ImportError:
+        raise InvalidInputError("finding the sources of a frame needs photutils: "
+                                "pip install 'sourceclf[images]'") from None
     smooth = gaussian_filter(np.asarray(data, dtype=np.float32), fwhm / 2.3548)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)  # None says so
@@ -128,7 +136,11 @@ def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
         Each profile as drawn on the stamp (the light beyond it is lost, so
         a fitted flux is the source's total).
     """
-    import galsim
+    try:
+        import galsim
+    except ImportError:
+        raise InvalidInputError("the profile fits need GalSim: "
+                                "pip install 'sourceclf[images]'") from None
 
     gsparams = galsim.GSParams(maximum_fft_size=16384)
     psf = galsim.Moffat(beta=float(beta), fwhm=float(fwhm), gsparams=gsparams)

@@ -134,3 +134,34 @@ def test_classify_with_a_psf_argument_measures_the_columns_and_flags_off_frame_r
     assert out["pred_flag"].tolist()[2] == "off_frame"
     assert out["pred_class"].mask.tolist() == [False, False, True]
     assert out.colnames[:2] == ["ra", "dec"] and "deVRad_r" not in out.colnames
+
+
+def test_without_photutils_or_galsim_the_frames_are_classified_by_the_images(monkeypatch):
+    """A missing optional package is a one-line reason, not a traceback: the columns
+    go unmeasured (one warning), the image-only model runs, the coverage is unknown."""
+    import builtins
+
+    from sourceclf import classify
+    from sourceclf.photometry import detect_segments, profile_templates
+
+    real_import = builtins.__import__
+
+    def without(*names):
+        def fake(name, *args, **kwargs):
+            if name.split(".")[0] in names:
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)
+        return fake
+
+    frames, psf = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    monkeypatch.setattr(builtins, "__import__", without("galsim"))
+    with pytest.raises(InvalidInputError, match="GalSim"):
+        profile_templates(1.2, 3.5)
+    monkeypatch.setattr(builtins, "__import__", without("photutils"))
+    with pytest.raises(InvalidInputError, match="photutils"):
+        detect_segments(frames["r"][0], 3.0, 0.02)
+    with pytest.warns(SourceclfWarning, match="columns not measured.*photutils"):
+        out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames, psf=1.2,
+                       confidence=None)
+    assert out.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    assert out["frame_coverage"].mask.all()
