@@ -445,6 +445,8 @@ def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):
     for b in "ugriz":
         argv += ["--image", f"{b}={frame_dir / f'frame-{b}-004510-4-0030.fits.bz2'}"]
     assert main(argv) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "MargNet's columns measured on the frames" in said[2], said[:3]
     out = Table.read(tmp_path / "out.fits")
     assert len(out) == 12 and set(out["pred_class"]) <= {"GALAXY", "QSO", "STAR"}
     assert out.meta["CLFMODEL"] == "margformer-sgq"
@@ -603,7 +605,8 @@ def test_stack_trains_a_psf_aware_cnn_member_on_the_psf_columns():
     assert torch.allclose(widths, torch.full((3, 5), 1.3 * 0.9))
 
 
-def test_command_line_on_positions_and_frame_files(real_frame, shared_data, tmp_path):
+def test_command_line_on_positions_and_frame_files(real_frame, shared_data, tmp_path,
+                                                   capsys):
     """sourceclf-classify cat.fits --image b=frame... (issue 14's done command) streams the
     catalog and chooses as classify does: the columns measured, margnet-sgq."""
     from astropy.table import Table
@@ -616,6 +619,8 @@ def test_command_line_on_positions_and_frame_files(real_frame, shared_data, tmp_
     for b in "ugriz":
         argv += ["--image", f"{b}={shared_data / FRAME / f'frame-{b}-004510-4-0030.fits.bz2'}"]
     assert main(argv) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "MargNet's columns measured on the frames" in said[2], said[:3]
     out = Table.read(tmp_path / "out.fits")
     assert out.meta["CLFMODEL"] == "margnet-sgq" and "CLFCOLS" in out.meta
     assert len(out) == 40 and out.colnames[:2] == ["ra", "dec"]

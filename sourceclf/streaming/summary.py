@@ -169,6 +169,8 @@ class StreamSummary:
         lines.append(f"not classified (see pred_flag): {self.n_masked}")
         if "CLFAUTO" in self.meta:
             lines.insert(1, str(self.meta["CLFAUTO"]))
+        if "CLFCOLS" in self.meta:
+            lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta["CLFCOLS"]))
         if self.n_flagged:
             lines.append(f"classified but flagged: {self.n_flagged}")
         if self.n_out_of_domain:
