@@ -399,8 +399,8 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
     """RA and Dec in degrees (float64, NaN where missing) from a table's columns.
 
     Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing,
-    `~sourceclf.exceptions.InvalidInputError`
-    if one does not hold one number per row.
+    `~sourceclf.exceptions.InvalidInputError` if one does not hold one number
+    per row.
     """
     from astropy import units as u
 

@@ -22,6 +22,7 @@ from .exceptions import InvalidInputError, SourceclfWarning
 from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
+from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band"]
 
@@ -284,14 +285,12 @@ def _row_psf(table, psf, frames, on_frame):
         given = psf_by_band(psf)
         return {b: np.where(on_frame, given[b], np.nan) for b in BANDS}, ""
     if frames is not None:
-        from astropy.wcs.utils import proj_plane_pixel_scales
-
         fwhm, failed, measured = {}, [], {}
         for band in BANDS:
             data, wcs = frames[band]
             key = id(data)
             if key not in measured:
-                scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+                scale = pixel_scale(wcs)
                 try:
                     measured[key] = measure_psf(data, pixel_scale=scale,
                                                 label=f"the frame of band '{band}'").fwhm
@@ -316,14 +315,12 @@ def _row_psf(table, psf, frames, on_frame):
 def _frame_coverage(frame, fwhm):
     """`sourceclf.crowding.source_coverage` of a frame seen through ``fwhm`` (arcsec per
     row; NaN where unknown): NaN without a known PSF."""
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
     data, wcs = frame
     known = np.asarray(fwhm, dtype=float)
     known = known[np.isfinite(known)]
     if not known.size:
         return float("nan")
-    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    scale = pixel_scale(wcs)
     try:
         return source_coverage(data, float(np.median(known)) / scale, sky_level(data)[1])
     except InvalidInputError:  # no sky to measure, or no photutils: the coverage is unknown

@@ -42,6 +42,7 @@ from .columns import ColumnFinder
 from .cutouts import sky_positions
 from .exceptions import InvalidInputError
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
+from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_band", "columns_from_fits", "detect_segments",
@@ -427,7 +428,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
         if b not in psf:
-            psf[b] = measure_psf(data, pixel_scale=_pixel_scale(wcs),
+            psf[b] = measure_psf(data, pixel_scale=wcs_pixel_scale(wcs),
                                  label=f"the frame of band '{b}'")
         elif not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
@@ -453,10 +454,3 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan
     return out, psf
-
-
-def _pixel_scale(wcs):
-    """Arcsec per pixel of a celestial WCS."""
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    return float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0

@@ -197,8 +197,21 @@ def moffat_profile(dx, dy, fwhm, beta):
 def sky_level(data, label="the image"):
     """Median and noise per pixel of a frame's sky (sigma-clipped, MAD-based, every 2nd pixel).
 
-    Raises `~sourceclf.exceptions.InvalidInputError`, naming ``label``, for a
-    frame with too few finite pixels or without noise.
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        2-D frame.
+    label : str
+        How to name it in error messages.
+
+    Returns
+    -------
+    median, sigma : float
+
+    Raises
+    ------
+    InvalidInputError
+        For a frame with too few finite pixels or without noise.
     """
     from astropy.stats import sigma_clipped_stats
 

@@ -12,7 +12,8 @@ with the five corrected frames):
    ``sourceclf.classify(table, images=frames)``; the PSF of the blurred
    frames is measured again and passed as ``psf=``.  The models reading
    MargNet's 24 columns get them measured on the same frames as their
-   training columns were measured (`margnet_columns`: each band deblended,
+   training columns were measured (`sourceclf.photometry.measure_columns`, as
+   `sourceclf.classify` does for a catalog of positions: each band deblended,
    then fitted with PSF-convolved de Vaucouleurs profiles; no extinction
    correction; ``psffwhm`` from the measured PSF);
 4. print, per field (with its Galactic latitude), seeing and model: the
@@ -67,17 +68,6 @@ SDSS_CUT = "sdss-cut"
 
 #: Where ``--record`` keeps `SDSS_CUT`'s rows (it has no card).
 SDSS_CUT_RECORD = Path(__file__).resolve().parents[1] / "reports" / "real_fields_sdss_cut.json"
-
-
-def margnet_columns(table, frames, psf):
-    """MargNet's 24 photometric columns measured on frames (no extinction correction).
-
-    Each band is deblended, then fitted with PSF-convolved de Vaucouleurs
-    profiles as the training set's columns are measured, and as
-    `sourceclf.classify` measures them for a catalog without them
-    (`sourceclf.photometry.measure_columns`).
-    """
-    return measure_columns(table, frames, psf)[0]
 
 
 def sdss_cut(truth, clean, frame, seen):
@@ -236,7 +226,7 @@ def check_field(folder, log, models, results=None):
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
         if any(clf is not None for clf in models.values()):
-            with_columns = margnet_columns(sources, frames, seen)
+            with_columns = measure_columns(sources, frames, seen)[0]
         for model, clf in models.items():
             if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
                 if seeing is None:

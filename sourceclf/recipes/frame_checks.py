@@ -28,8 +28,9 @@ from ..classification import classify
 from ..cutouts import read_frame
 from ..exceptions import InvalidInputError
 from ..features import get_feature_set
-from ..photometry import detect_segments, luptitude  # noqa: F401 (luptitude: importable here)
+from ..photometry import detect_segments, luptitude
 from ..psf import moffat_profile
+from ..utils._wcs import pixel_scale
 from .data import default_data_dir
 
 __all__ = ["devrad_from_fluxes", "real_frame_catalog",
@@ -469,7 +470,6 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
         ``no_peak``, ``saturated``, ``high_background``, ``clean``,
         ``ambiguous``.
     """
-    from astropy.wcs.utils import proj_plane_pixel_scales
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks
     from photutils.segmentation import SourceCatalog
@@ -477,7 +477,7 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     from scipy.spatial import cKDTree
 
     data = np.asarray(data, dtype=np.float32)
-    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    scale = pixel_scale(wcs)
     fwhm = psf.fwhm / scale
     smooth, segm = detect_segments(data, fwhm, psf.sky_sigma)
     cat = SourceCatalog(data, segm, convolved_data=smooth)
@@ -588,7 +588,6 @@ def forced_extent(data, wcs, psf, truth):
         If ``truth`` lacks a column, or has no ``psf_star`` row to zero the
         extent on.
     """
-    from astropy.wcs.utils import proj_plane_pixel_scales
 
     missing = [c for c in ("ra", "dec", "psf_star") if c not in truth.colnames]
     if missing:
@@ -597,7 +596,7 @@ def forced_extent(data, wcs, psf, truth):
     if not stars.any():
         raise InvalidInputError("forced_extent: truth has no psf_star row to zero the extent on")
     data = np.asarray(data, dtype=np.float32)
-    scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial))) * 3600.0
+    scale = pixel_scale(wcs)
     fwhm = psf.fwhm / scale
     x, y = wcs.celestial.world_to_pixel_values(np.asarray(truth["ra"], float),
                                                np.asarray(truth["dec"], float))

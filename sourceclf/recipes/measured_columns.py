@@ -25,10 +25,7 @@ from astropy.table import Table
 
 from ..bands import BANDS
 from ..exceptions import InvalidInputError, MissingColumnsError
-# The measurement itself lives with the frames' (sourceclf.photometry); its names stay
-# importable from here.
-from ..photometry import (PROFILE_RADII, SUBPIXEL_SHIFTS, centre_stamps,  # noqa: F401
-                          columns_from_fits, fit_band, fit_profiles, profile_templates)
+from ..photometry import PROFILE_RADII, columns_from_fits, fit_band
 
 __all__ = ["measure_stamp_columns"]
 

@@ -27,6 +27,7 @@ from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..cutouts import frames_by_band, read_frame
 from ..exceptions import InvalidInputError
 from ..psf import measure_psf, moffat_gamma
+from ..utils._wcs import pixel_scale as wcs_pixel_scale
 from .measurement import measure_sky_sigma
 
 __all__ = ["gaussian_kernel_sigma", "degrade_seeing", "degrade_frames"]
@@ -186,14 +187,13 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
     targets : dict
         ``{band: FWHM}`` (arcsec) each band was blurred to.
     """
-    from astropy.wcs.utils import proj_plane_pixel_scales
 
     if reference_band not in BANDS:
         raise InvalidInputError(f"reference_band must be one of {', '.join(BANDS)}, got "
                                 f"{reference_band!r}")
     read = {b: read_frame(f, label=f"frame of band '{b}'")
             for b, f in frames_by_band(images).items()}
-    scales = {b: float(np.mean(proj_plane_pixel_scales(w.celestial))) * 3600.0
+    scales = {b: wcs_pixel_scale(w)
               for b, (_, w) in read.items()}
     if psf is None:
         psf = {b: measure_psf(d, pixel_scale=scales[b], label=f"the frame of band '{b}'")
