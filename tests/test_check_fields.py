@@ -52,10 +52,9 @@ def test_balanced_error_and_table(check_fields):
 def test_sdss_cut_calls_by_the_forced_extent(check_fields, monkeypatch):
     """The sdss-cut reference: GALAXY above 0.145, STAR below, no class where unmeasured."""
     truth = Table({"clean": [True, True, False, True, True]})
-    clean = truth[truth["clean"]]
     extent = np.array([0.0, 0.3, 0.5, np.nan, 0.1])
     monkeypatch.setattr(check_fields, "forced_extent", lambda data, wcs, psf, t: extent)
-    result = check_fields.sdss_cut(truth, clean, (None, None), None)
+    result = check_fields.sdss_cut(truth, truth["clean"], (None, None), None)
     assert result["pred_class"].filled("").tolist() == ["STAR", "GALAXY", "", "STAR"]
     assert result["pred_flag"].tolist() == [""] * 4
     row = check_fields.score(np.array(["point", "extended", "extended", "point"]), result)
@@ -97,3 +96,43 @@ def test_scores_by_magnitude_pool_the_fields(check_fields):
     assert lines[3].split() == ["m", "native", "uncrowded", "0.75", "(4/2)", "0.50", "(2/2)",
                                 "--"]
     assert lines[4].split()[2:5] == ["crowded", "0.75", "(2/1)"]
+
+
+def test_injected_rows_are_recorded_and_shown_apart(check_fields, monkeypatch, tmp_path):
+    """--inject keeps its sdss-cut rows in their own file and calls the last column unblended."""
+    row = {"field": "005405-6-0099", "galactic_latitude": -1.2, "target_r_fwhm": None,
+           "r_fwhm": 1.14, "point_as_star_or_qso": 0.70, "extended_as_galaxy": 0.98,
+           "balanced": 0.84, "crowded": 0.0, "balanced_not_crowded": 0.84,
+           "balanced_decided": 0.90, "n_point": 62, "n_extended": 88}
+    monkeypatch.setattr(check_fields, "SDSS_CUT_RECORD", tmp_path / "cut.json")
+    monkeypatch.setattr(check_fields, "INJECTED_SDSS_CUT_RECORD", tmp_path / "injected.json")
+    check_fields.record(check_fields.SDSS_CUT, [row], injected=True)
+    assert not (tmp_path / "cut.json").exists()
+    assert check_fields.recorded([check_fields.SDSS_CUT]) == []
+    results = check_fields.recorded([check_fields.SDSS_CUT], injected=True)
+    assert results == [(row["field"], None, "sdss-cut", 0.84, row)]
+    lines = check_fields.rst_table(results, injected=True).splitlines()
+    assert lines[1].split()[-1] == "unblended"
+    assert lines[3].split()[2] == "native" and lines[3].split()[-1] == "0.90"
+
+
+def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, monkeypatch):
+    """--inject end to end on one real field at its own seeing, with SDSS's cut only.
+
+    On field 4510-4-0030 (uncrowded) the truth's own measurement recovers the
+    injected sources' noiseless truth; on 005405-6-0099 (Galactic plane) its
+    neighbours make most injected stars look extended.
+    """
+    from sourceclf.recipes.injection import injection_catalog
+
+    monkeypatch.setattr(check_fields, "SEEINGS", (None,))
+    injection = injection_catalog(40, data_dir=shared_data)
+    lines, results = [], []
+    for name in ("004510-4-0030", "005405-6-0099"):
+        check_fields.check_field(shared_data / f"sdss_frame_{name}", lines.append,
+                                 {check_fields.SDSS_CUT: None}, results, injection)
+    assert "injected 40 sources" in lines[0] and "PSF stars" in lines[0]
+    quiet, busy = (row for *_, row in results)
+    assert quiet["n_point"] + quiet["n_extended"] == 40
+    assert quiet["balanced"] >= 0.9
+    assert busy["point_as_star_or_qso"] < 0.6

@@ -45,7 +45,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 import sourceclf
 from sourceclf.models import load_model
@@ -56,6 +56,9 @@ from sourceclf.crowding import FLAG_CROWDED, count_neighbours
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+from sourceclf.recipes.injection import (empirical_psfs, field_blends, inject_sources,
+                                         injected_truth, injection_catalog, place_sources,
+                                         star_extent_offset)
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
@@ -69,21 +72,24 @@ SDSS_CUT = "sdss-cut"
 #: Where ``--record`` keeps `SDSS_CUT`'s rows (it has no card).
 SDSS_CUT_RECORD = Path(__file__).resolve().parents[1] / "reports" / "real_fields_sdss_cut.json"
 
+#: The same for ``--inject``.
+INJECTED_SDSS_CUT_RECORD = SDSS_CUT_RECORD.with_name("injected_fields_sdss_cut.json")
 
-def sdss_cut(truth, clean, frame, seen):
-    """SDSS's cut on a blurred frame, as a result table `score` reads.
 
-    Each clean source's extent is measured again on the frame
+def sdss_cut(rows, keep, frame, seen):
+    """SDSS's cut on a frame, as a result table `score` reads.
+
+    Each kept source's extent is measured again on the frame
     (`sourceclf.recipes.frame_checks.forced_extent`, the truth's own
-    measurement, forced at its positions): above `EXTENT_POINT` it is called
-    GALAXY, else STAR; a source the frame cannot measure (at the edge) gets no
-    class and counts as a miss.  ``pred_flag`` is empty: the cut has no
-    trained range and no neighbour limit.
+    measurement, forced at its positions and zeroed on ``rows``' ``psf_star``
+    rows): above `EXTENT_POINT` it is called GALAXY, else STAR; a source the
+    frame cannot measure (at the edge) gets no class and counts as a miss.
+    ``pred_flag`` is empty: the cut has no trained range and no neighbour limit.
     """
-    extent = forced_extent(*frame, seen, truth)[np.asarray(truth["clean"])]
+    extent = forced_extent(*frame, seen, rows)[np.asarray(keep)]
     pred = np.ma.masked_array(np.where(extent > EXTENT_POINT, "GALAXY", "STAR"),
                               mask=~np.isfinite(extent))
-    return Table({"pred_class": pred, "pred_flag": np.full(len(clean), "")})
+    return Table({"pred_class": pred, "pred_flag": np.full(len(extent), "")})
 
 
 def _balanced(hit, point, extended):
@@ -189,39 +195,83 @@ def galactic_latitude(frame):
     return float(wcs.pixel_to_world(nx / 2.0, ny / 2.0).galactic.b.deg)
 
 
-def check_field(folder, log, models, results=None):
+def injected_sources(native, psf, truth, injection, name, log):
+    """The field's frames with `injection`'s sources drawn in, and their truth.
+
+    Returns the frames, the sources' positions, their truth (``'point'`` or
+    ``'extended'``, from their noiseless images), whether a source of the
+    field brighter than a tenth of theirs blends with them, their r
+    magnitudes, and the rows `sdss_cut` measures (the injected sources, then
+    the field's PSF stars that zero the extent, as in the truth).
+    """
+    catalog = Table(injection, copy=True)
+    catalog["ra"], catalog["dec"] = place_sources(native, len(catalog))
+    psfs = empirical_psfs(native, psf)  # the field's own PSF, wings included
+    labels = injected_truth(native, catalog, psfs, psf["r"])[1]
+    blended = field_blends(*native["r"], psf["r"], catalog)
+    sources = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
+    stars = truth[truth["psf_star"]]
+    cut_rows = vstack([Table({"ra": catalog["ra"], "dec": catalog["dec"],
+                              "psf_star": np.zeros(len(catalog), bool)}),
+                       Table({c: np.asarray(stars[c]) for c in ("ra", "dec", "psf_star")})])
+    frames = inject_sources(native, catalog, psfs, random_state=1)
+    log(f"{name}: injected {len(catalog)} sources of r {np.min(catalog['r_mag']):.1f}-"
+        f"{np.max(catalog['r_mag']):.1f} ({int((labels == 'point').sum())} point-like, "
+        f"{int((labels == 'extended').sum())} extended on their noiseless images), "
+        f"{int(blended.sum())} on a source of the field brighter than a tenth of theirs; "
+        "injected stars alone minus the field's PSF stars, m_psf - m_aperture: "
+        f"{star_extent_offset(native['r'], frames['r'], catalog, psf['r']):+.3f} mag")
+    return frames, sources, labels, blended, np.asarray(catalog["r_mag"], float), cut_rows
+
+
+def check_field(folder, log, models, results=None, injection=None):
     """Print the scores of one field (and append them to ``results``).
 
-    ``models`` maps each model's name (or directory) to the model, loaded once.
+    ``models`` maps each model's name (or directory) to the model, loaded
+    once.  With ``injection`` (`sourceclf.recipes.injection.injection_catalog`),
+    the models are scored on those sources drawn into the field's frames
+    instead of on the field's own sources; the ``decided`` scores are then
+    those of the sources not blended with a brighter neighbour of the field.
     """
     name = folder.name.replace("sdss_frame_", "")
     t0 = time.time()
     native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
     psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
     truth = frame_truth(*native["r"], psf["r"])
-    clean = truth[truth["clean"]]
-    labels = np.asarray(clean["truth"]).astype(str)
-    decided = ~np.asarray(clean["ambiguous"])
-    sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     latitude = galactic_latitude(native["r"])
-    log(f"{name} (Galactic latitude {latitude:.1f} deg): PSF FWHM "
-        + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
-        + f"; truth: {len(truth)} sources r < 20.5 ({int(np.sum(truth['no_peak']))} "
-        f"without a peak of their own), {len(clean)} clean: "
-        f"{int((labels == 'point').sum())} point-like, {int((labels == 'extended').sum())} "
-        f"extended; decided (extent two locus widths from the cut): "
-        f"{int((decided & (labels == 'point')).sum())} point-like, "
-        f"{int((decided & (labels == 'extended')).sum())} extended")
-    log(f"{name}: " + neighbour_shares(truth, native["r"]))
+    if injection is None:
+        clean = truth[truth["clean"]]
+        labels = np.asarray(clean["truth"]).astype(str)
+        decided = ~np.asarray(clean["ambiguous"])
+        r_mag = np.asarray(clean["r_mag"])
+        sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+        cut_rows, keep, observed = truth, np.asarray(truth["clean"]), native
+        log(f"{name} (Galactic latitude {latitude:.1f} deg): PSF FWHM "
+            + " ".join(f"{b} {psf[b].fwhm:.2f}" for b in BANDS)
+            + f"; truth: {len(truth)} sources r < 20.5 ({int(np.sum(truth['no_peak']))} "
+            f"without a peak of their own), {len(clean)} clean: "
+            f"{int((labels == 'point').sum())} point-like, {int((labels == 'extended').sum())} "
+            f"extended; decided (extent two locus widths from the cut): "
+            f"{int((decided & (labels == 'point')).sum())} point-like, "
+            f"{int((decided & (labels == 'extended')).sum())} extended")
+        log(f"{name}: " + neighbour_shares(truth, native["r"]))
+    else:
+        observed, sources, labels, blended, r_mag, cut_rows = injected_sources(
+            native, psf, truth, injection, name, log)
+        decided = ~blended
+        keep = np.arange(len(cut_rows)) < len(sources)
     for k, seeing in enumerate(SEEINGS):
         if seeing is None:
-            frames, seen = native, psf
+            frames, seen = observed, psf
         else:
-            frames, targets = degrade_frames(native, seeing, psf=psf, random_state=100 * k)
+            frames, targets = degrade_frames(observed, seeing, psf=psf, random_state=100 * k)
+            # The PSF is measured on the field's own stars, never on injected ones.
+            plain = (frames if injection is None
+                     else degrade_frames(native, seeing, psf=psf, random_state=100 * k)[0])
             seen = {}
             for b in BANDS:  # measured again; the target where too few stars remain
                 try:
-                    seen[b] = measure_psf(frames[b][0], fwhm_guess=seeing, label=f"{name} {b}")
+                    seen[b] = measure_psf(plain[b][0], fwhm_guess=seeing, label=f"{name} {b}")
                 except InvalidInputError as exc:
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
@@ -229,9 +279,9 @@ def check_field(folder, log, models, results=None):
             with_columns = measure_columns(sources, frames, seen)[0]
         for model, clf in models.items():
             if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
-                if seeing is None:
+                if seeing is None and injection is None:
                     continue
-                result = sdss_cut(truth, clean, frames["r"], seen["r"])
+                result = sdss_cut(cut_rows, keep, frames["r"], seen["r"])
             else:
                 table = with_columns if clf.feature_set == "margnet24" else sources
                 with warnings.catch_warnings():
@@ -239,7 +289,7 @@ def check_field(folder, log, models, results=None):
                     result = sourceclf.classify(table, images=frames, model=clf,
                                                 psf={b: seen[b].fwhm for b in BANDS},
                                                 confidence=None, device="cpu", progress=False)
-            row = score(labels, result, decided, np.asarray(clean["r_mag"]))
+            row = score(labels, result, decided, r_mag)
             if "frame_coverage" in result.colnames:  # the field's crowding (sourceclf.crowding)
                 row["frame_coverage"] = round(float(np.ma.median(result["frame_coverage"])), 4)
             if getattr(clf, "is_bayesian", False):
@@ -268,15 +318,19 @@ def main(argv=None):
                         default=list(MODELS) + [SDSS_CUT],
                         help="comma-separated model names or directories, or sdss-cut "
                              "(default: the shipped image models and sdss-cut)")
+    parser.add_argument("--inject", action="store_true",
+                        help="score the models on known stars and galaxies drawn into the "
+                             "fields' frames (sourceclf.recipes.injection) instead of on the "
+                             "fields' own sources")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
-                             "(metrics['real_fields'])")
+                             "(metrics['real_fields'], with --inject metrics['injected_fields'])")
     parser.add_argument("--from-cards", action="store_true",
                         help="measure nothing: print the table from the scores recorded in "
                              "the models' cards")
     args = parser.parse_args(argv)
     if args.from_cards:
-        summary(recorded(args.models), args.models)
+        summary(recorded(args.models, args.inject), args.models, args.inject)
         return
     import torch
 
@@ -285,22 +339,23 @@ def main(argv=None):
     if args.fields:
         folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
-          "| seeing_out_of_range | crowded | balanced, not crowded | balanced, decided |",
-          flush=True)
+          "| seeing_out_of_range | crowded | balanced, not crowded | balanced, "
+          + ("unblended |" if args.inject else "decided |"), flush=True)
     results = []
     models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
               for model in args.models}
+    injection = injection_catalog(data_dir=args.data) if args.inject else None
     for folder in folders:
-        check_field(folder, lambda s: print(s, flush=True), models, results)
-    summary(results, args.models)
+        check_field(folder, lambda s: print(s, flush=True), models, results, injection)
+    summary(results, args.models, args.inject)
     if args.record:
         for model in args.models:
-            record(model, [row for _, _, m, _, row in results if m == model])
+            record(model, [row for _, _, m, _, row in results if m == model], args.inject)
 
 
-def summary(results, models):
+def summary(results, models, injected=False):
     """Print the table and each model's lowest balanced accuracy per seeing (+- its error)."""
-    print("\n" + rst_table(results))
+    print("\n" + rst_table(results, injected))
     print("\nLowest balanced accuracy over the fields (issue 14's target: >= 0.95 up to "
           "1.9\", >= 0.90 at 2.2\"):")
     for model in models:
@@ -369,28 +424,29 @@ def magnitude_table(results, models):
                         for line in lines] + [rule])
 
 
-def recorded(models):
-    """The results recorded in the models' cards by ``--record``."""
+def recorded(models, injected=False):
+    """The results recorded in the models' cards by ``--record`` (``--inject``: by both)."""
     from sourceclf.models import model_card
 
     results = []
+    cut_record = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
     for model in models:
         if model == SDSS_CUT:
-            rows = (json.loads(SDSS_CUT_RECORD.read_text())["rows"]
-                    if SDSS_CUT_RECORD.exists() else [])
+            rows = json.loads(cut_record.read_text())["rows"] if cut_record.exists() else []
         else:
-            rows = model_card(model).metrics.get("real_fields", {}).get("rows", [])
+            rows = (model_card(model).metrics
+                    .get("injected_fields" if injected else "real_fields", {}).get("rows", []))
         for row in rows:
             results.append((row["field"], row["target_r_fwhm"], model, row["balanced"], row))
     return results
 
 
-def rst_table(results):
+def rst_table(results, injected=False):
     """The scores as the reStructuredText table docs/images.rst shows."""
-    widths = (10, 5, 6, 6, 23, 5, 8, 8, 5, 7, 9, 7)
+    widths = (10, 5, 6, 6, 23, 5, 8, 8, 5, 7, 9, 9 if injected else 7)
     rule = " ".join("=" * w for w in widths)
     header = ("field", "b", "target", "r FWHM", "model", "point", "extended", "balanced",
-              "+-", "crowded", "uncrowded", "decided")
+              "+-", "crowded", "uncrowded", "unblended" if injected else "decided")
     lines = [rule, " ".join(f"{h:<{w}}" for h, w in zip(header, widths)).rstrip(), rule]
     for name, seeing, model, _, row in sorted(results, key=lambda r: (r[0], r[1] or 0, r[2])):
         target = "native" if seeing is None else f'{seeing:.1f}"'
@@ -412,28 +468,45 @@ def balanced_error(row):
                                + e * (1 - e) / max(row["n_extended"], 1)))
 
 
-def record(model, rows):
-    """Put the real-field scores into a model directory's card (metrics['real_fields']).
+def record(model, rows, injected=False):
+    """Put the scores into a model directory's card.
 
-    `SDSS_CUT`'s rows go to `SDSS_CUT_RECORD`.
+    The real fields' go to ``metrics['real_fields']``, the injected sources'
+    (``--inject``) to ``metrics['injected_fields']``; `SDSS_CUT`'s rows go to
+    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`.
     """
     from sourceclf.models import MODEL_DIR, ModelCard
 
     if model == SDSS_CUT:
-        SDSS_CUT_RECORD.write_text(json.dumps({
-            "data": ("SDSS's cut (PSF minus aperture magnitude > 0.145) measured again on each "
-                     "blurred r frame at the truth's clean sources (docs/scripts/check_fields.py)"),
+        where = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
+        what = ("each injected source (sourceclf.recipes.injection) on each frame, native and "
+                "blurred" if injected else "each blurred r frame at the truth's clean sources")
+        where.write_text(json.dumps({
+            "data": ("SDSS's cut (PSF minus aperture magnitude > 0.145) measured again on "
+                     f"{what} (docs/scripts/check_fields.py)"),
             "rows": rows}, indent=1) + "\n")
-        print(f"  recorded in {SDSS_CUT_RECORD}", flush=True)
+        print(f"  recorded in {where}", flush=True)
         return
     path = Path(model) if Path(model).is_dir() else MODEL_DIR / model
     card = ModelCard.from_directory(path)
-    card.metrics["real_fields"] = {
-        "data": ("bright (r < 20.5) clean sources of real SDSS fields, truth from the native r "
-                 "frame (PSF minus aperture magnitude > 0.145: extended; sources without a "
-                 "peak of their own left out), at the field's own "
-                 "seeing and blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)"),
-        "rows": rows}
+    if injected:
+        card.metrics["injected_fields"] = {
+            "data": ("stars and galaxies of the simulated training population (another seed) "
+                     "drawn into the frames of real SDSS fields at random positions "
+                     "(sourceclf.recipes.injection, 150 per field, r 16-20.5), truth from each "
+                     "source's noiseless image (PSF minus aperture magnitude > 0.145: "
+                     "extended), at the field's own seeing and blurred to 1.6, 1.9 and 2.2 "
+                     "arcsec; 'decided' scores are those of the sources not blended with a "
+                     "source of the field brighter than a tenth of theirs within 4 arcsec "
+                     "(docs/scripts/check_fields.py --inject)"),
+            "rows": rows}
+    else:
+        card.metrics["real_fields"] = {
+            "data": ("bright (r < 20.5) clean sources of real SDSS fields, truth from the "
+                     "native r frame (PSF minus aperture magnitude > 0.145: extended; sources "
+                     "without a peak of their own left out), at the field's own seeing and "
+                     "blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)"),
+            "rows": rows}
     card.to_json(path / "card.json")
     print(f"  recorded in {path / 'card.json'}", flush=True)
 

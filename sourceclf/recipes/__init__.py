@@ -8,6 +8,8 @@
 * `sourceclf.recipes.measured_columns`: MargNet's catalog columns measured on
   those stamps by profile fits, as SDSS measures them;
 * `sourceclf.recipes.frame_checks`: checks of a model on a real SDSS frame;
+* `sourceclf.recipes.injection`: known stars and galaxies drawn into real
+  frames, a truth that holds in crowded fields;
 * `sourceclf.recipes.image`: the image models
   (``python -m sourceclf.image_recipes NAME``);
 * `sourceclf.recipes.cards`: what every recipe writes into its model card;

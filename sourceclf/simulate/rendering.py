@@ -99,7 +99,7 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
                   noise=True, poisson=True, psf="moffat", psf_scale=None, moffat_beta=None,
                   sky_sigma=None, nmgy_per_electron=None, sersic_n=4.0, max_offset=0.5,
                   psf_ellipticity=0.0, psf_angle=0.0, psf_wing=None, class_column="class",
-                  progress=None):
+                  offsets=None, progress=None):
     """Render one SDSS-like 5-band stamp per catalog row with GalSim.
 
     Each row is drawn from its own columns (names matched case-insensitively,
@@ -142,8 +142,11 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
     poisson : bool
         Add source photon noise (Gaussian of variance ``flux *
         nmgy_per_electron`` per pixel, see `SDSS_BAND_DEFAULTS`).
-    psf : {'moffat', 'kolmogorov', 'gaussian'}
-        PSF profile.
+    psf : {'moffat', 'kolmogorov', 'gaussian'} or dict
+        PSF profile, or the PSF itself per band: ``{band: galsim.GSObject}``
+        (for instance an empirical PSF as a ``galsim.InterpolatedImage``),
+        drawn as it is (``psf_scale``, ``moffat_beta``, ``psf_ellipticity``
+        and ``psf_wing`` then unused).
     psf_scale : float or dict, optional
         Factor from catalog ``psffwhm_<b>`` to the rendered FWHM (default: the
         per-band ``psf_scale`` of `SDSS_BAND_DEFAULTS`, about 0.9, because
@@ -175,6 +178,11 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
         three times the core's width).  The FWHM is then that of the core.
     class_column : str or None
         Column with STAR / GALAXY / QSO labels (optional).
+    offsets : array-like, optional
+        Shape ``(len(table), 5, 2)``: each source's shift from the stamp
+        centre in each band, ``(x, y)`` pixels, instead of random ones (for
+        instance to place a source at its position in each band's frame;
+        ``max_offset`` is then unused).
     progress : bool, optional
         Show a tqdm progress bar over rows (default: when standard error is a
         terminal).
@@ -203,8 +211,14 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
     import galsim
 
     size = check_positive_int(size, "size")
-    if psf not in _PSF_KINDS:
-        raise InvalidInputError(f"psf must be one of {', '.join(_PSF_KINDS)}, got {psf!r}")
+    given = psf if isinstance(psf, dict) else None
+    if given is not None:
+        missing = [b for b in BANDS if not isinstance(given.get(b), galsim.GSObject)]
+        if missing:
+            raise InvalidInputError(f"psf lacks a GalSim object for band(s) {', '.join(missing)}")
+    elif psf not in _PSF_KINDS:
+        raise InvalidInputError(f"psf must be one of {', '.join(_PSF_KINDS)} or a "
+                                f"{{band: galsim.GSObject}} dict, got {psf!r}")
     if not (np.isfinite(pixel_scale) and pixel_scale > 0):
         raise InvalidInputError(f"pixel_scale must be a positive number, got {pixel_scale!r}")
     if not (np.isfinite(max_offset) and max_offset >= 0):
@@ -231,7 +245,13 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
 
     n = len(table)
     stamps = np.zeros((n, len(BANDS), size, size), dtype=np.float32)
-    offsets = rng.uniform(-max_offset, max_offset, size=(n, len(BANDS), 2))
+    if offsets is None:
+        offsets = rng.uniform(-max_offset, max_offset, size=(n, len(BANDS), 2))
+    else:
+        offsets = np.asarray(offsets, dtype=float)
+        if offsets.shape != (n, len(BANDS), 2) or not np.isfinite(offsets).all():
+            raise InvalidInputError(f"offsets must be finite numbers of shape ({n}, "
+                                    f"{len(BANDS)}, 2), got shape {offsets.shape}")
     max_radius = size * pixel_scale
     gsparams = galsim.GSParams(maximum_fft_size=16384)
     with progress_bar(total=n, enabled=progress, desc="render", unit="src") as bar:
@@ -243,8 +263,11 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
                 fwhm = fwhms[b][i] * scales[b] if b in fwhms else np.nan
                 if not (np.isfinite(fwhm) and fwhm > 0):
                     fwhm = SDSS_BAND_DEFAULTS[b]["psf_fwhm"]
-                obj = _psf_object(psf, fwhm, betas[b], gsparams, psf_wing)
-                if psf_ellipticity > 0:
+                if given is not None:
+                    obj = given[b]
+                else:
+                    obj = _psf_object(psf, fwhm, betas[b], gsparams, psf_wing)
+                if psf_ellipticity > 0 and given is None:
                     obj = obj.shear(e=float(psf_ellipticity),
                                     beta=float(psf_angle) * galsim.degrees)
                 radius = radii[b][i] if b in radii else np.nan
