@@ -136,3 +136,23 @@ def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, 
     assert quiet["n_point"] + quiet["n_extended"] == 40
     assert quiet["balanced"] >= 0.9
     assert busy["point_as_star_or_qso"] < 0.6
+
+
+def test_columns_measured_alone_diagnose_the_crowded_field(check_fields, shared_data,
+                                                           monkeypatch):
+    """On 005405-6-0099 margnet-sgq calls injected stars galaxies through its measured
+    columns; measured on the injected sources alone, the same model calls them stars."""
+    from sourceclf.models import load_model
+    from sourceclf.recipes.injection import injection_catalog
+
+    monkeypatch.setattr(check_fields, "SEEINGS", (None,))
+    injection = injection_catalog(40, data_dir=shared_data)
+    models = {"margnet-sgq": load_model("margnet-sgq")}
+    results = []
+    for alone in (False, True):
+        check_fields.check_field(shared_data / "sdss_frame_005405-6-0099", lambda s: None,
+                                 models, results, injection, columns_alone=alone)
+    on_field, by_itself = (row for *_, row in results)
+    assert on_field["point_as_star_or_qso"] < 0.7
+    assert by_itself["point_as_star_or_qso"] >= 0.9
+    assert by_itself["balanced"] > on_field["balanced"] + 0.15

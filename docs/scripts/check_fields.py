@@ -224,7 +224,7 @@ def injected_sources(native, psf, truth, injection, name, log):
     return frames, sources, labels, blended, np.asarray(catalog["r_mag"], float), cut_rows
 
 
-def check_field(folder, log, models, results=None, injection=None):
+def check_field(folder, log, models, results=None, injection=None, columns_alone=False):
     """Print the scores of one field (and append them to ``results``).
 
     ``models`` maps each model's name (or directory) to the model, loaded
@@ -232,6 +232,11 @@ def check_field(folder, log, models, results=None, injection=None):
     the models are scored on those sources drawn into the field's frames
     instead of on the field's own sources; the ``decided`` scores are then
     those of the sources not blended with a brighter neighbour of the field.
+    With ``columns_alone`` too, the catalog models' columns are measured on the
+    injected sources alone (the frames minus the same frames without them,
+    plus Gaussian noise of the frames' sky noise), while the stamps still show
+    the field: what the models would do if the measurement saw through the
+    neighbours.
     """
     name = folder.name.replace("sdss_frame_", "")
     t0 = time.time()
@@ -262,7 +267,7 @@ def check_field(folder, log, models, results=None, injection=None):
         keep = np.arange(len(cut_rows)) < len(sources)
     for k, seeing in enumerate(SEEINGS):
         if seeing is None:
-            frames, seen = observed, psf
+            frames, seen, plain = observed, psf, native
         else:
             frames, targets = degrade_frames(observed, seeing, psf=psf, random_state=100 * k)
             # The PSF is measured on the field's own stars, never on injected ones.
@@ -276,7 +281,13 @@ def check_field(folder, log, models, results=None, injection=None):
                     log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                     seen[b] = psf[b]._replace(fwhm=targets[b])
         if any(clf is not None for clf in models.values()):
-            with_columns = measure_columns(sources, frames, seen)[0]
+            on = frames
+            if columns_alone:  # the injected sources alone, as blurred, with the sky's noise
+                noise = np.random.default_rng(7)
+                on = {b: (frames[b][0] - plain[b][0]
+                          + noise.normal(0.0, seen[b].sky_sigma, np.shape(frames[b][0])),
+                          frames[b][1]) for b in BANDS}
+            with_columns = measure_columns(sources, on, seen)[0]
         for model, clf in models.items():
             if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
                 if seeing is None and injection is None:
@@ -322,6 +333,10 @@ def main(argv=None):
                         help="score the models on known stars and galaxies drawn into the "
                              "fields' frames (sourceclf.recipes.injection) instead of on the "
                              "fields' own sources")
+    parser.add_argument("--columns-alone", action="store_true",
+                        help="with --inject: measure the catalog models' columns on the injected "
+                             "sources alone (the frames minus the field, plus the sky's noise), "
+                             "a diagnosis; never recorded")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'], with --inject metrics['injected_fields'])")
@@ -329,6 +344,8 @@ def main(argv=None):
                         help="measure nothing: print the table from the scores recorded in "
                              "the models' cards")
     args = parser.parse_args(argv)
+    if args.columns_alone and (args.record or not args.inject):
+        parser.error("--columns-alone is a diagnosis of --inject, never recorded")
     if args.from_cards:
         summary(recorded(args.models, args.inject), args.models, args.inject)
         return
@@ -346,7 +363,8 @@ def main(argv=None):
               for model in args.models}
     injection = injection_catalog(data_dir=args.data) if args.inject else None
     for folder in folders:
-        check_field(folder, lambda s: print(s, flush=True), models, results, injection)
+        check_field(folder, lambda s: print(s, flush=True), models, results, injection,
+                    args.columns_alone)
     summary(results, args.models, args.inject)
     if args.record:
         for model in args.models:
@@ -367,6 +385,19 @@ def summary(results, models, injected=False):
                 label = "native" if seeing is None else f"{seeing}\""
                 cells.append(f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}")
         print(f"  {model}: " + ", ".join(cells), flush=True)
+    print("\nLowest balanced accuracy of the rows not flagged crowded, over the fields that "
+          "have them:")
+    for model in models:
+        cells = []
+        for seeing in SEEINGS:
+            rows = [row for _, s, m, _, row in results if m == model and s == seeing
+                    and row.get("balanced_not_crowded") is not None]
+            if rows and model != SDSS_CUT:
+                low = min(rows, key=lambda row: row["balanced_not_crowded"])
+                label = "native" if seeing is None else f"{seeing}\""
+                cells.append(f"{label} {low['balanced_not_crowded']:.2f} ({low['field']})")
+        if cells:
+            print(f"  {model}: " + ", ".join(cells), flush=True)
     by_magnitude = magnitude_table(results, models)
     if by_magnitude:
         print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
