@@ -31,10 +31,10 @@ from astropy.table import Table, vstack
 
 from ..bands import BANDS
 from ..exceptions import InvalidInputError
+from ..photometry import detect_segments
 from ..simulate import render_stamps
 from ..utils._validation import check_random_state
 from ..utils._wcs import pixel_scale
-from ..photometry import detect_segments
 from .frame_checks import EXTENT_POINT, psf_aperture_fluxes
 from .image_training_set import simulated_sgq_catalog
 
@@ -50,11 +50,12 @@ __all__ = ["INJECTION", "injection_catalog", "place_sources", "empirical_psfs",
 #: covers about 1% of a frame (`sourceclf.crowding.source_coverage`), a
 #: small addition even to the emptiest shared fields (0.6-2.1%).  The PSF
 #: (`empirical_psfs`) is built on stamps of ``psf_size`` pixels, oversampled
-#: ``psf_oversampling`` times: with the 10-40 stars a frame gives, an
+#: ``psf_oversampling`` times: with the 5-40 stars a frame gives, an
 #: oversampled effective PSF is poorly constrained between the stars' sub-pixel
-#: phases (drawn through it, a star's peak came out 10-20% off on a test frame
-#: of 12 stars), while one at the frame's own sampling (2.5-3.5 pixels per
-#: FWHM on SDSS frames) keeps the peak to 2% and the wing's light to 0.2%.
+#: phases and aliases (on a test frame of 12 stars its sum over every other
+#: sub-pixel differed by a quarter between the two phases), while one at the
+#: frame's own sampling (2.5-3.5 pixels per FWHM on SDSS frames) keeps the
+#: peak and the wing's light (``tests/test_injection.py``).
 INJECTION = {"n": 150, "galaxy_fraction": 0.6, "r_range": (16.0, 20.5),
              "min_separation": 30, "edge": 40, "size": 64, "seed": 14,
              "psf_size": 31, "psf_oversampling": 1}
