@@ -117,25 +117,35 @@ def test_injected_rows_are_recorded_and_shown_apart(check_fields, monkeypatch, t
 
 
 def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, monkeypatch):
-    """--inject end to end on one real field at its own seeing, with SDSS's cut only.
+    """--inject end to end on two real fields at their own seeing.
 
-    On field 4510-4-0030 (uncrowded) the truth's own measurement recovers the
-    injected sources' noiseless truth; on 005405-6-0099 (Galactic plane) its
-    neighbours make most injected stars look extended.
+    On field 4510-4-0030 (uncrowded) the truth's own measurement and
+    margnet-sgq recover the injected sources' noiseless truth; on
+    005405-6-0099 (Galactic plane) the neighbours make most injected stars
+    look extended to the truth's measurement, and every row is flagged
+    crowded.
     """
     from sourceclf.recipes.injection import injection_catalog
 
+    from sourceclf.models import load_model
+
     monkeypatch.setattr(check_fields, "SEEINGS", (None,))
     injection = injection_catalog(40, data_dir=shared_data)
+    models = {"margnet-sgq": load_model("margnet-sgq"), check_fields.SDSS_CUT: None}
     lines, results = [], []
     for name in ("004510-4-0030", "005405-6-0099"):
         check_fields.check_field(shared_data / f"sdss_frame_{name}", lines.append,
-                                 {check_fields.SDSS_CUT: None}, results, injection)
+                                 models, results, injection)
     assert "injected 40 sources" in lines[0] and "PSF stars" in lines[0]
-    quiet, busy = (row for *_, row in results)
+    rows = {(field, model): row for field, _, model, _, row in results}
+    quiet = rows["004510-4-0030", check_fields.SDSS_CUT]
     assert quiet["n_point"] + quiet["n_extended"] == 40
     assert quiet["balanced"] >= 0.9
-    assert busy["point_as_star_or_qso"] < 0.6
+    assert rows["005405-6-0099", check_fields.SDSS_CUT]["point_as_star_or_qso"] < 0.6
+    # The shipped model on the uncrowded field, and the crowded one flagged.
+    assert rows["004510-4-0030", "margnet-sgq"]["balanced"] >= 0.9
+    assert rows["004510-4-0030", "margnet-sgq"]["crowded"] == 0.0
+    assert rows["005405-6-0099", "margnet-sgq"]["crowded"] == 1.0
 
 
 def test_columns_measured_alone_diagnose_the_crowded_field(check_fields, shared_data,
