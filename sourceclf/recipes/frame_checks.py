@@ -362,6 +362,47 @@ def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
     return out
 
 
+def psf_aperture_extent(data, x, y, fwhm, beta, *, sky_sigma=None):
+    """``m_psf - m_aperture`` of sources on a frame (`psf_aperture_fluxes`), not zeroed.
+
+    With ``sky_sigma``, each source is measured on its own segment of the
+    frame's `~sourceclf.photometry.detect_segments` (the other segments left
+    out, as `frame_truth` and `forced_extent` measure); without, on every
+    pixel (a source alone on its image).
+
+    Parameters
+    ----------
+    data : array-like
+        Sky-subtracted 2-D frame.
+    x, y : array-like
+        Source positions (pixels).
+    fwhm, beta : float
+        The frame's Moffat PSF: FWHM in pixels and index.
+    sky_sigma : float, optional
+        The frame's sky noise per pixel, to find the segments with.
+
+    Returns
+    -------
+    extent : `numpy.ndarray`
+        Magnitudes; NaN near the edge.
+    """
+    data = np.asarray(data, dtype=np.float32)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    segments = labels = None
+    if sky_sigma is not None:
+        _, segm = detect_segments(data, fwhm, sky_sigma)
+        if segm is not None:
+            segments = segm.data
+            labels = np.zeros(len(x), dtype=int)
+            inside = (np.round(x) >= 0) & (np.round(x) < data.shape[1]) \
+                & (np.round(y) >= 0) & (np.round(y) < data.shape[0])
+            labels[inside] = segments[np.round(y[inside]).astype(int),
+                                      np.round(x[inside]).astype(int)]
+    f = psf_aperture_fluxes(data, x, y, fwhm, beta, segments=segments, labels=labels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -2.5 * np.log10(f["psf"] / f["aperture"])
+
+
 def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
     """The spread of point sources' extent, as a function of magnitude.
 
@@ -595,20 +636,8 @@ def forced_extent(data, wcs, psf, truth):
     stars = np.asarray(truth["psf_star"], bool)
     if not stars.any():
         raise InvalidInputError("forced_extent: truth has no psf_star row to zero the extent on")
-    data = np.asarray(data, dtype=np.float32)
-    scale = pixel_scale(wcs)
-    fwhm = psf.fwhm / scale
     x, y = wcs.celestial.world_to_pixel_values(np.asarray(truth["ra"], float),
                                                np.asarray(truth["dec"], float))
-    _, segm = detect_segments(data, fwhm, psf.sky_sigma)
-    labels = np.zeros(len(x), dtype=int)
-    inside = (np.round(x) >= 0) & (np.round(x) < data.shape[1]) \
-        & (np.round(y) >= 0) & (np.round(y) < data.shape[0])
-    if segm is not None:
-        labels[inside] = segm.data[np.round(y[inside]).astype(int),
-                                   np.round(x[inside]).astype(int)]
-    f = psf_aperture_fluxes(data, x, y, fwhm, psf.beta,
-                            segments=None if segm is None else segm.data, labels=labels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        extent = -2.5 * np.log10(f["psf"] / f["aperture"])
+    extent = psf_aperture_extent(data, x, y, psf.fwhm / pixel_scale(wcs), psf.beta,
+                                 sky_sigma=psf.sky_sigma)
     return extent - np.nanmedian(extent[stars])

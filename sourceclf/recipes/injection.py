@@ -35,7 +35,7 @@ from ..photometry import detect_segments
 from ..simulate import render_stamps
 from ..utils._validation import check_random_state
 from ..utils._wcs import pixel_scale
-from .frame_checks import EXTENT_POINT, psf_aperture_fluxes
+from .frame_checks import EXTENT_POINT, psf_aperture_extent
 from .image_training_set import simulated_sgq_catalog
 
 __all__ = ["INJECTION", "injection_catalog", "place_sources", "empirical_psfs",
@@ -237,7 +237,9 @@ def empirical_psfs(frames, psf, *, size=INJECTION["psf_size"],
             raise InvalidInputError(f"empirical_psfs: band {b}'s PSF measurement lists fewer "
                                     "than three stars (measure it with sourceclf.psf.measure_psf)")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # stars near an edge are left out, as wanted
+            # A star too near the edge for its stamp is left out, as wanted; any
+            # other warning (an ePSF that does not converge) is the caller's to see.
+            warnings.filterwarnings("ignore", message=".*extended beyond the input image")
             cutouts = extract_stars(NDData(np.asarray(data, dtype=float)),
                                     Table({"x": np.asarray(stars["x"], float),
                                            "y": np.asarray(stars["y"], float)}),
@@ -361,11 +363,9 @@ def injected_truth(frames, catalog, psfs, measured, *, size=INJECTION["size"]):
                      np.zeros((len(both), len(BANDS), 2)), False, 0)[:, BANDS.index("r")]
     mosaic = np.hstack(list(stamps))  # side by side; the windows stay inside their stamp
     centre = (size - 1) / 2.0
-    fluxes = psf_aperture_fluxes(mosaic, centre + size * np.arange(len(both)),
+    extent = psf_aperture_extent(mosaic, centre + size * np.arange(len(both)),
                                  np.full(len(both), centre), measured.fwhm / scale,
                                  measured.beta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        extent = -2.5 * np.log10(fluxes["psf"] / fluxes["aperture"])
     extent = extent[:-1] - extent[-1]
     return extent, np.where(extent > EXTENT_POINT, "extended", "point")
 
@@ -424,14 +424,6 @@ def field_blends(data, wcs, psf, catalog, *, blend_radius=4.0, flux_ratio=0.1):
     return blended
 
 
-def _raw_extent(data, x, y, measured, scale, segments=None, labels=None):
-    """``m_psf - m_aperture`` of sources (`psf_aperture_fluxes`), not zeroed."""
-    f = psf_aperture_fluxes(data, x, y, measured.fwhm / scale, measured.beta,
-                            segments=segments, labels=labels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -2.5 * np.log10(f["psf"] / f["aperture"])
-
-
 def star_extent_offset(before, after, catalog, measured):
     """How much more extended the injected stars look than the frame's own PSF stars.
 
@@ -459,16 +451,15 @@ def star_extent_offset(before, after, catalog, measured):
     """
     data, wcs = before
     data = np.asarray(data, dtype=np.float32)
-    scale = pixel_scale(wcs)
+    fwhm = measured.fwhm / pixel_scale(wcs)
     stars = np.asarray(catalog["class"]).astype(str) == "STAR"
-    x, y = wcs.celestial.world_to_pixel_values(np.asarray(catalog["ra"], float)[stars],
-                                               np.asarray(catalog["dec"], float)[stars])
-    alone = _raw_extent(np.asarray(after[0], np.float32) - data, x, y, measured, scale)
     if measured.stars is None or not len(measured.stars) or not stars.any():
         return float("nan")
-    sx, sy = np.asarray(measured.stars["x"], float), np.asarray(measured.stars["y"], float)
-    _, segm = detect_segments(data, measured.fwhm / scale, measured.sky_sigma)
-    labels = None if segm is None else segm.data[np.round(sy).astype(int),
-                                                 np.round(sx).astype(int)]
-    own = _raw_extent(data, sx, sy, measured, scale, None if segm is None else segm.data, labels)
+    x, y = wcs.celestial.world_to_pixel_values(np.asarray(catalog["ra"], float)[stars],
+                                               np.asarray(catalog["dec"], float)[stars])
+    alone = psf_aperture_extent(np.asarray(after[0], np.float32) - data, x, y, fwhm,
+                                measured.beta)
+    own = psf_aperture_extent(data, np.asarray(measured.stars["x"], float),
+                              np.asarray(measured.stars["y"], float), fwhm, measured.beta,
+                              sky_sigma=measured.sky_sigma)
     return float(np.nanmedian(alone) - np.nanmedian(own))

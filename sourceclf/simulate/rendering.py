@@ -95,6 +95,18 @@ def _psf_object(kind, fwhm, beta, gsparams, wing=None):
     return galsim.Gaussian(fwhm=fwhm, gsparams=gsparams)
 
 
+def _row_psf(kind, fwhm, band, beta, gsparams, wing, ellipticity, angle):
+    """One row's PSF in one band (the band's default FWHM where the row has none)."""
+    import galsim
+
+    if not (np.isfinite(fwhm) and fwhm > 0):
+        fwhm = SDSS_BAND_DEFAULTS[band]["psf_fwhm"]
+    obj = _psf_object(kind, fwhm, beta, gsparams, wing)
+    if ellipticity > 0:
+        obj = obj.shear(e=float(ellipticity), beta=float(angle) * galsim.degrees)
+    return obj
+
+
 def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=None,
                   noise=True, poisson=True, psf="moffat", psf_scale=None, moffat_beta=None,
                   sky_sigma=None, nmgy_per_electron=None, sersic_n=4.0, max_offset=0.5,
@@ -260,16 +272,9 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
                 flux = float(nanomaggies(mags[b][i]))
                 if not np.isfinite(flux) or flux <= 0:
                     continue
-                fwhm = fwhms[b][i] * scales[b] if b in fwhms else np.nan
-                if not (np.isfinite(fwhm) and fwhm > 0):
-                    fwhm = SDSS_BAND_DEFAULTS[b]["psf_fwhm"]
-                if given is not None:
-                    obj = given[b]
-                else:
-                    obj = _psf_object(psf, fwhm, betas[b], gsparams, psf_wing)
-                if psf_ellipticity > 0 and given is None:
-                    obj = obj.shear(e=float(psf_ellipticity),
-                                    beta=float(psf_angle) * galsim.degrees)
+                obj = given[b] if given is not None else _row_psf(
+                    psf, fwhms[b][i] * scales[b] if b in fwhms else np.nan, b, betas[b],
+                    gsparams, psf_wing, psf_ellipticity, psf_angle)
                 radius = radii[b][i] if b in radii else np.nan
                 if not point_class[i] and np.isfinite(radius) and radius >= _POINT_RADIUS:
                     radius = min(float(radius), max_radius)
