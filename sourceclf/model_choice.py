@@ -9,7 +9,9 @@ given), `explain_model_choice` prefers
    are left unclassified by any model, and reported so); models within
    `DOMAIN_TIE` of the best, or within twice the sampling noise of a small
    table, count as tied;
-2. among tied models, the one with the best held-out accuracy in its card;
+2. among tied models, the one with the best held-out accuracy in its card,
+   accuracies within `ACCURACY_TIE` standard errors of their difference
+   (from each card's test size) counting as tied;
 3. then the card's ``auto_priority``.
 
 Models without a recorded domain (image models, older models) count every
@@ -28,13 +30,19 @@ from .features import get_feature_set
 from .models.domain import ApplicabilityDomain
 from .models.registry import MODEL_DIR, model_card, model_names
 
-__all__ = ["ModelChoice", "choose_model", "explain_model_choice", "DOMAIN_TIE",
+__all__ = ["ModelChoice", "choose_model", "explain_model_choice", "DOMAIN_TIE", "ACCURACY_TIE",
            "CHOICE_SAMPLE_ROWS"]
 
 #: Models whose in-domain fractions differ by less than this are tied: a domain
 #: flags up to about 3% of rows like its training data (its 0.1-99.9% feature
 #: ranges and 99.5% density threshold), so smaller differences are no evidence.
 DOMAIN_TIE = 0.03
+
+#: Held-out accuracies closer than this many standard errors of their
+#: difference (binomial, from each card's test size) are tied: a twin trained
+#: on the same split (a Bayesian head on the same members) differs by a few
+#: test rows, which is no evidence.
+ACCURACY_TIE = 2.0
 
 #: The choice looks at this many rows at most (evenly spaced through the table).
 CHOICE_SAMPLE_ROWS = 20000
@@ -156,8 +164,16 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
 
     # Tied on coverage: models with a recorded domain first (an unknown domain is no
     # evidence), then held-out accuracy, then the card's priority.
-    scored.sort(key=lambda s: (behind(s[1]), not s[0].domain.get("file"), -s[2],
-                               -s[0].auto_priority))
+    def standing(s):
+        return behind(s[1]), not s[0].domain.get("file")
+
+    scored.sort(key=lambda s: (*standing(s), -s[2], -s[0].auto_priority))
+    # Then accuracies tied with the best of its standing within their noise: priority.
+    lead = scored[0]
+    tied = [s for s in scored if standing(s) == standing(lead)
+            and lead[2] - s[2] <= ACCURACY_TIE * np.sqrt(_variance(lead) + _variance(s))]
+    tied.sort(key=lambda s: -s[0].auto_priority)
+    scored = tied + [s for s in scored if all(s is not t for t in tied)]
     card, fraction, accuracy = scored[0]
     candidates = [(c.name, f, a) for c, f, a in scored]
     classes = tuple(card.classes)
@@ -168,6 +184,9 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
         other, other_fraction, other_accuracy = scored[1]
         reason += (f"; next: {other.name} ({other_fraction:.0%} inside, "
                    f"{other_accuracy:.3f})")
+    if len(tied) > 1:
+        reason += (f"; {len(tied)} models tied within the noise of their held-out "
+                   f"accuracy, the card's priority decided")
     if "QSO" not in classes:
         reason += "; it cannot return QSO (quasars come out as STAR)"
     return ModelChoice(name=card.name, classes=classes, in_domain=fraction, reason=reason,
@@ -186,6 +205,13 @@ def choose_model(table, *, with_images=False, precision="fp32", compile=False):
     """
     return explain_model_choice(table, with_images=with_images, precision=precision,
                                 compile=compile).name
+
+
+def _variance(scored):
+    """Binomial variance of a scored card's held-out accuracy (0 without a test size)."""
+    card, _, accuracy = scored
+    n = int(card.metrics.get("test", {}).get("n", 0) or 0)
+    return accuracy * (1.0 - accuracy) / n if n > 0 else 0.0
 
 
 def _missing_message(table, missing_by_model, with_images):

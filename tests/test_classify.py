@@ -35,6 +35,22 @@ def test_auto_picks_the_most_accurate_model_whose_domain_holds_the_rows(demo):
                                                     "bayesian-margnet-photometry-sg")
 
 
+def test_auto_counts_held_out_accuracies_within_their_noise_as_tied(demo, monkeypatch):
+    """Twins trained on the same split (a Bayesian head on margnet-sgq's members) differ
+    by a few test rows: the card's priority decides between them, not the noise."""
+    from sourceclf import model_choice
+    from sourceclf.models.registry import model_card
+
+    choice = model_choice.explain_model_choice(demo, with_images=True)
+    assert choice.name == "margnet-sgq"
+    assert "tied within the noise" in choice.reason
+    # Without the tie, the highest held-out accuracy wins, however small the lead.
+    monkeypatch.setattr(model_choice, "ACCURACY_TIE", 0.0)
+    best = max((model_card(name) for name, _, _ in choice.candidates),
+               key=lambda card: (card.metrics["test"]["accuracy"], card.auto_priority))
+    assert model_choice.explain_model_choice(demo, with_images=True).name == best.name
+
+
 def test_auto_without_usable_columns_lists_needs():
     with pytest.raises(MissingColumnsError, match="no shipped model can use"):
         classify(Table({"x": [1.0]}))
