@@ -372,8 +372,8 @@ def test_positions_and_frames_get_the_catalog_model(real_frame):
     assert out.colnames[:2] == ["ra", "dec"] and "dered_r" not in out.colnames
     assert not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
-    # 0.82 when shipped (the CNN: 0.84): all 23 stars brighter than r = 19, 0.89 of the
-    # 27 at 19-20.5, 0.70 of the 82 fainter than 21.5.
+    # 0.845 when shipped (the CNN: 0.84): all 23 stars brighter than r = 19, 0.96 of the
+    # 27 at 19-20.5, 0.72 of the 82 fainter than 21.5.
     assert point.mean() >= 0.78, f"only {point.sum()} of 161 stars called point sources"
     assert point[np.asarray(cat["dered_r"]) < 19].mean() >= 0.95
     # The same model, told by name, measures the same columns.
@@ -400,7 +400,13 @@ def test_feature_image_models_on_real_frame(real_frame, name):
         again = sourceclf.classify(cat, stamps, model=name, confidence=0.9)
     assert not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
-    assert point.mean() >= 0.85, f"{name}: {point.sum()} of 161 stars called point sources"
+    # When shipped: 0.85-0.89 of the 161 stars (bayesian-margformer-sgq the lowest), 0.94-1.00
+    # of the 50 brighter than r = 20.5; most misses are the 82 fainter than r = 21.5 (15-20
+    # of them), where half the training columns, measured through sourceclf's deblender,
+    # taught the models not to take a faint source's radius at face value.
+    assert point.mean() >= 0.82, f"{name}: {point.sum()} of 161 stars called point sources"
+    bright = np.asarray(cat["dered_r"]) < 20.5
+    assert point[bright].mean() >= 0.9, f"{name}: {point[bright].sum()} of {bright.sum()}"
     # The same stamps given as an array give the same answer.
     assert np.allclose(out["prob_star"], again["prob_star"], atol=1e-6)
     assert list(out["pred_set"]) == list(again["pred_set"])

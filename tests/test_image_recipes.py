@@ -280,6 +280,8 @@ def test_models_reading_catalog_columns_need_the_same_measured_columns():
     assert not _same_simulation(model("margnet24"), 100, 7)
     assert _same_simulation(model("margnet24", catalog_columns=SIMULATION["catalog_columns"]),
                             100, 7)
+    # Nor is one trained on columns all measured on exactly deblended stamps (2).
+    assert not _same_simulation(model("margnet24", catalog_columns=2), 100, 7)
 
 
 def test_cards_bin_by_the_rendered_magnitude():
@@ -295,20 +297,36 @@ def test_cards_bin_by_the_rendered_magnitude():
 
 def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tmp_path,
                                                                  monkeypatch):
-    """The catalog columns are measured on the deblended stamps, not copied, and the
+    """The catalog columns are measured on the stamps, not copied: half the rows through
+    the package's own deblender, the others on the exactly deblended stamps; and the
     cache keeps the rendering apart from the measurement."""
+    from astropy.table import Table
+
     from sourceclf.recipes import image_training_set as sim
+    from sourceclf.recipes.measured_columns import deblend_stamps, measure_stamp_columns
 
     monkeypatch.setitem(sim.SIMULATION, "fields", 2)
     table, stamps = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
                                                cache_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["sim-sgq-v9-n24-seed5-columns2.ecsv", "sim-sgq-v9-n24-seed5-deblended.npy",
+    assert names == ["sim-sgq-v9-n24-seed5-columns3.ecsv", "sim-sgq-v9-n24-seed5-deblended.npy",
                      "sim-sgq-v9-n24-seed5.ecsv", "sim-sgq-v9-n24-seed5.npy"]
     assert stamps.shape == (24, 5, 32, 32) and stamps.dtype == np.float32
     # Measured, not copied: the rendered values are kept beside them.
     assert not np.allclose(table["dered_r"], table["rendered_dered_r"])
-    np.testing.assert_allclose(table["dered_r"], table["rendered_dered_r"], atol=1.5)
+    through = np.asarray(table["frame_deblended"])
+    assert 0 < through.sum() < 24
+    # Exactly deblended, a source's own light; through the deblender, a neighbour's
+    # may come in, as on a real frame.
+    np.testing.assert_allclose(table["dered_r"][~through], table["rendered_dered_r"][~through],
+                               atol=1.5)
+    rendered = Table.read(tmp_path / "sim-sgq-v9-n24-seed5.ecsv", format="ascii.ecsv")
+    exact = measure_stamp_columns(
+        rendered, np.load(tmp_path / "sim-sgq-v9-n24-seed5-deblended.npy").astype(np.float32))
+    frame = measure_stamp_columns(rendered, deblend_stamps(rendered, stamps))
+    for name in ("dered_r", "deVRad_g", "u_g", "psf_flux_z"):
+        np.testing.assert_allclose(table[name][~through], exact[name][~through])
+        np.testing.assert_allclose(table[name][through], frame[name][through])
     # Read back from the cache: the same numbers.
     again, cached = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
                                                cache_dir=tmp_path)
@@ -317,9 +335,9 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     # A new measurement needs no new rendering: without its columns file the
     # columns are measured again from the cached deblended stamps.
     rendered = (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns
-    (tmp_path / "sim-sgq-v9-n24-seed5-columns2.ecsv").unlink()
+    (tmp_path / "sim-sgq-v9-n24-seed5-columns3.ecsv").unlink()
     measured, _ = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
                                              cache_dir=tmp_path)
-    assert (tmp_path / "sim-sgq-v9-n24-seed5-columns2.ecsv").is_file()
+    assert (tmp_path / "sim-sgq-v9-n24-seed5-columns3.ecsv").is_file()
     assert (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns == rendered
     np.testing.assert_allclose(measured["dered_r"], table["dered_r"])

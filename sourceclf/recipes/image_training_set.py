@@ -36,11 +36,11 @@ import numpy as np
 from astropy.table import Table, vstack
 from scipy.ndimage import binary_dilation
 
-from ..bands import BANDS
+from ..bands import BANDS, COLOURS
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
-from .measured_columns import measure_stamp_columns
+from .measured_columns import deblend_stamps, measure_stamp_columns
 
 __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
            "add_realism", "saturate", "rendered_psf_fwhm", "trained_psf_range",
@@ -52,11 +52,17 @@ __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalo
 #: per-band FWHM ratios, Moffat core and power-law wing, PSF ellipticity,
 #: sky noise per band); version 8 had no wings, version 7 rendered 8 PSF
 #: groups around the seeing of one field.
-#: ``catalog_columns`` 2 measures MargNet's columns on the stamps
+#: ``catalog_columns`` 3 measures MargNet's columns on the stamps
 #: (`sourceclf.recipes.measured_columns`; the stamps are version 9's, bit for
-#: bit); 1 copied them from the catalog the stamps were rendered from, exact
-#: at any magnitude and seeing.
-SIMULATION = {"version": 9, "catalog_columns": 2, "n": 36000, "seed": 20240, "size": 32,
+#: bit): on a random ``frame_deblended_fraction`` of the rows after
+#: sourceclf's own deblender has split each stamp with its neighbours
+#: (`~sourceclf.recipes.measured_columns.deblend_stamps`, as on a real frame),
+#: on the others after the neighbours' light was removed exactly (as a
+#: model-fitting pipeline like SDSS's nearly does); 2 measured them all on the
+#: exactly deblended stamps; 1 copied them from the catalog the stamps were
+#: rendered from, exact at any magnitude and seeing.
+SIMULATION = {"version": 9, "catalog_columns": 3, "frame_deblended_fraction": 0.5,
+              "n": 36000, "seed": 20240, "size": 32,
               "fields": 400, "neighbour_fraction": 0.4, "min_separation": 4,
               "halo_fraction": 0.2, "noise_scatter": 0.10,
               "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"}
@@ -461,7 +467,11 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         (`render_varied_psf`); MargNet's columns ``dered_<b>``,
         ``deVRad_<b>`` and the colours are *measured* on each source's
         deblended stamp (`sourceclf.recipes.measured_columns`), the rendered
-        values kept as ``rendered_dered_<b>`` and ``rendered_deVRad_<b>``.
+        values kept as ``rendered_dered_<b>`` and ``rendered_deVRad_<b>``;
+        with ``SIMULATION['catalog_columns']`` 3, ``frame_deblended`` marks
+        the rows deblended by sourceclf's own deblender
+        (`~sourceclf.recipes.measured_columns.deblend_stamps`) rather than
+        exactly.
     stamps : `numpy.ndarray`
         float32, shape (n, 5, 32, 32), nanomaggies.
     """
@@ -501,10 +511,25 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         stamps = stamps.astype(np.float32)
     if paths["columns"].is_file():
         measured = Table.read(paths["columns"], format="ascii.ecsv")
-    else:  # MargNet's columns measured on the deblended stamps, kept apart from the
-        # rendering so that their measurement can change without rendering again
+    else:  # MargNet's columns measured on the stamps, kept apart from the rendering
+        # so that their measurement can change without rendering again
         if deblended is None:
             deblended = np.load(paths["deblended"])
-        measured = measure_stamp_columns(table, deblended.astype(np.float32))
+        measured = _measured_columns(table, stamps, deblended.astype(np.float32), seed)
         measured.write(paths["columns"], format="ascii.ecsv", overwrite=True)
     return measured, stamps
+
+
+def _measured_columns(table, stamps, deblended, seed):
+    """MargNet's columns per ``SIMULATION['catalog_columns']`` (2 or 3)."""
+    measured = measure_stamp_columns(table, deblended)
+    if SIMULATION["catalog_columns"] == 2:
+        return measured
+    rng = np.random.default_rng(seed + 3)
+    rows = np.flatnonzero(rng.random(len(table)) < SIMULATION["frame_deblended_fraction"])
+    through = measure_stamp_columns(table[rows], deblend_stamps(table[rows], stamps[rows]))
+    for name in measured.colnames:
+        if name.startswith(("dered_", "deVRad_", "psf_flux_")) or name in COLOURS:
+            measured[name][rows] = through[name]
+    measured["frame_deblended"] = np.isin(np.arange(len(table)), rows)
+    return measured

@@ -18,16 +18,82 @@ the band's best PSF-convolved de Vaucouleurs profile, the model magnitude of
 every band the flux of the r band's best profile fitted in that band.  Sky
 and photon noise, saturation and the seeing reach the columns as they reach
 a real catalog's.
+
+`deblend_stamps` gives the other measurement a real frame gets: each stamp,
+with its neighbours and halo, deblended by `sourceclf.photometry`'s own
+deblender (`~sourceclf.photometry.deblend_frame`,
+`~sourceclf.photometry.source_stamps`), as
+`~sourceclf.photometry.measure_columns` deblends a frame.  That deblender
+splits pixels between peaks and cannot remove a neighbour's light from the
+source's own pixels, which the ideally deblended stamps never show.
 """
 
 import numpy as np
 from astropy.table import Table
 
-from ..bands import BANDS
+from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..exceptions import InvalidInputError, MissingColumnsError
-from ..photometry import PROFILE_RADII, columns_from_fits, fit_band
+from ..photometry import (PROFILE_RADII, columns_from_fits, deblend_frame, fit_band,
+                          source_stamps)
 
-__all__ = ["measure_stamp_columns"]
+__all__ = ["measure_stamp_columns", "deblend_stamps"]
+
+
+def _check(table, stamps, needed, name):
+    missing = [c for c in needed if c not in table.colnames]
+    if missing:
+        raise MissingColumnsError(f"{name}: table lacks column(s) " + ", ".join(missing))
+    stamps = np.asarray(stamps)
+    if stamps.ndim != 4 or stamps.shape[:2] != (len(table), len(BANDS)):
+        raise InvalidInputError(f"{name}: stamps of shape {stamps.shape} do "
+                                f"not match a table of {len(table)} rows and 5 bands")
+    return stamps
+
+
+def deblend_stamps(table, stamps):
+    """Each simulated stamp deblended from its neighbours as a real frame is.
+
+    Every band of every stamp goes through `~sourceclf.photometry.deblend_frame`
+    (detection on the PSF-smoothed stamp, pixels split between its peaks) and
+    `~sourceclf.photometry.source_stamps` (the stamp's sky median removed, the
+    other sources' pixels set to 0), the source being at the stamp's centre,
+    with the field's PSF FWHM and sky noise.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The rendered catalog, with ``psf_fwhm_<b>`` (arcsec) and
+        ``sky_sigma_<b>`` (nanomaggies per pixel).
+    stamps : `numpy.ndarray`
+        Its stamps with their neighbours and noise, shape
+        ``(len(table), 5, size, size)``.
+
+    Returns
+    -------
+    deblended : `numpy.ndarray`
+        float64, the shape of ``stamps``: what `measure_stamp_columns` then
+        measures as `~sourceclf.photometry.measure_columns` measures a frame.
+
+    Raises
+    ------
+    MissingColumnsError
+        If the table lacks a column this needs.
+    InvalidInputError
+        If the stamps do not match the table.
+    """
+    needed = [f"{c}_{b}" for b in BANDS for c in ("psf_fwhm", "sky_sigma")]
+    stamps = _check(table, stamps, needed, "deblend_stamps")
+    centre = np.array([(stamps.shape[-1] - 1) / 2])
+    out = np.empty(stamps.shape)
+    for k, b in enumerate(BANDS):
+        fwhm = np.asarray(table[f"psf_fwhm_{b}"], float) / SDSS_PIXEL_SCALE
+        sky = np.asarray(table[f"sky_sigma_{b}"], float)
+        for i in range(len(table)):
+            image = stamps[i, k].astype(float)
+            parts, labels = deblend_frame(image, fwhm[i], sky[i], centre, centre)
+            out[i, k] = source_stamps(image, centre, centre, parts, labels,
+                                      size=stamps.shape[-1])[0]
+    return out
 
 
 def measure_stamp_columns(table, stamps):
@@ -42,7 +108,8 @@ def measure_stamp_columns(table, stamps):
         and ``deVRad_<b>``.
     stamps : `numpy.ndarray`
         Its stamps, shape ``(len(table), 5, size, size)``, nanomaggies: each
-        source alone (deblended) with its noise.
+        source deblended from its neighbours (exactly, or by `deblend_stamps`),
+        with its noise.
 
     Returns
     -------
@@ -60,14 +127,7 @@ def measure_stamp_columns(table, stamps):
     """
     needed = ["field"] + [f"{c}_{b}" for b in BANDS for c in
                           ("psf_fwhm", "psf_beta", "psffwhm", "extinction", "dered", "deVRad")]
-    missing = [c for c in needed if c not in table.colnames]
-    if missing:
-        raise MissingColumnsError("measure_stamp_columns: table lacks column(s) "
-                                  + ", ".join(missing))
-    stamps = np.asarray(stamps)
-    if stamps.ndim != 4 or stamps.shape[:2] != (len(table), len(BANDS)):
-        raise InvalidInputError(f"measure_stamp_columns: stamps of shape {stamps.shape} do "
-                                f"not match a table of {len(table)} rows and 5 bands")
+    stamps = _check(table, stamps, needed, "measure_stamp_columns")
     n = len(table)
     field = np.asarray(table["field"])
     fluxes = np.zeros((n, len(BANDS), len(PROFILE_RADII)))

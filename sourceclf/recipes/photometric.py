@@ -29,6 +29,7 @@ import sklearn
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from ..conformal.thresholds import write_thresholds
 from ..demo import FEATURE_MODEL_PATH, fit_feature_model
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
@@ -681,6 +682,7 @@ def main(argv=None):
               "(pass --output to write it elsewhere)")
         return 0
     out = clf.save(args.output or MODEL_DIR / args.recipe, overwrite=True)
+    write_thresholds(out)  # the shipped conformal thresholds follow the new calibration
     test = clf.card.metrics["test"]
     print(f"{args.recipe}: test accuracy {test['accuracy']:.4f} (n={test['n']}), "
           f"macro F1 {test['f1_macro']:.4f}; wrote {out}")
