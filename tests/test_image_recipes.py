@@ -341,3 +341,28 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     assert (tmp_path / "sim-sgq-v9-n24-seed5-columns3.ecsv").is_file()
     assert (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns == rendered
     np.testing.assert_allclose(measured["dered_r"], table["dered_r"])
+
+
+def test_training_writes_the_models_conformal_thresholds(shared_data, tmp_path,
+                                                         monkeypatch, capsys):
+    """A retrained model is saved with thresholds of its own calibration, not left beside
+    the previous model's."""
+    import json
+
+    from sourceclf.models import load_model
+    from sourceclf.recipes import image as recipes
+    from sourceclf.recipes import image_training_set as sim
+
+    monkeypatch.setitem(sim.SIMULATION, "fields", 2)
+    # The training itself is the recipes' (minutes); here a shipped model stands in.
+    monkeypatch.setitem(recipes.RECIPES, "margnet-cnn-sgq",
+                        lambda table, stamps, **kwargs: load_model("margnet-cnn-sgq"))
+    argv = ["margnet-cnn-sgq", "--n", "24", "--data-dir", str(shared_data),
+            "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "models"),
+            "--jobs", "1", "--threads", "1"]
+    assert recipes.main(argv) == 0
+    directory = tmp_path / "models" / "margnet-cnn-sgq"
+    card = json.loads((directory / "card.json").read_text())
+    reference = card["extra"]["conformal_thresholds"]
+    assert (directory / reference["file"]).is_file()
+    assert "wrote" in capsys.readouterr().out
