@@ -14,9 +14,17 @@ def _metrics_table(name, metrics):
     lines = [".. list-table::", "   :header-rows: 1", "", "   * - split", "     - n",
              "     - accuracy", "     - macro precision", "     - macro recall",
              "     - macro F1"]
+    rows = []
     for split, m in metrics.items():
-        if not isinstance(m, dict) or "precision_macro" not in m:
+        if not isinstance(m, dict):
             continue
+        if "precision_macro" in m:
+            rows.append((split, m))
+        elif split != "test_by_data":  # a split's parts (test_by_seeing, ...); per data
+            # set, _by_data_and_magnitude gives its own table
+            rows += [(f"{split}: {part}", v) for part, v in m.items()
+                     if isinstance(v, dict) and "precision_macro" in v]
+    for split, m in rows:
         lines += [f"   * - {split}", f"     - {m['n']}", f"     - {_fmt(m['accuracy'])}",
                   f"     - {_fmt(m['precision_macro'])}", f"     - {_fmt(m['recall_macro'])}",
                   f"     - {_fmt(m['f1_macro'])}"]
