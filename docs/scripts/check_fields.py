@@ -371,32 +371,32 @@ def main(argv=None):
             record(model, [row for _, _, m, _, row in results if m == model], args.inject)
 
 
+def lowest(results, model, key):
+    """``(seeing label, row)`` of a model's lowest ``key`` over the fields, per seeing
+    (the rows without ``key`` left out; seeings with no row skipped)."""
+    for seeing in SEEINGS:
+        rows = [row for _, s, m, _, row in results
+                if m == model and s == seeing and row.get(key) is not None]
+        if rows:
+            yield ("native" if seeing is None else f"{seeing}\"",
+                   min(rows, key=lambda row: row[key]))
+
+
 def summary(results, models, injected=False):
     """Print the table and each model's lowest balanced accuracy per seeing (+- its error)."""
     print("\n" + rst_table(results, injected))
     print("\nLowest balanced accuracy over the fields (issue 14's target: >= 0.95 up to "
           "1.9\", >= 0.90 at 2.2\"):")
     for model in models:
-        cells = []
-        for seeing in SEEINGS:
-            rows = [row for _, s, m, _, row in results if m == model and s == seeing]
-            if rows:
-                low = min(rows, key=lambda row: row["balanced"])
-                label = "native" if seeing is None else f"{seeing}\""
-                cells.append(f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}")
+        cells = [f"{label} {low['balanced']:.2f}+-{balanced_error(low):.2f}"
+                 for label, low in lowest(results, model, "balanced")]
         print(f"  {model}: " + ", ".join(cells), flush=True)
     print("\nLowest balanced accuracy of the rows not flagged crowded, over the fields that "
           "have them:")
     for model in models:
-        cells = []
-        for seeing in SEEINGS:
-            rows = [row for _, s, m, _, row in results if m == model and s == seeing
-                    and row.get("balanced_not_crowded") is not None]
-            if rows and model != SDSS_CUT:
-                low = min(rows, key=lambda row: row["balanced_not_crowded"])
-                label = "native" if seeing is None else f"{seeing}\""
-                cells.append(f"{label} {low['balanced_not_crowded']:.2f} ({low['field']})")
-        if cells:
+        cells = [f"{label} {low['balanced_not_crowded']:.2f} ({low['field']})"
+                 for label, low in lowest(results, model, "balanced_not_crowded")]
+        if cells and model != SDSS_CUT:
             print(f"  {model}: " + ", ".join(cells), flush=True)
     by_magnitude = magnitude_table(results, models)
     if by_magnitude:

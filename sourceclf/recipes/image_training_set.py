@@ -36,7 +36,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from scipy.ndimage import binary_dilation
 
-from ..bands import BANDS, COLOURS
+from ..bands import BANDS
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
@@ -522,14 +522,12 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
 
 def _measured_columns(table, stamps, deblended, seed):
     """MargNet's columns per ``SIMULATION['catalog_columns']`` (2 or 3)."""
-    measured = measure_stamp_columns(table, deblended)
     if SIMULATION["catalog_columns"] == 2:
-        return measured
-    rng = np.random.default_rng(seed + 3)
-    rows = np.flatnonzero(rng.random(len(table)) < SIMULATION["frame_deblended_fraction"])
-    through = measure_stamp_columns(table[rows], deblend_stamps(table[rows], stamps[rows]))
-    for name in measured.colnames:
-        if name.startswith(("dered_", "deVRad_", "psf_flux_")) or name in COLOURS:
-            measured[name][rows] = through[name]
-    measured["frame_deblended"] = np.isin(np.arange(len(table)), rows)
+        return measure_stamp_columns(table, deblended)
+    through = (np.random.default_rng(seed + 3).random(len(table))
+               < SIMULATION["frame_deblended_fraction"])
+    deblended = np.array(deblended, copy=True)  # each row's stamp as its columns see it
+    deblended[through] = deblend_stamps(table[through], stamps[through])
+    measured = measure_stamp_columns(table, deblended)
+    measured["frame_deblended"] = through
     return measured
