@@ -202,3 +202,23 @@ def test_reference_set_rates_match_the_sets_of_the_calibration_rows():
                      "singleton": float(np.mean(size == 1)), "mean_size": float(size.mean())}
     with pytest.raises(InvalidInputError, match="one confidence level"):
         reference_set_rates(clf, [0.8, 0.9])
+
+
+def test_photometric_recipe_writes_the_models_conformal_thresholds(shared_data, tmp_path,
+                                                                   monkeypatch, capsys):
+    """``python -m sourceclf.train_recipes`` saves a retrained model with thresholds of
+    its own calibration, as the image recipes do."""
+    from sourceclf.recipes import photometric
+
+    # The training itself is the recipe's (minutes); here a shipped model stands in.
+    monkeypatch.setitem(photometric.RECIPES, "ugriz-sgq",
+                        lambda table: load_model("ugriz-sgq"))
+    out = tmp_path / "ugriz-sgq"
+    assert photometric.main(["ugriz-sgq", "--data-dir", str(shared_data),
+                             "--output", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    card = json.loads((out / "card.json").read_text())
+    reference = card["extra"][threshold_store.CARD_KEY]
+    data = threshold_store.read_thresholds(out / reference["file"], reference["sha256"])
+    shipped = json.loads((MODEL_DIR / "ugriz-sgq" / "thresholds.json").read_text())
+    assert data == shipped  # the same model and calibration: the same thresholds
