@@ -6,25 +6,29 @@ magnitudes, de Vaucouleurs radii, PSF widths, extinctions and colours.  This
 module measures them on the images themselves, so that the same models serve
 a catalog that holds only positions (`measure_columns`: full frames, used by
 `sourceclf.classify` when the table lacks the columns) and the simulated
-training stamps (`sourceclf.recipes.measured_columns`), the same way:
+training stamps (`sourceclf.recipes.measured_columns`), with the same fits:
 
-1. each band's frame is cut into sources (`detect_segments`: the frame
-   smoothed by its PSF, 2 sky sigma, 8 pixels) and each segment split between
-   its peaks, every pixel going to the nearest (`deblend_frame`: a simple
-   deblender; photutils' ``deblend_sources`` needs scikit-image, which
-   sourceclf does not depend on);
-2. each source's stamp keeps its own pixels and those of the sky, the other
-   sources' set to zero (`source_stamps`);
-3. each stamp is centred on the source (the best of 25 sub-pixel positions
+1. each source's stamp is cut from the band's frame, less its median
+   (`source_stamps`);
+2. each stamp is centred on the source (the best of 25 sub-pixel positions
    of a PSF matched filter, then a Fourier shift: `centre_stamps`) and
    fitted by least squares with de Vaucouleurs profiles convolved with the
    band's PSF (`profile_templates`, half-light radii `PROFILE_RADII`, the
-   radius 0 being the PSF itself; `fit_profiles`);
-4. as in SDSS's catalog, ``deVRad_<b>`` is the radius of the band's best
+   radius 0 being the PSF itself), each together with a PSF at every
+   neighbour and a constant sky (`sourceclf.neighbour_fits`: the neighbours
+   are the stamp's other peaks and those the residual of a point-source fit
+   shows);
+3. as in SDSS's catalog, ``deVRad_<b>`` is the radius of the band's best
    fit, the PSF flux that of the radius-0 fit, and the model magnitude of
    every band the flux of the r band's best profile fitted in that band, so
    that colours are measured through one profile (`columns_from_fits`;
    magnitudes are SDSS's asinh magnitudes, `luptitude`).
+
+The simulated training stamps of the shipped models were measured without
+their neighbours (exactly removed), or on half the rows after the segment
+deblender `deblend_frame` (`detect_segments`, then every pixel of a segment
+to its nearest peak), which `measure_columns` used before the neighbour
+fits; a neighbour without a peak of its own stayed in the source's pixels.
 
 The PSF templates are Moffat cores without the real PSF's wing, so point
 sources come out about 0.1 mag faint, in the simulation and on real frames
@@ -41,6 +45,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .cutouts import sky_positions
 from .exceptions import InvalidInputError
+from .neighbour_fits import fit_with_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
@@ -219,15 +224,21 @@ def fit_profiles(images, templates):
     return dots / norms, best
 
 
-def fit_band(images, fwhm, beta):
-    """Centre (`centre_stamps`) and fit (`fit_profiles`) stamps of one band and one PSF.
+def fit_band(images, fwhm, beta, sky_sigma=None):
+    """Centre (`centre_stamps`) and fit stamps of one band and one PSF.
 
     Parameters
     ----------
     images : array-like, shape (n, size, size)
-        Background-subtracted stamps, each source alone (deblended).
+        Background-subtracted stamps.
     fwhm, beta : float
         The PSF: Moffat FWHM (arcsec) and index.
+    sky_sigma : float, optional
+        Sky noise per pixel.  Given, the stamps keep their neighbours, which
+        are fitted with each source
+        (`sourceclf.neighbour_fits.fit_with_neighbours`); without it, each
+        stamp holds its source alone (deblended) and is fitted by
+        `fit_profiles`.
 
     Returns
     -------
@@ -236,7 +247,12 @@ def fit_band(images, fwhm, beta):
     """
     images = np.asarray(images, dtype=np.float64)
     templates = profile_templates(fwhm, beta, size=images.shape[-1])
-    return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
+    centred = centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta)
+    if sky_sigma is None:
+        return fit_profiles(centred, templates)
+    flux, best, _ = fit_with_neighbours(centred, templates, fwhm / SDSS_PIXEL_SCALE, beta,
+                                        sky_sigma)
+    return flux, best
 
 
 def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII):
@@ -440,10 +456,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         width[:, k] = psf[b].fwhm / CATALOG_PSF_SCALE[b]
         if not inside.any():
             continue
-        parts, labels = deblend_frame(data, psf[b].fwhm / SDSS_PIXEL_SCALE, psf[b].sky_sigma,
-                                      x[inside], y[inside])
-        stamps = source_stamps(data, x[inside], y[inside], parts, labels)
-        fluxes[inside, k], best[inside, k] = fit_band(stamps, psf[b].fwhm, psf[b].beta)
+        stamps = source_stamps(data, x[inside], y[inside])
+        fluxes[inside, k], best[inside, k] = fit_band(stamps, psf[b].fwhm, psf[b].beta,
+                                                      sky_sigma=psf[b].sky_sigma)
     finder = ColumnFinder(table)
     extinction = [finder.values(f"extinction_{b}", unit="mag") for b in BANDS]
     extinction = (None if any(e is None for e in extinction)

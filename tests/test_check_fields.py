@@ -150,8 +150,8 @@ def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, 
 
 def test_columns_measured_alone_diagnose_the_crowded_field(check_fields, shared_data,
                                                            monkeypatch):
-    """On 005405-6-0099 margnet-sgq calls injected stars galaxies through its measured
-    columns; measured on the injected sources alone, the same model calls them stars."""
+    """On 005405-6-0099 the neighbours left in margnet-sgq's measured columns make it call
+    injected stars galaxies; measured on the injected sources alone, it calls them stars."""
     from sourceclf.models import load_model
     from sourceclf.recipes.injection import injection_catalog
 
@@ -163,6 +163,8 @@ def test_columns_measured_alone_diagnose_the_crowded_field(check_fields, shared_
         check_fields.check_field(shared_data / "sdss_frame_005405-6-0099", lambda s: None,
                                  models, results, injection, columns_alone=alone)
     on_field, by_itself = (row for *_, row in results)
-    assert on_field["point_as_star_or_qso"] < 0.7
+    # 13 of the 16 stars on the field with each source's neighbours fitted (under 0.7
+    # when the segment deblender cut the stamps), all 16 alone.
+    assert 0.7 <= on_field["point_as_star_or_qso"] < by_itself["point_as_star_or_qso"] - 0.1
     assert by_itself["point_as_star_or_qso"] >= 0.9
-    assert by_itself["balanced"] > on_field["balanced"] + 0.15
+    assert by_itself["balanced"] > on_field["balanced"] + 0.05

@@ -160,8 +160,17 @@ def test_without_photutils_or_galsim_the_frames_are_classified_by_the_images(mon
     monkeypatch.setattr(builtins, "__import__", without("photutils"))
     with pytest.raises(InvalidInputError, match="photutils"):
         detect_segments(frames["r"][0], 3.0, 0.02)
-    with pytest.warns(SourceclfWarning, match="columns not measured.*photutils"):
-        out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames, psf=1.2,
+    with warnings.catch_warnings(record=True) as caught:  # the PSF is measured with photutils
+        warnings.simplefilter("always")
+        out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames,
                        confidence=None)
+    said = [str(w.message) for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert any(m.startswith("cannot measure the PSF") and "sourceclf[images]" in m
+               for m in said), said
     assert out.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    assert out["frame_coverage"].mask.all()
+    # A given PSF needs no photutils for the columns (the neighbour fits use scipy).
+    out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames, psf=1.2,
+                   confidence=None)
+    assert out.meta["CLFMODEL"] == "margnet-sgq"
     assert out["frame_coverage"].mask.all()

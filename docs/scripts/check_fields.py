@@ -13,8 +13,9 @@ with the five corrected frames):
    frames is measured again and passed as ``psf=``.  The models reading
    MargNet's 24 columns get them measured on the same frames as their
    training columns were measured (`sourceclf.photometry.measure_columns`, as
-   `sourceclf.classify` does for a catalog of positions: each band deblended,
-   then fitted with PSF-convolved de Vaucouleurs profiles; no extinction
+   `sourceclf.classify` does for a catalog of positions: each source fitted
+   with PSF-convolved de Vaucouleurs profiles, together with PSFs at its
+   neighbours (`sourceclf.neighbour_fits`); no extinction
    correction; ``psffwhm`` from the measured PSF);
 4. print, per field (with its Galactic latitude), seeing and model: the
    fraction of point-like sources called STAR or QSO, of extended ones

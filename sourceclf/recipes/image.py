@@ -322,7 +322,7 @@ _COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated 
                  "catalog), not copied from the catalog the stamps were drawn from, so they "
                  "are as uncertain as a catalog's at each magnitude and seeing. On half the "
                  "rows (drawn at random) each stamp was first split from its neighbours by "
-                 "sourceclf's own deblender, as classify() measures a real frame, which "
+                 "sourceclf's segment deblender (sourceclf.photometry.deblend_frame), which "
                  "leaves in the light of neighbours without a peak of their own; on the "
                  "other half the neighbours' light was removed exactly, as a model-fitting "
                  "pipeline like SDSS's nearly does (metrics['test_by_column_measurement']).")

@@ -19,13 +19,17 @@ every band the flux of the r band's best profile fitted in that band.  Sky
 and photon noise, saturation and the seeing reach the columns as they reach
 a real catalog's.
 
-`deblend_stamps` gives the other measurement a real frame gets: each stamp,
-with its neighbours and halo, deblended by `sourceclf.photometry`'s own
-deblender (`~sourceclf.photometry.deblend_frame`,
+`deblend_stamps` gives the other measurement the shipped models learnt from:
+each stamp, with its neighbours and halo, deblended by `sourceclf.photometry`'s
+segment deblender (`~sourceclf.photometry.deblend_frame`,
 `~sourceclf.photometry.source_stamps`), as
-`~sourceclf.photometry.measure_columns` deblends a frame.  That deblender
-splits pixels between peaks and cannot remove a neighbour's light from the
-source's own pixels, which the ideally deblended stamps never show.
+`~sourceclf.photometry.measure_columns` deblended a frame before it fitted
+each source's neighbours with it (`sourceclf.neighbour_fits`).  That
+deblender splits pixels between peaks and cannot remove a neighbour's light
+from the source's own pixels, which the ideally deblended stamps never show.
+The recipes keep it, so that they reproduce the shipped models; training on
+columns measured with the neighbour fits is a change of the simulation
+still to make.
 """
 
 import numpy as np
@@ -51,7 +55,7 @@ def _check(table, stamps, needed, name):
 
 
 def deblend_stamps(table, stamps):
-    """Each simulated stamp deblended from its neighbours as a real frame is.
+    """Each simulated stamp deblended from its neighbours by the segment deblender.
 
     Every band of every stamp goes through `~sourceclf.photometry.deblend_frame`
     (detection on the PSF-smoothed stamp, pixels split between its peaks) and

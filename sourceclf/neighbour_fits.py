@@ -1,0 +1,168 @@
+"""Profile fits of a source together with its neighbours, for crowded frames.
+
+On a crowded frame a source's stamp holds other sources, and light of a
+neighbour left in the stamp makes a point source look extended to the
+profile fits of `sourceclf.photometry`.  Splitting the frame's pixels
+between peaks (`sourceclf.photometry.deblend_frame`) cannot remove a
+neighbour's wings from the source's own pixels, nor a neighbour too close to
+have a peak of its own.  Here each neighbour is instead *modelled*: a PSF at
+each peak of the stamp away from the source, fitted by linear least squares
+at the same time as the source's profile and a constant sky, as a
+crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
+``IterativePSFPhotometry``) fits groups of stars:
+
+1. the stamp smoothed by its PSF: local maxima above `NEIGHBOUR_THRESHOLD`
+   sky sigma (the detection threshold of `sourceclf.photometry.detect_segments`)
+   farther than `NEIGHBOUR_EXCLUSION` FWHM from the centre are neighbours;
+2. the source is fitted as a point source with them, and the smoothed
+   residual searched again (`RESIDUAL_THRESHOLD`): a neighbour merged with
+   the source shows there.  A residual peak is kept only when it exceeds
+   twice the residual at its mirror point through the source by a sky
+   sigma: what is left of an extended source around its centre is
+   symmetric, a neighbour is not;
+3. every profile template (`sourceclf.photometry.profile_templates`) is
+   fitted with the neighbours' PSFs and the sky; the template of least
+   residual among those of positive flux is the best, as in
+   `sourceclf.photometry.fit_profiles`.
+
+A neighbour is modelled as a point source; the light of an extended
+neighbour beyond its PSF stays, as it does in the deblender's pixels.  The
+neighbours' positions are their peaks', so only fluxes are fitted, a linear
+problem solved by numpy.  photutils' ``PSFPhotometry`` is not used: it fits
+one model to every source of a group, where here the source takes each of
+the 14 profile templates in turn and its neighbours the PSF.  A peak on the stamp's edge is a
+neighbour beyond it, fitted where its light enters the stamp.
+"""
+
+import numpy as np
+
+from .psf import moffat_profile
+
+__all__ = ["NEIGHBOUR_THRESHOLD", "RESIDUAL_THRESHOLD", "NEIGHBOUR_EXCLUSION",
+           "find_neighbours", "fit_with_neighbours"]
+
+#: Peaks of the PSF-smoothed stamp above this many sky sigma (per pixel) are
+#: neighbours (the detection threshold of `sourceclf.photometry.detect_segments`).
+NEIGHBOUR_THRESHOLD = 2.0
+
+#: Peaks of the smoothed residual of the point-source fit above this many sky
+#: sigma (and asymmetric about the source) are neighbours merged with it.
+RESIDUAL_THRESHOLD = 3.0
+
+#: Peaks closer than this many PSF FWHM (and 2 pixels) to the source are its own.
+NEIGHBOUR_EXCLUSION = 0.75
+
+
+def find_neighbours(smooth, threshold, exclusion):
+    """Local maxima of a smoothed stamp away from its centre.
+
+    Parameters
+    ----------
+    smooth : `numpy.ndarray`, shape (size, size)
+        The stamp (or a residual) smoothed by its PSF, the source at its centre.
+    threshold : float
+        Lowest peak value.
+    exclusion : float
+        Peaks closer than this to the centre (pixels) are left out.
+
+    Returns
+    -------
+    positions : `numpy.ndarray`, shape (m, 2)
+        x, y of each peak (pixels; the centroid of its 3 x 3 pixels).
+    """
+    from scipy.ndimage import maximum_filter
+
+    size = smooth.shape[0]
+    centre = (size - 1) / 2.0
+    peaks = (maximum_filter(smooth, size=3) == smooth) & (smooth > threshold)
+    py, px = np.nonzero(peaks)
+    far = np.hypot(px - centre, py - centre) >= exclusion
+    out = []
+    offsets = np.arange(-1, 2)
+    for y0, x0 in zip(py[far], px[far]):
+        if 0 < x0 < size - 1 and 0 < y0 < size - 1:  # centroid of the 3 x 3 pixels
+            w = smooth[y0 - 1:y0 + 2, x0 - 1:x0 + 2].clip(0)
+            s = w.sum()
+            out.append((x0 + (w.sum(axis=0) @ offsets) / s, y0 + (w.sum(axis=1) @ offsets) / s))
+        else:  # on the stamp's edge: a neighbour beyond it, its light rising to the edge
+            out.append((float(x0), float(y0)))
+    return np.array(out, dtype=float).reshape(-1, 2)
+
+
+def _fit_templates(flat, templates, extra):
+    """Flux and residual of each template fitted with the columns of ``extra``."""
+    q, _ = np.linalg.qr(extra)
+    image = flat - q @ (q.T @ flat)
+    shapes = templates - (templates @ q) @ q.T
+    dots = shapes @ image
+    norms = np.maximum((shapes * shapes).sum(axis=1), 1e-300)
+    flux = dots / norms
+    rss = image @ image - dots * flux
+    return flux, rss, image, shapes
+
+
+def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
+    """Fit each stamp's profile templates together with PSFs at its neighbours.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Centred stamps of one band (`sourceclf.photometry.centre_stamps`),
+        with their neighbours (not deblended).
+    templates : array-like, shape (k, size * size)
+        `sourceclf.photometry.profile_templates`; the first is the point source.
+    fwhm_pix, beta : float
+        The band's Moffat PSF: FWHM in pixels and index.
+    sky_sigma : float
+        Sky noise per pixel.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`, shape (n, k)
+        Fitted flux of each template.
+    best : `numpy.ndarray` of int, shape (n,)
+        The template of least residual among those of positive flux (0 for
+        a stamp without any).
+    n_neighbours : `numpy.ndarray` of int, shape (n,)
+        The neighbours fitted.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    images = np.asarray(images, dtype=np.float64)
+    templates = np.asarray(templates, dtype=np.float64)
+    n, size, _ = images.shape
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    centre = (size - 1) / 2.0
+    exclusion = max(2.0, NEIGHBOUR_EXCLUSION * fwhm_pix)
+    smoothing = fwhm_pix / 2.3548
+
+    def extra_columns(positions):
+        psfs = [moffat_profile(xx - x0, yy - y0, fwhm_pix, beta).ravel() for x0, y0 in positions]
+        return np.column_stack([np.ones(size * size)] + psfs)
+
+    flux = np.empty((n, len(templates)))
+    best = np.zeros(n, dtype=int)
+    count = np.zeros(n, dtype=int)
+    for i in range(n):
+        flat = images[i].ravel()
+        positions = find_neighbours(gaussian_filter(images[i], smoothing),
+                                    NEIGHBOUR_THRESHOLD * sky_sigma, exclusion)
+        extra = extra_columns(positions)
+        point, _, image, shapes = _fit_templates(flat, templates[:1], extra)
+        residual = gaussian_filter((image - point[0] * shapes[0]).reshape(size, size), smoothing)
+        merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion)
+        if len(merged):
+            mirror = np.clip(np.rint(2 * centre - merged), 0, size - 1).astype(int)
+            here = np.clip(np.rint(merged), 0, size - 1).astype(int)
+            asymmetric = (residual[here[:, 1], here[:, 0]]
+                          > 2.0 * np.maximum(residual[mirror[:, 1], mirror[:, 0]], 0.0)
+                          + sky_sigma)
+            if asymmetric.any():
+                positions = np.vstack([positions, merged[asymmetric]])
+                extra = extra_columns(positions)
+        f, rss, _, _ = _fit_templates(flat, templates, extra)
+        flux[i] = f
+        count[i] = len(positions)
+        positive = f > 0
+        best[i] = np.argmin(np.where(positive, rss, np.inf)) if positive.any() else 0
+    return flux, best, count

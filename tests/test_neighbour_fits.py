@@ -1,0 +1,74 @@
+"""A source's profile fitted together with its neighbours (sourceclf.neighbour_fits)."""
+
+import numpy as np
+import pytest
+
+from sourceclf.psf import moffat_profile
+
+pytest.importorskip("galsim")
+
+from sourceclf.neighbour_fits import find_neighbours, fit_with_neighbours  # noqa: E402
+from sourceclf.photometry import (PROFILE_RADII, fit_profiles,  # noqa: E402
+                                  profile_templates)
+
+SIZE, FWHM_PIX, BETA, NOISE = 32, 3.0, 3.5, 0.02
+CENTRE = (SIZE - 1) / 2.0
+TEMPLATES = profile_templates(FWHM_PIX * 0.396, BETA, size=SIZE)
+
+
+def _star(x, y, flux):
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float)
+    return flux * moffat_profile(xx - x, yy - y, FWHM_PIX, BETA)
+
+
+def _noisy(image, seed=0):
+    return image + np.random.default_rng(seed).normal(0.0, NOISE, image.shape)
+
+
+def test_find_neighbours_leaves_out_the_centre_and_keeps_the_edge():
+    image = _star(CENTRE, CENTRE, 50.0) + _star(24.3, 10.0, 20.0) + _star(SIZE + 1.0, 8.0, 200.0)
+    found = find_neighbours(image, 0.05, exclusion=2.0)
+    assert len(found) == 2
+    inside = found[found[:, 0] < SIZE - 1][0]
+    np.testing.assert_allclose(inside, (24.3, 10.0), atol=0.3)  # the 3 x 3 centroid
+    assert ((found[:, 0] == SIZE - 1) & (found[:, 1] == 8.0)).any()  # a neighbour beyond the edge
+
+
+def test_a_star_beside_a_brighter_star_is_a_point_source_of_its_own_flux():
+    image = _noisy(_star(CENTRE, CENTRE, 30.0) + _star(CENTRE + 8.0, CENTRE - 3.0, 120.0))
+    flux, best, count = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    assert best[0] == 0 and count[0] >= 1  # the centroid's error may add one in the residual
+    assert flux[0, 0] == pytest.approx(30.0, rel=0.03)
+    # Fitted alone, the neighbour's light makes it a large galaxy.
+    _, alone = fit_profiles(image[None], TEMPLATES)
+    assert PROFILE_RADII[alone[0]] >= 1.0
+
+
+def test_a_neighbour_merged_with_the_star_is_found_in_the_residual():
+    """1.4 FWHM apart: one peak in the smoothed stamp, the neighbour a shoulder."""
+    image = _noisy(_star(CENTRE, CENTRE, 40.0) + _star(CENTRE + 4.2, CENTRE, 25.0), seed=1)
+    from scipy.ndimage import gaussian_filter
+    assert len(find_neighbours(gaussian_filter(image, FWHM_PIX / 2.3548), 2 * NOISE, 2.25)) == 0
+    flux, best, count = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    assert count[0] == 1 and best[0] == 0
+    assert flux[0, 0] == pytest.approx(40.0, rel=0.05)
+    _, alone = fit_profiles(image[None], TEMPLATES)
+    assert alone[0] > 0
+
+
+@pytest.mark.parametrize("k", [5, 8, 10])
+def test_a_lone_galaxy_keeps_its_radius(k):
+    """What is left of a galaxy around its centre is symmetric: no neighbour is made of it."""
+    galaxies = np.stack([_noisy(40.0 * TEMPLATES[k].reshape(SIZE, SIZE), seed=s) for s in range(5)])
+    flux, best, count = fit_with_neighbours(galaxies, TEMPLATES, FWHM_PIX, BETA, NOISE)
+    assert (count == 0).all()
+    assert (np.abs(best - k) <= 1).all()
+    np.testing.assert_allclose(flux[np.arange(5), best], 40.0, rtol=0.1)
+
+
+def test_a_lone_star_is_fitted_as_without_neighbours():
+    stars = np.stack([_noisy(_star(CENTRE, CENTRE, 20.0), seed=s) for s in range(5)])
+    flux, best, count = fit_with_neighbours(stars, TEMPLATES, FWHM_PIX, BETA, NOISE)
+    plain, plain_best = fit_profiles(stars, TEMPLATES)
+    assert (count == 0).all() and (best == 0).all() and (plain_best == 0).all()
+    np.testing.assert_allclose(flux[:, 0], plain[:, 0], rtol=0.01)
