@@ -72,9 +72,14 @@ def find_neighbours(smooth, threshold, exclusion):
     """
     from scipy.ndimage import maximum_filter
 
+    peaks = (maximum_filter(smooth, size=3) == smooth) & (smooth > threshold)
+    return _peak_positions(smooth, peaks, exclusion)
+
+
+def _peak_positions(smooth, peaks, exclusion):
+    """`find_neighbours` of a stamp whose peaks (a boolean image) are known."""
     size = smooth.shape[0]
     centre = (size - 1) / 2.0
-    peaks = (maximum_filter(smooth, size=3) == smooth) & (smooth > threshold)
     py, px = np.nonzero(peaks)
     far = np.hypot(px - centre, py - centre) >= exclusion
     out = []
@@ -89,9 +94,8 @@ def find_neighbours(smooth, threshold, exclusion):
     return np.array(out, dtype=float).reshape(-1, 2)
 
 
-def _fit_templates(flat, templates, extra):
-    """Flux and residual of each template fitted with the columns of ``extra``."""
-    q, _ = np.linalg.qr(extra)
+def _fit_templates(flat, templates, q):
+    """Flux and residual of each template fitted with the columns spanned by ``q``."""
     image = flat - q @ (q.T @ flat)
     shapes = templates - (templates @ q) @ q.T
     dots = shapes @ image
@@ -126,7 +130,7 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     n_neighbours : `numpy.ndarray` of int, shape (n,)
         The neighbours fitted.
     """
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter, maximum_filter
 
     images = np.asarray(images, dtype=np.float64)
     templates = np.asarray(templates, dtype=np.float64)
@@ -136,19 +140,25 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     exclusion = max(2.0, NEIGHBOUR_EXCLUSION * fwhm_pix)
     smoothing = fwhm_pix / 2.3548
 
-    def extra_columns(positions):
-        psfs = [moffat_profile(xx - x0, yy - y0, fwhm_pix, beta).ravel() for x0, y0 in positions]
-        return np.column_stack([np.ones(size * size)] + psfs)
+    def psf_columns(positions):
+        if not len(positions):
+            return []
+        x0, y0 = np.asarray(positions, dtype=float).T
+        psfs = moffat_profile(xx.ravel() - x0[:, None], yy.ravel() - y0[:, None], fwhm_pix, beta)
+        return list(psfs)
 
     flux = np.empty((n, len(templates)))
     best = np.zeros(n, dtype=int)
     count = np.zeros(n, dtype=int)
+    smooth = gaussian_filter(images, (0.0, smoothing, smoothing))  # all stamps at once
+    peaks = ((maximum_filter(smooth, size=(1, 3, 3)) == smooth)
+             & (smooth > NEIGHBOUR_THRESHOLD * sky_sigma))
     for i in range(n):
         flat = images[i].ravel()
-        positions = find_neighbours(gaussian_filter(images[i], smoothing),
-                                    NEIGHBOUR_THRESHOLD * sky_sigma, exclusion)
-        extra = extra_columns(positions)
-        point, _, image, shapes = _fit_templates(flat, templates[:1], extra)
+        positions = _peak_positions(smooth[i], peaks[i], exclusion)
+        columns = [np.ones(size * size)] + psf_columns(positions)
+        q = np.linalg.qr(np.column_stack(columns))[0]
+        point, _, image, shapes = _fit_templates(flat, templates[:1], q)
         residual = gaussian_filter((image - point[0] * shapes[0]).reshape(size, size), smoothing)
         merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion)
         if len(merged):
@@ -159,8 +169,9 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
                           + sky_sigma)
             if asymmetric.any():
                 positions = np.vstack([positions, merged[asymmetric]])
-                extra = extra_columns(positions)
-        f, rss, _, _ = _fit_templates(flat, templates, extra)
+                columns += psf_columns(merged[asymmetric])
+                q = np.linalg.qr(np.column_stack(columns))[0]
+        f, rss, _, _ = _fit_templates(flat, templates, q)
         flux[i] = f
         count[i] = len(positions)
         positive = f > 0
