@@ -14,8 +14,8 @@ from sourceclf.psf import PSFMeasurement, moffat_profile
 pytest.importorskip("galsim")
 pytest.importorskip("photutils")
 
-from sourceclf.photometry import (deblend_frame, measure_columns,  # noqa: E402
-                                  source_stamps)
+from sourceclf.photometry import (PROFILE_RADII, deblend_frame, fit_band,  # noqa: E402
+                                  measure_columns, source_stamps)
 
 FWHM_PIX, BETA = 3.0, 3.5
 
@@ -64,6 +64,21 @@ def test_a_star_keeps_its_own_light_next_to_a_brighter_neighbour():
     own = source_stamps(frames["r"][0], x, y, parts, labels)
     whole = source_stamps(frames["r"][0], x, y)
     assert whole.sum() > 3 * own.sum() > 0
+
+
+def test_a_star_with_a_merged_neighbour_stays_a_point_source():
+    """1.4 FWHM from a fainter neighbour (no peak of its own in the smoothed frame): the
+    neighbour is found in the residual and fitted, so the star's columns stay its own."""
+    frames, psf = _frames([(50.0, 50.0, 100.0), (100.0, 100.0, 100.0), (104.2, 100.0, 60.0),
+                           (150.0, 150.0, 100.0)])
+    columns, _ = measure_columns(_sources([(50.0, 50.0), (100.0, 100.0)]), frames, psf)
+    assert columns["deVRad_r"][1] < 0.2
+    assert abs(columns["dered_r"][1] - columns["dered_r"][0]) < 0.1
+    # The segment deblender's stamp keeps the neighbour's light: an extended source.
+    x, y = np.array([100.0]), np.array([100.0])
+    parts, labels = deblend_frame(frames["r"][0], FWHM_PIX, 0.02, x, y)
+    _, best = fit_band(source_stamps(frames["r"][0], x, y, parts, labels), FWHM_PIX * 0.396, BETA)
+    assert PROFILE_RADII[best[0]] >= 0.3
 
 
 def test_rows_off_the_frames_and_the_tables_extinction():
