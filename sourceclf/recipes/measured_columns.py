@@ -27,9 +27,9 @@ segment deblender (`~sourceclf.photometry.deblend_frame`,
 each source's neighbours with it (`sourceclf.neighbour_fits`).  That
 deblender splits pixels between peaks and cannot remove a neighbour's light
 from the source's own pixels, which the ideally deblended stamps never show.
-The recipes keep it, so that they reproduce the shipped models; training on
-columns measured with the neighbour fits is a change of the simulation
-still to make.
+The recipes keep it, so that they reproduce the shipped models; a
+``margnet-sgq`` trained with the neighbour fits on that half instead scored
+no better on real frames (``docs/images.rst``, "Crowded frames").
 """
 
 import numpy as np
