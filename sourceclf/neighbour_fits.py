@@ -20,10 +20,12 @@ crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
    twice the residual at its mirror point through the source by a sky
    sigma: what is left of an extended source around its centre is
    symmetric, a neighbour is not;
-3. every profile template (`sourceclf.photometry.profile_templates`) is
-   fitted with the neighbours' PSFs and the sky; the template of least
-   residual among those of positive flux is the best, as in
-   `sourceclf.photometry.fit_profiles`.
+3. the neighbours' PSFs and the sky are projected out of the stamp and of
+   every profile template (`sourceclf.photometry.profile_templates`): a
+   least-squares fit of a projected template to the projected stamp gives
+   the flux and residual of fitting the template together with them, so
+   `sourceclf.photometry.fit_with_neighbours` fits the projections with
+   `sourceclf.photometry.fit_profiles`, as it fits a deblended stamp.
 
 A neighbour is modelled as a point source; the light of an extended
 neighbour beyond its PSF stays, as it does in the deblender's pixels.  The
@@ -39,7 +41,7 @@ import numpy as np
 from .psf import moffat_profile
 
 __all__ = ["NEIGHBOUR_THRESHOLD", "RESIDUAL_THRESHOLD", "NEIGHBOUR_EXCLUSION",
-           "find_neighbours", "fit_with_neighbours"]
+           "find_neighbours", "without_neighbours"]
 
 #: Peaks of the PSF-smoothed stamp above this many sky sigma (per pixel) are
 #: neighbours (the detection threshold of `sourceclf.photometry.detect_segments`).
@@ -94,19 +96,13 @@ def _peak_positions(smooth, peaks, exclusion):
     return np.array(out, dtype=float).reshape(-1, 2)
 
 
-def _fit_templates(flat, templates, q):
-    """Flux and residual of each template fitted with the columns spanned by ``q``."""
-    image = flat - q @ (q.T @ flat)
-    shapes = templates - (templates @ q) @ q.T
-    dots = shapes @ image
-    norms = np.maximum((shapes * shapes).sum(axis=1), 1e-300)
-    flux = dots / norms
-    rss = image @ image - dots * flux
-    return flux, rss, image, shapes
+def _project_out(flat, templates, q):
+    """The stamp and the templates less their parts in the span of ``q``'s columns."""
+    return flat - q @ (q.T @ flat), templates - (templates @ q) @ q.T
 
 
-def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
-    """Fit each stamp's profile templates together with PSFs at its neighbours.
+def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
+    """Each stamp and the profile templates with its neighbours and sky projected out.
 
     Parameters
     ----------
@@ -120,15 +116,17 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     sky_sigma : float
         Sky noise per pixel.
 
-    Returns
-    -------
-    flux : `numpy.ndarray`, shape (n, k)
-        Fitted flux of each template.
-    best : `numpy.ndarray` of int, shape (n,)
-        The template of least residual among those of positive flux (0 for
-        a stamp without any).
-    n_neighbours : `numpy.ndarray` of int, shape (n,)
-        The neighbours fitted.
+    Yields
+    ------
+    image : `numpy.ndarray`, shape (size * size,)
+        A stamp less its least-squares fit by a constant and a PSF at each
+        of its neighbours.
+    templates : `numpy.ndarray`, shape (k, size * size)
+        The templates less the same: fitting them to ``image`` by least
+        squares (`sourceclf.photometry.fit_profiles`) fits each together
+        with the neighbours and the sky.
+    n_neighbours : int
+        The neighbours found.
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
 
@@ -147,9 +145,6 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         psfs = moffat_profile(xx.ravel() - x0[:, None], yy.ravel() - y0[:, None], fwhm_pix, beta)
         return list(psfs)
 
-    flux = np.empty((n, len(templates)))
-    best = np.zeros(n, dtype=int)
-    count = np.zeros(n, dtype=int)
     smooth = gaussian_filter(images, (0.0, smoothing, smoothing))  # all stamps at once
     peaks = ((maximum_filter(smooth, size=(1, 3, 3)) == smooth)
              & (smooth > NEIGHBOUR_THRESHOLD * sky_sigma))
@@ -158,8 +153,9 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         positions = _peak_positions(smooth[i], peaks[i], exclusion)
         columns = [np.ones(size * size)] + psf_columns(positions)
         q = np.linalg.qr(np.column_stack(columns))[0]
-        point, _, image, shapes = _fit_templates(flat, templates[:1], q)
-        residual = gaussian_filter((image - point[0] * shapes[0]).reshape(size, size), smoothing)
+        image, (point,) = _project_out(flat, templates[:1], q)
+        residual = image - (point @ image) / (point @ point) * point  # the point-source fit's
+        residual = gaussian_filter(residual.reshape(size, size), smoothing)
         merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion)
         if len(merged):
             mirror = np.clip(np.rint(2 * centre - merged), 0, size - 1).astype(int)
@@ -171,9 +167,4 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
                 positions = np.vstack([positions, merged[asymmetric]])
                 columns += psf_columns(merged[asymmetric])
                 q = np.linalg.qr(np.column_stack(columns))[0]
-        f, rss, _, _ = _fit_templates(flat, templates, q)
-        flux[i] = f
-        count[i] = len(positions)
-        positive = f > 0
-        best[i] = np.argmin(np.where(positive, rss, np.inf)) if positive.any() else 0
-    return flux, best, count
+        yield (*_project_out(flat, templates, q), len(positions))

@@ -45,13 +45,14 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .cutouts import sky_positions
 from .exceptions import InvalidInputError
-from .neighbour_fits import fit_with_neighbours
+from .neighbour_fits import without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
-           "centre_stamps", "fit_profiles", "fit_band", "columns_from_fits", "detect_segments",
-           "deblend_frame", "source_stamps", "measure_columns", "STAMP_SIZE", "ASSUMED_BETA"]
+           "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
+           "columns_from_fits", "detect_segments", "deblend_frame", "source_stamps",
+           "measure_columns", "STAMP_SIZE", "ASSUMED_BETA"]
 
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
@@ -224,6 +225,40 @@ def fit_profiles(images, templates):
     return dots / norms, best
 
 
+def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
+    """`fit_profiles` of stamps that keep their neighbours, each fitted with them.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Centred stamps (`centre_stamps`), with their neighbours.
+    templates : array-like, shape (k, size * size)
+        `profile_templates`; the first is the point source.
+    fwhm_pix, beta : float
+        The band's Moffat PSF: FWHM in pixels and index.
+    sky_sigma : float
+        Sky noise per pixel.
+
+    Returns
+    -------
+    flux : `numpy.ndarray`, shape (n, k)
+        Fitted flux of each template, fitted together with a constant sky
+        and a PSF at each neighbour (`sourceclf.neighbour_fits`).
+    best : `numpy.ndarray` of int, shape (n,)
+        As `fit_profiles` chooses it.
+    n_neighbours : `numpy.ndarray` of int, shape (n,)
+        The neighbours fitted.
+    """
+    n = len(images)
+    flux = np.empty((n, len(templates)))
+    best = np.zeros(n, dtype=int)
+    count = np.zeros(n, dtype=int)
+    projected = without_neighbours(images, templates, fwhm_pix, beta, sky_sigma)
+    for i, (image, shapes, count[i]) in enumerate(projected):
+        (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
+    return flux, best, count
+
+
 def fit_band(images, fwhm, beta, sky_sigma=None):
     """Centre (`centre_stamps`) and fit stamps of one band and one PSF.
 
@@ -236,7 +271,7 @@ def fit_band(images, fwhm, beta, sky_sigma=None):
     sky_sigma : float, optional
         Sky noise per pixel.  Given, the stamps keep their neighbours, which
         are fitted with each source
-        (`sourceclf.neighbour_fits.fit_with_neighbours`); without it, each
+        (`fit_with_neighbours`); without it, each
         stamp holds its source alone (deblended) and is fitted by
         `fit_profiles`.
 

@@ -1,14 +1,16 @@
-"""A source's profile fitted together with its neighbours (sourceclf.neighbour_fits)."""
+"""A source's profile fitted together with its neighbours (sourceclf.neighbour_fits,
+sourceclf.photometry.fit_with_neighbours)."""
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter
 
 from sourceclf.psf import moffat_profile
 
 pytest.importorskip("galsim")
 
-from sourceclf.neighbour_fits import find_neighbours, fit_with_neighbours  # noqa: E402
-from sourceclf.photometry import (PROFILE_RADII, fit_profiles,  # noqa: E402
+from sourceclf.neighbour_fits import find_neighbours  # noqa: E402
+from sourceclf.photometry import (PROFILE_RADII, fit_profiles, fit_with_neighbours,  # noqa: E402
                                   profile_templates)
 
 SIZE, FWHM_PIX, BETA, NOISE = 32, 3.0, 3.5, 0.02
@@ -47,7 +49,6 @@ def test_a_star_beside_a_brighter_star_is_a_point_source_of_its_own_flux():
 def test_a_neighbour_merged_with_the_star_is_found_in_the_residual():
     """1.4 FWHM apart: one peak in the smoothed stamp, the neighbour a shoulder."""
     image = _noisy(_star(CENTRE, CENTRE, 40.0) + _star(CENTRE + 4.2, CENTRE, 25.0), seed=1)
-    from scipy.ndimage import gaussian_filter
     assert len(find_neighbours(gaussian_filter(image, FWHM_PIX / 2.3548), 2 * NOISE, 2.25)) == 0
     flux, best, count = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
     assert count[0] == 1 and best[0] == 0
