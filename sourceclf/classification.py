@@ -12,6 +12,7 @@ from .bands import BANDS
 from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
+from .crowding import FLAG_BLENDED, blending_flags
 from .cutouts import FLAG_OFF_FRAME, frames_by_band, read_frame
 from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
 from .features import get_feature_set
@@ -246,7 +247,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         enough for a saturated core, ``crowded`` image rows whose stamps hold
         more other sources than the model's training stamps (the count is
         kept in ``n_neighbours``), or cut from a frame crowded beyond
-        `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``);
+        `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``),
+        ``blended`` rows whose columns measured on the frames hold a tenth or
+        more of their light from neighbours (kept in ``blendedness``:
+        `sourceclf.crowding.blending_flags`);
         ``empty_set:<L>[,<L>...]`` marks rows whose prediction set is empty
         at those levels: no class is probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
@@ -297,6 +301,12 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if measured:  # columns measured on the frames are missing where the stamps are off them
         off = np.array([FLAG_OFF_FRAME in str(f).split(";") for f in flags], dtype=bool)
         flags[off] = FLAG_OFF_FRAME
+    blendedness, blended = (blending_flags(source)
+                            if clf.uses_images or clf.feature_set == FRAME_FEATURE_SET
+                            else (None, None))
+    if blended is not None:
+        for i in np.flatnonzero(valid & blended):
+            flags[i] = ";".join(x for x in (flags[i], FLAG_BLENDED) if x)
     outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
     if outside is not None:
         for i in rows[outside]:
@@ -339,6 +349,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         _put(out, name, MaskedColumn(col, mask=~valid))
     for name, values in inputs.columns.items():
         _put(out, name, values)
+    if blendedness is not None:
+        _put(out, "blendedness", MaskedColumn(
+            blendedness.astype(np.float32), mask=~np.isfinite(blendedness),
+            description="largest share of the light at the source that its neighbours put "
+                        "there, in g r i (sourceclf.crowding.blending_flags)"))
 
     if levels:
         set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,

@@ -41,7 +41,7 @@ import numpy as np
 from .psf import moffat_profile
 
 __all__ = ["NEIGHBOUR_THRESHOLD", "RESIDUAL_THRESHOLD", "NEIGHBOUR_EXCLUSION",
-           "find_neighbours", "without_neighbours"]
+           "find_neighbours", "without_neighbours", "blendedness"]
 
 #: Peaks of the PSF-smoothed stamp above this many sky sigma (per pixel) are
 #: neighbours (the detection threshold of `sourceclf.photometry.detect_segments`).
@@ -125,8 +125,9 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         The templates less the same: fitting them to ``image`` by least
         squares (`sourceclf.photometry.fit_profiles`) fits each together
         with the neighbours and the sky.
-    n_neighbours : int
-        The neighbours found.
+    neighbours : `numpy.ndarray`, shape (m, size * size)
+        The PSF of each of the ``m`` neighbours found, unit flux
+        (`blendedness` weighs their fitted light).
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
 
@@ -167,4 +168,44 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
                 positions = np.vstack([positions, merged[asymmetric]])
                 columns += psf_columns(merged[asymmetric])
                 q = np.linalg.qr(np.column_stack(columns))[0]
-        yield (*_project_out(flat, templates, q), len(positions))
+        yield (*_project_out(flat, templates, q),
+               np.array(columns[1:]).reshape(len(positions), size * size))
+
+
+def blendedness(stamp, point, neighbours, point_flux):
+    """Share of the light at a source that its neighbours' fits put there.
+
+    HSC's and LSST's *blendedness* (Bosch et al. 2018, PASJ 70, S5,
+    section 4.9): ``1 - child / parent``, the flux of the source alone over
+    that of the source with its neighbours, both weighted by a profile
+    centred on the source; here the PSF (``point``), and the fits of
+    `without_neighbours` (the source as a point source, each neighbour as a
+    PSF, and a constant sky) stand for the source and the neighbours.  0 for
+    a source without neighbours, 1 for one whose own point-source flux is
+    not positive while its neighbours' light reaches it.
+
+    Parameters
+    ----------
+    stamp : array-like, shape (size, size)
+        The centred stamp, neighbours included.
+    point : `numpy.ndarray`, shape (size * size,)
+        The PSF at the stamp's centre (the first profile template).
+    neighbours : `numpy.ndarray`, shape (m, size * size)
+        `without_neighbours`' neighbour PSFs.
+    point_flux : float
+        The source's point-source flux fitted with them
+        (`sourceclf.photometry.fit_with_neighbours`).
+
+    Returns
+    -------
+    float
+        Between 0 and 1.
+    """
+    if not len(neighbours):
+        return 0.0
+    flat = np.asarray(stamp, dtype=np.float64).ravel() - point_flux * point
+    design = np.column_stack([np.ones(flat.size), neighbours.T])
+    fluxes = np.linalg.lstsq(design, flat, rcond=None)[0][1:]  # as in the joint fit
+    light = max(float(point @ (neighbours.T @ fluxes)), 0.0)
+    own = max(float(point_flux), 0.0) * float(point @ point)
+    return light / (light + own) if light + own > 0 else 0.0

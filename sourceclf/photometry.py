@@ -45,7 +45,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .cutouts import sky_positions
 from .exceptions import InvalidInputError
-from .neighbour_fits import without_neighbours
+from .neighbour_fits import blendedness, without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
@@ -248,19 +248,32 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         As `fit_profiles` chooses it.
     n_neighbours : `numpy.ndarray` of int, shape (n,)
         The neighbours fitted.
+    blendedness : `numpy.ndarray`, shape (n,)
+        The share of the PSF-weighted light at the source that the
+        neighbours' fits put there (`sourceclf.neighbour_fits.blendedness`).
     """
+    images = np.asarray(images, dtype=np.float64)
     n = len(images)
     flux = np.empty((n, len(templates)))
     best = np.zeros(n, dtype=int)
     count = np.zeros(n, dtype=int)
+    blend = np.zeros(n)
+    point = np.asarray(templates[0], dtype=np.float64)
     projected = without_neighbours(images, templates, fwhm_pix, beta, sky_sigma)
-    for i, (image, shapes, count[i]) in enumerate(projected):
+    for i, (image, shapes, neighbours) in enumerate(projected):
         (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
-    return flux, best, count
+        count[i] = len(neighbours)
+        blend[i] = blendedness(images[i], point, neighbours, flux[i, 0])
+    return flux, best, count, blend
 
 
-def fit_band(images, fwhm, beta, sky_sigma=None):
-    """Centre (`centre_stamps`) and fit stamps of one band and one PSF.
+def fit_band(images, fwhm, beta):
+    """Centre (`centre_stamps`) and fit (`fit_profiles`) deblended stamps of one band.
+
+    Each stamp holds its source alone (`deblend_frame`'s pixels, or a
+    simulated source without neighbours), as the training columns of the
+    shipped models were measured; `measure_columns` fits stamps that keep
+    their neighbours with `fit_with_neighbours` instead.
 
     Parameters
     ----------
@@ -268,12 +281,6 @@ def fit_band(images, fwhm, beta, sky_sigma=None):
         Background-subtracted stamps.
     fwhm, beta : float
         The PSF: Moffat FWHM (arcsec) and index.
-    sky_sigma : float, optional
-        Sky noise per pixel.  Given, the stamps keep their neighbours, which
-        are fitted with each source
-        (`fit_with_neighbours`); without it, each
-        stamp holds its source alone (deblended) and is fitted by
-        `fit_profiles`.
 
     Returns
     -------
@@ -282,15 +289,11 @@ def fit_band(images, fwhm, beta, sky_sigma=None):
     """
     images = np.asarray(images, dtype=np.float64)
     templates = profile_templates(fwhm, beta, size=images.shape[-1])
-    centred = centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta)
-    if sky_sigma is None:
-        return fit_profiles(centred, templates)
-    flux, best, _ = fit_with_neighbours(centred, templates, fwhm / SDSS_PIXEL_SCALE, beta,
-                                        sky_sigma)
-    return flux, best
+    return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
 
 
-def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII):
+def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII,
+                      blendedness=None):
     """Set MargNet's columns from profile fits (in place).
 
     Parameters
@@ -309,6 +312,9 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         Galactic extinction per band, mag (default 0: no correction).
     radii : sequence of float
         The profiles' half-light radii, arcsec.
+    blendedness : array-like, shape (n, 5), optional
+        Per band, the share of the light at the source that its neighbours
+        put there (`fit_with_neighbours`); given, set as ``blendedness_<b>``.
 
     Returns
     -------
@@ -339,6 +345,8 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         table[f"extinction_{b}"] = extinction[:, k]
         table[f"extinction_{b}"].unit = "mag"
         table[f"psf_flux_{b}"] = fluxes[:, k, 0]
+        if blendedness is not None:
+            table[f"blendedness_{b}"] = np.asarray(blendedness, dtype=np.float64)[:, k]
     for a, b in zip(BANDS[:-1], BANDS[1:]):
         table[f"{a}_{b}"] = mags[a] - mags[b]
         table[f"{a}_{b}"].unit = "mag"
@@ -454,7 +462,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         A copy of ``table`` with ``dered_<b>``, ``deVRad_<b>``, ``psffwhm_<b>``
         (the measured FWHM divided by `sourceclf.psf.CATALOG_PSF_SCALE`, as
         SDSS's catalog gives it), ``extinction_<b>``, ``u_g g_r r_i i_z`` and
-        ``psf_flux_<b>`` (`columns_from_fits`); NaN for a source whose
+        ``psf_flux_<b>`` and ``blendedness_<b>`` (`columns_from_fits`; the
+        share of the light at the source that its neighbours put there,
+        `sourceclf.neighbour_fits.blendedness`); NaN for a source whose
         position is missing or off a frame.
     psf : dict
         ``{band: PSFMeasurement}`` used.
@@ -475,6 +485,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     fluxes = np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan)
     best = np.zeros((n, len(BANDS)), dtype=int)
     width = np.empty((n, len(BANDS)))
+    blend = np.full((n, len(BANDS)), np.nan)
     seen = np.isfinite(ra) & np.isfinite(dec)
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
@@ -492,14 +503,17 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         if not inside.any():
             continue
         stamps = source_stamps(data, x[inside], y[inside])
-        fluxes[inside, k], best[inside, k] = fit_band(stamps, psf[b].fwhm, psf[b].beta,
-                                                      sky_sigma=psf[b].sky_sigma)
+        fwhm_pix = psf[b].fwhm / SDSS_PIXEL_SCALE
+        fluxes[inside, k], best[inside, k], _, blend[inside, k] = fit_with_neighbours(
+            centre_stamps(stamps, fwhm_pix, psf[b].beta),
+            profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1]),
+            fwhm_pix, psf[b].beta, psf[b].sky_sigma)
     finder = ColumnFinder(table)
     extinction = [finder.values(f"extinction_{b}", unit="mag") for b in BANDS]
     extinction = (None if any(e is None for e in extinction)
                   else np.nan_to_num(np.column_stack(extinction)))
     out = Table(table, copy=True)
-    columns_from_fits(out, fluxes, best, width, extinction)
+    columns_from_fits(out, fluxes, best, width, extinction, blendedness=blend)
     off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)  # magnitudes are NaN there already
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan

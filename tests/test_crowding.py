@@ -165,3 +165,19 @@ def test_source_coverage():
         crowded += 50 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 8.0)
     assert source_coverage(crowded, 3.0, 1.0) > 0.1
     assert np.isnan(source_coverage(np.full((50, 50), np.nan), 3.0, 1.0))
+
+
+def test_blending_flags_take_the_largest_of_g_r_i():
+    from astropy.table import Table
+
+    from sourceclf.crowding import BLENDED_LIMIT, blending_flags
+
+    table = Table({"blendedness_u": [0.9, 0.0, np.nan, 0.0],
+                   "blendedness_g": [0.0, 0.02, np.nan, 0.0],
+                   "blendedness_r": [0.01, BLENDED_LIMIT, np.nan, np.nan],
+                   "blendedness_i": [0.05, 0.0, np.nan, 0.3],
+                   "blendedness_z": [0.9, 0.0, np.nan, 0.0]})
+    worst, blended = blending_flags(table)
+    np.testing.assert_allclose(worst, [0.05, BLENDED_LIMIT, np.nan, 0.3])
+    assert blended.tolist() == [False, True, False, True]  # u and z are not judged
+    assert blending_flags(table["blendedness_g", "blendedness_r"]) == (None, None)

@@ -38,9 +38,14 @@ def test_find_neighbours_leaves_out_the_centre_and_keeps_the_edge():
 
 def test_a_star_beside_a_brighter_star_is_a_point_source_of_its_own_flux():
     image = _noisy(_star(CENTRE, CENTRE, 30.0) + _star(CENTRE + 8.0, CENTRE - 3.0, 120.0))
-    flux, best, count = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    flux, best, count, blend = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
     assert best[0] == 0 and count[0] >= 1  # the centroid's error may add one in the residual
     assert flux[0, 0] == pytest.approx(30.0, rel=0.03)
+    # The neighbour's PSF-weighted light at the star over the sum of both (the true fluxes).
+    point, there = _star(CENTRE, CENTRE, 1.0).ravel(), _star(CENTRE + 8.0, CENTRE - 3.0, 120.0)
+    light = point @ there.ravel()
+    assert blend[0] == pytest.approx(light / (light + 30.0 * point @ point), rel=0.1)
+    assert 0.0 < blend[0] < 0.05  # 2.8 FWHM away: a little of its light reaches the star
     # Fitted alone, the neighbour's light makes it a large galaxy.
     _, alone = fit_profiles(image[None], TEMPLATES)
     assert PROFILE_RADII[alone[0]] >= 1.0
@@ -50,9 +55,14 @@ def test_a_neighbour_merged_with_the_star_is_found_in_the_residual():
     """1.4 FWHM apart: one peak in the smoothed stamp, the neighbour a shoulder."""
     image = _noisy(_star(CENTRE, CENTRE, 40.0) + _star(CENTRE + 4.2, CENTRE, 25.0), seed=1)
     assert len(find_neighbours(gaussian_filter(image, FWHM_PIX / 2.3548), 2 * NOISE, 2.25)) == 0
-    flux, best, count = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    flux, best, count, blend = fit_with_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
     assert count[0] == 1 and best[0] == 0
     assert flux[0, 0] == pytest.approx(40.0, rel=0.05)
+    point, there = _star(CENTRE, CENTRE, 1.0).ravel(), _star(CENTRE + 4.2, CENTRE, 25.0)
+    light = point @ there.ravel()
+    # Found in the residual, the neighbour sits where the residual peaks, not at its
+    # true place: its light at the star comes out a fifth low.
+    assert blend[0] == pytest.approx(light / (light + 40.0 * point @ point), rel=0.3)
     _, alone = fit_profiles(image[None], TEMPLATES)
     assert alone[0] > 0
 
@@ -61,15 +71,26 @@ def test_a_neighbour_merged_with_the_star_is_found_in_the_residual():
 def test_a_lone_galaxy_keeps_its_radius(k):
     """What is left of a galaxy around its centre is symmetric: no neighbour is made of it."""
     galaxies = np.stack([_noisy(40.0 * TEMPLATES[k].reshape(SIZE, SIZE), seed=s) for s in range(5)])
-    flux, best, count = fit_with_neighbours(galaxies, TEMPLATES, FWHM_PIX, BETA, NOISE)
-    assert (count == 0).all()
+    flux, best, count, blend = fit_with_neighbours(galaxies, TEMPLATES, FWHM_PIX, BETA, NOISE)
+    assert (count == 0).all() and (blend == 0).all()
     assert (np.abs(best - k) <= 1).all()
     np.testing.assert_allclose(flux[np.arange(5), best], 40.0, rtol=0.1)
 
 
 def test_a_lone_star_is_fitted_as_without_neighbours():
     stars = np.stack([_noisy(_star(CENTRE, CENTRE, 20.0), seed=s) for s in range(5)])
-    flux, best, count = fit_with_neighbours(stars, TEMPLATES, FWHM_PIX, BETA, NOISE)
+    flux, best, count, blend = fit_with_neighbours(stars, TEMPLATES, FWHM_PIX, BETA, NOISE)
     plain, plain_best = fit_profiles(stars, TEMPLATES)
     assert (count == 0).all() and (best == 0).all() and (plain_best == 0).all()
+    assert (blend == 0).all()
     np.testing.assert_allclose(flux[:, 0], plain[:, 0], rtol=0.01)
+
+
+def test_blendedness_of_a_source_with_no_flux_of_its_own_is_one():
+    from sourceclf.neighbour_fits import blendedness
+
+    point = _star(CENTRE, CENTRE, 1.0).ravel()
+    neighbour = _star(CENTRE + 5.0, CENTRE, 1.0).ravel()
+    image = 50.0 * neighbour.reshape(SIZE, SIZE)
+    assert blendedness(image, point, neighbour[None], 0.0) == 1.0
+    assert blendedness(image, point, np.empty((0, SIZE * SIZE)), 0.0) == 0.0

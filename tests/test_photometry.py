@@ -124,6 +124,25 @@ def test_classify_without_a_measurable_psf_uses_the_images_alone():
                for m in said), said
 
 
+def test_classify_flags_a_star_blended_with_its_neighbour():
+    """A star with a neighbour three times as bright 1.4 FWHM away is flagged
+    ``blended``, with its blendedness kept; a lone star is not."""
+    from sourceclf import classify
+    from sourceclf.crowding import BLENDED_LIMIT, FLAG_BLENDED
+
+    frames, psf = _frames([(50.0, 50.0, 100.0), (120.0, 120.0, 100.0), (124.2, 120.0, 300.0)])
+    sources = _sources([(50.0, 50.0), (120.0, 120.0)])
+    columns, _ = measure_columns(sources, frames, psf)
+    assert columns["blendedness_r"][0] == 0.0
+    assert columns["blendedness_r"][1] > BLENDED_LIMIT
+    out = classify(sources, images=frames, psf=FWHM_PIX * 0.396, confidence=None,
+                   model="margnet-sgq")
+    flags = np.asarray(out["pred_flag"]).astype(str)
+    assert [FLAG_BLENDED in f.split(";") for f in flags] == [False, True]
+    assert out["blendedness"][0] == 0.0 and out["blendedness"][1] > BLENDED_LIMIT
+    assert not out["pred_class"].mask.any()  # still classified
+
+
 def test_a_given_fwhm_stands_for_the_psf():
     """{band: FWHM}: a Moffat of that width and the assumed index, the sky measured."""
     from sourceclf.photometry import ASSUMED_BETA

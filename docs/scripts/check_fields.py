@@ -23,7 +23,9 @@ with the five corrected frames):
    flagged ``seeing_out_of_range`` and ``crowded`` (more neighbours in the
    stamp than the model's training stamps: `sourceclf.crowding`) and the
    balanced accuracy of the rows not flagged ``crowded`` (with the r frame's
-   ``frame_coverage``, `sourceclf.crowding.source_coverage`) and of the rows the
+   ``frame_coverage``, `sourceclf.crowding.source_coverage`), the share flagged
+   ``blended`` (the catalog models: `sourceclf.crowding.blending_flags`) and the
+   balanced accuracy of the rest, and of the rows the
    truth decides (``ambiguous`` not set: the extent at least two widths of the
    point-source locus from the cut); with ``--record``,
    write them into each model directory's card (``metrics['real_fields']``);
@@ -53,11 +55,11 @@ from sourceclf.models import load_model
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
-from sourceclf.crowding import FLAG_CROWDED, count_neighbours
+from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
-from sourceclf.recipes.injection import (empirical_psfs, field_blends, inject_sources,
+from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                          injected_truth, injection_catalog, place_sources,
                                          star_extent_offset)
 from sourceclf.simulate import degrade_frames
@@ -107,8 +109,9 @@ R_MAG_BINS = ((None, 19.0), (19.0, 20.0), (20.0, 20.5))
 def score(truth, result, decided=None, r_mag=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
-    Also the fractions of rows flagged ``seeing_out_of_range`` and ``crowded``,
-    the balanced accuracy of the rows not flagged ``crowded`` and that of the
+    Also the fractions of rows flagged ``seeing_out_of_range``, ``crowded`` and
+    ``blended``, the balanced accuracy of the rows not flagged ``crowded``, of
+    those not flagged ``blended`` and that of the
     ``decided`` rows (the truth's extent at least two locus widths from the
     cut; None when a class has none); with ``r_mag``, ``by_r_mag``: the
     counts of each class and of its right calls in each of `R_MAG_BINS`, so
@@ -117,10 +120,13 @@ def score(truth, result, decided=None, r_mag=None):
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
     flags = np.asarray(result["pred_flag"]).astype(str)
     crowded = np.char.find(flags, FLAG_CROWDED) >= 0
+    blended = np.char.find(flags, FLAG_BLENDED) >= 0
     point, extended = truth == "point", truth == "extended"
     hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
     p, e = float(hit[point].mean()), float(hit[extended].mean())
     calm = _balanced(hit, point & ~crowded, extended & ~crowded)
+    alone = _balanced(hit, point & ~blended, extended & ~blended)
+    together = _balanced(hit, point & blended, extended & blended)
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
     sure = _balanced(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
@@ -131,6 +137,11 @@ def score(truth, result, decided=None, r_mag=None):
             "balanced_not_crowded": None if np.isnan(calm) else round(float(calm), 3),
             "n_point_not_crowded": int((point & ~crowded).sum()),
             "n_extended_not_crowded": int((extended & ~crowded).sum()),
+            "blended": round(float(blended.mean()), 3),
+            "balanced_not_blended": None if np.isnan(alone) else round(float(alone), 3),
+            "n_point_not_blended": int((point & ~blended).sum()),
+            "n_extended_not_blended": int((extended & ~blended).sum()),
+            "balanced_blended": None if np.isnan(together) else round(float(together), 3),
             "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
             "n_point_decided": int((point & decided).sum()),
             "n_extended_decided": int((extended & decided).sum()),
@@ -196,7 +207,7 @@ def galactic_latitude(frame):
     return float(wcs.pixel_to_world(nx / 2.0, ny / 2.0).galactic.b.deg)
 
 
-def injected_sources(native, psf, truth, injection, name, log):
+def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["seed"]):
     """The field's frames with `injection`'s sources drawn in, and their truth.
 
     Returns the frames, the sources' positions, their truth (``'point'`` or
@@ -206,7 +217,7 @@ def injected_sources(native, psf, truth, injection, name, log):
     the field's PSF stars that zero the extent, as in the truth).
     """
     catalog = Table(injection, copy=True)
-    catalog["ra"], catalog["dec"] = place_sources(native, len(catalog))
+    catalog["ra"], catalog["dec"] = place_sources(native, len(catalog), random_state=seed)
     psfs = empirical_psfs(native, psf)  # the field's own PSF, wings included
     labels = injected_truth(native, catalog, psfs, psf["r"])[1]
     blended = field_blends(*native["r"], psf["r"], catalog)
@@ -225,7 +236,8 @@ def injected_sources(native, psf, truth, injection, name, log):
     return frames, sources, labels, blended, np.asarray(catalog["r_mag"], float), cut_rows
 
 
-def check_field(folder, log, models, results=None, injection=None, columns_alone=False):
+def check_field(folder, log, models, results=None, injection=None, columns_alone=False,
+                seed=INJECTION["seed"]):
     """Print the scores of one field (and append them to ``results``).
 
     ``models`` maps each model's name (or directory) to the model, loaded
@@ -237,7 +249,7 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
     injected sources alone (the frames minus the same frames without them,
     plus Gaussian noise of the frames' sky noise), while the stamps still show
     the field: what the models would do if the measurement saw through the
-    neighbours.
+    neighbours.  ``seed`` places the injected sources (`place_sources`).
     """
     name = folder.name.replace("sdss_frame_", "")
     t0 = time.time()
@@ -263,7 +275,7 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
         log(f"{name}: " + neighbour_shares(truth, native["r"]))
     else:
         observed, sources, labels, blended, r_mag, cut_rows = injected_sources(
-            native, psf, truth, injection, name, log)
+            native, psf, truth, injection, name, log, seed)
         decided = ~blended
         keep = np.arange(len(cut_rows)) < len(sources)
     for k, seeing in enumerate(SEEINGS):
@@ -310,6 +322,8 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
                 f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
                 f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
                 f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
+                f"| blended {row['blended']:.2f} ({row['balanced_blended']}), "
+                f"not blended {row['balanced_not_blended']} "
                 f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
                 f"[{time.time() - t0:.0f} s]")
             if results is not None:
@@ -338,6 +352,10 @@ def main(argv=None):
                         help="with --inject: measure the catalog models' columns on the injected "
                              "sources alone (the frames minus the field, plus the sky's noise), "
                              "a diagnosis; never recorded")
+    parser.add_argument("--seed", type=int, default=INJECTION["seed"],
+                        help="with --inject: the seed placing the sources on the frames "
+                             f"(default {INJECTION['seed']}, the one recorded; others are "
+                             "never recorded)")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'], with --inject metrics['injected_fields'])")
@@ -347,6 +365,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.columns_alone and (args.record or not args.inject):
         parser.error("--columns-alone is a diagnosis of --inject, never recorded")
+    if args.seed != INJECTION["seed"] and (args.record or not args.inject):
+        parser.error("--seed places the sources of --inject; only the default is recorded")
     if args.from_cards:
         summary(recorded(args.models, args.inject), args.models, args.inject)
         return
@@ -365,7 +385,7 @@ def main(argv=None):
     injection = injection_catalog(data_dir=args.data) if args.inject else None
     for folder in folders:
         check_field(folder, lambda s: print(s, flush=True), models, results, injection,
-                    args.columns_alone)
+                    args.columns_alone, args.seed)
     summary(results, args.models, args.inject)
     if args.record:
         for model in args.models:
@@ -397,6 +417,14 @@ def summary(results, models, injected=False):
     for model in models:
         cells = [f"{label} {low['balanced_not_crowded']:.2f} ({low['field']})"
                  for label, low in lowest(results, model, "balanced_not_crowded")]
+        if cells and model != SDSS_CUT:
+            print(f"  {model}: " + ", ".join(cells), flush=True)
+    print("\nLowest balanced accuracy of the rows not flagged blended (the catalog models, "
+          "columns measured on the frames), and the share flagged there:")
+    for model in models:
+        cells = [f"{label} {low['balanced_not_blended']:.2f} ({low['field']}, "
+                 f"{low['blended']:.0%} flagged)"
+                 for label, low in lowest(results, model, "balanced_not_blended")]
         if cells and model != SDSS_CUT:
             print(f"  {model}: " + ", ".join(cells), flush=True)
     by_magnitude = magnitude_table(results, models)
