@@ -3,7 +3,8 @@
 Every constant here is defined once; other modules import it from here.
 """
 
-__all__ = ["BANDS", "SDSS_PIXEL_SCALE", "COLOURS", "MARGNET_FEATURES", "EXTINCTION_RATIO"]
+__all__ = ["BANDS", "SDSS_PIXEL_SCALE", "COLOURS", "MARGNET_FEATURES", "EXTINCTION_COEFFICIENTS",
+           "EXTINCTION_RATIO"]
 
 #: SDSS bands in wavelength order; arrays inside sourceclf are channels-first in this order.
 BANDS = ("u", "g", "r", "i", "z")
@@ -20,7 +21,11 @@ COLOURS = tuple(f"{a}_{b}" for a, b in zip(BANDS[:-1], BANDS[1:]))
 MARGNET_FEATURES = tuple(f"{kind}_{b}" for b in BANDS
                          for kind in ("dered", "deVRad", "psffwhm", "extinction")) + COLOURS
 
-#: Extinction in each band relative to r: A_b / E(B-V) of Schlafly &
-#: Finkbeiner (2011) for SDSS, 4.239, 3.303, 2.285, 1.698, 1.263, over r's.
-EXTINCTION_RATIO = {"u": 4.239 / 2.285, "g": 3.303 / 2.285, "r": 1.0,
-                    "i": 1.698 / 2.285, "z": 1.263 / 2.285}
+#: Extinction per unit colour excess, A_b / E(B-V), of Schlafly & Finkbeiner
+#: (2011, table 6, R_V = 3.1) for SDSS: SDSS's ``extinction_<b>`` is these times
+#: the Schlegel, Finkbeiner & Davis (1998) E(B-V) at the source (the calibObj
+#: stars of field 004510-4-0030 have exactly their ratios).
+EXTINCTION_COEFFICIENTS = {"u": 4.239, "g": 3.303, "r": 2.285, "i": 1.698, "z": 1.263}
+
+#: Extinction in each band relative to r (`EXTINCTION_COEFFICIENTS` over r's).
+EXTINCTION_RATIO = {b: a / EXTINCTION_COEFFICIENTS["r"] for b, a in EXTINCTION_COEFFICIENTS.items()}

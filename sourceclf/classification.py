@@ -9,7 +9,7 @@ from astropy.table import MaskedColumn, Table
 from . import __version__
 from . import conformal
 from .bands import BANDS
-from .columns import map_columns
+from .columns import ColumnFinder, map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
@@ -275,6 +275,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     table, frame = _as_table(table)
     mc_samples = check_mc_samples(mc_samples)
     source = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
+    catalog = source  # before any column is measured
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
     choice, measured = None, False
@@ -374,8 +375,13 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if choice is not None:
         out.meta["CLFAUTO"] = choice.reason
     if measured and clf.feature_set == FRAME_FEATURE_SET:
+        finder = ColumnFinder(catalog)
+        dereddened = all(finder.extinction(b) is not None for b in BANDS)
         out.meta["CLFCOLS"] = ("MargNet's columns measured on the frames "
-                               "(sourceclf.photometry.measure_columns)")
+                               "(sourceclf.photometry.measure_columns); "
+                               + ("extinction from the table" if dereddened else
+                                  "no extinction correction (the table has neither "
+                                  "extinction_<b> nor ebv)"))
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

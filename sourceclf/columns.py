@@ -19,7 +19,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Table
 
-from .bands import BANDS, COLOURS
+from .bands import BANDS, COLOURS, EXTINCTION_COEFFICIENTS
 from .exceptions import InvalidInputError, SourceclfWarning
 
 __all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "INPUT_COLUMNS", "ColumnFinder",
@@ -38,7 +38,7 @@ MAGNITUDE_PLACEHOLDER = 40.0
 INPUT_COLUMNS = (BANDS + COLOURS
                  + tuple(f"{kind}_{b}" for kind in ("dered", "extinction", "deVRad",
                                                     "psffwhm", "psfMag") for b in BANDS)
-                 + ("ra", "dec"))
+                 + ("ra", "dec", "ebv"))
 
 # Unit strings astropy cannot parse (or parses as something else) that catalogs
 # write for magnitudes and nanomaggies; compared without case and spaces.
@@ -208,7 +208,9 @@ def input_aliases(name):
     aliases : tuple of str
         ``(name,)``, or for an observed magnitude ``b``: ``b``,
         ``modelMag_<b>``, ``modelFlux_<b>`` (nanomaggies); for ``psfMag_<b>``
-        also ``psfFlux_<b>``; for a colour ``a_b`` also ``a-b``.
+        also ``psfFlux_<b>``; for a colour ``a_b`` also ``a-b``; for ``ebv``
+        (the colour excess E(B-V) of Schlegel et al. 1998) also ``e_bv``,
+        ``e(b-v)``, ``sfd_ebv`` and ``ebv_sfd``.
 
     Examples
     --------
@@ -221,6 +223,8 @@ def input_aliases(name):
         return (name, f"psfFlux_{name[7:]}")
     if name in COLOURS:
         return (name, name.replace("_", "-"))
+    if name == "ebv":
+        return ("ebv", "e_bv", "e(b-v)", "sfd_ebv", "ebv_sfd")
     return (name,)
 
 
@@ -259,6 +263,23 @@ class ColumnFinder:
                 return actual
         return None
 
+    def extinction(self, band):
+        """Galactic extinction in a band: ``extinction_<b>``, else ``ebv`` times
+        `sourceclf.bands.EXTINCTION_COEFFICIENTS` (as SDSS computes its own), else None.
+
+        Examples
+        --------
+        >>> from astropy.table import Table
+        >>> [round(float(v), 4) for v in ColumnFinder(Table({"EBV": [0.1]})).extinction("r")]
+        [0.2285]
+        """
+        values = self.values(f"extinction_{band}")
+        if values is None:
+            ebv = self.values(*input_aliases("ebv"))
+            if ebv is not None:
+                values = ebv * EXTINCTION_COEFFICIENTS[band]
+        return values
+
     def values(self, *candidates, unit="mag"):
         """Clean float64 values of the first candidate column present, or None.
 
@@ -294,6 +315,7 @@ for _b in BANDS:
         "seeing_{b}", "{b}_seeing", "psfwidth_{b}")]
     _FOREIGN_NAMES[f"psfMag_{_b}"] = [p.format(b=_b) for p in (
         "{b}psfmag", "psfmag{b}", "psf_mag_{b}", "{b}_psfmag", "{b}_psf", "mag_psf_{b}")]
+_FOREIGN_NAMES["ebv"] = ["ebmv", "e_b_v", "e_bmv", "ebv_sfd98", "sfd_ebv98", "reddening"]
 _FOREIGN_NAMES["ra"] = ["raj2000", "ra_icrs", "ra_deg", "radeg", "ra_j2000", "alpha_j2000",
                         "alpha"]
 _FOREIGN_NAMES["dec"] = ["dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "decdeg",

@@ -5,7 +5,9 @@ a `~astropy.table.Table` with SDSS column names, matched case-insensitively,
 deriving what can be derived:
 
 * ``dered_<b>`` from ``<b>`` (or ``modelMag_<b>``) minus ``extinction_<b>``;
-* ``extinction_<b>`` from ``<b>`` minus ``dered_<b>``;
+* ``extinction_<b>`` from ``<b>`` minus ``dered_<b>``, or from the colour
+  excess ``ebv`` (E(B-V) of Schlegel et al. 1998) as SDSS computes it
+  (`sourceclf.columns.ColumnFinder.extinction`);
 * observed colours ``u_g`` ... from observed magnitudes ``<b>`` / ``modelMag_<b>``,
   or from ``dered_<b> + extinction_<b>``;
 * observed magnitudes from SDSS fluxes in nanomaggies (``modelFlux_<b>``,
@@ -97,7 +99,7 @@ class BandMagnitudes:
         values = self.finder.values(*input_aliases(b))
         if values is None:
             dered = self.finder.values(f"dered_{b}")
-            ext = self.finder.values(f"extinction_{b}")
+            ext = self.finder.extinction(b)
             if dered is not None and ext is not None:
                 values = dered + ext
         return values
@@ -108,13 +110,14 @@ class BandMagnitudes:
         values = self.finder.values(f"dered_{b}")
         if values is None:
             mag = self.finder.values(*input_aliases(b))
-            ext = self.finder.values(f"extinction_{b}")
+            ext = self.finder.extinction(b)
             if mag is not None and ext is not None:
                 values = mag - ext
         return values
 
     def extinction(self):
-        """Extinction: ``extinction_<b>``, else observed minus dereddened magnitude."""
+        """Extinction: ``extinction_<b>``, else observed minus dereddened magnitude,
+        else from ``ebv``."""
         b = self.band
         values = self.finder.values(f"extinction_{b}")
         if values is None:
@@ -122,6 +125,8 @@ class BandMagnitudes:
             dered = self.finder.values(f"dered_{b}")
             if mag is not None and dered is not None:
                 values = mag - dered
+        if values is None:
+            values = self.finder.extinction(b)
         return values
 
 
@@ -140,8 +145,10 @@ def _colour(finder, name):
 # What can supply each feature, for the error message listing missing columns.
 _SOURCES = {}
 for _b in BANDS:
-    _SOURCES[f"dered_{_b}"] = f"dered_{_b}, or {_b} (or modelMag_{_b}) with extinction_{_b}"
-    _SOURCES[f"extinction_{_b}"] = f"extinction_{_b}, or {_b} (or modelMag_{_b}) with dered_{_b}"
+    _SOURCES[f"dered_{_b}"] = (f"dered_{_b}, or {_b} (or modelMag_{_b}) with extinction_{_b} "
+                               "or ebv")
+    _SOURCES[f"extinction_{_b}"] = (f"extinction_{_b}, or {_b} (or modelMag_{_b}) with "
+                                    f"dered_{_b}, or ebv")
     _SOURCES[f"deVRad_{_b}"] = f"deVRad_{_b}"
     _SOURCES[f"psffwhm_{_b}"] = f"psffwhm_{_b}"
     _SOURCES[_b] = (f"{_b} or modelMag_{_b} (or modelFlux_{_b}, nanomaggies), or dered_{_b} "
@@ -162,7 +169,7 @@ def _feature_inputs(name):
         return tuple(name.split("_"))
     kind, _, band = name.rpartition("_")
     if kind in ("dered", "extinction", "") and band in BANDS:
-        return (f"dered_{band}", band, f"extinction_{band}")
+        return (f"dered_{band}", band, f"extinction_{band}", "ebv")
     if kind == "psf_model":
         return (f"psfMag_{band}", band)
     return (name,)

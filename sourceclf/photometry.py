@@ -444,8 +444,10 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     ----------
     table : `~astropy.table.Table`
         The catalog, with each source's position.  Its ``extinction_<b>``
-        columns, when it has all five, correct the magnitudes (else none:
-        ``extinction_<b>`` is 0 and ``dered_<b>`` is the observed magnitude).
+        columns, when it has all five, or else its colour excess ``ebv``
+        (E(B-V), `sourceclf.columns.ColumnFinder.extinction`), correct the
+        magnitudes (else none: ``extinction_<b>`` is 0 and ``dered_<b>`` is
+        the observed magnitude).
     frames : dict
         ``{band: (data, wcs)}`` for u g r i z, sky-subtracted, in nanomaggies
         (as `sourceclf.cutouts.read_frame` returns SDSS corrected frames).
@@ -509,7 +511,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
             profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1]),
             fwhm_pix, psf[b].beta, psf[b].sky_sigma)
     finder = ColumnFinder(table)
-    extinction = [finder.values(f"extinction_{b}", unit="mag") for b in BANDS]
+    extinction = [finder.extinction(b) for b in BANDS]
     extinction = (None if any(e is None for e in extinction)
                   else np.nan_to_num(np.column_stack(extinction)))
     out = Table(table, copy=True)

@@ -61,6 +61,44 @@ def test_extinction_derived_from_mag_minus_dered():
     np.testing.assert_allclose(compute_features(t, "margnet24").values, reference, rtol=1e-5)
 
 
+def test_extinction_derived_from_the_colour_excess():
+    """A catalog with model magnitudes and E(B-V) (any accepted name) gets SDSS's
+    extinction: E(B-V) times Schlafly & Finkbeiner's A_b / E(B-V)."""
+    from sourceclf.bands import EXTINCTION_COEFFICIENTS
+
+    t, obs = full_row_table()
+    ebv = np.array([0.01, 0.1, 0.8])
+    for b in BANDS:
+        t[f"extinction_{b}"] = ebv * EXTINCTION_COEFFICIENTS[b]
+        t[f"dered_{b}"] = obs[b] - t[f"extinction_{b}"]
+    reference = compute_features(t, "margnet24").values
+    derived = Table({"E(B-V)": ebv})
+    for b in BANDS:
+        derived[f"modelMag_{b}"] = obs[b]
+        derived[f"deVRad_{b}"] = t[f"deVRad_{b}"]
+        derived[f"psffwhm_{b}"] = t[f"psffwhm_{b}"]
+    np.testing.assert_allclose(compute_features(derived, "margnet24").values, reference,
+                               rtol=1e-5)
+    del derived["E(B-V)"]
+    with pytest.raises(MissingColumnsError, match="or ebv"):
+        compute_features(derived, "margnet24")
+
+
+def test_sdss_extinction_is_the_colour_excess_times_the_coefficients(shared_data):
+    """SDSS's own extinction_<b> (the calibObj stars of 004510-4-0030) has the ratios of
+    sourceclf.bands.EXTINCTION_COEFFICIENTS."""
+    from sourceclf.bands import EXTINCTION_COEFFICIENTS
+
+    path = shared_data / "sdss_frame_004510-4-0030" / "calibobj_stars_004510-4-0030.fits"
+    if not path.is_file():
+        pytest.skip("calibObj stars of 004510-4-0030 absent")
+    extinction = np.asarray(Table.read(path)["EXTINCTION"], float)
+    ebv = extinction[:, BANDS.index("r")] / EXTINCTION_COEFFICIENTS["r"]
+    for k, b in enumerate(BANDS):
+        np.testing.assert_allclose(extinction[:, k], ebv * EXTINCTION_COEFFICIENTS[b],
+                                   rtol=2e-3)
+
+
 def test_ugriz_from_plain_dered_plus_extinction_and_quantities():
     t, obs = full_row_table()
     t["dered_r"].unit = u.mag

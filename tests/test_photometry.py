@@ -143,6 +143,28 @@ def test_classify_flags_a_star_blended_with_its_neighbour():
     assert not out["pred_class"].mask.any()  # still classified
 
 
+def test_the_colour_excess_corrects_the_measured_magnitudes():
+    """A position catalog with E(B-V) gets SDSS's extinction; classify's meta says so."""
+    from sourceclf import classify
+    from sourceclf.bands import EXTINCTION_COEFFICIENTS
+
+    frames, psf = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    sources = _sources([(50.0, 50.0), (150.0, 150.0)])
+    plain, _ = measure_columns(sources, frames, psf)
+    sources["ebv"] = [0.05, 0.5]
+    corrected, _ = measure_columns(sources, frames, psf)
+    for b in BANDS:
+        expected = np.array([0.05, 0.5]) * EXTINCTION_COEFFICIENTS[b]
+        np.testing.assert_allclose(corrected[f"extinction_{b}"], expected)
+        np.testing.assert_allclose(corrected[f"dered_{b}"], plain[f"dered_{b}"] - expected)
+    np.testing.assert_allclose(corrected["g_r"], plain["g_r"])  # colours are observed ones
+    out = classify(sources, images=frames, psf=FWHM_PIX * 0.396, confidence=None)
+    assert out.meta["CLFCOLS"].endswith("extinction from the table")
+    out = classify(_sources([(50.0, 50.0)]), images=frames, psf=FWHM_PIX * 0.396,
+                   confidence=None)
+    assert "no extinction correction" in out.meta["CLFCOLS"]
+
+
 def test_a_given_fwhm_stands_for_the_psf():
     """{band: FWHM}: a Moffat of that width and the assumed index, the sky measured."""
     from sourceclf.photometry import ASSUMED_BETA
