@@ -17,7 +17,8 @@ training stamps (`sourceclf.recipes.measured_columns`), with the same fits:
    radius 0 being the PSF itself), each together with a PSF at every
    neighbour and a constant sky (`sourceclf.neighbour_fits`: the neighbours
    are the stamp's other peaks and those the residual of a point-source fit
-   shows);
+   shows; how much of the light at the source they bring is its
+   ``blendedness_<b>``);
 3. as in SDSS's catalog, ``deVRad_<b>`` is the radius of the band's best
    fit, the PSF flux that of the radius-0 fit, and the model magnitude of
    every band the flux of the r band's best profile fitted in that band, so
