@@ -36,6 +36,28 @@ def test_score_counts_each_class_and_the_decided_rows(check_fields):
     assert (row["n_point_decided"], row["n_extended_decided"]) == (3, 3)
 
 
+def test_score_splits_the_blended_rows(check_fields):
+    truth = np.array(["point"] * 4 + ["extended"] * 4)
+    result = Table({"pred_class": MaskedColumn(["STAR", "GALAXY", "GALAXY", "STAR",
+                                                "GALAXY", "STAR", "GALAXY", "GALAXY"]),
+                    "pred_flag": ["", "crowded;blended", "blended", "", "", "blended", "",
+                                  "crowded"]})
+    row = check_fields.score(truth, result)
+    assert row["blended"] == 0.375
+    # Not blended: points 0, 3 (both right), extended 4, 6, 7 (all right).
+    assert row["balanced_not_blended"] == 1.0
+    assert (row["n_point_not_blended"], row["n_extended_not_blended"]) == (2, 3)
+    # Blended: points 1, 2 (none right), extended 5 (wrong).
+    assert row["balanced_blended"] == 0.0
+
+
+def test_only_the_default_placement_is_recorded(check_fields):
+    with pytest.raises(SystemExit):
+        check_fields.main(["--inject", "--seed", "3", "--record"])
+    with pytest.raises(SystemExit):
+        check_fields.main(["--seed", "3"])  # places nothing without --inject
+
+
 def test_balanced_error_and_table(check_fields):
     row = {"field": "001992-1-0087", "galactic_latitude": 51.4, "target_r_fwhm": 1.9,
            "r_fwhm": 1.88, "point_as_star_or_qso": 0.96, "extended_as_galaxy": 0.84,
