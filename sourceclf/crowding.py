@@ -269,7 +269,5 @@ def blending_flags(table, limit=BLENDED_LIMIT, bands=BLEND_BANDS):
         return None, None
     values = np.column_stack([np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan)
                               for name in names])
-    known = np.isfinite(values).any(axis=1)
-    worst = np.full(len(values), np.nan)
-    worst[known] = np.nanmax(values[known], axis=1)
-    return worst, known & (np.nan_to_num(worst) >= limit)
+    worst = np.fmax.reduce(values, axis=1)  # NaN only where every band is
+    return worst, worst >= limit

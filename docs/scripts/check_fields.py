@@ -403,6 +403,15 @@ def lowest(results, model, key):
                    min(rows, key=lambda row: row[key]))
 
 
+def _print_lowest(results, models, key, where):
+    """One line per model (not `SDSS_CUT`): its lowest ``key`` per seeing, then ``where(row)``."""
+    for model in models:
+        cells = [f"{label} {low[key]:.2f} {where(low)}"
+                 for label, low in lowest(results, model, key)]
+        if cells and model != SDSS_CUT:
+            print(f"  {model}: " + ", ".join(cells), flush=True)
+
+
 def summary(results, models, injected=False):
     """Print the table and each model's lowest balanced accuracy per seeing (+- its error)."""
     print("\n" + rst_table(results, injected))
@@ -414,19 +423,11 @@ def summary(results, models, injected=False):
         print(f"  {model}: " + ", ".join(cells), flush=True)
     print("\nLowest balanced accuracy of the rows not flagged crowded, over the fields that "
           "have them:")
-    for model in models:
-        cells = [f"{label} {low['balanced_not_crowded']:.2f} ({low['field']})"
-                 for label, low in lowest(results, model, "balanced_not_crowded")]
-        if cells and model != SDSS_CUT:
-            print(f"  {model}: " + ", ".join(cells), flush=True)
+    _print_lowest(results, models, "balanced_not_crowded", lambda low: f"({low['field']})")
     print("\nLowest balanced accuracy of the rows not flagged blended (the catalog models, "
           "columns measured on the frames), and the share flagged there:")
-    for model in models:
-        cells = [f"{label} {low['balanced_not_blended']:.2f} ({low['field']}, "
-                 f"{low['blended']:.0%} flagged)"
-                 for label, low in lowest(results, model, "balanced_not_blended")]
-        if cells and model != SDSS_CUT:
-            print(f"  {model}: " + ", ".join(cells), flush=True)
+    _print_lowest(results, models, "balanced_not_blended",
+                  lambda low: f"({low['field']}, {low['blended']:.0%} flagged)")
     by_magnitude = magnitude_table(results, models)
     if by_magnitude:
         print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
