@@ -39,7 +39,8 @@ OUTPUT_META_KEYS = {
     "CLFCOMP": "whether the forward pass ran through torch.compile (compile=True only)",
     "CLFAUTO": "why model='auto' chose the model (domain coverage, accuracy, classes)",
     "CLFNOOD": "number of classified rows outside the model's training domain",
-    "CLFSHREF": "set-size rates of the model's calibration rows, by level (JSON)",
+    "CLFSHREF": "set-size rates of the model's calibration rows per r bin, and the "
+                "catalog's rows in each, by level (JSON)",
     "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
     "CLFCOLS": "MargNet's catalog columns were measured on the frames (not in the table)",
 }
@@ -365,7 +366,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             old = flags[new]
             flags[new] = np.where(old == "", set_flags[new], old + ";" + set_flags[new])
         if clf.calibration is not None:
-            _check_set_shift(out, clf, rows, levels, score=score, by=by)
+            _check_set_shift(out, clf, rows, levels, score=score, by=by,
+                             magnitudes=_magnitudes(source, rows))
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 
@@ -396,17 +398,32 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     return _as_frame(out, frame, [n for n, c in given.items() if n in out.colnames and out[n] is c])
 
 
-def _check_set_shift(out, clf, rows, levels, *, score, by):
+def _magnitudes(source, rows):
+    """The classified rows' magnitudes the shift alarm matches the calibration rows on."""
+    out = {}
+    for column in conformal.MATCH_COLUMNS:
+        values = conformal.group_values(source, column)
+        if values is not None:
+            out[column] = values[rows]
+    return out
+
+
+def _check_set_shift(out, clf, rows, levels, *, score, by, magnitudes=None):
     """Record the calibration rows' set rates in ``meta``; warn once if the sets depart.
 
-    ``meta['CLFSHREF']`` holds the reference rates (JSON, by level) so that a
+    The rates are those of the calibration rows weighted to the classified
+    rows' ``magnitudes`` (`sourceclf.conformal.reference_set_rates`).
+    ``meta['CLFSHREF']`` holds them per magnitude bin with the rows in each
+    (`sourceclf.conformal.reference_set_bins`; JSON, by level), so that a
     streamed run can test the whole catalog at the end; ``meta['CLFSHIFT']``
     the alarm, when there is one.
     """
     references, message = {}, None
     for level, (_, size_column) in zip(levels, set_columns(levels)):
-        reference = conformal.reference_set_rates(clf, level, score=score, by=by)
-        references[f"{level:g}"] = reference
+        bins = conformal.reference_set_bins(clf, level, score=score, by=by,
+                                            magnitudes=magnitudes)
+        reference = conformal.combine_set_bins(bins)
+        references[f"{level:g}"] = bins
         sizes = np.ma.getdata(out[size_column])[rows]
         departures = set_shift(sizes, reference)
         if departures and message is None:

@@ -117,5 +117,55 @@ def test_shift_statistics():
     like = (rng.random(3000) > 0.09).astype(int)
     assert set_shift(like, reference) == []
     assert set_shift(like[:30], reference) == []  # too few rows to tell
-    unlike = (rng.random(3000) > 0.6).astype(int)
-    assert [d[0] for d in set_shift(unlike, reference)] == ["empty", "singleton", "mean_size"]
+    unlike = (rng.random(3000) > 0.6).astype(int)  # many empty sets: smaller, not larger
+    assert [d[0] for d in set_shift(unlike, reference)] == ["empty", "singleton"]
+    larger = 1 + (rng.random(3000) > 0.7)  # no empty set, a third of them pairs
+    assert [d[0] for d in set_shift(larger, reference)] == ["singleton", "mean_size"]
+    # Sets more decisive than the calibration rows' are no sign of lost coverage.
+    assert set_shift(np.ones(3000, int), reference) == []
+
+
+def test_reference_is_weighted_to_the_catalog_magnitudes(dr14_model):
+    from sourceclf.conformal import combine_set_bins, reference_set_bins, reference_set_rates
+
+    directory, held_out = dr14_model
+    clf = load_model(directory)
+    r = np.asarray(held_out["r"], dtype=float)
+    everything = reference_set_rates(clf, 0.9)
+    assert "matched" not in everything
+    # Matched to the calibration rows' own magnitudes, all of them weigh alike.
+    own = reference_set_rates(clf, 0.9, magnitudes={"r": np.asarray(clf.calibration["r"])})
+    assert own["matched"] == "r"
+    for stat in ("empty", "singleton", "mean_size"):
+        assert own[stat] == pytest.approx(everything[stat], abs=1e-4)
+    # Bright and faint catalogs get the rates of bright and faint calibration rows.
+    bright = reference_set_rates(clf, 0.9, magnitudes={"r": r[r < 18]})
+    faint = reference_set_rates(clf, 0.9, magnitudes={"r": r[r > 19.5]})
+    assert bright["empty"] < everything["empty"] < faint["empty"]
+    assert bright["n"] < everything["n"] and faint["n"] < everything["n"]
+    # Bins of two parts of a catalog add up to the whole's (how a streamed run combines).
+    half = len(r) // 2
+    parts = [reference_set_bins(clf, 0.9, magnitudes={"r": x}) for x in (r[:half], r[half:])]
+    whole = reference_set_bins(clf, 0.9, magnitudes={"r": r})
+    assert [a + b for a, b in zip(parts[0]["rows"], parts[1]["rows"])] == whole["rows"]
+    # Without a magnitude in common, the rates of all calibration rows.
+    assert reference_set_rates(clf, 0.9, magnitudes={"g": r}) == everything
+    unknown = combine_set_bins(reference_set_bins(clf, 0.9, magnitudes={"r": [np.nan]}))
+    assert "matched" not in unknown
+    for stat in ("empty", "singleton", "mean_size"):
+        assert unknown[stat] == pytest.approx(everything[stat], abs=1e-4)
+
+
+def test_decisive_catalog_does_not_raise_the_alarm(dr14_model):
+    # A catalog of the sources the model is sure of (no empty set, against 9% on the
+    # calibration rows) departs from the calibration rows, but towards more decisive
+    # sets: no sign of lost coverage, no alarm.
+    directory, held_out = dr14_model
+    first = classify(held_out, model=str(directory))
+    sure = held_out[np.asarray(first["pred_set_size"]) == 1]
+    assert len(sure) > 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShiftAlarmWarning)
+        out = classify(sure, model=str(directory))
+    assert "CLFSHIFT" not in out.meta
+    assert json.loads(out.meta["CLFSHREF"])["0.9"]["matched"] == "r"

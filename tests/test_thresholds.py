@@ -198,8 +198,9 @@ def test_reference_set_rates_match_the_sets_of_the_calibration_rows():
     proba = np.column_stack([np.asarray(clf.calibration[f"prob_{c.lower()}"], dtype=np.float64)
                              for c in clf.classes])
     size = _mapie_sets(cp, proba / proba.sum(axis=1, keepdims=True))[:, :, 0].sum(axis=1)
-    assert rates == {"n": len(size), "empty": float(np.mean(size == 0)),
-                     "singleton": float(np.mean(size == 1)), "mean_size": float(size.mean())}
+    assert rates == pytest.approx({"n": len(size), "empty": float(np.mean(size == 0)),  # to 5
+                                   "singleton": float(np.mean(size == 1)),       # digits, as
+                                   "mean_size": float(size.mean())}, abs=1e-5)  # meta keeps them
     with pytest.raises(InvalidInputError, match="one confidence level"):
         reference_set_rates(clf, [0.8, 0.9])
 

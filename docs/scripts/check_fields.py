@@ -27,7 +27,8 @@ with the five corrected frames):
    ``blended`` (the catalog models: `sourceclf.crowding.blending_flags`) and the
    balanced accuracy of the rest, and of the rows the
    truth decides (``ambiguous`` not set: the extent at least two widths of the
-   point-source locus from the cut); with ``--record``,
+   point-source locus from the cut), and how the 90% prediction sets hold
+   the truth (`set_scores`) and whether the shift alarm rang; with ``--record``,
    write them into each model directory's card (``metrics['real_fields']``);
 5. on the blurred frames, next to the models, ``sdss-cut``: the truth's own
    measurement made again on the blurred r frame at each source's position
@@ -53,6 +54,7 @@ from astropy.table import Table, vstack
 import sourceclf
 from sourceclf.models import load_model
 from sourceclf.bands import BANDS
+from sourceclf.conformal import set_membership
 from sourceclf.cutouts import make_cutouts, read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
@@ -130,6 +132,8 @@ def score(truth, result, decided=None, r_mag=None):
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
     sure = _balanced(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
+    sets = set_scores(result, point, extended, blended) if "pred_set_size" in result.colnames \
+        else {}
     return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
             "balanced": round((p + e) / 2, 3),
             "seeing_out_of_range": round(float(flagged.mean()), 3),
@@ -144,8 +148,35 @@ def score(truth, result, decided=None, r_mag=None):
             "balanced_blended": None if np.isnan(together) else round(float(together), 3),
             "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
             "n_point_decided": int((point & decided).sum()),
-            "n_extended_decided": int((extended & decided).sum()),
+            "n_extended_decided": int((extended & decided).sum()), **sets,
             **({} if r_mag is None else {"by_r_mag": _by_r_mag(hit, point, extended, r_mag)})}
+
+
+#: The confidence level of the prediction sets scored (`set_scores`), classify's default.
+SET_LEVEL = 0.9
+
+
+def set_scores(result, point, extended, blended):
+    """How the `SET_LEVEL` prediction sets of a run hold the truth.
+
+    A point-like source's set covers it when it holds STAR or QSO, an extended
+    one's when it holds GALAXY (the truth knows no more).  Also the share of
+    empty sets, the mean set size, the balanced coverage of the rows not
+    flagged ``blended``, and whether `sourceclf.classify` raised its shift
+    alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows').
+    """
+    member = set_membership(result, ["STAR", "GALAXY", "QSO"])
+    covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
+    size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
+    cover_point, cover_extended = float(covered[point].mean()), float(covered[extended].mean())
+    alone = _balanced(covered, point & ~blended, extended & ~blended)
+    return {"set_coverage_point": round(cover_point, 3),
+            "set_coverage_extended": round(cover_extended, 3),
+            "set_coverage_balanced": round((cover_point + cover_extended) / 2, 3),
+            "set_coverage_not_blended": None if np.isnan(alone) else round(float(alone), 3),
+            "set_empty": round(float((size == 0).mean()), 3),
+            "set_mean_size": round(float(size.mean()), 3),
+            "shift_alarm": "CLFSHIFT" in result.meta}
 
 
 def _by_r_mag(hit, point, extended, r_mag):
@@ -312,7 +343,8 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
                     warnings.simplefilter("ignore")
                     result = sourceclf.classify(table, images=frames, model=clf,
                                                 psf={b: seen[b].fwhm for b in BANDS},
-                                                confidence=None, device="cpu", progress=False)
+                                                confidence=SET_LEVEL, device="cpu",
+                                                progress=False)
             row = score(labels, result, decided, r_mag)
             if "frame_coverage" in result.colnames:  # the field's crowding (sourceclf.crowding)
                 row["frame_coverage"] = round(float(np.ma.median(result["frame_coverage"])), 4)
@@ -325,7 +357,11 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
                 f"| blended {row['blended']:.2f} ({row['balanced_blended']}), "
                 f"not blended {row['balanced_not_blended']} "
                 f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
-                f"[{time.time() - t0:.0f} s]")
+                + (f"| {SET_LEVEL:.0%} sets cover {row['set_coverage_point']:.2f} point, "
+                   f"{row['set_coverage_extended']:.2f} extended, empty {row['set_empty']:.2f}, "
+                   f"size {row['set_mean_size']:.2f}, alarm {row['shift_alarm']} "
+                   if "set_empty" in row else "")
+                + f"[{time.time() - t0:.0f} s]")
             if results is not None:
                 results.append((name, seeing, model, row["balanced"], {
                     "field": name, "galactic_latitude": round(latitude, 1),
@@ -428,6 +464,13 @@ def summary(results, models, injected=False):
           "columns measured on the frames), and the share flagged there:")
     _print_lowest(results, models, "balanced_not_blended",
                   lambda low: f"({low['field']}, {low['blended']:.0%} flagged)")
+    sets = set_table(results, models)
+    if sets:
+        print(f"\nThe {SET_LEVEL:g} prediction sets, per field and seeing: the share of point-like "
+              "sources whose set holds STAR or QSO and of extended ones whose set holds GALAXY "
+              "(their mean: balanced coverage), the mean set size, and whether classify raised "
+              "its shift alarm; lowest and highest over the fields of each group:")
+        print(sets)
     by_magnitude = magnitude_table(results, models)
     if by_magnitude:
         print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
@@ -442,6 +485,42 @@ def summary(results, models, injected=False):
         if model != SDSS_CUT and gains:
             print(f"  {model}: {min(gains):+.2f}, {np.median(gains):+.2f}, {max(gains):+.2f} "
                   f"({sum(g > 0 for g in gains)} of {len(gains)} above)", flush=True)
+
+
+def set_table(results, models):
+    """The prediction sets' coverage, size and alarms per model and seeing, as an rst table.
+
+    Fields grouped as in `magnitude_table`; each cell gives the lowest and
+    highest value over the group's fields, the alarms their count.
+    """
+    crowded = {name for name, _, m, _, row in results if m != SDSS_CUT and row["crowded"] >= 0.5}
+    head = ["model", "seeing", "fields", "balanced coverage", "point", "extended",
+            "mean size", "alarms"]
+    lines = []
+    for model in models:
+        for seeing in SEEINGS:
+            for group, label in ((False, "uncrowded"), (True, "crowded")):
+                rows = [row for name, s, m, _, row in results
+                        if m == model and s == seeing and (name in crowded) == group
+                        and "set_coverage_balanced" in row]
+                if not rows:
+                    continue
+
+                def span(key):
+                    values = [row[key] for row in rows]
+                    return f"{min(values):.2f}-{max(values):.2f}"
+
+                lines.append([Path(model).name, "native" if seeing is None else f'{seeing}"',
+                              label, span("set_coverage_balanced"), span("set_coverage_point"),
+                              span("set_coverage_extended"), span("set_mean_size"),
+                              f"{sum(row['shift_alarm'] for row in rows)} of {len(rows)}"])
+    if not lines:
+        return ""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    rule = " ".join("=" * w for w in widths)
+    return "\n".join([rule, " ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
+                     + [" ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
+                        for line in lines] + [rule])
 
 
 def magnitude_table(results, models):

@@ -5,11 +5,20 @@ calibration rows.  On a catalog that differs (fainter, another survey,
 other classes) the sets themselves show it: many more empty sets, fewer
 singletons, or larger sets than the calibration rows get.  `set_shift`
 compares a catalog's set sizes with the calibration rows' rates (from
-`sourceclf.conformal.reference_set_rates`) and reports each departure that
-is larger than sampling noise: more than `SHIFT_Z` standard errors of the
+`sourceclf.conformal.reference_set_rates`, weighted to the catalog's r
+magnitudes when it has them) and reports each departure that is larger
+than sampling noise: more than `SHIFT_Z` standard errors of the
 difference between the two samples, and more than a small practical
 tolerance (`SHIFT_TOLERANCE`), so that a catalog of millions of rows does
 not alarm on a negligible change.
+
+Only departures towards less decisive sets alarm (more empty sets, fewer
+singletons, a larger mean size): sets more decisive than the calibration
+rows' (a catalog of bright stars and galaxies, without the quasars that
+share the stars' sets) are no sign that coverage is lost, and an alarm
+that rang on them would ring on most real catalogs.  A model confidently
+wrong on data unlike its training data does not show in its sets: the
+applicability-domain and image flags of ``pred_flag`` are there for that.
 
 The cure is to recalibrate the model on a few hundred labelled rows of the
 catalog's kind with `sourceclf.calibrate`.
@@ -45,9 +54,12 @@ def set_shift(sizes, reference):
     -------
     departures : list of tuple
         ``(statistic, catalog value, calibration value)`` for each statistic
-        (``'empty'``, ``'singleton'``, ``'mean_size'``) that departs by more
-        than sampling noise; empty when the catalog looks like the
-        calibration data (or has fewer than `SHIFT_MIN_ROWS` rows).
+        that departs towards less decisive sets by more than sampling noise:
+        ``'empty'`` (more empty sets), ``'singleton'`` (fewer single-class
+        sets), ``'mean_size'`` (larger sets, with more of two classes or
+        more); empty when the catalog's sets
+        are as decisive as the calibration rows' or more (or it has fewer
+        than `SHIFT_MIN_ROWS` rows).
 
     Examples
     --------
@@ -55,7 +67,11 @@ def set_shift(sizes, reference):
     >>> set_shift([1] * 900 + [2] * 90 + [0] * 10, ref)
     []
     >>> [d[0] for d in set_shift([0] * 600 + [1] * 400, ref)]
-    ['empty', 'singleton', 'mean_size']
+    ['empty', 'singleton']
+    >>> [d[0] for d in set_shift([1] * 700 + [2] * 300, ref)]
+    ['singleton', 'mean_size']
+    >>> set_shift([1] * 1000, ref)  # more decisive than the calibration rows
+    []
     """
     sizes = np.asarray(sizes, dtype=float)
     n, n_ref = len(sizes), int(reference["n"])
@@ -72,7 +88,13 @@ def set_shift(sizes, reference):
             p = (observed[key] * n + ref * n_ref) / (n + n_ref)
             variance = max(p * (1 - p), 1.0 / (n + n_ref))
         standard_error = np.sqrt(variance * (1.0 / n + 1.0 / n_ref))
-        difference = abs(observed[key] - ref)
+        # Positive when the catalog's sets are less decisive than the reference's; a
+        # larger mean size counts only when it comes from more multi-class sets (not
+        # from fewer empty ones).
+        difference = (ref - observed[key]) if key == "singleton" else (observed[key] - ref)
+        if key == "mean_size" and (observed["empty"] + observed["singleton"]
+                                   >= float(reference["empty"]) + float(reference["singleton"])):
+            difference = 0.0
         if difference > SHIFT_Z * standard_error and difference > SHIFT_TOLERANCE[key]:
             departures.append((key, observed[key], ref))
     return departures

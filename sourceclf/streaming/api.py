@@ -1,5 +1,6 @@
 """`classify_file`: classify a catalog file chunk by chunk into another file."""
 
+import json
 import os
 import sys
 import warnings
@@ -266,6 +267,8 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                         bar.update(len(result))
                         del result
                 alarm = summary.shift_alarm()
+                if summary.shift_bins:  # the whole catalog's rows per bin, not a chunk's
+                    summary.meta["CLFSHREF"] = json.dumps(summary.shift_bins, sort_keys=True)
                 summary.meta.pop("CLFSHIFT", None)
                 if alarm:
                     summary.meta["CLFSHIFT"] = alarm

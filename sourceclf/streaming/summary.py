@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from ..columns import decode_strings
+from ..conformal.reference_rates import combine_set_bins
 from ..conformal.set_columns import parse_set_column
 from ..conformal.shift import set_shift, shift_message
 from ..exceptions import InvalidInputError
@@ -47,6 +48,10 @@ class StreamSummary:
         ``n_true``) whose set holds the true class.
     chunk_size : int or None
         Rows per chunk used (None: classified in one piece).
+    shift_bins : dict
+        Level (``meta['CLFSHREF']``'s keys) -> the calibration rows' set-size
+        rates per magnitude bin, with the catalog's rows in each summed over
+        the chunks (`sourceclf.conformal.reference_set_bins`).
     """
 
     def __init__(self, truth_column=None):
@@ -64,6 +69,7 @@ class StreamSummary:
         self.by_true_class = {}
         self.n_covered = {}
         self.chunk_size = None
+        self.shift_bins = {}
 
     @classmethod
     def from_table(cls, table, truth_column=None):
@@ -86,6 +92,7 @@ class StreamSummary:
         for v, c in zip(names, counts):
             self.counts[str(v)] = self.counts.get(str(v), 0) + int(c)
         self.n_masked += int(mask.sum())
+        self._add_shift_bins(table.meta)
         flags = np.ma.getdata(table["pred_flag"])
         empty = b"" if flags.dtype.kind == "S" else ""
         self.n_flagged += int(np.sum((flags != empty) & ~np.ma.getmaskarray(table["pred_flag"])
@@ -196,14 +203,35 @@ class StreamSummary:
             lines.append(f"SHIFT ALARM: {alarm}")
         return lines
 
+    def _add_shift_bins(self, meta):
+        """Add one chunk's rows per magnitude bin (``meta['CLFSHREF']``) to the catalog's."""
+        for key, bins in json.loads(meta.get("CLFSHREF", "{}") or "{}").items():
+            old = self.shift_bins.get(key)
+            if old is not None and "rows" in bins and len(old.get("rows", ())) == len(bins["rows"]):
+                bins = dict(old, rows=[a + b for a, b in zip(old["rows"], bins["rows"])])
+            elif old is not None:  # a file written before the bins: the first chunk's rates
+                continue
+            self.shift_bins[key] = bins
+
+    @property
+    def shift_references(self):
+        """Level -> the set-size rates the shift alarm compares the whole catalog with.
+
+        The calibration rows' rates weighted to the catalog's magnitudes
+        (`sourceclf.conformal.combine_set_bins` of `shift_bins`).
+        """
+        return {key: combine_set_bins(bins) if "rows" in bins else bins
+                for key, bins in self.shift_bins.items()}
+
     def shift_alarm(self):
         """The shift alarm over every row summarised so far, or None.
 
         Compares the set sizes of the whole catalog with the calibration
-        rates recorded by `sourceclf.classify` in ``meta['CLFSHREF']`` (see
-        `sourceclf.conformal.shift`).
+        rates recorded by `sourceclf.classify` in each chunk's
+        ``meta['CLFSHREF']``, weighted to the whole catalog's magnitudes
+        (`shift_references`; see `sourceclf.conformal.shift`).
         """
-        references = json.loads(self.meta.get("CLFSHREF", "{}") or "{}")
+        references = self.shift_references
         for name, hist in self.set_sizes.items():
             _, level = parse_set_column(name)
             level = float(self.meta.get("CLFCONF", 0)) if level is None else level
