@@ -13,9 +13,11 @@ frames (`sourceclf.photometry.measure_columns`, given the PSFs), the frame's
 coverage by sources (`sourceclf.crowding.source_coverage`), and the whole
 ``classify(positions, images=frames)`` with ``model='auto'`` (which measures
 the columns and runs margnet-sgq) against the image-only
-``model='margnet-cnn-sgq'``.  It prints the medians and the ratio of the two
-``classify`` runs; the load average is printed too (a shared machine makes
-the wall-clock times upper bounds).
+``model='margnet-cnn-sgq'`` (which measures them too, for the ``blended``
+flag) and against that model on the same stamps given as cutouts with the
+PSF (nothing measured, nothing cut).  It prints the medians and the ratios of
+the ``classify`` runs; the load average is printed too (a shared machine
+makes the wall-clock times upper bounds).
 """
 
 import argparse
@@ -42,7 +44,7 @@ def main(argv=None):
     import sourceclf
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
     from sourceclf.crowding import source_coverage
-    from sourceclf.cutouts import read_frame
+    from sourceclf.cutouts import make_cutouts, read_frame
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
@@ -55,6 +57,7 @@ def main(argv=None):
     psf = {b: measure_psf(frames[b][0]) for b in BANDS}
     truth = frame_truth(*frames["r"], psf["r"])
     positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
+    stamps = make_cutouts(table=positions, images=frames).data
     steps = {
         "PSF, 5 bands (measure_psf)": lambda: [measure_psf(frames[b][0]) for b in BANDS],
         "24 columns (measure_columns)": lambda: measure_columns(positions, frames, psf),
@@ -65,6 +68,9 @@ def main(argv=None):
         "classify, margnet-cnn-sgq": lambda: sourceclf.classify(
             positions, images=frames, model="margnet-cnn-sgq", confidence=0.9,
             progress=False, device="cpu"),
+        "margnet-cnn-sgq, stamps given": lambda: sourceclf.classify(
+            positions, stamps, psf={b: psf[b].fwhm for b in BANDS}, model="margnet-cnn-sgq",
+            confidence=0.9, progress=False, device="cpu"),
     }
     times = {name: [] for name in steps}
     with warnings.catch_warnings():
@@ -83,7 +89,9 @@ def main(argv=None):
         print(f"  {name:32s} {np.median(values):6.2f} s")
     auto = np.median(times["classify, auto (margnet-sgq)"])
     cnn = np.median(times["classify, margnet-cnn-sgq"])
-    print(f"classify with the columns measured / image-only: {auto / cnn:.2f}")
+    stamps_only = np.median(times["margnet-cnn-sgq, stamps given"])
+    print(f"classify, auto / margnet-cnn-sgq on frames: {auto / cnn:.2f}")
+    print(f"margnet-cnn-sgq on frames / on the stamps given: {cnn / stamps_only:.2f}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -88,7 +88,7 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
-def frame_columns(source, images, cutouts=None, psf=None):
+def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False):
     """The table with MargNet's columns measured on the frames, where it lacks them.
 
     What `classify` does before choosing or running a model that reads
@@ -105,6 +105,9 @@ def frame_columns(source, images, cutouts=None, psf=None):
     psf : float or dict, optional
         `classify`'s ``psf``: with it, its FWHMs stand for the frames' PSF
         (`sourceclf.photometry.measure_columns`).
+    quiet : bool
+        No warning when the columns cannot be measured (for a model reading
+        the images alone, which flags the rows whose PSF is unknown itself).
 
     Returns
     -------
@@ -128,11 +131,24 @@ def frame_columns(source, images, cutouts=None, psf=None):
         measured, seen = measure_columns(source, frames,
                                          None if psf is None else psf_by_band(psf))
     except InvalidInputError as exc:
+        if quiet:
+            return source, frames, psf, False
         warnings.warn(f"MargNet's catalog columns not measured on the frames ({exc}); "
                       "only models reading the images alone can be used",
                       SourceclfWarning, stacklevel=3)
         return source, frames, psf, False
     return measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS}, True
+
+
+def _with_blendedness(source, measured):
+    """``source`` with the ``blendedness_<b>`` columns of ``measured`` (`frame_columns`)."""
+    names = [f"blendedness_{b}" for b in BANDS if f"blendedness_{b}" in measured.colnames]
+    if measured is source or not names:
+        return source
+    out = Table(source, copy=False)  # a new table of the same columns: source is untouched
+    for name in names:
+        out[name] = measured[name]
+    return out
 
 
 def _as_frame(out, frame, untouched=()):
@@ -171,7 +187,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         MargNet's catalog columns and the model reads them (``'auto'`` or a
         ``margnet24`` image model), all of them are measured on the frames
         (`sourceclf.photometry.measure_columns`; ``meta['CLFCOLS']``) and
-        used internally; the output keeps the table's own columns.
+        used internally; the output keeps the table's own columns.  A model
+        reading the images alone takes only their blendedness, for the
+        ``blended`` flag (which makes its run on frames 1.4 times as long on
+        a high-latitude field, 2.3 times on a crowded one:
+        ``benchmarks/bench_frames.py``).
     psf : float or dict, optional
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
         for every band, or one per band (``{'u': 1.5, ...}``).  Without it the
@@ -249,9 +269,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         more other sources than the model's training stamps (the count is
         kept in ``n_neighbours``), or cut from a frame crowded beyond
         `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``),
-        ``blended`` rows whose columns measured on the frames hold a tenth or
-        more of their light from neighbours (kept in ``blendedness``:
-        `sourceclf.crowding.blending_flags`);
+        ``blended`` rows of an image model that hold a tenth or more of their
+        light from neighbours, as measured on the frames (kept in
+        ``blendedness``: `sourceclf.crowding.blending_flags`);
         ``empty_set:<L>[,<L>...]`` marks rows whose prediction set is empty
         at those levels: no class is probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
@@ -286,8 +306,13 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                                       compile=compile)
         model = choice.name
     clf = load_model(model)
-    if choice is None and clf.uses_images and clf.feature_set == FRAME_FEATURE_SET:
-        source, images, psf, measured = frame_columns(source, images, cutouts, psf)
+    if choice is None and clf.uses_images:
+        # Measured on the frames: a model reading MargNet's columns takes them all, any
+        # other image model the blendedness alone (for the blended flag).
+        reads_columns = clf.feature_set == FRAME_FEATURE_SET
+        found, images, psf, measured = frame_columns(source, images, cutouts, psf,
+                                                     quiet=not reads_columns)
+        source = found if reads_columns else _with_blendedness(source, found)
     clf.check_speed_options(precision, compile)
     n = len(table)
 

@@ -329,7 +329,9 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
     cat, frames = real_frame
     positions = Table({"ra": cat["ra"], "dec": cat["dec"]})
     out = sourceclf.classify(positions, images=frames, confidence=0.9, model="margnet-cnn-sgq")
-    assert "CLFCOLS" not in out.meta  # it reads no catalog column: none measured
+    # It reads no catalog column: of the columns measured on the frames it takes only
+    # the blendedness, for the blended flag.
+    assert "CLFCOLS" not in out.meta and "blendedness" in out.colnames
     assert len(out) == 161 and not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
     # 0.84 when shipped: all 41 stars brighter than r = 19 and 96% at r 19-21, but only

@@ -124,23 +124,48 @@ def test_classify_without_a_measurable_psf_uses_the_images_alone():
                for m in said), said
 
 
-def test_classify_flags_a_star_blended_with_its_neighbour():
+@pytest.mark.parametrize("model", ["margnet-sgq", "margnet-cnn-sgq"])
+def test_classify_flags_a_star_blended_with_its_neighbour(model):
     """A star with a neighbour three times as bright 1.4 FWHM away is flagged
-    ``blended``, with its blendedness kept; a lone star is not."""
+    ``blended``, with its blendedness kept; a lone star is not.  The image-only
+    CNN gets the flag too (its inputs unchanged: the stamps and the PSF)."""
     from sourceclf import classify
     from sourceclf.crowding import BLENDED_LIMIT, FLAG_BLENDED
+    from sourceclf.cutouts import make_cutouts
 
     frames, psf = _frames([(50.0, 50.0, 100.0), (120.0, 120.0, 100.0), (124.2, 120.0, 300.0)])
     sources = _sources([(50.0, 50.0), (120.0, 120.0)])
     columns, _ = measure_columns(sources, frames, psf)
     assert columns["blendedness_r"][0] == 0.0
     assert columns["blendedness_r"][1] > BLENDED_LIMIT
-    out = classify(sources, images=frames, psf=FWHM_PIX * 0.396, confidence=None,
-                   model="margnet-sgq")
+    out = classify(sources, images=frames, psf=FWHM_PIX * 0.396, confidence=None, model=model)
     flags = np.asarray(out["pred_flag"]).astype(str)
     assert [FLAG_BLENDED in f.split(";") for f in flags] == [False, True]
     assert out["blendedness"][0] == 0.0 and out["blendedness"][1] > BLENDED_LIMIT
     assert not out["pred_class"].mask.any()  # still classified
+    assert out.colnames[:2] == ["ra", "dec"] and "dered_r" not in out.colnames
+    if model == "margnet-cnn-sgq":  # the same stamps given as cutouts: nothing measured
+        stamps = make_cutouts(table=sources, images=frames).data
+        alone = classify(sources, stamps, psf=FWHM_PIX * 0.396, confidence=None, model=model)
+        assert "blendedness" not in alone.colnames
+        np.testing.assert_array_equal(alone["prob_star"], out["prob_star"])
+
+
+def test_the_cnn_on_frames_without_a_measurable_psf_says_so_once():
+    """The image-only CNN asked for by name on frames whose PSF cannot be measured:
+    its rows are flagged, without a warning about MargNet's columns it does not read."""
+    from sourceclf import classify
+    from sourceclf.psf import FLAG_PSF_UNKNOWN
+
+    frames, _ = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames,
+                       confidence=None, model="margnet-cnn-sgq")
+    said = [str(w.message) for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert not any("MargNet's catalog columns" in m for m in said), said
+    assert all(FLAG_PSF_UNKNOWN in f for f in np.asarray(out["pred_flag"]).astype(str))
+    assert "blendedness" not in out.colnames
 
 
 def test_the_colour_excess_corrects_the_measured_magnitudes():

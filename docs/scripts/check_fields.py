@@ -24,7 +24,7 @@ with the five corrected frames):
    stamp than the model's training stamps: `sourceclf.crowding`) and the
    balanced accuracy of the rows not flagged ``crowded`` (with the r frame's
    ``frame_coverage``, `sourceclf.crowding.source_coverage`), the share flagged
-   ``blended`` (the catalog models: `sourceclf.crowding.blending_flags`) and the
+   ``blended`` (`sourceclf.crowding.blending_flags`) and the
    balanced accuracy of the rest, and of the rows the
    truth decides (``ambiguous`` not set: the extent at least two widths of the
    point-source locus from the cut), and how the 90% prediction sets hold
@@ -460,8 +460,8 @@ def summary(results, models, injected=False):
     print("\nLowest balanced accuracy of the rows not flagged crowded, over the fields that "
           "have them:")
     _print_lowest(results, models, "balanced_not_crowded", lambda low: f"({low['field']})")
-    print("\nLowest balanced accuracy of the rows not flagged blended (the catalog models, "
-          "columns measured on the frames), and the share flagged there:")
+    print("\nLowest balanced accuracy of the rows not flagged blended (blendedness measured "
+          "on the frames), and the share flagged there:")
     _print_lowest(results, models, "balanced_not_blended",
                   lambda low: f"({low['field']}, {low['blended']:.0%} flagged)")
     sets = set_table(results, models)
