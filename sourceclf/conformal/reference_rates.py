@@ -62,8 +62,9 @@ def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None):
         `MATCH_COLUMNS`: the rates are then those of the calibration rows
         weighted to the catalog's distribution of the first of them that
         both have (`MATCH_BINS` bins of equal calibration counts), and ``n``
-        is the weighted rows' effective number (Kish's).  Without a column in common, or without a
-        finite magnitude, the rates of all calibration rows.
+        is the weighted rows' effective number (Kish's).  Without a column in
+        common, or without a finite magnitude, the rates of all calibration
+        rows.
 
     Returns
     -------

@@ -57,9 +57,9 @@ def set_shift(sizes, reference):
         that departs towards less decisive sets by more than sampling noise:
         ``'empty'`` (more empty sets), ``'singleton'`` (fewer single-class
         sets), ``'mean_size'`` (larger sets, with more of two classes or
-        more); empty when the catalog's sets
-        are as decisive as the calibration rows' or more (or it has fewer
-        than `SHIFT_MIN_ROWS` rows).
+        more); empty when the catalog's sets are as decisive as the
+        calibration rows' or more (or it has fewer than `SHIFT_MIN_ROWS`
+        rows).
 
     Examples
     --------
