@@ -305,6 +305,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         choice = explain_model_choice(source, with_images=with_images, precision=precision,
                                       compile=compile)
         model = choice.name
+    found = source  # the catalog with any column measured on the frames (for the alarm)
     clf = load_model(model)
     if choice is None and clf.uses_images:
         # Measured on the frames: a model reading MargNet's columns takes them all, any
@@ -392,7 +393,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             flags[new] = np.where(old == "", set_flags[new], old + ";" + set_flags[new])
         if clf.calibration is not None:
             _check_set_shift(out, clf, rows, levels, score=score, by=by,
-                             magnitudes=_magnitudes(source, rows))
+                             magnitudes=_magnitudes(found, rows))
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 

@@ -4,6 +4,8 @@ Networks run in tiny configurations so the whole file stays fast on a CPU; the
 shipped models are checked on real SDSS frames when ../shared/data is there.
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -332,6 +334,8 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
     # It reads no catalog column: of the columns measured on the frames it takes only
     # the blendedness, for the blended flag.
     assert "CLFCOLS" not in out.meta and "blendedness" in out.colnames
+    # The shift alarm compares its sets with calibration rows of the measured magnitudes.
+    assert json.loads(out.meta["CLFSHREF"])["0.9"]["matched"] == "r"
     assert len(out) == 161 and not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
     # 0.84 when shipped: all 41 stars brighter than r = 19 and 96% at r 19-21, but only
