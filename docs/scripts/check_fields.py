@@ -487,33 +487,24 @@ def summary(results, models, injected=False):
                   f"({sum(g > 0 for g in gains)} of {len(gains)} above)", flush=True)
 
 
-def set_table(results, models):
-    """The prediction sets' coverage, size and alarms per model and seeing, as an rst table.
-
-    Fields grouped as in `magnitude_table`; each cell gives the lowest and
-    highest value over the group's fields, the alarms their count.
-    """
+def _field_groups(results, models, key):
+    """``(model, seeing, group label, rows)`` of the rows holding ``key``, per model, seeing and
+    group of fields: ``uncrowded``, then ``crowded`` (where a model's rows are mostly flagged
+    ``crowded``); groups without such rows left out."""
     crowded = {name for name, _, m, _, row in results if m != SDSS_CUT and row["crowded"] >= 0.5}
-    head = ["model", "seeing", "fields", "balanced coverage", "point", "extended",
-            "mean size", "alarms"]
-    lines = []
     for model in models:
         for seeing in SEEINGS:
             for group, label in ((False, "uncrowded"), (True, "crowded")):
                 rows = [row for name, s, m, _, row in results
                         if m == model and s == seeing and (name in crowded) == group
-                        and "set_coverage_balanced" in row]
-                if not rows:
-                    continue
+                        and key in row]
+                if rows:
+                    yield (Path(model).name, "native" if seeing is None else f'{seeing}"',
+                           label, rows)
 
-                def span(key):
-                    values = [row[key] for row in rows]
-                    return f"{min(values):.2f}-{max(values):.2f}"
 
-                lines.append([Path(model).name, "native" if seeing is None else f'{seeing}"',
-                              label, span("set_coverage_balanced"), span("set_coverage_point"),
-                              span("set_coverage_extended"), span("set_mean_size"),
-                              f"{sum(row['shift_alarm'] for row in rows)} of {len(rows)}"])
+def _simple_table(head, lines):
+    """An rst simple table of ``lines`` under ``head``, columns one space apart ("" if none)."""
     if not lines:
         return ""
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
@@ -521,6 +512,24 @@ def set_table(results, models):
     return "\n".join([rule, " ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
                      + [" ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
                         for line in lines] + [rule])
+
+
+def set_table(results, models):
+    """The prediction sets' coverage, size and alarms per model and seeing, as an rst table.
+
+    Fields grouped as in `magnitude_table`; each cell gives the lowest and
+    highest value over the group's fields, the alarms their count.
+    """
+    head = ["model", "seeing", "fields", "balanced coverage", "point", "extended",
+            "mean size", "alarms"]
+    lines = []
+    for model, seeing, label, rows in _field_groups(results, models, "set_coverage_balanced"):
+        spans = [f"{min(row[key] for row in rows):.2f}-{max(row[key] for row in rows):.2f}"
+                 for key in ("set_coverage_balanced", "set_coverage_point",
+                             "set_coverage_extended", "set_mean_size")]
+        alarms = f"{sum(row['shift_alarm'] for row in rows)} of {len(rows)}"
+        lines.append([model, seeing, label, *spans, alarms])
+    return _simple_table(head, lines)
 
 
 def magnitude_table(results, models):
@@ -530,38 +539,22 @@ def magnitude_table(results, models):
     Each cell pools the fields' counts (right calls over rows, per class) and
     gives the balanced accuracy, with the rows of each class in brackets.
     """
-    crowded = {name for name, _, m, _, row in results if m != SDSS_CUT and row["crowded"] >= 0.5}
     head = ["model", "seeing", "fields"] + [
         f"r < {high}" if low is None else f"r {low}-{high}" for low, high in R_MAG_BINS]
     lines = []
-    for model in models:
-        for seeing in SEEINGS:
-            for group, label in ((False, "uncrowded"), (True, "crowded")):
-                rows = [row for name, s, m, _, row in results
-                        if m == model and s == seeing and (name in crowded) == group
-                        and "by_r_mag" in row]
-                if not rows:
-                    continue
-                cells = []
-                for k in range(len(R_MAG_BINS)):
-                    n = {c: sum(r["by_r_mag"][k][f"n_{c}"] for r in rows)
-                         for c in ("point", "extended")}
-                    hits = {c: sum(r["by_r_mag"][k][f"{c}_hits"] for r in rows)
-                            for c in ("point", "extended")}
-                    if not all(n.values()):
-                        cells.append("--")
-                        continue
-                    both = (hits["point"] / n["point"] + hits["extended"] / n["extended"]) / 2
-                    cells.append(f"{both:.2f} ({n['point']}/{n['extended']})")
-                lines.append([Path(model).name, "native" if seeing is None else f'{seeing}"',
-                              label] + cells)
-    if not lines:
-        return ""
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    rule = " ".join("=" * w for w in widths)
-    return "\n".join([rule, " ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), rule]
-                     + [" ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
-                        for line in lines] + [rule])
+    for model, seeing, label, rows in _field_groups(results, models, "by_r_mag"):
+        cells = []
+        for k in range(len(R_MAG_BINS)):
+            n = {c: sum(r["by_r_mag"][k][f"n_{c}"] for r in rows) for c in ("point", "extended")}
+            hits = {c: sum(r["by_r_mag"][k][f"{c}_hits"] for r in rows)
+                    for c in ("point", "extended")}
+            if not all(n.values()):
+                cells.append("--")
+                continue
+            both = (hits["point"] / n["point"] + hits["extended"] / n["extended"]) / 2
+            cells.append(f"{both:.2f} ({n['point']}/{n['extended']})")
+        lines.append([model, seeing, label] + cells)
+    return _simple_table(head, lines)
 
 
 def recorded(models, injected=False):
