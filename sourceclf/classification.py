@@ -9,7 +9,7 @@ from astropy.table import MaskedColumn, Table
 from . import __version__
 from . import conformal
 from .bands import BANDS
-from .columns import ColumnFinder, map_columns
+from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
@@ -19,7 +19,7 @@ from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
-from .photometry import measure_columns
+from .photometry import catalog_extinction, measure_columns
 from .utils._validation import check_confidence_levels, check_positive_int
 
 __all__ = ["classify", "frame_columns", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
@@ -403,8 +403,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if choice is not None:
         out.meta["CLFAUTO"] = choice.reason
     if measured and clf.feature_set == FRAME_FEATURE_SET:
-        finder = ColumnFinder(catalog)
-        dereddened = all(finder.extinction(b) is not None for b in BANDS)
+        dereddened = catalog_extinction(catalog) is not None
         out.meta["CLFCOLS"] = ("MargNet's columns measured on the frames "
                                "(sourceclf.photometry.measure_columns); "
                                + ("extinction from the table" if dereddened else

@@ -53,7 +53,7 @@ from .utils._wcs import pixel_scale as wcs_pixel_scale
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
            "columns_from_fits", "detect_segments", "deblend_frame", "source_stamps",
-           "measure_columns", "STAMP_SIZE", "ASSUMED_BETA"]
+           "measure_columns", "catalog_extinction", "STAMP_SIZE", "ASSUMED_BETA"]
 
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
@@ -438,6 +438,28 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
     return out
 
 
+def catalog_extinction(table):
+    """The extinction `measure_columns` corrects a catalog's measured magnitudes by.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+
+    Returns
+    -------
+    extinction : `numpy.ndarray`, shape (n, 5), or None
+        Each band's ``extinction_<b>``, or its colour excess ``ebv`` times the
+        band's coefficient (`sourceclf.columns.ColumnFinder.extinction`), NaN
+        as 0; None when a band has neither (no correction).
+    """
+    finder = ColumnFinder(table)
+    extinction = [finder.extinction(b) for b in BANDS]
+    if any(e is None for e in extinction):
+        return None
+    return np.nan_to_num(np.column_stack(extinction))
+
+
 def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"):
     """MargNet's 24 catalog columns measured on full frames.
 
@@ -445,10 +467,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     ----------
     table : `~astropy.table.Table`
         The catalog, with each source's position.  Its ``extinction_<b>``
-        columns, when it has all five, or else its colour excess ``ebv``
-        (E(B-V), `sourceclf.columns.ColumnFinder.extinction`), correct the
-        magnitudes (else none: ``extinction_<b>`` is 0 and ``dered_<b>`` is
-        the observed magnitude).
+        columns, when it has all five, or else its colour excess ``ebv``,
+        correct the magnitudes (`catalog_extinction`; else none:
+        ``extinction_<b>`` is 0 and ``dered_<b>`` is the observed magnitude).
     frames : dict
         ``{band: (data, wcs)}`` for u g r i z, sky-subtracted, in nanomaggies
         (as `sourceclf.cutouts.read_frame` returns SDSS corrected frames).
@@ -511,12 +532,8 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
             centre_stamps(stamps, fwhm_pix, psf[b].beta),
             profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1]),
             fwhm_pix, psf[b].beta, psf[b].sky_sigma)
-    finder = ColumnFinder(table)
-    extinction = [finder.extinction(b) for b in BANDS]
-    extinction = (None if any(e is None for e in extinction)
-                  else np.nan_to_num(np.column_stack(extinction)))
     out = Table(table, copy=True)
-    columns_from_fits(out, fluxes, best, width, extinction, blendedness=blend)
+    columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)
     off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)  # magnitudes are NaN there already
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan
