@@ -206,12 +206,10 @@ class StreamSummary:
     def _add_shift_bins(self, meta):
         """Add one chunk's rows per magnitude bin (``meta['CLFSHREF']``) to the catalog's."""
         for key, bins in json.loads(meta.get("CLFSHREF", "{}") or "{}").items():
-            old = self.shift_bins.get(key)
-            if old is not None and "rows" in bins and len(old.get("rows", ())) == len(bins["rows"]):
-                bins = dict(old, rows=[a + b for a, b in zip(old["rows"], bins["rows"])])
-            elif old is not None:  # a file written before the bins: the first chunk's rates
-                continue
-            self.shift_bins[key] = bins
+            old = self.shift_bins.setdefault(key, bins)
+            if old is not bins and "rows" in old and len(old["rows"]) == len(bins.get("rows", ())):
+                old["rows"] = [a + b for a, b in zip(old["rows"], bins["rows"])]
+            # else: a file written before the bins keeps its first chunk's rates
 
     @property
     def shift_references(self):
