@@ -15,9 +15,11 @@ coverage by sources (`sourceclf.crowding.source_coverage`), and the whole
 the columns and runs margnet-sgq) against the image-only
 ``model='margnet-cnn-sgq'`` (which measures them too, for the ``blended``
 flag) and against that model on the same stamps given as cutouts with the
-PSF (nothing measured, nothing cut).  It prints the medians and the ratios of
-the ``classify`` runs; the load average is printed too (a shared machine
-makes the wall-clock times upper bounds).
+PSF (nothing measured, nothing cut), and `sourceclf.injection_check` with
+the model ``auto`` chose (150 known sources drawn into copies of the frames:
+what ``--inject-check 150`` adds).  It prints the medians and the ratios of
+the ``classify`` runs and of the check to ``classify``; the load average is
+printed too (a shared machine makes the wall-clock times upper bounds).
 """
 
 import argparse
@@ -45,6 +47,7 @@ def main(argv=None):
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
     from sourceclf.crowding import source_coverage
     from sourceclf.cutouts import make_cutouts, read_frame
+    from sourceclf.injection_check import injection_check
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
@@ -71,6 +74,8 @@ def main(argv=None):
         "margnet-cnn-sgq, stamps given": lambda: sourceclf.classify(
             positions, stamps, psf={b: psf[b].fwhm for b in BANDS}, model="margnet-cnn-sgq",
             confidence=0.9, progress=False, device="cpu"),
+        "injection check, 150 (margnet-sgq)": lambda: injection_check(
+            frames, model="margnet-sgq", device="cpu"),
     }
     times = {name: [] for name in steps}
     with warnings.catch_warnings():
@@ -86,12 +91,14 @@ def main(argv=None):
           f"(bz2) in {read:.1f} s; torch {torch.__version__}, {args.threads} threads; "
           f"median of {args.repeat}")
     for name, values in times.items():
-        print(f"  {name:32s} {np.median(values):6.2f} s")
+        print(f"  {name:36s} {np.median(values):6.2f} s")
     auto = np.median(times["classify, auto (margnet-sgq)"])
     cnn = np.median(times["classify, margnet-cnn-sgq"])
     stamps_only = np.median(times["margnet-cnn-sgq, stamps given"])
     print(f"classify, auto / margnet-cnn-sgq on frames: {auto / cnn:.2f}")
     print(f"margnet-cnn-sgq on frames / on the stamps given: {cnn / stamps_only:.2f}")
+    check = np.median(times["injection check, 150 (margnet-sgq)"])
+    print(f"injection check / classify, auto: {check / auto:.2f}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -58,6 +58,10 @@ def build_parser():
                         "--column dered_r=cModelMag_r (repeat for each input)")
     p.add_argument("--image", action="append", metavar="BAND=FILE",
                    help="full frame of one band with a WCS (repeat for u g r i z)")
+    p.add_argument("--inject-check", type=int, metavar="N",
+                   help="with --image: draw N known stars and galaxies (150 is a good number) "
+                        "into copies of the frames and say how well the model classifies them "
+                        "there; their rows go to <output stem>_injection_check.ecsv")
     p.add_argument("--mc-samples", type=int,
                    help="Monte Carlo passes of a Bayesian model, 1 to 1000")
     p.add_argument("--truth", metavar="COL",
@@ -111,6 +115,30 @@ def _parse_images(specs):
     return images
 
 
+def injection_check_path(output):
+    """Where ``--inject-check`` writes its rows: ``<output stem>_injection_check.ecsv``."""
+    return Path(output).with_name(f"{split_extension(output)[0]}_injection_check.ecsv")
+
+
+def _injection_check(args, images, model, output):
+    """Run ``--inject-check``: print its scores, write its rows, warn when they are low."""
+    from .injection_check import injection_check
+
+    path = injection_check_path(output)
+    try:
+        check = injection_check(images, model=model, n=args.inject_check,
+                                confidence=(args.confidence or [0.9])[0], device=args.device,
+                                batch_size=args.batch_size)
+    except Exception as exc:  # noqa: BLE001 - the classification is written and sound
+        warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
+        return
+    check.sources.write(path, format="ascii.ecsv", overwrite=True)
+    print(check.lines()[0])
+    print(f"wrote {path}")
+    if not check.reliable:
+        warnings.warn(check.warning(), SourceclfWarning, stacklevel=2)
+
+
 def summary(table):
     """Human-readable lines summarising a classified table."""
     from .streaming import StreamSummary
@@ -152,6 +180,16 @@ def _run(args):
     columns = parse_column_options(args.column)
     if args.cutouts and not Path(args.cutouts).is_file():
         raise InvalidInputError(f"cutouts file '{args.cutouts}' does not exist")
+    if args.inject_check is not None:
+        if images is None:
+            raise InvalidInputError("--inject-check draws sources into frames: give them "
+                                    "with --image")
+        if args.inject_check < 10:
+            raise InvalidInputError(f"--inject-check takes at least 10 sources, got "
+                                    f"{args.inject_check}")
+        if injection_check_path(output).exists() and not args.overwrite:
+            raise InvalidInputError(f"file '{injection_check_path(output)}' exists; pass "
+                                    "--overwrite to replace it")
     if args.chunk_size is not None and args.chunk_size < 1:
         raise InvalidInputError(f"--chunk-size must be positive, got {args.chunk_size}")
     threads = args.threads
@@ -179,6 +217,9 @@ def _run(args):
     for line in result.lines():
         print(line)
     print(f"wrote {output}")
+    if args.inject_check is not None:
+        _injection_check(args, images, result.meta.get("CLFMODEL") if args.model == "auto"
+                         else args.model, output)
     return 0
 
 

@@ -35,6 +35,7 @@ LAYERS = {
     "streaming": 6, "dask": 6, "demo": 6,
     # recipes and the command line
     "recipes": 7, "experiments": 7, "train_recipes": 7, "image_recipes": 7, "cli": 7,
+    "injection_check": 7,
 }
 
 #: Function-local imports of sourceclf modules allowed in the whole package

@@ -1,0 +1,153 @@
+"""Does `sourceclf.injection_check` tell the fields a model fails on from those it does not?
+
+For every shared SDSS field, at its own seeing and blurred to an r-band FWHM
+of 1.6", 1.9" and 2.2" (as ``check_fields.py`` blurs them, same seeds), run
+`sourceclf.injection_check` on the frames as a user would (150 sources of the
+bundled population, its own seed, the PSF measured on the frames given) and
+print its balanced accuracy, its 90% sets' coverage and whether it warns
+(below `sourceclf.injection_check.RELIABLE_BALANCED`), next to what
+``check_fields.py --record`` measured for the same model, field and seeing on
+the field's own sources (``own``) and on its own injected sources
+(``check_fields --inject``: another population draw and other positions).
+``--record`` writes the rows to ``docs/reports/injection_check_fields.json``;
+``--from-record`` prints the table of docs/images.rst from it.
+
+Run from the repository root (about 20 minutes per model on two CPU cores)::
+
+    python docs/scripts/injection_check_fields.py [--data ../shared/data] [--models A,B]
+"""
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+from check_fields import SEEINGS, recorded
+
+from sourceclf.bands import BANDS
+from sourceclf.cutouts import read_frame
+from sourceclf.exceptions import InvalidInputError
+from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
+from sourceclf.psf import measure_psf
+from sourceclf.simulate import degrade_frames
+
+RECORD = Path(__file__).resolve().parents[1] / "reports" / "injection_check_fields.json"
+MODELS = ("margnet-sgq", "margnet-cnn-sgq")
+#: The check's seed: neither ``check_fields.py --inject``'s placements nor the bundled draw's.
+SEED = 11
+
+
+def _recorded_balanced(models):
+    """``{(model, field, seeing): (own, injected)}`` balanced accuracies from the cards."""
+    out = {}
+    for injected in (False, True):
+        for field, seeing, model, balanced, _ in recorded(models, injected):
+            out.setdefault((model, field, seeing), [None, None])[int(injected)] = balanced
+    return out
+
+
+def check_field(folder, models, log):
+    """The check's rows for one field, every seeing and model."""
+    name = folder.name.replace("sdss_frame_", "")
+    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
+    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    rows = []
+    for k, seeing in enumerate(SEEINGS):
+        frames = native if seeing is None else \
+            degrade_frames(native, seeing, psf=psf, random_state=100 * k)[0]
+        for model in models:
+            t0 = time.time()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    check = injection_check(frames, model=model, random_state=SEED, device="cpu")
+            except InvalidInputError as exc:
+                log(f"{name} {seeing}: {model}: no check: {exc}")
+                rows.append({"field": name, "target_r_fwhm": seeing, "model": model,
+                             "error": str(exc)})
+                continue
+            row = {"field": name, "target_r_fwhm": seeing, "model": model,
+                   "balanced": round(check.balanced, 3),
+                   "point_as_star_or_qso": round(check.point_as_star_or_qso, 3),
+                   "extended_as_galaxy": round(check.extended_as_galaxy, 3),
+                   "set_coverage": round(check.set_coverage, 3), "warns": not check.reliable}
+            rows.append(row)
+            log(f"{name} {seeing or 'native'} {model}: balanced {row['balanced']:.3f} "
+                f"sets {row['set_coverage']:.3f} warns {row['warns']} "
+                f"[{time.time() - t0:.0f} s]")
+    return rows
+
+
+def table(rows, models):
+    """The rst table: the check next to the cards' own and injected scores."""
+    cards = _recorded_balanced(models)
+    lines = [("Field", "r FWHM", "Model", "check", "sets", "warns", "own", "injected")]
+    for row in rows:
+        seeing = row["target_r_fwhm"]
+        own, injected = cards.get((row["model"], row["field"], seeing), (None, None))
+        fmt = (lambda v: "-" if v is None else f"{v:.2f}")
+        lines.append((row["field"], "native" if seeing is None else f"{seeing}", row["model"],
+                      fmt(row.get("balanced")), fmt(row.get("set_coverage")),
+                      "error" if "error" in row else ("yes" if row["warns"] else "no"),
+                      fmt(own), fmt(injected)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    out = [rule, "  ".join(c.ljust(w) for c, w in zip(lines[0], widths)), rule]
+    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines[1:]]
+    return "\n".join(out + [rule])
+
+
+def agreement(rows, models):
+    """How often the check warns where the field's own and injected scores fall short."""
+    cards = _recorded_balanced(models)
+    counts = {}
+    for row in rows:
+        if "error" in row:
+            continue
+        own, injected = cards.get((row["model"], row["field"], row["target_r_fwhm"]),
+                                  (None, None))
+        for kind, value in (("own", own), ("injected", injected)):
+            if value is None:
+                continue
+            key = (kind, value < RELIABLE_BALANCED, row["warns"])
+            counts[key] = counts.get(key, 0) + 1
+    lines = []
+    for kind in ("own", "injected"):
+        low = [counts.get((kind, True, w), 0) for w in (True, False)]
+        high = [counts.get((kind, False, w), 0) for w in (True, False)]
+        lines.append(f"{kind} sources below {RELIABLE_BALANCED}: check warned on {low[0]} of "
+                     f"{sum(low)} runs; at or above: warned on {high[0]} of {sum(high)}")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--record", action="store_true", help=f"write the rows to {RECORD}")
+    parser.add_argument("--from-record", action="store_true",
+                        help="print the table from the record, running nothing")
+    parser.add_argument("fields", nargs="*", help="field folders' suffixes (default: all)")
+    args = parser.parse_args(argv)
+    models = args.models.split(",")
+    if args.from_record:
+        rows = [r for r in json.loads(RECORD.read_text())["rows"] if r["model"] in models]
+    else:
+        folders = sorted(Path(args.data).glob("sdss_frame_*"))
+        if args.fields:
+            folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
+        rows = []
+        for folder in folders:
+            rows += check_field(folder, models, lambda s: print(s, flush=True))
+        if args.record:
+            old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
+            keep = [r for r in old if r["model"] not in models]
+            RECORD.write_text(json.dumps({"rows": keep + rows}, indent=1) + "\n")
+    print(table(rows, models))
+    for line in agreement(rows, models):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

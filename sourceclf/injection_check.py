@@ -1,0 +1,355 @@
+"""How well a model classifies the sources of *your* frames: known sources drawn into them.
+
+A model's card says how it does on the five SDSS fields sourceclf holds, at
+their own seeing and blurred.  Frames from elsewhere can be more crowded,
+shallower or differently blurred, and on such frames a model can be wrong
+with confident probabilities: its prediction sets, calibrated on simulated
+stamps, do not see it (on the crowded shared fields the 90% sets held the
+truth for 61-94% of the sources).  `injection_check` measures it on the
+frames themselves, as ``docs/scripts/check_fields.py --inject`` does on the
+shared fields: known stars and galaxies (`injection_sources`) are drawn into
+copies of the frames at random positions (`sourceclf.recipes.injection`:
+through each band's own PSF, built from the frame's stars, with their photon
+noise; the frame's sky, noise, background and neighbours are real), their
+truth is measured on each one's own noiseless image as a frame of 1.2"
+seeing shows it (`TRUTH_FWHM`; point-like or extended by SDSS's
+PSF-minus-aperture cut, as ``check_fields.py`` measures its truth), and
+the model classifies them exactly as `sourceclf.classify` classifies the
+frames' own sources.  The share of
+point-like sources called STAR or QSO, of extended ones called GALAXY, their
+mean (the balanced accuracy) and how often the prediction sets hold the truth
+are the model's scores *on these frames*.
+
+What it cannot see: real galaxies' shapes (the injected ones are de
+Vaucouleurs profiles, or points for stars), sources fainter than r = 20.5
+or brighter than 16 (the injected range), and a catalog's own columns: a
+model reading MargNet's columns is scored with them measured on the frames
+(`sourceclf.photometry.measure_columns`), as `sourceclf.classify` measures
+them for a table of positions, not as a survey's pipeline gave them.
+
+On the shared fields, at their own seeing and blurred to 1.6-2.2", the
+check gave ``margnet-sgq`` and ``margnet-cnn-sgq`` 0.91-0.99 on the three
+uncrowded fields and 0.71-0.95 on the two crowded ones; it warned on 12 of
+the 16 runs where the fields' own sources score below 0.90 and on none of
+the 22 where they score more
+(``python docs/scripts/injection_check_fields.py --from-record``).
+
+From the command line: ``sourceclf-classify cat.fits --image u=... ...
+--inject-check 150``.
+"""
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, hstack
+
+from .bands import BANDS
+from .classification import classify
+from .conformal import set_membership
+from .cutouts import frames_by_band, read_frame
+from .exceptions import InvalidInputError, SourceclfWarning
+from .models.registry import load_model
+from .photometry import measure_columns
+from .psf import PSFMeasurement, measure_psf
+from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
+                                injected_truth, place_sources)
+from .utils._validation import check_random_state
+
+__all__ = ["INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "TRUTH_FWHM", "InjectionCheck",
+           "injection_check", "injection_sources"]
+
+#: The stars and galaxies drawn in by default (2,000 rows of the image models'
+#: simulated population at r 16-20.5; ``docs/scripts/make_injection_sources.py``).
+INJECTION_SOURCES_FILE = Path(__file__).resolve().parent / "data" / "injection_sources.fits"
+
+#: Balanced accuracy on the injected sources below which `InjectionCheck`
+#: says the model's classes on these frames are not to be trusted as they are:
+#: the target of the image models at the worst seeing, 2.2" (on the shared
+#: fields the check gives 0.91-0.99 on the uncrowded ones, 0.71-0.95 on the
+#: crowded ones).
+RELIABLE_BALANCED = 0.90
+
+#: The seeing (r-band FWHM, arcsec; a Moffat of index 3.5) through which each
+#: injected source's truth is measured, whatever the frames' seeing: near
+#: SDSS's median, inside the 0.9-1.4" of the shared fields, whose native
+#: frames ``check_fields.py`` builds its truth on.  A galaxy the frames blur
+#: into a point is still extended: the truth is what the source is, not what
+#: a bad frame shows.
+TRUTH_FWHM = 1.2
+
+#: Columns the injected sources are drawn from.
+SOURCE_COLUMNS = tuple(f"{kind}_{b}" for b in BANDS for kind in ("dered", "extinction", "deVRad"))
+
+
+def injection_sources(path=None):
+    """The stars and galaxies `injection_check` draws into frames.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A table of one's own (any format astropy reads) with ``class``
+        (STAR or GALAXY), ``dered_<b>``, ``extinction_<b>`` and
+        ``deVRad_<b>`` (arcsec) for u g r i z; default: the bundled
+        `INJECTION_SOURCES_FILE`.
+
+    Returns
+    -------
+    sources : `~astropy.table.Table`
+        Those columns, ``class`` as str, and ``r_mag`` (observed r).
+
+    Raises
+    ------
+    InvalidInputError
+        If the file cannot be read or lacks a column.
+    """
+    path = Path(INJECTION_SOURCES_FILE if path is None else path)
+    try:
+        table = Table.read(path)
+    except Exception as exc:  # noqa: BLE001 - any reader's error, said in one line
+        raise InvalidInputError(f"cannot read injection sources '{path}': {exc}") from None
+    return _check_sources(table, f"injection sources '{path}'")
+
+
+def _check_sources(table, label):
+    missing = [c for c in SOURCE_COLUMNS + ("class",) if c not in table.colnames]
+    if missing:
+        raise InvalidInputError(f"{label} lack column(s) {', '.join(missing)}")
+    out = Table({c: np.asarray(table[c], dtype=float) for c in SOURCE_COLUMNS})
+    classes = np.asarray(table["class"])
+    if classes.dtype.kind == "S":
+        classes = np.char.decode(classes, "ascii")
+    out["class"] = np.char.upper(np.char.strip(classes.astype(str)))
+    out["r_mag"] = out["dered_r"] + out["extinction_r"]
+    counts = {c: int(np.sum(out["class"] == c)) for c in ("STAR", "GALAXY")}
+    if min(counts.values()) < 1 or sum(counts.values()) < len(out):
+        raise InvalidInputError(f"{label}: class must be STAR or GALAXY on every row, with "
+                                f"both present (got {sorted(set(out['class'].tolist()))})")
+    return out
+
+
+@dataclass(frozen=True)
+class InjectionCheck:
+    """A model's scores on known sources drawn into a set of frames (`injection_check`).
+
+    Attributes
+    ----------
+    model : str
+        The model's name.
+    sources : `~astropy.table.Table`
+        One row per injected source: ``ra``, ``dec``, ``class`` (as drawn),
+        ``r_mag``, ``truth`` (``'point'`` or ``'extended'``, measured on its
+        noiseless image), ``on_brighter_source`` (it lands on a source of
+        the frame brighter than a tenth of it), ``right`` (point-like called
+        STAR or QSO, extended called GALAXY), and `sourceclf.classify`'s
+        columns (``pred_class``, ``prob_<class>``, ``pred_flag``, sets).
+    point_as_star_or_qso, extended_as_galaxy, balanced : float
+        Shares of right calls, and their mean.
+    balanced_not_on_brighter : float
+        The same for the sources not on a brighter source of the frame
+        (NaN when a kind has none).
+    set_coverage : float or None
+        Balanced share of the prediction sets (level ``confidence``) that
+        hold the truth (STAR or QSO for point-like sources, GALAXY for
+        extended ones); None without sets.
+    confidence : float or None
+        The sets' level.
+    """
+
+    model: str
+    sources: Table
+    point_as_star_or_qso: float
+    extended_as_galaxy: float
+    balanced: float
+    balanced_not_on_brighter: float
+    set_coverage: object
+    confidence: object
+
+    @property
+    def reliable(self):
+        """Whether the balanced accuracy reaches `RELIABLE_BALANCED`."""
+        return bool(self.balanced >= RELIABLE_BALANCED)
+
+    @property
+    def meta(self):
+        """FITS-style keywords of the scores (``CLFINJ*``), for a table's ``meta``."""
+        meta = {"CLFINJN": len(self.sources), "CLFINJPT": round(self.point_as_star_or_qso, 3),
+                "CLFINJEX": round(self.extended_as_galaxy, 3),
+                "CLFINJBA": round(self.balanced, 3)}
+        if self.set_coverage is not None:
+            meta["CLFINJSC"] = round(self.set_coverage, 3)
+        return meta
+
+    def lines(self):
+        """What the check found, in a few lines of text."""
+        truth = np.asarray(self.sources["truth"])
+        n_point, n_extended = int(np.sum(truth == "point")), int(np.sum(truth == "extended"))
+        lines = [f"injection check: {len(self.sources)} known sources drawn into the frames "
+                 f"({n_point} point-like, {n_extended} extended; r "
+                 f"{np.min(self.sources['r_mag']):.1f}-{np.max(self.sources['r_mag']):.1f}), "
+                 f"model {self.model}: point-like called STAR/QSO "
+                 f"{self.point_as_star_or_qso:.1%}, extended called GALAXY "
+                 f"{self.extended_as_galaxy:.1%}, balanced {self.balanced:.1%}"
+                 + ("" if self.set_coverage is None else
+                    f"; {self.confidence:.0%} sets hold the truth for {self.set_coverage:.1%}")]
+        if not self.reliable:
+            lines.append(self.warning())
+        return lines
+
+    def warning(self):
+        """The one-line warning of an unreliable check ('' when reliable)."""
+        if self.reliable:
+            return ""
+        return (f"on these frames {self.model} classified only {self.balanced:.0%} (balanced) "
+                f"of {len(self.sources)} known sources drawn into them, below "
+                f"{RELIABLE_BALANCED:.0%}: its classes and prediction sets here are not "
+                "reliable as they are (crowding, seeing or depth unlike its training); "
+                "see the pred_flag column, or recalibrate on labelled sources")
+
+
+def _read_frames(images):
+    by_band = frames_by_band(images)
+    return {b: read_frame(by_band[b], label=f"frame of band '{b}'") for b in BANDS}
+
+
+def _frame_psf(data, band):
+    """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it."""
+    try:
+        return measure_psf(data, label=f"frame of band '{band}'")
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"injection_check: {exc} (the sources are drawn through the "
+                                "PSF of the frame's own stars)") from None
+
+
+def _truth(frames, catalog):
+    """Point-like or extended: each source's noiseless image through `TRUTH_FWHM`."""
+    import galsim
+
+    reference = galsim.Moffat(beta=3.5, fwhm=TRUTH_FWHM)
+    measured = PSFMeasurement(TRUTH_FWHM, 0.0, 3.5, 0.0, 0, 0.0, None)
+    return injected_truth(frames, catalog, {b: reference for b in BANDS}, measured)[1]
+
+
+def _draw(sources, n, galaxy_fraction, rng):
+    """``n`` rows of ``sources``, a share ``galaxy_fraction`` of them galaxies."""
+    want = {"GALAXY": int(round(n * galaxy_fraction))}
+    want["STAR"] = n - want["GALAXY"]
+    picked = []
+    for cls, count in want.items():
+        rows = np.flatnonzero(np.asarray(sources["class"]) == cls)
+        if count > rows.size:
+            raise InvalidInputError(f"injection_check: n={n} needs {count} {cls} rows, the "
+                                    f"injection sources hold {rows.size}")
+        picked.append(rng.choice(rows, count, replace=False))
+    return sources[rng.permutation(np.concatenate(picked))]
+
+
+def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
+                    galaxy_fraction=INJECTION["galaxy_fraction"], confidence=0.9,
+                    random_state=0, device="auto", batch_size=None):
+    """Score a model on known stars and galaxies drawn into copies of the frames.
+
+    See the module's documentation for what is drawn, how the truth is
+    measured and what the check cannot see.  The frames given are not
+    modified.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: frame}`` for u g r i z, as `sourceclf.classify` takes them
+        (paths, HDUs, ``(data, wcs)`` pairs...).
+    model : str, path-like or `~sourceclf.models.SourceClassifier`
+        An image model, or ``'auto'``: the one `sourceclf.classify` chooses
+        for a table of positions and these frames.
+    n : int
+        Number of sources drawn in; they stay 30 pixels apart and 40 pixels
+        inside every band's frame (`sourceclf.recipes.injection.INJECTION`).
+    sources : `~astropy.table.Table`, optional
+        Stars and galaxies to draw from (columns of `injection_sources`);
+        default: the bundled ones.
+    galaxy_fraction : float
+        Share of galaxies among the ``n``.
+    confidence : float or None
+        Level of the prediction sets scored (None: no sets).
+    random_state : None, int or `numpy.random.Generator`
+        Seed of the draw, the positions and the photon noise.
+    device, batch_size
+        As for `sourceclf.classify`.
+
+    Returns
+    -------
+    check : `InjectionCheck`
+
+    Raises
+    ------
+    InvalidInputError
+        If a frame is missing or unreadable, a band's PSF cannot be measured
+        from its own stars (the injected sources are drawn through it), the
+        model reads no images, or ``n`` sources do not fit on the frames.
+    """
+    n = int(n)
+    if n < 10 or not 0 < galaxy_fraction < 1:
+        raise InvalidInputError("injection_check needs n >= 10 and 0 < galaxy_fraction < 1, "
+                                f"got n={n}, galaxy_fraction={galaxy_fraction}")
+    if confidence is not None and not (np.ndim(confidence) == 0
+                                       and 0 < float(confidence) < 1):
+        raise InvalidInputError(f"injection_check: confidence must be one level between 0 and "
+                                f"1, or None; got {confidence!r}")
+    clf = None if isinstance(model, str) and model == "auto" else load_model(model)
+    if clf is not None and not clf.uses_images:
+        raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
+                                "check draws sources into frames for an image model")
+    frames = _read_frames(images)
+    psf = {b: _frame_psf(frames[b][0], b) for b in BANDS}
+    population = (injection_sources() if sources is None
+                  else _check_sources(sources, "injection_check sources"))
+    rng = check_random_state(random_state)
+    catalog = _draw(population, n, galaxy_fraction, rng)
+    catalog["ra"], catalog["dec"] = place_sources(frames, n, random_state=rng)
+    psfs = empirical_psfs(frames, psf)
+    truth = _truth(frames, catalog)
+    near = field_blends(*frames["r"], psf["r"], catalog)
+    injected = inject_sources(frames, catalog, psfs, random_state=rng)
+    positions = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
+    if clf is None or clf.feature_set == "margnet24":
+        # Measured as classify measures the frames' own sources, with the PSF of
+        # the frames' own stars (never of the injected ones).
+        positions = measure_columns(positions, injected, psf)[0]
+    with warnings.catch_warnings():
+        # The copies' warnings (crowding, measured columns) are not the user's frames'.
+        warnings.simplefilter("ignore", SourceclfWarning)
+        result = classify(positions, images=injected, model=clf or "auto",
+                          psf={b: psf[b].fwhm for b in BANDS}, confidence=confidence,
+                          device=device, batch_size=batch_size, progress=False)
+    pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    point, extended = truth == "point", truth == "extended"
+    right = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
+    table = Table({"ra": catalog["ra"], "dec": catalog["dec"], "class": catalog["class"],
+                   "r_mag": catalog["r_mag"], "truth": truth, "on_brighter_source": near,
+                   "right": right})
+    own = [c for c in result.colnames if c.startswith(("pred_", "prob_"))]
+    table = hstack([table, result[own]], metadata_conflicts="silent")
+    table.meta = {"CLFMODEL": result.meta.get("CLFMODEL", "")}
+    coverage = None
+    if confidence is not None and "pred_set_size" in result.colnames:
+        member = set_membership(result, ["STAR", "GALAXY", "QSO"])
+        covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
+        coverage = _balanced(covered, point, extended)
+    check = InjectionCheck(
+        model=str(result.meta.get("CLFMODEL", getattr(clf, "name", ""))), sources=table,
+        point_as_star_or_qso=_share(right, point), extended_as_galaxy=_share(right, extended),
+        balanced=_balanced(right, point, extended),
+        balanced_not_on_brighter=_balanced(right, point & ~near, extended & ~near),
+        set_coverage=coverage, confidence=confidence)
+    table.meta.update(check.meta)
+    return check
+
+
+def _share(hit, rows):
+    return float(hit[rows].mean()) if rows.any() else float("nan")
+
+
+def _balanced(hit, point, extended):
+    """Mean of the hit rates of two sets of rows; NaN when either is empty."""
+    return (_share(hit, point) + _share(hit, extended)) / 2

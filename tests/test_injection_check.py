@@ -1,0 +1,166 @@
+"""A model scored on known sources drawn into the user's frames (sourceclf.injection_check)."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import InvalidInputError
+
+pytest.importorskip("galsim")
+pytest.importorskip("photutils")
+
+from sourceclf.injection_check import (RELIABLE_BALANCED, injection_check,  # noqa: E402
+                                       injection_sources)
+
+SCALE = 0.396
+FWHM = 1.3
+SKY_SIGMA = 0.006  # nanomaggies per pixel, about SDSS's r band
+#: Each band's frame shifted by its own fraction of a pixel, as SDSS's are.
+SHIFTS = {"u": (0.0, 0.0), "g": (3.3, -2.7), "r": (-1.6, 0.4), "i": (5.5, 5.5), "z": (-4.2, 1.9)}
+
+
+def _frames(size=360, n_stars=12, seed=5):
+    """Frames of one field: sky noise and isolated Moffat stars of r about 16."""
+    import galsim
+
+    rng = np.random.default_rng(seed)
+    stars = rng.uniform(25, size - 25, (n_stars, 2))
+    frames = {}
+    for b in BANDS:
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crval = [150.0, 2.0]
+        wcs.wcs.crpix = [size / 2 + SHIFTS[b][0], size / 2 + SHIFTS[b][1]]
+        wcs.wcs.cdelt = [-SCALE / 3600, SCALE / 3600]
+        data = rng.normal(0.0, SKY_SIGMA, (size + 40, size + 40))
+        for x, y in stars:
+            star = galsim.Image(41, 41, scale=SCALE)
+            galsim.Moffat(beta=3.5, fwhm=FWHM).withFlux(400.0).drawImage(
+                star, method="no_pixel", offset=(x % 1 - 0.5, y % 1 - 0.5))
+            data[int(y):int(y) + 41, int(x):int(x) + 41] += star.array
+        frames[b] = (data[20:-20, 20:-20].astype(np.float32), wcs)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return _frames()
+
+
+@pytest.fixture(scope="module")
+def check(frames):
+    return injection_check(frames, model="margnet-cnn-sgq", n=16, random_state=3,
+                           device="cpu")
+
+
+def test_the_scores_are_those_of_the_rows(check, frames):
+    rows = check.sources
+    assert len(rows) == 16
+    assert set(rows["truth"]) == {"point", "extended"}
+    point, extended = rows["truth"] == "point", rows["truth"] == "extended"
+    pred = np.asarray(rows["pred_class"].filled("")).astype(str)
+    right = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
+    np.testing.assert_array_equal(rows["right"], right)
+    assert check.point_as_star_or_qso == pytest.approx(right[point].mean())
+    assert check.extended_as_galaxy == pytest.approx(right[extended].mean())
+    assert check.balanced == pytest.approx((right[point].mean() + right[extended].mean()) / 2)
+    assert rows.meta["CLFINJN"] == 16 and rows.meta["CLFINJBA"] == round(check.balanced, 3)
+    assert check.model == "margnet-cnn-sgq"
+    assert 0.0 <= check.set_coverage <= 1.0
+    # Every source landed inside every band's frame.
+    for b in BANDS:
+        x, y = frames[b][1].world_to_pixel_values(rows["ra"], rows["dec"])
+        assert (x > 0).all() and (x < 359).all() and (y > 0).all() and (y < 359).all()
+
+
+def test_isolated_sources_on_a_clean_field_are_classified(check):
+    # Stars and galaxies of r 16-20.5 alone under 1.3" seeing: the model's home ground.
+    assert check.balanced >= RELIABLE_BALANCED, check.lines()
+    assert check.reliable and check.warning() == ""
+    assert check.lines()[0].startswith("injection check: 16 known sources")
+
+
+def test_the_frames_given_are_left_as_they_were(frames):
+    again = _frames()
+    for b in BANDS:
+        np.testing.assert_array_equal(frames[b][0], again[b][0])
+
+
+def test_an_unreliable_check_says_so(check):
+    import dataclasses
+
+    poor = dataclasses.replace(check, balanced=0.7)
+    assert not poor.reliable
+    assert "classified only 70% (balanced) of 16 known sources" in poor.warning()
+    assert poor.lines()[1] == poor.warning()
+
+
+def test_bad_input_is_one_clear_error(frames):
+    empty = {b: (np.zeros_like(frames[b][0]), frames[b][1]) for b in BANDS}
+    with pytest.raises(InvalidInputError, match="injection_check: .*band 'u'.*own stars"):
+        injection_check(empty, model="margnet-cnn-sgq", n=16)
+    with pytest.raises(InvalidInputError, match="reads no images"):
+        injection_check(frames, model="margnet-photometry-sg", n=16)
+    with pytest.raises(InvalidInputError, match="confidence must be one level"):
+        injection_check(frames, confidence=[0.9, 0.95])
+    with pytest.raises(InvalidInputError, match="n >= 10"):
+        injection_check(frames, n=3)
+    with pytest.raises(InvalidInputError, match=r"lack band\(s\) z"):
+        injection_check({b: frames[b] for b in BANDS[:4]}, model="margnet-cnn-sgq")
+    lacking = injection_sources()
+    lacking.remove_column("deVRad_u")
+    with pytest.raises(InvalidInputError, match=r"lack column\(s\) deVRad_u"):
+        injection_check(frames, model="margnet-cnn-sgq", sources=lacking)
+    with pytest.raises(InvalidInputError, match="needs 1200 GALAXY rows"):
+        injection_check(frames, model="margnet-cnn-sgq", n=2000, galaxy_fraction=0.6,
+                        sources=injection_sources()[:1500])
+
+
+def test_the_bundled_sources():
+    sources = injection_sources()
+    assert len(sources) == 2000
+    assert set(sources["class"]) == {"STAR", "GALAXY"}
+    assert 16.0 <= sources["r_mag"].min() and sources["r_mag"].max() < 20.5
+
+
+def _write_frames(frames, folder):
+    paths = {}
+    for b in BANDS:
+        paths[b] = folder / f"frame-{b}.fits"
+        fits.PrimaryHDU(frames[b][0], header=frames[b][1].to_header()).writeto(paths[b])
+    return paths
+
+
+def test_command_line(frames, tmp_path, capsys):
+    from sourceclf.cli import main
+
+    paths = _write_frames(frames, tmp_path)
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 200.0], [150.0, 250.0])
+    Table({"ra": ra, "dec": dec}).write(tmp_path / "cat.fits")
+    argv = [str(tmp_path / "cat.fits"), "--model", "margnet-cnn-sgq", "--no-progress",
+            "--device", "cpu", "--inject-check", "16"] + \
+        [f"--image={b}={paths[b]}" for b in BANDS]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "injection check: 16 known sources" in out
+    rows = Table.read(tmp_path / "cat_classified_injection_check.ecsv")
+    assert len(rows) == 16 and 0 <= rows.meta["CLFINJBA"] <= 1
+    assert len(Table.read(tmp_path / "cat_classified.fits")) == 2
+    # Again without --overwrite: refused before anything is done.
+    (tmp_path / "cat_classified.fits").unlink()
+    assert main(argv) == 2
+    assert "injection_check.ecsv' exists; pass --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "cat_classified.fits").exists()
+
+
+def test_command_line_needs_frames(tmp_path, capsys):
+    from sourceclf.cli import main
+    from sourceclf.demo import write_demo_catalog
+
+    write_demo_catalog(tmp_path / "cat.fits", 5)
+    assert main([str(tmp_path / "cat.fits"), "--inject-check", "50"]) == 2
+    assert "--inject-check draws sources into frames: give them with --image" in \
+        capsys.readouterr().err
