@@ -133,7 +133,8 @@ def _injection_check(args, images, model, output):
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
     check.sources.write(path, format="ascii.ecsv", overwrite=True)
-    print(check.lines()[0])
+    for line in check.lines()[:2]:  # the warning goes to stderr
+        print(line)
     print(f"wrote {path}")
     if not check.reliable:
         warnings.warn(check.warning(), SourceclfWarning, stacklevel=2)

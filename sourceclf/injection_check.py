@@ -57,8 +57,8 @@ from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
 
-__all__ = ["INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "TRUTH_FWHM", "InjectionCheck",
-           "injection_check", "injection_sources"]
+__all__ = ["INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "R_MAG_BINS", "TRUTH_FWHM",
+           "InjectionCheck", "injection_check", "injection_sources"]
 
 #: The stars and galaxies drawn in by default (2,000 rows of the image models'
 #: simulated population at r 16-20.5; ``docs/scripts/make_injection_sources.py``).
@@ -78,6 +78,9 @@ RELIABLE_BALANCED = 0.90
 #: into a point is still extended: the truth is what the source is, not what
 #: a bad frame shows.
 TRUTH_FWHM = 1.2
+
+#: Edges of the observed r-magnitude bins of `InjectionCheck.by_r_mag`.
+R_MAG_BINS = (16.0, 18.0, 19.0, 20.0, 20.5)
 
 #: Columns the injected sources are drawn from.
 SOURCE_COLUMNS = tuple(f"{kind}_{b}" for b in BANDS for kind in ("dered", "extinction", "deVRad"))
@@ -193,9 +196,42 @@ class InjectionCheck:
                  f"{self.extended_as_galaxy:.1%}, balanced {self.balanced:.1%}"
                  + ("" if self.set_coverage is None else
                     f"; {self.confidence:.0%} sets hold the truth for {self.set_coverage:.1%}")]
+        bins = self.by_r_mag()
+        lines.append("balanced by r: " + ", ".join(
+            f"{row['r_min']:g}-{row['r_max']:g} "
+            + ("-" if np.isnan(row["balanced"]) else f"{row['balanced']:.0%}")
+            + f" ({row['n_point']}+{row['n_extended']})" for row in bins))
         if not self.reliable:
             lines.append(self.warning())
         return lines
+
+    def by_r_mag(self, bins=R_MAG_BINS):
+        """The scores per bin of observed r magnitude.
+
+        Parameters
+        ----------
+        bins : sequence of float
+            Bin edges (each bin holds ``low <= r < high``).
+
+        Returns
+        -------
+        scores : `~astropy.table.Table`
+            ``r_min``, ``r_max``, ``n_point``, ``point_as_star_or_qso``,
+            ``n_extended``, ``extended_as_galaxy`` and ``balanced`` per bin
+            (NaN where a bin has no source of a kind).
+        """
+        r_mag = np.asarray(self.sources["r_mag"], dtype=float)
+        truth = np.asarray(self.sources["truth"])
+        right = np.asarray(self.sources["right"], dtype=bool)
+        rows = []
+        for low, high in zip(bins[:-1], bins[1:]):
+            inside = (r_mag >= low) & (r_mag < high)
+            point, extended = inside & (truth == "point"), inside & (truth == "extended")
+            rows.append((low, high, int(point.sum()), _share(right, point),
+                         int(extended.sum()), _share(right, extended),
+                         _balanced(right, point, extended)))
+        return Table(rows=rows, names=("r_min", "r_max", "n_point", "point_as_star_or_qso",
+                                       "n_extended", "extended_as_galaxy", "balanced"))
 
     def warning(self):
         """The one-line warning of an unreliable check ('' when reliable)."""

@@ -76,6 +76,16 @@ def test_the_scores_are_those_of_the_rows(check, frames):
         assert (x > 0).all() and (x < 359).all() and (y > 0).all() and (y < 359).all()
 
 
+def test_scores_per_r_magnitude_add_up(check):
+    bins = check.by_r_mag()
+    assert list(bins["r_min"]) == [16.0, 18.0, 19.0, 20.0]
+    assert bins["n_point"].sum() + bins["n_extended"].sum() == 16  # every r in 16-20.5
+    rows = check.sources
+    hits = np.nansum(bins["point_as_star_or_qso"] * bins["n_point"])
+    assert hits == pytest.approx(np.sum(rows["right"] & (rows["truth"] == "point")))
+    assert check.lines()[1].startswith("balanced by r: 16-18 ")
+
+
 def test_isolated_sources_on_a_clean_field_are_classified(check):
     # Stars and galaxies of r 16-20.5 alone under 1.3" seeing: the model's home ground.
     assert check.balanced >= RELIABLE_BALANCED, check.lines()
@@ -95,7 +105,7 @@ def test_an_unreliable_check_says_so(check):
     poor = dataclasses.replace(check, balanced=0.7)
     assert not poor.reliable
     assert "classified only 70% (balanced) of 16 known sources" in poor.warning()
-    assert poor.lines()[1] == poor.warning()
+    assert poor.lines()[-1] == poor.warning()
 
 
 def test_bad_input_is_one_clear_error(frames):
