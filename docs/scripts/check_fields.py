@@ -503,7 +503,7 @@ def _field_groups(results, models, key):
                            label, rows)
 
 
-def _simple_table(head, lines):
+def simple_table(head, lines):
     """An rst simple table of ``lines`` under ``head``, columns one space apart ("" if none)."""
     if not lines:
         return ""
@@ -529,7 +529,7 @@ def set_table(results, models):
                              "set_coverage_extended", "set_mean_size")]
         alarms = f"{sum(row['shift_alarm'] for row in rows)} of {len(rows)}"
         lines.append([model, seeing, label, *spans, alarms])
-    return _simple_table(head, lines)
+    return simple_table(head, lines)
 
 
 def magnitude_table(results, models):
@@ -554,7 +554,7 @@ def magnitude_table(results, models):
             both = (hits["point"] / n["point"] + hits["extended"] / n["extended"]) / 2
             cells.append(f"{both:.2f} ({n['point']}/{n['extended']})")
         lines.append([model, seeing, label] + cells)
-    return _simple_table(head, lines)
+    return simple_table(head, lines)
 
 
 def recorded(models, injected=False):

@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import SEEINGS, recorded
+from check_fields import SEEINGS, recorded, simple_table
 
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import read_frame
@@ -82,7 +82,7 @@ def check_field(folder, models, log):
 def table(rows, models):
     """The rst table: the check next to the cards' own and injected scores."""
     cards = _recorded_balanced(models)
-    lines = [("Field", "r FWHM", "Model", "check", "sets", "warns", "own", "injected")]
+    lines = []
     for row in rows:
         seeing = row["target_r_fwhm"]
         own, injected = cards.get((row["model"], row["field"], seeing), (None, None))
@@ -91,11 +91,8 @@ def table(rows, models):
                       fmt(row.get("balanced")), fmt(row.get("set_coverage")),
                       "error" if "error" in row else ("yes" if row["warns"] else "no"),
                       fmt(own), fmt(injected)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    rule = "  ".join("=" * w for w in widths)
-    out = [rule, "  ".join(c.ljust(w) for c, w in zip(lines[0], widths)), rule]
-    out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines[1:]]
-    return "\n".join(out + [rule])
+    return simple_table(("Field", "r FWHM", "Model", "check", "sets", "warns", "own",
+                         "injected"), lines)
 
 
 def agreement(rows, models):
