@@ -59,9 +59,10 @@ def build_parser():
     p.add_argument("--image", action="append", metavar="BAND=FILE",
                    help="full frame of one band with a WCS (repeat for u g r i z)")
     p.add_argument("--inject-check", type=int, metavar="N",
-                   help="with --image: draw N known stars and galaxies (150 is a good number) "
-                        "into copies of the frames and say how well the model classifies them "
-                        "there; their rows go to <output stem>_injection_check.ecsv")
+                   help="with --image: draw N known stars and galaxies (150 to 300; 150 per "
+                        "copy of the frames) into copies of the frames and say how well the "
+                        "model classifies them there; their rows go to "
+                        "<output stem>_injection_check.ecsv")
     p.add_argument("--mc-samples", type=int,
                    help="Monte Carlo passes of a Bayesian model, 1 to 1000")
     p.add_argument("--truth", metavar="COL",

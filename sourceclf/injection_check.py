@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table, hstack
+from astropy.table import Table, hstack, vstack
 
 from .bands import BANDS
 from .classification import classify
@@ -57,7 +57,7 @@ from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
 
-__all__ = ["INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "R_MAG_BINS", "TRUTH_FWHM",
+__all__ = ["BATCH", "INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "R_MAG_BINS", "TRUTH_FWHM",
            "InjectionCheck", "injection_check", "injection_sources"]
 
 #: The stars and galaxies drawn in by default (2,000 rows of the image models'
@@ -78,6 +78,12 @@ RELIABLE_BALANCED = 0.90
 #: into a point is still extended: the truth is what the source is, not what
 #: a bad frame shows.
 TRUTH_FWHM = 1.2
+
+#: Sources drawn into one copy of the frames at most: more are drawn into
+#: further copies, so that the injected light never covers more than about 1%
+#: of a frame (`sourceclf.recipes.injection.INJECTION`) and the frames'
+#: crowding stays their own.
+BATCH = INJECTION["n"]
 
 #: Edges of the observed r-magnitude bins of `InjectionCheck.by_r_mag`.
 R_MAG_BINS = (16.0, 18.0, 19.0, 20.0, 20.5)
@@ -145,8 +151,10 @@ class InjectionCheck:
         ``r_mag``, ``truth`` (``'point'`` or ``'extended'``, measured on its
         noiseless image), ``on_brighter_source`` (it lands on a source of
         the frame brighter than a tenth of it), ``right`` (point-like called
-        STAR or QSO, extended called GALAXY), and `sourceclf.classify`'s
-        columns (``pred_class``, ``prob_<class>``, ``pred_flag``, sets).
+        STAR or QSO, extended called GALAXY), ``set_holds_truth`` (with
+        sets: STAR or QSO in a point-like source's set, GALAXY in an
+        extended one's), and `sourceclf.classify`'s columns
+        (``pred_class``, ``prob_<class>``, ``pred_flag``, sets).
     point_as_star_or_qso, extended_as_galaxy, balanced : float
         Shares of right calls, and their mean.
     balanced_not_on_brighter : float
@@ -281,6 +289,42 @@ def _draw(sources, n, galaxy_fraction, rng):
     return sources[rng.permutation(np.concatenate(picked))]
 
 
+def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, device, batch_size):
+    """One copy of the frames with ``catalog``'s sources drawn in, classified and scored.
+
+    Returns the rows (`InjectionCheck.sources`) and the model (chosen by
+    `sourceclf.classify` when ``clf`` is None).
+    """
+    catalog = Table(catalog, copy=True)
+    catalog["ra"], catalog["dec"] = place_sources(frames, len(catalog), random_state=rng)
+    truth = _truth(frames, catalog)
+    near = field_blends(*frames["r"], psf["r"], catalog)
+    injected = inject_sources(frames, catalog, psfs, random_state=rng)
+    positions = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
+    if clf is None or clf.feature_set == "margnet24":
+        # Measured as classify measures the frames' own sources, with the PSF of
+        # the frames' own stars (never of the injected ones).
+        positions = measure_columns(positions, injected, psf)[0]
+    with warnings.catch_warnings():
+        # The copies' warnings (crowding, measured columns) are not the user's frames'.
+        warnings.simplefilter("ignore", SourceclfWarning)
+        result = classify(positions, images=injected, model=clf or "auto",
+                          psf={b: psf[b].fwhm for b in BANDS}, confidence=confidence,
+                          device=device, batch_size=batch_size, progress=False)
+    if clf is None:
+        clf = load_model(result.meta["CLFMODEL"])
+    pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    point = truth == "point"
+    table = Table({"ra": catalog["ra"], "dec": catalog["dec"], "class": catalog["class"],
+                   "r_mag": catalog["r_mag"], "truth": truth, "on_brighter_source": near,
+                   "right": np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")})
+    if confidence is not None and "pred_set_size" in result.colnames:
+        member = set_membership(result, ["STAR", "GALAXY", "QSO"])
+        table["set_holds_truth"] = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
+    own = [c for c in result.colnames if c.startswith(("pred_", "prob_"))]
+    return hstack([table, result[own]], metadata_conflicts="silent"), clf
+
+
 def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                     galaxy_fraction=INJECTION["galaxy_fraction"], confidence=0.9,
                     random_state=0, device="auto", batch_size=None):
@@ -300,7 +344,11 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         for a table of positions and these frames.
     n : int
         Number of sources drawn in; they stay 30 pixels apart and 40 pixels
-        inside every band's frame (`sourceclf.recipes.injection.INJECTION`).
+        inside every band's frame (`sourceclf.recipes.injection.INJECTION`),
+        at most `BATCH` (150) per copy of the frames: 300 are two copies of
+        150.  From one seed to another the balanced accuracy scattered by
+        0.010-0.025 with 150 sources and 0.008-0.014 with 300 on two shared
+        fields (``docs/scripts/injection_check_fields.py --seeds 6``).
     sources : `~astropy.table.Table`, optional
         Stars and galaxies to draw from (columns of `injection_sources`);
         default: the bundled ones.
@@ -342,38 +390,22 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)
     catalog = _draw(population, n, galaxy_fraction, rng)
-    catalog["ra"], catalog["dec"] = place_sources(frames, n, random_state=rng)
     psfs = empirical_psfs(frames, psf)
-    truth = _truth(frames, catalog)
-    near = field_blends(*frames["r"], psf["r"], catalog)
-    injected = inject_sources(frames, catalog, psfs, random_state=rng)
-    positions = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
-    if clf is None or clf.feature_set == "margnet24":
-        # Measured as classify measures the frames' own sources, with the PSF of
-        # the frames' own stars (never of the injected ones).
-        positions = measure_columns(positions, injected, psf)[0]
-    with warnings.catch_warnings():
-        # The copies' warnings (crowding, measured columns) are not the user's frames'.
-        warnings.simplefilter("ignore", SourceclfWarning)
-        result = classify(positions, images=injected, model=clf or "auto",
-                          psf={b: psf[b].fwhm for b in BANDS}, confidence=confidence,
-                          device=device, batch_size=batch_size, progress=False)
-    pred = np.asarray(result["pred_class"].filled("")).astype(str)
+    parts = []
+    for start in range(0, n, BATCH):
+        part, clf = _check_batch(frames, psf, psfs, catalog[start:start + BATCH], clf, rng,
+                                 confidence=confidence, device=device, batch_size=batch_size)
+        parts.append(part)
+    table = vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
+    truth, right = np.asarray(table["truth"]), np.asarray(table["right"])
+    near = np.asarray(table["on_brighter_source"])
     point, extended = truth == "point", truth == "extended"
-    right = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
-    table = Table({"ra": catalog["ra"], "dec": catalog["dec"], "class": catalog["class"],
-                   "r_mag": catalog["r_mag"], "truth": truth, "on_brighter_source": near,
-                   "right": right})
-    own = [c for c in result.colnames if c.startswith(("pred_", "prob_"))]
-    table = hstack([table, result[own]], metadata_conflicts="silent")
-    table.meta = {"CLFMODEL": result.meta.get("CLFMODEL", "")}
+    table.meta = {"CLFMODEL": clf.name}
     coverage = None
-    if confidence is not None and "pred_set_size" in result.colnames:
-        member = set_membership(result, ["STAR", "GALAXY", "QSO"])
-        covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
-        coverage = _balanced(covered, point, extended)
+    if "set_holds_truth" in table.colnames:
+        coverage = _balanced(np.asarray(table["set_holds_truth"]), point, extended)
     check = InjectionCheck(
-        model=str(result.meta.get("CLFMODEL", getattr(clf, "name", ""))), sources=table,
+        model=clf.name, sources=table,
         point_as_star_or_qso=_share(right, point), extended_as_galaxy=_share(right, extended),
         balanced=_balanced(right, point, extended),
         balanced_not_on_brighter=_balanced(right, point & ~near, extended & ~near),

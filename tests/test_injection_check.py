@@ -99,6 +99,26 @@ def test_the_frames_given_are_left_as_they_were(frames):
         np.testing.assert_array_equal(frames[b][0], again[b][0])
 
 
+def test_more_sources_than_a_batch_go_into_further_copies(frames, monkeypatch):
+    import sourceclf.injection_check as module
+
+    monkeypatch.setattr(module, "BATCH", 10)
+    two = injection_check(frames, model="margnet-cnn-sgq", n=16, random_state=4,
+                          confidence=None, device="cpu")
+    rows = two.sources
+    assert len(rows) == 16 and "set_holds_truth" not in rows.colnames
+    assert two.set_coverage is None and "CLFINJSC" not in two.meta
+    # 16 sources at least 30 pixels apart fit one copy; split 10 + 6, the six
+    # may land where the ten did (another copy of the frames).
+    x, y = frames["r"][1].world_to_pixel_values(rows["ra"], rows["dec"])
+    gaps = np.hypot(x[:10, None] - x[:10], y[:10, None] - y[:10]) + np.eye(10) * 1e9
+    assert gaps.min() >= 30
+    again = injection_check(frames, model="margnet-cnn-sgq", n=16, random_state=4,
+                            confidence=None, device="cpu")
+    np.testing.assert_array_equal(again.sources["ra"], rows["ra"])
+    np.testing.assert_array_equal(again.sources["prob_star"], rows["prob_star"])
+
+
 def test_an_unreliable_check_says_so(check):
     import dataclasses
 

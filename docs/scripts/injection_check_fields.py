@@ -10,7 +10,11 @@ print its balanced accuracy, its 90% sets' coverage and whether it warns
 the field's own sources (``own``) and on its own injected sources
 (``check_fields --inject``: another population draw and other positions).
 ``--record`` writes the rows to ``docs/reports/injection_check_fields.json``;
-``--from-record`` prints the table of docs/images.rst from it.
+``--from-record`` prints the table of docs/images.rst from it.  ``--seeds K``
+instead runs the check with seeds 0 to K-1 (``--n`` sources each) on the
+fields named, at the native seeing and at ``--seeing``, and prints the mean
+and scatter of its balanced accuracy: how much one check's figure moves
+from one draw of sources and positions to another.
 
 Run from the repository root (about 20 minutes per model on two CPU cores)::
 
@@ -19,6 +23,7 @@ Run from the repository root (about 20 minutes per model on two CPU cores)::
 
 import argparse
 import json
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -118,6 +123,27 @@ def agreement(rows, models):
     return lines
 
 
+def spread(folder, seeing, models, seeds, n, log):
+    """Mean and scatter of the check's balanced accuracy over ``seeds`` draws."""
+    name = folder.name.replace("sdss_frame_", "")
+    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
+    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    for target in (None, seeing):
+        k = SEEINGS.index(target) if target in SEEINGS else 1
+        frames = native if target is None else \
+            degrade_frames(native, target, psf=psf, random_state=100 * k)[0]
+        for model in models:
+            values = []
+            for seed in range(seeds):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    values.append(injection_check(frames, model=model, n=n, random_state=seed,
+                                                  device="cpu").balanced)
+            log(f"{name} {target or 'native'} {model}, {n} sources, seeds 0-{seeds - 1}: "
+                f"balanced {min(values):.3f}-{max(values):.3f}, mean {sum(values) / seeds:.3f}, "
+                f"scatter {statistics.stdev(values):.3f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data")
@@ -125,9 +151,18 @@ def main(argv=None):
     parser.add_argument("--record", action="store_true", help=f"write the rows to {RECORD}")
     parser.add_argument("--from-record", action="store_true",
                         help="print the table from the record, running nothing")
+    parser.add_argument("--seeds", type=int, help="the check's scatter over this many seeds")
+    parser.add_argument("--n", type=int, default=150, help="with --seeds: sources per check")
+    parser.add_argument("--seeing", type=float, default=1.6, help="with --seeds: the blur")
     parser.add_argument("fields", nargs="*", help="field folders' suffixes (default: all)")
     args = parser.parse_args(argv)
     models = args.models.split(",")
+    if args.seeds:
+        for folder in sorted(Path(args.data).glob("sdss_frame_*")):
+            if not args.fields or folder.name.replace("sdss_frame_", "") in args.fields:
+                spread(folder, args.seeing, models, args.seeds, args.n,
+                       lambda s: print(s, flush=True))
+        return
     if args.from_record:
         rows = [r for r in json.loads(RECORD.read_text())["rows"] if r["model"] in models]
     else:
