@@ -15,7 +15,7 @@ from . import __version__
 from .columns import parse_column_options
 from .device import check_precision
 from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfError, SourceclfWarning
-from .tableio import split_extension, table_format
+from .tableio import split_extension, table_format, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
 
@@ -133,7 +133,7 @@ def _injection_check(args, images, model, output):
     except Exception as exc:  # noqa: BLE001 - the classification is written and sound
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
-    check.sources.write(path, format="ascii.ecsv", overwrite=True)
+    write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
     for line in check.lines()[:2]:  # the warning goes to stderr
         print(line)
     print(f"wrote {path}")
