@@ -28,10 +28,10 @@ model reading MargNet's columns is scored with them measured on the frames
 them for a table of positions, not as a survey's pipeline gave them.
 
 On the shared fields, at their own seeing and blurred to 1.6-2.2", the
-check gave ``margnet-sgq`` and ``margnet-cnn-sgq`` 0.91-0.99 on the three
-uncrowded fields and 0.71-0.95 on the two crowded ones; it warned on 12 of
-the 16 runs where the fields' own sources score below 0.90 and on none of
-the 22 where they score more
+check gave ``margnet-sgq``, ``margnet-cnn-sgq`` and ``margformer-sgq``
+0.91-0.99 on the three uncrowded fields and 0.71-0.95 on the two crowded
+ones; it warned on 17 of the 25 runs where the fields' own sources score
+below 0.90 and on none of the 32 where they score more
 (``python docs/scripts/injection_check_fields.py --from-record``).
 
 From the command line: ``sourceclf-classify cat.fits --image u=... ...

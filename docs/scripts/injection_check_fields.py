@@ -16,7 +16,7 @@ fields named, at the native seeing and at ``--seeing``, and prints the mean
 and scatter of its balanced accuracy: how much one check's figure moves
 from one draw of sources and positions to another.
 
-Run from the repository root (about 20 minutes per model on two CPU cores)::
+Run from the repository root (about 5-10 minutes per model on two CPU cores)::
 
     python docs/scripts/injection_check_fields.py [--data ../shared/data] [--models A,B]
 """
@@ -38,7 +38,7 @@ from sourceclf.psf import measure_psf
 from sourceclf.simulate import degrade_frames
 
 RECORD = Path(__file__).resolve().parents[1] / "reports" / "injection_check_fields.json"
-MODELS = ("margnet-sgq", "margnet-cnn-sgq")
+MODELS = ("margnet-sgq", "margnet-cnn-sgq", "margformer-sgq")
 #: The check's seed: neither ``check_fields.py --inject``'s placements nor the bundled draw's.
 SEED = 11
 
