@@ -13,10 +13,10 @@ from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
-from .cutouts import FLAG_OFF_FRAME, frames_by_band, read_frame
+from .cutouts import FLAG_OFF_FRAME
 from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
 from .features import get_feature_set
-from .inputs import model_inputs, psf_by_band
+from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .photometry import catalog_extinction, measure_columns
@@ -125,8 +125,7 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False):
         return source, images, psf, False
     if not get_feature_set(FRAME_FEATURE_SET).missing_columns(source):
         return source, images, psf, False
-    by_band = frames_by_band(images)
-    frames = {b: read_frame(by_band[b], label=f"frame of band '{b}'") for b in BANDS}
+    frames = read_frames(images)
     try:
         measured, seen = measure_columns(source, frames,
                                          None if psf is None else psf_by_band(psf))

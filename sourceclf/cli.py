@@ -203,9 +203,12 @@ def _run(args):
     check_precision(args.precision)  # a one-line error before anything is read
 
     from .classification import check_mc_samples  # astropy, MAPIE, torch: not for --help
+    from .inputs import read_frames
     from .streaming import classify_file
 
     check_mc_samples(args.mc_samples)
+    if images is not None:  # read once, for the classification and the injection check
+        images = read_frames(images)
 
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,

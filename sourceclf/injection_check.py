@@ -48,7 +48,7 @@ from astropy.table import Table, hstack, vstack
 from .bands import BANDS
 from .classification import classify
 from .conformal import set_membership
-from .cutouts import frames_by_band, read_frame
+from .inputs import read_frames
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
@@ -252,11 +252,6 @@ class InjectionCheck:
                 "see the pred_flag column, or recalibrate on labelled sources")
 
 
-def _read_frames(images):
-    by_band = frames_by_band(images)
-    return {b: read_frame(by_band[b], label=f"frame of band '{b}'") for b in BANDS}
-
-
 def _frame_psf(data, band):
     """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it."""
     try:
@@ -271,7 +266,8 @@ def _truth(frames, catalog):
     import galsim
 
     reference = galsim.Moffat(beta=3.5, fwhm=TRUTH_FWHM)
-    measured = PSFMeasurement(TRUTH_FWHM, 0.0, 3.5, 0.0, 0, 0.0, None)
+    measured = PSFMeasurement(fwhm=TRUTH_FWHM, fwhm_std=0.0, beta=3.5, ellipticity=0.0,
+                              n_stars=0, sky_sigma=0.0, stars=None)
     return injected_truth(frames, catalog, {b: reference for b in BANDS}, measured)[1]
 
 
@@ -384,7 +380,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
     if clf is not None and not clf.uses_images:
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
-    frames = _read_frames(images)
+    frames = read_frames(images)
     psf = {b: _frame_psf(frames[b][0], b) for b in BANDS}
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))

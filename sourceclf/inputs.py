@@ -24,7 +24,7 @@ from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEI
                   measure_psf, saturation_flags, seeing_flags, sky_level)
 from .utils._wcs import pixel_scale
 
-__all__ = ["ModelInputs", "model_inputs", "psf_by_band"]
+__all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     if uses_images:
         if cutouts is None and images is None:
             raise InvalidInputError(f"model '{model_name}' needs cutouts or images")
-        frames = None if images is None or cutouts is not None else _read_frames(images)
+        frames = None if images is None or cutouts is not None else read_frames(images)
         result = make_cutouts(cutouts, table=table, images=frames or images)
         stamps = result.data
         if len(stamps) != n:
@@ -227,8 +227,28 @@ def _psf_features(feature_spec, fwhm, psf_range, valid, flags):
     return matrix.values
 
 
-def _read_frames(images):
-    """``{band: (data, wcs)}``: every frame read once (the cutouts and the PSF use it)."""
+def read_frames(images):
+    """Read the frames of a ``{band: frame}`` mapping, each once.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: frame}`` for u, g, r, i, z (see `sourceclf.cutouts.frames_by_band`), each frame
+        in any form `sourceclf.cutouts.read_frame` reads; one object given for several bands is
+        read once.  Frames already read (``(data, wcs)`` pairs of float32
+        data) are returned without a copy.
+
+    Returns
+    -------
+    frames : dict
+        ``{band: (data, wcs)}`` with the keys of `~sourceclf.bands.BANDS`.
+
+    Raises
+    ------
+    InvalidInputError
+        As `sourceclf.cutouts.frames_by_band` and `~sourceclf.cutouts.read_frame`
+        do, naming the band.
+    """
     by_band = frames_by_band(images)
     read = {}
     for band in BANDS:

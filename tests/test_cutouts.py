@@ -438,3 +438,25 @@ def test_real_frames_centroids(sdss):
         else:  # a few i and z stars have close neighbours
             assert np.mean(dist < 1.0) >= 0.9, (band, np.sort(dist))
         assert np.nanmedian(offset) < 0.2, (band, np.nanmedian(offset))
+
+
+def test_read_frames_reads_each_frame_once(field, tmp_path, monkeypatch):
+    import sourceclf.inputs as inputs
+    from sourceclf.inputs import read_frames
+
+    frames, _ = field
+    path = tmp_path / "r.fits"
+    fits.PrimaryHDU(frames["r"][0], header=frames["r"][1].to_header()).writeto(path)
+    calls = []
+    original = inputs.read_frame
+    monkeypatch.setattr(inputs, "read_frame",
+                        lambda frame, **kw: calls.append(frame) or original(frame, **kw))
+    # One file given for two bands is read once; frames already read are not copied.
+    read = read_frames({"u": str(path), "G": frames["g"], "r": str(path), "i": frames["i"],
+                        "z": frames["z"]})
+    assert list(read) == list(BANDS) and calls.count(str(path)) == 1
+    assert read["u"] is read["r"]
+    np.testing.assert_array_equal(read["r"][0], frames["r"][0])
+    assert read["g"][0] is frames["g"][0]
+    with pytest.raises(InvalidInputError, match="frame of band 'z': file .* does not exist"):
+        read_frames({**frames, "z": str(tmp_path / "missing.fits")})

@@ -91,13 +91,17 @@ def table(rows, models):
     for row in rows:
         seeing = row["target_r_fwhm"]
         own, injected = cards.get((row["model"], row["field"], seeing), (None, None))
-        fmt = (lambda v: "-" if v is None else f"{v:.2f}")
         lines.append((row["field"], "native" if seeing is None else f"{seeing}", row["model"],
                       fmt(row.get("balanced")), fmt(row.get("set_coverage")),
                       "error" if "error" in row else ("yes" if row["warns"] else "no"),
                       fmt(own), fmt(injected)))
     return simple_table(("Field", "r FWHM", "Model", "check", "sets", "warns", "own",
                          "injected"), lines)
+
+
+def fmt(value):
+    """Two decimals, or '-' for no value."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 def agreement(rows, models):

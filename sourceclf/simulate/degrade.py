@@ -24,7 +24,7 @@ not restored, nor the sources' own photon noise that blurring smoothed
 import numpy as np
 
 from ..bands import BANDS, SDSS_PIXEL_SCALE
-from ..cutouts import frames_by_band, read_frame
+from ..inputs import read_frames
 from ..exceptions import InvalidInputError
 from ..psf import measure_psf, moffat_gamma
 from ..utils._wcs import pixel_scale as wcs_pixel_scale
@@ -191,8 +191,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
     if reference_band not in BANDS:
         raise InvalidInputError(f"reference_band must be one of {', '.join(BANDS)}, got "
                                 f"{reference_band!r}")
-    read = {b: read_frame(f, label=f"frame of band '{b}'")
-            for b, f in frames_by_band(images).items()}
+    read = read_frames(images)
     scales = {b: wcs_pixel_scale(w)
               for b, (_, w) in read.items()}
     if psf is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import classification
 from ..columns import map_columns
 from ..conformal.set_columns import set_columns
+from ..inputs import read_frames
 from ..device import check_compile, check_precision
 from ..exceptions import InvalidInputError, ShiftAlarmWarning
 from ..models.registry import load_model
@@ -154,6 +155,8 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     check_compile(compile)
 
     classify_kwargs.update(precision=precision, compile=compile, columns=columns)
+    if classify_kwargs.get("images") is not None:  # read once, not once per chunk
+        classify_kwargs["images"] = read_frames(classify_kwargs["images"])
     chooser = ThreadChooser(threads, classify_kwargs.get("device", "auto"), precision, compile)
     cutouts = classify_kwargs.pop("cutouts", None)
     with interrupt_on_signals():
