@@ -15,9 +15,15 @@ from . import __version__
 from .columns import parse_column_options
 from .device import check_precision
 from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfError, SourceclfWarning
-from .tableio import split_extension, table_format, write_table
+from .tableio import split_extension, table_format, update_meta, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
+
+
+#: ``--inject-check``'s fewest sources: `sourceclf.injection_check.MIN_SOURCES`, written
+#: here so that a bad N is refused before torch and GalSim are loaded (a test keeps the two
+#: equal).
+INJECT_CHECK_MIN = 10
 
 
 def default_output_path(input_path):
@@ -62,7 +68,8 @@ def build_parser():
                    help="with --image: draw N known stars and galaxies (150 to 300; 150 per "
                         "copy of the frames) into copies of the frames and say how well the "
                         "model classifies them there; their rows go to "
-                        "<output stem>_injection_check.ecsv")
+                        "<output stem>_injection_check.ecsv, the scores into the output's "
+                        "meta (CLFINJ* keywords)")
     p.add_argument("--mc-samples", type=int,
                    help="Monte Carlo passes of a Bayesian model, 1 to 1000")
     p.add_argument("--truth", metavar="COL",
@@ -122,21 +129,32 @@ def injection_check_path(output):
 
 
 def _injection_check(args, images, model, output):
-    """Run ``--inject-check``: print its scores, write its rows, warn when they are low."""
-    from .injection_check import injection_check
+    """Run ``--inject-check``: print its scores, write its rows, add them to the output's meta.
+
+    The classification is written by then: a check that cannot be made (a
+    band's PSF not measurable, say) is a warning, not an error.
+    """
+    from .injection_check import META_COMMENTS, injection_check
 
     path = injection_check_path(output)
     try:
         check = injection_check(images, model=model, n=args.inject_check,
                                 confidence=(args.confidence or [0.9])[0], device=args.device,
                                 batch_size=args.batch_size)
-    except Exception as exc:  # noqa: BLE001 - the classification is written and sound
+    except SourceclfError as exc:
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
     write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
     for line in check.lines()[:2]:  # the warning goes to stderr
         print(line)
     print(f"wrote {path}")
+    try:
+        if update_meta(output, check.meta, comments=META_COMMENTS):
+            print(f"added the check's scores to the meta of {output} "
+                  f"({', '.join(check.meta)})")
+    except SourceclfError as exc:  # the classified file stays as it was
+        warnings.warn(f"the injection check's scores are not in {output}'s meta: {exc}",
+                      SourceclfWarning, stacklevel=2)
     if not check.reliable:
         warnings.warn(check.warning(), SourceclfWarning, stacklevel=2)
 
@@ -186,9 +204,9 @@ def _run(args):
         if images is None:
             raise InvalidInputError("--inject-check draws sources into frames: give them "
                                     "with --image")
-        if args.inject_check < 10:
-            raise InvalidInputError(f"--inject-check takes at least 10 sources, got "
-                                    f"{args.inject_check}")
+        if args.inject_check < INJECT_CHECK_MIN:
+            raise InvalidInputError(f"--inject-check takes at least {INJECT_CHECK_MIN} "
+                                    f"sources, got {args.inject_check}")
         if injection_check_path(output).exists() and not args.overwrite:
             raise InvalidInputError(f"file '{injection_check_path(output)}' exists; pass "
                                     "--overwrite to replace it")

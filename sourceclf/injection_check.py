@@ -57,8 +57,8 @@ from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
 
-__all__ = ["BATCH", "INJECTION_SOURCES_FILE", "RELIABLE_BALANCED", "R_MAG_BINS", "TRUTH_FWHM",
-           "InjectionCheck", "injection_check", "injection_sources"]
+__all__ = ["BATCH", "INJECTION_SOURCES_FILE", "META_COMMENTS", "MIN_SOURCES", "RELIABLE_BALANCED",
+           "R_MAG_BINS", "TRUTH_FWHM", "InjectionCheck", "injection_check", "injection_sources"]
 
 #: The stars and galaxies drawn in by default (2,000 rows of the image models'
 #: simulated population at r 16-20.5; ``docs/scripts/make_injection_sources.py``).
@@ -84,6 +84,20 @@ TRUTH_FWHM = 1.2
 #: of a frame (`sourceclf.recipes.injection.INJECTION`) and the frames'
 #: crowding stays their own.
 BATCH = INJECTION["n"]
+
+#: Fewest sources a check draws in (``sourceclf-classify --inject-check`` says
+#: so before it classifies anything).
+MIN_SOURCES = 10
+
+#: What each of `InjectionCheck.meta`'s keywords holds (FITS header comments).
+META_COMMENTS = {
+    "CLFINJN": "injection check: known sources drawn in",
+    "CLFINJPT": "injection check: point-like called STAR/QSO",
+    "CLFINJEX": "injection check: extended called GALAXY",
+    "CLFINJBA": "injection check: balanced accuracy",
+    "CLFINJSC": "injection check: prediction sets' coverage",
+    "CLFINJOK": f"injection check: balanced >= {RELIABLE_BALANCED}",
+}
 
 #: Edges of the observed r-magnitude bins of `InjectionCheck.by_r_mag`.
 R_MAG_BINS = (16.0, 18.0, 19.0, 20.0, 20.5)
@@ -184,12 +198,14 @@ class InjectionCheck:
 
     @property
     def meta(self):
-        """FITS-style keywords of the scores (``CLFINJ*``), for a table's ``meta``."""
+        """FITS-style keywords of the scores (``CLFINJ*``, see `META_COMMENTS`), for a table's
+        ``meta``: ``CLFINJOK`` is `reliable`."""
         meta = {"CLFINJN": len(self.sources), "CLFINJPT": round(self.point_as_star_or_qso, 3),
                 "CLFINJEX": round(self.extended_as_galaxy, 3),
                 "CLFINJBA": round(self.balanced, 3)}
         if self.set_coverage is not None:
             meta["CLFINJSC"] = round(self.set_coverage, 3)
+        meta["CLFINJOK"] = self.reliable
         return meta
 
     def lines(self):
@@ -369,9 +385,10 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         model reads no images, or ``n`` sources do not fit on the frames.
     """
     n = int(n)
-    if n < 10 or not 0 < galaxy_fraction < 1:
-        raise InvalidInputError("injection_check needs n >= 10 and 0 < galaxy_fraction < 1, "
-                                f"got n={n}, galaxy_fraction={galaxy_fraction}")
+    if n < MIN_SOURCES or not 0 < galaxy_fraction < 1:
+        raise InvalidInputError(f"injection_check needs n >= {MIN_SOURCES} and 0 < "
+                                f"galaxy_fraction < 1, got n={n}, "
+                                f"galaxy_fraction={galaxy_fraction}")
     if confidence is not None and not (np.ndim(confidence) == 0
                                        and 0 < float(confidence) < 1):
         raise InvalidInputError(f"injection_check: confidence must be one level between 0 and "

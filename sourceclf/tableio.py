@@ -25,8 +25,8 @@ from .utils._signals import deferred_signals
 
 __all__ = ["FORMATS", "FORMAT_LIBRARIES", "split_extension", "table_format",
            "check_format_library", "check_input_path", "check_output_path", "read_errors",
-           "write_errors", "warn_csv_meta", "read_table", "write_table", "char_width",
-           "string_widths"]
+           "write_errors", "warn_csv_meta", "read_table", "write_table", "update_meta",
+           "char_width", "string_widths"]
 
 #: Astropy format name of each catalog file extension (lower case).
 FORMATS = {
@@ -416,6 +416,62 @@ def write_table(table, path, *, format=None, overwrite=False):
                 _write_votable(table, tmp)
             else:
                 table.write(tmp, format=format, overwrite=True, **kwargs)
+
+
+def update_meta(path, meta, *, comments=None, format=None):
+    """Add keys to the ``meta`` of a catalog file already written, atomically.
+
+    A FITS file's table HDU gains the keys as header keywords, its data and
+    other HDUs copied as they were read; a file of another format is read and
+    written again with them (`read_table`, `write_table`).  Either way the new
+    file replaces the old one only once complete: if anything fails, the
+    old file stays as it was.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The catalog file.
+    meta : dict
+        Keys and values to add (FITS: keywords of at most 8 characters).
+    comments : dict, optional
+        FITS header comments of some keys.
+    format : str, optional
+        Astropy format name; default from the file extension.
+
+    Returns
+    -------
+    updated : bool
+        False for a CSV file, which holds no meta (left as it is).
+
+    Raises
+    ------
+    InvalidInputError
+        If the file cannot be read or written again, or a FITS file holds no
+        table.
+    """
+    path = check_input_path(path)
+    format = format or table_format(path)
+    if format == "ascii.csv":
+        return False
+    if format != "fits":
+        table = read_table(path, format=format)
+        table.meta.update(meta)
+        write_table(table, path, format=format, overwrite=True)
+        return True
+    from astropy.io import fits
+
+    comments = comments or {}
+    with atomic_path(path, suffix=split_extension(path)[1], overwrite=True) as tmp:
+        with read_errors(path, format), fits.open(path) as hdul:  # closed before it is replaced
+            tables = [h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+            if not tables:
+                raise InvalidInputError(f"'{path}' holds no table HDU to add "
+                                        f"{', '.join(meta)} to")
+            for key, value in meta.items():
+                tables[0].header[key] = (value, comments.get(key, ""))
+            with write_errors(path, format):
+                hdul.writeto(tmp, overwrite=True)
+    return True
 
 
 def char_width(dtype):

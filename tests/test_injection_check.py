@@ -178,7 +178,14 @@ def test_command_line(frames, tmp_path, capsys):
     assert "injection check: 16 known sources" in out
     rows = Table.read(tmp_path / "cat_classified_injection_check.ecsv")
     assert len(rows) == 16 and 0 <= rows.meta["CLFINJBA"] <= 1
-    assert len(Table.read(tmp_path / "cat_classified.fits")) == 2
+    classified = Table.read(tmp_path / "cat_classified.fits")
+    assert len(classified) == 2
+    # The scores travel with the classified table, as header keywords.
+    assert {k: classified.meta[k] for k in rows.meta if k.startswith("CLFINJ")} == \
+        {k: v for k, v in rows.meta.items() if k.startswith("CLFINJ")}
+    assert classified.meta["CLFINJOK"] == (rows.meta["CLFINJBA"] >= RELIABLE_BALANCED)
+    assert fits.getheader(tmp_path / "cat_classified.fits", 1).comments["CLFINJBA"] == \
+        "injection check: balanced accuracy"
     # Again without --overwrite: refused before anything is done.
     (tmp_path / "cat_classified.fits").unlink()
     assert main(argv) == 2
@@ -194,3 +201,37 @@ def test_command_line_needs_frames(tmp_path, capsys):
     assert main([str(tmp_path / "cat.fits"), "--inject-check", "50"]) == 2
     assert "--inject-check draws sources into frames: give them with --image" in \
         capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
+def test_command_line_when_the_check_cannot_be_made(frames, tmp_path, capsys, monkeypatch):
+    """A check that fails on the input is a warning, the classification kept; a bug is not."""
+    import sourceclf.injection_check as module
+    from sourceclf.cli import INJECT_CHECK_MIN, main
+
+    assert INJECT_CHECK_MIN == module.MIN_SOURCES
+    paths = _write_frames(frames, tmp_path)
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0], [150.0])
+    Table({"ra": ra, "dec": dec}).write(tmp_path / "cat.ecsv")
+    argv = [str(tmp_path / "cat.ecsv"), "--model", "margnet-cnn-sgq", "--no-progress",
+            "--device", "cpu", "--inject-check", "20"] + \
+        [f"--image={b}={paths[b]}" for b in BANDS]
+
+    def no_psf(*args, **kwargs):
+        raise InvalidInputError("injection_check: u: no PSF stars")
+
+    monkeypatch.setattr(module, "injection_check", no_psf)
+    assert main(argv) == 0
+    assert "warning: injection check not made: injection_check: u: no PSF stars" in \
+        capsys.readouterr().err
+    classified = Table.read(tmp_path / "cat_classified.ecsv")
+    assert len(classified) == 1 and not any(k.startswith("CLFINJ") for k in classified.meta)
+    assert not (tmp_path / "cat_classified_injection_check.ecsv").exists()
+
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(module, "injection_check", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(argv + ["--overwrite"])
+    assert len(Table.read(tmp_path / "cat_classified.ecsv")) == 1

@@ -68,6 +68,64 @@ def test_csv_warns_that_it_drops_meta_and_ecsv_keeps_it(tmp_path):
     assert read_table(tmp_path / "t.ecsv").meta == META
 
 
+@pytest.mark.parametrize("name", ["t.fits", "t.fits.gz", "t.ecsv", "t.vot", "t.parquet",
+                                  "t.hdf5"])
+def test_meta_added_to_a_written_file(tmp_path, name):
+    """update_meta adds keys and leaves the rows, the other keys and FITS bytes as they were."""
+    fmt = tableio.table_format(name)
+    if fmt in tableio.FORMAT_LIBRARIES:
+        pytest.importorskip(tableio.FORMAT_LIBRARIES[fmt])
+    path = tmp_path / name
+    table = small_table()
+    del table.meta["comments"]  # FITS would hold them as COMMENT cards
+    write_table(table, path)
+    before = read_table(path)
+    assert tableio.update_meta(path, {"CLFINJBA": 0.871, "CLFINJOK": False},
+                               comments={"CLFINJBA": "balanced"}) is True
+    after = read_table(path)
+    assert after.meta["CLFINJBA"] == 0.871
+    assert not after.meta["CLFINJOK"] and np.ndim(after.meta["CLFINJOK"]) == 0
+    assert {k: v for k, v in after.meta.items() if not k.startswith("CLFINJ")} == before.meta
+    for column in before.colnames:
+        assert np.array_equal(after[column], before[column])
+    assert listing(tmp_path) == [name]
+    if fmt == "fits":
+        from astropy.io import fits
+
+        with fits.open(path) as hdul:
+            assert hdul[1].header.comments["CLFINJBA"] == "balanced"
+            assert hdul[1].header["CLFMODEL"] == META["CLFMODEL"]
+
+
+def test_meta_not_added_to_csv_nor_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "t.csv"
+    Table({"a": [1, 2]}).write(path)
+    text = path.read_text()
+    assert tableio.update_meta(path, {"CLFINJBA": 0.9}) is False
+    assert path.read_text() == text
+    # A write that fails leaves the old file.
+    from astropy.io import fits
+
+    fits_path = tmp_path / "t.fits"
+    write_table(small_table(), fits_path)
+    old = fits_path.read_bytes()
+
+    def full(self, path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fits.HDUList, "writeto", full)
+    with pytest.raises(InvalidInputError, match="No space left on device"):
+        tableio.update_meta(fits_path, {"CLFINJBA": 0.9})
+    assert fits_path.read_bytes() == old
+    assert listing(tmp_path) == ["t.csv", "t.fits"]
+    monkeypatch.undo()
+    fits.PrimaryHDU(np.zeros((2, 2))).writeto(tmp_path / "image.fits")
+    with pytest.raises(InvalidInputError, match="image.fits' holds no table HDU"):
+        tableio.update_meta(tmp_path / "image.fits", {"CLFINJBA": 0.9})
+
+
 # -- silent row loss (item 8) -------------------------------------------------------------
 
 def test_csv_with_an_unterminated_quote_is_refused(tmp_path):
