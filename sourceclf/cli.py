@@ -128,15 +128,17 @@ def injection_check_path(output):
     return Path(output).with_name(f"{split_extension(output)[0]}_injection_check.ecsv")
 
 
-def _injection_check(args, images, model, output):
+def _injection_check(args, images, result, output):
     """Run ``--inject-check``: print its scores, write its rows, add them to the output's meta.
 
-    The classification is written by then: a check that cannot be made (a
-    band's PSF not measurable, say) is a warning, not an error.
+    The classification (its summary ``result``) is written by then: a check
+    that cannot be made (a band's PSF not measurable, say) is a warning, not
+    an error.
     """
     from .injection_check import META_COMMENTS, injection_check
 
     path = injection_check_path(output)
+    model = result.meta.get("CLFMODEL") if args.model == "auto" else args.model
     try:
         check = injection_check(images, model=model, n=args.inject_check,
                                 confidence=(args.confidence or [0.9])[0], device=args.device,
@@ -147,6 +149,9 @@ def _injection_check(args, images, model, output):
     write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
     for line in check.lines()[:2]:  # the warning goes to stderr
         print(line)
+    if check.measured_columns and "CLFCOLS" not in result.meta:
+        print("note: the check scores MargNet's columns as measured on the frames; the "
+              "catalog's rows were classified from its own columns, which it does not score")
     print(f"wrote {path}")
     try:
         if update_meta(output, check.meta, comments=META_COMMENTS):
@@ -241,8 +246,7 @@ def _run(args):
         print(line)
     print(f"wrote {output}")
     if args.inject_check is not None:
-        _injection_check(args, images, result.meta.get("CLFMODEL") if args.model == "auto"
-                         else args.model, output)
+        _injection_check(args, images, result, output)
     return 0
 
 

@@ -180,6 +180,11 @@ class InjectionCheck:
         extended ones); None without sets.
     confidence : float or None
         The sets' level.
+    measured_columns : bool
+        Whether the model read MargNet's catalog columns, measured on the
+        frames for the injected sources (as `sourceclf.classify` measures
+        them for a catalog of positions); a catalog that gives its own
+        columns is classified from those, which the check does not score.
     """
 
     model: str
@@ -190,6 +195,7 @@ class InjectionCheck:
     balanced_not_on_brighter: float
     set_coverage: object
     confidence: object
+    measured_columns: bool = False
 
     @property
     def reliable(self):
@@ -422,7 +428,8 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         point_as_star_or_qso=_share(right, point), extended_as_galaxy=_share(right, extended),
         balanced=_balanced(right, point, extended),
         balanced_not_on_brighter=_balanced(right, point & ~near, extended & ~near),
-        set_coverage=coverage, confidence=confidence)
+        set_coverage=coverage, confidence=confidence,
+        measured_columns=clf.feature_set == "margnet24")
     table.meta.update(check.meta)
     return check
 

@@ -69,6 +69,7 @@ def test_the_scores_are_those_of_the_rows(check, frames):
     assert check.balanced == pytest.approx((right[point].mean() + right[extended].mean()) / 2)
     assert rows.meta["CLFINJN"] == 16 and rows.meta["CLFINJBA"] == round(check.balanced, 3)
     assert check.model == "margnet-cnn-sgq"
+    assert not check.measured_columns  # the CNN reads no catalog columns
     assert 0.0 <= check.set_coverage <= 1.0
     # Every source landed inside every band's frame.
     for b in BANDS:
@@ -235,3 +236,24 @@ def test_command_line_when_the_check_cannot_be_made(frames, tmp_path, capsys, mo
     with pytest.raises(ZeroDivisionError):
         main(argv + ["--overwrite"])
     assert len(Table.read(tmp_path / "cat_classified.ecsv")) == 1
+
+
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
+def test_command_line_says_what_a_catalog_with_columns_is_not_scored_on(frames, tmp_path,
+                                                                        capsys):
+    """margnet-sgq on a catalog that gives MargNet's columns: the check scores measured ones."""
+    from sourceclf.cli import main
+    from sourceclf.photometry import measure_columns
+
+    paths = _write_frames(frames, tmp_path)
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 200.0], [150.0, 250.0])
+    catalog = measure_columns(Table({"ra": ra, "dec": dec}), frames)[0]
+    catalog.write(tmp_path / "cat.fits")
+    argv = [str(tmp_path / "cat.fits"), "--model", "margnet-sgq", "--no-progress",
+            "--device", "cpu", "--inject-check", "12"] + \
+        [f"--image={b}={paths[b]}" for b in BANDS]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "measured on the frames" not in out.split("injection check:")[0]  # its own columns
+    assert "note: the check scores MargNet's columns as measured on the frames; the " \
+        "catalog's rows were classified from its own columns" in out
