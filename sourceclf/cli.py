@@ -141,8 +141,9 @@ def _injection_check(args, images, result, output):
     model = result.meta.get("CLFMODEL") if args.model == "auto" else args.model
     try:
         check = injection_check(images, model=model, n=args.inject_check,
-                                confidence=(args.confidence or [0.9])[0], device=args.device,
-                                batch_size=args.batch_size)
+                                confidence=(args.confidence or [0.9])[0], score=args.score,
+                                mc_samples=args.mc_samples, device=args.device,
+                                batch_size=args.batch_size, precision=args.precision)
     except SourceclfError as exc:
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return

@@ -46,8 +46,9 @@ import numpy as np
 from astropy.table import Table, hstack, vstack
 
 from .bands import BANDS
-from .classification import classify
+from .classification import check_mc_samples, classify
 from .conformal import set_membership
+from .device import check_precision
 from .inputs import read_frames
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
@@ -307,7 +308,7 @@ def _draw(sources, n, galaxy_fraction, rng):
     return sources[rng.permutation(np.concatenate(picked))]
 
 
-def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, device, batch_size):
+def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, classify_kwargs):
     """One copy of the frames with ``catalog``'s sources drawn in, classified and scored.
 
     Returns the rows (`InjectionCheck.sources`) and the model (chosen by
@@ -328,7 +329,7 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, device, ba
         warnings.simplefilter("ignore", SourceclfWarning)
         result = classify(positions, images=injected, model=clf or "auto",
                           psf={b: psf[b].fwhm for b in BANDS}, confidence=confidence,
-                          device=device, batch_size=batch_size, progress=False)
+                          progress=False, **classify_kwargs)
     if clf is None:
         clf = load_model(result.meta["CLFMODEL"])
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
@@ -345,7 +346,8 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, device, ba
 
 def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                     galaxy_fraction=INJECTION["galaxy_fraction"], confidence=0.9,
-                    random_state=0, device="auto", batch_size=None):
+                    random_state=0, score=None, mc_samples=None, device="auto",
+                    batch_size=None, precision="fp32"):
     """Score a model on known stars and galaxies drawn into copies of the frames.
 
     See the module's documentation for what is drawn, how the truth is
@@ -376,8 +378,10 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         Level of the prediction sets scored (None: no sets).
     random_state : None, int or `numpy.random.Generator`
         Seed of the draw, the positions and the photon noise.
-    device, batch_size
-        As for `sourceclf.classify`.
+    score, mc_samples, device, batch_size, precision
+        As for `sourceclf.classify`, so that the check classifies the
+        injected sources as the frames' own were (the conformity score of
+        the sets, a Bayesian model's Monte Carlo passes...).
 
     Returns
     -------
@@ -399,6 +403,8 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                                        and 0 < float(confidence) < 1):
         raise InvalidInputError(f"injection_check: confidence must be one level between 0 and "
                                 f"1, or None; got {confidence!r}")
+    check_mc_samples(mc_samples)
+    check_precision(precision)
     clf = None if isinstance(model, str) and model == "auto" else load_model(model)
     if clf is not None and not clf.uses_images:
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
@@ -410,10 +416,12 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
     rng = check_random_state(random_state)
     catalog = _draw(population, n, galaxy_fraction, rng)
     psfs = empirical_psfs(frames, psf)
+    classify_kwargs = {"score": score, "mc_samples": mc_samples, "device": device,
+                       "batch_size": batch_size, "precision": precision}
     parts = []
     for start in range(0, n, BATCH):
         part, clf = _check_batch(frames, psf, psfs, catalog[start:start + BATCH], clf, rng,
-                                 confidence=confidence, device=device, batch_size=batch_size)
+                                 confidence=confidence, classify_kwargs=classify_kwargs)
         parts.append(part)
     table = vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
     truth, right = np.asarray(table["truth"]), np.asarray(table["right"])

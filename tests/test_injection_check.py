@@ -139,6 +139,10 @@ def test_bad_input_is_one_clear_error(frames):
         injection_check(frames, confidence=[0.9, 0.95])
     with pytest.raises(InvalidInputError, match="n >= 10"):
         injection_check(frames, n=3)
+    with pytest.raises(InvalidInputError, match="mc_samples"):
+        injection_check(frames, mc_samples=0)
+    with pytest.raises(InvalidInputError, match="precision"):
+        injection_check(frames, precision="fp8")
     with pytest.raises(InvalidInputError, match=r"lack band\(s\) z"):
         injection_check({b: frames[b] for b in BANDS[:4]}, model="margnet-cnn-sgq")
     lacking = injection_sources()
@@ -148,6 +152,26 @@ def test_bad_input_is_one_clear_error(frames):
     with pytest.raises(InvalidInputError, match="needs 1200 GALAXY rows"):
         injection_check(frames, model="margnet-cnn-sgq", n=2000, galaxy_fraction=0.6,
                         sources=injection_sources()[:1500])
+
+
+def test_the_sources_are_classified_as_the_frames_own(frames, monkeypatch):
+    """The conformity score, Monte Carlo passes and precision reach `classify`."""
+    import sourceclf.injection_check as module
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return classify(*args, **kwargs)
+
+    from sourceclf.classification import classify
+
+    monkeypatch.setattr(module, "classify", spy)
+    check = injection_check(frames, model="margnet-cnn-sgq", n=10, random_state=3,
+                            score="aps", mc_samples=None, precision="fp32", device="cpu")
+    assert len(check.sources) == 10 and len(seen) == 1
+    assert seen[0]["score"] == "aps" and seen[0]["precision"] == "fp32"
+    assert seen[0]["device"] == "cpu" and seen[0]["mc_samples"] is None
 
 
 def test_the_bundled_sources():
