@@ -248,7 +248,24 @@ def _run(args):
     print(f"wrote {output}")
     if args.inject_check is not None:
         _injection_check(args, images, result, output)
+    elif images is not None:
+        _suggest_injection_check(result)
     return 0
+
+
+#: ``pred_flag`` reasons of frames whose rows the image models may get wrong more often
+#: than their cards say (see docs/images.rst): then ``--inject-check`` is suggested.
+_CHECK_WORTHY_FLAGS = ("crowded", "blended", "seeing_out_of_range", "psf_unknown")
+
+
+def _suggest_injection_check(result):
+    """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training."""
+    found = [f"{reason} {result.flag_counts[reason]}" for reason in _CHECK_WORTHY_FLAGS
+             if result.flag_counts.get(reason)]
+    if found:
+        print(f"hint: rows flagged {', '.join(found)}: the image models are less reliable "
+              "there (docs: images, 'Crowded frames'); --inject-check 150 measures how "
+              f"{result.meta.get('CLFMODEL')} does on known sources drawn into these frames")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -428,3 +428,29 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     result = Table.read(tmp_path / "out.ecsv")
     assert result.meta["CLFMODEL"] == "margnet-cnn-sgq"
     assert list(result["pred_flag"][-2:]) == ["edge;psf_unknown", "off_frame"]
+    # The summary says why rows are flagged; frames' rows whose PSF is unknown point
+    # to --inject-check.
+    flagged = "classified but flagged: "
+    line = next(x for x in out.splitlines() if x.startswith(flagged))
+    assert "psf_unknown " in line and "edge " in line
+    assert "hint: rows flagged psf_unknown" in out and "--inject-check 150" in out
+
+
+def test_summary_counts_each_flag_reason(capsys):
+    from sourceclf.cli import _suggest_injection_check
+    from sourceclf.streaming import StreamSummary
+
+    table = Table({"pred_class": np.ma.masked_array(["STAR", "GALAXY", "STAR", "QSO", ""],
+                                                    mask=[0, 0, 0, 0, 1]),
+                   "pred_flag": ["crowded;blended", "crowded", "", "empty_set:0.9",
+                                 "off_frame"]})
+    table.meta["CLFMODEL"] = "margnet-sgq"
+    summary = StreamSummary.from_table(table)
+    assert summary.flag_counts == {"crowded": 2, "blended": 1, "empty_set:0.9": 1}
+    assert "classified but flagged: 3 (crowded 2, blended 1, empty_set:0.9 1)" in \
+        summary.lines()
+    _suggest_injection_check(summary)
+    assert capsys.readouterr().out.startswith("hint: rows flagged crowded 2, blended 1: ")
+    summary.flag_counts = {"empty_set:0.9": 1}
+    _suggest_injection_check(summary)
+    assert capsys.readouterr().out == ""

@@ -31,6 +31,9 @@ class StreamSummary:
         Rows that could not be classified.
     n_flagged : int
         Classified rows with a non-empty ``pred_flag``.
+    flag_counts : dict
+        Reason (``pred_flag``'s ``;``-separated parts: ``crowded``,
+        ``blended``, ``empty_set:0.9``...) -> classified rows flagged with it.
     n_out_of_domain : int
         Classified rows flagged ``out_of_domain``.
     set_sizes : dict
@@ -62,6 +65,7 @@ class StreamSummary:
         self.counts = {}
         self.n_masked = 0
         self.n_flagged = 0
+        self.flag_counts = {}
         self.n_out_of_domain = 0
         self.set_sizes = {}
         self.n_true = 0
@@ -95,9 +99,13 @@ class StreamSummary:
         self._add_shift_bins(table.meta)
         flags = np.ma.getdata(table["pred_flag"])
         empty = b"" if flags.dtype.kind == "S" else ""
-        self.n_flagged += int(np.sum((flags != empty) & ~np.ma.getmaskarray(table["pred_flag"])
-                                     & ~mask))
+        flagged = (flags != empty) & ~np.ma.getmaskarray(table["pred_flag"]) & ~mask
+        self.n_flagged += int(np.sum(flagged))
         text = flags.astype(str) if flags.dtype.kind == "S" else flags
+        for value, count in zip(*np.unique(np.asarray(text)[flagged], return_counts=True)):
+            for reason in str(value).split(";"):
+                if reason:
+                    self.flag_counts[reason] = self.flag_counts.get(reason, 0) + int(count)
         self.n_out_of_domain += int(np.sum(np.char.find(text.astype(str), "out_of_domain") >= 0))
         for name in table.colnames:
             parsed = parse_set_column(name)
@@ -179,7 +187,9 @@ class StreamSummary:
         if "CLFCOLS" in self.meta:
             lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta["CLFCOLS"]))
         if self.n_flagged:
-            lines.append(f"classified but flagged: {self.n_flagged}")
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(
+                self.flag_counts.items(), key=lambda item: (-item[1], item[0])))
+            lines.append(f"classified but flagged: {self.n_flagged} ({reasons})")
         if self.n_out_of_domain:
             lines.append(f"out_of_domain: {self.n_out_of_domain} rows lie outside the data the "
                          "model was trained on (see sourceclf-classify --show-model "
