@@ -148,8 +148,9 @@ def _injection_check(args, images, result, output):
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
     write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
-    for line in check.lines()[:2]:  # the warning goes to stderr
-        print(line)
+    for line in check.lines():
+        if line != check.warning():  # that goes to stderr
+            print(line)
     if check.measured_columns and "CLFCOLS" not in result.meta:
         print("note: the check scores MargNet's columns as measured on the frames; the "
               "catalog's rows were classified from its own columns, which it does not score")

@@ -129,6 +129,26 @@ def test_an_unreliable_check_says_so(check):
     assert poor.lines()[-1] == poor.warning()
 
 
+def test_the_check_gives_its_own_uncertainty(check):
+    import dataclasses
+
+    n_point = int(np.sum(check.sources["truth"] == "point"))
+    n_extended = len(check.sources) - n_point
+    p, e = 0.8, 0.95
+    near = dataclasses.replace(check, point_as_star_or_qso=p, extended_as_galaxy=e,
+                               balanced=0.875)
+    se = 0.5 * np.sqrt(p * (1 - p) / n_point + e * (1 - e) / n_extended)
+    assert near.balanced_se == pytest.approx(se)
+    assert near.meta["CLFINJBE"] == round(se, 3)
+    assert f"balanced 87.5% (+-{se:.1%})" in near.lines()[0]
+    assert near.near_threshold  # 0.875 is within 2 x 0.07 of 0.90
+    assert "within two standard errors of 90%: a check of more sources (say 32)" in \
+        near.lines()[2]
+    far = dataclasses.replace(near, point_as_star_or_qso=1.0, extended_as_galaxy=1.0,
+                              balanced=1.0)
+    assert far.balanced_se == 0 and not far.near_threshold and len(far.lines()) == 2
+
+
 def test_bad_input_is_one_clear_error(frames):
     empty = {b: (np.zeros_like(frames[b][0]), frames[b][1]) for b in BANDS}
     with pytest.raises(InvalidInputError, match="injection_check: .*band 'u'.*own stars"):
