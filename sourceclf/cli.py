@@ -261,7 +261,7 @@ _CHECK_WORTHY_FLAGS = ("crowded", "blended", "seeing_out_of_range", "psf_unknown
 
 def _suggest_injection_check(result):
     """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training."""
-    found = [f"{reason} {result.flag_counts[reason]}" for reason in _CHECK_WORTHY_FLAGS
+    found = [f"{result.flag_counts[reason]} {reason}" for reason in _CHECK_WORTHY_FLAGS
              if result.flag_counts.get(reason)]
     if found:
         print(f"hint: rows flagged {', '.join(found)}: the image models are less reliable "

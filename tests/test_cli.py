@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -432,8 +433,8 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     # to --inject-check.
     flagged = "classified but flagged: "
     line = next(x for x in out.splitlines() if x.startswith(flagged))
-    assert "psf_unknown " in line and "edge " in line
-    assert "hint: rows flagged psf_unknown" in out and "--inject-check 150" in out
+    assert " psf_unknown" in line and " edge" in line
+    assert re.search(r"hint: rows flagged \d+ psf_unknown: ", out) and "--inject-check 150" in out
 
 
 def test_summary_counts_each_flag_reason(capsys):
@@ -447,10 +448,10 @@ def test_summary_counts_each_flag_reason(capsys):
     table.meta["CLFMODEL"] = "margnet-sgq"
     summary = StreamSummary.from_table(table)
     assert summary.flag_counts == {"crowded": 2, "blended": 1, "empty_set:0.9": 1}
-    assert "classified but flagged: 3 (crowded 2, blended 1, empty_set:0.9 1)" in \
+    assert "classified but flagged: 3 (2 crowded, 1 blended, 1 empty_set:0.9)" in \
         summary.lines()
     _suggest_injection_check(summary)
-    assert capsys.readouterr().out.startswith("hint: rows flagged crowded 2, blended 1: ")
+    assert capsys.readouterr().out.startswith("hint: rows flagged 2 crowded, 1 blended: ")
     summary.flag_counts = {"empty_set:0.9": 1}
     _suggest_injection_check(summary)
     assert capsys.readouterr().out == ""

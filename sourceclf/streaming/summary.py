@@ -187,7 +187,7 @@ class StreamSummary:
         if "CLFCOLS" in self.meta:
             lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta["CLFCOLS"]))
         if self.n_flagged:
-            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(
                 self.flag_counts.items(), key=lambda item: (-item[1], item[0])))
             lines.append(f"classified but flagged: {self.n_flagged} ({reasons})")
         if self.n_out_of_domain:
