@@ -211,8 +211,9 @@ class InjectionCheck:
 
         Half the root of the two shares' binomial variances: how far the
         balanced accuracy of one draw of sources and positions may lie from
-        that of many (over six seeds with 150 sources on two shared fields
-        it scattered by 0.010-0.025).
+        that of many (on two shared fields at two seeings, six draws of 150
+        sources scattered by 0.010-0.025, and this gave 0.010-0.029:
+        ``docs/scripts/injection_check_fields.py --seeds 6``).
         """
         truth = np.asarray(self.sources["truth"])
         n_point, n_extended = np.sum(truth == "point"), np.sum(truth == "extended")

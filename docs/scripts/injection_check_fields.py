@@ -13,8 +13,9 @@ the field's own sources (``own``) and on its own injected sources
 ``--from-record`` prints the table of docs/images.rst from it.  ``--seeds K``
 instead runs the check with seeds 0 to K-1 (``--n`` sources each) on the
 fields named, at the native seeing and at ``--seeing``, and prints the mean
-and scatter of its balanced accuracy: how much one check's figure moves
-from one draw of sources and positions to another.
+and scatter of its balanced accuracy (how much one check's figure moves
+from one draw of sources and positions to another) next to the range of
+the standard error each check gives itself (`InjectionCheck.balanced_se`).
 
 Run from the repository root (about 5-10 minutes per model on two CPU cores)::
 
@@ -137,15 +138,18 @@ def spread(folder, seeing, models, seeds, n, log):
         frames = native if target is None else \
             degrade_frames(native, target, psf=psf, random_state=100 * k)[0]
         for model in models:
-            values = []
+            values, errors = [], []
             for seed in range(seeds):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    values.append(injection_check(frames, model=model, n=n, random_state=seed,
-                                                  device="cpu").balanced)
+                    check = injection_check(frames, model=model, n=n, random_state=seed,
+                                            device="cpu")
+                values.append(check.balanced)
+                errors.append(check.balanced_se)
             log(f"{name} {target or 'native'} {model}, {n} sources, seeds 0-{seeds - 1}: "
                 f"balanced {min(values):.3f}-{max(values):.3f}, mean {sum(values) / seeds:.3f}, "
-                f"scatter {statistics.stdev(values):.3f}")
+                f"scatter {statistics.stdev(values):.3f}; the check's own standard error "
+                f"{min(errors):.3f}-{max(errors):.3f}")
 
 
 def main(argv=None):
