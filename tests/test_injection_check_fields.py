@@ -1,0 +1,78 @@
+"""docs/scripts/injection_check_fields.py, which makes the injection check's table of the docs."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "images.rst"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
+    try:
+        spec = importlib.util.spec_from_file_location("injection_check_fields",
+                                                      SCRIPTS / "injection_check_fields.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+def _row(field, seeing, balanced, warns, model="m"):
+    return {"field": field, "target_r_fwhm": seeing, "model": model, "balanced": balanced,
+            "set_coverage": balanced, "warns": warns}
+
+
+def test_agreement_counts_warnings_against_the_cards(script, monkeypatch):
+    cards = {("m", "a", None): (0.80, 0.95), ("m", "a", 1.6): (0.95, 0.85),
+             ("m", "b", None): (0.97, None)}
+    monkeypatch.setattr(script, "_recorded_balanced", lambda models: cards)
+    rows = [_row("a", None, 0.85, True), _row("a", 1.6, 0.93, False),
+            _row("b", None, 0.97, False),
+            {"field": "b", "target_r_fwhm": 2.2, "model": "m", "error": "no PSF"}]
+    own, injected = script.agreement(rows, ["m"])
+    assert own == "own sources below 0.9: check warned on 1 of 1 runs; at or above: " \
+                  "warned on 0 of 2"
+    assert injected == "injected sources below 0.9: check warned on 0 of 1 runs; at or " \
+                       "above: warned on 1 of 1"
+    lines = script.table(rows, ["m"]).splitlines()
+    assert lines[3].split() == ["a", "native", "m", "0.85", "0.85", "yes", "0.80", "0.95"]
+    assert lines[-2].split() == ["b", "2.2", "m", "-", "-", "error", "-", "-"]
+
+
+def test_the_docs_table_is_the_record(script, capsys):
+    """images.rst shows what --from-record prints from the committed record."""
+    script.main(["--from-record"])
+    out = capsys.readouterr().out.splitlines()
+    docs = DOCS.read_text()
+    table = [line for line in out if line and not line.startswith(("own ", "injected "))]
+    assert len(table) > 60 and "\n".join(table) in docs
+    for line in out[-2:]:
+        assert f"    {line}\n" in docs
+    script.main(["--from-record", "--models", "bayesian-margnet-sgq,bayesian-margformer-sgq"])
+    for line in capsys.readouterr().out.splitlines()[-2:]:
+        assert f"    {line}\n" in docs
+
+
+def test_seeds_give_the_scatter_and_the_checks_own_error(script, monkeypatch, tmp_path):
+    """--seeds: one line per seeing and model with the scatter and the standard errors."""
+    class Check:
+        def __init__(self, seed):
+            self.balanced, self.balanced_se = 0.90 + 0.01 * seed, 0.02 + 0.001 * seed
+
+    monkeypatch.setattr(script, "read_frame", lambda path: path.name)
+    monkeypatch.setattr(script, "measure_psf", lambda data, label: None)
+    monkeypatch.setattr(script, "degrade_frames", lambda frames, seeing, **kw: (frames,))
+    monkeypatch.setattr(script, "injection_check",
+                        lambda frames, *, random_state, **kw: Check(random_state))
+    log = []
+    script.spread(tmp_path / "sdss_frame_000001-1-0001", 1.6, ["m"], 3, 150, log.append)
+    assert log == [
+        f"000001-1-0001 {seeing} m, 150 sources, seeds 0-2: balanced 0.900-0.920, mean "
+        "0.910, scatter 0.010; the check's own standard error 0.020-0.022"
+        for seeing in ("native", 1.6)]
