@@ -23,8 +23,8 @@ from .bands import BANDS, COLOURS, EXTINCTION_COEFFICIENTS
 from .exceptions import InvalidInputError, SourceclfWarning
 
 __all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "INPUT_COLUMNS", "ColumnFinder",
-           "clean_column", "decode_strings", "input_aliases", "is_sdss_flux_name",
-           "map_columns", "parse_column_options", "suggest_columns"]
+           "band_array_views", "clean_column", "decode_strings", "input_aliases",
+           "is_sdss_flux_name", "map_columns", "parse_column_options", "suggest_columns"]
 
 #: Values at or below this are SDSS "no measurement" sentinels (-9999, -999, -99.99...).
 SENTINEL_THRESHOLD = -99.0
@@ -466,6 +466,7 @@ def map_columns(table, columns=None):
     >>> t.colnames
     ['umag', 'r']
     """
+    table = band_array_views(table)
     if not columns:
         if columns is not None and not isinstance(columns, Mapping):
             raise InvalidInputError("columns must be a dict {input name: catalog column}, "
@@ -483,6 +484,59 @@ def map_columns(table, columns=None):
         if is_sdss_flux_name(source) and getattr(view[target], "unit", None) is None:
             view[target].unit = u.nanomaggy
     _warn_alias_conflicts(view)
+    return view
+
+
+def band_array_views(table):
+    """The catalog with SDSS's per-band array columns also read band by band.
+
+    SDSS's photoObj and calibObj files hold one column of five values per
+    quantity (``EXTINCTION``, ``DEVRAD``, ``MODELMAG``, ``PSFFLUX``...; u g
+    r i z in that order).  Each such column of shape ``(N, 5)`` whose
+    ``<name>_<b>`` the finder accepts for an input (`input_aliases`) is added
+    as five columns ``<name>_u`` ... ``<name>_z`` that share its data, unless
+    the catalog has a column of one of those names already.  Other array
+    columns (``PSF_FWHM``, whose per-band names would be taken for the
+    output's ``psf_fwhm_<b>``, flags...) are left alone.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog.
+
+    Returns
+    -------
+    view : `~astropy.table.Table`
+        ``table`` itself when it has no such column, else a new table (of
+        the same class) of its columns and the per-band views; ``table`` is
+        not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> t = Table({"RA": [150.0], "EXTINCTION": np.array([[0.1, 0.08, 0.05, 0.04, 0.03]])})
+    >>> band_array_views(t).colnames[2:]
+    ['EXTINCTION_u', 'EXTINCTION_g', 'EXTINCTION_r', 'EXTINCTION_i', 'EXTINCTION_z']
+    """
+    accepted = {a.lower() for name in INPUT_COLUMNS for a in input_aliases(name)}
+    present = {name.lower() for name in table.colnames}
+    views = {}
+    for name in table.colnames:
+        shape = getattr(table[name], "shape", ())
+        if len(shape) != 2 or shape[1] != len(BANDS):
+            continue
+        split = [f"{name}_{b}" for b in BANDS]
+        if split[0].lower() not in accepted or present & {x.lower() for x in split}:
+            continue
+        for k, x in enumerate(split):
+            views[x] = table[name][:, k]
+    if not views:
+        return table
+    view = table.__class__([table[n] for n in table.colnames], names=table.colnames,
+                           copy=False, meta=table.meta)
+    for x, column in views.items():
+        view.add_column(column, name=x, copy=False)
     return view
 
 

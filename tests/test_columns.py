@@ -333,3 +333,48 @@ def test_mondrian_by_a_mapped_column():
     out = classify(t, model="ugriz-sgq", confidence=0.9, by="r", columns=FOREIGN)
     np.testing.assert_array_equal(np.asarray(out["pred_set"]), np.asarray(ref["pred_set"]))
     assert out.meta["CLFGROUP"] == ref.meta["CLFGROUP"]
+
+
+# -- SDSS's per-band array columns --------------------------------------------------------
+
+def _as_arrays(table, kinds=("dered", "extinction", "deVRad", "psffwhm")):
+    """``table`` as SDSS's photoObj files hold it: one (N, 5) column per quantity."""
+    names = ("objid", "ra", "dec", "u", "g", "r", "i", "z", "class")
+    out = Table({name: table[name] for name in names})
+    for kind in kinds:
+        out[kind.upper()] = np.column_stack([table[f"{kind}_{b}"] for b in "ugriz"])
+    return out
+
+
+def test_band_array_columns_are_read_band_by_band(tmp_path):
+    from sourceclf.columns import band_array_views, map_columns
+    from sourceclf.demo import demo_catalog
+
+    catalog = demo_catalog(300, random_state=4)
+    arrays = _as_arrays(catalog)
+    arrays["PSF_FWHM"] = arrays["PSFFWHM"]  # would be taken for the output's psf_fwhm_<b>
+    arrays["FLAGS3"] = np.zeros((300, 3), dtype=int)
+    view = band_array_views(arrays)
+    assert "EXTINCTION_r" in view.colnames and "DEVRAD_z" in view.colnames
+    assert not any(n.startswith(("PSF_FWHM_", "FLAGS3_")) for n in view.colnames)
+    assert arrays.colnames == list(_as_arrays(catalog).colnames) + ["PSF_FWHM", "FLAGS3"]
+    np.testing.assert_array_equal(ColumnFinder(map_columns(arrays)).values("deVRad_g"),
+                                  catalog["deVRad_g"])
+    # A catalog with the per-band columns already keeps them.
+    arrays["EXTINCTION_u"] = 9.0
+    assert "EXTINCTION_r" not in band_array_views(arrays).colnames
+    del arrays["EXTINCTION_u"], arrays["PSF_FWHM"], arrays["FLAGS3"]
+    # The same classes from the arrays as from the per-band columns; the output keeps
+    # the catalog's own columns.
+    expected = classify(catalog, model="margnet-photometry-sg", progress=False)
+    result = classify(arrays, model="margnet-photometry-sg", progress=False)
+    np.testing.assert_allclose(result["prob_star"], expected["prob_star"], rtol=1e-6)
+    assert result.colnames[:len(arrays.colnames)] == arrays.colnames
+    assert "EXTINCTION_r" not in result.colnames
+    # Streamed in chunks from a FITS file, as the command line reads photoObj files.
+    arrays.write(tmp_path / "photoobj.fits")
+    classify_file(tmp_path / "photoobj.fits", tmp_path / "out.fits", chunk_size=128,
+                  model="margnet-photometry-sg", progress=False)
+    streamed = Table.read(tmp_path / "out.fits")
+    np.testing.assert_allclose(streamed["prob_star"], expected["prob_star"], rtol=1e-6)
+    assert streamed["EXTINCTION"].shape == (300, 5)
