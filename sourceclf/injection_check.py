@@ -230,14 +230,15 @@ class InjectionCheck:
     @property
     def meta(self):
         """FITS-style keywords of the scores (``CLFINJ*``, see `META_COMMENTS`), for a table's
-        ``meta``: ``CLFINJOK`` is `reliable`."""
+        ``meta``: ``CLFINJOK`` is `reliable`; scores that are NaN are left out."""
         meta = {"CLFINJN": len(self.sources), "CLFINJPT": round(self.point_as_star_or_qso, 3),
                 "CLFINJEX": round(self.extended_as_galaxy, 3),
                 "CLFINJBA": round(self.balanced, 3), "CLFINJBE": round(self.balanced_se, 3)}
         if self.set_coverage is not None:
             meta["CLFINJSC"] = round(self.set_coverage, 3)
         meta["CLFINJOK"] = self.reliable
-        return meta
+        # A kind without sources leaves NaN scores, which FITS headers cannot hold.
+        return {k: v for k, v in meta.items() if not (isinstance(v, float) and np.isnan(v))}
 
     def lines(self):
         """What the check found, in a few lines of text."""

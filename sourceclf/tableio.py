@@ -462,15 +462,23 @@ def update_meta(path, meta, *, comments=None, format=None):
 
     comments = comments or {}
     with atomic_path(path, suffix=split_extension(path)[1], overwrite=True) as tmp:
-        with read_errors(path, format), fits.open(path) as hdul:  # closed before it is replaced
+        with read_errors(path, format):
+            hdul = fits.open(path)
             tables = [h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))]
+        try:  # closed before it is replaced
             if not tables:
                 raise InvalidInputError(f"'{path}' holds no table HDU to add "
                                         f"{', '.join(meta)} to")
             for key, value in meta.items():
-                tables[0].header[key] = (value, comments.get(key, ""))
+                try:
+                    tables[0].header[key] = (value, comments.get(key, ""))
+                except (ValueError, TypeError) as exc:  # NaN, a key of 9 characters...
+                    raise InvalidInputError(f"cannot write {key} = {value!r} into the header "
+                                            f"of '{path}': {exc}") from None
             with write_errors(path, format):
                 hdul.writeto(tmp, overwrite=True)
+        finally:
+            hdul.close()
     return True
 
 

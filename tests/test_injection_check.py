@@ -147,6 +147,13 @@ def test_the_check_gives_its_own_uncertainty(check):
     far = dataclasses.replace(near, point_as_star_or_qso=1.0, extended_as_galaxy=1.0,
                               balanced=1.0)
     assert far.balanced_se == 0 and not far.near_threshold and len(far.lines()) == 2
+    # No extended source: NaN scores are left out of the keywords (FITS cannot hold NaN).
+    points = dataclasses.replace(near, extended_as_galaxy=float("nan"), balanced=float("nan"),
+                                 sources=near.sources.copy())
+    points.sources["truth"] = "point"
+    assert np.isnan(points.balanced_se)
+    assert {"CLFINJEX", "CLFINJBA", "CLFINJBE"}.isdisjoint(points.meta)
+    assert points.meta["CLFINJPT"] == 0.8
 
 
 def test_bad_input_is_one_clear_error(frames):

@@ -121,6 +121,9 @@ def test_meta_not_added_to_csv_nor_half_written(tmp_path, monkeypatch):
     assert fits_path.read_bytes() == old
     assert listing(tmp_path) == ["t.csv", "t.fits"]
     monkeypatch.undo()
+    with pytest.raises(InvalidInputError, match="cannot write CLFINJBA = nan into the header"):
+        tableio.update_meta(fits_path, {"CLFINJBA": float("nan")})
+    assert fits_path.read_bytes() == old
     fits.PrimaryHDU(np.zeros((2, 2))).writeto(tmp_path / "image.fits")
     with pytest.raises(InvalidInputError, match="image.fits' holds no table HDU"):
         tableio.update_meta(tmp_path / "image.fits", {"CLFINJBA": 0.9})
