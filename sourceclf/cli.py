@@ -264,8 +264,12 @@ def _suggest_injection_check(result):
     found = [f"{result.flag_counts[reason]} {reason}" for reason in _CHECK_WORTHY_FLAGS
              if result.flag_counts.get(reason)]
     if found:
+        section = ("Crowded frames: each source fitted with its neighbours"
+                   if result.flag_counts.get("crowded")
+                   or result.flag_counts.get("blended") else "Seeing: the PSF of the frames "
+                   "and the trained range")
         print(f"hint: rows flagged {', '.join(found)}: the image models are less reliable "
-              "there (docs: images, 'Crowded frames'); --inject-check 150 measures how "
+              f"there (docs: images, '{section}'); --inject-check 150 measures how "
               f"{result.meta.get('CLFMODEL')} does on known sources drawn into these frames")
 
 

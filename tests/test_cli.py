@@ -435,6 +435,7 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     line = next(x for x in out.splitlines() if x.startswith(flagged))
     assert " psf_unknown" in line and " edge" in line
     assert re.search(r"hint: rows flagged \d+ psf_unknown: ", out) and "--inject-check 150" in out
+    assert "(docs: images, 'Seeing: the PSF of the frames and the trained range')" in out
 
 
 def test_summary_counts_each_flag_reason(capsys):
@@ -451,7 +452,9 @@ def test_summary_counts_each_flag_reason(capsys):
     assert "classified but flagged: 3 (2 crowded, 1 blended, 1 empty_set:0.9)" in \
         summary.lines()
     _suggest_injection_check(summary)
-    assert capsys.readouterr().out.startswith("hint: rows flagged 2 crowded, 1 blended: ")
+    hint = capsys.readouterr().out
+    assert hint.startswith("hint: rows flagged 2 crowded, 1 blended: ")
+    assert "(docs: images, 'Crowded frames: each source fitted with its neighbours')" in hint
     summary.flag_counts = {"empty_set:0.9": 1}
     _suggest_injection_check(summary)
     assert capsys.readouterr().out == ""
