@@ -213,14 +213,21 @@ class InjectionCheck:
         balanced accuracy of one draw of sources and positions may lie from
         that of many (on two shared fields at two seeings, six draws of 150
         sources scattered by 0.010-0.025, and this gave 0.010-0.029:
-        ``docs/scripts/injection_check_fields.py --seeds 6``).
+        ``docs/scripts/injection_check_fields.py --seeds 6``).  A share of
+        0 or 1 counts as half a source from it (``0.5 / n``), so that a
+        small check all right is not reported as certain.
         """
         truth = np.asarray(self.sources["truth"])
         n_point, n_extended = np.sum(truth == "point"), np.sum(truth == "extended")
         if not n_point or not n_extended:
             return float("nan")
-        p, e = self.point_as_star_or_qso, self.extended_as_galaxy
-        return float(0.5 * np.sqrt(p * (1 - p) / n_point + e * (1 - e) / n_extended))
+
+        def variance(share, n):
+            share = min(max(share, 0.5 / n), 1 - 0.5 / n)
+            return share * (1 - share) / n
+
+        return float(0.5 * np.sqrt(variance(self.point_as_star_or_qso, n_point)
+                                   + variance(self.extended_as_galaxy, n_extended)))
 
     @property
     def near_threshold(self):

@@ -146,7 +146,16 @@ def test_the_check_gives_its_own_uncertainty(check):
         near.lines()[2]
     far = dataclasses.replace(near, point_as_star_or_qso=1.0, extended_as_galaxy=1.0,
                               balanced=1.0)
-    assert far.balanced_se == 0 and not far.near_threshold and len(far.lines()) == 2
+    # All right is not certain: each share counts as half a source from 1, and 16
+    # sources all right do not tell 1.0 from 0.9.
+    p, e = 1 - 0.5 / n_point, 1 - 0.5 / n_extended
+    assert far.balanced_se == pytest.approx(
+        0.5 * np.sqrt(p * (1 - p) / n_point + e * (1 - e) / n_extended))
+    assert far.near_threshold and len(far.lines()) == 3
+    from astropy.table import vstack
+
+    many = dataclasses.replace(far, sources=vstack([check.sources] * 10))  # 160 all right
+    assert 0 < many.balanced_se < 0.01 and not many.near_threshold and len(many.lines()) == 2
     # No extended source: NaN scores are left out of the keywords (FITS cannot hold NaN).
     points = dataclasses.replace(near, extended_as_galaxy=float("nan"), balanced=float("nan"),
                                  sources=near.sources.copy())
