@@ -159,6 +159,8 @@ def _injection_check(args, images, result, output):
         if update_meta(output, check.meta, comments=META_COMMENTS):
             print(f"added the check's scores to the meta of {output} "
                   f"({', '.join(check.meta)})")
+        else:
+            print(f"{output} is CSV, which holds no meta: the check's scores are in {path}")
     except SourceclfError as exc:  # the classified file stays as it was
         warnings.warn(f"the injection check's scores are not in {output}'s meta: {exc}",
                       SourceclfWarning, stacklevel=2)

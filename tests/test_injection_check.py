@@ -225,6 +225,7 @@ def _write_frames(frames, folder):
     return paths
 
 
+@pytest.mark.filterwarnings("ignore:CSV cannot hold the table's meta")
 def test_command_line(frames, tmp_path, capsys):
     from sourceclf.cli import main
 
@@ -247,6 +248,11 @@ def test_command_line(frames, tmp_path, capsys):
     assert classified.meta["CLFINJOK"] == (rows.meta["CLFINJBA"] >= RELIABLE_BALANCED)
     assert fits.getheader(tmp_path / "cat_classified.fits", 1).comments["CLFINJBA"] == \
         "injection check: balanced accuracy"
+    # A CSV output holds no meta: the command says where the scores are.
+    assert main(argv + ["-o", str(tmp_path / "out.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "out.csv is CSV, which holds no meta: the check's scores are in " in out
+    assert (tmp_path / "out_injection_check.ecsv").exists()
     # Again without --overwrite: refused before anything is done.
     (tmp_path / "cat_classified.fits").unlink()
     assert main(argv) == 2
