@@ -147,14 +147,18 @@ def _injection_check(args, images, result, output):
     except SourceclfError as exc:
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
-    write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
     for line in check.lines():
         if line != check.warning():  # that goes to stderr
             print(line)
     if check.measured_columns and "CLFCOLS" not in result.meta:
         print("note: the check scores MargNet's columns as measured on the frames; the "
               "catalog's rows were classified from its own columns, which it does not score")
-    print(f"wrote {path}")
+    try:
+        write_table(check.sources, path, format="ascii.ecsv", overwrite=True)  # atomically
+        print(f"wrote {path}")
+    except SourceclfError as exc:  # a full disk: the classification is written, say so
+        warnings.warn(f"the injection check's rows are not written: {exc}", SourceclfWarning,
+                      stacklevel=2)
     try:
         if update_meta(output, check.meta, comments=META_COMMENTS):
             print(f"added the check's scores to the meta of {output} "

@@ -295,6 +295,19 @@ def test_command_line_when_the_check_cannot_be_made(frames, tmp_path, capsys, mo
     assert len(classified) == 1 and not any(k.startswith("CLFINJ") for k in classified.meta)
     assert not (tmp_path / "cat_classified_injection_check.ecsv").exists()
 
+    # The check made but its rows not written (a full disk): a warning, the output kept.
+    monkeypatch.undo()
+    import sourceclf.cli as cli
+
+    def full(table, path, **kwargs):
+        raise InvalidInputError(f"cannot write '{path}': No space left on device")
+
+    monkeypatch.setattr(cli, "write_table", full)
+    assert main(argv + ["--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the injection check's rows are not written: cannot write" in err
+    assert len(Table.read(tmp_path / "cat_classified.ecsv")) == 1
+
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
