@@ -65,9 +65,9 @@ def test_seeds_give_the_scatter_and_the_checks_own_error(script, monkeypatch, tm
         def __init__(self, seed):
             self.balanced, self.balanced_se = 0.90 + 0.01 * seed, 0.02 + 0.001 * seed
 
-    monkeypatch.setattr(script, "read_frame", lambda path: path.name)
-    monkeypatch.setattr(script, "measure_psf", lambda data, label: None)
-    monkeypatch.setattr(script, "degrade_frames", lambda frames, seeing, **kw: (frames,))
+    monkeypatch.setattr(script, "read_field",
+                        lambda folder: (folder.name.replace("sdss_frame_", ""), {}, {}))
+    monkeypatch.setattr(script, "blurred", lambda frames, psf, seeing: frames)
     monkeypatch.setattr(script, "injection_check",
                         lambda frames, *, random_state, **kw: Check(random_state))
     log = []

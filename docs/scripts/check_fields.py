@@ -231,6 +231,22 @@ def neighbour_shares(truth, frame):
             + f" (mean {counts.mean():.2f})")
 
 
+def read_field(folder):
+    """A shared field's name, its frames ``{band: (data, wcs)}`` and each band's PSF."""
+    name = folder.name.replace("sdss_frame_", "")
+    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
+    return name, native, {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+
+
+def blurred(frames, psf, seeing):
+    """``frames`` at an r-band FWHM of ``seeing`` (None: as they are), as every check blurs
+    them: the seed of the noise is 100 times the seeing's place in `SEEINGS` (1 elsewhere)."""
+    if seeing is None:
+        return frames
+    k = SEEINGS.index(seeing) if seeing in SEEINGS else 1
+    return degrade_frames(frames, seeing, psf=psf, random_state=100 * k)[0]
+
+
 def galactic_latitude(frame):
     """Galactic latitude (degrees) of a frame's centre."""
     data, wcs = frame
@@ -282,10 +298,8 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
     the field: what the models would do if the measurement saw through the
     neighbours.  ``seed`` places the injected sources (`place_sources`).
     """
-    name = folder.name.replace("sdss_frame_", "")
     t0 = time.time()
-    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
-    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    name, native, psf = read_field(folder)
     truth = frame_truth(*native["r"], psf["r"])
     latitude = galactic_latitude(native["r"])
     if injection is None:
@@ -315,8 +329,7 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
         else:
             frames, targets = degrade_frames(observed, seeing, psf=psf, random_state=100 * k)
             # The PSF is measured on the field's own stars, never on injected ones.
-            plain = (frames if injection is None
-                     else degrade_frames(native, seeing, psf=psf, random_state=100 * k)[0])
+            plain = frames if injection is None else blurred(native, psf, seeing)
             seen = {}
             for b in BANDS:  # measured again; the target where too few stars remain
                 try:

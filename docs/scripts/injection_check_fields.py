@@ -29,14 +29,10 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import SEEINGS, recorded, simple_table
+from check_fields import SEEINGS, blurred, read_field, recorded, simple_table
 
-from sourceclf.bands import BANDS
-from sourceclf.cutouts import read_frame
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
-from sourceclf.psf import measure_psf
-from sourceclf.simulate import degrade_frames
 
 RECORD = Path(__file__).resolve().parents[1] / "reports" / "injection_check_fields.json"
 MODELS = ("margnet-sgq", "margnet-cnn-sgq", "margformer-sgq")
@@ -55,13 +51,10 @@ def _recorded_balanced(models):
 
 def check_field(folder, models, log):
     """The check's rows for one field, every seeing and model."""
-    name = folder.name.replace("sdss_frame_", "")
-    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
-    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    name, native, psf = read_field(folder)
     rows = []
-    for k, seeing in enumerate(SEEINGS):
-        frames = native if seeing is None else \
-            degrade_frames(native, seeing, psf=psf, random_state=100 * k)[0]
+    for seeing in SEEINGS:
+        frames = blurred(native, psf, seeing)
         for model in models:
             t0 = time.time()
             try:
@@ -130,13 +123,9 @@ def agreement(rows, models):
 
 def spread(folder, seeing, models, seeds, n, log):
     """Mean and scatter of the check's balanced accuracy over ``seeds`` draws."""
-    name = folder.name.replace("sdss_frame_", "")
-    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
-    psf = {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    name, native, psf = read_field(folder)
     for target in (None, seeing):
-        k = SEEINGS.index(target) if target in SEEINGS else 1
-        frames = native if target is None else \
-            degrade_frames(native, target, psf=psf, random_state=100 * k)[0]
+        frames = blurred(native, psf, target)
         for model in models:
             values, errors = [], []
             for seed in range(seeds):
