@@ -66,7 +66,6 @@ class StreamSummary:
         self.n_masked = 0
         self.n_flagged = 0
         self.flag_counts = {}
-        self.n_out_of_domain = 0
         self.set_sizes = {}
         self.n_true = 0
         self.n_correct = 0
@@ -101,12 +100,10 @@ class StreamSummary:
         empty = b"" if flags.dtype.kind == "S" else ""
         flagged = (flags != empty) & ~np.ma.getmaskarray(table["pred_flag"]) & ~mask
         self.n_flagged += int(np.sum(flagged))
-        text = flags.astype(str) if flags.dtype.kind == "S" else flags
-        for value, count in zip(*np.unique(np.asarray(text)[flagged], return_counts=True)):
+        for value, count in zip(*np.unique(decode_strings(flags[flagged]), return_counts=True)):
             for reason in str(value).split(";"):
                 if reason:
                     self.flag_counts[reason] = self.flag_counts.get(reason, 0) + int(count)
-        self.n_out_of_domain += int(np.sum(np.char.find(text.astype(str), "out_of_domain") >= 0))
         for name in table.colnames:
             parsed = parse_set_column(name)
             if parsed is None or parsed[0] != "size":
@@ -166,6 +163,11 @@ class StreamSummary:
                          f"{covered / self.n_true:.3f} (share of those rows whose set holds "
                          "the true class)")
         return lines
+
+    @property
+    def n_out_of_domain(self):
+        """Classified rows flagged ``out_of_domain`` (`flag_counts`)."""
+        return self.flag_counts.get("out_of_domain", 0)
 
     def lines(self):
         """Human-readable lines, as printed by ``sourceclf-classify``."""
