@@ -422,7 +422,8 @@ def map_columns(table, columns=None):
 
     Every function that takes a catalog calls this first.  The result is a
     new `~astropy.table.Table` (of the same class) whose columns share the
-    catalog's data (nothing is copied, the catalog is not modified): each
+    catalog's data (nothing is copied, the catalog is not modified): SDSS's
+    per-band array columns appear band by band (`band_array_views`), each
     mapped column also appears under its input name, and the catalog's own
     columns the finder would take for a mapped input (``u``, ``U``,
     ``modelMag_u``... when ``u`` is mapped) are left out of it.  Outputs are
@@ -442,7 +443,8 @@ def map_columns(table, columns=None):
     Returns
     -------
     view : `~astropy.table.Table`
-        ``table`` itself when ``columns`` is empty.
+        ``table`` itself when ``columns`` is empty and it has no per-band
+        array column.
 
     Raises
     ------
