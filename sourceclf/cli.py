@@ -260,23 +260,27 @@ def _run(args):
     return 0
 
 
-#: ``pred_flag`` reasons of frames whose rows the image models may get wrong more often
-#: than their cards say (see docs/images.rst): then ``--inject-check`` is suggested.
-_CHECK_WORTHY_FLAGS = ("crowded", "blended", "seeing_out_of_range", "psf_unknown")
-
-
 def _suggest_injection_check(result):
-    """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training."""
-    found = [f"{result.flag_counts[reason]} {reason}" for reason in _CHECK_WORTHY_FLAGS
-             if result.flag_counts.get(reason)]
-    if found:
-        section = ("Crowded frames: each source fitted with its neighbours"
-                   if result.flag_counts.get("crowded")
-                   or result.flag_counts.get("blended") else "Seeing: the PSF of the frames "
-                   "and the trained range")
-        print(f"hint: rows flagged {', '.join(found)}: the image models are less reliable "
-              f"there (docs: images, '{section}'); --inject-check 150 measures how "
-              f"{result.meta.get('CLFMODEL')} does on known sources drawn into these frames")
+    """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training.
+
+    Those are the flags of crowding (``crowded``, ``blended``) and of seeing
+    (``seeing_out_of_range``, ``psf_unknown``), where the image models may
+    be wrong more often than their cards say (see docs/images.rst).
+    """
+    from .crowding import FLAG_BLENDED, FLAG_CROWDED  # after the run: not at start-up
+    from .psf import FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE
+
+    crowding = [f for f in (FLAG_CROWDED, FLAG_BLENDED) if result.flag_counts.get(f)]
+    seeing = [f for f in (FLAG_SEEING_OUT_OF_RANGE, FLAG_PSF_UNKNOWN)
+              if result.flag_counts.get(f)]
+    if not crowding and not seeing:
+        return
+    section = ("Crowded frames: each source fitted with its neighbours" if crowding
+               else "Seeing: the PSF of the frames and the trained range")
+    found = ", ".join(f"{result.flag_counts[f]} {f}" for f in crowding + seeing)
+    print(f"hint: rows flagged {found}: the image models are less reliable there (docs: "
+          f"images, '{section}'); --inject-check 150 measures how "
+          f"{result.meta.get('CLFMODEL')} does on known sources drawn into these frames")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
