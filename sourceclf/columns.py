@@ -543,8 +543,14 @@ def band_array_views(table):
 
 
 def _warn_alias_conflicts(table):
-    """One `SourceclfWarning` per input two of whose accepted columns disagree."""
+    """One `SourceclfWarning` naming every input two of whose accepted columns disagree.
+
+    One warning, not one per input: an SDSS photoObj file gives both
+    ``MODELMAG`` and ``MODELFLUX``, which disagree (asinh against Pogson
+    magnitudes) in all five bands.
+    """
     finder = ColumnFinder(table)
+    conflicts = []
     for name in INPUT_COLUMNS:
         present = [finder.find(a) for a in input_aliases(name)]
         present = [p for p in present if p is not None]
@@ -554,10 +560,18 @@ def _warn_alias_conflicts(table):
         for other in present[1:]:
             diff = np.abs(used - finder.values(other))
             if np.nanmax(diff, initial=0.0) > 1e-3:
-                warnings.warn(f"columns '{present[0]}' and '{other}' both give input "
-                              f"'{name}' and their values differ; '{present[0]}' is used "
-                              f"(pass columns={{'{name}': '{other}'}} to use the other)",
-                              SourceclfWarning, stacklevel=2)
+                conflicts.append((name, present[0], other))
+    if len(conflicts) == 1:
+        name, first, other = conflicts[0]
+        warnings.warn(f"columns '{first}' and '{other}' both give input '{name}' and their "
+                      f"values differ; '{first}' is used (pass columns={{'{name}': "
+                      f"'{other}'}} to use the other)", SourceclfWarning, stacklevel=2)
+    elif conflicts:
+        used = ", ".join(f"'{first}' over '{other}'" for _, first, other in conflicts)
+        name, _, other = conflicts[0]
+        warnings.warn(f"{len(conflicts)} inputs are each given by two columns whose values "
+                      f"differ; used: {used} (pass columns={{'{name}': '{other}'}}, say, to use "
+                      "the other)", SourceclfWarning, stacklevel=2)
 
 
 def parse_column_options(specs):

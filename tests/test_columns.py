@@ -378,3 +378,19 @@ def test_band_array_columns_are_read_band_by_band(tmp_path):
     streamed = Table.read(tmp_path / "out.fits")
     np.testing.assert_allclose(streamed["prob_star"], expected["prob_star"], rtol=1e-6)
     assert streamed["EXTINCTION"].shape == (300, 5)
+
+
+def test_two_array_columns_that_disagree_in_every_band_warn_once():
+    """A photoObj file gives MODELMAG and MODELFLUX, which differ (asinh against Pogson
+    magnitudes) in all five bands: one warning names them all, not one per band."""
+    mags = np.array([[19.0, 18.0, 17.5, 17.2, 17.0], [20.0, 19.0, 18.5, 18.2, 18.0]])
+    t = Table({"MODELMAG": mags, "MODELFLUX": 10 ** (-0.4 * (mags + 0.3 - 22.5))})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        map_columns(t)
+    messages = [str(w.message) for w in caught if issubclass(w.category, SourceclfWarning)]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith("5 inputs are each given by two columns whose values differ")
+    assert "'MODELMAG_u' over 'MODELFLUX_u'" in messages[0]
+    assert "'MODELMAG_z' over 'MODELFLUX_z'" in messages[0]
+    assert "pass columns={'u': 'MODELFLUX_u'}" in messages[0]
