@@ -1,0 +1,125 @@
+"""Does the truth of the crowded fields change when each source's neighbours are removed?
+
+The truth of ``check_fields.py`` (`sourceclf.recipes.frame_checks.frame_truth`)
+measures ``m_psf - m_aperture`` on each source's own segment of the r frame.
+This script measures it again with each source's neighbours fitted and
+subtracted (`sourceclf.recipes.deblended_truth.deblended_extent`), and prints
+for every shared field at its own seeing:
+
+1. the clean sources' classes under both truths, and how many change;
+2. known sources drawn into the frames (``check_fields.py --inject``'s 150,
+   their truth from their noiseless images): the share of the point-like
+   ones each truth calls extended and of the extended ones it calls extended,
+   for all of them and for those not on a brighter source of the field
+   (`sourceclf.recipes.injection.field_blends`, which the field's own clean
+   rows are free of): how right each truth is where the answer is known;
+3. each model's balanced accuracy on the clean sources against both truths.
+
+Run from the repository root (about eight minutes for the five fields with the
+three models on two CPU cores)::
+
+    python docs/scripts/deblended_truth.py [--data ../shared/data] [--models A,B] [FIELD ...]
+
+``--models none`` leaves the models out.
+"""
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+import sourceclf
+from sourceclf.bands import BANDS
+from sourceclf.models import load_model
+from sourceclf.photometry import measure_columns
+from sourceclf.recipes.deblended_truth import deblended_extent
+from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+from sourceclf.recipes.injection import INJECTION, injection_catalog
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_fields  # noqa: E402  (the same fields, injection and scores)
+
+MODELS = ("margnet-sgq", "margnet-cnn-sgq", "margformer-sgq")
+
+
+def classes(extent):
+    """``'extended'`` above `EXTENT_POINT`, else ``'point'`` (NaN: ``'point'``, as the cut)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.asarray(extent, float) > EXTENT_POINT, "extended", "point")
+
+
+def injected_lines(name, native, psf, truth, log):
+    """How each truth calls the sources drawn into the field (item 2)."""
+    injection = injection_catalog(random_state=INJECTION["seed"])
+    frames, _, labels, blended, _, cut_rows = check_fields.injected_sources(
+        native, psf, truth, injection, name, log)
+    n = len(labels)
+    segment = classes(forced_extent(*frames["r"], psf["r"], cut_rows)[:n])
+    deblended = classes(deblended_extent(*frames["r"], psf["r"], cut_rows)[:n])
+    lines = []
+    for which, rows in (("all", np.ones(n, bool)), ("not on a brighter source", ~blended)):
+        point, extended = rows & (labels == "point"), rows & (labels == "extended")
+        shares = [f"{label} truth calls {np.mean(calls[point] == 'extended'):.2f} of "
+                  f"{point.sum()} point-like and {np.mean(calls[extended] == 'extended'):.2f} "
+                  f"of {extended.sum()} extended sources extended"
+                  for label, calls in (("segment", segment), ("deblended", deblended))]
+        lines.append(f"{name} injected, {which}: " + "; ".join(shares))
+    return lines
+
+
+def field_lines(folder, models, log):
+    """Items 1-3 for one field."""
+    name, native, psf = check_fields.read_field(folder)
+    truth = frame_truth(*native["r"], psf["r"])
+    clean = truth[truth["clean"]]
+    segment = np.asarray(clean["truth"]).astype(str)
+    measured = truth[np.asarray(truth["clean"]) | np.asarray(truth["psf_star"])]
+    extent = deblended_extent(*native["r"], psf["r"], measured)[np.asarray(measured["clean"])]
+    deblended = classes(extent)
+    lines = [f"{name}: {len(clean)} clean sources; segment truth {np.sum(segment == 'point')} "
+             f"point-like, {np.sum(segment == 'extended')} extended; deblended "
+             f"{np.sum(deblended == 'point')} point-like, {np.sum(deblended == 'extended')} "
+             f"extended; {np.sum((segment == 'extended') & (deblended == 'point'))} extended -> "
+             f"point-like, {np.sum((segment == 'point') & (deblended == 'extended'))} "
+             "point-like -> extended"]
+    lines += injected_lines(name, native, psf, truth, log)
+    if models:
+        sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+        with_columns = measure_columns(sources, native, psf)[0]
+        for model, clf in models.items():
+            table = with_columns if clf.feature_set == "margnet24" else sources
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = sourceclf.classify(table, images=native, model=clf,
+                                            psf={b: psf[b].fwhm for b in BANDS},
+                                            device="cpu", progress=False)
+            scores = [check_fields.score(labels, result) for labels in (segment, deblended)]
+            lines.append(f"{name} {model}: balanced " + ", ".join(
+                f"{label} truth {s['balanced']:.2f} (point {s['point_as_star_or_qso']:.2f}, "
+                f"extended {s['extended_as_galaxy']:.2f})"
+                for label, s in zip(("segment", "deblended"), scores)))
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
+    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+                        type=Path, help="folder of the sdss_frame_<field> folders")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated shipped models, or none")
+    args = parser.parse_args(argv)
+    folders = ([args.data / f"sdss_frame_{f}" for f in args.fields] if args.fields
+               else sorted(args.data.glob("sdss_frame_*")))
+    names = [] if args.models == "none" else args.models.split(",")
+    models = {m: load_model(m) for m in names}
+    for folder in folders:
+        for line in field_lines(folder, models, lambda text: None):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""docs/scripts/deblended_truth.py, which compares the two truths of the docs' field checks."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
+    try:
+        spec = importlib.util.spec_from_file_location("deblended_truth_script",
+                                                      SCRIPTS / "deblended_truth.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+def test_classes_cut_at_sdss_extent(script):
+    from sourceclf.recipes.frame_checks import EXTENT_POINT
+
+    extent = np.array([EXTENT_POINT - 0.01, EXTENT_POINT + 0.01, np.nan])
+    assert list(script.classes(extent)) == ["point", "extended", "point"]
+
+
+def test_an_uncrowded_field_keeps_its_truth(script, shared_data, capsys):
+    """On 004510-4-0030 the two truths agree on every clean source and on the injected
+    sources, whose noiseless truth both reproduce."""
+    script.main(["--data", str(shared_data), "--models", "none", "004510-4-0030"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("004510-4-0030: 89 clean sources; segment truth 40 point-like, "
+                               "49 extended; deblended 40 point-like, 49 extended;")
+    assert lines[0].endswith("0 extended -> point-like, 0 point-like -> extended")
+    assert lines[1].startswith("004510-4-0030 injected, all: segment truth calls 0.00 of 62 "
+                               "point-like and 1.00 of 88 extended sources extended; deblended "
+                               "truth calls 0.00 of 62 point-like and 1.00 of 88")
+    assert lines[2].startswith("004510-4-0030 injected, not on a brighter source:")
