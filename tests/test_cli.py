@@ -436,6 +436,27 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     assert " psf_unknown" in line and " edge" in line
     assert re.search(r"hint: rows flagged \d+ psf_unknown: ", out) and "--inject-check 150" in out
     assert "(docs: images, 'Seeing: the PSF of the frames and the trained range')" in out
+    assert "not classified (see pred_flag): 1 (1 off_frame)" in out.splitlines()
+    assert "none of the" not in err
+
+
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
+def test_frames_of_another_field_are_named(frame_files, tmp_path, capsys):
+    """A catalog none of whose sources lies on the frames: each row is flagged off_frame
+    and one warning asks whether the frames are of the catalog's field."""
+    cat, paths = frame_files
+    elsewhere = Table.read(cat)
+    elsewhere["dec"] += 1.0  # a degree away: off frames a few arcmin wide
+    elsewhere.write(tmp_path / "elsewhere.ecsv")
+    argv = [tmp_path / "elsewhere.ecsv", "-o", tmp_path / "out.ecsv"]
+    for band, path in paths.items():
+        argv += ["--image", f"{band}={path}"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert set(Table.read(tmp_path / "out.ecsv")["pred_flag"]) == {"off_frame"}
+    assert "not classified (see pred_flag): 6 (6 off_frame)" in out.splitlines()
+    assert f"warning: none of the 6 sources of {tmp_path / 'elsewhere.ecsv'} lies on the " \
+        "frames given with --image: are they frames of the catalog's field?" in err
 
 
 def test_summary_counts_each_flag_reason(capsys):
@@ -449,6 +470,8 @@ def test_summary_counts_each_flag_reason(capsys):
     table.meta["CLFMODEL"] = "margnet-sgq"
     summary = StreamSummary.from_table(table)
     assert summary.flag_counts == {"crowded": 2, "blended": 1, "empty_set:0.9": 1}
+    assert summary.unclassified_counts == {"off_frame": 1}
+    assert "not classified (see pred_flag): 1 (1 off_frame)" in summary.lines()
     assert "classified but flagged: 3 (2 crowded, 1 blended, 1 empty_set:0.9)" in \
         summary.lines()
     _suggest_injection_check(summary)

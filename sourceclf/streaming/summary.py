@@ -29,6 +29,9 @@ class StreamSummary:
         Predicted class -> number of rows.
     n_masked : int
         Rows that could not be classified.
+    unclassified_counts : dict
+        Reason (``pred_flag``'s ``;``-separated parts: ``off_frame``,
+        ``missing:u,g``...) -> rows not classified with it.
     n_flagged : int
         Classified rows with a non-empty ``pred_flag``.
     flag_counts : dict
@@ -64,6 +67,7 @@ class StreamSummary:
         self.meta = {}
         self.counts = {}
         self.n_masked = 0
+        self.unclassified_counts = {}
         self.n_flagged = 0
         self.flag_counts = {}
         self.set_sizes = {}
@@ -100,10 +104,8 @@ class StreamSummary:
         empty = b"" if flags.dtype.kind == "S" else ""
         flagged = (flags != empty) & ~np.ma.getmaskarray(table["pred_flag"]) & ~mask
         self.n_flagged += int(np.sum(flagged))
-        for value, count in zip(*np.unique(decode_strings(flags[flagged]), return_counts=True)):
-            for reason in str(value).split(";"):
-                if reason:
-                    self.flag_counts[reason] = self.flag_counts.get(reason, 0) + int(count)
+        _count_reasons(self.flag_counts, flags[flagged])
+        _count_reasons(self.unclassified_counts, flags[mask])
         for name in table.colnames:
             parsed = parse_set_column(name)
             if parsed is None or parsed[0] != "size":
@@ -183,15 +185,16 @@ class StreamSummary:
         lines = [model, f"rows: {self.n_rows}"]
         lines.append("predicted: " + (", ".join(f"{v} {c}" for v, c in sorted(
             self.counts.items())) or "none"))
-        lines.append(f"not classified (see pred_flag): {self.n_masked}")
+        lines.append(f"not classified (see pred_flag): {self.n_masked}"
+                     + (f" ({_reasons(self.unclassified_counts)})"
+                        if self.unclassified_counts else ""))
         if "CLFAUTO" in self.meta:
             lines.insert(1, str(self.meta["CLFAUTO"]))
         if "CLFCOLS" in self.meta:
             lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta["CLFCOLS"]))
         if self.n_flagged:
-            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(
-                self.flag_counts.items(), key=lambda item: (-item[1], item[0])))
-            lines.append(f"classified but flagged: {self.n_flagged} ({reasons})")
+            lines.append(f"classified but flagged: {self.n_flagged} "
+                         f"({_reasons(self.flag_counts)})")
         if self.n_out_of_domain:
             lines.append(f"out_of_domain: {self.n_out_of_domain} rows lie outside the data the "
                          "model was trained on (see sourceclf-classify --show-model "
@@ -253,3 +256,19 @@ class StreamSummary:
             if departures:
                 return shift_message(departures, level, self.meta.get("CLFMODEL"))
         return None
+
+
+def _count_reasons(counts, flags):
+    """Add each ``;``-separated reason of ``flags`` (a column's values) to ``counts``."""
+    if not len(flags):
+        return
+    for value, count in zip(*np.unique(decode_strings(flags), return_counts=True)):
+        for reason in str(value).split(";"):
+            if reason:
+                counts[reason] = counts.get(reason, 0) + int(count)
+
+
+def _reasons(counts):
+    """``'93 empty_set:0.9, 21 out_of_domain'``: the commonest first."""
+    return ", ".join(f"{count} {reason}" for reason, count in sorted(
+        counts.items(), key=lambda item: (-item[1], item[0])))
