@@ -172,15 +172,6 @@ class InjectionCheck:
         sets: STAR or QSO in a point-like source's set, GALAXY in an
         extended one's), and `sourceclf.classify`'s columns
         (``pred_class``, ``prob_<class>``, ``pred_flag``, sets).
-    point_as_star_or_qso, extended_as_galaxy, balanced : float
-        Shares of right calls, and their mean.
-    balanced_not_on_brighter : float
-        The same for the sources not on a brighter source of the frame
-        (NaN when a kind has none).
-    set_coverage : float or None
-        Balanced share of the prediction sets (level ``confidence``) that
-        hold the truth (STAR or QSO for point-like sources, GALAXY for
-        extended ones); None without sets.
     confidence : float or None
         The sets' level.
     measured_columns : bool
@@ -192,13 +183,49 @@ class InjectionCheck:
 
     model: str
     sources: Table
-    point_as_star_or_qso: float
-    extended_as_galaxy: float
-    balanced: float
-    balanced_not_on_brighter: float
-    set_coverage: object
     confidence: object
     measured_columns: bool = False
+
+    def _kinds(self):
+        """The point-like and the extended rows of `sources`, and whether each was right."""
+        truth = np.asarray(self.sources["truth"])
+        return truth == "point", truth == "extended", np.asarray(self.sources["right"], bool)
+
+    @property
+    def point_as_star_or_qso(self):
+        """Share of the point-like sources called STAR or QSO (NaN without any)."""
+        point, _, right = self._kinds()
+        return _share(right, point)
+
+    @property
+    def extended_as_galaxy(self):
+        """Share of the extended sources called GALAXY (NaN without any)."""
+        _, extended, right = self._kinds()
+        return _share(right, extended)
+
+    @property
+    def balanced(self):
+        """The mean of `point_as_star_or_qso` and `extended_as_galaxy`."""
+        point, extended, right = self._kinds()
+        return _balanced(right, point, extended)
+
+    @property
+    def balanced_not_on_brighter(self):
+        """`balanced` of the sources not on a brighter source of the frame (NaN when a kind
+        has none)."""
+        point, extended, right = self._kinds()
+        near = np.asarray(self.sources["on_brighter_source"], bool)
+        return _balanced(right, point & ~near, extended & ~near)
+
+    @property
+    def set_coverage(self):
+        """Balanced share of the prediction sets (level `confidence`) that hold the truth
+        (STAR or QSO for point-like sources, GALAXY for extended ones); None without
+        sets."""
+        if "set_holds_truth" not in self.sources.colnames:
+            return None
+        point, extended, _ = self._kinds()
+        return _balanced(np.asarray(self.sources["set_holds_truth"], bool), point, extended)
 
     @property
     def reliable(self):
@@ -461,20 +488,9 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                                  confidence=confidence, classify_kwargs=classify_kwargs)
         parts.append(part)
     table = vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
-    truth, right = np.asarray(table["truth"]), np.asarray(table["right"])
-    near = np.asarray(table["on_brighter_source"])
-    point, extended = truth == "point", truth == "extended"
     table.meta = {"CLFMODEL": clf.name}
-    coverage = None
-    if "set_holds_truth" in table.colnames:
-        coverage = _balanced(np.asarray(table["set_holds_truth"]), point, extended)
-    check = InjectionCheck(
-        model=clf.name, sources=table,
-        point_as_star_or_qso=_share(right, point), extended_as_galaxy=_share(right, extended),
-        balanced=_balanced(right, point, extended),
-        balanced_not_on_brighter=_balanced(right, point & ~near, extended & ~near),
-        set_coverage=coverage, confidence=confidence,
-        measured_columns=clf.feature_set == "margnet24")
+    check = InjectionCheck(model=clf.name, sources=table, confidence=confidence,
+                           measured_columns=clf.feature_set == "margnet24")
     table.meta.update(check.meta)
     return check
 

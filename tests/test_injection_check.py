@@ -120,32 +120,60 @@ def test_more_sources_than_a_batch_go_into_further_copies(frames, monkeypatch):
     np.testing.assert_array_equal(again.sources["prob_star"], rows["prob_star"])
 
 
-def test_an_unreliable_check_says_so(check):
+def _scored(check, wrong_point=0, wrong_extended=0, sources=None):
+    """``check`` with its first ``wrong_point`` point-like and ``wrong_extended`` extended
+    sources called wrong and the others right: its scores follow its rows."""
     import dataclasses
 
-    poor = dataclasses.replace(check, balanced=0.7)
+    rows = (check.sources if sources is None else sources).copy()
+    truth = np.asarray(rows["truth"])
+    right = np.ones(len(rows), bool)
+    right[np.flatnonzero(truth == "point")[:wrong_point]] = False
+    right[np.flatnonzero(truth == "extended")[:wrong_extended]] = False
+    rows["right"] = right
+    return dataclasses.replace(check, sources=rows)
+
+
+def test_the_scores_follow_the_rows(check):
+    """The scores are the rows' shares, not numbers stored beside them."""
+    truth = np.asarray(check.sources["truth"])
+    n_point, n_extended = int(np.sum(truth == "point")), int(np.sum(truth == "extended"))
+    scored = _scored(check, wrong_point=1, wrong_extended=2)
+    assert scored.point_as_star_or_qso == pytest.approx(1 - 1 / n_point)
+    assert scored.extended_as_galaxy == pytest.approx(1 - 2 / n_extended)
+    assert scored.balanced == pytest.approx((2 - 1 / n_point - 2 / n_extended) / 2)
+    near = np.asarray(check.sources["on_brighter_source"], bool)
+    expected = (np.mean(np.asarray(scored.sources["right"])[~near & (truth == "point")])
+                + np.mean(np.asarray(scored.sources["right"])[~near & (truth == "extended")])) / 2
+    assert scored.balanced_not_on_brighter == pytest.approx(expected)
+    held = np.asarray(check.sources["set_holds_truth"], bool)
+    assert scored.set_coverage == pytest.approx(
+        (held[truth == "point"].mean() + held[truth == "extended"].mean()) / 2)
+
+
+def test_an_unreliable_check_says_so(check):
+    truth = np.asarray(check.sources["truth"])
+    poor = _scored(check, wrong_point=int(np.sum(truth == "point")) // 2,
+                   wrong_extended=int(np.sum(truth == "extended")) // 2)
     assert not poor.reliable
-    assert "classified only 70% (balanced) of 16 known sources" in poor.warning()
+    assert f"classified only {poor.balanced:.0%} (balanced) of 16 known sources" in \
+        poor.warning()
     assert poor.lines()[-1] == poor.warning()
 
 
 def test_the_check_gives_its_own_uncertainty(check):
-    import dataclasses
-
-    n_point = int(np.sum(check.sources["truth"] == "point"))
-    n_extended = len(check.sources) - n_point
-    p, e = 0.8, 0.95
-    near = dataclasses.replace(check, point_as_star_or_qso=p, extended_as_galaxy=e,
-                               balanced=0.875)
+    truth = np.asarray(check.sources["truth"])
+    n_point, n_extended = int(np.sum(truth == "point")), int(np.sum(truth == "extended"))
+    near = _scored(check, wrong_point=1, wrong_extended=1)
+    p, e = 1 - 1 / n_point, 1 - 1 / n_extended
     se = 0.5 * np.sqrt(p * (1 - p) / n_point + e * (1 - e) / n_extended)
     assert near.balanced_se == pytest.approx(se)
     assert near.meta["CLFINJBE"] == round(se, 3)
-    assert f"balanced 87.5% (+-{se:.1%})" in near.lines()[0]
-    assert near.near_threshold  # 0.875 is within 2 x 0.07 of 0.90
-    assert "within two standard errors of 90%: a check of more sources (say 32)" in \
-        near.lines()[2]
-    far = dataclasses.replace(near, point_as_star_or_qso=1.0, extended_as_galaxy=1.0,
-                              balanced=1.0)
+    assert f"balanced {near.balanced:.1%} (+-{se:.1%})" in near.lines()[0]
+    assert near.near_threshold  # within two standard errors of 0.90 with 16 sources
+    assert "within two standard errors of 90%: a check of more sources (say" in near.lines()[2]
+    far = _scored(check)
+    assert far.balanced == 1.0
     # All right is not certain: each share counts as half a source from 1, and 16
     # sources all right do not tell 1.0 from 0.9.
     p, e = 1 - 0.5 / n_point, 1 - 0.5 / n_extended
@@ -154,15 +182,16 @@ def test_the_check_gives_its_own_uncertainty(check):
     assert far.near_threshold and len(far.lines()) == 3
     from astropy.table import vstack
 
-    many = dataclasses.replace(far, sources=vstack([check.sources] * 10))  # 160 all right
+    many = _scored(check, sources=vstack([check.sources] * 10))  # 160 all right
     assert 0 < many.balanced_se < 0.01 and not many.near_threshold and len(many.lines()) == 2
     # No extended source: NaN scores are left out of the keywords (FITS cannot hold NaN).
-    points = dataclasses.replace(near, extended_as_galaxy=float("nan"), balanced=float("nan"),
-                                 sources=near.sources.copy())
-    points.sources["truth"] = "point"
+    rows = check.sources.copy()
+    rows["truth"] = "point"
+    points = _scored(check, wrong_point=2, sources=rows)
+    assert np.isnan(points.extended_as_galaxy) and np.isnan(points.balanced)
     assert np.isnan(points.balanced_se)
     assert {"CLFINJEX", "CLFINJBA", "CLFINJBE"}.isdisjoint(points.meta)
-    assert points.meta["CLFINJPT"] == 0.8
+    assert points.meta["CLFINJPT"] == round(1 - 2 / 16, 3)
 
 
 def test_bad_input_is_one_clear_error(frames):
