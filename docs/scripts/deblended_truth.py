@@ -13,6 +13,8 @@ for every shared field at its own seeing:
    for all of them and for those not on a brighter source of the field
    (`sourceclf.recipes.injection.field_blends`, which the field's own clean
    rows are free of): how right each truth is where the answer is known;
+   and the r magnitude, extent and neighbours found of each star of the
+   latter that the deblended truth calls extended;
 3. each model's balanced accuracy on the clean sources against both truths.
 
 Run from the repository root (about eight minutes for the five fields with the
@@ -35,9 +37,10 @@ import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.models import load_model
 from sourceclf.photometry import measure_columns
-from sourceclf.recipes.deblended_truth import deblended_extent
+from sourceclf.recipes.deblended_truth import deblended_extent, deblended_fluxes
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import INJECTION, injection_catalog
+from sourceclf.utils._wcs import pixel_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_fields  # noqa: E402  (the same fields, injection and scores)
@@ -54,11 +57,12 @@ def classes(extent):
 def injected_lines(name, native, psf, truth, log):
     """How each truth calls the sources drawn into the field (item 2)."""
     injection = injection_catalog(random_state=INJECTION["seed"])
-    frames, _, labels, blended, _, cut_rows = check_fields.injected_sources(
+    frames, _, labels, blended, r_mag, cut_rows = check_fields.injected_sources(
         native, psf, truth, injection, name, log)
     n = len(labels)
     segment = classes(forced_extent(*frames["r"], psf["r"], cut_rows)[:n])
-    deblended = classes(deblended_extent(*frames["r"], psf["r"], cut_rows)[:n])
+    extent = deblended_extent(*frames["r"], psf["r"], cut_rows)[:n]
+    deblended = classes(extent)
     lines = []
     for which, rows in (("all", np.ones(n, bool)), ("not on a brighter source", ~blended)):
         point, extended = rows & (labels == "point"), rows & (labels == "extended")
@@ -67,6 +71,17 @@ def injected_lines(name, native, psf, truth, log):
                   f"of {extended.sum()} extended sources extended"
                   for label, calls in (("segment", segment), ("deblended", deblended))]
         lines.append(f"{name} injected, {which}: " + "; ".join(shares))
+    misses = np.flatnonzero(~blended & (labels == "point") & (deblended == "extended"))
+    if len(misses):
+        data, wcs = frames["r"]
+        x, y = wcs.celestial.world_to_pixel_values(np.asarray(cut_rows["ra"][misses], float),
+                                                   np.asarray(cut_rows["dec"][misses], float))
+        found = deblended_fluxes(data, x, y, psf["r"].fwhm / pixel_scale(wcs), psf["r"].beta,
+                                 psf["r"].sky_sigma)["n_neighbours"]
+        lines.append(f"{name} injected stars not on a brighter source that the deblended "
+                     "truth calls extended: " + "; ".join(
+                         f"r {r_mag[i]:.2f}, extent {extent[i]:+.3f}, {k} neighbours"
+                         for i, k in zip(misses, found)))
     return lines
 
 
