@@ -11,6 +11,7 @@ table).
 """
 
 import difflib
+import functools
 import re
 import warnings
 from collections.abc import Mapping
@@ -521,7 +522,7 @@ def band_array_views(table):
     >>> band_array_views(t).colnames[2:]
     ['EXTINCTION_u', 'EXTINCTION_g', 'EXTINCTION_r', 'EXTINCTION_i', 'EXTINCTION_z']
     """
-    accepted = {a.lower() for name in INPUT_COLUMNS for a in input_aliases(name)}
+    accepted = _accepted_names()
     present = {name.lower() for name in table.colnames}
     views = {}
     for name in table.colnames:
@@ -540,6 +541,12 @@ def band_array_views(table):
     for x, column in views.items():
         view.add_column(column, name=x, copy=False)
     return view
+
+
+@functools.lru_cache(maxsize=1)
+def _accepted_names():
+    """Every column name the finder accepts for an input, lower case (fixed: built once)."""
+    return frozenset(a.lower() for name in INPUT_COLUMNS for a in input_aliases(name))
 
 
 def _warn_alias_conflicts(table):
