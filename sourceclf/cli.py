@@ -296,14 +296,21 @@ def _suggest_injection_check(result):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """Print sourceclf's warnings as one line; others as Python does."""
+    """Print sourceclf's warnings as one line, each text once a run; others as Python does."""
     if not issubclass(category, SourceclfWarning):
         return _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
     if issubclass(category, ShiftAlarmWarning):
         return None  # the summary's SHIFT ALARM line says it
     text = " ".join(str(message).split())
+    if text in _SHOWN:  # the same warning from another chunk of the catalog
+        return None
+    _SHOWN.add(text)
     print(f"sourceclf-classify: warning: {text}", file=sys.stderr)
     return None
+
+
+#: The warnings `_show_warning` printed in this run (`main` empties it).
+_SHOWN = set()
 
 
 _PYTHON_SHOWWARNING = warnings.showwarning
@@ -313,6 +320,7 @@ def main(argv=None):
     """Entry point of ``sourceclf-classify``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _SHOWN.clear()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

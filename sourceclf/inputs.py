@@ -133,6 +133,14 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         If an image model gets neither cutouts nor images, or the number of
         stamps differs from the table's length.
 
+    Warns
+    -----
+    SourceclfWarning
+        When a frame's PSF cannot be measured (rows flagged
+        ``psf_unknown``), and when the r frame is crowded (its coverage beyond
+        `sourceclf.crowding.CROWDED_COVERAGE`: every row on it flagged
+        ``crowded``), once per message.
+
     Examples
     --------
     >>> from astropy.table import Table
@@ -194,6 +202,14 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                     "share of the r frame's pixels inside detected sources "
                     "(sourceclf.crowding.source_coverage)")
                 crowded |= coverage > CROWDED_COVERAGE
+                if coverage > CROWDED_COVERAGE and on_frame.any():
+                    warnings.warn(
+                        f"the r frame is crowded: {coverage:.0%} of its pixels lie in detected "
+                        f"sources, more than {CROWDED_COVERAGE:.0%} "
+                        "(sourceclf.crowding.CROWDED_COVERAGE); every row on it is flagged "
+                        f"'{FLAG_CROWDED}': the image models misclassify more sources there "
+                        "than their cards say (docs: images, 'Crowded frames: each source "
+                        "fitted with its neighbours')", SourceclfWarning, stacklevel=3)
             for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         if feature_spec is not None and feature_spec.reads_image_psf:

@@ -481,3 +481,20 @@ def test_summary_counts_each_flag_reason(capsys):
     summary.flag_counts = {"empty_set:0.9": 1}
     _suggest_injection_check(summary)
     assert capsys.readouterr().out == ""
+
+
+def test_a_warning_repeated_by_every_chunk_is_printed_once(capsys):
+    """Each chunk of a catalog classified on the same frames warns the same: the command
+    prints each text once a run (main empties the record)."""
+    from sourceclf import cli
+    from sourceclf.exceptions import SourceclfWarning
+
+    cli._SHOWN.clear()
+    for _ in range(3):
+        cli._show_warning("the r frame is crowded: 42% ...", SourceclfWarning, "x.py", 1)
+    cli._show_warning("another warning", SourceclfWarning, "x.py", 2)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["sourceclf-classify: warning: the r frame is crowded: 42% ...",
+                   "sourceclf-classify: warning: another warning"]
+    main(["--list-models"])
+    assert not cli._SHOWN

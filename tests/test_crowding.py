@@ -1,12 +1,15 @@
 """Crowding: neighbours counted in stamps, the domain limit and the ``crowded`` flag."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
 from sourceclf.bands import BANDS
 from sourceclf.crowding import (FLAG_CROWDED, count_neighbours, crowding_flags,
                                 neighbour_limit)
-from sourceclf.exceptions import InvalidInputError
+from sourceclf.exceptions import InvalidInputError, SourceclfWarning
 
 
 def _stamps(positions_per_stamp, *, size=32, flux=300.0, sigma=1.5, seed=0):
@@ -107,7 +110,7 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 
-    flagged = {}
+    flagged, said = {}, {}
     for name in ("004510-4-0030", "005405-6-0099"):
         path = shared_data / f"sdss_frame_{name}" / f"frame-r-{name}.fits.bz2"
         if not path.is_file():
@@ -115,14 +118,25 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
         frame = read_frame(path)
         truth = frame_truth(*frame, measure_psf(frame[0]))
         truth = truth[::max(1, len(truth) // 60)][:60]  # 60 sources of r < 20.5
-        out = classify(truth["ra", "dec"], images={b: frame for b in BANDS},
-                       model="margnet-cnn-sgq", psf=1.1, confidence=None, device="cpu",
-                       progress=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = classify(truth["ra", "dec"], images={b: frame for b in BANDS},
+                           model="margnet-cnn-sgq", psf=1.1, confidence=None, device="cpu",
+                           progress=False)
+        said[name] = [str(w.message) for w in caught if "the r frame is crowded" in
+                      str(w.message)]
         flags = np.asarray(out["pred_flag"]).astype(str)
         flagged[name] = float((np.char.find(flags, FLAG_CROWDED) >= 0).mean())
     # Field 005405-6-0099 lies in the Galactic plane (b = -1 degree), 004510-4-0030 at b = 78.
     assert flagged["005405-6-0099"] > 0.5
     assert flagged["004510-4-0030"] < 0.05
+    # The crowded frame says so once, naming its coverage and the docs; the quiet one not.
+    assert len(said["005405-6-0099"]) == 1 and not said["004510-4-0030"]
+    assert re.match(r"the r frame is crowded: \d+% of its pixels lie in detected sources, "
+                    r"more than 10% .*every row on it is flagged 'crowded'",
+                    said["005405-6-0099"][0])
+    assert "(docs: images, 'Crowded frames: each source fitted with its neighbours')" in \
+        said["005405-6-0099"][0]
 
 
 def test_crowded_field_stays_flagged_when_blurred(shared_data):
@@ -144,9 +158,11 @@ def test_crowded_field_stays_flagged_when_blurred(shared_data):
         truth = frame_truth(data, wcs, measure_psf(data))
         truth = truth[::max(1, len(truth) // 40)][:40]
         blurred = (gaussian_filter(data, 2.0), wcs)  # 1.0-1.1" to about 2.2"
-        out = classify(truth["ra", "dec"], images={b: blurred for b in BANDS},
-                       model="margnet-cnn-sgq", psf=2.2, confidence=None, device="cpu",
-                       progress=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "the r frame is crowded", SourceclfWarning)
+            out = classify(truth["ra", "dec"], images={b: blurred for b in BANDS},
+                           model="margnet-cnn-sgq", psf=2.2, confidence=None, device="cpu",
+                           progress=False)
         flags = np.char.find(np.asarray(out["pred_flag"]).astype(str), FLAG_CROWDED) >= 0
         coverage = float(out["frame_coverage"][0])
         assert (coverage > CROWDED_COVERAGE) is crowded, (name, coverage)
