@@ -1,0 +1,38 @@
+"""docs/scripts/sky_noise_check.py, which scores the image models on noisier frames."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
+    try:
+        spec = importlib.util.spec_from_file_location("sky_noise_check",
+                                                      SCRIPTS / "sky_noise_check.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+def test_noise_is_added_in_quadrature_to_reach_the_factor(script):
+    rng = np.random.default_rng(0)
+    sky = {"r": 0.03, "u": 0.05}
+    frames = {b: (rng.normal(0.0, s, (400, 400)).astype(np.float32), f"wcs {b}")
+              for b, s in sky.items()}
+    noisy = script.noisier(frames, sky, 2.0, np.random.default_rng(1))
+    for b, s in sky.items():
+        assert np.std(noisy[b][0]) == pytest.approx(2.0 * s, rel=0.02)
+        assert noisy[b][1] == f"wcs {b}" and noisy[b][0].dtype == np.float32
+    same = script.noisier(frames, sky, 1.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(same["r"][0], frames["r"][0])
+    with pytest.raises(ValueError, match="at least 1"):
+        script.noisier(frames, sky, 0.5, np.random.default_rng(1))
