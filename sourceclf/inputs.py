@@ -139,7 +139,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         When a frame's PSF cannot be measured (rows flagged
         ``psf_unknown``), and when the r frame is crowded (its coverage beyond
         `sourceclf.crowding.CROWDED_COVERAGE`: every row on it flagged
-        ``crowded``), once per message.
+        ``crowded``); each at most once a call.
 
     Examples
     --------
