@@ -290,8 +290,10 @@ def _suggest_injection_check(result):
     section = ("Crowded frames: each source fitted with its neighbours" if crowding
                else "Seeing: the PSF of the frames and the trained range")
     found = ", ".join(f"{result.flag_counts[f]} {f}" for f in crowding + seeing)
-    print(f"hint: rows flagged {found}: the image models are less reliable there (docs: "
-          f"images, '{section}'); --inject-check 150 measures how "
+    said = any(text.startswith("the r frame is crowded") for text in _SHOWN)
+    why = "" if said else (f" the image models are less reliable there (docs: images, "
+                           f"'{section}');")
+    print(f"hint: rows flagged {found}:{why} --inject-check 150 measures how "
           f"{result.meta.get('CLFMODEL')} does on known sources drawn into these frames")
 
 

@@ -478,6 +478,16 @@ def test_summary_counts_each_flag_reason(capsys):
     hint = capsys.readouterr().out
     assert hint.startswith("hint: rows flagged 2 crowded, 1 blended: ")
     assert "(docs: images, 'Crowded frames: each source fitted with its neighbours')" in hint
+    # After the crowded frame's warning, which points to the docs, the hint does not again.
+    from sourceclf import cli
+
+    cli._SHOWN.add("the r frame is crowded: 42% of its pixels ...")
+    try:
+        _suggest_injection_check(summary)
+    finally:
+        cli._SHOWN.clear()
+    assert capsys.readouterr().out.startswith(
+        "hint: rows flagged 2 crowded, 1 blended: --inject-check 150 measures how margnet-sgq")
     summary.flag_counts = {"empty_set:0.9": 1}
     _suggest_injection_check(summary)
     assert capsys.readouterr().out == ""
