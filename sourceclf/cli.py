@@ -14,7 +14,8 @@ from pathlib import Path
 from . import __version__
 from .columns import parse_column_options
 from .device import check_precision
-from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfError, SourceclfWarning
+from .exceptions import (CrowdedFrameWarning, InvalidInputError, ShiftAlarmWarning,
+                         SourceclfError, SourceclfWarning)
 from .tableio import split_extension, table_format, update_meta, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
@@ -147,8 +148,9 @@ def _injection_check(args, images, result, output):
     except SourceclfError as exc:
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
+    warning = check.warning()
     for line in check.lines():
-        if line != check.warning():  # that goes to stderr
+        if line != warning:  # that goes to stderr
             print(line)
     if check.measured_columns and "CLFCOLS" not in result.meta:
         print("note: the check scores MargNet's columns as measured on the frames; the "
@@ -290,7 +292,7 @@ def _suggest_injection_check(result):
     section = ("Crowded frames: each source fitted with its neighbours" if crowding
                else "Seeing: the PSF of the frames and the trained range")
     found = ", ".join(f"{result.flag_counts[f]} {f}" for f in crowding + seeing)
-    said = any(text.startswith("the r frame is crowded") for text in _SHOWN)
+    said = any(issubclass(category, CrowdedFrameWarning) for category, _ in _SHOWN)
     why = "" if said else (f" the image models are less reliable there (docs: images, "
                            f"'{section}');")
     print(f"hint: rows flagged {found}:{why} --inject-check 150 measures how "
@@ -304,14 +306,15 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, ShiftAlarmWarning):
         return None  # the summary's SHIFT ALARM line says it
     text = " ".join(str(message).split())
-    if text in _SHOWN:  # the same warning from another chunk of the catalog
+    if (category, text) in _SHOWN:  # the same warning from another chunk of the catalog
         return None
-    _SHOWN.add(text)
+    _SHOWN.add((category, text))
     print(f"sourceclf-classify: warning: {text}", file=sys.stderr)
     return None
 
 
-#: The warnings `_show_warning` printed in this run (`main` empties it).
+#: The warnings `_show_warning` printed in this run, as ``(category, text)`` (`main`
+#: empties it).
 _SHOWN = set()
 
 

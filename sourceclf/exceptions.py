@@ -9,7 +9,7 @@ import signal
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
            "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
-           "ShiftAlarmWarning"]
+           "ShiftAlarmWarning", "CrowdedFrameWarning"]
 
 
 class SourceclfError(ValueError):
@@ -66,4 +66,15 @@ class ShiftAlarmWarning(SourceclfWarning):
     `sourceclf.streaming.classify_file`); a category of its own so that
     callers can leave it to a catalog-wide test, or silence it, with
     ``warnings.filterwarnings("ignore", category=ShiftAlarmWarning)``.
+    """
+
+
+class CrowdedFrameWarning(SourceclfWarning):
+    """The r frame the sources were cut from is crowded: every row on it is flagged.
+
+    Issued by `sourceclf.classify` when the frame's coverage by sources
+    exceeds `sourceclf.crowding.CROWDED_COVERAGE`; a category of its own so
+    that a caller (the command line's hint, a survey pipeline that already
+    knows its field is crowded) can recognise or silence it with
+    ``warnings.filterwarnings("ignore", category=CrowdedFrameWarning)``.
     """

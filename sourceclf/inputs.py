@@ -18,7 +18,7 @@ from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_nei
                        source_coverage)
 from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
                       read_frame)
-from .exceptions import InvalidInputError, SourceclfWarning
+from .exceptions import CrowdedFrameWarning, InvalidInputError, SourceclfWarning
 from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
@@ -137,9 +137,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     -----
     SourceclfWarning
         When a frame's PSF cannot be measured (rows flagged
-        ``psf_unknown``), and when the r frame is crowded (its coverage beyond
+        ``psf_unknown``); each at most once a call.
+    CrowdedFrameWarning
+        When the r frame is crowded (its coverage beyond
         `sourceclf.crowding.CROWDED_COVERAGE`: every row on it flagged
-        ``crowded``); each at most once a call.
+        ``crowded``).
 
     Examples
     --------
@@ -209,7 +211,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                         "(sourceclf.crowding.CROWDED_COVERAGE); every row on it is flagged "
                         f"'{FLAG_CROWDED}': the image models misclassify more sources there "
                         "than their cards say (docs: images, 'Crowded frames: each source "
-                        "fitted with its neighbours')", SourceclfWarning, stacklevel=3)
+                        "fitted with its neighbours')", CrowdedFrameWarning, stacklevel=3)
             for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         if feature_spec is not None and feature_spec.reads_image_psf:

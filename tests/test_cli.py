@@ -481,7 +481,13 @@ def test_summary_counts_each_flag_reason(capsys):
     # After the crowded frame's warning, which points to the docs, the hint does not again.
     from sourceclf import cli
 
-    cli._SHOWN.add("the r frame is crowded: 42% of its pixels ...")
+    from sourceclf.exceptions import CrowdedFrameWarning, SourceclfWarning
+
+    cli._SHOWN.clear()
+    cli._show_warning("another warning", SourceclfWarning, "x.py", 1)
+    _suggest_injection_check(summary)  # not the crowded frame's: the pointer stays
+    assert "(docs: images, 'Crowded frames" in capsys.readouterr().out
+    cli._show_warning("the r frame is crowded: 42% ...", CrowdedFrameWarning, "x.py", 1)
     try:
         _suggest_injection_check(summary)
     finally:

@@ -114,7 +114,7 @@ def test_classify_frames_carries_the_measured_psf():
 
 
 # The synthetic frame's stars, 3" wide, cover 14% of it: crowded by the frame's coverage.
-@pytest.mark.filterwarnings("ignore:the r frame is crowded")
+@pytest.mark.filterwarnings("ignore::sourceclf.exceptions.CrowdedFrameWarning")
 def test_classify_flags_frames_of_bad_seeing():
     frames, table = _frames(3.0, seed=10)  # beyond the trained 0.75-2.5"
     out = classify(table, images=frames, model="margnet-cnn-sgq", confidence=None,
