@@ -238,6 +238,31 @@ def read_field(folder):
     return name, native, {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
 
 
+def classify_positions(sources, frames, psf, models):
+    """Each model's classes of a catalog of positions on ``frames``, as `sourceclf.classify`
+    gives them to a user: MargNet's columns measured on the frames
+    (`sourceclf.photometry.measure_columns`) for the models that read them, the frames'
+    PSF ``psf`` (``{band: PSFMeasurement}``) given as ``psf=``; warnings silenced.
+    Returns ``{model: result}``."""
+    reads_columns = any(clf.feature_set == "margnet24" for clf in models.values())
+    with_columns = measure_columns(sources, frames, psf)[0] if reads_columns else None
+    results = {}
+    for model, clf in models.items():
+        table = with_columns if clf.feature_set == "margnet24" else sources
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[model] = sourceclf.classify(table, images=frames, model=clf,
+                                                psf={b: psf[b].fwhm for b in BANDS},
+                                                device="cpu", progress=False)
+    return results
+
+
+def score_text(row):
+    """``'0.95 (point 0.93, extended 0.97)'``: a `score` row's balanced accuracy and shares."""
+    return (f"{row['balanced']:.2f} (point {row['point_as_star_or_qso']:.2f}, "
+            f"extended {row['extended_as_galaxy']:.2f})")
+
+
 def blurred(frames, psf, seeing):
     """``frames`` at an r-band FWHM of ``seeing`` (None: as they are), as every check blurs
     them: the seed of the noise is 100 times the seeing's place in `SEEINGS` (1 elsewhere)."""

@@ -27,16 +27,12 @@ three models on two CPU cores)::
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-import sourceclf
-from sourceclf.bands import BANDS
 from sourceclf.models import load_model
-from sourceclf.photometry import measure_columns
 from sourceclf.recipes.deblended_truth import deblended_extent, deblended_fluxes
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import INJECTION, injection_catalog
@@ -103,19 +99,11 @@ def field_lines(folder, models, log):
     lines += injected_lines(name, native, psf, truth, log)
     if models:
         sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
-        with_columns = measure_columns(sources, native, psf)[0]
-        for model, clf in models.items():
-            table = with_columns if clf.feature_set == "margnet24" else sources
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = sourceclf.classify(table, images=native, model=clf,
-                                            psf={b: psf[b].fwhm for b in BANDS},
-                                            device="cpu", progress=False)
-            scores = [check_fields.score(labels, result) for labels in (segment, deblended)]
+        for model, result in check_fields.classify_positions(sources, native, psf,
+                                                             models).items():
             lines.append(f"{name} {model}: balanced " + ", ".join(
-                f"{label} truth {s['balanced']:.2f} (point {s['point_as_star_or_qso']:.2f}, "
-                f"extended {s['extended_as_galaxy']:.2f})"
-                for label, s in zip(("segment", "deblended"), scores)))
+                f"{which} truth {check_fields.score_text(check_fields.score(labels, result))}"
+                for which, labels in (("segment", segment), ("deblended", deblended))))
     return lines
 
 

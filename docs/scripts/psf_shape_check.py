@@ -19,16 +19,13 @@ Run from the repository root (about two minutes a field on two CPU cores)::
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
 
-import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.models import load_model
-from sourceclf.photometry import measure_columns
 from sourceclf.psf import measure_psf
 from sourceclf.recipes.frame_checks import frame_truth
 
@@ -63,18 +60,9 @@ def field_lines(folder, models, sigmas=SIGMAS):
     for sigma in sigmas:
         frames = elongated(native, sigma)
         seen = {b: measure_psf(frames[b][0], label=f"{name} {b}") for b in BANDS}
-        with_columns = measure_columns(sources, frames, seen)[0]
-        scores = []
-        for model, clf in models.items():
-            table = with_columns if clf.feature_set == "margnet24" else sources
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = sourceclf.classify(table, images=frames, model=clf,
-                                            psf={b: seen[b].fwhm for b in BANDS},
-                                            device="cpu", progress=False)
-            s = check_fields.score(labels, result)
-            scores.append(f"{model} {s['balanced']:.2f} (point {s['point_as_star_or_qso']:.2f},"
-                          f" extended {s['extended_as_galaxy']:.2f})")
+        results = check_fields.classify_positions(sources, frames, seen, models)
+        scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
+                  for model, result in results.items()]
         lines.append(f"{name} smoothed along x by {sigma:g} pixels (r FWHM "
                      f"{seen['r'].fwhm:.2f}\", 1 - b/a {seen['r'].ellipticity:.2f}): "
                      + "; ".join(scores))
