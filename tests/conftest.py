@@ -58,6 +58,30 @@ def shared_data():
     return SHARED_DATA
 
 
+#: The scripts behind the docs' figures (``docs/scripts``).
+DOC_SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
+
+
+@pytest.fixture(scope="session")
+def doc_script():
+    """``doc_script(name)`` loads ``docs/scripts/<name>.py`` as a module (with its folder on
+    ``sys.path`` while it loads: the scripts import ``check_fields``, beside them)."""
+    import importlib.util
+    import sys
+
+    def load(name):
+        sys.path.insert(0, str(DOC_SCRIPTS))
+        try:
+            spec = importlib.util.spec_from_file_location(name, DOC_SCRIPTS / f"{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(DOC_SCRIPTS))
+        return module
+
+    return load
+
+
 @pytest.fixture
 def demo():
     """A small synthetic SDSS-like catalog with MargNet's columns and true classes."""

@@ -1,21 +1,13 @@
 """The scoring of docs/scripts/check_fields.py, which makes the real-field table of the docs."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
 
-SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "check_fields.py"
-
 
 @pytest.fixture(scope="module")
-def check_fields():
-    spec = importlib.util.spec_from_file_location("check_fields", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def check_fields(doc_script):
+    return doc_script("check_fields")
 
 
 def test_score_counts_each_class_and_the_decided_rows(check_fields):

@@ -1,26 +1,12 @@
 """docs/scripts/deblended_truth.py, which compares the two truths of the docs' field checks."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
-
 
 @pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
-    try:
-        spec = importlib.util.spec_from_file_location("deblended_truth_script",
-                                                      SCRIPTS / "deblended_truth.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
+def script(doc_script):
+    return doc_script("deblended_truth")
 
 
 def test_classes_cut_at_sdss_extent(script):

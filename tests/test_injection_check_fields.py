@@ -1,26 +1,15 @@
 """docs/scripts/injection_check_fields.py, which makes the injection check's table of the docs."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "images.rst"
 
 
 @pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
-    try:
-        spec = importlib.util.spec_from_file_location("injection_check_fields",
-                                                      SCRIPTS / "injection_check_fields.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
+def script(doc_script):
+    return doc_script("injection_check_fields")
 
 
 def _row(field, seeing, balanced, warns, model="m"):

@@ -1,26 +1,12 @@
 """docs/scripts/psf_shape_check.py, which scores the image models through elongated PSFs."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
-
 
 @pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
-    try:
-        spec = importlib.util.spec_from_file_location("psf_shape_check",
-                                                      SCRIPTS / "psf_shape_check.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
+def script(doc_script):
+    return doc_script("psf_shape_check")
 
 
 def test_a_round_star_is_drawn_out_along_x(script):

@@ -1,26 +1,12 @@
 """docs/scripts/sky_noise_check.py, which scores the image models on noisier frames."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
-
 
 @pytest.fixture(scope="module")
-def script():
-    sys.path.insert(0, str(SCRIPTS))  # it imports check_fields, beside it
-    try:
-        spec = importlib.util.spec_from_file_location("sky_noise_check",
-                                                      SCRIPTS / "sky_noise_check.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
+def script(doc_script):
+    return doc_script("sky_noise_check")
 
 
 def test_noise_is_added_in_quadrature_to_reach_the_factor(script):
