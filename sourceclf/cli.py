@@ -255,23 +255,11 @@ def _run(args):
     for line in result.lines():
         print(line)
     print(f"wrote {output}")
-    if images is not None:
-        _warn_if_off_frames(result, args.input)
     if args.inject_check is not None:
         _injection_check(args, images, result, output)
     elif images is not None:
         _suggest_injection_check(result)
     return 0
-
-
-def _warn_if_off_frames(result, catalog):
-    """Warn when no source of the catalog lies on the frames (frames of another field)."""
-    from .cutouts import FLAG_OFF_FRAME  # after the run: not at start-up
-
-    if result.n_rows and result.unclassified_counts.get(FLAG_OFF_FRAME) == result.n_rows:
-        warnings.warn(f"none of the {result.n_rows} sources of {catalog} lies on the frames "
-                      "given with --image: are they frames of the catalog's field? (every "
-                      "row is flagged off_frame)", SourceclfWarning, stacklevel=2)
 
 
 def _suggest_injection_check(result):

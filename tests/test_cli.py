@@ -456,7 +456,7 @@ def test_frames_of_another_field_are_named(frame_files, tmp_path, capsys):
     assert set(Table.read(tmp_path / "out.ecsv")["pred_flag"]) == {"off_frame"}
     assert "not classified (see pred_flag): 6 (6 off_frame)" in out.splitlines()
     assert f"warning: none of the 6 sources of {tmp_path / 'elsewhere.ecsv'} lies on the " \
-        "frames given with --image: are they frames of the catalog's field?" in err
+        "frames given: are they frames of the catalog's field?" in err
 
 
 def test_summary_counts_each_flag_reason(capsys):

@@ -9,9 +9,10 @@ from pathlib import Path
 from .. import classification
 from ..columns import map_columns
 from ..conformal.set_columns import set_columns
+from ..cutouts import FLAG_OFF_FRAME
 from ..inputs import read_frames
 from ..device import check_compile, check_precision
-from ..exceptions import InvalidInputError, ShiftAlarmWarning
+from ..exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
 from ..models.registry import load_model
 from ..progress import progress_bar, quiet_progress
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
@@ -110,6 +111,12 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         output directory that cannot be written to, a missing writer package,
         a failed write (a full disk).
 
+    Warns
+    -----
+    SourceclfWarning
+        With ``images``, when no source of the catalog lies on the frames
+        (every row flagged ``off_frame``: frames of another field).
+
     Notes
     -----
     * In FITS output, string columns must have widths fixed before the first
@@ -160,10 +167,23 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     chooser = ThreadChooser(threads, classify_kwargs.get("device", "auto"), precision, compile)
     cutouts = classify_kwargs.pop("cutouts", None)
     with interrupt_on_signals():
-        return _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts,
-                              model=model, confidence=confidence, levels=levels,
-                              overwrite=overwrite, chunk_size=chunk_size, progress=progress,
-                              truth_column=truth_column, classify_kwargs=classify_kwargs)
+        summary = _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts,
+                                 model=model, confidence=confidence, levels=levels,
+                                 overwrite=overwrite, chunk_size=chunk_size,
+                                 progress=progress, truth_column=truth_column,
+                                 classify_kwargs=classify_kwargs)
+    if classify_kwargs.get("images") is not None:
+        _warn_if_off_frames(summary, input_path)
+    return summary
+
+
+def _warn_if_off_frames(summary, input_path):
+    """Warn when no source of the catalog lies on the frames (frames of another field): a
+    catalog-wide test, which no chunk's `classify` call can make."""
+    if summary.n_rows and summary.unclassified_counts.get(FLAG_OFF_FRAME) == summary.n_rows:
+        warnings.warn(f"none of the {summary.n_rows} sources of {input_path} lies on the "
+                      "frames given: are they frames of the catalog's field? (every row is "
+                      "flagged off_frame)", SourceclfWarning, stacklevel=3)
 
 
 def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, model,
