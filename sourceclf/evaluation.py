@@ -17,7 +17,7 @@ from .conformal import group_values, parse_set_column, set_membership
 from .exceptions import InvalidInputError, SourceclfWarning
 from .plotting import plot_confusion_matrix, plot_coverage_vs_magnitude, plot_reliability
 
-__all__ = ["EvaluationResult", "evaluate", "set_levels"]
+__all__ = ["EvaluationResult", "balanced_hit_rate", "evaluate", "set_levels"]
 
 
 class EvaluationResult:
@@ -107,6 +107,28 @@ class EvaluationResult:
     def plot_reliability(self, **kwargs):
         """`sourceclf.plotting.plot_reliability` of this result."""
         return plot_reliability(self, **kwargs)
+
+
+def balanced_hit_rate(hit, first, second):
+    """The mean of the hit rates of two groups of rows (a balanced accuracy).
+
+    Parameters
+    ----------
+    hit : array of bool
+        Whether each row was called right (or its set held the truth).
+    first, second : array of bool
+        The rows of each group, e.g. the point-like and the extended sources.
+
+    Returns
+    -------
+    rate : float
+        ``(hit[first].mean() + hit[second].mean()) / 2``; NaN when either group
+        is empty.
+    """
+    hit, first, second = (np.asarray(a, bool) for a in (hit, first, second))
+    if not first.any() or not second.any():
+        return float("nan")
+    return float((hit[first].mean() + hit[second].mean()) / 2)
 
 
 def _py(value):

@@ -51,6 +51,7 @@ from .classification import check_mc_samples, classify
 from .conformal import set_membership
 from .device import check_precision
 from .inputs import read_frames
+from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
@@ -207,7 +208,7 @@ class InjectionCheck:
     def balanced(self):
         """The mean of `point_as_star_or_qso` and `extended_as_galaxy`."""
         point, extended, right = self._kinds()
-        return _balanced(right, point, extended)
+        return balanced_hit_rate(right, point, extended)
 
     @property
     def balanced_not_on_brighter(self):
@@ -215,7 +216,7 @@ class InjectionCheck:
         has none)."""
         point, extended, right = self._kinds()
         near = np.asarray(self.sources["on_brighter_source"], bool)
-        return _balanced(right, point & ~near, extended & ~near)
+        return balanced_hit_rate(right, point & ~near, extended & ~near)
 
     @property
     def set_coverage(self):
@@ -225,7 +226,8 @@ class InjectionCheck:
         if "set_holds_truth" not in self.sources.colnames:
             return None
         point, extended, _ = self._kinds()
-        return _balanced(np.asarray(self.sources["set_holds_truth"], bool), point, extended)
+        held = np.asarray(self.sources["set_holds_truth"], bool)
+        return balanced_hit_rate(held, point, extended)
 
     @property
     def reliable(self):
@@ -324,7 +326,7 @@ class InjectionCheck:
             point, extended = inside & (truth == "point"), inside & (truth == "extended")
             rows.append((low, high, int(point.sum()), _share(right, point),
                          int(extended.sum()), _share(right, extended),
-                         _balanced(right, point, extended)))
+                         balanced_hit_rate(right, point, extended)))
         return Table(rows=rows, names=("r_min", "r_max", "n_point", "point_as_star_or_qso",
                                        "n_extended", "extended_as_galaxy", "balanced"))
 
@@ -497,8 +499,3 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
 
 def _share(hit, rows):
     return float(hit[rows].mean()) if rows.any() else float("nan")
-
-
-def _balanced(hit, point, extended):
-    """Mean of the hit rates of two sets of rows; NaN when either is empty."""
-    return (_share(hit, point) + _share(hit, extended)) / 2

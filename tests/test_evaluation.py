@@ -6,7 +6,7 @@ from astropy.table import MaskedColumn, Table
 
 from sourceclf import classify, evaluate
 from sourceclf.classification import SourceclfWarning
-from sourceclf.evaluation import set_levels
+from sourceclf.evaluation import balanced_hit_rate, set_levels
 from sourceclf.exceptions import InvalidInputError
 
 
@@ -257,3 +257,17 @@ def test_columns_maps_the_magnitude_of_the_bins():
     assert t.colnames[1] == "r0_mag"  # the table itself is left alone
     with pytest.raises(InvalidInputError, match="the catalog has no column 'r_0'"):
         evaluate(t, columns={"dered_r": "r_0"})
+
+
+def test_balanced_hit_rate_is_the_mean_of_the_two_groups_rates():
+    hit = np.array([1, 1, 0, 1, 0, 0], bool)
+    point = np.array([1, 1, 1, 0, 0, 0], bool)
+    assert balanced_hit_rate(hit, point, ~point) == pytest.approx((2 / 3 + 1 / 3) / 2)
+    # one group of one row weighs as much as a group of five
+    assert balanced_hit_rate(np.ones(6, bool), point, ~point) == 1.0
+    assert balanced_hit_rate([0, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0],
+                             [0, 1, 1, 1, 1, 1]) == 0.5
+
+
+def test_balanced_hit_rate_is_nan_when_a_group_is_empty():
+    assert np.isnan(balanced_hit_rate([True, False], [True, True], [False, False]))

@@ -56,6 +56,7 @@ from sourceclf.models import load_model
 from sourceclf.bands import BANDS
 from sourceclf.conformal import set_membership
 from sourceclf.cutouts import make_cutouts, read_frame
+from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
@@ -97,13 +98,6 @@ def sdss_cut(rows, keep, frame, seen):
     return Table({"pred_class": pred, "pred_flag": np.full(len(extent), "")})
 
 
-def _balanced(hit, point, extended):
-    """Mean of the hit rates of two sets of rows; NaN when either is empty."""
-    if not point.any() or not extended.any():
-        return float("nan")
-    return (hit[point].mean() + hit[extended].mean()) / 2
-
-
 #: r-magnitude bins (aperture-corrected, the truth's ``r_mag``) of the scores by magnitude.
 R_MAG_BINS = ((None, 19.0), (19.0, 20.0), (20.0, 20.5))
 
@@ -126,11 +120,11 @@ def score(truth, result, decided=None, r_mag=None):
     point, extended = truth == "point", truth == "extended"
     hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
     p, e = float(hit[point].mean()), float(hit[extended].mean())
-    calm = _balanced(hit, point & ~crowded, extended & ~crowded)
-    alone = _balanced(hit, point & ~blended, extended & ~blended)
-    together = _balanced(hit, point & blended, extended & blended)
+    calm = balanced_hit_rate(hit, point & ~crowded, extended & ~crowded)
+    alone = balanced_hit_rate(hit, point & ~blended, extended & ~blended)
+    together = balanced_hit_rate(hit, point & blended, extended & blended)
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
-    sure = _balanced(hit, point & decided, extended & decided)
+    sure = balanced_hit_rate(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
     sets = set_scores(result, point, extended, blended) if "pred_set_size" in result.colnames \
         else {}
@@ -169,7 +163,7 @@ def set_scores(result, point, extended, blended):
     covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
     cover_point, cover_extended = float(covered[point].mean()), float(covered[extended].mean())
-    alone = _balanced(covered, point & ~blended, extended & ~blended)
+    alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
     return {"set_coverage_point": round(cover_point, 3),
             "set_coverage_extended": round(cover_extended, 3),
             "set_coverage_balanced": round((cover_point + cover_extended) / 2, 3),
