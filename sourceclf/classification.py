@@ -14,7 +14,8 @@ from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
 from .cutouts import FLAG_OFF_FRAME
-from .exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
+from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
+                         SourceclfWarning)
 from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
@@ -325,9 +326,13 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
     valid, flags, rows = inputs.valid.copy(), inputs.flags, inputs.rows
+    off = np.array([FLAG_OFF_FRAME in str(f).split(";") for f in flags], dtype=bool)
     if measured:  # columns measured on the frames are missing where the stamps are off them
-        off = np.array([FLAG_OFF_FRAME in str(f).split(";") for f in flags], dtype=bool)
         flags[off] = FLAG_OFF_FRAME
+    if images is not None and n and off.all():
+        warnings.warn(f"none of the {n} sources lies on the frames given: are they frames of "
+                      "the catalog's field? (every row is flagged off_frame)", OffFrameWarning,
+                      stacklevel=2)
     blendedness, blended = (blending_flags(source)
                             if clf.uses_images or clf.feature_set == FRAME_FEATURE_SET
                             else (None, None))

@@ -9,7 +9,7 @@ import signal
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
            "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
-           "ShiftAlarmWarning", "CrowdedFrameWarning"]
+           "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning"]
 
 
 class SourceclfError(ValueError):
@@ -77,4 +77,15 @@ class CrowdedFrameWarning(SourceclfWarning):
     that a caller (the command line's hint, a survey pipeline that already
     knows its field is crowded) can recognise or silence it with
     ``warnings.filterwarnings("ignore", category=CrowdedFrameWarning)``.
+    """
+
+
+class OffFrameWarning(SourceclfWarning):
+    """No source of the catalog lies on the frames given (frames of another field?).
+
+    Issued once by `sourceclf.classify` when frames are given and every row
+    is flagged ``off_frame``; `sourceclf.streaming.classify_file` issues it
+    once per catalog instead of once per chunk (a chunk can lie wholly off
+    frames that other chunks fall on), and callers can silence it with
+    ``warnings.filterwarnings("ignore", category=OffFrameWarning)``.
     """

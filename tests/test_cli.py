@@ -457,6 +457,7 @@ def test_frames_of_another_field_are_named(frame_files, tmp_path, capsys):
     assert "not classified (see pred_flag): 6 (6 off_frame)" in out.splitlines()
     assert f"warning: none of the 6 sources of {tmp_path / 'elsewhere.ecsv'} lies on the " \
         "frames given: are they frames of the catalog's field?" in err
+    assert err.count("none of the") == 1
 
 
 def test_summary_counts_each_flag_reason(capsys):

@@ -12,7 +12,7 @@ from ..conformal.set_columns import set_columns
 from ..cutouts import FLAG_OFF_FRAME
 from ..inputs import read_frames
 from ..device import check_compile, check_precision
-from ..exceptions import InvalidInputError, ShiftAlarmWarning, SourceclfWarning
+from ..exceptions import InvalidInputError, OffFrameWarning, ShiftAlarmWarning
 from ..models.registry import load_model
 from ..progress import progress_bar, quiet_progress
 from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
@@ -183,7 +183,7 @@ def _warn_if_off_frames(summary, input_path):
     if summary.n_rows and summary.unclassified_counts.get(FLAG_OFF_FRAME) == summary.n_rows:
         warnings.warn(f"none of the {summary.n_rows} sources of {input_path} lies on the "
                       "frames given: are they frames of the catalog's field? (every row is "
-                      "flagged off_frame)", SourceclfWarning, stacklevel=3)
+                      "flagged off_frame)", OffFrameWarning, stacklevel=3)
 
 
 def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, model,
@@ -203,9 +203,11 @@ def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, mod
                 return summary
         # In memory: an output format that cannot be streamed, cutouts that cannot be
         # sliced, or a first chunk that its sink cannot write.
-        result = classification.classify(all_rows(source), cutouts, model=model,
-                                         confidence=confidence, progress=progress,
-                                         **classify_kwargs)
+        with warnings.catch_warnings():  # classify_file says it of the file, once
+            warnings.simplefilter("ignore", OffFrameWarning)
+            result = classification.classify(all_rows(source), cutouts, model=model,
+                                             confidence=confidence, progress=progress,
+                                             **classify_kwargs)
         summary.add(result)
         write_table(result, output, format=out_fmt, overwrite=overwrite)
         return summary
@@ -269,8 +271,10 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                         chooser.before(clf, map_columns(chunk, classify_kwargs["columns"]))
                         with warnings.catch_warnings():
                             # One chunk's sets are no catalog's: the shift alarm is
-                            # raised once, over every row, at the end.
+                            # raised once, over every row, at the end; so is the
+                            # warning that no row lies on the frames.
                             warnings.simplefilter("ignore", ShiftAlarmWarning)
+                            warnings.simplefilter("ignore", OffFrameWarning)
                             result = classification.classify(
                                 chunk, sub_cutouts, model=clf, confidence=confidence,
                                 progress=False, **classify_kwargs)

@@ -1,0 +1,74 @@
+"""A catalog whose sources lie off the frames given: one warning, from classify or per file."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table, vstack
+
+from sourceclf import classify
+from sourceclf.exceptions import OffFrameWarning
+from sourceclf.streaming import classify_file
+
+pytest.importorskip("galsim")
+
+PSF = 1.2  # the demo frames' seeing is given: they hold too few stars to measure it
+
+
+@pytest.fixture(scope="module")
+def frames_and_positions():
+    from sourceclf.demo import demo_frames
+
+    catalog, frames = demo_frames(n=6, random_state=0)
+    return catalog["ra", "dec"], frames
+
+
+def _elsewhere(positions):
+    moved = positions.copy()
+    moved["dec"] += 1.0  # a degree away: off frames a few arcmin wide
+    return moved
+
+
+def _off_frame_warnings(record):
+    return [str(w.message) for w in record if issubclass(w.category, OffFrameWarning)]
+
+
+def test_classify_warns_when_no_source_lies_on_the_frames(frames_and_positions):
+    positions, frames = frames_and_positions
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(_elsewhere(positions), images=frames, psf=PSF)
+    assert set(out["pred_flag"]) == {"off_frame"} and out["pred_class"].mask.all()
+    assert _off_frame_warnings(record) == [
+        "none of the 6 sources lies on the frames given: are they frames of the catalog's "
+        "field? (every row is flagged off_frame)"]
+
+
+def test_classify_is_silent_when_some_source_lies_on_the_frames(frames_and_positions):
+    positions, frames = frames_and_positions
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(positions, images=frames, psf=PSF)
+    assert not np.all(out["pred_flag"] == "off_frame")
+    assert _off_frame_warnings(record) == []
+
+
+@pytest.mark.parametrize("fmt", ["fits", "vot"])  # written by chunks; in memory
+def test_a_file_warns_once_and_only_when_all_its_chunks_are_off(frames_and_positions, tmp_path,
+                                                                fmt):
+    positions, frames = frames_and_positions
+    # The second chunk lies wholly off the frames, the first does not: no warning.
+    half_off = vstack([positions, _elsewhere(positions)])
+    half_off.write(tmp_path / "half_off.fits")
+    all_off = _elsewhere(vstack([positions, positions]))
+    all_off.write(tmp_path / "all_off.fits")
+    for name, expected in (("half_off", 0), ("all_off", 1)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            classify_file(tmp_path / f"{name}.fits", tmp_path / f"{name}_out.{fmt}",
+                          chunk_size=6, images=frames, psf=PSF, progress=False)
+        found = _off_frame_warnings(record)
+        assert len(found) == expected, (name, found)
+        out = Table.read(tmp_path / f"{name}_out.{fmt}")
+        assert (np.sum(out["pred_flag"] == "off_frame") == 12) == bool(expected)
+    assert found[0].startswith(f"none of the 12 sources of {tmp_path / 'all_off.fits'} lies")
