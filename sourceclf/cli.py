@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .columns import parse_column_options
 from .device import check_precision
 from .exceptions import (CrowdedFrameWarning, InvalidInputError, ShiftAlarmWarning,
                          SourceclfError, SourceclfWarning)
@@ -212,6 +211,8 @@ def _run(args):
         raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
                                 "replace it")
     images = _parse_images(args.image)
+    from .columns import parse_column_options  # astropy.table: not for --help
+
     columns = parse_column_options(args.column)
     if args.cutouts and not Path(args.cutouts).is_file():
         raise InvalidInputError(f"cutouts file '{args.cutouts}' does not exist")

@@ -350,6 +350,16 @@ def test_start_up_paths_import_only_what_they_need(path, catalog, tmp_path):
     assert res.stdout.strip().splitlines()[-1] == str(sorted(expected))
 
 
+def test_help_does_not_load_astropy_table():
+    # --help, a bad option: answered before any table is read (benchmarks/bench_startup.py
+    # times it)
+    code = ("import sys\nfrom sourceclf.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint('astropy.table' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_show_model_prints_describe_model(capsys, monkeypatch):
     from sourceclf.models import registry
 
