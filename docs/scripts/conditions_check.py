@@ -1,0 +1,137 @@
+"""Do the image models hold in observing conditions beyond the shared fields'?
+
+Two conditions that no ``pred_flag`` marks are checked by changing the frames
+of each uncrowded shared field (default), measuring the PSF and MargNet's
+columns on the changed frames as `sourceclf.classify` does for a catalog of
+positions, and printing each model's balanced accuracy on the field's clean
+bright sources (r < 20.5; the truth of ``check_fields.py``, built on the
+native frame), one line per step:
+
+``sky-noise``
+    The simulated training stamps draw each band's sky noise from the range
+    of the five shared fields, widened by 10% (``OBSERVING_CONDITIONS
+    ['sky_sigma']`` in `sourceclf.simulate.conditions`).  SDSS frames taken
+    in bright time or at high airmass are noisier.  Gaussian noise is added
+    to every band so that its sky noise is ``factor`` times its own (1, 1.5,
+    2 and 3; `noisier`).
+``psf-shape``
+    The simulated training stamps draw each field's PSF ellipticity
+    ``(1 - q) / (1 + q)`` up to 0.12 (``OBSERVING_CONDITIONS
+    ['ellipticity']``; the shared fields measure ``1 - b/a`` of 0.02-0.12).
+    Wind shake or tracking errors elongate an SDSS PSF further.  Every band
+    is smoothed along its x axis by a Gaussian of ``sigma`` pixels (0, 1,
+    1.6 and 2.2; `elongated`), which also widens the PSF (by up to about
+    half an arcsec).
+
+Run from the repository root (about two minutes a field and condition on two
+CPU cores)::
+
+    python docs/scripts/conditions_check.py sky-noise [--steps 1,1.5,2,3] [FIELD ...]
+    python docs/scripts/conditions_check.py psf-shape [--models A,B] [--data ../shared/data]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from sourceclf.bands import BANDS
+from sourceclf.models import load_model
+from sourceclf.psf import measure_psf
+from sourceclf.recipes.frame_checks import frame_truth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_fields  # noqa: E402  (the same fields, truth and scores)
+
+FIELDS = ("001992-1-0087", "003184-2-0169", "004510-4-0030")
+MODELS = ("margnet-cnn-sgq", "margnet-sgq")
+
+
+def noisier(frames, sky_sigma, factor, rng):
+    """``frames`` with Gaussian noise added so that each band's sky noise is ``factor``
+    times ``sky_sigma[band]`` (independent noise adds in quadrature)."""
+    if factor < 1:
+        raise ValueError(f"factor must be at least 1, got {factor}")
+    extra = np.sqrt(factor ** 2 - 1.0)
+    return {b: ((np.asarray(data, np.float32)
+                 + rng.normal(0.0, extra * sky_sigma[b], np.shape(data)).astype(np.float32)),
+                wcs)
+            for b, (data, wcs) in frames.items()}
+
+
+def elongated(frames, sigma):
+    """``frames`` smoothed along x (their second axis) by a Gaussian of ``sigma`` pixels."""
+    from scipy.ndimage import gaussian_filter1d
+
+    if sigma < 0:
+        raise ValueError(f"sigma must not be negative, got {sigma}")
+    if sigma == 0:
+        return dict(frames)
+    return {b: (gaussian_filter1d(np.asarray(data, np.float32), sigma, axis=1), wcs)
+            for b, (data, wcs) in frames.items()}
+
+
+def _noise_step(native, psf, factor, rng):
+    frames = noisier(native, {b: psf[b].sky_sigma for b in BANDS}, factor, rng)
+    return frames, lambda seen: (f"sky noise x{factor:g} (r {seen['r'].sky_sigma:.4f} "
+                                 "nanomaggies)")
+
+
+def _shape_step(native, psf, sigma, rng):
+    return elongated(native, sigma), lambda seen: (
+        f"smoothed along x by {sigma:g} pixels (r FWHM {seen['r'].fwhm:.2f}\", "
+        f"1 - b/a {seen['r'].ellipticity:.2f})")
+
+
+#: Each condition: (its frames at one step and how a line names it, the default steps).
+CONDITIONS = {"sky-noise": (_noise_step, (1.0, 1.5, 2.0, 3.0)),
+              "psf-shape": (_shape_step, (0.0, 1.0, 1.6, 2.2))}
+
+
+def field_lines(folder, models, condition, steps=None, seed=5):
+    """One line per step of ``condition``: the frames' state and each model's scores."""
+    step_frames, default_steps = CONDITIONS[condition]
+    name, native, psf = check_fields.read_field(folder)
+    truth = frame_truth(*native["r"], psf["r"])
+    clean = truth[truth["clean"]]
+    labels = np.asarray(clean["truth"]).astype(str)
+    sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+    rng = np.random.default_rng(seed)
+    lines = []
+    for step in default_steps if steps is None else steps:
+        frames, describe = step_frames(native, psf, step, rng)
+        seen = {b: measure_psf(frames[b][0], label=f"{name} {b}") for b in BANDS}
+        results = check_fields.classify_positions(sources, frames, seen, models)
+        scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
+                  for model, result in results.items()]
+        lines.append(f"{name} {describe(seen)}: " + "; ".join(scores))
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("condition", choices=sorted(CONDITIONS),
+                        help="sky-noise: noise factors; psf-shape: smoothings along x")
+    parser.add_argument("fields", nargs="*", default=list(FIELDS),
+                        help="fields (default: the three uncrowded ones)")
+    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+                        type=Path, help="folder of the sdss_frame_<field> folders")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated shipped models")
+    parser.add_argument("--steps", default=None,
+                        help="comma-separated steps (sky-noise: factors of at least 1, "
+                             "default 1,1.5,2,3; psf-shape: Gaussian sigmas in pixels, "
+                             "default 0,1,1.6,2.2)")
+    args = parser.parse_args(argv)
+    models = {m: load_model(m) for m in args.models.split(",")}
+    steps = None if args.steps is None else [float(s) for s in args.steps.split(",")]
+    for field in args.fields:
+        for line in field_lines(args.data / f"sdss_frame_{field}", models, args.condition,
+                                steps):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

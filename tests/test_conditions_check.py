@@ -1,0 +1,68 @@
+"""docs/scripts/conditions_check.py: the image models on noisier frames and elongated PSFs."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def script(doc_script):
+    return doc_script("conditions_check")
+
+
+def test_noise_is_added_in_quadrature_to_reach_the_factor(script):
+    rng = np.random.default_rng(0)
+    sky = {"r": 0.03, "u": 0.05}
+    frames = {b: (rng.normal(0.0, s, (400, 400)).astype(np.float32), f"wcs {b}")
+              for b, s in sky.items()}
+    noisy = script.noisier(frames, sky, 2.0, np.random.default_rng(1))
+    for b, s in sky.items():
+        assert np.std(noisy[b][0]) == pytest.approx(2.0 * s, rel=0.02)
+        assert noisy[b][1] == f"wcs {b}" and noisy[b][0].dtype == np.float32
+    same = script.noisier(frames, sky, 1.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(same["r"][0], frames["r"][0])
+    with pytest.raises(ValueError, match="at least 1"):
+        script.noisier(frames, sky, 0.5, np.random.default_rng(1))
+
+
+def test_a_round_star_is_drawn_out_along_x(script):
+    from sourceclf.psf import moffat_profile
+
+    yy, xx = np.mgrid[:61, :61].astype(float)
+    star = moffat_profile(xx - 30, yy - 30, 3.0, 3.5).astype(np.float32)
+    frames = {"r": (star, "wcs r")}
+    out = script.elongated(frames, 2.0)["r"]
+    assert out[1] == "wcs r" and out[0].dtype == np.float32
+    image = out[0]
+    assert image.sum() == pytest.approx(star.sum(), rel=1e-4)  # flux kept
+    wide_x = np.sum(image[30] > image.max() / 2)
+    wide_y = np.sum(image[:, 30] > image.max() / 2)
+    assert wide_x > wide_y  # longer along x than along y
+    assert script.elongated(frames, 0.0)["r"][0] is star
+    with pytest.raises(ValueError, match="not be negative"):
+        script.elongated(frames, -1.0)
+
+
+def test_each_condition_changes_the_frames_and_names_its_step(script):
+    from types import SimpleNamespace
+
+    from sourceclf.bands import BANDS
+
+    rng = np.random.default_rng(0)
+    native = {b: (rng.normal(0.0, 0.02, (60, 60)).astype(np.float32), None) for b in BANDS}
+    psf = {b: SimpleNamespace(sky_sigma=0.02) for b in BANDS}
+    seen = {"r": SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.25)}
+    assert set(script.CONDITIONS) == {"sky-noise", "psf-shape"}
+    step, steps = script.CONDITIONS["sky-noise"]
+    frames, describe = step(native, psf, 2.0, rng)
+    assert steps[0] == 1.0 and np.std(frames["r"][0]) > 1.5 * np.std(native["r"][0])
+    assert describe(seen) == "sky noise x2 (r 0.0400 nanomaggies)"
+    step, steps = script.CONDITIONS["psf-shape"]
+    frames, describe = step(native, psf, 1.6, rng)
+    assert steps[0] == 0.0 and np.std(frames["r"][0]) < np.std(native["r"][0])
+    assert describe(seen) == 'smoothed along x by 1.6 pixels (r FWHM 1.50", 1 - b/a 0.25)'
+
+
+def test_an_unknown_condition_is_refused(script, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["seeing"])
+    assert "invalid choice: 'seeing'" in capsys.readouterr().err
