@@ -321,6 +321,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                           cutouts=cutouts, images=images, psf=psf,
                           psf_range=clf.card.domain.get("psf_fwhm"),
                           neighbour_limit=clf.card.domain.get("neighbours", {}).get("limit"),
+                          sky_range=clf.card.domain.get("sky_sigma"),
                           model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",

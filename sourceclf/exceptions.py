@@ -9,7 +9,7 @@ import signal
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
            "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
-           "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning"]
+           "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning", "FrameSkyWarning"]
 
 
 class SourceclfError(ValueError):
@@ -88,4 +88,14 @@ class OffFrameWarning(SourceclfWarning):
     once per catalog instead of once per chunk (a chunk can lie wholly off
     frames that other chunks fall on), and callers can silence it with
     ``warnings.filterwarnings("ignore", category=OffFrameWarning)``.
+    """
+
+
+class FrameSkyWarning(SourceclfWarning):
+    """The frames' sky is unlike that of SDSS corrected frames (other units, sky left in).
+
+    Issued once by `sourceclf.classify` when rows are flagged
+    ``sky_out_of_range`` or ``sky_not_subtracted`` (`sourceclf.sky`); a
+    category of its own so that callers can recognise or silence it with
+    ``warnings.filterwarnings("ignore", category=FrameSkyWarning)``.
     """

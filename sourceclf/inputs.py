@@ -18,10 +18,12 @@ from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_nei
                        source_coverage)
 from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
                       read_frame)
-from .exceptions import CrowdedFrameWarning, InvalidInputError, SourceclfWarning
+from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
+                         SourceclfWarning)
 from .features import get_feature_set
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
+from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message
 from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
@@ -67,7 +69,7 @@ class ModelInputs:
 
 
 def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
-                 psf_range=None, neighbour_limit=None, model_name=None):
+                 psf_range=None, neighbour_limit=None, sky_range=None, model_name=None):
     """Compute a model's inputs from a table and its cutouts or frames.
 
     Parameters
@@ -101,6 +103,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         frame's `sourceclf.crowding.source_coverage` exceeds
         `sourceclf.crowding.CROWDED_COVERAGE`, returned as
         ``columns['frame_coverage']``.
+    sky_range : dict, optional
+        Band -> (low, high) sky noise per pixel (nanomaggies) the image model
+        was trained on (its card's ``domain['sky_sigma']``).  When given with
+        frames, the rows on a frame whose sky is unlike it are flagged
+        ``sky_out_of_range`` or ``sky_not_subtracted`` (`sourceclf.sky`).
     model_name : str, optional
         The model's name, for error messages.
 
@@ -142,6 +149,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         When the r frame is crowded (its coverage beyond
         `sourceclf.crowding.CROWDED_COVERAGE`: every row on it flagged
         ``crowded``).
+    FrameSkyWarning
+        Once, when a frame's sky is unlike the trained one (rows flagged
+        ``sky_out_of_range`` or ``sky_not_subtracted``).
 
     Examples
     --------
@@ -191,6 +201,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
             for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
+        sky = None
+        if frames is not None and sky_range:
+            sky = frame_sky(frames)
+            _flag_sky(flags, valid, sky, sky_range)
         if neighbour_limit is not None:
             counts = count_neighbours(stamps)
             columns["n_neighbours"] = _output_column(
@@ -198,7 +212,8 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                 "other sources in the r-band stamp (sourceclf.crowding.count_neighbours)")
             crowded = counts > int(neighbour_limit)
             if frames is not None:
-                coverage = _frame_coverage(frames[NEIGHBOUR_BAND], fwhm[NEIGHBOUR_BAND])
+                coverage = _frame_coverage(frames[NEIGHBOUR_BAND], fwhm[NEIGHBOUR_BAND],
+                                           None if sky is None else sky[NEIGHBOUR_BAND])
                 columns["frame_coverage"] = _output_column(
                     np.full(n, coverage, dtype=np.float32), ~on_frame | ~np.isfinite(coverage),
                     "share of the r frame's pixels inside detected sources "
@@ -350,9 +365,11 @@ def _row_psf(table, psf, frames, on_frame):
     return fwhm, "some rows lack psffwhm_<b> values"
 
 
-def _frame_coverage(frame, fwhm):
+def _frame_coverage(frame, fwhm, sky=None):
     """`sourceclf.crowding.source_coverage` of a frame seen through ``fwhm`` (arcsec per
-    row; NaN where unknown): NaN without a known PSF."""
+    row; NaN where unknown): NaN without a known PSF.  A frame whose sky was not
+    subtracted (its median beyond `sourceclf.sky.SKY_LEVEL_LIMIT` sigmas, ``sky``
+    from `sourceclf.sky.frame_sky` if known) is measured above that median."""
     data, wcs = frame
     known = np.asarray(fwhm, dtype=float)
     known = known[np.isfinite(known)]
@@ -360,9 +377,28 @@ def _frame_coverage(frame, fwhm):
         return float("nan")
     scale = pixel_scale(wcs)
     try:
-        return source_coverage(data, float(np.median(known)) / scale, sky_level(data)[1])
+        median, sigma = sky_level(data) if sky is None else sky
+        if not np.isfinite(sigma):
+            return float("nan")
+        if abs(median) > SKY_LEVEL_LIMIT * sigma:
+            data = np.asarray(data, dtype=np.float32) - np.float32(median)
+        return source_coverage(data, float(np.median(known)) / scale, sigma)
     except InvalidInputError:  # no sky to measure, or no photutils: the coverage is unknown
         return float("nan")
+
+
+def _flag_sky(flags, valid, sky, sky_range):
+    """Flag the classifiable rows on frames whose sky is unlike the trained one (`sourceclf.sky`);
+    warn once."""
+    found = sky_flags(sky, sky_range)
+    rows = np.flatnonzero(valid)
+    message = sky_message(sky, sky_range, found, rows.size)
+    if not message or not rows.size:
+        return
+    warnings.warn(message, FrameSkyWarning, stacklevel=4)
+    reasons = [flag for flag, bands in found.items() if bands]
+    for i in rows:
+        flags[i] = ";".join(x for x in (flags[i], *reasons) if x)
 
 
 def _output_column(values, mask, description, unit=None):

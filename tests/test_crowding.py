@@ -9,7 +9,7 @@ import pytest
 from sourceclf.bands import BANDS
 from sourceclf.crowding import (FLAG_CROWDED, count_neighbours, crowding_flags,
                                 neighbour_limit)
-from sourceclf.exceptions import CrowdedFrameWarning, InvalidInputError
+from sourceclf.exceptions import CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
 
 
 def _stamps(positions_per_stamp, *, size=32, flux=300.0, sigma=1.5, seed=0):
@@ -160,6 +160,7 @@ def test_crowded_field_stays_flagged_when_blurred(shared_data):
         blurred = (gaussian_filter(data, 2.0), wcs)  # 1.0-1.1" to about 2.2"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CrowdedFrameWarning)
+            warnings.simplefilter("ignore", FrameSkyWarning)  # the r frame given as u and z
             out = classify(truth["ra", "dec"], images={b: blurred for b in BANDS},
                            model="margnet-cnn-sgq", psf=2.2, confidence=None, device="cpu",
                            progress=False)

@@ -1,11 +1,13 @@
 """Do the image models hold in observing conditions beyond the shared fields'?
 
-Two conditions that no ``pred_flag`` marks are checked by changing the frames
-of each uncrowded shared field (default), measuring the PSF and MargNet's
-columns on the changed frames as `sourceclf.classify` does for a catalog of
-positions, and printing each model's balanced accuracy on the field's clean
-bright sources (r < 20.5; the truth of ``check_fields.py``, built on the
-native frame), one line per step:
+Four conditions are checked by changing the frames of each uncrowded shared
+field (default), measuring the PSF and MargNet's columns on the changed
+frames as `sourceclf.classify` does for a catalog of positions, and printing
+each model's balanced accuracy on the field's clean bright sources
+(r < 20.5; the truth of ``check_fields.py``, built on the native frame), one
+line per step.  The first two are flagged only far beyond what was checked
+(``sky_out_of_range``), the last two are frames that are not SDSS corrected
+frames (`sourceclf.sky`):
 
 ``sky-noise``
     The simulated training stamps draw each band's sky noise from the range
@@ -22,12 +24,24 @@ native frame), one line per step:
     is smoothed along its x axis by a Gaussian of ``sigma`` pixels (0, 1,
     1.6 and 2.2; `elongated`), which also widens the PSF (by up to about
     half an arcsec).
+``units``
+    Frames not in nanomaggies: every pixel times ``scale`` (1; 200, about
+    raw counts of SDSS's r band; 3.631e-6, janskys per pixel; `rescaled`).
+``sky-level``
+    Frames whose sky was not subtracted: ``offset`` nanomaggies added to
+    every pixel of every band (0, and 0.6: about the r-band sky of a dark
+    SDSS night per 0.396" pixel).
+
+Each model's scores end with the share of its rows flagged ``sky_*``
+(`sourceclf.sky`) when there are any.
 
 Run from the repository root (about two minutes a field and condition on two
 CPU cores)::
 
     python docs/scripts/conditions_check.py sky-noise [--steps 1,1.5,2,3] [FIELD ...]
     python docs/scripts/conditions_check.py psf-shape [--models A,B] [--data ../shared/data]
+    python docs/scripts/conditions_check.py units
+    python docs/scripts/conditions_check.py sky-level
 """
 
 import argparse
@@ -41,6 +55,7 @@ from sourceclf.bands import BANDS
 from sourceclf.models import load_model
 from sourceclf.psf import measure_psf
 from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.sky import frame_sky
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_fields  # noqa: E402  (the same fields, truth and scores)
@@ -73,6 +88,20 @@ def elongated(frames, sigma):
             for b, (data, wcs) in frames.items()}
 
 
+def rescaled(frames, scale):
+    """``frames`` with every pixel times ``scale`` (other units)."""
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    return {b: (np.asarray(data, np.float32) * np.float32(scale), wcs)
+            for b, (data, wcs) in frames.items()}
+
+
+def with_sky(frames, offset):
+    """``frames`` with ``offset`` added to every pixel (a sky not subtracted)."""
+    return {b: (np.asarray(data, np.float32) + np.float32(offset), wcs)
+            for b, (data, wcs) in frames.items()}
+
+
 def _noise_step(native, psf, factor, rng):
     frames = noisier(native, {b: psf[b].sky_sigma for b in BANDS}, factor, rng)
     return frames, lambda seen: (f"sky noise x{factor:g} (r {seen['r'].sky_sigma:.4f} "
@@ -85,9 +114,30 @@ def _shape_step(native, psf, sigma, rng):
         f"1 - b/a {seen['r'].ellipticity:.2f})")
 
 
+def _units_step(native, psf, scale, rng):
+    return rescaled(native, scale), lambda seen: (
+        f"pixels times {scale:g} (r sky noise {seen['r'].sky_sigma:.3g})")
+
+
+def _level_step(native, psf, offset, rng):
+    frames = with_sky(native, offset)
+    sky = frame_sky(frames)
+    level = max(abs(median) / sigma for median, sigma in sky.values())
+    return frames, lambda seen: (f"sky of {offset:g} nanomaggies left in (median up to "
+                                 f"{level:.1f} sky sigmas)")
+
+
 #: Each condition: (its frames at one step and how a line names it, the default steps).
 CONDITIONS = {"sky-noise": (_noise_step, (1.0, 1.5, 2.0, 3.0)),
-              "psf-shape": (_shape_step, (0.0, 1.0, 1.6, 2.2))}
+              "psf-shape": (_shape_step, (0.0, 1.0, 1.6, 2.2)),
+              "units": (_units_step, (1.0, 200.0, 3.631e-6)),
+              "sky-level": (_level_step, (0.0, 0.6))}
+
+
+def sky_flagged(result):
+    """Share of a run's rows flagged ``sky_out_of_range`` or ``sky_not_subtracted``."""
+    flags = np.asarray(result["pred_flag"]).astype(str)
+    return float(np.mean([any(p.startswith("sky_") for p in f.split(";")) for f in flags]))
 
 
 def field_lines(folder, models, condition, steps=None, seed=5):
@@ -105,6 +155,7 @@ def field_lines(folder, models, condition, steps=None, seed=5):
         seen = {b: measure_psf(frames[b][0], label=f"{name} {b}") for b in BANDS}
         results = check_fields.classify_positions(sources, frames, seen, models)
         scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
+                  + (f", {sky_flagged(result):.0%} flagged sky_*" if sky_flagged(result) else "")
                   for model, result in results.items()]
         lines.append(f"{name} {describe(seen)}: " + "; ".join(scores))
     return lines
@@ -113,7 +164,8 @@ def field_lines(folder, models, condition, steps=None, seed=5):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("condition", choices=sorted(CONDITIONS),
-                        help="sky-noise: noise factors; psf-shape: smoothings along x")
+                        help="sky-noise: noise factors; psf-shape: smoothings along x; units: "
+                             "pixel scales; sky-level: sky offsets (nanomaggies)")
     parser.add_argument("fields", nargs="*", default=list(FIELDS),
                         help="fields (default: the three uncrowded ones)")
     parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
@@ -121,9 +173,8 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated shipped models")
     parser.add_argument("--steps", default=None,
-                        help="comma-separated steps (sky-noise: factors of at least 1, "
-                             "default 1,1.5,2,3; psf-shape: Gaussian sigmas in pixels, "
-                             "default 0,1,1.6,2.2)")
+                        help="comma-separated steps (default: those of the condition in "
+                             "CONDITIONS)")
     args = parser.parse_args(argv)
     models = {m: load_model(m) for m in args.models.split(",")}
     steps = None if args.steps is None else [float(s) for s in args.steps.split(",")]

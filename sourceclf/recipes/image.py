@@ -34,6 +34,7 @@ from ..models.card import ModelCard
 from ..models.margformer import count_flops
 from ..models.registry import MODEL_DIR, load_model
 from ..psf import CATALOG_PSF_SCALE
+from ..simulate import sky_sigma_range
 from ..training import fitting, labels_from_table
 from ..utils._threads import torch_threads
 from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_metrics,
@@ -229,8 +230,11 @@ def _image_domain(table, train_stamps):
                 f"{limit} other sources in a stamp. Trained on simulated stamps "
                 "of fields with varied seeing; rows outside the trained seeing are flagged "
                 "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown', rows "
-                "with more neighbours than 99% of the training stamps 'crowded'."),
+                "with more neighbours than 99% of the training stamps 'crowded', rows on "
+                "frames whose sky is unlike the trained one 'sky_out_of_range' or "
+                "'sky_not_subtracted'."),
             "magnitudes": {"r": [14.0, 22.5]}, "psf_fwhm": psf_range,
+            "sky_sigma": {b: list(r) for b, r in sky_sigma_range().items()},
             "neighbours": {"limit": limit, "quantile": NEIGHBOUR_QUANTILE,
                            "band": NEIGHBOUR_BAND, "threshold_sigma": NEIGHBOUR_THRESHOLD,
                            "training_counts": np.bincount(counts).tolist(),

@@ -50,7 +50,8 @@ real ones.
 
 from ..bands import EXTINCTION_RATIO
 from .catalogs import simulate_catalog
-from .conditions import OBSERVING_CONDITIONS, draw_observing_conditions, psf_fwhm_ratio
+from .conditions import (OBSERVING_CONDITIONS, draw_observing_conditions, psf_fwhm_ratio,
+                         sky_sigma_range)
 from .degrade import degrade_frames, degrade_seeing
 from .measurement import fit_stamp_psf, measure_frame_properties, measure_sky_sigma
 from .rendering import render_stamps
@@ -59,4 +60,4 @@ from .sdss_imaging import SDSS_BAND_DEFAULTS, nanomaggies
 __all__ = ["SDSS_BAND_DEFAULTS", "EXTINCTION_RATIO", "nanomaggies", "measure_sky_sigma",
            "fit_stamp_psf", "measure_frame_properties", "render_stamps", "simulate_catalog",
            "degrade_seeing", "degrade_frames", "OBSERVING_CONDITIONS",
-           "draw_observing_conditions", "psf_fwhm_ratio"]
+           "draw_observing_conditions", "psf_fwhm_ratio", "sky_sigma_range"]

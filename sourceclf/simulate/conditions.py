@@ -21,7 +21,8 @@ from ..bands import BANDS
 from ..psf import moffat_gamma
 from ..utils._validation import check_positive_int, check_random_state
 
-__all__ = ["OBSERVING_CONDITIONS", "draw_observing_conditions", "psf_fwhm_ratio"]
+__all__ = ["OBSERVING_CONDITIONS", "SKY_WIDENING", "draw_observing_conditions", "psf_fwhm_ratio",
+           "sky_sigma_range"]
 
 #: The distributions `draw_observing_conditions` draws from.
 #:
@@ -63,6 +64,31 @@ OBSERVING_CONDITIONS = {
     "sky_sigma": {"u": (0.037, 0.056), "g": (0.015, 0.022), "r": (0.023, 0.035),
                   "i": (0.035, 0.071), "z": (0.178, 0.213)},
 }
+
+
+#: Factor by which the sky noise range of `OBSERVING_CONDITIONS` is widened
+#: each way when fields are drawn.
+SKY_WIDENING = 1.1
+
+
+def sky_sigma_range(conditions=None):
+    """The sky noise per pixel the simulated fields are drawn from, per band.
+
+    Parameters
+    ----------
+    conditions : dict, optional
+        As `OBSERVING_CONDITIONS` (the default).
+
+    Returns
+    -------
+    sky_range : dict
+        ``{band: (low, high)}`` in nanomaggies: the range of
+        ``conditions['sky_sigma']`` widened by `SKY_WIDENING` each way, which
+        the image models' cards keep as ``domain['sky_sigma']``.
+    """
+    c = OBSERVING_CONDITIONS if conditions is None else conditions
+    return {b: (round(low / SKY_WIDENING, 4), round(high * SKY_WIDENING, 4))
+            for b, (low, high) in c["sky_sigma"].items()}
 
 
 def draw_observing_conditions(n_fields, *, random_state=None, conditions=None):
@@ -130,7 +156,7 @@ def draw_observing_conditions(n_fields, *, random_state=None, conditions=None):
     fields["psf_angle"].unit = "deg"
     for b in BANDS:
         low, high = c["sky_sigma"][b]
-        fields[f"sky_sigma_{b}"] = rng.uniform(low / 1.1, high * 1.1, n)
+        fields[f"sky_sigma_{b}"] = rng.uniform(low / SKY_WIDENING, high * SKY_WIDENING, n)
     return fields
 
 

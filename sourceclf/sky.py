@@ -1,0 +1,138 @@
+"""The sky of a frame, against the sky the image models were trained on.
+
+The image models read stamps in the units of SDSS's corrected frames:
+nanomaggies, sky-subtracted, with a sky noise of about 0.02-0.04 nanomaggies
+per pixel in r.  Frames in other units (raw counts, janskys), or whose sky
+was not subtracted, give the networks pixels they never saw, and the
+image-only ``margnet-cnn-sgq`` is then wrong without any other sign: on the
+three uncrowded shared fields it calls 0.50-0.54 (balanced) of the bright
+sources right in counts, in janskys or with the sky left in, against
+0.89-0.98 in nanomaggies (``python docs/scripts/conditions_check.py units``
+and ``sky-level``; docs: images, "Frames that are not SDSS corrected
+frames").  `sky_flags` compares each band's sky (`frame_sky`) with a
+model's trained range (its card's ``domain['sky_sigma']``):
+
+* ``sky_out_of_range``: the sky noise lies more than `SKY_NOISE_FACTOR` times
+  above the trained range or `SKY_DEPTH_FACTOR` times below it (frames in
+  other units, or far noisier or deeper than SDSS's; up to twice the shared
+  fields' own noise, 1.2-1.6 times the trained maximum in r, the models hold:
+  ``conditions_check.py sky-noise``);
+* ``sky_not_subtracted``: the sky's median lies more than `SKY_LEVEL_LIMIT`
+  sky sigmas from zero (on the shared fields it lies within 1.5).
+"""
+
+import numpy as np
+
+from .bands import BANDS
+from .exceptions import InvalidInputError
+from .psf import sky_level
+
+__all__ = ["FLAG_SKY_NOT_SUBTRACTED", "FLAG_SKY_OUT_OF_RANGE", "SKY_DEPTH_FACTOR",
+           "SKY_LEVEL_LIMIT", "SKY_NOISE_FACTOR", "frame_sky", "sky_flags", "sky_message"]
+
+#: Flag of rows on a frame whose sky noise lies far outside the model's trained range.
+FLAG_SKY_OUT_OF_RANGE = "sky_out_of_range"
+
+#: Flag of rows on a frame whose sky was not subtracted.
+FLAG_SKY_NOT_SUBTRACTED = "sky_not_subtracted"
+
+#: How many times above the trained range of sky noise a frame's noise must
+#: lie to be flagged ``sky_out_of_range``.  Up to 1.2-1.6 times the trained
+#: maximum (r) the models were checked to hold on real frames; at 1.8-2.3
+#: times it ``margnet-cnn-sgq`` lost up to 0.07 (docs: images, "Sky noise");
+#: frames in raw counts are 120-150 times it.
+SKY_NOISE_FACTOR = 3.0
+
+#: How many times below the trained range of sky noise a frame's noise must
+#: lie to be flagged ``sky_out_of_range``.  A frame ten times less noisy shows
+#: a source as a trained frame shows one 2.5 magnitudes brighter, which the
+#: training stamps hold from r = 14; frames in janskys are 10^5 times below.
+SKY_DEPTH_FACTOR = 10.0
+
+#: Largest distance of a sky-subtracted frame's sky median from zero, in sky
+#: sigmas (the shared fields: 0.1-1.5; ``conditions_check.py sky-level``).
+SKY_LEVEL_LIMIT = 5.0
+
+
+def frame_sky(frames):
+    """Each band's sky median and noise per pixel, each frame measured once.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` (`sourceclf.inputs.read_frames`).
+
+    Returns
+    -------
+    sky : dict
+        ``{band: (median, sigma)}`` (`sourceclf.psf.sky_level`); NaN for a
+        frame whose sky cannot be measured (too few finite pixels, no noise).
+    """
+    measured, sky = {}, {}
+    for band in BANDS:
+        data = frames[band][0]
+        if id(data) not in measured:
+            try:
+                measured[id(data)] = sky_level(np.asarray(data))
+            except InvalidInputError:
+                measured[id(data)] = (float("nan"), float("nan"))
+        sky[band] = measured[id(data)]
+    return sky
+
+
+def sky_flags(sky, sky_range, *, factor=SKY_NOISE_FACTOR, depth_factor=SKY_DEPTH_FACTOR,
+              level_limit=SKY_LEVEL_LIMIT):
+    """The bands whose frame's sky is unlike the trained one.
+
+    Parameters
+    ----------
+    sky : dict
+        ``{band: (median, sigma)}`` (`frame_sky`).
+    sky_range : dict
+        ``{band: (low, high)}``: the sky noise per pixel a model was trained
+        on (nanomaggies; its card's ``domain['sky_sigma']``).
+    factor : float
+        `SKY_NOISE_FACTOR`.
+    depth_factor : float
+        `SKY_DEPTH_FACTOR`.
+    level_limit : float
+        `SKY_LEVEL_LIMIT`.
+
+    Returns
+    -------
+    flags : dict
+        ``{FLAG_SKY_OUT_OF_RANGE: [bands], FLAG_SKY_NOT_SUBTRACTED: [bands]}``
+        (a frame whose sky could not be measured is in neither).
+    """
+    out, not_subtracted = [], []
+    for band in BANDS:
+        median, sigma = sky[band]
+        if not np.isfinite(sigma):
+            continue
+        low, high = sky_range[band]
+        if sigma > high * factor or sigma < low / depth_factor:
+            out.append(band)
+        if abs(median) > level_limit * sigma:
+            not_subtracted.append(band)
+    return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
+
+
+def sky_message(sky, sky_range, flags, n_rows):
+    """One warning's text for the bands of `sky_flags`; '' when none is flagged."""
+    parts = []
+    out = flags[FLAG_SKY_OUT_OF_RANGE]
+    if out:
+        parts.append("sky noise per pixel " + ", ".join(
+            f"{b} {sky[b][1]:.3g} (trained {sky_range[b][0]:.3g}-{sky_range[b][1]:.3g})"
+            for b in out))
+    bare = flags[FLAG_SKY_NOT_SUBTRACTED]
+    if bare:
+        parts.append("sky median " + ", ".join(
+            f"{b} {sky[b][0]:.3g} ({abs(sky[b][0]) / sky[b][1]:.0f} sigma)" for b in bare))
+    if not parts:
+        return ""
+    named = " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
+                         if flags[f])
+    return (f"the frames do not look like SDSS corrected frames (nanomaggies, sky-subtracted), "
+            f"which the image models read: {'; '.join(parts)}; {n_rows} row(s) flagged "
+            f"{named}, whose classes may be wrong (docs: images, 'Flags')")

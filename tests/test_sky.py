@@ -1,0 +1,134 @@
+"""sourceclf.sky: frames unlike SDSS corrected frames (other units, sky left in) are flagged."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import FrameSkyWarning
+from sourceclf.models.registry import MODEL_DIR
+from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_DEPTH_FACTOR,
+                           SKY_NOISE_FACTOR, frame_sky, sky_flags, sky_message)
+
+TRAINED = {b: (0.02, 0.04) for b in BANDS}
+
+
+def _frames(sigma=0.03, level=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return {b: (rng.normal(level, sigma, (200, 200)).astype(np.float32), None) for b in BANDS}
+
+
+def test_frame_sky_measures_each_frame_once_and_nan_where_it_cannot():
+    frames = _frames(sigma=0.03, level=0.01)
+    frames["z"] = frames["i"]  # one frame given for two bands
+    sky = frame_sky(frames)
+    for b in BANDS:
+        assert sky[b][0] == pytest.approx(0.01, abs=0.002)
+        assert sky[b][1] == pytest.approx(0.03, rel=0.05)
+    assert sky["z"] == sky["i"]
+    frames["u"] = (np.zeros((200, 200), np.float32), None)  # no noise: not measurable
+    assert np.isnan(frame_sky(frames)["u"]).all()
+
+
+def test_sky_flags_name_the_bands_outside_the_trained_sky():
+    sky = {b: (0.0, 0.03) for b in BANDS}
+    assert sky_flags(sky, TRAINED) == {FLAG_SKY_OUT_OF_RANGE: [], FLAG_SKY_NOT_SUBTRACTED: []}
+    # inside the factors: not flagged (up to 1.5 times was checked to hold)
+    sky = {**sky, "g": (0.0, 0.04 * SKY_NOISE_FACTOR * 0.99),
+           "i": (0.0, 0.02 / SKY_DEPTH_FACTOR * 1.01)}
+    assert sky_flags(sky, TRAINED)[FLAG_SKY_OUT_OF_RANGE] == []
+    sky = {**sky, "g": (0.0, 0.04 * SKY_NOISE_FACTOR * 1.01),
+           "i": (0.0, 0.02 / SKY_DEPTH_FACTOR * 0.99)}
+    assert sky_flags(sky, TRAINED)[FLAG_SKY_OUT_OF_RANGE] == ["g", "i"]
+    counts = {b: (1120.0 if b == "r" else 0.0, 200 * 0.03) for b in BANDS}  # raw counts
+    found = sky_flags(counts, TRAINED)
+    assert found[FLAG_SKY_OUT_OF_RANGE] == list(BANDS)
+    assert found[FLAG_SKY_NOT_SUBTRACTED] == ["r"]
+    janskys = {b: (0.0, 3.631e-6 * 0.03) for b in BANDS}
+    assert sky_flags(janskys, TRAINED)[FLAG_SKY_OUT_OF_RANGE] == list(BANDS)
+    sky_left = {b: (0.6, 0.03) for b in BANDS}
+    assert sky_flags(sky_left, TRAINED) == {FLAG_SKY_OUT_OF_RANGE: [],
+                                            FLAG_SKY_NOT_SUBTRACTED: list(BANDS)}
+    unknown = {b: (np.nan, np.nan) for b in BANDS}
+    assert sky_flags(unknown, TRAINED) == {FLAG_SKY_OUT_OF_RANGE: [],
+                                           FLAG_SKY_NOT_SUBTRACTED: []}
+
+
+def test_sky_message_says_what_was_measured_and_what_was_expected():
+    sky = {b: (0.0, 0.03) for b in BANDS}
+    sky["r"] = (1120.0, 6.0)
+    text = sky_message(sky, TRAINED, sky_flags(sky, TRAINED), 12)
+    assert "\n" not in text
+    assert "nanomaggies, sky-subtracted" in text
+    assert "r 6 (trained 0.02-0.04)" in text and "sky median r 1.12e+03 (187 sigma)" in text
+    assert "12 row(s) flagged 'sky_out_of_range' and 'sky_not_subtracted'" in text
+    assert sky_message({b: (0.0, 0.03) for b in BANDS}, TRAINED,
+                       {FLAG_SKY_OUT_OF_RANGE: [], FLAG_SKY_NOT_SUBTRACTED: []}, 12) == ""
+
+
+def test_the_image_cards_keep_the_simulated_sky_range():
+    from sourceclf.simulate import sky_sigma_range
+
+    expected = {b: list(r) for b, r in sky_sigma_range().items()}
+    for name in ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
+                 "bayesian-margformer-sgq"):
+        card = json.loads((MODEL_DIR / name / "card.json").read_text())
+        assert card["domain"]["sky_sigma"] == expected, name
+        assert "sky_out_of_range" in card["domain"]["description"]
+
+
+@pytest.fixture(scope="module")
+def demo():
+    pytest.importorskip("galsim")
+    from sourceclf.demo import demo_frames
+
+    catalog, frames = demo_frames(n=8, random_state=0, flagged=False)
+    return catalog["ra", "dec"], {b: (hdu.data, hdu.header) for b, hdu in frames.items()}
+
+
+def _classify(positions, frames, model="margnet-cnn-sgq"):
+    from astropy.wcs import WCS
+
+    from sourceclf import classify
+
+    images = {b: (np.asarray(data, np.float32), WCS(header))
+              for b, (data, header) in frames.items()}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(positions, images=images, psf=1.2, model=model)
+    texts = [str(w.message) for w in record if issubclass(w.category, FrameSkyWarning)]
+    return out, texts
+
+
+def _flagged(out, flag):
+    return np.array([flag in str(f).split(";") for f in out["pred_flag"]])
+
+
+def test_frames_in_nanomaggies_are_not_flagged(demo):
+    out, texts = _classify(*demo)
+    assert texts == []
+    assert not _flagged(out, FLAG_SKY_OUT_OF_RANGE).any()
+    assert not _flagged(out, FLAG_SKY_NOT_SUBTRACTED).any()
+
+
+@pytest.mark.parametrize("scale", [200.0, 3.631e-6])  # about raw counts; janskys
+def test_frames_in_other_units_are_flagged_with_one_warning(demo, scale):
+    positions, frames = demo
+    out, texts = _classify(positions, {b: (d * scale, h) for b, (d, h) in frames.items()})
+    assert len(texts) == 1 and "sky noise per pixel" in texts[0]
+    assert _flagged(out, FLAG_SKY_OUT_OF_RANGE).all()
+    assert not out["pred_class"].mask.any()  # still classified, as other flagged rows
+
+
+def test_a_sky_left_in_is_flagged_and_does_not_make_the_frame_crowded(demo):
+    positions, frames = demo
+    out, texts = _classify(positions, {b: (d + 0.6, h) for b, (d, h) in frames.items()})
+    assert len(texts) == 1 and "sky median" in texts[0]
+    assert _flagged(out, FLAG_SKY_NOT_SUBTRACTED).all()
+    assert not _flagged(out, FLAG_SKY_OUT_OF_RANGE).any()
+    clean, _ = _classify(*demo)
+    # the coverage is measured above the sky left in: as on the sky-subtracted frames
+    assert float(np.ma.median(out["frame_coverage"])) == pytest.approx(
+        float(np.ma.median(clean["frame_coverage"])), abs=0.01)
