@@ -285,13 +285,13 @@ def _from_file(path, *, size, band_order, layout):
             raise InvalidInputError(f"cannot read {label} as .npy: {exc}") from None
         return _from_array(arr, size=size, band_order=band_order, layout=layout, what=label)
     try:
-        hdul = fits.open(path, memmap=True)
+        hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
     with hdul:
         hdu = _stamps_hdu(hdul, label)
-        result = _from_array(hdu.data, size=size, band_order=band_order, layout=layout,
-                             what=label)
+        result = _from_array(_hdu_data(hdu, label), size=size, band_order=band_order,
+                             layout=layout, what=label)
         if np.may_share_memory(result.data, hdu.data):
             # FITS data are big-endian, so this copy is normally made already;
             # never hand out a view of a file that is being closed.
@@ -302,6 +302,35 @@ def _from_file(path, *, size, band_order, layout):
 # ---------------------------------------------------------------------------
 # Frames
 # ---------------------------------------------------------------------------
+
+def _hdu_data(hdu, label):
+    """An HDU's data, with a one-line error for a file cut short or corrupt."""
+    try:
+        return hdu.data
+    except InvalidInputError:
+        raise
+    except (OSError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read the data of {label} (a truncated or corrupt "
+                                f"file?): {str(exc).splitlines()[0]}") from None
+
+
+def _has_data(obj):
+    """Whether ``obj`` has a ``data`` attribute, without reading an HDU's lazy data."""
+    return hasattr(type(obj), "data") or "data" in getattr(obj, "__dict__", {})
+
+
+def _check_filter(header, bands, label):
+    """Refuse a frame whose header's FILTER (SDSS frames have one) is none of ``bands``."""
+    value = header.get("FILTER") if header is not None else None
+    if bands is None or not isinstance(value, str) or not value.strip():
+        return
+    name = value.strip()
+    if name.lower() in BANDS and any(b != name.lower() for b in bands):
+        given = " and ".join(bands)
+        raise InvalidInputError(f"{label} has FILTER = '{name}' in its header: it is the "
+                                f"{name} frame, given for band{'s' if len(bands) > 1 else ''} "
+                                f"{given}")
+
 
 def _wcs_from_header(header, label):
     from astropy.wcs import WCS, FITSFixedWarning
@@ -317,7 +346,7 @@ def _wcs_from_header(header, label):
     return wcs
 
 
-def read_frame(frame, *, label=None):
+def read_frame(frame, *, label=None, bands=None):
     """Read one full image and its celestial WCS.
 
     Parameters
@@ -329,6 +358,9 @@ def read_frame(frame, *, label=None):
         `~astropy.wcs.WCS` or a FITS header.
     label : str, optional
         How to name the frame in error messages.
+    bands : sequence of str, optional
+        The bands it is given for: a frame whose header names another band
+        in ``FILTER`` (as SDSS frames do) is refused.
 
     Returns
     -------
@@ -341,8 +373,8 @@ def read_frame(frame, *, label=None):
     Raises
     ------
     InvalidInputError
-        If the file cannot be read, the image is not 2-D, or there is no
-        celestial WCS.
+        If the file cannot be read, the image is not 2-D, there is no
+        celestial WCS, or its ``FILTER`` is not one of ``bands``.
     """
     from astropy.io import fits
     from astropy.nddata import NDData
@@ -355,28 +387,33 @@ def read_frame(frame, *, label=None):
         if not path.is_file():
             raise InvalidInputError(f"{label}: file '{path}' does not exist")
         try:
-            hdul = fits.open(path, memmap=True)
+            hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
+        if str(path) not in label:
+            label = f"{label} ('{path}')"
         with hdul:
-            return read_frame(hdul, label=label)
+            return read_frame(hdul, label=label, bands=bands)
     if isinstance(frame, fits.HDUList):
         images = [h for h in frame if getattr(h, "is_image", False)
                   and h.header.get("NAXIS", 0) >= 2]
         if not images:
             raise InvalidInputError(f"{label} holds no image HDU")
-        return read_frame(images[0], label=label)
+        return read_frame(images[0], label=label, bands=bands)
     if isinstance(frame, tuple):
         if len(frame) != 2:
             raise InvalidInputError(f"{label} must be a (data, wcs) pair, got a tuple of "
                                     f"{len(frame)}")
         data, wcs = frame
         if isinstance(wcs, fits.Header):
+            _check_filter(wcs, bands, label)
             wcs = _wcs_from_header(wcs, label)
     elif isinstance(frame, NDData) and frame.wcs is not None:  # NDData, CCDData
         data, wcs = frame.data, frame.wcs
-    elif hasattr(frame, "header") and hasattr(frame, "data"):  # an HDU, CCDData without wcs
-        data, wcs = frame.data, None
+        _check_filter(getattr(frame, "meta", None), bands, label)
+    elif hasattr(frame, "header") and _has_data(frame):  # an HDU, CCDData without wcs
+        _check_filter(frame.header, bands, label)
+        data, wcs = _hdu_data(frame, label), None
         if data is None:
             raise InvalidInputError(f"{label} has no data")
         shape = np.shape(data)
@@ -547,7 +584,7 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
     off = ~np.isfinite(ra)
     edge = np.zeros(n, dtype=bool)
     for k, band in enumerate(BANDS):
-        frame, wcs = read_frame(by_band[band], label=f"frame of band '{band}'")
+        frame, wcs = read_frame(by_band[band], label=f"frame of band '{band}'", bands=[band])
         ny, nx = frame.shape
         x, y = _pixels(wcs, ra, dec)
         finite = np.isfinite(x) & np.isfinite(y)

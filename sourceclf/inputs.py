@@ -268,7 +268,8 @@ def read_frames(images):
     images : dict
         ``{band: frame}`` for u, g, r, i, z (see `sourceclf.cutouts.frames_by_band`), each frame
         in any form `sourceclf.cutouts.read_frame` reads; one object given for several bands is
-        read once.  Frames already read (``(data, wcs)`` pairs of float32
+        read once.  A frame whose header names another band (SDSS's ``FILTER``) is
+        refused.  Frames already read (``(data, wcs)`` pairs of float32
         data) are returned without a copy.
 
     Returns
@@ -287,7 +288,9 @@ def read_frames(images):
     for band in BANDS:
         key = id(by_band[band])
         if key not in read:
-            read[key] = read_frame(by_band[band], label=f"frame of band '{band}'")
+            bands = [b for b in BANDS if by_band[b] is by_band[band]]
+            read[key] = read_frame(by_band[band], label=f"frame of band '{band}'",
+                                   bands=bands)
     return {band: read[id(by_band[band])] for band in BANDS}
 
 

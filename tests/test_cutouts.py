@@ -460,3 +460,58 @@ def test_read_frames_reads_each_frame_once(field, tmp_path, monkeypatch):
     assert read["g"][0] is frames["g"][0]
     with pytest.raises(InvalidInputError, match="frame of band 'z': file .* does not exist"):
         read_frames({**frames, "z": str(tmp_path / "missing.fits")})
+
+
+def _frame_file(path, band, data, wcs, **header):
+    hdu = fits.PrimaryHDU(data, header=wcs.to_header())
+    if band is not None:
+        hdu.header["FILTER"] = band
+    for key, value in header.items():
+        hdu.header[key] = value
+    hdu.writeto(path)
+    return path
+
+
+def test_a_frame_of_another_band_is_refused(field, tmp_path):
+    """SDSS frames name their band in FILTER: a swapped or repeated file is an error."""
+    from sourceclf.inputs import read_frames
+
+    frames, table = field
+    paths = {b: _frame_file(tmp_path / f"frame-{b}.fits", b, *frames[b]) for b in BANDS}
+    assert read_frames(paths)["r"][0].shape == frames["r"][0].shape
+    swapped = {**paths, "r": paths["u"], "u": paths["r"]}
+    with pytest.raises(InvalidInputError) as excinfo:
+        read_frames(swapped)
+    _one_line(excinfo, "frame of band 'u'", str(paths["r"]), "FILTER = 'r'",
+              "it is the r frame, given for band u")
+    with pytest.raises(InvalidInputError) as excinfo:  # one file for two bands
+        read_frames({**paths, "i": paths["r"]})
+    _one_line(excinfo, "it is the r frame, given for bands r and i")
+    with pytest.raises(InvalidInputError, match="given for band g"):
+        make_cutouts(table=table, images={**paths, "g": paths["z"]})
+    with fits.open(paths["z"]) as hdul:  # an HDU given directly
+        with pytest.raises(InvalidInputError, match="FILTER = 'z'"):
+            read_frames({**frames, "g": hdul[0]})
+    # frames without FILTER, or with a FILTER that names no band, are taken as given
+    plain = _frame_file(tmp_path / "plain.fits", None, *frames["g"])
+    other = _frame_file(tmp_path / "other.fits", "F606W", *frames["g"])
+    assert len(read_frames({**paths, "g": plain, "i": other})) == 5
+
+
+def test_scaled_and_truncated_frames(field, tmp_path):
+    frames, _ = field
+    data, wcs = frames["r"]
+    scaled = tmp_path / "scaled.fits"  # integers with BSCALE/BZERO: not memory-mappable
+    hdu = fits.PrimaryHDU(np.round(data / 0.001).astype(np.int32), header=wcs.to_header())
+    hdu.header["BSCALE"], hdu.header["BZERO"] = 0.001, 0.0
+    hdu.writeto(scaled)
+    read, _ = read_frame(scaled)
+    np.testing.assert_allclose(read, data, atol=0.001)
+    whole = _frame_file(tmp_path / "whole.fits", "r", data, wcs)
+    cut_short = tmp_path / "cut_short.fits"
+    cut_short.write_bytes(whole.read_bytes()[:2880 * 3])  # an interrupted download
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy says "File may have been truncated"
+        with pytest.raises(InvalidInputError) as excinfo:
+            read_frame(cut_short, label="frame of band 'r'")
+    _one_line(excinfo, "frame of band 'r'", str(cut_short), "truncated or corrupt")

@@ -257,15 +257,15 @@ def measure_frame_properties(images, stars, *, size=32, flux_column="PSFFLUX",
         label = f"frame of band '{band}'"
         if isinstance(frame, (str, bytes)) or hasattr(frame, "__fspath__"):
             try:
-                hdul = fits.open(frame, memmap=True)
+                hdul = fits.open(frame)  # memory-mapped unless scaled (BSCALE/BZERO)
             except (OSError, ValueError) as exc:
                 raise InvalidInputError(f"cannot read {label} ('{frame}') as FITS: "
                                         f"{exc}") from None
             with hdul:
-                frames[band] = read_frame(hdul, label=label)
+                frames[band] = read_frame(hdul, label=label, bands=[band])
                 levels[band] = _sdss_sky_level(hdul)
         else:
-            frames[band] = read_frame(frame, label=label)
+            frames[band] = read_frame(frame, label=label, bands=[band])
             levels[band] = _sdss_sky_level(frame) if isinstance(frame, fits.HDUList) else np.nan
     cut = cutouts_from_frames(stars, frames, size, ra_column=ra_column, dec_column=dec_column)
     usable = cut.flags == ""
