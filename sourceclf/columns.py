@@ -23,7 +23,8 @@ from astropy.table import Table
 from .bands import BANDS, COLOURS, EXTINCTION_COEFFICIENTS
 from .exceptions import InvalidInputError, SourceclfWarning
 
-__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "INPUT_COLUMNS", "ColumnFinder",
+__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "NULL_MARKERS", "INPUT_COLUMNS",
+           "ColumnFinder",
            "band_array_views", "clean_column", "decode_strings", "input_aliases",
            "is_sdss_flux_name", "map_columns", "parse_column_options", "suggest_columns"]
 
@@ -135,6 +136,8 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
     Masked entries, NaN, infinities, SDSS sentinels (values at or below
     `SENTINEL_THRESHOLD`) and, for magnitudes, non-detection placeholders
     (values above `MAGNITUDE_PLACEHOLDER`, such as 99 or 99.99) all become NaN.
+    A column of numbers read as text (a CSV file writing ``null`` or ``N/A``
+    for a missing value) is read as numbers, its `NULL_MARKERS` as NaN.
 
     Parameters
     ----------
@@ -171,6 +174,8 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
     raw = np.asarray(raw)
     if raw.ndim != 1:
         raise InvalidInputError(f"{label} must be one value per row, got shape {raw.shape}")
+    if raw.dtype.kind in "USO":
+        raw = _numbers_from_text(raw, label)
     if raw.dtype.kind not in "fiub":
         raise InvalidInputError(f"{label} must be numeric, got dtype {raw.dtype}")
     values = raw.astype(np.float64, copy=True)
@@ -193,6 +198,28 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
             raise InvalidInputError(
                 f"{label} has unit '{shown}', which cannot be converted to arcsec"
             ) from None
+    return values
+
+
+#: Text a catalog writes for a missing number (compared case-insensitively,
+#: stripped): read as missing when a column of numbers was read as text.
+NULL_MARKERS = ("", "null", "none", "nan", "n/a", "na", "nd", "--", "-")
+
+
+def _numbers_from_text(raw, label):
+    """A column of numbers that a text file's reader kept as text (one ``null`` among
+    them), as float64 with NaN for `NULL_MARKERS`; an error naming the first other
+    entry that is no number."""
+    text = np.char.strip(np.char.lower(np.asarray(raw).astype(str)))
+    missing = np.isin(text, NULL_MARKERS)
+    values = np.full(text.shape, np.nan)
+    for i in np.flatnonzero(~missing):
+        try:
+            values[i] = float(text[i])
+        except ValueError:
+            raise InvalidInputError(f"{label} must be numeric: row {i} holds '{raw[i]}' (only "
+                                    f"numbers and markers of missing values such as 'null' "
+                                    f"are read)") from None
     return values
 
 

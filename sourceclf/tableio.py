@@ -288,7 +288,8 @@ def read_table(path, format=None):
 
     A VOTable's INFO and PARAM elements (where `write_table` keeps the
     table's ``meta``) go into ``meta``.  The number of rows read from a CSV
-    file is checked against the records the file holds.
+    file is checked against the records the file holds, and a byte-order
+    mark before its first column's name is dropped.
 
     Parameters
     ----------
@@ -324,6 +325,9 @@ def read_table(path, format=None):
             table = Table.read(path, format=format)
         if format == "ascii.csv":
             _check_csv_rows(path, len(table))
+    if format.startswith("ascii") and table.colnames and table.colnames[0].startswith("\ufeff"):
+        # A byte-order mark (Excel's "CSV UTF-8") is no part of the first column's name.
+        table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))
     return table
 
 

@@ -394,3 +394,19 @@ def test_two_array_columns_that_disagree_in_every_band_warn_once():
     assert "'MODELMAG_u' over 'MODELFLUX_u'" in messages[0]
     assert "'MODELMAG_z' over 'MODELFLUX_z'" in messages[0]
     assert "pass columns={'u': 'MODELFLUX_u'}" in messages[0]
+
+
+def test_numbers_read_as_text_with_null_markers_are_numbers():
+    """A CSV writing 'null' for one missing magnitude is read as text by astropy."""
+    column = Column(["18.5", "null", " N/A ", "19.25", "--", "nan"])
+    values = clean_column(column, name="u")
+    np.testing.assert_array_equal(values[[0, 3]], [18.5, 19.25])
+    assert np.isnan(values[[1, 2, 4, 5]]).all()
+
+
+def test_text_that_is_no_number_is_named_with_its_row():
+    with pytest.raises(InvalidInputError) as excinfo:
+        clean_column(Column(["18.5", "null", "bright"]), name="u")
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert "column 'u' must be numeric: row 2 holds 'bright'" in message

@@ -480,3 +480,14 @@ def test_quiet_progress_hides_inner_bars():
             with progress_bar(total=3, enabled=True) as inner:
                 assert type(inner).__name__ == "_NoBar"
         assert type(outer).__name__ != "_NoBar"
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_first_column_name(tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark."""
+    from sourceclf.tableio import read_table
+
+    path = tmp_path / "excel.csv"
+    path.write_text("ra,dec,r\n10.0,1.0,18.5\n11.0,2.0,19.5\n", encoding="utf-8-sig")
+    table = read_table(path)
+    assert table.colnames == ["ra", "dec", "r"]
+    assert list(table["ra"]) == [10.0, 11.0]
