@@ -46,7 +46,8 @@ def main(argv=None):
     import sourceclf
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
     from sourceclf.crowding import source_coverage
-    from sourceclf.cutouts import make_cutouts, read_frame
+    from sourceclf.cutouts import make_cutouts
+    from sourceclf.frames import read_frame
     from sourceclf.injection_check import injection_check
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import measure_psf

@@ -46,20 +46,19 @@ always stands alone.
 """
 
 import os
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from .bands import BANDS
-from .columns import ColumnFinder
-from .exceptions import InvalidInputError, MissingColumnsError
-from .utils._validation import check_image, check_positive_int
+from .exceptions import InvalidInputError
+from .frames import frames_by_band, read_frame, sky_positions
+from .utils._fits import hdu_data
+from .utils._validation import check_positive_int
 
-__all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "read_frame",
-           "frames_by_band", "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS",
-           "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE", "sky_positions"]
+__all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "FLAG_EDGE", "FLAG_OFF_FRAME",
+           "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -290,7 +289,7 @@ def _from_file(path, *, size, band_order, layout):
         raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
     with hdul:
         hdu = _stamps_hdu(hdul, label)
-        result = _from_array(_hdu_data(hdu, label), size=size, band_order=band_order,
+        result = _from_array(hdu_data(hdu, label), size=size, band_order=band_order,
                              layout=layout, what=label)
         if np.may_share_memory(result.data, hdu.data):
             # FITS data are big-endian, so this copy is normally made already;
@@ -302,176 +301,6 @@ def _from_file(path, *, size, band_order, layout):
 # ---------------------------------------------------------------------------
 # Frames
 # ---------------------------------------------------------------------------
-
-def _hdu_data(hdu, label):
-    """An HDU's data, with a one-line error for a file cut short or corrupt."""
-    try:
-        return hdu.data
-    except InvalidInputError:
-        raise
-    except (OSError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read the data of {label} (a truncated or corrupt "
-                                f"file?): {str(exc).splitlines()[0]}") from None
-
-
-def _has_data(obj):
-    """Whether ``obj`` has a ``data`` attribute, without reading an HDU's lazy data."""
-    return hasattr(type(obj), "data") or "data" in getattr(obj, "__dict__", {})
-
-
-def _check_filter(header, bands, label):
-    """Refuse a frame whose header's FILTER (SDSS frames have one) is none of ``bands``."""
-    value = header.get("FILTER") if header is not None else None
-    if bands is None or not isinstance(value, str) or not value.strip():
-        return
-    name = value.strip()
-    if name.lower() in BANDS and any(b != name.lower() for b in bands):
-        given = " and ".join(bands)
-        raise InvalidInputError(f"{label} has FILTER = '{name}' in its header: it is the "
-                                f"{name} frame, given for band{'s' if len(bands) > 1 else ''} "
-                                f"{given}")
-
-
-def _wcs_from_header(header, label):
-    from astropy.wcs import WCS, FITSFixedWarning
-
-    with warnings.catch_warnings():
-        # SDSS headers use the deprecated RADECSYS keyword, among other things.
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header)
-        except Exception as exc:  # astropy raises many types for broken headers
-            raise InvalidInputError(f"{label} has an unreadable WCS: "
-                                    f"{str(exc).splitlines()[0]}") from None
-    return wcs
-
-
-def read_frame(frame, *, label=None, bands=None):
-    """Read one full image and its celestial WCS.
-
-    Parameters
-    ----------
-    frame : str, path-like, HDU, `~astropy.io.fits.HDUList`, `~astropy.nddata.NDData` or tuple
-        A FITS file (compressed ``.fits.bz2`` / ``.fits.gz`` too), an image
-        HDU, an HDUList (its first 2-D image HDU is used), an NDData with a
-        ``wcs``, or a ``(data, wcs)`` pair where ``wcs`` is a
-        `~astropy.wcs.WCS` or a FITS header.
-    label : str, optional
-        How to name the frame in error messages.
-    bands : sequence of str, optional
-        The bands it is given for: a frame whose header names another band
-        in ``FILTER`` (as SDSS frames do) is refused.
-
-    Returns
-    -------
-    data : `numpy.ndarray`
-        The 2-D image as float32 (in its own units; SDSS frames are in
-        nanomaggies).
-    wcs : `~astropy.wcs.WCS`
-        Its celestial WCS.
-
-    Raises
-    ------
-    InvalidInputError
-        If the file cannot be read, the image is not 2-D, there is no
-        celestial WCS, or its ``FILTER`` is not one of ``bands``.
-    """
-    from astropy.io import fits
-    from astropy.nddata import NDData
-    from astropy.wcs import WCS
-
-    if label is None:
-        label = f"frame '{frame}'" if isinstance(frame, (str, os.PathLike)) else "frame"
-    if isinstance(frame, (str, os.PathLike)):
-        path = Path(frame)
-        if not path.is_file():
-            raise InvalidInputError(f"{label}: file '{path}' does not exist")
-        try:
-            hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
-        if str(path) not in label:
-            label = f"{label} ('{path}')"
-        with hdul:
-            return read_frame(hdul, label=label, bands=bands)
-    if isinstance(frame, fits.HDUList):
-        images = [h for h in frame if getattr(h, "is_image", False)
-                  and h.header.get("NAXIS", 0) >= 2]
-        if not images:
-            raise InvalidInputError(f"{label} holds no image HDU")
-        return read_frame(images[0], label=label, bands=bands)
-    if isinstance(frame, tuple):
-        if len(frame) != 2:
-            raise InvalidInputError(f"{label} must be a (data, wcs) pair, got a tuple of "
-                                    f"{len(frame)}")
-        data, wcs = frame
-        if isinstance(wcs, fits.Header):
-            _check_filter(wcs, bands, label)
-            wcs = _wcs_from_header(wcs, label)
-    elif isinstance(frame, NDData) and frame.wcs is not None:  # NDData, CCDData
-        data, wcs = frame.data, frame.wcs
-        _check_filter(getattr(frame, "meta", None), bands, label)
-    elif hasattr(frame, "header") and _has_data(frame):  # an HDU, CCDData without wcs
-        _check_filter(frame.header, bands, label)
-        data, wcs = _hdu_data(frame, label), None
-        if data is None:
-            raise InvalidInputError(f"{label} has no data")
-        shape = np.shape(data)
-        if len(shape) != 2:
-            raise InvalidInputError(f"{label} must be a 2-D image, got shape {shape}")
-        wcs = _wcs_from_header(frame.header, label)
-    else:
-        raise InvalidInputError(f"{label} must be a FITS path, an HDU, an HDUList, NDData or "
-                                f"a (data, wcs) pair, got {type(frame).__name__}")
-    data = check_image(data, label)
-    if wcs is None or not isinstance(wcs, WCS):
-        raise InvalidInputError(f"{label} has no WCS (got {type(wcs).__name__})")
-    if not wcs.has_celestial or wcs.naxis != 2:
-        raise InvalidInputError(f"{label} has no celestial WCS in its header "
-                                "(CTYPE1/2 such as RA---TAN, DEC--TAN)")
-    return data, wcs
-
-
-def sky_positions(table, ra_column="ra", dec_column="dec"):
-    """RA and Dec in degrees (float64, NaN where missing) from a table's columns.
-
-    Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing,
-    `~sourceclf.exceptions.InvalidInputError` if one does not hold one number
-    per row.
-    """
-    from astropy import units as u
-
-    finder = ColumnFinder(table)
-    names = [finder.find(ra_column), finder.find(dec_column)]
-    missing = [want for want, got in zip((ra_column, dec_column), names) if got is None]
-    if missing:
-        raise MissingColumnsError(f"table lacks column(s) {', '.join(missing)} needed to cut "
-                                  f"stamps from frames (have: {', '.join(table.colnames)})")
-    out = []
-    for name in names:
-        col = table[name]
-        unit = getattr(col, "unit", None)
-        mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
-        raw = np.asarray(getattr(col, "value", np.ma.getdata(col)))
-        if raw.ndim != 1 or raw.dtype.kind not in "fiu":
-            raise InvalidInputError(f"column '{name}' must hold one number per row, got "
-                                    f"dtype {raw.dtype} and shape {raw.shape}")
-        values = raw.astype(np.float64)
-        if unit is not None and unit != u.dimensionless_unscaled:
-            try:
-                values = (values * u.Unit(unit)).to_value(u.deg)
-            except u.UnitConversionError:
-                raise InvalidInputError(f"column '{name}' has unit '{unit}', which is not an "
-                                        "angle") from None
-        if mask is not None and mask.shape == values.shape:
-            values[mask] = np.nan
-        out.append(values)
-    ra, dec = out
-    bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
-    ra[bad] = np.nan
-    dec[bad] = np.nan
-    return ra, dec
-
 
 def _pixels(wcs, ra, dec):
     """Pixel (x, y), 0-based, of sky positions in one frame; NaN where not defined."""
@@ -494,46 +323,6 @@ def _pixels(wcs, ra, dec):
     return x, y
 
 
-def frames_by_band(images):
-    """The frames of a ``{band: frame}`` mapping, keyed by lower-case band name.
-
-    Parameters
-    ----------
-    images : dict
-        ``{band: frame}`` for each of u, g, r, i, z; keys are matched
-        case-insensitively and ignoring surrounding spaces.  The frames are
-        returned as they are (see `read_frame` for what they may be).
-
-    Returns
-    -------
-    by_band : dict
-        ``{band: frame}`` with the keys of `~sourceclf.bands.BANDS`.
-
-    Raises
-    ------
-    InvalidInputError
-        If ``images`` is not a mapping, names an unknown band or a band
-        twice, or lacks a band.
-    """
-    if not hasattr(images, "items"):
-        raise InvalidInputError(f"images must be a dict {{band: frame}}, got "
-                                f"{type(images).__name__}")
-    by_band = {}
-    for key, frame in images.items():
-        name = str(key).strip().lower()
-        if name not in BANDS:
-            raise InvalidInputError(f"images has an unknown band {key!r}; bands are "
-                                    f"{', '.join(BANDS)}")
-        if name in by_band:
-            raise InvalidInputError(f"images names band '{name}' twice")
-        by_band[name] = frame
-    missing = [b for b in BANDS if b not in by_band]
-    if missing:
-        raise InvalidInputError(f"images lack band(s) {', '.join(missing)}; frames of all of "
-                                f"{''.join(BANDS)} are needed")
-    return by_band
-
-
 def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="dec"):
     """Cut 5-band stamps around the table's sources from full frames.
 
@@ -551,7 +340,7 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
         Column names are matched case-insensitively.
     images : dict
         ``{band: frame}`` for each of u, g, r, i, z (case-insensitive keys);
-        each frame anything `read_frame` accepts: a path, an HDU, an HDUList,
+        each frame anything `sourceclf.frames.read_frame` accepts: a path, an HDU, an HDUList,
         NDData or a ``(data, wcs)`` pair.
     size : int
         Side of the square stamps in pixels.

@@ -16,11 +16,11 @@ from .bands import BANDS
 from .columns import ColumnFinder
 from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_neighbours,
                        source_coverage)
-from .cutouts import (FLAG_BAD_PIXELS, FLAG_OFF_FRAME, frames_by_band, make_cutouts,
-                      read_frame)
+from .cutouts import FLAG_BAD_PIXELS, FLAG_OFF_FRAME, make_cutouts
 from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
                          SourceclfWarning)
 from .features import get_feature_set
+from .frames import frames_by_band, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message
@@ -266,8 +266,8 @@ def read_frames(images):
     Parameters
     ----------
     images : dict
-        ``{band: frame}`` for u, g, r, i, z (see `sourceclf.cutouts.frames_by_band`), each frame
-        in any form `sourceclf.cutouts.read_frame` reads; one object given for several bands is
+        ``{band: frame}`` for u, g, r, i, z (see `sourceclf.frames.frames_by_band`), each frame
+        in any form `sourceclf.frames.read_frame` reads; one object given for several bands is
         read once.  A frame whose header names another band (SDSS's ``FILTER``) is
         refused.  Frames already read (``(data, wcs)`` pairs of float32
         data) are returned without a copy.
@@ -280,7 +280,7 @@ def read_frames(images):
     Raises
     ------
     InvalidInputError
-        As `sourceclf.cutouts.frames_by_band` and `~sourceclf.cutouts.read_frame`
+        As `sourceclf.frames.frames_by_band` and `~sourceclf.frames.read_frame`
         do, naming the band.
     """
     by_band = frames_by_band(images)

@@ -44,7 +44,7 @@ from astropy.table import Table
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
-from .cutouts import sky_positions
+from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
@@ -472,7 +472,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         ``extinction_<b>`` is 0 and ``dered_<b>`` is the observed magnitude).
     frames : dict
         ``{band: (data, wcs)}`` for u g r i z, sky-subtracted, in nanomaggies
-        (as `sourceclf.cutouts.read_frame` returns SDSS corrected frames).
+        (as `sourceclf.frames.read_frame` returns SDSS corrected frames).
     psf : dict, optional
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky

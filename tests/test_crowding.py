@@ -106,7 +106,7 @@ def test_classify_flags_crowded_stamps_and_keeps_the_count():
 
 def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
     from sourceclf import classify
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 
@@ -146,7 +146,7 @@ def test_crowded_field_stays_flagged_when_blurred(shared_data):
 
     from sourceclf import classify
     from sourceclf.crowding import CROWDED_COVERAGE
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 

@@ -15,8 +15,9 @@ from astropy.wcs import WCS
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import (FLAG_BAD_PIXELS, FLAG_EDGE, FLAG_NAN_PIXELS, FLAG_OFF_FRAME,
                                MAX_PIXEL_VALUE, CutoutResult, cutouts_from_frames,
-                               make_cutouts, read_frame)
+                               make_cutouts)
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
+from sourceclf.frames import read_frame
 from conftest import SHARED_DATA
 
 SHARED = SHARED_DATA  # $SOURCECLF_DATA or ../shared/data (see conftest.py)
@@ -515,3 +516,23 @@ def test_scaled_and_truncated_frames(field, tmp_path):
         with pytest.raises(InvalidInputError) as excinfo:
             read_frame(cut_short, label="frame of band 'r'")
     _one_line(excinfo, "frame of band 'r'", str(cut_short), "truncated or corrupt")
+
+
+@pytest.mark.parametrize("unit", ["DEG", "degrees", "deg", "hourangle"])
+def test_positions_in_units_older_catalogs_write(unit):
+    from sourceclf.frames import sky_positions
+
+    table = Table({"ra": [10.0, 20.0], "dec": [1.0, 2.0]})
+    table["ra"].unit = unit  # a FITS TUNIT astropy may not parse
+    ra, _ = sky_positions(table)
+    np.testing.assert_allclose(ra, [150.0, 300.0] if unit == "hourangle" else [10.0, 20.0])
+
+
+def test_positions_in_a_unit_that_is_no_angle():
+    from sourceclf.frames import sky_positions
+
+    table = Table({"ra": [10.0], "dec": [1.0]})
+    table["dec"].unit = "foo"
+    with pytest.raises(InvalidInputError) as excinfo:
+        sky_positions(table)
+    _one_line(excinfo, "column 'dec' has unit 'foo'", "not an angle")

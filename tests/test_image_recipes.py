@@ -97,7 +97,7 @@ def test_cards_hold_the_trained_psf_range(shared_data):
 def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
     from astropy.table import Table
 
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 
@@ -125,7 +125,7 @@ def test_forced_extent_repeats_the_truth_and_shrinks_with_blur(shared_data):
     smaller ones for the extended sources (not the point sources) on a blurred copy."""
     from scipy.ndimage import gaussian_filter
 
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
     from sourceclf.exceptions import InvalidInputError
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
@@ -179,7 +179,7 @@ def test_frame_truth_leaves_out_light_without_a_peak(shared_data):
     # A ring of light (r about 18.5) has its centroid where there is no peak: the truth
     # must not call it point-like or extended (in the Galactic plane, merged starlight
     # made most of field 005405-6-0099's "extended" sources).
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 

@@ -71,7 +71,7 @@ def test_measure_psf_finds_a_wide_psf_from_a_narrow_guess():
 
 
 def test_measure_psf_on_a_real_frame(shared_data):
-    from sourceclf.cutouts import read_frame
+    from sourceclf.frames import read_frame
 
     data, _ = read_frame(shared_data / "sdss_frame_004510-4-0030"
                          / "frame-r-004510-4-0030.fits.bz2")

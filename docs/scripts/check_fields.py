@@ -55,7 +55,8 @@ import sourceclf
 from sourceclf.models import load_model
 from sourceclf.bands import BANDS
 from sourceclf.conformal import set_membership
-from sourceclf.cutouts import make_cutouts, read_frame
+from sourceclf.cutouts import make_cutouts
+from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours

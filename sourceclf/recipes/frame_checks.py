@@ -25,7 +25,7 @@ from astropy.table import Table
 
 from ..bands import BANDS
 from ..classification import classify
-from ..cutouts import read_frame
+from ..frames import read_frame
 from ..exceptions import InvalidInputError
 from ..features import get_feature_set
 from ..photometry import detect_segments, luptitude

@@ -142,7 +142,7 @@ def place_sources(frames, n, *, min_separation=INJECTION["min_separation"],
     Parameters
     ----------
     frames : dict
-        ``{band: (data, wcs)}`` for ``u g r i z`` (`sourceclf.cutouts.read_frame`).
+        ``{band: (data, wcs)}`` for ``u g r i z`` (`sourceclf.frames.read_frame`).
     n : int
         Number of positions.
     min_separation : float

@@ -169,7 +169,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
     ----------
     images : dict
         ``{band: frame}`` for u, g, r, i, z (anything
-        `sourceclf.cutouts.read_frame` reads).
+        `sourceclf.frames.read_frame` reads).
     target_fwhm : float
         FWHM (arcsec) wanted in the reference band.
     reference_band : str

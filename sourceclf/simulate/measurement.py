@@ -8,7 +8,8 @@ from astropy.table import Table
 
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..columns import ColumnFinder
-from ..cutouts import cutouts_from_frames, frames_by_band, read_frame
+from ..cutouts import cutouts_from_frames
+from ..frames import frames_by_band, read_frame
 from ..exceptions import InvalidInputError
 from ..psf import moffat_fwhm, moffat_gamma
 
@@ -215,7 +216,7 @@ def measure_frame_properties(images, stars, *, size=32, flux_column="PSFFLUX",
     ----------
     images : dict
         ``{band: frame}`` for all of ugriz: paths, HDULists, HDUs, NDData or
-        ``(data, wcs)`` pairs (see `sourceclf.cutouts.read_frame`).  The
+        ``(data, wcs)`` pairs (see `sourceclf.frames.read_frame`).  The
         subtracted sky level is read from SDSS frame files / HDULists (HDUs 1
         and 2) when present.
     stars : `~astropy.table.Table`

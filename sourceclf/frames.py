@@ -1,0 +1,240 @@
+"""Full frames: one band's image with its celestial WCS, and where a table's rows lie.
+
+`read_frame` reads a frame in any of the forms sourceclf accepts (a FITS path,
+compressed too, an HDU or HDUList, NDData, a ``(data, wcs)`` pair) as a
+float32 image and its celestial WCS, refusing a frame whose header names
+another band than the one it is given for (SDSS's ``FILTER``);
+`frames_by_band` checks a ``{band: frame}`` mapping; `sky_positions` reads a
+table's RA and Dec in degrees.  `sourceclf.cutouts.cutouts_from_frames` cuts
+the stamps.
+"""
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .bands import BANDS
+from .columns import ColumnFinder
+from .exceptions import InvalidInputError, MissingColumnsError
+from .utils._fits import hdu_data
+from .utils._validation import check_image
+
+__all__ = ["frames_by_band", "read_frame", "sky_positions"]
+
+
+def _has_data(obj):
+    """Whether ``obj`` has a ``data`` attribute, without reading an HDU's lazy data."""
+    return hasattr(type(obj), "data") or "data" in getattr(obj, "__dict__", {})
+
+
+def _check_filter(header, bands, label):
+    """Refuse a frame whose header's FILTER (SDSS frames have one) is none of ``bands``."""
+    value = header.get("FILTER") if header is not None else None
+    if bands is None or not isinstance(value, str) or not value.strip():
+        return
+    name = value.strip()
+    if name.lower() in BANDS and any(b != name.lower() for b in bands):
+        given = " and ".join(bands)
+        raise InvalidInputError(f"{label} has FILTER = '{name}' in its header: it is the "
+                                f"{name} frame, given for band{'s' if len(bands) > 1 else ''} "
+                                f"{given}")
+
+
+def _wcs_from_header(header, label):
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        # SDSS headers use the deprecated RADECSYS keyword, among other things.
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header)
+        except Exception as exc:  # astropy raises many types for broken headers
+            raise InvalidInputError(f"{label} has an unreadable WCS: "
+                                    f"{str(exc).splitlines()[0]}") from None
+    return wcs
+
+
+def read_frame(frame, *, label=None, bands=None):
+    """Read one full image and its celestial WCS.
+
+    Parameters
+    ----------
+    frame : str, path-like, HDU, `~astropy.io.fits.HDUList`, `~astropy.nddata.NDData` or tuple
+        A FITS file (compressed ``.fits.bz2`` / ``.fits.gz`` too), an image
+        HDU, an HDUList (its first 2-D image HDU is used), an NDData with a
+        ``wcs``, or a ``(data, wcs)`` pair where ``wcs`` is a
+        `~astropy.wcs.WCS` or a FITS header.
+    label : str, optional
+        How to name the frame in error messages.
+    bands : sequence of str, optional
+        The bands it is given for: a frame whose header names another band
+        in ``FILTER`` (as SDSS frames do) is refused.
+
+    Returns
+    -------
+    data : `numpy.ndarray`
+        The 2-D image as float32 (in its own units; SDSS frames are in
+        nanomaggies).
+    wcs : `~astropy.wcs.WCS`
+        Its celestial WCS.
+
+    Raises
+    ------
+    InvalidInputError
+        If the file cannot be read, the image is not 2-D, there is no
+        celestial WCS, or its ``FILTER`` is not one of ``bands``.
+    """
+    from astropy.io import fits
+    from astropy.nddata import NDData
+    from astropy.wcs import WCS
+
+    if label is None:
+        label = f"frame '{frame}'" if isinstance(frame, (str, os.PathLike)) else "frame"
+    if isinstance(frame, (str, os.PathLike)):
+        path = Path(frame)
+        if not path.is_file():
+            raise InvalidInputError(f"{label}: file '{path}' does not exist")
+        try:
+            hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
+        if str(path) not in label:
+            label = f"{label} ('{path}')"
+        with hdul:
+            return read_frame(hdul, label=label, bands=bands)
+    if isinstance(frame, fits.HDUList):
+        images = [h for h in frame if getattr(h, "is_image", False)
+                  and h.header.get("NAXIS", 0) >= 2]
+        if not images:
+            raise InvalidInputError(f"{label} holds no image HDU")
+        return read_frame(images[0], label=label, bands=bands)
+    if isinstance(frame, tuple):
+        if len(frame) != 2:
+            raise InvalidInputError(f"{label} must be a (data, wcs) pair, got a tuple of "
+                                    f"{len(frame)}")
+        data, wcs = frame
+        if isinstance(wcs, fits.Header):
+            _check_filter(wcs, bands, label)
+            wcs = _wcs_from_header(wcs, label)
+    elif isinstance(frame, NDData) and frame.wcs is not None:  # NDData, CCDData
+        data, wcs = frame.data, frame.wcs
+        _check_filter(getattr(frame, "meta", None), bands, label)
+    elif hasattr(frame, "header") and _has_data(frame):  # an HDU, CCDData without wcs
+        _check_filter(frame.header, bands, label)
+        data, wcs = hdu_data(frame, label), None
+        if data is None:
+            raise InvalidInputError(f"{label} has no data")
+        shape = np.shape(data)
+        if len(shape) != 2:
+            raise InvalidInputError(f"{label} must be a 2-D image, got shape {shape}")
+        wcs = _wcs_from_header(frame.header, label)
+    else:
+        raise InvalidInputError(f"{label} must be a FITS path, an HDU, an HDUList, NDData or "
+                                f"a (data, wcs) pair, got {type(frame).__name__}")
+    data = check_image(data, label)
+    if wcs is None or not isinstance(wcs, WCS):
+        raise InvalidInputError(f"{label} has no WCS (got {type(wcs).__name__})")
+    if not wcs.has_celestial or wcs.naxis != 2:
+        raise InvalidInputError(f"{label} has no celestial WCS in its header "
+                                "(CTYPE1/2 such as RA---TAN, DEC--TAN)")
+    return data, wcs
+
+
+#: Angle units older catalogs write that astropy does not parse (FITS ``TUNIT``).
+_ANGLE_NAMES = {"deg": "deg", "degs": "deg", "degree": "deg", "degrees": "deg",
+                "rad": "rad", "radian": "rad", "radians": "rad"}
+
+
+def _angle_unit(unit):
+    """``unit`` as an astropy angle unit, or None when it is not one."""
+    from astropy import units as u
+
+    if isinstance(unit, u.UnrecognizedUnit) or isinstance(unit, str):
+        name = str(unit).strip().lower()
+        unit = u.Unit(_ANGLE_NAMES.get(name, name), parse_strict="silent")
+    if isinstance(unit, u.UnrecognizedUnit):
+        return None
+    return unit if unit.is_equivalent(u.deg) else None
+
+
+def sky_positions(table, ra_column="ra", dec_column="dec"):
+    """RA and Dec in degrees (float64, NaN where missing) from a table's columns.
+
+    Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing,
+    `~sourceclf.exceptions.InvalidInputError` if one does not hold one number
+    per row.
+    """
+    from astropy import units as u
+
+    finder = ColumnFinder(table)
+    names = [finder.find(ra_column), finder.find(dec_column)]
+    missing = [want for want, got in zip((ra_column, dec_column), names) if got is None]
+    if missing:
+        raise MissingColumnsError(f"table lacks column(s) {', '.join(missing)} needed to cut "
+                                  f"stamps from frames (have: {', '.join(table.colnames)})")
+    out = []
+    for name in names:
+        col = table[name]
+        unit = getattr(col, "unit", None)
+        mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+        raw = np.asarray(getattr(col, "value", np.ma.getdata(col)))
+        if raw.ndim != 1 or raw.dtype.kind not in "fiu":
+            raise InvalidInputError(f"column '{name}' must hold one number per row, got "
+                                    f"dtype {raw.dtype} and shape {raw.shape}")
+        values = raw.astype(np.float64)
+        if unit is not None and unit != u.dimensionless_unscaled:
+            angle = _angle_unit(unit)
+            if angle is None:
+                raise InvalidInputError(f"column '{name}' has unit '{unit}', which is not an "
+                                        "angle (give degrees)")
+            values = (values * angle).to_value(u.deg)
+        if mask is not None and mask.shape == values.shape:
+            values[mask] = np.nan
+        out.append(values)
+    ra, dec = out
+    bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
+    ra[bad] = np.nan
+    dec[bad] = np.nan
+    return ra, dec
+
+
+def frames_by_band(images):
+    """The frames of a ``{band: frame}`` mapping, keyed by lower-case band name.
+
+    Parameters
+    ----------
+    images : dict
+        ``{band: frame}`` for each of u, g, r, i, z; keys are matched
+        case-insensitively and ignoring surrounding spaces.  The frames are
+        returned as they are (see `read_frame` for what they may be).
+
+    Returns
+    -------
+    by_band : dict
+        ``{band: frame}`` with the keys of `~sourceclf.bands.BANDS`.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``images`` is not a mapping, names an unknown band or a band
+        twice, or lacks a band.
+    """
+    if not hasattr(images, "items"):
+        raise InvalidInputError(f"images must be a dict {{band: frame}}, got "
+                                f"{type(images).__name__}")
+    by_band = {}
+    for key, frame in images.items():
+        name = str(key).strip().lower()
+        if name not in BANDS:
+            raise InvalidInputError(f"images has an unknown band {key!r}; bands are "
+                                    f"{', '.join(BANDS)}")
+        if name in by_band:
+            raise InvalidInputError(f"images names band '{name}' twice")
+        by_band[name] = frame
+    missing = [b for b in BANDS if b not in by_band]
+    if missing:
+        raise InvalidInputError(f"images lack band(s) {', '.join(missing)}; frames of all of "
+                                f"{''.join(BANDS)} are needed")
+    return by_band
