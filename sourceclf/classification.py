@@ -13,9 +13,9 @@ from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
-from .cutouts import FLAG_OFF_FRAME
+from .cutouts import FLAG_OFF_FRAME, sources_on_frames
 from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
-                         SourceclfWarning)
+                         SourceclfError, SourceclfWarning)
 from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
@@ -166,6 +166,24 @@ def _as_frame(out, frame, untouched=()):
             result[name] = frame[name]
     result.attrs.update(out.meta)
     return result
+
+
+def _off_frame_message(table, images, n):
+    """Why no row lies on the frames: on none of them, or not on some bands' frames."""
+    try:
+        counts = sources_on_frames(table, images)
+    except SourceclfError:  # positions unreadable: the rows' own flags say why
+        counts = {}
+    some = [b for b in BANDS if counts.get(b)]
+    if some:
+        missed = [b for b in BANDS if not counts.get(b)]
+        where = (f"they lie on the frames of {' '.join(some)} but not on those of "
+                 f"{' '.join(missed)}: are all the frames of one field?" if missed else
+                 "each is off the frame of at least one band: are the frames of one field?")
+    else:
+        where = "are they frames of the catalog's field?"
+    return (f"none of the {n} sources lies on the frames of all five bands given: {where} "
+            "(every row is flagged off_frame)")
 
 
 def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confidence=0.9,
@@ -331,9 +349,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if measured:  # columns measured on the frames are missing where the stamps are off them
         flags[off] = FLAG_OFF_FRAME
     if images is not None and n and off.all():
-        warnings.warn(f"none of the {n} sources lies on the frames given: are they frames of "
-                      "the catalog's field? (every row is flagged off_frame)", OffFrameWarning,
-                      stacklevel=2)
+        warnings.warn(_off_frame_message(source, images, n), OffFrameWarning, stacklevel=2)
     blendedness, blended = (blending_flags(source)
                             if clf.uses_images or clf.feature_set == FRAME_FEATURE_SET
                             else (None, None))

@@ -6,6 +6,7 @@ line on standard error with exit status 2; nothing is left behind.
 """
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -318,11 +319,17 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return _run(args)
+            status = _run(args)
+        sys.stdout.flush()  # a reader that left (`| head`) is met here, not at exit
+        return status
     except SourceclfError as exc:
         message = " ".join(str(exc).split())
         print(f"sourceclf-classify: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head`: the reader left; what was written stays written
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit does not fail again
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (signum)
         signum = getattr(exc, "signum", signal.SIGINT)
         print(f"sourceclf-classify: interrupted ({signal.Signals(signum).name}); no output "

@@ -57,8 +57,8 @@ from .frames import frames_by_band, read_frame, sky_positions
 from .utils._fits import hdu_data
 from .utils._validation import check_positive_int
 
-__all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "FLAG_EDGE", "FLAG_OFF_FRAME",
-           "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
+__all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "sources_on_frames",
+           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -323,6 +323,42 @@ def _pixels(wcs, ra, dec):
     return x, y
 
 
+def _on_frame(x, y, shape):
+    """Whether each pixel position lies on a frame of ``shape``: -0.5 <= x < nx - 0.5."""
+    ny, nx = shape
+    finite = np.isfinite(x) & np.isfinite(y)
+    on = finite.copy()
+    on[finite] = ((x[finite] >= -0.5) & (x[finite] < nx - 0.5)
+                  & (y[finite] >= -0.5) & (y[finite] < ny - 0.5))
+    return on
+
+
+def sources_on_frames(table, images, *, ra_column="ra", dec_column="dec"):
+    """How many of a table's sources lie on each band's frame.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        With ``ra`` / ``dec`` (degrees, or any angle unit).
+    images : dict
+        ``{band: frame}``, as `cutouts_from_frames` takes them.
+    ra_column, dec_column : str
+        Position columns.
+
+    Returns
+    -------
+    counts : dict
+        ``{band: number of rows on that band's frame}``.
+    """
+    by_band = frames_by_band(images)
+    ra, dec = sky_positions(table, ra_column, dec_column)
+    counts = {}
+    for band in BANDS:
+        frame, wcs = read_frame(by_band[band], label=f"frame of band '{band}'", bands=[band])
+        counts[band] = int(_on_frame(*_pixels(wcs, ra, dec), frame.shape).sum())
+    return counts
+
+
 def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="dec"):
     """Cut 5-band stamps around the table's sources from full frames.
 
@@ -376,11 +412,7 @@ def cutouts_from_frames(table, images, size=32, *, ra_column="ra", dec_column="d
         frame, wcs = read_frame(by_band[band], label=f"frame of band '{band}'", bands=[band])
         ny, nx = frame.shape
         x, y = _pixels(wcs, ra, dec)
-        finite = np.isfinite(x) & np.isfinite(y)
-        # The source's pixel must lie on the frame: -0.5 <= x < nx - 0.5.
-        on = finite.copy()
-        on[finite] = ((x[finite] >= -0.5) & (x[finite] < nx - 0.5)
-                      & (y[finite] >= -0.5) & (y[finite] < ny - 0.5))
+        on = _on_frame(x, y, frame.shape)
         off |= ~on
         rows = np.flatnonzero(on)
         if rows.size == 0:

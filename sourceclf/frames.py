@@ -83,8 +83,9 @@ def read_frame(frame, *, label=None, bands=None):
     Raises
     ------
     InvalidInputError
-        If the file cannot be read, the image is not 2-D, there is no
-        celestial WCS, or its ``FILTER`` is not one of ``bands``.
+        If the file cannot be read, the image is not 2-D or holds no data
+        (every pixel zero or not finite), there is no celestial WCS, or its
+        ``FILTER`` is not one of ``bands``.
     """
     from astropy.io import fits
     from astropy.nddata import NDData
@@ -134,6 +135,8 @@ def read_frame(frame, *, label=None, bands=None):
         raise InvalidInputError(f"{label} must be a FITS path, an HDU, an HDUList, NDData or "
                                 f"a (data, wcs) pair, got {type(frame).__name__}")
     data = check_image(data, label)
+    if not np.any(np.isfinite(data) & (data != 0)):
+        raise InvalidInputError(f"{label} holds no data: every pixel is zero or not finite")
     if wcs is None or not isinstance(wcs, WCS):
         raise InvalidInputError(f"{label} has no WCS (got {type(wcs).__name__})")
     if not wcs.has_celestial or wcs.naxis != 2:

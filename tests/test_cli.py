@@ -1,6 +1,7 @@
 import os
 import re
 import subprocess
+import signal
 import sys
 
 import numpy as np
@@ -466,7 +467,7 @@ def test_frames_of_another_field_are_named(frame_files, tmp_path, capsys):
     assert set(Table.read(tmp_path / "out.ecsv")["pred_flag"]) == {"off_frame"}
     assert "not classified (see pred_flag): 6 (6 off_frame)" in out.splitlines()
     assert f"warning: none of the 6 sources of {tmp_path / 'elsewhere.ecsv'} lies on the " \
-        "frames given: are they frames of the catalog's field?" in err
+        "frames of all five bands given: are they all frames of the catalog's field?" in err
     assert err.count("none of the") == 1
 
 
@@ -525,3 +526,19 @@ def test_a_warning_repeated_by_every_chunk_is_printed_once(capsys):
                    "sourceclf-classify: warning: another warning"]
     main(["--list-models"])
     assert not cli._SHOWN
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_a_reader_that_leaves_early_is_no_traceback(catalog, tmp_path, unbuffered):
+    """``sourceclf-classify cat.fits | head -1``: the output is written, no traceback."""
+    out = tmp_path / "out.fits"
+    code = ("import os, sys\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\n"
+            "from sourceclf.cli import main\n"
+            f"status = main([{str(catalog)!r}, '-o', {str(out)!r}, '--no-progress', "
+            "'--model', 'gbdt-photometry-sg'])\nsys.stderr.write(f'status {status}\\n')\n")
+    res = subprocess.run([sys.executable] + (["-u"] if unbuffered else []) + ["-c", code],
+                         capture_output=True, text=True)
+    assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr
+    assert f"status {128 + signal.SIGPIPE}" in res.stderr
+    assert res.returncode == 0
+    assert len(Table.read(out)) > 0

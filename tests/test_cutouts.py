@@ -536,3 +536,13 @@ def test_positions_in_a_unit_that_is_no_angle():
     with pytest.raises(InvalidInputError) as excinfo:
         sky_positions(table)
     _one_line(excinfo, "column 'dec' has unit 'foo'", "not an angle")
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan])
+def test_a_blank_frame_is_refused(field, fill):
+    """A band's frame of zeros or NaN (a failed download, a mask) gave confident classes."""
+    frames, table = field
+    data, wcs = frames["r"]
+    with pytest.raises(InvalidInputError) as excinfo:
+        make_cutouts(table=table, images={**frames, "r": (np.full_like(data, fill), wcs)})
+    _one_line(excinfo, "frame of band 'r' holds no data", "zero or not finite")

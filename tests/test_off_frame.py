@@ -40,8 +40,27 @@ def test_classify_warns_when_no_source_lies_on_the_frames(frames_and_positions):
         out = classify(_elsewhere(positions), images=frames, psf=PSF)
     assert set(out["pred_flag"]) == {"off_frame"} and out["pred_class"].mask.all()
     assert _off_frame_warnings(record) == [
-        "none of the 6 sources lies on the frames given: are they frames of the catalog's "
-        "field? (every row is flagged off_frame)"]
+        "none of the 6 sources lies on the frames of all five bands given: are they frames of "
+        "the catalog's field? (every row is flagged off_frame)"]
+
+
+def test_frames_of_two_fields_are_named_by_band(frames_and_positions):
+    """i and z of another field: the sources lie on u g r only, and the warning says so."""
+    from sourceclf.demo import demo_frames
+
+    positions, frames = frames_and_positions
+    _, elsewhere = demo_frames(n=6, random_state=0)
+    for band in ("i", "z"):
+        header = elsewhere[band].header
+        header["CRVAL2"] = header["CRVAL2"] + 1.0  # a degree north
+    mixed = {**frames, "i": elsewhere["i"], "z": elsewhere["z"]}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(positions, images=mixed, psf=PSF)
+    assert set(out["pred_flag"]) == {"off_frame"}
+    (message,) = _off_frame_warnings(record)
+    assert "they lie on the frames of u g r but not on those of i z: are all the frames of " \
+        "one field?" in message
 
 
 def test_classify_is_silent_when_some_source_lies_on_the_frames(frames_and_positions):

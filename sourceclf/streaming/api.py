@@ -182,8 +182,8 @@ def _warn_if_off_frames(summary, input_path):
     catalog-wide test, which no chunk's `classify` call can make."""
     if summary.n_rows and summary.unclassified_counts.get(FLAG_OFF_FRAME) == summary.n_rows:
         warnings.warn(f"none of the {summary.n_rows} sources of {input_path} lies on the "
-                      "frames given: are they frames of the catalog's field? (every row is "
-                      "flagged off_frame)", OffFrameWarning, stacklevel=3)
+                      "frames of all five bands given: are they all frames of the catalog's "
+                      "field? (every row is flagged off_frame)", OffFrameWarning, stacklevel=3)
 
 
 def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, model,
