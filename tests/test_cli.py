@@ -161,6 +161,13 @@ def test_missing_truth_column(catalog, capsys):
     assert not out.exists()
 
 
+def test_numeric_truth_column(catalog, capsys):
+    out = catalog.with_name("o.fits")
+    expect_error([catalog, "-o", out, "--truth", "dered_r", "--model", "ugriz-sgq"], capsys,
+                 "truth column 'dered_r' holds numbers (float64), not class names")
+    assert not out.exists()
+
+
 @pytest.fixture
 def model_dir(tmp_path):
     """A tiny photometric model directory with its calibration."""

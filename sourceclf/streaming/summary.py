@@ -125,6 +125,10 @@ class StreamSummary:
             raise InvalidInputError(f"truth column '{self.truth_column}' is not a column of "
                                     "the catalog (names are matched in any case)")
         truth = table[name]
+        if np.asarray(truth).dtype.kind in "biufc":
+            raise InvalidInputError(f"truth column '{name}' holds numbers "
+                                    f"({np.asarray(truth).dtype.name}), not class names such as "
+                                    "STAR, GALAXY or QSO")
         ok = ~mask & ~np.ma.getmaskarray(truth)
         true = np.char.upper(decode_strings(np.ma.getdata(truth)[ok]))
         labelled = true != ""
