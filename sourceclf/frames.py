@@ -15,13 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import BANDS
+from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .exceptions import InvalidInputError, MissingColumnsError
 from .utils._fits import hdu_data
 from .utils._validation import check_image
 
-__all__ = ["frames_by_band", "read_frame", "sky_positions"]
+__all__ = ["FLAG_PIXEL_SCALE", "PIXEL_SCALE_TOLERANCE", "frames_by_band", "pixel_scale_mismatch",
+           "read_frame", "sky_positions"]
+
+#: Flag of an image model's rows on frames whose pixels are not SDSS's 0.396".
+FLAG_PIXEL_SCALE = "pixel_scale_mismatch"
+
+#: Largest relative difference from `~sourceclf.bands.SDSS_PIXEL_SCALE` of a frame's
+#: pixel scale that is not flagged: the image models' 32-pixel stamps hold a
+#: fixed patch of sky, and a network reads sizes in pixels.
+PIXEL_SCALE_TOLERANCE = 0.05
 
 
 def _has_data(obj):
@@ -241,3 +250,26 @@ def frames_by_band(images):
         raise InvalidInputError(f"images lack band(s) {', '.join(missing)}; frames of all of "
                                 f"{''.join(BANDS)} are needed")
     return by_band
+
+
+def pixel_scale_mismatch(frames, *, tolerance=PIXEL_SCALE_TOLERANCE):
+    """The bands whose frame's pixel scale is not SDSS's, with that scale.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` (`sourceclf.inputs.read_frames`).
+    tolerance : float
+        `PIXEL_SCALE_TOLERANCE`.
+
+    Returns
+    -------
+    scales : dict
+        ``{band: arcsec per pixel}`` of the frames more than ``tolerance``
+        (relative) from `~sourceclf.bands.SDSS_PIXEL_SCALE`; empty when all
+        are SDSS's.
+    """
+    from .utils._wcs import pixel_scale
+
+    scales = {b: pixel_scale(frames[b][1]) for b in BANDS}
+    return {b: s for b, s in scales.items() if abs(s / SDSS_PIXEL_SCALE - 1.0) > tolerance}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bands import BANDS
+from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_neighbours,
                        source_coverage)
@@ -20,7 +20,7 @@ from .cutouts import FLAG_BAD_PIXELS, FLAG_OFF_FRAME, make_cutouts
 from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
                          SourceclfWarning)
 from .features import get_feature_set
-from .frames import frames_by_band, read_frame
+from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message
@@ -93,7 +93,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     psf_range : dict, optional
         Band -> (low, high) PSF FWHM (arcsec) the image model was trained on
         (its card's ``domain['psf_fwhm']``).  When given, rows are flagged
-        ``seeing_out_of_range`` or ``psf_unknown`` (see below).
+        ``seeing_out_of_range`` or ``psf_unknown`` (see below), and with
+        frames whose pixels are not SDSS's 0.396" ``pixel_scale_mismatch``
+        (`sourceclf.frames.pixel_scale_mismatch`; one warning).
     neighbour_limit : int, optional
         An image model's largest number of neighbours in a stamp (its card's
         ``domain['neighbours']['limit']``).  When given, rows whose stamps
@@ -205,6 +207,8 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         if frames is not None and sky_range:
             sky = frame_sky(frames)
             _flag_sky(flags, valid, sky, sky_range)
+        if frames is not None and psf_range:
+            _flag_pixel_scale(flags, valid, pixel_scale_mismatch(frames))
         if neighbour_limit is not None:
             counts = count_neighbours(stamps)
             columns["n_neighbours"] = _output_column(
@@ -388,6 +392,20 @@ def _frame_coverage(frame, fwhm, sky=None):
         return source_coverage(data, float(np.median(known)) / scale, sigma)
     except InvalidInputError:  # no sky to measure, or no photutils: the coverage is unknown
         return float("nan")
+
+
+def _flag_pixel_scale(flags, valid, scales):
+    """Flag the classifiable rows when frames' pixels are not SDSS's; warn once."""
+    rows = np.flatnonzero(valid)
+    if not scales or not rows.size:
+        return
+    found = ", ".join(f"{b} {s:.3g}\"" for b, s in scales.items())
+    warnings.warn(f"the frames' pixels are not SDSS's {SDSS_PIXEL_SCALE}\" (the image models "
+                  f"read 32-pixel stamps of that scale): band(s) {found} per pixel; "
+                  f"{rows.size} row(s) flagged '{FLAG_PIXEL_SCALE}', whose classes may be "
+                  "wrong (resample the frames to SDSS's pixels)", SourceclfWarning, stacklevel=4)
+    for i in rows:
+        flags[i] = ";".join(x for x in (flags[i], FLAG_PIXEL_SCALE) if x)
 
 
 def _flag_sky(flags, valid, sky, sky_range):

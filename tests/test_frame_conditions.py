@@ -1,4 +1,4 @@
-"""sourceclf.sky: frames unlike SDSS corrected frames (other units, sky left in) are flagged."""
+"""Frames unlike SDSS corrected frames (other units, sky left in, other pixels) are flagged."""
 
 import json
 import warnings
@@ -132,3 +132,29 @@ def test_a_sky_left_in_is_flagged_and_does_not_make_the_frame_crowded(demo):
     # the coverage is measured above the sky left in: as on the sky-subtracted frames
     assert float(np.ma.median(out["frame_coverage"])) == pytest.approx(
         float(np.ma.median(clean["frame_coverage"])), abs=0.01)
+
+
+def test_frames_of_another_pixel_scale_are_flagged(demo):
+    """2x2-binned frames (0.792"/pixel, their WCS consistent) went through silently."""
+    from astropy.wcs import WCS
+
+    from sourceclf import classify
+    from sourceclf.frames import FLAG_PIXEL_SCALE, pixel_scale_mismatch
+
+    positions, frames = demo
+    binned = {}
+    for b, (data, header) in frames.items():
+        ny, nx = (s // 2 * 2 for s in data.shape)
+        small = data[:ny, :nx].reshape(ny // 2, 2, nx // 2, 2).sum(axis=(1, 3))
+        wcs = WCS(header)[::2, ::2]
+        binned[b] = (small.astype(np.float32), wcs)
+    assert set(pixel_scale_mismatch(binned)) == set(BANDS)
+    same = {b: (np.asarray(d, np.float32), WCS(h)) for b, (d, h) in frames.items()}
+    assert pixel_scale_mismatch(same) == {}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(positions, images=binned, psf=1.2, model="margnet-cnn-sgq")
+    texts = [str(w.message) for w in record if FLAG_PIXEL_SCALE in str(w.message)]
+    assert len(texts) == 1 and 'r 0.792"' in texts[0]
+    on = out["pred_flag"] != "off_frame"
+    assert on.any() and _flagged(out[on], FLAG_PIXEL_SCALE).all()
