@@ -51,7 +51,7 @@ def test_each_condition_changes_the_frames_and_names_its_step(script):
     native = {b: (rng.normal(0.0, 0.02, (60, 60)).astype(np.float32), None) for b in BANDS}
     psf = {b: SimpleNamespace(sky_sigma=0.02) for b in BANDS}
     seen = {"r": SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.25)}
-    assert set(script.CONDITIONS) == {"sky-noise", "psf-shape"}
+    assert set(script.CONDITIONS) == {"sky-noise", "psf-shape", "units", "sky-level"}
     step, steps = script.CONDITIONS["sky-noise"]
     frames, describe = step(native, psf, 2.0, rng)
     assert steps[0] == 1.0 and np.std(frames["r"][0]) > 1.5 * np.std(native["r"][0])
@@ -66,3 +66,36 @@ def test_an_unknown_condition_is_refused(script, capsys):
     with pytest.raises(SystemExit):
         script.main(["seeing"])
     assert "invalid choice: 'seeing'" in capsys.readouterr().err
+
+
+def test_frames_in_other_units_and_with_the_sky_left_in(script):
+    from types import SimpleNamespace
+
+    from sourceclf.bands import BANDS
+
+    rng = np.random.default_rng(0)
+    native = {b: (rng.normal(0.0, 0.02, (60, 60)).astype(np.float32), f"wcs {b}")
+              for b in BANDS}
+    scaled = script.rescaled(native, 200.0)
+    np.testing.assert_allclose(scaled["r"][0], native["r"][0] * 200.0, rtol=1e-6)
+    assert scaled["r"][1] == "wcs r" and scaled["r"][0].dtype == np.float32
+    with pytest.raises(ValueError, match="positive"):
+        script.rescaled(native, 0.0)
+    lifted = script.with_sky(native, 0.6)
+    assert np.median(lifted["g"][0]) == pytest.approx(0.6, abs=0.01)
+    step, steps = script.CONDITIONS["sky-level"]
+    frames, describe = step(native, None, 0.6, rng)
+    assert steps == (0.0, 0.6)
+    assert describe(SimpleNamespace()).startswith("sky of 0.6 nanomaggies left in (median up to")
+    step, steps = script.CONDITIONS["units"]
+    assert steps[0] == 1.0
+    frames, describe = step(native, None, 200.0, rng)
+    r_sky = SimpleNamespace(sky_sigma=4.0)
+    assert describe({"r": r_sky}) == "pixels times 200 (r sky noise 4)"
+
+
+def test_sky_flagged_share(script):
+    from astropy.table import Table
+
+    result = Table({"pred_flag": ["", "sky_out_of_range", "crowded;sky_not_subtracted", "edge"]})
+    assert script.sky_flagged(result) == 0.5
