@@ -131,7 +131,9 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
     """
     cards = [model_card(n) for n in model_names()]
     cards = [c for c in cards if bool(c.uses_images) == bool(with_images)]
+    others = []  # models that read the table but cannot run with these options
     if str(precision).lower() == "bf16" or compile is True:
+        others = [c for c in cards if c.kind not in _TORCH_KINDS]
         cards = [c for c in cards if c.kind in _TORCH_KINDS]
     if not cards:
         raise InvalidInputError("no shipped model takes "
@@ -147,6 +149,16 @@ def explain_model_choice(table, *, with_images=False, precision="fp32", compile=
         else:
             usable.append(card)
     if not usable:
+        readers = [c.name for c in others if c.feature_set is not None
+                   and not get_feature_set(c.feature_set).missing_columns(table)]
+        if readers:
+            options = " and ".join(o for o, asked in (("--precision bf16 / precision='bf16'",
+                                                       str(precision).lower() == "bf16"),
+                                                      ("--compile / compile=True",
+                                                       compile is True)) if asked)
+            raise InvalidInputError(f"only torch models run with {options}, and none reads "
+                                    f"this table's columns; {', '.join(readers)} (not torch) "
+                                    "does: leave the option out")
         raise MissingColumnsError(_missing_message(table, missing_by_model, with_images))
 
     sample = _sample(table)

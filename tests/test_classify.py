@@ -367,3 +367,16 @@ def test_pandas_columns_come_back_as_given(demo):
     assert out["objid"].tolist() == [7.0, None, 9.0]
     assert out["objid"].dtype == object
     assert "old" not in set(out["pred_class"])  # replaced, not kept
+
+
+@pytest.mark.parametrize("options, named", [({"precision": "bf16"}, "--precision bf16"),
+                                            ({"compile": True}, "--compile")])
+def test_options_no_reader_runs_with_are_named(options, named):
+    """Plain ugriz: only the trees of ugriz-sgq read it, and they run neither in bf16 nor
+    compiled; the error said the columns were missing."""
+    table = Table({"u": [19.5], "g": [18.2], "r": [17.6], "i": [17.4], "z": [17.3]})
+    with pytest.raises(InvalidInputError) as excinfo:
+        choose_model(table, **options)
+    message = str(excinfo.value)
+    assert not isinstance(excinfo.value, MissingColumnsError)
+    assert f"only torch models run with {named}" in message and "ugriz-sgq" in message
