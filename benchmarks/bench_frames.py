@@ -17,13 +17,17 @@ the columns and runs margnet-sgq) against the image-only
 flag) and against that model on the same stamps given as cutouts with the
 PSF (nothing measured, nothing cut), and `sourceclf.injection_check` with
 the model ``auto`` chose (150 known sources drawn into copies of the frames:
-what ``--inject-check 150`` adds).  It prints the medians and the ratios of
-the ``classify`` runs and of the check to ``classify``; the load average is
-printed too (a shared machine makes the wall-clock times upper bounds).
+what ``--inject-check 150`` adds), and `sourceclf.streaming.classify_file` on
+the positions written to a FITS file (what ``sourceclf-classify --image``
+runs: it chooses the model on the measured columns, then classifies).  It
+prints the medians and the ratios of the ``classify`` runs, of the check and
+of ``classify_file`` to ``classify``; the load average is printed too (a
+shared machine makes the wall-clock times upper bounds).
 """
 
 import argparse
 import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -52,6 +56,7 @@ def main(argv=None):
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.streaming import classify_file
 
     torch.set_num_threads(args.threads)
     folder = args.data / f"sdss_frame_{args.field}"
@@ -62,6 +67,9 @@ def main(argv=None):
     truth = frame_truth(*frames["r"], psf["r"])
     positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
     stamps = make_cutouts(table=positions, images=frames).data
+    scratch = tempfile.TemporaryDirectory()
+    catalog, out = Path(scratch.name) / "positions.fits", Path(scratch.name) / "out.fits"
+    positions.write(catalog)
     steps = {
         "PSF, 5 bands (measure_psf)": lambda: [measure_psf(frames[b][0]) for b in BANDS],
         "24 columns (measure_columns)": lambda: measure_columns(positions, frames, psf),
@@ -77,6 +85,9 @@ def main(argv=None):
             confidence=0.9, progress=False, device="cpu"),
         "injection check, 150 (margnet-sgq)": lambda: injection_check(
             frames, model="margnet-sgq", device="cpu"),
+        "classify_file, auto (one chunk)": lambda: classify_file(
+            catalog, out, images=frames, confidence=0.9, progress=False, device="cpu",
+            overwrite=True),
     }
     times = {name: [] for name in steps}
     with warnings.catch_warnings():
@@ -100,6 +111,9 @@ def main(argv=None):
     print(f"margnet-cnn-sgq on frames / on the stamps given: {cnn / stamps_only:.2f}")
     check = np.median(times["injection check, 150 (margnet-sgq)"])
     print(f"injection check / classify, auto: {check / auto:.2f}")
+    streamed = np.median(times["classify_file, auto (one chunk)"])
+    print(f"classify_file (what sourceclf-classify runs) / classify, auto: {streamed / auto:.2f}")
+    scratch.cleanup()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -1,5 +1,6 @@
 """Table in, table out: `classify` adds class predictions to a catalog."""
 
+import contextlib
 import json
 import warnings
 
@@ -20,11 +21,15 @@ from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
+from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
+from .psf import PSFMeasurement, measure_psf
 from .utils._validation import check_confidence_levels, check_positive_int
+from .utils._wcs import pixel_scale as wcs_pixel_scale
 
-__all__ = ["classify", "frame_columns", "choose_model", "SourceclfWarning", "OUTPUT_META_KEYS",
-           "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT", "MAX_MC_SAMPLES", "check_mc_samples"]
+__all__ = ["classify", "frame_columns", "frame_measurement_cache", "choose_model",
+           "SourceclfWarning", "OUTPUT_META_KEYS", "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT",
+           "MAX_MC_SAMPLES", "check_mc_samples"]
 
 #: Keys written into the output table's ``meta`` (8 characters or fewer, so that
 #: they survive a round trip through a FITS header).
@@ -89,6 +94,53 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
+#: The measurements `frame_columns` keeps while a `frame_measurement_cache` is open
+#: (None when none is).
+_MEASURED = None
+
+
+@contextlib.contextmanager
+def frame_measurement_cache():
+    """Measure each frame's PSF, and each set of rows' columns, once while open.
+
+    `sourceclf.streaming.classify_file` opens it for a run: the frames are
+    read once and stay as they were, so that the PSF of each is measured on
+    the first chunk only, and the first chunk's columns, measured to choose
+    the model, are not measured again to classify it.  The measurements are
+    forgotten when it closes.
+    """
+    global _MEASURED
+    outer, _MEASURED = _MEASURED, {"psf": {}, "columns": {}}
+    try:
+        yield
+    finally:
+        _MEASURED = outer
+
+
+def _measure_columns(source, frames, psf):
+    """`measure_columns`, through `frame_measurement_cache` when it is open."""
+    if _MEASURED is None:
+        return measure_columns(source, frames, psf)
+    if psf is None:  # each frame's own PSF, measured once
+        psf = {}
+        for band in BANDS:
+            data, wcs = frames[band]
+            if id(data) not in _MEASURED["psf"]:
+                _MEASURED["psf"][id(data)] = (data, measure_psf(
+                    data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'"))
+            psf[band] = _MEASURED["psf"][id(data)][1]
+    ra, dec = sky_positions(source)
+    data = tuple(frames[b][0] for b in BANDS)
+    key = (tuple(id(d) for d in data), ra.tobytes(), dec.tobytes(), tuple(source.colnames),
+           tuple((b, ("measured", id(v)) if isinstance(v, PSFMeasurement) else float(v))
+                 for b, v in sorted(psf.items())))
+    held = _MEASURED["columns"].get(key)
+    if held is None or any(a is not b for a, b in zip(held[0], data)):
+        held = (data, measure_columns(source, frames, psf))
+        _MEASURED["columns"] = {key: held}  # the last chunk's only
+    return held[1]
+
+
 def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False):
     """The table with MargNet's columns measured on the frames, where it lacks them.
 
@@ -128,8 +180,8 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False):
         return source, images, psf, False
     frames = read_frames(images)
     try:
-        measured, seen = measure_columns(source, frames,
-                                         None if psf is None else psf_by_band(psf))
+        measured, seen = _measure_columns(source, frames,
+                                          None if psf is None else psf_by_band(psf))
     except InvalidInputError as exc:
         if quiet:
             return source, frames, psf, False

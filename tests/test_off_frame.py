@@ -91,3 +91,38 @@ def test_a_file_warns_once_and_only_when_all_its_chunks_are_off(frames_and_posit
         out = Table.read(tmp_path / f"{name}_out.{fmt}")
         assert (np.sum(out["pred_flag"] == "off_frame") == 12) == bool(expected)
     assert found[0].startswith(f"none of the 12 sources of {tmp_path / 'all_off.fits'} lies")
+
+
+def test_a_streamed_run_measures_each_frame_and_chunk_once(frames_and_positions, tmp_path,
+                                                           monkeypatch):
+    """classify_file measured the first chunk's columns twice (to choose the model, then to
+    classify) and every frame's PSF once per chunk."""
+    from sourceclf import classification
+    from sourceclf.psf import PSFMeasurement
+
+    positions, frames = frames_and_positions
+    calls = {"psf": 0, "columns": 0}
+    measure_columns = classification.measure_columns
+
+    def fake_psf(data, **kwargs):  # the demo frames hold too few stars to measure
+        calls["psf"] += 1
+        return PSFMeasurement(1.2, 0.0, 3.5, 0.0, 10, 0.023, None)
+
+    def counted_columns(*args, **kwargs):
+        calls["columns"] += 1
+        return measure_columns(*args, **kwargs)
+
+    monkeypatch.setattr(classification, "measure_psf", fake_psf)
+    monkeypatch.setattr(classification, "measure_columns", counted_columns)
+    moved = positions.copy()
+    moved["dec"] += 1 / 3600  # other rows in the second chunk
+    vstack([positions, moved]).write(tmp_path / "twice.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fake PSF's sky is not the frames'
+        classify_file(tmp_path / "twice.fits", tmp_path / "out.fits", chunk_size=6,
+                      images=frames, progress=False)
+        assert calls == {"psf": 5, "columns": 2}  # two chunks
+        calls.update(psf=0, columns=0)
+        classify(positions, images=frames, psf=PSF)  # nothing kept outside a run
+        classify(positions, images=frames, psf=PSF)
+        assert calls == {"psf": 0, "columns": 2}

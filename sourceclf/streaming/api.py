@@ -166,7 +166,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         classify_kwargs["images"] = read_frames(classify_kwargs["images"])
     chooser = ThreadChooser(threads, classify_kwargs.get("device", "auto"), precision, compile)
     cutouts = classify_kwargs.pop("cutouts", None)
-    with interrupt_on_signals():
+    with interrupt_on_signals(), classification.frame_measurement_cache():
         summary = _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts,
                                  model=model, confidence=confidence, levels=levels,
                                  overwrite=overwrite, chunk_size=chunk_size,
