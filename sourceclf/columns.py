@@ -210,7 +210,13 @@ def _numbers_from_text(raw, label):
     """A column of numbers that a text file's reader kept as text (one ``null`` among
     them), as float64 with NaN for `NULL_MARKERS`; an error naming the first other
     entry that is no number."""
-    text = np.char.strip(np.char.lower(np.asarray(raw).astype(str)))
+    raw = np.asarray(raw)
+    if raw.dtype.kind == "S":  # FITS text: bytes, whatever their encoding
+        raw = np.char.decode(raw, "utf-8", "replace")
+    elif raw.dtype.kind == "O":
+        raw = np.array([x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+                        for x in raw], dtype=str)
+    text = np.char.strip(np.char.lower(raw.astype(str)))
     missing = np.isin(text, NULL_MARKERS)
     values = np.full(text.shape, np.nan)
     for i in np.flatnonzero(~missing):

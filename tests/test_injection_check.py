@@ -17,7 +17,9 @@ from sourceclf.injection_check import (RELIABLE_BALANCED, injection_check,  # no
 
 SCALE = 0.396
 FWHM = 1.3
-SKY_SIGMA = 0.006  # nanomaggies per pixel, about SDSS's r band
+#: Sky noise per pixel (nanomaggies): a quarter of SDSS's in each band, deeper frames
+#: than SDSS's but within what `sourceclf.sky` takes without a flag.
+SKY_SIGMA = {"u": 0.011, "g": 0.005, "r": 0.007, "i": 0.012, "z": 0.05}
 #: Each band's frame shifted by its own fraction of a pixel, as SDSS's are.
 SHIFTS = {"u": (0.0, 0.0), "g": (3.3, -2.7), "r": (-1.6, 0.4), "i": (5.5, 5.5), "z": (-4.2, 1.9)}
 
@@ -35,7 +37,7 @@ def _frames(size=360, n_stars=12, seed=5):
         wcs.wcs.crval = [150.0, 2.0]
         wcs.wcs.crpix = [size / 2 + SHIFTS[b][0], size / 2 + SHIFTS[b][1]]
         wcs.wcs.cdelt = [-SCALE / 3600, SCALE / 3600]
-        data = rng.normal(0.0, SKY_SIGMA, (size + 40, size + 40))
+        data = rng.normal(0.0, SKY_SIGMA[b], (size + 40, size + 40))
         for x, y in stars:
             star = galsim.Image(41, 41, scale=SCALE)
             galsim.Moffat(beta=3.5, fwhm=FWHM).withFlux(400.0).drawImage(
@@ -195,8 +197,13 @@ def test_the_check_gives_its_own_uncertainty(check):
 
 
 def test_bad_input_is_one_clear_error(frames):
-    empty = {b: (np.zeros_like(frames[b][0]), frames[b][1]) for b in BANDS}
+    rng = np.random.default_rng(0)
+    starless = {b: (rng.normal(0.0, SKY_SIGMA[b], frames[b][0].shape).astype(np.float32),
+                    frames[b][1]) for b in BANDS}
     with pytest.raises(InvalidInputError, match="injection_check: .*band 'u'.*own stars"):
+        injection_check(starless, model="margnet-cnn-sgq", n=16)
+    empty = {b: (np.zeros_like(frames[b][0]), frames[b][1]) for b in BANDS}
+    with pytest.raises(InvalidInputError, match="frame of band 'u' holds no data"):
         injection_check(empty, model="margnet-cnn-sgq", n=16)
     with pytest.raises(InvalidInputError, match="reads no images"):
         injection_check(frames, model="margnet-photometry-sg", n=16)
