@@ -365,6 +365,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     """
     table, frame = _as_table(table)
     mc_samples = check_mc_samples(mc_samples)
+    batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
     source = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
     catalog = source  # before any column is measured
     levels = check_confidence_levels(confidence)

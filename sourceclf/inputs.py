@@ -318,12 +318,13 @@ def psf_by_band(psf):
     from astropy import units as u
 
     def value(v, what):
+        name = f"psf {what}" if what else "psf"
         try:
             x = float(v.to_value(u.arcsec) if isinstance(v, u.Quantity) else v)
         except (TypeError, ValueError, u.UnitConversionError):
-            raise InvalidInputError(f"psf {what} must be a FWHM in arcsec, got {v!r}") from None
+            raise InvalidInputError(f"{name} must be a FWHM in arcsec, got {v!r}") from None
         if not (np.isfinite(x) and x > 0):
-            raise InvalidInputError(f"psf {what} must be a positive FWHM in arcsec, got {v!r}")
+            raise InvalidInputError(f"{name} must be a positive FWHM in arcsec, got {v!r}")
         return x
 
     if not hasattr(psf, "items"):

@@ -127,7 +127,7 @@ def test_bad_arguments(demo):
         classify(demo, confidence=1.5)
     with pytest.raises(InvalidInputError, match="invalid device"):
         classify(demo, device="warp-drive", confidence=None)
-    with pytest.raises(InvalidInputError, match="batch_size must be positive"):
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive integer"):
         classify(demo, batch_size=-1, confidence=None)
 
 
@@ -380,3 +380,18 @@ def test_options_no_reader_runs_with_are_named(options, named):
     message = str(excinfo.value)
     assert not isinstance(excinfo.value, MissingColumnsError)
     assert f"only torch models run with {named}" in message and "ugriz-sgq" in message
+
+
+@pytest.mark.parametrize("batch_size", [0, True, 1.5, -3])
+def test_a_batch_size_that_is_no_positive_integer_is_refused(batch_size):
+    table = Table({"u": [19.5], "g": [18.2], "r": [17.6], "i": [17.4], "z": [17.3]})
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive integer"):
+        classify(table, model="ugriz-sgq", batch_size=batch_size)
+
+
+def test_one_psf_for_every_band_is_named_plainly():
+    from sourceclf.inputs import psf_by_band
+
+    with pytest.raises(InvalidInputError) as excinfo:
+        psf_by_band(-1.0)
+    assert str(excinfo.value).startswith("psf must be a positive FWHM")
