@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import threading
 import warnings
 
 import numpy as np
@@ -94,9 +95,9 @@ def _as_table(table):
         "read a file with Table.read(path) or wrap arrays with Table(...)")
 
 
-#: The measurements `frame_columns` keeps while a `frame_measurement_cache` is open
-#: (None when none is).
-_MEASURED = None
+#: The measurements `frame_columns` keeps while a `frame_measurement_cache` is open in
+#: this thread (``measured`` is None when none is).
+_OPEN = threading.local()
 
 
 @contextlib.contextmanager
@@ -109,35 +110,38 @@ def frame_measurement_cache():
     the model, are not measured again to classify it.  The measurements are
     forgotten when it closes.
     """
-    global _MEASURED
-    outer, _MEASURED = _MEASURED, {"psf": {}, "columns": {}}
+    outer = getattr(_OPEN, "measured", None)
+    _OPEN.measured = {"psf": {}, "columns": {}}
     try:
         yield
     finally:
-        _MEASURED = outer
+        _OPEN.measured = outer
 
 
 def _measure_columns(source, frames, psf):
     """`measure_columns`, through `frame_measurement_cache` when it is open."""
-    if _MEASURED is None:
+    kept = getattr(_OPEN, "measured", None)
+    if kept is None:
         return measure_columns(source, frames, psf)
     if psf is None:  # each frame's own PSF, measured once
         psf = {}
         for band in BANDS:
             data, wcs = frames[band]
-            if id(data) not in _MEASURED["psf"]:
-                _MEASURED["psf"][id(data)] = (data, measure_psf(
+            if id(data) not in kept["psf"]:  # the frame is held: its id stays its own
+                kept["psf"][id(data)] = (data, measure_psf(
                     data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'"))
-            psf[band] = _MEASURED["psf"][id(data)][1]
+            psf[band] = kept["psf"][id(data)][1]
     ra, dec = sky_positions(source)
+    extinction = catalog_extinction(source)  # the columns are corrected by it
     data = tuple(frames[b][0] for b in BANDS)
     key = (tuple(id(d) for d in data), ra.tobytes(), dec.tobytes(), tuple(source.colnames),
+           None if extinction is None else np.asarray(extinction).tobytes(),
            tuple((b, ("measured", id(v)) if isinstance(v, PSFMeasurement) else float(v))
                  for b, v in sorted(psf.items())))
-    held = _MEASURED["columns"].get(key)
+    held = kept["columns"].get(key)
     if held is None or any(a is not b for a, b in zip(held[0], data)):
         held = (data, measure_columns(source, frames, psf))
-        _MEASURED["columns"] = {key: held}  # the last chunk's only
+        kept["columns"] = {key: held}  # the last chunk's only
     return held[1]
 
 

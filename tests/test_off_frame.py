@@ -126,3 +126,35 @@ def test_a_streamed_run_measures_each_frame_and_chunk_once(frames_and_positions,
         classify(positions, images=frames, psf=PSF)  # nothing kept outside a run
         classify(positions, images=frames, psf=PSF)
         assert calls == {"psf": 0, "columns": 2}
+
+
+def test_the_measurement_cache_tells_rows_apart_and_stays_in_its_thread(
+        frames_and_positions, monkeypatch):
+    import threading
+
+    from sourceclf import classification
+
+    positions, frames = frames_and_positions
+    calls = []
+    measure_columns = classification.measure_columns
+
+    def counted_columns(*args, **kwargs):
+        calls.append(threading.get_ident())
+        return measure_columns(*args, **kwargs)
+
+    monkeypatch.setattr(classification, "measure_columns", counted_columns)
+    reddened = positions.copy()
+    reddened["ebv"] = 0.3  # the same positions, corrected by another extinction
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with classification.frame_measurement_cache():
+            classify(positions, images=frames, psf=PSF)
+            classify(positions, images=frames, psf=PSF)
+            assert len(calls) == 1
+            classify(reddened, images=frames, psf=PSF)
+            assert len(calls) == 2
+            other = threading.Thread(target=classify, args=(positions,),
+                                     kwargs={"images": frames, "psf": PSF})
+            other.start()
+            other.join()
+            assert len(calls) == 3 and calls[-1] != calls[0]  # measured there again
