@@ -307,7 +307,8 @@ def read_table(path, format=None):
     InvalidInputError
         If the file does not exist, cannot be read in that format, or is
         truncated; if its format's package is missing; if a CSV file holds
-        more or fewer records than were read (an unterminated quote).
+        more or fewer records than were read (an unterminated quote), or its
+        values are separated by semicolons, tabs or bars.
     """
     from astropy.table import Table
 
@@ -325,6 +326,13 @@ def read_table(path, format=None):
             table = Table.read(path, format=format)
         if format == "ascii.csv":
             _check_csv_rows(path, len(table))
+    if format == "ascii.csv" and len(table.colnames) == 1:
+        name = table.colnames[0]
+        for separator, said in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if separator in name:
+                raise InvalidInputError(f"'{path}' was read as one column named '{name[:60]}': "
+                                        f"its values are separated by {said}, not commas; "
+                                        "save it with commas")
     if format.startswith("ascii") and table.colnames and table.colnames[0].startswith("\ufeff"):
         # A byte-order mark (Excel's "CSV UTF-8") is no part of the first column's name.
         table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))

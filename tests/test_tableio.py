@@ -491,3 +491,33 @@ def test_a_csv_with_a_byte_order_mark_keeps_its_first_column_name(tmp_path):
     table = read_table(path)
     assert table.colnames == ["ra", "dec", "r"]
     assert list(table["ra"]) == [10.0, 11.0]
+
+
+@pytest.mark.parametrize("separator, said", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_not_separated_by_commas_is_named(tmp_path, separator, said):
+    path = tmp_path / "europe.csv"
+    path.write_text(separator.join(["ra", "dec", "r"]) + "\n"
+                    + separator.join(["10.0", "1.0", "18.5"]) + "\n")
+    with pytest.raises(InvalidInputError) as excinfo:
+        read_table(path)
+    message = str(excinfo.value)
+    assert "\n" not in message and f"separated by {said}, not commas" in message
+
+
+def test_a_fits_file_of_several_tables_says_which_is_read(tmp_path):
+    """One line naming the tables, not astropy's warning, when the catalog may not be first."""
+    from astropy.io import fits
+
+    from sourceclf.streaming.sources import open_source
+
+    first = fits.BinTableHDU(Table({"ra": [10.0], "dec": [1.0]}), name="SOURCES")
+    second = fits.BinTableHDU(Table({"x": [1]}), name="OTHER")
+    path = tmp_path / "two.fits"
+    fits.HDUList([fits.PrimaryHDU(), first, second]).writeto(path)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        source = open_source(path, "fits")
+        source.close()
+    texts = [str(w.message) for w in record if issubclass(w.category, SourceclfWarning)]
+    assert texts == [f"'{path}' holds 2 tables, in HDUs 1 (SOURCES), 2 (OTHER); the first, "
+                     "HDU 1, is read as the catalog"]

@@ -18,7 +18,7 @@ from astropy.table import Column, Table, vstack
 from astropy.table.meta import get_header_from_yaml
 from astropy.utils.exceptions import AstropyUserWarning
 
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, SourceclfWarning
 from ..tableio import char_width, read_errors, read_table, string_widths
 from ..utils._signals import deferred_signals
 
@@ -90,9 +90,10 @@ class FitsSource:
                 if not tables:
                     raise ValueError("No table found")
                 if len(tables) > 1:
-                    warnings.warn("hdu= was not specified but multiple tables are present, "
-                                  f"reading in first available table (hdu={tables[0]})",
-                                  AstropyUserWarning)
+                    named = ", ".join(f"{i} ({hdul[i].name or 'no EXTNAME'})" for i in tables)
+                    warnings.warn(f"'{path}' holds {len(tables)} tables, in HDUs {named}; the "
+                                  f"first, HDU {tables[0]}, is read as the catalog",
+                                  SourceclfWarning)
                 hdu = hdul[tables[0]]
                 self.header = hdu.header.copy()
                 self.columns = hdu.columns
