@@ -395,3 +395,12 @@ def test_one_psf_for_every_band_is_named_plainly():
     with pytest.raises(InvalidInputError) as excinfo:
         psf_by_band(-1.0)
     assert str(excinfo.value).startswith("psf must be a positive FWHM")
+
+
+def test_a_confidence_level_given_twice_is_one_level():
+    table = Table({"u": [19.5, 20.1], "g": [18.2, 19.0], "r": [17.6, 18.6], "i": [17.4, 18.4],
+                   "z": [17.3, 18.3]})
+    out = classify(table, model="ugriz-sgq", confidence=[0.9, 0.8, 0.9])
+    assert out.meta["CLFCONF"] == "0.9,0.8"
+    assert [c for c in out.colnames if c.startswith("pred_set_size")] == \
+        ["pred_set_size_90", "pred_set_size_80"]

@@ -15,7 +15,7 @@ __all__ = ["check_confidence_levels", "check_positive_int", "check_by", "check_r
 
 
 def check_confidence_levels(confidence, *, required=False):
-    """Confidence level(s) as a list of floats in (0, 1).
+    """Confidence level(s) as a list of floats in (0, 1), each once, in the order given.
 
     None or an empty sequence gives ``[]``, or an error when ``required``.
     """
@@ -27,7 +27,7 @@ def check_confidence_levels(confidence, *, required=False):
         if isinstance(c, bool) or not isinstance(c, (numbers.Real, np.floating)) \
                 or not 0 < float(c) < 1:
             raise InvalidInputError(f"confidence must be strictly between 0 and 1, got {c!r}")
-    return [float(c) for c in levels]
+    return list(dict.fromkeys(float(c) for c in levels))  # a level given twice is one level
 
 
 def check_positive_int(value, name, *, allow_none=False):
