@@ -589,16 +589,22 @@ def _warn_alias_conflicts(table):
     ``MODELMAG`` and ``MODELFLUX``, which disagree (asinh against Pogson
     magnitudes) in all five bands.
     """
-    finder = ColumnFinder(table)
+    by_lower = {}  # names that differ only in case ('u' and 'U') both count
+    for column in table.colnames:
+        by_lower.setdefault(column.lower(), []).append(column)
+
+    def values(column):
+        return clean_column(table[column], unit="mag", name=column,
+                            plain_unit=u.nanomaggy if is_sdss_flux_name(column) else None)
+
     conflicts = []
     for name in INPUT_COLUMNS:
-        present = [finder.find(a) for a in input_aliases(name)]
-        present = [p for p in present if p is not None]
+        present = [c for a in input_aliases(name) for c in by_lower.get(a.lower(), [])]
         if len(present) < 2:
             continue
-        used = finder.values(present[0])
+        used = values(present[0])  # the one ColumnFinder takes
         for other in present[1:]:
-            diff = np.abs(used - finder.values(other))
+            diff = np.abs(used - values(other))
             if np.nanmax(diff, initial=0.0) > 1e-3:
                 conflicts.append((name, present[0], other))
     if len(conflicts) == 1:

@@ -410,3 +410,15 @@ def test_text_that_is_no_number_is_named_with_its_row():
     message = str(excinfo.value)
     assert "\n" not in message
     assert "column 'u' must be numeric: row 2 holds 'bright'" in message
+
+
+def test_columns_that_differ_only_in_case_and_value_are_named():
+    from sourceclf.columns import map_columns
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        map_columns(Table({"u": [19.0], "U": [18.0], "g": [17.0]}))
+        map_columns(Table({"u": [19.0], "U": [19.0], "g": [17.0]}))  # the same values: silent
+    texts = [str(w.message) for w in record]
+    assert texts == ["columns 'u' and 'U' both give input 'u' and their values differ; 'u' is "
+                     "used (pass columns={'u': 'U'} to use the other)"]
