@@ -173,7 +173,9 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
         raw = np.ma.getdata(column)
     raw = np.asarray(raw)
     if raw.ndim != 1:
-        raise InvalidInputError(f"{label} must be one value per row, got shape {raw.shape}")
+        got = (f"{' x '.join(map(str, raw.shape[1:]))} values in each row" if raw.ndim > 1
+               else "a single value")
+        raise InvalidInputError(f"{label} must be one value per row, got {got}")
     if raw.dtype.kind in "USO":
         raw = _numbers_from_text(raw, label)
     if raw.dtype.kind not in "fiub":

@@ -422,3 +422,9 @@ def test_columns_that_differ_only_in_case_and_value_are_named():
     texts = [str(w.message) for w in record]
     assert texts == ["columns 'u' and 'U' both give input 'u' and their values differ; 'u' is "
                      "used (pass columns={'u': 'U'} to use the other)"]
+
+
+def test_a_column_of_arrays_is_named_with_its_values_per_row():
+    with pytest.raises(InvalidInputError) as excinfo:
+        clean_column(Column(np.zeros((20, 3))), name="u")
+    assert str(excinfo.value) == "column 'u' must be one value per row, got 3 values in each row"
