@@ -192,6 +192,10 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
         unit = getattr(col, "unit", None)
         mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
         raw = np.asarray(getattr(col, "value", np.ma.getdata(col)))
+        if raw.ndim == 1 and raw.dtype.kind in "USO" and len(raw):
+            raise InvalidInputError(f"column '{name}' holds text ('{raw[0]}'), not degrees: "
+                                    "convert sexagesimal positions first, e.g. with astropy's "
+                                    "SkyCoord(ra, dec, unit=('hourangle', 'deg'))")
         if raw.ndim != 1 or raw.dtype.kind not in "fiu":
             raise InvalidInputError(f"column '{name}' must hold one number per row, got "
                                     f"dtype {raw.dtype} and shape {raw.shape}")

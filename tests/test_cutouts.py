@@ -546,3 +546,12 @@ def test_a_blank_frame_is_refused(field, fill):
     with pytest.raises(InvalidInputError) as excinfo:
         make_cutouts(table=table, images={**frames, "r": (np.full_like(data, fill), wcs)})
     _one_line(excinfo, "frame of band 'r' holds no data", "zero or not finite")
+
+
+def test_sexagesimal_positions_are_named():
+    from sourceclf.frames import sky_positions
+
+    table = Table({"ra": ["10:00:00.0", "10:00:01.0"], "dec": ["+02:00:00", "+02:00:10"]})
+    with pytest.raises(InvalidInputError) as excinfo:
+        sky_positions(table)
+    _one_line(excinfo, "column 'ra' holds text ('10:00:00.0'), not degrees", "SkyCoord")
