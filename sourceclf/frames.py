@@ -72,7 +72,8 @@ def read_frame(frame, *, label=None, bands=None):
     ----------
     frame : str, path-like, HDU, `~astropy.io.fits.HDUList`, `~astropy.nddata.NDData` or tuple
         A FITS file (compressed ``.fits.bz2`` / ``.fits.gz`` too), an image
-        HDU, an HDUList (its first 2-D image HDU is used), an NDData with a
+        HDU, an HDUList (its first 2-D image HDU with a celestial WCS, else its
+        first 2-D image HDU, is used), an NDData with a
         ``wcs``, or a ``(data, wcs)`` pair where ``wcs`` is a
         `~astropy.wcs.WCS` or a FITS header.
     label : str, optional
@@ -119,7 +120,10 @@ def read_frame(frame, *, label=None, bands=None):
                   and h.header.get("NAXIS", 0) >= 2]
         if not images:
             raise InvalidInputError(f"{label} holds no image HDU")
-        return read_frame(images[0], label=label, bands=bands)
+        # The first image with a sky WCS: a thumbnail or mask may come before the science one.
+        placed = [h for h in images if str(h.header.get("CTYPE1", "")).upper().startswith(
+            ("RA", "GLON", "ELON"))]
+        return read_frame((placed or images)[0], label=label, bands=bands)
     if isinstance(frame, tuple):
         if len(frame) != 2:
             raise InvalidInputError(f"{label} must be a (data, wcs) pair, got a tuple of "

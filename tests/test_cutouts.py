@@ -555,3 +555,14 @@ def test_sexagesimal_positions_are_named():
     with pytest.raises(InvalidInputError) as excinfo:
         sky_positions(table)
     _one_line(excinfo, "column 'ra' holds text ('10:00:00.0'), not degrees", "SkyCoord")
+
+
+def test_the_image_with_a_sky_wcs_is_read_from_a_file_of_several(field, tmp_path):
+    """A thumbnail without WCS first, the science image in an extension."""
+    frames, _ = field
+    data, wcs = frames["r"]
+    path = tmp_path / "with_thumbnail.fits"
+    fits.HDUList([fits.PrimaryHDU(np.ones((16, 16), np.float32)),
+                  fits.ImageHDU(data, header=wcs.to_header(), name="SCI")]).writeto(path)
+    read, read_wcs = read_frame(path)
+    assert read.shape == data.shape and read_wcs.has_celestial
