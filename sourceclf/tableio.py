@@ -244,18 +244,32 @@ def write_errors(path, format, *, passthrough=()):
                                 f"{first}") from None
 
 
-def _check_csv_rows(path, n_rows):
+def _leading_comment_lines(path):
+    """How many lines starting with ``#`` a CSV file has above its header; 0 when the last
+    of them has as many fields as the next line (then it is the header, ``#ra,dec,...``)."""
+    count, last = 0, ""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.lstrip().startswith("#"):
+                return count if count and last.count(",") != line.count(",") else 0
+            count, last = count + 1, line
+    return 0
+
+
+def _check_csv_rows(path, n_rows, comments=0):
     """Check that a CSV file holds as many records as were read from it.
 
     astropy's reader takes an unterminated quote as a field running to the
     end of the file and drops the rows after it without a word; Python's
-    strict CSV parser counts the records instead.
+    strict CSV parser counts the records instead.  ``comments``: the lines
+    starting with ``#`` above the header, which are not counted then.
     """
     with open(path, newline="", encoding="utf-8", errors="replace") as fh:
         reader = csv.reader(fh, strict=True)
         try:
             # Blank lines are skipped by both readers; the first record is the header.
             records = sum(1 for row in reader if len(row) > 1 or (row and row[0].strip()))
+            records -= comments
         except csv.Error as exc:
             raise InvalidInputError(f"'{path}' is not valid CSV near line {reader.line_num}: "
                                     f"{exc} (an unterminated quote?)") from None
@@ -322,10 +336,13 @@ def read_table(path, format=None):
             # Astropy strips FITS string columns with a NumPy call that Ctrl-C can crash in.
             with deferred_signals():
                 table = Table.read(path, format=format)
+        elif format == "ascii.csv" and _leading_comment_lines(path):
+            # '# ...' lines above the header (a survey's preamble): comments, as in ECSV.
+            table = Table.read(path, format=format, comment="#")
         else:
             table = Table.read(path, format=format)
         if format == "ascii.csv":
-            _check_csv_rows(path, len(table))
+            _check_csv_rows(path, len(table), comments=_leading_comment_lines(path))
     if format == "ascii.csv" and len(table.colnames) == 1:
         name = table.colnames[0]
         for separator, said in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
@@ -336,6 +353,11 @@ def read_table(path, format=None):
     if format.startswith("ascii") and table.colnames and table.colnames[0].startswith("\ufeff"):
         # A byte-order mark (Excel's "CSV UTF-8") is no part of the first column's name.
         table.rename_column(table.colnames[0], table.colnames[0].lstrip("\ufeff"))
+    first = table.colnames[0] if table.colnames else ""
+    if format == "ascii.csv" and first.startswith("#") and first.lstrip("# ") \
+            and first.lstrip("# ") not in table.colnames:
+        # A header written as a comment ('#ra,dec,...'): '#' is no part of the name.
+        table.rename_column(first, first.lstrip("# "))
     return table
 
 

@@ -521,3 +521,14 @@ def test_a_fits_file_of_several_tables_says_which_is_read(tmp_path):
     texts = [str(w.message) for w in record if issubclass(w.category, SourceclfWarning)]
     assert texts == [f"'{path}' holds 2 tables, in HDUs 1 (SOURCES), 2 (OTHER); the first, "
                      "HDU 1, is read as the catalog"]
+
+
+@pytest.mark.parametrize("text, rows", [
+    ("# a survey's preamble, with a comma\n# another line\nra,dec,r\n10.0,1.0,18.5\n", 1),
+    ("#ra,dec,r\n10.0,1.0,18.5\n11.0,2.0,19.5\n", 2),  # the header written as a comment
+])
+def test_csv_comment_lines_above_the_header(tmp_path, text, rows):
+    path = tmp_path / "commented.csv"
+    path.write_text(text)
+    table = read_table(path)
+    assert table.colnames == ["ra", "dec", "r"] and len(table) == rows
