@@ -65,6 +65,11 @@ def build_parser():
                         "--column dered_r=cModelMag_r (repeat for each input)")
     p.add_argument("--image", action="append", metavar="BAND=FILE",
                    help="full frame of one band with a WCS (repeat for u g r i z)")
+    p.add_argument("--psf", action="append", metavar="FWHM|BAND=FWHM",
+                   help="PSF FWHM in arcsec that image models see the stamps through: one "
+                        "value for every band, or BAND=FWHM for each of u g r i z; without "
+                        "it, frames' PSF is measured on their own stars and --cutouts' "
+                        "comes from the catalog's psffwhm_<b> columns")
     p.add_argument("--inject-check", type=int, metavar="N",
                    help="with --image: draw N known stars and galaxies (150 to 300; 150 per "
                         "copy of the frames) into copies of the frames and say how well the "
@@ -122,6 +127,39 @@ def _parse_images(specs):
             raise InvalidInputError(f"image file '{file}' for band {band} does not exist")
         images[band] = file
     return images
+
+
+def _parse_psf(specs):
+    """``--psf`` options as `sourceclf.classify`'s ``psf=``: a number, or ``{band: number}``."""
+    if not specs:
+        return None
+    if len(specs) == 1 and "=" not in specs[0]:
+        return _psf_value(specs[0], "--psf")
+    psf = {}
+    for spec in specs:
+        band, sep, value = spec.partition("=")
+        band = band.strip().lower()
+        if not sep or band not in "ugriz" or len(band) != 1:
+            raise InvalidInputError("--psf takes one FWHM for every band, or BAND=FWHM for "
+                                    f"each of u g r i z; got '{spec}'")
+        if band in psf:
+            raise InvalidInputError(f"--psf gives band {band} twice")
+        psf[band] = _psf_value(value, f"--psf {band}")
+    missing = [b for b in "ugriz" if b not in psf]
+    if missing:
+        raise InvalidInputError(f"--psf lacks band(s) {' '.join(missing)}: give BAND=FWHM for "
+                                "each of u g r i z, or one FWHM for every band")
+    return psf
+
+
+def _psf_value(text, what):
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInputError(f"{what} takes a FWHM in arcsec, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise InvalidInputError(f"{what} must be a positive FWHM in arcsec, got '{text}'")
+    return value
 
 
 def injection_check_path(output):
@@ -212,6 +250,7 @@ def _run(args):
         raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
                                 "replace it")
     images = _parse_images(args.image)
+    psf = _parse_psf(args.psf)
     from .columns import parse_column_options  # astropy.table: not for --help
 
     columns = parse_column_options(args.column)
@@ -253,7 +292,7 @@ def _run(args):
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size, precision=args.precision,
-                           compile=args.compile, columns=columns)
+                           compile=args.compile, columns=columns, psf=psf)
     for line in result.lines():
         print(line)
     print(f"wrote {output}")

@@ -368,8 +368,8 @@ def _row_psf(table, psf, frames, on_frame):
         fwhm[band] = (np.full(n, np.nan) if values is None
                       else values * CATALOG_PSF_SCALE[band])
     if all(finder.find(f"psffwhm_{b}") is None for b in BANDS):
-        return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec) or psffwhm_<b> "
-                      "columns")
+        return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec; --psf on the "
+                      "command line) or psffwhm_<b> columns")
     return fwhm, "some rows lack psffwhm_<b> values"
 
 

@@ -458,6 +458,40 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     assert "none of the" not in err
 
 
+@pytest.mark.parametrize("psf", [["1.2"], [f"{b}=1.2" for b in "ugriz"]])
+def test_psf_option_gives_the_frames_psf(frame_files, tmp_path, capsys, psf):
+    """The demo frames hold too few stars to measure their PSF: --psf gives it."""
+    cat, paths = frame_files
+    argv = [cat, "-o", tmp_path / "out.ecsv"]
+    for band, path in paths.items():
+        argv += ["--image", f"{band}={path}"]
+    for spec in psf:
+        argv += ["--psf", spec]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    result = Table.read(tmp_path / "out.ecsv")
+    assert result.meta["CLFMODEL"] == "margnet-sgq"  # the columns are measured through it
+    flags = np.ma.filled(np.ma.asarray(result["pred_flag"]), "").astype(str)
+    assert not any("psf_unknown" in f for f in flags)
+    on = flags != "off_frame"
+    np.testing.assert_allclose(result["psf_fwhm_r"][on], 1.2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("psf, fragment", [
+    (["-1"], "--psf must be a positive FWHM in arcsec, got '-1'"),
+    (["wide"], "--psf takes a FWHM in arcsec, got 'wide'"),
+    (["r=1.2"], "--psf lacks band(s) u g i z"),
+    (["r=1.2", "r=1.3"], "--psf gives band r twice"),
+    (["y=1.2", "r=1.3"], "--psf takes one FWHM for every band, or BAND=FWHM"),
+])
+def test_psf_option_errors(catalog, tmp_path, capsys, psf, fragment):
+    argv = [catalog, "-o", tmp_path / "o.fits"]
+    for spec in psf:
+        argv += ["--psf", spec]
+    expect_error(argv, capsys, fragment)
+    assert not (tmp_path / "o.fits").exists()
+
+
 @pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
 def test_frames_of_another_field_are_named(frame_files, tmp_path, capsys):
     """A catalog none of whose sources lies on the frames: each row is flagged off_frame
