@@ -402,8 +402,8 @@ def _flag_pixel_scale(flags, valid, scales):
         return
     found = ", ".join(f"{b} {s:.3g}\"" for b, s in scales.items())
     warnings.warn(f"the frames' pixels are not SDSS's {SDSS_PIXEL_SCALE}\" (the image models "
-                  f"read 32-pixel stamps of that scale): band(s) {found} per pixel; "
-                  f"{rows.size} row(s) flagged '{FLAG_PIXEL_SCALE}', whose classes may be "
+                  f"read 32-pixel stamps of that scale): band(s) {found} per pixel; the "
+                  f"rows on them are flagged '{FLAG_PIXEL_SCALE}', and their classes may be "
                   "wrong (resample the frames to SDSS's pixels)", SourceclfWarning, stacklevel=4)
     for i in rows:
         flags[i] = ";".join(x for x in (flags[i], FLAG_PIXEL_SCALE) if x)
@@ -414,7 +414,7 @@ def _flag_sky(flags, valid, sky, sky_range):
     warn once."""
     found = sky_flags(sky, sky_range)
     rows = np.flatnonzero(valid)
-    message = sky_message(sky, sky_range, found, rows.size)
+    message = sky_message(sky, sky_range, found)
     if not message or not rows.size:
         return
     warnings.warn(message, FrameSkyWarning, stacklevel=4)

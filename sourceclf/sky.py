@@ -117,8 +117,12 @@ def sky_flags(sky, sky_range, *, factor=SKY_NOISE_FACTOR, depth_factor=SKY_DEPTH
     return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
 
 
-def sky_message(sky, sky_range, flags, n_rows):
-    """One warning's text for the bands of `sky_flags`; '' when none is flagged."""
+def sky_message(sky, sky_range, flags):
+    """One warning's text for the bands of `sky_flags`; '' when none is flagged.
+
+    The text is the same for every chunk of a catalog on the same frames (it
+    names no row count), so that a caller printing each text once says it once.
+    """
     parts = []
     out = flags[FLAG_SKY_OUT_OF_RANGE]
     if out:
@@ -134,5 +138,5 @@ def sky_message(sky, sky_range, flags, n_rows):
     named = " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
                          if flags[f])
     return (f"the frames do not look like SDSS corrected frames (nanomaggies, sky-subtracted), "
-            f"which the image models read: {'; '.join(parts)}; {n_rows} row(s) flagged "
-            f"{named}, whose classes may be wrong (docs: images, 'Flags')")
+            f"which the image models read: {'; '.join(parts)}; the rows on them are flagged "
+            f"{named}, and their classes may be wrong (docs: images, 'Flags')")

@@ -477,6 +477,23 @@ def test_psf_option_gives_the_frames_psf(frame_files, tmp_path, capsys, psf):
     np.testing.assert_allclose(result["psf_fwhm_r"][on], 1.2, rtol=1e-6)
 
 
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
+def test_frames_in_other_units_are_said_once_for_all_chunks(frame_files, tmp_path, capsys):
+    from astropy.io import fits
+
+    cat, paths = frame_files
+    argv = [cat, "-o", tmp_path / "out.fits", "--chunk-size", "2", "--psf", "1.2"]
+    for band, path in paths.items():
+        with fits.open(path) as hdul:
+            counts = tmp_path / f"counts-{band}.fits"
+            fits.PrimaryHDU(hdul[0].data * 200.0, header=hdul[0].header).writeto(counts)
+        argv += ["--image", f"{band}={counts}"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert err.count("do not look like SDSS corrected frames") == 1
+    assert "sky_out_of_range" in out  # the summary's flag counts
+
+
 @pytest.mark.parametrize("psf, fragment", [
     (["-1"], "--psf must be a positive FWHM in arcsec, got '-1'"),
     (["wide"], "--psf takes a FWHM in arcsec, got 'wide'"),

@@ -59,13 +59,13 @@ def test_sky_flags_name_the_bands_outside_the_trained_sky():
 def test_sky_message_says_what_was_measured_and_what_was_expected():
     sky = {b: (0.0, 0.03) for b in BANDS}
     sky["r"] = (1120.0, 6.0)
-    text = sky_message(sky, TRAINED, sky_flags(sky, TRAINED), 12)
+    text = sky_message(sky, TRAINED, sky_flags(sky, TRAINED))
     assert "\n" not in text
     assert "nanomaggies, sky-subtracted" in text
     assert "r 6 (trained 0.02-0.04)" in text and "sky median r 1.12e+03 (187 sigma)" in text
-    assert "12 row(s) flagged 'sky_out_of_range' and 'sky_not_subtracted'" in text
+    assert "the rows on them are flagged 'sky_out_of_range' and 'sky_not_subtracted'" in text
     assert sky_message({b: (0.0, 0.03) for b in BANDS}, TRAINED,
-                       {FLAG_SKY_OUT_OF_RANGE: [], FLAG_SKY_NOT_SUBTRACTED: []}, 12) == ""
+                       {FLAG_SKY_OUT_OF_RANGE: [], FLAG_SKY_NOT_SUBTRACTED: []}) == ""
 
 
 def test_the_image_cards_keep_the_simulated_sky_range():
