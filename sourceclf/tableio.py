@@ -26,7 +26,7 @@ from .utils._signals import deferred_signals
 __all__ = ["FORMATS", "FORMAT_LIBRARIES", "split_extension", "table_format",
            "check_format_library", "check_input_path", "check_output_path", "read_errors",
            "write_errors", "warn_csv_meta", "read_table", "write_table", "update_meta",
-           "char_width", "string_widths"]
+           "char_width", "string_widths", "check_writable_columns"]
 
 #: Astropy format name of each catalog file extension (lower case).
 FORMATS = {
@@ -397,8 +397,40 @@ def warn_csv_meta(table, path):
                       SourceclfWarning, stacklevel=3)
 
 
-def _check_writable_columns(table, format, path):
-    """One line for the columns a format cannot store (Python objects in Parquet)."""
+def check_writable_columns(table, format, path):
+    """One line for the columns a format cannot store, before anything is written.
+
+    Python objects in Parquet; in FITS, what astropy's FITS conversion
+    refuses (a unit of a scale FITS cannot write, such as hourangle), tried
+    on the columns without their rows.  `sourceclf.streaming.classify_file`
+    calls it on the catalog before classifying, `write_table` on what it
+    writes.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The table, or the catalog whose columns the output will hold.
+    format : str
+        Astropy format name of the output.
+    path : str or path-like
+        The output, for the message.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the column and what to do.
+    """
+    if format == "fits":
+        from astropy.io.fits import table_to_hdu
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # units FITS lacks are written as text, with a word
+            try:
+                table_to_hdu(table[:0])
+            except (ValueError, TypeError) as exc:
+                raise InvalidInputError(f"'{path}' cannot be FITS: {str(exc).splitlines()[0]} "
+                                        "(write .ecsv, .parquet or .vot, or convert the "
+                                        "column)") from None
     if format != "parquet":
         return
     for name in table.colnames:
@@ -440,7 +472,7 @@ def write_table(table, path, *, format=None, overwrite=False):
     """
     format = format or table_format(path)
     path = check_output_path(path, overwrite, format)
-    _check_writable_columns(table, format, path)
+    check_writable_columns(table, format, path)
     if format == "ascii.csv":
         warn_csv_meta(table, path)
     kwargs = {"serialize_meta": True} if format == "hdf5" else {}

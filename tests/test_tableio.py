@@ -532,3 +532,27 @@ def test_csv_comment_lines_above_the_header(tmp_path, text, rows):
     path.write_text(text)
     table = read_table(path)
     assert table.colnames == ["ra", "dec", "r"] and len(table) == rows
+
+
+def test_a_unit_fits_cannot_hold_is_refused_before_the_run(tmp_path, monkeypatch):
+    """ra in hourangle, written to FITS: it failed after classifying the whole catalog."""
+    from sourceclf import classification
+    from sourceclf.streaming import classify_file
+
+    table = Table({"u": [19.5], "g": [18.2], "r": [17.6], "i": [17.4], "z": [17.3],
+                   "ra": [10.0]})
+    table["ra"].unit = "hourangle"
+    table["r"] = [100.0]
+    table["r"].unit = "nmgy"  # not FITS either, but written as text: no error
+    table.write(tmp_path / "cat.ecsv")
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("classified before the output was checked")
+
+    monkeypatch.setattr(classification, "classify", no_run)
+    with pytest.raises(InvalidInputError) as excinfo:
+        classify_file(tmp_path / "cat.ecsv", tmp_path / "out.fits", model="ugriz-sgq",
+                      progress=False)
+    message = str(excinfo.value)
+    assert "\n" not in message and "cannot be FITS" in message and "column 'ra'" in message
+    assert not (tmp_path / "out.fits").exists()

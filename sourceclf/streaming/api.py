@@ -15,14 +15,14 @@ from ..device import check_compile, check_precision
 from ..exceptions import InvalidInputError, OffFrameWarning, ShiftAlarmWarning
 from ..models.registry import load_model
 from ..progress import progress_bar, quiet_progress
-from ..tableio import (check_input_path, check_output_path, split_extension, table_format,
-                       warn_csv_meta, write_errors, write_table)
+from ..tableio import (check_input_path, check_output_path, check_writable_columns,
+                       split_extension, table_format, warn_csv_meta, write_errors, write_table)
 from ..utils._files import atomic_path
 from ..utils._signals import interrupt_on_signals
 from ..utils._validation import check_confidence_levels
 from .fits_writer import FitsSink, flag_width
 from .sinks import STREAMED_OUTPUT_FORMATS, NotStreamable, ParquetSink, TextSink
-from .sources import FitsSource, all_rows, open_source
+from .sources import FitsSource, TableSource, all_rows, open_source
 from .summary import StreamSummary
 from .threads import ThreadChooser
 
@@ -191,6 +191,12 @@ def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, mod
                    classify_kwargs):
     """The body of `classify_file`, once its arguments are checked."""
     source = open_source(input_path, in_fmt)
+    if isinstance(source, TableSource):  # read whole: its columns can be checked now
+        try:
+            check_writable_columns(source.table, out_fmt, output)
+        except InvalidInputError:
+            source.close()
+            raise
     summary = StreamSummary(truth_column)
     summary.path = output
     try:
