@@ -427,7 +427,7 @@ def check_writable_columns(table, format, path):
             warnings.simplefilter("ignore")  # units FITS lacks are written as text, with a word
             try:
                 table_to_hdu(table[:0])
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # astropy raises many types (AssertionError for a long name)
                 raise InvalidInputError(f"'{path}' cannot be FITS: {str(exc).splitlines()[0]} "
                                         "(write .ecsv, .parquet or .vot, or convert the "
                                         "column)") from None

@@ -556,3 +556,14 @@ def test_a_unit_fits_cannot_hold_is_refused_before_the_run(tmp_path, monkeypatch
     message = str(excinfo.value)
     assert "\n" not in message and "cannot be FITS" in message and "column 'ra'" in message
     assert not (tmp_path / "out.fits").exists()
+
+
+def test_a_column_name_fits_cannot_hold_is_one_line(tmp_path):
+    """astropy raises an AssertionError for a column name longer than a FITS card."""
+    from sourceclf.tableio import check_writable_columns
+
+    table = Table({"x" * 80: [1.0]})
+    with pytest.raises(InvalidInputError) as excinfo:
+        check_writable_columns(table, "fits", tmp_path / "out.fits")
+    message = str(excinfo.value)
+    assert "\n" not in message and "cannot be FITS" in message
