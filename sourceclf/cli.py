@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .device import check_precision
 from .exceptions import (CrowdedFrameWarning, InvalidInputError, ShiftAlarmWarning,
-                         SourceclfError, SourceclfWarning)
+                         SourceclfError, SourceclfWarning, StampSkyWarning)
 from .tableio import split_extension, table_format, update_meta, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
@@ -125,6 +125,11 @@ def _parse_images(specs):
                                     f"and '{file}')")
         if not Path(file).is_file():
             raise InvalidInputError(f"image file '{file}' for band {band} does not exist")
+        same = next((b for b, f in images.items() if Path(f).resolve() == Path(file).resolve()),
+                    None)
+        if same is not None:  # one band's frame standing in for another: wrong classes
+            raise InvalidInputError(f"--image gives the same file '{file}' for bands {same} and "
+                                    f"{band}: each band needs its own frame")
         images[band] = file
     return images
 
@@ -335,9 +340,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, ShiftAlarmWarning):
         return None  # the summary's SHIFT ALARM line says it
     text = " ".join(str(message).split())
-    if (category, text) in _SHOWN:  # the same warning from another chunk of the catalog
+    # The same warning from another chunk of the catalog; the stamps' sky is measured on
+    # each chunk's stamps, so its values differ from chunk to chunk: the first says it.
+    key = (category, "" if issubclass(category, StampSkyWarning) else text)
+    if key in _SHOWN:
         return None
-    _SHOWN.add((category, text))
+    _SHOWN.add(key)
     print(f"sourceclf-classify: warning: {text}", file=sys.stderr)
     return None
 

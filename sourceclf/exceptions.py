@@ -9,7 +9,8 @@ import signal
 
 __all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
            "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
-           "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning", "FrameSkyWarning"]
+           "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning", "FrameSkyWarning",
+           "StampSkyWarning"]
 
 
 class SourceclfError(ValueError):
@@ -98,4 +99,15 @@ class FrameSkyWarning(SourceclfWarning):
     ``sky_out_of_range`` or ``sky_not_subtracted`` (`sourceclf.sky`); a
     category of its own so that callers can recognise or silence it with
     ``warnings.filterwarnings("ignore", category=FrameSkyWarning)``.
+    """
+
+
+class StampSkyWarning(FrameSkyWarning):
+    """Stamps given without their frames have a sky unlike SDSS corrected frames'.
+
+    Issued once by `sourceclf.classify` when the sky of the stamps' borders
+    (`sourceclf.sky.stamp_sky`) flags their rows ``sky_out_of_range`` or
+    ``sky_not_subtracted``.  Its text gives the values measured on the call's
+    stamps, so each chunk of a catalog may word it differently;
+    ``sourceclf-classify`` prints it once a run.
     """

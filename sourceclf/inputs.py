@@ -18,12 +18,12 @@ from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_nei
                        source_coverage)
 from .cutouts import FLAG_BAD_PIXELS, FLAG_OFF_FRAME, make_cutouts
 from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
-                         SourceclfWarning)
+                         SourceclfWarning, StampSkyWarning)
 from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
-from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message
+from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message, stamp_sky
 from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
@@ -153,7 +153,8 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         ``crowded``).
     FrameSkyWarning
         Once, when a frame's sky is unlike the trained one (rows flagged
-        ``sky_out_of_range`` or ``sky_not_subtracted``).
+        ``sky_out_of_range`` or ``sky_not_subtracted``);
+        `~sourceclf.exceptions.StampSkyWarning` when the stamps' is.
 
     Examples
     --------
@@ -207,6 +208,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         if frames is not None and sky_range:
             sky = frame_sky(frames)
             _flag_sky(flags, valid, sky, sky_range)
+        elif cutouts is not None and sky_range:  # stamps without frames: their borders' sky
+            clean = np.flatnonzero(valid & (image_flags == ""))
+            _flag_sky(flags, valid, stamp_sky(stamps, clean if clean.size else
+                                              np.flatnonzero(valid)), sky_range, "stamps")
         if frames is not None and psf_range:
             _flag_pixel_scale(flags, valid, pixel_scale_mismatch(frames))
         if neighbour_limit is not None:
@@ -409,15 +414,16 @@ def _flag_pixel_scale(flags, valid, scales):
         flags[i] = ";".join(x for x in (flags[i], FLAG_PIXEL_SCALE) if x)
 
 
-def _flag_sky(flags, valid, sky, sky_range):
-    """Flag the classifiable rows on frames whose sky is unlike the trained one (`sourceclf.sky`);
-    warn once."""
+def _flag_sky(flags, valid, sky, sky_range, what="frames"):
+    """Flag the classifiable rows on frames (or stamps: ``what``) whose sky is unlike the
+    trained one (`sourceclf.sky`); warn once."""
     found = sky_flags(sky, sky_range)
     rows = np.flatnonzero(valid)
-    message = sky_message(sky, sky_range, found)
+    message = sky_message(sky, sky_range, found, what)
     if not message or not rows.size:
         return
-    warnings.warn(message, FrameSkyWarning, stacklevel=4)
+    warnings.warn(message, StampSkyWarning if what == "stamps" else FrameSkyWarning,
+                  stacklevel=4)
     reasons = [flag for flag, bands in found.items() if bands]
     for i in rows:
         flags[i] = ";".join(x for x in (flags[i], *reasons) if x)

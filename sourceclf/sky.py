@@ -19,6 +19,10 @@ model's trained range (its card's ``domain['sky_sigma']``):
   ``conditions_check.py sky-noise``);
 * ``sky_not_subtracted``: the sky's median lies more than `SKY_LEVEL_LIMIT`
   sky sigmas from zero (on the shared fields it lies within 1.5).
+
+Stamps given directly (no frames) are judged the same way, on the sky of
+their borders (`stamp_sky`): the median over the stamps of each stamp's
+sigma-clipped border median and noise.
 """
 
 import numpy as np
@@ -28,7 +32,8 @@ from .exceptions import InvalidInputError
 from .psf import sky_level
 
 __all__ = ["FLAG_SKY_NOT_SUBTRACTED", "FLAG_SKY_OUT_OF_RANGE", "SKY_DEPTH_FACTOR",
-           "SKY_LEVEL_LIMIT", "SKY_NOISE_FACTOR", "frame_sky", "sky_flags", "sky_message"]
+           "SKY_LEVEL_LIMIT", "SKY_NOISE_FACTOR", "STAMP_BORDER", "STAMP_SKY_ROWS", "frame_sky",
+           "sky_flags", "sky_message", "stamp_sky"]
 
 #: Flag of rows on a frame whose sky noise lies far outside the model's trained range.
 FLAG_SKY_OUT_OF_RANGE = "sky_out_of_range"
@@ -52,6 +57,15 @@ SKY_DEPTH_FACTOR = 10.0
 #: Largest distance of a sky-subtracted frame's sky median from zero, in sky
 #: sigmas (the shared fields: 0.1-1.5; ``conditions_check.py sky-level``).
 SKY_LEVEL_LIMIT = 5.0
+
+#: Width in pixels of the border of a stamp whose pixels `stamp_sky` reads as
+#: sky (348 of a 32-pixel stamp's 1,024; a source's light reaches it only for
+#: bright or large galaxies, which the median over stamps outvotes).
+STAMP_BORDER = 3
+
+#: Most stamps `stamp_sky` reads (evenly spaced over the rows): the median of
+#: a few thousand stamps' skies is as good as that of all of them.
+STAMP_SKY_ROWS = 2000
 
 
 def frame_sky(frames):
@@ -77,6 +91,64 @@ def frame_sky(frames):
             except InvalidInputError:
                 measured[id(data)] = (float("nan"), float("nan"))
         sky[band] = measured[id(data)]
+    return sky
+
+
+def stamp_sky(stamps, rows=None, *, border=STAMP_BORDER, max_rows=STAMP_SKY_ROWS):
+    """Each band's sky median and noise per pixel, from the borders of stamps.
+
+    For stamps given without their frames: each stamp's border pixels (within
+    ``border`` pixels of its edge) give a sigma-clipped median and MAD-based
+    noise per band, and the medians of these over the stamps are the sky's.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        Shape ``(N, 5, H, W)``, ugriz (`sourceclf.cutouts.make_cutouts`).
+    rows : array-like of int, optional
+        The stamps to read (say, those that are neither padded nor holding
+        NaN); default all.
+    border : int
+        `STAMP_BORDER`.
+    max_rows : int
+        `STAMP_SKY_ROWS`: at most this many of ``rows``, evenly spaced.
+
+    Returns
+    -------
+    sky : dict
+        ``{band: (median, sigma)}`` as `frame_sky` gives it; NaN where there
+        are no stamps or their borders have no noise (constant stamps).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sourceclf.sky import stamp_sky
+    >>> stamps = np.random.default_rng(1).normal(0.0, 0.03, (50, 5, 32, 32))
+    >>> median, sigma = stamp_sky(stamps)["r"]
+    >>> abs(median) < 0.005, round(sigma, 2)
+    (True, 0.03)
+    """
+    from astropy.stats import sigma_clipped_stats
+
+    stamps = np.asarray(stamps)
+    rows = np.arange(len(stamps)) if rows is None else np.asarray(rows, dtype=int)
+    if rows.size > max_rows:
+        rows = rows[np.linspace(0, rows.size - 1, max_rows).astype(int)]
+    nan = (float("nan"), float("nan"))
+    if stamps.ndim != 4 or not rows.size or min(stamps.shape[2:]) <= 2 * border:
+        return {band: nan for band in BANDS}
+    ring = np.ones(stamps.shape[2:], dtype=bool)
+    ring[border:-border, border:-border] = False
+    sky = {}
+    for k, band in enumerate(BANDS):
+        pixels = np.asarray(stamps[rows, k][:, ring], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            _, medians, sigmas = sigma_clipped_stats(pixels, axis=1, sigma=3.0, maxiters=5,
+                                                     stdfunc="mad_std")
+        medians, sigmas = np.ma.filled(medians, np.nan), np.ma.filled(sigmas, np.nan)
+        good = np.isfinite(medians) & np.isfinite(sigmas)
+        sigma = float(np.median(sigmas[good])) if good.any() else float("nan")
+        sky[band] = ((float(np.median(medians[good])), sigma) if sigma > 0 else nan)
     return sky
 
 
@@ -117,8 +189,11 @@ def sky_flags(sky, sky_range, *, factor=SKY_NOISE_FACTOR, depth_factor=SKY_DEPTH
     return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
 
 
-def sky_message(sky, sky_range, flags):
+def sky_message(sky, sky_range, flags, what="frames"):
     """One warning's text for the bands of `sky_flags`; '' when none is flagged.
+
+    ``what`` names what was measured: ``'frames'`` (`frame_sky`) or
+    ``'stamps'`` (`stamp_sky`, the sky of their borders).
 
     The text is the same for every chunk of a catalog on the same frames (it
     names no row count), so that a caller printing each text once says it once.
@@ -137,6 +212,10 @@ def sky_message(sky, sky_range, flags):
         return ""
     named = " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
                          if flags[f])
-    return (f"the frames do not look like SDSS corrected frames (nanomaggies, sky-subtracted), "
-            f"which the image models read: {'; '.join(parts)}; the rows on them are flagged "
+    if what == "stamps":
+        subject, rows = "the stamps (their borders' sky) do not look like", "the stamps' rows are"
+    else:
+        subject, rows = "the frames do not look like", "the rows on them are"
+    return (f"{subject} SDSS corrected frames (nanomaggies, sky-subtracted), "
+            f"which the image models read: {'; '.join(parts)}; {rows} flagged "
             f"{named}, and their classes may be wrong (docs: images, 'Flags')")

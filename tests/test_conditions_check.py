@@ -99,3 +99,27 @@ def test_sky_flagged_share(script):
 
     result = Table({"pred_flag": ["", "sky_out_of_range", "crowded;sky_not_subtracted", "edge"]})
     assert script.sky_flagged(result) == 0.5
+
+
+def test_stamp_scores_classify_the_stamps_cut_from_the_frames(script):
+    """``--stamps``: the CNN on the stamps given as cutouts=, with the share flagged sky_*."""
+    pytest.importorskip("galsim")
+    from types import SimpleNamespace
+
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    from sourceclf.bands import BANDS
+    from sourceclf.cutouts import make_cutouts
+    from sourceclf.demo import demo_frames
+
+    catalog, hdus = demo_frames(n=8, random_state=0, flagged=False)
+    frames = {b: (np.asarray(h.data, np.float32), WCS(h.header)) for b, h in hdus.items()}
+    on = make_cutouts(table=catalog, images=frames).flags != "off_frame"
+    sources = Table({"ra": catalog["ra"][on], "dec": catalog["dec"][on]})
+    labels = np.where(np.arange(len(sources)) % 2, "point", "extended")
+    seen = {b: SimpleNamespace(fwhm=1.2) for b in BANDS}
+    line = script.stamp_scores(sources, frames, seen, labels)
+    assert line.startswith("stamps: margnet-cnn-sgq 0.") and "flagged" not in line
+    line = script.stamp_scores(sources, script.with_sky(frames, 0.6), seen, labels)
+    assert line.endswith(", 100% flagged sky_*")

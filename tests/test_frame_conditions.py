@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from sourceclf.bands import BANDS
-from sourceclf.exceptions import FrameSkyWarning
+from sourceclf.exceptions import FrameSkyWarning, StampSkyWarning
 from sourceclf.models.registry import MODEL_DIR
 from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_DEPTH_FACTOR,
-                           SKY_NOISE_FACTOR, frame_sky, sky_flags, sky_message)
+                           SKY_NOISE_FACTOR, frame_sky, sky_flags, sky_message, stamp_sky)
 
 TRAINED = {b: (0.02, 0.04) for b in BANDS}
 
@@ -158,3 +158,73 @@ def test_frames_of_another_pixel_scale_are_flagged(demo):
     assert len(texts) == 1 and 'r 0.792"' in texts[0]
     on = out["pred_flag"] != "off_frame"
     assert on.any() and _flagged(out[on], FLAG_PIXEL_SCALE).all()
+
+
+def test_stamp_sky_reads_the_borders_and_is_not_moved_by_a_few_large_galaxies():
+    rng = np.random.default_rng(3)
+    stamps = rng.normal(0.01, 0.03, (40, 5, 32, 32))
+    yy, xx = np.mgrid[:32, :32]
+    stamps[:5] += 5.0 * np.exp(-np.hypot(yy - 15.5, xx - 15.5) / 6.0)  # light to the border
+    sky = stamp_sky(stamps)
+    for b in BANDS:
+        assert sky[b][0] == pytest.approx(0.01, abs=0.003)
+        assert sky[b][1] == pytest.approx(0.03, rel=0.1)
+    assert stamp_sky(stamps, rows=[0, 1, 2])["r"][0] > 0.1  # only the large galaxies
+    assert np.isnan(stamp_sky(np.ones((3, 5, 32, 32)))["r"]).all()  # no noise
+    assert np.isnan(stamp_sky(stamps, rows=[])["g"]).all()
+    assert np.isnan(stamp_sky(np.zeros((3, 5, 6, 6)))["g"]).all()  # no pixel inside a border
+
+
+def test_sky_message_names_stamps_when_stamps_were_measured():
+    sky = {b: (0.6, 0.03) for b in BANDS}
+    text = sky_message(sky, TRAINED, sky_flags(sky, TRAINED), "stamps")
+    assert text.startswith("the stamps (their borders' sky) do not look like SDSS corrected")
+    assert "the stamps' rows are flagged 'sky_not_subtracted'" in text
+
+
+@pytest.fixture(scope="module")
+def demo_stamps(demo):
+    """The demo frames' stamps of the sources on them, cut as classify cuts them."""
+    from astropy.wcs import WCS
+
+    from sourceclf.cutouts import make_cutouts
+
+    positions, frames = demo
+    images = {b: (np.asarray(data, np.float32), WCS(header))
+              for b, (data, header) in frames.items()}
+    cut = make_cutouts(table=positions, images=images)
+    on = cut.flags != "off_frame"
+    return positions[on], cut.data[on]
+
+
+def _classify_stamps(positions, stamps):
+    from sourceclf import classify
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        out = classify(positions, cutouts=stamps, psf=1.2, model="margnet-cnn-sgq")
+    texts = [str(w.message) for w in record if issubclass(w.category, FrameSkyWarning)]
+    assert all(issubclass(w.category, StampSkyWarning) for w in record
+               if issubclass(w.category, FrameSkyWarning))
+    return out, texts
+
+
+def test_stamps_in_nanomaggies_are_not_flagged(demo_stamps):
+    out, texts = _classify_stamps(*demo_stamps)
+    assert texts == []
+    assert not _flagged(out, FLAG_SKY_OUT_OF_RANGE).any()
+    assert not _flagged(out, FLAG_SKY_NOT_SUBTRACTED).any()
+
+
+@pytest.mark.parametrize("change, flag", [
+    (lambda s: s * 200.0, FLAG_SKY_OUT_OF_RANGE),     # about raw counts
+    (lambda s: s * 3.631e-6, FLAG_SKY_OUT_OF_RANGE),  # janskys
+    (lambda s: s + 0.6, FLAG_SKY_NOT_SUBTRACTED),     # a dark sky left in
+])
+def test_stamps_given_directly_are_judged_by_their_borders_sky(demo_stamps, change, flag):
+    """Stamps without frames went through in any units before, without a flag."""
+    positions, stamps = demo_stamps
+    out, texts = _classify_stamps(positions, change(stamps))
+    assert len(texts) == 1 and texts[0].startswith("the stamps (their borders' sky)")
+    assert _flagged(out, flag).all()
+    assert not out["pred_class"].mask.any()

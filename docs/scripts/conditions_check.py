@@ -33,7 +33,10 @@ frames (`sourceclf.sky`):
     SDSS night per 0.396" pixel).
 
 Each model's scores end with the share of its rows flagged ``sky_*``
-(`sourceclf.sky`) when there are any.
+(`sourceclf.sky`) when there are any.  With ``--stamps``, each line also
+scores ``margnet-cnn-sgq`` on the sources' stamps cut from the changed frames
+and given as ``cutouts=`` (as a user with stamps and no frames gives them),
+judged by the sky of the stamps' borders (`sourceclf.sky.stamp_sky`).
 
 Run from the repository root (about two minutes a field and condition on two
 CPU cores)::
@@ -41,17 +44,21 @@ CPU cores)::
     python docs/scripts/conditions_check.py sky-noise [--steps 1,1.5,2,3] [FIELD ...]
     python docs/scripts/conditions_check.py psf-shape [--models A,B] [--data ../shared/data]
     python docs/scripts/conditions_check.py units
-    python docs/scripts/conditions_check.py sky-level
+    python docs/scripts/conditions_check.py sky-level [--stamps]
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 from astropy.table import Table
 
+import sourceclf
 from sourceclf.bands import BANDS
+from sourceclf.cutouts import make_cutouts
 from sourceclf.models import load_model
 from sourceclf.psf import measure_psf
 from sourceclf.recipes.frame_checks import frame_truth
@@ -140,8 +147,23 @@ def sky_flagged(result):
     return float(np.mean([any(p.startswith("sky_") for p in f.split(";")) for f in flags]))
 
 
-def field_lines(folder, models, condition, steps=None, seed=5):
-    """One line per step of ``condition``: the frames' state and each model's scores."""
+def stamp_scores(sources, frames, seen, labels, model="margnet-cnn-sgq"):
+    """``'stamps: margnet-cnn-sgq 0.95 (...)'``: ``model`` on the sources' stamps cut from
+    ``frames`` and given as ``cutouts=``, through the PSF ``seen``; warnings silenced."""
+    cut = make_cutouts(table=sources, images=frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = sourceclf.classify(sources, cutouts=cut.data, model=model,
+                                    psf={b: seen[b].fwhm for b in BANDS}, device="cpu",
+                                    progress=False)
+    flagged = sky_flagged(result)
+    return (f"stamps: {model} {check_fields.score_text(check_fields.score(labels, result))}"
+            + (f", {flagged:.0%} flagged sky_*" if flagged else ""))
+
+
+def field_lines(folder, models, condition, steps=None, seed=5, stamps=False):
+    """One line per step of ``condition``: the frames' state and each model's scores (with
+    ``stamps``, also `stamp_scores`)."""
     step_frames, default_steps = CONDITIONS[condition]
     name, native, psf = check_fields.read_field(folder)
     truth = frame_truth(*native["r"], psf["r"])
@@ -157,6 +179,8 @@ def field_lines(folder, models, condition, steps=None, seed=5):
         scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
                   + (f", {sky_flagged(result):.0%} flagged sky_*" if sky_flagged(result) else "")
                   for model, result in results.items()]
+        if stamps:
+            scores.append(stamp_scores(sources, frames, seen, labels))
         lines.append(f"{name} {describe(seen)}: " + "; ".join(scores))
     return lines
 
@@ -175,12 +199,14 @@ def main(argv=None):
     parser.add_argument("--steps", default=None,
                         help="comma-separated steps (default: those of the condition in "
                              "CONDITIONS)")
+    parser.add_argument("--stamps", action="store_true",
+                        help="also classify the stamps cut from the frames, given as cutouts=")
     args = parser.parse_args(argv)
     models = {m: load_model(m) for m in args.models.split(",")}
     steps = None if args.steps is None else [float(s) for s in args.steps.split(",")]
     for field in args.fields:
         for line in field_lines(args.data / f"sdss_frame_{field}", models, args.condition,
-                                steps):
+                                steps, stamps=args.stamps):
             print(line, flush=True)
 
 
