@@ -412,6 +412,7 @@ def frame_files(tmp_path):
     ("missing_file", "does not exist"),
     ("twice", "gives band z twice"),
     ("missing_bands", "lack band(s) g, r, i, z"),
+    ("same_file", "--image gives the same file"),
 ])
 def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):
     cat, paths = frame_files
@@ -426,6 +427,14 @@ def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):
         images["z2"] = f"z={paths['r']}"
     elif case == "missing_bands":
         images = {"u": images["u"]}
+    elif case == "same_file":  # the demo frames carry FILTER: take it away
+        from astropy.io import fits
+
+        plain = tmp_path / "plain.fits"
+        with fits.open(paths["r"]) as hdul:
+            del hdul[0].header["FILTER"]
+            hdul.writeto(plain)
+        images["r"], images["i"] = f"r={plain}", f"i={tmp_path / '.' / 'plain.fits'}"
     argv = [cat, "-o", tmp_path / "out.ecsv"]
     for spec in images.values():
         argv += ["--image", spec]
@@ -492,6 +501,36 @@ def test_frames_in_other_units_are_said_once_for_all_chunks(frame_files, tmp_pat
     assert code == 0, err
     assert err.count("do not look like SDSS corrected frames") == 1
     assert "sky_out_of_range" in out  # the summary's flag counts
+
+
+@pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")
+def test_cutouts_in_other_units_are_flagged_and_said_once(frame_files, tmp_path, capsys):
+    """--cutouts stamps carry no frame: the sky of their borders is judged, once a run
+    although each chunk measures its own."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from sourceclf.cutouts import make_cutouts
+
+    cat, paths = frame_files
+    positions = Table.read(cat)
+    images = {}
+    for band, path in paths.items():
+        with fits.open(path) as hdul:
+            images[band] = (hdul[0].data.astype(np.float32), WCS(hdul[0].header))
+    cut = make_cutouts(table=positions, images=images)
+    on = cut.flags != "off_frame"
+    positions[on].write(tmp_path / "on.ecsv")
+    stamps = tmp_path / "stamps.fits"
+    fits.PrimaryHDU(cut.data[on] * 200.0).writeto(stamps)
+    argv = [tmp_path / "on.ecsv", "-o", tmp_path / "out.ecsv", "--cutouts", stamps,
+            "--chunk-size", "2", "--psf", "1.2"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert err.count("the stamps (their borders' sky) do not look like SDSS") == 1
+    result = Table.read(tmp_path / "out.ecsv")
+    assert result.meta["CLFMODEL"] == "margnet-cnn-sgq"
+    assert all("sky_out_of_range" in f for f in result["pred_flag"])
 
 
 @pytest.mark.parametrize("psf, fragment", [
@@ -600,3 +639,25 @@ def test_a_reader_that_leaves_early_is_no_traceback(catalog, tmp_path, unbuffere
     assert f"status {128 + signal.SIGPIPE}" in res.stderr
     assert res.returncode == 0
     assert len(Table.read(out)) > 0
+
+
+def test_truth_labels_the_model_does_not_predict_are_left_out_and_named(tmp_path, demo, capsys):
+    """A typo (QSO_BA) or a class of another model (QSO for a star/galaxy model) counted as
+    wrong before, without a word."""
+    labels = np.asarray(demo["class"], dtype=str).astype("<U8")
+    labels[:3], labels[3:5] = "QSO_BA", "QSO"
+    demo["truth"] = labels
+    path = tmp_path / "labelled.ecsv"
+    demo.write(path)
+    code, out, err = run([path, "--truth", "truth", "--model", "margnet-photometry-sg",
+                          "--no-progress"], capsys)
+    assert code == 0, err
+    result = Table.read(tmp_path / "labelled_classified.ecsv")
+    keep = np.isin(labels, ["GALAXY", "STAR"])
+    pred = np.asarray(result["pred_class"], dtype=str)
+    accuracy = np.mean(pred[keep] == labels[keep])
+    assert (f"accuracy against 'truth': {accuracy:.3f} on {keep.sum()} classified rows"
+            in out)
+    assert ("left out of the accuracy: rows whose true class the model does not predict "
+            "(it predicts GALAXY, STAR): QSO 2, QSO_BA 3") in out
+    assert "QSO_BA 0.000" not in out

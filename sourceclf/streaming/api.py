@@ -79,7 +79,9 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         A column of true classes (name and labels matched in any case): the
         summary then gives the accuracy overall and per true class and the
         coverage of each prediction-set level, over the classified labelled
-        rows (`StreamSummary.accuracy`, `StreamSummary.truth_lines`).
+        rows whose true class the model predicts; the others are counted
+        apart (`StreamSummary.accuracy`, `StreamSummary.truth_lines`,
+        `StreamSummary.unknown_labels`).
     precision : {'fp32', 'bf16', 'auto'}
         Floating-point format of the forward pass of torch models, as for
         `sourceclf.classify`: ``'fp32'`` (default), ``'bf16'`` (autocast to

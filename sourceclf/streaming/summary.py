@@ -45,8 +45,13 @@ class StreamSummary:
         Column of true classes, if any (name and labels in any case, bytes
         decoded).
     n_true, n_correct : int
-        With ``truth_column``: rows with both a prediction and a true class,
-        and how many of them agree.
+        With ``truth_column``: rows with both a prediction and a true class
+        the model predicts, and how many of them agree.
+    unknown_labels : dict
+        With ``truth_column``: true class the model does not predict (QSO for
+        a star/galaxy model, a typo such as ``QSO_BA``) -> classified rows
+        with it, left out of the accuracy and coverage (as
+        `sourceclf.evaluate` leaves them out).
     by_true_class : dict
         With ``truth_column``: true class -> (rows, rows predicted right).
     n_covered : dict
@@ -74,6 +79,8 @@ class StreamSummary:
         self.n_true = 0
         self.n_correct = 0
         self.by_true_class = {}
+        self.unknown_labels = {}
+        self._classes = []
         self.n_covered = {}
         self.chunk_size = None
         self.shift_bins = {}
@@ -132,6 +139,14 @@ class StreamSummary:
         ok = ~mask & ~np.ma.getmaskarray(truth)
         true = np.char.upper(decode_strings(np.ma.getdata(truth)[ok]))
         labelled = true != ""
+        classes = [c[5:].upper() for c in table.colnames
+                   if c.startswith("prob_") and not c.endswith("_std")]
+        self._classes = classes
+        unknown = labelled & ~np.isin(true, classes)
+        for label in np.unique(true[unknown]).tolist():
+            self.unknown_labels[label] = (self.unknown_labels.get(label, 0)
+                                          + int(np.sum(true[unknown] == label)))
+        labelled &= ~unknown
         rows, true = np.flatnonzero(ok)[labelled], true[labelled]
         right = np.char.upper(decode_strings(np.ma.getdata(pred)[rows])) == true
         self.n_true += len(rows)
@@ -155,13 +170,21 @@ class StreamSummary:
         return self.n_correct / self.n_true if self.n_true else float("nan")
 
     def truth_lines(self):
-        """Accuracy (overall, per true class) and set coverage per level, as printed."""
+        """Accuracy (overall, per true class) and set coverage per level, as printed; a line
+        naming the true classes the model does not predict, if any."""
+        left_out = []
+        if self.unknown_labels:
+            found = ", ".join(f"{label} {n}" for label, n in sorted(self.unknown_labels.items()))
+            left_out = [f"left out of the accuracy: rows whose true class the model does not "
+                        f"predict (it predicts {', '.join(self._classes)}): {found}"]
         if not self.n_true:
-            return [f"accuracy against '{self.truth_column}': no classified row has a label"]
+            return [f"accuracy against '{self.truth_column}': no classified row has a label "
+                    "the model predicts"] + left_out
         per_class = ", ".join(f"{label} {k / n:.3f} ({n})"
                               for label, (n, k) in sorted(self.by_true_class.items()))
         lines = [f"accuracy against '{self.truth_column}': {self.accuracy:.3f} on "
                  f"{self.n_true} classified rows with a label; by true class: {per_class}"]
+        lines += left_out
         for column, covered in self.n_covered.items():
             level = parse_set_column(column)[1]
             level = str(self.meta.get("CLFCONF", "")) if level is None else f"{level:g}"
