@@ -10,6 +10,7 @@ the stamps.
 """
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -17,12 +18,12 @@ import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
-from .exceptions import InvalidInputError, MissingColumnsError
+from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 from .utils._fits import hdu_data
 from .utils._validation import check_image
 
-__all__ = ["FLAG_PIXEL_SCALE", "PIXEL_SCALE_TOLERANCE", "frames_by_band", "pixel_scale_mismatch",
-           "read_frame", "sky_positions"]
+__all__ = ["FLAG_PIXEL_SCALE", "PIXEL_SCALE_TOLERANCE", "filter_band", "frames_by_band",
+           "pixel_scale_mismatch", "read_frame", "sky_positions"]
 
 #: Flag of an image model's rows on frames whose pixels are not SDSS's 0.396".
 FLAG_PIXEL_SCALE = "pixel_scale_mismatch"
@@ -38,16 +39,36 @@ def _has_data(obj):
     return hasattr(type(obj), "data") or "data" in getattr(obj, "__dict__", {})
 
 
+#: FILTER values read as an SDSS band: ``r``, ``R``, ``r'``, ``SDSS r``, ``sdss_r``,
+#: ``r_sdss``, ``r-band``... (the band is group 1 or 2).
+_SDSS_FILTER = re.compile(r"^(?:sdss[\s_\-.]*([ugriz])'?|([ugriz])'?(?:[\s_\-.]*(?:sdss|band))?)$",
+                          re.IGNORECASE)
+
+
+def filter_band(value):
+    """The SDSS band a header's ``FILTER`` value names (``'r'``, ``"SDSS r"``, ``"r'"``...),
+    lower-case; None when it names none (``'F606W'``, ``'HSC-R'``, ``'V'``)."""
+    found = _SDSS_FILTER.match(value.strip())
+    return None if found is None else (found.group(1) or found.group(2)).lower()
+
+
 def _check_filter(header, bands, label):
-    """Refuse a frame whose header's FILTER (SDSS frames have one) is none of ``bands``."""
+    """Refuse a frame whose header's FILTER (SDSS frames have one) names an SDSS band other
+    than ``bands``; warn when it names a filter that is not SDSS's."""
     value = header.get("FILTER") if header is not None else None
     if bands is None or not isinstance(value, str) or not value.strip():
         return
     name = value.strip()
-    if name.lower() in BANDS and any(b != name.lower() for b in bands):
+    band = filter_band(name)
+    if band is None:
+        warnings.warn(f"{label} has FILTER = '{name}' in its header, not an SDSS band: the "
+                      "image models were trained on SDSS u g r i z frames; it is read as the "
+                      f"{' and '.join(bands)} frame, and the classes may be wrong",
+                      SourceclfWarning, stacklevel=5)
+    elif any(b != band for b in bands):
         given = " and ".join(bands)
         raise InvalidInputError(f"{label} has FILTER = '{name}' in its header: it is the "
-                                f"{name} frame, given for band{'s' if len(bands) > 1 else ''} "
+                                f"{band} frame, given for band{'s' if len(bands) > 1 else ''} "
                                 f"{given}")
 
 
@@ -144,6 +165,10 @@ def read_frame(frame, *, label=None, bands=None):
         if len(shape) != 2:
             raise InvalidInputError(f"{label} must be a 2-D image, got shape {shape}")
         wcs = _wcs_from_header(frame.header, label)
+    elif isinstance(frame, NDData):  # without a WCS: NDData(data, wcs=WCS(header)) places it
+        raise InvalidInputError(f"{label} is an {type(frame).__name__} without a WCS (its .wcs "
+                                "is None): give it one, as NDData(data, wcs=WCS(header)), to "
+                                "cut stamps at each row's ra/dec")
     else:
         raise InvalidInputError(f"{label} must be a FITS path, an HDU, an HDUList, NDData or "
                                 f"a (data, wcs) pair, got {type(frame).__name__}")

@@ -16,7 +16,7 @@ from sourceclf.bands import BANDS
 from sourceclf.cutouts import (FLAG_BAD_PIXELS, FLAG_EDGE, FLAG_NAN_PIXELS, FLAG_OFF_FRAME,
                                MAX_PIXEL_VALUE, CutoutResult, cutouts_from_frames,
                                make_cutouts)
-from sourceclf.exceptions import InvalidInputError, MissingColumnsError
+from sourceclf.exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 from sourceclf.frames import read_frame
 from conftest import SHARED_DATA
 
@@ -280,6 +280,9 @@ def test_read_frame_forms(field, tmp_path):
                                    wcs.wcs_world2pix([[150.01, 2.01]], 0))
         if isinstance(form, fits.HDUList):
             form.close()
+    with pytest.raises(InvalidInputError, match=r"is an NDData without a WCS .* "
+                                                r"NDData\(data, wcs=WCS\(header\)\)"):
+        read_frame(NDData(data), label="frame of band 'i'")
 
 
 def _one_line(excinfo, *words):
@@ -493,10 +496,30 @@ def test_a_frame_of_another_band_is_refused(field, tmp_path):
     with fits.open(paths["z"]) as hdul:  # an HDU given directly
         with pytest.raises(InvalidInputError, match="FILTER = 'z'"):
             read_frames({**frames, "g": hdul[0]})
-    # frames without FILTER, or with a FILTER that names no band, are taken as given
+    # FILTER as other software writes SDSS's bands
+    sdss = _frame_file(tmp_path / "sdss.fits", "SDSS r", *frames["r"])
+    with pytest.raises(InvalidInputError, match="it is the r frame, given for band g"):
+        read_frames({**paths, "g": sdss})
+    assert len(read_frames({**paths, "r": sdss})) == 5
+    # frames without FILTER are taken as given; a FILTER that is not SDSS's is said
     plain = _frame_file(tmp_path / "plain.fits", None, *frames["g"])
-    other = _frame_file(tmp_path / "other.fits", "F606W", *frames["g"])
-    assert len(read_frames({**paths, "g": plain, "i": other})) == 5
+    other = _frame_file(tmp_path / "other.fits", "F606W", *frames["i"])
+    with pytest.warns(SourceclfWarning) as record:
+        assert len(read_frames({**paths, "g": plain, "i": other})) == 5
+    assert len(record) == 1
+    assert "FILTER = 'F606W' in its header, not an SDSS band" in str(record[0].message)
+    assert "it is read as the i frame" in str(record[0].message)
+
+
+@pytest.mark.parametrize("value, band", [
+    ("r", "r"), ("R", "r"), (" g ", "g"), ("r'", "r"), ("SDSS r", "r"), ("sdss_i", "i"),
+    ("SDSS-z", "z"), ("u_sdss", "u"), ("g-band", "g"), ("SDSS.r'", "r"),
+    ("F606W", None), ("HSC-R", None), ("V", None), ("rg", None), ("r2", None),
+    ("Ks", None), ("", None)])
+def test_filter_band_reads_the_ways_sdss_bands_are_named(value, band):
+    from sourceclf.frames import filter_band
+
+    assert filter_band(value) == band
 
 
 def test_scaled_and_truncated_frames(field, tmp_path):
