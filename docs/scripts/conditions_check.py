@@ -201,7 +201,7 @@ def main(argv=None):
                              "CONDITIONS)")
     parser.add_argument("--stamps", action="store_true",
                         help="also classify the stamps cut from the frames, given as cutouts=")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # --stamps before or after the fields
     models = {m: load_model(m) for m in args.models.split(",")}
     steps = None if args.steps is None else [float(s) for s in args.steps.split(",")]
     for field in args.fields:
