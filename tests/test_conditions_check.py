@@ -55,7 +55,8 @@ def test_each_condition_changes_the_frames_and_names_its_step(script):
     step, steps = script.CONDITIONS["sky-noise"]
     frames, describe = step(native, psf, 2.0, rng)
     assert steps[0] == 1.0 and np.std(frames["r"][0]) > 1.5 * np.std(native["r"][0])
-    assert describe(seen) == "sky noise x2 (r 0.0400 nanomaggies)"
+    assert describe(seen).startswith("sky noise x2 (r 0.0400 nanomaggies; ")
+    assert describe(seen).endswith(" times the trained top)")
     step, steps = script.CONDITIONS["psf-shape"]
     frames, describe = step(native, psf, 1.6, rng)
     assert steps[0] == 0.0 and np.std(frames["r"][0]) < np.std(native["r"][0])

@@ -110,9 +110,14 @@ def with_sky(frames, offset):
 
 
 def _noise_step(native, psf, factor, rng):
+    from sourceclf.simulate import sky_sigma_range
+
     frames = noisier(native, {b: psf[b].sky_sigma for b in BANDS}, factor, rng)
+    top = sky_sigma_range()  # the image models' trained range (their cards' domain)
+    band, ratio = max(((b, sigma / top[b][1]) for b, (_, sigma) in frame_sky(frames).items()),
+                      key=lambda x: x[1])
     return frames, lambda seen: (f"sky noise x{factor:g} (r {seen['r'].sky_sigma:.4f} "
-                                 "nanomaggies)")
+                                 f"nanomaggies; {band} {ratio:.2f} times the trained top)")
 
 
 def _shape_step(native, psf, sigma, rng):
