@@ -255,6 +255,11 @@ def _run(args):
         raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
                                 "replace it")
     images = _parse_images(args.image)
+    for what, path in ([("--cutouts", args.cutouts)] if args.cutouts else []) + [
+            (f"--image {b}", f) for b, f in (images or {}).items()]:
+        if Path(path).exists() and output.resolve() == Path(path).resolve():
+            raise InvalidInputError(f"output path equals the {what} file '{path}'; choose "
+                                    "another -o")
     psf = _parse_psf(args.psf)
     from .columns import parse_column_options  # astropy.table: not for --help
 

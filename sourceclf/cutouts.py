@@ -58,7 +58,7 @@ from .utils._fits import hdu_data
 from .utils._validation import check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "sources_on_frames",
-           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "MAX_PIXEL_VALUE"]
+           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "FLAG_NO_DATA", "MAX_PIXEL_VALUE"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
@@ -68,6 +68,10 @@ FLAG_OFF_FRAME = "off_frame"
 FLAG_NAN_PIXELS = "nan_pixels"
 #: Flag of a stamp whose pixels beyond `MAX_PIXEL_VALUE` were replaced by 0.
 FLAG_BAD_PIXELS = "bad_pixels"
+#: Flag of a row (left unclassified by `sourceclf.classify`) whose stamp has a band
+#: with no data: every pixel 0 or not finite (a frame's zero-filled no-data area, a
+#: blank stamp).
+FLAG_NO_DATA = "no_data"
 #: Largest absolute pixel value taken as data: 1e20 nanomaggies in one pixel is
 #: magnitude -27.5, brighter than the Sun, and beyond any detector's counts.
 MAX_PIXEL_VALUE = 1e20

@@ -16,7 +16,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_neighbours,
                        source_coverage)
-from .cutouts import FLAG_BAD_PIXELS, FLAG_OFF_FRAME, make_cutouts
+from .cutouts import FLAG_BAD_PIXELS, FLAG_EDGE, FLAG_NO_DATA, FLAG_OFF_FRAME, make_cutouts
 from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
                          SourceclfWarning, StampSkyWarning)
 from .features import get_feature_set
@@ -188,9 +188,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         stamps = result.data
         if len(stamps) != n:
             raise InvalidInputError(f"{len(stamps)} cutouts for a table of {n} rows")
-        image_flags = np.asarray(result.flags)
+        image_flags = np.asarray(result.flags).astype(object)
         on_frame = image_flags != FLAG_OFF_FRAME
-        valid &= on_frame & (np.char.find(image_flags, FLAG_BAD_PIXELS) < 0)
+        _flag_no_data(stamps, image_flags, on_frame)
+        valid &= on_frame & np.array([FLAG_BAD_PIXELS not in f and FLAG_NO_DATA not in f
+                                      for f in image_flags.astype(str)], dtype=bool)
         for i in np.flatnonzero(image_flags != ""):
             flags[i] = ";".join(x for x in (flags[i], str(image_flags[i])) if x)
         fwhm, why = _row_psf(table, psf, frames, on_frame)
@@ -243,6 +245,25 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
                            columns=columns)
     return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags)
+
+
+def _flag_no_data(stamps, image_flags, on_frame):
+    """Flag ``no_data`` the on-frame stamps with a band of nothing but zeros (a frame's
+    zero-filled no-data area, a blank stamp: the networks call such rows STAR with
+    confidence), and ``edge`` those a quarter or more of whose pixels in a band are exactly
+    zero (reaching into a no-data area, as a stamp past a frame's edge is padded)."""
+    if stamps is None or not len(stamps):
+        return
+    stamps = np.asarray(stamps)  # non-finite pixels were set to 0 and flagged
+    share = np.max([(stamps[:, k] == 0).mean(axis=(1, 2)) for k in range(stamps.shape[1])],
+                   axis=0)
+    for i in np.flatnonzero(on_frame & (share >= 0.25)):
+        if FLAG_BAD_PIXELS in str(image_flags[i]):  # zeroed by that check: unclassified
+            continue
+        reason = FLAG_NO_DATA if share[i] == 1.0 else FLAG_EDGE
+        parts = [p for p in str(image_flags[i]).split(";") if p]
+        if reason not in parts:
+            image_flags[i] = ";".join(parts + [reason])
 
 
 def _psf_features(feature_spec, fwhm, psf_range, valid, flags):

@@ -197,6 +197,9 @@ def moffat_profile(dx, dy, fwhm, beta):
 def sky_level(data, label="the image"):
     """Median and noise per pixel of a frame's sky (sigma-clipped, MAD-based, every 2nd pixel).
 
+    Pixels exactly zero are left out when they are more than 1% of the frame
+    (a zero-filled area without data, as coadds and mosaics have).
+
     Parameters
     ----------
     data : `numpy.ndarray`
@@ -217,6 +220,9 @@ def sky_level(data, label="the image"):
 
     sub = data[::2, ::2]
     sub = sub[np.isfinite(sub)]
+    nonzero = sub[sub != 0]
+    if 100 <= nonzero.size < 0.99 * sub.size:  # a zero-filled no-data area is not sky
+        sub = nonzero
     if sub.size < 100:
         raise InvalidInputError(f"{label} has too few finite pixels to measure a PSF")
     _, median, sigma = sigma_clipped_stats(sub, sigma=3.0, maxiters=5, stdfunc="mad_std")

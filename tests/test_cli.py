@@ -661,3 +661,21 @@ def test_truth_labels_the_model_does_not_predict_are_left_out_and_named(tmp_path
     assert ("left out of the accuracy: rows whose true class the model does not predict "
             "(it predicts GALAXY, STAR): QSO 2, QSO_BA 3") in out
     assert "QSO_BA 0.000" not in out
+
+
+def test_output_over_a_cutouts_or_frame_file_is_refused(frame_files, tmp_path, capsys):
+    cat, paths = frame_files
+    argv = [cat, "--overwrite"]
+    for band, path in paths.items():
+        argv += ["--image", f"{band}={path}"]
+    before = paths["g"].read_bytes()
+    expect_error(argv + ["-o", paths["g"]], capsys, "output path equals the --image g file")
+    assert paths["g"].read_bytes() == before
+
+
+def test_by_a_text_column_is_one_line(tmp_path, demo, capsys):
+    demo["field"] = ["north" if i % 2 else "south" for i in range(len(demo))]
+    path = tmp_path / "cat.ecsv"
+    demo.write(path)
+    expect_error([path, "--by", "field", "--confidence", "0.9"], capsys,
+                 "column 'field' holds str")

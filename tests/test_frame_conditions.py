@@ -228,3 +228,21 @@ def test_stamps_given_directly_are_judged_by_their_borders_sky(demo_stamps, chan
     assert len(texts) == 1 and texts[0].startswith("the stamps (their borders' sky)")
     assert _flagged(out, flag).all()
     assert not out["pred_class"].mask.any()
+
+
+def test_blank_stamps_and_stamps_in_a_no_data_area_are_not_classified(demo_stamps):
+    """All-zero (or all-NaN) stamps were called STAR with confidence and no flag."""
+    from sourceclf import classify
+    from sourceclf.cutouts import FLAG_EDGE, FLAG_NO_DATA
+
+    positions, stamps = demo_stamps
+    stamps = stamps.copy()
+    stamps[0] = 0.0
+    stamps[1, 2] = np.nan  # one band without data
+    stamps[2, :, :12] = 0.0  # reaching into a zero-filled area
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = classify(positions, cutouts=stamps, psf=1.2, model="margnet-cnn-sgq")
+    assert out["pred_class"].mask[:2].all() and not out["pred_class"].mask[2:].any()
+    assert _flagged(out[:2], FLAG_NO_DATA).all()
+    assert _flagged(out[2:3], FLAG_EDGE).all() and not _flagged(out[3:], FLAG_NO_DATA).any()

@@ -550,7 +550,7 @@ def test_psf_feature_set_comes_from_the_images_psf():
     spec = get_feature_set("psf_fwhm")
     assert spec.reads_image_psf and not get_feature_set("ugriz").reads_image_psf
     table = Table({"id": [1, 2, 3]})
-    stamps = np.zeros((3, 5, 32, 32), dtype=np.float32)
+    stamps = np.random.default_rng(0).normal(0.0, 0.03, (3, 5, 32, 32)).astype(np.float32)
     given = model_inputs(table, feature_set="psf_fwhm", uses_images=True, cutouts=stamps,
                          psf={"u": 1.4, "g": 1.3, "r": 1.2, "i": 1.1, "z": 1.15})
     np.testing.assert_allclose(given.features[0], [1.4, 1.3, 1.2, 1.1, 1.15], rtol=1e-6)

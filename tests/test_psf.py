@@ -222,3 +222,13 @@ def test_saturated_flag_on_the_brightest_real_stars(shared_data):
     assert flagged[r[keep] < 12.5].all() and flagged[r[keep] < 14.7].sum() >= 3
     assert not flagged[r[keep] > 16.0].any()
     assert not out["pred_class"].mask.any()  # flagged rows are still classified
+
+
+def test_sky_level_leaves_out_a_zero_filled_no_data_area():
+    """A coadd's zero-filled corner read as sky gave 'no sky noise (a constant image?)'."""
+    from sourceclf.psf import sky_level
+
+    frame = np.random.default_rng(2).normal(0.01, 0.03, (200, 200)).astype(np.float32)
+    frame[:80] = 0.0
+    median, sigma = sky_level(frame)
+    assert median == pytest.approx(0.01, abs=0.003) and sigma == pytest.approx(0.03, rel=0.1)

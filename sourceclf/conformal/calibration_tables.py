@@ -55,6 +55,10 @@ def group_values(table, column):
     except InvalidInputError:  # not a magnitude: take the numbers as they are
         col = table[name]
         data = getattr(col, "value", col)
+        if np.asarray(data).dtype.kind not in "biuf":
+            raise InvalidInputError(f"column '{name}' holds {np.asarray(data).dtype.name} "
+                                    "values, not numbers: Mondrian calibration (--by) bins a "
+                                    "numeric column such as r") from None
         return np.ma.filled(np.ma.asarray(data, dtype=np.float64), np.nan)
 
 
