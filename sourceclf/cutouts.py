@@ -58,7 +58,8 @@ from .utils._fits import hdu_data
 from .utils._validation import check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "sources_on_frames",
-           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "FLAG_NO_DATA", "MAX_PIXEL_VALUE"]
+           "FLAG_EDGE", "FLAG_OFF_FRAME", "FLAG_NAN_PIXELS", "FLAG_BAD_PIXELS", "FLAG_NO_DATA",
+           "MAX_PIXEL_VALUE"]
 
 #: Flag of a stamp that reaches past the edge of a frame (padded with 0).
 FLAG_EDGE = "edge"
