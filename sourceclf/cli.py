@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .device import check_precision
 from .exceptions import (CrowdedFrameWarning, InvalidInputError, ShiftAlarmWarning,
-                         SourceclfError, SourceclfWarning, StampSkyWarning)
+                         SourceclfError, SourceclfWarning)
 from .tableio import split_extension, table_format, update_meta, write_table
 
 __all__ = ["main", "build_parser", "default_output_path", "table_format"]
@@ -255,9 +255,11 @@ def _run(args):
         raise InvalidInputError(f"output file '{output}' exists; pass --overwrite to "
                                 "replace it")
     images = _parse_images(args.image)
-    for what, path in ([("--cutouts", args.cutouts)] if args.cutouts else []) + [
-            (f"--image {b}", f) for b, f in (images or {}).items()]:
-        if Path(path).exists() and output.resolve() == Path(path).resolve():
+    inputs = {f"--image {b}": f for b, f in (images or {}).items()}
+    if args.cutouts:
+        inputs["--cutouts"] = args.cutouts
+    for what, path in inputs.items():
+        if output.resolve() == Path(path).resolve():
             raise InvalidInputError(f"output path equals the {what} file '{path}'; choose "
                                     "another -o")
     psf = _parse_psf(args.psf)
@@ -345,9 +347,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, ShiftAlarmWarning):
         return None  # the summary's SHIFT ALARM line says it
     text = " ".join(str(message).split())
-    # The same warning from another chunk of the catalog; the stamps' sky is measured on
-    # each chunk's stamps, so its values differ from chunk to chunk: the first says it.
-    key = (category, "" if issubclass(category, StampSkyWarning) else text)
+    # The same warning from another chunk of the catalog (or of its category, when its
+    # values are measured on each chunk: the first chunk's says it).
+    key = (category, "" if category.once_a_run else text)
     if key in _SHOWN:
         return None
     _SHOWN.add(key)

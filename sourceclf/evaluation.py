@@ -13,7 +13,7 @@ import numpy as np
 from astropy.table import Table
 
 from .columns import decode_strings, map_columns
-from .conformal import group_values, parse_set_column, set_membership
+from .conformal import group_values, parse_set_column, probability_classes, set_membership
 from .exceptions import InvalidInputError, SourceclfWarning
 from .plotting import plot_confusion_matrix, plot_coverage_vs_magnitude, plot_reliability
 
@@ -316,8 +316,7 @@ def evaluate(table, *, label_column="class", mag_column=None, bins=None,
     if "pred_class" not in table.colnames:
         raise InvalidInputError("column 'pred_class' not in table; evaluate needs the output "
                                 "of sourceclf.classify with a column of true classes")
-    classes = [c[5:].upper() for c in table.colnames
-               if c.startswith("prob_") and not c.endswith("_std")]
+    classes = probability_classes(table)
     if len(classes) < 2:
         raise InvalidInputError("table has no prob_<class> columns; is it classified?")
     truth = np.char.upper(decode_strings(np.ma.getdata(table[label_column])))

@@ -57,7 +57,14 @@ class Interrupted(KeyboardInterrupt):
 
 
 class SourceclfWarning(UserWarning):
-    """Warnings issued by sourceclf about its inputs."""
+    """Warnings issued by sourceclf about its inputs.
+
+    ``sourceclf-classify`` prints each text once a run; a category whose
+    ``once_a_run`` is true is printed once a run whatever its text (its values
+    are measured on each chunk of the catalog).
+    """
+
+    once_a_run = False
 
 
 class ShiftAlarmWarning(SourceclfWarning):
@@ -109,5 +116,7 @@ class StampSkyWarning(FrameSkyWarning):
     (`sourceclf.sky.stamp_sky`) flags their rows ``sky_out_of_range`` or
     ``sky_not_subtracted``.  Its text gives the values measured on the call's
     stamps, so each chunk of a catalog may word it differently;
-    ``sourceclf-classify`` prints it once a run.
+    ``sourceclf-classify`` prints it once a run (``once_a_run``).
     """
+
+    once_a_run = True

@@ -103,15 +103,15 @@ from .reference_rates import (MATCH_COLUMNS, combine_set_bins, reference_set_bin
                               reference_set_rates)
 from .scores import SCORES, check_score
 from .set_columns import (EMPTY_SET_FLAG, empty_set_flags, format_sets, level_suffix,
-                          parse_level_suffix, parse_set_column, set_column_names, set_columns,
-                          set_membership)
+                          parse_level_suffix, parse_set_column, probability_classes,
+                          set_column_names, set_columns, set_membership)
 
 __all__ = ["SCORES", "EMPTY_SET_FLAG", "MATCH_COLUMNS", "ProbabilityPassthrough",
            "ConformalPredictor", "add_prediction_sets", "bin_rule_min_count",
            "build_calibration_table", "check_score", "combine_set_bins", "empty_set_flags",
            "format_sets", "group_values", "level_suffix", "parse_level_suffix",
-           "parse_set_column", "reference_set_bins", "reference_set_rates", "set_column_names",
-           "set_columns", "set_membership"]
+           "parse_set_column", "probability_classes", "reference_set_bins",
+           "reference_set_rates", "set_column_names", "set_columns", "set_membership"]
 
 
 def __getattr__(name):

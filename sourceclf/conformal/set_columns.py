@@ -15,7 +15,7 @@ from ..exceptions import InvalidInputError
 
 __all__ = ["EMPTY_SET_FLAG", "level_suffix", "parse_level_suffix", "set_columns",
            "parse_set_column", "set_column_names", "format_sets", "empty_set_flags",
-           "set_membership"]
+           "set_membership", "probability_classes"]
 
 #: ``pred_flag`` reason of a classified row whose prediction set is empty at some
 #: level: ``empty_set:<L>[,<L>...]`` with each such level's `level_suffix`.
@@ -209,8 +209,7 @@ def set_membership(table, classes=None, level=None):
     membership : `numpy.ndarray` of bool
     """
     if classes is None:
-        classes = [c[5:].upper() for c in table.colnames
-                   if c.startswith("prob_") and not c.endswith("_std")]
+        classes = probability_classes(table)
     set_col, size_col = set_column_names(table, level)
     strings = np.ma.getdata(table[set_col])
     text = decode_strings(strings)
@@ -221,3 +220,17 @@ def set_membership(table, classes=None, level=None):
     size = table[size_col]
     out[np.ma.getmaskarray(size)] = False
     return out
+
+
+def probability_classes(table):
+    """The classes of a classified table's ``prob_<class>`` columns, upper case, in column
+    order (``prob_<class>_std`` of Bayesian models left out).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> probability_classes(Table(names=["ra", "prob_galaxy", "prob_star", "prob_star_std"]))
+    ['GALAXY', 'STAR']
+    """
+    return [c[5:].upper() for c in table.colnames
+            if c.startswith("prob_") and not c.endswith("_std")]

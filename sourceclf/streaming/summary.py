@@ -6,7 +6,7 @@ import numpy as np
 
 from ..columns import decode_strings
 from ..conformal.reference_rates import combine_set_bins
-from ..conformal.set_columns import parse_set_column
+from ..conformal.set_columns import parse_set_column, probability_classes
 from ..conformal.shift import set_shift, shift_message
 from ..exceptions import InvalidInputError
 
@@ -139,10 +139,8 @@ class StreamSummary:
         ok = ~mask & ~np.ma.getmaskarray(truth)
         true = np.char.upper(decode_strings(np.ma.getdata(truth)[ok]))
         labelled = true != ""
-        classes = [c[5:].upper() for c in table.colnames
-                   if c.startswith("prob_") and not c.endswith("_std")]
-        self._classes = classes
-        unknown = labelled & ~np.isin(true, classes)
+        self._classes = probability_classes(table)
+        unknown = labelled & ~np.isin(true, self._classes)
         for label in np.unique(true[unknown]).tolist():
             self.unknown_labels[label] = (self.unknown_labels.get(label, 0)
                                           + int(np.sum(true[unknown] == label)))
