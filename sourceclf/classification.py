@@ -345,13 +345,17 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``),
         ``blended`` rows of an image model that hold a tenth or more of their
         light from neighbours, as measured on the frames (kept in
-        ``blendedness``: `sourceclf.crowding.blending_flags`);
-        ``empty_set:<L>[,<L>...]`` marks rows whose prediction set is empty
+        ``blendedness``: `sourceclf.crowding.blending_flags`),
+        ``sky_out_of_range`` and ``sky_not_subtracted`` image rows on frames
+        or stamps whose sky is unlike SDSS corrected frames' (`sourceclf.sky`),
+        ``pixel_scale_mismatch`` image rows on frames whose pixels are not
+        SDSS's; ``empty_set:<L>[,<L>...]`` marks rows whose prediction set is empty
         at those levels: no class is probable enough, and ``pred_class`` is a weak guess),
         and with ``confidence`` set, ``pred_set`` (classes joined by ``|``) and
         ``pred_set_size``.  Rows that cannot be classified are masked: missing
-        inputs (``missing:<features>``), stamps off the frame (``off_frame``)
-        or with absurd pixels (``bad_pixels``, see `sourceclf.cutouts`), and
+        inputs (``missing:<features>``), stamps off the frame (``off_frame``),
+        with absurd pixels (``bad_pixels``) or with a band of no data
+        (``no_data``; see `sourceclf.cutouts`), and
         rows the model gave non-finite probabilities (``nonfinite_output``).
 
         A DataFrame in gives a DataFrame out (same index; masked values
