@@ -1,17 +1,20 @@
-"""CPU inference speed, parameters and FLOPs of sourceclf's image models.
+"""Inference speed, parameters and FLOPs of sourceclf's image models.
 
 Run::
 
     python benchmarks/bench_image_models.py [--threads 2] [--n 8192] [--seconds 10]
+    python benchmarks/bench_image_models.py --device cuda [--precision bf16] [--compile]
 
 For each shipped image model (and, for reference, the published MargNet CNN
 and the published-size MargFormer), it prints parameters, FLOPs per source
 (counted by `torch.utils.flop_counter`) and sources per second of
 ``TorchClassifier.logits`` on random 5x32x32 stamps and 24 features (a PSF
 of 1.3" for ``margnet-cnn-sgq``, which reads each band's PSF FWHM), with
-``torch.set_num_threads(threads)``, and sources per CPU-second of the
-process.  It then times the crowding count that ``classify`` adds to every
-image model's rows (`sourceclf.crowding.count_neighbours`) on the same stamps,
+``torch.set_num_threads(threads)`` on ``--device`` (the CPU by default; on
+a GPU the rate includes copying the stamps to it and the logits back, as
+`sourceclf.classify` does), and sources per CPU-second of the process.  It
+then times the crowding count that ``classify`` adds to every image model's
+rows (`sourceclf.crowding.count_neighbours`) on the same stamps,
 as a rate and as a share of ``margnet-cnn-sgq``'s time per source.  The load
 average is printed too: on a shared machine the wall-clock rates are lower
 bounds.
@@ -24,16 +27,18 @@ import time
 import numpy as np
 
 
-def rate(clf, features, images, seconds, batch_size):
+def rate(clf, features, images, seconds, batch_size, device="cpu", precision="fp32",
+         compile=False):
     """Sources per second of ``clf.logits``: median and best wall-clock rate of
     repeated passes, and sources per CPU-second of the process (all threads)."""
+    options = dict(device=device, precision=precision, compile=compile)
     head = None if features is None else features[:batch_size]
-    clf.logits(head, images[:batch_size], device="cpu")  # warm up
+    clf.logits(head, images[:batch_size], **options)  # warm up (and compile)
     rates, start = [], time.perf_counter()
     cpu0, n_done = time.process_time(), 0
     while time.perf_counter() - start < seconds or len(rates) < 3:
         t0 = time.perf_counter()
-        clf.logits(features, images, device="cpu", batch_size=batch_size)
+        clf.logits(features, images, batch_size=batch_size, **options)
         rates.append(len(images) / (time.perf_counter() - t0))
         n_done += len(images)
     per_cpu = n_done / (time.process_time() - cpu0)
@@ -46,6 +51,9 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=8192, help="sources per pass")
     parser.add_argument("--seconds", type=float, default=10.0, help="time per model")
     parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the models")
     parser.add_argument("--reference", action="store_true",
                         help="also time the published-size MargNet CNN (slow)")
     args = parser.parse_args(argv)
@@ -63,7 +71,10 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     features = rng.normal(size=(args.n, 24)).astype(np.float32)
     images = rng.normal(scale=0.05, size=(args.n, 5, 32, 32)).astype(np.float32)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    where = (torch.cuda.get_device_name(torch.device(args.device))
+             if args.device.startswith("cuda") else "CPU")
+    print(f"torch {torch.__version__}, {where}, {args.precision}"
+          f"{', compiled' if args.compile else ''}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"{'model':28s} {'params':>10s} {'MFLOP/src':>10s} {'src/s med':>10s} "
           f"{'src/s max':>10s} {'src/CPU-s':>10s}")
@@ -88,7 +99,8 @@ def main(argv=None):
         feats = None if n_feat is None else features[:n, :n_feat]
         if clf.feature_set == "psf_fwhm":  # PSF FWHMs in arcsec, not standard normals
             feats = np.full((n, n_feat), 1.3, dtype=np.float32)
-        med, best, per_cpu = rate(clf, feats, images[:n], args.seconds, args.batch_size)
+        med, best, per_cpu = rate(clf, feats, images[:n], args.seconds, args.batch_size,
+                                  args.device, args.precision, args.compile)
         print(f"{clf.name:28s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f} "
               f"{per_cpu:10.0f}", flush=True)
         rates[clf.name] = med

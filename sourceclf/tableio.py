@@ -23,7 +23,7 @@ from .exceptions import InvalidInputError, SourceclfWarning
 from .utils._files import atomic_path
 from .utils._signals import deferred_signals
 
-__all__ = ["FORMATS", "FORMAT_LIBRARIES", "split_extension", "table_format",
+__all__ = ["FORMATS", "FORMAT_LIBRARIES", "HDF5_TABLE_PATH", "split_extension", "table_format",
            "check_format_library", "check_input_path", "check_output_path", "read_errors",
            "write_errors", "warn_csv_meta", "read_table", "write_table", "update_meta",
            "char_width", "string_widths", "check_writable_columns"]
@@ -39,6 +39,8 @@ FORMATS = {
 
 #: Package that astropy needs to read or write each format, with its pip name.
 FORMAT_LIBRARIES = {"hdf5": "h5py", "parquet": "pyarrow"}
+#: Where `write_table` puts a table in an HDF5 file (any reader finds a lone table).
+HDF5_TABLE_PATH = "catalog"
 
 
 def split_extension(path):
@@ -458,7 +460,8 @@ def write_table(table, path, *, format=None, overwrite=False):
         The file to write.
     format : str, optional
         Astropy format name; default from the file extension.  HDF5 files
-        keep the table's meta and column attributes (``serialize_meta``).
+        keep the table's meta and column attributes (``serialize_meta``),
+        the table under the path `HDF5_TABLE_PATH`.
     overwrite : bool
         Replace an existing file.
 
@@ -475,7 +478,8 @@ def write_table(table, path, *, format=None, overwrite=False):
     check_writable_columns(table, format, path)
     if format == "ascii.csv":
         warn_csv_meta(table, path)
-    kwargs = {"serialize_meta": True} if format == "hdf5" else {}
+    # HDF5: a named path (astropy warns at each write under its default name).
+    kwargs = {"serialize_meta": True, "path": HDF5_TABLE_PATH} if format == "hdf5" else {}
     with atomic_path(path, suffix=split_extension(path)[1], overwrite=overwrite) as tmp:
         with write_errors(path, format):
             if format == "votable":

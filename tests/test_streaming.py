@@ -49,6 +49,16 @@ def make_model(directory, seed=0):
     return clf.save(directory / "tiny-test-mlp")
 
 
+@pytest.fixture(autouse=True)
+def on_the_cpu(monkeypatch):
+    """Device 'auto' is the CPU here, GPU or not: the bit-for-bit claims of chunked
+    runs hold on the CPU (`sourceclf.models.base.pad_rows`); the GPU's chunked
+    runs agree to a few 1e-7 (tests/test_cuda.py)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     return make_model(tmp_path_factory.mktemp("model"))
