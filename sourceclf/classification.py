@@ -441,6 +441,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         extra_columns = {name: values[finite] for name, values in extra_columns.items()}
 
     out = table.copy(copy_data=True)
+    earlier = _drop_earlier_classification(out)
     given = {name: out[name] for name in out.colnames}  # to tell replaced columns
     classes = np.array(clf.classes)
     pred = np.full(n, "", dtype=f"<U{max(len(c) for c in classes)}")
@@ -500,9 +501,41 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         out.meta["CLFPREC"] = used_precision
         if compile:
             out.meta["CLFCOMP"] = clf.is_compiled(device)
+    gone = [name for name in earlier if name not in out.colnames]
+    if any(conformal.parse_set_column(name) for name in out.colnames):
+        # Sets at other levels: replaced by this run's sets, as asked.
+        gone = [name for name in gone if not conformal.parse_set_column(name)]
+    if gone:
+        warnings.warn(f"the table held an earlier classification; its columns "
+                      f"{', '.join(gone)} are not written by this one and were removed",
+                      SourceclfWarning, stacklevel=2)
     if frame is None:
         return out
     return _as_frame(out, frame, [n for n, c in given.items() if n in out.colnames and out[n] is c])
+
+
+def _drop_earlier_classification(table):
+    """Remove an earlier classification's results from ``table`` (in place).
+
+    A table that holds ``pred_class`` or ``meta['CLFMODEL']`` was classified
+    before: its ``pred_*`` and ``prob_*`` columns and its ``CLF*`` meta keys
+    go, so that none outlives the new run (a 3-class model's ``prob_qso``
+    beside a 2-class model's results, sets of another level).  Columns
+    measured on images (``psf_fwhm_<b>``, ``n_neighbours``...) stay: they
+    describe the data, not a model's answer.
+
+    Returns
+    -------
+    names : list of str
+        The columns removed.
+    """
+    if "pred_class" not in table.colnames and "CLFMODEL" not in table.meta:
+        return []
+    names = [c for c in table.colnames if c.startswith(("pred_", "prob_"))]
+    table.remove_columns(names)
+    for key in [k for k in table.meta if str(k).upper().startswith("CLF")]:
+        del table.meta[key]
+    return names
 
 
 def _magnitudes(source, rows):

@@ -9,7 +9,8 @@ from astropy.table import MaskedColumn, QTable, Table
 
 from sourceclf import classify
 from sourceclf.classification import choose_model
-from sourceclf.exceptions import InvalidInputError, MissingColumnsError, UnknownModelError
+from sourceclf.exceptions import (InvalidInputError, MissingColumnsError, SourceclfWarning,
+                                  UnknownModelError)
 from sourceclf.models import load_model
 
 
@@ -112,6 +113,28 @@ def test_reclassifying_replaces_columns(demo):
     twice = classify(once, model="ugriz-sgq", confidence=None)
     assert twice.colnames.count("pred_class") == 1
     assert "prob_qso" in twice.colnames
+
+
+def test_reclassifying_leaves_nothing_of_the_earlier_run(demo):
+    """A 3-class run with sets, then a 2-class run without: no stale prob_qso, sets or
+    meta keys, and one warning naming what went."""
+    three = classify(demo, model="ugriz-sgq", confidence=0.9)
+    assert {"prob_qso", "pred_set", "pred_set_size"} <= set(three.colnames)
+    with pytest.warns(SourceclfWarning, match="earlier classification") as record:
+        two = classify(three, model="margnet-photometry-sg", confidence=None)
+    assert [str(w.message) for w in record if "earlier" in str(w.message)] == [
+        "the table held an earlier classification; its columns prob_qso, pred_set, "
+        "pred_set_size are not written by this one and were removed"]
+    assert not {"prob_qso", "pred_set", "pred_set_size"} & set(two.colnames)
+    assert "CLFCONF" not in two.meta and "CLFAUTO" not in two.meta
+    assert two.meta["CLFMODEL"] == "margnet-photometry-sg"
+    assert two.colnames[:len(demo.colnames)] == demo.colnames  # the catalog's own stay
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SourceclfWarning)  # same columns again: no warning
+        classify(two, model="margnet-photometry-sg", confidence=None)
+        # sets at other levels replace the earlier sets, as asked: no warning either
+        again = classify(three, model="ugriz-sgq", confidence=[0.8, 0.95])
+    assert "pred_set" not in again.colnames and "pred_set_80" in again.colnames
 
 
 def test_empty_table(demo):
