@@ -35,6 +35,14 @@ def test_unknown_model_lists_known_ones():
         load_model("nope")
 
 
+def test_shipped_names_in_any_case_and_typos_get_a_hint():
+    assert load_model("UGRIZ-SGQ").name == "ugriz-sgq"
+    assert model_card("Margnet-Photometry-SG").name == "margnet-photometry-sg"
+    with pytest.raises(UnknownModelError,
+                       match=r"unknown model 'ugriz-sqg' \(did you mean 'ugriz-sgq'\?\); known"):
+        load_model("ugriz-sqg")
+
+
 def test_save_load_round_trip(tmp_path):
     clf = tiny_classifier()
     x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)

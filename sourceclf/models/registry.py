@@ -24,15 +24,29 @@ def model_names():
 
 def model_card(name):
     """The `~sourceclf.models.ModelCard` of a shipped model, without loading weights."""
-    path = MODEL_DIR / name / "card.json"
+    path = MODEL_DIR / _shipped_name(name) / "card.json"
     if not path.is_file():
         raise UnknownModelError(_unknown(name))
     return ModelCard.from_json(path)
 
 
+def _shipped_name(name):
+    """The shipped model's name that ``name`` spells in any case (else ``name``)."""
+    name = str(name)
+    if (MODEL_DIR / name / "card.json").is_file():
+        return name
+    matches = [known for known in model_names() if known.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else name
+
+
 def _unknown(name, also=""):
-    known = ", ".join(model_names()) or "none installed"
-    return f"unknown model '{name}'; known models: {known}{also}"
+    import difflib
+
+    names = model_names()
+    known = ", ".join(names) or "none installed"
+    close = difflib.get_close_matches(str(name).lower(), names, n=1, cutoff=0.75)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown model '{name}'{hint}; known models: {known}{also}"
 
 
 def _not_a_directory(model):
@@ -167,4 +181,7 @@ def load_model(model):
     path = Path(model)
     if (path / "card.json").is_file():
         return SourceClassifier.load(path)
+    shipped = MODEL_DIR / _shipped_name(model)  # a shipped name in other case: 'MargNet-SGQ'
+    if isinstance(model, str) and (shipped / "card.json").is_file():
+        return SourceClassifier.load(shipped)
     raise UnknownModelError(_unknown(model, _not_a_directory(model)))
