@@ -378,6 +378,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     catalog = source  # before any column is measured
     levels = check_confidence_levels(confidence)
     with_images = cutouts is not None or images is not None
+    psf_given = psf is not None
     choice, measured = None, False
     if isinstance(model, str) and model == "auto":
         source, images, psf, measured = frame_columns(source, images, cutouts, psf)
@@ -404,6 +405,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                           model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
+                      SourceclfWarning, stacklevel=2)
+    elif psf_given and not with_images:
+        warnings.warn(f"psf= applies to images, and none were given: it is ignored "
+                      f"(model '{clf.name}' reads the catalog's columns)",
                       SourceclfWarning, stacklevel=2)
     valid, flags, rows = inputs.valid.copy(), inputs.flags, inputs.rows
     off = np.array([FLAG_OFF_FRAME in str(f).split(";") for f in flags], dtype=bool)

@@ -137,6 +137,12 @@ def test_reclassifying_leaves_nothing_of_the_earlier_run(demo):
     assert "pred_set" not in again.colnames and "pred_set_80" in again.colnames
 
 
+def test_psf_without_images_is_said_to_be_ignored(demo):
+    with pytest.warns(SourceclfWarning, match="psf= applies to images, and none were given"):
+        out = classify(demo, psf=1.2, confidence=None)
+    assert np.array_equal(_probs(out), _probs(classify(demo, confidence=None)))
+
+
 def test_empty_table(demo):
     out = classify(demo[:0], confidence=None)
     assert len(out) == 0 and "pred_class" in out.colnames
