@@ -270,7 +270,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
         for every band, or one per band (``{'u': 1.5, ...}``).  Without it the
         table's ``psffwhm_<b>`` columns are used; frames given as ``images``
-        have their PSF measured from their own stars.
+        have their PSF measured from their own stars.  Given without
+        images, it is ignored, with a `SourceclfWarning`.
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         A shipped model's name (see `sourceclf.models.list_models`), a model
         directory, a classifier object, or ``'auto'``: among the shipped
@@ -331,11 +332,14 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     Returns
     -------
     classified : `~astropy.table.Table` or `pandas.DataFrame`
-        A copy of ``table`` (rows, columns, units, masks and meta kept) with new
-        columns ``pred_class``, ``prob_<class>`` (one per class, lower case),
-        ``pred_flag`` (empty when fine, else why the row was not classified or
-        is doubtful: ``out_of_domain`` marks classified rows outside the
-        model's training domain, whose probabilities are kept but may be
+        A copy of ``table`` (rows, columns, units, masks and meta kept; an
+        earlier classification's ``pred_*`` and ``prob_*`` columns and
+        ``CLF*`` meta keys removed, with a `SourceclfWarning` naming those
+        this run does not write again) with new columns ``pred_class``,
+        ``prob_<class>`` (one per class, lower case), ``pred_flag`` (empty
+        when fine, else why the row was not classified or is doubtful:
+        ``out_of_domain`` marks classified rows outside the model's training
+        domain, whose probabilities are kept but may be
         wrong; ``meta['CLFNOOD']`` counts them; ``seeing_out_of_range`` and
         ``psf_unknown`` mark image rows seen through a PSF the model was not
         trained on or could not measure, ``saturated`` image rows bright

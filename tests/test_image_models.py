@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import blob_stamps
 from sourceclf.augment import random_augment
 from sourceclf.bands import BANDS
 from sourceclf.models import ARCHITECTURES, build_architecture, load_model, model_names
@@ -30,19 +31,7 @@ FRAME = "sdss_frame_004510-4-0030"
 
 def blobs(n, random_state=0, size=32):
     """Noisy stamps: class 1 a point source (sigma 1.2 px), class 0 extended (3.5 px)."""
-    rng = np.random.default_rng(random_state)
-    y = rng.integers(0, 2, n)
-    sigma = np.where(y == 1, 1.2, 3.5)
-    flux = 10 ** rng.uniform(0.5, 2, n)
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    cx, cy = rng.uniform(-1, 1, (2, n))
-    r2 = (xx[None] - cx[:, None, None]) ** 2 + (yy[None] - cy[:, None, None]) ** 2
-    s2 = sigma[:, None, None] ** 2
-    profile = np.exp(-0.5 * r2 / s2) / (2 * np.pi * s2)
-    colours = np.array([0.3, 0.7, 1.0, 1.2, 1.3])
-    images = flux[:, None, None, None] * colours[None, :, None, None] * profile[:, None]
-    images += rng.normal(scale=0.05, size=images.shape)
-    return images.astype(np.float32), y
+    return blob_stamps(n, random_state, size)
 
 
 @pytest.fixture(autouse=True, scope="module")
