@@ -63,6 +63,10 @@ def build_parser():
     p.add_argument("--column", action="append", metavar="NAME=COL",
                    help="read input NAME from the catalog's column COL, e.g. --column u=umag "
                         "--column dered_r=cModelMag_r (repeat for each input)")
+    p.add_argument("--unit", action="append", metavar="COL=UNIT",
+                   help="give the catalog's column COL the unit UNIT as it is read, e.g. "
+                        "--unit flux_r=nmgy for a CSV of fluxes (CSV holds no units; "
+                        "repeat for each column)")
     p.add_argument("--image", action="append", metavar="BAND=FILE",
                    help="full frame of one band with a WCS (repeat for u g r i z)")
     p.add_argument("--psf", action="append", metavar="FWHM|BAND=FWHM",
@@ -266,6 +270,8 @@ def _run(args):
     from .columns import parse_column_options  # astropy.table: not for --help
 
     columns = parse_column_options(args.column)
+    units = parse_column_options(args.unit, option="--unit", form="COLUMN=UNIT",
+                                 example="flux_r=nmgy")
     if args.cutouts and not Path(args.cutouts).is_file():
         raise InvalidInputError(f"cutouts file '{args.cutouts}' does not exist")
     if args.inject_check is not None:
@@ -304,7 +310,7 @@ def _run(args):
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size, precision=args.precision,
-                           compile=args.compile, columns=columns, psf=psf)
+                           compile=args.compile, columns=columns, units=units, psf=psf)
     for line in result.lines():
         print(line)
     print(f"wrote {output}")

@@ -21,9 +21,11 @@ from astropy import units as u
 from astropy.table import Table
 
 from .bands import BANDS, COLOURS, EXTINCTION_COEFFICIENTS
+from .catalog_units import parse_unit
 from .exceptions import InvalidInputError, SourceclfWarning
 
-__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "NULL_MARKERS", "INPUT_COLUMNS",
+__all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "MAGNITUDE_SPREAD_LIMIT",
+           "NULL_MARKERS", "INPUT_COLUMNS",
            "ColumnFinder",
            "band_array_views", "clean_column", "decode_strings", "input_aliases",
            "is_sdss_flux_name", "map_columns", "parse_column_options", "suggest_columns"]
@@ -35,6 +37,11 @@ SENTINEL_THRESHOLD = -99.0
 #: 999...), not measurements: no real catalog magnitude is this faint.
 MAGNITUDE_PLACEHOLDER = 40.0
 
+#: Plain numbers read as a band's magnitudes are refused when their 95th
+#: percentile exceeds their 5th by more than this factor: fluxes without their
+#: unit spread over decades, magnitudes (8-25, say) over a factor of 3 at most.
+MAGNITUDE_SPREAD_LIMIT = 4.0
+
 #: The catalog columns sourceclf reads, by canonical name: what ``columns=``
 #: may map a catalog's own column onto.
 INPUT_COLUMNS = (BANDS + COLOURS
@@ -42,12 +49,9 @@ INPUT_COLUMNS = (BANDS + COLOURS
                                                     "psffwhm", "psfMag") for b in BANDS)
                  + ("ra", "dec", "ebv"))
 
-# Unit strings astropy cannot parse (or parses as something else) that catalogs
-# write for magnitudes and nanomaggies; compared without case and spaces.
-_MAGNITUDE_UNIT_NAMES = {"mag", "mags", "magnitude", "magnitudes", "abmag", "mag(ab)",
-                         "ab", "abmags", "magab", "mag_ab", "stmag", "mag(st)", "vegamag",
-                         "mag(vega)"}
-_NANOMAGGY_UNIT_NAMES = {"nanomaggy", "nanomaggies", "nmgy", "nmaggy", "nanomaggys"}
+# Inputs that hold a band's magnitudes (lower case): plain numbers there are checked.
+_BAND_MAGNITUDES = {p.format(b=b).lower() for b in BANDS
+                    for p in ("{b}", "dered_{b}", "psfMag_{b}", "modelMag_{b}")}
 
 # AB magnitudes are -2.5 log10 of the flux in maggies (3631 Jy).
 _AB_ZERO_POINT = u.zero_point_flux(3631 * u.Jy)
@@ -90,32 +94,6 @@ def is_sdss_flux_name(name):
     return bool(_SDSS_FLUX_NAME.match(str(name)))
 
 
-def _parse_unit(col_unit, label):
-    """The column's unit as an astropy unit, `u.mag` for magnitudes, None if none.
-
-    Raises a one-line `InvalidInputError` for a unit astropy does not know.
-    """
-    if col_unit is None:
-        return None
-    text = str(col_unit).strip()
-    key = text.lower().replace(" ", "")
-    if key in _MAGNITUDE_UNIT_NAMES:
-        return u.mag
-    if key in _NANOMAGGY_UNIT_NAMES:
-        return u.nanomaggy
-    if isinstance(col_unit, u.UnrecognizedUnit) or isinstance(col_unit, str):
-        parsed = u.Unit(text, parse_strict="silent") if text else u.dimensionless_unscaled
-        if isinstance(parsed, u.UnrecognizedUnit):
-            raise InvalidInputError(
-                f"{label} has unit '{text}', which is not a unit astropy knows; set the "
-                "column's unit to mag, a flux (nmgy, Jy) or arcsec, or remove it")
-        col_unit = parsed
-    unit = u.Unit(col_unit)
-    if isinstance(unit, u.MagUnit):  # ABmag, STmag, mag(AB)...: the numbers are magnitudes
-        return u.mag
-    return unit
-
-
 def _to_magnitudes(values, col_unit, label, shown):
     """Magnitudes from values in ``col_unit``: magnitudes as they are, fluxes as AB."""
     if col_unit is None or col_unit == u.mag:
@@ -130,7 +108,33 @@ def _to_magnitudes(values, col_unit, label, shown):
                             "flux density (nmgy, Jy...)")
 
 
-def clean_column(column, *, unit="mag", name=None, plain_unit=None):
+def _refuse_non_magnitudes(values, label, name):
+    """One line when plain numbers read as magnitudes are fluxes: 10 or more distinct
+    values (placeholders, values above `MAGNITUDE_PLACEHOLDER` repeated, left out), many
+    of them 0 or less or spread over more than `MAGNITUDE_SPREAD_LIMIT` (5th to 95th
+    percentile)."""
+    distinct, counts = np.unique(values[np.isfinite(values)], return_counts=True)
+    distinct = distinct[(distinct <= MAGNITUDE_PLACEHOLDER) | (counts == 1)]  # not 99.99
+    if distinct.size < 10:
+        return
+    positive = distinct[distinct > 0]
+    if distinct.size - positive.size >= 0.1 * distinct.size:
+        why = f"{1 - positive.size / distinct.size:.0%} of its distinct values are 0 or less"
+    elif positive.size >= 10:
+        low, high = np.percentile(positive, [5, 95])
+        if high <= MAGNITUDE_SPREAD_LIMIT * low:
+            return
+        why = f"its values span a factor {high / low:.3g}, from {low:.3g} to {high:.3g}"
+    else:
+        return
+    raise InvalidInputError(
+        f"{label} has no unit and holds numbers that are not magnitudes ({why}, as fluxes "
+        f"do): if they are fluxes, give the column its unit (table[{name or 'COLUMN'!r}].unit "
+        f"= 'nmgy' or 'Jy'...; CLI: --unit {name or 'COLUMN'}=nmgy), if magnitudes, the "
+        "unit mag")
+
+
+def clean_column(column, *, unit="mag", name=None, plain_unit=None, check_magnitudes=False):
     """Convert a table column to float64 with NaN marking every missing value.
 
     Masked entries, NaN, infinities, SDSS sentinels (values at or below
@@ -154,6 +158,11 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
         Column name, for error messages.
     plain_unit : `~astropy.units.Unit` or str, optional
         Unit of plain numbers (a column without a unit); default ``unit``.
+    check_magnitudes : bool, optional
+        For a band's magnitudes (not colours): refuse plain numbers many of
+        whose distinct values are 0 or less or that spread over more than
+        `MAGNITUDE_SPREAD_LIMIT` (fluxes without their unit, else read as
+        missing or absurd magnitudes); a column with the unit mag never is.
 
     Returns
     -------
@@ -163,7 +172,8 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
     ------
     InvalidInputError
         If the column is not numeric, or its unit is unknown to astropy or
-        cannot be converted; the message names the column and the unit.
+        cannot be converted, or (``check_magnitudes``) it holds plain
+        numbers that are not magnitudes; the message names the column.
     """
     label = f"column '{name}'" if name else "column"
     mask = np.ma.getmaskarray(column) if hasattr(column, "mask") else None
@@ -182,15 +192,17 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None):
         raise InvalidInputError(f"{label} must be numeric, got dtype {raw.dtype}")
     values = raw.astype(np.float64, copy=True)
     shown = getattr(column, "unit", None)
-    col_unit = _parse_unit(shown, label)
+    col_unit = parse_unit(shown, label)
     if col_unit is None or col_unit == u.dimensionless_unscaled:
         shown = plain_unit
-        col_unit = None if plain_unit is None else _parse_unit(plain_unit, label)
+        col_unit = None if plain_unit is None else parse_unit(plain_unit, label)
     if mask is not None and mask.shape == values.shape:
         values[mask] = np.nan
     values[~np.isfinite(values)] = np.nan
     values[values <= SENTINEL_THRESHOLD] = np.nan
     if unit == "mag":
+        if check_magnitudes and col_unit is None:
+            _refuse_non_magnitudes(values, label, name)
         values = _to_magnitudes(values, col_unit, label, shown)
         values[values > MAGNITUDE_PLACEHOLDER] = np.nan
     elif col_unit is not None:
@@ -287,6 +299,8 @@ class ColumnFinder:
                 "use Table.read(path) or Table(your_data)"
             )
         self.table = table
+        # The catalog's own name of each mapped input (map_columns), for messages
+        self._sources = getattr(table, "_sourceclf_sources", {})
         self._lower = {}
         for name in table.colnames:
             self._lower.setdefault(name.lower(), name)
@@ -320,13 +334,16 @@ class ColumnFinder:
         """Clean float64 values of the first candidate column present, or None.
 
         SDSS flux columns without a unit (`is_sdss_flux_name`) are read as
-        nanomaggies.
+        nanomaggies; a band's magnitudes (``r``, ``dered_r``, ``psfMag_r``,
+        ``modelMag_r``) without a unit are refused when they cannot be
+        magnitudes (``check_magnitudes`` of `clean_column`).
         """
         name = self.find(*candidates)
         if name is None:
             return None
-        return clean_column(self.table[name], unit=unit, name=name,
-                            plain_unit=u.nanomaggy if is_sdss_flux_name(name) else None)
+        return clean_column(self.table[name], unit=unit, name=self._sources.get(name, name),
+                            plain_unit=u.nanomaggy if is_sdss_flux_name(name) else None,
+                            check_magnitudes=candidates[0].lower() in _BAND_MAGNITUDES)
 
 
 # Other catalogs' names for each input, lower case, in order of preference:
@@ -521,6 +538,7 @@ def map_columns(table, columns=None):
         view.add_column(column, name=target, copy=False)
         if is_sdss_flux_name(source) and getattr(view[target], "unit", None) is None:
             view[target].unit = u.nanomaggy
+    view._sourceclf_sources = dict(mapping)  # messages name the catalog's own column
     _warn_alias_conflicts(view)
     return view
 
@@ -622,13 +640,17 @@ def _warn_alias_conflicts(table):
                       "the other)", SourceclfWarning, stacklevel=2)
 
 
-def parse_column_options(specs):
+def parse_column_options(specs, option="--column", form="NAME=COLUMN", example="u=umag"):
     """``--column NAME=COL`` options (repeatable) as a ``columns=`` dict.
 
     Parameters
     ----------
     specs : list of str or None
         The options' values, e.g. ``['u=umag', 'r=rmag']``.
+    option, form, example : str
+        The option, its form and an example value, for the messages
+        (``--unit``, ``COLUMN=UNIT``, ``flux_r=nmgy`` for the ``units=`` of
+        `sourceclf.classify_file`).
 
     Returns
     -------
@@ -650,10 +672,10 @@ def parse_column_options(specs):
     for spec in specs:
         name, sep, column = (s.strip() for s in spec.partition("="))
         if not sep or not name or not column:
-            raise InvalidInputError(f"--column takes NAME=COLUMN (e.g. --column u=umag), "
+            raise InvalidInputError(f"{option} takes {form} (e.g. {option} {example}), "
                                     f"got '{spec}'")
         if name in columns:
-            raise InvalidInputError(f"--column gives {name} twice ('{columns[name]}' and "
+            raise InvalidInputError(f"{option} gives {name} twice ('{columns[name]}' and "
                                     f"'{column}')")
         columns[name] = column
     return columns

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
-from .columns import ColumnFinder
+from .catalog_units import angle_unit
+from .columns import ColumnFinder, suggest_columns
 from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
 from .utils._fits import hdu_data
 from .utils._validation import check_image
@@ -183,27 +184,39 @@ def read_frame(frame, *, label=None, bands=None):
     return data, wcs
 
 
-#: Angle units older catalogs write that astropy does not parse (FITS ``TUNIT``).
-_ANGLE_NAMES = {"deg": "deg", "degs": "deg", "degree": "deg", "degrees": "deg",
-                "rad": "rad", "radian": "rad", "radians": "rad"}
+def _sky_coordinates(table):
+    """ICRS RA and Dec in degrees of the table's one `~astropy.coordinates.SkyCoord`
+    column, or None if it has none (or several)."""
+    from astropy.coordinates import SkyCoord
 
-
-def _angle_unit(unit):
-    """``unit`` as an astropy angle unit, or None when it is not one."""
-    from astropy import units as u
-
-    if isinstance(unit, u.UnrecognizedUnit) or isinstance(unit, str):
-        name = str(unit).strip().lower()
-        unit = u.Unit(_ANGLE_NAMES.get(name, name), parse_strict="silent")
-    if isinstance(unit, u.UnrecognizedUnit):
+    found = [n for n in table.colnames if isinstance(table[n], SkyCoord)]
+    if len(found) != 1:
         return None
-    return unit if unit.is_equivalent(u.deg) else None
+    coords = table[found[0]]
+    try:
+        icrs = coords.icrs
+    except Exception as exc:  # astropy raises several types (no obstime for AltAz...)
+        raise InvalidInputError(f"column '{found[0]}' holds coordinates that cannot be "
+                                f"turned into ICRS RA and Dec: {str(exc).splitlines()[0]}"
+                                ) from None
+    ra = np.array(icrs.ra.deg, dtype=np.float64)
+    dec = np.array(icrs.dec.deg, dtype=np.float64)
+    bad = ~np.isfinite(ra) | ~np.isfinite(dec)
+    ra[bad] = np.nan
+    dec[bad] = np.nan
+    return ra, dec
 
 
 def sky_positions(table, ra_column="ra", dec_column="dec"):
     """RA and Dec in degrees (float64, NaN where missing) from a table's columns.
 
-    Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing,
+    Without both columns, a table holding one `~astropy.coordinates.SkyCoord`
+    column (a `~astropy.table.QTable`'s ``coord``, say) gives its positions,
+    transformed to ICRS.
+
+    Raises `~sourceclf.exceptions.MissingColumnsError` if a column is missing
+    (suggesting the ``columns=`` mapping when the table has a column other
+    catalogs use, such as ``RAJ2000``),
     `~sourceclf.exceptions.InvalidInputError` if one does not hold one number
     per row.
     """
@@ -212,9 +225,16 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
     finder = ColumnFinder(table)
     names = [finder.find(ra_column), finder.find(dec_column)]
     missing = [want for want, got in zip((ra_column, dec_column), names) if got is None]
+    if missing and len(missing) == 2:
+        coords = _sky_coordinates(table)
+        if coords is not None:
+            return coords
     if missing:
+        hint = suggest_columns(table, missing)
+        if any(f"--column {m}=" not in hint for m in missing):
+            hint = "; ".join(filter(None, [hint, "have: " + ", ".join(table.colnames)]))
         raise MissingColumnsError(f"table lacks column(s) {', '.join(missing)} needed to cut "
-                                  f"stamps from frames (have: {', '.join(table.colnames)})")
+                                  f"stamps from frames; {hint}")
     out = []
     for name in names:
         col = table[name]
@@ -230,7 +250,7 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
                                     f"dtype {raw.dtype} and shape {raw.shape}")
         values = raw.astype(np.float64)
         if unit is not None and unit != u.dimensionless_unscaled:
-            angle = _angle_unit(unit)
+            angle = angle_unit(unit)
             if angle is None:
                 raise InvalidInputError(f"column '{name}' has unit '{unit}', which is not an "
                                         "angle (give degrees)")
@@ -264,7 +284,8 @@ def frames_by_band(images):
     ------
     InvalidInputError
         If ``images`` is not a mapping, names an unknown band or a band
-        twice, or lacks a band.
+        twice, lacks a band, or gives one frame (one file, object or data
+        array) for two bands.
     """
     if not hasattr(images, "items"):
         raise InvalidInputError(f"images must be a dict {{band: frame}}, got "
@@ -282,7 +303,24 @@ def frames_by_band(images):
     if missing:
         raise InvalidInputError(f"images lack band(s) {', '.join(missing)}; frames of all of "
                                 f"{''.join(BANDS)} are needed")
-    return by_band
+    seen = {}
+    for band in BANDS:
+        key = _frame_identity(by_band[band])
+        if key in seen:
+            raise InvalidInputError(f"images gives the same frame for bands {seen[key]} and "
+                                    f"{band}: each band needs its own")
+        seen[key] = band
+    return {band: by_band[band] for band in BANDS}
+
+
+def _frame_identity(frame):
+    """What makes two bands' frames one: a file's resolved path, else the data array of
+    a ``(data, wcs)`` pair, else the object itself (an HDU, NDData...)."""
+    if isinstance(frame, (str, os.PathLike)):
+        return ("path", str(Path(frame).resolve()))
+    if isinstance(frame, (tuple, list)) and frame:
+        return ("object", id(frame[0]))
+    return ("object", id(frame))
 
 
 def pixel_scale_mismatch(frames, *, tolerance=PIXEL_SCALE_TOLERANCE):

@@ -291,16 +291,16 @@ def _psf_features(feature_spec, fwhm, psf_range, valid, flags):
 
 
 def read_frames(images):
-    """Read the frames of a ``{band: frame}`` mapping, each once.
+    """Read the frames of a ``{band: frame}`` mapping.
 
     Parameters
     ----------
     images : dict
         ``{band: frame}`` for u, g, r, i, z (see `sourceclf.frames.frames_by_band`), each frame
-        in any form `sourceclf.frames.read_frame` reads; one object given for several bands is
-        read once.  A frame whose header names another band (SDSS's ``FILTER``) is
-        refused.  Frames already read (``(data, wcs)`` pairs of float32
-        data) are returned without a copy.
+        in any form `sourceclf.frames.read_frame` reads.  A frame whose header names
+        another band (SDSS's ``FILTER``) is refused, and so is one frame given for two
+        bands (`~sourceclf.frames.frames_by_band`).  Frames already read (``(data, wcs)``
+        pairs of float32 data) are returned without a copy.
 
     Returns
     -------
@@ -314,14 +314,8 @@ def read_frames(images):
         do, naming the band.
     """
     by_band = frames_by_band(images)
-    read = {}
-    for band in BANDS:
-        key = id(by_band[band])
-        if key not in read:
-            bands = [b for b in BANDS if by_band[b] is by_band[band]]
-            read[key] = read_frame(by_band[band], label=f"frame of band '{band}'",
-                                   bands=bands)
-    return {band: read[id(by_band[band])] for band in BANDS}
+    return {band: read_frame(frame, label=f"frame of band '{band}'", bands=[band])
+            for band, frame in by_band.items()}
 
 
 def psf_by_band(psf):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from astropy.units import UnitsWarning
+
 from .exceptions import InvalidInputError, SourceclfWarning
 from .utils._files import atomic_path
 from .utils._signals import deferred_signals
@@ -126,13 +128,15 @@ def check_input_path(path):
     Raises
     ------
     InvalidInputError
-        If ``path`` does not exist, is a directory or cannot be opened.
+        If ``path`` does not exist, is a directory, is empty or cannot be opened.
     """
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"input file '{path}' does not exist")
     if path.is_dir():
         raise InvalidInputError(f"input '{path}' is a directory, not a catalog file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InvalidInputError(f"input file '{path}' is empty (0 bytes)")
     try:
         with open(path, "rb"):
             pass
@@ -233,9 +237,17 @@ def write_errors(path, format, *, passthrough=()):
         Its format, for the message.
     passthrough : tuple of exception classes
         Exceptions the caller handles: raised as they are.
+
+    Notes
+    -----
+    astropy's `~astropy.units.UnitsWarning` for a unit the format's standard
+    lacks (``nanomaggies`` in FITS: written as its text, as read) is
+    silenced within the context, as `read_table` silences it.
     """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UnitsWarning)
+            yield
     except (InvalidInputError, *passthrough):
         raise
     except OSError as exc:
@@ -331,7 +343,10 @@ def read_table(path, format=None):
     path = check_input_path(path)
     format = format or table_format(path)
     check_format_library(format, path)
-    with read_errors(path, format):
+    with read_errors(path, format), warnings.catch_warnings():
+        # astropy's three lines per unknown unit, for every column: an input read from such
+        # a column is refused with one line naming it (sourceclf.catalog_units.parse_unit)
+        warnings.filterwarnings("ignore", category=UnitsWarning)
         if format == "votable":
             table = _read_votable(path)
         elif format == "fits":
@@ -402,7 +417,8 @@ def warn_csv_meta(table, path):
 def check_writable_columns(table, format, path):
     """One line for the columns a format cannot store, before anything is written.
 
-    Python objects in Parquet; in FITS, what astropy's FITS conversion
+    Python objects in Parquet; columns of several values per row (SDSS's
+    per-band arrays) in CSV; in FITS, what astropy's FITS conversion
     refuses (a unit of a scale FITS cannot write, such as hourangle), tried
     on the columns without their rows.  `sourceclf.streaming.classify_file`
     calls it on the catalog before classifying, `write_table` on what it
@@ -424,15 +440,26 @@ def check_writable_columns(table, format, path):
     """
     if format == "fits":
         from astropy.io.fits import table_to_hdu
+        from astropy.table import serialize
+        from astropy.time import Time
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # units FITS lacks are written as text, with a word
-            try:
-                table_to_hdu(table[:0])
+            try:  # mixins (SkyCoord...) as astropy's FITS writer stores them, then the rest
+                table_to_hdu(serialize.represent_mixins_as_columns(table[:0],
+                                                                   exclude_classes=(Time,)))
             except Exception as exc:  # astropy raises many types (AssertionError for a long name)
                 raise InvalidInputError(f"'{path}' cannot be FITS: {str(exc).splitlines()[0]} "
                                         "(write .ecsv, .parquet or .vot, or convert the "
                                         "column)") from None
+    if format == "ascii.csv":
+        for name in table.colnames:
+            shape = getattr(table[name], "shape", ())
+            if len(shape) > 1:
+                raise InvalidInputError(
+                    f"column '{name}' holds {' x '.join(map(str, shape[1:]))} values per row, "
+                    f"which CSV cannot store: write '{path}' as .ecsv, .fits, .parquet or "
+                    ".vot, or remove the column")
     if format != "parquet":
         return
     for name in table.colnames:

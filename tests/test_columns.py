@@ -1,3 +1,4 @@
+import re
 import numpy as np
 import pytest
 from astropy import units as u
@@ -62,6 +63,44 @@ def test_finder_is_case_insensitive():
 def test_finder_rejects_non_tables():
     with pytest.raises(InvalidInputError, match="expected an astropy Table"):
         ColumnFinder({"r": [1.0]})
+
+
+def _fluxes(mags, zero_point=22.5):
+    return 10 ** (-0.4 * (np.asarray(mags) - zero_point))
+
+
+@pytest.mark.parametrize("mags, zero_point", [
+    (np.linspace(16, 21, 50), 22.5),    # bright, in nanomaggies
+    (np.linspace(19, 22.5, 50), 22.5),  # faint: many fluxes look like magnitudes (2.5-25)
+    (np.linspace(16, 21, 50), 8.9),     # in Jy
+])
+def test_plain_fluxes_read_as_magnitudes_are_refused(mags, zero_point):
+    """Fluxes without a unit were read as magnitudes: most rows missing, the rest absurd,
+    no word said."""
+    table = Table({b: _fluxes(mags, zero_point) for b in "ugriz"})
+    with pytest.raises(InvalidInputError) as excinfo:
+        ColumnFinder(table).values("u")
+    message = str(excinfo.value)
+    assert "\n" not in message and "column 'u' has no unit" in message
+    assert "not magnitudes" in message and "unit = 'nmgy'" in message
+    with pytest.raises(InvalidInputError, match="column '[ugriz]' has no unit"):
+        classify(table, model="ugriz-sgq")
+
+
+def test_magnitudes_with_placeholders_colours_and_units_are_not_refused():
+    mags = np.linspace(16, 21, 50)
+    u_band = mags.copy()
+    u_band[:40] = [99.99, 99.0, -9999.0, 999.0] * 10  # mostly non-detections: a few values
+    table = Table({"u": u_band, "r": mags, "u_g": np.linspace(-0.5, 3.5, 50),
+                   "g": Column(np.linspace(5, 9, 50), unit="mag"),  # bright, but said so
+                   "i": Column(_fluxes(mags), unit="nmgy")})
+    finder = ColumnFinder(table)
+    assert np.isnan(finder.values("u")[:40]).sum() == 40
+    np.testing.assert_allclose(finder.values("u")[40:], mags[40:])
+    np.testing.assert_allclose(finder.values("u_g"), table["u_g"])
+    np.testing.assert_allclose(finder.values("g"), table["g"])
+    np.testing.assert_allclose(finder.values("i"), mags)
+    assert np.isfinite(ColumnFinder(Table({"r": [99.99, 120.0, 0.5]})).values("r")).sum() == 1
 
 
 def test_decode_strings():
@@ -270,12 +309,45 @@ def test_cli_column_option(tmp_path, capsys):
     assert out.colnames[:6] == t.colnames and out.meta["CLFMODEL"] == "ugriz-sgq"
     ref = classify(demo, model="ugriz-sgq", device="cpu")
     np.testing.assert_array_equal(out["prob_star"], ref["prob_star"])
-    for bad, fragment in (["--column", "u"], "--column takes NAME=COLUMN"), \
+    for bad, fragment in (["--column", "u"], "--column takes NAME=COLUMN (e.g. --column u=umag)"), \
             (["--column", "u=nothing"], "the catalog has no column 'nothing'"):
         assert main([str(path), "-o", str(tmp_path / "x.fits"), *bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err
         assert not (tmp_path / "x.fits").exists()
+
+
+def test_cli_unit_option_reads_a_csv_of_fluxes(tmp_path, capsys):
+    """A CSV holds no units: fluxes in it were refused (or, before, misread) with no way
+    to say what they are on the command line."""
+    demo = demo_catalog(40, random_state=3)
+    fluxes = Table({f"flux_{b}": 10 ** (-0.4 * (np.asarray(demo[b]) - 22.5)) for b in "ugriz"})
+    for suffix in (".csv", ".fits", ".parquet"):  # read whole, streamed, streamed
+        fluxes.write(tmp_path / f"flux{suffix}")
+    mapping = [a for b in "ugriz" for a in ("--column", f"{b}=flux_{b}")]
+    units = [a for b in "ugriz" for a in ("--unit", f"flux_{b}=nmgy")]
+    ref = classify(demo, model="ugriz-sgq", device="cpu", confidence=None)
+    for suffix in (".csv", ".fits", ".parquet"):
+        out_path = tmp_path / f"out{suffix}.ecsv"
+        assert main([str(tmp_path / f"flux{suffix}"), "-o", str(out_path), "--model",
+                     "ugriz-sgq", "--device", "cpu", "--no-progress", *mapping, *units]) == 0
+        out = Table.read(out_path)
+        assert str(out["flux_r"].unit) == "nmgy", suffix  # the output keeps the unit given
+        np.testing.assert_allclose(out["prob_star"], ref["prob_star"], atol=1e-5)
+    capsys.readouterr()
+    for extra, fragment in (
+            ([], "has no unit and holds numbers that are not magnitudes"),
+            (["--unit", "flux_x=nmgy"], "units: the catalog has no column 'flux_x' (did you "
+                                        "mean 'flux_"),
+            (["--unit", "flux_r=foo"], "column 'flux_r' has unit 'foo'"),
+            (["--unit", "flux_r"], "--unit takes COLUMN=UNIT (e.g. --unit flux_r=nmgy)")):
+        assert main([str(tmp_path / "flux.csv"), "-o", str(tmp_path / "x.ecsv"),
+                     *mapping, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], (extra, err)
+        if not extra:  # the catalog's name, not sourceclf's
+            assert re.search(r"column '(flux_[ugriz])' .*CLI: --unit \1=nmgy", err[0]), err
+        assert not (tmp_path / "x.ecsv").exists()
 
 
 def test_parse_column_options():

@@ -120,7 +120,10 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
         truth = truth[::max(1, len(truth) // 60)][:60]  # 60 sources of r < 20.5
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out = classify(truth["ra", "dec"], images={b: frame for b in BANDS},
+            # The r frame for every band (one field read; copies: one frame is refused
+            # for two bands)
+            out = classify(truth["ra", "dec"], images={b: (frame[0].copy(), frame[1])
+                                                       for b in BANDS},
                            model="margnet-cnn-sgq", psf=1.1, confidence=None, device="cpu",
                            progress=False)
         said[name] = [str(w.message) for w in caught
@@ -161,7 +164,8 @@ def test_crowded_field_stays_flagged_when_blurred(shared_data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CrowdedFrameWarning)
             warnings.simplefilter("ignore", FrameSkyWarning)  # the r frame given as u and z
-            out = classify(truth["ra", "dec"], images={b: blurred for b in BANDS},
+            out = classify(truth["ra", "dec"], images={b: (blurred[0].copy(), wcs)
+                                                       for b in BANDS},
                            model="margnet-cnn-sgq", psf=2.2, confidence=None, device="cpu",
                            progress=False)
         flags = np.char.find(np.asarray(out["pred_flag"]).astype(str), FLAG_CROWDED) >= 0

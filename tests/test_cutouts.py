@@ -337,7 +337,7 @@ def test_frame_errors(field):
         ({b: f for b, f in frames.items() if b not in "uz"}, ["lack band(s) u, z"]),
         (dict(frames, y=frames["r"]), ["unknown band", "'y'"]),
         (dict(frames, r=fits.PrimaryHDU(data)), ["band 'r'", "no celestial WCS"]),
-        (dict(frames, g=(data, None)), ["band 'g'", "no WCS"]),
+        (dict(frames, g=(data.copy(), None)), ["band 'g'", "no WCS"]),
         (dict(frames, i=fits.PrimaryHDU(np.zeros((2,) + SHAPE, np.float32),
                                         wcs.to_header())), ["band 'i'", "2-D", "(2, 180, 260)"]),
         (dict(frames, z="no_such_frame.fits"), ["band 'z'", "does not exist"]),
@@ -455,11 +455,10 @@ def test_read_frames_reads_each_frame_once(field, tmp_path, monkeypatch):
     original = inputs.read_frame
     monkeypatch.setattr(inputs, "read_frame",
                         lambda frame, **kw: calls.append(frame) or original(frame, **kw))
-    # One file given for two bands is read once; frames already read are not copied.
-    read = read_frames({"u": str(path), "G": frames["g"], "r": str(path), "i": frames["i"],
+    # Each file is read once; frames already read are not copied.
+    read = read_frames({"u": frames["u"], "G": frames["g"], "r": str(path), "i": frames["i"],
                         "z": frames["z"]})
     assert list(read) == list(BANDS) and calls.count(str(path)) == 1
-    assert read["u"] is read["r"]
     np.testing.assert_array_equal(read["r"][0], frames["r"][0])
     assert read["g"][0] is frames["g"][0]
     with pytest.raises(InvalidInputError, match="frame of band 'z': file .* does not exist"):
@@ -490,8 +489,8 @@ def test_a_frame_of_another_band_is_refused(field, tmp_path):
               "it is the r frame, given for band u")
     with pytest.raises(InvalidInputError) as excinfo:  # one file for two bands
         read_frames({**paths, "i": paths["r"]})
-    _one_line(excinfo, "it is the r frame, given for bands r and i")
-    with pytest.raises(InvalidInputError, match="given for band g"):
+    _one_line(excinfo, "images gives the same frame for bands r and i")
+    with pytest.raises(InvalidInputError, match="same frame for bands g and z"):
         make_cutouts(table=table, images={**paths, "g": paths["z"]})
     with fits.open(paths["z"]) as hdul:  # an HDU given directly
         with pytest.raises(InvalidInputError, match="FILTER = 'z'"):
@@ -559,6 +558,56 @@ def test_positions_in_a_unit_that_is_no_angle():
     with pytest.raises(InvalidInputError) as excinfo:
         sky_positions(table)
     _one_line(excinfo, "column 'dec' has unit 'foo'", "not an angle")
+
+
+def test_one_frame_for_two_bands_is_refused(field, tmp_path):
+    """The CLI refused one file for two bands; the library took one object for two (a frame
+    without FILTER in its header, or a pair), and classified from four bands' light."""
+    frames, table = field
+    data, wcs = frames["u"]
+    fits.PrimaryHDU(data, header=wcs.to_header()).writeto(tmp_path / "u.fits")
+    for same in (frames["u"], (data, frames["g"][1]), str(tmp_path / "u.fits")):
+        given = {**frames, "u": same if isinstance(same, str) else frames["u"], "g": same}
+        if isinstance(same, str):
+            given["u"] = tmp_path / "u.fits"  # a Path and a str of one file
+        with pytest.raises(InvalidInputError) as excinfo:
+            make_cutouts(table=table, images=given)
+        _one_line(excinfo, "images gives the same frame for bands u and g")
+
+
+def test_positions_under_other_catalogs_names_get_the_mapping_to_pass():
+    """RAJ2000/DEJ2000 (VizieR's names) got only the list of the table's columns."""
+    from sourceclf.frames import sky_positions
+
+    table = Table({"RAJ2000": [10.0], "DEJ2000": [1.0], "r": [18.0]})
+    with pytest.raises(MissingColumnsError) as excinfo:
+        sky_positions(table)
+    _one_line(excinfo, "lacks column(s) ra, dec", "--column ra=RAJ2000 --column dec=DEJ2000")
+    table = Table({"x": [10.0], "DEJ2000": [1.0]})  # only dec has a known other name
+    with pytest.raises(MissingColumnsError) as excinfo:
+        sky_positions(table)
+    _one_line(excinfo, "--column dec=DEJ2000", "have: x, DEJ2000")
+
+
+def test_a_skycoord_column_gives_the_positions(field):
+    """A QTable's SkyCoord column (in any frame) instead of ra and dec columns."""
+    from astropy.table import QTable
+
+    from sourceclf.frames import sky_positions
+    from sourceclf.tableio import check_writable_columns
+
+    frames, table = field
+    inside = table[:12]
+    ra, dec = sky_positions(inside)
+    sky = QTable({"coord": SkyCoord(ra * u.deg, dec * u.deg).galactic, "id": inside["id"]})
+    got_ra, got_dec = sky_positions(sky)
+    np.testing.assert_allclose(got_ra, ra, atol=1e-9)
+    np.testing.assert_allclose(got_dec, dec, atol=1e-9)
+    from_coords = make_cutouts(table=sky, images=frames)
+    from_columns = make_cutouts(table=inside, images=frames)
+    np.testing.assert_array_equal(from_coords.data, from_columns.data)
+    np.testing.assert_array_equal(from_coords.flags, from_columns.flags)
+    check_writable_columns(sky, "fits", "out.fits")  # written as astropy writes mixins
 
 
 @pytest.mark.parametrize("fill", [0.0, np.nan])

@@ -558,6 +558,30 @@ def test_a_unit_fits_cannot_hold_is_refused_before_the_run(tmp_path, monkeypatch
     assert not (tmp_path / "out.fits").exists()
 
 
+@pytest.mark.parametrize("suffix", [".fits", ".parquet", ".ecsv"])
+def test_a_per_band_array_column_csv_cannot_hold_is_refused_before_the_run(
+        tmp_path, monkeypatch, suffix):
+    """SDSS's 5-value modelMag column, written to CSV: it failed only at the write,
+    after classifying the whole catalog (streamed inputs, FITS and Parquet)."""
+    from sourceclf import classification
+    from sourceclf.streaming import classify_file
+
+    table = Table({"modelMag": [[19.5, 18.2, 17.6, 17.4, 17.3]] * 3})
+    table.write(tmp_path / f"cat{suffix}")
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("classified before the output was checked")
+
+    monkeypatch.setattr(classification, "classify", no_run)
+    with pytest.raises(InvalidInputError) as excinfo:
+        classify_file(tmp_path / f"cat{suffix}", tmp_path / "out.csv", model="ugriz-sgq",
+                      progress=False)
+    message = str(excinfo.value)
+    assert "\n" not in message and "column 'modelMag' holds 5 values per row" in message
+    assert "CSV cannot store" in message
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_a_column_name_fits_cannot_hold_is_one_line(tmp_path):
     """astropy raises an AssertionError for a column name longer than a FITS card."""
     from sourceclf.tableio import check_writable_columns
@@ -567,3 +591,46 @@ def test_a_column_name_fits_cannot_hold_is_one_line(tmp_path):
         check_writable_columns(table, "fits", tmp_path / "out.fits")
     message = str(excinfo.value)
     assert "\n" not in message and "cannot be FITS" in message
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    """A 0-byte CSV got 'read 0 rows ... holds 0 records; check its quotes'."""
+    path = tmp_path / "cat.csv"
+    path.touch()
+    with pytest.raises(InvalidInputError, match=r"^input file '.*cat.csv' is empty \(0 bytes\)$"):
+        read_table(path)
+    assert main([str(path), "-o", str(tmp_path / "out.fits")]) == 2
+
+
+def test_astropys_unit_warnings_are_not_repeated_for_every_column(tmp_path, capsys):
+    """astropy's UnitsWarning: three lines for each column, also for units sourceclf reads
+    (nanomaggies, DEGREES) and for columns never read; one read as an input with a unit
+    nobody knows is refused with one line."""
+    from astropy.io import fits
+
+    from sourceclf.streaming import classify_file
+
+    cols = [fits.Column(name=b, format="E", unit="nanomaggies", array=np.full(3, 100.0))
+            for b in "ugriz"]
+    cols += [fits.Column(name="x", format="E", unit="furlongs", array=np.ones(3)),
+             fits.Column(name="ra", format="E", unit="DEGREES", array=np.ones(3))]
+    fits.BinTableHDU.from_columns(cols).writeto(tmp_path / "cat.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy's own, reading here
+        Table.read(tmp_path / "cat.fits").write(tmp_path / "cat.ecsv")
+    for name in ("cat.fits", "cat.ecsv"):  # streamed, read whole
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = classify_file(tmp_path / name, tmp_path / f"out-{name}",
+                                   model="ugriz-sgq", progress=False)
+        assert [str(w.message) for w in caught if "unit" in str(w.message).lower()] == []
+        assert result.n_rows == 3
+    out = Table.read(tmp_path / "out-cat.fits", unit_parse_strict="silent")
+    np.testing.assert_allclose(out["r"], 100.0)  # the input, as it was
+    assert str(out["x"].unit) == "furlongs"
+    with fits.open(tmp_path / "cat.fits") as hdul:
+        hdul[1].columns.change_unit("r", "furlongs")
+        hdul.writeto(tmp_path / "bad.fits")
+    assert main([str(tmp_path / "bad.fits"), "-o", str(tmp_path / "x.fits")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "column 'r' has unit 'furlongs'" in err[0], err

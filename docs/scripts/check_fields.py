@@ -212,14 +212,14 @@ def doubt(clf, table, frames, seen, labels, result):
                                        if (~right).any() else None)}
 
 
-def neighbour_shares(truth, frame):
+def neighbour_shares(truth, frames):
     """How many neighbours the r stamps of all the truth's sources hold, as a sentence.
 
     The same count (`sourceclf.crowding.count_neighbours`) as the image models'
     cards give for their training stamps (``domain['neighbours']``).
     """
     sources = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
-    counts = count_neighbours(make_cutouts(table=sources, images={b: frame for b in BANDS}).data)
+    counts = count_neighbours(make_cutouts(table=sources, images=frames).data)
     shares = np.bincount(np.minimum(counts, 3), minlength=4) / max(len(counts), 1)
     return (f"neighbours in the r stamps of its {len(counts)} sources: "
             + ", ".join(f"{k}{'+' if k == 3 else ''} {v:.1%}" for k, v in enumerate(shares))
@@ -337,7 +337,7 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
             f"extended; decided (extent two locus widths from the cut): "
             f"{int((decided & (labels == 'point')).sum())} point-like, "
             f"{int((decided & (labels == 'extended')).sum())} extended")
-        log(f"{name}: " + neighbour_shares(truth, native["r"]))
+        log(f"{name}: " + neighbour_shares(truth, native))
     else:
         observed, sources, labels, blended, r_mag, cut_rows = injected_sources(
             native, psf, truth, injection, name, log, seed)

@@ -22,7 +22,7 @@ from ..utils._signals import interrupt_on_signals
 from ..utils._validation import check_confidence_levels
 from .fits_writer import FitsSink, flag_width
 from .sinks import STREAMED_OUTPUT_FORMATS, NotStreamable, ParquetSink, TextSink
-from .sources import FitsSource, TableSource, all_rows, open_source
+from .sources import FitsSource, all_rows, open_source, set_units
 from .summary import StreamSummary
 from .threads import ThreadChooser
 
@@ -35,7 +35,8 @@ DEFAULT_CHUNK_SIZE = 131_072
 
 def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.9,
                   overwrite=False, progress=None, threads="auto", truth_column=None,
-                  precision="fp32", compile=False, columns=None, **classify_kwargs):
+                  precision="fp32", compile=False, columns=None, units=None,
+                  **classify_kwargs):
     """Classify a catalog file chunk by chunk and write the result to another file.
 
     Peak memory depends on ``chunk_size``, not on the size of the catalog,
@@ -93,6 +94,11 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
     columns : dict, optional
         The catalog's own names for sourceclf's inputs (``{'u': 'umag'}``),
         as for `sourceclf.classify`; the output keeps the catalog's names.
+    units : dict, optional
+        Units to give the catalog's columns as they are read, replacing the
+        file's own: ``{'flux_r': 'nmgy'}`` for a CSV file of fluxes, which
+        holds no units (`~sourceclf.streaming.sources.set_units`).  The
+        output keeps them.
     **classify_kwargs
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``images``, ``cutouts``, ``mc_samples``,
@@ -172,7 +178,7 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         summary = _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts,
                                  model=model, confidence=confidence, levels=levels,
                                  overwrite=overwrite, chunk_size=chunk_size,
-                                 progress=progress, truth_column=truth_column,
+                                 progress=progress, truth_column=truth_column, units=units,
                                  classify_kwargs=classify_kwargs)
     if classify_kwargs.get("images") is not None:
         _warn_if_off_frames(summary, input_path)
@@ -189,16 +195,16 @@ def _warn_if_off_frames(summary, input_path):
 
 
 def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, model,
-                   confidence, levels, overwrite, chunk_size, progress, truth_column,
+                   confidence, levels, overwrite, chunk_size, progress, truth_column, units,
                    classify_kwargs):
     """The body of `classify_file`, once its arguments are checked."""
     source = open_source(input_path, in_fmt)
-    if isinstance(source, TableSource):  # read whole: its columns can be checked now
-        try:
-            check_writable_columns(source.table, out_fmt, output)
-        except InvalidInputError:
-            source.close()
-            raise
+    try:  # the columns the output cannot store: before the first row is classified
+        set_units(source, units)
+        check_writable_columns(source.template(), out_fmt, output)
+    except InvalidInputError:
+        source.close()
+        raise
     summary = StreamSummary(truth_column)
     summary.path = output
     try:

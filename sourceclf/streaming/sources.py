@@ -7,6 +7,7 @@ FITS binary table (read from the file one slice of rows at a time), a
 `~astropy.table.Table.read` gives for those rows.
 """
 
+import difflib
 import io
 import os
 import warnings
@@ -16,14 +17,16 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Column, Table, vstack
 from astropy.table.meta import get_header_from_yaml
+from astropy.units import UnitsWarning
 from astropy.utils.exceptions import AstropyUserWarning
 
+from ..catalog_units import parse_unit
 from ..exceptions import InvalidInputError, SourceclfWarning
 from ..tableio import char_width, read_errors, read_table, string_widths
 from ..utils._signals import deferred_signals
 
 __all__ = ["STREAMED_INPUT_FORMATS", "TableSource", "FitsSource", "ParquetSource",
-           "open_source", "all_rows"]
+           "open_source", "set_units", "all_rows"]
 
 #: Input formats read chunk by chunk (others are read whole).
 STREAMED_INPUT_FORMATS = ("fits", "parquet")
@@ -31,6 +34,8 @@ STREAMED_INPUT_FORMATS = ("fits", "parquet")
 
 class TableSource:
     """Chunks of a table already in memory (read from ``path``, if given)."""
+
+    units = {}  # set_units sets them on the table itself
 
     def __init__(self, table, path=None):
         self.table = table
@@ -43,6 +48,10 @@ class TableSource:
             yield self.table
         for start in range(0, self.n_rows, chunk_size):
             yield self.table[start:start + chunk_size]
+
+    def template(self):
+        """The table without its rows: its columns' names, types, shapes and units."""
+        return self.table[:0]
 
     def string_widths(self):
         """Character widths of the string columns."""
@@ -79,6 +88,8 @@ class FitsSource:
         only (no heap), which this class reads; else the file must be read
         whole (`TableSource`).
     """
+
+    units = {}  #: column -> unit set on every chunk (`set_units`)
 
     def __init__(self, path):
         self.path = path
@@ -139,15 +150,22 @@ class FitsSource:
         with deferred_signals():  # a signal inside astropy's string stripping can SIGSEGV
             return Table.read(hdu, format="fits")
 
+    def template(self):
+        """The table without its rows: its columns' names, types, shapes and units."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the first chunk gives the unit warnings
+            return _with_units(self._table(0, 0), self.units)
+
     def chunks(self, chunk_size):
         """Yield tables of at most ``chunk_size`` rows (the empty table if there are none)."""
         starts = range(0, self.n_rows, chunk_size) if self.n_rows else [0]
         for k, start in enumerate(starts):
             stop = min(start + chunk_size, self.n_rows)
             with warnings.catch_warnings():
-                if k:  # unit warnings and the like: once, on the first chunk
+                if k:  # warnings of the conversion: once, on the first chunk
                     warnings.simplefilter("ignore")
-                table = self._table(start, stop)
+                warnings.filterwarnings("ignore", category=UnitsWarning)  # as read_table
+                table = _with_units(self._table(start, stop), self.units)
             yield table
             del table
 
@@ -195,6 +213,8 @@ class FitsSource:
 
 class ParquetSource:
     """Record batches of a Parquet file, converted as astropy's Parquet reader does."""
+
+    units = {}  #: column -> unit set on every chunk (`set_units`)
 
     def __init__(self, path):
         import pyarrow.parquet as pq
@@ -280,9 +300,15 @@ class ParquetSource:
                     break
         return out
 
+    def template(self):
+        """The table without its rows: its columns' names, types, shapes and units."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _with_units(self._convert(self.schema.empty_table()), self.units)
+
     def chunks(self, chunk_size):
         if self.n_rows == 0:
-            yield self._convert(self.schema.empty_table())
+            yield _with_units(self._convert(self.schema.empty_table()), self.units)
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the width warnings were issued once above
@@ -292,7 +318,7 @@ class ParquetSource:
                     batch = next(batches, None)
                 if batch is None:
                     return
-                yield self._convert(batch)
+                yield _with_units(self._convert(batch), self.units)
 
     def _convert(self, batch):
         import pyarrow as pa
@@ -388,6 +414,59 @@ def open_source(path, fmt):
     elif fmt == "parquet":
         return ParquetSource(path)
     return TableSource(read_table(path, format=fmt), path)
+
+
+def set_units(source, units):
+    """Give the catalog's columns these units as they are read (a CSV file holds none).
+
+    Parameters
+    ----------
+    source : `TableSource`, `FitsSource` or `ParquetSource`
+        The catalog.
+    units : dict or None
+        Column name (exact, or in any case when unambiguous) -> unit, as
+        astropy or `sourceclf.catalog_units` reads it (``'nmgy'``,
+        ``'nanomaggies'``, ``'Jy'``, ``'mag'``, ``'arcsec'``, ``'deg'``);
+        it replaces the file's own.
+
+    Raises
+    ------
+    InvalidInputError
+        For a column the catalog lacks, one that holds no numbers, or a
+        unit that nobody knows (one line each).
+    """
+    if not units:
+        return
+    if not hasattr(units, "items"):
+        raise InvalidInputError(f"units must be a dict {{column: unit}}, got "
+                                f"{type(units).__name__}")
+    template = source.template()
+    by_lower = {}
+    for name in template.colnames:
+        by_lower.setdefault(name.lower(), []).append(name)
+    resolved = {}
+    for name, unit in units.items():
+        matches = [name] if name in template.colnames else by_lower.get(str(name).lower(), [])
+        if len(matches) != 1:
+            close = difflib.get_close_matches(str(name), template.colnames, n=1)
+            raise InvalidInputError(f"units: the catalog has no column '{name}'"
+                                    + (f" (did you mean '{close[0]}'?)" if close else ""))
+        column = matches[0]
+        if not isinstance(template[column], Column) or template[column].dtype.kind not in "fiu":
+            raise InvalidInputError(f"units: column '{column}' holds no numbers to give a unit")
+        parse_unit(str(unit), f"units: column '{column}'")  # one line for an unknown unit
+        resolved[column] = str(unit)
+    if isinstance(source, TableSource):
+        _with_units(source.table, resolved)
+    else:
+        source.units = resolved
+
+
+def _with_units(table, units):
+    """``table`` with ``units`` (column -> unit) set on its columns."""
+    for name, unit in units.items():
+        table[name].unit = unit
+    return table
 
 
 def all_rows(source):
