@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from conftest import blob_stamps
 from sourceclf import classify
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.models import ModelCard, load_model
@@ -245,19 +246,6 @@ TINY_IMAGE = {
 TWINS = {"bayesian-margnet-ensemble": "margnet-ensemble", "bayesian-margformer": "margformer"}
 
 
-def _blobs(n, random_state=0, size=32):
-    """Noisy 5-band stamps: class 1 a point source, class 0 extended."""
-    rng = np.random.default_rng(random_state)
-    y = rng.integers(0, 2, n)
-    sigma = np.where(y == 1, 1.2, 3.5)[:, None, None]
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
-    profile = np.exp(-0.5 * (xx ** 2 + yy ** 2)[None] / sigma ** 2) / (2 * np.pi * sigma ** 2)
-    flux = 10 ** rng.uniform(0.5, 2, n)[:, None, None, None]
-    colours = np.array([0.3, 0.7, 1.0, 1.2, 1.3])[None, :, None, None]
-    images = flux * colours * profile[:, None] + rng.normal(scale=0.05, size=(n, 5, size, size))
-    return images.astype(np.float32), y
-
-
 @pytest.fixture(scope="module")
 def one_thread():
     before = torch.get_num_threads()
@@ -270,7 +258,7 @@ def one_thread():
 def blob_catalog():
     from sourceclf.demo import demo_catalog
 
-    images, y = _blobs(200, random_state=1)
+    images, y = blob_stamps(200, random_state=1, jitter=0.0)
     table = demo_catalog(200, random_state=4)
     table["class"] = np.where(y == 1, "STAR", "GALAXY")
     return table, images
