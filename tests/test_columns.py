@@ -334,6 +334,18 @@ def test_cli_unit_option_reads_a_csv_of_fluxes(tmp_path, capsys):
         out = Table.read(out_path)
         assert str(out["flux_r"].unit) == "nmgy", suffix  # the output keeps the unit given
         np.testing.assert_allclose(out["prob_star"], ref["prob_star"], atol=1e-5)
+    text = (tmp_path / "flux.csv").read_text().splitlines()  # a 'null': read as text
+    header = text[0].split(",")
+    row = text[3].split(",")
+    row[header.index("flux_r")] = "null"
+    text[3] = ",".join(row)
+    (tmp_path / "null.csv").write_text("\n".join(text) + "\n")
+    assert main([str(tmp_path / "null.csv"), "-o", str(tmp_path / "null.ecsv"), "--model",
+                 "ugriz-sgq", "--no-progress", *mapping, *units]) == 0
+    out, before = Table.read(tmp_path / "null.ecsv"), Table.read(tmp_path / "out.csv.ecsv")
+    assert out["pred_flag"][2].startswith("missing:r")
+    others = np.arange(len(out)) != 2
+    np.testing.assert_array_equal(out["pred_class"][others], before["pred_class"][others])
     capsys.readouterr()
     for extra, fragment in (
             ([], "has no unit and holds numbers that are not magnitudes"),

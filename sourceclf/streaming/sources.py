@@ -452,7 +452,7 @@ def set_units(source, units):
             raise InvalidInputError(f"units: the catalog has no column '{name}'"
                                     + (f" (did you mean '{close[0]}'?)" if close else ""))
         column = matches[0]
-        if not isinstance(template[column], Column) or template[column].dtype.kind not in "fiu":
+        if not isinstance(template[column], Column) or template[column].dtype.kind not in "fiuUS":
             raise InvalidInputError(f"units: column '{column}' holds no numbers to give a unit")
         parse_unit(str(unit), f"units: column '{column}'")  # one line for an unknown unit
         resolved[column] = str(unit)
