@@ -15,7 +15,10 @@ a GPU the rate includes copying the stamps to it and the logits back, as
 `sourceclf.classify` does), and sources per CPU-second of the process.  It
 then times the crowding count that ``classify`` adds to every image model's
 rows (`sourceclf.crowding.count_neighbours`) on the same stamps,
-as a rate and as a share of ``margnet-cnn-sgq``'s time per source.  The load
+as a rate and as a share of ``margnet-cnn-sgq``'s time per source, and the
+per-stamp sky check that stamps given without frames get
+(`sourceclf.sky.stamp_sky_rows` and `~sourceclf.sky.sky_row_flags`), as a
+share of the crowding count's.  The load
 average is printed too: on a shared machine the wall-clock rates are lower
 bounds.
 """
@@ -104,22 +107,28 @@ def main(argv=None):
         print(f"{clf.name:28s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f} "
               f"{per_cpu:10.0f}", flush=True)
         rates[clf.name] = med
-    count = count_rate(images, args.seconds)
+    from sourceclf.bands import BANDS
+    from sourceclf.crowding import count_neighbours
+    from sourceclf.sky import sky_row_flags, stamp_sky_rows
+
+    count = stage_rate(count_neighbours, images, args.seconds)
     cnn = rates.get("margnet-cnn-sgq")
     print(f"crowding count (count_neighbours, r band): {count:.0f} sources/s"
           + (f", {cnn / count:.2f} x the time per source of margnet-cnn-sgq" if cnn else ""))
+    trained = {b: (0.03, 0.06) for b in BANDS}  # about the stamps' noise: few measured again
+    sky = stage_rate(lambda s: sky_row_flags(stamp_sky_rows(s), trained), images, args.seconds)
+    print(f"per-stamp sky (stamp_sky_rows + sky_row_flags, 5 bands): {sky:.0f} sources/s, "
+          f"{count / sky:.2f} x the crowding count's time per source")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
-def count_rate(images, seconds):
-    """Median sources per second of `sourceclf.crowding.count_neighbours` on the stamps."""
-    from sourceclf.crowding import count_neighbours
-
-    count_neighbours(images[:256])  # warm up (imports scipy and astropy.stats)
+def stage_rate(stage, images, seconds):
+    """Median sources per second of ``stage(images)`` (a per-row stage of the image path)."""
+    stage(images[:256])  # warm up (imports scipy and astropy.stats)
     rates, start = [], time.perf_counter()
     while time.perf_counter() - start < seconds or len(rates) < 3:
         t0 = time.perf_counter()
-        count_neighbours(images)
+        stage(images)
         rates.append(len(images) / (time.perf_counter() - t0))
     return float(np.median(rates))
 

@@ -23,7 +23,9 @@ from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
-from .sky import SKY_LEVEL_LIMIT, frame_sky, sky_flags, sky_message, stamp_sky
+from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
+                  STAMP_MIXTURE_SHARE, frame_sky, sky_flags, sky_message, sky_row_flags,
+                  sky_rows_message, stamp_sky, stamp_sky_rows)
 from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
@@ -212,8 +214,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             _flag_sky(flags, valid, sky, sky_range)
         elif cutouts is not None and sky_range:  # stamps without frames: their borders' sky
             clean = np.flatnonzero(valid & (image_flags == ""))
-            _flag_sky(flags, valid, stamp_sky(stamps, clean if clean.size else
-                                              np.flatnonzero(valid)), sky_range, "stamps")
+            judged = clean if clean.size else np.flatnonzero(valid)
+            if not _flag_sky(flags, valid, stamp_sky(stamps, judged), sky_range, "stamps"):
+                _flag_sky_rows(flags, stamps, judged, sky_range)
         if frames is not None and psf_range:
             _flag_pixel_scale(flags, valid, pixel_scale_mismatch(frames))
         if neighbour_limit is not None:
@@ -431,16 +434,33 @@ def _flag_pixel_scale(flags, valid, scales):
 
 def _flag_sky(flags, valid, sky, sky_range, what="frames"):
     """Flag the classifiable rows on frames (or stamps: ``what``) whose sky is unlike the
-    trained one (`sourceclf.sky`); warn once."""
+    trained one (`sourceclf.sky`); warn once.  Whether any was flagged."""
     found = sky_flags(sky, sky_range)
     rows = np.flatnonzero(valid)
     message = sky_message(sky, sky_range, found, what)
     if not message or not rows.size:
-        return
+        return False
     warnings.warn(message, StampSkyWarning if what == "stamps" else FrameSkyWarning,
                   stacklevel=4)
     reasons = [flag for flag, bands in found.items() if bands]
     for i in rows:
+        flags[i] = ";".join(x for x in (flags[i], *reasons) if x)
+    return True
+
+
+def _flag_sky_rows(flags, stamps, rows, sky_range):
+    """Flag the stamps (``rows``) whose own border sky is unlike the trained one, when they
+    are many (stamps of frames of different skies: `sourceclf.sky.STAMP_MIXTURE_SHARE`);
+    warn once."""
+    if not rows.size:
+        return
+    found = sky_row_flags(stamp_sky_rows(stamps, rows), sky_range)
+    odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
+    if odd[rows].mean() < STAMP_MIXTURE_SHARE:
+        return
+    warnings.warn(sky_rows_message(found), StampSkyWarning, stacklevel=4)
+    for i in np.flatnonzero(odd):
+        reasons = [flag for flag, rows_flagged in found.items() if rows_flagged[i]]
         flags[i] = ";".join(x for x in (flags[i], *reasons) if x)
 
 

@@ -230,6 +230,54 @@ def test_stamps_given_directly_are_judged_by_their_borders_sky(demo_stamps, chan
     assert not out["pred_class"].mask.any()
 
 
+@pytest.mark.parametrize("change, flag", [
+    (lambda s, rng: s + rng.normal(0.0, 0.3, s.shape), FLAG_SKY_OUT_OF_RANGE),  # noisier
+    (lambda s, rng: s * 200.0, FLAG_SKY_OUT_OF_RANGE),                            # in counts
+    (lambda s, rng: s + 0.6, FLAG_SKY_NOT_SUBTRACTED),                           # sky left in
+])
+def test_stamps_of_frames_of_different_skies_are_flagged_one_by_one(demo_stamps, change, flag):
+    """Stamps of several frames in one call were judged by the median of their skies: a
+    third of them from a noisier frame, or in other units, went through unflagged."""
+    positions, stamps = demo_stamps
+    rng = np.random.default_rng(0)
+    odd = np.zeros(len(stamps), dtype=bool)
+    odd[::3] = True
+    mixed = stamps.copy()
+    mixed[odd] = change(stamps[odd], rng).astype(np.float32)
+    out, texts = _classify_stamps(positions, mixed)
+    assert len(texts) == 1 and "stamps cut from frames of different skies?" in texts[0], texts
+    assert _flagged(out[odd], flag).all()
+    assert not _flagged(out[~odd], FLAG_SKY_OUT_OF_RANGE).any()
+    assert not _flagged(out[~odd], FLAG_SKY_NOT_SUBTRACTED).any()
+    from astropy.table import vstack
+
+    # One stamp in twenty (a bright galaxy's light in its border, not another frame): none
+    few = np.concatenate([stamps] * 5)
+    few[::20] = change(few[::20], rng).astype(np.float32)
+    out, texts = _classify_stamps(vstack([positions] * 5), few)
+    assert texts == [] and not _flagged(out, flag).any()
+
+
+def test_stamp_sky_rows_measures_each_stamp_and_clips_neighbours_before_flagging():
+    from sourceclf.sky import sky_row_flags, stamp_sky_rows
+
+    rng = np.random.default_rng(4)
+    stamps = rng.normal(0.0, 0.03, (30, 5, 32, 32)).astype(np.float32)
+    stamps[:10] *= 5.0  # five times the noise: flagged
+    stamps[20:25, :, :, :5] += 1.0  # neighbours' light over a third of the border
+    stamps[20:25, :, :2, :] += 1.0
+    rows = stamp_sky_rows(stamps, rows=np.arange(1, 30))
+    assert np.isnan(rows["r"][1][0]) and rows["r"][1][15] == pytest.approx(0.03, rel=0.15)
+    assert (rows["r"][1][20:25] > 0.1).all()  # the unclipped MAD takes the light for noise
+    found = sky_row_flags(rows, TRAINED)  # but not once measured again with clipping
+    expected = (np.arange(30) < 10) & (np.arange(30) > 0)  # row 0 was not measured
+    np.testing.assert_array_equal(found[FLAG_SKY_OUT_OF_RANGE], expected)
+    unclipped = sky_row_flags(rows, TRAINED, clip=False)[FLAG_SKY_OUT_OF_RANGE]
+    np.testing.assert_array_equal(unclipped, expected | (np.arange(30) // 5 == 4))
+    assert not found[FLAG_SKY_NOT_SUBTRACTED].any()
+    assert np.isnan(stamp_sky_rows(np.ones((3, 5, 32, 32)))["g"][1]).all()  # no noise
+
+
 def test_blank_stamps_and_stamps_in_a_no_data_area_are_not_classified(demo_stamps):
     """All-zero (or all-NaN) stamps were called STAR with confidence and no flag."""
     from sourceclf import classify
