@@ -109,15 +109,15 @@ def main(argv=None):
         rates[clf.name] = med
     from sourceclf.bands import BANDS
     from sourceclf.crowding import count_neighbours
-    from sourceclf.sky import sky_row_flags, stamp_sky_rows
+    from sourceclf.sky import sky_row_flags
 
     count = stage_rate(count_neighbours, images, args.seconds)
     cnn = rates.get("margnet-cnn-sgq")
     print(f"crowding count (count_neighbours, r band): {count:.0f} sources/s"
           + (f", {cnn / count:.2f} x the time per source of margnet-cnn-sgq" if cnn else ""))
     trained = {b: (0.03, 0.06) for b in BANDS}  # about the stamps' noise: few measured again
-    sky = stage_rate(lambda s: sky_row_flags(stamp_sky_rows(s), trained), images, args.seconds)
-    print(f"per-stamp sky (stamp_sky_rows + sky_row_flags, 5 bands): {sky:.0f} sources/s, "
+    sky = stage_rate(lambda s: sky_row_flags(s, None, trained), images, args.seconds)
+    print(f"per-stamp sky (sky_row_flags, 5 bands): {sky:.0f} sources/s, "
           f"{count / sky:.2f} x the crowding count's time per source")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

@@ -199,12 +199,7 @@ def _sky_coordinates(table):
         raise InvalidInputError(f"column '{found[0]}' holds coordinates that cannot be "
                                 f"turned into ICRS RA and Dec: {str(exc).splitlines()[0]}"
                                 ) from None
-    ra = np.array(icrs.ra.deg, dtype=np.float64)
-    dec = np.array(icrs.dec.deg, dtype=np.float64)
-    bad = ~np.isfinite(ra) | ~np.isfinite(dec)
-    ra[bad] = np.nan
-    dec[bad] = np.nan
-    return ra, dec
+    return np.array(icrs.ra.deg, dtype=np.float64), np.array(icrs.dec.deg, dtype=np.float64)
 
 
 def sky_positions(table, ra_column="ra", dec_column="dec"):
@@ -225,10 +220,9 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
     finder = ColumnFinder(table)
     names = [finder.find(ra_column), finder.find(dec_column)]
     missing = [want for want, got in zip((ra_column, dec_column), names) if got is None]
-    if missing and len(missing) == 2:
-        coords = _sky_coordinates(table)
-        if coords is not None:
-            return coords
+    coords = _sky_coordinates(table) if len(missing) == 2 else None
+    if coords is not None:
+        return _without_bad(*coords)
     if missing:
         hint = suggest_columns(table, missing)
         if any(f"--column {m}=" not in hint for m in missing):
@@ -258,7 +252,11 @@ def sky_positions(table, ra_column="ra", dec_column="dec"):
         if mask is not None and mask.shape == values.shape:
             values[mask] = np.nan
         out.append(values)
-    ra, dec = out
+    return _without_bad(*out)
+
+
+def _without_bad(ra, dec):
+    """NaN for both coordinates of a row where either is not finite or Dec is past a pole."""
     bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (np.abs(dec) > 90)
     ra[bad] = np.nan
     dec[bad] = np.nan

@@ -25,7 +25,7 @@ from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEI
                   measure_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   STAMP_MIXTURE_SHARE, frame_sky, sky_flags, sky_message, sky_row_flags,
-                  sky_rows_message, stamp_sky, stamp_sky_rows)
+                  sky_rows_message, stamp_sky)
 from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
@@ -454,7 +454,7 @@ def _flag_sky_rows(flags, stamps, rows, sky_range):
     warn once."""
     if not rows.size:
         return
-    found = sky_row_flags(stamp_sky_rows(stamps, rows), sky_range)
+    found = sky_row_flags(stamps, rows, sky_range)
     odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
     if odd[rows].mean() < STAMP_MIXTURE_SHARE:
         return

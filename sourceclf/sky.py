@@ -181,18 +181,16 @@ def stamp_sky_rows(stamps, rows=None, *, border=STAMP_BORDER):
     -------
     sky : dict
         ``{band: (medians, sigmas)}``, arrays of length N (NaN where not
-        read or without noise); ``sky['stamps']`` and ``sky['border']``
-        keep what `sky_row_flags` needs to measure again.
+        read or without noise).
     """
     stamps = np.asarray(stamps)
     n = len(stamps)
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=int)
-    sky = {"stamps": stamps, "border": border}
     nan = np.full(n, np.nan)
     if stamps.ndim != 4 or not rows.size or min(stamps.shape[2:]) <= 2 * border:
-        sky.update({band: (nan.copy(), nan.copy()) for band in BANDS})
-        return sky
+        return {band: (nan.copy(), nan.copy()) for band in BANDS}
     ring = _border_ring(stamps.shape[2:], border)
+    sky = {}
     for k, band in enumerate(BANDS):
         low, median, high = np.percentile(stamps[rows, k][:, ring], [25, 50, 75], axis=1)
         sigma = (high - low) / 1.349  # a Gaussian's sigma from its interquartile range
@@ -223,25 +221,38 @@ def _clipped_sky(stamps, rows, band, border):
     return np.ma.filled(medians, np.nan), np.where(sigmas > 0, sigmas, np.nan)
 
 
-def sky_row_flags(sky_rows, sky_range, *, factor=SKY_NOISE_FACTOR,
-                  depth_factor=SKY_DEPTH_FACTOR, level_limit=SKY_LEVEL_LIMIT, clip=True):
-    """The rows whose own stamp's sky is unlike the trained one, as `sky_flags` judges
+def _odd_sky(median, sigma, sky_range, factor, depth_factor, level_limit):
+    """Whether a sky (scalars or arrays) is out of the trained range of noise, and whether
+    it was not subtracted: the judgement of `sky_flags` and `sky_row_flags`."""
+    low, high = sky_range
+    with np.errstate(invalid="ignore"):
+        return ((sigma > high * factor) | (sigma < low / depth_factor),
+                np.abs(median) > level_limit * sigma)
+
+
+def sky_row_flags(stamps, rows, sky_range, *, factor=SKY_NOISE_FACTOR,
+                  depth_factor=SKY_DEPTH_FACTOR, level_limit=SKY_LEVEL_LIMIT,
+                  border=STAMP_BORDER, clip=True):
+    """The stamps whose own border sky is unlike the trained one, as `sky_flags` judges
     a frame's.
 
     Parameters
     ----------
-    sky_rows : dict
-        ``{band: (medians, sigmas)}`` (`stamp_sky_rows`); the rows it would
-        flag are measured again on its stamps with `stamp_sky`'s sigma
-        clipping, and flagged only if they still are.
+    stamps : `numpy.ndarray`
+        Shape ``(N, 5, H, W)``, ugriz.
+    rows : array-like of int or None
+        The stamps to judge (`stamp_sky_rows`); the others are never flagged.
     sky_range : dict
         ``{band: (low, high)}``, as for `sky_flags`.
     factor, depth_factor, level_limit : float
         As for `sky_flags`.
+    border : int
+        `STAMP_BORDER`.
     clip : bool
-        Measure the rows it would flag again with sigma clipping, and flag
-        only those that still are (False: judge the unclipped measurement,
-        which a neighbour's light in the border moves).
+        Measure the rows that `stamp_sky_rows`'s quick measurement would flag
+        again with `stamp_sky`'s sigma clipping, and flag only those that
+        still are (False: judge the quick measurement, which a neighbour's
+        light in the border moves).
 
     Returns
     -------
@@ -249,21 +260,16 @@ def sky_row_flags(sky_rows, sky_range, *, factor=SKY_NOISE_FACTOR,
         ``{FLAG_SKY_OUT_OF_RANGE: rows, FLAG_SKY_NOT_SUBTRACTED: rows}``,
         boolean arrays (a row whose sky could not be measured is in neither).
     """
-    n = len(sky_rows[BANDS[0]][0])
-
-    def judge(median, sigma, band):
-        low, high = sky_range[band]
-        with np.errstate(invalid="ignore"):
-            return ((sigma > high * factor) | (sigma < low / depth_factor),
-                    np.abs(median) > level_limit * sigma)
-
-    out, not_subtracted = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    stamps = np.asarray(stamps)
+    quick = stamp_sky_rows(stamps, rows, border=border)
+    limits = (factor, depth_factor, level_limit)
+    out, not_subtracted = np.zeros(len(stamps), dtype=bool), np.zeros(len(stamps), dtype=bool)
     for band in BANDS:
-        odd_noise, odd_level = judge(*sky_rows[band], band)
+        odd_noise, odd_level = _odd_sky(*quick[band], sky_range[band], *limits)
         again = np.flatnonzero(odd_noise | odd_level)
         if clip and again.size:  # measured again, neighbours' light clipped
-            odd_noise[again], odd_level[again] = judge(
-                *_clipped_sky(sky_rows["stamps"], again, band, sky_rows["border"]), band)
+            odd_noise[again], odd_level[again] = _odd_sky(
+                *_clipped_sky(stamps, again, band, border), sky_range[band], *limits)
         out |= odd_noise
         not_subtracted |= odd_level
     return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
@@ -295,13 +301,11 @@ def sky_flags(sky, sky_range, *, factor=SKY_NOISE_FACTOR, depth_factor=SKY_DEPTH
     """
     out, not_subtracted = [], []
     for band in BANDS:
-        median, sigma = sky[band]
-        if not np.isfinite(sigma):
-            continue
-        low, high = sky_range[band]
-        if sigma > high * factor or sigma < low / depth_factor:
+        odd_noise, odd_level = _odd_sky(*sky[band], sky_range[band], factor, depth_factor,
+                                        level_limit)
+        if odd_noise:
             out.append(band)
-        if abs(median) > level_limit * sigma:
+        if odd_level:
             not_subtracted.append(band)
     return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
 
@@ -327,8 +331,7 @@ def sky_message(sky, sky_range, flags, what="frames"):
             f"{b} {sky[b][0]:.3g} ({abs(sky[b][0]) / sky[b][1]:.0f} sigma)" for b in bare))
     if not parts:
         return ""
-    named = " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
-                         if flags[f])
+    named = _named(flags)
     if what == "stamps":
         subject, rows = "the stamps (their borders' sky) do not look like", "the stamps' rows are"
     else:
@@ -344,8 +347,7 @@ def sky_rows_message(flags):
     Like `sky_message`, the same text for every chunk of a catalog (no row
     count), so that it is said once.
     """
-    named = " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
-                         if flags[f].any())
+    named = _named(flags)
     if not named:
         return ""
     return (f"at least {STAMP_MIXTURE_SHARE:.0%} of the stamps have a border sky unlike "
@@ -353,3 +355,9 @@ def sky_rows_message(flags):
             "read, though the stamps together do not: stamps cut from frames of different "
             f"skies? those stamps' rows are flagged {named}, and their classes may be wrong "
             "(docs: images, 'Flags')")
+
+
+def _named(flags):
+    """The flags that flag something (bands or rows), quoted, for a warning."""
+    return " and ".join(f"'{f}'" for f in (FLAG_SKY_OUT_OF_RANGE, FLAG_SKY_NOT_SUBTRACTED)
+                        if np.any(flags[f]))

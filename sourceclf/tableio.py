@@ -193,7 +193,11 @@ def read_errors(path, format):
     becomes ``InvalidInputError("cannot read '<path>' as a <format> table:
     <first line>")``, and a warning that mentions truncation becomes
     ``InvalidInputError("'<path>' is truncated or corrupt: ...")``; other
-    warnings are issued again when the context ends.
+    warnings are issued again when the context ends, but for astropy's
+    `~astropy.units.UnitsWarning` (three lines per column with a unit the
+    format's standard lacks, for columns never read too): an input read from
+    such a column is refused with one line naming it
+    (`sourceclf.catalog_units.parse_unit`).
 
     Parameters
     ----------
@@ -217,7 +221,8 @@ def read_errors(path, format):
         if "truncated" in text.lower():
             raise InvalidInputError(f"'{path}' is truncated or corrupt: "
                                     f"{text.splitlines()[0]}")
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if not issubclass(w.category, UnitsWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextlib.contextmanager
@@ -343,10 +348,7 @@ def read_table(path, format=None):
     path = check_input_path(path)
     format = format or table_format(path)
     check_format_library(format, path)
-    with read_errors(path, format), warnings.catch_warnings():
-        # astropy's three lines per unknown unit, for every column: an input read from such
-        # a column is refused with one line naming it (sourceclf.catalog_units.parse_unit)
-        warnings.filterwarnings("ignore", category=UnitsWarning)
+    with read_errors(path, format):
         if format == "votable":
             table = _read_votable(path)
         elif format == "fits":

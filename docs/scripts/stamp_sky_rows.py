@@ -32,8 +32,7 @@ from sourceclf.frames import read_frame
 from sourceclf.models import load_model
 from sourceclf.psf import measure_psf, sky_level
 from sourceclf.recipes.frame_checks import frame_truth
-from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, sky_row_flags,
-                           stamp_sky_rows)
+from sourceclf.sky import FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, sky_row_flags
 
 from conditions_check import noisier  # beside this script
 
@@ -42,7 +41,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def flagged(stamps, rows, sky_range, clip=True):
     """Which stamps `sky_row_flags` flags, out of range or not sky-subtracted."""
-    found = sky_row_flags(stamp_sky_rows(stamps, rows), sky_range, clip=clip)
+    found = sky_row_flags(stamps, rows, sky_range, clip=clip)
     return found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
 
 

@@ -35,8 +35,6 @@ STREAMED_INPUT_FORMATS = ("fits", "parquet")
 class TableSource:
     """Chunks of a table already in memory (read from ``path``, if given)."""
 
-    units = {}  # set_units sets them on the table itself
-
     def __init__(self, table, path=None):
         self.table = table
         self.path = path
