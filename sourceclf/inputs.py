@@ -24,8 +24,7 @@ from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   measure_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
-                  STAMP_MIXTURE_SHARE, frame_sky, sky_flags, sky_message, sky_row_flags,
-                  sky_rows_message, stamp_sky)
+                  frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
 
 __all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
@@ -450,15 +449,15 @@ def _flag_sky(flags, valid, sky, sky_range, what="frames"):
 
 def _flag_sky_rows(flags, stamps, rows, sky_range):
     """Flag the stamps (``rows``) whose own border sky is unlike the trained one, when they
-    are many (stamps of frames of different skies: `sourceclf.sky.STAMP_MIXTURE_SHARE`);
-    warn once."""
+    are many (stamps of frames of different skies) or far from any SDSS sky (stamps in
+    other units): `sourceclf.sky.odd_stamp_flags`; warn once."""
     if not rows.size:
         return
-    found = sky_row_flags(stamps, rows, sky_range)
-    odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
-    if odd[rows].mean() < STAMP_MIXTURE_SHARE:
+    found, message = odd_stamp_flags(stamps, rows, sky_range)
+    if not message:
         return
-    warnings.warn(sky_rows_message(found), StampSkyWarning, stacklevel=4)
+    warnings.warn(message, StampSkyWarning, stacklevel=4)
+    odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
     for i in np.flatnonzero(odd):
         reasons = [flag for flag, rows_flagged in found.items() if rows_flagged[i]]
         flags[i] = ";".join(x for x in (flags[i], *reasons) if x)

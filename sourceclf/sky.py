@@ -25,7 +25,9 @@ their borders (`stamp_sky`): the median over the stamps of each stamp's
 sigma-clipped border median and noise.  Stamps cut from frames of different
 skies are also judged one by one (`stamp_sky_rows`, `sky_row_flags`): when
 at least `STAMP_MIXTURE_SHARE` of them are unlike the trained sky while the
-median is not, those rows are flagged.
+median is not, those rows are flagged; when fewer are, only the stamps whose
+noise lies beyond `STAMP_FAR_FACTOR` or `STAMP_FAR_DEPTH_FACTOR` (stamps in
+other units: `odd_stamp_flags`).
 """
 
 import numpy as np
@@ -36,8 +38,9 @@ from .psf import sky_level
 
 __all__ = ["FLAG_SKY_NOT_SUBTRACTED", "FLAG_SKY_OUT_OF_RANGE", "SKY_DEPTH_FACTOR",
            "SKY_LEVEL_LIMIT", "SKY_NOISE_FACTOR", "STAMP_BORDER", "STAMP_MIXTURE_SHARE",
-           "STAMP_SKY_ROWS", "frame_sky", "sky_flags", "sky_message", "sky_row_flags",
-           "sky_rows_message", "stamp_sky", "stamp_sky_rows"]
+           "STAMP_FAR_DEPTH_FACTOR", "STAMP_FAR_FACTOR", "STAMP_SKY_ROWS", "frame_sky",
+           "odd_stamp_flags", "sky_flags", "sky_message", "sky_row_flags", "sky_rows_message",
+           "stamp_sky", "stamp_sky_rows"]
 
 #: Flag of rows on a frame whose sky noise lies far outside the model's trained range.
 FLAG_SKY_OUT_OF_RANGE = "sky_out_of_range"
@@ -77,6 +80,21 @@ STAMP_BORDER = 3
 #: from a field at three times its noise, all of those are
 #: (``docs/scripts/stamp_sky_rows.py``).
 STAMP_MIXTURE_SHARE = 0.1
+
+#: How many times above the trained range of sky noise one stamp's own border
+#: noise must lie, in any band, to be flagged ``sky_out_of_range`` even when
+#: fewer than `STAMP_MIXTURE_SHARE` of a call's stamps are odd: a stamp in
+#: other units (raw counts lie 120-150 times above).  Of the stamps of the
+#: shared fields' bright sources, the one farthest above lies 17.8 times
+#: above (a saturated star of r = 12.8 whose wings fill its border), so
+#: saturated stars brighter than about r = 11.7 can be flagged too
+#: (``docs/scripts/stamp_sky_rows.py`` prints the largest per field).
+STAMP_FAR_FACTOR = 50.0
+
+#: How many times below the trained range of sky noise one stamp's own
+#: border noise must lie to be flagged whatever the share (janskys lie 10^5
+#: times below; the shared fields' stamps at least 0.89 times the bottom).
+STAMP_FAR_DEPTH_FACTOR = 100.0
 
 #: Most stamps `stamp_sky` reads (evenly spaced over the rows): the median of
 #: a few thousand stamps' skies is as good as that of all of them.
@@ -159,14 +177,15 @@ def stamp_sky(stamps, rows=None, *, border=STAMP_BORDER, max_rows=STAMP_SKY_ROWS
     return sky
 
 
-def stamp_sky_rows(stamps, rows=None, *, border=STAMP_BORDER):
+def stamp_sky_rows(stamps, rows=None, *, border=STAMP_BORDER, clip=False):
     """Each stamp's own sky median and noise per pixel, band by band, from its border.
 
     The border pixels (within ``border`` pixels of the stamp's edge) of each
     stamp give a median and a noise from their interquartile range, without
     `stamp_sky`'s sigma clipping (half the time of a median and a MAD, for
     every row of a catalog); `sky_row_flags` measures the rows it would flag
-    again with the clipping, which neighbours in the border call for.
+    again with the clipping, which neighbours in the border call for
+    (``clip=True`` measures every row so).
 
     Parameters
     ----------
@@ -176,6 +195,8 @@ def stamp_sky_rows(stamps, rows=None, *, border=STAMP_BORDER):
         The stamps to read; the others get NaN.  Default all.
     border : int
         `STAMP_BORDER`.
+    clip : bool
+        Sigma-clipped median and MAD, as `stamp_sky` measures (slower).
 
     Returns
     -------
@@ -189,6 +210,11 @@ def stamp_sky_rows(stamps, rows=None, *, border=STAMP_BORDER):
     nan = np.full(n, np.nan)
     if stamps.ndim != 4 or not rows.size or min(stamps.shape[2:]) <= 2 * border:
         return {band: (nan.copy(), nan.copy()) for band in BANDS}
+    if clip:
+        sky = {band: (nan.copy(), nan.copy()) for band in BANDS}
+        for band, (medians, sigmas) in sky.items():
+            medians[rows], sigmas[rows] = _clipped_sky(stamps, rows, band, border)
+        return sky
     ring = _border_ring(stamps.shape[2:], border)
     sky = {}
     for k, band in enumerate(BANDS):
@@ -341,15 +367,63 @@ def sky_message(sky, sky_range, flags, what="frames"):
             f"{named}, and their classes may be wrong (docs: images, 'Flags')")
 
 
-def sky_rows_message(flags):
+def odd_stamp_flags(stamps, rows, sky_range):
+    """The stamps to flag for their own border sky, and the warning that says so.
+
+    When at least `STAMP_MIXTURE_SHARE` of ``rows`` are unlike the trained
+    sky (`sky_row_flags`), all of those: stamps cut from frames of different
+    skies.  When fewer are (a bright source's light in a border is enough on
+    a single field), only those whose noise lies more than
+    `STAMP_FAR_FACTOR` times above the trained range or
+    `STAMP_FAR_DEPTH_FACTOR` times below it: a stamp in other units.  A
+    minority with the sky left in, or only a few times noisier, is not told
+    from bright sources' light and goes unflagged.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        Shape ``(N, 5, H, W)``, ugriz.
+    rows : array-like of int
+        The stamps to judge (not empty).
+    sky_range : dict
+        ``{band: (low, high)}``, as for `sky_flags`.
+
+    Returns
+    -------
+    flags : dict
+        ``{FLAG_SKY_OUT_OF_RANGE: rows, FLAG_SKY_NOT_SUBTRACTED: rows}``,
+        boolean arrays over all ``N`` stamps.
+    message : str
+        One warning's text (`sky_rows_message`); '' when no row is flagged.
+    """
+    rows = np.asarray(rows, dtype=int)
+    found = sky_row_flags(stamps, rows, sky_range)
+    odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
+    if odd[rows].mean() >= STAMP_MIXTURE_SHARE:
+        return found, sky_rows_message(found)
+    far = {flag: np.zeros(len(stamps), dtype=bool) for flag in found}
+    if odd.any():
+        far = sky_row_flags(stamps, np.flatnonzero(odd), sky_range, factor=STAMP_FAR_FACTOR,
+                            depth_factor=STAMP_FAR_DEPTH_FACTOR, level_limit=np.inf)
+    return far, sky_rows_message(far, mixture=False)
+
+
+def sky_rows_message(flags, mixture=True):
     """One warning's text for the rows of `sky_row_flags`; '' when none is flagged.
 
-    Like `sky_message`, the same text for every chunk of a catalog (no row
-    count), so that it is said once.
+    ``mixture``: the rows are many (`STAMP_MIXTURE_SHARE`) rather than far
+    from any SDSS sky (`odd_stamp_flags`).  Like `sky_message`, the same
+    text for every chunk of a catalog (no row count), so that it is said once.
     """
     named = _named(flags)
     if not named:
         return ""
+    if not mixture:
+        return ("some stamps have a border sky noise more than "
+                f"{STAMP_FAR_FACTOR:g} times above, or {STAMP_FAR_DEPTH_FACTOR:g} times below, "
+                "that of the SDSS corrected frames (nanomaggies) which the image models read: "
+                f"stamps in other units? those stamps' rows are flagged {named}, and their "
+                "classes may be wrong (docs: images, 'Flags')")
     return (f"at least {STAMP_MIXTURE_SHARE:.0%} of the stamps have a border sky unlike "
             "SDSS corrected frames' (nanomaggies, sky-subtracted), which the image models "
             "read, though the stamps together do not: stamps cut from frames of different "

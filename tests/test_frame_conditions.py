@@ -230,12 +230,14 @@ def test_stamps_given_directly_are_judged_by_their_borders_sky(demo_stamps, chan
     assert not out["pred_class"].mask.any()
 
 
-@pytest.mark.parametrize("change, flag", [
-    (lambda s, rng: s + rng.normal(0.0, 0.3, s.shape), FLAG_SKY_OUT_OF_RANGE),  # noisier
-    (lambda s, rng: s * 200.0, FLAG_SKY_OUT_OF_RANGE),                            # in counts
-    (lambda s, rng: s + 0.6, FLAG_SKY_NOT_SUBTRACTED),                           # sky left in
+@pytest.mark.parametrize("change, flag, far", [
+    (lambda s, rng: s + rng.normal(0.0, 0.3, s.shape), FLAG_SKY_OUT_OF_RANGE, False),  # noisier
+    (lambda s, rng: s * 200.0, FLAG_SKY_OUT_OF_RANGE, True),                            # counts
+    (lambda s, rng: s * 3.631e-6, FLAG_SKY_OUT_OF_RANGE, True),                       # janskys
+    (lambda s, rng: s + 0.6, FLAG_SKY_NOT_SUBTRACTED, False),                      # sky left in
 ])
-def test_stamps_of_frames_of_different_skies_are_flagged_one_by_one(demo_stamps, change, flag):
+def test_stamps_of_frames_of_different_skies_are_flagged_one_by_one(
+        demo_stamps, change, flag, far):
     """Stamps of several frames in one call were judged by the median of their skies: a
     third of them from a noisier frame, or in other units, went through unflagged."""
     positions, stamps = demo_stamps
@@ -251,11 +253,17 @@ def test_stamps_of_frames_of_different_skies_are_flagged_one_by_one(demo_stamps,
     assert not _flagged(out[~odd], FLAG_SKY_NOT_SUBTRACTED).any()
     from astropy.table import vstack
 
-    # One stamp in twenty (a bright galaxy's light in its border, not another frame): none
+    # One stamp in twenty: flagged only when in other units (a noisier sky or one left
+    # in looks like a bright galaxy's light in the border, not another frame)
     few = np.concatenate([stamps] * 5)
-    few[::20] = change(few[::20], rng).astype(np.float32)
+    changed = np.arange(len(few)) % 20 == 0
+    few[changed] = change(few[changed], rng).astype(np.float32)
     out, texts = _classify_stamps(vstack([positions] * 5), few)
-    assert texts == [] and not _flagged(out, flag).any()
+    if far:
+        assert len(texts) == 1 and "stamps in other units?" in texts[0], texts
+        np.testing.assert_array_equal(_flagged(out, flag), changed)
+    else:
+        assert texts == [] and not _flagged(out, flag).any()
 
 
 def test_stamp_sky_rows_measures_each_stamp_and_clips_neighbours_before_flagging():
@@ -270,6 +278,9 @@ def test_stamp_sky_rows_measures_each_stamp_and_clips_neighbours_before_flagging
     rows = stamp_sky_rows(stamps, rows=judged)
     assert np.isnan(rows["r"][1][0]) and rows["r"][1][15] == pytest.approx(0.03, rel=0.15)
     assert (rows["r"][1][20:25] > 0.1).all()  # the quick measure takes the light for noise
+    clipped = stamp_sky_rows(stamps, rows=judged, clip=True)  # every row measured clipped
+    assert np.isnan(clipped["r"][1][0])
+    np.testing.assert_allclose(clipped["r"][1][11:30], 0.03, rtol=0.2)
     found = sky_row_flags(stamps, judged, TRAINED)  # not once measured again with clipping
     expected = (np.arange(30) < 10) & (np.arange(30) > 0)  # row 0 was not measured
     np.testing.assert_array_equal(found[FLAG_SKY_OUT_OF_RANGE], expected)
@@ -277,6 +288,28 @@ def test_stamp_sky_rows_measures_each_stamp_and_clips_neighbours_before_flagging
     np.testing.assert_array_equal(unclipped, expected | (np.arange(30) // 5 == 4))
     assert not found[FLAG_SKY_NOT_SUBTRACTED].any()
     assert np.isnan(stamp_sky_rows(np.ones((3, 5, 32, 32)))["g"][1]).all()  # no noise
+
+
+def test_a_lone_odd_stamp_is_flagged_only_far_from_any_sdss_sky():
+    from sourceclf.sky import STAMP_FAR_DEPTH_FACTOR, STAMP_FAR_FACTOR, odd_stamp_flags
+
+    rng = np.random.default_rng(5)
+    stamps = rng.normal(0.0, 0.03, (60, 5, 32, 32))
+    high, low = TRAINED["r"][1], TRAINED["r"][0]
+    stamps[0, 2] *= 0.8 * STAMP_FAR_FACTOR * high / 0.03  # odd, but within the far limit
+    stamps[1, 2] *= 1.2 * STAMP_FAR_FACTOR * high / 0.03  # beyond it: other units
+    stamps[2, 2] *= 0.5 * low / STAMP_FAR_DEPTH_FACTOR / 0.03  # far below: other units
+    stamps[3, 2] += 1.0  # sky left in, one stamp: like a bright source's light
+    found, message = odd_stamp_flags(stamps, np.arange(60), TRAINED)  # 4 of 60 odd
+    assert np.flatnonzero(found[FLAG_SKY_OUT_OF_RANGE]).tolist() == [1, 2]
+    assert not found[FLAG_SKY_NOT_SUBTRACTED].any()
+    assert "stamps in other units?" in message
+    # the same four as over a tenth of a call: stamps of several frames, all flagged
+    found, message = odd_stamp_flags(stamps, np.arange(35), TRAINED)
+    assert np.flatnonzero(found[FLAG_SKY_OUT_OF_RANGE]).tolist() == [0, 1, 2]
+    assert np.flatnonzero(found[FLAG_SKY_NOT_SUBTRACTED]).tolist() == [3]
+    assert "frames of different skies?" in message
+    assert odd_stamp_flags(stamps[4:], np.arange(56), TRAINED)[1] == ""
 
 
 def test_blank_stamps_and_stamps_in_a_no_data_area_are_not_classified(demo_stamps):

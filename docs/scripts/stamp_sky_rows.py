@@ -14,7 +14,14 @@ prints, over the stamps of its bright sources (r < 20.5, the truth of
 * ``3x``: the share flagged on the field with three times its sky noise
   (``conditions_check.noisier``);
 * ``mix 30%``: the shares flagged in a call of 70% native and 30% noisier
-  stamps, of all, of the noisier and of the native ones.
+  stamps, of all, of the noisier and of the native ones;
+* ``far``: the largest sky noise of a native stamp (sigma-clipped, any band)
+  against the trained range's top, in times
+  (`sourceclf.sky.STAMP_FAR_FACTOR` flags a lone stamp beyond it), and which
+  stamp (r magnitude; ``sat`` when the truth calls it saturated);
+* ``counts 5%``: with 5% of the stamps multiplied by 200 (about raw
+  counts), the shares `sourceclf.sky.odd_stamp_flags` flags of those and of
+  the others.
 
 Run from the repository root (reads ``../shared/data``, about 3 minutes)::
 
@@ -32,7 +39,8 @@ from sourceclf.frames import read_frame
 from sourceclf.models import load_model
 from sourceclf.psf import measure_psf, sky_level
 from sourceclf.recipes.frame_checks import frame_truth
-from sourceclf.sky import FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, sky_row_flags
+from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, odd_stamp_flags,
+                           sky_row_flags, stamp_sky_rows)
 
 from conditions_check import noisier  # beside this script
 
@@ -61,11 +69,21 @@ def field_line(folder, sky_range, rng):
     mixed[chosen] = noisy[chosen]
     odd = flagged(mixed, rows, sky_range)
     truly = np.isin(rows, chosen)
+    clipped = stamp_sky_rows(native.data, rows, clip=True)
+    above = np.nanmax([clipped[b][1][rows] / sky_range[b][1] for b in BANDS], axis=0)
+    top = rows[np.nanargmax(above)]
+    few = np.isin(np.arange(len(native.data)), rows[rng.permutation(rows.size)[:rows.size // 20]])
+    counts = native.data.copy()
+    counts[few] *= 200.0
+    found, _ = odd_stamp_flags(counts, rows, sky_range)
+    lone = (found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED])[rows]
     return (f"{name}: {rows.size} stamps; native {odd_native.mean():.3f} (unclipped "
             f"{unclipped.mean():.3f}), 3x "
             f"{odd_noisy.mean():.3f}; mix 30%: {odd[rows].mean():.3f} of all, "
             f"{odd[rows][truly].mean():.3f} of the noisier, {odd[rows][~truly].mean():.3f} "
-            "of the native")
+            f"of the native; far {np.nanmax(above):.1f}x (r {truth['r_mag'][top]:.1f}"
+            f"{' sat' if truth['saturated'][top] else ''}); counts 5%: "
+            f"{lone[few[rows]].mean():.3f} of those, {lone[~few[rows]].mean():.3f} of the others")
 
 
 def main(argv=None):
