@@ -28,7 +28,8 @@ __all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "MAGNITUDE_SPREAD_LIMI
            "NULL_MARKERS", "INPUT_COLUMNS",
            "ColumnFinder",
            "band_array_views", "clean_column", "decode_strings", "input_aliases",
-           "is_sdss_flux_name", "map_columns", "parse_column_options", "suggest_columns"]
+           "is_sdss_flux_name", "map_columns", "parse_column_options", "suggest_columns",
+           "take_rows"]
 
 #: Values at or below this are SDSS "no measurement" sentinels (-9999, -999, -99.99...).
 SENTINEL_THRESHOLD = -99.0
@@ -541,6 +542,14 @@ def map_columns(table, columns=None):
     view._sourceclf_sources = dict(mapping)  # messages name the catalog's own column
     _warn_alias_conflicts(view)
     return view
+
+
+def take_rows(view, rows):
+    """Some rows of a catalog `map_columns` returned, whose messages still name the
+    catalog's own columns (a plain slice names sourceclf's)."""
+    part = view[rows]
+    part._sourceclf_sources = dict(getattr(view, "_sourceclf_sources", {}))
+    return part
 
 
 def band_array_views(table):

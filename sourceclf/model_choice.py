@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .columns import suggest_columns
+from .columns import suggest_columns, take_rows
 from .exceptions import InvalidInputError, MissingColumnsError
 from .features import get_feature_set
 from .models.domain import ApplicabilityDomain
@@ -78,7 +78,7 @@ class ModelChoice:
 def _sample(table):
     if len(table) <= CHOICE_SAMPLE_ROWS:
         return table
-    return table[np.linspace(0, len(table) - 1, CHOICE_SAMPLE_ROWS).astype(int)]
+    return take_rows(table, np.linspace(0, len(table) - 1, CHOICE_SAMPLE_ROWS).astype(int))
 
 
 def _reads_images_only(card):

@@ -317,6 +317,19 @@ def test_cli_column_option(tmp_path, capsys):
         assert not (tmp_path / "x.fits").exists()
 
 
+def test_errors_name_the_mapped_column_when_auto_reads_a_sample_of_rows(monkeypatch):
+    """model='auto' judges a sample of a large catalog's rows: errors raised there named
+    sourceclf's column ('r') and told the user to give that column a unit."""
+    import sourceclf.model_choice
+
+    monkeypatch.setattr(sourceclf.model_choice, "CHOICE_SAMPLE_ROWS", 20)
+    demo = demo_catalog(60, random_state=3)
+    fluxes = Table({f"flux_{b}": 10 ** (-0.4 * (np.asarray(demo[b]) - 22.5)) for b in "ugriz"})
+    with pytest.raises(InvalidInputError, match=r"column 'flux_[ugriz]' has no unit") as err:
+        classify(fluxes, columns={b: f"flux_{b}" for b in "ugriz"})
+    assert "--unit flux_" in str(err.value)
+
+
 def test_cli_unit_option_reads_a_csv_of_fluxes(tmp_path, capsys):
     """A CSV holds no units: fluxes in it were refused (or, before, misread) with no way
     to say what they are on the command line."""
