@@ -252,7 +252,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     table : `~astropy.table.Table` or `pandas.DataFrame`
         The catalog, with SDSS-style photometric columns (see
         `sourceclf.features`); ``ra`` and ``dec`` when ``images`` are frames.
-    cutouts : array-like, list, or path, optional
+    cutouts : array-like, list, dict or path, optional
         5-band cutouts, one per row, in any form `sourceclf.cutouts.make_cutouts`
         accepts.  Only image models use them.
     images : dict, optional

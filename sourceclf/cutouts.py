@@ -13,6 +13,9 @@ Accepted inputs:
 * a list with one entry per source: a sequence of five 2-D stamps
   (`~astropy.nddata.Cutout2D`, `~astropy.nddata.NDData` or arrays) in
   ``band_order``, or a dict ``{band: stamp}``;
+* a dict with one entry per band, ``{band: stamps}``: an array of shape
+  ``(N, H, W)`` (or a list of N 2-D stamps) per band, as a cutout service
+  returns them band by band;
 * a FITS file (path or `~astropy.io.fits.HDUList`) holding one 4-D image HDU of
   such stamps, or a ``.npy`` file;
 * full frames with a WCS, one per band, plus a table of ``ra`` / ``dec``
@@ -193,8 +196,7 @@ def _from_array(array, *, size, band_order, layout, what="cutouts"):
         raise InvalidInputError(f"{what} of shape {shape} have {arr.shape[1]} bands on axis "
                                 f"{axis} ({layout}), expected 5 (ugriz)")
     if arr.shape[2:] != (size, size):
-        raise InvalidInputError(f"{what} of shape {shape} have stamps of {arr.shape[2]}x"
-                                f"{arr.shape[3]} pixels, expected {size}x{size}")
+        raise InvalidInputError(_size_message(f"{what} of shape {shape}", arr.shape[2:], size))
     perm = [band_order.index(b) for b in BANDS]
     n = arr.shape[0]
     native32 = arr.dtype == np.float32 and arr.dtype.isnative
@@ -222,6 +224,53 @@ def _plane(stamp, *, index, band, size):
         raise InvalidInputError(f"cutout {index} band '{band}' has shape {data.shape}, "
                                 f"expected ({size}, {size})")
     return data
+
+
+def _size_message(what, shape, size):
+    """The error for stamps of another size than the models read."""
+    hint = (f"; cut the central {size}x{size} pixels of stamps at SDSS's pixel scale (0.396\")"
+            if min(shape) > size else "")
+    return (f"{what} have stamps of {shape[0]}x{shape[1]} pixels, expected {size}x{size}"
+            f"{hint}, or give the frames (images=) for sourceclf to cut")
+
+
+def _from_band_dict(stamps, *, size):
+    """``{band: (N, H, W) stamps}`` -> CutoutResult."""
+    by_band = {}
+    for key, value in stamps.items():
+        name = str(key).strip().lower()
+        if name not in BANDS:
+            raise InvalidInputError(f"cutouts has an unknown band {key!r}; bands are "
+                                    f"{', '.join(BANDS)}")
+        by_band[name] = value
+    missing = [b for b in BANDS if b not in by_band]
+    if missing:
+        raise InvalidInputError(f"cutouts lacks bands {', '.join(missing)}; all of ugriz are "
+                                "needed")
+    planes = {}
+    for b in BANDS:
+        value = by_band[b]
+        if isinstance(value, (list, tuple)):
+            value = [_plane(stamp, index=i, band=b, size=size) for i, stamp in enumerate(value)]
+        try:
+            arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"cutouts band '{b}' is not a numeric array of stamps "
+                                    f"({type(value).__name__})") from None
+        if arr.ndim != 3:
+            raise InvalidInputError(f"cutouts band '{b}' has shape {arr.shape}; each band "
+                                    "needs an array of stamps (N, H, W)")
+        if arr.shape[1:] != (size, size):
+            raise InvalidInputError(_size_message(f"the band '{b}' cutouts of shape {arr.shape}",
+                                                  arr.shape[1:], size))
+        planes[b] = arr
+    counts = {b: len(arr) for b, arr in planes.items()}
+    if len(set(counts.values())) > 1:
+        raise InvalidInputError("cutouts has a different number of stamps per band ("
+                                + ", ".join(f"{b} {k}" for b, k in counts.items())
+                                + "); give one stamp per source in every band")
+    data = np.stack([planes[b] for b in BANDS], axis=1)
+    return _finalise(data, np.full(len(data), "", dtype=object))
 
 
 def _from_list(items, *, size, band_order):
@@ -459,6 +508,8 @@ def make_cutouts(cutouts=None, *, table=None, images=None, size=32, band_order="
         * a list of N entries, each a sequence of five 2-D stamps
           (`~astropy.nddata.Cutout2D`, NDData or arrays) in ``band_order``,
           or a dict ``{band: stamp}``;
+        * a dict ``{band: stamps}`` for all of ugriz, each an array of
+          shape ``(N, H, W)`` or a list of N 2-D stamps;
         * a FITS file or HDUList with one 4-D image HDU of such stamps (the
           first 4-D HDU is used), or a ``.npy`` file.
 
@@ -546,6 +597,8 @@ def make_cutouts(cutouts=None, *, table=None, images=None, size=32, band_order="
         result = _from_array(hdu.data, size=size, band_order=order, layout=layout)
     elif getattr(cutouts, "is_image", False):  # a single image HDU
         result = _from_array(cutouts.data, size=size, band_order=order, layout=layout)
+    elif isinstance(cutouts, dict):
+        result = _from_band_dict(cutouts, size=size)
     elif isinstance(cutouts, (list, tuple)):
         result = _from_list(cutouts, size=size, band_order=order)
         if result is None:

@@ -172,6 +172,9 @@ def test_every_input_form_gives_the_same_stamps(field, cut, tmp_path):
     same(make_cutouts([dict(zip(BANDS, c)) for c in cutouts2d]))
     same(make_cutouts([{b.upper(): c.data for b, c in zip(BANDS, cs)} for cs in cutouts2d]))
     same(make_cutouts([[NDData(c.data) for c in cs] for cs in cutouts2d]))
+    # One array of stamps per band, as a cutout service returns them band by band
+    same(make_cutouts({b: stamps[:, k] for k, b in enumerate(BANDS)}, table=sub))
+    same(make_cutouts({b.upper(): [c[k] for c in cutouts2d] for k, b in enumerate(BANDS)}))
 
     # FITS files and HDULists, both layouts; a .npy file.
     first = tmp_path / "cutouts_first.fits"
@@ -308,6 +311,17 @@ def _one_line(excinfo, *words):
     ([{"u": np.zeros((32, 32)), "g": np.zeros((32, 32))}], {}, ["cutout 0", "r, i, z"]),
     ([{b: np.zeros((32, 32)) for b in "ugriy"}], {}, ["unknown band", "'y'"]),
     ([[np.zeros((32, 32))] * 4 + [np.zeros((30, 32))]], {}, ["band 'z'", "(30, 32)"]),
+    (np.zeros((3, 5, 64, 64)), {}, ["64x64", "cut the central 32x32", "images="]),
+    ({b: np.zeros((3, 32, 32)) for b in "ugriy"}, {}, ["unknown band", "'y'"]),
+    ({b: np.zeros((3, 32, 32)) for b in "ugr"}, {}, ["lacks bands i, z"]),
+    ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": np.zeros((2, 32, 32))}, {},
+     ["different number of stamps per band", "z 2"]),
+    ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": np.zeros((3, 30, 30))}, {},
+     ["band 'z'", "30x30", "32x32"]),
+    ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": np.zeros((3, 1, 32, 32))}, {},
+     ["band 'z'", "(N, H, W)"]),
+    ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": "z.fits"}, {},
+     ["band 'z'", "not a numeric array"]),
     ("no_such_cutouts_file.fits", {}, ["does not exist", "no_such_cutouts_file.fits"]),
     (None, {}, ["no cutouts"]),
 ])

@@ -304,15 +304,19 @@ def test_cutouts_array_is_sliced_with_chunks(tmp_path, catalog, model, monkeypat
     real = classification.classify
 
     def spy(table, cutouts=None, **kwargs):
-        seen.append(np.asarray(cutouts)[:, 0, 0, 0].tolist())
+        first = cutouts["u"] if isinstance(cutouts, dict) else np.asarray(cutouts)[:, 0]
+        seen.append(np.asarray(first)[:, 0, 0].tolist())
         with pytest.warns(classification.SourceclfWarning, match="does not use images"):
             return real(table, cutouts, **kwargs)
 
     monkeypatch.setattr(classification, "classify", spy)
     stamps = np.arange(40, dtype=np.float32)[:, None, None, None] * np.ones((1, 5, 4, 4))
-    classify_file(src, tmp_path / "out.fits", chunk_size=16, model=model, progress=False,
-                  cutouts=stamps)
-    assert seen == [list(range(0, 16)), list(range(16, 32)), list(range(32, 40))]
+    by_band = {b: stamps[:, k] for k, b in enumerate("ugriz")}  # one array per band
+    for given in (stamps, by_band):
+        seen.clear()
+        classify_file(src, tmp_path / "out.fits", chunk_size=16, model=model, progress=False,
+                      cutouts=given, overwrite=True)
+        assert seen == [list(range(0, 16)), list(range(16, 32)), list(range(32, 40))]
 
 
 def test_threads(tmp_path, catalog, model):

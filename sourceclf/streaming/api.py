@@ -103,8 +103,8 @@ def classify_file(input, output, *, chunk_size=None, model="auto", confidence=0.
         Passed on to `sourceclf.classify` (``score``, ``by``, ``device``,
         ``batch_size``, ``images``, ``cutouts``, ``mc_samples``,
         ``random_state``).  ``cutouts`` must be an array-like with one cutout
-        per row (it is sliced with the chunks), else the catalog is
-        classified in memory.
+        per row, or a dict ``{band: stamps}`` of such arrays (sliced with the
+        chunks), else the catalog is classified in memory.
 
     Returns
     -------
@@ -231,10 +231,20 @@ def _classify_file(input_path, output, in_fmt, out_fmt, chooser, cutouts, *, mod
 
 
 def _sliceable(cutouts, n_rows):
-    """Whether ``cutouts`` is absent or an array-like with one cutout per row."""
+    """Whether ``cutouts`` is absent, an array-like with one cutout per row, or a dict
+    ``{band: stamps}`` with one stamp per row in each band."""
+    if isinstance(cutouts, dict):
+        return all(_sliceable(stamps, n_rows) for stamps in cutouts.values())
     return cutouts is None or (hasattr(cutouts, "__len__") and hasattr(cutouts, "__getitem__")
                                and not isinstance(cutouts, (str, bytes, os.PathLike))
                                and len(cutouts) == n_rows)
+
+
+def _cutout_rows(cutouts, start, stop):
+    """The cutouts of rows ``start:stop`` (None without cutouts)."""
+    if isinstance(cutouts, dict):
+        return {band: stamps[start:stop] for band, stamps in cutouts.items()}
+    return None if cutouts is None else cutouts[start:stop]
 
 
 def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels, cutouts,
@@ -280,8 +290,7 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                             clf = load_model(model)
                             with write_errors(output, fmt):
                                 sink = _make_sink(tmp, fmt, source, clf, levels, chunk_size)
-                        sub_cutouts = (None if cutouts is None
-                                       else cutouts[start:start + len(chunk)])
+                        sub_cutouts = _cutout_rows(cutouts, start, start + len(chunk))
                         chooser.before(clf, map_columns(chunk, classify_kwargs["columns"]))
                         with warnings.catch_warnings():
                             # One chunk's sets are no catalog's: the shift alarm is
