@@ -10,6 +10,33 @@ def check_fields(doc_script):
     return doc_script("check_fields")
 
 
+def test_fields_are_found_by_sdss_file_names_in_any_folder(check_fields, tmp_path):
+    """The check ran only on the shared data's sdss_frame_* folders: fields the project
+    does not hold, as SDSS's archive serves them, were silently not checked."""
+    from sourceclf.exceptions import InvalidInputError
+
+    archive, shared = tmp_path / "archive", tmp_path / "sdss_frame_004510-4-0030"
+    archive.mkdir()
+    shared.mkdir()
+    for b in "ugriz":
+        (archive / f"frame-{b}-001234-5-0067.fits.bz2").write_bytes(b"")
+        (shared / f"frame-{b}-004510-4-0030.fits").write_bytes(b"")
+    for b in "ugri":  # a field without its z frame
+        (archive / f"frame-{b}-007777-1-0001.fits.bz2").write_bytes(b"")
+    (archive / "frame-irg-001234-5-0067.jpg").write_bytes(b"")
+    lines = []
+    fields = check_fields.find_fields(tmp_path, log=lines.append)
+    assert list(fields) == ["001234-5-0067", "004510-4-0030"]
+    assert fields["001234-5-0067"]["z"] == archive / "frame-z-001234-5-0067.fits.bz2"
+    assert lines == [f"007777-1-0001: skipped, no frame of band z under {tmp_path}"]
+    lines.clear()
+    named = check_fields.find_fields(tmp_path, ["004510-4-0030", "000001-1-0001"], lines.append)
+    assert list(named) == ["004510-4-0030"]
+    assert lines == [f"000001-1-0001: no frame of this field under {tmp_path}"]
+    with pytest.raises(InvalidInputError, match="the five frames of 2 fields, expected one"):
+        check_fields.read_field(tmp_path)
+
+
 def test_score_counts_each_class_and_the_decided_rows(check_fields):
     truth = np.array(["point"] * 4 + ["extended"] * 4)
     result = Table({"pred_class": MaskedColumn(["STAR", "QSO", "GALAXY", "STAR",

@@ -1,7 +1,11 @@
 """Score the shipped image models on real SDSS fields at their own and worse seeing.
 
-For every field in ``../shared/data`` (folders ``sdss_frame_<run>-<camcol>-<field>``
-with the five corrected frames):
+For every field under ``--data`` (default ``../shared/data``) whose five
+corrected frames are there, found by SDSS's file names
+``frame-<band>-<run>-<camcol>-<field>.fits[.bz2]`` in any folder below it (the
+shared data's ``sdss_frame_<field>`` folders, or frames as SDSS's archive
+serves them, so that fields the project does not hold are checked the same
+way; a field with a band missing is named and skipped):
 
 1. measure the PSF of each band (`sourceclf.psf.measure_psf`);
 2. build the truth of the bright sources (r < 20.5) on the native r frame
@@ -44,6 +48,7 @@ Run from the repository root (about ten minutes per model on two CPU cores)::
 
 import argparse
 import json
+import re
 import time
 import warnings
 from pathlib import Path
@@ -69,6 +74,9 @@ from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends
 from sourceclf.simulate import degrade_frames
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
+
+#: SDSS's name of a corrected frame: band, then the field (run-camcol-field).
+FRAME_FILE = re.compile(r"^frame-([ugriz])-(\d{6}-\d-\d{4})\.fits(\.bz2|\.gz|\.fz)?$")
 MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
           "bayesian-margformer-sgq")
 
@@ -226,10 +234,47 @@ def neighbour_shares(truth, frames):
             + f" (mean {counts.mean():.2f})")
 
 
-def read_field(folder):
-    """A shared field's name, its frames ``{band: (data, wcs)}`` and each band's PSF."""
-    name = folder.name.replace("sdss_frame_", "")
-    native = {b: read_frame(folder / f"frame-{b}-{name}.fits.bz2") for b in BANDS}
+def find_fields(data, names=(), log=print):
+    """``{field: {band: path}}`` of the fields whose five frames lie under ``data``.
+
+    Frames are found by SDSS's file names (`FRAME_FILE`) in any folder below
+    ``data``; ``names`` (``run-camcol-field``) keeps only those fields.  A
+    field with a band missing, and a named field not found, are logged.
+    """
+    found = {}
+    for path in sorted(Path(data).rglob("frame-*")):
+        match = FRAME_FILE.match(path.name)
+        if match and path.is_file():
+            found.setdefault(match.group(2), {}).setdefault(match.group(1), path)
+    fields = {}
+    for name, paths in sorted(found.items()):
+        if names and name not in names:
+            continue
+        missing = [b for b in BANDS if b not in paths]
+        if missing:
+            log(f"{name}: skipped, no frame of band {', '.join(missing)} under {data}")
+        else:
+            fields[name] = paths
+    for name in names:
+        if name not in found:
+            log(f"{name}: no frame of this field under {data}")
+    return fields
+
+
+def read_field(field):
+    """A field's name, its frames ``{band: (data, wcs)}`` and each band's PSF.
+
+    ``field``: ``(name, {band: path})`` (`find_fields`), or a folder holding
+    one field's five frames.
+    """
+    if not isinstance(field, tuple):
+        fields = find_fields(field)
+        if len(fields) != 1:
+            raise InvalidInputError(f"{field} holds the five frames of {len(fields)} fields, "
+                                    "expected one")
+        field = next(iter(fields.items()))
+    name, paths = field
+    native = {b: read_frame(paths[b]) for b in BANDS}
     return name, native, {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
 
 
@@ -303,9 +348,10 @@ def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["s
     return frames, sources, labels, blended, np.asarray(catalog["r_mag"], float), cut_rows
 
 
-def check_field(folder, log, models, results=None, injection=None, columns_alone=False,
+def check_field(field, log, models, results=None, injection=None, columns_alone=False,
                 seed=INJECTION["seed"]):
-    """Print the scores of one field (and append them to ``results``).
+    """Print the scores of one field (`read_field`'s ``field``; and append them to
+    ``results``).
 
     ``models`` maps each model's name (or directory) to the model, loaded
     once.  With ``injection`` (`sourceclf.recipes.injection.injection_catalog`),
@@ -319,7 +365,7 @@ def check_field(folder, log, models, results=None, injection=None, columns_alone
     neighbours.  ``seed`` places the injected sources (`place_sources`).
     """
     t0 = time.time()
-    name, native, psf = read_field(folder)
+    name, native, psf = read_field(field)
     truth = frame_truth(*native["r"], psf["r"])
     latitude = galactic_latitude(native["r"])
     if injection is None:
@@ -408,7 +454,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
     parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
-                        type=Path, help="folder of the sdss_frame_* folders")
+                        type=Path, help="folder holding the fields' frames, in any folders "
+                                        "below it (frame-<band>-<run>-<camcol>-<field>.fits.bz2)")
     parser.add_argument("--models", type=lambda text: text.split(","),
                         default=list(MODELS) + [SDSS_CUT],
                         help="comma-separated model names or directories, or sdss-cut "
@@ -442,9 +489,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    folders = sorted(args.data.glob("sdss_frame_*"))
-    if args.fields:
-        folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
+    fields = find_fields(args.data, args.fields, lambda s: print(s, flush=True))
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
           "| seeing_out_of_range | crowded | balanced, not crowded | balanced, "
           + ("unblended |" if args.inject else "decided |"), flush=True)
@@ -452,8 +497,8 @@ def main(argv=None):
     models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
               for model in args.models}
     injection = injection_catalog(data_dir=args.data) if args.inject else None
-    for folder in folders:
-        check_field(folder, lambda s: print(s, flush=True), models, results, injection,
+    for field in fields.items():
+        check_field(field, lambda s: print(s, flush=True), models, results, injection,
                     args.columns_alone, args.seed)
     summary(results, args.models, args.inject)
     if args.record:
