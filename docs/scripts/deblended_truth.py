@@ -81,9 +81,9 @@ def injected_lines(name, native, psf, truth, log):
     return lines
 
 
-def field_lines(folder, models, log):
+def field_lines(field, models, log):
     """Items 1-3 for one field."""
-    name, native, psf = check_fields.read_field(folder)
+    name, native, psf = check_fields.read_field(field)
     truth = frame_truth(*native["r"], psf["r"])
     clean = truth[truth["clean"]]
     segment = np.asarray(clean["truth"]).astype(str)
@@ -111,16 +111,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
     parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
-                        type=Path, help="folder of the sdss_frame_<field> folders")
+                        type=Path, help="folder holding the fields' frames "
+                                        "(check_fields.py's --data)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated shipped models, or none")
     args = parser.parse_args(argv)
-    folders = ([args.data / f"sdss_frame_{f}" for f in args.fields] if args.fields
-               else sorted(args.data.glob("sdss_frame_*")))
+    fields = check_fields.find_fields(args.data, args.fields)
     names = [] if args.models == "none" else args.models.split(",")
     models = {m: load_model(m) for m in names}
-    for folder in folders:
-        for line in field_lines(folder, models, lambda text: None):
+    for field in fields.items():
+        for line in field_lines(field, models, lambda text: None):
             print(line, flush=True)
 
 

@@ -29,7 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import SEEINGS, blurred, read_field, recorded, simple_table
+from check_fields import SEEINGS, blurred, find_fields, read_field, recorded, simple_table
 
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
@@ -49,9 +49,9 @@ def _recorded_balanced(models):
     return out
 
 
-def check_field(folder, models, log):
+def check_field(field, models, log):
     """The check's rows for one field, every seeing and model."""
-    name, native, psf = read_field(folder)
+    name, native, psf = read_field(field)
     rows = []
     for seeing in SEEINGS:
         frames = blurred(native, psf, seeing)
@@ -121,9 +121,9 @@ def agreement(rows, models):
     return lines
 
 
-def spread(folder, seeing, models, seeds, n, log):
+def spread(field, seeing, models, seeds, n, log):
     """Mean and scatter of the check's balanced accuracy over ``seeds`` draws."""
-    name, native, psf = read_field(folder)
+    name, native, psf = read_field(field)
     for target in (None, seeing):
         frames = blurred(native, psf, target)
         for model in models:
@@ -151,24 +151,22 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, help="the check's scatter over this many seeds")
     parser.add_argument("--n", type=int, default=150, help="with --seeds: sources per check")
     parser.add_argument("--seeing", type=float, default=1.6, help="with --seeds: the blur")
-    parser.add_argument("fields", nargs="*", help="field folders' suffixes (default: all)")
+    parser.add_argument("fields", nargs="*", help="fields, run-camcol-field (default: all "
+                        "under --data, found by SDSS's frame file names: check_fields.py)")
     args = parser.parse_args(argv)
     models = args.models.split(",")
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    fields = {} if args.from_record else find_fields(args.data, args.fields, log)
     if args.seeds:
-        for folder in sorted(Path(args.data).glob("sdss_frame_*")):
-            if not args.fields or folder.name.replace("sdss_frame_", "") in args.fields:
-                spread(folder, args.seeing, models, args.seeds, args.n,
-                       lambda s: print(s, flush=True))
+        for field in fields.items():
+            spread(field, args.seeing, models, args.seeds, args.n, log)
         return
     if args.from_record:
         rows = [r for r in json.loads(RECORD.read_text())["rows"] if r["model"] in models]
     else:
-        folders = sorted(Path(args.data).glob("sdss_frame_*"))
-        if args.fields:
-            folders = [f for f in folders if f.name.replace("sdss_frame_", "") in args.fields]
         rows = []
-        for folder in folders:
-            rows += check_field(folder, models, lambda s: print(s, flush=True))
+        for field in fields.items():
+            rows += check_field(field, models, log)
         if args.record:
             old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
             keep = [r for r in old if r["model"] not in models]
