@@ -9,7 +9,7 @@ set (simulation version 9, the same seeds, so the same sources, fields and
 noise) but makes a share of the simulated fields crowded: each stamp of such
 a field gets a Poisson number of extra neighbours from the same field (so
 seen through the same PSF), of a mean drawn per field, placed as
-`sourceclf.recipes.image_training_set.add_realism` places its neighbours.
+`sourceclf.recipes.image_training_set.add_neighbour` places `add_realism`'s.
 It then trains ``margnet-cnn-sgq``'s recipe on it and writes the model
 directory; score it on the real fields with ``check_fields.py``::
 
@@ -34,8 +34,8 @@ import numpy as np
 
 from sourceclf.crowding import count_neighbours
 from sourceclf.recipes.image import margnet_cnn_sgq
-from sourceclf.recipes.image_training_set import (SIMULATION, add_realism, render_varied_psf,
-                                                  simulated_sgq_catalog)
+from sourceclf.recipes.image_training_set import (SIMULATION, add_neighbour, add_realism,
+                                                  render_varied_psf, simulated_sgq_catalog)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -43,21 +43,6 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 #: number of extra neighbours per stamp.
 CROWDED_SHARE = 1 / 3
 CROWDED_MEANS = (2.0, 16.0)
-
-
-def add_neighbour(stamp, other, rng, min_separation):
-    """Add ``other`` (noiseless, 5 bands) to ``stamp`` at a random offset of at least
-    ``min_separation`` pixels, as `add_realism` places a neighbour."""
-    size = stamp.shape[-1]
-    while True:
-        dx, dy = rng.integers(-size + 4, size - 4, 2)
-        if max(abs(dx), abs(dy)) >= min_separation:
-            break
-    ys, yd = (slice(0, size - dy), slice(dy, size)) if dy >= 0 else \
-        (slice(-dy, size), slice(0, size + dy))
-    xs, xd = (slice(0, size - dx), slice(dx, size)) if dx >= 0 else \
-        (slice(-dx, size), slice(0, size + dx))
-    stamp[:, yd, xd] += other[:, ys, xs]
 
 
 def crowd(noiseless, field, rng, *, share=CROWDED_SHARE, means=CROWDED_MEANS,

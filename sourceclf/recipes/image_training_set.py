@@ -43,7 +43,7 @@ from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
 from .measured_columns import deblend_stamps, measure_stamp_columns
 
 __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
-           "add_realism", "saturate", "rendered_psf_fwhm", "trained_psf_range",
+           "add_realism", "add_neighbour", "saturate", "rendered_psf_fwhm", "trained_psf_range",
            "render_varied_psf", "simulated_training_set"]
 
 #: Simulation settings shared by the three recipes (and written into the cards).
@@ -228,15 +228,7 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         count = np.searchsorted(field[order], field[hosts], side="right") - start
         partners = order[start + (partners % count)]
     for i, j in zip(hosts, partners):
-        while True:
-            dx, dy = rng.integers(-size + 4, size - 4, 2)
-            if max(abs(dx), abs(dy)) >= min_separation:
-                break
-        ys, yd = (slice(0, size - dy), slice(dy, size)) if dy >= 0 else \
-            (slice(-dy, size), slice(0, size + dy))
-        xs, xd = (slice(0, size - dx), slice(dx, size)) if dx >= 0 else \
-            (slice(-dx, size), slice(0, size + dx))
-        stamps[i, :, yd, xd] += noiseless[j, :, ys, xs]
+        add_neighbour(stamps[i], noiseless[j], rng, min_separation)
 
     stars = np.flatnonzero(np.asarray(table["class"]).astype(str) == "STAR")
     halos = np.flatnonzero(rng.random(n) < halo_fraction)
@@ -267,6 +259,22 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         if deblended is not None:
             deblended[:, k] += noise
     return stamps
+
+
+def add_neighbour(stamp, other, rng, min_separation):
+    """Add ``other`` (a noiseless 5-band stamp) to ``stamp`` in place, moved by a random
+    offset of at least ``min_separation`` pixels along the larger axis (what falls off
+    the stamp is lost): `add_realism`'s neighbours."""
+    size = stamp.shape[-1]
+    while True:
+        dx, dy = rng.integers(-size + 4, size - 4, 2)
+        if max(abs(dx), abs(dy)) >= min_separation:
+            break
+    ys, yd = (slice(0, size - dy), slice(dy, size)) if dy >= 0 else \
+        (slice(-dy, size), slice(0, size + dy))
+    xs, xd = (slice(0, size - dx), slice(dx, size)) if dx >= 0 else \
+        (slice(-dx, size), slice(0, size + dx))
+    stamp[:, yd, xd] += other[:, ys, xs]
 
 
 def saturate(stamps, rng, scatter=0.25):
