@@ -157,7 +157,52 @@ def test_injected_rows_are_recorded_and_shown_apart(check_fields, monkeypatch, t
     assert lines[3].split()[2] == "native" and lines[3].split()[-1] == "0.90"
 
 
-def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, monkeypatch):
+@pytest.fixture(scope="module")
+def injected_runs(check_fields, shared_data):
+    """``check_field --inject`` at the native seeing: 40 sources drawn into 004510-4-0030
+    (uncrowded) and into 005405-6-0099 (crowded, the columns measured on the field and
+    on the injected sources alone), scored by margnet-sgq and the SDSS cut.
+
+    Returns the log lines and ``{(field, model, columns alone): row}``.  Each field is
+    read, and its truth and injected frames made, once (the slow part: some 40 s a field
+    on two cores), as ``check_fields.py`` does for each field it checks.
+    """
+    from functools import lru_cache
+
+    from sourceclf.models import load_model
+    from sourceclf.recipes.injection import injection_catalog
+
+    injection = injection_catalog(40, data_dir=shared_data)
+    models = {"margnet-sgq": load_model("margnet-sgq"), check_fields.SDSS_CUT: None}
+    truths, injected = {}, {}
+
+    def frame_truth(data, wcs, psf):
+        return truths.setdefault(id(data), original_truth(data, wcs, psf))
+
+    def injected_sources(native, psf, truth, injection, name, log, seed):
+        if name not in injected:
+            injected[name] = original_injected(native, psf, truth, injection, name, log, seed)
+        return injected[name]
+
+    original_truth, original_injected = check_fields.frame_truth, check_fields.injected_sources
+    lines, rows = [], {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(check_fields, "SEEINGS", (None,))
+        patch.setattr(check_fields, "read_field", lru_cache(check_fields.read_field))
+        patch.setattr(check_fields, "frame_truth", frame_truth)
+        patch.setattr(check_fields, "injected_sources", injected_sources)
+        for name, alone in (("004510-4-0030", False), ("005405-6-0099", False),
+                            ("005405-6-0099", True)):
+            results = []
+            check_fields.check_field(shared_data / f"sdss_frame_{name}", lines.append,
+                                     models if not alone else {"margnet-sgq": models[
+                                         "margnet-sgq"]}, results, injection,
+                                     columns_alone=alone)
+            rows.update({(field, model, alone): row for field, _, model, _, row in results})
+    return lines, rows
+
+
+def test_injected_sources_are_scored_on_a_real_field(check_fields, injected_runs):
     """--inject end to end on two real fields at their own seeing.
 
     On field 4510-4-0030 (uncrowded) the truth's own measurement and
@@ -166,44 +211,24 @@ def test_injected_sources_are_scored_on_a_real_field(check_fields, shared_data, 
     look extended to the truth's measurement, and every row is flagged
     crowded.
     """
-    from sourceclf.recipes.injection import injection_catalog
-
-    from sourceclf.models import load_model
-
-    monkeypatch.setattr(check_fields, "SEEINGS", (None,))
-    injection = injection_catalog(40, data_dir=shared_data)
-    models = {"margnet-sgq": load_model("margnet-sgq"), check_fields.SDSS_CUT: None}
-    lines, results = [], []
-    for name in ("004510-4-0030", "005405-6-0099"):
-        check_fields.check_field(shared_data / f"sdss_frame_{name}", lines.append,
-                                 models, results, injection)
+    lines, rows = injected_runs
     assert "injected 40 sources" in lines[0] and "PSF stars" in lines[0]
-    rows = {(field, model): row for field, _, model, _, row in results}
-    quiet = rows["004510-4-0030", check_fields.SDSS_CUT]
+    quiet = rows["004510-4-0030", check_fields.SDSS_CUT, False]
     assert quiet["n_point"] + quiet["n_extended"] == 40
     assert quiet["balanced"] >= 0.9
-    assert rows["005405-6-0099", check_fields.SDSS_CUT]["point_as_star_or_qso"] < 0.6
+    assert rows["005405-6-0099", check_fields.SDSS_CUT, False]["point_as_star_or_qso"] < 0.6
     # The shipped model on the uncrowded field, and the crowded one flagged.
-    assert rows["004510-4-0030", "margnet-sgq"]["balanced"] >= 0.9
-    assert rows["004510-4-0030", "margnet-sgq"]["crowded"] == 0.0
-    assert rows["005405-6-0099", "margnet-sgq"]["crowded"] == 1.0
+    assert rows["004510-4-0030", "margnet-sgq", False]["balanced"] >= 0.9
+    assert rows["004510-4-0030", "margnet-sgq", False]["crowded"] == 0.0
+    assert rows["005405-6-0099", "margnet-sgq", False]["crowded"] == 1.0
 
 
-def test_columns_measured_alone_diagnose_the_crowded_field(check_fields, shared_data,
-                                                           monkeypatch):
+def test_columns_measured_alone_diagnose_the_crowded_field(injected_runs):
     """On 005405-6-0099 the neighbours left in margnet-sgq's measured columns make it call
     injected stars galaxies; measured on the injected sources alone, it calls them stars."""
-    from sourceclf.models import load_model
-    from sourceclf.recipes.injection import injection_catalog
-
-    monkeypatch.setattr(check_fields, "SEEINGS", (None,))
-    injection = injection_catalog(40, data_dir=shared_data)
-    models = {"margnet-sgq": load_model("margnet-sgq")}
-    results = []
-    for alone in (False, True):
-        check_fields.check_field(shared_data / "sdss_frame_005405-6-0099", lambda s: None,
-                                 models, results, injection, columns_alone=alone)
-    on_field, by_itself = (row for *_, row in results)
+    rows = injected_runs[1]
+    on_field = rows["005405-6-0099", "margnet-sgq", False]
+    by_itself = rows["005405-6-0099", "margnet-sgq", True]
     # 13 of the 16 stars on the field with each source's neighbours fitted (under 0.7
     # when the segment deblender cut the stamps), all 16 alone.
     assert 0.7 <= on_field["point_as_star_or_qso"] < by_itself["point_as_star_or_qso"] - 0.1

@@ -69,6 +69,11 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=SIMULATION["n"])
     parser.add_argument("--jobs", type=int, default=2, help="processes rendering the stamps")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--share", type=float, default=CROWDED_SHARE,
+                        help="share of the simulated fields made crowded")
+    parser.add_argument("--means", type=float, nargs=2, default=CROWDED_MEANS,
+                        metavar=("LOW", "HIGH"),
+                        help="range of the crowded fields' mean number of extra neighbours")
     args = parser.parse_args(argv)
     import torch
 
@@ -78,7 +83,8 @@ def main(argv=None):
     table = simulated_sgq_catalog(args.n, random_state=seed, data_dir=args.data)
     noiseless = render_varied_psf(table, random_state=seed + 1, jobs=args.jobs)
     crowded_noiseless, crowded = crowd(noiseless, np.asarray(table["field"]),
-                                       np.random.default_rng(seed + 10))
+                                       np.random.default_rng(seed + 10), share=args.share,
+                                       means=tuple(args.means))
     del noiseless
     stamps = np.empty_like(crowded_noiseless)
     add_realism(stamps, crowded_noiseless, table, random_state=seed + 2,
@@ -95,8 +101,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     clf = margnet_cnn_sgq(table, stamps, data_dir=args.data)
     clf.card.training["simulation"]["trial"] = (
-        f"crowded_training_trial.py: {CROWDED_SHARE:.2f} of the fields crowded, "
-        f"{CROWDED_MEANS[0]:g}-{CROWDED_MEANS[1]:g} extra neighbours per stamp")
+        f"crowded_training_trial.py: {args.share:.2f} of the fields crowded, "
+        f"{args.means[0]:g}-{args.means[1]:g} extra neighbours per stamp")
     clf.save(args.out)
     metrics = clf.card.metrics
     print(f"trained in {time.perf_counter() - t0:.0f} s; held-out (simulated) accuracy "
