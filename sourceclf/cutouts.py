@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .bands import BANDS
+from .bands import BANDS, by_band_name
 from .exceptions import InvalidInputError
 from .frames import frames_by_band, read_frame, sky_positions
 from .utils._fits import hdu_data
@@ -234,26 +234,9 @@ def _size_message(what, shape, size):
             f"{hint}, or give the frames (images=) for sourceclf to cut")
 
 
-def _named_bands(mapping, what):
-    """``{band: value}`` of a dict keyed by band names (any case); one line of error for
-    an unknown band or a missing one."""
-    by_band = {}
-    for key, value in mapping.items():
-        name = str(key).strip().lower()
-        if name not in BANDS:
-            raise InvalidInputError(f"{what} has an unknown band {key!r}; bands are "
-                                    f"{', '.join(BANDS)}")
-        by_band[name] = value
-    missing = [b for b in BANDS if b not in by_band]
-    if missing:
-        raise InvalidInputError(f"{what} lacks bands {', '.join(missing)}; all of ugriz are "
-                                "needed")
-    return by_band
-
-
 def _from_band_dict(stamps, *, size):
     """``{band: (N, H, W) stamps}`` -> CutoutResult."""
-    by_band = _named_bands(stamps, "cutouts")
+    by_band = by_band_name(stamps, "cutouts")
     planes = {}
     for b in BANDS:
         value = by_band[b]
@@ -288,7 +271,7 @@ def _from_list(items, *, size, band_order):
     data = np.empty((n, len(BANDS), size, size), dtype=np.float32)
     for i, item in enumerate(items):
         if isinstance(item, dict):
-            by_band = _named_bands(item, f"cutout {i}")
+            by_band = by_band_name(item, f"cutout {i}")
             for k, b in enumerate(BANDS):
                 data[i, k] = _plane(by_band[b], index=i, band=b, size=size)
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import BANDS, SDSS_PIXEL_SCALE
+from .bands import BANDS, SDSS_PIXEL_SCALE, by_band_name
 from .catalog_units import angle_unit
 from .columns import ColumnFinder, suggest_columns
 from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
@@ -285,22 +285,7 @@ def frames_by_band(images):
         twice, lacks a band, or gives one frame (one file, object or data
         array) for two bands.
     """
-    if not hasattr(images, "items"):
-        raise InvalidInputError(f"images must be a dict {{band: frame}}, got "
-                                f"{type(images).__name__}")
-    by_band = {}
-    for key, frame in images.items():
-        name = str(key).strip().lower()
-        if name not in BANDS:
-            raise InvalidInputError(f"images has an unknown band {key!r}; bands are "
-                                    f"{', '.join(BANDS)}")
-        if name in by_band:
-            raise InvalidInputError(f"images names band '{name}' twice")
-        by_band[name] = frame
-    missing = [b for b in BANDS if b not in by_band]
-    if missing:
-        raise InvalidInputError(f"images lack band(s) {', '.join(missing)}; frames of all of "
-                                f"{''.join(BANDS)} are needed")
+    by_band = by_band_name(images, "images")
     seen = {}
     for band in BANDS:
         key = _frame_identity(by_band[band])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bands import BANDS, SDSS_PIXEL_SCALE
+from .bands import BANDS, SDSS_PIXEL_SCALE, by_band_name
 from .columns import ColumnFinder
 from .crowding import (CROWDED_COVERAGE, FLAG_CROWDED, NEIGHBOUR_BAND, count_neighbours,
                        source_coverage)
@@ -351,14 +351,7 @@ def psf_by_band(psf):
 
     if not hasattr(psf, "items"):
         return {b: value(psf, "") for b in BANDS}
-    named = {str(k).strip().lower(): v for k, v in psf.items()}
-    unknown = sorted(set(named) - set(BANDS))
-    missing = [b for b in BANDS if b not in named]
-    if unknown or missing:
-        raise InvalidInputError(f"psf must give a FWHM for each of {', '.join(BANDS)}"
-                                + (f"; unknown band(s) {', '.join(unknown)}" if unknown else "")
-                                + (f"; missing {', '.join(missing)}" if missing else ""))
-    return {b: value(named[b], f"of band '{b}'") for b in BANDS}
+    return {b: value(v, f"of band '{b}'") for b, v in by_band_name(psf, "psf").items()}
 
 
 def _row_psf(table, psf, frames, on_frame):

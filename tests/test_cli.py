@@ -411,7 +411,7 @@ def frame_files(tmp_path):
     ("no_equals", "--image takes BAND=FILE"),
     ("missing_file", "does not exist"),
     ("twice", "gives band z twice"),
-    ("missing_bands", "lack band(s) g, r, i, z"),
+    ("missing_bands", "lacks band(s) g, r, i, z"),
     ("same_file", "--image gives the same file"),
 ])
 def test_image_option_errors(frame_files, tmp_path, capsys, case, fragment):

@@ -313,7 +313,12 @@ def _one_line(excinfo, *words):
     ([[np.zeros((32, 32))] * 4 + [np.zeros((30, 32))]], {}, ["band 'z'", "(30, 32)"]),
     (np.zeros((3, 5, 64, 64)), {}, ["64x64", "cut the central 32x32", "images="]),
     ({b: np.zeros((3, 32, 32)) for b in "ugriy"}, {}, ["unknown band", "'y'"]),
-    ({b: np.zeros((3, 32, 32)) for b in "ugr"}, {}, ["lacks bands i, z"]),
+    ({b: np.zeros((3, 32, 32)) for b in "ugr"}, {}, ["lacks band(s) i, z"]),
+    # 'R' and 'r' both read as r: the second silently replaced the first
+    ({**{b: np.zeros((3, 32, 32)) for b in "ugriz"}, "R": np.ones((3, 32, 32))}, {},
+     ["cutouts names band 'r' twice"]),
+    ([{**{b: np.zeros((32, 32)) for b in "ugriz"}, " Z": np.zeros((32, 32))}], {},
+     ["cutout 0 names band 'z' twice"]),
     ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": np.zeros((2, 32, 32))}, {},
      ["different number of stamps per band", "z 2"]),
     ({**{b: np.zeros((3, 32, 32)) for b in "ugri"}, "z": np.zeros((3, 30, 30))}, {},
@@ -348,7 +353,7 @@ def test_frame_errors(field):
     frames, table = field
     data, wcs = frames["r"]
     cases = [
-        ({b: f for b, f in frames.items() if b not in "uz"}, ["lack band(s) u, z"]),
+        ({b: f for b, f in frames.items() if b not in "uz"}, ["lacks band(s) u, z"]),
         (dict(frames, y=frames["r"]), ["unknown band", "'y'"]),
         (dict(frames, r=fits.PrimaryHDU(data)), ["band 'r'", "no celestial WCS"]),
         (dict(frames, g=(data.copy(), None)), ["band 'g'", "no WCS"]),

@@ -215,7 +215,7 @@ def test_bad_input_is_one_clear_error(frames):
         injection_check(frames, mc_samples=0)
     with pytest.raises(InvalidInputError, match="precision"):
         injection_check(frames, precision="fp8")
-    with pytest.raises(InvalidInputError, match=r"lack band\(s\) z"):
+    with pytest.raises(InvalidInputError, match=r"lacks band\(s\) z"):
         injection_check({b: frames[b] for b in BANDS[:4]}, model="margnet-cnn-sgq")
     lacking = injection_sources()
     lacking.remove_column("deVRad_u")

@@ -159,8 +159,10 @@ def test_stamps_psf_from_the_catalog_width():
     assert out["pred_flag"].tolist() == ["", FLAG_SEEING_OUT_OF_RANGE]
 
 
-@pytest.mark.parametrize("psf, match", [(-1.0, "positive"), ({"r": 1.0}, "missing u"),
-                                        ("wide", "FWHM in arcsec")])
+@pytest.mark.parametrize("psf, match", [
+    (-1.0, "positive"), ({"r": 1.0}, r"psf lacks band\(s\) u, g, i, z"),
+    ("wide", "FWHM in arcsec"), ({**dict.fromkeys("ugriz", 1.2), "R": 1.3}, "band 'r' twice"),
+    ({**dict.fromkeys("ugriz", 1.2), "y": 1.3}, "psf has an unknown band 'y'")])
 def test_bad_psf_argument(psf, match):
     with pytest.raises(InvalidInputError, match=match):
         classify(Table({"id": [0]}), _stamps(1), psf=psf, model="margnet-cnn-sgq",
