@@ -4,10 +4,12 @@ Run them with::
 
     python -m sourceclf.image_recipes all --data-dir ../shared/data
 
-(or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq`` and
+on the latest simulation (`SIMULATIONS`; ``--simulation 9`` renders an
+earlier one; each model card's ``training['recipe']`` names the command and
+version that made it), or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq`` and
 their Bayesian variants ``bayesian-margnet-sgq``, which reuses the members of
-``margnet-sgq`` and trains a variational head, and ``bayesian-margformer-sgq``;
-``--refresh`` recomputes an installed model's card checks, accuracy per
+``margnet-sgq`` and trains a variational head, and ``bayesian-margformer-sgq``
+(``--refresh`` recomputes an installed model's card checks, accuracy per
 seeing and magnitude, domain and real-frame checks, without training it).  No
 labelled SDSS cutouts ship with sourceclf's data, so these models learn from
 simulated stamps: `sourceclf.recipes.image_training_set` says how they are made.
@@ -32,11 +34,11 @@ from .recipes.frame_checks import (devrad_from_fluxes, frame_extended_sources,
                                    real_frame_catalog)
 from .recipes.image import (ANN_CONFIG, CNN_CONFIG, MARGFORMER_CONFIG, RECIPES, main,
                             margformer_sgq, margnet_cnn_sgq, margnet_sgq, refresh_card)
-from .recipes.image_training_set import (MAGNITUDE_RANGES, SATURATION, SIMULATION, add_realism,
-                                         render_varied_psf, saturate, simulated_sgq_catalog,
-                                         simulated_training_set)
+from .recipes.image_training_set import (MAGNITUDE_RANGES, SATURATION, SIMULATION, SIMULATIONS,
+                                         add_realism, render_varied_psf, saturate,
+                                         simulated_sgq_catalog, simulated_training_set)
 
-__all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SATURATION",
+__all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SIMULATIONS", "SATURATION",
            "simulated_sgq_catalog", "add_realism", "saturate", "render_varied_psf",
            "simulated_training_set", "luptitude", "devrad_from_fluxes",
            "real_frame_catalog", "frame_star_check", "frame_extended_sources",

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sourceclf.bands import BANDS
+from sourceclf.exceptions import InvalidInputError
 
 pytest.importorskip("galsim")
 
@@ -228,6 +229,78 @@ def test_fields_render_with_their_own_psf_and_sky(shared_data, monkeypatch):
         np.testing.assert_allclose(stamps[:, k].std(axis=(1, 2)), t[f"sky_sigma_{b}"], rtol=0.15)
 
 
+def _crowd_inputs():
+    """120 noiseless stamps in 12 fields, each field's source of its own level."""
+    from astropy.table import Table
+
+    field = np.repeat(np.arange(12), 10)
+    noiseless = np.zeros((120, 5, 32, 32), np.float32)
+    noiseless[:, :, 14:18, 14:18] = (field + 1.0)[:, None, None, None]
+    return Table({"field": field, "class": np.repeat(["STAR", "GALAXY"], 60)}), noiseless
+
+
+def test_crowded_fields_take_neighbours_of_their_own_field():
+    from sourceclf.recipes.image_training_set import crowd_fields
+
+    table, noiseless = _crowd_inputs()
+    field = np.asarray(table["field"])
+    out = noiseless.copy()
+    crowded = crowd_fields(out, noiseless, field, np.random.default_rng(0), 0.5, (8.0, 8.0), 4)
+    changed = (out != noiseless).any(axis=(1, 2, 3))
+    assert np.array_equal(crowded, np.isin(field, field[changed]))  # whole fields
+    assert 0 < len(np.unique(field[changed])) < 12
+    assert changed[crowded].mean() > 0.9  # nearly every stamp of them
+    level = (field + 1.0)[:, None, None, None]
+    np.testing.assert_allclose(np.mod(out, level), 0.0)  # neighbours of the same field only
+    # Eight neighbours each on average, a third of them on the stamp (the offsets reach
+    # 28 pixels).
+    added = (out - noiseless)[crowded].sum(axis=(1, 2, 3)) / noiseless[crowded].sum(axis=(1, 2, 3))
+    assert 1.5 < added.mean() < 8
+
+
+def test_add_realism_crowds_a_share_of_the_fields_and_leaves_the_rest_as_it_was():
+    """Version 10's crowded fields change their own stamps only: every other draw is
+    version 9's, and the deblended copy (what the catalog columns are measured on)
+    keeps none of the crowd's light."""
+    table, noiseless = _crowd_inputs()
+    options = dict(random_state=3, noise_scatter=0.1, neighbour_fraction=0.4, halo_fraction=0.2)
+    plain, plain_deblended = np.empty_like(noiseless), np.empty_like(noiseless)
+    add_realism(plain, noiseless, table, deblended=plain_deblended, **options)
+    np.testing.assert_array_equal(
+        add_realism(np.empty_like(noiseless), noiseless, table, crowded_share=0.0, **options),
+        plain)
+    crowded, deblended = np.empty_like(noiseless), np.empty_like(noiseless)
+    add_realism(crowded, noiseless, table, deblended=deblended, crowded_share=0.5,
+                crowded_means=(6.0, 6.0), **options)
+    rows = (crowded != plain).any(axis=(1, 2, 3))
+    assert 0.2 < rows.mean() < 0.8
+    flux = (crowded - plain).sum(axis=(1, 2, 3))
+    own = noiseless.sum(axis=(1, 2, 3))
+    # Six neighbours each on average, a third of them on the stamp (the offsets reach
+    # 28 pixels).
+    assert np.mean(flux[rows] / own[rows]) > 1.5
+    np.testing.assert_array_equal(deblended[~rows], plain_deblended[~rows])
+    # The crowd adds photon noise to the deblended copy, not light.
+    light = (deblended - plain_deblended).sum(axis=(1, 2, 3))
+    assert np.abs(light[rows]).sum() < 0.01 * flux[rows].sum()
+    with pytest.raises(InvalidInputError, match="'field' column"):
+        add_realism(np.empty_like(noiseless), noiseless, table[["class"]], crowded_share=0.5)
+
+
+def test_simulation_versions():
+    from sourceclf.recipes.image_training_set import (SIMULATION, SIMULATIONS,
+                                                      simulation_settings)
+
+    assert simulation_settings() is SIMULATION and SIMULATION["version"] == max(SIMULATIONS)
+    assert simulation_settings(9)["version"] == 9 and "crowded_share" not in SIMULATIONS[9]
+    # Version 10 is version 9 with crowded fields.
+    assert {k: v for k, v in SIMULATIONS[10].items()
+            if k not in ("version", "crowded_share", "crowded_means")} == {
+        k: v for k, v in SIMULATIONS[9].items() if k != "version"}
+    with pytest.raises(InvalidInputError, match="no simulation version 8; versions are 9, 10"):
+        simulation_settings(8)
+
+
 def test_trained_psf_range_covers_bad_seeing():
     from sourceclf.recipes.image_training_set import trained_psf_range
 
@@ -308,9 +381,11 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     monkeypatch.setitem(sim.SIMULATION, "fields", 2)
     table, stamps = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
                                                cache_dir=tmp_path)
+    stem = f"sim-sgq-v{sim.SIMULATION['version']}-n24-seed5"
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["sim-sgq-v9-n24-seed5-columns3.ecsv", "sim-sgq-v9-n24-seed5-deblended.npy",
-                     "sim-sgq-v9-n24-seed5.ecsv", "sim-sgq-v9-n24-seed5.npy"]
+    assert names == [f"{stem}-columns3.ecsv", f"{stem}-deblended.npy", f"{stem}.ecsv",
+                     f"{stem}.npy"]
+    assert table.meta["simulation_version"] == sim.SIMULATION["version"]
     assert stamps.shape == (24, 5, 32, 32) and stamps.dtype == np.float32
     # Measured, not copied: the rendered values are kept beside them.
     assert not np.allclose(table["dered_r"], table["rendered_dered_r"])
@@ -320,9 +395,9 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     # may come in, as on a real frame.
     np.testing.assert_allclose(table["dered_r"][~through], table["rendered_dered_r"][~through],
                                atol=1.5)
-    rendered = Table.read(tmp_path / "sim-sgq-v9-n24-seed5.ecsv", format="ascii.ecsv")
+    rendered = Table.read(tmp_path / f"{stem}.ecsv", format="ascii.ecsv")
     exact = measure_stamp_columns(
-        rendered, np.load(tmp_path / "sim-sgq-v9-n24-seed5-deblended.npy").astype(np.float32))
+        rendered, np.load(tmp_path / f"{stem}-deblended.npy").astype(np.float32))
     frame = measure_stamp_columns(rendered, deblend_stamps(rendered, stamps))
     for name in ("dered_r", "deVRad_g", "u_g", "psf_flux_z"):
         np.testing.assert_allclose(table[name][~through], exact[name][~through])
@@ -334,12 +409,12 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     np.testing.assert_allclose(again["deVRad_g"], table["deVRad_g"])
     # A new measurement needs no new rendering: without its columns file the
     # columns are measured again from the cached deblended stamps.
-    rendered = (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns
-    (tmp_path / "sim-sgq-v9-n24-seed5-columns3.ecsv").unlink()
+    rendered = (tmp_path / f"{stem}.npy").stat().st_mtime_ns
+    (tmp_path / f"{stem}-columns3.ecsv").unlink()
     measured, _ = sim.simulated_training_set(24, random_state=5, data_dir=shared_data,
                                              cache_dir=tmp_path)
-    assert (tmp_path / "sim-sgq-v9-n24-seed5-columns3.ecsv").is_file()
-    assert (tmp_path / "sim-sgq-v9-n24-seed5.npy").stat().st_mtime_ns == rendered
+    assert (tmp_path / f"{stem}-columns3.ecsv").is_file()
+    assert (tmp_path / f"{stem}.npy").stat().st_mtime_ns == rendered
     np.testing.assert_allclose(measured["dered_r"], table["dered_r"])
 
 

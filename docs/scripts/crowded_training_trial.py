@@ -23,7 +23,11 @@ of the fields, means of 2 to 16 extra neighbours per stamp.  Many of them
 are faint or fall off the stamp: `sourceclf.crowding.count_neighbours`
 counts 2.0 per stamp in the crowded fields (0.32 in the others; the script
 prints them), against 3.4 and 4.5 on the real crowded fields, so the trial
-is crowded, but less than those fields.
+is crowded, but less than those fields.  Simulation version 10
+(`sourceclf.recipes.image_training_set.SIMULATIONS`) crowds its fields
+with the same function, in `add_realism` (so its neighbours' stamps are
+not themselves crowded, and its exactly deblended copy keeps none of
+them), more densely.
 """
 
 import argparse
@@ -34,10 +38,13 @@ import numpy as np
 
 from sourceclf.crowding import count_neighbours
 from sourceclf.recipes.image import margnet_cnn_sgq
-from sourceclf.recipes.image_training_set import (SIMULATION, add_neighbour, add_realism,
+from sourceclf.recipes.image_training_set import (SIMULATIONS, add_realism, crowd_fields,
                                                   render_varied_psf, simulated_sgq_catalog)
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+#: The simulation the trial crowds: the one the shipped models were trained on.
+SIMULATION_9 = SIMULATIONS[9]
 
 #: Share of the simulated fields made crowded, and the range of their mean
 #: number of extra neighbours per stamp.
@@ -46,27 +53,21 @@ CROWDED_MEANS = (2.0, 16.0)
 
 
 def crowd(noiseless, field, rng, *, share=CROWDED_SHARE, means=CROWDED_MEANS,
-          min_separation=SIMULATION["min_separation"]):
-    """The noiseless stamps with extra neighbours in a share of the fields.
+          min_separation=SIMULATION_9["min_separation"]):
+    """The noiseless stamps with extra neighbours in a share of the fields
+    (`~sourceclf.recipes.image_training_set.crowd_fields`, on a copy).
 
     Returns the new stamps and a boolean array: the rows of crowded fields.
     """
     out = noiseless.copy()
-    fields = np.unique(field)
-    chosen = fields[rng.random(fields.size) < share]
-    for name, mean in zip(chosen, rng.uniform(*means, chosen.size)):
-        rows = np.flatnonzero(field == name)
-        for i, k in zip(rows, rng.poisson(mean, rows.size)):
-            for j in rng.choice(rows, k):
-                add_neighbour(out[i], noiseless[j], rng, min_separation)
-    return out, np.isin(field, chosen)
+    return out, crowd_fields(out, noiseless, field, rng, share, means, min_separation)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
-    parser.add_argument("--n", type=int, default=SIMULATION["n"])
+    parser.add_argument("--n", type=int, default=SIMULATION_9["n"])
     parser.add_argument("--jobs", type=int, default=2, help="processes rendering the stamps")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--share", type=float, default=CROWDED_SHARE,
@@ -78,7 +79,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
-    seed = SIMULATION["seed"]
+    seed = SIMULATION_9["seed"]
     t0 = time.perf_counter()
     table = simulated_sgq_catalog(args.n, random_state=seed, data_dir=args.data)
     noiseless = render_varied_psf(table, random_state=seed + 1, jobs=args.jobs)
@@ -88,10 +89,10 @@ def main(argv=None):
     del noiseless
     stamps = np.empty_like(crowded_noiseless)
     add_realism(stamps, crowded_noiseless, table, random_state=seed + 2,
-                noise_scatter=SIMULATION["noise_scatter"],
-                neighbour_fraction=SIMULATION["neighbour_fraction"],
-                min_separation=SIMULATION["min_separation"],
-                halo_fraction=SIMULATION["halo_fraction"])
+                noise_scatter=SIMULATION_9["noise_scatter"],
+                neighbour_fraction=SIMULATION_9["neighbour_fraction"],
+                min_separation=SIMULATION_9["min_separation"],
+                halo_fraction=SIMULATION_9["halo_fraction"])
     del crowded_noiseless
     stamps = np.clip(stamps, -65000, 65000).astype(np.float16).astype(np.float32)  # as cached
     counts = count_neighbours(stamps)
@@ -99,6 +100,7 @@ def main(argv=None):
           f"rows {crowded.mean():.1%}; neighbours counted per stamp, mean: crowded "
           f"{counts[crowded].mean():.2f}, others {counts[~crowded].mean():.2f}", flush=True)
     t0 = time.perf_counter()
+    table.meta["simulation_version"] = 9  # crowded by this script, not by version 10
     clf = margnet_cnn_sgq(table, stamps, data_dir=args.data)
     clf.card.training["simulation"]["trial"] = (
         f"crowded_training_trial.py: {args.share:.2f} of the fields crowded, "

@@ -41,7 +41,8 @@ from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_me
                     n_parameters, posterior_summary, software_versions, split_sizes)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
-from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, simulated_training_set,
+from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
+                                 simulated_training_set, simulation_settings,
                                  trained_psf_range)
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
@@ -58,8 +59,14 @@ def _inputs(table, feature_set):
     return classes, y, x
 
 
+def _simulation(table):
+    """The settings of the simulation a training table was rendered with (its
+    ``meta['simulation_version']``; the latest for a table without one)."""
+    return simulation_settings(table.meta.get("simulation_version"))
+
+
 def _card(name, *, architecture, config, feature_set, classes, description, notes,
-          priority, parts, fit_options, seconds, history):
+          priority, parts, fit_options, seconds, history, simulation):
     return ModelCard(
         name=name, version="1.0", description=description, architecture=architecture,
         config=config, feature_set=feature_set, uses_images=True, classes=list(classes),
@@ -70,10 +77,11 @@ def _card(name, *, architecture, config, feature_set, classes, description, note
                      f"galaxies, quasars with the colours of {DR14_SPECTRO_FILE}, "
                      "magnitudes shifted to "
                      f"{MAGNITUDE_RANGES}; seeing, PSF shape and sky noise of "
-                     f"{SIMULATION['fields']} simulated fields drawn from "
+                     f"{simulation['fields']} simulated fields drawn from "
                      "sourceclf.simulate.OBSERVING_CONDITIONS (r-band FWHM 0.75-2.5\")"),
-            "simulation": dict(SIMULATION),
-            "recipe": f"python -m sourceclf.image_recipes {name}",
+            "simulation": dict(simulation),
+            "recipe": (f"python -m sourceclf.image_recipes {name} --simulation "
+                       f"{simulation['version']}"),
             "retrain_on_real_cutouts": (
                 f"sourceclf.train(table, cutouts, model='{architecture}') with a labelled "
                 "table and its 5-band 32x32 cutouts (or images={band: frame})"),
@@ -165,13 +173,15 @@ def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
         If the model was trained on another simulation than ``table``.
     """
     clf = load_model(name)
-    if not _same_simulation(clf, len(table), SIMULATION["seed"], check_seed=False):
+    settings = _simulation(table)
+    if not _same_simulation(clf, len(table), settings["seed"], settings, check_seed=False):
         sim = clf.card.training.get("simulation", {})
         raise SourceclfError(f"model '{clf.name}' was trained on simulation version "
                              f"{sim.get('version')} of {sim.get('n')} rows (catalog columns "
                              f"{sim.get('catalog_columns', 1)}), not version "
-                             f"{SIMULATION['version']} of {len(table)} (catalog columns "
-                             f"{SIMULATION['catalog_columns']}): retrain it")
+                             f"{settings['version']} of {len(table)} (catalog columns "
+                             f"{settings['catalog_columns']}): refresh it with --simulation "
+                             f"{sim.get('version')}, or retrain it")
     _, y, x = _inputs(table, clf.feature_set)
     _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir, frames)
     path = Path(clf.directory) / "card.json"
@@ -277,7 +287,8 @@ def _fit(name, table, stamps, *, architecture, config, feature_set, description,
     module.cpu().eval()
     card = _card(name, architecture=architecture, config=cfg, feature_set=feature_set,
                  classes=classes, description=description, notes=notes, priority=priority,
-                 parts=parts, fit_options=opts, seconds=seconds, history=history)
+                 parts=parts, fit_options=opts, seconds=seconds, history=history,
+                 simulation=_simulation(table))
     if "stages" in history:
         card.training["stages"] = {k: {"epochs_run": len(h["val_loss"]),
                                        "best_epoch": h["best_epoch"]}
@@ -481,25 +492,27 @@ RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "bayesian-margformer-sgq": bayesian_margformer_sgq}
 
 
-def _same_simulation(clf, n, seed, *, check_seed=True):
-    """Whether an image model was trained on this simulation's stamps and, if it reads
-    MargNet's columns, on its catalog columns (``SIMULATION['catalog_columns']``)."""
+def _same_simulation(clf, n, seed, settings=None, *, check_seed=True):
+    """Whether an image model was trained on this simulation's stamps (``settings``:
+    `simulation_settings`, default the latest) and, if it reads MargNet's columns, on
+    its catalog columns (``settings['catalog_columns']``)."""
+    settings = settings or SIMULATION
     sim = clf.card.training.get("simulation", {})
-    same = (sim.get("version"), sim.get("n")) == (SIMULATION["version"], n)
+    same = (sim.get("version"), sim.get("n")) == (settings["version"], n)
     if check_seed:
         same = same and sim.get("seed") == seed
     if clf.feature_set == "margnet24":  # version 1 (copied columns) predates the key
-        same = same and sim.get("catalog_columns", 1) == SIMULATION["catalog_columns"]
+        same = same and sim.get("catalog_columns", 1) == settings["catalog_columns"]
     return same
 
 
-def _trained_model(n, seed, model):
+def _trained_model(n, seed, model, settings=None):
     """An image model (installed, or a directory) trained on this simulation, else None."""
     try:
         clf = load_model(model)
     except SourceclfError:
         return None
-    return clf if _same_simulation(clf, n, seed) else None
+    return clf if _same_simulation(clf, n, seed, settings) else None
 
 
 def main(argv=None):
@@ -519,6 +532,10 @@ def main(argv=None):
                         help="cache of the rendered stamps (default ~/.cache/sourceclf)")
     parser.add_argument("--n", type=int, default=SIMULATION["n"],
                         help="number of simulated sources")
+    parser.add_argument("--simulation", type=int, choices=sorted(SIMULATIONS),
+                        default=SIMULATION["version"],
+                        help="simulation version (default the latest; a shipped model's "
+                             "card names its own in its recipe)")
     parser.add_argument("--cnn", type=Path, default=None,
                         help="margnet-sgq: model directory of a margnet-cnn-sgq trained on "
                              "the same simulation, reused as the ensemble's CNN (default: "
@@ -536,7 +553,9 @@ def _train(args):
     """Simulate the training set and train the recipes ``args`` names."""
     t0 = time.perf_counter()
     table, stamps = simulated_training_set(args.n, data_dir=args.data_dir,
-                                           cache_dir=args.cache_dir, jobs=args.jobs)
+                                           cache_dir=args.cache_dir, jobs=args.jobs,
+                                           version=args.simulation)
+    settings = simulation_settings(args.simulation)
     print(f"simulated {len(table)} sources in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.recipe == "simulate":
         return 0
@@ -553,12 +572,12 @@ def _train(args):
         kwargs = {"data_dir": args.data_dir}
         if name == "margnet-sgq":
             kwargs["cnn"] = trained.get("margnet-cnn-sgq") or _trained_model(
-                args.n, SIMULATION["seed"], str(args.cnn or "margnet-cnn-sgq"))
+                args.n, settings["seed"], str(args.cnn or "margnet-cnn-sgq"), settings)
             print("margnet-sgq: " + ("reusing the CNN of " + kwargs["cnn"].name
                                      if kwargs["cnn"] else "training its own CNN"), flush=True)
         if name == "bayesian-margnet-sgq":
             kwargs["stack"] = trained.get("margnet-sgq") or _trained_model(
-                args.n, SIMULATION["seed"], "margnet-sgq")
+                args.n, settings["seed"], "margnet-sgq", settings)
             print(f"{name}: " + ("reusing the members of " + kwargs["stack"].name
                                  if kwargs["stack"] else "training its own members"),
                   flush=True)

@@ -37,16 +37,25 @@ from astropy.table import Table, vstack
 from scipy.ndimage import binary_dilation
 
 from ..bands import BANDS
+from ..exceptions import InvalidInputError
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
 from .measured_columns import deblend_stamps, measure_stamp_columns
 
-__all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalog",
-           "add_realism", "add_neighbour", "saturate", "rendered_psf_fwhm", "trained_psf_range",
-           "render_varied_psf", "simulated_training_set"]
+__all__ = ["SIMULATION", "SIMULATIONS", "simulation_settings", "MAGNITUDE_RANGES", "SATURATION",
+           "simulated_sgq_catalog", "add_realism", "add_neighbour", "crowd_fields", "saturate",
+           "rendered_psf_fwhm", "trained_psf_range", "render_varied_psf",
+           "simulated_training_set"]
 
-#: Simulation settings shared by the three recipes (and written into the cards).
+#: Settings of every simulation version a shipped image model was trained on,
+#: by number (each card records its own in ``training['simulation']``).
+#: Version 10 makes a third of the simulated fields crowded
+#: (``crowded_share``): each stamp of such a field gets a Poisson number of
+#: extra neighbours from its own field, whose mean is drawn per field from
+#: ``crowded_means`` (`add_realism`); the range puts about four neighbours
+#: in a crowded field's stamps by `sourceclf.crowding.count_neighbours`, as
+#: the two crowded shared fields hold (3.4 and 4.5; the other stamps 0.3).
 #: Version 9 draws the observing conditions of ``fields`` simulated fields
 #: (`sourceclf.simulate.OBSERVING_CONDITIONS`: r-band seeing 0.75-2.5",
 #: per-band FWHM ratios, Moffat core and power-law wing, PSF ellipticity,
@@ -61,11 +70,48 @@ __all__ = ["SIMULATION", "MAGNITUDE_RANGES", "SATURATION", "simulated_sgq_catalo
 #: model-fitting pipeline like SDSS's nearly does); 2 measured them all on the
 #: exactly deblended stamps; 1 copied them from the catalog the stamps were
 #: rendered from, exact at any magnitude and seeing.
-SIMULATION = {"version": 9, "catalog_columns": 3, "frame_deblended_fraction": 0.5,
-              "n": 36000, "seed": 20240, "size": 32,
-              "fields": 400, "neighbour_fraction": 0.4, "min_separation": 4,
-              "halo_fraction": 0.2, "noise_scatter": 0.10,
-              "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"}
+#: Versions 9 and 10 share their sources, fields, seeds and noise: a row's
+#: stamp differs only by the crowded fields' extra neighbours.
+SIMULATIONS = {
+    9: {"version": 9, "catalog_columns": 3, "frame_deblended_fraction": 0.5,
+        "n": 36000, "seed": 20240, "size": 32,
+        "fields": 400, "neighbour_fraction": 0.4, "min_separation": 4,
+        "halo_fraction": 0.2, "noise_scatter": 0.10,
+        "conditions": "sourceclf.simulate.OBSERVING_CONDITIONS"},
+}
+SIMULATIONS[10] = {**SIMULATIONS[9], "version": 10, "crowded_share": 1 / 3,
+                   "crowded_means": [4.0, 36.0]}
+
+#: The latest simulation version's settings: what the recipes train on unless
+#: told another version (`simulation_settings`).
+SIMULATION = SIMULATIONS[max(SIMULATIONS)]
+
+
+def simulation_settings(version=None):
+    """The settings of a simulation version.
+
+    Parameters
+    ----------
+    version : int, optional
+        A key of `SIMULATIONS`; default the latest (`SIMULATION`).
+
+    Returns
+    -------
+    settings : dict
+
+    Raises
+    ------
+    InvalidInputError
+        If there is no such version.
+    """
+    if version is None:
+        return SIMULATION
+    try:
+        return SIMULATIONS[int(version)]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInputError(f"no simulation version {version!r}; versions are "
+                                f"{', '.join(map(str, sorted(SIMULATIONS)))}") from None
+
 
 #: Dereddened r magnitude of each class: (low, high, weight) uniform pieces.
 #: Point sources reach fainter (r 24) than galaxies (r 22.5), and galaxies
@@ -165,7 +211,7 @@ def simulated_sgq_catalog(n, *, random_state=0, data_dir=None):
 
 def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
                 neighbour_fraction=0.4, min_separation=4, halo_fraction=0.2,
-                deblended=None):
+                deblended=None, crowded_share=0.0, crowded_means=(4.0, 36.0)):
     """Noise, neighbours and bright-star halos for noiseless rendered stamps.
 
     Real stamps are rarely a lone source on flat sky: this adds to each stamp
@@ -179,6 +225,10 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
       same PSF, where the table has that column) moved by at least
       ``min_separation`` pixels (what falls off the stamp is lost), and for
       a quarter of those a second one;
+    * in ``crowded_share`` of the simulated fields, many more: each stamp
+      of such a field gets a Poisson number of neighbours from the field,
+      whose mean is drawn per field, uniformly within ``crowded_means``
+      (a crowded field, as near the Galactic plane);
     * for ``halo_fraction`` of the stamps, the wing of a bright star (r = 11
       to 16) centred 16 to 45 pixels away: a Moffat profile of index 1.5-2.5,
       a smooth gradient across the stamp.
@@ -210,6 +260,14 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         columns are measured on it (`sourceclf.recipes.measured_columns`),
         as SDSS measures them after deblending.  It draws from its own
         random numbers: ``stamps`` are the same with or without it.
+    crowded_share : float
+        Share of the fields made crowded (0: none, and the stamps are those
+        of a call without the argument, bit for bit).  Needs the table's
+        ``field`` column.  The crowded fields and their neighbours draw from
+        their own random numbers, so every other draw (the other neighbours,
+        halos, saturation, noise) is the same as without crowding.
+    crowded_means : tuple of float
+        Range of a crowded field's mean number of extra neighbours per stamp.
 
     Returns
     -------
@@ -229,6 +287,13 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         partners = order[start + (partners % count)]
     for i, j in zip(hosts, partners):
         add_neighbour(stamps[i], noiseless[j], rng, min_separation)
+    if crowded_share > 0:
+        if "field" not in table.colnames:
+            raise InvalidInputError("add_realism: crowded_share needs the table's 'field' "
+                                    "column (render_varied_psf adds it)")
+        crowd = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+        crowd_fields(stamps, noiseless, table["field"], crowd, crowded_share, crowded_means,
+                     min_separation)
 
     stars = np.flatnonzero(np.asarray(table["class"]).astype(str) == "STAR")
     halos = np.flatnonzero(rng.random(n) < halo_fraction)
@@ -259,6 +324,44 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         if deblended is not None:
             deblended[:, k] += noise
     return stamps
+
+
+def crowd_fields(stamps, noiseless, field, rng, share, means, min_separation):
+    """Crowd a share of the simulated fields: `add_realism`'s crowded fields.
+
+    Each field is crowded with probability ``share``; each stamp of a crowded
+    field gets a Poisson number of neighbours (of a mean drawn per field,
+    uniformly within ``means``), each another row's noiseless stamp of the same
+    field placed by `add_neighbour`.
+
+    Parameters
+    ----------
+    stamps : `numpy.ndarray`
+        Stamps (n, 5, size, size), added to in place.
+    noiseless : `numpy.ndarray`
+        The rows' noiseless stamps, the neighbours' images.
+    field : array-like
+        Each row's simulated field.
+    rng : `numpy.random.Generator`
+    share : float
+    means : tuple of float
+    min_separation : int
+        As `add_neighbour`.
+
+    Returns
+    -------
+    crowded : `numpy.ndarray` of bool
+        The rows of the crowded fields.
+    """
+    field = np.asarray(field)
+    fields = np.unique(field)
+    chosen = fields[rng.random(fields.size) < share]
+    for name, mean in zip(chosen, rng.uniform(*means, chosen.size)):
+        rows = np.flatnonzero(field == name)
+        for i, k in zip(rows, rng.poisson(mean, rows.size)):
+            for j in rng.choice(rows, k):
+                add_neighbour(stamps[i], noiseless[j], rng, min_separation)
+    return np.isin(field, chosen)
 
 
 def add_neighbour(stamp, other, rng, min_separation):
@@ -460,8 +563,11 @@ def render_varied_psf(table, *, random_state=0, progress=None, jobs=1):
 
 
 def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_dir=None,
-                           progress=None, jobs=1):
+                           progress=None, jobs=1, version=None):
     """The simulated catalog and stamps the image recipes train on.
+
+    ``version`` picks the simulation (`SIMULATIONS`; default the latest,
+    `SIMULATION`); the table's ``meta['simulation_version']`` records it.
 
     The result is cached (``cache_dir``, default ``$SOURCECLF_CACHE`` or
     ``~/.cache/sourceclf``), since rendering takes minutes: the rendered
@@ -483,14 +589,15 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
     stamps : `numpy.ndarray`
         float32, shape (n, 5, 32, 32), nanomaggies.
     """
-    n = int(n or SIMULATION["n"])
-    seed = int(SIMULATION["seed"] if random_state is None else random_state)
+    settings = simulation_settings(version)
+    n = int(n or settings["n"])
+    seed = int(settings["seed"] if random_state is None else random_state)
     cache_dir = Path(cache_dir or os.environ.get("SOURCECLF_CACHE")
                      or Path.home() / ".cache" / "sourceclf")
-    stem = cache_dir / f"sim-sgq-v{SIMULATION['version']}-n{n}-seed{seed}"
+    stem = cache_dir / f"sim-sgq-v{settings['version']}-n{n}-seed{seed}"
     paths = {"table": stem.with_suffix(".ecsv"), "stamps": stem.with_suffix(".npy"),
              "deblended": stem.parent / (stem.name + "-deblended.npy"),
-             "columns": stem.parent / (stem.name + f"-columns{SIMULATION['catalog_columns']}"
+             "columns": stem.parent / (stem.name + f"-columns{settings['catalog_columns']}"
                                        ".ecsv")}
     deblended = None
     if all(paths[k].is_file() for k in ("table", "stamps", "deblended")):
@@ -502,10 +609,12 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
                                       jobs=jobs)
         stamps, deblended = np.empty_like(noiseless), np.empty_like(noiseless)
         add_realism(stamps, noiseless, table, random_state=seed + 2,
-                    noise_scatter=SIMULATION["noise_scatter"],
-                    neighbour_fraction=SIMULATION["neighbour_fraction"],
-                    min_separation=SIMULATION["min_separation"],
-                    halo_fraction=SIMULATION["halo_fraction"], deblended=deblended)
+                    noise_scatter=settings["noise_scatter"],
+                    neighbour_fraction=settings["neighbour_fraction"],
+                    min_separation=settings["min_separation"],
+                    halo_fraction=settings["halo_fraction"], deblended=deblended,
+                    crowded_share=settings.get("crowded_share", 0.0),
+                    crowded_means=tuple(settings.get("crowded_means", (0.0, 0.0))))
         del noiseless
         cache_dir.mkdir(parents=True, exist_ok=True)
         table.write(paths["table"], format="ascii.ecsv", overwrite=True)
@@ -523,17 +632,19 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         # so that their measurement can change without rendering again
         if deblended is None:
             deblended = np.load(paths["deblended"])
-        measured = _measured_columns(table, stamps, deblended.astype(np.float32), seed)
+        measured = _measured_columns(table, stamps, deblended.astype(np.float32), seed,
+                                     settings)
         measured.write(paths["columns"], format="ascii.ecsv", overwrite=True)
+    measured.meta["simulation_version"] = settings["version"]
     return measured, stamps
 
 
-def _measured_columns(table, stamps, deblended, seed):
-    """MargNet's columns per ``SIMULATION['catalog_columns']`` (2 or 3)."""
-    if SIMULATION["catalog_columns"] == 2:
+def _measured_columns(table, stamps, deblended, seed, settings):
+    """MargNet's columns per the simulation's ``catalog_columns`` (2 or 3)."""
+    if settings["catalog_columns"] == 2:
         return measure_stamp_columns(table, deblended)
     through = (np.random.default_rng(seed + 3).random(len(table))
-               < SIMULATION["frame_deblended_fraction"])
+               < settings["frame_deblended_fraction"])
     deblended = np.array(deblended, copy=True)  # each row's stamp as its columns see it
     deblended[through] = deblend_stamps(table[through], stamps[through])
     measured = measure_stamp_columns(table, deblended)
