@@ -23,6 +23,7 @@ Run from the repository root (about 5-10 minutes per model on two CPU cores)::
 """
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -155,7 +156,7 @@ def main(argv=None):
                         "under --data, found by SDSS's frame file names: check_fields.py)")
     args = parser.parse_args(argv)
     models = args.models.split(",")
-    log = lambda s: print(s, flush=True)  # noqa: E731
+    log = functools.partial(print, flush=True)
     fields = {} if args.from_record else find_fields(args.data, args.fields, log)
     if args.seeds:
         for field in fields.items():
