@@ -290,10 +290,28 @@ def frames_by_band(images):
     for band in BANDS:
         key = _frame_identity(by_band[band])
         if key in seen:
+            said = _filter_said(by_band[band])
             raise InvalidInputError(f"images gives the same frame for bands {seen[key]} and "
-                                    f"{band}: each band needs its own")
+                                    f"{band}" + (f" (its FILTER says {said})" if said else "")
+                                    + ": each band needs its own")
         seen[key] = band
     return {band: by_band[band] for band in BANDS}
+
+
+def _filter_said(frame):
+    """The band a frame's header names in FILTER, read for an error message: a file's
+    primary header, an HDU's own; '' when there is none or it cannot be read."""
+    header = getattr(frame, "header", None)
+    if isinstance(frame, (str, os.PathLike)):
+        try:
+            from astropy.io import fits
+
+            header = fits.getheader(frame)
+        except (OSError, ValueError, TypeError):  # only the message is at stake
+            return ""
+    value = header.get("FILTER") if header is not None else None
+    band = filter_band(value) if isinstance(value, str) else None
+    return f"'{band}'" if band else ""
 
 
 def _frame_identity(frame):

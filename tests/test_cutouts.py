@@ -508,8 +508,9 @@ def test_a_frame_of_another_band_is_refused(field, tmp_path):
               "it is the r frame, given for band u")
     with pytest.raises(InvalidInputError) as excinfo:  # one file for two bands
         read_frames({**paths, "i": paths["r"]})
-    _one_line(excinfo, "images gives the same frame for bands r and i")
-    with pytest.raises(InvalidInputError, match="same frame for bands g and z"):
+    _one_line(excinfo, "images gives the same frame for bands r and i (its FILTER says 'r')")
+    with pytest.raises(InvalidInputError, match=r"same frame for bands g and z \(its FILTER "
+                                                r"says 'z'\)"):
         make_cutouts(table=table, images={**paths, "g": paths["z"]})
     with fits.open(paths["z"]) as hdul:  # an HDU given directly
         with pytest.raises(InvalidInputError, match="FILTER = 'z'"):
