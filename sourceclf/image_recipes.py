@@ -4,13 +4,14 @@ Run them with::
 
     python -m sourceclf.image_recipes all --data-dir ../shared/data
 
-on the latest simulation (`SIMULATIONS`; ``--simulation 9`` renders an
-earlier one; each model card's ``training['recipe']`` names the command and
-version that made it), or one of ``margnet-cnn-sgq``, ``margnet-sgq``, ``margformer-sgq`` and
-their Bayesian variants ``bayesian-margnet-sgq``, which reuses the members of
-``margnet-sgq`` and trains a variational head, and ``bayesian-margformer-sgq``
-(``--refresh`` recomputes an installed model's card checks, accuracy per
-seeing and magnitude, domain and real-frame checks, without training it).  No
+on simulation version 9, the shipped models' (`SIMULATIONS`; ``--simulation
+10`` renders the crowded trial's; each model card's ``training['recipe']``
+names the command and version that made it), or one of ``margnet-cnn-sgq``,
+``margnet-sgq``, ``margformer-sgq`` and their Bayesian variants
+``bayesian-margnet-sgq``, which reuses the members of ``margnet-sgq`` and
+trains a variational head, and ``bayesian-margformer-sgq`` (``--refresh``
+recomputes an installed model's card checks, accuracy per seeing and
+magnitude, domain and real-frame checks, without training it).  No
 labelled SDSS cutouts ship with sourceclf's data, so these models learn from
 simulated stamps: `sourceclf.recipes.image_training_set` says how they are made.
 

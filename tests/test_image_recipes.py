@@ -291,7 +291,8 @@ def test_simulation_versions():
     from sourceclf.recipes.image_training_set import (SIMULATION, SIMULATIONS,
                                                       simulation_settings)
 
-    assert simulation_settings() is SIMULATION and SIMULATION["version"] == max(SIMULATIONS)
+    assert simulation_settings() is SIMULATION is SIMULATIONS[9]  # the shipped models'
+    assert simulation_settings("10") is SIMULATIONS[10]
     assert simulation_settings(9)["version"] == 9 and "crowded_share" not in SIMULATIONS[9]
     # Version 10 is version 9 with crowded fields.
     assert {k: v for k, v in SIMULATIONS[10].items()
@@ -416,6 +417,41 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     assert (tmp_path / f"{stem}-columns3.ecsv").is_file()
     assert (tmp_path / f"{stem}.npy").stat().st_mtime_ns == rendered
     np.testing.assert_allclose(measured["dered_r"], table["dered_r"])
+
+
+def test_stamps_only_training_set_skips_the_columns(shared_data, tmp_path, monkeypatch):
+    """The CNN reads no catalog column: its training set is rendered, cached and returned
+    without measuring them (the slow part of the other models' sets), in any version."""
+    from sourceclf.recipes import image_training_set as sim
+    from sourceclf.recipes.image import STAMPS_ONLY
+
+    assert STAMPS_ONLY == ("margnet-cnn-sgq",)
+    monkeypatch.setitem(sim.SIMULATIONS[10], "fields", 2)
+    table, stamps = sim.simulated_training_set(12, random_state=5, data_dir=shared_data,
+                                               cache_dir=tmp_path, version=10, columns=False)
+    assert table.meta["simulation_version"] == 10 and stamps.shape == (12, 5, 32, 32)
+    assert "frame_deblended" not in table.colnames and "rendered_dered_r" not in table.colnames
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sim-sgq-v10-n12-seed5-deblended.npy", "sim-sgq-v10-n12-seed5.ecsv",
+        "sim-sgq-v10-n12-seed5.npy"]
+
+
+@pytest.mark.parametrize("recipe, columns", [("margnet-cnn-sgq", False), ("margnet-sgq", True),
+                                             ("all", True), ("simulate", True)])
+def test_the_recipes_measure_columns_only_for_models_that_read_them(monkeypatch, recipe,
+                                                                    columns):
+    from sourceclf.recipes import image
+
+    asked = {}
+
+    def training_set(n, **options):
+        asked.update(options)
+        raise KeyboardInterrupt  # stop before any rendering or training
+
+    monkeypatch.setattr(image, "simulated_training_set", training_set)
+    with pytest.raises(KeyboardInterrupt):
+        image.main([recipe, "--simulation", "10", "--threads", "1"])
+    assert asked["columns"] is columns and asked["version"] == 10
 
 
 def test_training_writes_the_models_conformal_thresholds(shared_data, tmp_path,

@@ -61,7 +61,7 @@ def _inputs(table, feature_set):
 
 def _simulation(table):
     """The settings of the simulation a training table was rendered with (its
-    ``meta['simulation_version']``; the latest for a table without one)."""
+    ``meta['simulation_version']``; `SIMULATION` for a table without one)."""
     return simulation_settings(table.meta.get("simulation_version"))
 
 
@@ -492,9 +492,13 @@ RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "bayesian-margformer-sgq": bayesian_margformer_sgq}
 
 
+#: The recipes whose models read only the stamps and their PSF, not MargNet's columns.
+STAMPS_ONLY = ("margnet-cnn-sgq",)
+
+
 def _same_simulation(clf, n, seed, settings=None, *, check_seed=True):
     """Whether an image model was trained on this simulation's stamps (``settings``:
-    `simulation_settings`, default the latest) and, if it reads MargNet's columns, on
+    `simulation_settings`, default `SIMULATION`) and, if it reads MargNet's columns, on
     its catalog columns (``settings['catalog_columns']``)."""
     settings = settings or SIMULATION
     sim = clf.card.training.get("simulation", {})
@@ -534,8 +538,8 @@ def main(argv=None):
                         help="number of simulated sources")
     parser.add_argument("--simulation", type=int, choices=sorted(SIMULATIONS),
                         default=SIMULATION["version"],
-                        help="simulation version (default the latest; a shipped model's "
-                             "card names its own in its recipe)")
+                        help=f"simulation version (default {SIMULATION['version']}, the "
+                             "shipped models'; each card names its own in its recipe)")
     parser.add_argument("--cnn", type=Path, default=None,
                         help="margnet-sgq: model directory of a margnet-cnn-sgq trained on "
                              "the same simulation, reused as the ensemble's CNN (default: "
@@ -552,14 +556,16 @@ def main(argv=None):
 def _train(args):
     """Simulate the training set and train the recipes ``args`` names."""
     t0 = time.perf_counter()
+    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
+    # Only the models reading MargNet's columns need them measured on the stamps.
+    columns = any(name not in STAMPS_ONLY for name in names)
     table, stamps = simulated_training_set(args.n, data_dir=args.data_dir,
                                            cache_dir=args.cache_dir, jobs=args.jobs,
-                                           version=args.simulation)
+                                           version=args.simulation, columns=columns)
     settings = simulation_settings(args.simulation)
     print(f"simulated {len(table)} sources in {time.perf_counter() - t0:.0f} s", flush=True)
     if args.recipe == "simulate":
         return 0
-    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
     out_dir = args.output_dir or MODEL_DIR
     if args.refresh:
         _, frames = real_frame_catalog(args.data_dir)  # read once for every card

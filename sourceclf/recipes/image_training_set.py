@@ -48,14 +48,20 @@ __all__ = ["SIMULATION", "SIMULATIONS", "simulation_settings", "MAGNITUDE_RANGES
            "rendered_psf_fwhm", "trained_psf_range", "render_varied_psf",
            "simulated_training_set"]
 
-#: Settings of every simulation version a shipped image model was trained on,
-#: by number (each card records its own in ``training['simulation']``).
-#: Version 10 makes a third of the simulated fields crowded
+#: Settings of the simulation versions the recipes can render, by number
+#: (each model card records its own in ``training['simulation']``).
+#: Version 10, a trial whose models are not shipped (``docs/images.rst``,
+#: "Crowded frames"), makes a third of the simulated fields crowded
 #: (``crowded_share``): each stamp of such a field gets a Poisson number of
 #: extra neighbours from its own field, whose mean is drawn per field from
-#: ``crowded_means`` (`add_realism`); the range puts about four neighbours
-#: in a crowded field's stamps by `sourceclf.crowding.count_neighbours`, as
-#: the two crowded shared fields hold (3.4 and 4.5; the other stamps 0.3).
+#: ``crowded_means`` (`add_realism`).  Many of them are faint or fall off
+#: the stamp, and wider PSFs merge them: `sourceclf.crowding.count_neighbours`
+#: counts 2.6 per stamp in the crowded fields (3.3 where the r FWHM is below
+#: 1.0", 2.9 at 1.0-1.2", 2.0 beyond 1.9") and 0.32 in the others, against
+#: 3.4 on 002583-2-0136 (0.82") and 4.5 on 005405-6-0099 (1.14"), the two
+#: crowded shared fields.  The range was set from the first crowded trial's
+#: counts (``docs/scripts/crowded_training_trial.py``), before any score,
+#: aiming at about four.
 #: Version 9 draws the observing conditions of ``fields`` simulated fields
 #: (`sourceclf.simulate.OBSERVING_CONDITIONS`: r-band seeing 0.75-2.5",
 #: per-band FWHM ratios, Moffat core and power-law wing, PSF ellipticity,
@@ -82,9 +88,9 @@ SIMULATIONS = {
 SIMULATIONS[10] = {**SIMULATIONS[9], "version": 10, "crowded_share": 1 / 3,
                    "crowded_means": [4.0, 36.0]}
 
-#: The latest simulation version's settings: what the recipes train on unless
-#: told another version (`simulation_settings`).
-SIMULATION = SIMULATIONS[max(SIMULATIONS)]
+#: The settings the recipes train on unless told another version
+#: (`simulation_settings`): version 9, the shipped image models'.
+SIMULATION = SIMULATIONS[9]
 
 
 def simulation_settings(version=None):
@@ -93,7 +99,7 @@ def simulation_settings(version=None):
     Parameters
     ----------
     version : int, optional
-        A key of `SIMULATIONS`; default the latest (`SIMULATION`).
+        A key of `SIMULATIONS`; default `SIMULATION`'s.
 
     Returns
     -------
@@ -563,11 +569,14 @@ def render_varied_psf(table, *, random_state=0, progress=None, jobs=1):
 
 
 def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_dir=None,
-                           progress=None, jobs=1, version=None):
+                           progress=None, jobs=1, version=None, columns=True):
     """The simulated catalog and stamps the image recipes train on.
 
-    ``version`` picks the simulation (`SIMULATIONS`; default the latest,
-    `SIMULATION`); the table's ``meta['simulation_version']`` records it.
+    ``version`` picks the simulation (`SIMULATIONS`; default `SIMULATION`,
+    the shipped models'); the table's ``meta['simulation_version']`` records
+    it.  With ``columns=False`` MargNet's columns are not measured: the
+    table is the rendered catalog, enough for the models that read only the
+    stamps and their PSF (``margnet-cnn-sgq``).
 
     The result is cached (``cache_dir``, default ``$SOURCECLF_CACHE`` or
     ``~/.cache/sourceclf``), since rendering takes minutes: the rendered
@@ -626,6 +635,9 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         np.save(paths["stamps"], stamps)
         np.save(paths["deblended"], deblended)
         stamps = stamps.astype(np.float32)
+    if not columns:
+        table.meta["simulation_version"] = settings["version"]
+        return table, stamps
     if paths["columns"].is_file():
         measured = Table.read(paths["columns"], format="ascii.ecsv")
     else:  # MargNet's columns measured on the stamps, kept apart from the rendering
