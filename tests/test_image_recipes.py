@@ -262,6 +262,8 @@ def test_add_realism_crowds_a_share_of_the_fields_and_leaves_the_rest_as_it_was(
     """Version 10's crowded fields change their own stamps only: every other draw is
     version 9's, and the deblended copy (what the catalog columns are measured on)
     keeps none of the crowd's light."""
+    from sourceclf.recipes.image_training_set import crowded_rows
+
     table, noiseless = _crowd_inputs()
     options = dict(random_state=3, noise_scatter=0.1, neighbour_fraction=0.4, halo_fraction=0.2)
     plain, plain_deblended = np.empty_like(noiseless), np.empty_like(noiseless)
@@ -274,6 +276,10 @@ def test_add_realism_crowds_a_share_of_the_fields_and_leaves_the_rest_as_it_was(
                 crowded_means=(6.0, 6.0), **options)
     rows = (crowded != plain).any(axis=(1, 2, 3))
     assert 0.2 < rows.mean() < 0.8
+    # The crowded fields are known without rendering (to score them apart): every changed
+    # row is in one, and nearly every row of them changed (a neighbour may fall off).
+    known = crowded_rows(table, random_state=3, share=0.5)
+    assert not (rows & ~known).any() and rows[known].mean() > 0.9
     flux = (crowded - plain).sum(axis=(1, 2, 3))
     own = noiseless.sum(axis=(1, 2, 3))
     # Six neighbours each on average, a third of them on the stamp (the offsets reach

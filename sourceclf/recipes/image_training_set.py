@@ -44,7 +44,8 @@ from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
 from .measured_columns import deblend_stamps, measure_stamp_columns
 
 __all__ = ["SIMULATION", "SIMULATIONS", "simulation_settings", "MAGNITUDE_RANGES", "SATURATION",
-           "simulated_sgq_catalog", "add_realism", "add_neighbour", "crowd_fields", "saturate",
+           "simulated_sgq_catalog", "add_realism", "add_neighbour", "crowd_fields",
+           "crowded_rows", "saturate",
            "rendered_psf_fwhm", "trained_psf_range", "render_varied_psf",
            "simulated_training_set"]
 
@@ -297,9 +298,8 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         if "field" not in table.colnames:
             raise InvalidInputError("add_realism: crowded_share needs the table's 'field' "
                                     "column (render_varied_psf adds it)")
-        crowd = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
-        crowd_fields(stamps, noiseless, table["field"], crowd, crowded_share, crowded_means,
-                     min_separation)
+        crowd_fields(stamps, noiseless, table["field"], _crowd_generator(random_state),
+                     crowded_share, crowded_means, min_separation)
 
     stars = np.flatnonzero(np.asarray(table["class"]).astype(str) == "STAR")
     halos = np.flatnonzero(rng.random(n) < halo_fraction)
@@ -330,6 +330,35 @@ def add_realism(stamps, noiseless, table, *, random_state=0, noise_scatter=0.15,
         if deblended is not None:
             deblended[:, k] += noise
     return stamps
+
+
+def _crowd_generator(random_state):
+    """The random numbers of `add_realism`'s crowded fields: a stream of their own, spawned
+    from its seed, so that its other draws are those of a call without crowding."""
+    return np.random.default_rng(np.random.SeedSequence(random_state).spawn(1)[0])
+
+
+def crowded_rows(table, *, random_state, share):
+    """The rows of the fields ``add_realism(..., table, random_state=random_state,
+    crowded_share=share)`` crowds (`crowd_fields`), without rendering anything.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The rendered catalog, with its ``field`` column.
+    random_state : int
+        `add_realism`'s seed (`simulated_training_set` passes the simulation's
+        seed + 2).
+    share : float
+        Its ``crowded_share``.
+
+    Returns
+    -------
+    rows : `numpy.ndarray` of bool
+    """
+    field = np.asarray(table["field"])
+    fields = np.unique(field)
+    return np.isin(field, fields[_crowd_generator(random_state).random(fields.size) < share])
 
 
 def crowd_fields(stamps, noiseless, field, rng, share, means, min_separation):
