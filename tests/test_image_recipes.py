@@ -393,6 +393,7 @@ def test_training_set_measures_its_columns_and_caches_them_apart(shared_data, tm
     assert names == [f"{stem}-columns3.ecsv", f"{stem}-deblended.npy", f"{stem}.ecsv",
                      f"{stem}.npy"]
     assert table.meta["simulation_version"] == sim.SIMULATION["version"]
+    assert "crowded_field" not in table.colnames  # version 9 crowds no field
     assert stamps.shape == (24, 5, 32, 32) and stamps.dtype == np.float32
     # Measured, not copied: the rendered values are kept beside them.
     assert not np.allclose(table["dered_r"], table["rendered_dered_r"])
@@ -437,6 +438,9 @@ def test_stamps_only_training_set_skips_the_columns(shared_data, tmp_path, monke
                                                cache_dir=tmp_path, version=10, columns=False)
     assert table.meta["simulation_version"] == 10 and stamps.shape == (12, 5, 32, 32)
     assert "frame_deblended" not in table.colnames and "rendered_dered_r" not in table.colnames
+    # Its crowded fields' rows are marked, as add_realism drew them.
+    np.testing.assert_array_equal(table["crowded_field"], sim.crowded_rows(
+        table, random_state=5 + 2, share=sim.SIMULATIONS[10]["crowded_share"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "sim-sgq-v10-n12-seed5-deblended.npy", "sim-sgq-v10-n12-seed5.ecsv",
         "sim-sgq-v10-n12-seed5.npy"]

@@ -7,7 +7,8 @@ model trained on either version on the same stamps: the uncrowded rows as
 the shipped model's card scores them, the crowded ones apart.  Prints, per
 model, the accuracy on each group and its point-source-vs-galaxy balanced
 accuracy (the mean of the shares of STARs and QSOs called STAR or QSO and of
-GALAXYs called GALAXY), overall and for r < 21::
+GALAXYs called GALAXY), overall, for r < 21, and the accuracy per r-band
+seeing bin and per rendered r magnitude (the cards' bins)::
 
     python -m sourceclf.image_recipes margnet-cnn-sgq --simulation 10 --output-dir /tmp/v10
     python docs/scripts/crowded_heldout.py margnet-cnn-sgq /tmp/v10/margnet-cnn-sgq
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sourceclf.features import get_feature_set
 from sourceclf.models import load_model
-from sourceclf.recipes.image_training_set import (crowded_rows, simulated_training_set,
-                                                  simulation_settings)
+from sourceclf.recipes.cards import accuracy_by_magnitude
+from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS
+from sourceclf.recipes.image_training_set import simulated_training_set
 from sourceclf.train_recipes import recipe_split
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -36,20 +39,26 @@ def balanced(truth, pred):
     return 0.5 * (np.mean(called_point[point]) + np.mean(~called_point[~point]))
 
 
+def by_bin(truth, pred, values, edges):
+    """Accuracy per bin of ``values`` (`sourceclf.recipes.cards.accuracy_by_magnitude`:
+    inner ``edges``, the outer bins open), as text."""
+    found = accuracy_by_magnitude(truth, pred, values, edges=edges)
+    return ", ".join(f"{label} {acc:.3f}" for label, acc in zip(found["bins"], found["accuracy"])
+                     if acc is not None)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="image-only model names or directories")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     args = parser.parse_args(argv)
-    settings = simulation_settings(10)
     table, stamps = simulated_training_set(data_dir=args.data, version=10, columns=False)
     test = recipe_split(table)["test"]
-    crowded = crowded_rows(table, random_state=settings["seed"] + 2,
-                           share=settings["crowded_share"])[test]
+    crowded = np.asarray(table["crowded_field"])[test]
     truth = np.asarray(table["class"]).astype(str)[test]
-    bright = np.asarray(table["dered_r"])[test] < 21.0
-    psf = np.stack([np.asarray(table[f"psf_fwhm_{b}"]) for b in "ugriz"], axis=1)
-    psf = psf[test].astype(np.float32)
+    r_mag = np.asarray(table["dered_r"], dtype=float)[test]  # as rendered (columns=False)
+    seeing = np.asarray(table["psf_fwhm_r"], dtype=float)[test]
+    psf = get_feature_set("psf_fwhm").compute(table).values[test]
     stamps = stamps[test]
     print(f"simulation 10, held-out rows: {np.sum(~crowded)} uncrowded, {crowded.sum()} in "
           "crowded fields")
@@ -58,13 +67,16 @@ def main(argv=None):
         if clf.feature_set not in (None, "psf_fwhm"):
             parser.error(f"{name} reads catalog columns; this script scores image-only models")
         pred = np.asarray(clf.classes)[clf.predict_proba(psf, stamps).argmax(axis=1)]
-        parts = []
-        for label, rows in (("uncrowded", ~crowded), ("crowded", crowded)):
-            parts.append(f"{label}: accuracy {np.mean(pred[rows] == truth[rows]):.3f}, "
-                         f"point vs galaxy {balanced(truth[rows], pred[rows]):.3f}, r < 21 "
-                         f"{np.mean(pred[rows & bright] == truth[rows & bright]):.3f}")
         trained = clf.card.training.get("simulation", {}).get("version")
-        print(f"{name} (trained on simulation {trained}): " + "; ".join(parts), flush=True)
+        print(f"{name} (trained on simulation {trained}):", flush=True)
+        for label, rows in (("uncrowded", ~crowded), ("crowded", crowded)):
+            bright = rows & (r_mag < 21)
+            print(f"  {label}: accuracy {np.mean(pred[rows] == truth[rows]):.3f}, point vs "
+                  f"galaxy {balanced(truth[rows], pred[rows]):.3f}, r < 21 "
+                  f"{np.mean(pred[bright] == truth[bright]):.3f}", flush=True)
+            print("    by r FWHM (\"): "
+                  + by_bin(truth[rows], pred[rows], seeing[rows], SEEING_BINS[1:-1]))
+            print("    by r: " + by_bin(truth[rows], pred[rows], r_mag[rows], MAGNITUDE_EDGES))
 
 
 if __name__ == "__main__":

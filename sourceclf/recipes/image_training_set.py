@@ -347,8 +347,8 @@ def crowded_rows(table, *, random_state, share):
     table : `~astropy.table.Table`
         The rendered catalog, with its ``field`` column.
     random_state : int
-        `add_realism`'s seed (`simulated_training_set` passes the simulation's
-        seed + 2).
+        `add_realism`'s seed (`simulated_training_set` marks the rows in its
+        table's ``crowded_field`` column).
     share : float
         Its ``crowded_share``.
 
@@ -605,7 +605,8 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
     the shipped models'); the table's ``meta['simulation_version']`` records
     it.  With ``columns=False`` MargNet's columns are not measured: the
     table is the rendered catalog, enough for the models that read only the
-    stamps and their PSF (``margnet-cnn-sgq``).
+    stamps and their PSF (``margnet-cnn-sgq``).  A version with crowded
+    fields also marks their rows (``crowded_field``).
 
     The result is cached (``cache_dir``, default ``$SOURCECLF_CACHE`` or
     ``~/.cache/sourceclf``), since rendering takes minutes: the rendered
@@ -646,7 +647,7 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         noiseless = render_varied_psf(table, random_state=seed + 1, progress=progress,
                                       jobs=jobs)
         stamps, deblended = np.empty_like(noiseless), np.empty_like(noiseless)
-        add_realism(stamps, noiseless, table, random_state=seed + 2,
+        add_realism(stamps, noiseless, table, random_state=_realism_seed(seed),
                     noise_scatter=settings["noise_scatter"],
                     neighbour_fraction=settings["neighbour_fraction"],
                     min_separation=settings["min_separation"],
@@ -665,8 +666,7 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         np.save(paths["deblended"], deblended)
         stamps = stamps.astype(np.float32)
     if not columns:
-        table.meta["simulation_version"] = settings["version"]
-        return table, stamps
+        return _described(table, settings, seed), stamps
     if paths["columns"].is_file():
         measured = Table.read(paths["columns"], format="ascii.ecsv")
     else:  # MargNet's columns measured on the stamps, kept apart from the rendering
@@ -676,8 +676,23 @@ def simulated_training_set(n=None, *, random_state=None, data_dir=None, cache_di
         measured = _measured_columns(table, stamps, deblended.astype(np.float32), seed,
                                      settings)
         measured.write(paths["columns"], format="ascii.ecsv", overwrite=True)
-    measured.meta["simulation_version"] = settings["version"]
-    return measured, stamps
+    return _described(measured, settings, seed), stamps
+
+
+def _realism_seed(seed):
+    """The seed `simulated_training_set` gives `add_realism`."""
+    return seed + 2
+
+
+def _described(table, settings, seed):
+    """The training table with its simulation version in ``meta`` and, for a version with
+    crowded fields, the rows of those fields (``crowded_field``, derived from the seed,
+    `crowded_rows`)."""
+    table.meta["simulation_version"] = settings["version"]
+    if settings.get("crowded_share", 0.0) > 0:
+        table["crowded_field"] = crowded_rows(table, random_state=_realism_seed(seed),
+                                              share=settings["crowded_share"])
+    return table
 
 
 def _measured_columns(table, stamps, deblended, seed, settings):
