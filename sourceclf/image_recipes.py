@@ -35,9 +35,10 @@ from .recipes.frame_checks import (devrad_from_fluxes, frame_extended_sources,
                                    real_frame_catalog)
 from .recipes.image import (ANN_CONFIG, CNN_CONFIG, MARGFORMER_CONFIG, RECIPES, main,
                             margformer_sgq, margnet_cnn_sgq, margnet_sgq, refresh_card)
-from .recipes.image_training_set import (MAGNITUDE_RANGES, SATURATION, SIMULATION, SIMULATIONS,
-                                         add_realism, render_varied_psf, saturate,
-                                         simulated_sgq_catalog, simulated_training_set)
+from .recipes.image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
+                                         render_varied_psf, simulated_sgq_catalog,
+                                         simulated_training_set)
+from .recipes.stamp_realism import SATURATION, add_realism, saturate
 
 __all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SIMULATIONS", "SATURATION",
            "simulated_sgq_catalog", "add_realism", "saturate", "render_varied_psf",

@@ -240,7 +240,7 @@ def _crowd_inputs():
 
 
 def test_crowded_fields_take_neighbours_of_their_own_field():
-    from sourceclf.recipes.image_training_set import crowd_fields
+    from sourceclf.recipes.stamp_realism import crowd_fields
 
     table, noiseless = _crowd_inputs()
     field = np.asarray(table["field"])
@@ -262,7 +262,7 @@ def test_add_realism_crowds_a_share_of_the_fields_and_leaves_the_rest_as_it_was(
     """Version 10's crowded fields change their own stamps only: every other draw is
     version 9's, and the deblended copy (what the catalog columns are measured on)
     keeps none of the crowd's light."""
-    from sourceclf.recipes.image_training_set import crowded_rows
+    from sourceclf.recipes.stamp_realism import crowded_rows
 
     table, noiseless = _crowd_inputs()
     options = dict(random_state=3, noise_scatter=0.1, neighbour_fraction=0.4, halo_fraction=0.2)
@@ -291,6 +291,13 @@ def test_add_realism_crowds_a_share_of_the_fields_and_leaves_the_rest_as_it_was(
     assert np.abs(light[rows]).sum() < 0.01 * flux[rows].sum()
     with pytest.raises(InvalidInputError, match="'field' column"):
         add_realism(np.empty_like(noiseless), noiseless, table[["class"]], crowded_share=0.5)
+    with pytest.raises(InvalidInputError, match="needs crowded_means"):
+        add_realism(np.empty_like(noiseless), noiseless, table, crowded_share=0.5)
+    # A generator seeded like the int draws the same crowd (its own stream is spawned from it).
+    options["random_state"] = np.random.default_rng(3)
+    np.testing.assert_array_equal(
+        add_realism(np.empty_like(noiseless), noiseless, table, deblended=np.empty_like(noiseless),
+                    crowded_share=0.5, crowded_means=(6.0, 6.0), **options), crowded)
 
 
 def test_simulation_versions():

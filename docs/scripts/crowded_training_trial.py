@@ -9,7 +9,7 @@ set (simulation version 9, the same seeds, so the same sources, fields and
 noise) but makes a share of the simulated fields crowded: each stamp of such
 a field gets a Poisson number of extra neighbours from the same field (so
 seen through the same PSF), of a mean drawn per field, placed as
-`sourceclf.recipes.image_training_set.add_neighbour` places `add_realism`'s.
+`sourceclf.recipes.stamp_realism.add_neighbour` places `add_realism`'s.
 It then trains ``margnet-cnn-sgq``'s recipe on it and writes the model
 directory; score it on the real fields with ``check_fields.py``::
 
@@ -38,8 +38,9 @@ import numpy as np
 
 from sourceclf.crowding import count_neighbours
 from sourceclf.recipes.image import margnet_cnn_sgq
-from sourceclf.recipes.image_training_set import (SIMULATIONS, add_realism, crowd_fields,
-                                                  render_varied_psf, simulated_sgq_catalog)
+from sourceclf.recipes.image_training_set import (SIMULATIONS, render_varied_psf,
+                                                  simulated_sgq_catalog)
+from sourceclf.recipes.stamp_realism import add_realism, crowd_fields
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -55,7 +56,7 @@ CROWDED_MEANS = (2.0, 16.0)
 def crowd(noiseless, field, rng, *, share=CROWDED_SHARE, means=CROWDED_MEANS,
           min_separation=SIMULATION_9["min_separation"]):
     """The noiseless stamps with extra neighbours in a share of the fields
-    (`~sourceclf.recipes.image_training_set.crowd_fields`, on a copy).
+    (`~sourceclf.recipes.stamp_realism.crowd_fields`, on a copy).
 
     Returns the new stamps and a boolean array: the rows of crowded fields.
     """
