@@ -24,7 +24,7 @@ from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
-from .psf import PSFMeasurement, measure_psf
+from .psf import PSFMeasurement, frame_psf, psf_memo
 from .utils._validation import check_confidence_levels, check_positive_int
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
@@ -107,13 +107,16 @@ def frame_measurement_cache():
     `sourceclf.streaming.classify_file` opens it for a run: the frames are
     read once and stay as they were, so that the PSF of each is measured on
     the first chunk only, and the first chunk's columns, measured to choose
-    the model, are not measured again to classify it.  The measurements are
-    forgotten when it closes.
+    the model, are not measured again to classify it.  The PSF is kept by
+    `sourceclf.psf.psf_memo`, which it opens: also the PSF `classify` measures
+    for an image model's inputs when the catalog has its columns.  The
+    measurements are forgotten when it closes.
     """
     outer = getattr(_OPEN, "measured", None)
-    _OPEN.measured = {"psf": {}, "columns": {}}
+    _OPEN.measured = {"columns": {}}
     try:
-        yield
+        with psf_memo():
+            yield
     finally:
         _OPEN.measured = outer
 
@@ -123,14 +126,9 @@ def _measure_columns(source, frames, psf):
     kept = getattr(_OPEN, "measured", None)
     if kept is None:
         return measure_columns(source, frames, psf)
-    if psf is None:  # each frame's own PSF, measured once
-        psf = {}
-        for band in BANDS:
-            data, wcs = frames[band]
-            if id(data) not in kept["psf"]:  # the frame is held: its id stays its own
-                kept["psf"][id(data)] = (data, measure_psf(
-                    data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'"))
-            psf[band] = kept["psf"][id(data)][1]
+    if psf is None:  # each frame's own PSF, measured once (psf_memo)
+        psf = {band: frame_psf(frames[band][0], pixel_scale=wcs_pixel_scale(frames[band][1]),
+                               label=f"the frame of band '{band}'") for band in BANDS}
     ra, dec = sky_positions(source)
     extinction = catalog_extinction(source)  # the columns are corrected by it
     data = tuple(frames[b][0] for b in BANDS)

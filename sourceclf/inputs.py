@@ -22,7 +22,7 @@ from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
 from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
-                  measure_psf, saturation_flags, seeing_flags, sky_level)
+                  frame_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
@@ -368,8 +368,8 @@ def _row_psf(table, psf, frames, on_frame):
             if key not in measured:
                 scale = pixel_scale(wcs)
                 try:
-                    measured[key] = measure_psf(data, pixel_scale=scale,
-                                                label=f"the frame of band '{band}'").fwhm
+                    measured[key] = frame_psf(data, pixel_scale=scale,
+                                              label=f"the frame of band '{band}'").fwhm
                 except InvalidInputError as exc:
                     measured[key] = np.nan
                     failed.append((band, str(exc).split(": ", 1)[-1]))

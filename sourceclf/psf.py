@@ -40,6 +40,8 @@ over a wide area can keep too little flux to be flagged (on field
 no fainter one).
 """
 
+import contextlib
+import threading
 import warnings
 from typing import NamedTuple
 
@@ -52,7 +54,8 @@ from .utils._validation import check_image
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
            "find_psf_stars", "sky_level",
-           "fit_moffat", "measure_psf", "seeing_flags", "FLAG_SATURATED", "SATURATION_LEVEL",
+           "fit_moffat", "measure_psf", "frame_psf", "psf_memo", "seeing_flags",
+           "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
 #: Moffat FWHM of the effective PSF over SDSS's catalog PSF width
@@ -455,6 +458,61 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         beta=float(np.median(stars["beta"])),
         ellipticity=float(np.nanmedian(stars["ellipticity"])),
         n_stars=int(len(stars)), sky_sigma=sigma, stars=stars)
+
+
+#: The measurements `frame_psf` keeps while a `psf_memo` is open in this thread
+#: (``kept`` is None when none is).
+_MEMO = threading.local()
+
+
+@contextlib.contextmanager
+def psf_memo():
+    """Measure each frame's PSF once while open, in this thread (`frame_psf`).
+
+    `sourceclf.classification.frame_measurement_cache` opens it, so that the
+    PSF of frames classified chunk after chunk, or by several calls of
+    `sourceclf.classify`, is measured on the first only.  The frames must
+    stay as they are while it is open; the measurements are forgotten when it
+    closes.
+    """
+    outer = getattr(_MEMO, "kept", None)
+    _MEMO.kept = {}
+    try:
+        yield
+    finally:
+        _MEMO.kept = outer
+
+
+def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):
+    """`measure_psf` of a frame, once per frame while a `psf_memo` is open.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        The frame (the same array object each time: it is known by its
+        identity, and held while the memo is open so that identity stays its
+        own).
+    pixel_scale : float
+        Arcsec per pixel.
+    label : str
+        Name of the frame in error messages.
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        As `measure_psf` (a failure is not kept: it is tried again).
+    """
+    kept = getattr(_MEMO, "kept", None)
+    if kept is None:
+        return measure_psf(data, pixel_scale=pixel_scale, label=label)
+    key = (id(data), float(pixel_scale))
+    if key not in kept or kept[key][0] is not data:
+        kept[key] = (data, measure_psf(data, pixel_scale=pixel_scale, label=label))
+    return kept[key][1]
 
 
 def seeing_flags(fwhm, psf_range, *, tolerance=SEEING_TOLERANCE):

@@ -59,6 +59,23 @@ def shared_data():
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def calibobj_field(shared_data):
+    """Field 4510-4-0030's calibObj stars with features and its five frames, read once.
+
+    ``(catalog, frames)`` of `sourceclf.image_recipes.real_frame_catalog`; the
+    frames are shared by every test: read them, never write into them.
+    """
+    from sourceclf.image_recipes import real_frame_catalog
+
+    cat, frames = real_frame_catalog(shared_data)
+    if cat is None:
+        pytest.skip("field 4510-4-0030 is absent")
+    for data, _ in frames.values():
+        data.flags.writeable = False  # a test writing into them would change the others'
+    return cat, frames
+
+
 #: The scripts behind the docs' figures (``docs/scripts``).
 DOC_SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"
 

@@ -104,19 +104,29 @@ def test_classify_flags_crowded_stamps_and_keeps_the_count():
     assert not out["pred_class"].mask.any()  # crowded rows are still classified
 
 
-def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
-    from sourceclf import classify
+@pytest.fixture(scope="module")
+def r_frames(shared_data):
+    """The r frame and the bright sources' truth of a quiet and a crowded field, made once."""
     from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
 
-    flagged, said = {}, {}
+    fields = {}
     for name in ("004510-4-0030", "005405-6-0099"):
         path = shared_data / f"sdss_frame_{name}" / f"frame-r-{name}.fits.bz2"
         if not path.is_file():
             pytest.skip(f"field {name} is absent")
-        frame = read_frame(path)
-        truth = frame_truth(*frame, measure_psf(frame[0]))
+        data, wcs = read_frame(path)
+        fields[name] = (data, wcs, frame_truth(data, wcs, measure_psf(data)))
+    return fields
+
+
+def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(r_frames):
+    from sourceclf import classify
+
+    flagged, said = {}, {}
+    for name, (data, wcs, truth) in r_frames.items():
+        frame = (data, wcs)
         truth = truth[::max(1, len(truth) // 60)][:60]  # 60 sources of r < 20.5
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -142,23 +152,16 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(shared_data):
         said["005405-6-0099"][0]
 
 
-def test_crowded_field_stays_flagged_when_blurred(shared_data):
+def test_crowded_field_stays_flagged_when_blurred(r_frames):
     """Blurred to about 2.2", the crowded field's stamps show fewer neighbours, but its
     frame is as covered by sources: every row stays flagged; the quiet field's none."""
     from scipy.ndimage import gaussian_filter
 
     from sourceclf import classify
     from sourceclf.crowding import CROWDED_COVERAGE
-    from sourceclf.frames import read_frame
-    from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth
 
     for name, crowded in (("004510-4-0030", False), ("005405-6-0099", True)):
-        path = shared_data / f"sdss_frame_{name}" / f"frame-r-{name}.fits.bz2"
-        if not path.is_file():
-            pytest.skip(f"field {name} is absent")
-        data, wcs = read_frame(path)
-        truth = frame_truth(data, wcs, measure_psf(data))
+        data, wcs, truth = r_frames[name]
         truth = truth[::max(1, len(truth) // 40)][:40]
         blurred = (gaussian_filter(data, 2.0), wcs)  # 1.0-1.1" to about 2.2"
         with warnings.catch_warnings():

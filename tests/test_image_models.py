@@ -303,15 +303,18 @@ def test_auto_picks_image_models():
 
 
 @pytest.fixture(scope="module")
-def real_frame(shared_data):
-    """The calibObj stars of field 4510-4-0030 with features, and the frames read once."""
-    _shipped()
-    from sourceclf.image_recipes import real_frame_catalog
+def real_frame(calibobj_field):
+    """The calibObj stars of field 4510-4-0030 with features, and the frames read once.
 
-    cat, frames = real_frame_catalog(shared_data)
-    if cat is None:
-        pytest.skip(f"{FRAME} is absent")
-    return cat, frames
+    The tests classify the same frames many times: each frame's PSF is measured
+    once for them all, as `sourceclf.streaming.classify_file` measures it once for
+    all its chunks (`sourceclf.classification.frame_measurement_cache`).
+    """
+    _shipped()
+    from sourceclf.classification import frame_measurement_cache
+
+    with frame_measurement_cache():
+        yield calibobj_field
 
 
 def test_cnn_calls_real_stars_point_sources(real_frame):

@@ -208,12 +208,8 @@ def test_saturation_flags_bright_point_sources():
     assert not saturation_flags(stamps[1:2], {b: np.array([2.5]) for b in BANDS}).any()
 
 
-def test_saturated_flag_on_the_brightest_real_stars(shared_data):
-    from sourceclf.image_recipes import real_frame_catalog
-
-    cat, frames = real_frame_catalog(shared_data)
-    if cat is None:
-        pytest.skip("field 4510-4-0030 is absent")
+def test_saturated_flag_on_the_brightest_real_stars(calibobj_field):
+    cat, frames = calibobj_field
     r = np.asarray(cat["dered_r"])
     keep = np.argsort(r)[:12]  # the brightest calibObj stars, r 11.9-17.7
     out = classify(cat[keep], images=frames, model="margnet-cnn-sgq", confidence=None,
@@ -234,3 +230,43 @@ def test_sky_level_leaves_out_a_zero_filled_no_data_area():
     frame[:80] = 0.0
     median, sigma = sky_level(frame)
     assert median == pytest.approx(0.01, abs=0.003) and sigma == pytest.approx(0.03, rel=0.1)
+
+
+def test_frame_psf_measures_each_frame_once_while_a_memo_is_open(monkeypatch):
+    from sourceclf import psf as psf_module
+    from sourceclf.psf import frame_psf, psf_memo
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:300, :300]
+    frame = rng.normal(0.0, 1.0, (300, 300))
+    for x, y in rng.uniform(25, 275, (12, 2)):
+        frame += 3000 * (1 + ((xx - x) ** 2 + (yy - y) ** 2) / 3.205 ** 2) ** -3.5
+    calls = []
+    measure = psf_module.measure_psf
+
+    def counted(data, **options):
+        calls.append(id(data))
+        return measure(data, min_stars=3, **options)
+
+    monkeypatch.setattr(psf_module, "measure_psf", counted)
+    frame_psf(frame, pixel_scale=1.0)
+    frame_psf(frame, pixel_scale=1.0)
+    assert len(calls) == 2  # no memo open: measured each time
+    with psf_memo():
+        first = frame_psf(frame, pixel_scale=1.0)
+        assert frame_psf(frame, pixel_scale=1.0) is first and len(calls) == 3
+        copy = frame.copy()  # another array: measured for itself
+        assert frame_psf(copy, pixel_scale=1.0).fwhm == pytest.approx(first.fwhm)
+        assert frame_psf(frame, pixel_scale=0.5).fwhm == pytest.approx(first.fwhm / 2)
+        assert len(calls) == 5
+        blank = np.random.default_rng(2).normal(0.0, 1.0, (300, 300))
+        for _ in range(2):  # a failure is not kept: tried again, and said again
+            with pytest.raises(InvalidInputError, match="cannot measure the PSF of sky"):
+                frame_psf(blank, pixel_scale=1.0, label="sky")
+        assert len(calls) == 7
+        with psf_memo():  # a memo inside another starts empty, and gives the outer back
+            frame_psf(frame, pixel_scale=1.0)
+            assert len(calls) == 8
+        assert frame_psf(frame, pixel_scale=1.0) is first and len(calls) == 8
+    frame_psf(frame, pixel_scale=1.0)
+    assert len(calls) == 9  # forgotten when it closed
