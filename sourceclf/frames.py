@@ -53,14 +53,20 @@ def filter_band(value):
     return None if found is None else (found.group(1) or found.group(2)).lower()
 
 
+def _header_filter(header):
+    """A header's FILTER value ('' when it has none) and the SDSS band it names (None when
+    it names none)."""
+    value = header.get("FILTER") if header is not None else None
+    name = value.strip() if isinstance(value, str) else ""
+    return name, (filter_band(name) if name else None)
+
+
 def _check_filter(header, bands, label):
     """Refuse a frame whose header's FILTER (SDSS frames have one) names an SDSS band other
     than ``bands``; warn when it names a filter that is not SDSS's."""
-    value = header.get("FILTER") if header is not None else None
-    if bands is None or not isinstance(value, str) or not value.strip():
+    name, band = _header_filter(header)
+    if bands is None or not name:
         return
-    name = value.strip()
-    band = filter_band(name)
     if band is None:
         warnings.warn(f"{label} has FILTER = '{name}' in its header, not an SDSS band: the "
                       "image models were trained on SDSS u g r i z frames; it is read as the "
@@ -309,8 +315,7 @@ def _filter_said(frame):
             header = fits.getheader(frame)
         except (OSError, ValueError, TypeError):  # only the message is at stake
             return ""
-    value = header.get("FILTER") if header is not None else None
-    band = filter_band(value) if isinstance(value, str) else None
+    band = _header_filter(header)[1]
     return f"'{band}'" if band else ""
 
 
