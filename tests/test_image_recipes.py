@@ -437,9 +437,10 @@ def test_stamps_only_training_set_skips_the_columns(shared_data, tmp_path, monke
     """The CNN reads no catalog column: its training set is rendered, cached and returned
     without measuring them (the slow part of the other models' sets), in any version."""
     from sourceclf.recipes import image_training_set as sim
-    from sourceclf.recipes.image import STAMPS_ONLY
+    from sourceclf.recipes.image import FEATURE_SETS, RECIPES
 
-    assert STAMPS_ONLY == ("margnet-cnn-sgq",)
+    assert set(FEATURE_SETS) == set(RECIPES)
+    assert [n for n, f in FEATURE_SETS.items() if f != "margnet24"] == ["margnet-cnn-sgq"]
     monkeypatch.setitem(sim.SIMULATIONS[10], "fields", 2)
     table, stamps = sim.simulated_training_set(12, random_state=5, data_dir=shared_data,
                                                cache_dir=tmp_path, version=10, columns=False)

@@ -48,7 +48,7 @@ from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
            "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
            "MARGFORMER_FIT_OPTIONS", "BAYESIAN_CONFIG", "STACK_FIT_OPTIONS",
-           "STACK_STAGE_OPTIONS",
+           "STACK_STAGE_OPTIONS", "FEATURE_SETS",
            "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
            "bayesian_margformer_sgq", "main"]
 
@@ -251,9 +251,10 @@ def _image_domain(table, train_stamps):
                            "method": "sourceclf.crowding.count_neighbours"}}
 
 
-def _fit(name, table, stamps, *, architecture, config, feature_set, description, notes,
+def _fit(name, table, stamps, *, architecture, config, description, notes,
          priority, data_dir=None, module=None, fit_options=None, stages=None, seed=0,
          classifier_cls=TorchClassifier):
+    feature_set = FEATURE_SETS[name]
     classes, y, x = _inputs(table, feature_set)
     parts = recipe_split(table)
     tr, va = parts["train"], parts["validation"]
@@ -309,6 +310,13 @@ MC_SAMPLES = 30
 
 
 #: The shipped configurations (the architectures' defaults are the published sizes).
+#: The feature set each recipe's model reads next to its stamps: ``psf_fwhm`` (each
+#: band's PSF) for the CNN alone, MargNet's 24 catalog columns for the others, which
+#: alone need the columns measured on the training stamps.
+FEATURE_SETS = {"margnet-cnn-sgq": "psf_fwhm", "margnet-sgq": "margnet24",
+                "margformer-sgq": "margnet24", "bayesian-margnet-sgq": "margnet24",
+                "bayesian-margformer-sgq": "margnet24"}
+
 CNN_CONFIG = {"width": 0.125, "dense": [256], "batch_norm": True}
 ANN_CONFIG = {"standardize": True, "dropout": 0.25}
 MARGFORMER_CONFIG = {"dim": 48, "depth": 3, "heads": 4, "token_layers": 1,
@@ -347,7 +355,7 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     """MargNet's CNN, an eighth of the published widths, on the stamps and their PSF."""
     return _fit(
         "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn",
-        config={**CNN_CONFIG, "psf_inputs": len(BANDS)}, feature_set="psf_fwhm", priority=5,
+        config={**CNN_CONFIG, "psf_inputs": len(BANDS)}, priority=5,
         data_dir=data_dir,
         fit_options={"lr_schedule": [[7, 2e-3], [3, 5e-4], [2, 1e-4]], "patience": 3},
         description=("MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps "
@@ -402,7 +410,7 @@ def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
         members = ("ann",)
     return _fit(
         "margnet-sgq", table, stamps, architecture="margnet-ensemble",
-        config=_stack_card_config(cfg), feature_set="margnet24", priority=30,
+        config=_stack_card_config(cfg), priority=30,
         data_dir=data_dir, module=module, fit_options=dict(STACK_FIT_OPTIONS),
         stages={"train_members": members, "stage_options": STACK_STAGE_OPTIONS},
         description=("MargNet's stacked ensemble (Chaini et al. 2023): the softmax outputs "
@@ -420,7 +428,7 @@ def margformer_sgq(table, stamps, *, data_dir=None):
     """MargFormer: the 24 features as a query token attending over 4x4 image patches."""
     return _fit(
         "margformer-sgq", table, stamps, architecture="margformer", config=MARGFORMER_CONFIG,
-        feature_set="margnet24", priority=25, data_dir=data_dir,
+        priority=25, data_dir=data_dir,
         fit_options=dict(MARGFORMER_FIT_OPTIONS),
         description=("MargFormer: MargNet's 24 photometric features, standardised, pass "
                      "through an MLP (24 -> 128 -> 48) and become one query token that "
@@ -457,7 +465,7 @@ def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
         members = ()
     return _fit(
         "bayesian-margnet-sgq", table, stamps, architecture="bayesian-margnet-ensemble",
-        config=_stack_card_config(cfg), feature_set="margnet24", priority=3,
+        config=_stack_card_config(cfg), priority=3,
         data_dir=data_dir, module=module, classifier_cls=BayesianClassifier,
         fit_options=dict(STACK_FIT_OPTIONS),
         stages={"train_members": members, "stage_options": STACK_STAGE_OPTIONS},
@@ -475,8 +483,8 @@ def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
     """`margformer_sgq` with a variational classification layer, trained with the ELBO."""
     return _fit(
         "bayesian-margformer-sgq", table, stamps, architecture="bayesian-margformer",
-        config={**MARGFORMER_CONFIG, **BAYESIAN_CONFIG}, feature_set="margnet24",
-        priority=3, data_dir=data_dir, classifier_cls=BayesianClassifier,
+        config={**MARGFORMER_CONFIG, **BAYESIAN_CONFIG}, priority=3, data_dir=data_dir,
+        classifier_cls=BayesianClassifier,
         fit_options=dict(MARGFORMER_FIT_OPTIONS),
         description=("MargFormer (as margformer-sgq: MargNet's 24 features as one query "
                      "token attending over 4x4 patches of the 5-band stamp, 3 layers, "
@@ -490,10 +498,6 @@ def bayesian_margformer_sgq(table, stamps, *, data_dir=None):
 RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "margformer-sgq": margformer_sgq, "bayesian-margnet-sgq": bayesian_margnet_sgq,
            "bayesian-margformer-sgq": bayesian_margformer_sgq}
-
-
-#: The recipes whose models read only the stamps and their PSF, not MargNet's columns.
-STAMPS_ONLY = ("margnet-cnn-sgq",)
 
 
 def _same_simulation(clf, n, seed, settings=None, *, check_seed=True):
@@ -557,8 +561,10 @@ def _train(args):
     """Simulate the training set and train the recipes ``args`` names."""
     t0 = time.perf_counter()
     names = list(RECIPES) if args.recipe == "all" else [args.recipe]
-    # Only the models reading MargNet's columns need them measured on the stamps.
-    columns = any(name not in STAMPS_ONLY for name in names)
+    # Only the models reading MargNet's columns need them measured on the stamps ("simulate"
+    # makes the whole set).
+    columns = args.recipe == "simulate" or any(FEATURE_SETS[name] == "margnet24"
+                                               for name in names)
     table, stamps = simulated_training_set(args.n, data_dir=args.data_dir,
                                            cache_dir=args.cache_dir, jobs=args.jobs,
                                            version=args.simulation, columns=columns)
