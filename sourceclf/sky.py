@@ -287,15 +287,45 @@ def sky_row_flags(stamps, rows, sky_range, *, factor=SKY_NOISE_FACTOR,
         boolean arrays (a row whose sky could not be measured is in neither).
     """
     stamps = np.asarray(stamps)
-    quick = stamp_sky_rows(stamps, rows, border=border)
-    limits = (factor, depth_factor, level_limit)
-    out, not_subtracted = np.zeros(len(stamps), dtype=bool), np.zeros(len(stamps), dtype=bool)
+    return _judged_rows(stamps, _RowSky(stamps, rows, border), sky_range,
+                        (factor, depth_factor, level_limit), clip=clip)
+
+
+class _RowSky:
+    """The border sky of some stamps, measured quickly once (`stamp_sky_rows`) and with
+    clipping where asked, each row and band once: `odd_stamp_flags` judges its candidates
+    twice, at two sets of limits."""
+
+    def __init__(self, stamps, rows, border):
+        self.stamps, self.border = stamps, border
+        self.quick = stamp_sky_rows(stamps, rows, border=border)
+        n = len(stamps)
+        self.clipped = {band: (np.full(n, np.nan), np.full(n, np.nan)) for band in BANDS}
+        self.measured = {band: np.zeros(n, dtype=bool) for band in BANDS}
+
+    def clipped_sky(self, rows, band):
+        """`_clipped_sky` of ``rows`` in ``band``, measuring only those not measured yet."""
+        medians, sigmas = self.clipped[band]
+        new = rows[~self.measured[band][rows]]
+        if new.size:
+            medians[new], sigmas[new] = _clipped_sky(self.stamps, new, band, self.border)
+            self.measured[band][new] = True
+        return medians[rows], sigmas[rows]
+
+
+def _judged_rows(stamps, sky, sky_range, limits, *, clip, rows=None):
+    """`sky_row_flags`' judgement of a `_RowSky` (of ``rows`` only, when given)."""
+    n = len(stamps)
+    out, not_subtracted = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    judged = np.ones(n, dtype=bool) if rows is None else np.isin(np.arange(n), rows)
     for band in BANDS:
-        odd_noise, odd_level = _odd_sky(*quick[band], sky_range[band], *limits)
+        odd_noise, odd_level = _odd_sky(*sky.quick[band], sky_range[band], *limits)
+        odd_noise &= judged
+        odd_level &= judged
         again = np.flatnonzero(odd_noise | odd_level)
         if clip and again.size:  # measured again, neighbours' light clipped
             odd_noise[again], odd_level[again] = _odd_sky(
-                *_clipped_sky(stamps, again, band, border), sky_range[band], *limits)
+                *sky.clipped_sky(again, band), sky_range[band], *limits)
         out |= odd_noise
         not_subtracted |= odd_level
     return {FLAG_SKY_OUT_OF_RANGE: out, FLAG_SKY_NOT_SUBTRACTED: not_subtracted}
@@ -397,14 +427,18 @@ def odd_stamp_flags(stamps, rows, sky_range):
         One warning's text (`sky_rows_message`); '' when no row is flagged.
     """
     rows = np.asarray(rows, dtype=int)
-    found = sky_row_flags(stamps, rows, sky_range)
+    stamps = np.asarray(stamps)
+    sky = _RowSky(stamps, rows, STAMP_BORDER)  # measured once for both judgements
+    found = _judged_rows(stamps, sky, sky_range,
+                         (SKY_NOISE_FACTOR, SKY_DEPTH_FACTOR, SKY_LEVEL_LIMIT), clip=True)
     odd = found[FLAG_SKY_OUT_OF_RANGE] | found[FLAG_SKY_NOT_SUBTRACTED]
     if odd[rows].mean() >= STAMP_MIXTURE_SHARE:
         return found, sky_rows_message(found)
     far = {flag: np.zeros(len(stamps), dtype=bool) for flag in found}
     if odd.any():
-        far = sky_row_flags(stamps, np.flatnonzero(odd), sky_range, factor=STAMP_FAR_FACTOR,
-                            depth_factor=STAMP_FAR_DEPTH_FACTOR, level_limit=np.inf)
+        far = _judged_rows(stamps, sky, sky_range,
+                           (STAMP_FAR_FACTOR, STAMP_FAR_DEPTH_FACTOR, np.inf), clip=True,
+                           rows=np.flatnonzero(odd))
     return far, sky_rows_message(far, mixture=False)
 
 

@@ -290,8 +290,18 @@ def test_stamp_sky_rows_measures_each_stamp_and_clips_neighbours_before_flagging
     assert np.isnan(stamp_sky_rows(np.ones((3, 5, 32, 32)))["g"][1]).all()  # no noise
 
 
-def test_a_lone_odd_stamp_is_flagged_only_far_from_any_sdss_sky():
+def test_a_lone_odd_stamp_is_flagged_only_far_from_any_sdss_sky(monkeypatch):
+    from sourceclf import sky
     from sourceclf.sky import STAMP_FAR_DEPTH_FACTOR, STAMP_FAR_FACTOR, odd_stamp_flags
+
+    measured = []
+    clipped_sky = sky._clipped_sky
+
+    def counted(stamps, rows, band, border):
+        measured.extend((band, int(row)) for row in rows)
+        return clipped_sky(stamps, rows, band, border)
+
+    monkeypatch.setattr(sky, "_clipped_sky", counted)
 
     rng = np.random.default_rng(5)
     stamps = rng.normal(0.0, 0.03, (60, 5, 32, 32))
@@ -302,6 +312,8 @@ def test_a_lone_odd_stamp_is_flagged_only_far_from_any_sdss_sky():
     stamps[3, 2] += 1.0  # sky left in, one stamp: like a bright source's light
     found, message = odd_stamp_flags(stamps, np.arange(60), TRAINED)  # 4 of 60 odd
     assert np.flatnonzero(found[FLAG_SKY_OUT_OF_RANGE]).tolist() == [1, 2]
+    # Judged twice (trained limits, then the far ones), each row's sky measured once.
+    assert measured and len(measured) == len(set(measured))
     assert not found[FLAG_SKY_NOT_SUBTRACTED].any()
     assert "stamps in other units?" in message
     # the same four as over a tenth of a call: stamps of several frames, all flagged
