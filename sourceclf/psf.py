@@ -500,6 +500,7 @@ def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):
     Returns
     -------
     psf : `PSFMeasurement`
+        The one measured first for this frame while the memo is open.
 
     Raises
     ------
