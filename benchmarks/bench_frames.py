@@ -19,13 +19,19 @@ PSF (nothing measured, nothing cut), and `sourceclf.injection_check` with
 the model ``auto`` chose (150 known sources drawn into copies of the frames:
 what ``--inject-check 150`` adds), and `sourceclf.streaming.classify_file` on
 the positions written to a FITS file (what ``sourceclf-classify --image``
-runs: it chooses the model on the measured columns, then classifies).  It
+runs: it chooses the model on the measured columns, then classifies), and
+``classify`` of a catalog that has MargNet's columns (measured once here),
+called twice on the same frames with ``model='margnet-sgq'``, without and
+within one `sourceclf.classification.frame_measurement_cache` (whose PSF
+memo, `sourceclf.psf.psf_memo`, measures each frame's PSF once).  It
 prints the medians and the ratios of the ``classify`` runs, of the check and
-of ``classify_file`` to ``classify``; the load average is printed too (a
+of ``classify_file`` to ``classify``, and of the two calls within the cache
+to the two without; the load average is printed too (a
 shared machine makes the wall-clock times upper bounds).
 """
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -49,6 +55,7 @@ def main(argv=None):
 
     import sourceclf
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+    from sourceclf.classification import frame_measurement_cache
     from sourceclf.crowding import source_coverage
     from sourceclf.cutouts import make_cutouts
     from sourceclf.frames import read_frame
@@ -70,6 +77,15 @@ def main(argv=None):
     scratch = tempfile.TemporaryDirectory()
     catalog, out = Path(scratch.name) / "positions.fits", Path(scratch.name) / "out.fits"
     positions.write(catalog)
+    with_columns = measure_columns(positions, frames, psf)[0]
+
+    def twice(memo):
+        """Two classify calls of the catalog with its columns, within one cache or not."""
+        with frame_measurement_cache() if memo else contextlib.nullcontext():
+            for _ in range(2):
+                sourceclf.classify(with_columns, images=frames, model="margnet-sgq",
+                                   confidence=0.9, progress=False, device="cpu")
+
     steps = {
         "PSF, 5 bands (measure_psf)": lambda: [measure_psf(frames[b][0]) for b in BANDS],
         "24 columns (measure_columns)": lambda: measure_columns(positions, frames, psf),
@@ -88,6 +104,8 @@ def main(argv=None):
         "classify_file, auto (one chunk)": lambda: classify_file(
             catalog, out, images=frames, confidence=0.9, progress=False, device="cpu",
             overwrite=True),
+        "2 x classify, columns given": lambda: twice(False),
+        "2 x classify, columns given, 1 cache": lambda: twice(True),
     }
     times = {name: [] for name in steps}
     with warnings.catch_warnings():
@@ -113,6 +131,9 @@ def main(argv=None):
     print(f"injection check / classify, auto: {check / auto:.2f}")
     streamed = np.median(times["classify_file, auto (one chunk)"])
     print(f"classify_file (what sourceclf-classify runs) / classify, auto: {streamed / auto:.2f}")
+    kept = np.median(times["2 x classify, columns given, 1 cache"])
+    print(f"two classify calls on the same frames, within one frame_measurement_cache / "
+          f"without: {kept / np.median(times['2 x classify, columns given']):.2f}")
     scratch.cleanup()
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
