@@ -24,9 +24,8 @@ from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
-from .psf import PSFMeasurement, frame_psf, psf_memo
+from .psf import PSFMeasurement, psf_memo
 from .utils._validation import check_confidence_levels, check_positive_int
-from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["classify", "frame_columns", "frame_measurement_cache", "choose_model",
            "SourceclfWarning", "OUTPUT_META_KEYS", "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT",
@@ -126,16 +125,13 @@ def _measure_columns(source, frames, psf):
     kept = getattr(_OPEN, "measured", None)
     if kept is None:
         return measure_columns(source, frames, psf)
-    if psf is None:  # each frame's own PSF, measured once (psf_memo)
-        psf = {band: frame_psf(frames[band][0], pixel_scale=wcs_pixel_scale(frames[band][1]),
-                               label=f"the frame of band '{band}'") for band in BANDS}
     ra, dec = sky_positions(source)
     extinction = catalog_extinction(source)  # the columns are corrected by it
     data = tuple(frames[b][0] for b in BANDS)
     key = (tuple(id(d) for d in data), ra.tobytes(), dec.tobytes(), tuple(source.colnames),
            None if extinction is None else np.asarray(extinction).tobytes(),
            tuple((b, ("measured", id(v)) if isinstance(v, PSFMeasurement) else float(v))
-                 for b, v in sorted(psf.items())))
+                 for b, v in sorted((psf or {}).items())))
     held = kept["columns"].get(key)
     if held is None or any(a is not b for a, b in zip(held[0], data)):
         held = (data, measure_columns(source, frames, psf))

@@ -47,7 +47,7 @@ from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
-from .psf import CATALOG_PSF_SCALE, PSFMeasurement, measure_psf, moffat_profile, sky_level
+from .psf import CATALOG_PSF_SCALE, PSFMeasurement, frame_psf, moffat_profile, sky_level
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
@@ -476,7 +476,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     psf : dict, optional
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
-        noise measured on the frame); measured on each frame when not given.
+        noise measured on the frame); measured on each frame when not given
+        (`sourceclf.psf.frame_psf`: once per frame while a
+        `sourceclf.psf.psf_memo` is open).
     ra_column, dec_column : str
         The position columns (degrees, or any angle unit).
 
@@ -514,8 +516,8 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
         if b not in psf:
-            psf[b] = measure_psf(data, pixel_scale=wcs_pixel_scale(wcs),
-                                 label=f"the frame of band '{b}'")
+            psf[b] = frame_psf(data, pixel_scale=wcs_pixel_scale(wcs),
+                               label=f"the frame of band '{b}'")
         elif not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
                                     sky_level(data, f"the frame of band '{b}'")[1], None)
