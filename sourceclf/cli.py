@@ -296,11 +296,18 @@ def _run(args):
 
     from .classification import check_mc_samples  # astropy, MAPIE, torch: not for --help
     from .inputs import read_frames
-    from .streaming import classify_file
+    from .psf import psf_memo
 
     check_mc_samples(args.mc_samples)
     if images is not None:  # read once, for the classification and the injection check
         images = read_frames(images)
+    with psf_memo():  # and their PSF measured once, for both
+        return _classify_and_check(args, output, images, threads, columns, units, psf)
+
+
+def _classify_and_check(args, output, images, threads, columns, units, psf):
+    """Classify the catalog into ``output``; then the injection check, or its hint."""
+    from .streaming import classify_file
 
     result = classify_file(args.input, output, chunk_size=args.chunk_size, model=args.model,
                            confidence=args.confidence or 0.9, overwrite=args.overwrite,

@@ -55,10 +55,11 @@ from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
-from .psf import PSFMeasurement, measure_psf
+from .psf import PSFMeasurement, frame_psf
 from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
+from .utils._wcs import pixel_scale
 
 __all__ = ["BATCH", "INJECTION_SOURCES_FILE", "META_COMMENTS", "MIN_SOURCES", "RELIABLE_BALANCED",
            "R_MAG_BINS", "TRUTH_FWHM", "InjectionCheck", "injection_check", "injection_sources"]
@@ -341,10 +342,16 @@ class InjectionCheck:
                 "see the pred_flag column, or recalibrate on labelled sources")
 
 
-def _frame_psf(data, band):
-    """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it."""
+def _frame_psf(frame, band):
+    """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it.
+
+    At the pixel scale of the frame's WCS, through `sourceclf.psf.frame_psf`:
+    within a `sourceclf.psf.psf_memo` (the command line's), the measurement
+    `classify` made of the same frame.
+    """
+    data, wcs = frame
     try:
-        return measure_psf(data, label=f"frame of band '{band}'")
+        return frame_psf(data, pixel_scale=pixel_scale(wcs), label=f"frame of band '{band}'")
     except InvalidInputError as exc:
         raise InvalidInputError(f"injection_check: {exc} (the sources are drawn through the "
                                 "PSF of the frame's own stars)") from None
@@ -476,7 +483,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
-    psf = {b: _frame_psf(frames[b][0], b) for b in BANDS}
+    psf = {b: _frame_psf(frames[b], b) for b in BANDS}
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)

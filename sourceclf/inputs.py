@@ -361,19 +361,16 @@ def _row_psf(table, psf, frames, on_frame):
         given = psf_by_band(psf)
         return {b: np.where(on_frame, given[b], np.nan) for b in BANDS}, ""
     if frames is not None:
-        fwhm, failed, measured = {}, [], {}
+        fwhm, failed = {}, []
         for band in BANDS:
             data, wcs = frames[band]
-            key = id(data)
-            if key not in measured:
-                scale = pixel_scale(wcs)
-                try:
-                    measured[key] = frame_psf(data, pixel_scale=scale,
-                                              label=f"the frame of band '{band}'").fwhm
-                except InvalidInputError as exc:
-                    measured[key] = np.nan
-                    failed.append((band, str(exc).split(": ", 1)[-1]))
-            fwhm[band] = np.where(on_frame, measured[key], np.nan)
+            try:
+                measured = frame_psf(data, pixel_scale=pixel_scale(wcs),
+                                     label=f"the frame of band '{band}'").fwhm
+            except InvalidInputError as exc:
+                measured = np.nan
+                failed.append((band, str(exc).split(": ", 1)[-1]))
+            fwhm[band] = np.where(on_frame, measured, np.nan)
         return fwhm, (f"cannot measure the PSF of the frame(s) of band(s) "
                       f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
     finder = ColumnFinder(table)

@@ -473,14 +473,19 @@ def psf_memo():
     PSF of frames classified chunk after chunk, or by several calls of
     `sourceclf.classify`, is measured on the first only.  The frames must
     stay as they are while it is open; the measurements are forgotten when it
-    closes.
+    closes.  A memo opened inside another shares the outer one's
+    measurements (so that the command line's ``--inject-check`` measures the
+    frames `sourceclf.streaming.classify_file` measured): only the outermost
+    forgets them.
     """
-    outer = getattr(_MEMO, "kept", None)
+    if getattr(_MEMO, "kept", None) is not None:
+        yield
+        return
     _MEMO.kept = {}
     try:
         yield
     finally:
-        _MEMO.kept = outer
+        _MEMO.kept = None
 
 
 def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):

@@ -264,7 +264,8 @@ def _write_frames(frames, folder):
 
 
 @pytest.mark.filterwarnings("ignore:CSV cannot hold the table's meta")
-def test_command_line(frames, tmp_path, capsys):
+def test_command_line(frames, tmp_path, capsys, monkeypatch):
+    import sourceclf.psf as psf_module
     from sourceclf.cli import main
 
     paths = _write_frames(frames, tmp_path)
@@ -273,7 +274,17 @@ def test_command_line(frames, tmp_path, capsys):
     argv = [str(tmp_path / "cat.fits"), "--model", "margnet-cnn-sgq", "--no-progress",
             "--device", "cpu", "--inject-check", "16"] + \
         [f"--image={b}={paths[b]}" for b in BANDS]
+    measured, measure = [], psf_module.measure_psf
+
+    def counted(data, **options):
+        measured.append(options.get("label"))
+        return measure(data, **options)
+
+    monkeypatch.setattr(psf_module, "measure_psf", counted)
     assert main(argv) == 0
+    # Each frame's PSF is measured once, for the classification and the check alike
+    # (the check draws its sources through it and gives it to classify).
+    assert sorted(measured) == sorted(f"the frame of band '{b}'" for b in BANDS)
     out = capsys.readouterr().out
     assert "injection check: 16 known sources" in out
     rows = Table.read(tmp_path / "cat_classified_injection_check.ecsv")

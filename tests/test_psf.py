@@ -264,9 +264,18 @@ def test_frame_psf_measures_each_frame_once_while_a_memo_is_open(monkeypatch):
             with pytest.raises(InvalidInputError, match="cannot measure the PSF of sky"):
                 frame_psf(blank, pixel_scale=1.0, label="sky")
         assert len(calls) == 7
-        with psf_memo():  # a memo inside another starts empty, and gives the outer back
-            frame_psf(frame, pixel_scale=1.0)
+        with psf_memo():  # a memo inside another shares the outer's measurements
+            assert frame_psf(frame, pixel_scale=1.0) is first and len(calls) == 7
+            third = frame_psf(frame, pixel_scale=2.0)
             assert len(calls) == 8
-        assert frame_psf(frame, pixel_scale=1.0) is first and len(calls) == 8
+        # what the inner one measured is kept until the outer one closes
+        assert frame_psf(frame, pixel_scale=2.0) is third and len(calls) == 8
     frame_psf(frame, pixel_scale=1.0)
     assert len(calls) == 9  # forgotten when it closed
+    with psf_memo():
+        frame_psf(frame, pixel_scale=1.0)
+        with pytest.raises(RuntimeError, match="inner"):
+            with psf_memo():
+                raise RuntimeError("inner")
+        frame_psf(frame, pixel_scale=1.0)  # an error in the inner one keeps the outer's
+        assert len(calls) == 10
