@@ -1,0 +1,212 @@
+"""Score the image models on one real field's own sources by distance from a position.
+
+A diagnosis of where on a field the models fail, made as ``check_fields.py``
+scores the fields (the same truth, models, PSF and blurring: its functions),
+with each clean source's distance from ``--centre`` (RA,Dec in degrees).
+For every seeing (the field's own, then ``--seeings``) and model, it prints
+per ring of distance (``--edges``, arcmin): the fraction of point-like
+sources called STAR or QSO, of extended ones called GALAXY (also where the
+truth decides), each ring's area on the r frame and its surface density of
+point-like and extended sources (background galaxies are spread evenly over
+the sky; cluster stars are not), and the share of its rows flagged
+``crowded``.
+
+It was written for 002583-2-0136, a Stripe 82 field that holds the
+globular cluster M2 (NGC 7089, centre at RA 323.36258, Dec -0.82325 after
+SIMBAD), the cause of its ``crowded`` flag (docs/images.rst, "Crowded
+frames")::
+
+    python docs/scripts/field_by_distance.py 002583-2-0136 --centre 323.36258,-0.82325 \
+        --seeings 1.9
+
+It measures; it tunes nothing and records nothing.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+
+import sourceclf
+from sourceclf.bands import BANDS
+from sourceclf.crowding import FLAG_CROWDED
+from sourceclf.exceptions import InvalidInputError
+from sourceclf.models import load_model
+from sourceclf.photometry import measure_columns
+from sourceclf.psf import measure_psf
+from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.utils._wcs import pixel_scale
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_fields import blurred, find_fields, read_field  # noqa: E402
+
+#: Ring edges, arcmin (the last ring runs to the frame's far corner).
+EDGES = (0.0, 3.0, 5.0, 7.0, 9.0)
+
+MODELS = ("margnet-sgq", "margnet-cnn-sgq")
+
+
+def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None):
+    """Scores of the rows in each ring of distance.
+
+    Parameters
+    ----------
+    labels : array of str
+        The truth, ``'point'`` or ``'extended'``.
+    pred : array of str
+        The classes called.
+    decided : array of bool
+        Rows whose truth is decided (not ``ambiguous``).
+    distance : array of float
+        Each row's distance, in the units of ``edges``.
+    edges : sequence of float
+        Inner edges of the rings; the last ring has no outer edge.
+    flags : array of str, optional
+        ``pred_flag``: the share of each ring's rows flagged ``crowded``.
+
+    Returns
+    -------
+    rows : list of dict
+        Per ring: ``inner``, ``outer`` (inf for the last), ``n_point``,
+        ``n_extended``, ``point`` and ``extended`` (fractions called right,
+        NaN for a ring without such rows), ``extended_decided`` and
+        ``n_extended_decided``, and ``crowded`` (NaN without ``flags``).
+    """
+    labels, pred = np.asarray(labels).astype(str), np.asarray(pred).astype(str)
+    decided, distance = np.asarray(decided, bool), np.asarray(distance, float)
+    right = np.where(labels == "point", np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
+    crowded = (None if flags is None
+               else np.char.find(np.asarray(flags).astype(str), FLAG_CROWDED) >= 0)
+    outer = list(edges[1:]) + [np.inf]
+    rows = []
+    for lo, hi in zip(edges, outer):
+        ring = (distance >= lo) & (distance < hi)
+        point, extended = ring & (labels == "point"), ring & (labels == "extended")
+        sure = extended & decided
+        rows.append({"inner": float(lo), "outer": float(hi),
+                     "n_point": int(point.sum()), "n_extended": int(extended.sum()),
+                     "point": _share(right, point), "extended": _share(right, extended),
+                     "extended_decided": _share(right, sure),
+                     "n_extended_decided": int(sure.sum()),
+                     "crowded": np.nan if crowded is None else _share(crowded, ring)})
+    return rows
+
+
+def _share(hit, rows):
+    return float(hit[rows].mean()) if rows.any() else float("nan")
+
+
+def ring_areas(frame, centre, edges=EDGES, step=8):
+    """Area (arcmin^2) of each ring of distance from ``centre`` lying on ``frame``.
+
+    ``frame``: ``(data, wcs)``; measured on every ``step``-th pixel.
+    """
+    data, wcs = frame
+    ny, nx = np.shape(data)
+    y, x = np.mgrid[step / 2:ny:step, step / 2:nx:step]
+    ra, dec = wcs.pixel_to_world_values(x.ravel(), y.ravel())
+    distance = SkyCoord(ra * u.deg, dec * u.deg).separation(centre).arcmin
+    cell = (step * pixel_scale(wcs) / 60.0) ** 2
+    outer = list(edges[1:]) + [np.inf]
+    return [float(np.sum((distance >= lo) & (distance < hi)) * cell)
+            for lo, hi in zip(edges, outer)]
+
+
+def _parse_centre(text):
+    try:
+        ra, dec = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--centre takes RA,DEC in degrees, got '{text}'")
+    return SkyCoord(ra * u.deg, dec * u.deg)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("field", help="the field, e.g. 002583-2-0136")
+    parser.add_argument("--centre", type=_parse_centre, required=True, metavar="RA,DEC",
+                        help="the position distances are measured from, degrees")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent
+                                              / "shared" / "data"),
+                        help="folder holding the field's frames (as check_fields.py)")
+    parser.add_argument("--seeings", type=float, nargs="*", default=[],
+                        help="r-band FWHMs (arcsec) to blur the frames to, besides their own")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated model names or directories")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    fields = find_fields(args.data, [args.field])
+    if args.field not in fields:
+        parser.error(f"no five frames of field {args.field} under {args.data}")
+    name, native, psf = read_field((args.field, fields[args.field]))
+    truth = frame_truth(*native["r"], psf["r"])
+    clean = truth[truth["clean"]]
+    labels = np.asarray(clean["truth"]).astype(str)
+    decided = ~np.asarray(clean["ambiguous"])
+    sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+    distance = SkyCoord(sources["ra"] * u.deg, sources["dec"] * u.deg).separation(
+        args.centre).arcmin
+    areas = ring_areas(native["r"], args.centre)
+    models = {m: load_model(m) for m in args.models.split(",")}
+    print(f"{name}: {len(clean)} clean sources r < 20.5 ({int((labels == 'point').sum())} "
+          f"point-like, {int((labels == 'extended').sum())} extended), "
+          f"{distance.min():.1f}-{distance.max():.1f}' from the centre")
+    print("ring       area      point-like    extended")
+    for row, area in zip(ring_scores(labels, labels, decided, distance), areas):
+        print(f"{_ring(row):10s} {area:5.1f}'^2  {row['n_point']:4d} "
+              f"({_density(row['n_point'], area)})  {row['n_extended']:3d} "
+              f"({_density(row['n_extended'], area)})")
+    for seeing in [None] + list(args.seeings):
+        frames = blurred(native, psf, seeing)
+        seen = psf if seeing is None else {
+            b: _measured(frames[b][0], seeing, psf, b, f"{name} {b}") for b in BANDS}
+        with_columns = measure_columns(sources, frames, seen)[0]
+        for model, clf in models.items():
+            table = with_columns if clf.feature_set == "margnet24" else sources
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = sourceclf.classify(table, images=frames, model=clf,
+                                            psf={b: seen[b].fwhm for b in BANDS},
+                                            device="cpu", progress=False)
+            pred = np.asarray(result["pred_class"].filled("")).astype(str)
+            rows = ring_scores(labels, pred, decided, distance,
+                               flags=np.asarray(result["pred_flag"]).astype(str))
+            print(f"{model}, r FWHM {seen['r'].fwhm:.2f}\" "
+                  f"({'native' if seeing is None else f'blurred to {seeing}'}) "
+                  f"[{time.time() - t0:.0f} s]")
+            for row in rows:
+                print(f"  {_ring(row):10s} point {row['point']:.2f} ({row['n_point']})  "
+                      f"extended {row['extended']:.2f} ({row['n_extended']})  decided "
+                      f"{row['extended_decided']:.2f} ({row['n_extended_decided']})  "
+                      f"balanced {(row['point'] + row['extended']) / 2:.2f}  "
+                      f"crowded {row['crowded']:.2f}")
+    return 0
+
+
+def _measured(data, seeing, native, band, label):
+    """The PSF of a band's blurred frame, as check_fields.py measures it; where it cannot
+    be, the target `sourceclf.simulate.degrade_frames` blurred the band to."""
+    try:
+        return measure_psf(data, fwhm_guess=seeing, label=label)
+    except InvalidInputError as exc:
+        target = max(native[band].fwhm * seeing / native["r"].fwhm, native[band].fwhm)
+        print(f"{label} {seeing}\": {exc}; using the target {target:.2f}\"")
+        return native[band]._replace(fwhm=target)
+
+
+def _ring(row):
+    return (f"{row['inner']:.0f}-{row['outer']:.0f}'" if np.isfinite(row["outer"])
+            else f">= {row['inner']:.0f}'")
+
+
+def _density(n, area):
+    return f"{n / area:.2f}/'^2" if area > 0 else "  -  "
+
+
+if __name__ == "__main__":
+    sys.exit(main())
