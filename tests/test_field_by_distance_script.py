@@ -31,6 +31,13 @@ def test_ring_scores_count_each_class_in_each_ring(script):
     # The last ring has no outer edge: 9 and 20 arcmin both fall in it.
     assert (outer["n_extended"], outer["extended"], outer["crowded"]) == (2, 1.0, 0.5)
     assert np.isnan(script.ring_scores(labels, pred, decided, distance)[0]["crowded"])
+    # Apart below and from CLEAR_EXTENT: the marginal galaxy called STAR, the clear one not.
+    extent = np.array([0.0, 0.2, script.CLEAR_EXTENT, 0.0, 0.9, 0.1])
+    inner, middle, outer = script.ring_scores(labels, pred, decided, distance,
+                                              edges=(0.0, 3.0, 9.0), extent=extent)
+    assert (inner["n_extended_marginal"], inner["extended_marginal"]) == (1, 0.0)
+    assert (inner["n_extended_clear"], inner["extended_clear"]) == (1, 1.0)
+    assert (outer["n_extended_marginal"], outer["n_extended_clear"]) == (1, 1)
 
 
 def test_ring_areas_cover_the_frame(script):

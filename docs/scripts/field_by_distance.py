@@ -4,11 +4,13 @@ A diagnosis of where on a field the models fail, made as ``check_fields.py``
 scores the fields (the same truth, models, PSF and blurring: its functions),
 with each clean source's distance from ``--centre`` (RA,Dec in degrees).
 For every seeing (the field's own, then ``--seeings``) and model, it prints
-per ring of distance (``--edges``, arcmin): the fraction of point-like
-sources called STAR or QSO, of extended ones called GALAXY (also where the
-truth decides), each ring's area on the r frame and its surface density of
-point-like and extended sources (background galaxies are spread evenly over
-the sky; cluster stars are not), and the share of its rows flagged
+per ring of distance (arcmin): the fraction of point-like sources called
+STAR or QSO, of extended ones called GALAXY (also where the truth decides,
+and apart below and from an extent of `CLEAR_EXTENT`), each ring's area on
+the r frame and its surface density of point-like and extended sources,
+also for the marginally and the clearly extended (background galaxies are
+spread evenly over the sky; cluster stars are not), and the share of its
+rows flagged
 ``crowded``.
 
 It was written for 002583-2-0136, a Stripe 82 field that holds the
@@ -52,7 +54,13 @@ EDGES = (0.0, 3.0, 5.0, 7.0, 9.0)
 MODELS = ("margnet-sgq", "margnet-cnn-sgq")
 
 
-def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None):
+#: A truth extent (``m_psf - m_aperture``, mag) from which a source counts as clearly
+#: extended (about twice SDSS's cut, 0.145): below it, a star whose aperture holds some of
+#: its neighbours' light can pass the cut.
+CLEAR_EXTENT = 0.3
+
+
+def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None, extent=None):
     """Scores of the rows in each ring of distance.
 
     Parameters
@@ -69,6 +77,9 @@ def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None):
         Inner edges of the rings; the last ring has no outer edge.
     flags : array of str, optional
         ``pred_flag``: the share of each ring's rows flagged ``crowded``.
+    extent : array of float, optional
+        The truth's extent: the extended rows are also scored apart below
+        and from `CLEAR_EXTENT`.
 
     Returns
     -------
@@ -76,7 +87,9 @@ def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None):
         Per ring: ``inner``, ``outer`` (inf for the last), ``n_point``,
         ``n_extended``, ``point`` and ``extended`` (fractions called right,
         NaN for a ring without such rows), ``extended_decided`` and
-        ``n_extended_decided``, and ``crowded`` (NaN without ``flags``).
+        ``n_extended_decided``, and ``crowded`` (NaN without ``flags``); with
+        ``extent``, ``extended_marginal``, ``n_extended_marginal``,
+        ``extended_clear`` and ``n_extended_clear``.
     """
     labels, pred = np.asarray(labels).astype(str), np.asarray(pred).astype(str)
     decided, distance = np.asarray(decided, bool), np.asarray(distance, float)
@@ -95,6 +108,13 @@ def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None):
                      "extended_decided": _share(right, sure),
                      "n_extended_decided": int(sure.sum()),
                      "crowded": np.nan if crowded is None else _share(crowded, ring)})
+        if extent is not None:
+            clear = extended & (np.asarray(extent, float) >= CLEAR_EXTENT)
+            marginal = extended & ~clear
+            rows[-1].update({"extended_marginal": _share(right, marginal),
+                             "n_extended_marginal": int(marginal.sum()),
+                             "extended_clear": _share(right, clear),
+                             "n_extended_clear": int(clear.sum())})
     return rows
 
 
@@ -156,11 +176,15 @@ def main(argv=None):
     print(f"{name}: {len(clean)} clean sources r < 20.5 ({int((labels == 'point').sum())} "
           f"point-like, {int((labels == 'extended').sum())} extended), "
           f"{distance.min():.1f}-{distance.max():.1f}' from the centre")
-    print("ring       area      point-like    extended")
-    for row, area in zip(ring_scores(labels, labels, decided, distance), areas):
+    extent = np.asarray(clean["extent"], float)
+    print(f"ring       area      point-like    extended      of which extent < {CLEAR_EXTENT}"
+          f"   >= {CLEAR_EXTENT}")
+    for row, area in zip(ring_scores(labels, labels, decided, distance, extent=extent), areas):
         print(f"{_ring(row):10s} {area:5.1f}'^2  {row['n_point']:4d} "
               f"({_density(row['n_point'], area)})  {row['n_extended']:3d} "
-              f"({_density(row['n_extended'], area)})")
+              f"({_density(row['n_extended'], area)})  {row['n_extended_marginal']:3d} "
+              f"({_density(row['n_extended_marginal'], area)})  {row['n_extended_clear']:3d} "
+              f"({_density(row['n_extended_clear'], area)})")
     for seeing in [None] + list(args.seeings):
         frames = blurred(native, psf, seeing)
         seen = psf if seeing is None else {
@@ -174,7 +198,7 @@ def main(argv=None):
                                             psf={b: seen[b].fwhm for b in BANDS},
                                             device="cpu", progress=False)
             pred = np.asarray(result["pred_class"].filled("")).astype(str)
-            rows = ring_scores(labels, pred, decided, distance,
+            rows = ring_scores(labels, pred, decided, distance, extent=extent,
                                flags=np.asarray(result["pred_flag"]).astype(str))
             print(f"{model}, r FWHM {seen['r'].fwhm:.2f}\" "
                   f"({'native' if seeing is None else f'blurred to {seeing}'}) "
@@ -182,7 +206,9 @@ def main(argv=None):
             for row in rows:
                 print(f"  {_ring(row):10s} point {row['point']:.2f} ({row['n_point']})  "
                       f"extended {row['extended']:.2f} ({row['n_extended']})  decided "
-                      f"{row['extended_decided']:.2f} ({row['n_extended_decided']})  "
+                      f"{row['extended_decided']:.2f} ({row['n_extended_decided']}), "
+                      f"extent < {CLEAR_EXTENT} {row['extended_marginal']:.2f}, "
+                      f">= {CLEAR_EXTENT} {row['extended_clear']:.2f}  "
                       f"balanced {(row['point'] + row['extended']) / 2:.2f}  "
                       f"crowded {row['crowded']:.2f}")
     return 0
