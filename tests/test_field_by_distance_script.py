@@ -40,6 +40,19 @@ def test_ring_scores_count_each_class_in_each_ring(script):
     assert (outer["n_extended_marginal"], outer["n_extended_clear"]) == (1, 1)
 
 
+def test_ring_colours_per_kind(script):
+    labels = np.array(["point", "point", "extended", "extended", "extended", "point"])
+    extent = np.array([0.0, 0.01, 0.2, 0.5, 0.6, 0.0])
+    distance = np.array([1.0, 2.0, 1.5, 2.5, 1.0, 10.0])
+    colour = np.array([0.3, 0.5, 0.35, 1.2, np.nan, 2.0])
+    inner, outer = script.ring_colours(labels, extent, distance, colour, edges=(0.0, 3.0))
+    assert inner["point"][:2] == (2, pytest.approx(0.4))
+    assert inner["marginal"] == (1, 0.35, 0.35, 0.35)
+    assert inner["clear"][:2] == (1, 1.2)  # the one without a colour is left out
+    assert outer["point"][:2] == (1, 2.0) and outer["clear"][0] == 0
+    assert np.isnan(outer["clear"][1])
+
+
 def test_ring_areas_cover_the_frame(script):
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
@@ -56,10 +69,14 @@ def test_ring_areas_cover_the_frame(script):
     assert areas[1] == pytest.approx(np.pi / 4 * 3, rel=0.03)
 
 
-def test_centre_is_read_as_degrees(script):
+def test_centre_and_edges_are_read(script):
     import argparse
 
     centre = script._parse_centre("323.36258,-0.82325")
     assert centre.ra.deg == pytest.approx(323.36258) and centre.dec.deg == pytest.approx(-0.82325)
     with pytest.raises(argparse.ArgumentTypeError, match="--centre takes RA,DEC in degrees"):
         script._parse_centre("M2")
+    assert script._parse_edges("0,3,9") == (0.0, 3.0, 9.0) and script._parse_edges("0") == (0.0,)
+    for bad in ("3,9", "0,9,3", "0,a"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--edges takes increasing"):
+            script._parse_edges(bad)

@@ -9,8 +9,8 @@ STAR or QSO, of extended ones called GALAXY (also where the truth decides,
 and apart below and from an extent of `CLEAR_EXTENT`), each ring's area on
 the r frame and its surface density of point-like and extended sources,
 also for the marginally and the clearly extended (background galaxies are
-spread evenly over the sky; cluster stars are not), and the share of its
-rows flagged
+spread evenly over the sky; cluster stars are not), the median g - r of
+each kind (`ring_colours`), and the share of its rows flagged
 ``crowded``.
 
 It was written for 002583-2-0136, a Stripe 82 field that holds the
@@ -118,6 +118,49 @@ def ring_scores(labels, pred, decided, distance, edges=EDGES, flags=None, extent
     return rows
 
 
+def ring_colours(labels, extent, distance, colour, edges=EDGES):
+    """A colour's median and 10th-90th percentiles in each ring, per kind of source.
+
+    Stars of one field share a locus reddened alike; galaxies behind the
+    field's dust are redder than its stars, and galaxies differ from the
+    stars of a globular cluster: so the colours say which of the truth's
+    extended sources are more likely stars.
+
+    Parameters
+    ----------
+    labels, extent, distance
+        As `ring_scores`.
+    colour : array of float
+        E.g. the measured ``g_r`` (NaN where unknown).
+    edges : sequence of float
+        As `ring_scores`.
+
+    Returns
+    -------
+    rings : list of dict
+        Per ring, for ``'point'``, ``'marginal'`` and ``'clear'``:
+        ``(n, median, p10, p90)`` of the rows with a known colour (NaN for
+        none).
+    """
+    labels = np.asarray(labels).astype(str)
+    extent, distance = np.asarray(extent, float), np.asarray(distance, float)
+    colour = np.asarray(colour, float)
+    kinds = {"point": labels == "point",
+             "marginal": (labels == "extended") & (extent < CLEAR_EXTENT),
+             "clear": (labels == "extended") & (extent >= CLEAR_EXTENT)}
+    outer = list(edges[1:]) + [np.inf]
+    rings = []
+    for lo, hi in zip(edges, outer):
+        ring = (distance >= lo) & (distance < hi) & np.isfinite(colour)
+        rings.append({})
+        for kind, rows in kinds.items():
+            values = colour[ring & rows]
+            rings[-1][kind] = ((0, np.nan, np.nan, np.nan) if not values.size else
+                               (int(values.size), *(float(v) for v in np.percentile(
+                                   values, [50, 10, 90]))))
+    return rings
+
+
 def _share(hit, rows):
     return float(hit[rows].mean()) if rows.any() else float("nan")
 
@@ -146,6 +189,17 @@ def _parse_centre(text):
     return SkyCoord(ra * u.deg, dec * u.deg)
 
 
+def _parse_edges(text):
+    try:
+        edges = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        edges = ()
+    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise argparse.ArgumentTypeError("--edges takes increasing distances in arcmin from "
+                                         f"0, e.g. 0,3,9; got '{text}'")
+    return edges
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("field", help="the field, e.g. 002583-2-0136")
@@ -156,6 +210,9 @@ def main(argv=None):
                         help="folder holding the field's frames (as check_fields.py)")
     parser.add_argument("--seeings", type=float, nargs="*", default=[],
                         help="r-band FWHMs (arcsec) to blur the frames to, besides their own")
+    parser.add_argument("--edges", type=_parse_edges, default=EDGES, metavar="E0,E1,...",
+                        help="inner edges of the rings, arcmin (default "
+                             f"{','.join(f'{e:g}' for e in EDGES)}; 0: the whole field)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated model names or directories")
     args = parser.parse_args(argv)
@@ -171,7 +228,7 @@ def main(argv=None):
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     distance = SkyCoord(sources["ra"] * u.deg, sources["dec"] * u.deg).separation(
         args.centre).arcmin
-    areas = ring_areas(native["r"], args.centre)
+    areas = ring_areas(native["r"], args.centre, args.edges)
     models = {m: load_model(m) for m in args.models.split(",")}
     print(f"{name}: {len(clean)} clean sources r < 20.5 ({int((labels == 'point').sum())} "
           f"point-like, {int((labels == 'extended').sum())} extended), "
@@ -179,7 +236,8 @@ def main(argv=None):
     extent = np.asarray(clean["extent"], float)
     print(f"ring       area      point-like    extended      of which extent < {CLEAR_EXTENT}"
           f"   >= {CLEAR_EXTENT}")
-    for row, area in zip(ring_scores(labels, labels, decided, distance, extent=extent), areas):
+    rings = ring_scores(labels, labels, decided, distance, args.edges, extent=extent)
+    for row, area in zip(rings, areas):
         print(f"{_ring(row):10s} {area:5.1f}'^2  {row['n_point']:4d} "
               f"({_density(row['n_point'], area)})  {row['n_extended']:3d} "
               f"({_density(row['n_extended'], area)})  {row['n_extended_marginal']:3d} "
@@ -190,6 +248,16 @@ def main(argv=None):
         seen = psf if seeing is None else {
             b: _measured(frames[b][0], seeing, psf, b, f"{name} {b}") for b in BANDS}
         with_columns = measure_columns(sources, frames, seen)[0]
+        if seeing is None:
+            print("measured g - r: median [10th, 90th percentile] (sources)")
+            colours = ring_colours(labels, extent, distance,
+                                   np.ma.filled(np.ma.asarray(with_columns["g_r"], float),
+                                                np.nan), args.edges)
+            for row, ring in zip(ring_scores(labels, labels, decided, distance, args.edges),
+                                 colours):
+                print(f"  {_ring(row):10s} " + "  ".join(
+                    f"{kind} {m:.2f} [{lo:.2f}, {hi:.2f}] ({n})"
+                    for kind, (n, m, lo, hi) in ring.items()))
         for model, clf in models.items():
             table = with_columns if clf.feature_set == "margnet24" else sources
             with warnings.catch_warnings():
@@ -198,7 +266,7 @@ def main(argv=None):
                                             psf={b: seen[b].fwhm for b in BANDS},
                                             device="cpu", progress=False)
             pred = np.asarray(result["pred_class"].filled("")).astype(str)
-            rows = ring_scores(labels, pred, decided, distance, extent=extent,
+            rows = ring_scores(labels, pred, decided, distance, args.edges, extent=extent,
                                flags=np.asarray(result["pred_flag"]).astype(str))
             print(f"{model}, r FWHM {seen['r'].fwhm:.2f}\" "
                   f"({'native' if seeing is None else f'blurred to {seeing}'}) "
