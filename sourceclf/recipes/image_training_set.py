@@ -207,6 +207,19 @@ def simulated_sgq_catalog(n, *, random_state=0, data_dir=None):
     return table
 
 
+def _field_psf_options(fields, f):
+    """`sourceclf.simulate.render_stamps` options drawing field ``f``'s PSF (rows whose
+    ``psffwhm_<b>`` is ``psf_fwhm_<b> / SDSS_BAND_DEFAULTS[b]['psf_scale']``)."""
+    # The catalog width psffwhm_<b> describes the whole PSF; its core is rendered.
+    return {"moffat_beta": {b: float(fields[f"psf_beta_{b}"][f]) for b in BANDS},
+            "psf_scale": {b: float(fields[f"psf_core_fwhm_{b}"][f] / fields[f"psf_fwhm_{b}"][f])
+                          * SDSS_BAND_DEFAULTS[b]["psf_scale"] for b in BANDS},
+            "psf_wing": tuple(float(fields[f"psf_wing_{k}"][f])
+                              for k in ("fraction", "scale", "beta")),
+            "psf_ellipticity": float(fields["psf_e"][f]),
+            "psf_angle": float(fields["psf_angle"][f])}
+
+
 def _field_conditions(n, random_state):
     """The fields of `render_varied_psf`: generator, conditions, field of each row."""
     rng = np.random.default_rng(random_state)
@@ -318,16 +331,7 @@ def render_varied_psf(table, *, random_state=0, progress=None, jobs=1):
         seed = int(rng.integers(2 ** 31))
         if rows.size == 0:
             continue
-        # The catalog width psffwhm_<b> describes the whole PSF; its core is rendered.
-        options = {
-            "size": size, "moffat_beta": {b: float(fields[f"psf_beta_{b}"][f]) for b in BANDS},
-            "psf_scale": {b: float(fields[f"psf_core_fwhm_{b}"][f] / fields[f"psf_fwhm_{b}"][f])
-                          * SDSS_BAND_DEFAULTS[b]["psf_scale"] for b in BANDS},
-            "psf_wing": tuple(float(fields[f"psf_wing_{k}"][f])
-                              for k in ("fraction", "scale", "beta")),
-            "psf_ellipticity": float(fields["psf_e"][f]),
-            "psf_angle": float(fields["psf_angle"][f])}
-        work.append((table[rows], seed, options))
+        work.append((table[rows], seed, {"size": size, **_field_psf_options(fields, f)}))
         rows_of.append(rows)
     stamps = np.zeros((len(table), len(BANDS), size, size), dtype=np.float32)
     with progress_bar(total=len(work), enabled=progress, desc="render", unit="field") as bar:

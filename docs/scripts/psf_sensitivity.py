@@ -1,0 +1,86 @@
+"""How much the image models' calls move with the PSF FWHM they are given.
+
+The image models read the PSF's FWHM (``psf_fwhm_<b>``) with the stamps.
+On real frames `sourceclf.classify` measures it (`sourceclf.psf.measure_psf`);
+a user may give it instead (``psf=``, ``--psf``, or SDSS's ``psffwhm_<b>``
+columns).  For each field given (as ``check_fields.py`` finds them), this
+classifies the field's own clean bright sources (``check_fields.py``'s
+truth) at its own seeing with every band's measured PSF scaled by each
+``--scales`` factor, as if given that FWHM (the catalog models' columns are
+measured through it too, as ``psf=`` does), and prints the fraction of
+point-like sources called STAR or QSO, of extended ones called GALAXY, and
+their mean::
+
+    python docs/scripts/psf_sensitivity.py 003184-2-0169 001992-1-0087
+
+It measures; it tunes nothing and records nothing.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from sourceclf.bands import BANDS
+from sourceclf.models import load_model
+from sourceclf.recipes.frame_checks import frame_truth
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_fields import classify_positions, find_fields, read_field, score  # noqa: E402
+
+SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
+MODELS = ("margnet-cnn-sgq", "margnet-sgq")
+
+
+def scaled_psf(psf, factor):
+    """``{band: PSFMeasurement}`` with every band's FWHM multiplied by ``factor``."""
+    return {b: psf[b]._replace(fwhm=psf[b].fwhm * factor) for b in BANDS}
+
+
+def _parse_scales(text):
+    try:
+        scales = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        scales = ()
+    if not scales or min(scales) <= 0:
+        raise argparse.ArgumentTypeError("--scales takes positive factors, e.g. 0.9,1,1.1; "
+                                         f"got '{text}'")
+    return scales
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("fields", nargs="+", help="fields, e.g. 003184-2-0169")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent
+                                              / "shared" / "data"),
+                        help="folder holding the fields' frames (as check_fields.py)")
+    parser.add_argument("--scales", type=_parse_scales, default=SCALES, metavar="F1,F2,...",
+                        help="factors on the measured FWHM (default "
+                             f"{','.join(f'{s:g}' for s in SCALES)})")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated model names or directories")
+    args = parser.parse_args(argv)
+    models = {m: load_model(m) for m in args.models.split(",")}
+    for name, paths in find_fields(args.data, args.fields).items():
+        name, native, psf = read_field((name, paths))
+        truth = frame_truth(*native["r"], psf["r"])
+        clean = truth[truth["clean"]]
+        labels = np.asarray(clean["truth"]).astype(str)
+        sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+        print(f"{name}: measured FWHM " + " ".join(f"{b} {psf[b].fwhm:.2f}\"" for b in BANDS)
+              + f"; {int((labels == 'point').sum())} point-like, "
+              f"{int((labels == 'extended').sum())} extended")
+        for factor in args.scales:
+            results = classify_positions(sources, native, scaled_psf(psf, factor), models)
+            for model, result in results.items():
+                row = score(labels, result)
+                print(f"  x{factor:<5g} {model:24s} point {row['point_as_star_or_qso']:.2f}  "
+                      f"extended {row['extended_as_galaxy']:.2f}  "
+                      f"balanced {row['balanced']:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
