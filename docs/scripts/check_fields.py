@@ -80,6 +80,21 @@ FRAME_FILE = re.compile(r"^frame-([ugriz])-(\d{6}-\d-\d{4})\.fits(\.bz2|\.gz|\.f
 MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
           "bayesian-margformer-sgq")
 
+#: The shared data's folder, beside the project (``--data``'s default).
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def add_diagnosis_options(parser, models):
+    """``--data`` and ``--models`` as the diagnosis scripts beside this one take them
+    (``field_by_distance.py``, ``psf_sensitivity.py``): a folder of fields' frames, and
+    comma-separated model names or directories (default ``models``)."""
+    parser.add_argument("--data", type=Path, default=SHARED_DATA,
+                        help="folder holding the fields' frames (as check_fields.py)")
+    parser.add_argument("--models", type=lambda text: text.split(","), default=list(models),
+                        help="comma-separated model names or directories (default "
+                             f"{','.join(models)})")
+
+
 #: Not a model: SDSS's cut (``m_psf - m_aperture > 0.145``) measured again on
 #: each blurred frame (`sdss_cut`), the morphology those frames still show.
 SDSS_CUT = "sdss-cut"
@@ -453,7 +468,7 @@ def main(argv=None):
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
-    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+    parser.add_argument("--data", default=SHARED_DATA,
                         type=Path, help="folder holding the fields' frames, in any folders "
                                         "below it (frame-<band>-<run>-<camcol>-<field>.fits.bz2)")
     parser.add_argument("--models", type=lambda text: text.split(","),

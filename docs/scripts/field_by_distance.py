@@ -46,7 +46,8 @@ from sourceclf.recipes.frame_checks import frame_truth
 from sourceclf.utils._wcs import pixel_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import blurred, find_fields, read_field  # noqa: E402
+from check_fields import (add_diagnosis_options, blurred, find_fields,  # noqa: E402
+                          read_field)
 
 #: Ring edges, arcmin (the last ring runs to the frame's far corner).
 EDGES = (0.0, 3.0, 5.0, 7.0, 9.0)
@@ -205,16 +206,12 @@ def main(argv=None):
     parser.add_argument("field", help="the field, e.g. 002583-2-0136")
     parser.add_argument("--centre", type=_parse_centre, required=True, metavar="RA,DEC",
                         help="the position distances are measured from, degrees")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent
-                                              / "shared" / "data"),
-                        help="folder holding the field's frames (as check_fields.py)")
     parser.add_argument("--seeings", type=float, nargs="*", default=[],
                         help="r-band FWHMs (arcsec) to blur the frames to, besides their own")
     parser.add_argument("--edges", type=_parse_edges, default=EDGES, metavar="E0,E1,...",
                         help="inner edges of the rings, arcmin (default "
                              f"{','.join(f'{e:g}' for e in EDGES)}; 0: the whole field)")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="comma-separated model names or directories")
+    add_diagnosis_options(parser, MODELS)
     args = parser.parse_args(argv)
     t0 = time.time()
     fields = find_fields(args.data, [args.field])
@@ -229,7 +226,7 @@ def main(argv=None):
     distance = SkyCoord(sources["ra"] * u.deg, sources["dec"] * u.deg).separation(
         args.centre).arcmin
     areas = ring_areas(native["r"], args.centre, args.edges)
-    models = {m: load_model(m) for m in args.models.split(",")}
+    models = {m: load_model(m) for m in args.models}
     print(f"{name}: {len(clean)} clean sources r < 20.5 ({int((labels == 'point').sum())} "
           f"point-like, {int((labels == 'extended').sum())} extended), "
           f"{distance.min():.1f}-{distance.max():.1f}' from the centre")

@@ -28,7 +28,8 @@ from sourceclf.models import load_model
 from sourceclf.recipes.frame_checks import frame_truth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import classify_positions, find_fields, read_field, score  # noqa: E402
+from check_fields import (add_diagnosis_options, classify_positions,  # noqa: E402
+                          find_fields, read_field, score)
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
 MODELS = ("margnet-cnn-sgq", "margnet-sgq")
@@ -53,16 +54,12 @@ def _parse_scales(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fields", nargs="+", help="fields, e.g. 003184-2-0169")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent
-                                              / "shared" / "data"),
-                        help="folder holding the fields' frames (as check_fields.py)")
     parser.add_argument("--scales", type=_parse_scales, default=SCALES, metavar="F1,F2,...",
                         help="factors on the measured FWHM (default "
                              f"{','.join(f'{s:g}' for s in SCALES)})")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help="comma-separated model names or directories")
+    add_diagnosis_options(parser, MODELS)
     args = parser.parse_args(argv)
-    models = {m: load_model(m) for m in args.models.split(",")}
+    models = {m: load_model(m) for m in args.models}
     for name, paths in find_fields(args.data, args.fields).items():
         name, native, psf = read_field((name, paths))
         truth = frame_truth(*native["r"], psf["r"])
