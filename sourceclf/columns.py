@@ -112,20 +112,28 @@ def _to_magnitudes(values, col_unit, label, shown):
 def _refuse_non_magnitudes(values, label, name):
     """One line when plain numbers read as magnitudes are fluxes: 10 or more distinct
     values (placeholders, values above `MAGNITUDE_PLACEHOLDER` repeated, left out), many
-    of them 0 or less or spread over more than `MAGNITUDE_SPREAD_LIMIT` (5th to 95th
-    percentile)."""
+    of them 0 or less, or spread over more than `MAGNITUDE_SPREAD_LIMIT` (5th to 95th
+    percentile), or five or more of them, and 10%, above `MAGNITUDE_PLACEHOLDER` (each a
+    value of its own: fluxes in nanomaggies of sources brighter than 18.5).  Fewer above
+    it are placeholders, left out of the spread."""
     distinct, counts = np.unique(values[np.isfinite(values)], return_counts=True)
     distinct = distinct[(distinct <= MAGNITUDE_PLACEHOLDER) | (counts == 1)]  # not 99.99
     if distinct.size < 10:
         return
     positive = distinct[distinct > 0]
-    if distinct.size - positive.size >= 0.1 * distinct.size:
-        why = f"{1 - positive.size / distinct.size:.0%} of its distinct values are 0 or less"
-    elif positive.size >= 10:
-        low, high = np.percentile(positive, [5, 95])
-        if high <= MAGNITUDE_SPREAD_LIMIT * low:
-            return
+    above = int(np.sum(distinct > MAGNITUDE_PLACEHOLDER))
+    many_above = above >= max(5, 0.1 * distinct.size)  # a few odd placeholders are not
+    if not many_above:
+        positive = positive[positive <= MAGNITUDE_PLACEHOLDER]
+    spread = np.percentile(positive, [5, 95]) if positive.size >= 10 else None
+    if distinct.size - np.sum(distinct > 0) >= 0.1 * distinct.size:
+        why = f"{np.mean(distinct <= 0):.0%} of its distinct values are 0 or less"
+    elif spread is not None and spread[1] > MAGNITUDE_SPREAD_LIMIT * spread[0]:
+        low, high = spread
         why = f"its values span a factor {high / low:.3g}, from {low:.3g} to {high:.3g}"
+    elif many_above:
+        why = (f"{above / distinct.size:.0%} of its distinct values exceed "
+               f"{MAGNITUDE_PLACEHOLDER:g}, fainter than any magnitude, each once")
     else:
         return
     raise InvalidInputError(

@@ -73,6 +73,7 @@ def _fluxes(mags, zero_point=22.5):
     (np.linspace(16, 21, 50), 22.5),    # bright, in nanomaggies
     (np.linspace(19, 22.5, 50), 22.5),  # faint: many fluxes look like magnitudes (2.5-25)
     (np.linspace(16, 21, 50), 8.9),     # in Jy
+    (np.linspace(16, 17.2, 50), 22.5),  # within 1.2 mag (a factor 3), above 40: each value once
 ])
 def test_plain_fluxes_read_as_magnitudes_are_refused(mags, zero_point):
     """Fluxes without a unit were read as magnitudes: most rows missing, the rest absurd,
@@ -101,6 +102,9 @@ def test_magnitudes_with_placeholders_colours_and_units_are_not_refused():
     np.testing.assert_allclose(finder.values("g"), table["g"])
     np.testing.assert_allclose(finder.values("i"), mags)
     assert np.isfinite(ColumnFinder(Table({"r": [99.99, 120.0, 0.5]})).values("r")).sum() == 1
+    # A few placeholders of their own (99, 99.99, 999, each once) among 20 magnitudes.
+    odd = np.r_[np.linspace(16, 21, 17), 99.0, 99.99, 999.0]
+    assert np.isnan(ColumnFinder(Table({"r": odd})).values("r")).sum() == 3
 
 
 def test_decode_strings():
