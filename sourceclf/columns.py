@@ -120,13 +120,12 @@ def _refuse_non_magnitudes(values, label, name):
     distinct = distinct[(distinct <= MAGNITUDE_PLACEHOLDER) | (counts == 1)]  # not 99.99
     if distinct.size < 10:
         return
-    positive = distinct[distinct > 0]
     above = int(np.sum(distinct > MAGNITUDE_PLACEHOLDER))
     many_above = above >= max(5, 0.1 * distinct.size)  # a few odd placeholders are not
-    if not many_above:
-        positive = positive[positive <= MAGNITUDE_PLACEHOLDER]
+    top = np.inf if many_above else MAGNITUDE_PLACEHOLDER
+    positive = distinct[(distinct > 0) & (distinct <= top)]
     spread = np.percentile(positive, [5, 95]) if positive.size >= 10 else None
-    if distinct.size - np.sum(distinct > 0) >= 0.1 * distinct.size:
+    if np.mean(distinct <= 0) >= 0.1:
         why = f"{np.mean(distinct <= 0):.0%} of its distinct values are 0 or less"
     elif spread is not None and spread[1] > MAGNITUDE_SPREAD_LIMIT * spread[0]:
         low, high = spread

@@ -55,11 +55,10 @@ from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
-from .psf import PSFMeasurement, frame_psf
+from .psf import PSFMeasurement, band_psf
 from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
-from .utils._wcs import pixel_scale
 
 __all__ = ["BATCH", "INJECTION_SOURCES_FILE", "META_COMMENTS", "MIN_SOURCES", "RELIABLE_BALANCED",
            "R_MAG_BINS", "TRUTH_FWHM", "InjectionCheck", "injection_check", "injection_sources"]
@@ -345,13 +344,11 @@ class InjectionCheck:
 def _frame_psf(frame, band):
     """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it.
 
-    At the pixel scale of the frame's WCS, through `sourceclf.psf.frame_psf`:
-    within a `sourceclf.psf.psf_memo` (the command line's), the measurement
-    `classify` made of the same frame.
+    `sourceclf.psf.band_psf`: within a `sourceclf.psf.psf_memo` (the command
+    line's), the measurement `classify` made of the same frame.
     """
-    data, wcs = frame
     try:
-        return frame_psf(data, pixel_scale=pixel_scale(wcs), label=f"frame of band '{band}'")
+        return band_psf(frame, band)
     except InvalidInputError as exc:
         raise InvalidInputError(f"injection_check: {exc} (the sources are drawn through the "
                                 "PSF of the frame's own stars)") from None

@@ -22,7 +22,7 @@ from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
 from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
-                  frame_psf, saturation_flags, seeing_flags, sky_level)
+                  band_psf, saturation_flags, seeing_flags, sky_level)
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
@@ -363,10 +363,8 @@ def _row_psf(table, psf, frames, on_frame):
     if frames is not None:
         fwhm, failed = {}, []
         for band in BANDS:
-            data, wcs = frames[band]
             try:
-                measured = frame_psf(data, pixel_scale=pixel_scale(wcs),
-                                     label=f"the frame of band '{band}'").fwhm
+                measured = band_psf(frames[band], band).fwhm
             except InvalidInputError as exc:
                 measured = np.nan
                 failed.append((band, str(exc).split(": ", 1)[-1]))

@@ -47,8 +47,7 @@ from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
-from .psf import CATALOG_PSF_SCALE, PSFMeasurement, frame_psf, moffat_profile, sky_level
-from .utils._wcs import pixel_scale as wcs_pixel_scale
+from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, moffat_profile, sky_level
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
@@ -477,7 +476,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
         noise measured on the frame); measured on each frame when not given
-        (`sourceclf.psf.frame_psf`: once per frame while a
+        (`sourceclf.psf.band_psf`: once per frame while a
         `sourceclf.psf.psf_memo` is open).
     ra_column, dec_column : str
         The position columns (degrees, or any angle unit).
@@ -516,8 +515,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
         if b not in psf:
-            psf[b] = frame_psf(data, pixel_scale=wcs_pixel_scale(wcs),
-                               label=f"the frame of band '{b}'")
+            psf[b] = band_psf(frames[b], b)
         elif not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
                                     sky_level(data, f"the frame of band '{b}'")[1], None)

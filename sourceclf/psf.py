@@ -50,11 +50,12 @@ import numpy as np
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .utils._validation import check_image
+from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
            "find_psf_stars", "sky_level",
-           "fit_moffat", "measure_psf", "frame_psf", "psf_memo", "seeing_flags",
+           "fit_moffat", "measure_psf", "frame_psf", "band_psf", "psf_memo", "seeing_flags",
            "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
@@ -519,6 +520,30 @@ def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):
     if key not in kept or kept[key][0] is not data:
         kept[key] = (data, measure_psf(data, pixel_scale=pixel_scale, label=label))
     return kept[key][1]
+
+
+def band_psf(frame, band):
+    """`frame_psf` of a band's frame at its WCS's pixel scale, as `sourceclf.classify`
+    measures it.
+
+    Parameters
+    ----------
+    frame : tuple
+        ``(data, wcs)`` (`sourceclf.frames.read_frame`).
+    band : str
+        Its band, named in error messages ("the frame of band 'r'").
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        As `measure_psf`.
+    """
+    data, wcs = frame
+    return frame_psf(data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'")
 
 
 def seeing_flags(fwhm, psf_range, *, tolerance=SEEING_TOLERANCE):
