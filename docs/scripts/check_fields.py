@@ -293,14 +293,15 @@ def read_field(field):
     return name, native, {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
 
 
-def classify_positions(sources, frames, psf, models):
+def classify_positions(sources, frames, psf, models, with_columns=None):
     """Each model's classes of a catalog of positions on ``frames``, as `sourceclf.classify`
     gives them to a user: MargNet's columns measured on the frames
-    (`sourceclf.photometry.measure_columns`) for the models that read them, the frames'
-    PSF ``psf`` (``{band: PSFMeasurement}``) given as ``psf=``; warnings silenced.
-    Returns ``{model: result}``."""
+    (`sourceclf.photometry.measure_columns`; ``with_columns``, if already measured) for
+    the models that read them, the frames' PSF ``psf`` (``{band: PSFMeasurement}``) given
+    as ``psf=``; warnings silenced.  Returns ``{model: result}``."""
     reads_columns = any(clf.feature_set == "margnet24" for clf in models.values())
-    with_columns = measure_columns(sources, frames, psf)[0] if reads_columns else None
+    if reads_columns and with_columns is None:
+        with_columns = measure_columns(sources, frames, psf)[0]
     results = {}
     for model, clf in models.items():
         table = with_columns if clf.feature_set == "margnet24" else sources
@@ -318,13 +319,47 @@ def score_text(row):
             f"extended {row['extended_as_galaxy']:.2f})")
 
 
+def blur_seed(seeing):
+    """The seed of the noise of frames blurred to ``seeing``, as every check blurs them:
+    100 times the seeing's place in `SEEINGS` (1 elsewhere)."""
+    return 100 * (SEEINGS.index(seeing) if seeing in SEEINGS else 1)
+
+
 def blurred(frames, psf, seeing):
     """``frames`` at an r-band FWHM of ``seeing`` (None: as they are), as every check blurs
-    them: the seed of the noise is 100 times the seeing's place in `SEEINGS` (1 elsewhere)."""
+    them (`blur_seed`)."""
     if seeing is None:
         return frames
-    k = SEEINGS.index(seeing) if seeing in SEEINGS else 1
-    return degrade_frames(frames, seeing, psf=psf, random_state=100 * k)[0]
+    return degrade_frames(frames, seeing, psf=psf, random_state=blur_seed(seeing))[0]
+
+
+def seen_psf(plain, psf, seeing, targets, name, log=print):
+    """Each band's PSF of frames blurred to ``seeing``, measured again on ``plain`` (the
+    field's own stars, blurred); where too few stars remain, the native PSF at the band's
+    target FWHM (``targets``, `sourceclf.simulate.degrade_frames`'), said in ``log``."""
+    seen = {}
+    for b in BANDS:
+        try:
+            seen[b] = measure_psf(plain[b][0], fwhm_guess=seeing, label=f"{name} {b}")
+        except InvalidInputError as exc:
+            log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
+            seen[b] = psf[b]._replace(fwhm=targets[b])
+    return seen
+
+
+def float_list(option, rule, example, valid):
+    """An argparse type: comma-separated numbers that ``valid(values)`` accepts, else a
+    one-line error ("``option`` takes ``rule``, e.g. ``example``")."""
+    def parse(text):
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not values or not valid(values):
+            raise argparse.ArgumentTypeError(f"{option} takes {rule}, e.g. {example}; "
+                                             f"got '{text}'")
+        return values
+    return parse
 
 
 def galactic_latitude(frame):
@@ -404,20 +439,15 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
             native, psf, truth, injection, name, log, seed)
         decided = ~blended
         keep = np.arange(len(cut_rows)) < len(sources)
-    for k, seeing in enumerate(SEEINGS):
+    for seeing in SEEINGS:
         if seeing is None:
             frames, seen, plain = observed, psf, native
         else:
-            frames, targets = degrade_frames(observed, seeing, psf=psf, random_state=100 * k)
+            frames, targets = degrade_frames(observed, seeing, psf=psf,
+                                             random_state=blur_seed(seeing))
             # The PSF is measured on the field's own stars, never on injected ones.
             plain = frames if injection is None else blurred(native, psf, seeing)
-            seen = {}
-            for b in BANDS:  # measured again; the target where too few stars remain
-                try:
-                    seen[b] = measure_psf(plain[b][0], fwhm_guess=seeing, label=f"{name} {b}")
-                except InvalidInputError as exc:
-                    log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
-                    seen[b] = psf[b]._replace(fwhm=targets[b])
+            seen = seen_psf(plain, psf, seeing, targets, name, log)
         if any(clf is not None for clf in models.values()):
             on = frames
             if columns_alone:  # the injected sources alone, as blurred, with the sky's noise

@@ -27,7 +27,6 @@ It measures; it tunes nothing and records nothing.
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import astropy.units as u
@@ -35,19 +34,16 @@ import numpy as np
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-import sourceclf
-from sourceclf.bands import BANDS
 from sourceclf.crowding import FLAG_CROWDED
-from sourceclf.exceptions import InvalidInputError
 from sourceclf.models import load_model
 from sourceclf.photometry import measure_columns
-from sourceclf.psf import measure_psf
 from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.simulate import degrade_frames
 from sourceclf.utils._wcs import pixel_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (add_diagnosis_options, blurred, find_fields,  # noqa: E402
-                          read_field)
+from check_fields import (add_diagnosis_options, blur_seed, classify_positions,  # noqa: E402
+                          find_fields, float_list, read_field, seen_psf)
 
 #: Ring edges, arcmin (the last ring runs to the frame's far corner).
 EDGES = (0.0, 3.0, 5.0, 7.0, 9.0)
@@ -190,15 +186,8 @@ def _parse_centre(text):
     return SkyCoord(ra * u.deg, dec * u.deg)
 
 
-def _parse_edges(text):
-    try:
-        edges = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        edges = ()
-    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
-        raise argparse.ArgumentTypeError("--edges takes increasing distances in arcmin from "
-                                         f"0, e.g. 0,3,9; got '{text}'")
-    return edges
+_parse_edges = float_list("--edges", "increasing distances in arcmin from 0", "0,3,9",
+                          lambda e: e[0] == 0 and all(b > a for a, b in zip(e, e[1:])))
 
 
 def main(argv=None):
@@ -233,6 +222,7 @@ def main(argv=None):
     extent = np.asarray(clean["extent"], float)
     print(f"ring       area      point-like    extended      of which extent < {CLEAR_EXTENT}"
           f"   >= {CLEAR_EXTENT}")
+    # The truth scored against itself: each ring's counts.
     rings = ring_scores(labels, labels, decided, distance, args.edges, extent=extent)
     for row, area in zip(rings, areas):
         print(f"{_ring(row):10s} {area:5.1f}'^2  {row['n_point']:4d} "
@@ -241,27 +231,23 @@ def main(argv=None):
               f"({_density(row['n_extended_marginal'], area)})  {row['n_extended_clear']:3d} "
               f"({_density(row['n_extended_clear'], area)})")
     for seeing in [None] + list(args.seeings):
-        frames = blurred(native, psf, seeing)
-        seen = psf if seeing is None else {
-            b: _measured(frames[b][0], seeing, psf, b, f"{name} {b}") for b in BANDS}
+        frames, seen = native, psf
+        if seeing is not None:
+            frames, targets = degrade_frames(native, seeing, psf=psf,
+                                             random_state=blur_seed(seeing))
+            seen = seen_psf(frames, psf, seeing, targets, name)
         with_columns = measure_columns(sources, frames, seen)[0]
         if seeing is None:
             print("measured g - r: median [10th, 90th percentile] (sources)")
             colours = ring_colours(labels, extent, distance,
                                    np.ma.filled(np.ma.asarray(with_columns["g_r"], float),
                                                 np.nan), args.edges)
-            for row, ring in zip(ring_scores(labels, labels, decided, distance, args.edges),
-                                 colours):
+            for row, ring in zip(rings, colours):
                 print(f"  {_ring(row):10s} " + "  ".join(
                     f"{kind} {m:.2f} [{lo:.2f}, {hi:.2f}] ({n})"
                     for kind, (n, m, lo, hi) in ring.items()))
-        for model, clf in models.items():
-            table = with_columns if clf.feature_set == "margnet24" else sources
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = sourceclf.classify(table, images=frames, model=clf,
-                                            psf={b: seen[b].fwhm for b in BANDS},
-                                            device="cpu", progress=False)
+        results = classify_positions(sources, frames, seen, models, with_columns)
+        for model, result in results.items():
             pred = np.asarray(result["pred_class"].filled("")).astype(str)
             rows = ring_scores(labels, pred, decided, distance, args.edges, extent=extent,
                                flags=np.asarray(result["pred_flag"]).astype(str))
@@ -277,17 +263,6 @@ def main(argv=None):
                       f"balanced {(row['point'] + row['extended']) / 2:.2f}  "
                       f"crowded {row['crowded']:.2f}")
     return 0
-
-
-def _measured(data, seeing, native, band, label):
-    """The PSF of a band's blurred frame, as check_fields.py measures it; where it cannot
-    be, the target `sourceclf.simulate.degrade_frames` blurred the band to."""
-    try:
-        return measure_psf(data, fwhm_guess=seeing, label=label)
-    except InvalidInputError as exc:
-        target = max(native[band].fwhm * seeing / native["r"].fwhm, native[band].fwhm)
-        print(f"{label} {seeing}\": {exc}; using the target {target:.2f}\"")
-        return native[band]._replace(fwhm=target)
 
 
 def _ring(row):

@@ -29,7 +29,7 @@ from sourceclf.recipes.frame_checks import frame_truth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_fields import (add_diagnosis_options, classify_positions,  # noqa: E402
-                          find_fields, read_field, score)
+                          find_fields, float_list, read_field, score)
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
 MODELS = ("margnet-cnn-sgq", "margnet-sgq")
@@ -40,15 +40,8 @@ def scaled_psf(psf, factor):
     return {b: psf[b]._replace(fwhm=psf[b].fwhm * factor) for b in BANDS}
 
 
-def _parse_scales(text):
-    try:
-        scales = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        scales = ()
-    if not scales or min(scales) <= 0:
-        raise argparse.ArgumentTypeError("--scales takes positive factors, e.g. 0.9,1,1.1; "
-                                         f"got '{text}'")
-    return scales
+_parse_scales = float_list("--scales", "positive factors", "0.9,1,1.1",
+                           lambda f: min(f) > 0)
 
 
 def main(argv=None):
