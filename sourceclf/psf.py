@@ -536,11 +536,12 @@ def band_psf(frame, band):
     Returns
     -------
     psf : `PSFMeasurement`
+        Kept for the frame while a `psf_memo` is open.
 
     Raises
     ------
     InvalidInputError
-        As `measure_psf`.
+        Where `measure_psf` cannot measure it (too few isolated stars...).
     """
     data, wcs = frame
     return frame_psf(data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'")
