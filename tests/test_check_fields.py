@@ -37,6 +37,58 @@ def test_fields_are_found_by_sdss_file_names_in_any_folder(check_fields, tmp_pat
         check_fields.read_field(tmp_path)
 
 
+def _field_with_a_corrupt_frame(folder, name="009999-1-0001"):
+    """Five frames of a field under SDSS's names, the r frame cut short (as a download
+    that broke off leaves it)."""
+    folder.mkdir(parents=True)
+    for b in "ugiz":
+        (folder / f"frame-{b}-{name}.fits").write_bytes(b"")
+    (folder / f"frame-r-{name}.fits.bz2").write_bytes(b"BZh91AY&SY" + bytes(100))
+    return name
+
+
+def test_a_field_that_cannot_be_read_is_named_and_skipped(check_fields, tmp_path):
+    """One corrupt frame stopped the whole check of many fields with a traceback."""
+    bad = _field_with_a_corrupt_frame(tmp_path / "bad")
+    for b in "ugriz":
+        (tmp_path / "good" / f"frame-{b}-001234-5-0067.fits").parent.mkdir(exist_ok=True)
+        (tmp_path / "good" / f"frame-{b}-001234-5-0067.fits").write_bytes(b"")
+    ran, lines = [], []
+
+    def run(field):
+        if field[0] == bad:
+            check_fields.read_field(field)
+        ran.append(field[0])
+
+    skipped = check_fields.each_field(check_fields.find_fields(tmp_path), run, lines.append)
+    assert ran == ["001234-5-0067"]
+    assert list(skipped) == [bad]
+    assert lines[0].startswith(f"{bad}: skipped, cannot read frame ")
+    assert lines[0].endswith("as FITS: Empty or corrupt FITS file")
+    assert lines[1] == f"1 of 2 fields skipped ({bad}): why is above"
+
+
+def test_the_check_records_nothing_when_a_field_was_skipped(check_fields, tmp_path,
+                                                            monkeypatch, capsys):
+    """The cards would silently lose the skipped field's rows."""
+    _field_with_a_corrupt_frame(tmp_path / "bad")
+    monkeypatch.setattr(check_fields, "record", lambda *a, **k: pytest.fail("recorded"))
+    with pytest.raises(SystemExit) as exit_:
+        check_fields.main(["--data", str(tmp_path), "--models", "sdss-cut", "--record"])
+    assert exit_.value.code == 1
+    assert "nothing recorded: 1 field(s) skipped (009999-1-0001)" in capsys.readouterr().err
+
+
+def test_a_folder_without_fields_is_an_error(check_fields, tmp_path, capsys):
+    """An empty or mistyped --data printed an empty table and exited 0."""
+    with pytest.raises(SystemExit) as exit_:
+        check_fields.main(["--data", str(tmp_path / "nowhere"), "--models", "sdss-cut"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
+                        f".fits[.bz2]) under {tmp_path / 'nowhere'}")
+
+
 def test_score_counts_each_class_and_the_decided_rows(check_fields):
     truth = np.array(["point"] * 4 + ["extended"] * 4)
     result = Table({"pred_class": MaskedColumn(["STAR", "QSO", "GALAXY", "STAR",

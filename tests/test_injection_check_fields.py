@@ -65,3 +65,25 @@ def test_seeds_give_the_scatter_and_the_checks_own_error(script, monkeypatch, tm
         f"000001-1-0001 {seeing} m, 150 sources, seeds 0-2: balanced 0.900-0.920, mean "
         "0.910, scatter 0.010; the check's own standard error 0.020-0.022"
         for seeing in ("native", 1.6)]
+
+
+def test_a_field_that_cannot_be_read_is_skipped_and_nothing_recorded(script, tmp_path,
+                                                                     monkeypatch, capsys):
+    """One corrupt frame stopped the check of many fields; with --record the record would
+    have lost that field's rows."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for b in "ugiz":
+        (folder / f"frame-{b}-009999-1-0001.fits").write_bytes(b"")
+    (folder / "frame-r-009999-1-0001.fits.bz2").write_bytes(b"BZh91AY&SY" + bytes(100))
+    monkeypatch.setattr(script, "RECORD", tmp_path / "record.json")
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--data", str(tmp_path), "--record"])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert "009999-1-0001: skipped, cannot read frame " in out
+    assert "nothing recorded: 1 field(s) skipped (009999-1-0001)" in err
+    assert not (tmp_path / "record.json").exists()
+    with pytest.raises(SystemExit) as exit_:
+        script.main(["--data", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2

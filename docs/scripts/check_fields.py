@@ -5,7 +5,8 @@ corrected frames are there, found by SDSS's file names
 ``frame-<band>-<run>-<camcol>-<field>.fits[.bz2]`` in any folder below it (the
 shared data's ``sdss_frame_<field>`` folders, or frames as SDSS's archive
 serves them, so that fields the project does not hold are checked the same
-way; a field with a band missing is named and skipped):
+way; a field with a band missing, or whose frames cannot be read or measured,
+is named and skipped, and then ``--record`` records nothing):
 
 1. measure the PSF of each band (`sourceclf.psf.measure_psf`);
 2. build the truth of the bright sources (r < 20.5) on the native r frame
@@ -276,6 +277,25 @@ def find_fields(data, names=(), log=print):
     return fields
 
 
+def each_field(fields, run, log=print):
+    """``run((name, paths))`` for each of ``fields`` (`find_fields`); a field whose frames
+    cannot be read or measured (`~sourceclf.exceptions.InvalidInputError`: a corrupt file,
+    a band too bare of stars for its PSF) is named in ``log`` with why, and skipped, so
+    that one bad field does not stop a check of many.  Returns ``{name: why}`` of those
+    skipped."""
+    skipped = {}
+    for field in fields.items():
+        try:
+            run(field)
+        except InvalidInputError as exc:
+            log(f"{field[0]}: skipped, {exc}")
+            skipped[field[0]] = str(exc)
+    if skipped:
+        log(f"{len(skipped)} of {len(fields)} fields skipped ({', '.join(skipped)}): "
+            "why is above")
+    return skipped
+
+
 def read_field(field):
     """A field's name, its frames ``{band: (data, wcs)}`` and each band's PSF.
 
@@ -535,6 +555,9 @@ def main(argv=None):
 
     torch.set_num_threads(1)
     fields = find_fields(args.data, args.fields, lambda s: print(s, flush=True))
+    if not fields:
+        parser.error(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
+                     f".fits[.bz2]) under {args.data}")
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
           "| seeing_out_of_range | crowded | balanced, not crowded | balanced, "
           + ("unblended |" if args.inject else "decided |"), flush=True)
@@ -542,10 +565,18 @@ def main(argv=None):
     models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
               for model in args.models}
     injection = injection_catalog(data_dir=args.data) if args.inject else None
-    for field in fields.items():
-        check_field(field, lambda s: print(s, flush=True), models, results, injection,
+
+    def run(field):  # a field's rows kept only when all its runs were made
+        rows = []
+        check_field(field, lambda s: print(s, flush=True), models, rows, injection,
                     args.columns_alone, args.seed)
+        results.extend(rows)
+
+    skipped = each_field(fields, run, lambda s: print(s, flush=True))
     summary(results, args.models, args.inject)
+    if args.record and skipped:
+        parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
+                       f"({', '.join(skipped)}); the cards keep their rows\n")
     if args.record:
         for model in args.models:
             record(model, [row for _, _, m, _, row in results if m == model], args.inject)

@@ -30,7 +30,8 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import SEEINGS, blurred, find_fields, read_field, recorded, simple_table
+from check_fields import (SEEINGS, blurred, each_field, find_fields, read_field, recorded,
+                          simple_table)
 
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
@@ -158,16 +159,22 @@ def main(argv=None):
     models = args.models.split(",")
     log = functools.partial(print, flush=True)
     fields = {} if args.from_record else find_fields(args.data, args.fields, log)
+    if not fields and not args.from_record:
+        parser.error(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
+                     f".fits[.bz2]) under {args.data}")
     if args.seeds:
-        for field in fields.items():
-            spread(field, args.seeing, models, args.seeds, args.n, log)
+        each_field(fields, lambda field: spread(field, args.seeing, models, args.seeds,
+                                                args.n, log), log)
         return
     if args.from_record:
         rows = [r for r in json.loads(RECORD.read_text())["rows"] if r["model"] in models]
     else:
         rows = []
-        for field in fields.items():
-            rows += check_field(field, models, log)
+        skipped = each_field(fields, lambda field: rows.extend(check_field(field, models, log)),
+                             log)
+        if args.record and skipped:
+            parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
+                           f"({', '.join(skipped)})\n")
         if args.record:
             old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
             keep = [r for r in old if r["model"] not in models]
