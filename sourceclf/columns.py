@@ -23,6 +23,8 @@ from astropy.table import Table
 from .bands import BANDS, COLOURS, EXTINCTION_COEFFICIENTS
 from .catalog_units import parse_unit
 from .exceptions import InvalidInputError, SourceclfWarning
+from .magnitudes import (MAGNITUDE_PLACEHOLDER, MAGNITUDE_SPREAD_LIMIT, check_plain_magnitudes,
+                         magnitudes_in)
 
 __all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "MAGNITUDE_SPREAD_LIMIT",
            "NULL_MARKERS", "INPUT_COLUMNS",
@@ -34,15 +36,6 @@ __all__ = ["SENTINEL_THRESHOLD", "MAGNITUDE_PLACEHOLDER", "MAGNITUDE_SPREAD_LIMI
 #: Values at or below this are SDSS "no measurement" sentinels (-9999, -999, -99.99...).
 SENTINEL_THRESHOLD = -99.0
 
-#: Magnitudes (and colours) above this are non-detection placeholders (99, 99.99,
-#: 999...), not measurements: no real catalog magnitude is this faint.
-MAGNITUDE_PLACEHOLDER = 40.0
-
-#: Plain numbers read as a band's magnitudes are refused when their 95th
-#: percentile exceeds their 5th by more than this factor: fluxes without their
-#: unit spread over decades, magnitudes (8-25, say) over a factor of 3 at most.
-MAGNITUDE_SPREAD_LIMIT = 4.0
-
 #: The catalog columns sourceclf reads, by canonical name: what ``columns=``
 #: may map a catalog's own column onto.
 INPUT_COLUMNS = (BANDS + COLOURS
@@ -53,9 +46,6 @@ INPUT_COLUMNS = (BANDS + COLOURS
 # Inputs that hold a band's magnitudes (lower case): plain numbers there are checked.
 _BAND_MAGNITUDES = {p.format(b=b).lower() for b in BANDS
                     for p in ("{b}", "dered_{b}", "psfMag_{b}", "modelMag_{b}")}
-
-# AB magnitudes are -2.5 log10 of the flux in maggies (3631 Jy).
-_AB_ZERO_POINT = u.zero_point_flux(3631 * u.Jy)
 
 _SDSS_FLUX_NAME = re.compile(r"^(model|cmodel|psf|petro|fiber|fiber2)flux_[ugriz]$",
                              re.IGNORECASE)
@@ -93,53 +83,6 @@ def is_sdss_flux_name(name):
     Such columns are in nanomaggies; a plain-number one is read as such.
     """
     return bool(_SDSS_FLUX_NAME.match(str(name)))
-
-
-def _to_magnitudes(values, col_unit, label, shown):
-    """Magnitudes from values in ``col_unit``: magnitudes as they are, fluxes as AB."""
-    if col_unit is None or col_unit == u.mag:
-        return values
-    if col_unit.is_equivalent(u.maggy, _AB_ZERO_POINT):
-        maggies = u.Quantity(values, col_unit).to_value(u.maggy, _AB_ZERO_POINT)
-        out = np.full(values.shape, np.nan)
-        positive = maggies > 0  # no flux (or a negative one): a non-detection
-        out[positive] = -2.5 * np.log10(maggies[positive])
-        return out
-    raise InvalidInputError(f"{label} has unit '{shown}', which is neither a magnitude nor a "
-                            "flux density (nmgy, Jy...)")
-
-
-def _refuse_non_magnitudes(values, label, name):
-    """One line when plain numbers read as magnitudes are fluxes: 10 or more distinct
-    values (placeholders, values above `MAGNITUDE_PLACEHOLDER` repeated, left out), many
-    of them 0 or less, or spread over more than `MAGNITUDE_SPREAD_LIMIT` (5th to 95th
-    percentile), or five or more of them, and 10%, above `MAGNITUDE_PLACEHOLDER` (each a
-    value of its own: fluxes in nanomaggies of sources brighter than 18.5).  Fewer above
-    it are placeholders, left out of the spread."""
-    distinct, counts = np.unique(values[np.isfinite(values)], return_counts=True)
-    distinct = distinct[(distinct <= MAGNITUDE_PLACEHOLDER) | (counts == 1)]  # not 99.99
-    if distinct.size < 10:
-        return
-    above = int(np.sum(distinct > MAGNITUDE_PLACEHOLDER))
-    many_above = above >= max(5, 0.1 * distinct.size)  # a few odd placeholders are not
-    top = np.inf if many_above else MAGNITUDE_PLACEHOLDER
-    positive = distinct[(distinct > 0) & (distinct <= top)]
-    spread = np.percentile(positive, [5, 95]) if positive.size >= 10 else None
-    if np.mean(distinct <= 0) >= 0.1:
-        why = f"{np.mean(distinct <= 0):.0%} of its distinct values are 0 or less"
-    elif spread is not None and spread[1] > MAGNITUDE_SPREAD_LIMIT * spread[0]:
-        low, high = spread
-        why = f"its values span a factor {high / low:.3g}, from {low:.3g} to {high:.3g}"
-    elif many_above:
-        why = (f"{above / distinct.size:.0%} of its distinct values exceed "
-               f"{MAGNITUDE_PLACEHOLDER:g}, fainter than any magnitude, each once")
-    else:
-        return
-    raise InvalidInputError(
-        f"{label} has no unit and holds numbers that are not magnitudes ({why}, as fluxes "
-        f"do): if they are fluxes, give the column its unit (table[{name or 'COLUMN'!r}].unit "
-        f"= 'nmgy' or 'Jy'...; CLI: --unit {name or 'COLUMN'}=nmgy), if magnitudes, the "
-        "unit mag")
 
 
 def clean_column(column, *, unit="mag", name=None, plain_unit=None, check_magnitudes=False):
@@ -210,8 +153,8 @@ def clean_column(column, *, unit="mag", name=None, plain_unit=None, check_magnit
     values[values <= SENTINEL_THRESHOLD] = np.nan
     if unit == "mag":
         if check_magnitudes and col_unit is None:
-            _refuse_non_magnitudes(values, label, name)
-        values = _to_magnitudes(values, col_unit, label, shown)
+            check_plain_magnitudes(values, label, name)
+        values = magnitudes_in(values, col_unit, label, shown)
         values[values > MAGNITUDE_PLACEHOLDER] = np.nan
     elif col_unit is not None:
         try:

@@ -20,7 +20,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "sourceclf"
 LAYERS = {
     # leaves: errors, private helpers, constants
     "_version": 0, "exceptions": 0, "utils": 0, "bands": 0, "progress": 0, "device": 0,
-    "catalog_units": 0,
+    "catalog_units": 0, "magnitudes": 0,
     # tables and their columns
     "columns": 1, "features": 1, "cutouts": 1, "tableio": 1, "inputs": 1, "psf": 1,
     "crowding": 1, "photometry": 1, "neighbour_fits": 1, "sky": 1,
