@@ -290,10 +290,13 @@ def each_field(fields, run, log=print):
         except InvalidInputError as exc:
             log(f"{field[0]}: skipped, {exc}")
             skipped[field[0]] = str(exc)
-    if skipped:
-        log(f"{len(skipped)} of {len(fields)} fields skipped ({', '.join(skipped)}): "
-            "why is above")
     return skipped
+
+
+def skipped_note(skipped, fields):
+    """The line closing a check's output when `each_field` skipped fields ("" if none)."""
+    return (f"{len(skipped)} of {len(fields)} fields skipped ({', '.join(skipped)}): "
+            "why is above" if skipped else "")
 
 
 def read_field(field):
@@ -574,6 +577,8 @@ def main(argv=None):
 
     skipped = each_field(fields, run, lambda s: print(s, flush=True))
     summary(results, args.models, args.inject)
+    if skipped:
+        print("\n" + skipped_note(skipped, fields))
     if args.record and skipped:
         parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
                        f"({', '.join(skipped)}); the cards keep their rows\n")

@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 
 from check_fields import (SEEINGS, blurred, each_field, find_fields, read_field, recorded,
-                          simple_table)
+                          simple_table, skipped_note)
 
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
@@ -163,8 +163,9 @@ def main(argv=None):
         parser.error(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
                      f".fits[.bz2]) under {args.data}")
     if args.seeds:
-        each_field(fields, lambda field: spread(field, args.seeing, models, args.seeds,
-                                                args.n, log), log)
+        skipped = each_field(fields, lambda field: spread(field, args.seeing, models,
+                                                          args.seeds, args.n, log), log)
+        print(skipped_note(skipped, fields))
         return
     if args.from_record:
         rows = [r for r in json.loads(RECORD.read_text())["rows"] if r["model"] in models]
@@ -172,16 +173,18 @@ def main(argv=None):
         rows = []
         skipped = each_field(fields, lambda field: rows.extend(check_field(field, models, log)),
                              log)
-        if args.record and skipped:
-            parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
-                           f"({', '.join(skipped)})\n")
-        if args.record:
+        if args.record and not skipped:
             old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
             keep = [r for r in old if r["model"] not in models]
             RECORD.write_text(json.dumps({"rows": keep + rows}, indent=1) + "\n")
     print(table(rows, models))
     for line in agreement(rows, models):
         print(line)
+    if not args.from_record and skipped:
+        print(skipped_note(skipped, fields))
+        if args.record:
+            parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
+                           f"({', '.join(skipped)})\n")
 
 
 if __name__ == "__main__":
