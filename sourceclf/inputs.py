@@ -238,8 +238,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                         f"sources, more than {CROWDED_COVERAGE:.0%} "
                         "(sourceclf.crowding.CROWDED_COVERAGE); every row on it is flagged "
                         f"'{FLAG_CROWDED}': the image models misclassify more sources there "
-                        "than their cards say (docs: images, 'Crowded frames: each source "
-                        "fitted with its neighbours')", CrowdedFrameWarning, stacklevel=3)
+                        "than their cards say, and their prediction sets hold the true class "
+                        "less often than their confidence (docs: images, 'Crowded frames: "
+                        "each source fitted with its neighbours')", CrowdedFrameWarning,
+                        stacklevel=3)
             for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         if feature_spec is not None and feature_spec.reads_image_psf:

@@ -150,6 +150,9 @@ def test_crowded_real_field_is_flagged_and_a_quiet_one_is_not(r_frames):
                     said["005405-6-0099"][0])
     assert "(docs: images, 'Crowded frames: each source fitted with its neighbours')" in \
         said["005405-6-0099"][0]
+    # The sets are not to be trusted there either (docs: "How sure they are").
+    assert "prediction sets hold the true class less often than their confidence" in \
+        said["005405-6-0099"][0]
 
 
 def test_crowded_field_stays_flagged_when_blurred(r_frames):
