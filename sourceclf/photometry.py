@@ -34,7 +34,9 @@ fits; a neighbour without a peak of its own stayed in the source's pixels.
 The PSF templates are Moffat cores without the real PSF's wing, so point
 sources come out about 0.1 mag faint, in the simulation and on real frames
 alike; colours are unaffected.  The templates are drawn at SDSS's pixel
-scale (`sourceclf.bands.SDSS_PIXEL_SCALE`).
+scale (`sourceclf.bands.SDSS_PIXEL_SCALE`) for simulated stamps (`fit_band`),
+at each frame's own (its WCS's) in `measure_columns`, so that the PSF and the
+radii are the frame's in arcsec.
 """
 
 import warnings
@@ -48,6 +50,7 @@ from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, moffat_profile, sky_level
+from .utils._wcs import pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
@@ -527,10 +530,12 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         if not inside.any():
             continue
         stamps = source_stamps(data, x[inside], y[inside])
-        fwhm_pix = psf[b].fwhm / SDSS_PIXEL_SCALE
+        scale = pixel_scale(wcs)  # arcsec per pixel, as band_psf measured the FWHM at
+        fwhm_pix = psf[b].fwhm / scale
         fluxes[inside, k], best[inside, k], _, blend[inside, k] = fit_with_neighbours(
             centre_stamps(stamps, fwhm_pix, psf[b].beta),
-            profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1]),
+            profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1],
+                              pixel_scale=scale),
             fwhm_pix, psf[b].beta, psf[b].sky_sigma)
     out = Table(table, copy=True)
     columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)

@@ -20,27 +20,28 @@ from sourceclf.photometry import (PROFILE_RADII, deblend_frame, fit_band,  # noq
 FWHM_PIX, BETA = 3.0, 3.5
 
 
-def _wcs():
+def _wcs(scale=0.396):
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [150.0, 2.0]
     wcs.wcs.crpix = [100.0, 100.0]
-    wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]
+    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
     return wcs
 
 
-def _frames(positions, noise=0.02, seed=0):
-    """Frames of Moffat stars ``(x, y, flux)``, the same in every band, and their PSF."""
+def _frames(positions, noise=0.02, seed=0, scale=0.396):
+    """Frames of Moffat stars ``(x, y, flux)``, the same in every band, and their PSF
+    (``scale``: arcsec per pixel)."""
     yy, xx = np.mgrid[:200, :200].astype(float)
     data = sum(flux * moffat_profile(xx - x, yy - y, FWHM_PIX, BETA) for x, y, flux in positions)
     data = data + np.random.default_rng(seed).normal(0.0, noise, data.shape)
-    wcs = _wcs()
-    psf = {b: PSFMeasurement(FWHM_PIX * 0.396, 0.0, BETA, 0.0, 2, noise, None) for b in BANDS}
+    wcs = _wcs(scale)
+    psf = {b: PSFMeasurement(FWHM_PIX * scale, 0.0, BETA, 0.0, 2, noise, None) for b in BANDS}
     return {b: (data.astype(np.float32), wcs) for b in BANDS}, psf
 
 
-def _sources(pixels):
-    ra, dec = _wcs().pixel_to_world_values(*np.transpose(pixels))
+def _sources(pixels, scale=0.396):
+    ra, dec = _wcs(scale).pixel_to_world_values(*np.transpose(pixels))
     return Table({"ra": ra, "dec": dec})
 
 
@@ -202,6 +203,17 @@ def test_a_given_fwhm_stands_for_the_psf():
     exact, _ = measure_columns(sources, frames, psf)
     np.testing.assert_allclose(columns["dered_r"], exact["dered_r"], atol=0.02)
     np.testing.assert_array_equal(columns["deVRad_r"], exact["deVRad_r"])
+
+
+def test_the_fits_read_the_psf_at_the_frames_own_pixel_scale():
+    """The PSF's FWHM (arcsec) was turned into pixels at SDSS's 0.396": on frames of
+    0.2" pixels the fitted PSF was half the stars' width, so stars came out extended."""
+    stars, at = [(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)], [(50.0, 50.0), (150.0, 150.0)]
+    sdss, _ = measure_columns(_sources(at), *_frames(stars))
+    fine, used = measure_columns(_sources(at, 0.2), *_frames(stars, scale=0.2))
+    assert used["r"].fwhm == pytest.approx(FWHM_PIX * 0.2)
+    assert np.all(fine["deVRad_r"] < 0.2)  # point sources, as on SDSS's pixels
+    np.testing.assert_allclose(fine["dered_r"], sdss["dered_r"], atol=0.02)
 
 
 def test_classify_with_a_psf_argument_measures_the_columns_and_flags_off_frame_rows():

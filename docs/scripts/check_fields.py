@@ -73,6 +73,7 @@ from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends
                                          injected_truth, injection_catalog, place_sources,
                                          star_extent_offset)
 from sourceclf.simulate import degrade_frames
+from sourceclf.utils._wcs import pixel_scale
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
 
@@ -313,7 +314,9 @@ def read_field(field):
         field = next(iter(fields.items()))
     name, paths = field
     native = {b: read_frame(paths[b]) for b in BANDS}
-    return name, native, {b: measure_psf(native[b][0], label=f"{name} {b}") for b in BANDS}
+    return name, native, {
+        b: measure_psf(native[b][0], pixel_scale=pixel_scale(native[b][1]), label=f"{name} {b}")
+        for b in BANDS}
 
 
 def classify_positions(sources, frames, psf, models, with_columns=None):
@@ -363,7 +366,8 @@ def seen_psf(plain, psf, seeing, targets, name, log=print):
     seen = {}
     for b in BANDS:
         try:
-            seen[b] = measure_psf(plain[b][0], fwhm_guess=seeing, label=f"{name} {b}")
+            seen[b] = measure_psf(plain[b][0], pixel_scale=pixel_scale(plain[b][1]),
+                                  fwhm_guess=seeing, label=f"{name} {b}")
         except InvalidInputError as exc:
             log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
             seen[b] = psf[b]._replace(fwhm=targets[b])
