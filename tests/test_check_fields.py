@@ -173,6 +173,26 @@ def test_sdss_cut_rows_are_recorded_apart_and_shown_without_flags(check_fields, 
     assert line[4:] == ["sdss-cut", "0.95", "0.75", "0.85", "0.03", "--", "--", "0.96"]
 
 
+def test_a_check_of_some_fields_records_theirs_and_keeps_the_others(check_fields, monkeypatch,
+                                                                    tmp_path):
+    """``check_fields.py FIELD --record`` replaced the whole record with that field's rows."""
+    def row(field, seeing, balanced):
+        return {"field": field, "target_r_fwhm": seeing, "balanced": balanced}
+
+    monkeypatch.setattr(check_fields, "SDSS_CUT_RECORD", tmp_path / "cut.json")
+    check_fields.record(check_fields.SDSS_CUT, [row("A", 1.6, 0.9), row("A", 1.9, 0.8),
+                                                row("B", 1.6, 0.7), row("C", 1.6, 0.6)])
+    check_fields.record(check_fields.SDSS_CUT, [row("B", 2.2, 0.5), row("B", 1.6, 0.4)])
+    rows = [(f, s, b) for f, s, _, b, _ in check_fields.recorded([check_fields.SDSS_CUT])]
+    assert rows == [("A", 1.6, 0.9), ("A", 1.9, 0.8), ("B", 1.6, 0.4), ("B", 2.2, 0.5),
+                    ("C", 1.6, 0.6)]
+    replaced = check_fields.merged_rows([row("A", 1.6, 0.9)], [row("A", None, 0.1)])
+    assert replaced == [row("A", None, 0.1)]
+    assert check_fields.merged_rows([row("B", 1.6, 0.9)], [row("A", 2.2, 0.1),
+                                                           row("A", None, 0.2)]) == \
+        [row("A", None, 0.2), row("A", 2.2, 0.1), row("B", 1.6, 0.9)]
+
+
 def test_scores_by_magnitude_pool_the_fields(check_fields):
     truth = np.array(["point", "point", "extended", "extended", "point", "extended"])
     result = Table({"pred_class": MaskedColumn(["STAR", "GALAXY", "GALAXY", "STAR", "QSO",

@@ -87,3 +87,23 @@ def test_a_field_that_cannot_be_read_is_skipped_and_nothing_recorded(script, tmp
     with pytest.raises(SystemExit) as exit_:
         script.main(["--data", str(tmp_path / "nowhere")])
     assert exit_.value.code == 2
+
+
+def test_a_check_of_some_fields_keeps_the_others_recorded(script, tmp_path, monkeypatch):
+    """--record with named fields replaced every row of the models checked."""
+    import json
+
+    record = tmp_path / "record.json"
+    old = [_row("A", None, 0.9, False), _row("B", None, 0.8, False),
+           _row("A", None, 0.7, False, model="other")]
+    record.write_text(json.dumps({"rows": old}))
+    monkeypatch.setattr(script, "RECORD", record)
+    monkeypatch.setattr(script, "find_fields", lambda data, names, log: {"B": {}})
+    monkeypatch.setattr(script, "check_field",
+                        lambda field, models, log: [_row("B", None, 0.6, True)])
+    monkeypatch.setattr(script, "table", lambda rows, models: "")
+    monkeypatch.setattr(script, "agreement", lambda rows, models: [])
+    script.main(["--models", "m", "--record", "B"])
+    rows = json.loads(record.read_text())["rows"]
+    assert sorted((r["field"], r["model"], r["balanced"]) for r in rows) == [
+        ("A", "m", 0.9), ("A", "other", 0.7), ("B", "m", 0.6)]

@@ -764,12 +764,24 @@ def balanced_error(row):
                                + e * (1 - e) / max(row["n_extended"], 1)))
 
 
+def merged_rows(old, new):
+    """The recorded rows ``old`` of the fields that ``new`` has none of, and ``new``, ordered
+    by field and seeing: a check of some fields replaces their rows only (it replaced the
+    whole record, so that ``check_fields.py FIELD --record`` lost every other field's)."""
+    fields = {row["field"] for row in new}
+    order = {seeing: k for k, seeing in enumerate(SEEINGS)}
+    rows = [row for row in old if row["field"] not in fields] + list(new)
+    return sorted(rows, key=lambda row: (row["field"],
+                                         order.get(row["target_r_fwhm"], len(order))))
+
+
 def record(model, rows, injected=False):
     """Put the scores into a model directory's card.
 
     The real fields' go to ``metrics['real_fields']``, the injected sources'
     (``--inject``) to ``metrics['injected_fields']``; `SDSS_CUT`'s rows go to
-    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`.
+    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`.  The rows of fields not
+    checked this time are kept (`merged_rows`).
     """
     from sourceclf.models import MODEL_DIR, ModelCard
 
@@ -777,6 +789,8 @@ def record(model, rows, injected=False):
         where = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
         what = ("each injected source (sourceclf.recipes.injection) on each frame, native and "
                 "blurred" if injected else "each blurred r frame at the truth's clean sources")
+        if where.exists():
+            rows = merged_rows(json.loads(where.read_text())["rows"], rows)
         where.write_text(json.dumps({
             "data": ("SDSS's cut (PSF minus aperture magnitude > 0.145) measured again on "
                      f"{what} (docs/scripts/check_fields.py)"),
@@ -785,6 +799,8 @@ def record(model, rows, injected=False):
         return
     path = Path(model) if Path(model).is_dir() else MODEL_DIR / model
     card = ModelCard.from_directory(path)
+    key = "injected_fields" if injected else "real_fields"
+    rows = merged_rows(card.metrics.get(key, {}).get("rows", []), rows)
     if injected:
         card.metrics["injected_fields"] = {
             "data": ("stars and galaxies of the simulated training population (another seed) "

@@ -175,7 +175,8 @@ def main(argv=None):
                              log)
         if args.record and not skipped:
             old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
-            keep = [r for r in old if r["model"] not in models]
+            checked = {r["field"] for r in rows}  # other fields' rows stay
+            keep = [r for r in old if r["model"] not in models or r["field"] not in checked]
             RECORD.write_text(json.dumps({"rows": keep + rows}, indent=1) + "\n")
     print(table(rows, models))
     for line in agreement(rows, models):
