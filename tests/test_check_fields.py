@@ -112,6 +112,23 @@ def test_score_counts_each_class_and_the_decided_rows(check_fields):
     assert (row["n_point_decided"], row["n_extended_decided"]) == (3, 3)
 
 
+def test_a_field_without_extended_sources_is_scored_on_its_point_sources(check_fields):
+    """A field whose bright clean sources are all point-like (the Galactic plane, say):
+    the extended share is NaN, without a warning, and the lowest-score lines skip it."""
+    result = Table({"pred_class": MaskedColumn(["STAR", "GALAXY", "QSO"]),
+                    "pred_flag": [""] * 3, "pred_set_size": [1, 1, 2],
+                    "pred_set": ["STAR", "GALAXY", "QSO;STAR"]})
+    row = dict(check_fields.score(np.array(["point"] * 3), result), galactic_latitude=-1.0,
+               r_fwhm=1.2, n_point=3, n_extended=0)
+    assert row["point_as_star_or_qso"] == pytest.approx(0.667)
+    assert np.isnan(row["extended_as_galaxy"]) and np.isnan(row["balanced"])
+    assert np.isnan(row["set_coverage_extended"])
+    other = dict(row, balanced=0.9)
+    results = [("A", None, "m", row["balanced"], row), ("B", None, "m", 0.9, other)]
+    assert list(check_fields.lowest(results, "m", "balanced")) == [("native", other)]
+    assert "nan" in check_fields.rst_table(results).splitlines()[3]
+
+
 def test_score_splits_the_blended_rows(check_fields):
     truth = np.array(["point"] * 4 + ["extended"] * 4)
     result = Table({"pred_class": MaskedColumn(["STAR", "GALAXY", "GALAXY", "STAR",

@@ -128,6 +128,12 @@ def sdss_cut(rows, keep, frame, seen):
 R_MAG_BINS = ((None, 19.0), (19.0, 20.0), (20.0, 20.5))
 
 
+def _share(hit, rows):
+    """The share of ``rows`` that ``hit``; NaN, without a warning, when there are none (a
+    field without a bright extended source, say)."""
+    return float(hit[rows].mean()) if rows.any() else float("nan")
+
+
 def score(truth, result, decided=None, r_mag=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
@@ -145,7 +151,7 @@ def score(truth, result, decided=None, r_mag=None):
     blended = np.char.find(flags, FLAG_BLENDED) >= 0
     point, extended = truth == "point", truth == "extended"
     hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
-    p, e = float(hit[point].mean()), float(hit[extended].mean())
+    p, e = _share(hit, point), _share(hit, extended)
     calm = balanced_hit_rate(hit, point & ~crowded, extended & ~crowded)
     alone = balanced_hit_rate(hit, point & ~blended, extended & ~blended)
     together = balanced_hit_rate(hit, point & blended, extended & blended)
@@ -188,7 +194,7 @@ def set_scores(result, point, extended, blended):
     member = set_membership(result, ["STAR", "GALAXY", "QSO"])
     covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
-    cover_point, cover_extended = float(covered[point].mean()), float(covered[extended].mean())
+    cover_point, cover_extended = _share(covered, point), _share(covered, extended)
     alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
     return {"set_coverage_point": round(cover_point, 3),
             "set_coverage_extended": round(cover_extended, 3),
@@ -596,7 +602,8 @@ def lowest(results, model, key):
     (the rows without ``key`` left out; seeings with no row skipped)."""
     for seeing in SEEINGS:
         rows = [row for _, s, m, _, row in results
-                if m == model and s == seeing and row.get(key) is not None]
+                if m == model and s == seeing and row.get(key) is not None
+                and np.isfinite(row[key])]
         if rows:
             yield ("native" if seeing is None else f"{seeing}\"",
                    min(rows, key=lambda row: row[key]))
