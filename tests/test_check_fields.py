@@ -1,5 +1,7 @@
 """The scoring of docs/scripts/check_fields.py, which makes the real-field table of the docs."""
 
+import json
+
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
@@ -203,6 +205,22 @@ def test_a_check_of_some_fields_records_theirs_and_keeps_the_others(check_fields
     rows = [(f, s, b) for f, s, _, b, _ in check_fields.recorded([check_fields.SDSS_CUT])]
     assert rows == [("A", 1.6, 0.9), ("A", 1.9, 0.8), ("B", 1.6, 0.4), ("B", 2.2, 0.5),
                     ("C", 1.6, 0.6)]
+    # In a model's card, the same.
+    import shutil
+
+    from sourceclf.models import MODEL_DIR, model_card
+
+    model = tmp_path / "margnet-cnn-sgq"
+    shutil.copytree(MODEL_DIR / "margnet-cnn-sgq", model)
+    before = model_card("margnet-cnn-sgq").metrics["real_fields"]["rows"]
+    check_fields.record(str(model), [row("003184-2-0169", 1.6, 0.5)])
+    after = json.loads((model / "card.json").read_text())["metrics"]["real_fields"]
+    assert after["data"].startswith("bright (r < 20.5) clean sources of real SDSS fields")
+    assert len(after["rows"]) == len(before) - 3
+    assert [r for r in after["rows"] if r["field"] == "003184-2-0169"] == \
+        [row("003184-2-0169", 1.6, 0.5)]
+    assert [r for r in after["rows"] if r["field"] == "004510-4-0030"] == \
+        [r for r in before if r["field"] == "004510-4-0030"]
     replaced = check_fields.merged_rows([row("A", 1.6, 0.9)], [row("A", None, 0.1)])
     assert replaced == [row("A", None, 0.1)]
     assert check_fields.merged_rows([row("B", 1.6, 0.9)], [row("A", 2.2, 0.1),

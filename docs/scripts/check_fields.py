@@ -807,25 +807,22 @@ def record(model, rows, injected=False):
     path = Path(model) if Path(model).is_dir() else MODEL_DIR / model
     card = ModelCard.from_directory(path)
     key = "injected_fields" if injected else "real_fields"
-    rows = merged_rows(card.metrics.get(key, {}).get("rows", []), rows)
     if injected:
-        card.metrics["injected_fields"] = {
-            "data": ("stars and galaxies of the simulated training population (another seed) "
-                     "drawn into the frames of real SDSS fields at random positions "
-                     "(sourceclf.recipes.injection, 150 per field, r 16-20.5), truth from each "
-                     "source's noiseless image (PSF minus aperture magnitude > 0.145: "
-                     "extended), at the field's own seeing and blurred to 1.6, 1.9 and 2.2 "
-                     "arcsec; 'decided' scores are those of the sources not blended with a "
-                     "source of the field brighter than a tenth of theirs within 4 arcsec "
-                     "(docs/scripts/check_fields.py --inject)"),
-            "rows": rows}
+        data = ("stars and galaxies of the simulated training population (another seed) "
+                "drawn into the frames of real SDSS fields at random positions "
+                "(sourceclf.recipes.injection, 150 per field, r 16-20.5), truth from each "
+                "source's noiseless image (PSF minus aperture magnitude > 0.145: "
+                "extended), at the field's own seeing and blurred to 1.6, 1.9 and 2.2 "
+                "arcsec; 'decided' scores are those of the sources not blended with a "
+                "source of the field brighter than a tenth of theirs within 4 arcsec "
+                "(docs/scripts/check_fields.py --inject)")
     else:
-        card.metrics["real_fields"] = {
-            "data": ("bright (r < 20.5) clean sources of real SDSS fields, truth from the "
-                     "native r frame (PSF minus aperture magnitude > 0.145: extended; sources "
-                     "without a peak of their own left out), at the field's own seeing and "
-                     "blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)"),
-            "rows": rows}
+        data = ("bright (r < 20.5) clean sources of real SDSS fields, truth from the "
+                "native r frame (PSF minus aperture magnitude > 0.145: extended; sources "
+                "without a peak of their own left out), at the field's own seeing and "
+                "blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)")
+    old_rows = card.metrics.get(key, {}).get("rows", [])
+    card.metrics[key] = {"data": data, "rows": merged_rows(old_rows, rows)}
     card.to_json(path / "card.json")
     print(f"  recorded in {path / 'card.json'}", flush=True)
 
