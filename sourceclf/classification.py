@@ -21,6 +21,7 @@ from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
 from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
+from .models.domain import outside_magnitudes
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
@@ -333,7 +334,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         ``prob_<class>`` (one per class, lower case), ``pred_flag`` (empty
         when fine, else why the row was not classified or is doubtful:
         ``out_of_domain`` marks classified rows outside the model's training
-        domain, whose probabilities are kept but may be
+        domain (for the image models, which have no fitted domain: a
+        magnitude, given or measured on the frames, outside the card's
+        ``domain['magnitudes']``; `sourceclf.models.domain.outside_magnitudes`),
+        whose probabilities are kept but may be
         wrong; ``meta['CLFNOOD']`` counts them; ``seeing_out_of_range`` and
         ``psf_unknown`` mark image rows seen through a PSF the model was not
         trained on or could not measure, ``saturated`` image rows bright
@@ -421,6 +425,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         for i in np.flatnonzero(valid & blended):
             flags[i] = ";".join(x for x in (flags[i], FLAG_BLENDED) if x)
     outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
+    if outside is None and clf.domain is None:  # no fitted domain: the trained magnitudes
+        beyond = outside_magnitudes(found, clf.card.domain.get("magnitudes"))
+        outside = None if beyond is None else beyond[rows]
     if outside is not None:
         for i in rows[outside]:
             flags[i] = ";".join(x for x in (flags[i], FLAG_OUT_OF_DOMAIN) if x)

@@ -14,8 +14,10 @@ given), `explain_model_choice` prefers
    (from each card's test size) counting as tied;
 3. then the card's ``auto_priority``.
 
-Models without a recorded domain (image models, older models) count every
-classifiable row as inside, but lose ties to models with one.  When
+Models without a fitted domain (image models, older models) count the rows
+inside the magnitudes their card records (``domain['magnitudes']``, every
+row when it records none or the table has no magnitude), but lose ties to
+models with one.  When
 ``precision='bf16'`` or ``compile=True`` is asked for, only torch models are
 candidates.
 """
@@ -27,7 +29,7 @@ import numpy as np
 from .columns import suggest_columns, take_rows
 from .exceptions import InvalidInputError, MissingColumnsError
 from .features import get_feature_set
-from .models.domain import ApplicabilityDomain
+from .models.domain import ApplicabilityDomain, outside_magnitudes
 from .models.registry import MODEL_DIR, model_card, model_names
 
 __all__ = ["ModelChoice", "choose_model", "explain_model_choice", "DOMAIN_TIE", "ACCURACY_TIE",
@@ -92,13 +94,16 @@ def _in_domain_fraction(card, sample, matrices):
     ``matrices`` caches the feature matrix of each feature set: models of one
     set share it.
     """
+    if not card.domain.get("file"):  # no fitted domain: the trained magnitudes, if any
+        outside = outside_magnitudes(sample, card.domain.get("magnitudes"))
+        return 1.0 if outside is None or not len(outside) else float(1.0 - outside.mean())
     if card.feature_set is None or _reads_images_only(card):
         return 1.0
     if card.feature_set not in matrices:
         matrices[card.feature_set] = get_feature_set(card.feature_set).compute(sample)
     matrix = matrices[card.feature_set]
     values = matrix.values[matrix.valid]
-    if not card.domain.get("file") or not len(values):
+    if not len(values):
         return 1.0
     domain = ApplicabilityDomain.load(MODEL_DIR / card.name / card.domain["file"],
                                       sha256=card.domain.get("sha256"))

@@ -414,6 +414,35 @@ def test_feature_image_models_on_real_frame(real_frame, name):
     assert list(out["pred_set"]) == list(again["pred_set"])
 
 
+def test_sources_beyond_the_trained_magnitudes_are_flagged(real_frame):
+    """The image models saw no galaxy fainter than r = 22.5: a fainter source was called
+    STAR or QSO by the training set's prior, without a flag (they have no fitted domain).
+    Now a magnitude outside the card's ``domain['magnitudes']`` flags the row
+    ``out_of_domain``: the catalog's own, or one measured on the frames."""
+    from astropy.table import Table
+
+    import sourceclf
+    from sourceclf.models import model_card
+
+    cat, frames = real_frame
+    bright, faint = model_card("margnet-sgq").domain["magnitudes"]["r"]
+    r = np.asarray(cat["dered_r"], dtype=float)
+    beyond = (r < bright) | (r > faint)
+    assert 0 < beyond.sum() < len(cat)  # the faintest calibObj stars, r > 22.5
+    out = sourceclf.classify(cat, images=frames, model="margnet-sgq", confidence=None)
+    flagged = np.char.find(np.asarray(out["pred_flag"]).astype(str), "out_of_domain") >= 0
+    np.testing.assert_array_equal(flagged, beyond)
+    assert out.meta["CLFNOOD"] == beyond.sum()
+    assert not np.ma.getmaskarray(out["pred_class"]).any()  # still classified
+    # Positions alone: the columns measured on the frames tell how faint each source is,
+    # and every image model that read the frames says so, the image-only CNN too.
+    positions = Table({"ra": cat["ra"], "dec": cat["dec"]})
+    for name in ("margnet-sgq", "margnet-cnn-sgq"):
+        measured = sourceclf.classify(positions, images=frames, model=name, confidence=None)
+        flags = np.asarray(measured["pred_flag"]).astype(str)
+        assert 0 < (np.char.find(flags, "out_of_domain") >= 0).sum() <= beyond.sum() + 5, name
+
+
 @pytest.mark.parametrize("name", ["bayesian-margnet-sgq", "bayesian-margformer-sgq"])
 def test_bayesian_image_models_say_how_sure_they_are(real_frame, name):
     import sourceclf

@@ -21,6 +21,12 @@ missing feature are not classified at all, so they are neither in nor out.
 The fitted state is a handful of numpy arrays, stored as an ``.npz`` file
 (read with ``allow_pickle=False``) beside the model's weights; scoring is
 numpy only (about 5 microseconds per row for 9 features).
+
+Models without such a file (the image models, trained on simulated stamps)
+record the magnitudes they were trained on in their card
+(``domain['magnitudes']``); `outside_magnitudes` tells which rows of a
+catalog lie outside them, so that a source fainter than any galaxy the model
+saw is flagged rather than called by the training set's prior.
 """
 
 import json
@@ -28,10 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..columns import ColumnFinder
 from ..exceptions import InvalidInputError, ModelIntegrityError
+from ..features import BandMagnitudes
 from .card import sha256_file
 
-__all__ = ["ApplicabilityDomain", "DOMAIN_FILE"]
+__all__ = ["ApplicabilityDomain", "DOMAIN_FILE", "outside_magnitudes"]
 
 #: File name of a fitted domain inside a model directory.
 DOMAIN_FILE = "domain.npz"
@@ -256,3 +264,42 @@ def _finite_rows(x, what):
     if len(x) < 10:
         raise InvalidInputError(f"{len(x)} complete {what}: too few to fit a domain")
     return x
+
+
+def outside_magnitudes(table, ranges):
+    """Rows of a catalog whose magnitudes lie outside the ranges a model was trained on.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog, under sourceclf's column names (with any column measured
+        on the frames: `sourceclf.photometry.measure_columns`).
+    ranges : dict or None
+        ``{band: [bright, faint]}``, a card's ``domain['magnitudes']``.
+
+    Returns
+    -------
+    outside : `numpy.ndarray` of bool, or None
+        True where a band's magnitude (dereddened, ``dered_<b>``, else the
+        observed one, as the training stamps were drawn) is brighter than
+        ``bright`` or fainter than ``faint``; False where it is missing.  None
+        when ``ranges`` is empty or the table has no magnitude of its bands.
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> outside_magnitudes(Table({"dered_r": [13.0, 18.0, 23.1]}), {"r": [14.0, 22.5]})
+    array([ True, False,  True])
+    """
+    finder, outside = ColumnFinder(table), None
+    for band, (bright, faint) in (ranges or {}).items():
+        magnitudes = BandMagnitudes(finder, band)
+        values = magnitudes.dered()
+        if values is None:
+            values = magnitudes.observed_mag()
+        if values is None:
+            continue
+        with np.errstate(invalid="ignore"):
+            beyond = (values < bright) | (values > faint)
+        outside = beyond if outside is None else outside | beyond
+    return outside

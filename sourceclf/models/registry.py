@@ -122,7 +122,9 @@ def describe_model(model):
     if domain:
         lines.append(f"  use when: {domain.get('description', '(not described)')}")
         for band, (bright, faint) in domain.get("magnitudes", {}).items():
-            lines.append(f"  trained on {band} magnitudes {bright:g} to {faint:g}")
+            lines.append(f"  trained on {band} magnitudes {bright:g} to {faint:g}"
+                         + ("" if domain.get("file") else "; rows outside them (magnitudes "
+                            "given or measured on the frames) are flagged 'out_of_domain'"))
         for band, (low, high) in domain.get("psf_fwhm", {}).items():
             lines.append(f"  trained on {band}-band seeing {low:.2f}-{high:.2f} arcsec")
         if "neighbours" in domain:

@@ -242,7 +242,8 @@ def _image_domain(table, train_stamps):
                 "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown', rows "
                 "with more neighbours than 99% of the training stamps 'crowded', rows on "
                 "frames whose sky is unlike the trained one 'sky_out_of_range' or "
-                "'sky_not_subtracted'."),
+                "'sky_not_subtracted', rows whose r magnitude (given, or measured on the "
+                "frames) lies outside 14-22.5 'out_of_domain'."),
             "magnitudes": {"r": [14.0, 22.5]}, "psf_fwhm": psf_range,
             "sky_sigma": {b: list(r) for b, r in sky_sigma_range().items()},
             "neighbours": {"limit": limit, "quantile": NEIGHBOUR_QUANTILE,
