@@ -302,6 +302,27 @@ def test_auto_picks_image_models():
     assert not load_model(choose_model(demo_catalog(5))).uses_images
 
 
+def test_auto_counts_the_rows_beyond_the_trained_magnitudes_alike():
+    """Without a fitted domain, the image models count every row as inside; now those
+    beyond their cards' magnitudes are outside, for every image model alike, so that the
+    choice stays the same and its reason says how many lie beyond."""
+    _shipped()
+    from sourceclf.demo import demo_catalog
+    from sourceclf.model_choice import explain_model_choice
+
+    table = demo_catalog(40, random_state=1)
+    table["dered_r"][:10] = 23.0  # beyond r = 22.5
+    choice = explain_model_choice(table, with_images=True)
+    plain = explain_model_choice(demo_catalog(40, random_state=1), with_images=True)
+    assert choice.name == plain.name
+    inside = {name: fraction for name, fraction, _ in choice.candidates}
+    beyond = float(np.mean((np.asarray(table["dered_r"]) > 22.5)
+                           | (np.asarray(table["dered_r"]) < 14.0)))
+    assert len(inside) >= 4
+    assert all(f == pytest.approx(1.0 - beyond) for f in inside.values()), inside
+    assert f"{1.0 - beyond:.0%} of the rows it can classify inside" in choice.reason
+
+
 @pytest.fixture(scope="module")
 def real_frame(calibobj_field):
     """The calibObj stars of field 4510-4-0030 with features, and the frames read once.
