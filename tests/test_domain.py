@@ -169,3 +169,21 @@ def test_decisive_catalog_does_not_raise_the_alarm(dr14_model):
         out = classify(sure, model=str(directory))
     assert "CLFSHIFT" not in out.meta
     assert json.loads(out.meta["CLFSHREF"])["0.9"]["matched"] == "r"
+
+
+def test_outside_magnitudes_judges_by_the_catalogs_magnitude():
+    """The image models' domain: the magnitudes their cards record."""
+    from astropy.table import Table
+
+    from sourceclf.models.domain import outside_magnitudes
+
+    ranges = {"r": [14.0, 22.5]}
+    dered = Table({"dered_r": [13.0, 18.0, 23.1, np.nan], "r": [30.0, 30.0, 30.0, 30.0]})
+    assert outside_magnitudes(dered, ranges).tolist() == [True, False, True, False]
+    observed = Table({"r": [18.0, 23.0], "extinction_r": [0.1, 0.1]})  # dered = r - ext
+    assert outside_magnitudes(observed, ranges).tolist() == [False, True]
+    assert outside_magnitudes(Table({"ra": [1.0]}), ranges) is None
+    assert outside_magnitudes(dered, None) is None
+    # A column that is not magnitudes judges nothing (the CNN does not read it).
+    fluxes = Table({"r": np.geomspace(1.0, 1000.0, 30)})
+    assert outside_magnitudes(fluxes, ranges) is None

@@ -283,7 +283,9 @@ def outside_magnitudes(table, ranges):
         True where a band's magnitude (dereddened, ``dered_<b>``, else the
         observed one, as the training stamps were drawn) is brighter than
         ``bright`` or fainter than ``faint``; False where it is missing.  None
-        when ``ranges`` is empty or the table has no magnitude of its bands.
+        when ``ranges`` is empty or the table has no magnitude of its bands (a
+        column that cannot be read as magnitudes counts as none: a model that
+        reads it refuses it itself).
 
     Examples
     --------
@@ -294,9 +296,12 @@ def outside_magnitudes(table, ranges):
     finder, outside = ColumnFinder(table), None
     for band, (bright, faint) in (ranges or {}).items():
         magnitudes = BandMagnitudes(finder, band)
-        values = magnitudes.dered()
-        if values is None:
-            values = magnitudes.observed_mag()
+        try:
+            values = magnitudes.dered()
+            if values is None:
+                values = magnitudes.observed_mag()
+        except InvalidInputError:  # not magnitudes (fluxes without a unit...): no judge
+            values = None
         if values is None:
             continue
         with np.errstate(invalid="ignore"):
