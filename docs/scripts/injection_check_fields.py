@@ -84,7 +84,7 @@ def table(rows, models):
     """The rst table: the check next to the cards' own and injected scores."""
     cards = _recorded_balanced(models)
     lines = []
-    for row in rows:
+    for row in sorted(rows, key=lambda row: _order(row, models)):
         seeing = row["target_r_fwhm"]
         own, injected = cards.get((row["model"], row["field"], seeing), (None, None))
         lines.append((row["field"], "native" if seeing is None else f"{seeing}", row["model"],
@@ -93,6 +93,13 @@ def table(rows, models):
                       fmt(own), fmt(injected)))
     return simple_table(("Field", "r FWHM", "Model", "check", "sets", "warns", "own",
                          "injected"), lines)
+
+
+def _order(row, models):
+    """A row's place: by model (as ``models`` names them), field, then seeing, whatever
+    order the runs were recorded in."""
+    rank = list(models).index(row["model"]) if row["model"] in models else len(models)
+    return rank, row["model"], row["field"], SEEINGS.index(row["target_r_fwhm"])
 
 
 def fmt(value):
@@ -177,7 +184,8 @@ def main(argv=None):
             old = json.loads(RECORD.read_text())["rows"] if RECORD.exists() else []
             checked = {r["field"] for r in rows}  # other fields' rows stay
             keep = [r for r in old if r["model"] not in models or r["field"] not in checked]
-            RECORD.write_text(json.dumps({"rows": keep + rows}, indent=1) + "\n")
+            recorded_rows = sorted(keep + rows, key=lambda row: _order(row, MODELS))
+            RECORD.write_text(json.dumps({"rows": recorded_rows}, indent=1) + "\n")
     print(table(rows, models))
     for line in agreement(rows, models):
         print(line)
