@@ -300,6 +300,17 @@ def each_field(fields, run, log=print):
     return skipped
 
 
+def no_fields_message(data):
+    """The one-line error of a check whose ``data`` folder holds no field (`find_fields`)."""
+    return (f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
+            f".fits[.bz2]) under {data}")
+
+
+def nothing_recorded(skipped):
+    """The closing line of a ``--record`` run that `each_field` skipped fields in."""
+    return f"nothing recorded: {len(skipped)} field(s) skipped ({', '.join(skipped)})"
+
+
 def skipped_note(skipped, fields):
     """The line closing a check's output when `each_field` skipped fields ("" if none)."""
     return (f"{len(skipped)} of {len(fields)} fields skipped ({', '.join(skipped)}): "
@@ -569,8 +580,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     fields = find_fields(args.data, args.fields, lambda s: print(s, flush=True))
     if not fields:
-        parser.error(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
-                     f".fits[.bz2]) under {args.data}")
+        parser.error(no_fields_message(args.data))
     print("| field | r FWHM \" | model | point -> STAR/QSO | extended -> GALAXY | balanced "
           "| seeing_out_of_range | crowded | balanced, not crowded | balanced, "
           + ("unblended |" if args.inject else "decided |"), flush=True)
@@ -590,8 +600,7 @@ def main(argv=None):
     if skipped:
         print("\n" + skipped_note(skipped, fields))
     if args.record and skipped:
-        parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
-                       f"({', '.join(skipped)}); the cards keep their rows\n")
+        parser.exit(1, nothing_recorded(skipped) + "; the cards keep their rows\n")
     if args.record:
         for model in args.models:
             record(model, [row for _, _, m, _, row in results if m == model], args.inject)

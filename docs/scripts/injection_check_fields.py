@@ -30,8 +30,8 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import (SEEINGS, blurred, each_field, find_fields, read_field, recorded,
-                          simple_table, skipped_note)
+from check_fields import (SEEINGS, blurred, each_field, find_fields, no_fields_message,
+                          nothing_recorded, read_field, recorded, simple_table, skipped_note)
 
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.injection_check import RELIABLE_BALANCED, injection_check
@@ -167,8 +167,7 @@ def main(argv=None):
     log = functools.partial(print, flush=True)
     fields = {} if args.from_record else find_fields(args.data, args.fields, log)
     if not fields and not args.from_record:
-        parser.error(f"no field with its five frames (frame-<band>-<run>-<camcol>-<field>"
-                     f".fits[.bz2]) under {args.data}")
+        parser.error(no_fields_message(args.data))
     if args.seeds:
         skipped = each_field(fields, lambda field: spread(field, args.seeing, models,
                                                           args.seeds, args.n, log), log)
@@ -192,8 +191,7 @@ def main(argv=None):
     if not args.from_record and skipped:
         print(skipped_note(skipped, fields))
         if args.record:
-            parser.exit(1, f"nothing recorded: {len(skipped)} field(s) skipped "
-                           f"({', '.join(skipped)})\n")
+            parser.exit(1, nothing_recorded(skipped) + "\n")
 
 
 if __name__ == "__main__":
