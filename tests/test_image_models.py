@@ -621,14 +621,13 @@ def test_cnn_holds_on_a_real_field_blurred_to_bad_seeing(real_frame):
     from astropy.table import Table
 
     import sourceclf
-    from sourceclf.psf import frame_psf
+    from sourceclf.psf import band_psf
     from sourceclf.recipes.frame_checks import frame_truth
-    from sourceclf.utils._wcs import pixel_scale  # as classify measures it
     from sourceclf.simulate import degrade_frames
 
     _, frames = real_frame
     # The PSF classify measured (the module's frame_measurement_cache keeps it).
-    psf = {b: frame_psf(data, pixel_scale=pixel_scale(wcs)) for b, (data, wcs) in frames.items()}
+    psf = {b: band_psf(frame, b) for b, frame in frames.items()}
     truth = frame_truth(*frames["r"], psf["r"])
     clean = truth[truth["clean"]]
     labels = np.asarray(clean["truth"]).astype(str)
