@@ -271,13 +271,15 @@ def test_injected_rows_are_recorded_and_shown_apart(check_fields, monkeypatch, t
 
 @pytest.fixture(scope="module")
 def injected_runs(check_fields, shared_data):
-    """``check_field --inject`` at the native seeing: 40 sources drawn into 004510-4-0030
-    (uncrowded) and into 005405-6-0099 (crowded, the columns measured on the field and
-    on the injected sources alone), scored by margnet-sgq and the SDSS cut.
+    """``check_field --inject`` at the native seeing: 40 sources drawn into 005405-6-0099
+    (crowded), scored by margnet-sgq and the SDSS cut, with the columns measured on the
+    field and on the injected sources alone.
 
-    Returns the log lines and ``{(field, model, columns alone): row}``.  Each field is
-    read, and its truth and injected frames made, once (the slow part: some 40 s a field
-    on two cores), as ``check_fields.py`` does for each field it checks.
+    Returns the log lines and ``{(field, model, columns alone): row}``.  The field is
+    read, and its truth and injected frames made, once (the slow part: some 35 s on two
+    cores), as ``check_fields.py`` does for each field it checks.  (An uncrowded field
+    takes as long and shows the same scoring; the end-to-end check of the sources drawn
+    into 004510-4-0030 is ``tests/test_injection_check.py``'s.)
     """
     from functools import lru_cache
 
@@ -303,8 +305,7 @@ def injected_runs(check_fields, shared_data):
         patch.setattr(check_fields, "read_field", lru_cache(check_fields.read_field))
         patch.setattr(check_fields, "frame_truth", frame_truth)
         patch.setattr(check_fields, "injected_sources", injected_sources)
-        for name, alone in (("004510-4-0030", False), ("005405-6-0099", False),
-                            ("005405-6-0099", True)):
+        for name, alone in (("005405-6-0099", False), ("005405-6-0099", True)):
             results = []
             check_fields.check_field(shared_data / f"sdss_frame_{name}", lines.append,
                                      models if not alone else {"margnet-sgq": models[
@@ -315,24 +316,20 @@ def injected_runs(check_fields, shared_data):
 
 
 def test_injected_sources_are_scored_on_a_real_field(check_fields, injected_runs):
-    """--inject end to end on two real fields at their own seeing.
-
-    On field 4510-4-0030 (uncrowded) the truth's own measurement and
-    margnet-sgq recover the injected sources' noiseless truth; on
-    005405-6-0099 (Galactic plane) the neighbours make most injected stars
-    look extended to the truth's measurement, and every row is flagged
-    crowded.
+    """--inject end to end on a real field at its own seeing: on 005405-6-0099 (Galactic
+    plane) every row is flagged crowded, and the neighbours make most injected stars look
+    extended to the truth's measurement (the SDSS cut), though their noiseless truth is
+    known.
     """
     lines, rows = injected_runs
     assert "injected 40 sources" in lines[0] and "PSF stars" in lines[0]
-    quiet = rows["004510-4-0030", check_fields.SDSS_CUT, False]
-    assert quiet["n_point"] + quiet["n_extended"] == 40
-    assert quiet["balanced"] >= 0.9
-    assert rows["005405-6-0099", check_fields.SDSS_CUT, False]["point_as_star_or_qso"] < 0.6
-    # The shipped model on the uncrowded field, and the crowded one flagged.
-    assert rows["004510-4-0030", "margnet-sgq", False]["balanced"] >= 0.9
-    assert rows["004510-4-0030", "margnet-sgq", False]["crowded"] == 0.0
-    assert rows["005405-6-0099", "margnet-sgq", False]["crowded"] == 1.0
+    cut = rows["005405-6-0099", check_fields.SDSS_CUT, False]
+    assert cut["n_point"] + cut["n_extended"] == 40
+    assert cut["point_as_star_or_qso"] < 0.6
+    model = rows["005405-6-0099", "margnet-sgq", False]
+    assert model["crowded"] == 1.0
+    # 13 of 16 stars against 5 of 16 when written
+    assert model["point_as_star_or_qso"] > cut["point_as_star_or_qso"] + 0.2, (model, cut)
 
 
 def test_columns_measured_alone_diagnose_the_crowded_field(injected_runs):

@@ -534,27 +534,43 @@ def _blobs_through_psf(n, random_state):
     return images.astype(np.float32), fwhm.astype(np.float32), y
 
 
+def _best_size_only_accuracy(fwhm, y):
+    """The best any classifier that sees the stamp but not the PSF can do on these rows.
+
+    A stamp of `_blobs_through_psf` is its source's width and noise, nothing else, so no
+    rule on the stamp beats the best rule on the true width; and since the two classes'
+    widths are equally likely where they overlap, the best rule on it is a cut.  Returns
+    the best cut's accuracy (the PSF's FWHM gives each source's true width).
+    """
+    width = fwhm[:, 0] * np.where(y == 1, 1.0, 1.8)
+    order = np.argsort(width)
+    below = np.arange(len(y) + 1)
+    points_below = np.concatenate([[0], np.cumsum(y[order] == 1)])
+    # A cut after k rows calls those point-like (1) and the rest extended (0).
+    right = points_below + (len(y) - below) - (np.sum(y == 1) - points_below)
+    return float(right.max() / len(y))
+
+
 def test_psf_aware_cnn_judges_size_against_the_psf():
+    """Given the PSF's width, the CNN tells sizes relative to it; without, no classifier
+    of the stamps could (`_best_size_only_accuracy`: 0.84 on these rows)."""
     from sourceclf.training import fit_network
 
     images, fwhm, y = _blobs_through_psf(600, 0)
     tr, va = np.arange(450), np.arange(450, 600)
-    scores = {}
-    for psf_inputs in (0, 5):
-        torch.manual_seed(0)
-        cnn = MargNetCNN(n_classes=2, width=0.0625, dense=(16,), batch_norm=True,
-                         psf_inputs=psf_inputs, psf_units=8)
-        x = fwhm if psf_inputs else None
-        fit_network(cnn, None if x is None else x[tr], y[tr], None if x is None else x[va],
-                    y[va], images_train=images[tr], images_val=images[va], epochs=8,
-                    batch_size=32, lr=5e-3, patience=8, device="cpu", random_state=0)
-        cnn.eval()
-        with torch.no_grad():
-            logits = cnn(None if x is None else torch.as_tensor(x[va]),
-                         torch.as_tensor(images[va]))
-        scores[psf_inputs] = float(np.mean(logits.argmax(1).numpy() == y[va]))
-    assert scores[5] >= 0.95, scores  # 1.0 when written; the blind network 0.83
-    assert scores[5] >= scores[0] + 0.1, scores
+    torch.manual_seed(0)
+    cnn = MargNetCNN(n_classes=2, width=0.0625, dense=(16,), batch_norm=True,
+                     psf_inputs=5, psf_units=8)
+    fit_network(cnn, fwhm[tr], y[tr], fwhm[va], y[va], images_train=images[tr],
+                images_val=images[va], epochs=8, batch_size=32, lr=5e-3, patience=8,
+                device="cpu", random_state=0)
+    cnn.eval()
+    with torch.no_grad():
+        logits = cnn(torch.as_tensor(fwhm[va]), torch.as_tensor(images[va]))
+    score = float(np.mean(logits.argmax(1).numpy() == y[va]))
+    blind = _best_size_only_accuracy(fwhm[va], y[va])
+    assert score >= 0.95, (score, blind)  # 1.0 when written, the blind CNN 0.83
+    assert score >= blind + 0.1, (score, blind)
 
 
 def test_psf_aware_cnn_inputs_and_stack():
