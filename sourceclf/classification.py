@@ -21,7 +21,6 @@ from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
 from .features import get_feature_set
 from .inputs import model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
-from .models.domain import outside_magnitudes
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
@@ -424,10 +423,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if blended is not None:
         for i in np.flatnonzero(valid & blended):
             flags[i] = ";".join(x for x in (flags[i], FLAG_BLENDED) if x)
-    outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows])
-    if outside is None and clf.domain is None:  # no fitted domain: the trained magnitudes
-        beyond = outside_magnitudes(found, clf.card.domain.get("magnitudes"))
-        outside = None if beyond is None else beyond[rows]
+    # A model without a fitted domain judges the rows by their magnitudes in the catalog.
+    catalog_rows = None if clf.domain is not None else found if rows.size == n else found[rows]
+    outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows],
+                                 catalog=catalog_rows)
     if outside is not None:
         for i in rows[outside]:
             flags[i] = ";".join(x for x in (flags[i], FLAG_OUT_OF_DOMAIN) if x)

@@ -187,3 +187,25 @@ def test_outside_magnitudes_judges_by_the_catalogs_magnitude():
     # A column that is not magnitudes judges nothing (the CNN does not read it).
     fluxes = Table({"r": np.geomspace(1.0, 1000.0, 30)})
     assert outside_magnitudes(fluxes, ranges) is None
+
+
+def test_a_model_without_a_fitted_domain_judges_the_catalogs_magnitudes(shared_data):
+    """`SourceClassifier.outside_domain` given the rows' catalog: an image model (no fitted
+    domain) flags those beyond its card's magnitudes, as classify does; a photometric model
+    keeps its fitted domain on the features and ignores the catalog."""
+    from astropy.table import Table
+
+    from sourceclf.features import get_feature_set
+
+    cnn = load_model("margnet-cnn-sgq")
+    assert cnn.domain is None and cnn.card.domain["magnitudes"]["r"] == [14.0, 22.5]
+    catalog = Table({"dered_r": [13.0, 18.0, 23.1]})
+    assert cnn.outside_domain(None, catalog=catalog).tolist() == [True, False, True]
+    assert cnn.outside_domain(None) is None  # nothing to judge
+    assert cnn.outside_domain(None, catalog=Table({"ra": [1.0]})) is None
+    ugriz = load_model("ugriz-sgq")
+    table = read_labelled_table(shared_data / "sdss_dr14_spectro_ugriz.fits")[:50]
+    features = get_feature_set(ugriz.feature_set).compute(table).values
+    np.testing.assert_array_equal(ugriz.outside_domain(features, catalog=table),
+                                  ugriz.domain.outside(features))
+    assert ugriz.outside_domain(None, catalog=table) is None

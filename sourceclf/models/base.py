@@ -15,7 +15,7 @@ from ..progress import progress_bar
 from ..utils._files import atomic_path
 from .architectures import build_architecture
 from .card import ModelCard, member_path, read_calibration, sha256_file, verify_sha256
-from .domain import DOMAIN_FILE, ApplicabilityDomain
+from .domain import DOMAIN_FILE, ApplicabilityDomain, outside_magnitudes
 
 __all__ = ["SourceClassifier", "TorchClassifier", "ROW_BLOCK", "pad_rows"]
 
@@ -71,24 +71,33 @@ class SourceClassifier:
         #: The directory the model was loaded from (None for a model in memory).
         self.directory = None
 
-    def outside_domain(self, features):
+    def outside_domain(self, features, catalog=None):
         """Which rows lie outside the model's applicability domain.
 
         Parameters
         ----------
-        features : array-like of shape (n_rows, n_features)
+        features : array-like of shape (n_rows, n_features) or None
             The model's features (of its feature set).
+        catalog : `~astropy.table.Table`, optional
+            The same rows of the catalog, under sourceclf's column names (with
+            any column measured on the frames: `sourceclf.photometry.measure_columns`).
+            A model without a fitted domain (the image models, trained on
+            simulated stamps) judges them by the magnitudes its card says it was
+            trained on, ``domain['magnitudes']``
+            (`sourceclf.models.domain.outside_magnitudes`).
 
         Returns
         -------
         outside : `numpy.ndarray` of bool or None
-            True for rows outside the domain; None when the model has no
-            photometric domain (image-only models, models trained before
-            domains existed).
+            True for rows outside the domain; None when nothing can be judged:
+            no fitted domain and no ``catalog`` (or no trained magnitudes, or
+            none of their bands in it), or a fitted domain and no ``features``.
         """
-        if self.domain is None or features is None:
+        if self.domain is not None:
+            return None if features is None else self.domain.outside(features)
+        if catalog is None:
             return None
-        return self.domain.outside(features)
+        return outside_magnitudes(catalog, self.card.domain.get("magnitudes"))
 
     # Convenience views of the card --------------------------------------------
     @property
