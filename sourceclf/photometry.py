@@ -55,7 +55,8 @@ from .utils._wcs import pixel_scale
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
            "columns_from_fits", "detect_segments", "deblend_frame", "source_stamps",
-           "measure_columns", "catalog_extinction", "STAMP_SIZE", "ASSUMED_BETA"]
+           "measure_columns", "measure_stamp_columns", "catalog_extinction", "STAMP_SIZE",
+           "ASSUMED_BETA"]
 
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
@@ -543,3 +544,91 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan
     return out, psf
+
+
+def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE):
+    """MargNet's 24 catalog columns measured on stamps given without their frames.
+
+    The fits of `measure_columns`, on each row's own stamp (less its median)
+    instead of a stamp cut from a frame: for a catalog of positions given with
+    cutouts (`sourceclf.classify`'s ``cutouts=`` and ``psf=``), so that the
+    models reading MargNet's columns can classify it.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog, one row per stamp (its ``extinction_<b>`` or ``ebv``
+        columns correct the magnitudes, as in `measure_columns`).
+    stamps : `numpy.ndarray`
+        Shape ``(N, 5, H, W)``, ugriz, in nanomaggies
+        (`sourceclf.cutouts.make_cutouts`), each centred on its source.
+    psf : dict
+        ``{band: FWHM}`` (arcsec; a Moffat of index `ASSUMED_BETA`) or
+        ``{band: PSFMeasurement}``, for the five bands.
+    sky_sigma : dict
+        ``{band: sky noise per pixel}`` (`sourceclf.sky.stamp_sky`), which
+        sets the threshold of the neighbours' peaks.
+    pixel_scale : float
+        Arcsec per pixel of the stamps (SDSS's by default).
+
+    Returns
+    -------
+    measured : `~astropy.table.Table`
+        A copy of ``table`` with the columns of `measure_columns`; NaN for a
+        row whose stamp holds a non-finite pixel in a band.
+
+    Raises
+    ------
+    InvalidInputError
+        If the stamps are not ``(N, 5, H, W)`` for the table's N rows, or a
+        band's PSF or sky noise is missing or not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astropy.table import Table
+    >>> from sourceclf.photometry import measure_stamp_columns
+    >>> from sourceclf.psf import moffat_profile
+    >>> yy, xx = np.mgrid[:32, :32] - 15.5
+    >>> star = 50.0 * moffat_profile(xx, yy, 1.2 / 0.396, 3.5)  # a point source, r about 18
+    >>> stamps = star[None, None] + np.random.default_rng(0).normal(0, 0.01, (1, 5, 32, 32))
+    >>> out = measure_stamp_columns(Table({"id": [1]}), stamps, {b: 1.2 for b in "ugriz"},
+    ...                             {b: 0.01 for b in "ugriz"})
+    >>> float(out["deVRad_r"][0]) < 0.2
+    True
+    """
+    stamps = np.asarray(stamps, dtype=float)
+    n = len(table)
+    if stamps.ndim != 4 or stamps.shape[:2] != (n, len(BANDS)):
+        raise InvalidInputError(f"measure_stamp_columns: stamps of shape {stamps.shape}, "
+                                f"expected ({n}, 5, H, W) for a table of {n} rows")
+    fluxes = np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan)
+    best = np.zeros((n, len(BANDS)), dtype=int)
+    width = np.empty((n, len(BANDS)))
+    blend = np.full((n, len(BANDS)), np.nan)
+    for k, b in enumerate(BANDS):
+        seen = psf.get(b) if hasattr(psf, "get") else None
+        noise = float(sky_sigma.get(b, np.nan)) if hasattr(sky_sigma, "get") else np.nan
+        fwhm = seen.fwhm if isinstance(seen, PSFMeasurement) else seen
+        beta = seen.beta if isinstance(seen, PSFMeasurement) else ASSUMED_BETA
+        if fwhm is None or not float(fwhm) > 0 or not noise > 0:
+            raise InvalidInputError(f"measure_stamp_columns: band '{b}' needs a positive PSF "
+                                    f"FWHM and sky noise, got {fwhm!r} and {noise!r}")
+        fwhm = float(fwhm)
+        width[:, k] = fwhm / CATALOG_PSF_SCALE[b]
+        good = np.isfinite(stamps[:, k]).all(axis=(1, 2))
+        if not good.any():
+            continue
+        band = stamps[good, k]
+        band = band - np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
+        fwhm_pix = fwhm / pixel_scale
+        fluxes[good, k], best[good, k], _, blend[good, k] = fit_with_neighbours(
+            centre_stamps(band, fwhm_pix, beta),
+            profile_templates(fwhm, beta, size=band.shape[-1], pixel_scale=pixel_scale),
+            fwhm_pix, beta, noise)
+    out = Table(table, copy=True)
+    columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)
+    off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)
+    for b in BANDS:
+        out[f"deVRad_{b}"][off] = np.nan
+    return out

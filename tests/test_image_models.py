@@ -13,6 +13,7 @@ import torch
 from conftest import blob_stamps
 from sourceclf.augment import random_augment
 from sourceclf.bands import BANDS
+from sourceclf.exceptions import SourceclfWarning
 from sourceclf.models import ARCHITECTURES, build_architecture, load_model, model_names
 from sourceclf.models.margformer import MargFormer, count_flops
 from sourceclf.models.margnet_cnn import AsinhNormalise, MargNetCNN, MargNetStack
@@ -359,6 +360,55 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
     assert point.mean() >= 0.80, f"only {point.sum()} of 161 stars called point sources"
     bright = np.asarray(cat["dered_r"]) < 19
     assert point[bright].mean() >= 0.95
+
+
+def test_stamps_given_with_their_psf_are_measured_as_frames_are(real_frame, tmp_path, capsys):
+    """Cutouts and psf= without MargNet's columns: the columns are measured on the stamps,
+    as on the frames they were cut from, and 'auto' chooses margnet-sgq as for frames;
+    without psf= nothing is measured and the CNN is chosen."""
+    from astropy.table import Table
+
+    import sourceclf
+    from sourceclf.cutouts import make_cutouts
+    from sourceclf.photometry import measure_columns, measure_stamp_columns
+    from sourceclf.psf import band_psf
+    from sourceclf.sky import stamp_sky
+
+    cat, frames = real_frame
+    positions = Table({"ra": cat["ra"][:30], "dec": cat["dec"][:30]})
+    stamps = make_cutouts(table=positions, images=frames).data
+    psf = {b: band_psf(frame, b) for b, frame in frames.items()}
+    on_frames, _ = measure_columns(positions, frames, psf)
+    sky = {b: sigma for b, (_, sigma) in stamp_sky(stamps).items()}
+    on_stamps = measure_stamp_columns(positions, stamps, psf, sky)
+    for column in ("dered_r", "dered_u", "g_r", "deVRad_r", "psffwhm_r", "blendedness_r"):
+        np.testing.assert_allclose(on_stamps[column], on_frames[column], atol=2e-3,
+                                   err_msg=column)  # 1e-4-6e-4 mag when written
+    fwhm = {b: psf[b].fwhm for b in BANDS}
+    out = sourceclf.classify(positions, cutouts=stamps, psf=fwhm, confidence=None)
+    assert out.meta["CLFMODEL"] == "margnet-sgq" and "stamps" in out.meta["CLFCOLS"]
+    assert "dered_r" not in out.colnames  # used internally, as for frames
+    point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
+    assert point.mean() >= 0.9, point.mean()  # calibObj stars: 0.97 when written
+    with pytest.warns(Warning, match="psf"):
+        blind = sourceclf.classify(positions, cutouts=stamps, confidence=None)
+    assert blind.meta["CLFMODEL"] == "margnet-cnn-sgq" and "CLFCOLS" not in blind.meta
+    # The command line: --cutouts with --psf.
+    from astropy.io import fits
+
+    from sourceclf.cli import main
+
+    positions.write(tmp_path / "cat.fits")
+    fits.PrimaryHDU(stamps).writeto(tmp_path / "stamps.fits")
+    assert main([str(tmp_path / "cat.fits"), "--cutouts", str(tmp_path / "stamps.fits"),
+                 "--psf", "1.2", "-o", str(tmp_path / "out.fits")]) == 0
+    said = capsys.readouterr().out
+    assert "model: margnet-sgq" in said and "measured on the stamps" in said
+    # Stamps whose borders hold no noise: one warning, and the CNN.
+    with pytest.warns(SourceclfWarning, match="not measured on the stamps"):
+        flat = sourceclf.classify(positions[:3], cutouts=np.ones((3, 5, 32, 32)), psf=1.2,
+                                  confidence=None)
+    assert flat.meta["CLFMODEL"] == "margnet-cnn-sgq"
 
 
 def test_cnn_calls_extended_sources_galaxies(real_frame, shared_data):
