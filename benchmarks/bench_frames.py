@@ -15,7 +15,9 @@ coverage by sources (`sourceclf.crowding.source_coverage`), and the whole
 the columns and runs margnet-sgq) against the image-only
 ``model='margnet-cnn-sgq'`` (which measures them too, for the ``blended``
 flag) and against that model on the same stamps given as cutouts with the
-PSF (nothing measured, nothing cut), and `sourceclf.injection_check` with
+PSF (nothing measured, nothing cut) and ``model='auto'`` on them (MargNet's
+columns and the PSF's shape measured on the stamps, then margnet-sgq:
+`sourceclf.photometry.measure_stamp_columns`), and `sourceclf.injection_check` with
 the model ``auto`` chose (150 known sources drawn into copies of the frames:
 what ``--inject-check 150`` adds), and `sourceclf.streaming.classify_file` on
 the positions written to a FITS file (what ``sourceclf-classify --image``
@@ -99,6 +101,9 @@ def main(argv=None):
         "margnet-cnn-sgq, stamps given": lambda: sourceclf.classify(
             positions, stamps, psf={b: psf[b].fwhm for b in BANDS}, model="margnet-cnn-sgq",
             confidence=0.9, progress=False, device="cpu"),
+        "auto, stamps given (margnet-sgq)": lambda: sourceclf.classify(
+            positions, stamps, psf={b: psf[b].fwhm for b in BANDS}, confidence=0.9,
+            progress=False, device="cpu"),
         "injection check, 150 (margnet-sgq)": lambda: injection_check(
             frames, model="margnet-sgq", device="cpu"),
         "classify_file, auto (one chunk)": lambda: classify_file(
@@ -127,6 +132,9 @@ def main(argv=None):
     stamps_only = np.median(times["margnet-cnn-sgq, stamps given"])
     print(f"classify, auto / margnet-cnn-sgq on frames: {auto / cnn:.2f}")
     print(f"margnet-cnn-sgq on frames / on the stamps given: {cnn / stamps_only:.2f}")
+    stamps_auto = np.median(times["auto, stamps given (margnet-sgq)"])
+    print(f"on the stamps given, auto (columns and PSF shape measured on them) / "
+          f"margnet-cnn-sgq: {stamps_auto / stamps_only:.2f}")
     check = np.median(times["injection check, 150 (margnet-sgq)"])
     print(f"injection check / classify, auto: {check / auto:.2f}")
     streamed = np.median(times["classify_file, auto (one chunk)"])

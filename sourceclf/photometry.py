@@ -511,10 +511,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     ra, dec = sky_positions(table, ra_column, dec_column)
     psf = dict(psf or {})
     n = len(table)
-    fluxes = np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan)
-    best = np.zeros((n, len(BANDS)), dtype=int)
-    width = np.empty((n, len(BANDS)))
-    blend = np.full((n, len(BANDS)), np.nan)
+    fluxes, best, width, blend = _no_fits(n)
     seen = np.isfinite(ra) & np.isfinite(dec)
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
@@ -538,12 +535,26 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
             profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1],
                               pixel_scale=scale),
             fwhm_pix, psf[b].beta, psf[b].sky_sigma)
+    return _with_columns(table, fluxes, best, width, blend), psf
+
+
+def _no_fits(n):
+    """The fits of ``n`` sources before any: ``fluxes`` (NaN), ``best`` radius, PSF
+    ``width`` and ``blend`` (NaN), as `measure_columns` fills them band by band."""
+    return (np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan),
+            np.zeros((n, len(BANDS)), dtype=int), np.empty((n, len(BANDS))),
+            np.full((n, len(BANDS)), np.nan))
+
+
+def _with_columns(table, fluxes, best, width, blend):
+    """A copy of ``table`` with the columns of the fits (`columns_from_fits`); a source not
+    fitted in every band has no radius either (its magnitudes are NaN already)."""
     out = Table(table, copy=True)
     columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)
-    off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)  # magnitudes are NaN there already
+    off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan
-    return out, psf
+    return out
 
 
 def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE):
@@ -602,10 +613,7 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
     if stamps.ndim != 4 or stamps.shape[:2] != (n, len(BANDS)):
         raise InvalidInputError(f"measure_stamp_columns: stamps of shape {stamps.shape}, "
                                 f"expected ({n}, 5, H, W) for a table of {n} rows")
-    fluxes = np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan)
-    best = np.zeros((n, len(BANDS)), dtype=int)
-    width = np.empty((n, len(BANDS)))
-    blend = np.full((n, len(BANDS)), np.nan)
+    fluxes, best, width, blend = _no_fits(n)
     for k, b in enumerate(BANDS):
         seen = psf.get(b) if hasattr(psf, "get") else None
         noise = float(sky_sigma.get(b, np.nan)) if hasattr(sky_sigma, "get") else np.nan
@@ -626,9 +634,4 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
             centre_stamps(band, fwhm_pix, beta),
             profile_templates(fwhm, beta, size=band.shape[-1], pixel_scale=pixel_scale),
             fwhm_pix, beta, noise)
-    out = Table(table, copy=True)
-    columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)
-    off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)
-    for b in BANDS:
-        out[f"deVRad_{b}"][off] = np.nan
-    return out
+    return _with_columns(table, fluxes, best, width, blend)
