@@ -608,7 +608,7 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
     >>> float(out["deVRad_r"][0]) < 0.2
     True
     """
-    stamps = np.asarray(stamps, dtype=float)
+    stamps = np.asarray(stamps)  # each band is fitted in float64 in turn, as on frames
     n = len(table)
     if stamps.ndim != 4 or stamps.shape[:2] != (n, len(BANDS)):
         raise InvalidInputError(f"measure_stamp_columns: stamps of shape {stamps.shape}, "
@@ -627,8 +627,8 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
         good = np.isfinite(stamps[:, k]).all(axis=(1, 2))
         if not good.any():
             continue
-        band = stamps[good, k]
-        band = band - np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
+        band = stamps[good, k].astype(float)
+        band -= np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
         fwhm_pix = fwhm / pixel_scale
         fluxes[good, k], best[good, k], _, blend[good, k] = fit_with_neighbours(
             centre_stamps(band, fwhm_pix, beta),
