@@ -475,8 +475,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if blended is not None:
         for i in np.flatnonzero(valid & blended):
             flags[i] = ";".join(x for x in (flags[i], FLAG_BLENDED) if x)
-    # A model without a fitted domain judges the rows by their magnitudes in the catalog.
-    catalog_rows = None if clf.domain is not None else found if rows.size == n else found[rows]
+    # A model without a fitted domain judges the rows by their magnitudes in the catalog
+    # (the rows are copied only for such a model, and only when some are left out).
+    catalog_rows = None
+    if clf.domain is None:
+        catalog_rows = found if rows.size == n else found[rows]
     outside = clf.outside_domain(None if inputs.features is None else inputs.features[rows],
                                  catalog=catalog_rows)
     if outside is not None:

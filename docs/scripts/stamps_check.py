@@ -51,10 +51,10 @@ from check_fields import (SEEINGS, SHARED_DATA, blur_seed, classify_positions,  
                           find_fields, read_field, score, seen_psf)
 
 
-def on_stamps(sources, frames, psf, model="auto"):
-    """``sourceclf.classify`` of ``sources`` on stamps cut from ``frames``, given
-    ``psf`` (``{band: PSFMeasurement}``) by its FWHMs alone; warnings silenced."""
-    stamps = make_cutouts(table=sources, images=frames).data
+def on_stamps(sources, stamps, psf, model="auto"):
+    """``sourceclf.classify`` of ``sources`` given as ``stamps`` (cut from the frames once
+    per seeing) and ``psf`` (``{band: PSFMeasurement}``) by its FWHMs alone; warnings
+    silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sourceclf.classify(sources, cutouts=stamps, psf={b: psf[b].fwhm for b in BANDS},
@@ -99,8 +99,8 @@ def main(argv=None):
                   f"stamps {shape.fwhm:.2f}\" beta {shape.beta:.2f} ({shape.n_stars} stars)",
                   flush=True)
             results = {"frames": classify_positions(sources, frames, seen, margnet)["margnet-sgq"],
-                       "stamps": on_stamps(sources, frames, seen),
-                       "cnn": on_stamps(sources, frames, seen, "margnet-cnn-sgq")}
+                       "stamps": on_stamps(sources, stamps, seen),
+                       "cnn": on_stamps(sources, stamps, seen, "margnet-cnn-sgq")}
             for what, result in results.items():
                 print(f"  {label:<6} r FWHM {seen['r'].fwhm:.2f}\"  {line(what, result, labels)}",
                       flush=True)
