@@ -15,18 +15,17 @@ from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
-from .cutouts import FLAG_OFF_FRAME, make_cutouts, sources_on_frames
+from .cutouts import FLAG_OFF_FRAME, sources_on_frames
 from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
                          SourceclfError, SourceclfWarning)
 from .features import get_feature_set
-from .inputs import model_inputs, psf_by_band, read_frames
+from .inputs import catalog_psf_fwhm, model_inputs, psf_by_band, read_frames
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
-from .photometry import catalog_extinction, measure_columns, measure_stamp_columns
+from .photometry import catalog_extinction, measure_columns
 from .psf import PSFMeasurement, psf_memo
-from .sky import stamp_sky
-from .stamp_psf import stamps_psf
+from .stamp_columns import columns_from_stamps
 from .utils._validation import check_confidence_levels, check_positive_int
 
 __all__ = ["classify", "frame_columns", "frame_measurement_cache", "choose_model",
@@ -51,6 +50,7 @@ OUTPUT_META_KEYS = {
                 "catalog's rows in each, by level (JSON)",
     "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
     "CLFCOLS": "MargNet's catalog columns were measured on the images (not in the table)",
+    "CLFPSF": "the PSF those columns were measured through, for stamps given directly",
 }
 
 #: The catalog columns `classify` measures on frames when the table lacks them.
@@ -147,7 +147,7 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps
     What `classify` does before choosing or running a model that reads
     MargNet's catalog columns next to the stamps.  Stamps given directly
     (``cutouts``) are measured in the same way when their PSF is given
-    (``psf``): each stamp stands for its frame
+    (``psf``, or the table's ``psffwhm_<b>``): each stamp stands for its frame
     (`sourceclf.photometry.measure_stamp_columns`, the sky noise from the
     stamps' borders, `sourceclf.sky.stamp_sky`).
 
@@ -159,10 +159,13 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps
         Full frames by band, as `classify` takes them.
     cutouts : optional
         Stamps given directly (any form `sourceclf.cutouts.make_cutouts`
-        takes): measured when ``psf`` is given and ``stamps`` is True.
+        takes): measured when their PSF is known (``psf``, or the table's
+        ``psffwhm_<b>``) and ``stamps`` is True.
     psf : float or dict, optional
         `classify`'s ``psf``: with it, its FWHMs stand for the frames' PSF
-        (`sourceclf.photometry.measure_columns`), or the stamps'.
+        (`sourceclf.photometry.measure_columns`), or the stamps'; without
+        it the stamps' is each row's ``psffwhm_<b>``
+        (`sourceclf.inputs.catalog_psf_fwhm`), where the table has them.
     quiet : bool
         No warning when the columns cannot be measured (for a model reading
         the images alone, which flags the rows whose PSF is unknown itself).
@@ -187,9 +190,10 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps
     if not get_feature_set(FRAME_FEATURE_SET).missing_columns(source):
         return source, images, psf, False
     if cutouts is not None:
-        if images is not None or psf is None or not stamps:
+        if images is not None or not stamps or (
+                psf is None and catalog_psf_fwhm(source) is None):
             return source, images, psf, False
-        measured = _stamp_columns(source, cutouts, psf, quiet)
+        measured = columns_from_stamps(source, cutouts, psf, quiet=quiet)
         return measured, images, psf, measured is not source
     frames = read_frames(images)
     try:
@@ -203,35 +207,6 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps
                       SourceclfWarning, stacklevel=3)
         return source, frames, psf, False
     return measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS}, True
-
-
-def _stamp_columns(source, cutouts, psf, quiet):
-    """`frame_columns` of stamps given directly: ``source`` with the columns, or ``source``
-    itself (after a warning unless ``quiet``) when the stamps' sky noise cannot be read.
-
-    The PSF is ``psf``'s FWHM with the Moffat index measured on the stamps' own point
-    sources (`sourceclf.stamp_psf.stamps_psf`), or `sourceclf.photometry.ASSUMED_BETA`
-    where too few are found.
-    """
-    stamps = make_cutouts(cutouts, table=source).data
-    finite = np.flatnonzero(np.isfinite(stamps).all(axis=(1, 2, 3)))
-    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps, finite).items()}
-    flat = [band for band in BANDS if not sky[band] > 0]
-    if flat:
-        if not quiet:
-            warnings.warn(f"MargNet's catalog columns not measured on the stamps (no sky noise "
-                          f"in the borders of band(s) {', '.join(flat)}); only models reading "
-                          "the images alone can be used", SourceclfWarning, stacklevel=4)
-        return source
-    fwhm, seen = psf_by_band(psf), {}
-    for k, band in enumerate(BANDS):
-        try:
-            shape = stamps_psf(stamps[finite, k], fwhm_guess=fwhm[band],
-                               label=f"the stamps of band '{band}'")
-            seen[band] = shape._replace(fwhm=fwhm[band])  # the FWHM given, the shape seen
-        except InvalidInputError:  # too few point sources: a Moffat of ASSUMED_BETA
-            seen[band] = fwhm[band]
-    return measure_stamp_columns(source, stamps, seen, sky)
 
 
 def _with_blendedness(source, measured):
@@ -292,14 +267,15 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         `sourceclf.features`); ``ra`` and ``dec`` when ``images`` are frames.
     cutouts : array-like, list, dict or path, optional
         5-band cutouts, one per row, in any form `sourceclf.cutouts.make_cutouts`
-        accepts.  Only image models use them.  Given with ``psf``, and when
-        the table lacks MargNet's catalog columns and the model reads them,
-        the columns are measured on the stamps as on frames
+        accepts.  Only image models use them.  Given with their PSF (``psf``,
+        or else the table's ``psffwhm_<b>`` for all five bands, each row's
+        own), and when the table lacks MargNet's catalog columns and the
+        model reads them, the columns are measured on the stamps as on frames
         (`sourceclf.photometry.measure_stamp_columns`, in nanomaggies at
-        SDSS's pixel scale, through a Moffat of ``psf``'s FWHM and the index
+        SDSS's pixel scale, through a Moffat of that FWHM and the index
         measured on the stamps' point sources, `sourceclf.stamp_psf`;
-        ``meta['CLFCOLS']``), so that ``'auto'`` can choose ``margnet-sgq``;
-        without ``psf`` it chooses ``margnet-cnn-sgq``.
+        ``meta['CLFCOLS']`` and ``meta['CLFPSF']``), so that ``'auto'`` can
+        choose ``margnet-sgq``; without a PSF it chooses ``margnet-cnn-sgq``.
     images : dict, optional
         Full frames by band (``{'u': path_or_hdu, ...}``), cut at each row's
         ``ra``/``dec`` with each band's WCS.  When the table lacks any of
@@ -552,13 +528,15 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if measured and clf.feature_set == FRAME_FEATURE_SET:
         dereddened = catalog_extinction(catalog) is not None
         out.meta["CLFCOLS"] = (("MargNet's columns measured on the stamps (sourceclf.photometry"
-                                ".measure_stamp_columns; the PSF's FWHM from psf=, its shape "
-                                "from the stamps); " if cutouts is not None
+                                ".measure_stamp_columns; their PSF in CLFPSF); "
+                                if cutouts is not None
                                 else "MargNet's columns measured on the frames "
                                 "(sourceclf.photometry.measure_columns); ")
                                + ("extinction from the table" if dereddened else
                                   "no extinction correction (the table has neither "
                                   "extinction_<b> nor ebv)"))
+        if cutouts is not None and "CLFPSF" in found.meta:
+            out.meta["CLFPSF"] = found.meta["CLFPSF"]
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

@@ -27,7 +27,7 @@ from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMI
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
 
-__all__ = ["ModelInputs", "model_inputs", "psf_by_band", "read_frames"]
+__all__ = ["ModelInputs", "model_inputs", "psf_by_band", "catalog_psf_fwhm", "read_frames"]
 
 
 @dataclass(frozen=True)
@@ -373,16 +373,53 @@ def _row_psf(table, psf, frames, on_frame):
             fwhm[band] = np.where(on_frame, measured, np.nan)
         return fwhm, (f"cannot measure the PSF of the frame(s) of band(s) "
                       f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
+    fwhm = catalog_psf_fwhm(table, complete=False)
+    if fwhm is None:
+        return ({b: np.full(n, np.nan) for b in BANDS},
+                "the stamps' PSF is unknown: give psf= (FWHM in arcsec; --psf on the "
+                "command line) or psffwhm_<b> columns")
+    return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def catalog_psf_fwhm(table, *, complete=True):
+    """Each row's PSF FWHM per band from the catalog's ``psffwhm_<b>`` columns.
+
+    SDSS's ``psffwhm`` is a catalog width, narrower than the FWHM of the
+    Moffat fits sourceclf measures on frames; it is converted by
+    `sourceclf.psf.CATALOG_PSF_SCALE`.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The catalog (column names case-insensitive, in arcsec unless they
+        carry a unit).
+    complete : bool
+        Whether all five bands' columns are needed: without one of them the
+        result is None.  Otherwise a missing band's FWHMs are NaN, and the
+        result is None only when every band's column is missing.
+
+    Returns
+    -------
+    fwhm : dict or None
+        ``{band: FWHM per row}`` (arcsec, NaN where the table has no value).
+
+    Examples
+    --------
+    >>> from astropy.table import Table
+    >>> t = Table({f"psffwhm_{b}": [1.0, 1.5] for b in "ugriz"})
+    >>> [round(float(v), 3) for v in catalog_psf_fwhm(t)["r"]]
+    [0.908, 1.362]
+    """
     finder = ColumnFinder(table)
+    present = [finder.find(f"psffwhm_{b}") is not None for b in BANDS]
+    if not (all(present) if complete else any(present)):
+        return None
     fwhm = {}
     for band in BANDS:
         values = finder.values(f"psffwhm_{band}", unit="arcsec")
-        fwhm[band] = (np.full(n, np.nan) if values is None
-                      else values * CATALOG_PSF_SCALE[band])
-    if all(finder.find(f"psffwhm_{b}") is None for b in BANDS):
-        return fwhm, ("the stamps' PSF is unknown: give psf= (FWHM in arcsec; --psf on the "
-                      "command line) or psffwhm_<b> columns")
-    return fwhm, "some rows lack psffwhm_<b> values"
+        fwhm[band] = (np.full(len(table), np.nan) if values is None
+                      else np.asarray(values, dtype=float) * CATALOG_PSF_SCALE[band])
+    return fwhm
 
 
 def _frame_coverage(frame, fwhm, sky=None):

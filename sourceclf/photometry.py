@@ -50,6 +50,7 @@ from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, moffat_profile, sky_level
+from .stamp_psf import fwhm_groups
 from .utils._wcs import pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
@@ -557,13 +558,15 @@ def _with_columns(table, fluxes, best, width, blend):
     return out
 
 
-def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE):
+def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
+                          pixel_scale=SDSS_PIXEL_SCALE):
     """MargNet's 24 catalog columns measured on stamps given without their frames.
 
     The fits of `measure_columns`, on each row's own stamp (less its median)
     instead of a stamp cut from a frame: for a catalog of positions given with
-    cutouts (`sourceclf.classify`'s ``cutouts=`` and ``psf=``), so that the
-    models reading MargNet's columns can classify it.
+    cutouts (`sourceclf.classify`'s ``cutouts=`` with ``psf=`` or the table's
+    ``psffwhm_<b>``), so that the models reading MargNet's columns can
+    classify it.
 
     Parameters
     ----------
@@ -574,11 +577,20 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
         Shape ``(N, 5, H, W)``, ugriz, in nanomaggies
         (`sourceclf.cutouts.make_cutouts`), each centred on its source.
     psf : dict
-        ``{band: FWHM}`` (arcsec; a Moffat of index `ASSUMED_BETA`) or
-        ``{band: PSFMeasurement}``, for the five bands.
+        Per band, the PSF's FWHM (arcsec): one value for every row, one per
+        row (an array of N; NaN where unknown, which leaves the row's
+        columns NaN), or a `~sourceclf.psf.PSFMeasurement` (its FWHM and
+        Moffat index).  Rows given their own FWHM are fitted in groups whose
+        FWHM is rounded to `sourceclf.stamp_psf.PSF_FWHM_STEP`
+        (`~sourceclf.stamp_psf.fwhm_groups`: each group's profiles are drawn
+        once); the ``psffwhm_<b>`` columns keep each row's own.
     sky_sigma : dict
         ``{band: sky noise per pixel}`` (`sourceclf.sky.stamp_sky`), which
         sets the threshold of the neighbours' peaks.
+    beta : dict, optional
+        ``{band: Moffat index}`` of the PSFs given by their FWHM: one value,
+        or one per row (`sourceclf.stamp_psf.stamps_moffat_index`);
+        `ASSUMED_BETA` for a band not in it and a row where it is NaN.
     pixel_scale : float
         Arcsec per pixel of the stamps (SDSS's by default).
 
@@ -586,7 +598,8 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
     -------
     measured : `~astropy.table.Table`
         A copy of ``table`` with the columns of `measure_columns`; NaN for a
-        row whose stamp holds a non-finite pixel in a band.
+        row whose stamp holds a non-finite pixel in a band, or whose FWHM is
+        unknown.
 
     Raises
     ------
@@ -615,23 +628,46 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, pixel_scale=SDSS_PIX
                                 f"expected ({n}, 5, H, W) for a table of {n} rows")
     fluxes, best, width, blend = _no_fits(n)
     for k, b in enumerate(BANDS):
-        seen = psf.get(b) if hasattr(psf, "get") else None
+        fwhm, index, per_row = _band_fwhm(psf, beta, b, n)
         noise = float(sky_sigma.get(b, np.nan)) if hasattr(sky_sigma, "get") else np.nan
-        fwhm = seen.fwhm if isinstance(seen, PSFMeasurement) else seen
-        beta = seen.beta if isinstance(seen, PSFMeasurement) else ASSUMED_BETA
-        if fwhm is None or not float(fwhm) > 0 or not noise > 0:
-            raise InvalidInputError(f"measure_stamp_columns: band '{b}' needs a positive PSF "
-                                    f"FWHM and sky noise, got {fwhm!r} and {noise!r}")
-        fwhm = float(fwhm)
+        if not noise > 0:
+            raise InvalidInputError(f"measure_stamp_columns: band '{b}' needs a positive sky "
+                                    f"noise, got {noise!r}")
         width[:, k] = fwhm / CATALOG_PSF_SCALE[b]
-        good = np.isfinite(stamps[:, k]).all(axis=(1, 2))
-        if not good.any():
-            continue
-        band = stamps[good, k].astype(float)
-        band -= np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
-        fwhm_pix = fwhm / pixel_scale
-        fluxes[good, k], best[good, k], _, blend[good, k] = fit_with_neighbours(
-            centre_stamps(band, fwhm_pix, beta),
-            profile_templates(fwhm, beta, size=band.shape[-1], pixel_scale=pixel_scale),
-            fwhm_pix, beta, noise)
+        good = np.isfinite(stamps[:, k]).all(axis=(1, 2)) & np.isfinite(fwhm)
+        # One FWHM for all rows is fitted as given; rows of their own in groups.
+        psfs = np.stack([fwhm_groups(fwhm) if per_row else fwhm, index])
+        for group_fwhm, group_beta in (np.unique(psfs[:, good], axis=1).T if good.any() else ()):
+            rows = np.flatnonzero(good & (psfs[0] == group_fwhm) & (psfs[1] == group_beta))
+            band = stamps[rows, k].astype(float)
+            band -= np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
+            fwhm_pix = group_fwhm / pixel_scale
+            fluxes[rows, k], best[rows, k], _, blend[rows, k] = fit_with_neighbours(
+                centre_stamps(band, fwhm_pix, group_beta),
+                profile_templates(group_fwhm, group_beta, size=band.shape[-1],
+                                  pixel_scale=pixel_scale),
+                fwhm_pix, group_beta, noise)
     return _with_columns(table, fluxes, best, width, blend)
+
+
+def _band_fwhm(psf, beta, band, n):
+    """One band's PSF for `measure_stamp_columns`: the FWHM and Moffat index of each of
+    the ``n`` rows (FWHM in arcsec, NaN where unknown), and whether the rows have their own
+    FWHM."""
+    given = psf.get(band) if hasattr(psf, "get") else None
+    if isinstance(given, PSFMeasurement):
+        given, index = given.fwhm, given.beta
+    else:
+        index = (beta or {}).get(band, ASSUMED_BETA)
+    try:
+        fwhm = np.broadcast_to(np.asarray(given, dtype=float), (n,))
+        index = np.broadcast_to(np.asarray(index, dtype=float), (n,))
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"measure_stamp_columns: band '{band}' needs a PSF FWHM and "
+                                f"Moffat index for one or each of {n} rows") from None
+    per_row = np.ndim(given) > 0
+    if given is None or (fwhm <= 0).any() or not (per_row or np.isfinite(fwhm).all()):
+        got = f"{np.nanmin(fwhm):g} in a row" if per_row else repr(given)
+        raise InvalidInputError(f"measure_stamp_columns: band '{band}' needs a positive PSF "
+                                f"FWHM, got {got}")
+    return fwhm, np.where(np.isfinite(index), index, ASSUMED_BETA), per_row

@@ -13,7 +13,10 @@ PSF's FWHM and Moffat index agree with the frame's
 (``docs/scripts/stamps_check.py`` prints both; ``tests/test_stamp_psf.py``
 checks the calibObj stars of field 4510-4-0030).
 
-Stamps from frames of different seeing give the median of their PSFs.
+Stamps from frames of different seeing give the median of their PSFs.  Where
+each row's FWHM is known (the catalog's ``psffwhm_<b>``), `stamps_moffat_index`
+measures the shape on the stamps of each FWHM (`fwhm_groups`) apart, so that
+the rows of a sharp frame do not take the shape of a blurred one's.
 """
 
 import numpy as np
@@ -22,10 +25,21 @@ from .bands import SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .psf import measure_psf
 
-__all__ = ["stamp_mosaic", "stamps_psf", "MOSAIC_STAMPS"]
+__all__ = ["stamp_mosaic", "stamps_psf", "stamps_moffat_index", "fwhm_groups",
+           "MOSAIC_STAMPS", "PSF_FWHM_STEP", "SHAPE_GROUP_STAMPS"]
 
 #: Stamps laid into a mosaic at most (evenly spaced over the rows beyond).
 MOSAIC_STAMPS = 2500
+
+#: Grid (arcsec) on which a FWHM given per row is rounded (`fwhm_groups`), so
+#: that the rows of one seeing are measured together: SDSS gives one
+#: ``psffwhm`` per field and band, so a field's rows fall in one group.  A
+#: FWHM is then off by at most 0.01" (under 1% of any seeing SDSS has).
+PSF_FWHM_STEP = 0.02
+
+#: Fewest stamps of one FWHM group whose point sources are measured for its
+#: own PSF shape (`stamps_moffat_index`); fewer take the shape of all stamps.
+SHAPE_GROUP_STAMPS = 30
 
 
 def stamp_mosaic(stamps):
@@ -106,3 +120,84 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         stamps = stamps[np.linspace(0, len(stamps) - 1, MOSAIC_STAMPS).astype(int)]
     return measure_psf(stamp_mosaic(stamps), pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
                        min_stars=min_stars, label=label)
+
+
+def fwhm_groups(fwhm, step=PSF_FWHM_STEP):
+    """Each row's FWHM rounded to a grid of ``step`` (NaN stays NaN).
+
+    Examples
+    --------
+    >>> fwhm_groups([0.991, 1.004, 1.935, float("nan")]).round(2).tolist()
+    [1.0, 1.0, 1.94, nan]
+    """
+    return np.round(np.asarray(fwhm, dtype=float) / step) * step
+
+
+def stamps_moffat_index(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE,
+                        min_stamps=SHAPE_GROUP_STAMPS, label="stamps"):
+    """The Moffat index of each row's PSF, measured on stamps of its own FWHM.
+
+    The stamps of each FWHM group (`fwhm_groups`) holding at least
+    ``min_stamps`` of them are measured apart (`stamps_psf`); the other rows
+    take the index measured on all the stamps, and where that cannot be
+    measured either (too few point sources) they get NaN.
+
+    Parameters
+    ----------
+    stamps : array-like
+        One band's stamps, shape ``(N, H, W)``, each centred on its source.
+    fwhm : float or array-like
+        The PSF's FWHM (arcsec): one for all rows, or one per row (NaN where
+        unknown: such a row is not measured, and gets the index of all).
+    pixel_scale : float
+        Arcsec per pixel.
+    min_stamps : int
+        Fewest stamps of a group measured apart.
+    label : str
+        Name of the stamps in messages.
+
+    Returns
+    -------
+    beta : `numpy.ndarray`
+        Index per row (NaN where none could be measured).
+    source : `numpy.ndarray`
+        Per row, ``'own'`` (its group's), ``'all'`` (all stamps') or ``''``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sourceclf.psf import moffat_profile
+    >>> rng = np.random.default_rng(2)
+    >>> yy, xx = np.mgrid[:32, :32] - 16.0
+    >>> stamps = 2000.0 * moffat_profile(xx, yy, 3.0, 3.5) + rng.normal(0.0, 1.0, (30, 32, 32))
+    >>> beta, source = stamps_moffat_index(stamps, 3.0, pixel_scale=1.0)
+    >>> round(float(beta[0]), 1), str(source[0])
+    (3.5, 'own')
+    """
+    stamps = np.asarray(stamps)
+    n = len(stamps)
+    fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
+    groups = fwhm_groups(fwhm)
+    beta, source = np.full(n, np.nan), np.full(n, "", dtype="<U3")
+    known = np.isfinite(groups)
+    values, counts = np.unique(groups[known], return_counts=True)
+    for value, count in zip(values, counts):
+        if count < min_stamps or len(values) == 1:
+            continue  # one group is measured as all the stamps, below
+        rows = known & (groups == value)
+        try:
+            beta[rows] = stamps_psf(stamps[rows], pixel_scale=pixel_scale, fwhm_guess=value,
+                                    label=label).beta
+            source[rows] = "own"
+        except InvalidInputError:
+            pass
+    rest = source == ""
+    if rest.any() and known.any():
+        try:
+            every = stamps_psf(stamps, pixel_scale=pixel_scale,
+                               fwhm_guess=float(np.median(fwhm[known])), label=label).beta
+        except InvalidInputError:
+            return beta, source
+        beta[rest] = every
+        source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
+    return beta, source

@@ -267,3 +267,31 @@ def test_without_photutils_or_galsim_the_frames_are_classified_by_the_images(mon
                    confidence=None)
     assert out.meta["CLFMODEL"] == "margnet-sgq"
     assert out["frame_coverage"].mask.all()
+
+
+def test_stamps_of_their_own_psf_each_are_fitted_through_it():
+    """measure_stamp_columns with a FWHM per row: the rows of one seeing (on the grid of
+    fwhm_groups) measure as with that FWHM given once; each row keeps its own width; a
+    row of unknown FWHM is left unmeasured; a FWHM that is not positive is refused."""
+    from sourceclf.photometry import measure_stamp_columns
+
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    sharp, wide = 1.2, 1.6  # arcsec, both on the 0.02" grid
+    stamps = np.stack([np.stack([50.0 * moffat_profile(xx, yy, f / 0.396, BETA)] * 5)
+                       for f in (sharp, wide, sharp, wide)])
+    stamps = stamps + np.random.default_rng(0).normal(0.0, 0.01, stamps.shape)
+    table, sky = Table({"id": np.arange(4)}), {b: 0.01 for b in BANDS}
+    per_row = np.array([sharp, wide, sharp, np.nan])
+    out = measure_stamp_columns(table, stamps, {b: per_row for b in BANDS}, sky,
+                                beta={b: BETA for b in BANDS})
+    for fwhm, rows in ((sharp, [0, 2]), (wide, [1])):
+        alone = measure_stamp_columns(table[rows], stamps[rows], {b: fwhm for b in BANDS}, sky,
+                                      beta={b: BETA for b in BANDS})
+        for column in ("dered_r", "deVRad_r", "blendedness_r"):
+            np.testing.assert_array_equal(out[column][rows], alone[column], err_msg=column)
+    np.testing.assert_allclose(out["psffwhm_r"][:3] * 0.908, per_row[:3])
+    assert not np.isfinite(out["dered_r"][3])  # its FWHM is unknown
+    assert out["deVRad_r"][1] < 0.2  # the wide star is fitted through its wide PSF
+    with pytest.raises(InvalidInputError, match="band 'u' needs a positive PSF FWHM, got -1"):
+        measure_stamp_columns(table, stamps, {b: np.array([1.2, -1.0, 1.2, 1.2]) for b in BANDS},
+                              sky)

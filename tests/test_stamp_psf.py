@@ -57,3 +57,38 @@ def test_a_large_set_is_read_evenly_spaced(monkeypatch):
     stamps_psf(np.zeros((MOSAIC_STAMPS + 700, 8, 8), dtype=np.float32))
     side = int(np.ceil(np.sqrt(MOSAIC_STAMPS)))
     assert seen["shape"] == (8 * side, 8 * side)
+
+
+def _moffat_stamps(n, fwhm_pix, beta, seed):
+    """``n`` noisy stamps of one bright Moffat point source each, at the centre."""
+    from sourceclf.psf import moffat_profile
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:32, :32] - 16.0
+    return 2000.0 * moffat_profile(xx, yy, fwhm_pix, beta) + rng.normal(0.0, 1.0, (n, 32, 32))
+
+
+def test_each_seeing_gets_the_shape_of_its_own_stamps():
+    """Stamps of two seeings, each FWHM's shape measured apart; a small group and rows of
+    unknown FWHM take the shape of all the stamps; none measurable gives NaN."""
+    from sourceclf.stamp_psf import SHAPE_GROUP_STAMPS, fwhm_groups, stamps_moffat_index
+
+    sharp = _moffat_stamps(SHAPE_GROUP_STAMPS, 3.0, 2.5, seed=1)
+    wide = _moffat_stamps(SHAPE_GROUP_STAMPS, 5.0, 8.0, seed=2)
+    few = _moffat_stamps(4, 4.0, 4.0, seed=3)
+    fwhm = np.r_[np.full(SHAPE_GROUP_STAMPS, 3.0), np.full(SHAPE_GROUP_STAMPS, 5.0),
+                 np.full(3, 4.0), np.nan]
+    beta, source = stamps_moffat_index(np.concatenate([sharp, wide, few]), fwhm,
+                                       pixel_scale=1.0)
+    n = SHAPE_GROUP_STAMPS
+    assert (source[:2 * n] == "own").all() and (source[2 * n:] == "all").all()
+    assert beta[:n] == pytest.approx(2.5, abs=0.3) and beta[n:2 * n] == pytest.approx(8.0, abs=1.5)
+    assert np.isfinite(beta[-1]) and (beta[2 * n:] == beta[-1]).all()  # all of them
+    # One FWHM for all (psf=): measured once, on all the stamps.
+    beta, source = stamps_moffat_index(sharp, 3.0, pixel_scale=1.0)
+    assert (source == "own").all() and beta == pytest.approx(2.5, abs=0.3)
+    # Nothing to measure on: NaN, and no source.
+    beta, source = stamps_moffat_index(np.random.default_rng(0).normal(0, 1, (9, 32, 32)), 3.0,
+                                       pixel_scale=1.0)
+    assert np.isnan(beta).all() and (source == "").all()
+    assert fwhm_groups([1.0, 1.009, 1.011])[:2].tolist() == [1.0, 1.0]

@@ -215,8 +215,9 @@ class StreamSummary:
                         if self.unclassified_counts else ""))
         if "CLFAUTO" in self.meta:
             lines.insert(1, str(self.meta["CLFAUTO"]))
-        if "CLFCOLS" in self.meta:
-            lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta["CLFCOLS"]))
+        for key in ("CLFPSF", "CLFCOLS"):  # the columns' line, then their PSF's
+            if key in self.meta:
+                lines.insert(1 + ("CLFAUTO" in self.meta), str(self.meta[key]))
         if self.n_flagged:
             lines.append(f"classified but flagged: {self.n_flagged} "
                          f"({_reasons(self.flag_counts)})")

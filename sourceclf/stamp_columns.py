@@ -1,0 +1,130 @@
+"""MargNet's catalog columns measured on stamps given without their frames.
+
+A catalog of positions with cutouts lacks the columns the models reading
+MargNet's 24 features take.  Where the stamps' PSF is known (``psf=``, or
+SDSS's ``psffwhm_<b>`` per row), `columns_from_stamps` measures them on the
+stamps as `sourceclf.photometry.measure_columns` does on frames, through a
+Moffat of that FWHM and of the index measured on the stamps' own point
+sources (`sourceclf.stamp_psf`), so that ``model="auto"`` can choose
+``margnet-sgq`` for them as for frames.
+"""
+
+import warnings
+
+import numpy as np
+
+from .bands import BANDS
+from .cutouts import make_cutouts
+from .exceptions import MissingColumnsError, SourceclfWarning
+from .inputs import catalog_psf_fwhm, psf_by_band
+from .photometry import ASSUMED_BETA, measure_stamp_columns
+from .sky import stamp_sky
+from .stamp_psf import stamps_moffat_index
+
+__all__ = ["columns_from_stamps", "KNOWN_PSF_SHARE"]
+
+#: Without ``psf=``, the stamps are measured through the table's ``psffwhm_<b>``
+#: only where at least this share of the rows has all five (positive): the
+#: others cannot be measured, and the image-only model, which classifies them
+#: all (flagged ``psf_unknown`` where their PSF is unknown), does better.
+KNOWN_PSF_SHARE = 0.5
+
+
+def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
+    """MargNet's catalog columns measured on stamps given without their frames.
+
+    What `sourceclf.classify` does with stamps whose PSF is known when the
+    table lacks MargNet's columns (`sourceclf.classification.frame_columns`):
+    `sourceclf.photometry.measure_stamp_columns` on the stamps, each standing
+    for its frame, the sky noise from their borders
+    (`sourceclf.sky.stamp_sky`).
+
+    The PSF is a Moffat of ``psf``'s FWHM, else each row's own from the
+    table's ``psffwhm_<b>`` (`sourceclf.inputs.catalog_psf_fwhm`: a row
+    without a positive one in every band is not measured), and of the
+    Moffat index measured on the point sources of the stamps of each FWHM,
+    or of all (`sourceclf.stamp_psf.stamps_moffat_index`), or
+    `sourceclf.photometry.ASSUMED_BETA` where too few are found
+    ("assumed").  The result's ``meta['CLFPSF']`` says which.
+
+    Parameters
+    ----------
+    source : `~astropy.table.Table`
+        The catalog, under sourceclf's column names, one row per stamp.
+    cutouts : optional
+        The stamps, in any form `sourceclf.cutouts.make_cutouts` takes.
+    psf : float or dict, optional
+        FWHM (arcsec) of every band, or ``{band: FWHM}``; without it the
+        table's ``psffwhm_<b>`` (`sourceclf.inputs.catalog_psf_fwhm`).
+    quiet : bool
+        No warning when the columns cannot be measured.
+
+    Returns
+    -------
+    table : `~astropy.table.Table`
+        A copy of ``source`` with the columns, or ``source`` itself when they
+        cannot be measured (no sky noise in the stamps' borders, or fewer
+        than `KNOWN_PSF_SHARE` of the rows with a FWHM in every band): then
+        after one `~sourceclf.exceptions.SourceclfWarning` unless ``quiet``.
+
+    Raises
+    ------
+    MissingColumnsError
+        Without ``psf`` if the table lacks a band's ``psffwhm_<b>``.
+    """
+    if psf is not None:
+        fwhm, origin = psf_by_band(psf), "psf="
+    else:
+        catalog = catalog_psf_fwhm(source)
+        if catalog is None:
+            raise MissingColumnsError("the stamps' PSF is unknown: give psf= (FWHM in arcsec) "
+                                      "or psffwhm_<b> columns for all five bands")
+        fwhm = {band: np.where(values > 0, values, np.nan) for band, values in catalog.items()}
+        origin = "each row's psffwhm_<b> x sourceclf.psf.CATALOG_PSF_SCALE"
+        known = np.all([np.isfinite(fwhm[b]) for b in BANDS], axis=0)
+        if len(source) and known.mean() < KNOWN_PSF_SHARE:
+            return _not_measured(source, quiet, f"{int((~known).sum())} of {len(source)} rows "
+                                 "lack a positive psffwhm_<b> in some band; give psf=")
+    stamps = make_cutouts(cutouts, table=source).data
+    finite = np.flatnonzero(np.isfinite(stamps).all(axis=(1, 2, 3)))
+    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps, finite).items()}
+    flat = [band for band in BANDS if not sky[band] > 0]
+    if flat:
+        return _not_measured(source, quiet, "no sky noise in the borders of band(s) "
+                             + ", ".join(flat))
+    beta, shapes = {}, []
+    for k, band in enumerate(BANDS):
+        beta[band] = np.full(len(source), np.nan)
+        rows = np.broadcast_to(fwhm[band], beta[band].shape)[finite]
+        beta[band][finite], seen = stamps_moffat_index(stamps[finite, k], rows,
+                                                       label=f"the stamps of band '{band}'")
+        shapes.append(f"{band} " + _shape_summary(beta[band][finite], seen))
+    measured = measure_stamp_columns(source, stamps, fwhm, sky, beta=beta)
+    measured.meta["CLFPSF"] = (f"PSF of the stamps' columns: FWHM from {origin}; Moffat index "
+                               f"from the stamps' point sources: {'; '.join(shapes)}")
+    return measured
+
+
+def _not_measured(source, quiet, why):
+    """``source`` as it is, after a warning saying ``why`` unless ``quiet``."""
+    if not quiet:
+        warnings.warn(f"MargNet's catalog columns not measured on the stamps ({why}); only "
+                      "models reading the images alone can be used", SourceclfWarning,
+                      stacklevel=5)
+    return source
+
+
+def _shape_summary(beta, seen):
+    """A band's Moffat indices for ``meta['CLFPSF']``: their range and where they came from
+    (`sourceclf.stamp_psf.stamps_moffat_index`)."""
+    parts = []
+    for kind, what in (("own", "on the stamps of their FWHM"), ("all", "on all the stamps")):
+        values = beta[seen == kind]
+        if len(values):
+            low, high = np.min(values), np.max(values)
+            span = f"{low:.1f}" if round(low, 1) == round(high, 1) else f"{low:.1f}-{high:.1f}"
+            parts.append(f"{span} {what} ({len(values)} rows)")
+    rest = int(np.sum(seen == ""))
+    if rest:
+        parts.append(f"{ASSUMED_BETA:.1f} assumed, too few point sources ({rest} rows)")
+    return ", ".join(parts)

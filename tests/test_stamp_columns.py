@@ -1,0 +1,65 @@
+"""MargNet's columns measured on stamps given without their frames (sourceclf.stamp_columns)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import MissingColumnsError, SourceclfWarning
+
+pytest.importorskip("galsim")
+pytest.importorskip("photutils")
+
+from sourceclf.stamp_columns import KNOWN_PSF_SHARE, columns_from_stamps  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def positions_and_stamps():
+    """Simulated sources' stamps, rendered as from two fields of different seeing, and a
+    table of positions with each row's psffwhm_<b>."""
+    from sourceclf.simulate import render_stamps, simulate_catalog
+
+    catalog = simulate_catalog(60, random_state=4)
+    for b in BANDS:
+        catalog[f"psffwhm_{b}"] = np.where(np.arange(60) % 2, 1.1, 1.7)
+    stamps = render_stamps(catalog, random_state=1)
+    table = Table({"ra": np.arange(60.0), "dec": np.zeros(60)})
+    for b in BANDS:
+        table[f"psffwhm_{b}"] = catalog[f"psffwhm_{b}"]
+    return table, stamps
+
+
+def test_each_row_is_measured_through_its_psffwhm(positions_and_stamps):
+    table, stamps = positions_and_stamps
+    table = table.copy()
+    table["psffwhm_g"][0] = np.nan  # this row cannot be measured; the others can
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = columns_from_stamps(table, stamps)
+    assert out is not table and "dered_r" not in table.colnames
+    # Unmeasured in g: no g magnitude, and no radius in any band (as for frames).
+    assert not np.isfinite(out["dered_g"][0]) and not np.isfinite(out["deVRad_r"][0])
+    assert np.isfinite(out["dered_g"][1:]).all() and np.isfinite(out["deVRad_r"][1:]).all()
+    assert "FWHM from each row's psffwhm_<b>" in out.meta["CLFPSF"]
+    assert "CLFPSF" not in table.meta
+    np.testing.assert_allclose(out["psffwhm_r"][1:], table["psffwhm_r"][1:])
+
+
+def test_stamps_mostly_without_a_psf_are_not_measured(positions_and_stamps):
+    table, stamps = positions_and_stamps
+    table = table.copy()
+    lacking = int(len(table) * (1 - KNOWN_PSF_SHARE)) + 1
+    table["psffwhm_z"][:lacking] = -9999.0  # SDSS's "no value"
+    with pytest.warns(SourceclfWarning, match=f"{lacking} of 60 rows lack a positive "
+                                              r"psffwhm_<b> in some band; give psf="):
+        assert columns_from_stamps(table, stamps) is table
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert columns_from_stamps(table, stamps, quiet=True) is table
+    table.remove_column("psffwhm_u")
+    with pytest.raises(MissingColumnsError, match="give psf= .* for all five bands"):
+        columns_from_stamps(table, stamps)
+    measured = columns_from_stamps(table, stamps, psf=1.4)  # psf= stands for them all
+    assert np.isfinite(measured["dered_r"]).all() and "FWHM from psf=" in measured.meta["CLFPSF"]
