@@ -27,6 +27,16 @@ stamps (FWHM and Moffat index)::
 
     python docs/scripts/stamps_check.py 004510-4-0030 001992-1-0087 003184-2-0169
 
+With ``--together``, the stamps of every field and seeing are then
+classified once more, all in one catalog, as a catalog of cutouts from many
+frames comes: each row with its frame's FWHM as SDSS gives it
+(``psffwhm_<b>``, the FWHM over `sourceclf.psf.CATALOG_PSF_SCALE`) and no
+``psf=`` (``together``: each row measured through its own FWHM, the Moffat
+index measured on the stamps of each FWHM,
+`sourceclf.stamp_psf.stamps_moffat_index`), and with one FWHM for all
+given as ``psf=`` (``one psf``: the median over the rows), scored per field
+and seeing.
+
 It measures; it tunes nothing and records nothing.
 """
 
@@ -36,12 +46,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts
 from sourceclf.models import load_model
+from sourceclf.psf import CATALOG_PSF_SCALE
 from sourceclf.recipes.frame_checks import frame_truth
 from sourceclf.simulate import degrade_frames
 from sourceclf.stamp_psf import stamps_psf
@@ -68,16 +79,49 @@ def line(what, result, labels):
             f"extended {row['extended_as_galaxy']:.2f} balanced {row['balanced']:.2f}")
 
 
+def together(runs):
+    """Lines scoring the stamps of every run (``(name, seeing label, sources, stamps, PSF,
+    labels)``) classified in one catalog: with each row's ``psffwhm_<b>``, and with the
+    median FWHM given as ``psf=``."""
+    catalog = vstack([run[2] for run in runs], metadata_conflicts="silent")
+    for b in BANDS:
+        catalog[f"psffwhm_{b}"] = np.concatenate([np.full(len(run[2]), run[4][b].fwhm)
+                                                  for run in runs]) / CATALOG_PSF_SCALE[b]
+    stamps = np.concatenate([run[3] for run in runs])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own = sourceclf.classify(catalog, cutouts=stamps, confidence=None, device="cpu",
+                                 progress=False)
+        median = {b: float(np.median(catalog[f"psffwhm_{b}"]) * CATALOG_PSF_SCALE[b])
+                  for b in BANDS}
+        catalog.remove_columns([f"psffwhm_{b}" for b in BANDS])
+        one = sourceclf.classify(catalog, cutouts=stamps, psf=median, confidence=None,
+                                 device="cpu", progress=False)
+    lines = [f"together: {len(catalog)} rows of {len(runs)} fields and seeings; "
+             f"one psf: r FWHM {median['r']:.2f}\"", str(own.meta.get("CLFPSF"))]
+    start = 0
+    for name, label, sources, _, seen, labels in runs:
+        rows = slice(start, start + len(sources))
+        start += len(sources)
+        for what, result in (("together", own), ("one psf", one)):
+            lines.append(f"{name} {label:<6} r FWHM {seen['r'].fwhm:.2f}\"  "
+                         f"{line(what, result[rows], labels)}")
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fields", nargs="+", help="fields, e.g. 004510-4-0030")
     parser.add_argument("--data", type=Path, default=SHARED_DATA,
                         help="folder holding the fields' frames (as check_fields.py)")
+    parser.add_argument("--together", action="store_true",
+                        help="then classify every field's and seeing's stamps in one catalog")
     args = parser.parse_args(argv)
     fields = find_fields(args.data, args.fields)
     if not fields:
         parser.error(f"none of {', '.join(args.fields)} has its five frames under {args.data}")
     margnet = {"margnet-sgq": load_model("margnet-sgq")}
+    runs = []
     for name, paths in fields.items():
         name, native, psf = read_field((name, paths))
         truth = frame_truth(*native["r"], psf["r"])
@@ -104,6 +148,10 @@ def main(argv=None):
             for what, result in results.items():
                 print(f"  {label:<6} r FWHM {seen['r'].fwhm:.2f}\"  {line(what, result, labels)}",
                       flush=True)
+            if args.together:
+                runs.append((name, label, sources, stamps, seen, labels))
+    if runs:
+        print("\n".join(together(runs)), flush=True)
     return 0
 
 
