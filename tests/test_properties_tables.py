@@ -309,13 +309,13 @@ _OPTIONS = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=4 * EXAMPLES)
+@settings(max_examples=2 * EXAMPLES)
 @given(table=catalogs("ugriz"), options=_OPTIONS)
 def test_ugriz_catalogs(tiny_models, table, options):
     classify_or_refuse(table, tiny_models["ugriz"], **options)
 
 
-@settings(max_examples=2 * EXAMPLES)
+@settings(max_examples=EXAMPLES)
 @given(table=catalogs("margnet24"), options=_OPTIONS)
 def test_margnet24_catalogs(tiny_models, table, options):
     classify_or_refuse(table, tiny_models["margnet24"], **options)
@@ -328,7 +328,7 @@ def shipped():
                                                 "ugriz-sgq", "bayesian-margnet-photometry-sg")}
 
 
-@settings(max_examples=2 * EXAMPLES)
+@settings(max_examples=EXAMPLES)
 @given(name=st.sampled_from(["margnet-photometry-sg", "blend-photometry-sg", "ugriz-sgq",
                              "bayesian-margnet-photometry-sg"]), data=st.data(),
        options=_OPTIONS)
