@@ -17,7 +17,11 @@ the columns and runs margnet-sgq) against the image-only
 flag) and against that model on the same stamps given as cutouts with the
 PSF (nothing measured, nothing cut) and ``model='auto'`` on them (MargNet's
 columns and the PSF's shape measured on the stamps, then margnet-sgq:
-`sourceclf.photometry.measure_stamp_columns`), and `sourceclf.injection_check` with
+`sourceclf.photometry.measure_stamp_columns`), and ``auto`` on the same stamps
+without ``psf=`` but with ``psffwhm_<b>`` per row drawn uniformly from
+0.8-2.5" (the worst case of `sourceclf.stamp_columns`: nearly every row a
+FWHM group of its own, each with its profiles drawn; timing only, since the
+stamps are not seen through those PSFs), and `sourceclf.injection_check` with
 the model ``auto`` chose (150 known sources drawn into copies of the frames:
 what ``--inject-check 150`` adds), and `sourceclf.streaming.classify_file` on
 the positions written to a FITS file (what ``sourceclf-classify --image``
@@ -63,8 +67,9 @@ def main(argv=None):
     from sourceclf.frames import read_frame
     from sourceclf.injection_check import injection_check
     from sourceclf.photometry import measure_columns
-    from sourceclf.psf import measure_psf
+    from sourceclf.psf import CATALOG_PSF_SCALE, measure_psf
     from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.stamp_psf import PSF_FWHM_STEP
     from sourceclf.streaming import classify_file
 
     torch.set_num_threads(args.threads)
@@ -80,6 +85,10 @@ def main(argv=None):
     catalog, out = Path(scratch.name) / "positions.fits", Path(scratch.name) / "out.fits"
     positions.write(catalog)
     with_columns = measure_columns(positions, frames, psf)[0]
+    spread = positions.copy()  # each row its own FWHM over SDSS's range
+    for b in BANDS:
+        spread[f"psffwhm_{b}"] = (np.random.default_rng(BANDS.index(b)).uniform(
+            0.8, 2.5, len(positions)) / CATALOG_PSF_SCALE[b])
 
     def twice(memo):
         """Two classify calls of the catalog with its columns, within one cache or not."""
@@ -104,6 +113,8 @@ def main(argv=None):
         "auto, stamps given (margnet-sgq)": lambda: sourceclf.classify(
             positions, stamps, psf={b: psf[b].fwhm for b in BANDS}, confidence=0.9,
             progress=False, device="cpu"),
+        "auto, stamps, psffwhm 0.8-2.5\" per row": lambda: sourceclf.classify(
+            spread, stamps, confidence=0.9, progress=False, device="cpu"),
         "injection check, 150 (margnet-sgq)": lambda: injection_check(
             frames, model="margnet-sgq", device="cpu"),
         "classify_file, auto (one chunk)": lambda: classify_file(
@@ -135,6 +146,11 @@ def main(argv=None):
     stamps_auto = np.median(times["auto, stamps given (margnet-sgq)"])
     print(f"on the stamps given, auto (columns and PSF shape measured on them) / "
           f"margnet-cnn-sgq: {stamps_auto / stamps_only:.2f}")
+    per_row = np.median(times["auto, stamps, psffwhm 0.8-2.5\" per row"])
+    groups = len(np.unique(np.round(np.asarray(spread["psffwhm_r"]) * CATALOG_PSF_SCALE["r"]
+                                    / PSF_FWHM_STEP)))
+    print(f"on the stamps given, auto with a FWHM per row over 0.8-2.5\" ({groups} FWHM groups "
+          f"in r) / with one psf=: {per_row / stamps_auto:.2f}")
     check = np.median(times["injection check, 150 (margnet-sgq)"])
     print(f"injection check / classify, auto: {check / auto:.2f}")
     streamed = np.median(times["classify_file, auto (one chunk)"])
