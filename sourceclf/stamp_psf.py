@@ -165,14 +165,17 @@ def stamps_moffat_index(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE,
 
     Examples
     --------
+Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
+
     >>> import numpy as np
     >>> from sourceclf.psf import moffat_profile
-    >>> rng = np.random.default_rng(2)
     >>> yy, xx = np.mgrid[:32, :32] - 16.0
-    >>> stamps = 2000.0 * moffat_profile(xx, yy, 3.0, 3.5) + rng.normal(0.0, 1.0, (30, 32, 32))
-    >>> beta, source = stamps_moffat_index(stamps, 3.0, pixel_scale=1.0)
-    >>> round(float(beta[0]), 1), str(source[0])
-    (3.5, 'own')
+    >>> noise = np.random.default_rng(3).normal(0.0, 1.0, (60, 32, 32))
+    >>> sharp, wide = (2000.0 * moffat_profile(xx, yy, f, b) for f, b in ((3.0, 2.5), (5.0, 6.0)))
+    >>> stamps = np.concatenate([sharp + noise[:30], wide + noise[30:]])
+    >>> beta, source = stamps_moffat_index(stamps, np.repeat([3.0, 5.0], 30), pixel_scale=1.0)
+    >>> beta[[0, -1]].round(1).tolist(), source[[0, -1]].tolist()
+    ([2.5, 5.9], ['own', 'own'])
     """
     stamps = np.asarray(stamps)
     n = len(stamps)
