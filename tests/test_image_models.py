@@ -543,29 +543,6 @@ def test_bayesian_image_models_say_how_sure_they_are(real_frame, name):
     assert agree.mean() >= 0.9
 
 
-def test_cli_with_real_frames(real_frame, shared_data, tmp_path, capsys):
-    """``sourceclf-classify cat.fits --image u=frame-u... --model margformer-sgq``."""
-    from astropy.table import Table
-
-    from sourceclf.cli import main
-
-    cat, _ = real_frame
-    path = tmp_path / "cat.fits"
-    cat[:12].write(path)
-    frame_dir = shared_data / FRAME
-    argv = [str(path), "-o", str(tmp_path / "out.fits"), "--model", "margformer-sgq"]
-    for b in "ugriz":
-        argv += ["--image", f"{b}={frame_dir / f'frame-{b}-004510-4-0030.fits.bz2'}"]
-    assert main(argv) == 0
-    out = Table.read(tmp_path / "out.fits")
-    assert len(out) == 12 and set(out["pred_class"]) <= {"GALAXY", "QSO", "STAR"}
-    assert out.meta["CLFMODEL"] == "margformer-sgq"
-    # The rows' PSF and neighbour counts reach the FITS output, with their units.
-    assert out["psf_fwhm_r"].unit == "arcsec" and np.all(np.asarray(out["psf_fwhm_r"]) > 0.8)
-    assert np.asarray(out["n_neighbours"]).dtype.kind == "i"
-    assert np.all(np.asarray(out["n_neighbours"]) >= 0)
-
-
 # PSF-aware networks ----------------------------------------------------------------------
 
 def _blobs_through_psf(n, random_state):
@@ -792,3 +769,7 @@ def test_command_line_on_positions_and_frame_files(real_frame, shared_data, tmp_
     out = Table.read(tmp_path / "out.fits")
     assert out.meta["CLFMODEL"] == "margnet-sgq" and "CLFCOLS" in out.meta
     assert len(out) == 40 and out.colnames[:2] == ["ra", "dec"]
+    # The rows' PSF and neighbour counts reach the FITS output, with their units.
+    assert out["psf_fwhm_r"].unit == "arcsec" and np.all(np.asarray(out["psf_fwhm_r"]) > 0.8)
+    assert np.asarray(out["n_neighbours"]).dtype.kind == "i"
+    assert np.all(np.asarray(out["n_neighbours"]) >= 0)
