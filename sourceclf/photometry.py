@@ -529,14 +529,22 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         if not inside.any():
             continue
         stamps = source_stamps(data, x[inside], y[inside])
-        scale = pixel_scale(wcs)  # arcsec per pixel, as band_psf measured the FWHM at
-        fwhm_pix = psf[b].fwhm / scale
-        fluxes[inside, k], best[inside, k], _, blend[inside, k] = fit_with_neighbours(
-            centre_stamps(stamps, fwhm_pix, psf[b].beta),
-            profile_templates(psf[b].fwhm, psf[b].beta, size=stamps.shape[-1],
-                              pixel_scale=scale),
-            fwhm_pix, psf[b].beta, psf[b].sky_sigma)
+        # At the frame's own pixel scale, as band_psf measured the FWHM.
+        fluxes[inside, k], best[inside, k], blend[inside, k] = _fit_through_psf(
+            stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, pixel_scale(wcs))
     return _with_columns(table, fluxes, best, width, blend), psf
+
+
+def _fit_through_psf(stamps, fwhm, beta, sky_sigma, scale):
+    """`fit_with_neighbours` of one band's stamps (less their sky), each centred on its
+    source (`centre_stamps`), through a Moffat PSF of ``fwhm`` (arcsec) and index ``beta``
+    at ``scale`` arcsec per pixel: the fluxes, best radius and blendedness."""
+    fwhm_pix = fwhm / scale
+    fluxes, best, _, blend = fit_with_neighbours(
+        centre_stamps(stamps, fwhm_pix, beta),
+        profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
+        fwhm_pix, beta, sky_sigma)
+    return fluxes, best, blend
 
 
 def _no_fits(n):
@@ -636,17 +644,17 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
         width[:, k] = fwhm / CATALOG_PSF_SCALE[b]
         good = np.isfinite(stamps[:, k]).all(axis=(1, 2)) & np.isfinite(fwhm)
         # One FWHM for all rows is fitted as given; rows of their own in groups.
-        psfs = np.stack([fwhm_groups(fwhm) if per_row else fwhm, index])
-        for group_fwhm, group_beta in (np.unique(psfs[:, good], axis=1).T if good.any() else ()):
-            rows = np.flatnonzero(good & (psfs[0] == group_fwhm) & (psfs[1] == group_beta))
-            band = stamps[rows, k].astype(float)
+        rows = np.flatnonzero(good)
+        if not len(rows):
+            continue
+        psfs = np.stack([fwhm_groups(fwhm) if per_row else fwhm, index])[:, rows]
+        groups, which = np.unique(psfs, axis=1, return_inverse=True)
+        for g, (group_fwhm, group_beta) in enumerate(groups.T):
+            members = rows[which.ravel() == g]
+            band = stamps[members, k].astype(float)
             band -= np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
-            fwhm_pix = group_fwhm / pixel_scale
-            fluxes[rows, k], best[rows, k], _, blend[rows, k] = fit_with_neighbours(
-                centre_stamps(band, fwhm_pix, group_beta),
-                profile_templates(group_fwhm, group_beta, size=band.shape[-1],
-                                  pixel_scale=pixel_scale),
-                fwhm_pix, group_beta, noise)
+            fluxes[members, k], best[members, k], blend[members, k] = _fit_through_psf(
+                band, group_fwhm, group_beta, noise, pixel_scale)
     return _with_columns(table, fluxes, best, width, blend)
 
 
