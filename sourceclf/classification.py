@@ -15,7 +15,7 @@ from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
 from .crowding import FLAG_BLENDED, blending_flags
-from .cutouts import FLAG_OFF_FRAME, sources_on_frames
+from .cutouts import FLAG_OFF_FRAME, make_cutouts, sources_on_frames
 from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
                          SourceclfError, SourceclfWarning)
 from .features import get_feature_set
@@ -185,28 +185,39 @@ def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps
         The PSF FWHM to use: ``psf``, else the measured ones.
     measured : bool
     """
+    return _frame_columns(source, images, cutouts, psf, quiet=quiet, stamps=stamps)[:4]
+
+
+def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
+    """`frame_columns`'s four results, then the stamps: ``cutouts`` as a
+    `~sourceclf.cutouts.CutoutResult` when they were read to be measured
+    (else as given), so that `classify` hands the model the stamps read once."""
     if images is None and cutouts is None:
-        return source, images, psf, False
+        return source, images, psf, False, cutouts
     if not get_feature_set(FRAME_FEATURE_SET).missing_columns(source):
-        return source, images, psf, False
+        return source, images, psf, False, cutouts
     if cutouts is not None:
         if images is not None or not stamps or (
                 psf is None and catalog_psf_fwhm(source) is None):
-            return source, images, psf, False
+            return source, images, psf, False, cutouts
+        # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
+        # takes its clean float32 array as it is, without a copy.
+        cutouts = make_cutouts(cutouts, table=source)
         measured = columns_from_stamps(source, cutouts, psf, quiet=quiet)
-        return measured, images, psf, measured is not source
+        return measured, images, psf, measured is not source, cutouts
     frames = read_frames(images)
     try:
         measured, seen = _measure_columns(source, frames,
                                           None if psf is None else psf_by_band(psf))
     except InvalidInputError as exc:
         if quiet:
-            return source, frames, psf, False
+            return source, frames, psf, False, cutouts
         warnings.warn(f"MargNet's catalog columns not measured on the frames ({exc}); "
                       "only models reading the images alone can be used",
                       SourceclfWarning, stacklevel=3)
-        return source, frames, psf, False
-    return measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS}, True
+        return source, frames, psf, False, cutouts
+    return (measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS},
+            True, cutouts)
 
 
 def _with_blendedness(source, measured):
@@ -409,7 +420,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     psf_given = psf is not None
     choice, measured = None, False
     if isinstance(model, str) and model == "auto":
-        source, images, psf, measured = frame_columns(source, images, cutouts, psf)
+        source, images, psf, measured, cutouts = _frame_columns(source, images, cutouts, psf)
         choice = explain_model_choice(source, with_images=with_images, precision=precision,
                                       compile=compile)
         model = choice.name
@@ -419,9 +430,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         # Measured on the frames: a model reading MargNet's columns takes them all, any
         # other image model the blendedness alone (for the blended flag).
         reads_columns = clf.feature_set == FRAME_FEATURE_SET
-        found, images, psf, measured = frame_columns(source, images, cutouts, psf,
-                                                     quiet=not reads_columns,
-                                                     stamps=reads_columns)
+        found, images, psf, measured, cutouts = _frame_columns(
+            source, images, cutouts, psf, quiet=not reads_columns, stamps=reads_columns)
         source = found if reads_columns else _with_blendedness(source, found)
     clf.check_speed_options(precision, compile)
     n = len(table)

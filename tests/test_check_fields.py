@@ -291,7 +291,9 @@ def injected_runs(check_fields, shared_data):
     truths, injected = {}, {}
 
     def frame_truth(data, wcs, psf):
-        return truths.setdefault(id(data), original_truth(data, wcs, psf))
+        if id(data) not in truths:  # (setdefault would make the truth at every call)
+            truths[id(data)] = original_truth(data, wcs, psf)
+        return truths[id(data)]
 
     def injected_sources(native, psf, truth, injection, name, log, seed):
         if name not in injected:

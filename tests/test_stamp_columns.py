@@ -63,3 +63,34 @@ def test_stamps_mostly_without_a_psf_are_not_measured(positions_and_stamps):
         columns_from_stamps(table, stamps)
     measured = columns_from_stamps(table, stamps, psf=1.4)  # psf= stands for them all
     assert np.isfinite(measured["dered_r"]).all() and "FWHM from psf=" in measured.meta["CLFPSF"]
+
+
+def test_a_catalog_file_of_positions_and_stamps_is_classified_chunk_by_chunk(
+        positions_and_stamps, tmp_path, monkeypatch):
+    """sourceclf.streaming measures each chunk's stamps on its own rows (the first chunk's
+    too, where auto chooses the model: it was given every row's stamps, and refused);
+    classify reads a stamps file once, for the columns and the model."""
+    from sourceclf import classify, cutouts
+    from sourceclf.streaming import classify_file
+
+    table, stamps = positions_and_stamps
+    table, stamps = table[1::2][:20], stamps[1::2][:20]  # one seeing: one PSF to draw
+    table.write(tmp_path / "positions.fits")
+    np.save(tmp_path / "stamps.npy", stamps)
+    reads = []
+    from_file = cutouts._from_file
+    monkeypatch.setattr(cutouts, "_from_file",
+                        lambda *args, **kwargs: reads.append(args) or from_file(*args, **kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the simulated stamps' sets (not the point here)
+        classify_file(tmp_path / "positions.fits", tmp_path / "out.fits", cutouts=stamps,
+                      chunk_size=10, progress=False)
+        whole = classify(table, tmp_path / "stamps.npy")
+    assert len(reads) == 1
+    out = Table.read(tmp_path / "out.fits")
+    out.convert_bytestring_to_unicode()
+    assert out.meta["CLFMODEL"] == whole.meta["CLFMODEL"] == "margnet-sgq"
+    assert "FWHM from each row's psffwhm_<b>" in out.meta["CLFPSF"]
+    assert not any("missing" in flag for flag in out["pred_flag"])
+    # Each chunk measures its stamps' Moffat index on its own rows: nearly the same classes.
+    assert np.mean(out["pred_class"].astype(str) == whole["pred_class"].astype(str)) >= 0.9

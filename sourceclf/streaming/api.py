@@ -274,13 +274,14 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                     reason = None
                     first_meta = None
                     for chunk in source.chunks(chunk_size):
+                        sub_cutouts = _cutout_rows(cutouts, start, start + len(chunk))
                         if sink is None:
                             if isinstance(model, str) and model == "auto":
                                 # As classify chooses: with MargNet's columns measured on
                                 # the frames where the catalog lacks them.
                                 table = classification.frame_columns(
                                     map_columns(chunk, classify_kwargs["columns"]),
-                                    classify_kwargs.get("images"), cutouts,
+                                    classify_kwargs.get("images"), sub_cutouts,
                                     classify_kwargs.get("psf"))[0]
                                 choice = classification.explain_model_choice(
                                     table, with_images=with_images,
@@ -290,7 +291,6 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                             clf = load_model(model)
                             with write_errors(output, fmt):
                                 sink = _make_sink(tmp, fmt, source, clf, levels, chunk_size)
-                        sub_cutouts = _cutout_rows(cutouts, start, start + len(chunk))
                         chooser.before(clf, map_columns(chunk, classify_kwargs["columns"]))
                         with warnings.catch_warnings():
                             # One chunk's sets are no catalog's: the shift alarm is
