@@ -20,7 +20,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE, by_band_name
 from .catalog_units import angle_unit
 from .columns import ColumnFinder, suggest_columns
 from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
-from .utils._fits import hdu_data
+from .utils._fits import hdu_data, open_fits
 from .utils._validation import check_image
 
 __all__ = ["FLAG_PIXEL_SCALE", "PIXEL_SCALE_TOLERANCE", "filter_band", "frames_by_band",
@@ -135,13 +135,9 @@ def read_frame(frame, *, label=None, bands=None):
         path = Path(frame)
         if not path.is_file():
             raise InvalidInputError(f"{label}: file '{path}' does not exist")
-        try:
-            hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
-        except (OSError, ValueError) as exc:
-            raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
         if str(path) not in label:
             label = f"{label} ('{path}')"
-        with hdul:
+        with open_fits(path, label) as hdul:
             return read_frame(hdul, label=label, bands=bands)
     if isinstance(frame, fits.HDUList):
         images = [h for h in frame if getattr(h, "is_image", False)

@@ -560,6 +560,36 @@ def test_scaled_and_truncated_frames(field, tmp_path):
     _one_line(excinfo, "frame of band 'r'", str(cut_short), "truncated or corrupt")
 
 
+def test_compressed_frames_and_cutouts_are_read_whole(field, tmp_path):
+    """bzip2 and gzip files (SDSS's frames are .fits.bz2) are decompressed once and read as
+    the plain file; a compressed file cut short is a one-line error naming it."""
+    import bz2
+    import gzip
+
+    frames, _ = field
+    data, wcs = frames["r"]
+    whole = _frame_file(tmp_path / "whole.fits", "r", data, wcs)
+    stamps = np.arange(2 * 5 * 32 * 32, dtype=np.float32).reshape(2, 5, 32, 32)
+    fits.PrimaryHDU(stamps).writeto(tmp_path / "stamps.fits")
+    plain, plain_wcs = read_frame(whole)
+    for suffix, compress in ((".bz2", bz2.compress), (".gz", gzip.compress)):
+        packed = tmp_path / f"frame.fits{suffix}"
+        packed.write_bytes(compress(whole.read_bytes()))
+        read, read_wcs = read_frame(packed)
+        np.testing.assert_array_equal(read, plain)
+        assert read_wcs.to_header_string() == plain_wcs.to_header_string()
+        packed_stamps = tmp_path / f"stamps.fits{suffix}"
+        packed_stamps.write_bytes(compress((tmp_path / "stamps.fits").read_bytes()))
+        np.testing.assert_array_equal(make_cutouts(packed_stamps).data, stamps)
+        cut_short = tmp_path / f"cut_short.fits{suffix}"
+        cut_short.write_bytes(packed.read_bytes()[:5000])
+        with pytest.raises(InvalidInputError) as excinfo:
+            read_frame(cut_short, label="frame of band 'r'")
+        _one_line(excinfo, "frame of band 'r'", str(cut_short),
+                  f"its {'bzip2' if suffix == '.bz2' else 'gzip'} compression is corrupt or "
+                  "cut short")
+
+
 @pytest.mark.parametrize("unit", ["DEG", "degrees", "deg", "hourangle"])
 def test_positions_in_units_older_catalogs_write(unit):
     from sourceclf.frames import sky_positions

@@ -12,6 +12,7 @@ from ..cutouts import cutouts_from_frames
 from ..frames import frames_by_band, read_frame
 from ..exceptions import InvalidInputError
 from ..psf import moffat_fwhm, moffat_gamma
+from ..utils._fits import open_fits
 
 __all__ = ["measure_sky_sigma", "fit_stamp_psf", "measure_frame_properties"]
 
@@ -257,12 +258,7 @@ def measure_frame_properties(images, stars, *, size=32, flux_column="PSFFLUX",
         frame = by_band[band]
         label = f"frame of band '{band}'"
         if isinstance(frame, (str, bytes)) or hasattr(frame, "__fspath__"):
-            try:
-                hdul = fits.open(frame)  # memory-mapped unless scaled (BSCALE/BZERO)
-            except (OSError, ValueError) as exc:
-                raise InvalidInputError(f"cannot read {label} ('{frame}') as FITS: "
-                                        f"{exc}") from None
-            with hdul:
+            with open_fits(frame, f"{label} ('{frame}')") as hdul:
                 frames[band] = read_frame(hdul, label=label, bands=[band])
                 levels[band] = _sdss_sky_level(hdul)
         else:
