@@ -267,16 +267,14 @@ def test_rendered_stamps_feed_make_cutouts(catalog):
 @pytest.fixture(scope="module")
 def sdss():
     """The five real frames as open HDULists (read once) and the calibObj stars."""
-    from astropy.io import fits
+    from sourceclf.utils._fits import open_fits
 
     if not FIELD.is_dir():
         pytest.skip("../shared/data/sdss_frame_004510-4-0030 is absent")
 
-    def load(band):
-        hdul = fits.open(FIELD / f"frame-{band}-004510-4-0030.fits.bz2")
-        for hdu in hdul[:3]:
-            hdu.data  # noqa: B018 - decompress now, in this thread
-        return hdul
+    def load(band):  # decompressed whole, in this thread (bz2 releases the GIL)
+        path = FIELD / f"frame-{band}-004510-4-0030.fits.bz2"
+        return open_fits(path, str(path))
 
     with ThreadPoolExecutor(max_workers=len(BANDS)) as pool:  # bz2 releases the GIL
         frames = dict(zip(BANDS, pool.map(load, BANDS)))
