@@ -57,7 +57,7 @@ import numpy as np
 from .bands import BANDS, by_band_name
 from .exceptions import InvalidInputError
 from .frames import frames_by_band, read_frame, sky_positions
-from .utils._fits import hdu_data, open_fits
+from .utils._fits import hdu_data
 from .utils._validation import check_positive_int
 
 __all__ = ["CutoutResult", "make_cutouts", "cutouts_from_frames", "sources_on_frames",
@@ -305,6 +305,8 @@ def _stamps_hdu(hdul, label):
 
 
 def _from_file(path, *, size, band_order, layout):
+    from astropy.io import fits
+
     path = Path(path)
     label = f"cutouts file '{path}'"
     if not path.is_file():
@@ -315,7 +317,13 @@ def _from_file(path, *, size, band_order, layout):
         except (OSError, ValueError) as exc:
             raise InvalidInputError(f"cannot read {label} as .npy: {exc}") from None
         return _from_array(arr, size=size, band_order=band_order, layout=layout, what=label)
-    with open_fits(path, label) as hdul:
+    try:
+        # Not utils._fits.open_fits: a compressed cube of many stamps would be held in
+        # memory twice (the decompressed bytes and the array read from them).
+        hdul = fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
+    with hdul:
         hdu = _stamps_hdu(hdul, label)
         result = _from_array(hdu_data(hdu, label), size=size, band_order=band_order,
                              layout=layout, what=label)

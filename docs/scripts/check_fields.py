@@ -88,8 +88,8 @@ SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 def add_diagnosis_options(parser, models):
     """``--data`` and ``--models`` as the diagnosis scripts beside this one take them
-    (``field_by_distance.py``, ``psf_sensitivity.py``): a folder of fields' frames, and
-    comma-separated model names or directories (default ``models``)."""
+    (``field_by_distance.py``, ``psf_sensitivity.py``, ``truth_bands.py``): a folder of
+    fields' frames, and comma-separated model names or directories (default ``models``)."""
     parser.add_argument("--data", type=Path, default=SHARED_DATA,
                         help="folder holding the fields' frames (as check_fields.py)")
     parser.add_argument("--models", type=lambda text: text.split(","), default=list(models),

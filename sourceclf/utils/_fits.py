@@ -24,7 +24,8 @@ def open_fits(path, label):
     frame's image took twice as long that way, and its image, calibration
     and sky HDUs nearly four times (``benchmarks/bench_read_frames.py``).
     Any other file is opened as astropy.io.fits opens it (memory-mapped
-    unless scaled).
+    unless scaled).  For images of a bounded size (frames): a compressed
+    file is held in memory twice while it is read, as bytes and as arrays.
 
     Parameters
     ----------
