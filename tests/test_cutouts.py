@@ -561,8 +561,9 @@ def test_scaled_and_truncated_frames(field, tmp_path):
 
 
 def test_compressed_frames_and_cutouts_are_read_whole(field, tmp_path):
-    """bzip2 and gzip files (SDSS's frames are .fits.bz2) are decompressed once and read as
-    the plain file; a compressed file cut short is a one-line error naming it."""
+    """bzip2 and gzip frames (SDSS's are .fits.bz2) are decompressed once and read as the
+    plain file, and so are compressed stamps files (through astropy); a compressed frame cut
+    short is a one-line error naming it and its compression."""
     import bz2
     import gzip
 
