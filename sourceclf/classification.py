@@ -108,7 +108,9 @@ def frame_measurement_cache():
     `sourceclf.streaming.classify_file` opens it for a run: the frames are
     read once and stay as they were, so that the PSF of each is measured on
     the first chunk only, and the first chunk's columns, measured to choose
-    the model, are not measured again to classify it.  The PSF is kept by
+    the model, are not measured again to classify it (on the frames, or on
+    the stamps given directly: the same array, which must not change while
+    it is open).  The PSF is kept by
     `sourceclf.psf.psf_memo`, which it opens: also the PSF `classify` measures
     for an image model's inputs when the catalog has its columns.  The
     measurements are forgotten when it closes.
@@ -120,6 +122,31 @@ def frame_measurement_cache():
             yield
     finally:
         _OPEN.measured = outer
+
+
+def _measure_stamps(source, cutouts, psf, quiet):
+    """`columns_from_stamps` on the stamps read once, and the stamps as read (a
+    `~sourceclf.cutouts.CutoutResult`), through `frame_measurement_cache` when it is open."""
+    kept = getattr(_OPEN, "measured", None)
+    key = None
+    if kept is not None:  # the same stamps object with the same rows' PSF and extinction
+        fwhm = catalog_psf_fwhm(source) if psf is None else None
+        extinction = catalog_extinction(source)
+        key = (id(cutouts), len(source), tuple(source.colnames),
+               None if fwhm is None else tuple(fwhm[b].tobytes() for b in BANDS),
+               None if extinction is None else np.asarray(extinction).tobytes(),
+               repr(psf if not isinstance(psf, dict) else sorted(psf.items())))
+        held = kept.get("stamps")
+        if held is not None and held[0] == key and held[1] is cutouts:
+            measured, given, result = held[2:]
+            return (source if measured is given else measured), result
+    # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
+    # takes its clean float32 array as it is, without a copy.
+    result = make_cutouts(cutouts, table=source)
+    measured = columns_from_stamps(source, result, psf, quiet=quiet)
+    if kept is not None:
+        kept["stamps"] = (key, cutouts, measured, source, result)  # the last chunk's only
+    return measured, result
 
 
 def _measure_columns(source, frames, psf):
@@ -200,10 +227,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
         if images is not None or not stamps or (
                 psf is None and catalog_psf_fwhm(source) is None):
             return source, images, psf, False, cutouts
-        # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
-        # takes its clean float32 array as it is, without a copy.
-        cutouts = make_cutouts(cutouts, table=source)
-        measured = columns_from_stamps(source, cutouts, psf, quiet=quiet)
+        measured, cutouts = _measure_stamps(source, cutouts, psf, quiet)
         return measured, images, psf, measured is not source, cutouts
     frames = read_frames(images)
     try:

@@ -68,25 +68,31 @@ def test_stamps_mostly_without_a_psf_are_not_measured(positions_and_stamps):
 def test_a_catalog_file_of_positions_and_stamps_is_classified_chunk_by_chunk(
         positions_and_stamps, tmp_path, monkeypatch):
     """sourceclf.streaming measures each chunk's stamps on its own rows (the first chunk's
-    too, where auto chooses the model: it was given every row's stamps, and refused);
-    classify reads a stamps file once, for the columns and the model."""
-    from sourceclf import classify, cutouts
+    too, where auto chooses the model: it was given every row's stamps, and refused), and
+    the first chunk's once (for auto's choice, then to classify it); classify reads a stamps
+    file once, for the columns and the model."""
+    from sourceclf import classify, cutouts, stamp_columns
     from sourceclf.streaming import classify_file
 
     table, stamps = positions_and_stamps
     table, stamps = table[1::2][:20], stamps[1::2][:20]  # one seeing: one PSF to draw
     table.write(tmp_path / "positions.fits")
     np.save(tmp_path / "stamps.npy", stamps)
-    reads = []
+    reads, measured = [], []
     from_file = cutouts._from_file
     monkeypatch.setattr(cutouts, "_from_file",
                         lambda *args, **kwargs: reads.append(args) or from_file(*args, **kwargs))
+    measure = stamp_columns.measure_stamp_columns
+    monkeypatch.setattr(stamp_columns, "measure_stamp_columns",
+                        lambda source, *args, **kwargs: measured.append(len(source))
+                        or measure(source, *args, **kwargs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the simulated stamps' sets (not the point here)
         classify_file(tmp_path / "positions.fits", tmp_path / "out.fits", cutouts=stamps,
                       chunk_size=10, progress=False)
+        assert measured == [10, 10]
         whole = classify(table, tmp_path / "stamps.npy")
-    assert len(reads) == 1
+    assert len(reads) == 1 and measured == [10, 10, 20]
     out = Table.read(tmp_path / "out.fits")
     out.convert_bytestring_to_unicode()
     assert out.meta["CLFMODEL"] == whole.meta["CLFMODEL"] == "margnet-sgq"
@@ -94,3 +100,31 @@ def test_a_catalog_file_of_positions_and_stamps_is_classified_chunk_by_chunk(
     assert not any("missing" in flag for flag in out["pred_flag"])
     # Each chunk measures its stamps' Moffat index on its own rows: nearly the same classes.
     assert np.mean(out["pred_class"].astype(str) == whole["pred_class"].astype(str)) >= 0.9
+
+
+def test_the_measurement_cache_keeps_the_stamps_columns_of_the_same_rows(
+        positions_and_stamps, monkeypatch):
+    """Within frame_measurement_cache the same stamps and rows are measured once; other
+    psffwhm values, or another array, are measured again."""
+    from sourceclf import classify, stamp_columns
+    from sourceclf.classification import frame_measurement_cache
+
+    table, stamps = positions_and_stamps
+    table, stamps = table[1::2][:10], np.array(stamps[1::2][:10])
+    measured = []
+    measure = stamp_columns.measure_stamp_columns
+    monkeypatch.setattr(stamp_columns, "measure_stamp_columns",
+                        lambda source, *args, **kwargs: measured.append(len(source))
+                        or measure(source, *args, **kwargs))
+    wider = table.copy()
+    for b in BANDS:
+        wider[f"psffwhm_{b}"] = 1.3
+    with warnings.catch_warnings(), frame_measurement_cache():
+        warnings.simplefilter("ignore")
+        first = classify(table, stamps, model="margnet-sgq", confidence=None)
+        again = classify(table, stamps, model="margnet-sgq", confidence=None)
+        assert len(measured) == 1
+        classify(wider, stamps, model="margnet-sgq", confidence=None)
+        classify(table, stamps.copy(), model="margnet-sgq", confidence=None)
+    assert len(measured) == 3
+    assert (first["pred_class"] == again["pred_class"]).all()
