@@ -136,8 +136,9 @@ def _measure_stamps(source, cutouts, psf, quiet):
                None if fwhm is None else tuple(fwhm[b].tobytes() for b in BANDS),
                None if extinction is None else np.asarray(extinction).tobytes(),
                repr(psf if not isinstance(psf, dict) else sorted(psf.items())))
-        held = kept.get("stamps")
+        held = kept.pop("stamps", None)  # another chunk's stamps are not held meanwhile
         if held is not None and held[0] == key and held[1] is cutouts:
+            kept["stamps"] = held
             measured, given, result = held[2:]
             return (source if measured is given else measured), result
     # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
