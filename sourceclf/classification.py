@@ -116,7 +116,7 @@ def frame_measurement_cache():
     measurements are forgotten when it closes.
     """
     outer = getattr(_OPEN, "measured", None)
-    _OPEN.measured = {"columns": {}}
+    _OPEN.measured = {}
     try:
         with psf_memo():
             yield
@@ -124,49 +124,59 @@ def frame_measurement_cache():
         _OPEN.measured = outer
 
 
+def _last_measurement(kind, key, anchors, measure):
+    """``measure()``, through `frame_measurement_cache` when it is open.
+
+    While it is open, the result of the last call of this ``kind`` is given
+    again when that call had the same ``key()`` and the same ``anchors`` (the
+    frames' or stamps' arrays, compared by identity and held with it); only
+    the last call's is held, and let go before another is measured.
+    """
+    kept = getattr(_OPEN, "measured", None)
+    if kept is None:
+        return measure()
+    key = key()
+    held = kept.pop(kind, None)
+    if held is None or held[0] != key or len(held[1]) != len(anchors) \
+            or any(a is not b for a, b in zip(held[1], anchors)):
+        held = (key, anchors, measure())
+    kept[kind] = held
+    return held[2]
+
+
 def _measure_stamps(source, cutouts, psf, quiet):
     """`columns_from_stamps` on the stamps read once, and the stamps as read (a
     `~sourceclf.cutouts.CutoutResult`), through `frame_measurement_cache` when it is open."""
-    kept = getattr(_OPEN, "measured", None)
-    key = None
-    if kept is not None:  # the same stamps object with the same rows' PSF and extinction
+    def key():  # the same rows' PSF and extinction
         fwhm = catalog_psf_fwhm(source) if psf is None else None
         extinction = catalog_extinction(source)
-        key = (id(cutouts), len(source), tuple(source.colnames),
-               None if fwhm is None else tuple(fwhm[b].tobytes() for b in BANDS),
-               None if extinction is None else np.asarray(extinction).tobytes(),
-               repr(psf if not isinstance(psf, dict) else sorted(psf.items())))
-        held = kept.pop("stamps", None)  # another chunk's stamps are not held meanwhile
-        if held is not None and held[0] == key and held[1] is cutouts:
-            kept["stamps"] = held
-            measured, given, result = held[2:]
-            return (source if measured is given else measured), result
-    # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
-    # takes its clean float32 array as it is, without a copy.
-    result = make_cutouts(cutouts, table=source)
-    measured = columns_from_stamps(source, result, psf, quiet=quiet)
-    if kept is not None:
-        kept["stamps"] = (key, cutouts, measured, source, result)  # the last chunk's only
-    return measured, result
+        return (len(source), tuple(source.colnames),
+                None if fwhm is None else tuple(fwhm[b].tobytes() for b in BANDS),
+                None if extinction is None else np.asarray(extinction).tobytes(),
+                repr(psf if not isinstance(psf, dict) else sorted(psf.items())))
+
+    def measure():
+        # Read (a file) and checked once: make_cutouts keeps a CutoutResult's flags, and
+        # takes its clean float32 array as it is, without a copy.
+        result = make_cutouts(cutouts, table=source)
+        return columns_from_stamps(source, result, psf, quiet=quiet), source, result
+
+    measured, given, result = _last_measurement("stamps", key, (cutouts,), measure)
+    return (source if measured is given else measured), result
 
 
 def _measure_columns(source, frames, psf):
     """`measure_columns`, through `frame_measurement_cache` when it is open."""
-    kept = getattr(_OPEN, "measured", None)
-    if kept is None:
-        return measure_columns(source, frames, psf)
-    ra, dec = sky_positions(source)
-    extinction = catalog_extinction(source)  # the columns are corrected by it
-    data = tuple(frames[b][0] for b in BANDS)
-    key = (tuple(id(d) for d in data), ra.tobytes(), dec.tobytes(), tuple(source.colnames),
-           None if extinction is None else np.asarray(extinction).tobytes(),
-           tuple((b, ("measured", id(v)) if isinstance(v, PSFMeasurement) else float(v))
-                 for b, v in sorted((psf or {}).items())))
-    held = kept["columns"].get(key)
-    if held is None or any(a is not b for a, b in zip(held[0], data)):
-        held = (data, measure_columns(source, frames, psf))
-        kept["columns"] = {key: held}  # the last chunk's only
-    return held[1]
+    def key():  # the same rows, extinction (the columns are corrected by it) and PSF
+        ra, dec = sky_positions(source)
+        extinction = catalog_extinction(source)
+        return (ra.tobytes(), dec.tobytes(), tuple(source.colnames),
+                None if extinction is None else np.asarray(extinction).tobytes(),
+                tuple((b, ("measured", id(v)) if isinstance(v, PSFMeasurement) else float(v))
+                      for b, v in sorted((psf or {}).items())))
+
+    return _last_measurement("columns", key, tuple(frames[b][0] for b in BANDS),
+                             lambda: measure_columns(source, frames, psf))
 
 
 def frame_columns(source, images, cutouts=None, psf=None, *, quiet=False, stamps=True):

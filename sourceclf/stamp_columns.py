@@ -20,6 +20,7 @@ from .inputs import catalog_psf_fwhm, psf_by_band
 from .photometry import ASSUMED_BETA, measure_stamp_columns
 from .sky import stamp_sky
 from .stamp_psf import stamps_moffat_index
+from .utils._warnings import user_stacklevel
 
 __all__ = ["columns_from_stamps", "KNOWN_PSF_SHARE"]
 
@@ -110,7 +111,7 @@ def _not_measured(source, quiet, why):
     if not quiet:
         warnings.warn(f"MargNet's catalog columns not measured on the stamps ({why}); only "
                       "models reading the images alone can be used", SourceclfWarning,
-                      stacklevel=5)
+                      stacklevel=user_stacklevel())
     return source
 
 

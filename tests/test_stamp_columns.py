@@ -12,6 +12,7 @@ from sourceclf.exceptions import MissingColumnsError, SourceclfWarning
 pytest.importorskip("galsim")
 pytest.importorskip("photutils")
 
+from sourceclf.classification import frame_columns  # noqa: E402
 from sourceclf.stamp_columns import KNOWN_PSF_SHARE, columns_from_stamps  # noqa: E402
 
 
@@ -53,8 +54,11 @@ def test_stamps_mostly_without_a_psf_are_not_measured(positions_and_stamps):
     lacking = int(len(table) * (1 - KNOWN_PSF_SHARE)) + 1
     table["psffwhm_z"][:lacking] = -9999.0  # SDSS's "no value"
     with pytest.warns(SourceclfWarning, match=f"{lacking} of 60 rows lack a positive "
-                                              r"psffwhm_<b> in some band; give psf="):
+                                              r"psffwhm_<b> in some band; give psf=") as said:
         assert columns_from_stamps(table, stamps) is table
+        frame_columns(table, None, stamps)
+    # Each warning names the caller's line, not one inside sourceclf.
+    assert [w.filename for w in said] == [__file__] * 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert columns_from_stamps(table, stamps, quiet=True) is table
