@@ -26,12 +26,9 @@ def test_bands_combine_by_their_noise(script):
     assert (script.classes(together) == np.where(truth > 0, "extended", "point")).all()
 
 
-def test_scores_and_ambiguity(script):
+def test_ambiguity(script):
     from sourceclf.recipes.frame_checks import EXTENT_POINT
 
-    truth = np.array(["point", "point", "extended", "extended"])
-    pred = np.array(["STAR", "GALAXY", "GALAXY", "GALAXY"])
-    assert script.balanced(pred, truth) == pytest.approx(0.75)
     r_mag = np.full(8, 18.0)
     extent = np.array([-0.02, -0.01, -0.03, -0.02, 0.0, EXTENT_POINT + 0.01, 0.5, 1.0])
     unsure = script.ambiguous(extent, r_mag)

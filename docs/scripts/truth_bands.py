@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.models import load_model
 from sourceclf.recipes.frame_checks import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_extent,
                                             frame_truth, locus_width)
@@ -42,7 +41,9 @@ from sourceclf.simulate import degrade_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_fields import (R_MAG_BINS, add_diagnosis_options, blur_seed,  # noqa: E402
-                          classify_positions, each_field, find_fields, read_field, seen_psf)
+                          classify_positions, each_field, find_fields, read_field, score,
+                          seen_psf)
+from deblended_truth import classes  # noqa: E402  (SDSS's cut on an extent)
 
 #: The bands combined (u and z are left out: their locus is several times wider).
 TRUTH_BANDS = ("g", "r", "i")
@@ -82,11 +83,6 @@ def combined_extent(extents, r_mag):
         return np.where(weight > 0, total / weight, np.nan)
 
 
-def classes(extent):
-    """``'point'`` or ``'extended'`` by SDSS's cut (NaN: ``'point'``, as no extent)."""
-    return np.where(np.asarray(extent, float) > EXTENT_POINT, "extended", "point")
-
-
 def ambiguous(extent, r_mag):
     """Whether each extent lies within `AMBIGUITY_SIGMA` locus widths of the cut."""
     width = locus_width(extent, r_mag)
@@ -103,13 +99,6 @@ def width_text(extent, r_mag):
             & (r_mag < high)
         parts.append(f"{np.median(width[rows]):.3f}" if rows.any() else "--")
     return " ".join(parts)
-
-
-def balanced(pred, truth):
-    """Balanced accuracy of STAR/QSO on ``'point'`` and GALAXY on ``'extended'``."""
-    point, extended = truth == "point", truth == "extended"
-    hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
-    return balanced_hit_rate(hit, point, extended)
 
 
 def field_lines(field, models, seeings, log):
@@ -149,15 +138,12 @@ def field_lines(field, models, seeings, log):
             seen = seen_psf(frames, psf, seeing, targets, name, log)
         results = classify_positions(sources, frames, seen, models)
         for model, result in results.items():
-            pred = np.asarray(result["pred_class"].filled("")).astype(str)
-            scores = {kind: (balanced(pred, truths[kind]),
-                             balanced(pred[~unsure[kind]], truths[kind][~unsure[kind]]))
-                      for kind in truths}
+            scores = {kind: score(truths[kind], result, ~unsure[kind]) for kind in truths}
             log(f"{name} {'native' if seeing is None else f'{seeing}'}\" "
                 f"r FWHM {seen['r'].fwhm:.2f}\" {model}: balanced against the r truth "
-                f"{scores['r'][0]:.2f} (decided {scores['r'][1]:.2f}), against the gri truth "
-                f"{scores['gri'][0]:.2f} (decided {scores['gri'][1]:.2f}) "
-                f"[{time.time() - t0:.0f} s]")
+                f"{scores['r']['balanced']:.2f} (decided {scores['r']['balanced_decided']:.2f}), "
+                f"against the gri truth {scores['gri']['balanced']:.2f} (decided "
+                f"{scores['gri']['balanced_decided']:.2f}) [{time.time() - t0:.0f} s]")
 
 
 def main(argv=None):
