@@ -86,20 +86,18 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
         if len(source) and known.mean() < KNOWN_PSF_SHARE:
             return _not_measured(source, quiet, f"{int((~known).sum())} of {len(source)} rows "
                                  "lack a positive psffwhm_<b> in some band; give psf=")
+    # Every pixel finite: make_cutouts sets non-finite ones to 0 (and flags the row).
     stamps = make_cutouts(cutouts, table=source).data
-    finite = np.flatnonzero(np.isfinite(stamps).all(axis=(1, 2, 3)))
-    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps, finite).items()}
+    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps).items()}
     flat = [band for band in BANDS if not sky[band] > 0]
     if flat:
         return _not_measured(source, quiet, "no sky noise in the borders of band(s) "
                              + ", ".join(flat))
     beta, shapes = {}, []
     for k, band in enumerate(BANDS):
-        beta[band] = np.full(len(source), np.nan)
-        rows = np.broadcast_to(fwhm[band], beta[band].shape)[finite]
-        beta[band][finite], seen = stamps_moffat_index(stamps[finite, k], rows,
-                                                       label=f"the stamps of band '{band}'")
-        shapes.append(f"{band} " + _shape_summary(beta[band][finite], seen))
+        beta[band], seen = stamps_moffat_index(stamps[:, k], fwhm[band],
+                                               label=f"the stamps of band '{band}'")
+        shapes.append(f"{band} " + _shape_summary(beta[band], seen))
     measured = measure_stamp_columns(source, stamps, fwhm, sky, beta=beta)
     measured.meta["CLFPSF"] = (f"PSF of the stamps' columns: FWHM from {origin}; Moffat index "
                                f"from the stamps' point sources: {'; '.join(shapes)}")
