@@ -38,7 +38,10 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
     table lacks MargNet's columns (`sourceclf.classification.frame_columns`):
     `sourceclf.photometry.measure_stamp_columns` on the stamps, each standing
     for its frame, the sky noise from their borders
-    (`sourceclf.sky.stamp_sky`).
+    (`sourceclf.sky.stamp_sky`).  The sky noise and the Moffat indices are
+    read on the stamps `sourceclf.cutouts.make_cutouts` leaves unflagged
+    (not padded at a frame's edge, no pixel set to 0), or on all when every
+    stamp is flagged; every row's columns are measured.
 
     The PSF is a Moffat of ``psf``'s FWHM, else each row's own from the
     table's ``psffwhm_<b>`` (`sourceclf.inputs.catalog_psf_fwhm`: a row
@@ -86,16 +89,20 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
         if len(source) and known.mean() < KNOWN_PSF_SHARE:
             return _not_measured(source, quiet, f"{int((~known).sum())} of {len(source)} rows "
                                  "lack a positive psffwhm_<b> in some band; give psf=")
-    # Every pixel finite: make_cutouts sets non-finite ones to 0 (and flags the row).
-    stamps = make_cutouts(cutouts, table=source).data
-    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps).items()}
+    # Every pixel finite: make_cutouts sets non-finite ones to 0 and flags the row.  The
+    # sky and the Moffat indices, shared by all rows, are read on the unflagged stamps
+    # only (as model_inputs' sky check does); every row's columns are measured.
+    cut = make_cutouts(cutouts, table=source)
+    stamps, clean = cut.data, np.asarray(cut.flags).astype(str) == ""
+    judged = np.flatnonzero(clean) if clean.any() else np.arange(len(stamps))
+    sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps, judged).items()}
     flat = [band for band in BANDS if not sky[band] > 0]
     if flat:
         return _not_measured(source, quiet, "no sky noise in the borders of band(s) "
                              + ", ".join(flat))
     beta, shapes = {}, []
     for k, band in enumerate(BANDS):
-        beta[band], seen = stamps_moffat_index(stamps[:, k], fwhm[band],
+        beta[band], seen = stamps_moffat_index(stamps[:, k], fwhm[band], rows=judged,
                                                label=f"the stamps of band '{band}'")
         shapes.append(f"{band} " + _shape_summary(beta[band], seen))
     measured = measure_stamp_columns(source, stamps, fwhm, sky, beta=beta)

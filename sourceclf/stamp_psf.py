@@ -133,7 +133,7 @@ def fwhm_groups(fwhm, step=PSF_FWHM_STEP):
     return np.round(np.asarray(fwhm, dtype=float) / step) * step
 
 
-def stamps_moffat_index(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE,
+def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
                         min_stamps=SHAPE_GROUP_STAMPS, label="stamps"):
     """The Moffat index of each row's PSF, measured on stamps of its own FWHM.
 
@@ -149,6 +149,12 @@ def stamps_moffat_index(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE,
     fwhm : float or array-like
         The PSF's FWHM (arcsec): one for all rows, or one per row (NaN where
         unknown: such a row is not measured, and gets the index of all).
+    rows : array-like of bool or int, optional
+        The stamps read to measure the indices (say, those neither padded
+        nor holding a hole, `sourceclf.cutouts.make_cutouts`' unflagged
+        rows); default all.  Every row still gets an index: a group's, when
+        at least ``min_stamps`` of its stamps are read, else that of all the
+        stamps read.
     pixel_scale : float
         Arcsec per pixel.
     min_stamps : int
@@ -180,24 +186,28 @@ Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
     stamps = np.asarray(stamps)
     n = len(stamps)
     fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
+    read = np.ones(n, dtype=bool)
+    if rows is not None:
+        read[:] = False
+        read[np.asarray(rows)] = True
     groups = fwhm_groups(fwhm)
     beta, source = np.full(n, np.nan), np.full(n, "", dtype="<U3")
     known = np.isfinite(groups)
-    values, counts = np.unique(groups[known], return_counts=True)
-    for value, count in zip(values, counts):
-        if count < min_stamps or len(values) == 1:
+    values = np.unique(groups[known])
+    for value in values:
+        members = known & (groups == value)
+        if (members & read).sum() < min_stamps or len(values) == 1:
             continue  # one group is measured as all the stamps, below
-        rows = known & (groups == value)
         try:
-            beta[rows] = stamps_psf(stamps[rows], pixel_scale=pixel_scale, fwhm_guess=value,
-                                    label=label).beta
-            source[rows] = "own"
+            beta[members] = stamps_psf(stamps[members & read], pixel_scale=pixel_scale,
+                                       fwhm_guess=value, label=label).beta
+            source[members] = "own"
         except InvalidInputError:
             pass
     rest = source == ""
     if rest.any() and known.any():
         try:
-            every = stamps_psf(stamps, pixel_scale=pixel_scale,
+            every = stamps_psf(stamps[read], pixel_scale=pixel_scale,
                                fwhm_guess=float(np.median(fwhm[known])), label=label).beta
         except InvalidInputError:
             return beta, source

@@ -69,6 +69,27 @@ def test_stamps_mostly_without_a_psf_are_not_measured(positions_and_stamps):
     assert np.isfinite(measured["dered_r"]).all() and "FWHM from psf=" in measured.meta["CLFPSF"]
 
 
+def test_stamps_with_holes_are_measured_but_not_read_for_the_shared_sky_and_shape(
+        positions_and_stamps):
+    """Stamps make_cutouts flags (here all NaN, set to 0) do not enter the sky noise and
+    Moffat indices that every row is fitted with: the other rows' columns are those of the
+    same rows measured without them.  Their own columns are still measured."""
+    table, stamps = positions_and_stamps
+    stamps = np.array(stamps)
+    holed = np.arange(len(table)) % 3 == 0
+    stamps[holed] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = columns_from_stamps(table, stamps)
+        alone = columns_from_stamps(table[~holed], stamps[~holed])
+    for name in ("dered_r", "deVRad_r", "u_g", "dered_z"):
+        np.testing.assert_array_equal(out[name][~holed], alone[name])
+    assert out.meta["CLFPSF"] == alone.meta["CLFPSF"].replace("(40 rows)", "(60 rows)")
+    # The flagged rows keep their place and are measured (here on stamps of zeros: the
+    # faintest luptitude); their flag travels with them through classify.
+    assert len(out) == len(table) and np.isfinite(out["dered_r"][holed]).all()
+
+
 def test_a_catalog_file_of_positions_and_stamps_is_classified_chunk_by_chunk(
         positions_and_stamps, tmp_path, monkeypatch):
     """sourceclf.streaming measures each chunk's stamps on its own rows (the first chunk's

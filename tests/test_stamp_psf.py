@@ -92,3 +92,25 @@ def test_each_seeing_gets_the_shape_of_its_own_stamps():
                                        pixel_scale=1.0)
     assert np.isnan(beta).all() and (source == "").all()
     assert fwhm_groups([1.0, 1.009, 1.011])[:2].tolist() == [1.0, 1.0]
+
+
+def test_the_moffat_index_is_read_on_the_rows_given():
+    """rows= names the stamps read (make_cutouts' unflagged ones); the others are not read,
+    yet every row gets its group's index, or that of all the stamps read."""
+    from sourceclf.stamp_psf import SHAPE_GROUP_STAMPS, stamps_moffat_index
+
+    n = SHAPE_GROUP_STAMPS
+    sharp = _moffat_stamps(n, 3.0, 2.5, seed=1)
+    holed = _moffat_stamps(n, 3.0, 8.0, seed=2)  # stands for stamps with a hole: not read
+    stamps, fwhm = np.concatenate([sharp, holed]), np.full(2 * n, 3.0)
+    read = np.arange(2 * n) < n
+    beta, source = stamps_moffat_index(stamps, fwhm, rows=read, pixel_scale=1.0)
+    alone, _ = stamps_moffat_index(sharp, 3.0, pixel_scale=1.0)
+    assert (source == "own").all() and (beta == alone[0]).all()
+    assert beta[0] == pytest.approx(2.5, abs=0.3)
+    # Indices work as a mask does.  Two groups, each with too few stamps read: all's index.
+    fwhm = np.r_[np.full(n, 3.0), np.full(n, 3.5)]
+    beta, source = stamps_moffat_index(stamps, fwhm, rows=np.flatnonzero(read)[:n - 1],
+                                       pixel_scale=1.0)
+    assert (source == "all").all() and beta[0] == pytest.approx(2.5, abs=0.3)
+    assert (beta == beta[0]).all()
