@@ -51,13 +51,14 @@ from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, moffat_profile, sky_level
 from .stamp_psf import fwhm_groups
+from .utils._cache import array_cache
 from .utils._wcs import pixel_scale
 
 __all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
            "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
            "columns_from_fits", "detect_segments", "deblend_frame", "source_stamps",
            "measure_columns", "measure_stamp_columns", "catalog_extinction", "STAMP_SIZE",
-           "ASSUMED_BETA"]
+           "ASSUMED_BETA", "TEMPLATE_CACHE_BYTES"]
 
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
@@ -146,8 +147,23 @@ def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
     -------
     templates : `numpy.ndarray`, shape ``(len(radii), size * size)``
         Each profile as drawn on the stamp (the light beyond it is lost, so
-        a fitted flux is the source's total).
+        a fitted flux is the source's total).  Drawn once per PSF, size,
+        radii and scale: the profiles last drawn (up to `TEMPLATE_CACHE_BYTES`)
+        are kept, so the chunks of a catalog, or the models of one check,
+        fitted through the same PSF do not draw them again.
     """
+    return _drawn_templates(float(fwhm), float(beta), int(size),
+                            tuple(float(r) for r in radii), float(pixel_scale)).copy()
+
+
+#: Bytes of `profile_templates` kept between calls (585 PSFs' templates on
+#: 32-pixel stamps, 36 on 128-pixel ones).
+TEMPLATE_CACHE_BYTES = 64 * 2 ** 20
+
+
+@array_cache(TEMPLATE_CACHE_BYTES)
+def _drawn_templates(fwhm, beta, size, radii, pixel_scale):
+    """`profile_templates`, read-only and kept (`sourceclf.utils._cache.array_cache`)."""
     try:
         import galsim
     except ImportError:
@@ -155,11 +171,11 @@ def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
                                 "pip install 'sourceclf[images]'") from None
 
     gsparams = galsim.GSParams(maximum_fft_size=16384)
-    psf = galsim.Moffat(beta=float(beta), fwhm=float(fwhm), gsparams=gsparams)
+    psf = galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=gsparams)
     out = np.empty((len(radii), size * size))
     for k, radius in enumerate(radii):
         obj = psf if radius <= 0 else galsim.Convolve(
-            galsim.DeVaucouleurs(half_light_radius=float(radius), gsparams=gsparams), psf,
+            galsim.DeVaucouleurs(half_light_radius=radius, gsparams=gsparams), psf,
             gsparams=gsparams)
         image = obj.drawImage(nx=size, ny=size, scale=pixel_scale, method="no_pixel")
         out[k] = image.array.ravel()
@@ -293,7 +309,8 @@ def fit_band(images, fwhm, beta):
     best : `numpy.ndarray` of int, shape (n,)
     """
     images = np.asarray(images, dtype=np.float64)
-    templates = profile_templates(fwhm, beta, size=images.shape[-1])
+    templates = _drawn_templates(float(fwhm), float(beta), images.shape[-1], PROFILE_RADII,
+                                 SDSS_PIXEL_SCALE)
     return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
 
 
@@ -542,7 +559,8 @@ def _fit_through_psf(stamps, fwhm, beta, sky_sigma, scale):
     fwhm_pix = fwhm / scale
     fluxes, best, _, blend = fit_with_neighbours(
         centre_stamps(stamps, fwhm_pix, beta),
-        profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
+        _drawn_templates(float(fwhm), float(beta), stamps.shape[-1], PROFILE_RADII,
+                         float(scale)),
         fwhm_pix, beta, sky_sigma)
     return fluxes, best, blend
 
