@@ -5,12 +5,12 @@ Run::
 
     python benchmarks/bench_templates.py [--data ../shared/data] [--chunk 20] [--repeat 3]
 
-`sourceclf.photometry.profile_templates` draws, per band, 14 de Vaucouleurs
+`sourceclf.profile_fits.profile_templates` draws, per band, 14 de Vaucouleurs
 profiles convolved with the frame's Moffat PSF (GalSim, some 0.2 s per
 band).  Chunk by chunk (`sourceclf.streaming.classify_file`, or a loop over
 `sourceclf.classify` inside `sourceclf.classification.frame_measurement_cache`)
 the PSF is measured once, and the templates are now drawn once too
-(`sourceclf.photometry.TEMPLATE_CACHE_BYTES`).  On the 161 calibObj stars of
+(`sourceclf.profile_fits.TEMPLATE_CACHE_BYTES`).  On the 161 calibObj stars of
 004510-4-0030 in chunks of ``--chunk`` rows, ``model="margnet-sgq"``, it
 times the chunks with the templates kept and with them dropped before each
 chunk (as before), interleaved ``--repeat`` times, and prints the medians,
@@ -39,7 +39,7 @@ def main(argv=None):
     from sourceclf.bands import BANDS
     from sourceclf.classification import frame_measurement_cache
     from sourceclf.frames import read_frame
-    from sourceclf.photometry import _drawn_templates
+    from sourceclf.profile_fits import _drawn_templates
 
     field = "004510-4-0030"
     folder = args.data / f"sdss_frame_{field}"

@@ -21,11 +21,11 @@ crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
    sigma: what is left of an extended source around its centre is
    symmetric, a neighbour is not;
 3. the neighbours' PSFs and the sky are projected out of the stamp and of
-   every profile template (`sourceclf.photometry.profile_templates`): a
+   every profile template (`sourceclf.profile_fits.profile_templates`): a
    least-squares fit of a projected template to the projected stamp gives
    the flux and residual of fitting the template together with them, so
-   `sourceclf.photometry.fit_with_neighbours` fits the projections with
-   `sourceclf.photometry.fit_profiles`, as it fits a deblended stamp.
+   `sourceclf.profile_fits.fit_with_neighbours` fits the projections with
+   `sourceclf.profile_fits.fit_profiles`, as it fits a deblended stamp.
 
 A neighbour is modelled as a point source; the light of an extended
 neighbour beyond its PSF stays, as it does in the deblender's pixels.  The
@@ -107,10 +107,10 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     Parameters
     ----------
     images : array-like, shape (n, size, size)
-        Centred stamps of one band (`sourceclf.photometry.centre_stamps`),
+        Centred stamps of one band (`sourceclf.profile_fits.centre_stamps`),
         with their neighbours (not deblended).
     templates : array-like, shape (k, size * size)
-        `sourceclf.photometry.profile_templates`; the first is the point source.
+        `sourceclf.profile_fits.profile_templates`; the first is the point source.
     fwhm_pix, beta : float
         The band's Moffat PSF: FWHM in pixels and index.
     sky_sigma : float
@@ -123,7 +123,7 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         of its neighbours.
     templates : `numpy.ndarray`, shape (k, size * size)
         The templates less the same: fitting them to ``image`` by least
-        squares (`sourceclf.photometry.fit_profiles`) fits each together
+        squares (`sourceclf.profile_fits.fit_profiles`) fits each together
         with the neighbours and the sky.
     neighbours : `numpy.ndarray`, shape (m, size * size)
         The PSF of each of the ``m`` neighbours found, unit flux
@@ -194,7 +194,7 @@ def blendedness(stamp, point, neighbours, point_flux):
         `without_neighbours`' neighbour PSFs.
     point_flux : float
         The source's point-source flux fitted with them
-        (`sourceclf.photometry.fit_with_neighbours`).
+        (`sourceclf.profile_fits.fit_with_neighbours`).
 
     Returns
     -------

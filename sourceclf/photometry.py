@@ -11,9 +11,11 @@ training stamps (`sourceclf.recipes.measured_columns`), with the same fits:
 1. each source's stamp is cut from the band's frame, less its median
    (`source_stamps`);
 2. each stamp is centred on the source (the best of 25 sub-pixel positions
-   of a PSF matched filter, then a Fourier shift: `centre_stamps`) and
-   fitted by least squares with de Vaucouleurs profiles convolved with the
-   band's PSF (`profile_templates`, half-light radii `PROFILE_RADII`, the
+   of a PSF matched filter, then a Fourier shift:
+   `~sourceclf.profile_fits.centre_stamps`) and fitted by least squares
+   with de Vaucouleurs profiles convolved with the band's PSF
+   (`sourceclf.profile_fits`: `~sourceclf.profile_fits.profile_templates`,
+   half-light radii `~sourceclf.profile_fits.PROFILE_RADII`, the
    radius 0 being the PSF itself), each together with a PSF at every
    neighbour and a constant sky (`sourceclf.neighbour_fits`: the neighbours
    are the stamp's other peaks and those the residual of a point-source fit
@@ -34,9 +36,9 @@ fits; a neighbour without a peak of its own stayed in the source's pixels.
 The PSF templates are Moffat cores without the real PSF's wing, so point
 sources come out about 0.1 mag faint, in the simulation and on real frames
 alike; colours are unaffected.  The templates are drawn at SDSS's pixel
-scale (`sourceclf.bands.SDSS_PIXEL_SCALE`) for simulated stamps (`fit_band`),
-at each frame's own (its WCS's) in `measure_columns`, so that the PSF and the
-radii are the frame's in arcsec.
+scale (`sourceclf.bands.SDSS_PIXEL_SCALE`) for simulated stamps
+(`~sourceclf.profile_fits.fit_band`), at each frame's own (its WCS's) in
+`measure_columns`, so that the PSF and the radii are the frame's in arcsec.
 """
 
 import warnings
@@ -48,17 +50,14 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
-from .neighbour_fits import blendedness, without_neighbours
-from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, moffat_profile, sky_level
+from .profile_fits import PROFILE_RADII, centre_stamps, fit_with_neighbours, profile_templates
+from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, sky_level
 from .stamp_psf import fwhm_groups
-from .utils._cache import array_cache
 from .utils._wcs import pixel_scale
 
-__all__ = ["luptitude", "PROFILE_RADII", "SUBPIXEL_SHIFTS", "profile_templates",
-           "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band",
-           "columns_from_fits", "detect_segments", "deblend_frame", "source_stamps",
-           "measure_columns", "measure_stamp_columns", "catalog_extinction", "STAMP_SIZE",
-           "ASSUMED_BETA", "TEMPLATE_CACHE_BYTES"]
+__all__ = ["luptitude", "columns_from_fits", "detect_segments", "deblend_frame",
+           "source_stamps", "measure_columns", "measure_stamp_columns", "catalog_extinction",
+           "STAMP_SIZE", "ASSUMED_BETA"]
 
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
@@ -119,201 +118,6 @@ def detect_segments(data, fwhm, sky_sigma):
         return smooth, detect_sources(smooth, 2.0 * sky_sigma, n_pixels=8)
 
 
-#: de Vaucouleurs half-light radii (arcsec) of the profile fits; 0 is a point source.
-PROFILE_RADII = (0.0, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.75, 1.0, 1.35, 1.8, 2.4, 3.2, 4.3)
-
-#: Sub-pixel offsets tried per axis when centring a source (pixels).
-SUBPIXEL_SHIFTS = (-0.5, -0.25, 0.0, 0.25, 0.5)
-
-
-def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
-                      pixel_scale=SDSS_PIXEL_SCALE):
-    """Centred, unit-flux de Vaucouleurs profiles seen through a Moffat PSF.
-
-    Parameters
-    ----------
-    fwhm : float
-        FWHM of the PSF, arcsec.
-    beta : float
-        Its Moffat index.
-    size : int
-        Stamp side, pixels.
-    radii : sequence of float
-        Half-light radii, arcsec (0: the PSF alone).
-    pixel_scale : float
-        Arcsec per pixel.
-
-    Returns
-    -------
-    templates : `numpy.ndarray`, shape ``(len(radii), size * size)``
-        Each profile as drawn on the stamp (the light beyond it is lost, so
-        a fitted flux is the source's total).  Drawn once per PSF, size,
-        radii and scale: the profiles last drawn (up to `TEMPLATE_CACHE_BYTES`)
-        are kept, so the chunks of a catalog, or the models of one check,
-        fitted through the same PSF do not draw them again.
-    """
-    return _drawn_templates(float(fwhm), float(beta), int(size),
-                            tuple(float(r) for r in radii), float(pixel_scale)).copy()
-
-
-#: Bytes of `profile_templates` kept between calls (585 PSFs' templates on
-#: 32-pixel stamps, 36 on 128-pixel ones).
-TEMPLATE_CACHE_BYTES = 64 * 2 ** 20
-
-
-@array_cache(TEMPLATE_CACHE_BYTES)
-def _drawn_templates(fwhm, beta, size, radii, pixel_scale):
-    """`profile_templates`, read-only and kept (`sourceclf.utils._cache.array_cache`)."""
-    try:
-        import galsim
-    except ImportError:
-        raise InvalidInputError("the profile fits need GalSim: "
-                                "pip install 'sourceclf[images]'") from None
-
-    gsparams = galsim.GSParams(maximum_fft_size=16384)
-    psf = galsim.Moffat(beta=beta, fwhm=fwhm, gsparams=gsparams)
-    out = np.empty((len(radii), size * size))
-    for k, radius in enumerate(radii):
-        obj = psf if radius <= 0 else galsim.Convolve(
-            galsim.DeVaucouleurs(half_light_radius=radius, gsparams=gsparams), psf,
-            gsparams=gsparams)
-        image = obj.drawImage(nx=size, ny=size, scale=pixel_scale, method="no_pixel")
-        out[k] = image.array.ravel()
-    return out
-
-
-def centre_stamps(images, fwhm_pix, beta):
-    """Stamps of one band shifted so that their source sits at the stamp centre.
-
-    Parameters
-    ----------
-    images : array-like, shape (n, size, size)
-        Background-subtracted stamps of one band.
-    fwhm_pix, beta : float
-        Their Moffat PSF: FWHM in pixels and index.
-
-    Returns
-    -------
-    centred : `numpy.ndarray`, shape (n, size, size)
-        Each stamp Fourier-shifted by the sub-pixel offset (`SUBPIXEL_SHIFTS`)
-        at which a PSF matched filter gives it the highest signal.
-    """
-    from scipy.ndimage import fourier_shift
-
-    images = np.asarray(images, dtype=np.float64)
-    n, size, _ = images.shape
-    yy, xx = np.mgrid[:size, :size].astype(float) - (size - 1) / 2.0
-    shifts = [(dx, dy) for dy in SUBPIXEL_SHIFTS for dx in SUBPIXEL_SHIFTS]
-    psf = np.stack([moffat_profile(xx - dx, yy - dy, fwhm_pix, beta).ravel()
-                    for dx, dy in shifts])
-    best = np.argmax(images.reshape(n, -1) @ psf.T / np.sqrt((psf * psf).sum(axis=1)), axis=1)
-    centred = np.empty_like(images)
-    for i in range(n):
-        dx, dy = shifts[best[i]]
-        if dx == 0 and dy == 0:
-            centred[i] = images[i]
-        else:
-            centred[i] = np.fft.ifft2(fourier_shift(np.fft.fft2(images[i]), (-dy, -dx))).real
-    return centred
-
-
-def fit_profiles(images, templates):
-    """Least-squares flux of every template, and the best template, per stamp.
-
-    Parameters
-    ----------
-    images : array-like, shape (n, size, size)
-        Centred stamps (`centre_stamps`).
-    templates : array-like, shape (k, size * size)
-        `profile_templates`.
-
-    Returns
-    -------
-    flux : `numpy.ndarray`, shape (n, k)
-        Fitted flux of each template.
-    best : `numpy.ndarray` of int, shape (n,)
-        The template of least squares among those of positive flux (0, the
-        point source, for a stamp without any).
-    """
-    flat = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
-    templates = np.asarray(templates, dtype=np.float64)
-    dots = flat @ templates.T
-    norms = (templates * templates).sum(axis=1)
-    # Residual sum of squares = |I|^2 - dots^2 / norms: the best fit has the largest
-    # dots^2 / norms among the templates of positive flux.
-    gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
-    best = np.where(np.isfinite(gain).any(axis=1), np.argmax(gain, axis=1), 0)
-    return dots / norms, best
-
-
-def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
-    """`fit_profiles` of stamps that keep their neighbours, each fitted with them.
-
-    Parameters
-    ----------
-    images : array-like, shape (n, size, size)
-        Centred stamps (`centre_stamps`), with their neighbours.
-    templates : array-like, shape (k, size * size)
-        `profile_templates`; the first is the point source.
-    fwhm_pix, beta : float
-        The band's Moffat PSF: FWHM in pixels and index.
-    sky_sigma : float
-        Sky noise per pixel.
-
-    Returns
-    -------
-    flux : `numpy.ndarray`, shape (n, k)
-        Fitted flux of each template, fitted together with a constant sky
-        and a PSF at each neighbour (`sourceclf.neighbour_fits`).
-    best : `numpy.ndarray` of int, shape (n,)
-        As `fit_profiles` chooses it.
-    n_neighbours : `numpy.ndarray` of int, shape (n,)
-        The neighbours fitted.
-    blendedness : `numpy.ndarray`, shape (n,)
-        The share of the PSF-weighted light at the source that the
-        neighbours' fits put there (`sourceclf.neighbour_fits.blendedness`).
-    """
-    images = np.asarray(images, dtype=np.float64)
-    n = len(images)
-    flux = np.empty((n, len(templates)))
-    best = np.zeros(n, dtype=int)
-    count = np.zeros(n, dtype=int)
-    blend = np.zeros(n)
-    point = np.asarray(templates[0], dtype=np.float64)
-    projected = without_neighbours(images, templates, fwhm_pix, beta, sky_sigma)
-    for i, (image, shapes, neighbours) in enumerate(projected):
-        (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
-        count[i] = len(neighbours)
-        blend[i] = blendedness(images[i], point, neighbours, flux[i, 0])
-    return flux, best, count, blend
-
-
-def fit_band(images, fwhm, beta):
-    """Centre (`centre_stamps`) and fit (`fit_profiles`) deblended stamps of one band.
-
-    Each stamp holds its source alone (`deblend_frame`'s pixels, or a
-    simulated source without neighbours), as the training columns of the
-    shipped models were measured; `measure_columns` fits stamps that keep
-    their neighbours with `fit_with_neighbours` instead.
-
-    Parameters
-    ----------
-    images : array-like, shape (n, size, size)
-        Background-subtracted stamps.
-    fwhm, beta : float
-        The PSF: Moffat FWHM (arcsec) and index.
-
-    Returns
-    -------
-    flux : `numpy.ndarray`, shape (n, len(PROFILE_RADII))
-    best : `numpy.ndarray` of int, shape (n,)
-    """
-    images = np.asarray(images, dtype=np.float64)
-    templates = _drawn_templates(float(fwhm), float(beta), images.shape[-1], PROFILE_RADII,
-                                 SDSS_PIXEL_SCALE)
-    return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
-
-
 def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII,
                       blendedness=None):
     """Set MargNet's columns from profile fits (in place).
@@ -325,7 +129,7 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         ``extinction_<b>``, ``psf_flux_<b>`` and ``u_g g_r r_i i_z`` in.
     fluxes : array-like, shape (n, 5, k)
         Fitted flux (nanomaggies) of each of the ``k`` profiles, per band
-        (`fit_profiles`).
+        (`~sourceclf.profile_fits.fit_profiles`).
     best : array-like of int, shape (n, 5)
         Each band's best profile.
     psffwhm : array-like, shape (n, 5)
@@ -336,7 +140,8 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         The profiles' half-light radii, arcsec.
     blendedness : array-like, shape (n, 5), optional
         Per band, the share of the light at the source that its neighbours
-        put there (`fit_with_neighbours`); given, set as ``blendedness_<b>``.
+        put there (`~sourceclf.profile_fits.fit_with_neighbours`); given, set as
+        ``blendedness_<b>``.
 
     Returns
     -------
@@ -427,7 +232,7 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
         Sky-subtracted 2-D frame.
     x, y : array-like
         The sources' positions, pixels; each stamp's centre lies within half
-        a pixel of its source (`centre_stamps` then centres it exactly).
+        a pixel of its source (`~sourceclf.profile_fits.centre_stamps` then centres it exactly).
     parts, labels : `numpy.ndarray`, optional
         `deblend_frame`'s output.  Without them the stamps keep every pixel
         and lose their median.
@@ -553,14 +358,14 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
 
 
 def _fit_through_psf(stamps, fwhm, beta, sky_sigma, scale):
-    """`fit_with_neighbours` of one band's stamps (less their sky), each centred on its
-    source (`centre_stamps`), through a Moffat PSF of ``fwhm`` (arcsec) and index ``beta``
-    at ``scale`` arcsec per pixel: the fluxes, best radius and blendedness."""
+    """`~sourceclf.profile_fits.fit_with_neighbours` of one band's stamps (less their sky),
+    each centred on its source (`~sourceclf.profile_fits.centre_stamps`), through a Moffat
+    PSF of ``fwhm`` (arcsec) and index ``beta`` at ``scale`` arcsec per pixel: the fluxes,
+    best radius and blendedness."""
     fwhm_pix = fwhm / scale
     fluxes, best, _, blend = fit_with_neighbours(
         centre_stamps(stamps, fwhm_pix, beta),
-        _drawn_templates(float(fwhm), float(beta), stamps.shape[-1], PROFILE_RADII,
-                         float(scale)),
+        profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
         fwhm_pix, beta, sky_sigma)
     return fluxes, best, blend
 

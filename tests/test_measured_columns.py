@@ -6,8 +6,8 @@ from astropy.table import Table
 
 from sourceclf.bands import BANDS
 from sourceclf.exceptions import InvalidInputError, MissingColumnsError
-from sourceclf.photometry import (PROFILE_RADII, centre_stamps, columns_from_fits, fit_profiles,
-                                  profile_templates)
+from sourceclf.photometry import columns_from_fits
+from sourceclf.profile_fits import PROFILE_RADII, centre_stamps, fit_profiles, profile_templates
 from sourceclf.recipes.measured_columns import deblend_stamps, measure_stamp_columns
 
 pytest.importorskip("galsim")

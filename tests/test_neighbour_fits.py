@@ -1,5 +1,5 @@
 """A source's profile fitted together with its neighbours (sourceclf.neighbour_fits,
-sourceclf.photometry.fit_with_neighbours)."""
+sourceclf.profile_fits.fit_with_neighbours)."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ from sourceclf.psf import moffat_profile
 pytest.importorskip("galsim")
 
 from sourceclf.neighbour_fits import find_neighbours  # noqa: E402
-from sourceclf.photometry import (PROFILE_RADII, fit_profiles, fit_with_neighbours,  # noqa: E402
-                                  profile_templates)
+from sourceclf.profile_fits import (PROFILE_RADII, fit_profiles,  # noqa: E402
+                                    fit_with_neighbours, profile_templates)
 
 SIZE, FWHM_PIX, BETA, NOISE = 32, 3.0, 3.5, 0.02
 CENTRE = (SIZE - 1) / 2.0

@@ -12,7 +12,7 @@ measured at bad seeing.
 
 `measure_stamp_columns` measures them instead on each source's stamp,
 deblended from its neighbours but with its noise, with the profile fits
-`sourceclf.photometry` makes on real frames (`~sourceclf.photometry.fit_band`,
+`sourceclf.photometry` makes on real frames (`~sourceclf.profile_fits.fit_band`,
 `~sourceclf.photometry.columns_from_fits`): ``deVRad_<b>`` is the radius of
 the band's best PSF-convolved de Vaucouleurs profile, the model magnitude of
 every band the flux of the r band's best profile fitted in that band.  Sky
@@ -37,8 +37,8 @@ from astropy.table import Table
 
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..exceptions import InvalidInputError, MissingColumnsError
-from ..photometry import (PROFILE_RADII, columns_from_fits, deblend_frame, fit_band,
-                          source_stamps)
+from ..photometry import columns_from_fits, deblend_frame, source_stamps
+from ..profile_fits import PROFILE_RADII, fit_band
 
 __all__ = ["measure_stamp_columns", "deblend_stamps"]
 
