@@ -27,6 +27,7 @@ from .photometry import catalog_extinction, measure_columns
 from .psf import PSFMeasurement, psf_memo
 from .stamp_columns import columns_from_stamps
 from .utils._validation import check_confidence_levels, check_positive_int
+from .utils._warnings import user_stacklevel
 
 __all__ = ["classify", "frame_columns", "frame_measurement_cache", "choose_model",
            "SourceclfWarning", "OUTPUT_META_KEYS", "FLAG_OUT_OF_DOMAIN", "FLAG_NONFINITE_OUTPUT",
@@ -249,7 +250,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
             return source, frames, psf, False, cutouts
         warnings.warn(f"MargNet's catalog columns not measured on the frames ({exc}); "
                       "only models reading the images alone can be used",
-                      SourceclfWarning, stacklevel=3)
+                      SourceclfWarning, stacklevel=user_stacklevel())
         return source, frames, psf, False, cutouts
     return (measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS},
             True, cutouts)

@@ -120,9 +120,27 @@ def test_classify_without_a_measurable_psf_uses_the_images_alone():
         out = classify(_sources([(50.0, 50.0), (150.0, 150.0)]), images=frames,
                        confidence=None)
     assert out.meta["CLFMODEL"] == "margnet-cnn-sgq" and "CLFCOLS" not in out.meta
-    said = [str(w.message) for w in caught if issubclass(w.category, SourceclfWarning)]
-    assert any(m.startswith("MargNet's catalog columns not measured on the frames")
-               for m in said), said
+    said = [w for w in caught if issubclass(w.category, SourceclfWarning)
+            and str(w.message).startswith("MargNet's catalog columns not measured on the frames")]
+    assert said, [str(w.message) for w in caught]
+    assert {w.filename for w in said} == {__file__}  # the user's line, not sourceclf's
+
+
+def test_a_streamed_catalog_on_frames_without_a_measurable_psf_warns_at_the_users_line(
+        tmp_path):
+    """classify_file's choice of model goes through frame_columns one call deeper than
+    classify: its warning still names the user's line, not one inside sourceclf."""
+    from sourceclf.streaming import classify_file
+
+    frames, _ = _frames([(50.0, 50.0, 100.0), (150.0, 150.0, 100.0)])
+    _sources([(50.0, 50.0), (150.0, 150.0)]).write(tmp_path / "cat.fits")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classify_file(tmp_path / "cat.fits", tmp_path / "out.fits", images=frames,
+                      confidence=None, progress=False)
+    said = [w for w in caught if "MargNet's catalog columns not measured" in str(w.message)]
+    assert said and {w.filename for w in said} == {__file__}, [
+        (w.filename, str(w.message)) for w in caught]
 
 
 @pytest.mark.parametrize("model", ["margnet-sgq", "margnet-cnn-sgq"])
