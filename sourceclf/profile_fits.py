@@ -220,6 +220,5 @@ def fit_band(images, fwhm, beta):
     best : `numpy.ndarray` of int, shape (n,)
     """
     images = np.asarray(images, dtype=np.float64)
-    templates = _drawn_templates(float(fwhm), float(beta), images.shape[-1], PROFILE_RADII,
-                                 SDSS_PIXEL_SCALE)
+    templates = profile_templates(fwhm, beta, size=images.shape[-1])
     return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
