@@ -1,6 +1,24 @@
 """Helpers shared by the benchmark scripts."""
 
+import argparse
+from pathlib import Path
+
 import numpy as np
+
+#: The real SDSS data beside the repository (``../shared/data``).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def field_parser(description, *, field=True):
+    """The arguments of a benchmark on a real field's frames: ``--data`` (default
+    `SHARED_DATA`), ``--field`` (default 004510-4-0030; with ``field``) and ``--repeat``
+    (interleaved runs, default 3)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    if field:
+        parser.add_argument("--field", default="004510-4-0030")
+    parser.add_argument("--repeat", type=int, default=3)
+    return parser
 
 
 def synthetic_features(n_rows, seed=0):

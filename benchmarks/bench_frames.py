@@ -36,7 +36,6 @@ to the two without; the load average is printed too (a
 shared machine makes the wall-clock times upper bounds).
 """
 
-import argparse
 import contextlib
 import os
 import tempfile
@@ -48,12 +47,10 @@ import numpy as np
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--field", default="004510-4-0030")
+    from bench_common import field_parser
+
+    parser = field_parser(__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
     import torch

@@ -18,19 +18,15 @@ the image with SDSS's calibration vector and sky grid (HDUs 0-2, what
 pixels read the two ways are identical.
 """
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--field", default="004510-4-0030")
-    parser.add_argument("--repeat", type=int, default=3)
+    from bench_common import field_parser
+
+    parser = field_parser(__doc__.splitlines()[0])
     args = parser.parse_args(argv)
 
     from astropy.io import fits

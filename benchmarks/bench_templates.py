@@ -17,20 +17,17 @@ chunk (as before), interleaved ``--repeat`` times, and prints the medians,
 their ratio and whether the classes and probabilities are identical.
 """
 
-import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    from bench_common import field_parser
+
+    parser = field_parser(__doc__.splitlines()[0], field=False)
     parser.add_argument("--chunk", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
     from astropy.table import Table, vstack
