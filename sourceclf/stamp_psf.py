@@ -186,10 +186,8 @@ Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
     stamps = np.asarray(stamps)
     n = len(stamps)
     fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
-    read = np.ones(n, dtype=bool)
-    if rows is not None:
-        read[:] = False
-        read[np.asarray(rows)] = True
+    read = np.zeros(n, dtype=bool)  # the stamps measured
+    read[slice(None) if rows is None else np.asarray(rows)] = True
     groups = fwhm_groups(fwhm)
     beta, source = np.full(n, np.nan), np.full(n, "", dtype="<U3")
     known = np.isfinite(groups)
