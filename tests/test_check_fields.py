@@ -345,3 +345,30 @@ def test_columns_measured_alone_diagnose_the_crowded_field(injected_runs):
     assert 0.7 <= on_field["point_as_star_or_qso"] < by_itself["point_as_star_or_qso"] - 0.1
     assert by_itself["point_as_star_or_qso"] >= 0.9
     assert by_itself["balanced"] > on_field["balanced"] + 0.05
+
+
+def test_rows_of_frames_blurred_with_another_kernel_are_recorded_apart(check_fields, monkeypatch,
+                                                                       tmp_path):
+    """--kernel moffat keeps its rows under their own key and file, the Gaussian ones untouched."""
+    import shutil
+
+    from sourceclf.models import MODEL_DIR
+
+    row = {"field": "004510-4-0030", "target_r_fwhm": 1.9, "balanced": 0.9}
+    monkeypatch.setattr(check_fields, "SDSS_CUT_RECORD", tmp_path / "cut.json")
+    check_fields.record(check_fields.SDSS_CUT, [row], kernel="moffat")
+    assert not (tmp_path / "cut.json").exists()
+    assert json.loads((tmp_path / "cut_moffat.json").read_text())["rows"] == [row]
+    assert "'moffat' kernel" in json.loads((tmp_path / "cut_moffat.json").read_text())["data"]
+    model = tmp_path / "margnet-cnn-sgq"
+    shutil.copytree(MODEL_DIR / "margnet-cnn-sgq", model)
+    before = json.loads((model / "card.json").read_text())["metrics"]
+    check_fields.record(str(model), [row], kernel="kolmogorov")
+    after = json.loads((model / "card.json").read_text())["metrics"]
+    assert after["real_fields"] == before["real_fields"]
+    assert row in after["real_fields_kolmogorov"]["rows"]
+    assert "'kolmogorov' kernel" in after["real_fields_kolmogorov"]["data"]
+    assert check_fields.record_key(True, "moffat") == "injected_fields_moffat"
+    assert check_fields.record_key() == "real_fields"
+    with pytest.raises(SystemExit):
+        check_fields.main(["--kernel", "box", "--from-cards"])

@@ -13,6 +13,7 @@ from sourceclf.exceptions import InvalidInputError, SourceclfWarning
 from sourceclf.psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
                            SEEING_TOLERANCE, measure_psf, moffat_gamma, seeing_flags)
 from sourceclf.simulate import SDSS_BAND_DEFAULTS, degrade_frames, degrade_seeing
+from sourceclf.simulate.degrade import KERNELS, kolmogorov_kernel, moffat_kernel
 
 PIXEL = 0.396
 
@@ -169,15 +170,48 @@ def test_bad_psf_argument(psf, match):
                  confidence=None, device="cpu", progress=False)
 
 
-def test_degrade_seeing_reaches_the_target_and_keeps_the_noise():
-    data, _ = _star_frame(1.0, size=400, n_side=6, sigma=0.03)
-    native = measure_psf(data)
-    blurred = degrade_seeing(data, native.fwhm, 1.9, beta=native.beta, random_state=1)
+@pytest.fixture(scope="module")
+def moffat_frame():
+    """A frame of Moffat stars (index 3) at 1.0", and its measured PSF."""
+    data, _ = _star_frame(1.0, size=400, n_side=6, sigma=0.03, beta=3.0)
+    return data, measure_psf(data)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_degrade_seeing_reaches_the_target_and_keeps_the_noise(moffat_frame, kernel):
+    data, native = moffat_frame
+    blurred = degrade_seeing(data, native.fwhm, 1.9, beta=native.beta, kernel=kernel,
+                             random_state=1)
     again = measure_psf(blurred, fwhm_guess=1.9)
     assert again.fwhm == pytest.approx(1.9, rel=0.05)
     assert again.sky_sigma == pytest.approx(native.sky_sigma, rel=0.05)
+    # the shape each kernel leaves: the native index (moffat), a Kolmogorov core
+    # (about 4-5), nearly Gaussian (large)
+    low, high = {"moffat": (2.6, 3.4), "kolmogorov": (3.6, 5.5), "gaussian": (5.5, 99)}[kernel]
+    assert low < again.beta < high
     with pytest.raises(InvalidInputError, match="cannot sharpen"):
-        degrade_seeing(data, 1.0, 0.8)
+        degrade_seeing(data, 1.0, 0.8, kernel=kernel)
+
+
+@pytest.mark.parametrize("make", [moffat_kernel, kolmogorov_kernel])
+def test_shape_kernels_are_centred_and_of_unit_sum(make):
+    kernel = make(2.5, 3.0, 4.8)
+    assert kernel.shape[0] == kernel.shape[1] and kernel.shape[0] % 2 == 1
+    assert kernel.sum() == pytest.approx(1.0)
+    assert np.unravel_index(np.argmax(kernel), kernel.shape) == (kernel.shape[0] // 2,) * 2
+    assert np.allclose(kernel, kernel.T, atol=1e-6 * kernel.max())
+    assert make(2.5, 3.0, 2.5).shape == (1, 1)
+    with pytest.raises(InvalidInputError, match="above 1.1"):
+        make(2.5, 1.05, 4.8)
+
+
+def test_degrade_seeing_names_an_unknown_kernel():
+    with pytest.raises(InvalidInputError, match="kernel must be one of 'gaussian', "
+                                                "'kolmogorov', 'moffat', got 'box'"):
+        degrade_seeing(np.zeros((20, 20)), 1.0, 1.5, kernel="box")
+    frames, _ = _frames(1.0)
+    with pytest.raises(InvalidInputError, match="kernel must be one of"):
+        degrade_frames(frames, 1.6, kernel="box")
 
 
 def test_degrade_stamps_and_frames():
@@ -185,10 +219,15 @@ def test_degrade_stamps_and_frames():
     blurred = degrade_seeing(stamps, 1.0, 2.0, random_state=0)
     assert blurred.shape == stamps.shape
     assert np.std(blurred) == pytest.approx(0.05, rel=0.05)
+    moffat = degrade_seeing(stamps, 1.0, 2.0, kernel="moffat", random_state=0)
+    assert moffat.shape == stamps.shape and moffat.dtype == np.float32
+    assert np.std(moffat) == pytest.approx(0.05, rel=0.05)
     frames, _ = _frames(1.0)
-    out, targets = degrade_frames(frames, 1.6)
-    assert targets["r"] == pytest.approx(1.6)
-    assert measure_psf(out["g"][0], fwhm_guess=1.6).fwhm == pytest.approx(targets["g"], rel=0.05)
+    for kernel in ("gaussian", "moffat"):
+        out, targets = degrade_frames(frames, 1.6, kernel=kernel)
+        assert targets["r"] == pytest.approx(1.6)
+        assert (measure_psf(out["g"][0], fwhm_guess=1.6).fwhm
+                == pytest.approx(targets["g"], rel=0.05))
 
 
 def test_saturation_flags_bright_point_sources():

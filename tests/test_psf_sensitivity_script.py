@@ -19,3 +19,10 @@ def test_scaled_psf_scales_every_band_and_nothing_else(doc_script):
     for bad in ("", "0,1", "a"):
         with pytest.raises(argparse.ArgumentTypeError, match="--scales takes positive"):
             script._parse_scales(bad)
+
+
+def test_the_kernel_is_one_of_degrade_frames(doc_script, capsys):
+    script = doc_script("psf_sensitivity")
+    with pytest.raises(SystemExit):
+        script.main(["004510-4-0030", "--seeing", "1.9", "--kernel", "box"])
+    assert "invalid choice: 'box'" in capsys.readouterr().err

@@ -12,7 +12,9 @@ is named and skipped, and then ``--record`` records nothing):
 2. build the truth of the bright sources (r < 20.5) on the native r frame
    (`sourceclf.recipes.frame_checks.frame_truth`) and keep its clean rows;
 3. at the native seeing and blurred to an r-band FWHM of 1.6", 1.9" and 2.2"
-   (`sourceclf.simulate.degrade_frames`, other bands in proportion), classify
+   (`sourceclf.simulate.degrade_frames`, other bands in proportion; with
+   ``--kernel``, which way the PSF widens: nearly Gaussian by default, or
+   with the atmosphere's or the native PSF's shape), classify
    the clean sources with each shipped image model through
    ``sourceclf.classify(table, images=frames)``; the PSF of the blurred
    frames is measured again and passed as ``psf=``.  The models reading
@@ -73,6 +75,7 @@ from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends
                                          injected_truth, injection_catalog, place_sources,
                                          star_extent_offset)
 from sourceclf.simulate import degrade_frames
+from sourceclf.simulate.degrade import KERNELS
 from sourceclf.utils._wcs import pixel_scale
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
@@ -368,12 +371,13 @@ def blur_seed(seeing):
     return 100 * (SEEINGS.index(seeing) if seeing in SEEINGS else 1)
 
 
-def blurred(frames, psf, seeing):
+def blurred(frames, psf, seeing, kernel="gaussian"):
     """``frames`` at an r-band FWHM of ``seeing`` (None: as they are), as every check blurs
-    them (`blur_seed`)."""
+    them (`blur_seed`; ``kernel``: `sourceclf.simulate.degrade_frames`')."""
     if seeing is None:
         return frames
-    return degrade_frames(frames, seeing, psf=psf, random_state=blur_seed(seeing))[0]
+    return degrade_frames(frames, seeing, psf=psf, kernel=kernel,
+                          random_state=blur_seed(seeing))[0]
 
 
 def seen_psf(plain, psf, seeing, targets, name, log=print):
@@ -443,7 +447,7 @@ def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["s
 
 
 def check_field(field, log, models, results=None, injection=None, columns_alone=False,
-                seed=INJECTION["seed"]):
+                seed=INJECTION["seed"], kernel="gaussian"):
     """Print the scores of one field (`read_field`'s ``field``; and append them to
     ``results``).
 
@@ -457,6 +461,9 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
     plus Gaussian noise of the frames' sky noise), while the stamps still show
     the field: what the models would do if the measurement saw through the
     neighbours.  ``seed`` places the injected sources (`place_sources`).
+    ``kernel`` is how the frames are blurred (`sourceclf.simulate.degrade_frames`):
+    ``"gaussian"`` (a nearly Gaussian PSF), ``"kolmogorov"`` (the atmosphere's: a worse
+    night) or ``"moffat"`` (the native PSF's shape, wings and all, wider).
     """
     t0 = time.time()
     name, native, psf = read_field(field)
@@ -487,10 +494,10 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
         if seeing is None:
             frames, seen, plain = observed, psf, native
         else:
-            frames, targets = degrade_frames(observed, seeing, psf=psf,
+            frames, targets = degrade_frames(observed, seeing, psf=psf, kernel=kernel,
                                              random_state=blur_seed(seeing))
             # The PSF is measured on the field's own stars, never on injected ones.
-            plain = frames if injection is None else blurred(native, psf, seeing)
+            plain = frames if injection is None else blurred(native, psf, seeing, kernel)
             seen = seen_psf(plain, psf, seeing, targets, name, log)
         if any(clf is not None for clf in models.values()):
             on = frames
@@ -561,6 +568,12 @@ def main(argv=None):
                         help="with --inject: the seed placing the sources on the frames "
                              f"(default {INJECTION['seed']}, the one recorded; others are "
                              "never recorded)")
+    parser.add_argument("--kernel", choices=KERNELS, default="gaussian",
+                        help="how the frames are blurred (sourceclf.simulate.degrade_frames): "
+                             "gaussian (the default; a nearly Gaussian PSF), kolmogorov (the "
+                             "atmosphere's: a night of worse seeing) or moffat (the native "
+                             "PSF's shape, wings and all, wider); the last two recorded apart "
+                             "(metrics['real_fields_kolmogorov'], ...)")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'], with --inject metrics['injected_fields'])")
@@ -573,7 +586,7 @@ def main(argv=None):
     if args.seed != INJECTION["seed"] and (args.record or not args.inject):
         parser.error("--seed places the sources of --inject; only the default is recorded")
     if args.from_cards:
-        summary(recorded(args.models, args.inject), args.models, args.inject)
+        summary(recorded(args.models, args.inject, args.kernel), args.models, args.inject)
         return
     import torch
 
@@ -592,7 +605,7 @@ def main(argv=None):
     def run(field):  # a field's rows kept only when all its runs were made
         rows = []
         check_field(field, lambda s: print(s, flush=True), models, rows, injection,
-                    args.columns_alone, args.seed)
+                    args.columns_alone, args.seed, args.kernel)
         results.extend(rows)
 
     skipped = each_field(fields, run, lambda s: print(s, flush=True))
@@ -603,7 +616,8 @@ def main(argv=None):
         parser.exit(1, nothing_recorded(skipped) + "; the cards keep their rows\n")
     if args.record:
         for model in args.models:
-            record(model, [row for _, _, m, _, row in results if m == model], args.inject)
+            record(model, [row for _, _, m, _, row in results if m == model], args.inject,
+                   args.kernel)
 
 
 def lowest(results, model, key):
@@ -736,18 +750,33 @@ def magnitude_table(results, models):
     return simple_table(head, lines)
 
 
-def recorded(models, injected=False):
-    """The results recorded in the models' cards by ``--record`` (``--inject``: by both)."""
+def record_key(injected=False, kernel="gaussian"):
+    """The card's ``metrics`` key of a check's rows: ``real_fields`` or ``injected_fields``,
+    with ``_kolmogorov`` or ``_moffat`` after it for frames blurred with those kernels."""
+    return ("injected_fields" if injected else "real_fields") + (
+        "" if kernel == "gaussian" else f"_{kernel}")
+
+
+def sdss_cut_record(injected=False, kernel="gaussian"):
+    """The file of `SDSS_CUT`'s rows (`SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`,
+    ``_kolmogorov`` or ``_moffat`` before the suffix for those kernels)."""
+    where = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
+    return where if kernel == "gaussian" else where.with_name(f"{where.stem}_{kernel}.json")
+
+
+def recorded(models, injected=False, kernel="gaussian"):
+    """The results recorded in the models' cards by ``--record`` (``--inject``,
+    ``--kernel``: by those too)."""
     from sourceclf.models import model_card
 
     results = []
-    cut_record = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
+    cut_record = sdss_cut_record(injected, kernel)
     for model in models:
         if model == SDSS_CUT:
             rows = json.loads(cut_record.read_text())["rows"] if cut_record.exists() else []
         else:
             rows = (model_card(model).metrics
-                    .get("injected_fields" if injected else "real_fields", {}).get("rows", []))
+                    .get(record_key(injected, kernel), {}).get("rows", []))
         for row in rows:
             results.append((row["field"], row["target_r_fwhm"], model, row["balanced"], row))
     return results
@@ -791,31 +820,38 @@ def merged_rows(old, new):
                                          order.get(row["target_r_fwhm"], len(order))))
 
 
-def record(model, rows, injected=False):
+def record(model, rows, injected=False, kernel="gaussian"):
     """Put the scores into a model directory's card.
 
     The real fields' go to ``metrics['real_fields']``, the injected sources'
     (``--inject``) to ``metrics['injected_fields']``; `SDSS_CUT`'s rows go to
-    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`.  The rows of fields not
-    checked this time are kept (`merged_rows`).
+    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`; frames blurred with the
+    ``kolmogorov`` or ``moffat`` kernel to the same names with ``_kolmogorov`` or
+    ``_moffat`` (`record_key`,
+    `sdss_cut_record`).  The rows of fields not checked this time are kept
+    (`merged_rows`).
     """
     from sourceclf.models import MODEL_DIR, ModelCard
 
+    blur = ("" if kernel == "gaussian" else
+            f" (blurred with the '{kernel}' kernel of sourceclf.simulate.degrade_frames: "
+            + ("the native PSF's Moffat index, wider)" if kernel == "moffat" else
+               "the atmosphere's, a Kolmogorov profile)"))
     if model == SDSS_CUT:
-        where = INJECTED_SDSS_CUT_RECORD if injected else SDSS_CUT_RECORD
+        where = sdss_cut_record(injected, kernel)
         what = ("each injected source (sourceclf.recipes.injection) on each frame, native and "
                 "blurred" if injected else "each blurred r frame at the truth's clean sources")
         if where.exists():
             rows = merged_rows(json.loads(where.read_text())["rows"], rows)
         where.write_text(json.dumps({
             "data": ("SDSS's cut (PSF minus aperture magnitude > 0.145) measured again on "
-                     f"{what} (docs/scripts/check_fields.py)"),
+                     f"{what}{blur} (docs/scripts/check_fields.py)"),
             "rows": rows}, indent=1) + "\n")
         print(f"  recorded in {where}", flush=True)
         return
     path = Path(model) if Path(model).is_dir() else MODEL_DIR / model
     card = ModelCard.from_directory(path)
-    key = "injected_fields" if injected else "real_fields"
+    key = record_key(injected, kernel)
     if injected:
         data = ("stars and galaxies of the simulated training population (another seed) "
                 "drawn into the frames of real SDSS fields at random positions "
@@ -831,7 +867,7 @@ def record(model, rows, injected=False):
                 "without a peak of their own left out), at the field's own seeing and "
                 "blurred to 1.6, 1.9 and 2.2 arcsec (docs/scripts/check_fields.py)")
     old_rows = card.metrics.get(key, {}).get("rows", [])
-    card.metrics[key] = {"data": data, "rows": merged_rows(old_rows, rows)}
+    card.metrics[key] = {"data": data + blur, "rows": merged_rows(old_rows, rows)}
     card.to_json(path / "card.json")
     print(f"  recorded in {path / 'card.json'}", flush=True)
 

@@ -5,13 +5,16 @@ On real frames `sourceclf.classify` measures it (`sourceclf.psf.measure_psf`);
 a user may give it instead (``psf=``, ``--psf``, or SDSS's ``psffwhm_<b>``
 columns).  For each field given (as ``check_fields.py`` finds them), this
 classifies the field's own clean bright sources (``check_fields.py``'s
-truth) at its own seeing with every band's measured PSF scaled by each
+truth) at its own seeing (or blurred to ``--seeing``, with ``--kernel``, as
+``check_fields.py`` blurs) with every band's measured PSF scaled by each
 ``--scales`` factor, as if given that FWHM (the catalog models' columns are
 measured through it too, as ``psf=`` does), and prints the fraction of
 point-like sources called STAR or QSO, of extended ones called GALAXY, and
 their mean::
 
     python docs/scripts/psf_sensitivity.py 003184-2-0169 001992-1-0087
+    python docs/scripts/psf_sensitivity.py 004510-4-0030 003184-2-0169 --seeing 1.9 \
+        --kernel moffat --scales 1,1.1,1.2
 
 It measures; it tunes nothing and records nothing.
 """
@@ -26,10 +29,12 @@ from astropy.table import Table
 from sourceclf.bands import BANDS
 from sourceclf.models import load_model
 from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.simulate import degrade_frames
+from sourceclf.simulate.degrade import KERNELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (add_diagnosis_options, classify_positions,  # noqa: E402
-                          find_fields, float_list, read_field, score)
+from check_fields import (add_diagnosis_options, blur_seed, classify_positions,  # noqa: E402
+                          find_fields, float_list, read_field, score, seen_psf)
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
 MODELS = ("margnet-cnn-sgq", "margnet-sgq")
@@ -50,6 +55,13 @@ def main(argv=None):
     parser.add_argument("--scales", type=_parse_scales, default=SCALES, metavar="F1,F2,...",
                         help="factors on the measured FWHM (default "
                              f"{','.join(f'{s:g}' for s in SCALES)})")
+    parser.add_argument("--seeing", type=float, default=None,
+                        help="blur the frames to this r-band FWHM (arcsec) first, as "
+                             "check_fields.py does, and scale the PSF measured on them "
+                             "(default: the field's own seeing)")
+    parser.add_argument("--kernel", choices=KERNELS, default="gaussian",
+                        help="with --seeing: how the PSF widens "
+                             "(sourceclf.simulate.degrade_frames; default gaussian)")
     add_diagnosis_options(parser, MODELS)
     args = parser.parse_args(argv)
     models = {m: load_model(m) for m in args.models}
@@ -59,11 +71,18 @@ def main(argv=None):
         clean = truth[truth["clean"]]
         labels = np.asarray(clean["truth"]).astype(str)
         sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
+        frames = native
+        if args.seeing is not None:
+            frames, targets = degrade_frames(native, args.seeing, psf=psf, kernel=args.kernel,
+                                             random_state=blur_seed(args.seeing))
+            psf = seen_psf(frames, psf, args.seeing, targets, name)
+            name = f"{name} blurred to {args.seeing:g}\" ({args.kernel})"
         print(f"{name}: measured FWHM " + " ".join(f"{b} {psf[b].fwhm:.2f}\"" for b in BANDS)
+              + ", Moffat index " + " ".join(f"{b} {psf[b].beta:.1f}" for b in BANDS)
               + f"; {int((labels == 'point').sum())} point-like, "
               f"{int((labels == 'extended').sum())} extended")
         for factor in args.scales:
-            results = classify_positions(sources, native, scaled_psf(psf, factor), models)
+            results = classify_positions(sources, frames, scaled_psf(psf, factor), models)
             for model, result in results.items():
                 row = score(labels, result)
                 print(f"  x{factor:<5g} {model:24s} point {row['point_as_star_or_qso']:.2f}  "

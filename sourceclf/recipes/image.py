@@ -352,6 +352,15 @@ _COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated 
                  "pipeline like SDSS's nearly does (metrics['test_by_column_measurement']).")
 
 
+#: What the image-only CNN's card says of the PSF's shape, which it does not read.
+PSF_SHAPE_NOTE = (" It reads the PSF's FWHM, not its shape: at seeing beyond about 1.5\" it "
+                  "calls more stars galaxies through a PSF with wings (the atmosphere's, or the "
+                  "telescope's) than through a nearly Gaussian one (docs/scripts/check_fields.py "
+                  "--kernel kolmogorov or moffat; docs/scripts/psf_shape_check.py). The models "
+                  "that also read MargNet's columns hold there, and auto chooses them whenever "
+                  "the PSF is known.")
+
+
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     """MargNet's CNN, an eighth of the published widths, on the stamps and their PSF."""
     return _fit(
@@ -373,7 +382,7 @@ def margnet_cnn_sgq(table, stamps, *, data_dir=None):
         notes=(_SIM_NOTE.format(arch="margnet-cnn") + " Images and their PSF only: use it "
                "when the catalog lacks MargNet's photometric columns. Without a known PSF "
                "the rows are read as seen through the middle of the trained seeing and "
-               "flagged psf_unknown."))
+               "flagged psf_unknown." + PSF_SHAPE_NOTE))
 
 
 def _stack_config():

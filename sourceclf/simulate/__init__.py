@@ -22,7 +22,8 @@ Five parts:
   observing conditions;
 * `degrade_seeing` and `degrade_frames`: real frames (or stamps) blurred to a
   worse seeing with their sky noise kept, to test image models at seeing the
-  real frames do not have.
+  real frames do not have; ``kernel=`` says how the PSF widens (nearly
+  Gaussian, the atmosphere's Kolmogorov profile, or the native Moffat's shape).
 
 The measured numbers (field 4510-4-0030, run 4510, camcol 4, field 30; SDSS
 DR17 corrected frames; PSF from Moffat fits to the calibObj photometric stars

@@ -6,13 +6,25 @@ noise back, so that the sky noise per pixel stays what it was.
 `degrade_frames` does it for the five frames of a field, keeping the
 band-to-band ratios of their PSFs.
 
-Kernel.  The kernel is a Gaussian whose width is solved numerically
-(`gaussian_kernel_sigma`) so that the FWHM of Moffat (native) convolved with it
-is the target.  FWHMs of a Moffat and a Gaussian do not add in quadrature:
-the quadrature kernel overshoots by about 5-6% on SDSS frames (1.69" instead
-of 1.6" from 0.98", beta 3.3), the solved one lands within 1.5%.  The blurred
-PSF is more Gaussian than the native one (a re-measured Moffat index of 6-20
-against 3-4), as atmospheric blur of a core is; the wings are not widened.
+Kernels (``kernel=``).  Two ways to widen a PSF, which differ in the shape
+they leave:
+
+* ``"gaussian"`` (the default, as every check so far blurred): a Gaussian
+  whose width is solved numerically (`gaussian_kernel_sigma`) so that the
+  FWHM of Moffat (native) convolved with it is the target.  FWHMs of a
+  Moffat and a Gaussian do not add in quadrature: the quadrature kernel
+  overshoots by about 5-6% on SDSS frames (1.69" instead of 1.6" from
+  0.98", beta 3.3), the solved one lands within 1.5%.  The blurred PSF is
+  more Gaussian than the native one (a re-measured Moffat index of 6-20
+  against 3-4); the wings are not widened with the core.
+* ``"moffat"``: the kernel that takes the native Moffat to a Moffat of the
+  same index at the target FWHM (`moffat_kernel`: the ratio of the two
+  profiles' Fourier transforms, drawn by GalSim), so that core and wings
+  widen together and the blurred frame's PSF has the shape of the native
+  one, as a night of worse seeing gives (a whole PSF scaled by the
+  atmosphere, the Moffat index of SDSS's frames 3-5 at any seeing) rather
+  than the near-Gaussian core of the other kernel.  A check on both tells
+  whether a model's score at bad seeing depends on the PSF's shape.
 
 Noise.  Convolution with a unit-sum kernel lowers white noise and correlates
 it; white noise of variance ``sigma_0**2 - sigma_1**2`` (both measured,
@@ -30,7 +42,12 @@ from ..psf import measure_psf, moffat_gamma
 from ..utils._wcs import pixel_scale as wcs_pixel_scale
 from .measurement import measure_sky_sigma
 
-__all__ = ["gaussian_kernel_sigma", "degrade_seeing", "degrade_frames"]
+__all__ = ["KERNELS", "gaussian_kernel_sigma", "kolmogorov_kernel", "moffat_kernel",
+           "degrade_seeing",
+           "degrade_frames"]
+
+#: The kernels `degrade_seeing` and `degrade_frames` blur with (see the module's text).
+KERNELS = ("gaussian", "kolmogorov", "moffat")
 
 
 def _profile_fwhm(image, oversampling):
@@ -82,6 +99,106 @@ def gaussian_kernel_sigma(fwhm, beta, target_fwhm, *, oversampling=4):
     return float(brentq(excess, 1e-3, 2.0 * quadrature + 1.0, xtol=1e-4))
 
 
+def moffat_kernel(fwhm, beta, target_fwhm, *, size=None):
+    """The kernel that widens a Moffat PSF to a Moffat of the same index.
+
+    Parameters
+    ----------
+    fwhm : float
+        FWHM of the Moffat PSF (pixels).
+    beta : float
+        Its Moffat index (above 1.1, as GalSim's untruncated Moffat needs).
+    target_fwhm : float
+        Wanted FWHM (pixels), larger than ``fwhm``.
+    size : int, optional
+        Side of the kernel image (made odd); by default 12 target FWHMs, which
+        holds all but about 1e-4 of it for an index of 2.5 or more.
+
+    Returns
+    -------
+    kernel : `numpy.ndarray`
+        Odd square image of unit sum, centred on its middle pixel: Moffat
+        (``target_fwhm``, ``beta``) deconvolved by Moffat (``fwhm``,
+        ``beta``), drawn by GalSim without a pixel (the frames' pixels are
+        already in both PSFs).  A 1-pixel delta when ``target_fwhm <= fwhm``.
+    """
+    import galsim
+
+    if not beta > 1.1:
+        raise InvalidInputError(f"the 'moffat' kernel needs a Moffat index above 1.1, got "
+                                f"{beta!r}")
+    if target_fwhm <= fwhm:
+        return np.ones((1, 1))
+    n = int(size if size is not None else np.ceil(12 * target_fwhm)) | 1
+    kernel = galsim.Convolve(galsim.Moffat(beta, fwhm=target_fwhm),
+                             galsim.Deconvolve(galsim.Moffat(beta, fwhm=fwhm)))
+    image = kernel.drawImage(nx=n, ny=n, scale=1.0, method="no_pixel").array.astype(np.float64)
+    return image / image.sum()
+
+
+def kolmogorov_kernel(fwhm, beta, target_fwhm, *, size=None):
+    """The atmosphere's kernel that widens a Moffat PSF to a target FWHM.
+
+    Worse seeing is stronger turbulence: a long exposure's PSF is the
+    telescope's convolved with a Kolmogorov profile, and two Kolmogorov
+    profiles convolve to a third (their FWHMs add in fifth-thirds powers),
+    so a frame of worse seeing is the frame convolved with a Kolmogorov
+    kernel.  Its FWHM is solved numerically so that Moffat (``fwhm``,
+    ``beta``) convolved with it has ``target_fwhm``.
+
+    Parameters
+    ----------
+    fwhm : float
+        FWHM of the Moffat PSF (pixels).
+    beta : float
+        Its Moffat index (above 1.1).
+    target_fwhm : float
+        Wanted FWHM (pixels), larger than ``fwhm``.
+    size : int, optional
+        Side of the kernel image (made odd); by default 12 target FWHMs.
+
+    Returns
+    -------
+    kernel : `numpy.ndarray`
+        Odd square image of unit sum, centred on its middle pixel, drawn by
+        GalSim without a pixel; a 1-pixel delta when ``target_fwhm <= fwhm``.
+    """
+    import galsim
+    from scipy.optimize import brentq
+
+    if not beta > 1.1:
+        raise InvalidInputError(f"the 'kolmogorov' kernel needs a Moffat index above 1.1, got "
+                                f"{beta!r}")
+    if target_fwhm <= fwhm:
+        return np.ones((1, 1))
+    native = galsim.Moffat(beta, fwhm=fwhm)
+    grid = int(np.ceil(8 * target_fwhm * 8)) | 1  # 8 target FWHMs at 1/8 pixel
+
+    def excess(width):
+        seen = galsim.Convolve(native, galsim.Kolmogorov(fwhm=width))
+        return seen.drawImage(nx=grid, ny=grid, scale=0.125,
+                              method="no_pixel").calculateFWHM() - target_fwhm
+
+    width = brentq(excess, 1e-2 * target_fwhm, 2.0 * target_fwhm, xtol=1e-4 * target_fwhm)
+    n = int(size if size is not None else np.ceil(12 * target_fwhm)) | 1
+    image = galsim.Kolmogorov(fwhm=width).drawImage(nx=n, ny=n, scale=1.0,
+                                                    method="no_pixel").array
+    image = image.astype(np.float64)
+    return image / image.sum()
+
+
+def _convolve(data, kernel):
+    """``data`` (2-D, or stamps ``(..., H, W)`` each on its own) convolved with a 2-D
+    ``kernel``, edges reflected as `scipy.ndimage.gaussian_filter`'s ``mode="reflect"``."""
+    from scipy.signal import fftconvolve
+
+    half = kernel.shape[0] // 2
+    pad = [(0, 0)] * (data.ndim - 2) + [(half, half), (half, half)]
+    padded = np.pad(data, pad, mode="symmetric")
+    shaped = kernel.reshape((1,) * (data.ndim - 2) + kernel.shape)
+    return fftconvolve(padded, shaped, mode="valid", axes=(-2, -1)).astype(np.float32)
+
+
 def _sky_sigma(image, sigma_pixels):
     """Sky noise of a 2-D image (MAD-based, sources masked) or of each stamp."""
     from astropy.stats import mad_std, sigma_clipped_stats
@@ -99,8 +216,15 @@ def _sky_sigma(image, sigma_pixels):
     return float(mad_std(image[~sources & np.isfinite(image)]))
 
 
+def _check_kernel(kernel):
+    """Raise `InvalidInputError` unless ``kernel`` is one of `KERNELS`."""
+    if kernel not in KERNELS:
+        raise InvalidInputError(f"kernel must be one of {', '.join(map(repr, KERNELS))}, "
+                                f"got {kernel!r}")
+
+
 def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL_SCALE,
-                   random_state=None):
+                   kernel="gaussian", random_state=None):
     """Blur an image to a wider PSF and restore its sky noise.
 
     Parameters
@@ -118,6 +242,9 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
         Moffat index of the image's PSF.
     pixel_scale : float
         Arcsec per pixel.
+    kernel : {'gaussian', 'moffat'}
+        How the PSF widens (see the module's text): a Gaussian kernel (a more
+        Gaussian PSF), or `moffat_kernel` (the same Moffat index, wider).
     random_state : None, int or `numpy.random.Generator`
         Seed of the added noise.
 
@@ -129,8 +256,8 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
     Raises
     ------
     InvalidInputError
-        If the target is narrower than the PSF, a FWHM is not positive, or
-        the image is not at least 2-D.
+        If the target is narrower than the PSF, a FWHM is not positive, the
+        kernel is not one of `KERNELS`, or the image is not at least 2-D.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -144,12 +271,22 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
     if target_fwhm < fwhm * (1 - 1e-6):
         raise InvalidInputError(f"target_fwhm {target_fwhm:g}\" is narrower than the PSF "
                                 f"({fwhm:g}\"): blurring cannot sharpen an image")
-    sigma = gaussian_kernel_sigma(fwhm / pixel_scale, beta, target_fwhm / pixel_scale)
-    if sigma == 0.0:
-        return data
-    before = _sky_sigma(data, sigma)
-    axes = (0,) * (data.ndim - 2) + (sigma, sigma)
-    blurred = gaussian_filter(data, axes, mode="reflect")
+    _check_kernel(kernel)
+    if kernel != "gaussian":
+        if target_fwhm <= fwhm:
+            return data
+        # the width the sources' mask grows by, as the Gaussian kernel's would be
+        sigma = np.sqrt(target_fwhm ** 2 - fwhm ** 2) / pixel_scale / 2.3548
+        before = _sky_sigma(data, sigma)
+        make = moffat_kernel if kernel == "moffat" else kolmogorov_kernel
+        blurred = _convolve(data, make(fwhm / pixel_scale, beta, target_fwhm / pixel_scale))
+    else:
+        sigma = gaussian_kernel_sigma(fwhm / pixel_scale, beta, target_fwhm / pixel_scale)
+        if sigma == 0.0:
+            return data
+        before = _sky_sigma(data, sigma)
+        axes = (0,) * (data.ndim - 2) + (sigma, sigma)
+        blurred = gaussian_filter(data, axes, mode="reflect")
     after = _sky_sigma(blurred, sigma)
     add = np.sqrt(np.clip(before ** 2 - after ** 2, 0.0, None))
     rng = np.random.default_rng(random_state)
@@ -157,7 +294,8 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
     return blurred
 
 
-def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_state=0):
+def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel="gaussian",
+                   random_state=0):
     """The five frames of a field as seen through worse seeing.
 
     Each band is blurred (`degrade_seeing`) to ``target_fwhm`` times its own
@@ -176,6 +314,8 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
         The band ``target_fwhm`` is for.
     psf : dict, optional
         ``{band: PSFMeasurement}`` of the frames (measured when not given).
+    kernel : {'gaussian', 'moffat'}
+        How each band's PSF widens (`degrade_seeing`).
     random_state : int
         Seed; band ``k`` uses ``random_state + k``.
 
@@ -191,6 +331,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
     if reference_band not in BANDS:
         raise InvalidInputError(f"reference_band must be one of {', '.join(BANDS)}, got "
                                 f"{reference_band!r}")
+    _check_kernel(kernel)
     read = read_frames(images)
     scales = {b: wcs_pixel_scale(w)
               for b, (_, w) in read.items()}
@@ -204,6 +345,6 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, random_
         native = psf[band]
         targets[band] = max(native.fwhm * factor, native.fwhm)
         frames[band] = (degrade_seeing(data, native.fwhm, targets[band], beta=native.beta,
-                                       pixel_scale=scales[band],
+                                       pixel_scale=scales[band], kernel=kernel,
                                        random_state=random_state + k), wcs)
     return frames, targets
