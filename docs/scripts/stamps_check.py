@@ -26,6 +26,8 @@ seeing's first line also the r-band PSF measured on the frame and on the
 stamps (FWHM and Moffat index)::
 
     python docs/scripts/stamps_check.py 004510-4-0030 001992-1-0087 003184-2-0169
+    python docs/scripts/stamps_check.py 004510-4-0030 001992-1-0087 003184-2-0169 \
+        --kernel kolmogorov    # blurred as the atmosphere blurs (check_fields.py --kernel)
 
 With ``--together``, the stamps of every field and seeing are then
 classified once more, all in one catalog, as a catalog of cutouts from many
@@ -55,6 +57,7 @@ from sourceclf.models import load_model
 from sourceclf.psf import CATALOG_PSF_SCALE
 from sourceclf.recipes.frame_checks import frame_truth
 from sourceclf.simulate import degrade_frames
+from sourceclf.simulate.degrade import KERNELS
 from sourceclf.stamp_psf import stamps_psf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -116,6 +119,9 @@ def main(argv=None):
                         help="folder holding the fields' frames (as check_fields.py)")
     parser.add_argument("--together", action="store_true",
                         help="then classify every field's and seeing's stamps in one catalog")
+    parser.add_argument("--kernel", choices=KERNELS, default="gaussian",
+                        help="how the frames are blurred, as check_fields.py --kernel "
+                             "(default gaussian)")
     args = parser.parse_args(argv)
     fields = find_fields(args.data, args.fields)
     if not fields:
@@ -133,7 +139,7 @@ def main(argv=None):
         for seeing in SEEINGS:
             frames, seen = native, psf
             if seeing is not None:
-                frames, targets = degrade_frames(native, seeing, psf=psf,
+                frames, targets = degrade_frames(native, seeing, psf=psf, kernel=args.kernel,
                                                  random_state=blur_seed(seeing))
                 seen = seen_psf(frames, psf, seeing, targets, name)
             label = "native" if seeing is None else f'{seeing:.1f}"'

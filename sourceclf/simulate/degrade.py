@@ -6,25 +6,31 @@ noise back, so that the sky noise per pixel stays what it was.
 `degrade_frames` does it for the five frames of a field, keeping the
 band-to-band ratios of their PSFs.
 
-Kernels (``kernel=``).  Two ways to widen a PSF, which differ in the shape
-they leave:
+Kernels (``kernel=``).  Three ways to widen a PSF, which differ in the
+shape they leave:
 
-* ``"gaussian"`` (the default, as every check so far blurred): a Gaussian
-  whose width is solved numerically (`gaussian_kernel_sigma`) so that the
-  FWHM of Moffat (native) convolved with it is the target.  FWHMs of a
-  Moffat and a Gaussian do not add in quadrature: the quadrature kernel
-  overshoots by about 5-6% on SDSS frames (1.69" instead of 1.6" from
-  0.98", beta 3.3), the solved one lands within 1.5%.  The blurred PSF is
-  more Gaussian than the native one (a re-measured Moffat index of 6-20
-  against 3-4); the wings are not widened with the core.
+* ``"gaussian"`` (the default, as every check blurred before the others
+  existed): a Gaussian whose width is solved numerically
+  (`gaussian_kernel_sigma`) so that the FWHM of Moffat (native) convolved
+  with it is the target.  FWHMs of a Moffat and a Gaussian do not add in
+  quadrature: the quadrature kernel overshoots by about 5-6% on SDSS frames
+  (1.69" instead of 1.6" from 0.98", beta 3.3), the solved one lands within
+  1.5%.  The blurred PSF is more Gaussian than the native one (a re-measured
+  Moffat index of 6-20 against 3-4).
+* ``"kolmogorov"``: the atmosphere's profile (`kolmogorov_kernel`), its
+  width solved the same way.  A long exposure's PSF is the telescope's
+  convolved with a Kolmogorov profile, and two Kolmogorov profiles convolve
+  to a third, so this is what a night of worse seeing does to the whole
+  PSF, core and wings (a re-measured index of about 4-5).
 * ``"moffat"``: the kernel that takes the native Moffat to a Moffat of the
   same index at the target FWHM (`moffat_kernel`: the ratio of the two
-  profiles' Fourier transforms, drawn by GalSim), so that core and wings
-  widen together and the blurred frame's PSF has the shape of the native
-  one, as a night of worse seeing gives (a whole PSF scaled by the
-  atmosphere, the Moffat index of SDSS's frames 3-5 at any seeing) rather
-  than the near-Gaussian core of the other kernel.  A check on both tells
-  whether a model's score at bad seeing depends on the PSF's shape.
+  profiles' Fourier transforms, drawn by GalSim), so that the blurred PSF
+  keeps the native index (3-6 on the shared fields) and its wings widen with its
+  core: heavier wings than a worse night gives, the far side of what real
+  frames hold.
+
+Checks on all three (``docs/scripts/check_fields.py --kernel``) tell
+whether a model's score at bad seeing depends on the PSF's shape.
 
 Noise.  Convolution with a unit-sum kernel lowers white noise and correlates
 it; white noise of variance ``sigma_0**2 - sigma_1**2`` (both measured,
@@ -43,8 +49,7 @@ from ..utils._wcs import pixel_scale as wcs_pixel_scale
 from .measurement import measure_sky_sigma
 
 __all__ = ["KERNELS", "gaussian_kernel_sigma", "kolmogorov_kernel", "moffat_kernel",
-           "degrade_seeing",
-           "degrade_frames"]
+           "degrade_seeing", "degrade_frames"]
 
 #: The kernels `degrade_seeing` and `degrade_frames` blur with (see the module's text).
 KERNELS = ("gaussian", "kolmogorov", "moffat")
@@ -242,9 +247,10 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
         Moffat index of the image's PSF.
     pixel_scale : float
         Arcsec per pixel.
-    kernel : {'gaussian', 'moffat'}
+    kernel : {'gaussian', 'kolmogorov', 'moffat'}
         How the PSF widens (see the module's text): a Gaussian kernel (a more
-        Gaussian PSF), or `moffat_kernel` (the same Moffat index, wider).
+        Gaussian PSF), the atmosphere's (`kolmogorov_kernel`), or
+        `moffat_kernel` (the same Moffat index, wider).
     random_state : None, int or `numpy.random.Generator`
         Seed of the added noise.
 
@@ -314,7 +320,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel=
         The band ``target_fwhm`` is for.
     psf : dict, optional
         ``{band: PSFMeasurement}`` of the frames (measured when not given).
-    kernel : {'gaussian', 'moffat'}
+    kernel : {'gaussian', 'kolmogorov', 'moffat'}
         How each band's PSF widens (`degrade_seeing`).
     random_state : int
         Seed; band ``k`` uses ``random_state + k``.
