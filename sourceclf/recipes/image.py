@@ -353,12 +353,13 @@ _COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated 
 
 
 #: What the image-only CNN's card says of the PSF's shape, which it does not read.
-PSF_SHAPE_NOTE = (" It reads the PSF's FWHM, not its shape: at seeing beyond about 1.5\" it "
-                  "calls more stars galaxies through a PSF with wings (the atmosphere's, or the "
-                  "telescope's) than through a nearly Gaussian one (docs/scripts/check_fields.py "
-                  "--kernel kolmogorov or moffat; docs/scripts/psf_shape_check.py). The models "
-                  "that also read MargNet's columns hold there, and auto chooses them whenever "
-                  "the PSF is known.")
+PSF_SHAPE_NOTE = (" It reads the PSF's FWHM, not its shape: as the seeing widens it calls "
+                  "more stars galaxies through a PSF with wings (the atmosphere's, or the "
+                  "telescope's) than through a nearly Gaussian one (on real fields blurred to "
+                  "1.6-2.2\": docs/scripts/check_fields.py --kernel kolmogorov or moffat; in "
+                  "simulation: docs/scripts/psf_shape_check.py --simulate). The models that "
+                  "also read MargNet's columns hold there, and auto chooses them whenever the "
+                  "PSF is known.")
 
 
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
