@@ -62,6 +62,13 @@ def test_simulated_stamps_are_classified_through_each_shape(script, shared_data,
         assert len(shares) == 3 and all(0.0 <= s <= 1.0 for s in shares)
 
 
-def test_simulate_refuses_sdss_cut(script):
+def test_simulate_refuses_sdss_cut_and_bad_numbers(script, capsys):
     with pytest.raises(SystemExit):
         script.main(["--simulate", "--models", "sdss-cut"])
+    assert "sdss-cut measures frames" in capsys.readouterr().err
+    for option, value, says in (("--fwhm", "0,1.9", "--fwhm takes positive FWHMs"),
+                                ("--fwhm", "wide", "--fwhm takes positive FWHMs"),
+                                ("--n", "0", "at least 1")):
+        with pytest.raises(SystemExit):
+            script.main(["--simulate", option, value])
+        assert says in capsys.readouterr().err

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import MODELS, SDSS_CUT, SEEINGS, SHARED_DATA, recorded  # noqa: E402
+from check_fields import (MODELS, SDSS_CUT, SEEINGS, SHARED_DATA, float_list,  # noqa: E402
+                          recorded)
 
 from sourceclf.simulate.degrade import KERNELS  # noqa: E402
 
@@ -134,6 +135,17 @@ def simulate(models, fwhms, n, seed, data):
                       flush=True)
 
 
+_parse_fwhm = float_list("--fwhm", "positive FWHMs in arcsec", "1.0,1.9",
+                         lambda values: min(values) > 0)
+
+
+def _positive_int(text):
+    """An argparse type: a whole number of at least 1, else a one-line error."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inject", action="store_true",
@@ -145,9 +157,9 @@ def main(argv=None):
                         help="the group of fields shown (default all)")
     parser.add_argument("--simulate", action="store_true",
                         help="classify simulated stamps through PSFs of different shapes")
-    parser.add_argument("--fwhm", type=lambda text: [float(v) for v in text.split(",")],
-                        default=[1.0, 1.9], help="with --simulate: r-band FWHMs (arcsec)")
-    parser.add_argument("--n", type=int, default=600,
+    parser.add_argument("--fwhm", type=_parse_fwhm, default=(1.0, 1.9), metavar="F1,F2,...",
+                        help="with --simulate: r-band FWHMs, arcsec (default 1.0,1.9)")
+    parser.add_argument("--n", type=_positive_int, default=600,
                         help="with --simulate: sources (default 600)")
     parser.add_argument("--seed", type=int, default=5, help="with --simulate: seed")
     parser.add_argument("--data", type=Path, default=SHARED_DATA,
