@@ -26,3 +26,7 @@ def test_the_kernel_is_one_of_degrade_frames(doc_script, capsys):
     with pytest.raises(SystemExit):
         script.main(["004510-4-0030", "--seeing", "1.9", "--kernel", "box"])
     assert "invalid choice: 'box'" in capsys.readouterr().err
+    for bad in ("-1", "wide", "1.6,1.9"):
+        with pytest.raises(SystemExit):
+            script.main(["004510-4-0030", "--seeing", bad])
+        assert "--seeing takes one positive FWHM in arcsec" in capsys.readouterr().err

@@ -825,11 +825,10 @@ def record(model, rows, injected=False, kernel="gaussian"):
 
     The real fields' go to ``metrics['real_fields']``, the injected sources'
     (``--inject``) to ``metrics['injected_fields']``; `SDSS_CUT`'s rows go to
-    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`; frames blurred with the
-    ``kolmogorov`` or ``moffat`` kernel to the same names with ``_kolmogorov`` or
-    ``_moffat`` (`record_key`,
-    `sdss_cut_record`).  The rows of fields not checked this time are kept
-    (`merged_rows`).
+    `SDSS_CUT_RECORD` or `INJECTED_SDSS_CUT_RECORD`; the rows of frames blurred
+    with the ``kolmogorov`` or ``moffat`` kernel to the same names followed by
+    ``_kolmogorov`` or ``_moffat`` (`record_key`, `sdss_cut_record`).  The rows
+    of fields not checked this time are kept (`merged_rows`).
     """
     from sourceclf.models import MODEL_DIR, ModelCard
 

@@ -49,13 +49,19 @@ _parse_scales = float_list("--scales", "positive factors", "0.9,1,1.1",
                            lambda f: min(f) > 0)
 
 
+def _parse_seeing(text):
+    """``--seeing``: one positive FWHM (arcsec), else a one-line error."""
+    return float_list("--seeing", "one positive FWHM in arcsec", "1.9",
+                      lambda values: len(values) == 1 and values[0] > 0)(text)[0]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fields", nargs="+", help="fields, e.g. 003184-2-0169")
     parser.add_argument("--scales", type=_parse_scales, default=SCALES, metavar="F1,F2,...",
                         help="factors on the measured FWHM (default "
                              f"{','.join(f'{s:g}' for s in SCALES)})")
-    parser.add_argument("--seeing", type=float, default=None,
+    parser.add_argument("--seeing", type=_parse_seeing, default=None, metavar="FWHM",
                         help="blur the frames to this r-band FWHM (arcsec) first, as "
                              "check_fields.py does, and scale the PSF measured on them "
                              "(default: the field's own seeing)")
