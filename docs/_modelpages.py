@@ -57,6 +57,58 @@ def _real_checks(metrics):
     return lines + ([""] if lines else [])
 
 
+#: The real-field records ``docs/scripts/check_fields.py --record`` writes into a card, and
+#: what each holds.
+REAL_FIELD_RECORDS = (
+    ("real_fields", "each field's own bright sources, frames blurred with a Gaussian kernel"),
+    ("real_fields_kolmogorov", "each field's own bright sources, frames blurred as the "
+                               "atmosphere blurs them (``--kernel kolmogorov``)"),
+    ("real_fields_moffat", "each field's own bright sources, frames blurred at the native "
+                           "PSF's shape (``--kernel moffat``)"),
+    ("injected_fields", "known sources drawn into the frames (``--inject``), Gaussian kernel"),
+    ("injected_fields_kolmogorov", "known sources drawn into the frames, blurred as the "
+                                   "atmosphere blurs them"),
+    ("injected_fields_moffat", "known sources drawn into the frames, blurred at the native "
+                               "PSF's shape"),
+)
+
+
+def _real_fields(metrics):
+    """One table per real-field record of the card: balanced accuracy per field and seeing,
+    with the shares of point-like sources called STAR or QSO and of extended ones called
+    GALAXY."""
+    lines = []
+    for key, what in REAL_FIELD_RECORDS:
+        rows = metrics.get(key, {}).get("rows", [])
+        if not rows:
+            continue
+        if not lines:
+            lines = ["Checks on real fields", "---------------------", "",
+                     "Balanced accuracy (point-like as STAR or QSO / extended as GALAXY) on "
+                     "the bright sources of real SDSS fields never trained on, at each "
+                     "field's own seeing and blurred to an r-band FWHM of 1.6\", 1.9\" and "
+                     "2.2\" (``docs/scripts/check_fields.py``; docs: images, \"How they do "
+                     "on real fields\"); fields whose rows are flagged ``crowded`` are "
+                     "marked.", ""]
+        seeings = sorted({row["target_r_fwhm"] for row in rows}, key=lambda s: s or 0.0)
+        lines += [f".. list-table:: ``{key}``: {what}", "   :header-rows: 1", "",
+                  "   * - field"] + [
+            "     - " + ("native" if s is None else f'{s:.1f}"') for s in seeings]
+        by_field = {}
+        for row in rows:
+            by_field.setdefault(row["field"], {})[row["target_r_fwhm"]] = row
+        for field, cells in sorted(by_field.items()):
+            crowded = any(r.get("crowded", 0.0) > 0.5 for r in cells.values())
+            lines.append(f"   * - {field}" + (" (crowded)" if crowded else ""))
+            for s in seeings:
+                r = cells.get(s)
+                lines.append("     - --" if r is None else
+                             f"     - {r['balanced']:.2f} ({r['point_as_star_or_qso']:.2f} / "
+                             f"{r['extended_as_galaxy']:.2f})")
+        lines.append("")
+    return lines
+
+
 def _speed(name):
     """Sources per second of the forward pass on the machine building the docs."""
     import os
@@ -191,6 +243,7 @@ def write_model_pages(outdir):
             if "test" in metrics:
                 lines += _confusion(metrics["test"]) + [""]
             lines += _real_checks(metrics)
+            lines += _real_fields(metrics)
         lines += _size_and_speed(name, card, MODEL_DIR / name)
         (outdir / f"{name}.rst").write_text("\n".join(lines) + "\n")
     index = ["Shipped models", "==============", "",
