@@ -57,28 +57,14 @@ def _real_checks(metrics):
     return lines + ([""] if lines else [])
 
 
-#: The real-field records ``docs/scripts/check_fields.py --record`` writes into a card, and
-#: what each holds.
-REAL_FIELD_RECORDS = (
-    ("real_fields", "each field's own bright sources, frames blurred with a Gaussian kernel"),
-    ("real_fields_kolmogorov", "each field's own bright sources, frames blurred as the "
-                               "atmosphere blurs them (``--kernel kolmogorov``)"),
-    ("real_fields_moffat", "each field's own bright sources, frames blurred at the native "
-                           "PSF's shape (``--kernel moffat``)"),
-    ("injected_fields", "known sources drawn into the frames (``--inject``), Gaussian kernel"),
-    ("injected_fields_kolmogorov", "known sources drawn into the frames, blurred as the "
-                                   "atmosphere blurs them"),
-    ("injected_fields_moffat", "known sources drawn into the frames, blurred at the native "
-                               "PSF's shape"),
-)
-
-
 def _real_fields(metrics):
     """One table per real-field record of the card: balanced accuracy per field and seeing,
     with the shares of point-like sources called STAR or QSO and of extended ones called
     GALAXY."""
+    from sourceclf.models.registry import REAL_FIELD_RECORDS
+
     lines = []
-    for key, what in REAL_FIELD_RECORDS:
+    for key, what in REAL_FIELD_RECORDS.items():
         rows = metrics.get(key, {}).get("rows", [])
         if not rows:
             continue

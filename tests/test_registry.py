@@ -145,3 +145,27 @@ def test_domain_round_trip_and_flags(tmp_path):
         ApplicabilityDomain.load(tmp_path / "d.npz", sha256="0" * 64)
     with pytest.raises(InvalidInputError, match="3 features"):
         domain.outside(np.zeros((2, 4)))
+
+
+def test_describe_model_sums_up_the_real_field_checks():
+    """Per record, the lowest balanced accuracy over the uncrowded and the crowded fields at
+    each seeing (a field is crowded when its native rows are flagged so)."""
+    from sourceclf.models.registry import _real_field_lines, describe_model
+
+    def row(field, seeing, balanced, crowded=0.0):
+        return {"field": field, "target_r_fwhm": seeing, "balanced": balanced,
+                "crowded": crowded}
+
+    metrics = {"real_fields_kolmogorov": {"rows": [
+        row("A", None, 0.95), row("A", 1.9, 0.90), row("B", None, 0.97), row("B", 1.9, 0.93),
+        row("C", None, 0.70, 1.0), row("C", 1.9, 0.60, 1.0)]}}
+    assert _real_field_lines(metrics) == [
+        "  on real SDSS fields never trained on (docs/scripts/check_fields.py; lowest balanced "
+        "accuracy over the fields, at their own seeing and blurred):",
+        "    own sources, the atmosphere's blur: uncrowded native 0.95, 1.9\" 0.90; "
+        "crowded native 0.70, 1.9\" 0.60"]
+    assert _real_field_lines({"test": {"accuracy": 0.9}}) == []
+    text = describe_model("margnet-sgq")
+    assert "own sources, Gaussian blur: uncrowded native" in text
+    assert "injected sources, the atmosphere's blur" in text
+    assert "real SDSS fields" not in describe_model("ugriz-sgq")

@@ -8,8 +8,8 @@ from ..exceptions import InvalidInputError, UnknownModelError
 from .base import SourceClassifier
 from .card import ModelCard
 
-__all__ = ["MODEL_DIR", "list_models", "load_model", "model_names", "model_card",
-           "describe_model"]
+__all__ = ["MODEL_DIR", "REAL_FIELD_RECORDS", "list_models", "load_model", "model_names",
+           "model_card", "describe_model"]
 
 #: Directory holding one sub-directory per shipped model.
 MODEL_DIR = Path(__file__).parent / "data"
@@ -146,9 +146,52 @@ def describe_model(model):
         lines.append(f"  held-out accuracy by {by_mag['band']} magnitude:")
         for label, n, acc in zip(by_mag["bins"], by_mag["n"], by_mag["accuracy"]):
             lines.append(f"    {label:>9}: {acc:.3f} (n={n})" if n else f"    {label:>9}: - (n=0)")
+    lines += _real_field_lines(card.metrics)
     if card.notes:
         lines.append(f"  notes: {card.notes}")
     return "\n".join(lines)
+
+
+#: The real-field records of an image model's card (``docs/scripts/check_fields.py
+#: --record``) that `describe_model` sums up, and how it names them.
+REAL_FIELD_RECORDS = {
+    "real_fields": "own sources, Gaussian blur",
+    "real_fields_kolmogorov": "own sources, the atmosphere's blur",
+    "real_fields_moffat": "own sources, native PSF shape",
+    "injected_fields": "injected sources, Gaussian blur",
+    "injected_fields_kolmogorov": "injected sources, the atmosphere's blur",
+    "injected_fields_moffat": "injected sources, native PSF shape",
+}
+
+
+def _real_field_lines(metrics):
+    """`describe_model`'s lines on the real-field checks: per record, the lowest balanced
+    accuracy over the uncrowded and over the crowded fields at each seeing."""
+    lines = []
+    for key, what in REAL_FIELD_RECORDS.items():
+        rows = metrics.get(key, {}).get("rows", [])
+        if not rows:
+            continue
+        crowded = {r["field"] for r in rows
+                   if r.get("target_r_fwhm") is None and r.get("crowded", 0.0) > 0.5}
+        seeings = sorted({r.get("target_r_fwhm") for r in rows}, key=lambda s: s or 0.0)
+        parts = []
+        for group, in_group in (("uncrowded", False), ("crowded", True)):
+            lowest = []
+            for seeing in seeings:
+                scores = [r["balanced"] for r in rows if r.get("target_r_fwhm") == seeing
+                          and (r["field"] in crowded) == in_group]
+                if scores:
+                    lowest.append(("native" if seeing is None else f'{seeing:g}"')
+                                  + f" {min(scores):.2f}")
+            if lowest:
+                parts.append(f"{group} {', '.join(lowest)}")
+        if not lines:
+            lines.append("  on real SDSS fields never trained on (docs/scripts/check_fields.py;"
+                         " lowest balanced accuracy over the fields, at their own seeing and "
+                         "blurred):")
+        lines.append(f"    {what}: {'; '.join(parts)}")
+    return lines
 
 
 def load_model(model):
