@@ -117,7 +117,8 @@ def moffat_kernel(fwhm, beta, target_fwhm, *, size=None):
         Wanted FWHM (pixels), larger than ``fwhm``.
     size : int, optional
         Side of the kernel image (made odd); by default 12 target FWHMs, which
-        holds all but about 1e-4 of it for an index of 2.5 or more.
+        holds all but 0.2% of it for an index of 2.5 and 0.04% for 3 (the
+        image is then scaled to a unit sum).
 
     Returns
     -------
@@ -160,7 +161,9 @@ def kolmogorov_kernel(fwhm, beta, target_fwhm, *, size=None):
     target_fwhm : float
         Wanted FWHM (pixels), larger than ``fwhm``.
     size : int, optional
-        Side of the kernel image (made odd); by default 12 target FWHMs.
+        Side of the kernel image (made odd); by default 12 target FWHMs, which
+        holds all but at most 0.4% of the profile's far wings (the image is
+        then scaled to a unit sum).
 
     Returns
     -------
