@@ -203,6 +203,16 @@ def test_shape_kernels_are_centred_and_of_unit_sum(make):
     assert make(2.5, 3.0, 2.5).shape == (1, 1)
     with pytest.raises(InvalidInputError, match="above 1.1"):
         make(2.5, 1.05, 4.8)
+    # drawn (and solved) once: the same PSFs again are a cache hit, and the caller gets a
+    # copy it may write to
+    from sourceclf.simulate.degrade import _drawn_kernel
+
+    hits = _drawn_kernel.cache_info()[0]
+    again = make(2.5, 3.0, 4.8)
+    assert _drawn_kernel.cache_info()[0] == hits + 1
+    assert np.array_equal(again, kernel) and again.flags.writeable
+    again[0, 0] = 7.0
+    assert make(2.5, 3.0, 4.8)[0, 0] != 7.0
 
 
 def test_degrade_seeing_names_an_unknown_kernel():

@@ -45,11 +45,12 @@ from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..inputs import read_frames
 from ..exceptions import InvalidInputError
 from ..psf import measure_psf, moffat_gamma
+from ..utils._cache import array_cache
 from ..utils._wcs import pixel_scale as wcs_pixel_scale
 from .measurement import measure_sky_sigma
 
-__all__ = ["KERNELS", "gaussian_kernel_sigma", "kolmogorov_kernel", "moffat_kernel",
-           "degrade_seeing", "degrade_frames"]
+__all__ = ["KERNELS", "KERNEL_CACHE_BYTES", "gaussian_kernel_sigma", "kolmogorov_kernel",
+           "moffat_kernel", "degrade_seeing", "degrade_frames"]
 
 #: The kernels `degrade_seeing` and `degrade_frames` blur with (see the module's text).
 KERNELS = ("gaussian", "kolmogorov", "moffat")
@@ -104,6 +105,12 @@ def gaussian_kernel_sigma(fwhm, beta, target_fwhm, *, oversampling=4):
     return float(brentq(excess, 1e-3, 2.0 * quadrature + 1.0, xtol=1e-4))
 
 
+#: Bytes of kernels `moffat_kernel` and `kolmogorov_kernel` keep, so that the bands and
+#: seeings of a field's checks (and each blur of a check drawing sources into the frames)
+#: draw and solve each kernel once.
+KERNEL_CACHE_BYTES = 4 * 2 ** 20
+
+
 def moffat_kernel(fwhm, beta, target_fwhm, *, size=None):
     """The kernel that widens a Moffat PSF to a Moffat of the same index.
 
@@ -128,18 +135,7 @@ def moffat_kernel(fwhm, beta, target_fwhm, *, size=None):
         ``beta``), drawn by GalSim without a pixel (the frames' pixels are
         already in both PSFs).  A 1-pixel delta when ``target_fwhm <= fwhm``.
     """
-    import galsim
-
-    if not beta > 1.1:
-        raise InvalidInputError(f"the 'moffat' kernel needs a Moffat index above 1.1, got "
-                                f"{beta!r}")
-    if target_fwhm <= fwhm:
-        return np.ones((1, 1))
-    n = int(size if size is not None else np.ceil(12 * target_fwhm)) | 1
-    kernel = galsim.Convolve(galsim.Moffat(beta, fwhm=target_fwhm),
-                             galsim.Deconvolve(galsim.Moffat(beta, fwhm=fwhm)))
-    image = kernel.drawImage(nx=n, ny=n, scale=1.0, method="no_pixel").array.astype(np.float64)
-    return image / image.sum()
+    return _kernel("moffat", fwhm, beta, target_fwhm, size).copy()
 
 
 def kolmogorov_kernel(fwhm, beta, target_fwhm, *, size=None):
@@ -171,26 +167,46 @@ def kolmogorov_kernel(fwhm, beta, target_fwhm, *, size=None):
         Odd square image of unit sum, centred on its middle pixel, drawn by
         GalSim without a pixel; a 1-pixel delta when ``target_fwhm <= fwhm``.
     """
-    import galsim
-    from scipy.optimize import brentq
+    return _kernel("kolmogorov", fwhm, beta, target_fwhm, size).copy()
 
+
+def _kernel(kind, fwhm, beta, target_fwhm, size=None):
+    """`moffat_kernel` or `kolmogorov_kernel` (``kind``), read-only and kept
+    (`KERNEL_CACHE_BYTES`, `sourceclf.utils._cache.array_cache`)."""
     if not beta > 1.1:
-        raise InvalidInputError(f"the 'kolmogorov' kernel needs a Moffat index above 1.1, got "
+        raise InvalidInputError(f"the '{kind}' kernel needs a Moffat index above 1.1, got "
                                 f"{beta!r}")
+    n = None if size is None else int(size)
+    return _drawn_kernel(kind, float(fwhm), float(beta), float(target_fwhm), n)
+
+
+@array_cache(KERNEL_CACHE_BYTES)
+def _drawn_kernel(kind, fwhm, beta, target_fwhm, size):
+    """The kernel image `_kernel` keeps: the profile that widens Moffat (``fwhm``,
+    ``beta``) to ``target_fwhm``, drawn on ``size`` (default 12 target FWHMs, made odd)
+    pixels and scaled to a unit sum."""
+    import galsim
+
     if target_fwhm <= fwhm:
         return np.ones((1, 1))
     native = galsim.Moffat(beta, fwhm=fwhm)
-    grid = int(np.ceil(8 * target_fwhm * 8)) | 1  # 8 target FWHMs at 1/8 pixel
+    if kind == "moffat":
+        profile = galsim.Convolve(galsim.Moffat(beta, fwhm=target_fwhm),
+                                  galsim.Deconvolve(native))
+    else:
+        from scipy.optimize import brentq
 
-    def excess(width):
-        seen = galsim.Convolve(native, galsim.Kolmogorov(fwhm=width))
-        return seen.drawImage(nx=grid, ny=grid, scale=0.125,
-                              method="no_pixel").calculateFWHM() - target_fwhm
+        grid = int(np.ceil(8 * target_fwhm * 8)) | 1  # 8 target FWHMs at 1/8 pixel
 
-    width = brentq(excess, 1e-2 * target_fwhm, 2.0 * target_fwhm, xtol=1e-4 * target_fwhm)
+        def excess(width):
+            seen = galsim.Convolve(native, galsim.Kolmogorov(fwhm=width))
+            return seen.drawImage(nx=grid, ny=grid, scale=0.125,
+                                  method="no_pixel").calculateFWHM() - target_fwhm
+
+        profile = galsim.Kolmogorov(fwhm=brentq(excess, 1e-2 * target_fwhm, 2.0 * target_fwhm,
+                                                xtol=1e-4 * target_fwhm))
     n = int(size if size is not None else np.ceil(12 * target_fwhm)) | 1
-    image = galsim.Kolmogorov(fwhm=width).drawImage(nx=n, ny=n, scale=1.0,
-                                                    method="no_pixel").array
+    image = profile.drawImage(nx=n, ny=n, scale=1.0, method="no_pixel").array
     image = image.astype(np.float64)
     return image / image.sum()
 
@@ -287,8 +303,8 @@ def degrade_seeing(image, fwhm, target_fwhm, *, beta=3.5, pixel_scale=SDSS_PIXEL
         # the width the sources' mask grows by, as the Gaussian kernel's would be
         sigma = np.sqrt(target_fwhm ** 2 - fwhm ** 2) / pixel_scale / 2.3548
         before = _sky_sigma(data, sigma)
-        make = moffat_kernel if kernel == "moffat" else kolmogorov_kernel
-        blurred = _convolve(data, make(fwhm / pixel_scale, beta, target_fwhm / pixel_scale))
+        blurred = _convolve(data, _kernel(kernel, fwhm / pixel_scale, beta,
+                                          target_fwhm / pixel_scale))
     else:
         sigma = gaussian_kernel_sigma(fwhm / pixel_scale, beta, target_fwhm / pixel_scale)
         if sigma == 0.0:
