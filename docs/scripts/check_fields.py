@@ -380,6 +380,17 @@ def blurred(frames, psf, seeing, kernel="gaussian"):
                           random_state=blur_seed(seeing))[0]
 
 
+def blurred_with_psf(native, psf, seeing, name, kernel="gaussian", log=print):
+    """``(frames, psf)``: a field's frames at an r-band FWHM of ``seeing`` as every check
+    blurs them (`blur_seed`, ``kernel``) and each band's PSF measured again on them
+    (`seen_psf`); ``native`` and ``psf`` themselves when ``seeing`` is None."""
+    if seeing is None:
+        return native, psf
+    frames, targets = degrade_frames(native, seeing, psf=psf, kernel=kernel,
+                                     random_state=blur_seed(seeing))
+    return frames, seen_psf(frames, psf, seeing, targets, name, log)
+
+
 def seen_psf(plain, psf, seeing, targets, name, log=print):
     """Each band's PSF of frames blurred to ``seeing``, measured again on ``plain`` (the
     field's own stars, blurred); where too few stars remain, the native PSF at the band's

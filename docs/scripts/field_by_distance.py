@@ -38,12 +38,11 @@ from sourceclf.crowding import FLAG_CROWDED
 from sourceclf.models import load_model
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import frame_truth
-from sourceclf.simulate import degrade_frames
 from sourceclf.utils._wcs import pixel_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (add_diagnosis_options, blur_seed, classify_positions,  # noqa: E402
-                          find_fields, float_list, read_field, seen_psf)
+from check_fields import (add_diagnosis_options, blurred_with_psf,  # noqa: E402
+                          classify_positions, find_fields, float_list, read_field)
 
 #: Ring edges, arcmin (the last ring runs to the frame's far corner).
 EDGES = (0.0, 3.0, 5.0, 7.0, 9.0)
@@ -231,11 +230,7 @@ def main(argv=None):
               f"({_density(row['n_extended_marginal'], area)})  {row['n_extended_clear']:3d} "
               f"({_density(row['n_extended_clear'], area)})")
     for seeing in [None] + list(args.seeings):
-        frames, seen = native, psf
-        if seeing is not None:
-            frames, targets = degrade_frames(native, seeing, psf=psf,
-                                             random_state=blur_seed(seeing))
-            seen = seen_psf(frames, psf, seeing, targets, name)
+        frames, seen = blurred_with_psf(native, psf, seeing, name)
         with_columns = measure_columns(sources, frames, seen)[0]
         if seeing is None:
             print("measured g - r: median [10th, 90th percentile] (sources)")

@@ -29,12 +29,11 @@ from astropy.table import Table
 from sourceclf.bands import BANDS
 from sourceclf.models import load_model
 from sourceclf.recipes.frame_checks import frame_truth
-from sourceclf.simulate import degrade_frames
 from sourceclf.simulate.degrade import KERNELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (add_diagnosis_options, blur_seed, classify_positions,  # noqa: E402
-                          find_fields, float_list, read_field, score, seen_psf)
+from check_fields import (add_diagnosis_options, blurred_with_psf,  # noqa: E402
+                          classify_positions, find_fields, float_list, read_field, score)
 
 SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
 MODELS = ("margnet-cnn-sgq", "margnet-sgq")
@@ -77,11 +76,8 @@ def main(argv=None):
         clean = truth[truth["clean"]]
         labels = np.asarray(clean["truth"]).astype(str)
         sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
-        frames = native
+        frames, psf = blurred_with_psf(native, psf, args.seeing, name, args.kernel)
         if args.seeing is not None:
-            frames, targets = degrade_frames(native, args.seeing, psf=psf, kernel=args.kernel,
-                                             random_state=blur_seed(args.seeing))
-            psf = seen_psf(frames, psf, args.seeing, targets, name)
             name = f"{name} blurred to {args.seeing:g}\" ({args.kernel})"
         print(f"{name}: measured FWHM " + " ".join(f"{b} {psf[b].fwhm:.2f}\"" for b in BANDS)
               + ", Moffat index " + " ".join(f"{b} {psf[b].beta:.1f}" for b in BANDS)

@@ -56,13 +56,12 @@ from sourceclf.cutouts import make_cutouts
 from sourceclf.models import load_model
 from sourceclf.psf import CATALOG_PSF_SCALE
 from sourceclf.recipes.frame_checks import frame_truth
-from sourceclf.simulate import degrade_frames
 from sourceclf.simulate.degrade import KERNELS
 from sourceclf.stamp_psf import stamps_psf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (SEEINGS, SHARED_DATA, blur_seed, classify_positions,  # noqa: E402
-                          find_fields, read_field, score, seen_psf)
+from check_fields import (SEEINGS, SHARED_DATA, blurred_with_psf,  # noqa: E402
+                          classify_positions, find_fields, read_field, score)
 
 
 def on_stamps(sources, stamps, psf, model="auto"):
@@ -137,11 +136,7 @@ def main(argv=None):
         print(f"{name}: {int((labels == 'point').sum())} point-like, "
               f"{int((labels == 'extended').sum())} extended", flush=True)
         for seeing in SEEINGS:
-            frames, seen = native, psf
-            if seeing is not None:
-                frames, targets = degrade_frames(native, seeing, psf=psf, kernel=args.kernel,
-                                                 random_state=blur_seed(seeing))
-                seen = seen_psf(frames, psf, seeing, targets, name)
+            frames, seen = blurred_with_psf(native, psf, seeing, name, args.kernel)
             label = "native" if seeing is None else f'{seeing:.1f}"'
             stamps = make_cutouts(table=sources, images=frames).data
             shape = stamps_psf(stamps[:, BANDS.index("r")], fwhm_guess=seen["r"].fwhm)

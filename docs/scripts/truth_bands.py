@@ -37,12 +37,11 @@ from astropy.table import Table
 from sourceclf.models import load_model
 from sourceclf.recipes.frame_checks import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_extent,
                                             frame_truth, locus_width)
-from sourceclf.simulate import degrade_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (R_MAG_BINS, add_diagnosis_options, blur_seed,  # noqa: E402
-                          classify_positions, each_field, find_fields, read_field, score,
-                          seen_psf)
+from check_fields import (R_MAG_BINS, add_diagnosis_options,  # noqa: E402
+                          blurred_with_psf, classify_positions, each_field, find_fields,
+                          read_field, score)
 from deblended_truth import classes  # noqa: E402  (SDSS's cut on an extent)
 
 #: The bands combined (u and z are left out: their locus is several times wider).
@@ -131,11 +130,7 @@ def field_lines(field, models, seeings, log):
         "extended")
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     for seeing in [None] + list(seeings):
-        frames, seen = native, psf
-        if seeing is not None:
-            frames, targets = degrade_frames(native, seeing, psf=psf,
-                                             random_state=blur_seed(seeing))
-            seen = seen_psf(frames, psf, seeing, targets, name, log)
+        frames, seen = blurred_with_psf(native, psf, seeing, name, log=log)
         results = classify_positions(sources, frames, seen, models)
         for model, result in results.items():
             scores = {kind: score(truths[kind], result, ~unsure[kind]) for kind in truths}
