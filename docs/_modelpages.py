@@ -61,7 +61,7 @@ def _real_fields(metrics):
     """One table per real-field record of the card: balanced accuracy per field and seeing,
     with the shares of point-like sources called STAR or QSO and of extended ones called
     GALAXY."""
-    from sourceclf.models.registry import REAL_FIELD_RECORDS
+    from sourceclf.models.registry import REAL_FIELD_RECORDS, crowded_fields
 
     lines = []
     for key, what in REAL_FIELD_RECORDS.items():
@@ -80,12 +80,12 @@ def _real_fields(metrics):
         lines += [f".. list-table:: ``{key}``: {what}", "   :header-rows: 1", "",
                   "   * - field"] + [
             "     - " + ("native" if s is None else f'{s:.1f}"') for s in seeings]
+        crowded = crowded_fields(rows)
         by_field = {}
         for row in rows:
             by_field.setdefault(row["field"], {})[row["target_r_fwhm"]] = row
         for field, cells in sorted(by_field.items()):
-            crowded = any(r.get("crowded", 0.0) > 0.5 for r in cells.values())
-            lines.append(f"   * - {field}" + (" (crowded)" if crowded else ""))
+            lines.append(f"   * - {field}" + (" (crowded)" if field in crowded else ""))
             for s in seeings:
                 r = cells.get(s)
                 lines.append("     - --" if r is None else

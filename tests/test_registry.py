@@ -165,6 +165,11 @@ def test_describe_model_sums_up_the_real_field_checks():
         "    own sources, the atmosphere's blur: uncrowded native 0.95, 1.9\" 0.90; "
         "crowded native 0.70, 1.9\" 0.60"]
     assert _real_field_lines({"test": {"accuracy": 0.9}}) == []
+    from sourceclf.models.registry import crowded_fields
+
+    # SDSS's cut has no crowded share: its rows say nothing
+    assert crowded_fields(metrics["real_fields_kolmogorov"]["rows"]
+                          + [{"field": "D", "balanced": 0.5}]) == {"C"}
     text = describe_model("margnet-sgq")
     assert "own sources, Gaussian blur: uncrowded native" in text
     assert "injected sources, the atmosphere's blur" in text

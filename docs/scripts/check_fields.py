@@ -74,6 +74,7 @@ from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_tr
 from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                          injected_truth, injection_catalog, place_sources,
                                          star_extent_offset)
+from sourceclf.models.registry import crowded_fields
 from sourceclf.simulate import degrade_frames
 from sourceclf.simulate.degrade import KERNELS
 from sourceclf.utils._wcs import pixel_scale
@@ -691,11 +692,13 @@ def summary(results, models, injected=False):
                   f"({sum(g > 0 for g in gains)} of {len(gains)} above)", flush=True)
 
 
-def _field_groups(results, models, key):
+def field_groups(results, models, key, crowded=None):
     """``(model, seeing, group label, rows)`` of the rows holding ``key``, per model, seeing and
-    group of fields: ``uncrowded``, then ``crowded`` (where a model's rows are mostly flagged
-    ``crowded``); groups without such rows left out."""
-    crowded = {name for name, _, m, _, row in results if m != SDSS_CUT and row["crowded"] >= 0.5}
+    group of fields: ``uncrowded``, then ``crowded`` (``crowded``, by default the fields where
+    a model's rows are mostly flagged ``crowded``,
+    `sourceclf.models.registry.crowded_fields`); groups without such rows left out."""
+    if crowded is None:
+        crowded = crowded_fields(dict(row, field=name) for name, _, _, _, row in results)
     for model in models:
         for seeing in SEEINGS:
             for group, label in ((False, "uncrowded"), (True, "crowded")):
@@ -727,7 +730,7 @@ def set_table(results, models):
     head = ["model", "seeing", "fields", "balanced coverage", "point", "extended",
             "mean size", "alarms"]
     lines = []
-    for model, seeing, label, rows in _field_groups(results, models, "set_coverage_balanced"):
+    for model, seeing, label, rows in field_groups(results, models, "set_coverage_balanced"):
         spans = [f"{min(row[key] for row in rows):.2f}-{max(row[key] for row in rows):.2f}"
                  for key in ("set_coverage_balanced", "set_coverage_point",
                              "set_coverage_extended", "set_mean_size")]
@@ -746,7 +749,7 @@ def magnitude_table(results, models):
     head = ["model", "seeing", "fields"] + [
         f"r < {high}" if low is None else f"r {low}-{high}" for low, high in R_MAG_BINS]
     lines = []
-    for model, seeing, label, rows in _field_groups(results, models, "by_r_mag"):
+    for model, seeing, label, rows in field_groups(results, models, "by_r_mag"):
         cells = []
         for k in range(len(R_MAG_BINS)):
             n = {c: sum(r["by_r_mag"][k][f"n_{c}"] for r in rows) for c in ("point", "extended")}

@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_fields import (MODELS, SDSS_CUT, SEEINGS, SHARED_DATA, float_list,  # noqa: E402
-                          recorded)
+from check_fields import (MODELS, SDSS_CUT, SEEINGS, SHARED_DATA, field_groups,  # noqa: E402
+                          float_list, recorded)
 
+from sourceclf.models.registry import crowded_fields  # noqa: E402
 from sourceclf.simulate.degrade import KERNELS  # noqa: E402
 
 #: The PSFs ``--simulate`` draws through: ``(label, profile, Moffat index, wing)``, the wing
@@ -55,17 +56,14 @@ BAND_RATIO = {"u": 1.18, "g": 1.08, "r": 1.0, "i": 0.96, "z": 1.02}
 
 
 def kernel_rows(models, injected=False):
-    """``{(model, seeing, kernel, crowded): [row, ...]}`` of the cards' records; ``crowded``
-    is whether the field's rows are flagged crowded (more than half of them, at the native
-    seeing, in the shipped models' records: `SDSS_CUT` flags nothing)."""
-    crowded = {name for name, seeing, _, _, row in recorded(MODELS, injected)
-               if seeing is None and row.get("crowded", 0.0) > 0.5}
-    rows = {}
-    for kernel in KERNELS:
-        for name, seeing, model, _, row in recorded(models, injected, kernel):
-            key = (model, seeing, kernel, name in crowded)
-            rows.setdefault(key, []).append(row)
-    return rows
+    """``{kernel: {(model, seeing label, group label): rows}}`` of the cards' records, the
+    fields grouped (`check_fields.field_groups`) by the shipped models' records at the
+    default kernel (`crowded_fields`; `SDSS_CUT`'s rows flag nothing)."""
+    crowded = crowded_fields(row for *_, row in recorded(MODELS, injected))
+    return {kernel: {(model, seeing, group): rows for model, seeing, group, rows in
+                     field_groups(recorded(models, injected, kernel), models, "balanced",
+                                  crowded)}
+            for kernel in KERNELS}
 
 
 def lowest_text(rows, key):
@@ -83,16 +81,15 @@ def kernel_table(models, injected=False, groups=(False, True)):
     rule = " ".join("=" * w for w in widths)
     head = ("model", "seeing", "kernel", "fields", "balanced", "point", "extended")
     lines = [rule, " ".join(f"{h:<{w}}" for h, w in zip(head, widths)).rstrip(), rule]
-    for model in models:
-        for seeing in SEEINGS[1:]:
-            for crowded in groups:
+    for model in (Path(m).name for m in models):
+        for seeing in (f'{s}"' for s in SEEINGS[1:]):
+            for group in ("crowded" if crowded else "uncrowded" for crowded in groups):
                 for kernel in KERNELS:
-                    group = rows.get((model, seeing, kernel, crowded))
-                    if not group:
+                    found = rows[kernel].get((model, seeing, group))
+                    if not found:
                         continue
-                    cells = (Path(model).name, f'{seeing:.1f}"', kernel,
-                             "crowded" if crowded else "uncrowded",
-                             *(lowest_text(group, k) for k in
+                    cells = (model, seeing, kernel, group,
+                             *(lowest_text(found, k) for k in
                                ("balanced", "point_as_star_or_qso", "extended_as_galaxy")))
                     lines.append(" ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip())
     return "\n".join(lines + [rule])

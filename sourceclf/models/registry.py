@@ -8,8 +8,8 @@ from ..exceptions import InvalidInputError, UnknownModelError
 from .base import SourceClassifier
 from .card import ModelCard
 
-__all__ = ["MODEL_DIR", "REAL_FIELD_RECORDS", "list_models", "load_model", "model_names",
-           "model_card", "describe_model"]
+__all__ = ["MODEL_DIR", "REAL_FIELD_RECORDS", "crowded_fields", "list_models", "load_model",
+           "model_names", "model_card", "describe_model"]
 
 #: Directory holding one sub-directory per shipped model.
 MODEL_DIR = Path(__file__).parent / "data"
@@ -164,6 +164,23 @@ REAL_FIELD_RECORDS = {
 }
 
 
+def crowded_fields(rows):
+    """The fields of real-field check rows (a card's ``metrics[key]['rows']``,
+    `REAL_FIELD_RECORDS`) whose rows are mostly flagged ``crowded``.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Rows with ``field`` and, for a model's rows, ``crowded`` (the share of the
+        field's sources flagged so; rows without it, such as SDSS's cut, say nothing).
+
+    Returns
+    -------
+    fields : set of str
+    """
+    return {row["field"] for row in rows if row.get("crowded", 0.0) >= 0.5}
+
+
 def _real_field_lines(metrics):
     """`describe_model`'s lines on the real-field checks: per record, the lowest balanced
     accuracy over the uncrowded and over the crowded fields at each seeing."""
@@ -172,8 +189,7 @@ def _real_field_lines(metrics):
         rows = metrics.get(key, {}).get("rows", [])
         if not rows:
             continue
-        crowded = {r["field"] for r in rows
-                   if r.get("target_r_fwhm") is None and r.get("crowded", 0.0) > 0.5}
+        crowded = crowded_fields(rows)
         seeings = sorted({r.get("target_r_fwhm") for r in rows}, key=lambda s: s or 0.0)
         parts = []
         for group, in_group in (("uncrowded", False), ("crowded", True)):
