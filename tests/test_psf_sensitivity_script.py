@@ -30,3 +30,6 @@ def test_the_kernel_is_one_of_degrade_frames(doc_script, capsys):
         with pytest.raises(SystemExit):
             script.main(["004510-4-0030", "--seeing", bad])
         assert "--seeing takes one positive FWHM in arcsec" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["004510-4-0030", "--kernel", "moffat"])
+    assert "give --seeing too" in capsys.readouterr().err

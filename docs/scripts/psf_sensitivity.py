@@ -69,6 +69,8 @@ def main(argv=None):
                              "(sourceclf.simulate.degrade_frames; default gaussian)")
     add_diagnosis_options(parser, MODELS)
     args = parser.parse_args(argv)
+    if args.kernel != "gaussian" and args.seeing is None:
+        parser.error("--kernel blurs the frames: give --seeing too")
     models = {m: load_model(m) for m in args.models}
     for name, paths in find_fields(args.data, args.fields).items():
         name, native, psf = read_field((name, paths))
