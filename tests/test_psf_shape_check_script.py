@@ -68,7 +68,14 @@ def test_simulate_refuses_sdss_cut_and_bad_numbers(script, capsys):
     assert "sdss-cut measures frames" in capsys.readouterr().err
     for option, value, says in (("--fwhm", "0,1.9", "--fwhm takes positive FWHMs"),
                                 ("--fwhm", "wide", "--fwhm takes positive FWHMs"),
-                                ("--n", "0", "at least 1")):
+                                ("--n", "0", "at least 1"), ("--fields", "crowded",
+                                                             "--fields reads the cards")):
         with pytest.raises(SystemExit):
             script.main(["--simulate", option, value])
         assert says in capsys.readouterr().err
+
+
+def test_options_of_the_other_mode_are_refused(script, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--fwhm", "1.2"])
+    assert "--fwhm goes with --simulate" in capsys.readouterr().err

@@ -162,6 +162,14 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=SHARED_DATA,
                         help="folder of the SDSS tables (default ../shared/data)")
     args = parser.parse_args(argv)
+    given = {option for option, value, default in (
+        ("--fwhm", args.fwhm, (1.0, 1.9)), ("--n", args.n, 600), ("--seed", args.seed, 5),
+        ("--inject", args.inject, False), ("--fields", args.fields, "all")) if value != default}
+    other = given & ({"--inject", "--fields"} if args.simulate else {"--fwhm", "--n", "--seed"})
+    if other:
+        parser.error(f"{', '.join(sorted(other))} "
+                     + ("reads the cards, not --simulate" if args.simulate else
+                        "goes with --simulate"))
     if args.simulate:
         models = args.models or ["margnet-cnn-sgq", "margnet-sgq"]
         if SDSS_CUT in models:
