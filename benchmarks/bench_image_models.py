@@ -100,8 +100,11 @@ def main(argv=None):
         params = sum(p.numel() for p in module.parameters())
         n = args.n if "published" not in clf.name else min(args.n, 1024)
         feats = None if n_feat is None else features[:n, :n_feat]
-        if clf.feature_set == "psf_fwhm":  # PSF FWHMs in arcsec, not standard normals
-            feats = np.full((n, n_feat), 1.3, dtype=np.float32)
+        if n_feat and get_feature_set(clf.feature_set).reads_image_psf:
+            # the PSF's FWHMs (arcsec) and Moffat indices, not standard normals
+            feats = np.tile([1.3 if f.startswith("psf_fwhm_") else 4.0
+                             for f in get_feature_set(clf.feature_set).names],
+                            (n, 1)).astype(np.float32)
         med, best, per_cpu = rate(clf, feats, images[:n], args.seconds, args.batch_size,
                                   args.device, args.precision, args.compile)
         print(f"{clf.name:28s} {params:10,d} {flops / 1e6:10.2f} {med:10.0f} {best:10.0f} "

@@ -113,7 +113,8 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
                                 "those rows or use a model that knows them")
 
     inputs = model_inputs(catalog, feature_set=clf.feature_set, uses_images=clf.uses_images,
-                          cutouts=cutouts, images=images, model_name=clf.name)
+                          cutouts=cutouts, images=images, model_name=clf.name,
+                          psf_beta_range=clf.card.domain.get("psf_beta"))
     valid = has_label & inputs.valid
     dropped = int(n - valid.sum())
     if dropped:

@@ -336,7 +336,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         ``benchmarks/bench_frames.py``).
     psf : float or dict, optional
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
-        for every band, or one per band (``{'u': 1.5, ...}``).  Without it the
+        for every band, or one per band (``{'u': 1.5, ...}``; a band's value
+        may be its `~sourceclf.psf.PSFMeasurement`, whose Moffat index the
+        image-only CNN then reads instead of measuring it).  Without it the
         table's ``psffwhm_<b>`` columns are used; frames given as ``images``
         have their PSF measured from their own stars.  Given without
         images, it is ignored, with a `SourceclfWarning`.
@@ -455,29 +457,33 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     with_images = cutouts is not None or images is not None
     psf_given = psf is not None
     choice, measured = None, False
-    if isinstance(model, str) and model == "auto":
-        source, images, psf, measured, cutouts = _frame_columns(source, images, cutouts, psf)
-        choice = explain_model_choice(source, with_images=with_images, precision=precision,
-                                      compile=compile)
-        model = choice.name
-    found = source  # the catalog with any column measured on the frames (for the alarm)
-    clf = load_model(model)
-    if choice is None and clf.uses_images:
-        # Measured on the frames: a model reading MargNet's columns takes them all, any
-        # other image model the blendedness alone (for the blended flag).
-        reads_columns = clf.feature_set == FRAME_FEATURE_SET
-        found, images, psf, measured, cutouts = _frame_columns(
-            source, images, cutouts, psf, quiet=not reads_columns, stamps=reads_columns)
-        source = found if reads_columns else _with_blendedness(source, found)
-    clf.check_speed_options(precision, compile)
-    n = len(table)
+    # Each frame's PSF measured once for the call: for MargNet's columns (the model's
+    # choice, the blended flag) and for the model's inputs (FWHM and Moffat index).
+    with psf_memo():
+        if isinstance(model, str) and model == "auto":
+            source, images, psf, measured, cutouts = _frame_columns(source, images, cutouts, psf)
+            choice = explain_model_choice(source, with_images=with_images, precision=precision,
+                                          compile=compile)
+            model = choice.name
+        found = source  # the catalog with any column measured on the frames (for the alarm)
+        clf = load_model(model)
+        if choice is None and clf.uses_images:
+            # Measured on the frames: a model reading MargNet's columns takes them all, any
+            # other image model the blendedness alone (for the blended flag).
+            reads_columns = clf.feature_set == FRAME_FEATURE_SET
+            found, images, psf, measured, cutouts = _frame_columns(
+                source, images, cutouts, psf, quiet=not reads_columns, stamps=reads_columns)
+            source = found if reads_columns else _with_blendedness(source, found)
+        clf.check_speed_options(precision, compile)
+        n = len(table)
 
-    inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
-                          cutouts=cutouts, images=images, psf=psf,
-                          psf_range=clf.card.domain.get("psf_fwhm"),
-                          neighbour_limit=clf.card.domain.get("neighbours", {}).get("limit"),
-                          sky_range=clf.card.domain.get("sky_sigma"),
-                          model_name=clf.name)
+        inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
+                              cutouts=cutouts, images=images, psf=psf,
+                              psf_range=clf.card.domain.get("psf_fwhm"),
+                              neighbour_limit=clf.card.domain.get("neighbours", {}).get("limit"),
+                              sky_range=clf.card.domain.get("sky_sigma"),
+                              psf_beta_range=clf.card.domain.get("psf_beta"),
+                              model_name=clf.name)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)

@@ -155,6 +155,8 @@ for _b in BANDS:
                     f"with extinction_{_b}")
     _SOURCES[f"psf_fwhm_{_b}"] = (f"psf_fwhm_{_b}: the PSF of the images (measured on frames, "
                                   f"psf=, or psffwhm_{_b})")
+    _SOURCES[f"psf_beta_{_b}"] = (f"psf_beta_{_b}: the Moffat index of the images' PSF "
+                                  "(measured on frames or on the stamps' own stars)")
     _SOURCES[f"psf_model_{_b}"] = (f"psfMag_{_b} (or psfFlux_{_b}, nanomaggies) with the observed "
                                    f"magnitude {_b}")
 for _c in (f"{a}_{b}" for k, a in enumerate(BANDS) for b in BANDS[k + 1:]):  # all ten
@@ -203,7 +205,7 @@ def _ugriz_feature(finder, name):
 
 
 def _image_psf_feature(finder, name):
-    return finder.values(name, unit="arcsec")
+    return finder.values(name, unit="arcsec" if name.startswith("psf_fwhm_") else None)
 
 
 def _ugriz_psf_feature(finder, name):
@@ -214,6 +216,10 @@ def _ugriz_psf_feature(finder, name):
     psf = finder.values(*input_aliases(f"psfMag_{band}"))
     model = BandMagnitudes(finder, band).observed_mag()
     return None if psf is None or model is None else psf - model
+
+
+#: The names of the features that describe the images' PSF (`FeatureSet.reads_image_psf`).
+_IMAGE_PSF_PREFIXES = ("psf_fwhm_", "psf_beta_")
 
 
 @dataclass(frozen=True)
@@ -237,13 +243,19 @@ class FeatureSet:
 
     @property
     def reads_image_psf(self):
-        """Whether the set is the PSF of the images (``psf_fwhm_<b>``), not catalog columns.
+        """Whether the set is the PSF of the images (``psf_fwhm_<b>``, and with
+        ``psf_shape`` ``psf_beta_<b>``), not catalog columns.
 
         `sourceclf.inputs.model_inputs` computes such a set from the PSF it
         finds for the stamps (measured on frames, ``psf=``, or the catalog's
         ``psffwhm_<b>``), after the images are read.
         """
-        return all(n.startswith("psf_fwhm_") for n in self.names) and bool(self.names)
+        return bool(self.names) and all(n.startswith(_IMAGE_PSF_PREFIXES) for n in self.names)
+
+    @property
+    def reads_psf_shape(self):
+        """Whether the set holds the Moffat index of the images' PSF (``psf_beta_<b>``)."""
+        return any(n.startswith("psf_beta_") for n in self.names)
 
     @property
     def uses_psf_magnitudes(self):
@@ -352,6 +364,14 @@ FEATURE_SETS = {
         names=tuple(f"psf_fwhm_{b}" for b in BANDS),
         description=("FWHM (arcsec) of the PSF of the images in each of ugriz, as "
                      "sourceclf.psf.measure_psf measures it (for image models)"),
+        _compute_one=_image_psf_feature,
+    ),
+    "psf_shape": FeatureSet(
+        name="psf_shape",
+        names=tuple(f"psf_fwhm_{b}" for b in BANDS) + tuple(f"psf_beta_{b}" for b in BANDS),
+        description=("FWHM (arcsec) and Moffat index of the PSF of the images in each of "
+                     "ugriz, as sourceclf.psf.measure_psf measures them (for image models: "
+                     "the PSF's width and the weight of its wings)"),
         _compute_one=_image_psf_feature,
     ),
 }

@@ -398,7 +398,7 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, classify_k
         # The copies' warnings (crowding, measured columns) are not the user's frames'.
         warnings.simplefilter("ignore", SourceclfWarning)
         result = classify(positions, images=injected, model=clf or "auto",
-                          psf={b: psf[b].fwhm for b in BANDS}, confidence=confidence,
+                          psf={b: psf[b] for b in BANDS}, confidence=confidence,
                           progress=False, **classify_kwargs)
     if clf is None:
         clf = load_model(result.meta["CLFMODEL"])

@@ -22,7 +22,8 @@ from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
 from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
-                  band_psf, saturation_flags, seeing_flags, sky_level)
+                  PSFMeasurement, band_psf, saturation_flags, seeing_flags, sky_level)
+from .stamp_psf import stamps_moffat_index
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
@@ -54,7 +55,8 @@ class ModelInputs:
         Per-row values measured while making the inputs that the output
         table keeps, name -> array of shape (n_rows,): for image models the
         PSF FWHM of each band, ``psf_fwhm_<b>`` (arcsec, masked where
-        unknown; see `model_inputs`).
+        unknown), and for a model reading the PSF's shape its Moffat index,
+        ``psf_beta_<b>`` (see `model_inputs`).
     """
 
     features: object
@@ -70,7 +72,8 @@ class ModelInputs:
 
 
 def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
-                 psf_range=None, neighbour_limit=None, sky_range=None, model_name=None):
+                 psf_range=None, neighbour_limit=None, sky_range=None, model_name=None,
+                 psf_beta_range=None):
     """Compute a model's inputs from a table and its cutouts or frames.
 
     Parameters
@@ -113,6 +116,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         ``sky_out_of_range`` or ``sky_not_subtracted`` (`sourceclf.sky`).
     model_name : str, optional
         The model's name, for error messages.
+    psf_beta_range : dict, optional
+        Band -> (low, high) Moffat index of the PSFs a model reading the
+        PSF's shape (feature set ``psf_shape``) was trained on (its card's
+        ``domain['psf_beta']``).  When given, each row's index is clipped
+        into it, and one that could not be measured is read as its middle.
 
     Returns
     -------
@@ -125,8 +133,14 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     (`sourceclf.psf.measure_psf`, once per frame); for stamps, the table's
     ``psffwhm_<b>`` columns (SDSS's catalog width, case-insensitive) times
     `sourceclf.psf.CATALOG_PSF_SCALE`.  It is returned per row as
-    ``columns['psf_fwhm_<b>']``.  With ``psf_range``, classifiable rows whose
-    FWHM in a band is outside the range by more than
+    ``columns['psf_fwhm_<b>']``.  A model reading the PSF's shape also
+    gets its Moffat index, ``columns['psf_beta_<b>']``: that of ``psf``
+    when it gives each band's `~sourceclf.psf.PSFMeasurement`, else
+    measured on the frames with the FWHM, else on the stamps' own point sources of each
+    FWHM (`sourceclf.stamp_psf.stamps_moffat_index`; one
+    `SourceclfWarning` when it cannot be, and those rows are read as seen
+    through the middle of ``psf_beta_range``).  With ``psf_range``,
+    classifiable rows whose FWHM in a band is outside the range by more than
     `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``,
     rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
     why, and rows bright enough for a saturated core
@@ -244,8 +258,18 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                         stacklevel=3)
             for i in np.flatnonzero(valid & crowded):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
+        beta = None
+        if feature_spec is not None and feature_spec.reads_psf_shape:
+            beta = _row_psf_beta(stamps, fwhm, frames, on_frame, image_flags == "", valid,
+                                 psf_beta_range, _given_beta(psf))
+            for b in BANDS:
+                values = np.asarray(beta[b], dtype=np.float32)
+                columns[f"psf_beta_{b}"] = _output_column(
+                    values, ~np.isfinite(values),
+                    f"Moffat index of the {b}-band PSF the stamps were seen through")
         if feature_spec is not None and feature_spec.reads_image_psf:
-            features = _psf_features(feature_spec, fwhm, psf_range, valid, flags)
+            features = _psf_features(feature_spec, fwhm, psf_range, valid, flags, beta,
+                                     psf_beta_range)
         return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
                            columns=columns)
     return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags)
@@ -270,22 +294,29 @@ def _flag_no_data(stamps, image_flags, on_frame):
             image_flags[i] = ";".join(parts + [reason])
 
 
-def _psf_features(feature_spec, fwhm, psf_range, valid, flags):
+def _psf_features(feature_spec, fwhm, psf_range, valid, flags, beta=None, beta_range=None):
     """The PSF feature matrix of a PSF-aware image model (updates ``valid``, ``flags``).
 
     Where a row's PSF is unknown it is read as the middle of the model's
     trained range (the geometric mean of its ends), so that the row is still
     classified; `_flag_seeing` has flagged such rows ``psf_unknown``.  Without
-    a trained range (training) such rows cannot be used.
+    a trained range (training) such rows cannot be used.  The Moffat indices
+    (``beta``, for a model reading the PSF's shape) are clipped into their
+    trained range ``beta_range``, whose middle stands for an unknown one.
     """
     from astropy.table import Table
 
-    columns = {}
-    for b in BANDS:
-        values = np.asarray(fwhm[b], dtype=np.float64)
-        if psf_range and b in psf_range:
-            values = np.where(np.isfinite(values), values, float(np.sqrt(np.prod(psf_range[b]))))
-        columns[f"psf_fwhm_{b}"] = values
+    def known(values, trained):
+        values = np.asarray(values, dtype=np.float64)
+        return values if not trained else np.where(np.isfinite(values), values,
+                                                   float(np.sqrt(np.prod(trained))))
+
+    columns = {f"psf_fwhm_{b}": known(fwhm[b], psf_range and psf_range.get(b)) for b in BANDS}
+    if beta is not None:
+        for b in BANDS:
+            trained = beta_range and beta_range.get(b)
+            values = known(beta[b], trained)
+            columns[f"psf_beta_{b}"] = np.clip(values, *trained) if trained else values
     matrix = feature_spec.compute(Table(columns))
     bad = valid & ~matrix.valid
     valid &= matrix.valid
@@ -328,7 +359,9 @@ def psf_by_band(psf):
     Parameters
     ----------
     psf : float, `~astropy.units.Quantity` or dict
-        One FWHM for every band, or ``{band: FWHM}`` for all five.
+        One FWHM for every band, or ``{band: FWHM}`` for all five; a band's
+        value may be its `~sourceclf.psf.PSFMeasurement` (its ``fwhm``, in
+        arcsec).
 
     Returns
     -------
@@ -344,6 +377,8 @@ def psf_by_band(psf):
     def value(v, what):
         name = f"psf {what}" if what else "psf"
         try:
+            if isinstance(v, PSFMeasurement):
+                v = v.fwhm
             x = float(v.to_value(u.arcsec) if isinstance(v, u.Quantity) else v)
         except (TypeError, ValueError, u.UnitConversionError):
             raise InvalidInputError(f"{name} must be a FWHM in arcsec, got {v!r}") from None
@@ -379,6 +414,54 @@ def _row_psf(table, psf, frames, on_frame):
                 "the stamps' PSF is unknown: give psf= (FWHM in arcsec; --psf on the "
                 "command line) or psffwhm_<b> columns")
     return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def _given_beta(psf):
+    """Each band's Moffat index when ``psf=`` gives every band's `PSFMeasurement`, else None."""
+    if psf is None or not hasattr(psf, "items"):
+        return None
+    by_band = by_band_name(psf, "psf")
+    if not all(isinstance(v, PSFMeasurement) for v in by_band.values()):
+        return None
+    return {b: float(v.beta) for b, v in by_band.items()}
+
+
+def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, given=None):
+    """Moffat index of the PSF per band and row (NaN where unknown): ``given`` (per band),
+    else measured on each band's frame with its FWHM, else on the stamps of each FWHM
+    (those ``clean`` read; `sourceclf.stamp_psf.stamps_moffat_index`).  Warns once when
+    some classifiable row's index could not be measured."""
+    beta, missing = {}, []
+    for k, band in enumerate(BANDS):
+        if given is not None:
+            values = np.where(on_frame, given[band], np.nan)
+        elif frames is not None:
+            try:
+                measured = band_psf(frames[band], band).beta
+            except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
+                measured = np.nan
+            values = np.where(on_frame, measured, np.nan)
+        else:
+            read = np.flatnonzero(clean & on_frame)
+            known = np.isfinite(np.asarray(fwhm[band], dtype=float)) & on_frame
+            values = np.full(len(on_frame), np.nan)
+            if known.any():
+                values, _ = stamps_moffat_index(stamps[:, k], fwhm[band],
+                                                rows=read if read.size else np.flatnonzero(known),
+                                                label=f"the stamps of band '{band}'")
+                values = np.where(known, values, np.nan)
+        lost = valid & np.isfinite(np.asarray(fwhm[band], dtype=float)) & ~np.isfinite(values)
+        if lost.any():
+            missing.append(band)
+        beta[band] = values
+    if missing:
+        fallback = ("read as the middle of the trained range" if beta_range else
+                    "left out")
+        warnings.warn(f"the Moffat index of the PSF of band(s) {', '.join(missing)} could not "
+                      "be measured for some rows (too few isolated point sources on their "
+                      f"frames or stamps); those rows' index is {fallback} (masked "
+                      "psf_beta_<b>)", SourceclfWarning, stacklevel=4)
+    return beta
 
 
 def catalog_psf_fwhm(table, *, complete=True):

@@ -9,7 +9,8 @@ import pytest
 from sourceclf.bands import BANDS
 from sourceclf.crowding import (FLAG_CROWDED, count_neighbours, crowding_flags,
                                 neighbour_limit)
-from sourceclf.exceptions import CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
+from sourceclf.exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError,
+                                  SourceclfWarning)
 
 
 def _stamps(positions_per_stamp, *, size=32, flux=300.0, sigma=1.5, seed=0):
@@ -95,8 +96,9 @@ def test_classify_flags_crowded_stamps_and_keeps_the_count():
     crowded = _stamps([[CENTRE, (4, 4), (27, 27), (4, 27), (27, 4)]], flux=60.0, seed=2)
     one_band = np.concatenate([lone, crowded]) * 0.03  # nanomaggies, sky noise 0.03
     stamps = np.repeat(one_band[:, None], 5, axis=1)
-    out = classify(Table({"id": [1, 2, 3]}), cutouts=stamps, model="margnet-cnn-sgq",
-                   psf=1.3, confidence=None, device="cpu", progress=False)
+    with pytest.warns(SourceclfWarning, match="Moffat index"):  # three stamps: too few
+        out = classify(Table({"id": [1, 2, 3]}), cutouts=stamps, model="margnet-cnn-sgq",
+                       psf=1.3, confidence=None, device="cpu", progress=False)
     flags = np.asarray(out["pred_flag"]).astype(str)
     crowded_rows = np.char.find(flags, FLAG_CROWDED) >= 0
     assert crowded_rows.tolist() == [False, False, True]

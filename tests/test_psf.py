@@ -131,12 +131,15 @@ def _stamps(n=4):
 
 def test_stamps_flagged_with_a_wide_psf_argument():
     table = Table({"id": np.arange(4)})
-    out = classify(table, _stamps(), psf=3.5, model="margnet-cnn-sgq", confidence=None,
-                   device="cpu", progress=False)
+    # Four stamps hold too few stars for the PSF's Moffat index: one warning says so.
+    with pytest.warns(SourceclfWarning, match="Moffat index"):
+        out = classify(table, _stamps(), psf=3.5, model="margnet-cnn-sgq", confidence=None,
+                       device="cpu", progress=False)
     assert np.allclose(out["psf_fwhm_g"], 3.5)
     assert all(f == FLAG_SEEING_OUT_OF_RANGE for f in out["pred_flag"])
-    ok = classify(table, _stamps(), psf={b.upper(): 1.0 for b in BANDS},
-                  model="margnet-cnn-sgq", confidence=None, device="cpu", progress=False)
+    with pytest.warns(SourceclfWarning, match="Moffat index"):
+        ok = classify(table, _stamps(), psf={b.upper(): 1.0 for b in BANDS},
+                      model="margnet-cnn-sgq", confidence=None, device="cpu", progress=False)
     assert all(f == "" for f in ok["pred_flag"])
 
 
@@ -154,8 +157,9 @@ def test_stamps_without_psf_warn_once_and_flag():
 
 def test_stamps_psf_from_the_catalog_width():
     table = Table({f"PSFFWHM_{b}": [1.1, 3.9] for b in BANDS})
-    out = classify(table, _stamps(2), model="margnet-cnn-sgq", confidence=None,
-                   device="cpu", progress=False)
+    with pytest.warns(SourceclfWarning, match="Moffat index"):
+        out = classify(table, _stamps(2), model="margnet-cnn-sgq", confidence=None,
+                       device="cpu", progress=False)
     assert out["psf_fwhm_r"][0] == pytest.approx(1.1 * CATALOG_PSF_SCALE["r"], rel=1e-5)
     assert out["pred_flag"].tolist() == ["", FLAG_SEEING_OUT_OF_RANGE]
 

@@ -174,3 +174,16 @@ def test_describe_model_sums_up_the_real_field_checks():
     assert "own sources, Gaussian blur: uncrowded native" in text
     assert "injected sources, the atmosphere's blur" in text
     assert "real SDSS fields" not in describe_model("ugriz-sgq")
+
+
+def test_describe_model_says_which_psf_shape_the_cnn_reads():
+    """The image-only CNN reads the PSF's Moffat index clipped to its card's range; the
+    description says so, and the models that do not read it say nothing of it."""
+    from sourceclf.models import describe_model, model_card
+
+    card = model_card("margnet-cnn-sgq")
+    text = describe_model(card)
+    low, high = card.domain["psf_beta"]["r"]
+    assert "reads the PSF's Moffat index, clipped to the trained" in text
+    assert f"r {low:.2f}-{high:.2f}" in text
+    assert "Moffat index, clipped" not in describe_model("margnet-sgq")

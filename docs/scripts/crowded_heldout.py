@@ -27,7 +27,7 @@ from sourceclf.features import get_feature_set
 from sourceclf.models import load_model
 from sourceclf.recipes.cards import accuracy_by_magnitude
 from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS
-from sourceclf.recipes.image_training_set import simulated_training_set
+from sourceclf.recipes.image_training_set import psf_columns, simulated_training_set
 from sourceclf.train_recipes import recipe_split
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -58,14 +58,16 @@ def main(argv=None):
     truth = np.asarray(table["class"]).astype(str)[test]
     r_mag = np.asarray(table["dered_r"], dtype=float)[test]  # as rendered (columns=False)
     seeing = np.asarray(table["psf_fwhm_r"], dtype=float)[test]
-    psf = get_feature_set("psf_fwhm").compute(table).values[test]
+    psf_table = psf_columns(table)
     stamps = stamps[test]
     print(f"simulation 10, held-out rows: {np.sum(~crowded)} uncrowded, {crowded.sum()} in "
           "crowded fields")
     for name in args.models:
         clf = load_model(name)
-        if clf.feature_set not in (None, "psf_fwhm"):
+        if clf.feature_set is not None and not get_feature_set(clf.feature_set).reads_image_psf:
             parser.error(f"{name} reads catalog columns; this script scores image-only models")
+        psf = (None if clf.feature_set is None else
+               get_feature_set(clf.feature_set).compute(psf_table).values[test])
         pred = np.asarray(clf.classes)[clf.predict_proba(psf, stamps).argmax(axis=1)]
         trained = clf.card.training.get("simulation", {}).get("version")
         print(f"{name} (trained on simulation {trained}):", flush=True)

@@ -18,9 +18,10 @@ and ``--inject --kernel K --record`` write them)::
 and, with ``--simulate``, renders stars and galaxies of the training
 population (`sourceclf.recipes.injection.injection_catalog`, another seed
 than the checks') at one FWHM through PSFs of different shapes, and
-classifies the stamps given with that FWHM (``psf=``; ``margnet-sgq`` then
-gets its columns measured on the stamps, through the Moffat index of their
-own stars, `sourceclf.stamp_psf`)::
+classifies the stamps given with that FWHM (``psf=``; the Moffat index is
+measured on the stamps' own stars, `sourceclf.stamp_psf`: ``margnet-sgq``
+gets its columns measured through it, ``margnet-cnn-sgq`` reads it next to
+the FWHM)::
 
     python docs/scripts/psf_shape_check.py --simulate
 

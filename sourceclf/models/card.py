@@ -153,7 +153,9 @@ class ModelCard:
         photometric models ``'file'`` and ``'sha256'`` (the fitted
         `~sourceclf.models.domain.ApplicabilityDomain`), for image models
         ``'psf_fwhm'`` (band -> [low, high], arcsec: the seeing they were
-        trained on).  Empty for models made before domains existed.
+        trained on) and, for those reading the PSF's shape, ``'psf_beta'``
+        (band -> [low, high]: the Moffat indices their inputs are clipped
+        to).  Empty for models made before domains existed.
     """
 
     name: str

@@ -160,7 +160,8 @@ class MargNetCNN(nn.Module):
     psf_inputs : int
         Number of PSF widths the network reads as ``features`` (0, as
         published: images only; 5: the FWHM in arcsec of each band's PSF,
-        the ``psf_fwhm`` feature set).  Their logarithms relative to
+        the ``psf_fwhm`` feature set; 10: those FWHMs, then the Moffat index
+        of each band's PSF, the ``psf_shape`` feature set).  Their logarithms relative to
         ``psf_reference`` pass through a dense layer of ``psf_units`` ReLU
         units whose output joins the flattened convolution features, so that
         the dense layers judge a source's size against the PSF it was seen
@@ -227,7 +228,8 @@ class MargNetCNN(nn.Module):
         return self
 
     def forward(self, features, images):
-        """Class logits for stamps (n, 5, H, W) and, with ``psf_inputs``, PSF FWHMs (n, 5).
+        """Class logits for stamps (n, 5, H, W) and, with ``psf_inputs``, the PSF's
+        FWHMs (n, 5), or FWHMs and Moffat indices (n, 10).
 
         Without ``psf_inputs`` the ``features`` argument is ignored.
         """

@@ -127,6 +127,10 @@ def describe_model(model):
                             "given or measured on the frames) are flagged 'out_of_domain'"))
         for band, (low, high) in domain.get("psf_fwhm", {}).items():
             lines.append(f"  trained on {band}-band seeing {low:.2f}-{high:.2f} arcsec")
+        beta = domain.get("psf_beta", {})
+        if beta:  # a model reading the PSF's shape
+            lines.append("  reads the PSF's Moffat index, clipped to the trained "
+                         + ", ".join(f"{b} {lo:.2f}-{hi:.2f}" for b, (lo, hi) in beta.items()))
         if "neighbours" in domain:
             lines.append(f"  trained on stamps with at most {domain['neighbours']['limit']} "
                          "other sources (99%); rows with more are flagged 'crowded'")

@@ -26,7 +26,7 @@ from ..conformal.thresholds import write_thresholds
 from ..bands import BANDS, MARGNET_FEATURES
 from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
                         count_neighbours, neighbour_limit)
-from ..exceptions import SourceclfError
+from ..exceptions import InvalidInputError, SourceclfError
 from ..features import get_feature_set
 from ..models.base import TorchClassifier
 from ..models.bayesian import BayesianClassifier, variational_layers
@@ -42,21 +42,26 @@ from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_me
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
 from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
-                                 simulated_training_set, simulation_settings,
+                                 psf_columns, simulated_training_set, simulation_settings,
                                  trained_psf_range)
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
            "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
            "MARGFORMER_FIT_OPTIONS", "BAYESIAN_CONFIG", "STACK_FIT_OPTIONS",
-           "STACK_STAGE_OPTIONS", "FEATURE_SETS",
-           "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
+           "STACK_STAGE_OPTIONS", "FEATURE_SETS", "CNN_FIT_OPTIONS", "PSF_BETA_PERCENTILES",
+           "trained_beta_range",
+           "margnet_cnn_sgq", "fwhm_cnn", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
            "bayesian_margformer_sgq", "main"]
 
 
 def _inputs(table, feature_set):
     classes, y = labels_from_table(table, classes=("GALAXY", "QSO", "STAR"))
-    x = None if feature_set is None else get_feature_set(feature_set).compute(table).values
-    return classes, y, x
+    if feature_set is None:
+        return classes, y, None
+    spec = get_feature_set(feature_set)
+    if spec.reads_psf_shape:  # the index a frame's stars give, not the drawn core's
+        table = psf_columns(table)
+    return classes, y, spec.compute(table).values
 
 
 def _simulation(table):
@@ -134,6 +139,8 @@ def _card_checks(clf, table, stamps, x, y, parts, data_dir, frames=None):
             "exactly_deblended": held_out_metrics(clf, y, te[~through], x, stamps),
             "frame_deblended": held_out_metrics(clf, y, te[through], x, stamps)}
     card.domain.update(_image_domain(table, stamps[parts["train"]]))
+    if get_feature_set(clf.feature_set).reads_psf_shape:
+        card.domain["psf_beta"] = trained_beta_range(x[parts["train"], len(BANDS):])
     _, frames = real_frame_catalog(data_dir, frames)  # read once for both checks
     real = frame_star_check(clf, data_dir, frames)
     if real is not None:
@@ -227,6 +234,20 @@ def _by_seeing(clf, table, y, rows, x, stamps):
     return out
 
 
+#: Percentiles of the training PSFs' Moffat indices that bound those a model reading
+#: the PSF's shape is given (its card's ``domain['psf_beta']``): the index has a long
+#: tail of nearly Gaussian PSFs, few in training, among which it matters little.
+PSF_BETA_PERCENTILES = (5.0, 95.0)
+
+
+def trained_beta_range(beta):
+    """The card's ``domain['psf_beta']``: `PSF_BETA_PERCENTILES` of each band's trained
+    Moffat indices (``beta``: one column per band), rounded to 0.01."""
+    beta = np.asarray(beta, dtype=np.float64)
+    return {b: [round(float(v), 2) for v in np.percentile(beta[:, k], PSF_BETA_PERCENTILES)]
+            for k, b in enumerate(BANDS)}
+
+
 def _image_domain(table, train_stamps):
     """The card's domain: trained seeing (central 95%), magnitudes, neighbour limit."""
     psf_range = trained_psf_range(n=len(table))
@@ -254,8 +275,8 @@ def _image_domain(table, train_stamps):
 
 def _fit(name, table, stamps, *, architecture, config, description, notes,
          priority, data_dir=None, module=None, fit_options=None, stages=None, seed=0,
-         classifier_cls=TorchClassifier):
-    feature_set = FEATURE_SETS[name]
+         classifier_cls=TorchClassifier, feature_set=None):
+    feature_set = feature_set or FEATURE_SETS[name]
     classes, y, x = _inputs(table, feature_set)
     parts = recipe_split(table)
     tr, va = parts["train"], parts["validation"]
@@ -269,10 +290,13 @@ def _fit(name, table, stamps, *, architecture, config, description, notes,
     # previous step's best weights.
     schedule = opts.pop("lr_schedule", None)
     x_train = None if x is None else x[tr]
-    if feature_set == "psf_fwhm":
+    if feature_set in ("psf_fwhm", "psf_shape"):
         # A frame's measured FWHM is good to 2-5%: the network must not lean on more.
         rng = np.random.default_rng(seed)
-        x_train = x_train * np.exp(rng.normal(0.0, PSF_JITTER, x_train.shape)).astype(np.float32)
+        x_train = x_train.copy()
+        fwhm = x_train[:, :len(BANDS)]
+        x_train[:, :len(BANDS)] = fwhm * np.exp(rng.normal(0.0, PSF_JITTER, fwhm.shape)).astype(
+            np.float32)
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     history = fitting.fit_network(module, x_train, y[tr],
                                   None if x is None else x[va], y[va],
@@ -284,7 +308,7 @@ def _fit(name, table, stamps, *, architecture, config, description, notes,
         opts.pop("lr")
         opts.pop("epochs")
     seconds = {"cpu": time.process_time() - t_cpu, "wall": time.perf_counter() - t_wall}
-    if feature_set == "psf_fwhm":
+    if feature_set in ("psf_fwhm", "psf_shape"):
         opts["psf_jitter"] = PSF_JITTER
     module.cpu().eval()
     card = _card(name, architecture=architecture, config=cfg, feature_set=feature_set,
@@ -311,10 +335,10 @@ MC_SAMPLES = 30
 
 
 #: The shipped configurations (the architectures' defaults are the published sizes).
-#: The feature set each recipe's model reads next to its stamps: ``psf_fwhm`` (each
-#: band's PSF) for the CNN alone, MargNet's 24 catalog columns for the others, which
-#: alone need the columns measured on the training stamps.
-FEATURE_SETS = {"margnet-cnn-sgq": "psf_fwhm", "margnet-sgq": "margnet24",
+#: The feature set each recipe's model reads next to its stamps: ``psf_shape`` (each
+#: band's PSF FWHM and Moffat index) for the CNN alone, MargNet's 24 catalog columns for
+#: the others, which alone need the columns measured on the training stamps.
+FEATURE_SETS = {"margnet-cnn-sgq": "psf_shape", "margnet-sgq": "margnet24",
                 "margformer-sgq": "margnet24", "bayesian-margnet-sgq": "margnet24",
                 "bayesian-margformer-sgq": "margnet24"}
 
@@ -352,38 +376,62 @@ _COLUMNS_NOTE = (" MargNet's 24 columns it reads were measured on the simulated 
                  "pipeline like SDSS's nearly does (metrics['test_by_column_measurement']).")
 
 
-#: What the image-only CNN's card says of the PSF's shape, which it does not read.
-PSF_SHAPE_NOTE = (" It reads the PSF's FWHM, not its shape: as the seeing widens it calls "
-                  "more stars galaxies through a PSF with wings (the atmosphere's, or the "
-                  "telescope's) than through a nearly Gaussian one (on real fields blurred to "
-                  "1.6-2.2\": docs/scripts/check_fields.py --kernel kolmogorov or moffat; in "
-                  "simulation: docs/scripts/psf_shape_check.py --simulate). The models that "
-                  "also read MargNet's columns hold there, and auto chooses them whenever the "
-                  "PSF is known.")
+#: What the image-only CNN's card says of the PSF's shape, which it reads.
+PSF_SHAPE_NOTE = (" It reads each band's PSF Moffat index next to its FWHM, trained with the "
+                  "index a frame's stars give for each simulated field's PSF, core and wing "
+                  "(sourceclf.recipes.image_training_set.fitted_psf_beta), so that at worse "
+                  "seeing it tells the stars of a PSF with wings from small galaxies (real "
+                  "fields blurred to 1.6-2.2\": docs/scripts/check_fields.py --kernel "
+                  "kolmogorov or moffat; in simulation: docs/scripts/psf_shape_check.py "
+                  "--simulate). Stamps given without their frames get the index of their own "
+                  "point sources (sourceclf.stamp_psf); where too few are found, the middle "
+                  "of the trained range, with one warning.")
+
+
+_CNN_DESCRIPTION = (
+    "MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps alone (no "
+    "photometric features), in a CPU-sized configuration: every convolution at 1/8 of the "
+    "published width and one dense layer of 256 instead of 1024 + 1024 (the published "
+    "22,272 x 1024 dense layer alone has 23M parameters), with batch normalisation after "
+    "each convolution (not in the paper; it lets the small network learn in a few CPU "
+    "epochs); input asinh-scaled by each band's sky noise. It also reads the {psf}: their "
+    "logarithms pass through a dense layer of 32 ReLU units joined to the flattened "
+    "convolution features, so that a source's size is judged against its own seeing.")
+
+#: The CNN's training schedule: (epochs, learning rate) steps.
+CNN_FIT_OPTIONS = {"lr_schedule": [[7, 2e-3], [3, 5e-4], [2, 1e-4]], "patience": 3}
 
 
 def margnet_cnn_sgq(table, stamps, *, data_dir=None):
     """MargNet's CNN, an eighth of the published widths, on the stamps and their PSF."""
     return _fit(
         "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn",
-        config={**CNN_CONFIG, "psf_inputs": len(BANDS)}, priority=5,
-        data_dir=data_dir,
-        fit_options={"lr_schedule": [[7, 2e-3], [3, 5e-4], [2, 1e-4]], "patience": 3},
-        description=("MargNet's Inception CNN (Chaini et al. 2023) on 5-band 32x32 stamps "
-                     "alone (no photometric features), in a CPU-sized configuration: every "
-                     "convolution at 1/8 of the published width and one dense layer of 256 "
-                     "instead of 1024 + 1024 (the published 22,272 x 1024 dense layer alone "
-                     "has 23M parameters), with batch normalisation after each convolution "
-                     "(not in the paper; it lets the small network learn in a few CPU "
-                     "epochs); input asinh-scaled by each band's sky noise. It also reads the "
-                     "FWHM of each band's PSF (psf_fwhm: measured on frames, psf=, or the "
-                     "catalog's psffwhm_<b>): their logarithms pass through a dense layer "
-                     "of 32 ReLU units joined to the flattened convolution features, so "
-                     "that a source's size is judged against its own seeing."),
+        config={**CNN_CONFIG, "psf_inputs": 2 * len(BANDS)}, priority=5,
+        data_dir=data_dir, fit_options=dict(CNN_FIT_OPTIONS),
+        description=_CNN_DESCRIPTION.format(psf=(
+            "FWHM and Moffat index of each band's PSF (psf_shape: measured together on "
+            "frames; for stamps the FWHM from psf= or the catalog's psffwhm_<b>, the index "
+            "from the stamps' own point sources)")),
         notes=(_SIM_NOTE.format(arch="margnet-cnn") + " Images and their PSF only: use it "
                "when the catalog lacks MargNet's photometric columns. Without a known PSF "
                "the rows are read as seen through the middle of the trained seeing and "
-               "flagged psf_unknown." + PSF_SHAPE_NOTE))
+               "flagged psf_unknown; the PSF's index is clipped to the trained range "
+               "(domain['psf_beta']), whose middle stands for one that cannot be measured."
+               + PSF_SHAPE_NOTE))
+
+
+def fwhm_cnn(table, stamps, *, data_dir=None):
+    """margnet-cnn-sgq's recipe reading the PSF's FWHM alone (feature set ``psf_fwhm``), as
+    it was shipped until it read the PSF's shape too: the CNN the shipped ``margnet-sgq``
+    stacks, retrained so that its recipe still reproduces it."""
+    return _fit(
+        "margnet-cnn-sgq", table, stamps, architecture="margnet-cnn",
+        config={**CNN_CONFIG, "psf_inputs": len(BANDS)}, priority=5, data_dir=data_dir,
+        fit_options=dict(CNN_FIT_OPTIONS), feature_set="psf_fwhm",
+        description=_CNN_DESCRIPTION.format(psf=(
+            "FWHM of each band's PSF (psf_fwhm: measured on frames, psf=, or the catalog's "
+            "psffwhm_<b>)")),
+        notes=(_SIM_NOTE.format(arch="margnet-cnn") + " The CNN member of margnet-sgq."))
 
 
 def _stack_config():
@@ -416,7 +464,11 @@ def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
     cfg = _stack_config()
     module = fitting.build_network("margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
-    if cnn is not None:  # the CNN of margnet-cnn-sgq, trained on the same split
+    if cnn is not None and cnn.feature_set != "psf_fwhm":
+        raise InvalidInputError(f"margnet-sgq stacks a CNN reading the PSF's FWHM alone "
+                                f"(feature set psf_fwhm), not '{cnn.feature_set}': train it "
+                                "with sourceclf.recipes.image.fwhm_cnn")
+    if cnn is not None:  # the FWHM-only CNN (fwhm_cnn), trained on the same split
         module.cnn.load_state_dict(cnn.module.state_dict())
         members = ("ann",)
     return _fit(
@@ -556,9 +608,10 @@ def main(argv=None):
                         help=f"simulation version (default {SIMULATION['version']}, the "
                              "shipped models'; each card names its own in its recipe)")
     parser.add_argument("--cnn", type=Path, default=None,
-                        help="margnet-sgq: model directory of a margnet-cnn-sgq trained on "
-                             "the same simulation, reused as the ensemble's CNN (default: "
-                             "the installed one, when it matches)")
+                        help="margnet-sgq: model directory of a CNN reading the PSF's FWHM "
+                             "alone (fwhm_cnn) trained on the same simulation, reused as the "
+                             "ensemble's CNN (default: trained first, as the shipped "
+                             "margnet-sgq's was)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="processes rendering the simulated stamps")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
@@ -594,10 +647,15 @@ def _train(args):
     for name in names:
         kwargs = {"data_dir": args.data_dir}
         if name == "margnet-sgq":
-            kwargs["cnn"] = trained.get("margnet-cnn-sgq") or _trained_model(
+            cnn = trained.get("margnet-cnn-sgq") or _trained_model(
                 args.n, settings["seed"], str(args.cnn or "margnet-cnn-sgq"), settings)
-            print("margnet-sgq: " + ("reusing the CNN of " + kwargs["cnn"].name
-                                     if kwargs["cnn"] else "training its own CNN"), flush=True)
+            if cnn is None or cnn.feature_set != "psf_fwhm":  # as the shipped stack was
+                print("margnet-sgq: training its CNN member (the PSF's FWHM alone: fwhm_cnn)",
+                      flush=True)
+                cnn = fwhm_cnn(table, stamps, data_dir=args.data_dir)
+            else:
+                print(f"margnet-sgq: reusing the CNN of {cnn.name}", flush=True)
+            kwargs["cnn"] = cnn
         if name == "bayesian-margnet-sgq":
             kwargs["stack"] = trained.get("margnet-sgq") or _trained_model(
                 args.n, settings["seed"], "margnet-sgq", settings)

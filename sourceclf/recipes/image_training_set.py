@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from ..bands import BANDS
+from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..exceptions import InvalidInputError
+from ..psf import fit_moffat
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
@@ -44,8 +45,8 @@ from .measured_columns import deblend_stamps, measure_stamp_columns
 from .stamp_realism import add_realism, crowded_rows
 
 __all__ = ["SIMULATION", "SIMULATIONS", "simulation_settings", "MAGNITUDE_RANGES",
-           "simulated_sgq_catalog", "rendered_psf_fwhm", "trained_psf_range", "render_varied_psf",
-           "simulated_training_set"]
+           "simulated_sgq_catalog", "rendered_psf_fwhm", "fitted_psf_beta", "psf_columns",
+           "trained_psf_range", "render_varied_psf", "simulated_training_set"]
 
 #: Settings of the simulation versions the recipes can render, by number
 #: (each model card records its own in ``training['simulation']``).
@@ -243,6 +244,100 @@ def rendered_psf_fwhm(table):
         ``{band: array}``, arcsec.
     """
     return {b: np.asarray(table[f"psf_fwhm_{b}"], dtype=np.float64) for b in BANDS}
+
+
+def fitted_psf_beta(table, *, random_state=None):
+    """The Moffat index a frame's stars would give for each row's PSF, per band.
+
+    Each simulated field's PSF (core, wing and ellipticity, as
+    `render_varied_psf` drew it) is drawn without noise and fitted with one
+    circular Moffat (`sourceclf.psf.fit_moffat`) on the stamp size
+    `sourceclf.psf.measure_psf` fits a star of that width with.  So the index
+    means what `~sourceclf.psf.measure_psf` gives on real frames: the wing
+    lowers it below the core's (the table's ``psf_beta_<b>``).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A catalog `render_varied_psf` has rendered (its ``field`` and
+        ``psf_fwhm_<b>`` columns).
+    random_state : int, optional
+        The seed `render_varied_psf` was given (default: that of the
+        simulation named by ``table.meta['simulation_version']``, plus one,
+        as `simulated_training_set` gives it).
+
+    Returns
+    -------
+    beta : dict
+        ``{band: array}``, one index per row.
+
+    Raises
+    ------
+    InvalidInputError
+        If the table's fields are not those the seed draws.
+    """
+    settings = simulation_settings(table.meta.get("simulation_version"))
+    seed = settings["seed"] + 1 if random_state is None else int(random_state)
+    _, fields, field = _field_conditions(len(table), seed)
+    rows = np.asarray(table["field"], dtype=int)
+    drawn = np.asarray(fields["psf_fwhm_r"], dtype=np.float32)[rows]
+    if not (np.array_equal(rows, field) and np.allclose(drawn, table["psf_fwhm_r"])):
+        raise InvalidInputError("the table's fields are not those of seed "
+                                f"{seed}: give render_varied_psf's random_state")
+    per_field = {b: np.full(len(fields), np.nan) for b in BANDS}
+    for f in np.unique(rows):
+        fitted = _fitted_field_beta(fields, f)
+        for b in BANDS:
+            per_field[b][f] = fitted[b]
+    return {b: per_field[b][rows] for b in BANDS}
+
+
+def psf_columns(table):
+    """The PSF an image model reading it trains with, per row: ``psf_fwhm_<b>`` and the
+    Moffat index a frame's stars would give, ``psf_beta_<b>`` (`fitted_psf_beta`; not the
+    table's own ``psf_beta_<b>``, the drawn core's).
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        A catalog `render_varied_psf` has rendered, as `simulated_training_set`
+        returns it.
+
+    Returns
+    -------
+    columns : `~astropy.table.Table`
+        The ``psf_shape`` feature set's columns (`sourceclf.features`).
+    """
+    fitted = fitted_psf_beta(table)
+    return Table({**{f"psf_fwhm_{b}": table[f"psf_fwhm_{b}"] for b in BANDS},
+                  **{f"psf_beta_{b}": fitted[b] for b in BANDS}})
+
+
+def _fitted_field_beta(fields, f):
+    """One field's PSF per band, drawn noiseless and fitted as `measure_psf` fits a star."""
+    # wide enough for the fit of its widest band (3.5 FWHMs each side, and a margin)
+    widest = max(float(fields[f"psf_fwhm_{b}"][f]) for b in BANDS) / SDSS_PIXEL_SCALE
+    size = 2 * max(11, int(np.ceil(4.2 * widest))) + 1
+    star = Table({"class": ["STAR"]})
+    for b in BANDS:
+        star[f"dered_{b}"], star[f"extinction_{b}"] = [16.0], [0.0]
+        star[f"psffwhm_{b}"] = [float(fields[f"psf_fwhm_{b}"][f])
+                                / SDSS_BAND_DEFAULTS[b]["psf_scale"]]
+    image = render_stamps(star, size=size, noise=False, progress=False,
+                          offsets=np.zeros((1, len(BANDS), 2)),
+                          **_field_psf_options(fields, f))[0]
+    out, centre = {}, (size - 1) / 2.0
+    for k, b in enumerate(BANDS):
+        guess = 1.0 / SDSS_PIXEL_SCALE  # measure_psf's first guess, then the star's own
+        for attempt in range(2):
+            fit = fit_moffat(image[k], [centre], [centre], half=max(10, int(np.ceil(3.5 * guess))))
+            fwhm = float(fit["fwhm"][0])
+            if attempt == 0 and abs(fwhm / guess - 1.0) > 0.3:
+                guess = fwhm
+                continue
+            break
+        out[b] = float(fit["beta"][0])
+    return out
 
 
 def trained_psf_range(*, percentiles=(2.5, 97.5), n=None):
