@@ -55,7 +55,8 @@ from .utils._wcs import pixel_scale as wcs_pixel_scale
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
            "find_psf_stars", "sky_level",
-           "fit_moffat", "measure_psf", "frame_psf", "band_psf", "psf_memo", "seeing_flags",
+           "fit_moffat", "fit_half_size", "GUESS_TOLERANCE", "measure_psf", "frame_psf",
+           "band_psf", "psf_memo", "seeing_flags",
            "FLAG_SATURATED", "SATURATION_LEVEL",
            "saturation_flags"]
 
@@ -377,6 +378,27 @@ def fit_moffat(data, x, y, *, half=12):
     return Table(cols, dtype=[float, float, float, float, float, bool])
 
 
+#: `measure_psf` finds and fits the stars again with their own width when their
+#: median FWHM is off the first guess by more than this fraction.
+GUESS_TOLERANCE = 0.3
+
+
+def fit_half_size(fwhm_pixels):
+    """Half side (pixels) of the stamp `measure_psf` fits a star of this FWHM on.
+
+    Parameters
+    ----------
+    fwhm_pixels : float
+        The FWHM the stars are searched with (pixels).
+
+    Returns
+    -------
+    half : int
+        3.5 FWHMs, at least 10 pixels (`fit_moffat`'s ``half``).
+    """
+    return max(10, int(np.ceil(3.5 * fwhm_pixels)))
+
+
 def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_stars=5,
                 max_stars=40, snr_min=50.0, label="image"):
     """Measure the PSF of a frame from its own stars.
@@ -430,13 +452,13 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     for attempt in range(2):
         stars = find_psf_stars(data, sigma, fwhm_guess=guess, snr_min=snr_min,
                                isolation=max(12.0, 4.0 * guess))
-        half = max(10, int(np.ceil(3.5 * guess)))
-        fits = fit_moffat(data, stars["x"][:max_stars], stars["y"][:max_stars], half=half)
+        fits = fit_moffat(data, stars["x"][:max_stars], stars["y"][:max_stars],
+                          half=fit_half_size(guess))
         fits["snr"] = stars["snr"][:max_stars]
         ok = np.asarray(fits["ok"])
         fwhm = np.asarray(fits["fwhm"])
         med = float(np.median(fwhm[ok])) if ok.any() else guess
-        if attempt == 0 and abs(med / guess - 1.0) > 0.3:
+        if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
             guess = med  # search again with a kernel of the frame's own width
             continue
         if ok.sum() < min_stars:

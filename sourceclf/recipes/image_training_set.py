@@ -37,7 +37,7 @@ from astropy.table import Table, vstack
 
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..exceptions import InvalidInputError
-from ..psf import fit_moffat
+from ..psf import GUESS_TOLERANCE, fit_half_size, fit_moffat
 from ..simulate import (SDSS_BAND_DEFAULTS, draw_observing_conditions, render_stamps,
                         simulate_catalog)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, default_data_dir
@@ -330,9 +330,9 @@ def _fitted_field_beta(fields, f):
     for k, b in enumerate(BANDS):
         guess = 1.0 / SDSS_PIXEL_SCALE  # measure_psf's first guess, then the star's own
         for attempt in range(2):
-            fit = fit_moffat(image[k], [centre], [centre], half=max(10, int(np.ceil(3.5 * guess))))
+            fit = fit_moffat(image[k], [centre], [centre], half=fit_half_size(guess))
             fwhm = float(fit["fwhm"][0])
-            if attempt == 0 and abs(fwhm / guess - 1.0) > 0.3:
+            if attempt == 0 and abs(fwhm / guess - 1.0) > GUESS_TOLERANCE:
                 guess = fwhm
                 continue
             break
