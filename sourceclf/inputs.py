@@ -23,7 +23,7 @@ from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
                   PSFMeasurement, band_psf, saturation_flags, seeing_flags, sky_level)
-from .stamp_psf import stamps_moffat_index
+from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
@@ -429,10 +429,14 @@ def _given_beta(psf):
 def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, given=None):
     """Moffat index of the PSF per band and row (NaN where unknown): ``given`` (per band),
     else measured on each band's frame with its FWHM, else on the stamps of each FWHM
-    (those ``clean`` read; `sourceclf.stamp_psf.stamps_moffat_index`).  Warns once when
-    some classifiable row's index could not be measured."""
+    (those ``clean`` read, as the catalog models' columns read them:
+    `sourceclf.stamp_psf.band_moffat_indices`).  Warns once when some classifiable row's
+    index could not be measured."""
+    known = {b: np.isfinite(np.asarray(fwhm[b], dtype=float)) & on_frame for b in BANDS}
+    if given is None and frames is None:
+        on_stamps, _ = band_moffat_indices(stamps, fwhm, rows=read_stamp_rows(clean))
     beta, missing = {}, []
-    for k, band in enumerate(BANDS):
+    for band in BANDS:
         if given is not None:
             values = np.where(on_frame, given[band], np.nan)
         elif frames is not None:
@@ -441,17 +445,9 @@ def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, give
             except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
                 measured = np.nan
             values = np.where(on_frame, measured, np.nan)
-        else:
-            read = np.flatnonzero(clean & on_frame)
-            known = np.isfinite(np.asarray(fwhm[band], dtype=float)) & on_frame
-            values = np.full(len(on_frame), np.nan)
-            if known.any():
-                values, _ = stamps_moffat_index(stamps[:, k], fwhm[band],
-                                                rows=read if read.size else np.flatnonzero(known),
-                                                label=f"the stamps of band '{band}'")
-                values = np.where(known, values, np.nan)
-        lost = valid & np.isfinite(np.asarray(fwhm[band], dtype=float)) & ~np.isfinite(values)
-        if lost.any():
+        else:  # a row of unknown FWHM gets no index (stamps_moffat_index gives it all's)
+            values = np.where(known[band], on_stamps[band], np.nan)
+        if np.any(valid & known[band] & ~np.isfinite(values)):
             missing.append(band)
         beta[band] = values
     if missing:

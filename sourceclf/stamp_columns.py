@@ -19,7 +19,7 @@ from .exceptions import MissingColumnsError, SourceclfWarning
 from .inputs import catalog_psf_fwhm, psf_by_band
 from .photometry import ASSUMED_BETA, measure_stamp_columns
 from .sky import stamp_sky
-from .stamp_psf import stamps_moffat_index
+from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .utils._warnings import user_stacklevel
 
 __all__ = ["columns_from_stamps", "KNOWN_PSF_SHARE"]
@@ -94,17 +94,14 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
     # only (as model_inputs' sky check does); every row's columns are measured.
     cut = make_cutouts(cutouts, table=source)
     stamps, clean = cut.data, np.asarray(cut.flags).astype(str) == ""
-    judged = np.flatnonzero(clean) if clean.any() else np.arange(len(stamps))
+    judged = read_stamp_rows(clean)
     sky = {band: sigma for band, (_, sigma) in stamp_sky(stamps, judged).items()}
     flat = [band for band in BANDS if not sky[band] > 0]
     if flat:
         return _not_measured(source, quiet, "no sky noise in the borders of band(s) "
                              + ", ".join(flat))
-    beta, shapes = {}, []
-    for k, band in enumerate(BANDS):
-        beta[band], seen = stamps_moffat_index(stamps[:, k], fwhm[band], rows=judged,
-                                               label=f"the stamps of band '{band}'")
-        shapes.append(f"{band} " + _shape_summary(beta[band], seen))
+    beta, seen = band_moffat_indices(stamps, fwhm, rows=judged)
+    shapes = [f"{band} " + _shape_summary(beta[band], seen[band]) for band in BANDS]
     measured = measure_stamp_columns(source, stamps, fwhm, sky, beta=beta)
     measured.meta["CLFPSF"] = (f"PSF of the stamps' columns: FWHM from {origin}; Moffat index "
                                f"from the stamps' point sources: {'; '.join(shapes)}")

@@ -21,11 +21,12 @@ the rows of a sharp frame do not take the shape of a blurred one's.
 
 import numpy as np
 
-from .bands import SDSS_PIXEL_SCALE
+from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .psf import measure_psf
 
-__all__ = ["stamp_mosaic", "stamps_psf", "stamps_moffat_index", "fwhm_groups",
+__all__ = ["stamp_mosaic", "stamps_psf", "stamps_moffat_index", "band_moffat_indices",
+           "read_stamp_rows", "fwhm_groups",
            "MOSAIC_STAMPS", "PSF_FWHM_STEP", "SHAPE_GROUP_STAMPS"]
 
 #: Stamps laid into a mosaic at most (evenly spaced over the rows beyond).
@@ -211,4 +212,37 @@ Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
             return beta, source
         beta[rest] = every
         source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
+    return beta, source
+
+
+def read_stamp_rows(clean):
+    """The stamps whose shared estimates (sky noise, Moffat index) are read: those
+    `sourceclf.cutouts.make_cutouts` left unflagged (``clean``: bool per row), or all of
+    them when every stamp is flagged."""
+    clean = np.asarray(clean, dtype=bool)
+    return np.flatnonzero(clean) if clean.any() else np.arange(len(clean))
+
+
+def band_moffat_indices(stamps, fwhm, *, rows=None):
+    """`stamps_moffat_index` of each band of 5-band stamps.
+
+    Parameters
+    ----------
+    stamps : array-like
+        Stamps of shape ``(N, 5, H, W)``, bands in `~sourceclf.bands.BANDS` order.
+    fwhm : dict
+        ``{band: FWHM}`` (arcsec): one for all rows or one per row.
+    rows : array-like, optional
+        The stamps read (`read_stamp_rows`); default all.
+
+    Returns
+    -------
+    beta, source : dict
+        ``{band: index per row}`` and ``{band: where each came from}``, as
+        `stamps_moffat_index` gives them.
+    """
+    beta, source = {}, {}
+    for k, band in enumerate(BANDS):
+        beta[band], source[band] = stamps_moffat_index(
+            stamps[:, k], fwhm[band], rows=rows, label=f"the stamps of band '{band}'")
     return beta, source
