@@ -58,7 +58,7 @@ def main(argv=None):
     truth = np.asarray(table["class"]).astype(str)[test]
     r_mag = np.asarray(table["dered_r"], dtype=float)[test]  # as rendered (columns=False)
     seeing = np.asarray(table["psf_fwhm_r"], dtype=float)[test]
-    psf_table = psf_columns(table)
+    shape_table = None  # the fitted Moffat indices, drawn only for a model that reads them
     stamps = stamps[test]
     print(f"simulation 10, held-out rows: {np.sum(~crowded)} uncrowded, {crowded.sum()} in "
           "crowded fields")
@@ -66,8 +66,11 @@ def main(argv=None):
         clf = load_model(name)
         if clf.feature_set is not None and not get_feature_set(clf.feature_set).reads_image_psf:
             parser.error(f"{name} reads catalog columns; this script scores image-only models")
-        psf = (None if clf.feature_set is None else
-               get_feature_set(clf.feature_set).compute(psf_table).values[test])
+        spec = None if clf.feature_set is None else get_feature_set(clf.feature_set)
+        if spec is not None and spec.reads_psf_shape and shape_table is None:
+            shape_table = psf_columns(table)
+        psf = None if spec is None else spec.compute(
+            shape_table if spec.reads_psf_shape else table).values[test]
         pred = np.asarray(clf.classes)[clf.predict_proba(psf, stamps).argmax(axis=1)]
         trained = clf.card.training.get("simulation", {}).get("version")
         print(f"{name} (trained on simulation {trained}):", flush=True)
