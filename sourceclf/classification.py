@@ -244,7 +244,8 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
     frames = read_frames(images)
     try:
         measured, seen = _measure_columns(source, frames,
-                                          None if psf is None else psf_by_band(psf))
+                                          None if psf is None
+                                          else psf_by_band(psf, keep_measurements=True))
     except InvalidInputError as exc:
         if quiet:
             return source, frames, psf, False, cutouts
@@ -337,11 +338,12 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     psf : float or dict, optional
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
         for every band, or one per band (``{'u': 1.5, ...}``; a band's value
-        may be its `~sourceclf.psf.PSFMeasurement`, whose Moffat index the
-        image-only CNN then reads instead of measuring it).  Without it the
-        table's ``psffwhm_<b>`` columns are used; frames given as ``images``
-        have their PSF measured from their own stars.  Given without
-        images, it is ignored, with a `SourceclfWarning`.
+        may be its `~sourceclf.psf.PSFMeasurement`, whose Moffat index is
+        then read instead of measured: by the image-only CNN, and by the
+        fits that measure MargNet's columns on the frames or stamps).
+        Without it the table's ``psffwhm_<b>`` columns are used; frames
+        given as ``images`` have their PSF measured from their own stars.
+        Given without images, it is ignored, with a `SourceclfWarning`.
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         A shipped model's name (see `sourceclf.models.list_models`), a model
         directory, a classifier object, or ``'auto'``: among the shipped

@@ -135,7 +135,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     `sourceclf.psf.CATALOG_PSF_SCALE`.  It is returned per row as
     ``columns['psf_fwhm_<b>']``.  A model reading the PSF's shape also
     gets its Moffat index, ``columns['psf_beta_<b>']``: that of ``psf``
-    when it gives each band's `~sourceclf.psf.PSFMeasurement`, else
+    for a band it gives as a `~sourceclf.psf.PSFMeasurement`, else
     measured on the frames with the FWHM, else on the stamps' own point sources of each
     FWHM (`sourceclf.stamp_psf.stamps_moffat_index`; one
     `SourceclfWarning` when it cannot be, and those rows are read as seen
@@ -353,7 +353,7 @@ def read_frames(images):
             for band, frame in by_band.items()}
 
 
-def psf_by_band(psf):
+def psf_by_band(psf, *, keep_measurements=False):
     """The ``psf=`` argument as ``{band: FWHM}`` (arcsec) for the five bands.
 
     Parameters
@@ -362,10 +362,17 @@ def psf_by_band(psf):
         One FWHM for every band, or ``{band: FWHM}`` for all five; a band's
         value may be its `~sourceclf.psf.PSFMeasurement` (its ``fwhm``, in
         arcsec).
+    keep_measurements : bool
+        Give a band's `~sourceclf.psf.PSFMeasurement` back as it is (its
+        FWHM checked), so that a measurement of the columns uses its Moffat
+        index too (`sourceclf.photometry.measure_columns`), instead of its
+        FWHM alone.
 
     Returns
     -------
     fwhm : dict of float
+        (or of `~sourceclf.psf.PSFMeasurement` for the bands given one, with
+        ``keep_measurements``)
 
     Raises
     ------
@@ -386,9 +393,13 @@ def psf_by_band(psf):
             raise InvalidInputError(f"{name} must be a positive FWHM in arcsec, got {v!r}")
         return x
 
+    def kept(v, what):
+        checked = value(v, what)
+        return v if keep_measurements and isinstance(v, PSFMeasurement) else checked
+
     if not hasattr(psf, "items"):
-        return {b: value(psf, "") for b in BANDS}
-    return {b: value(v, f"of band '{b}'") for b, v in by_band_name(psf, "psf").items()}
+        return {b: kept(psf, "") for b in BANDS}
+    return {b: kept(v, f"of band '{b}'") for b, v in by_band_name(psf, "psf").items()}
 
 
 def _row_psf(table, psf, frames, on_frame):
@@ -417,13 +428,11 @@ def _row_psf(table, psf, frames, on_frame):
 
 
 def _given_beta(psf):
-    """Each band's Moffat index when ``psf=`` gives every band's `PSFMeasurement`, else None."""
+    """The Moffat index of each band ``psf=`` gives as a `PSFMeasurement` (``{}`` if none)."""
     if psf is None or not hasattr(psf, "items"):
-        return None
-    by_band = by_band_name(psf, "psf")
-    if not all(isinstance(v, PSFMeasurement) for v in by_band.values()):
-        return None
-    return {b: float(v.beta) for b, v in by_band.items()}
+        return {}
+    return {b: float(v.beta) for b, v in by_band_name(psf, "psf").items()
+            if isinstance(v, PSFMeasurement)}
 
 
 def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, given=None):
@@ -433,11 +442,12 @@ def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, give
     `sourceclf.stamp_psf.band_moffat_indices`).  Warns once when some classifiable row's
     index could not be measured."""
     known = {b: np.isfinite(np.asarray(fwhm[b], dtype=float)) & on_frame for b in BANDS}
-    if given is None and frames is None:
+    given = given or {}
+    if frames is None and any(b not in given for b in BANDS):
         on_stamps, _ = band_moffat_indices(stamps, fwhm, rows=read_stamp_rows(clean))
     beta, missing = {}, []
     for band in BANDS:
-        if given is not None:
+        if band in given:
             values = np.where(on_frame, given[band], np.nan)
         elif frames is not None:
             try:

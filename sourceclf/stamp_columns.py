@@ -18,6 +18,7 @@ from .cutouts import make_cutouts
 from .exceptions import MissingColumnsError, SourceclfWarning
 from .inputs import catalog_psf_fwhm, psf_by_band
 from .photometry import ASSUMED_BETA, measure_stamp_columns
+from .psf import PSFMeasurement
 from .sky import stamp_sky
 from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .utils._warnings import user_stacklevel
@@ -76,8 +77,11 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
     MissingColumnsError
         Without ``psf`` if the table lacks a band's ``psffwhm_<b>``.
     """
+    given = {}
     if psf is not None:
-        fwhm, origin = psf_by_band(psf), "psf="
+        given = psf_by_band(psf, keep_measurements=True)
+        fwhm = {band: getattr(v, "fwhm", v) for band, v in given.items()}
+        origin = "psf="
     else:
         catalog = catalog_psf_fwhm(source)
         if catalog is None:
@@ -100,11 +104,20 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
     if flat:
         return _not_measured(source, quiet, "no sky noise in the borders of band(s) "
                              + ", ".join(flat))
-    beta, seen = band_moffat_indices(stamps, fwhm, rows=judged)
+    # A PSFMeasurement given as psf= brings its band's Moffat index; the others are
+    # measured on the stamps' point sources.
+    known = {band: float(v.beta) for band, v in given.items() if isinstance(v, PSFMeasurement)}
+    if len(known) < len(BANDS):
+        beta, seen = band_moffat_indices(stamps, fwhm, rows=judged)
+    else:
+        beta, seen = {}, {}
+    for band, value in known.items():
+        beta[band] = np.full(len(source), value)
+        seen[band] = np.full(len(source), "given")
     shapes = [f"{band} " + _shape_summary(beta[band], seen[band]) for band in BANDS]
     measured = measure_stamp_columns(source, stamps, fwhm, sky, beta=beta)
     measured.meta["CLFPSF"] = (f"PSF of the stamps' columns: FWHM from {origin}; Moffat index "
-                               f"from the stamps' point sources: {'; '.join(shapes)}")
+                               f"{'; '.join(shapes)}")
     return measured
 
 
@@ -121,7 +134,9 @@ def _shape_summary(beta, seen):
     """A band's Moffat indices for ``meta['CLFPSF']``: their range and where they came from
     (`sourceclf.stamp_psf.stamps_moffat_index`)."""
     parts = []
-    for kind, what in (("own", "on the stamps of their FWHM"), ("all", "on all the stamps")):
+    for kind, what in (("given", "given as psf="),
+                       ("own", "measured on the stamps' point sources of their FWHM"),
+                       ("all", "measured on all the stamps' point sources")):
         values = beta[seen == kind]
         if len(values):
             low, high = np.min(values), np.max(values)

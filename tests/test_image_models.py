@@ -404,7 +404,8 @@ def test_stamps_given_with_their_psf_are_measured_as_frames_are(real_frame, tmp_
     out = sourceclf.classify(positions, cutouts=stamps, psf=fwhm, confidence=None)
     assert out.meta["CLFMODEL"] == "margnet-sgq" and "stamps" in out.meta["CLFCOLS"]
     # The r band's Moffat index, measured on the stamps: the frame's is 3.40.
-    assert re.search(r"r 3\.[2-6] on the stamps of their FWHM \(30 rows\)", out.meta["CLFPSF"])
+    assert re.search(r"r 3\.[2-6] measured on the stamps. point sources of their FWHM "
+                     r"\(30 rows\)", out.meta["CLFPSF"])
     assert "dered_r" not in out.colnames  # used internally, as for frames
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
     assert point.mean() >= 0.9, point.mean()  # calibObj stars: 0.97 when written
@@ -422,7 +423,7 @@ def test_stamps_given_with_their_psf_are_measured_as_frames_are(real_frame, tmp_
                  "--psf", "1.2", "-o", str(tmp_path / "out.fits")]) == 0
     said = capsys.readouterr().out
     assert "model: margnet-sgq" in said and "measured on the stamps" in said
-    assert "FWHM from psf=; Moffat index from the stamps' point sources: u " in said
+    assert "FWHM from psf=; Moffat index u " in said
     # Stamps whose borders hold no noise: one warning, and the CNN.
     with pytest.warns(SourceclfWarning, match="not measured on the stamps"), \
             pytest.warns(SourceclfWarning, match="Moffat index"):  # nor the CNN's index

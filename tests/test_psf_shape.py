@@ -174,3 +174,23 @@ def test_a_psf_measurement_given_as_psf_gives_its_index_too():
     np.testing.assert_allclose(inputs.features[0, :5], [1.1, 1.2, 1.3, 1.4, 1.5], rtol=1e-6)
     np.testing.assert_allclose(inputs.features[0, 5:], [3.2, 4.2, 5.2, 6.2, 6.5], rtol=1e-6)
     np.testing.assert_allclose(inputs.columns["psf_beta_z"], 7.2, rtol=1e-6)
+
+
+def test_a_band_given_as_a_measurement_brings_its_index_and_the_others_are_measured():
+    """``psf=`` mixing a `PSFMeasurement` (u) with FWHMs (the other bands): u's index is
+    the measurement's, the others' are measured on the stamps, as for FWHMs alone."""
+    from sourceclf.psf import PSFMeasurement
+
+    table = Table({"id": np.arange(40)})
+    stamps = _moffat_stamps(40, 2.5)
+    fwhm = FWHM_PIXELS * SDSS_PIXEL_SCALE
+    given = {b: fwhm for b in BANDS}
+    given["u"] = PSFMeasurement(fwhm=fwhm, fwhm_std=0.02, beta=5.0, ellipticity=0.05,
+                                n_stars=20, sky_sigma=0.03, stars=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inputs = model_inputs(table, feature_set="psf_shape", uses_images=True,
+                              cutouts=stamps, psf=given)
+    np.testing.assert_allclose(inputs.columns["psf_beta_u"], 5.0)
+    for b in "griz":
+        np.testing.assert_allclose(inputs.columns[f"psf_beta_{b}"], 2.5, atol=0.15)

@@ -153,3 +153,63 @@ def test_the_measurement_cache_keeps_the_stamps_columns_of_the_same_rows(
         classify(table, stamps.copy(), model="margnet-sgq", confidence=None)
     assert len(measured) == 3
     assert (first["pred_class"] == again["pred_class"]).all()
+
+
+def _measurement(fwhm, beta):
+    from sourceclf.psf import PSFMeasurement
+    return PSFMeasurement(fwhm=fwhm, fwhm_std=0.02, beta=beta, ellipticity=0.05, n_stars=20,
+                          sky_sigma=0.03, stars=None)
+
+
+def test_a_psf_measurement_given_as_psf_brings_its_moffat_index(
+        positions_and_stamps, monkeypatch):
+    """A band given as a `PSFMeasurement` is fitted through its FWHM and index; a band
+    given as a FWHM gets the index measured on the stamps, as before."""
+    import sourceclf.stamp_columns as stamp_columns
+
+    table, stamps = positions_and_stamps
+    fwhm = {b: 1.4 for b in BANDS}
+    seen = {}
+    real = stamp_columns.measure_stamp_columns
+
+    def spy(table, stamps, psf, sky, *, beta=None, **kwargs):
+        seen.update(beta)
+        return real(table, stamps, psf, sky, beta=beta, **kwargs)
+
+    monkeypatch.setattr(stamp_columns, "measure_stamp_columns", spy)
+    plain = columns_from_stamps(table, stamps, psf=fwhm)
+    measured = {b: np.array(v) for b, v in seen.items()}
+    given = dict(fwhm, r=_measurement(1.4, 6.5))
+    out = columns_from_stamps(table, stamps, psf=given)
+    np.testing.assert_array_equal(seen["r"], 6.5)
+    assert not np.allclose(measured["r"], 6.5)
+    for b in "ugiz":
+        np.testing.assert_array_equal(seen[b], measured[b])
+    assert "r 6.5 given as psf=" in out.meta["CLFPSF"]
+    assert "given as psf=" not in plain.meta["CLFPSF"]
+    # The index changes the r fits (and the model magnitudes, read through r's best
+    # profile, as SDSS's), not the other bands' own radii.
+    np.testing.assert_array_equal(out["deVRad_g"], plain["deVRad_g"])
+    assert not np.array_equal(out["deVRad_r"], plain["deVRad_r"])
+
+
+def test_frame_columns_keep_a_given_measurement_for_the_fits(monkeypatch):
+    """``psf=`` given as each band's `PSFMeasurement` reaches the fits on the frames as it
+    is (its Moffat index too), not as its FWHM alone; a FWHM stays a FWHM."""
+    import sourceclf.classification as classification
+    from sourceclf.demo import demo_frames
+
+    catalog, frames = demo_frames(n=6, random_state=0)
+    positions = catalog["ra", "dec"]
+    handed = []
+
+    def fake(table, frames, psf=None):
+        handed.append(psf)
+        return table.copy(), psf
+
+    monkeypatch.setattr(classification, "measure_columns", fake)
+    given = {b: _measurement(1.3, 2.9) for b in BANDS}
+    classification.frame_columns(positions, frames, psf=given)
+    classification.frame_columns(positions, frames, psf=1.3)
+    assert all(handed[0][b] is given[b] for b in BANDS)
+    assert handed[1] == {b: 1.3 for b in BANDS}
