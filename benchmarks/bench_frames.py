@@ -29,7 +29,7 @@ runs: it chooses the model on the measured columns, then classifies), and
 ``classify`` of a catalog that has MargNet's columns (measured once here),
 called twice on the same frames with ``model='margnet-sgq'``, without and
 within one `sourceclf.classification.frame_measurement_cache` (whose PSF
-memo, `sourceclf.psf.psf_memo`, measures each frame's PSF once).  It
+memo, `sourceclf.field_psf.psf_memo`, measures each frame's PSF once).  It
 prints the medians and the ratios of the ``classify`` runs, of the check and
 of ``classify_file`` to ``classify``, and of the two calls within the cache
 to the two without; the load average is printed too (a

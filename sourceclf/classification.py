@@ -24,7 +24,8 @@ from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
-from .psf import PSFMeasurement, psf_memo
+from .field_psf import psf_memo
+from .psf import PSFMeasurement
 from .stamp_columns import columns_from_stamps
 from .utils._validation import check_confidence_levels, check_positive_int
 from .utils._warnings import user_stacklevel
@@ -112,7 +113,7 @@ def frame_measurement_cache():
     the model, are not measured again to classify it (on the frames, or on
     the stamps given directly: the same array, which must not change while
     it is open).  The PSF is kept by
-    `sourceclf.psf.psf_memo`, which it opens: also the PSF `classify` measures
+    `sourceclf.field_psf.psf_memo`, which it opens: also the PSF `classify` measures
     for an image model's inputs when the catalog has its columns.  The
     measurements are forgotten when it closes.
     """

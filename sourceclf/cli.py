@@ -296,7 +296,7 @@ def _run(args):
 
     from .classification import check_mc_samples  # astropy, MAPIE, torch: not for --help
     from .inputs import read_frames
-    from .psf import psf_memo
+    from .field_psf import psf_memo
 
     check_mc_samples(args.mc_samples)
     if images is not None:  # read once, for the classification and the injection check

@@ -55,7 +55,8 @@ from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
-from .psf import PSFMeasurement, band_psf
+from .field_psf import field_band_psf
+from .psf import PSFMeasurement
 from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                 injected_truth, place_sources)
 from .utils._validation import check_random_state
@@ -341,17 +342,17 @@ class InjectionCheck:
                 "see the pred_flag column, or recalibrate on labelled sources")
 
 
-def _frame_psf(frame, band):
-    """The PSF of one band's frame from its own stars, as `sourceclf.classify` measures it.
+def _frame_psf(frames, band):
+    """The PSF of one band's frame from its stars, as `sourceclf.classify` measures it.
 
-    `sourceclf.psf.band_psf`: within a `sourceclf.psf.psf_memo` (the command
-    line's), the measurement `classify` made of the same frame.
+    `sourceclf.field_psf.field_band_psf`: within a `sourceclf.psf.psf_memo`
+    (the command line's), the measurement `classify` made of the same frame.
     """
     try:
-        return band_psf(frame, band)
+        return field_band_psf(frames, band)
     except InvalidInputError as exc:
         raise InvalidInputError(f"injection_check: {exc} (the sources are drawn through the "
-                                "PSF of the frame's own stars)") from None
+                                "PSF of the frame's stars)") from None
 
 
 def _truth(frames, catalog):
@@ -480,7 +481,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
-    psf = {b: _frame_psf(frames[b], b) for b in BANDS}
+    psf = {b: _frame_psf(frames, b) for b in BANDS}
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)

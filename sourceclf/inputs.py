@@ -21,8 +21,10 @@ from .exceptions import (CrowdedFrameWarning, FrameSkyWarning, InvalidInputError
                          SourceclfWarning, StampSkyWarning)
 from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
-from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SATURATED, FLAG_SEEING_OUT_OF_RANGE,
-                  PSFMeasurement, band_psf, saturation_flags, seeing_flags, sky_level)
+from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
+                  PSFMeasurement, seeing_flags, sky_level)
+from .field_psf import field_band_psf
+from .saturation import FLAG_SATURATED, saturation_flags
 from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
@@ -130,7 +132,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     -----
     The PSF of an image model's rows comes from, in this order: ``psf``;
     for frames, a measurement of each band's frame from its own stars
-    (`sourceclf.psf.measure_psf`, once per frame); for stamps, the table's
+    (`sourceclf.psf.measure_psf`, once per frame), or, where the frame
+    holds too few, on the PSF stars of the field's other bands
+    (`sourceclf.field_psf.field_band_psf`); for stamps, the table's
     ``psffwhm_<b>`` columns (SDSS's catalog width, case-insensitive) times
     `sourceclf.psf.CATALOG_PSF_SCALE`.  It is returned per row as
     ``columns['psf_fwhm_<b>']``.  A model reading the PSF's shape also
@@ -144,7 +148,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``,
     rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
     why, and rows bright enough for a saturated core
-    (`sourceclf.psf.saturation_flags`) ``saturated``; with
+    (`sourceclf.saturation.saturation_flags`) ``saturated``; with
     ``neighbour_limit``, rows whose stamps hold more neighbours than the
     model's training stamps ``crowded``.  Flagged rows are still
     classified.
@@ -412,7 +416,7 @@ def _row_psf(table, psf, frames, on_frame):
         fwhm, failed = {}, []
         for band in BANDS:
             try:
-                measured = band_psf(frames[band], band).fwhm
+                measured = field_band_psf(frames, band).fwhm
             except InvalidInputError as exc:
                 measured = np.nan
                 failed.append((band, str(exc).split(": ", 1)[-1]))
@@ -451,7 +455,7 @@ def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, give
             values = np.where(on_frame, given[band], np.nan)
         elif frames is not None:
             try:
-                measured = band_psf(frames[band], band).beta
+                measured = field_band_psf(frames, band).beta
             except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
                 measured = np.nan
             values = np.where(on_frame, measured, np.nan)

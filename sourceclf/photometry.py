@@ -51,7 +51,8 @@ from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .profile_fits import PROFILE_RADII, centre_stamps, fit_with_neighbours, profile_templates
-from .psf import CATALOG_PSF_SCALE, PSFMeasurement, band_psf, sky_level
+from .field_psf import field_band_psf
+from .psf import CATALOG_PSF_SCALE, PSFMeasurement, sky_level
 from .stamp_psf import fwhm_groups
 from .utils._wcs import pixel_scale
 
@@ -62,8 +63,9 @@ __all__ = ["luptitude", "columns_from_fits", "detect_segments", "deblend_frame",
 #: Side (pixels) of the stamp each source is fitted on.
 STAMP_SIZE = 32
 
-#: Moffat index of a PSF given by its FWHM alone (as `sourceclf.psf.saturation_flags`
-#: assumes; the shared SDSS fields' PSFs have 2.6-4.5).
+#: Moffat index of a PSF given by its FWHM alone (as
+#: `sourceclf.saturation.saturation_flags` assumes; the shared SDSS fields' PSFs have
+#: 2.6-4.5).
 ASSUMED_BETA = 3.5
 
 #: SDSS asinh-magnitude softening per band (Lupton et al. 1999; SDSS DR docs).
@@ -303,8 +305,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
         noise measured on the frame); measured on each frame when not given
-        (`sourceclf.psf.band_psf`: once per frame while a
-        `sourceclf.psf.psf_memo` is open).
+        (`sourceclf.field_psf.field_band_psf`: on its own stars, or the
+        other bands' where it holds too few; once per frame while a
+        `sourceclf.field_psf.psf_memo` is open).
     ra_column, dec_column : str
         The position columns (degrees, or any angle unit).
 
@@ -339,7 +342,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
         if b not in psf:
-            psf[b] = band_psf(frames[b], b)
+            psf[b] = field_band_psf(frames, b)
         elif not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
                                     sky_level(data, f"the frame of band '{b}'")[1], None)

@@ -13,10 +13,12 @@ PSF of every band must be known.  `measure_psf` measures it on one frame
    bright isolated sources) and round;
 3. a circular 2-D Moffat plus a constant (`astropy.modeling`) fitted to each
    of the ``max_stars`` brightest of them;
-4. the point-source locus in the fitted FWHM: fits more than 2 robust sigma
-   wider or 4 narrower than the median are dropped (galaxies, blends, and
-   saturated stars, which SDSS interpolates over and so look wider and
-   flatter); the result is the median of the rest.
+4. the point-source locus in the fitted FWHM (`point_source_locus`: the
+   median of the fits, or their densest concentration when more compact
+   galaxies than stars were fitted): fits more than 2 robust sigma wider or
+   4 narrower than it are dropped (galaxies, blends, and saturated stars,
+   which SDSS interpolates over and so look wider and flatter); the result
+   is the median of the rest.
 
 When the first fits find a FWHM far from the finder's guess, the search is
 repeated once with the fitted width (a frame of 2" seeing is not found well
@@ -27,21 +29,10 @@ the pixels gives it, in arcsec.  SDSS's catalog PSF width (``psffwhm_<b>``,
 calibObj ``PSF_FWHM``) describes a double Gaussian with wings and is about 10%
 larger; `CATALOG_PSF_SCALE` converts it.
 
-Saturated stars are not measured: SDSS replaces saturated pixels by an
-interpolation, so the corrected frame no longer shows where it saturated,
-and the level at which point sources stop looking stellar depends on the
-field (29k-42k counts above the sky on the shared fields).  Instead,
-`saturation_flags` flags rows bright enough that a point source of their
-flux, seen through their PSF, would peak above the lowest saturation level
-seen on those fields (`SATURATION_LEVEL`): their cores may be interpolated.
-The interpolation itself removes flux, so a star whose core was replaced
-over a wide area can keep too little flux to be flagged (on field
-4510-4-0030 the flag catches 4 of the 5 stars brighter than r = 14.7, and
-no fainter one).
+Saturated stars are not measured (`sourceclf.saturation` flags the rows whose
+cores may be).
 """
 
-import contextlib
-import threading
 import warnings
 from typing import NamedTuple
 
@@ -50,15 +41,12 @@ import numpy as np
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .utils._validation import check_image
-from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
-           "find_psf_stars", "sky_level",
-           "fit_moffat", "fit_half_size", "GUESS_TOLERANCE", "measure_psf", "frame_psf",
-           "band_psf", "psf_memo", "seeing_flags",
-           "FLAG_SATURATED", "SATURATION_LEVEL",
-           "saturation_flags"]
+           "find_psf_stars", "aperture_snr", "point_source_locus", "LOCUS_WINDOW",
+           "psf_from_fits", "sky_level", "fit_moffat", "fit_half_size", "GUESS_TOLERANCE",
+           "measure_psf", "seeing_flags"]
 
 #: Moffat FWHM of the effective PSF over SDSS's catalog PSF width
 #: (``psffwhm_<b>``), per band: medians over the calibObj stars of field
@@ -82,19 +70,6 @@ FLAG_PSF_UNKNOWN = "psf_unknown"
 FLAG_SEEING_OUT_OF_RANGE = "seeing_out_of_range"
 
 
-#: ``pred_flag`` reason: a point source of the stamp's flux, seen through its
-#: PSF, would peak above the band's `SATURATION_LEVEL`: its core may be
-#: saturated and interpolated (SDSS frames), unlike anything the image models
-#: learnt from.
-FLAG_SATURATED = "saturated"
-
-#: Pixel level (nanomaggies) above which SDSS frames may saturate, per band:
-#: the lowest level at which saturated stars were seen on the five shared
-#: fields (g 120, r 157, i 239, z 967 nanomaggies; u: 35,000 counts, never
-#: seen saturated), rounded down.
-SATURATION_LEVEL = {"u": 340.0, "g": 120.0, "r": 150.0, "i": 230.0, "z": 950.0}
-
-
 class PSFMeasurement(NamedTuple):
     """The PSF of one frame, as `measure_psf` returns it.
 
@@ -115,6 +90,10 @@ class PSFMeasurement(NamedTuple):
     stars : `~astropy.table.Table`
         The stars' fits: ``x``, ``y`` (pixels), ``fwhm`` (arcsec), ``beta``,
         ``ellipticity``, ``snr``.
+    stars_from : tuple of str
+        Empty when the stars were found on the frame itself; else the bands
+        whose PSF stars were fitted on it, because its own were too few
+        (`sourceclf.field_psf.field_band_psf`).
     """
 
     fwhm: float
@@ -124,6 +103,7 @@ class PSFMeasurement(NamedTuple):
     n_stars: int
     sky_sigma: float
     stars: object
+    stars_from: tuple = ()
 
 
 def moffat_fwhm(gamma, beta):
@@ -282,17 +262,7 @@ def find_psf_stars(data, sky_sigma, *, fwhm_guess=2.5, snr_min=50.0, isolation=1
     x = np.asarray(found[xname], float)
     y = np.asarray(found[xname.replace("x", "y", 1)], float)
     nearest = cKDTree(np.c_[x, y]).query(np.c_[x, y], k=2)[0][:, 1]
-    ny, nx = data.shape
-    radius = 1.5 * fwhm_guess
-    r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    disc = dx ** 2 + dy ** 2 <= radius ** 2
-    ix, iy = np.round(x).astype(int), np.round(y).astype(int)
-    inside = (ix >= max(edge, r)) & (ix < nx - max(edge, r)) \
-        & (iy >= max(edge, r)) & (iy < ny - max(edge, r))
-    flux = np.zeros(len(x))
-    flux[inside] = data[iy[inside, None] + dy[disc][None], ix[inside, None] + dx[disc][None]].sum(1)
-    snr = flux / (sky_sigma * np.sqrt(disc.sum()))
+    snr, inside = aperture_snr(data, sky_sigma, x, y, fwhm_guess, edge=edge)
     keep = inside & (nearest > isolation) & (snr > snr_min)
     keep &= np.abs(np.asarray(found["roundness1"], float)) < 0.5
     sharp = np.asarray(found["sharpness"], float)
@@ -302,6 +272,43 @@ def find_psf_stars(data, sky_sigma, *, fwhm_guess=2.5, snr_min=50.0, isolation=1
         keep &= np.abs(sharp - med) < 3.0 * max(mad, 0.02)
     order = np.flatnonzero(keep)[np.argsort(-snr[keep])]
     return Table({"x": x[order], "y": y[order], "snr": snr[order]})
+
+
+def aperture_snr(data, sky_sigma, x, y, fwhm, *, edge=15):
+    """S/N of point sources in an aperture of radius 1.5 ``fwhm``, as PSF stars are chosen.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Sky-subtracted 2-D image.
+    sky_sigma : float
+        Sky noise per pixel.
+    x, y : array-like
+        Positions (pixels).
+    fwhm : float
+        FWHM (pixels) setting the aperture.
+    edge : int
+        Border (pixels) left out.
+
+    Returns
+    -------
+    snr : `numpy.ndarray`
+        The aperture's flux over the sky noise in it (0 outside).
+    inside : `numpy.ndarray` of bool
+        The positions whose aperture lies on the image, ``edge`` pixels in.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ny, nx = data.shape
+    radius = 1.5 * fwhm
+    r = int(np.ceil(radius))
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    disc = dx ** 2 + dy ** 2 <= radius ** 2
+    ix, iy = np.round(x).astype(int), np.round(y).astype(int)
+    inside = (ix >= max(edge, r)) & (ix < nx - max(edge, r)) \
+        & (iy >= max(edge, r)) & (iy < ny - max(edge, r))
+    flux = np.zeros(len(x))
+    flux[inside] = data[iy[inside, None] + dy[disc][None], ix[inside, None] + dx[disc][None]].sum(1)
+    return flux / (sky_sigma * np.sqrt(disc.sum())), inside
 
 
 def _moments_ellipticity(stamp, x0, y0, sigma):
@@ -457,7 +464,7 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         fits["snr"] = stars["snr"][:max_stars]
         ok = np.asarray(fits["ok"])
         fwhm = np.asarray(fits["fwhm"])
-        med = float(np.median(fwhm[ok])) if ok.any() else guess
+        med = point_source_locus(fwhm[ok])[0] if ok.any() else guess
         if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
             guess = med  # search again with a kernel of the frame's own width
             continue
@@ -466,7 +473,96 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
                 f"cannot measure the PSF of {label}: {int(ok.sum())} isolated point sources "
                 f"with S/N > {snr_min:g} found, {min_stars} needed")
         break
-    spread = max(1.4826 * np.median(np.abs(fwhm[ok] - med)), 0.03 * med)
+    return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
+                         label=label)
+
+
+#: Half-width of the window (a fraction of the FWHM) within which
+#: `point_source_locus` looks for the densest concentration of fitted FWHMs,
+#: and how far from it the median of the fits may lie.  The fits of one
+#: frame's stars scatter by 2-5%.
+LOCUS_WINDOW = 0.03
+
+
+def point_source_locus(fwhm):
+    """Centre and robust width of the point-source locus among stars' fitted FWHMs.
+
+    The point sources of a frame share one FWHM, the narrowest of its
+    sources; among the candidates a finder calls point-like there may also be
+    compact galaxies, wider.  The centre is the median of the fits, unless
+    they concentrate elsewhere: when the densest window of relative
+    half-width `LOCUS_WINDOW` (the narrowest of equally dense ones) has a
+    median more than `LOCUS_WINDOW` from it, more galaxies than stars are
+    among the candidates (at worse seeing, high latitude), and the locus is
+    found from that window instead, clipped again to 2 robust widths above
+    and 4 below.
+
+    Parameters
+    ----------
+    fwhm : array-like
+        The FWHMs of the converged fits.
+
+    Returns
+    -------
+    centre, width : float
+        The width is 1.4826 times the median absolute deviation from the
+        centre, at least 3% of it.
+    """
+    values = np.sort(np.asarray(fwhm, dtype=float))
+    centre = float(np.median(values))
+    width = max(1.4826 * np.median(np.abs(values - centre)), 0.03 * centre)
+    ends = np.searchsorted(values, values * (1.0 + 2.0 * LOCUS_WINDOW), side="right")
+    first = int(np.argmax(ends - np.arange(len(values))))
+    densest = float(np.median(values[first:ends[first]]))
+    if abs(densest / centre - 1.0) <= LOCUS_WINDOW:
+        return centre, width
+    centre, width = densest, LOCUS_WINDOW * densest
+    for _ in range(10):
+        near = values[(values < centre + 2.0 * width) & (values > centre - 4.0 * width)]
+        new = float(np.median(near))
+        width = max(1.4826 * np.median(np.abs(near - new)), 0.03 * new)
+        if new == centre:
+            break
+        centre = new
+    return centre, width
+
+
+def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
+                  label="image"):
+    """The PSF from stars' Moffat fits: the medians of those on the point-source locus.
+
+    Step 4 of `measure_psf`: fits more than 2 robust widths wider or 4
+    narrower than the point-source locus (`point_source_locus`) of the
+    converged ones are dropped.
+
+    Parameters
+    ----------
+    fits : `~astropy.table.Table`
+        `fit_moffat`'s fits (FWHM in pixels) and ``snr``.
+    sky_sigma : float
+        Sky noise per pixel, kept in the result.
+    pixel_scale : float
+        Arcsec per pixel.
+    min_stars : int
+        Fewest stars accepted on the locus.
+    label : str
+        Name of the image in error messages.
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        If fewer than ``min_stars`` fits converged, or lie on the locus.
+    """
+    ok = np.asarray(fits["ok"])
+    fwhm = np.asarray(fits["fwhm"])
+    if ok.sum() < min_stars:
+        raise InvalidInputError(f"cannot measure the PSF of {label}: {int(ok.sum())} stars "
+                                f"fitted, {min_stars} needed")
+    med, spread = point_source_locus(fwhm[ok])
     keep = ok & (fwhm < med + 2.0 * spread) & (fwhm > med - 4.0 * spread)
     if keep.sum() < min_stars:
         raise InvalidInputError(f"cannot measure the PSF of {label}: only {int(keep.sum())} "
@@ -480,93 +576,7 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         fwhm_std=float(1.4826 * np.median(np.abs(fw - np.median(fw)))),
         beta=float(np.median(stars["beta"])),
         ellipticity=float(np.nanmedian(stars["ellipticity"])),
-        n_stars=int(len(stars)), sky_sigma=sigma, stars=stars)
-
-
-#: The measurements `frame_psf` keeps while a `psf_memo` is open in this thread
-#: (``kept`` is None when none is).
-_MEMO = threading.local()
-
-
-@contextlib.contextmanager
-def psf_memo():
-    """Measure each frame's PSF once while open, in this thread (`frame_psf`).
-
-    `sourceclf.classification.frame_measurement_cache` opens it, so that the
-    PSF of frames classified chunk after chunk, or by several calls of
-    `sourceclf.classify`, is measured on the first only.  The frames must
-    stay as they are while it is open; the measurements are forgotten when it
-    closes.  A memo opened inside another shares the outer one's
-    measurements (so that the command line's ``--inject-check`` measures the
-    frames `sourceclf.streaming.classify_file` measured): only the outermost
-    forgets them.
-    """
-    if getattr(_MEMO, "kept", None) is not None:
-        yield
-        return
-    _MEMO.kept = {}
-    try:
-        yield
-    finally:
-        _MEMO.kept = None
-
-
-def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):
-    """`measure_psf` of a frame, once per frame while a `psf_memo` is open.
-
-    Parameters
-    ----------
-    data : `numpy.ndarray`
-        The frame (the same array object each time: it is known by its
-        identity, and held while the memo is open so that identity stays its
-        own).
-    pixel_scale : float
-        Arcsec per pixel.
-    label : str
-        Name of the frame in error messages.
-
-    Returns
-    -------
-    psf : `PSFMeasurement`
-        The one measured first for this frame while the memo is open.
-
-    Raises
-    ------
-    InvalidInputError
-        As `measure_psf` (a failure is not kept: it is tried again).
-    """
-    kept = getattr(_MEMO, "kept", None)
-    if kept is None:
-        return measure_psf(data, pixel_scale=pixel_scale, label=label)
-    key = (id(data), float(pixel_scale))
-    if key not in kept or kept[key][0] is not data:
-        kept[key] = (data, measure_psf(data, pixel_scale=pixel_scale, label=label))
-    return kept[key][1]
-
-
-def band_psf(frame, band):
-    """`frame_psf` of a band's frame at its WCS's pixel scale, as `sourceclf.classify`
-    measures it.
-
-    Parameters
-    ----------
-    frame : tuple
-        ``(data, wcs)`` (`sourceclf.frames.read_frame`).
-    band : str
-        Its band, named in error messages ("the frame of band 'r'").
-
-    Returns
-    -------
-    psf : `PSFMeasurement`
-        Kept for the frame while a `psf_memo` is open.
-
-    Raises
-    ------
-    InvalidInputError
-        Where `measure_psf` cannot measure it (too few isolated stars...).
-    """
-    data, wcs = frame
-    return frame_psf(data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'")
+        n_stars=int(len(stars)), sky_sigma=sky_sigma, stars=stars)
 
 
 def seeing_flags(fwhm, psf_range, *, tolerance=SEEING_TOLERANCE):
@@ -603,54 +613,3 @@ def seeing_flags(fwhm, psf_range, *, tolerance=SEEING_TOLERANCE):
         with np.errstate(invalid="ignore"):
             out |= known & ((values < low * (1 - tolerance)) | (values > high * (1 + tolerance)))
     return out, unknown
-
-
-def saturation_flags(stamps, fwhm, *, pixel_scale=SDSS_PIXEL_SCALE, beta=3.5,
-                     level=None):
-    """Which rows are bright enough for a saturated core.
-
-    The flux of each stamp within three FWHM of its centre, if it were a
-    point source (a Moffat of index ``beta`` and the row's FWHM), would peak
-    at ``flux * (beta - 1) / (pi * alpha**2)`` per pixel; a row is flagged
-    when that peak exceeds the band's saturation level in any band.
-
-    Parameters
-    ----------
-    stamps : `numpy.ndarray`
-        Shape (n, 5, size, size), nanomaggies, bands in ugriz order.
-    fwhm : dict
-        ``{band: array}`` of PSF FWHMs (arcsec) per row, NaN where unknown
-        (such bands are not judged).
-    pixel_scale : float
-        Arcsec per pixel.
-    beta : float
-        Moffat index of the point source.
-    level : dict, optional
-        Saturation level per band, nanomaggies per pixel (default
-        `SATURATION_LEVEL`).
-
-    Returns
-    -------
-    saturated : `numpy.ndarray` of bool
-    """
-    level = SATURATION_LEVEL if level is None else level
-    stamps = np.asarray(stamps)
-    n, _, size, _ = stamps.shape
-    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2.0
-    radius = np.hypot(xx, yy)
-    out = np.zeros(n, dtype=bool)
-    for k, band in enumerate(BANDS):
-        width = np.asarray(fwhm[band], dtype=np.float64) / pixel_scale  # pixels
-        known = np.isfinite(width) & (width > 0)
-        if not known.any():
-            continue
-        flux = np.zeros(n)
-        for w in np.unique(np.round(width[known], 1)):
-            rows = np.flatnonzero(known & (np.round(width, 1) == w))
-            inside = radius <= 3 * w
-            flux[rows] = np.nansum(stamps[rows, k][:, inside], axis=1)
-        alpha = moffat_gamma(width, beta)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            peak = flux * (beta - 1) / (np.pi * alpha ** 2)
-        out |= known & (peak > level[band])
-    return out

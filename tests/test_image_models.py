@@ -362,7 +362,7 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
     assert json.loads(out.meta["CLFSHREF"])["0.9"]["matched"] == "r"
     assert len(out) == 161 and not np.ma.getmaskarray(out["pred_class"]).any()
     # The PSF it read, per row: the frames' FWHM and Moffat index (r: 0.99", 3.40).
-    from sourceclf.psf import band_psf
+    from sourceclf.field_psf import band_psf
 
     for b in BANDS:
         measured = band_psf(frames[b], b)
@@ -387,7 +387,7 @@ def test_stamps_given_with_their_psf_are_measured_as_frames_are(real_frame, tmp_
     import sourceclf
     from sourceclf.cutouts import make_cutouts
     from sourceclf.photometry import measure_columns, measure_stamp_columns
-    from sourceclf.psf import band_psf
+    from sourceclf.field_psf import band_psf
     from sourceclf.sky import stamp_sky
 
     cat, frames = real_frame
@@ -686,7 +686,7 @@ def blurred_field(real_frame):
     are and blurred to 1.9", with each band's FWHM (arcsec) in both."""
     from astropy.table import Table
 
-    from sourceclf.psf import band_psf
+    from sourceclf.field_psf import band_psf
     from sourceclf.recipes.frame_checks import frame_truth
     from sourceclf.simulate import degrade_frames
 
@@ -722,11 +722,15 @@ def test_cnn_holds_on_a_real_field_blurred_to_bad_seeing(blurred_field):
 
 def test_cnn_holds_through_a_psf_with_wings(blurred_field):
     """Field 4510-4-0030 blurred to 2.2" at its own PSF's Moffat index (wings and all):
-    the CNN reads the index measured on the frames, so it does not take the stars of a
-    PSF with wings for galaxies.  Reading the FWHM alone it called 0.78 of the
-    point-like sources STAR or QSO there (check_fields.py --kernel moffat)."""
+    the CNN reads the index measured on the frames, so it does not take most stars of a
+    PSF with wings for galaxies.  Reading the FWHM alone it called 0.72-0.78 of the
+    point-like sources STAR or QSO there (check_fields.py --kernel moffat).  It calls
+    0.825 on this draw of the blur's noise (0.85-0.95 on five others, 40 point-like
+    sources); before the PSF's locus was found among compact galaxies
+    (sourceclf.psf.point_source_locus) classify measured this frame's r FWHM 11% too
+    wide, and the CNN called 0.95 of them stars."""
     import sourceclf
-    from sourceclf.psf import band_psf
+    from sourceclf.field_psf import band_psf
     from sourceclf.simulate import degrade_frames
 
     positions, labels, (frames, _), _ = blurred_field
@@ -737,8 +741,9 @@ def test_cnn_holds_through_a_psf_with_wings(blurred_field):
     assert float(out["psf_beta_r"][0]) < 4.0  # the wings kept: a Moffat index near 3
     pred = np.asarray(out["pred_class"].filled("")).astype(str)
     point = np.isin(pred[labels == "point"], ["STAR", "QSO"]).mean()
-    assert point >= 0.9, point  # 0.95 when shipped
-    assert _balanced(out, labels) >= 0.93  # 0.96 when shipped
+    assert float(out["psf_fwhm_r"][0]) == pytest.approx(2.2, rel=0.02)  # measured right
+    assert point >= 0.8, point  # 0.825 when written
+    assert _balanced(out, labels) >= 0.88  # 0.90 when written
 
 
 def test_stamps_of_two_seeings_are_measured_each_through_its_own_psf(blurred_field):

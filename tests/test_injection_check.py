@@ -200,7 +200,8 @@ def test_bad_input_is_one_clear_error(frames):
     rng = np.random.default_rng(0)
     starless = {b: (rng.normal(0.0, SKY_SIGMA[b], frames[b][0].shape).astype(np.float32),
                     frames[b][1]) for b in BANDS}
-    with pytest.raises(InvalidInputError, match="injection_check: .*band 'u'.*own stars"):
+    with pytest.raises(InvalidInputError, match="injection_check: .*band 'u'.*no other band's "
+                                                "PSF stars.*the PSF of the frame's stars"):
         injection_check(starless, model="margnet-cnn-sgq", n=16)
     empty = {b: (np.zeros_like(frames[b][0]), frames[b][1]) for b in BANDS}
     with pytest.raises(InvalidInputError, match="frame of band 'u' holds no data"):
@@ -265,7 +266,7 @@ def _write_frames(frames, folder):
 
 @pytest.mark.filterwarnings("ignore:CSV cannot hold the table's meta")
 def test_command_line(frames, tmp_path, capsys, monkeypatch):
-    import sourceclf.psf as psf_module
+    import sourceclf.field_psf as psf_module
     from sourceclf.cli import main
 
     paths = _write_frames(frames, tmp_path)

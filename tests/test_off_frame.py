@@ -97,7 +97,7 @@ def test_a_streamed_run_measures_each_frame_and_chunk_once(frames_and_positions,
                                                            monkeypatch):
     """classify_file measured the first chunk's columns twice (to choose the model, then to
     classify) and every frame's PSF once per chunk."""
-    from sourceclf import classification, psf
+    from sourceclf import classification, field_psf
     from sourceclf.psf import PSFMeasurement
 
     positions, frames = frames_and_positions
@@ -112,7 +112,7 @@ def test_a_streamed_run_measures_each_frame_and_chunk_once(frames_and_positions,
         calls["columns"] += 1
         return measure_columns(*args, **kwargs)
 
-    monkeypatch.setattr(psf, "measure_psf", fake_psf)
+    monkeypatch.setattr(field_psf, "measure_psf", fake_psf)
     monkeypatch.setattr(classification, "measure_columns", counted_columns)
     moved = positions.copy()
     moved["dec"] += 1 / 3600  # other rows in the second chunk

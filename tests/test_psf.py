@@ -245,7 +245,7 @@ def test_degrade_stamps_and_frames():
 
 
 def test_saturation_flags_bright_point_sources():
-    from sourceclf.psf import SATURATION_LEVEL, saturation_flags
+    from sourceclf.saturation import SATURATION_LEVEL, saturation_flags
 
     fwhm = 1.0
     gamma = fwhm / PIXEL / (2 * np.sqrt(2 ** (1 / 3.5) - 1))
@@ -286,8 +286,8 @@ def test_sky_level_leaves_out_a_zero_filled_no_data_area():
 
 
 def test_frame_psf_measures_each_frame_once_while_a_memo_is_open(monkeypatch):
-    from sourceclf import psf as psf_module
-    from sourceclf.psf import frame_psf, psf_memo
+    from sourceclf import field_psf as psf_module
+    from sourceclf.field_psf import frame_psf, psf_memo
 
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:300, :300]

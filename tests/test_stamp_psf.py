@@ -27,7 +27,7 @@ def test_stamps_of_a_real_field_show_its_psf(calibobj_field):
     from astropy.table import Table
 
     from sourceclf.cutouts import make_cutouts
-    from sourceclf.psf import band_psf
+    from sourceclf.field_psf import band_psf
 
     cat, frames = calibobj_field
     stamps = make_cutouts(table=Table({"ra": cat["ra"], "dec": cat["dec"]}),

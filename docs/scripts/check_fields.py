@@ -8,7 +8,8 @@ serves them, so that fields the project does not hold are checked the same
 way; a field with a band missing, or whose frames cannot be read or measured,
 is named and skipped, and then ``--record`` records nothing):
 
-1. measure the PSF of each band (`sourceclf.psf.measure_psf`);
+1. measure the PSF of each band as `sourceclf.classify` does
+   (`sourceclf.field_psf.field_band_psf`);
 2. build the truth of the bright sources (r < 20.5) on the native r frame
    (`sourceclf.recipes.frame_checks.frame_truth`) and keep its clean rows;
 3. at the native seeing and blurred to an r-band FWHM of 1.6", 1.9" and 2.2"
@@ -68,6 +69,7 @@ from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
+from sourceclf.field_psf import borrowed_band_psf, field_band_psf
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
@@ -335,9 +337,7 @@ def read_field(field):
         field = next(iter(fields.items()))
     name, paths = field
     native = {b: read_frame(paths[b]) for b in BANDS}
-    return name, native, {
-        b: measure_psf(native[b][0], pixel_scale=pixel_scale(native[b][1]), label=f"{name} {b}")
-        for b in BANDS}
+    return name, native, {b: field_band_psf(native, b) for b in BANDS}
 
 
 def classify_positions(sources, frames, psf, models, with_columns=None):
@@ -394,16 +394,23 @@ def blurred_with_psf(native, psf, seeing, name, kernel="gaussian", log=print):
 
 def seen_psf(plain, psf, seeing, targets, name, log=print):
     """Each band's PSF of frames blurred to ``seeing``, measured again on ``plain`` (the
-    field's own stars, blurred); where too few stars remain, the native PSF at the band's
-    target FWHM (``targets``, `sourceclf.simulate.degrade_frames`'), said in ``log``."""
+    field's own stars, blurred); where too few stars remain, on the stars of the other
+    bands (`sourceclf.field_psf.borrowed_band_psf`, as `sourceclf.classify` measures
+    it), and where that fails too, the native PSF at the band's target FWHM
+    (``targets``, `sourceclf.simulate.degrade_frames`'), said in ``log``."""
     seen = {}
     for b in BANDS:
         try:
             seen[b] = measure_psf(plain[b][0], pixel_scale=pixel_scale(plain[b][1]),
                                   fwhm_guess=seeing, label=f"{name} {b}")
         except InvalidInputError as exc:
-            log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
-            seen[b] = psf[b]._replace(fwhm=targets[b])
+            try:
+                seen[b] = borrowed_band_psf(plain, b)
+                log(f"{name} {seeing}\": {exc}; measured on the stars of band(s) "
+                    f"{', '.join(seen[b].stars_from)}: {seen[b].fwhm:.2f}\"")
+            except InvalidInputError:
+                log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
+                seen[b] = psf[b]._replace(fwhm=targets[b])
     return seen
 
 

@@ -44,7 +44,8 @@ import numpy as np
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..inputs import read_frames
 from ..exceptions import InvalidInputError
-from ..psf import measure_psf, moffat_gamma
+from ..field_psf import field_band_psf
+from ..psf import moffat_gamma
 from ..utils._cache import array_cache
 from ..utils._wcs import pixel_scale as wcs_pixel_scale
 from .measurement import measure_sky_sigma
@@ -338,7 +339,8 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel=
     reference_band : str
         The band ``target_fwhm`` is for.
     psf : dict, optional
-        ``{band: PSFMeasurement}`` of the frames (measured when not given).
+        ``{band: PSFMeasurement}`` of the frames (measured when not given:
+        `sourceclf.field_psf.field_band_psf`).
     kernel : {'gaussian', 'kolmogorov', 'moffat'}
         How each band's PSF widens (`degrade_seeing`).
     random_state : int
@@ -361,8 +363,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel=
     scales = {b: wcs_pixel_scale(w)
               for b, (_, w) in read.items()}
     if psf is None:
-        psf = {b: measure_psf(d, pixel_scale=scales[b], label=f"the frame of band '{b}'")
-               for b, (d, _) in read.items()}
+        psf = {b: field_band_psf(read, b) for b in BANDS}
     factor = target_fwhm / psf[reference_band].fwhm
     frames, targets = {}, {}
     for k, band in enumerate(BANDS):

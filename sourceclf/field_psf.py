@@ -1,0 +1,339 @@
+"""The PSF of each band of a field, as `sourceclf.classify` measures it.
+
+Each frame's PSF is measured on its own stars (`sourceclf.psf.measure_psf`),
+once per frame while a `psf_memo` is open (`frame_psf`, `band_psf`): a
+catalog classified chunk after chunk, or several calls on the same frames,
+measure it once.
+
+`~sourceclf.psf.measure_psf` needs at least five isolated point sources above
+S/N 50 on the frame.  A shallow band (SDSS's u) of a sparse high-latitude
+field, or any band of a crowded field whose worse seeing merges its stars
+with their neighbours, can hold fewer: on the shared fields, the u frame of
+002583-2-0136 blurred to 2.2" keeps two.  Without its PSF a band's rows
+could only be flagged ``psf_unknown``, and MargNet's columns could not be
+measured at all.
+
+The stars are the same stars in every band, though.  `field_band_psf` then
+fits the band's frame at the positions of the PSF stars that the field's
+other bands found on their own frames (`borrowed_band_psf`, carried through
+each band's WCS: SDSS's bands are not aligned), keeping those above S/N
+`BORROWED_SNR_MIN` in the band and on the point-source locus of their fits
+(`sourceclf.psf.psf_from_fits`), as survey pipelines choose PSF stars once
+and model the PSF in each band.  The floor is PSFEx's default for its PSF
+stars (``SAMPLE_MINSN`` = 20, Bertin 2011): the positions are known, so a
+star need not be bright enough to be found and judged isolated on this
+frame, only to be fitted.  The measurement says where its stars came from
+(`~sourceclf.psf.PSFMeasurement.stars_from`).
+"""
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .bands import BANDS, SDSS_PIXEL_SCALE
+from .exceptions import InvalidInputError
+from .psf import (GUESS_TOLERANCE, aperture_snr, fit_half_size, fit_moffat, measure_psf,
+                  psf_from_fits, sky_level)
+from .utils._validation import check_image
+from .utils._wcs import pixel_scale as wcs_pixel_scale
+
+__all__ = ["field_band_psf", "borrowed_band_psf", "measure_psf_at", "BORROWED_SNR_MIN",
+           "band_psf", "frame_psf", "psf_memo", "remembered"]
+
+#: Smallest S/N (in `sourceclf.psf.aperture_snr`'s aperture) of a star whose
+#: position another band gave, for it to be fitted: PSFEx's default
+#: ``SAMPLE_MINSN``.
+BORROWED_SNR_MIN = 20.0
+
+#: Positions closer than this (pixels), found by several bands, are one star.
+_SAME_STAR = 2.0
+
+
+#: The measurements `frame_psf` keeps while a `psf_memo` is open in this thread
+#: (``kept`` is None when none is).
+_MEMO = threading.local()
+
+
+@contextlib.contextmanager
+def psf_memo():
+    """Measure each frame's PSF once while open, in this thread (`frame_psf`).
+
+    `sourceclf.classification.frame_measurement_cache` opens it, so that the
+    PSF of frames classified chunk after chunk, or by several calls of
+    `sourceclf.classify`, is measured on the first only.  The frames must
+    stay as they are while it is open; the measurements are forgotten when it
+    closes.  A memo opened inside another shares the outer one's
+    measurements (so that the command line's ``--inject-check`` measures the
+    frames `sourceclf.streaming.classify_file` measured): only the outermost
+    forgets them.
+    """
+    if getattr(_MEMO, "kept", None) is not None:
+        yield
+        return
+    _MEMO.kept = {}
+    try:
+        yield
+    finally:
+        _MEMO.kept = None
+
+
+def frame_psf(data, *, pixel_scale=SDSS_PIXEL_SCALE, label="image"):
+    """`sourceclf.psf.measure_psf` of a frame, once per frame while a `psf_memo` is open.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        The frame (the same array object each time: it is known by its
+        identity, and held while the memo is open so that identity stays its
+        own).
+    pixel_scale : float
+        Arcsec per pixel.
+    label : str
+        Name of the frame in error messages.
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+        The one measured first for this frame while the memo is open.
+
+    Raises
+    ------
+    InvalidInputError
+        As `sourceclf.psf.measure_psf` (a failure is not kept: it is tried again).
+    """
+    return remembered(data, ("own", float(pixel_scale)),
+                      lambda: measure_psf(data, pixel_scale=pixel_scale, label=label))
+
+
+def remembered(data, tag, compute):
+    """``compute()``, once per frame and ``tag`` while a `psf_memo` is open.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        The frame, known by its identity (and held while the memo is open).
+    tag : tuple
+        What of the frame is computed (hashable).
+    compute : callable
+        Computes it; an exception it raises is not kept.
+
+    Returns
+    -------
+    value
+        The one computed first for this frame and tag while the memo is
+        open; without a memo, computed each call.
+    """
+    kept = getattr(_MEMO, "kept", None)
+    if kept is None:
+        return compute()
+    key = (id(data),) + tuple(tag)
+    if key not in kept or kept[key][0] is not data:
+        kept[key] = (data, compute())
+    return kept[key][1]
+
+
+def band_psf(frame, band):
+    """`frame_psf` of a band's frame at its WCS's pixel scale, as `sourceclf.classify`
+    measures it.
+
+    Parameters
+    ----------
+    frame : tuple
+        ``(data, wcs)`` (`sourceclf.frames.read_frame`).
+    band : str
+        Its band, named in error messages ("the frame of band 'r'").
+
+    Returns
+    -------
+    psf : `PSFMeasurement`
+        Kept for the frame while a `psf_memo` is open.
+
+    Raises
+    ------
+    InvalidInputError
+        Where `sourceclf.psf.measure_psf` cannot measure it (too few isolated stars...).
+    """
+    data, wcs = frame
+    return frame_psf(data, pixel_scale=wcs_pixel_scale(wcs), label=f"the frame of band '{band}'")
+
+
+def measure_psf_at(image, x, y, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
+                   snr_min=BORROWED_SNR_MIN, min_stars=5, max_stars=40, edge=15,
+                   label="image"):
+    """Measure the PSF of a frame on point sources at known positions.
+
+    `sourceclf.psf.measure_psf` without its search: the ``max_stars``
+    brightest of the positions above ``snr_min`` are fitted with a Moffat
+    (`sourceclf.psf.fit_moffat`), fitted again with their own width when it
+    is far from ``fwhm_guess`` (`sourceclf.psf.GUESS_TOLERANCE`), and the
+    PSF is the median of the fits on the point-source locus
+    (`sourceclf.psf.psf_from_fits`).
+
+    Parameters
+    ----------
+    image : array-like
+        Sky-subtracted 2-D frame.
+    x, y : array-like
+        Pixel positions of point sources (isolated ones: the PSF stars of
+        another band of the field).
+    pixel_scale : float
+        Arcsec per pixel.
+    fwhm_guess : float
+        Rough FWHM (arcsec), setting the aperture and the fitted stamp.
+    snr_min : float
+        Smallest aperture S/N of a fitted star.
+    min_stars, max_stars : int
+        Fewest stars accepted; most fitted (the brightest).
+    edge : int
+        Border (pixels) left out.
+    label : str
+        Name of the image in error messages.
+
+    Returns
+    -------
+    psf : `~sourceclf.psf.PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        If the image is not a 2-D numeric image, has no sky noise, or fewer
+        than ``min_stars`` of the positions give a fit on the locus.
+    """
+    data = check_image(image, label)
+    median, sigma = sky_level(data, label)
+    data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    guess = fwhm_guess / pixel_scale
+    for attempt in range(2):
+        snr, inside = aperture_snr(data, sigma, x, y, guess, edge=edge)
+        bright = np.flatnonzero(inside & (snr > snr_min))
+        bright = bright[np.argsort(-snr[bright])][:max_stars]
+        fits = fit_moffat(data, x[bright], y[bright], half=fit_half_size(guess))
+        fits["snr"] = snr[bright]
+        ok = np.asarray(fits["ok"], dtype=bool)
+        med = float(np.median(np.asarray(fits["fwhm"])[ok])) if ok.any() else guess
+        if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
+            guess = med
+            continue
+        break
+    if ok.sum() < min_stars:
+        raise InvalidInputError(f"cannot measure the PSF of {label}: {int(ok.sum())} of the "
+                                f"{len(x)} given point sources with S/N > {snr_min:g} fitted, "
+                                f"{min_stars} needed")
+    return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
+                         label=label)
+
+
+def field_band_psf(frames, band):
+    """The PSF of one band of a field: on the frame's own stars, else on the other bands'.
+
+    `sourceclf.psf.band_psf` of ``frames[band]``; where it finds too few
+    stars, `borrowed_band_psf`: on that frame at the positions of the PSF
+    stars of the other bands whose own measurement succeeds.  Measured once per
+    field and band while a `sourceclf.psf.psf_memo` is open.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` of the field (`sourceclf.inputs.read_frames`);
+        the bands other than ``band`` may be missing.
+    band : str
+        The band measured.
+
+    Returns
+    -------
+    psf : `~sourceclf.psf.PSFMeasurement`
+        Its ``stars_from`` names the bands whose stars were used, when not
+        the frame's own.
+
+    Raises
+    ------
+    InvalidInputError
+        When neither the frame's own stars nor the others' are enough: one
+        line saying both.
+    """
+    data = frames[band][0]
+    others = tuple(id(frames[b][0]) for b in BANDS if b != band and b in frames)
+    return remembered(data, ("field", others), lambda: _field_band_psf(frames, band))
+
+
+def _field_band_psf(frames, band):
+    try:
+        return band_psf(frames[band], band)
+    except InvalidInputError as exc:
+        own = str(exc)
+    try:
+        return borrowed_band_psf(frames, band)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{own}; {str(exc).split(': ', 1)[-1]}") from None
+
+
+def borrowed_band_psf(frames, band):
+    """The PSF of one band of a field, measured on the PSF stars of its other bands.
+
+    `measure_psf_at` on ``frames[band]`` at the positions of the stars
+    `sourceclf.psf.band_psf` kept on each other band's frame (those whose
+    own measurement succeeds), carried through the frames' WCSs.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` of the field.
+    band : str
+        The band measured.
+
+    Returns
+    -------
+    psf : `~sourceclf.psf.PSFMeasurement`
+        With ``stars_from`` naming the bands that gave the stars.
+
+    Raises
+    ------
+    InvalidInputError
+        If no other band's PSF can be measured, or too few of their stars
+        can be fitted on this band's frame.
+    """
+    label = f"the frame of band '{band}'"
+    donors = {}
+    for other in BANDS:
+        if other != band and other in frames:
+            try:
+                donors[other] = band_psf(frames[other], other)
+            except InvalidInputError:
+                continue
+    if not donors:
+        raise InvalidInputError(f"cannot measure the PSF of {label}: no other band's PSF "
+                                "stars to fit on it")
+    data, wcs = frames[band]
+    x, y = _star_positions(frames, donors, wcs)
+    guess = float(np.median([psf.fwhm for psf in donors.values()]))
+    try:
+        psf = measure_psf_at(data, x, y, pixel_scale=wcs_pixel_scale(wcs), fwhm_guess=guess,
+                             label=label)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"cannot measure the PSF of {label}: on the PSF stars of "
+                                f"band(s) {', '.join(donors)}, "
+                                f"{str(exc).split(': ', 1)[-1]}") from None
+    return psf._replace(stars_from=tuple(donors))
+
+
+def _star_positions(frames, donors, wcs):
+    """The donors' PSF stars on the frame of ``wcs`` (pixels), each star once."""
+    from scipy.spatial import cKDTree
+
+    xs, ys = [], []
+    for other, psf in donors.items():
+        ra, dec = frames[other][1].pixel_to_world_values(np.asarray(psf.stars["x"], float),
+                                                         np.asarray(psf.stars["y"], float))
+        x, y = wcs.world_to_pixel_values(ra, dec)
+        xs.append(np.asarray(x, float))
+        ys.append(np.asarray(y, float))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    if len(x) < 2:
+        return x, y
+    first = np.ones(len(x), dtype=bool)
+    for i, j in sorted(cKDTree(np.c_[x, y]).query_pairs(_SAME_STAR)):
+        if first[i]:
+            first[j] = False
+    return x[first], y[first]

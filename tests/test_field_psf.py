@@ -1,0 +1,158 @@
+"""The PSF of a field's bands: on each frame's own stars, or on the other bands' stars
+(sourceclf.field_psf), and the point-source locus among compact galaxies
+(sourceclf.psf.point_source_locus)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from sourceclf.bands import BANDS
+from sourceclf.exceptions import InvalidInputError
+from sourceclf.psf import moffat_profile, point_source_locus
+
+pytest.importorskip("photutils")
+
+from sourceclf import field_psf  # noqa: E402
+from sourceclf.field_psf import (borrowed_band_psf, field_band_psf,  # noqa: E402
+                                 measure_psf_at, psf_memo)
+
+SIZE, SCALE = 400, 0.396
+#: Each band's FWHM (pixels) and Moffat index.
+SHAPE = {"u": (3.6, 3.0), "g": (3.2, 3.5), "r": (3.0, 4.0), "i": (2.9, 4.0), "z": (3.1, 4.5)}
+
+
+def _wcs(shift):
+    """A TAN WCS at SDSS's scale; each band's frame offset by ``shift`` pixels, as SDSS's
+    bands are not aligned."""
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = [200.0 + shift, 200.0 - shift]
+    wcs.wcs.cdelt = [-SCALE / 3600, SCALE / 3600]
+    return wcs
+
+
+def _field(faint=(), noise=1.0, seed=0):
+    """Five frames of the same 14 isolated stars (at S/N of a few hundred), each band
+    with its own PSF and offset; in the ``faint`` bands the stars are at S/N 22-45,
+    below `sourceclf.psf.measure_psf`'s floor of 50 but above the borrowed one."""
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(40, SIZE - 40, 4)
+    sky = [(x + rng.uniform(-5, 5), y + rng.uniform(-5, 5)) for x in grid for y in grid][:14]
+    ra, dec = _wcs(0).pixel_to_world_values(*np.transpose(sky))
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float)
+    frames = {}
+    for k, band in enumerate(BANDS):
+        wcs = _wcs(3.0 * k)
+        x, y = wcs.world_to_pixel_values(ra, dec)
+        fwhm, beta = SHAPE[band]
+        # Roughly the aperture S/N of sourceclf.psf.aperture_snr (which gives 1.4 times
+        # more): the faint bands' stars at 22-45, the others' at several hundred.
+        snr = rng.uniform(16, 32, len(x)) if band in faint else rng.uniform(200, 400, len(x))
+        flux = snr * noise * np.sqrt(np.pi) * 1.5 * fwhm / 0.8
+        data = sum(f * moffat_profile(xx - a, yy - b, fwhm, beta) for a, b, f in zip(x, y, flux))
+        frames[band] = ((data + rng.normal(0.0, noise, data.shape)).astype(np.float32), wcs)
+    return frames
+
+
+def test_a_band_too_faint_for_its_own_stars_is_measured_on_the_others():
+    frames = _field(faint=("u",))
+    with pytest.raises(InvalidInputError, match="S/N > 50 found, 5 needed"):
+        field_psf.band_psf(frames["u"], "u")
+    psf = field_band_psf(frames, "u")
+    assert psf.stars_from == ("g", "r", "i", "z")
+    assert psf.fwhm == pytest.approx(SHAPE["u"][0] * SCALE, rel=0.03)
+    assert psf.beta == pytest.approx(SHAPE["u"][1], rel=0.15)
+    assert psf.n_stars >= 10
+    # A band that holds its own stars is measured on them, as before.
+    own = field_band_psf(frames, "r")
+    assert own.stars_from == () and own.fwhm == field_psf.band_psf(frames["r"], "r").fwhm
+    # Borrowed on a band that holds its own: the same PSF within the fits' scatter.
+    assert borrowed_band_psf(frames, "r").fwhm == pytest.approx(own.fwhm, rel=0.02)
+
+
+def test_when_no_band_can_lend_its_stars_one_line_says_why():
+    frames = _field(faint=BANDS)
+    with pytest.raises(InvalidInputError) as said:
+        field_band_psf(frames, "g")
+    message = str(said.value)
+    assert "\n" not in message
+    assert "band 'g'" in message and "S/N > 50 found" in message
+    assert "no other band's PSF stars" in message
+    # Stars the other bands found, but too faint here: both failures named.
+    frames = _field(faint=("u",))
+    noisier = frames["u"][0] + np.random.default_rng(9).normal(0.0, 5.0, (SIZE, SIZE))
+    frames["u"] = (noisier.astype(np.float32), frames["u"][1])
+    with pytest.raises(InvalidInputError, match=r"S/N > 50 found.*; on the PSF stars of band\(s\) "
+                                                r"g, r, i, z, 0 of the \d+ given point sources"):
+        field_band_psf(frames, "u")
+
+
+def test_field_band_psf_is_measured_once_per_field_and_band_while_a_memo_is_open(
+        monkeypatch):
+    frames = _field(faint=("u",))
+    calls = []
+    measure = field_psf.measure_psf_at
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("label"))
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(field_psf, "measure_psf_at", counted)
+    with psf_memo():
+        first = field_band_psf(frames, "u")
+        assert field_band_psf(frames, "u") is first
+    assert calls == ["the frame of band 'u'"]
+    field_band_psf(frames, "u")
+    assert len(calls) == 2  # no memo open: measured again
+
+
+def test_measure_psf_at_fits_the_given_positions():
+    frames = _field(faint=("z",))
+    data, wcs = frames["z"]
+    ra, dec = frames["r"][1].pixel_to_world_values(
+        *np.transpose([(x, y) for x, y in zip(*_star_table(frames["r"]))]))
+    x, y = wcs.world_to_pixel_values(ra, dec)
+    psf = measure_psf_at(data, x, y, fwhm_guess=1.0, label="z")
+    assert psf.fwhm == pytest.approx(SHAPE["z"][0] * SCALE, rel=0.03)
+    with pytest.raises(InvalidInputError, match="cannot measure the PSF of z: 0 of the 3 "):
+        measure_psf_at(data, [5.0, 6.0, 7.0], [5.0, 6.0, 7.0], label="z")
+
+
+def _star_table(frame):
+    stars = field_psf.band_psf(frame, "r").stars
+    return np.asarray(stars["x"]), np.asarray(stars["y"])
+
+
+def test_classify_inputs_take_the_borrowed_psf_instead_of_flagging_the_rows():
+    """A catalog on frames whose u band holds too few stars of its own: the rows get u's
+    PSF from the other bands' stars, not ``psf_unknown``."""
+    from sourceclf.inputs import model_inputs
+
+    frames = _field(faint=("u",))
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 250.0], [120.0, 300.0])
+    table = Table({"ra": ra, "dec": dec})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the synthetic frames' sky is not SDSS's
+        inputs = model_inputs(table, feature_set="psf_fwhm", uses_images=True, images=frames,
+                              psf_range={b: (0.5, 3.0) for b in BANDS})
+    assert "psf_unknown" not in "".join(np.asarray(inputs.flags).astype(str))
+    np.testing.assert_allclose(inputs.columns["psf_fwhm_u"], SHAPE["u"][0] * SCALE, rtol=0.03)
+
+
+def test_the_locus_is_the_stars_not_the_compact_galaxies_beside_them():
+    """At worse seeing more compact galaxies than stars can pass as point-like: the
+    median of the fits then lies among the galaxies.  (The fitted FWHMs of field
+    004510-4-0030's r frame blurred to 2.2": 15 stars at 2.17-2.22", 17 wider.)"""
+    rng = np.random.default_rng(3)
+    stars = rng.normal(2.20, 0.015, 15)
+    galaxies = rng.uniform(2.35, 3.7, 17)
+    centre, width = point_source_locus(np.r_[stars, galaxies])
+    assert centre == pytest.approx(2.20, abs=0.02)
+    assert 0.03 * centre <= width < 0.1
+    # Where stars dominate, the median of the fits, as before.
+    mostly = np.r_[rng.normal(1.2, 0.03, 30), rng.uniform(1.3, 2.0, 5)]
+    assert point_source_locus(mostly)[0] == np.median(mostly)
