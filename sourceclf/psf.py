@@ -14,8 +14,8 @@ PSF of every band must be known.  `measure_psf` measures it on one frame
 3. a circular 2-D Moffat plus a constant (`astropy.modeling`) fitted to each
    of the ``max_stars`` brightest of them;
 4. the point-source locus in the fitted FWHM (`point_source_locus`: the
-   median of the fits, or their densest concentration when more compact
-   galaxies than stars were fitted): fits more than 2 robust sigma wider or
+   median of the fits, or their densest, narrower concentration when more
+   compact galaxies than stars were fitted): fits more than 2 robust sigma wider or
    4 narrower than it are dropped (galaxies, blends, and saturated stars,
    which SDSS interpolates over and so look wider and flatter); the result
    is the median of the rest.
@@ -464,7 +464,7 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         fits["snr"] = stars["snr"][:max_stars]
         ok = np.asarray(fits["ok"])
         fwhm = np.asarray(fits["fwhm"])
-        med = point_source_locus(fwhm[ok])[0] if ok.any() else guess
+        med = point_source_locus(fwhm[ok], min_stars=min_stars)[0] if ok.any() else guess
         if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
             guess = med  # search again with a kernel of the frame's own width
             continue
@@ -483,24 +483,31 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
 #: frame's stars scatter by 2-5%.
 LOCUS_WINDOW = 0.03
 
+#: Fewest fits a window must hold to be a concentration at all.
+_LOCUS_MIN_WINDOW = 3
 
-def point_source_locus(fwhm):
+
+def point_source_locus(fwhm, *, min_stars=5):
     """Centre and robust width of the point-source locus among stars' fitted FWHMs.
 
     The point sources of a frame share one FWHM, the narrowest of its
     sources; among the candidates a finder calls point-like there may also be
     compact galaxies, wider.  The centre is the median of the fits, unless
-    they concentrate elsewhere: when the densest window of relative
-    half-width `LOCUS_WINDOW` (the narrowest of equally dense ones) has a
-    median more than `LOCUS_WINDOW` from it, more galaxies than stars are
-    among the candidates (at worse seeing, high latitude), and the locus is
-    found from that window instead, clipped again to 2 robust widths above
-    and 4 below.
+    more galaxies than stars are among them (at worse seeing, high
+    latitude): then the densest window of relative half-width
+    `LOCUS_WINDOW` (the narrowest of equally dense ones) lies more than
+    `LOCUS_WINDOW` *below* the median, and the locus is found from that
+    window instead, clipped again to 2 robust widths above and 4 below.  A
+    denser window above the median is not a locus (nothing is narrower than
+    the PSF), nor a window of fewer than three fits, nor one whose clipped
+    locus keeps fewer than ``min_stars``: there the median stands.
 
     Parameters
     ----------
     fwhm : array-like
         The FWHMs of the converged fits.
+    min_stars : int
+        Fewest fits the locus found from a window must keep to be taken.
 
     Returns
     -------
@@ -512,19 +519,21 @@ def point_source_locus(fwhm):
     centre = float(np.median(values))
     width = max(1.4826 * np.median(np.abs(values - centre)), 0.03 * centre)
     ends = np.searchsorted(values, values * (1.0 + 2.0 * LOCUS_WINDOW), side="right")
-    first = int(np.argmax(ends - np.arange(len(values))))
+    counts = ends - np.arange(len(values))
+    first = int(np.argmax(counts))
     densest = float(np.median(values[first:ends[first]]))
-    if abs(densest / centre - 1.0) <= LOCUS_WINDOW:
+    if counts[first] < _LOCUS_MIN_WINDOW or densest >= centre * (1.0 - LOCUS_WINDOW):
         return centre, width
-    centre, width = densest, LOCUS_WINDOW * densest
+    locus, spread = densest, LOCUS_WINDOW * densest
     for _ in range(10):
-        near = values[(values < centre + 2.0 * width) & (values > centre - 4.0 * width)]
+        near = values[(values < locus + 2.0 * spread) & (values > locus - 4.0 * spread)]
         new = float(np.median(near))
-        width = max(1.4826 * np.median(np.abs(near - new)), 0.03 * new)
-        if new == centre:
+        spread = max(1.4826 * np.median(np.abs(near - new)), 0.03 * new)
+        if new == locus:
             break
-        centre = new
-    return centre, width
+        locus = new
+    kept = np.sum((values < locus + 2.0 * spread) & (values > locus - 4.0 * spread))
+    return (locus, spread) if kept >= min_stars else (centre, width)
 
 
 def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
@@ -562,7 +571,7 @@ def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
     if ok.sum() < min_stars:
         raise InvalidInputError(f"cannot measure the PSF of {label}: {int(ok.sum())} stars "
                                 f"fitted, {min_stars} needed")
-    med, spread = point_source_locus(fwhm[ok])
+    med, spread = point_source_locus(fwhm[ok], min_stars=min_stars)
     keep = ok & (fwhm < med + 2.0 * spread) & (fwhm > med - 4.0 * spread)
     if keep.sum() < min_stars:
         raise InvalidInputError(f"cannot measure the PSF of {label}: only {int(keep.sum())} "

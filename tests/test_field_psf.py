@@ -156,3 +156,15 @@ def test_the_locus_is_the_stars_not_the_compact_galaxies_beside_them():
     # Where stars dominate, the median of the fits, as before.
     mostly = np.r_[rng.normal(1.2, 0.03, 30), rng.uniform(1.3, 2.0, 5)]
     assert point_source_locus(mostly)[0] == np.median(mostly)
+
+
+def test_a_locus_is_never_wider_than_the_median_nor_a_handful():
+    """Stars are the narrowest sources: a dense window above the median (fits of an
+    elongated PSF scatter broadly) is not taken for the locus, nor a window of fewer
+    fits than a PSF is measured from; the median of the fits stands."""
+    rng = np.random.default_rng(4)
+    broad = np.r_[rng.uniform(1.3, 1.75, 12), rng.normal(1.95, 0.01, 8), rng.uniform(2.0, 2.3, 6)]
+    assert point_source_locus(broad)[0] == np.median(broad)
+    handful = np.r_[rng.normal(1.0, 0.005, 4), rng.uniform(1.15, 2.0, 20)]
+    assert point_source_locus(handful)[0] == np.median(handful)
+    assert point_source_locus(handful, min_stars=4)[0] == pytest.approx(1.0, abs=0.02)
