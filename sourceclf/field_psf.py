@@ -134,8 +134,10 @@ def remembered(data, tag, compute):
 
 
 def band_psf(frame, band):
-    """`frame_psf` of a band's frame at its WCS's pixel scale, as `sourceclf.classify`
-    measures it.
+    """`frame_psf` of a band's frame at its WCS's pixel scale: its own stars only.
+
+    `sourceclf.classify` measures a band with `field_band_psf`, which calls
+    this first and turns to the other bands' stars when it fails.
 
     Parameters
     ----------

@@ -354,7 +354,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         if not inside.any():
             continue
         stamps = source_stamps(data, x[inside], y[inside])
-        # At the frame's own pixel scale, as band_psf measured the FWHM.
+        # At the frame's own pixel scale, as field_band_psf measured the FWHM.
         fluxes[inside, k], best[inside, k], blend[inside, k] = _fit_through_psf(
             stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, pixel_scale(wcs))
     return _with_columns(table, fluxes, best, width, blend), psf
