@@ -38,7 +38,8 @@ from .psf import (GUESS_TOLERANCE, aperture_snr, fit_half_size, fit_moffat, meas
 from .utils._validation import check_image
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
-__all__ = ["field_band_psf", "borrowed_band_psf", "measure_psf_at", "BORROWED_SNR_MIN",
+__all__ = ["field_psfs", "field_band_psf", "borrowed_band_psf", "measure_psf_at",
+           "BORROWED_SNR_MIN",
            "band_psf", "frame_psf", "psf_memo", "remembered"]
 
 #: Smallest S/N (in `sourceclf.psf.aperture_snr`'s aperture) of a star whose
@@ -225,6 +226,33 @@ def measure_psf_at(image, x, y, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
                                 f"{min_stars} needed")
     return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
                          label=label)
+
+
+def field_psfs(frames, bands=BANDS):
+    """`field_band_psf` of each band of a field, within one `psf_memo`.
+
+    A band measured on the others' stars measures them first: within the
+    memo each band's own stars are fitted once, whichever asks first.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` of the field.
+    bands : iterable of str
+        The bands measured.
+
+    Returns
+    -------
+    psf : dict
+        ``{band: PSFMeasurement}``.
+
+    Raises
+    ------
+    InvalidInputError
+        As `field_band_psf`, for the first band that cannot be measured.
+    """
+    with psf_memo():
+        return {band: field_band_psf(frames, band) for band in bands}
 
 
 def field_band_psf(frames, band):

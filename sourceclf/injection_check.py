@@ -55,7 +55,7 @@ from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
-from .field_psf import field_band_psf
+from .field_psf import field_psfs
 from .psf import PSFMeasurement
 from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                 injected_truth, place_sources)
@@ -342,14 +342,14 @@ class InjectionCheck:
                 "see the pred_flag column, or recalibrate on labelled sources")
 
 
-def _frame_psf(frames, band):
-    """The PSF of one band's frame from its stars, as `sourceclf.classify` measures it.
+def _frame_psf(frames):
+    """The PSF of each band's frame from its stars, as `sourceclf.classify` measures it.
 
-    `sourceclf.field_psf.field_band_psf`: within a `sourceclf.psf.psf_memo`
-    (the command line's), the measurement `classify` made of the same frame.
+    `sourceclf.field_psf.field_psfs`: within an outer `sourceclf.field_psf.psf_memo`
+    (the command line's), the measurements `classify` made of the same frames.
     """
     try:
-        return field_band_psf(frames, band)
+        return field_psfs(frames)
     except InvalidInputError as exc:
         raise InvalidInputError(f"injection_check: {exc} (the sources are drawn through the "
                                 "PSF of the frame's stars)") from None
@@ -481,7 +481,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
-    psf = {b: _frame_psf(frames, b) for b in BANDS}
+    psf = _frame_psf(frames)
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)

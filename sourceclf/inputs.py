@@ -23,7 +23,7 @@ from .features import get_feature_set
 from .frames import FLAG_PIXEL_SCALE, frames_by_band, pixel_scale_mismatch, read_frame
 from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
                   PSFMeasurement, seeing_flags, sky_level)
-from .field_psf import field_band_psf
+from .field_psf import field_band_psf, psf_memo
 from .saturation import FLAG_SATURATED, saturation_flags
 from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
@@ -73,6 +73,7 @@ class ModelInputs:
         return np.flatnonzero(self.valid)
 
 
+@psf_memo()  # each frame's PSF measured once per call: its FWHM, index and the others' stars
 def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
                  psf_range=None, neighbour_limit=None, sky_range=None, model_name=None,
                  psf_beta_range=None):

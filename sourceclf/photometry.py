@@ -51,7 +51,7 @@ from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .profile_fits import PROFILE_RADII, centre_stamps, fit_with_neighbours, profile_templates
-from .field_psf import field_band_psf
+from .field_psf import field_psfs
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, sky_level
 from .stamp_psf import fwhm_groups
 from .utils._wcs import pixel_scale
@@ -305,7 +305,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
         noise measured on the frame); measured on each frame when not given
-        (`sourceclf.field_psf.field_band_psf`: on its own stars, or the
+        (`sourceclf.field_psf.field_psfs`: on its own stars, or the
         other bands' where it holds too few; once per frame while a
         `sourceclf.field_psf.psf_memo` is open).
     ra_column, dec_column : str
@@ -339,11 +339,10 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     n = len(table)
     fluxes, best, width, blend = _no_fits(n)
     seen = np.isfinite(ra) & np.isfinite(dec)
+    psf.update(field_psfs(frames, [b for b in BANDS if b not in psf]))
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
-        if b not in psf:
-            psf[b] = field_band_psf(frames, b)
-        elif not isinstance(psf[b], PSFMeasurement):
+        if not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
                                     sky_level(data, f"the frame of band '{b}'")[1], None)
         x, y = np.full(n, np.nan), np.full(n, np.nan)

@@ -168,3 +168,36 @@ def test_a_locus_is_never_wider_than_the_median_nor_a_handful():
     handful = np.r_[rng.normal(1.0, 0.005, 4), rng.uniform(1.15, 2.0, 20)]
     assert point_source_locus(handful)[0] == np.median(handful)
     assert point_source_locus(handful, min_stars=4)[0] == pytest.approx(1.0, abs=0.02)
+
+
+def _counting(monkeypatch):
+    """Count `sourceclf.psf.measure_psf` runs made through `sourceclf.field_psf`."""
+    calls = []
+    measure = field_psf.measure_psf
+
+    def counted(data, **kwargs):
+        calls.append(kwargs.get("label"))
+        return measure(data, **kwargs)
+
+    monkeypatch.setattr(field_psf, "measure_psf", counted)
+    return calls
+
+
+def test_each_frame_is_searched_once_per_call_without_a_memo_open(monkeypatch):
+    """A field whose u band borrows the others' stars: `field_psfs` and `model_inputs`
+    (the FWHM and the Moffat index of each band) search each frame once, not once per
+    band that needs it."""
+    from sourceclf.inputs import model_inputs
+
+    frames = _field(faint=("u",))
+    calls = _counting(monkeypatch)
+    psf = field_psf.field_psfs(frames)
+    assert psf["u"].stars_from and sorted(calls) == sorted(f"the frame of band '{b}'"
+                                                           for b in BANDS)
+    calls.clear()
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 250.0], [120.0, 300.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the synthetic frames' sky is not SDSS's
+        model_inputs(Table({"ra": ra, "dec": dec}), feature_set="psf_shape", uses_images=True,
+                     images=frames)
+    assert len(calls) == len(BANDS)

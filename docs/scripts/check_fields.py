@@ -69,7 +69,7 @@ from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
-from sourceclf.field_psf import borrowed_band_psf, field_band_psf
+from sourceclf.field_psf import borrowed_band_psf, field_psfs
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
@@ -337,7 +337,7 @@ def read_field(field):
         field = next(iter(fields.items()))
     name, paths = field
     native = {b: read_frame(paths[b]) for b in BANDS}
-    return name, native, {b: field_band_psf(native, b) for b in BANDS}
+    return name, native, field_psfs(native)
 
 
 def classify_positions(sources, frames, psf, models, with_columns=None):

@@ -60,7 +60,7 @@ import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts
 from sourceclf.models import load_model
-from sourceclf.field_psf import field_band_psf
+from sourceclf.field_psf import field_psfs
 from sourceclf.recipes.frame_checks import frame_truth
 from sourceclf.sky import frame_sky
 
@@ -179,7 +179,7 @@ def field_lines(folder, models, condition, steps=None, seed=5, stamps=False):
     lines = []
     for step in default_steps if steps is None else steps:
         frames, describe = step_frames(native, psf, step, rng)
-        seen = {b: field_band_psf(frames, b) for b in BANDS}
+        seen = field_psfs(frames)
         results = check_fields.classify_positions(sources, frames, seen, models)
         scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
                   + (f", {sky_flagged(result):.0%} flagged sky_*" if sky_flagged(result) else "")

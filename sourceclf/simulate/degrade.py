@@ -44,7 +44,7 @@ import numpy as np
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..inputs import read_frames
 from ..exceptions import InvalidInputError
-from ..field_psf import field_band_psf
+from ..field_psf import field_psfs
 from ..psf import moffat_gamma
 from ..utils._cache import array_cache
 from ..utils._wcs import pixel_scale as wcs_pixel_scale
@@ -340,7 +340,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel=
         The band ``target_fwhm`` is for.
     psf : dict, optional
         ``{band: PSFMeasurement}`` of the frames (measured when not given:
-        `sourceclf.field_psf.field_band_psf`).
+        `sourceclf.field_psf.field_psfs`).
     kernel : {'gaussian', 'kolmogorov', 'moffat'}
         How each band's PSF widens (`degrade_seeing`).
     random_state : int
@@ -363,7 +363,7 @@ def degrade_frames(images, target_fwhm, *, reference_band="r", psf=None, kernel=
     scales = {b: wcs_pixel_scale(w)
               for b, (_, w) in read.items()}
     if psf is None:
-        psf = {b: field_band_psf(read, b) for b in BANDS}
+        psf = field_psfs(read)
     factor = target_fwhm / psf[reference_band].fwhm
     frames, targets = {}, {}
     for k, band in enumerate(BANDS):
