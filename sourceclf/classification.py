@@ -24,7 +24,7 @@ from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
 from .photometry import catalog_extinction, measure_columns
-from .field_psf import psf_memo
+from .field_psf import describe_field_psf, psf_memo
 from .psf import PSFMeasurement
 from .stamp_columns import columns_from_stamps
 from .utils._validation import check_confidence_levels, check_positive_int
@@ -53,6 +53,7 @@ OUTPUT_META_KEYS = {
     "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
     "CLFCOLS": "MargNet's catalog columns were measured on the images (not in the table)",
     "CLFPSF": "the PSF those columns were measured through, for stamps given directly",
+    "CLFFPSF": "the PSF measured on the frames: FWHM per band, and whose stars",
 }
 
 #: The catalog columns `classify` measures on frames when the table lacks them.
@@ -254,8 +255,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
                       "only models reading the images alone can be used",
                       SourceclfWarning, stacklevel=user_stacklevel())
         return source, frames, psf, False, cutouts
-    return (measured, frames, psf if psf is not None else {b: seen[b].fwhm for b in BANDS},
-            True, cutouts)
+    return measured, frames, psf if psf is not None else seen, True, cutouts
 
 
 def _with_blendedness(source, measured):
@@ -418,7 +418,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         whose probabilities are kept but may be
         wrong; ``meta['CLFNOOD']`` counts them; ``seeing_out_of_range`` and
         ``psf_unknown`` mark image rows seen through a PSF the model was not
-        trained on or could not measure, ``saturated`` image rows bright
+        trained on or could not measure, ``psf_elongated`` image rows seen
+        through a PSF more elongated than the models were checked on
+        (`sourceclf.elongation`; ``psf_ellipticity_<b>`` keeps its ``1 -
+        b/a``, and ``meta['CLFFPSF']`` the PSF measured on the frames),
+        ``saturated`` image rows bright
         enough for a saturated core, ``crowded`` image rows whose stamps hold
         more other sources than the model's training stamps (the count is
         kept in ``n_neighbours``), or cut from a frame crowded beyond
@@ -480,6 +484,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         clf.check_speed_options(precision, compile)
         n = len(table)
 
+        if images is not None and cutouts is None and clf.uses_images:
+            images = read_frames(images)  # once, for the inputs and the PSF's line
         inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
                               cutouts=cutouts, images=images, psf=psf,
                               psf_range=clf.card.domain.get("psf_fwhm"),
@@ -487,6 +493,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                               sky_range=clf.card.domain.get("sky_sigma"),
                               psf_beta_range=clf.card.domain.get("psf_beta"),
                               model_name=clf.name)
+        frames_psf = (describe_field_psf(images) if cutouts is None and not psf_given
+                      and (clf.uses_images or measured) else None)
     if with_images and not clf.uses_images:
         warnings.warn(f"model '{clf.name}' does not use images; the cutouts are ignored",
                       SourceclfWarning, stacklevel=2)
@@ -592,6 +600,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                                   "extinction_<b> nor ebv)"))
         if cutouts is not None and "CLFPSF" in found.meta:
             out.meta["CLFPSF"] = found.meta["CLFPSF"]
+    if frames_psf is not None:
+        out.meta["CLFFPSF"] = frames_psf
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

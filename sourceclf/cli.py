@@ -332,18 +332,21 @@ def _suggest_injection_check(result):
     """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training.
 
     Those are the flags of crowding (``crowded``, ``blended``) and of seeing
-    (``seeing_out_of_range``, ``psf_unknown``), where the image models may
+    (``seeing_out_of_range``, ``psf_unknown``, ``psf_elongated``), where the image models may
     be wrong more often than their cards say (see docs/images.rst).
     """
     from .crowding import FLAG_BLENDED, FLAG_CROWDED  # after the run: not at start-up
+    from .elongation import FLAG_PSF_ELONGATED
     from .psf import FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE
 
     crowding = [f for f in (FLAG_CROWDED, FLAG_BLENDED) if result.flag_counts.get(f)]
-    seeing = [f for f in (FLAG_SEEING_OUT_OF_RANGE, FLAG_PSF_UNKNOWN)
+    seeing = [f for f in (FLAG_SEEING_OUT_OF_RANGE, FLAG_PSF_UNKNOWN, FLAG_PSF_ELONGATED)
               if result.flag_counts.get(f)]
     if not crowding and not seeing:
         return
     section = ("Crowded frames: each source fitted with its neighbours" if crowding
+               else "PSF shape: more elongated than the shared fields"
+               if seeing == [FLAG_PSF_ELONGATED]
                else "Seeing: the PSF of the frames and the trained range")
     found = ", ".join(f"{result.flag_counts[f]} {f}" for f in crowding + seeing)
     said = any(issubclass(category, CrowdedFrameWarning) for category, _ in _SHOWN)

@@ -7,7 +7,7 @@ line and exit with status 2.
 
 import signal
 
-__all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError",
+__all__ = ["SourceclfError", "MissingColumnsError", "InvalidInputError", "PSFMeasurementError",
            "UnknownModelError", "ModelIntegrityError", "Interrupted", "SourceclfWarning",
            "ShiftAlarmWarning", "CrowdedFrameWarning", "OffFrameWarning", "FrameSkyWarning",
            "StampSkyWarning"]
@@ -29,6 +29,29 @@ class MissingColumnsError(SourceclfError, KeyError):
 
 class InvalidInputError(SourceclfError):
     """An input (table, array, file, option) has the wrong shape, type or value."""
+
+
+class PSFMeasurementError(InvalidInputError):
+    """A frame's PSF cannot be measured (too few stars, too few fits on the locus).
+
+    Its text is ``"cannot measure the PSF of <label>: <reason>"``.
+
+    Parameters
+    ----------
+    label : str
+        The frame, as error messages name it (``"the frame of band 'u'"``).
+    reason : str
+        Why, without the frame's name, so that callers can word it into
+        their own message.
+    """
+
+    def __init__(self, label, reason):
+        super().__init__(f"cannot measure the PSF of {label}: {reason}")
+        self.label = label
+        self.reason = reason
+
+    def __reduce__(self):
+        return type(self), (self.label, self.reason)
 
 
 class UnknownModelError(SourceclfError, KeyError):

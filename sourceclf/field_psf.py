@@ -32,14 +32,12 @@ import threading
 import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
-from .exceptions import InvalidInputError
-from .psf import (GUESS_TOLERANCE, aperture_snr, fit_half_size, fit_moffat, measure_psf,
-                  psf_from_fits, sky_level)
-from .utils._validation import check_image
+from .exceptions import InvalidInputError, PSFMeasurementError
+from .psf import aperture_snr, fit_psf_stars, measure_psf, psf_from_fits, sky_subtracted
 from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["field_psfs", "field_band_psf", "borrowed_band_psf", "measure_psf_at",
-           "BORROWED_SNR_MIN",
+           "BORROWED_SNR_MIN", "describe_field_psf",
            "band_psf", "frame_psf", "psf_memo", "remembered"]
 
 #: Smallest S/N (in `sourceclf.psf.aperture_snr`'s aperture) of a star whose
@@ -167,11 +165,11 @@ def measure_psf_at(image, x, y, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
     """Measure the PSF of a frame on point sources at known positions.
 
     `sourceclf.psf.measure_psf` without its search: the ``max_stars``
-    brightest of the positions above ``snr_min`` are fitted with a Moffat
-    (`sourceclf.psf.fit_moffat`), fitted again with their own width when it
-    is far from ``fwhm_guess`` (`sourceclf.psf.GUESS_TOLERANCE`), and the
-    PSF is the median of the fits on the point-source locus
-    (`sourceclf.psf.psf_from_fits`).
+    brightest of the positions above ``snr_min`` are fitted with a Moffat,
+    and fitted again with the width of their point-source locus when it is
+    far from ``fwhm_guess`` (`sourceclf.psf.fit_psf_stars`, as
+    `~sourceclf.psf.measure_psf` fits the stars it finds); the PSF is the
+    median of the fits on the locus (`sourceclf.psf.psf_from_fits`).
 
     Parameters
     ----------
@@ -203,27 +201,21 @@ def measure_psf_at(image, x, y, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
         If the image is not a 2-D numeric image, has no sky noise, or fewer
         than ``min_stars`` of the positions give a fit on the locus.
     """
-    data = check_image(image, label)
-    median, sigma = sky_level(data, label)
-    data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
+    data, sigma = sky_subtracted(image, label)
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
-    guess = fwhm_guess / pixel_scale
-    for attempt in range(2):
-        snr, inside = aperture_snr(data, sigma, x, y, guess, edge=edge)
+
+    def candidates(fwhm):
+        snr, inside = aperture_snr(data, sigma, x, y, fwhm, edge=edge)
         bright = np.flatnonzero(inside & (snr > snr_min))
-        bright = bright[np.argsort(-snr[bright])][:max_stars]
-        fits = fit_moffat(data, x[bright], y[bright], half=fit_half_size(guess))
-        fits["snr"] = snr[bright]
-        ok = np.asarray(fits["ok"], dtype=bool)
-        med = float(np.median(np.asarray(fits["fwhm"])[ok])) if ok.any() else guess
-        if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
-            guess = med
-            continue
-        break
-    if ok.sum() < min_stars:
-        raise InvalidInputError(f"cannot measure the PSF of {label}: {int(ok.sum())} of the "
-                                f"{len(x)} given point sources with S/N > {snr_min:g} fitted, "
-                                f"{min_stars} needed")
+        bright = bright[np.argsort(-snr[bright], kind="stable")]
+        return x[bright], y[bright], snr[bright]
+
+    fits = fit_psf_stars(data, candidates, fwhm_guess / pixel_scale, max_stars=max_stars,
+                         min_stars=min_stars)
+    fitted = int(np.sum(fits["ok"]))
+    if fitted < min_stars:
+        raise PSFMeasurementError(label, f"{fitted} of the {len(x)} given point sources with "
+                                         f"S/N > {snr_min:g} fitted, {min_stars} needed")
     return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
                          label=label)
 
@@ -255,6 +247,48 @@ def field_psfs(frames, bands=BANDS):
         return {band: field_band_psf(frames, band) for band in bands}
 
 
+def describe_field_psf(frames, bands=BANDS):
+    """One line saying the PSF `field_band_psf` measures on each band of a field.
+
+    `sourceclf.classify` keeps it as ``meta['CLFFPSF']`` when it measured the
+    frames' PSF itself, and ``sourceclf-classify`` prints it: each band's
+    FWHM, the bands measured on the other bands' PSF stars, and those that
+    could not be measured.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}`` of the field.
+    bands : iterable of str
+        The bands described (those missing from ``frames`` are left out).
+
+    Returns
+    -------
+    line : str
+        E.g. ``'PSF FWHM measured on the frames: u 2.31" g 2.05" r 1.90" i
+        1.84" z 1.92"; u on the PSF stars of band(s) g, r, i, z (too few of
+        its own)'``.
+    """
+    widths, borrowed, failed = [], [], []
+    with psf_memo():
+        for band in (b for b in bands if b in frames):
+            try:
+                psf = field_band_psf(frames, band)
+            except InvalidInputError:
+                failed.append(band)
+                continue
+            widths.append(f'{band} {psf.fwhm:.2f}"')
+            if psf.stars_from:
+                borrowed.append(f"{band} on the PSF stars of band(s) "
+                                f"{', '.join(psf.stars_from)} (too few of its own)")
+    line = "PSF FWHM measured on the frames: " + (" ".join(widths) or "none")
+    if borrowed:
+        line += "; " + "; ".join(borrowed)
+    if failed:
+        line += f"; not measured: {', '.join(failed)} (their rows are flagged psf_unknown)"
+    return line
+
+
 def field_band_psf(frames, band):
     """The PSF of one band of a field: on the frame's own stars, else on the other bands'.
 
@@ -279,9 +313,11 @@ def field_band_psf(frames, band):
 
     Raises
     ------
-    InvalidInputError
+    PSFMeasurementError
         When neither the frame's own stars nor the others' are enough: one
         line saying both.
+    InvalidInputError
+        When the frame cannot be measured at all (not an image, no sky noise).
     """
     data = frames[band][0]
     others = tuple(id(frames[b][0]) for b in BANDS if b != band and b in frames)
@@ -292,11 +328,14 @@ def _field_band_psf(frames, band):
     try:
         return band_psf(frames[band], band)
     except InvalidInputError as exc:
-        own = str(exc)
+        own = exc
     try:
         return borrowed_band_psf(frames, band)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"{own}; {str(exc).split(': ', 1)[-1]}") from None
+        if not isinstance(own, PSFMeasurementError):  # not a frame to measure (no sky noise)
+            raise own from None
+        raise PSFMeasurementError(own.label, f"{own.reason}; {getattr(exc, 'reason', exc)}"
+                                  ) from None
 
 
 def borrowed_band_psf(frames, band):
@@ -333,8 +372,7 @@ def borrowed_band_psf(frames, band):
             except InvalidInputError:
                 continue
     if not donors:
-        raise InvalidInputError(f"cannot measure the PSF of {label}: no other band's PSF "
-                                "stars to fit on it")
+        raise PSFMeasurementError(label, "no other band's PSF stars to fit on it")
     data, wcs = frames[band]
     x, y = _star_positions(frames, donors, wcs)
     guess = float(np.median([psf.fwhm for psf in donors.values()]))
@@ -342,9 +380,8 @@ def borrowed_band_psf(frames, band):
         psf = measure_psf_at(data, x, y, pixel_scale=wcs_pixel_scale(wcs), fwhm_guess=guess,
                              label=label)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"cannot measure the PSF of {label}: on the PSF stars of "
-                                f"band(s) {', '.join(donors)}, "
-                                f"{str(exc).split(': ', 1)[-1]}") from None
+        raise PSFMeasurementError(label, f"on the PSF stars of band(s) {', '.join(donors)}, "
+                                         f"{getattr(exc, 'reason', exc)}") from None
     return psf._replace(stars_from=tuple(donors))
 
 

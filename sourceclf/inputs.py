@@ -25,6 +25,7 @@ from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
                   PSFMeasurement, seeing_flags, sky_level)
 from .field_psf import field_band_psf, psf_memo
 from .saturation import FLAG_SATURATED, saturation_flags
+from .elongation import ELONGATION_LIMIT, FLAG_PSF_ELONGATED, elongation_flags
 from .stamp_psf import band_moffat_indices, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
@@ -149,7 +150,11 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     `sourceclf.psf.SEEING_TOLERANCE` are flagged ``seeing_out_of_range``,
     rows without a PSF ``psf_unknown`` after one `SourceclfWarning` saying
     why, and rows bright enough for a saturated core
-    (`sourceclf.saturation.saturation_flags`) ``saturated``; with
+    (`sourceclf.saturation.saturation_flags`) ``saturated``, and rows whose PSF
+    is more elongated than the models were checked on
+    (`sourceclf.elongation.ELONGATION_LIMIT`; known where the PSF was measured,
+    on the frames or given as a `~sourceclf.psf.PSFMeasurement`, and returned
+    as ``columns['psf_ellipticity_<b>']``) ``psf_elongated``; with
     ``neighbour_limit``, rows whose stamps hold more neighbours than the
     model's training stamps ``crowded``.  Flagged rows are still
     classified.
@@ -226,6 +231,15 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
             for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
+        shape = _row_psf_ellipticity(psf, frames, on_frame)
+        if shape is not None:
+            for b in BANDS:
+                values = np.asarray(shape[b], dtype=np.float32)
+                columns[f"psf_ellipticity_{b}"] = _output_column(
+                    values, ~np.isfinite(values),
+                    f"1 - b/a of the {b}-band PSF the stamps were seen through")
+            if psf_range:
+                _flag_elongated(flags, valid, shape, model_name)
         sky = None
         if frames is not None and sky_range:
             sky = frame_sky(frames)
@@ -420,7 +434,7 @@ def _row_psf(table, psf, frames, on_frame):
                 measured = field_band_psf(frames, band).fwhm
             except InvalidInputError as exc:
                 measured = np.nan
-                failed.append((band, str(exc).split(": ", 1)[-1]))
+                failed.append((band, getattr(exc, "reason", str(exc))))
             fwhm[band] = np.where(on_frame, measured, np.nan)
         return fwhm, (f"cannot measure the PSF of the frame(s) of band(s) "
                       f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
@@ -430,6 +444,46 @@ def _row_psf(table, psf, frames, on_frame):
                 "the stamps' PSF is unknown: give psf= (FWHM in arcsec; --psf on the "
                 "command line) or psffwhm_<b> columns")
     return fwhm, "some rows lack psffwhm_<b> values"
+
+
+def _row_psf_ellipticity(psf, frames, on_frame):
+    """``1 - b/a`` of the PSF per band and row (NaN where unknown) where a measurement gives
+    it: ``psf=``'s `PSFMeasurement`s, else the frames' (None for a FWHM given alone or
+    stamps given without frames: their elongation is not measured)."""
+    if psf is not None:
+        given = ({b: v for b, v in by_band_name(psf, "psf").items()
+                  if isinstance(v, PSFMeasurement)} if hasattr(psf, "items") else {})
+        if not given:
+            return None
+        return {b: np.where(on_frame, given[b].ellipticity if b in given else np.nan, np.nan)
+                for b in BANDS}
+    if frames is None:
+        return None
+    shape = {}
+    for band in BANDS:
+        try:
+            measured = field_band_psf(frames, band).ellipticity
+        except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
+            measured = np.nan
+        shape[band] = np.where(on_frame, measured, np.nan)
+    return shape
+
+
+def _flag_elongated(flags, valid, shape, model_name):
+    """Add ``psf_elongated`` to the classifiable rows whose PSF is more elongated than
+    `sourceclf.elongation.ELONGATION_LIMIT` in some band; warn once, naming the bands."""
+    rows = valid & elongation_flags(shape)
+    if not rows.any():
+        return
+    bands = [f"{b} {np.nanmax(np.where(rows, shape[b], np.nan)):.2f}" for b in BANDS
+             if np.any(rows & (np.asarray(shape[b]) > ELONGATION_LIMIT))]
+    warnings.warn(f"the PSF is elongated (1 - b/a of {', '.join(bands)}, above "
+                  f"{ELONGATION_LIMIT:g}: wind shake or tracking?); {int(rows.sum())} row(s) "
+                  f"flagged '{FLAG_PSF_ELONGATED}' (model '{model_name}' was trained and "
+                  "checked on rounder PSFs, and their FWHM is uncertain)", SourceclfWarning,
+                  stacklevel=4)
+    for i in np.flatnonzero(rows):
+        flags[i] = ";".join(x for x in (flags[i], FLAG_PSF_ELONGATED) if x)
 
 
 def _given_beta(psf):

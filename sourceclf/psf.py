@@ -39,14 +39,14 @@ from typing import NamedTuple
 import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
-from .exceptions import InvalidInputError
+from .exceptions import InvalidInputError, PSFMeasurementError
 from .utils._validation import check_image
 
 __all__ = ["PSFMeasurement", "CATALOG_PSF_SCALE", "SEEING_TOLERANCE", "FLAG_PSF_UNKNOWN",
            "FLAG_SEEING_OUT_OF_RANGE", "moffat_fwhm", "moffat_gamma", "moffat_profile",
            "find_psf_stars", "aperture_snr", "point_source_locus", "LOCUS_WINDOW",
-           "psf_from_fits", "sky_level", "fit_moffat", "fit_half_size", "GUESS_TOLERANCE",
-           "measure_psf", "seeing_flags"]
+           "psf_from_fits", "sky_level", "sky_subtracted", "fit_moffat", "fit_half_size",
+           "fit_psf_stars", "GUESS_TOLERANCE", "measure_psf", "seeing_flags"]
 
 #: Moffat FWHM of the effective PSF over SDSS's catalog PSF width
 #: (``psffwhm_<b>``), per band: medians over the calibObj stars of field
@@ -452,29 +452,89 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     >>> round(psf.fwhm, 2), round(psf.beta, 1)
     (3.0, 3.5)
     """
-    data = check_image(image, label)
-    median, sigma = sky_level(data, label)
-    data = np.where(np.isfinite(data), data - median, 0.0).astype(np.float32)
-    guess = fwhm_guess / pixel_scale
-    for attempt in range(2):
-        stars = find_psf_stars(data, sigma, fwhm_guess=guess, snr_min=snr_min,
-                               isolation=max(12.0, 4.0 * guess))
-        fits = fit_moffat(data, stars["x"][:max_stars], stars["y"][:max_stars],
-                          half=fit_half_size(guess))
-        fits["snr"] = stars["snr"][:max_stars]
-        ok = np.asarray(fits["ok"])
-        fwhm = np.asarray(fits["fwhm"])
-        med = point_source_locus(fwhm[ok], min_stars=min_stars)[0] if ok.any() else guess
-        if attempt == 0 and abs(med / guess - 1.0) > GUESS_TOLERANCE:
-            guess = med  # search again with a kernel of the frame's own width
-            continue
-        if ok.sum() < min_stars:
-            raise InvalidInputError(
-                f"cannot measure the PSF of {label}: {int(ok.sum())} isolated point sources "
-                f"with S/N > {snr_min:g} found, {min_stars} needed")
-        break
+    data, sigma = sky_subtracted(image, label)
+
+    def candidates(fwhm):
+        stars = find_psf_stars(data, sigma, fwhm_guess=fwhm, snr_min=snr_min,
+                               isolation=max(12.0, 4.0 * fwhm))
+        return stars["x"], stars["y"], stars["snr"]
+
+    fits = fit_psf_stars(data, candidates, fwhm_guess / pixel_scale, max_stars=max_stars,
+                         min_stars=min_stars)
+    found = int(np.sum(fits["ok"]))
+    if found < min_stars:
+        raise PSFMeasurementError(label, f"{found} isolated point sources with S/N > "
+                                         f"{snr_min:g} found, {min_stars} needed")
     return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
                          label=label)
+
+
+def sky_subtracted(image, label="image"):
+    """A frame checked, its sky level subtracted and its NaNs set to 0, and its sky noise.
+
+    Parameters
+    ----------
+    image : array-like
+        A 2-D frame.
+    label : str
+        Name of the image in error messages.
+
+    Returns
+    -------
+    data : `numpy.ndarray` of float32
+        The frame less its sky level (`sky_level`).
+    sky_sigma : float
+        Its sky noise per pixel.
+
+    Raises
+    ------
+    InvalidInputError
+        If it is not a 2-D numeric image or has no sky noise.
+    """
+    data = check_image(image, label)
+    median, sigma = sky_level(data, label)
+    return np.where(np.isfinite(data), data - median, 0.0).astype(np.float32), sigma
+
+
+def fit_psf_stars(data, candidates, fwhm_guess, *, max_stars=40, min_stars=5):
+    """Moffat fits of a frame's PSF stars, searched again at the frame's own width if need be.
+
+    Steps 2-3 of `measure_psf`, for any way of choosing the stars: the
+    ``max_stars`` brightest candidates are fitted (`fit_moffat`); when the
+    point-source locus of the fits (`point_source_locus`) lies further than
+    `GUESS_TOLERANCE` from ``fwhm_guess``, the candidates are chosen and
+    fitted once more with the locus as the guess.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Sky-subtracted frame (`sky_subtracted`).
+    candidates : callable
+        ``candidates(fwhm)``, with a FWHM in pixels, returns ``(x, y, snr)``:
+        the candidate stars' positions and S/N, brightest first.
+    fwhm_guess : float
+        The FWHM (pixels) of the first search.
+    max_stars, min_stars : int
+        Most stars fitted; fewest the locus must keep (`point_source_locus`).
+
+    Returns
+    -------
+    fits : `~astropy.table.Table`
+        `fit_moffat`'s, with the candidates' ``snr``; its ``ok`` may hold
+        fewer than ``min_stars`` converged fits (the caller says why).
+    """
+    guess = float(fwhm_guess)
+    for attempt in range(2):
+        x, y, snr = (np.asarray(v, dtype=float) for v in candidates(guess))
+        fits = fit_moffat(data, x[:max_stars], y[:max_stars], half=fit_half_size(guess))
+        fits["snr"] = snr[:max_stars]
+        ok = np.asarray(fits["ok"], dtype=bool)
+        fwhm = np.asarray(fits["fwhm"])
+        locus = point_source_locus(fwhm[ok], min_stars=min_stars)[0] if ok.any() else guess
+        if attempt == 0 and abs(locus / guess - 1.0) > GUESS_TOLERANCE:
+            guess = locus  # search again with a kernel of the frame's own width
+            continue
+        return fits
 
 
 #: Half-width of the window (a fraction of the FWHM) within which
@@ -569,13 +629,12 @@ def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
     ok = np.asarray(fits["ok"])
     fwhm = np.asarray(fits["fwhm"])
     if ok.sum() < min_stars:
-        raise InvalidInputError(f"cannot measure the PSF of {label}: {int(ok.sum())} stars "
-                                f"fitted, {min_stars} needed")
+        raise PSFMeasurementError(label, f"{int(ok.sum())} stars fitted, {min_stars} needed")
     med, spread = point_source_locus(fwhm[ok], min_stars=min_stars)
     keep = ok & (fwhm < med + 2.0 * spread) & (fwhm > med - 4.0 * spread)
     if keep.sum() < min_stars:
-        raise InvalidInputError(f"cannot measure the PSF of {label}: only {int(keep.sum())} "
-                                f"stars on the point-source locus, {min_stars} needed")
+        raise PSFMeasurementError(label, f"only {int(keep.sum())} stars on the point-source "
+                                         f"locus, {min_stars} needed")
     stars = fits[keep]
     stars["fwhm"] *= pixel_scale
     del stars["ok"]

@@ -372,3 +372,40 @@ def test_rows_of_frames_blurred_with_another_kernel_are_recorded_apart(check_fie
     assert check_fields.record_key() == "real_fields"
     with pytest.raises(SystemExit):
         check_fields.main(["--kernel", "box", "--from-cards"])
+
+
+def test_the_check_lets_classify_measure_the_psf_as_a_users_run_does(check_fields,
+                                                                     shared_data, monkeypatch):
+    """On a field's own sources, at its seeing and blurred, `classify` is given no ``psf=``:
+    it measures the frames' PSF itself, as in a user's run, and the check's columns and
+    log use that same measurement (`seen_psf`: `field_band_psf`, not a search started at
+    the target seeing, which had hidden a PSF 8-12% too wide at 2.2")."""
+    import sourceclf
+    from sourceclf.models import load_model
+
+    original_truth, original_classify = check_fields.frame_truth, sourceclf.classify
+    given, said = [], []
+
+    def few(data, wcs, psf):  # six clean sources are enough to follow the PSF
+        truth = original_truth(data, wcs, psf)
+        truth["clean"] &= np.cumsum(truth["clean"]) <= 6
+        return truth
+
+    def classify(*args, **kwargs):
+        given.append(kwargs.get("psf"))
+        out = original_classify(*args, **kwargs)
+        said.append(out.meta["CLFFPSF"])
+        return out
+
+    monkeypatch.setattr(check_fields, "SEEINGS", (None, 1.6))
+    monkeypatch.setattr(check_fields, "frame_truth", few)
+    monkeypatch.setattr(sourceclf, "classify", classify)
+    lines = []
+    check_fields.check_field(shared_data / "sdss_frame_004510-4-0030", lines.append,
+                             {"margnet-cnn-sgq": load_model("margnet-cnn-sgq")})
+    assert given == [None, None]
+    rows = [line for line in lines if line.startswith("| 004510-4-0030 |")]
+    for row, line in zip(rows, said):
+        r_fwhm = row.split("|")[2].strip()
+        assert f'r {r_fwhm}"' in line, (row, line)
+    assert float(rows[1].split("|")[2]) == pytest.approx(1.6, rel=0.03)

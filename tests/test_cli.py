@@ -465,6 +465,10 @@ def test_image_option_classifies(frame_files, tmp_path, capsys):
     assert "(docs: images, 'Seeing: the PSF of the frames and the trained range')" in out
     assert "not classified (see pred_flag): 1 (1 off_frame)" in out.splitlines()
     assert "none of the" not in err
+    # The summary and the output say which bands' PSF could not be measured.
+    said = next(x for x in out.splitlines() if x.startswith("PSF FWHM measured on the frames"))
+    assert said.endswith("(their rows are flagged psf_unknown)")
+    assert result.meta["CLFFPSF"] == said
 
 
 @pytest.mark.parametrize("psf", [["1.2"], [f"{b}=1.2" for b in "ugriz"]])

@@ -50,7 +50,9 @@ def test_each_condition_changes_the_frames_and_names_its_step(script):
     rng = np.random.default_rng(0)
     native = {b: (rng.normal(0.0, 0.02, (60, 60)).astype(np.float32), None) for b in BANDS}
     psf = {b: SimpleNamespace(sky_sigma=0.02) for b in BANDS}
-    seen = {"r": SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.25)}
+    seen = {b: SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.1) for b in BANDS}
+    seen["r"] = SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.25)
+    seen["i"] = SimpleNamespace(sky_sigma=0.04, fwhm=1.5, ellipticity=0.31)
     assert set(script.CONDITIONS) == {"sky-noise", "psf-shape", "units", "sky-level"}
     step, steps = script.CONDITIONS["sky-noise"]
     frames, describe = step(native, psf, 2.0, rng)
@@ -60,7 +62,8 @@ def test_each_condition_changes_the_frames_and_names_its_step(script):
     step, steps = script.CONDITIONS["psf-shape"]
     frames, describe = step(native, psf, 1.6, rng)
     assert steps[0] == 0.0 and np.std(frames["r"][0]) < np.std(native["r"][0])
-    assert describe(seen) == 'smoothed along x by 1.6 pixels (r FWHM 1.50", 1 - b/a 0.25)'
+    assert describe(seen) == ('smoothed along x by 1.6 pixels (r FWHM 1.50", 1 - b/a 0.25; '
+                              'largest i 0.31)')
 
 
 def test_an_unknown_condition_is_refused(script, capsys):
@@ -100,6 +103,10 @@ def test_sky_flagged_share(script):
 
     result = Table({"pred_flag": ["", "sky_out_of_range", "crowded;sky_not_subtracted", "edge"]})
     assert script.sky_flagged(result) == 0.5
+    assert script.flagged_text(result) == ", 50% flagged sky_*"
+    shaken = Table({"pred_flag": ["psf_elongated", "sky_out_of_range;psf_elongated", "", ""]})
+    assert script.elongated_flagged(shaken) == 0.5
+    assert script.flagged_text(shaken) == ", 25% flagged sky_*, 50% flagged psf_elongated"
 
 
 def test_stamp_scores_classify_the_stamps_cut_from_the_frames(script):

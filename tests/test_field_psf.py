@@ -1,7 +1,9 @@
 """The PSF of a field's bands: on each frame's own stars, or on the other bands' stars
-(sourceclf.field_psf), and the point-source locus among compact galaxies
-(sourceclf.psf.point_source_locus)."""
+(sourceclf.field_psf), the point-source locus among compact galaxies
+(sourceclf.psf.point_source_locus), and the rows seen through an elongated PSF
+(sourceclf.elongation)."""
 
+import re
 import warnings
 
 import numpy as np
@@ -201,3 +203,130 @@ def test_each_frame_is_searched_once_per_call_without_a_memo_open(monkeypatch):
         model_inputs(Table({"ra": ra, "dec": dec}), feature_set="psf_shape", uses_images=True,
                      images=frames)
     assert len(calls) == len(BANDS)
+
+
+def test_both_ways_of_choosing_stars_search_again_at_the_locus_not_the_median():
+    """`sourceclf.psf.fit_psf_stars`, shared by `measure_psf` and `measure_psf_at`:
+    when the first fits lie far from the guess, the stars are chosen and fitted
+    again at the width of the point-source locus, not at the median of the fits
+    (here among the more numerous compact galaxies)."""
+    from sourceclf.psf import fit_psf_stars
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float)
+    spots = [(x, y) for x in np.linspace(30, SIZE - 30, 6) for y in np.linspace(30, SIZE - 30, 4)]
+    widths = np.r_[np.full(9, 3.0), rng.uniform(3.6, 4.6, 15)]  # 9 stars, 15 wider
+    data = sum(3000.0 * moffat_profile(xx - x, yy - y, w, 3.5) for (x, y), w in zip(spots, widths))
+    data = (data + rng.normal(0.0, 1.0, data.shape)).astype(np.float32)
+    x, y = np.transpose(spots)
+    guesses = []
+
+    def candidates(fwhm):
+        guesses.append(fwhm)
+        return x, y, np.full(len(x), 100.0)
+
+    fits = fit_psf_stars(data, candidates, 1.5)
+    assert len(guesses) == 2
+    assert np.median(np.asarray(fits["fwhm"])[fits["ok"]]) > 3.4  # the median: galaxies
+    assert guesses[1] == pytest.approx(3.0, rel=0.03)
+
+
+def test_psf_errors_carry_their_reason_apart_from_the_frame():
+    import pickle
+
+    from sourceclf.exceptions import PSFMeasurementError
+
+    frames = _field(faint=BANDS)
+    with pytest.raises(PSFMeasurementError) as said:
+        field_band_psf(frames, "g")
+    error = said.value
+    assert error.label == "the frame of band 'g'"
+    assert str(error) == f"cannot measure the PSF of {error.label}: {error.reason}"
+    assert error.reason.startswith("0 isolated point sources") or "S/N > 50 found" in error.reason
+    assert "cannot measure" not in error.reason  # the frame is named once
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and isinstance(copy, InvalidInputError)
+    # A frame that is not one to measure says so, without a borrowed attempt's words.
+    flat = dict(_field(faint=("u",)), u=(np.zeros((SIZE, SIZE), np.float32),
+                                         _field()["u"][1]))
+    with pytest.raises(InvalidInputError, match="no sky noise") as said:
+        field_band_psf(flat, "u")
+    assert "PSF stars of band" not in str(said.value)
+
+
+def test_the_output_says_whose_stars_each_band_s_psf_was_measured_on():
+    """`describe_field_psf`, kept by `classify` as ``meta['CLFFPSF']`` when it measured
+    the frames' PSF itself (not when ``psf=`` gave it)."""
+    import sourceclf
+    from sourceclf.field_psf import describe_field_psf
+
+    frames = _field(faint=("u",))
+    line = describe_field_psf(frames)
+    assert line.startswith("PSF FWHM measured on the frames: u ")
+    assert 'r 1.1' in line  # 3.0 px at 0.396"
+    assert "u on the PSF stars of band(s) g, r, i, z (too few of its own)" in line
+    assert "not measured" not in line
+    gone = dict(frames, u=(frames["u"][0] + np.random.default_rng(9).normal(
+        0.0, 5.0, (SIZE, SIZE)).astype(np.float32), frames["u"][1]))
+    assert describe_field_psf(gone).endswith(
+        "not measured: u (their rows are flagged psf_unknown)")
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 250.0], [120.0, 300.0])
+    table = Table({"ra": ra, "dec": dec})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the synthetic frames' sky is not SDSS's
+        out = sourceclf.classify(table, images=frames, model="margnet-cnn-sgq",
+                                 confidence=None, progress=False)
+        given = sourceclf.classify(table, images=frames, model="margnet-cnn-sgq",
+                                   psf={b: 1.2 for b in BANDS}, confidence=None,
+                                   progress=False)
+    assert out.meta["CLFFPSF"] == line
+    assert "CLFFPSF" not in given.meta
+
+
+def _smeared(frames, sigma):
+    """The frames smoothed along x by a Gaussian of ``sigma`` pixels (a shaken PSF)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    return {b: (gaussian_filter1d(data, sigma, axis=1).astype(np.float32), wcs)
+            for b, (data, wcs) in frames.items()}
+
+
+def test_rows_seen_through_an_elongated_psf_are_flagged_and_say_how_elongated():
+    """`sourceclf.elongation`: the PSF's ``1 - b/a`` per band goes out with the rows
+    (``psf_ellipticity_<b>``), and beyond `ELONGATION_LIMIT` they are flagged
+    ``psf_elongated``, with one warning naming the bands; a round PSF is not."""
+    from sourceclf.elongation import ELONGATION_LIMIT
+    from sourceclf.exceptions import SourceclfWarning
+    from sourceclf.inputs import model_inputs
+
+    frames = _field()
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 250.0, 600.0], [120.0, 300.0, 90.0])
+    table = Table({"ra": ra, "dec": dec})  # the last row off the frames
+
+    def inputs(images, **kwargs):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            made = model_inputs(table, feature_set="psf_fwhm", uses_images=True,
+                                images=images, psf_range={b: (0.5, 3.0) for b in BANDS},
+                                model_name="m", **kwargs)
+        return made, [str(w.message) for w in said if issubclass(w.category, SourceclfWarning)
+                      and "elongated" in str(w.message)]
+
+    round_, said = inputs(frames)
+    assert not said and "psf_elongated" not in "".join(round_.flags)
+    shape = round_.columns["psf_ellipticity_r"]
+    assert 0.0 <= shape[0] < 0.1 and shape.mask.tolist() == [False, False, True]
+
+    shaken = _smeared(frames, 2.5)
+    elongated, said = inputs(shaken)
+    assert [("psf_elongated" in f) for f in elongated.flags] == [True, True, False]
+    assert elongated.columns["psf_ellipticity_r"][0] > ELONGATION_LIMIT
+    assert len(said) == 1 and "2 row(s) flagged 'psf_elongated'" in said[0]
+    assert re.search(r"1 - b/a of (. 0\.\d\d, )*r 0\.[23]\d", said[0])
+    # Given as measurements, their elongation is read from them; a FWHM alone says none.
+    measured = field_psf.field_psfs(shaken)
+    given, _ = inputs(frames, psf=measured)
+    assert [("psf_elongated" in f) for f in given.flags] == [True, True, False]
+    alone, _ = inputs(shaken, psf={b: m.fwhm for b, m in measured.items()})
+    assert "psf_ellipticity_r" not in alone.columns
+    assert "psf_elongated" not in "".join(alone.flags)

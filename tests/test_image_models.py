@@ -462,6 +462,9 @@ def test_positions_and_frames_get_the_catalog_model(real_frame):
     out = sourceclf.classify(positions, images=frames, confidence=0.9)
     assert out.meta["CLFMODEL"] == "margnet-sgq"
     assert "measure_columns" in out.meta["CLFCOLS"]
+    # Each band's PSF as measured on its own stars (004510-4-0030's r: 0.99").
+    assert re.match(r'PSF FWHM measured on the frames: u \d\.\d\d" .*r 0\.9\d" ',
+                    out.meta["CLFFPSF"]) and "PSF stars of band" not in out.meta["CLFFPSF"]
     assert out.colnames[:2] == ["ra", "dec"] and "dered_r" not in out.colnames
     assert not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])

@@ -383,6 +383,8 @@ def test_command_line_says_what_a_catalog_with_columns_is_not_scored_on(frames, 
         [f"--image={b}={paths[b]}" for b in BANDS]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "measured on the frames" not in out.split("injection check:")[0]  # its own columns
+    # Its own columns: no line says MargNet's were measured (the PSF's line says the frames')
+    assert "MargNet's columns measured" not in out.split("injection check:")[0]
+    assert "PSF FWHM measured on the frames: u " in out.split("injection check:")[0]
     assert "note: the check scores MargNet's columns as measured on the frames; the " \
         "catalog's rows were classified from its own columns" in out

@@ -17,8 +17,10 @@ is named and skipped, and then ``--record`` records nothing):
    ``--kernel``, which way the PSF widens: nearly Gaussian by default, or
    with the atmosphere's or the native PSF's shape), classify
    the clean sources with each shipped image model through
-   ``sourceclf.classify(table, images=frames)``; the PSF of the blurred
-   frames is measured again and passed as ``psf=``.  The models reading
+   ``sourceclf.classify(table, images=frames)``, which measures the PSF of
+   the frames itself, as in a user's run (with ``--inject``, the PSF is
+   measured on the field's frames without the injected sources and given
+   as ``psf=``: the injected sources never set it).  The models reading
    MargNet's 24 columns get them measured on the same frames as their
    training columns were measured (`sourceclf.photometry.measure_columns`, as
    `sourceclf.classify` does for a catalog of positions: each source fitted
@@ -69,8 +71,8 @@ from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
-from sourceclf.field_psf import borrowed_band_psf, field_psfs
-from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE, measure_psf
+from sourceclf.field_psf import field_band_psf, field_psfs, psf_memo
+from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
@@ -79,7 +81,6 @@ from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends
 from sourceclf.models.registry import crowded_fields
 from sourceclf.simulate import degrade_frames
 from sourceclf.simulate.degrade import KERNELS
-from sourceclf.utils._wcs import pixel_scale
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
 
@@ -231,13 +232,14 @@ MC_SAMPLES = 30
 def doubt(clf, table, frames, seen, labels, result):
     """A Bayesian model's mean mutual information, over all rows and its right and wrong ones.
 
+    ``seen``: the PSF given as ``psf=`` (None: measured by `sourceclf.classify`).
+
     ``result`` is the model's posterior-mean run, which is what is scored;
     the mutual information comes from a second run with `MC_SAMPLES` draws.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        drawn = sourceclf.classify(table, images=frames, model=clf,
-                                   psf={b: seen[b].fwhm for b in BANDS}, confidence=None,
+        drawn = sourceclf.classify(table, images=frames, model=clf, psf=seen, confidence=None,
                                    mc_samples=MC_SAMPLES, random_state=0, device="cpu",
                                    progress=False)
     info = np.asarray(drawn["pred_mutual_info"], float)
@@ -344,8 +346,9 @@ def classify_positions(sources, frames, psf, models, with_columns=None):
     """Each model's classes of a catalog of positions on ``frames``, as `sourceclf.classify`
     gives them to a user: MargNet's columns measured on the frames
     (`sourceclf.photometry.measure_columns`; ``with_columns``, if already measured) for
-    the models that read them, the frames' PSF ``psf`` (``{band: PSFMeasurement}``) given
-    as ``psf=``; warnings silenced.  Returns ``{model: result}``."""
+    the models that read them, the frames' PSF ``psf`` (``{band: PSFMeasurement}``, as
+    `sourceclf.field_psf.field_psfs` measures it: FWHM and Moffat index) given as
+    ``psf=``; warnings silenced.  Returns ``{model: result}``."""
     reads_columns = any(clf.feature_set == "margnet24" for clf in models.values())
     if reads_columns and with_columns is None:
         with_columns = measure_columns(sources, frames, psf)[0]
@@ -354,8 +357,7 @@ def classify_positions(sources, frames, psf, models, with_columns=None):
         table = with_columns if clf.feature_set == "margnet24" else sources
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            results[model] = sourceclf.classify(table, images=frames, model=clf,
-                                                psf={b: psf[b].fwhm for b in BANDS},
+            results[model] = sourceclf.classify(table, images=frames, model=clf, psf=psf,
                                                 device="cpu", progress=False)
     return results
 
@@ -393,24 +395,24 @@ def blurred_with_psf(native, psf, seeing, name, kernel="gaussian", log=print):
 
 
 def seen_psf(plain, psf, seeing, targets, name, log=print):
-    """Each band's PSF of frames blurred to ``seeing``, measured again on ``plain`` (the
-    field's own stars, blurred); where too few stars remain, on the stars of the other
-    bands (`sourceclf.field_psf.borrowed_band_psf`, as `sourceclf.classify` measures
-    it), and where that fails too, the native PSF at the band's target FWHM
-    (``targets``, `sourceclf.simulate.degrade_frames`'), said in ``log``."""
+    """Each band's PSF of frames blurred to ``seeing``, measured on ``plain`` as
+    `sourceclf.classify` measures it (`sourceclf.field_psf.field_band_psf`: on the band's
+    own stars, else on the other bands', said in ``log``); where even that fails, the
+    native PSF ``psf`` at the band's target FWHM (``targets``,
+    `sourceclf.simulate.degrade_frames`'), said in ``log``: `sourceclf.classify` would
+    flag such a band's rows ``psf_unknown``."""
     seen = {}
-    for b in BANDS:
-        try:
-            seen[b] = measure_psf(plain[b][0], pixel_scale=pixel_scale(plain[b][1]),
-                                  fwhm_guess=seeing, label=f"{name} {b}")
-        except InvalidInputError as exc:
+    with psf_memo():
+        for b in BANDS:
             try:
-                seen[b] = borrowed_band_psf(plain, b)
-                log(f"{name} {seeing}\": {exc}; measured on the stars of band(s) "
-                    f"{', '.join(seen[b].stars_from)}: {seen[b].fwhm:.2f}\"")
-            except InvalidInputError:
+                seen[b] = field_band_psf(plain, b)
+            except InvalidInputError as exc:
                 log(f"{name} {seeing}\": {exc}; using the target {targets[b]:.2f}\"")
                 seen[b] = psf[b]._replace(fwhm=targets[b])
+                continue
+            if seen[b].stars_from:
+                log(f"{name} {seeing}\": band {b} measured on the PSF stars of band(s) "
+                    f"{', '.join(seen[b].stars_from)}: {seen[b].fwhm:.2f}\"")
     return seen
 
 
@@ -510,58 +512,65 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
         decided = ~blended
         keep = np.arange(len(cut_rows)) < len(sources)
     for seeing in SEEINGS:
-        if seeing is None:
-            frames, seen, plain = observed, psf, native
-        else:
-            frames, targets = degrade_frames(observed, seeing, psf=psf, kernel=kernel,
-                                             random_state=blur_seed(seeing))
-            # The PSF is measured on the field's own stars, never on injected ones.
-            plain = frames if injection is None else blurred(native, psf, seeing, kernel)
-            seen = seen_psf(plain, psf, seeing, targets, name, log)
-        if any(clf is not None for clf in models.values()):
-            on = frames
-            if columns_alone:  # the injected sources alone, as blurred, with the sky's noise
-                noise = np.random.default_rng(7)
-                on = {b: (frames[b][0] - plain[b][0]
-                          + noise.normal(0.0, seen[b].sky_sigma, np.shape(frames[b][0])),
-                          frames[b][1]) for b in BANDS}
-            with_columns = measure_columns(sources, on, seen)[0]
-        for model, clf in models.items():
-            if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
-                if seeing is None and injection is None:
-                    continue
-                result = sdss_cut(cut_rows, keep, frames["r"], seen["r"])
+        # Each frame's PSF measured once per seeing: by `seen_psf` and by classify alike.
+        with psf_memo():
+            if seeing is None:
+                frames, seen, plain = observed, psf, native
             else:
-                table = with_columns if clf.feature_set == "margnet24" else sources
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result = sourceclf.classify(table, images=frames, model=clf,
-                                                psf={b: seen[b].fwhm for b in BANDS},
-                                                confidence=SET_LEVEL, device="cpu",
-                                                progress=False)
-            row = score(labels, result, decided, r_mag)
-            if "frame_coverage" in result.colnames:  # the field's crowding (sourceclf.crowding)
-                row["frame_coverage"] = round(float(np.ma.median(result["frame_coverage"])), 4)
-            if getattr(clf, "is_bayesian", False):
-                row.update(doubt(clf, table, frames, seen, labels, result))
-            log(f"| {name} | {seen['r'].fwhm:.2f} | {model} | {row['point_as_star_or_qso']:.2f} "
-                f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
-                f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
-                f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
-                f"| blended {row['blended']:.2f} ({row['balanced_blended']}), "
-                f"not blended {row['balanced_not_blended']} "
-                f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
-                + (f"| {SET_LEVEL:.0%} sets cover {row['set_coverage_point']:.2f} point, "
-                   f"{row['set_coverage_extended']:.2f} extended, empty {row['set_empty']:.2f}, "
-                   f"size {row['set_mean_size']:.2f}, alarm {row['shift_alarm']} "
-                   if "set_empty" in row else "")
-                + f"[{time.time() - t0:.0f} s]")
-            if results is not None:
-                results.append((name, seeing, model, row["balanced"], {
-                    "field": name, "galactic_latitude": round(latitude, 1),
-                    "target_r_fwhm": seeing, "r_fwhm": round(float(seen["r"].fwhm), 2), **row,
-                    "n_point": int((labels == "point").sum()),
-                    "n_extended": int((labels == "extended").sum())}))
+                frames, targets = degrade_frames(observed, seeing, psf=psf, kernel=kernel,
+                                                 random_state=blur_seed(seeing))
+                # The PSF is measured on the field's own stars, never on injected ones.
+                plain = frames if injection is None else blurred(native, psf, seeing, kernel)
+                seen = seen_psf(plain, psf, seeing, targets, name, log)
+            given = None if injection is None else seen
+            if any(clf is not None for clf in models.values()):
+                on = frames
+                if columns_alone:  # the injected sources alone, blurred, with the sky's noise
+                    noise = np.random.default_rng(7)
+                    on = {b: (frames[b][0] - plain[b][0]
+                              + noise.normal(0.0, seen[b].sky_sigma, np.shape(frames[b][0])),
+                              frames[b][1]) for b in BANDS}
+                with_columns = measure_columns(sources, on, seen)[0]
+            for model, clf in models.items():
+                if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself
+                    if seeing is None and injection is None:
+                        continue
+                    result = sdss_cut(cut_rows, keep, frames["r"], seen["r"])
+                else:
+                    table = with_columns if clf.feature_set == "margnet24" else sources
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        # On the field's own sources classify measures the PSF itself.
+                        result = sourceclf.classify(table, images=frames, model=clf,
+                                                    psf=given, confidence=SET_LEVEL,
+                                                    device="cpu", progress=False)
+                row = score(labels, result, decided, r_mag)
+                if "frame_coverage" in result.colnames:  # its crowding (sourceclf.crowding)
+                    row["frame_coverage"] = round(
+                        float(np.ma.median(result["frame_coverage"])), 4)
+                if getattr(clf, "is_bayesian", False):
+                    row.update(doubt(clf, table, frames, given, labels, result))
+                log(f"| {name} | {seen['r'].fwhm:.2f} | {model} "
+                    f"| {row['point_as_star_or_qso']:.2f} "
+                    f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
+                    f"| {row['seeing_out_of_range']:.2f} | {row['crowded']:.2f} "
+                    f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
+                    f"| blended {row['blended']:.2f} ({row['balanced_blended']}), "
+                    f"not blended {row['balanced_not_blended']} "
+                    f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
+                    + (f"| {SET_LEVEL:.0%} sets cover {row['set_coverage_point']:.2f} point, "
+                       f"{row['set_coverage_extended']:.2f} extended, "
+                       f"empty {row['set_empty']:.2f}, "
+                       f"size {row['set_mean_size']:.2f}, alarm {row['shift_alarm']} "
+                       if "set_empty" in row else "")
+                    + f"[{time.time() - t0:.0f} s]")
+                if results is not None:
+                    results.append((name, seeing, model, row["balanced"], {
+                        "field": name, "galactic_latitude": round(latitude, 1),
+                        "target_r_fwhm": seeing, "r_fwhm": round(float(seen["r"].fwhm), 2),
+                        **row,
+                        "n_point": int((labels == "point").sum()),
+                        "n_extended": int((labels == "extended").sum())}))
 
 
 def main(argv=None):

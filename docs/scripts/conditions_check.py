@@ -17,13 +17,15 @@ frames (`sourceclf.sky`):
     to every band so that its sky noise is ``factor`` times its own (1, 1.5,
     2 and 3; `noisier`).
 ``psf-shape``
-    The simulated training stamps draw each field's PSF ellipticity
-    ``(1 - q) / (1 + q)`` up to 0.12 (``OBSERVING_CONDITIONS
-    ['ellipticity']``; the shared fields measure ``1 - b/a`` of 0.02-0.12).
+    The simulated training stamps draw each field's PSF distortion
+    ``(1 - q**2) / (1 + q**2)`` up to 0.12 (``OBSERVING_CONDITIONS
+    ['ellipticity']``), ``1 - b/a`` up to 0.11; the shared fields measure
+    ``1 - b/a`` of 0.01-0.15 per band (0.01-0.11 in r).
     Wind shake or tracking errors elongate an SDSS PSF further.  Every band
     is smoothed along its x axis by a Gaussian of ``sigma`` pixels (0, 1,
-    1.6 and 2.2; `elongated`), which also widens the PSF (by up to about
-    half an arcsec).
+    1.6, 2.2, 3 and 4; `elongated`), which also widens the PSF (by up to
+    about an arcsec).  Beyond `sourceclf.elongation.ELONGATION_LIMIT` the
+    rows are flagged ``psf_elongated``.
 ``units``
     Frames not in nanomaggies: every pixel times ``scale`` (1; 200, about
     raw counts of SDSS's r band; 3.631e-6, janskys per pixel; `rescaled`).
@@ -33,7 +35,7 @@ frames (`sourceclf.sky`):
     SDSS night per 0.396" pixel).
 
 Each model's scores end with the share of its rows flagged ``sky_*``
-(`sourceclf.sky`) when there are any.  With ``--stamps``, each line also
+(`sourceclf.sky`) or ``psf_elongated`` when there are any.  With ``--stamps``, each line also
 scores ``margnet-cnn-sgq`` on the sources' stamps cut from the changed frames
 and given as ``cutouts=`` (as a user with stamps and no frames gives them),
 judged by the sky of the stamps' borders (`sourceclf.sky.stamp_sky`).
@@ -59,6 +61,7 @@ from astropy.table import Table
 import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts
+from sourceclf.elongation import FLAG_PSF_ELONGATED
 from sourceclf.models import load_model
 from sourceclf.field_psf import field_psfs
 from sourceclf.recipes.frame_checks import frame_truth
@@ -121,9 +124,13 @@ def _noise_step(native, psf, factor, rng):
 
 
 def _shape_step(native, psf, sigma, rng):
-    return elongated(native, sigma), lambda seen: (
-        f"smoothed along x by {sigma:g} pixels (r FWHM {seen['r'].fwhm:.2f}\", "
-        f"1 - b/a {seen['r'].ellipticity:.2f})")
+    def describe(seen):
+        most = max(BANDS, key=lambda b: seen[b].ellipticity)
+        return (f"smoothed along x by {sigma:g} pixels (r FWHM {seen['r'].fwhm:.2f}\", "
+                f"1 - b/a {seen['r'].ellipticity:.2f}; largest {most} "
+                f"{seen[most].ellipticity:.2f})")
+
+    return elongated(native, sigma), describe
 
 
 def _units_step(native, psf, scale, rng):
@@ -141,7 +148,7 @@ def _level_step(native, psf, offset, rng):
 
 #: Each condition: (its frames at one step and how a line names it, the default steps).
 CONDITIONS = {"sky-noise": (_noise_step, (1.0, 1.5, 2.0, 3.0)),
-              "psf-shape": (_shape_step, (0.0, 1.0, 1.6, 2.2)),
+              "psf-shape": (_shape_step, (0.0, 1.0, 1.6, 2.2, 3.0, 4.0)),
               "units": (_units_step, (1.0, 200.0, 3.631e-6)),
               "sky-level": (_level_step, (0.0, 0.6))}
 
@@ -150,6 +157,18 @@ def sky_flagged(result):
     """Share of a run's rows flagged ``sky_out_of_range`` or ``sky_not_subtracted``."""
     flags = np.asarray(result["pred_flag"]).astype(str)
     return float(np.mean([any(p.startswith("sky_") for p in f.split(";")) for f in flags]))
+
+
+def elongated_flagged(result):
+    """Share of a run's rows flagged ``psf_elongated`` (`sourceclf.elongation`)."""
+    flags = np.asarray(result["pred_flag"]).astype(str)
+    return float(np.mean([FLAG_PSF_ELONGATED in f.split(";") for f in flags]))
+
+
+def flagged_text(result):
+    """``', 12% flagged sky_*'`` and ``', 100% flagged psf_elongated'`` where any are."""
+    shares = ((sky_flagged(result), "sky_*"), (elongated_flagged(result), FLAG_PSF_ELONGATED))
+    return "".join(f", {share:.0%} flagged {what}" for share, what in shares if share)
 
 
 def stamp_scores(sources, frames, seen, labels, model="margnet-cnn-sgq"):
@@ -182,8 +201,7 @@ def field_lines(folder, models, condition, steps=None, seed=5, stamps=False):
         seen = field_psfs(frames)
         results = check_fields.classify_positions(sources, frames, seen, models)
         scores = [f"{model} {check_fields.score_text(check_fields.score(labels, result))}"
-                  + (f", {sky_flagged(result):.0%} flagged sky_*" if sky_flagged(result) else "")
-                  for model, result in results.items()]
+                  + flagged_text(result) for model, result in results.items()]
         if stamps:
             scores.append(stamp_scores(sources, frames, seen, labels))
         lines.append(f"{name} {describe(seen)}: " + "; ".join(scores))

@@ -6,7 +6,7 @@ set of conditions that every source of that field is rendered with, from the
 ranges of `OBSERVING_CONDITIONS`.  Those ranges were measured on the five real
 SDSS fields of ``../shared/data`` with `sourceclf.psf.measure_psf` and
 `sourceclf.simulate.measure_sky_sigma` (r-band FWHM 0.82-1.27", u/r 1.03-1.50,
-Moffat index 3-6, ellipticity 0.02-0.12; see docs/images.rst), widened to
+Moffat index 3-6, PSF 1 - b/a 0.01-0.15; see docs/images.rst), widened to
 SDSS's own range of seeing (median r about 1.2-1.4" with a tail past 2")
 using the catalog PSF widths of the 15,000 DR16 rows of
 ``sdss_dr16_faint_compact_sg.fits`` (r: 5/50/95% at 0.88/1.15/1.44" once
@@ -47,8 +47,10 @@ __all__ = ["OBSERVING_CONDITIONS", "SKY_WIDENING", "draw_observing_conditions", 
 #:     2.5 and three times its width out to 11 pixels; a single Moffat of the
 #:     measured index 3.3 has 2-5 times too little light beyond 6 pixels.
 #: ``ellipticity``
-#:     PSF ellipticity ``(1 - q) / (1 + q)``, uniform from 0 to this, one
-#:     random position angle per field (measured 0.02-0.12).
+#:     PSF distortion ``(1 - q**2) / (1 + q**2)`` (GalSim's ``e``; axis
+#:     ratio ``q``), uniform from 0 to this, one random position angle per
+#:     field: 0.12 is ``1 - b/a`` = 0.11 (the shared fields measure 0.01-0.15
+#:     per band; `sourceclf.elongation` flags rows beyond 0.25).
 #: ``sky_sigma``
 #:     Sky noise per band (nanomaggies per pixel), uniform over the range the
 #:     five fields span, widened by 10% each way.

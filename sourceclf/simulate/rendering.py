@@ -178,8 +178,9 @@ def render_stamps(table, *, size=32, pixel_scale=SDSS_PIXEL_SCALE, random_state=
         Largest random shift of a source from the stamp centre, pixels, per
         axis (0 centres every source).
     psf_ellipticity : float
-        Ellipticity ``(1 - q) / (1 + q)`` of the PSF (0: round), the same in
-        every band, like the PSF of one field.
+        Distortion ``(1 - q**2) / (1 + q**2)`` of the PSF (GalSim's ``e``; 0:
+        round; axis ratio ``q``), the same in every band, like the PSF of one
+        field.
     psf_angle : float
         Position angle of the PSF's major axis, degrees.
     psf_wing : tuple, optional
