@@ -477,11 +477,11 @@ def _flag_elongated(flags, valid, shape, model_name):
         return
     bands = [f"{b} {np.nanmax(np.where(rows, shape[b], np.nan)):.2f}" for b in BANDS
              if np.any(rows & (np.asarray(shape[b]) > ELONGATION_LIMIT))]
+    # The same text for every chunk of a catalog on the same frames: printed once a run.
     warnings.warn(f"the PSF is elongated (1 - b/a of {', '.join(bands)}, above "
-                  f"{ELONGATION_LIMIT:g}: wind shake or tracking?); {int(rows.sum())} row(s) "
-                  f"flagged '{FLAG_PSF_ELONGATED}' (model '{model_name}' was trained and "
-                  "checked on rounder PSFs, and their FWHM is uncertain)", SourceclfWarning,
-                  stacklevel=4)
+                  f"{ELONGATION_LIMIT:g}: wind shake or tracking?); its rows are flagged "
+                  f"'{FLAG_PSF_ELONGATED}' (model '{model_name}' was trained and checked on "
+                  "rounder PSFs, and their FWHM is uncertain)", SourceclfWarning, stacklevel=4)
     for i in np.flatnonzero(rows):
         flags[i] = ";".join(x for x in (flags[i], FLAG_PSF_ELONGATED) if x)
 

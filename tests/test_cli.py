@@ -684,3 +684,21 @@ def test_by_a_text_column_is_one_line(tmp_path, demo, capsys):
     demo.write(path)
     expect_error([path, "--by", "field", "--confidence", "0.9"], capsys,
                  "column 'field' holds str")
+
+
+def test_rows_flagged_for_an_elongated_psf_point_to_the_psf_shape_docs(capsys):
+    from sourceclf import cli
+    from sourceclf.cli import _suggest_injection_check
+    from sourceclf.streaming import StreamSummary
+
+    table = Table({"pred_class": ["STAR", "GALAXY"], "pred_flag": ["psf_elongated", ""]})
+    table.meta["CLFMODEL"] = "margnet-sgq"
+    table.meta["CLFFPSF"] = 'PSF FWHM measured on the frames: u 1.50" g 1.40"'
+    summary = StreamSummary.from_table(table)
+    assert "classified but flagged: 1 (1 psf_elongated)" in summary.lines()
+    assert 'PSF FWHM measured on the frames: u 1.50" g 1.40"' in summary.lines()
+    cli._SHOWN.clear()
+    _suggest_injection_check(summary)
+    hint = capsys.readouterr().out
+    assert hint.startswith("hint: rows flagged 1 psf_elongated: ")
+    assert "(docs: images, 'PSF shape: more elongated than the shared fields')" in hint
