@@ -24,6 +24,7 @@ import torch
 from ..augment import random_augment
 from ..conformal.thresholds import write_thresholds
 from ..bands import BANDS, MARGNET_FEATURES
+from ..elongation import ELONGATION_LIMIT
 from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
                         count_neighbours, neighbour_limit)
 from ..exceptions import InvalidInputError, SourceclfError
@@ -261,6 +262,8 @@ def _image_domain(table, train_stamps):
                 f"{limit} other sources in a stamp. Trained on simulated stamps "
                 "of fields with varied seeing; rows outside the trained seeing are flagged "
                 "'seeing_out_of_range', rows whose PSF is unknown 'psf_unknown', rows "
+                f"whose PSF's 1 - b/a exceeds {ELONGATION_LIMIT:g} in a band (more elongated "
+                "than the models were checked on) 'psf_elongated', rows "
                 "with more neighbours than 99% of the training stamps 'crowded', rows on "
                 "frames whose sky is unlike the trained one 'sky_out_of_range' or "
                 "'sky_not_subtracted', rows whose r magnitude (given, or measured on the "
