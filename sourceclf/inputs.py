@@ -451,8 +451,7 @@ def _row_psf_ellipticity(psf, frames, on_frame):
     it: ``psf=``'s `PSFMeasurement`s, else the frames' (None for a FWHM given alone or
     stamps given without frames: their elongation is not measured)."""
     if psf is not None:
-        given = ({b: v for b, v in by_band_name(psf, "psf").items()
-                  if isinstance(v, PSFMeasurement)} if hasattr(psf, "items") else {})
+        given = _given_measurements(psf)
         if not given:
             return None
         return {b: np.where(on_frame, given[b].ellipticity if b in given else np.nan, np.nan)
@@ -486,12 +485,18 @@ def _flag_elongated(flags, valid, shape, model_name):
         flags[i] = ";".join(x for x in (flags[i], FLAG_PSF_ELONGATED) if x)
 
 
+def _given_measurements(psf):
+    """The bands ``psf=`` gives a `PSFMeasurement` for (one given alone counts for every
+    band, as `psf_by_band` reads it): ``{band: PSFMeasurement}``, ``{}`` if none."""
+    if psf is None:
+        return {}
+    return {b: v for b, v in psf_by_band(psf, keep_measurements=True).items()
+            if isinstance(v, PSFMeasurement)}
+
+
 def _given_beta(psf):
     """The Moffat index of each band ``psf=`` gives as a `PSFMeasurement` (``{}`` if none)."""
-    if psf is None or not hasattr(psf, "items"):
-        return {}
-    return {b: float(v.beta) for b, v in by_band_name(psf, "psf").items()
-            if isinstance(v, PSFMeasurement)}
+    return {b: float(v.beta) for b, v in _given_measurements(psf).items()}
 
 
 def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, given=None):

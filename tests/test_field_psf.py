@@ -330,3 +330,23 @@ def test_rows_seen_through_an_elongated_psf_are_flagged_and_say_how_elongated():
     alone, _ = inputs(shaken, psf={b: m.fwhm for b, m in measured.items()})
     assert "psf_ellipticity_r" not in alone.columns
     assert "psf_elongated" not in "".join(alone.flags)
+
+
+def test_one_psf_measurement_given_for_every_band_gives_its_index_and_elongation():
+    """``psf=`` one `PSFMeasurement` counts for every band, as its FWHM does: the CNN's
+    Moffat index and the elongation flag read it too, not only the FWHM."""
+    from sourceclf.inputs import model_inputs
+
+    frames = _field()
+    ra, dec = frames["r"][1].pixel_to_world_values([100.0, 250.0], [120.0, 300.0])
+    table = Table({"ra": ra, "dec": dec})
+    one = field_psf.field_psfs(frames)["r"]._replace(beta=4.4, ellipticity=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the synthetic frames' sky is not SDSS's
+        inputs = model_inputs(table, feature_set="psf_shape", uses_images=True, images=frames,
+                              psf=one, psf_range={b: (0.5, 3.0) for b in BANDS},
+                              psf_beta_range={b: (2.0, 8.0) for b in BANDS})
+    for b in BANDS:
+        np.testing.assert_allclose(inputs.columns[f"psf_beta_{b}"], 4.4, rtol=1e-6)
+        np.testing.assert_allclose(inputs.columns[f"psf_ellipticity_{b}"], 0.3, rtol=1e-6)
+    assert all("psf_elongated" in f for f in inputs.flags)
