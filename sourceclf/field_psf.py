@@ -212,12 +212,9 @@ def measure_psf_at(image, x, y, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
 
     fits = fit_psf_stars(data, candidates, fwhm_guess / pixel_scale, max_stars=max_stars,
                          min_stars=min_stars)
-    fitted = int(np.sum(fits["ok"]))
-    if fitted < min_stars:
-        raise PSFMeasurementError(label, f"{fitted} of the {len(x)} given point sources with "
-                                         f"S/N > {snr_min:g} fitted, {min_stars} needed")
     return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
-                         label=label)
+                         label=label, fitted=f"of the {len(x)} given point sources with "
+                                             f"S/N > {snr_min:g} fitted")
 
 
 def field_psfs(frames, bands=BANDS):

@@ -342,7 +342,7 @@ class InjectionCheck:
                 "see the pred_flag column, or recalibrate on labelled sources")
 
 
-def _frame_psf(frames):
+def _field_psf(frames):
     """The PSF of each band's frame from its stars, as `sourceclf.classify` measures it.
 
     `sourceclf.field_psf.field_psfs`: within an outer `sourceclf.field_psf.psf_memo`
@@ -481,7 +481,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
-    psf = _frame_psf(frames)
+    psf = _field_psf(frames)
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)

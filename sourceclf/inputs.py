@@ -425,19 +425,12 @@ def _row_psf(table, psf, frames, on_frame):
     """PSF FWHM per band and row (arcsec, NaN unknown), and why it is unknown ('' if known)."""
     n = len(on_frame)
     if psf is not None:
-        given = psf_by_band(psf)
-        return {b: np.where(on_frame, given[b], np.nan) for b in BANDS}, ""
+        return _per_row(psf_by_band(psf), on_frame), ""
     if frames is not None:
-        fwhm, failed = {}, []
-        for band in BANDS:
-            try:
-                measured = field_band_psf(frames, band).fwhm
-            except InvalidInputError as exc:
-                measured = np.nan
-                failed.append((band, getattr(exc, "reason", str(exc))))
-            fwhm[band] = np.where(on_frame, measured, np.nan)
-        return fwhm, (f"cannot measure the PSF of the frame(s) of band(s) "
-                      f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
+        measured, failed = _frame_measurements(frames)
+        return (_per_row({b: m.fwhm for b, m in measured.items()}, on_frame),
+                f"cannot measure the PSF of the frame(s) of band(s) "
+                f"{', '.join(b for b, _ in failed)} ({failed[0][1]})" if failed else "")
     fwhm = catalog_psf_fwhm(table, complete=False)
     if fwhm is None:
         return ({b: np.full(n, np.nan) for b in BANDS},
@@ -451,21 +444,32 @@ def _row_psf_ellipticity(psf, frames, on_frame):
     it: ``psf=``'s `PSFMeasurement`s, else the frames' (None for a FWHM given alone or
     stamps given without frames: their elongation is not measured)."""
     if psf is not None:
-        given = _given_measurements(psf)
-        if not given:
+        measured = _given_measurements(psf)
+        if not measured:
             return None
-        return {b: np.where(on_frame, given[b].ellipticity if b in given else np.nan, np.nan)
-                for b in BANDS}
-    if frames is None:
+    elif frames is not None:  # a band not measured: its rows say psf_unknown
+        measured = _frame_measurements(frames)[0]
+    else:
         return None
-    shape = {}
-    for band in BANDS:
+    return _per_row({b: m.ellipticity for b, m in measured.items()}, on_frame)
+
+
+def _frame_measurements(frames, bands=BANDS):
+    """`sourceclf.field_psf.field_band_psf` of each of ``bands``: ``{band: PSFMeasurement}``
+    of those measured, and ``[(band, reason)]`` of those that cannot be."""
+    measured, failed = {}, []
+    for band in bands:
         try:
-            measured = field_band_psf(frames, band).ellipticity
-        except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
-            measured = np.nan
-        shape[band] = np.where(on_frame, measured, np.nan)
-    return shape
+            measured[band] = field_band_psf(frames, band)
+        except InvalidInputError as exc:
+            failed.append((band, getattr(exc, "reason", str(exc))))
+    return measured, failed
+
+
+def _per_row(values, on_frame):
+    """``{band: value}`` (bands missing: unknown) as ``{band: array}`` per row, NaN off the
+    frames and where unknown."""
+    return {b: np.where(on_frame, values.get(b, np.nan), np.nan) for b in BANDS}
 
 
 def _flag_elongated(flags, valid, shape, model_name):
@@ -507,18 +511,15 @@ def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, give
     index could not be measured."""
     known = {b: np.isfinite(np.asarray(fwhm[b], dtype=float)) & on_frame for b in BANDS}
     given = given or {}
-    if frames is None and any(b not in given for b in BANDS):
+    rest = [b for b in BANDS if b not in given]
+    if frames is not None:  # a band not measured: its FWHM is unknown too (psf_unknown)
+        given = {**given, **{b: m.beta for b, m in _frame_measurements(frames, rest)[0].items()}}
+    elif rest:
         on_stamps, _ = band_moffat_indices(stamps, fwhm, rows=read_stamp_rows(clean))
     beta, missing = {}, []
     for band in BANDS:
-        if band in given:
-            values = np.where(on_frame, given[band], np.nan)
-        elif frames is not None:
-            try:
-                measured = field_band_psf(frames, band).beta
-            except InvalidInputError:  # its FWHM is unknown too: the row says psf_unknown
-                measured = np.nan
-            values = np.where(on_frame, measured, np.nan)
+        if band in given or frames is not None:
+            values = np.where(on_frame, given.get(band, np.nan), np.nan)
         else:  # a row of unknown FWHM gets no index (stamps_moffat_index gives it all's)
             values = np.where(known[band], on_stamps[band], np.nan)
         if np.any(valid & known[band] & ~np.isfinite(values)):

@@ -461,12 +461,9 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
 
     fits = fit_psf_stars(data, candidates, fwhm_guess / pixel_scale, max_stars=max_stars,
                          min_stars=min_stars)
-    found = int(np.sum(fits["ok"]))
-    if found < min_stars:
-        raise PSFMeasurementError(label, f"{found} isolated point sources with S/N > "
-                                         f"{snr_min:g} found, {min_stars} needed")
     return psf_from_fits(fits, sigma, pixel_scale=pixel_scale, min_stars=min_stars,
-                         label=label)
+                         label=label,
+                         fitted=f"isolated point sources with S/N > {snr_min:g} found")
 
 
 def sky_subtracted(image, label="image"):
@@ -597,7 +594,7 @@ def point_source_locus(fwhm, *, min_stars=5):
 
 
 def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
-                  label="image"):
+                  label="image", fitted="stars fitted"):
     """The PSF from stars' Moffat fits: the medians of those on the point-source locus.
 
     Step 4 of `measure_psf`: fits more than 2 robust widths wider or 4
@@ -616,6 +613,10 @@ def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
         Fewest stars accepted on the locus.
     label : str
         Name of the image in error messages.
+    fitted : str
+        What the converged fits are, in the error when they are too few
+        (``"<n> <fitted>, <min_stars> needed"``): how the caller chose the
+        stars.
 
     Returns
     -------
@@ -623,13 +624,13 @@ def psf_from_fits(fits, sky_sigma, *, pixel_scale=SDSS_PIXEL_SCALE, min_stars=5,
 
     Raises
     ------
-    InvalidInputError
+    PSFMeasurementError
         If fewer than ``min_stars`` fits converged, or lie on the locus.
     """
     ok = np.asarray(fits["ok"])
     fwhm = np.asarray(fits["fwhm"])
     if ok.sum() < min_stars:
-        raise PSFMeasurementError(label, f"{int(ok.sum())} stars fitted, {min_stars} needed")
+        raise PSFMeasurementError(label, f"{int(ok.sum())} {fitted}, {min_stars} needed")
     med, spread = point_source_locus(fwhm[ok], min_stars=min_stars)
     keep = ok & (fwhm < med + 2.0 * spread) & (fwhm > med - 4.0 * spread)
     if keep.sum() < min_stars:
