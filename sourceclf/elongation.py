@@ -15,6 +15,11 @@ uncrowded shared fields along one axis.  Up to ``1 - b/a`` of 0.21-0.22 in r
 the models' scores move by no more than their standard error; beyond
 `ELONGATION_LIMIT` the rows are flagged ``psf_elongated`` (they are still
 classified): the models were neither trained nor checked there.
+
+`sourceclf.classify` knows a band's elongation where the PSF is measured: on
+the frames, given as a `~sourceclf.psf.PSFMeasurement`, or on stamps given
+without frames, on their own point sources
+(`sourceclf.stamp_psf.stamps_psf_shape`).
 """
 
 import numpy as np

@@ -27,6 +27,7 @@ frame, only to be fitted.  The measurement says where its stars came from
 """
 
 import contextlib
+import hashlib
 import threading
 
 import numpy as np
@@ -38,7 +39,7 @@ from .utils._wcs import pixel_scale as wcs_pixel_scale
 
 __all__ = ["field_psfs", "field_band_psf", "borrowed_band_psf", "measure_psf_at",
            "BORROWED_SNR_MIN", "describe_field_psf",
-           "band_psf", "frame_psf", "psf_memo", "remembered"]
+           "band_psf", "frame_psf", "psf_memo", "remembered", "remembered_content"]
 
 #: Smallest S/N (in `sourceclf.psf.aperture_snr`'s aperture) of a star whose
 #: position another band gave, for it to be fitted: PSFEx's default
@@ -129,6 +130,43 @@ def remembered(data, tag, compute):
     key = (id(data),) + tuple(tag)
     if key not in kept or kept[key][0] is not data:
         kept[key] = (data, compute())
+    return kept[key][1]
+
+
+def remembered_content(arrays, tag, compute):
+    """``compute()``, once per content of ``arrays`` and ``tag`` while a `psf_memo` is open.
+
+    What `remembered` does for a frame, for arrays that are made afresh from
+    the same input by each step of a call (the stamps `sourceclf.cutouts.make_cutouts`
+    cuts for MargNet's columns and again for the model's inputs): they are
+    known by a digest of their bytes, not by their identity.
+
+    Parameters
+    ----------
+    arrays : sequence of array-like
+        What is computed on; their dtype, shape and bytes make the key.
+    tag : tuple
+        What of them is computed (hashable).
+    compute : callable
+        Computes it; an exception it raises is not kept.
+
+    Returns
+    -------
+    value
+        The one computed first for this content and tag while the memo is
+        open; without a memo, computed each call.
+    """
+    kept = getattr(_MEMO, "kept", None)
+    if kept is None:
+        return compute()
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.view(np.uint8).reshape(-1) if array.size else b"")
+    key = ("content", digest.hexdigest()) + tuple(tag)
+    if key not in kept:
+        kept[key] = (None, compute())
     return kept[key][1]
 
 

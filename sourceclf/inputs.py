@@ -26,7 +26,7 @@ from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
 from .field_psf import field_band_psf, psf_memo
 from .saturation import FLAG_SATURATED, saturation_flags
 from .elongation import ELONGATION_LIMIT, FLAG_PSF_ELONGATED, elongation_flags
-from .stamp_psf import band_moffat_indices, read_stamp_rows
+from .stamp_psf import band_psf_shapes, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
 from .utils._wcs import pixel_scale
@@ -143,7 +143,7 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     gets its Moffat index, ``columns['psf_beta_<b>']``: that of ``psf``
     for a band it gives as a `~sourceclf.psf.PSFMeasurement`, else
     measured on the frames with the FWHM, else on the stamps' own point sources of each
-    FWHM (`sourceclf.stamp_psf.stamps_moffat_index`; one
+    FWHM (`sourceclf.stamp_psf.stamps_psf_shape`; one
     `SourceclfWarning` when it cannot be, and those rows are read as seen
     through the middle of ``psf_beta_range``).  With ``psf_range``,
     classifiable rows whose FWHM in a band is outside the range by more than
@@ -152,8 +152,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
     why, and rows bright enough for a saturated core
     (`sourceclf.saturation.saturation_flags`) ``saturated``, and rows whose PSF
     is more elongated than the models were checked on
-    (`sourceclf.elongation.ELONGATION_LIMIT`; known where the PSF was measured,
-    on the frames or given as a `~sourceclf.psf.PSFMeasurement`, and returned
+    (`sourceclf.elongation.ELONGATION_LIMIT`; known where the PSF was measured:
+    given as a `~sourceclf.psf.PSFMeasurement`, on the frames when ``psf`` is
+    not given, or on stamps given without frames, through each row's FWHM as
+    the Moffat index is, `sourceclf.stamp_psf.stamps_psf_shape`; returned
     as ``columns['psf_ellipticity_<b>']``) ``psf_elongated``; with
     ``neighbour_limit``, rows whose stamps hold more neighbours than the
     model's training stamps ``crowded``.  Flagged rows are still
@@ -231,7 +233,9 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             _flag_seeing(flags, valid, fwhm, psf_range, why, model_name)
             for i in np.flatnonzero(valid & saturation_flags(stamps, fwhm)):
                 flags[i] = ";".join(x for x in (flags[i], FLAG_SATURATED) if x)
-        shape = _row_psf_ellipticity(psf, frames, on_frame)
+        clean = image_flags == ""
+        stamp_shapes = None if frames is not None else _stamp_shapes(stamps, fwhm, psf, clean)
+        shape = _row_psf_ellipticity(psf, frames, on_frame, stamp_shapes, fwhm)
         if shape is not None:
             for b in BANDS:
                 values = np.asarray(shape[b], dtype=np.float32)
@@ -245,8 +249,8 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
             sky = frame_sky(frames)
             _flag_sky(flags, valid, sky, sky_range)
         elif cutouts is not None and sky_range:  # stamps without frames: their borders' sky
-            clean = np.flatnonzero(valid & (image_flags == ""))
-            judged = clean if clean.size else np.flatnonzero(valid)
+            judged = np.flatnonzero(valid & clean)
+            judged = judged if judged.size else np.flatnonzero(valid)
             if not _flag_sky(flags, valid, stamp_sky(stamps, judged), sky_range, "stamps"):
                 _flag_sky_rows(flags, stamps, judged, sky_range)
         if frames is not None and psf_range:
@@ -279,8 +283,8 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
                 flags[i] = ";".join(x for x in (flags[i], FLAG_CROWDED) if x)
         beta = None
         if feature_spec is not None and feature_spec.reads_psf_shape:
-            beta = _row_psf_beta(stamps, fwhm, frames, on_frame, image_flags == "", valid,
-                                 psf_beta_range, _given_beta(psf))
+            beta = _row_psf_beta(fwhm, frames, on_frame, valid, psf_beta_range,
+                                 _given_beta(psf), stamp_shapes)
             for b in BANDS:
                 values = np.asarray(beta[b], dtype=np.float32)
                 columns[f"psf_beta_{b}"] = _output_column(
@@ -439,19 +443,32 @@ def _row_psf(table, psf, frames, on_frame):
     return fwhm, "some rows lack psffwhm_<b> values"
 
 
-def _row_psf_ellipticity(psf, frames, on_frame):
+def _stamp_shapes(stamps, fwhm, psf, clean):
+    """The PSF's shape on stamps given without frames, for the bands ``psf=`` gives no
+    `PSFMeasurement` for: `sourceclf.stamp_psf.band_psf_shapes` of the stamps of each FWHM
+    (those ``clean`` read, as the catalog models' columns read them; measured once a call)."""
+    given = _given_measurements(psf)
+    rest = [b for b in BANDS if b not in given]
+    return band_psf_shapes(stamps, fwhm, rows=read_stamp_rows(clean), bands=rest)
+
+
+def _row_psf_ellipticity(psf, frames, on_frame, stamp_shapes, fwhm):
     """``1 - b/a`` of the PSF per band and row (NaN where unknown) where a measurement gives
-    it: ``psf=``'s `PSFMeasurement`s, else the frames' (None for a FWHM given alone or
-    stamps given without frames: their elongation is not measured)."""
-    if psf is not None:
-        measured = _given_measurements(psf)
-        if not measured:
-            return None
-    elif frames is not None:  # a band not measured: its rows say psf_unknown
-        measured = _frame_measurements(frames)[0]
-    else:
-        return None
-    return _per_row({b: m.ellipticity for b, m in measured.items()}, on_frame)
+    it: ``psf=``'s `PSFMeasurement`s, else the frames' (None for a FWHM given with frames:
+    they are not measured), else the stamps' (``stamp_shapes``; NaN where the FWHM is
+    unknown, as for the Moffat index)."""
+    measured = {b: m.ellipticity for b, m in _given_measurements(psf).items()}
+    if frames is not None:
+        if psf is not None:
+            return _per_row(measured, on_frame) if measured else None
+        # a band not measured: its rows say psf_unknown
+        measured = {b: m.ellipticity for b, m in _frame_measurements(frames)[0].items()}
+        return _per_row(measured, on_frame)
+    values = _per_row(measured, on_frame)
+    for band, shape in stamp_shapes.items():
+        known = np.isfinite(np.asarray(fwhm[band], dtype=float)) & on_frame
+        values[band] = np.where(known, shape.ellipticity, np.nan)
+    return values
 
 
 def _frame_measurements(frames, bands=BANDS):
@@ -503,25 +520,21 @@ def _given_beta(psf):
     return {b: float(v.beta) for b, v in _given_measurements(psf).items()}
 
 
-def _row_psf_beta(stamps, fwhm, frames, on_frame, clean, valid, beta_range, given=None):
+def _row_psf_beta(fwhm, frames, on_frame, valid, beta_range, given, stamp_shapes):
     """Moffat index of the PSF per band and row (NaN where unknown): ``given`` (per band),
     else measured on each band's frame with its FWHM, else on the stamps of each FWHM
-    (those ``clean`` read, as the catalog models' columns read them:
-    `sourceclf.stamp_psf.band_moffat_indices`).  Warns once when some classifiable row's
-    index could not be measured."""
+    (``stamp_shapes``, `_stamp_shapes`).  Warns once when some classifiable row's index
+    could not be measured."""
     known = {b: np.isfinite(np.asarray(fwhm[b], dtype=float)) & on_frame for b in BANDS}
-    given = given or {}
     rest = [b for b in BANDS if b not in given]
     if frames is not None:  # a band not measured: its FWHM is unknown too (psf_unknown)
         given = {**given, **{b: m.beta for b, m in _frame_measurements(frames, rest)[0].items()}}
-    elif rest:
-        on_stamps, _ = band_moffat_indices(stamps, fwhm, rows=read_stamp_rows(clean))
     beta, missing = {}, []
     for band in BANDS:
         if band in given or frames is not None:
             values = np.where(on_frame, given.get(band, np.nan), np.nan)
-        else:  # a row of unknown FWHM gets no index (stamps_moffat_index gives it all's)
-            values = np.where(known[band], on_stamps[band], np.nan)
+        else:  # a row of unknown FWHM gets no index (stamps_psf_shape gives it all's)
+            values = np.where(known[band], stamp_shapes[band].beta, np.nan)
         if np.any(valid & known[band] & ~np.isfinite(values)):
             missing.append(band)
         beta[band] = values

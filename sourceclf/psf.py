@@ -407,7 +407,7 @@ def fit_half_size(fwhm_pixels):
 
 
 def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_stars=5,
-                max_stars=40, snr_min=50.0, label="image"):
+                max_stars=40, snr_min=50.0, label="image", where=None):
     """Measure the PSF of a frame from its own stars.
 
     See the module documentation for the steps.
@@ -428,6 +428,10 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         Smallest S/N of a PSF star.
     label : str
         Name of the image in error messages (e.g. ``"frame of band 'r'"``).
+    where : callable, optional
+        ``where(x, y)``, with the found stars' pixel positions, returns which
+        may be fitted (bool per star): say, those at the centres of stamps
+        laid side by side (`sourceclf.stamp_psf.stamps_psf`).
 
     Returns
     -------
@@ -457,6 +461,9 @@ def measure_psf(image, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     def candidates(fwhm):
         stars = find_psf_stars(data, sigma, fwhm_guess=fwhm, snr_min=snr_min,
                                isolation=max(12.0, 4.0 * fwhm))
+        if where is not None:
+            stars = stars[np.asarray(where(np.asarray(stars["x"]), np.asarray(stars["y"])),
+                                     dtype=bool)]
         return stars["x"], stars["y"], stars["snr"]
 
     fits = fit_psf_stars(data, candidates, fwhm_guess / pixel_scale, max_stars=max_stars,

@@ -7,30 +7,47 @@ one image (`stamp_mosaic`) and measures the PSF there with
 on the stellar locus, each fitted with a Moffat profile, and the median of
 the point-source locus.  Each stamp's source lies at its centre, so that the
 stamps' sources are as far apart as the stamps are wide, and a neighbour
-within a stamp is as isolated as on the frame.  On the stamps of the clean
+within a stamp is as isolated as on the frame.  Only the stamps' own
+sources are fitted (`STAMP_CENTRE_RADIUS`): a neighbour in a stamp's corner
+may be cut by its border.  On the stamps of the clean
 bright sources of the shared SDSS fields, natively and blurred, the r-band
 PSF's FWHM and Moffat index agree with the frame's
 (``docs/scripts/stamps_check.py`` prints both; ``tests/test_stamp_psf.py``
 checks the calibObj stars of field 4510-4-0030).
 
 Stamps from frames of different seeing give the median of their PSFs.  Where
-each row's FWHM is known (the catalog's ``psffwhm_<b>``), `stamps_moffat_index`
-measures the shape on the stamps of each FWHM (`fwhm_groups`) apart, so that
-the rows of a sharp frame do not take the shape of a blurred one's.
+each row's FWHM is known (the catalog's ``psffwhm_<b>``), `stamps_psf_shape`
+measures the shape (Moffat index and elongation) on the stamps of each FWHM
+(`fwhm_groups`) apart, so that the rows of a sharp frame do not take the
+shape of a blurred one's.  `sourceclf.classify` reads the Moffat index of
+the stamps for the image-only model and MargNet's columns measured on the
+stamps, and their elongation to flag rows ``psf_elongated``
+(`sourceclf.elongation`), as it does on frames.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
+from .field_psf import remembered_content
 from .psf import measure_psf
 
-__all__ = ["stamp_mosaic", "stamps_psf", "stamps_moffat_index", "band_moffat_indices",
+__all__ = ["stamp_mosaic", "stamps_psf", "stamps_psf_shape", "StampPSFShape",
+           "stamps_moffat_index", "band_psf_shapes", "band_moffat_indices",
            "read_stamp_rows", "fwhm_groups",
-           "MOSAIC_STAMPS", "PSF_FWHM_STEP", "SHAPE_GROUP_STAMPS"]
+           "MOSAIC_STAMPS", "STAMP_CENTRE_RADIUS", "PSF_FWHM_STEP", "SHAPE_GROUP_STAMPS"]
 
 #: Stamps laid into a mosaic at most (evenly spaced over the rows beyond).
 MOSAIC_STAMPS = 2500
+
+#: Farthest a PSF star may lie from its stamp's centre (pixels) in `stamps_psf`:
+#: each stamp's own source, centred on it, is fitted, not a neighbour in its
+#: corner, which the stamp's border may cut and the next stamp's pixels
+#: join (on the crowded field 005405-6-0099 blurred to 2.2", such fits read
+#: ``1 - b/a`` of 0.20-0.28 where the frames' PSF has 0.03-0.05).
+STAMP_CENTRE_RADIUS = 2.5
 
 #: Grid (arcsec) on which a FWHM given per row is rounded (`fwhm_groups`), so
 #: that the rows of one seeing are measured together: SDSS gives one
@@ -119,8 +136,14 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     stamps = np.asarray(stamps)
     if stamps.ndim == 3 and len(stamps) > MOSAIC_STAMPS:
         stamps = stamps[np.linspace(0, len(stamps) - 1, MOSAIC_STAMPS).astype(int)]
-    return measure_psf(stamp_mosaic(stamps), pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
-                       min_stars=min_stars, label=label)
+    mosaic = stamp_mosaic(stamps)
+    h, w = stamps.shape[1:]
+
+    def centred(x, y):  # each stamp's own source, not a neighbour its border cuts
+        return np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2) <= STAMP_CENTRE_RADIUS
+
+    return measure_psf(mosaic, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
+                       min_stars=min_stars, label=label, where=centred)
 
 
 def fwhm_groups(fwhm, step=PSF_FWHM_STEP):
@@ -134,14 +157,29 @@ def fwhm_groups(fwhm, step=PSF_FWHM_STEP):
     return np.round(np.asarray(fwhm, dtype=float) / step) * step
 
 
-def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
-                        min_stamps=SHAPE_GROUP_STAMPS, label="stamps"):
-    """The Moffat index of each row's PSF, measured on stamps of its own FWHM.
+class StampPSFShape(NamedTuple):
+    """The PSF's shape per row of one band's stamps (`stamps_psf_shape`)."""
+
+    #: Moffat index per row (NaN where none could be measured).
+    beta: np.ndarray
+    #: ``1 - b/a`` per row (`sourceclf.psf.PSFMeasurement.ellipticity`; NaN likewise).
+    ellipticity: np.ndarray
+    #: Per row, ``'own'`` (its FWHM group's), ``'all'`` (all the stamps') or ``''``.
+    source: np.ndarray
+
+
+def stamps_psf_shape(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
+                     min_stamps=SHAPE_GROUP_STAMPS, label="stamps"):
+    """The shape of each row's PSF (Moffat index, elongation), measured on stamps of its FWHM.
 
     The stamps of each FWHM group (`fwhm_groups`) holding at least
     ``min_stamps`` of them are measured apart (`stamps_psf`); the other rows
-    take the index measured on all the stamps, and where that cannot be
-    measured either (too few point sources) they get NaN.
+    take the shape measured on all the stamps, and where that cannot be
+    measured either (too few point sources) they get NaN.  While a
+    `sourceclf.field_psf.psf_memo` is open the same stamps, rows and FWHMs
+    are measured once (`sourceclf.field_psf.remembered_content`): MargNet's
+    columns measured on the stamps and the image model's inputs read one
+    measurement.
 
     Parameters
     ----------
@@ -149,11 +187,11 @@ def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE
         One band's stamps, shape ``(N, H, W)``, each centred on its source.
     fwhm : float or array-like
         The PSF's FWHM (arcsec): one for all rows, or one per row (NaN where
-        unknown: such a row is not measured, and gets the index of all).
+        unknown: such a row is not measured, and gets the shape of all).
     rows : array-like of bool or int, optional
-        The stamps read to measure the indices (say, those neither padded
+        The stamps read to measure the shapes (say, those neither padded
         nor holding a hole, `sourceclf.cutouts.make_cutouts`' unflagged
-        rows); default all.  Every row still gets an index: a group's, when
+        rows); default all.  Every row still gets a shape: a group's, when
         at least ``min_stamps`` of its stamps are read, else that of all the
         stamps read.
     pixel_scale : float
@@ -162,6 +200,75 @@ def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE
         Fewest stamps of a group measured apart.
     label : str
         Name of the stamps in messages.
+
+    Returns
+    -------
+    shape : `StampPSFShape`
+        ``beta``, ``ellipticity`` and ``source`` per row.
+
+    Examples
+    --------
+Stamps of two seeings, a round PSF of FWHM 3 pixels and one of 5 pixels
+stretched along x to an axis ratio of 0.7 (which the Gaussian-weighted moments
+of `sourceclf.psf.PSFMeasurement.ellipticity` read as ``1 - b/a`` of 0.17,
+the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
+
+    >>> import numpy as np
+    >>> from sourceclf.psf import moffat_profile
+    >>> yy, xx = np.mgrid[:32, :32] - 16.0
+    >>> noise = np.random.default_rng(3).normal(0.0, 1.0, (60, 32, 32))
+    >>> round_ = 2000.0 * moffat_profile(xx, yy, 3.0, 2.5)
+    >>> stretched = 2000.0 * moffat_profile(xx * 0.7, yy, 5.0, 6.0)
+    >>> stamps = np.concatenate([round_ + noise[:30], stretched + noise[30:]])
+    >>> shape = stamps_psf_shape(stamps, np.repeat([3.0, 5.0], 30), pixel_scale=1.0)
+    >>> float(shape.beta[0].round(1)), shape.ellipticity[[0, -1]].round(2).tolist()
+    (2.5, [0.0, 0.17])
+    """
+    stamps = np.asarray(stamps)
+    n = len(stamps)
+    fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
+    read = np.zeros(n, dtype=bool)  # the stamps measured
+    read[slice(None) if rows is None else np.asarray(rows)] = True
+    return remembered_content(
+        (stamps, read, fwhm), ("stamp_shape", float(pixel_scale), int(min_stamps)),
+        lambda: _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label))
+
+
+def _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label):
+    """`stamps_psf_shape`, measured."""
+    n = len(stamps)
+    groups = fwhm_groups(fwhm)
+    beta, ellipticity = np.full(n, np.nan), np.full(n, np.nan)
+    source = np.full(n, "", dtype="<U3")
+    known = np.isfinite(groups)
+    values = np.unique(groups[known])
+    for value in values:
+        members = known & (groups == value)
+        if (members & read).sum() < min_stamps or len(values) == 1:
+            continue  # one group is measured as all the stamps, below
+        try:
+            seen = stamps_psf(stamps[members & read], pixel_scale=pixel_scale,
+                              fwhm_guess=value, label=label)
+        except InvalidInputError:
+            continue
+        beta[members], ellipticity[members], source[members] = seen.beta, seen.ellipticity, "own"
+    rest = source == ""
+    if rest.any() and known.any():
+        try:
+            every = stamps_psf(stamps[read], pixel_scale=pixel_scale,
+                               fwhm_guess=float(np.median(fwhm[known])), label=label)
+        except InvalidInputError:
+            return StampPSFShape(beta, ellipticity, source)
+        beta[rest], ellipticity[rest] = every.beta, every.ellipticity
+        source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
+    return StampPSFShape(beta, ellipticity, source)
+
+
+def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
+                        min_stamps=SHAPE_GROUP_STAMPS, label="stamps"):
+    """The Moffat index of each row's PSF, measured on stamps of its own FWHM.
+
+    `stamps_psf_shape`'s ``beta`` and ``source`` (its parameters).
 
     Returns
     -------
@@ -184,35 +291,9 @@ Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
     >>> beta[[0, -1]].round(1).tolist(), source[[0, -1]].tolist()
     ([2.5, 5.9], ['own', 'own'])
     """
-    stamps = np.asarray(stamps)
-    n = len(stamps)
-    fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
-    read = np.zeros(n, dtype=bool)  # the stamps measured
-    read[slice(None) if rows is None else np.asarray(rows)] = True
-    groups = fwhm_groups(fwhm)
-    beta, source = np.full(n, np.nan), np.full(n, "", dtype="<U3")
-    known = np.isfinite(groups)
-    values = np.unique(groups[known])
-    for value in values:
-        members = known & (groups == value)
-        if (members & read).sum() < min_stamps or len(values) == 1:
-            continue  # one group is measured as all the stamps, below
-        try:
-            beta[members] = stamps_psf(stamps[members & read], pixel_scale=pixel_scale,
-                                       fwhm_guess=value, label=label).beta
-            source[members] = "own"
-        except InvalidInputError:
-            pass
-    rest = source == ""
-    if rest.any() and known.any():
-        try:
-            every = stamps_psf(stamps[read], pixel_scale=pixel_scale,
-                               fwhm_guess=float(np.median(fwhm[known])), label=label).beta
-        except InvalidInputError:
-            return beta, source
-        beta[rest] = every
-        source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
-    return beta, source
+    shape = stamps_psf_shape(stamps, fwhm, rows=rows, pixel_scale=pixel_scale,
+                             min_stamps=min_stamps, label=label)
+    return shape.beta, shape.source
 
 
 def read_stamp_rows(clean):
@@ -223,8 +304,32 @@ def read_stamp_rows(clean):
     return np.flatnonzero(clean) if clean.any() else np.arange(len(clean))
 
 
+def band_psf_shapes(stamps, fwhm, *, rows=None, bands=BANDS):
+    """`stamps_psf_shape` of each band of 5-band stamps.
+
+    Parameters
+    ----------
+    stamps : array-like
+        Stamps of shape ``(N, 5, H, W)``, bands in `~sourceclf.bands.BANDS` order.
+    fwhm : dict
+        ``{band: FWHM}`` (arcsec): one for all rows or one per row.
+    rows : array-like, optional
+        The stamps read (`read_stamp_rows`); default all.
+    bands : sequence of str
+        The bands measured.
+
+    Returns
+    -------
+    shapes : dict
+        ``{band: StampPSFShape}``.
+    """
+    return {band: stamps_psf_shape(stamps[:, BANDS.index(band)], fwhm[band], rows=rows,
+                                   label=f"the stamps of band '{band}'")
+            for band in bands}
+
+
 def band_moffat_indices(stamps, fwhm, *, rows=None):
-    """`stamps_moffat_index` of each band of 5-band stamps.
+    """`stamps_moffat_index` of each band of 5-band stamps (`band_psf_shapes`).
 
     Parameters
     ----------
@@ -241,8 +346,6 @@ def band_moffat_indices(stamps, fwhm, *, rows=None):
         ``{band: index per row}`` and ``{band: where each came from}``, as
         `stamps_moffat_index` gives them.
     """
-    beta, source = {}, {}
-    for k, band in enumerate(BANDS):
-        beta[band], source[band] = stamps_moffat_index(
-            stamps[:, k], fwhm[band], rows=rows, label=f"the stamps of band '{band}'")
-    return beta, source
+    shapes = band_psf_shapes(stamps, fwhm, rows=rows)
+    return ({band: s.beta for band, s in shapes.items()},
+            {band: s.source for band, s in shapes.items()})

@@ -114,3 +114,117 @@ def test_the_moffat_index_is_read_on_the_rows_given():
                                        pixel_scale=1.0)
     assert (source == "all").all() and beta[0] == pytest.approx(2.5, abs=0.3)
     assert (beta == beta[0]).all()
+
+
+def test_each_seeing_gets_the_elongation_of_its_own_stamps():
+    """`stamps_psf_shape` reads ``1 - b/a`` with the Moffat index, from the same fits: a
+    group of stamps stretched along x is elongated, a round group is not."""
+    from sourceclf.psf import moffat_profile
+    from sourceclf.stamp_psf import SHAPE_GROUP_STAMPS, stamps_psf_shape
+
+    n = SHAPE_GROUP_STAMPS
+    yy, xx = np.mgrid[:32, :32] - 16.0
+    noise = np.random.default_rng(4).normal(0.0, 1.0, (2 * n, 32, 32))
+    stretched = 2000.0 * moffat_profile(xx * 0.6, yy, 4.0, 3.5) + noise[n:]
+    shape = stamps_psf_shape(np.concatenate([_moffat_stamps(n, 3.0, 2.5, seed=1), stretched]),
+                             np.repeat([3.0, 4.0], n), pixel_scale=1.0)
+    assert (shape.source == "own").all()
+    assert (shape.ellipticity[:n] < 0.05).all() and (shape.ellipticity[n:] > 0.2).all()
+    assert shape.beta[0] == pytest.approx(2.5, abs=0.3)
+
+
+def test_the_same_stamps_are_measured_once_while_a_memo_is_open(monkeypatch):
+    """Stamps cut afresh from the same input (MargNet's columns, then the model's inputs)
+    are one measurement in a `psf_memo`; other stamps, rows or FWHMs are another."""
+    import sourceclf.stamp_psf as module
+    from sourceclf.field_psf import psf_memo
+
+    calls = []
+    real = module.stamps_psf
+    monkeypatch.setattr(module, "stamps_psf",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    stamps = _moffat_stamps(12, 3.0, 2.5, seed=1)
+    with psf_memo():
+        first = module.stamps_psf_shape(stamps, 3.0, pixel_scale=1.0)
+        again = module.stamps_psf_shape(stamps.copy(), np.full(12, 3.0), pixel_scale=1.0)
+        assert len(calls) == 1 and again.ellipticity[0] == first.ellipticity[0]
+        module.stamps_psf_shape(stamps, 3.0, rows=np.arange(10), pixel_scale=1.0)
+        module.stamps_psf_shape(stamps, 3.1, pixel_scale=1.0)
+        assert len(calls) == 3
+    module.stamps_psf_shape(stamps, 3.0, pixel_scale=1.0)  # closed: measured again
+    assert len(calls) == 4
+
+
+def test_stamps_given_without_frames_are_flagged_when_their_psf_is_elongated(calibobj_field):
+    """The calibObj stars' stamps of 4510-4-0030, cut from its frames smoothed along x
+    (a shaken PSF) and given as ``cutouts=`` with their FWHM alone, come out with their
+    ``psf_ellipticity_<b>`` and flagged ``psf_elongated`` (one warning), as the frames'
+    rows are; cut from the native frames, they are not.  A band given as a
+    `PSFMeasurement` takes its elongation from it."""
+    import warnings
+
+    from astropy.table import Table
+    from scipy.ndimage import gaussian_filter1d
+
+    from sourceclf.bands import BANDS
+    from sourceclf.cutouts import make_cutouts
+    from sourceclf.elongation import ELONGATION_LIMIT
+    from sourceclf.exceptions import SourceclfWarning
+    from sourceclf.field_psf import field_psfs
+    from sourceclf.inputs import model_inputs
+
+    cat, frames = calibobj_field
+    table = Table({"ra": cat["ra"], "dec": cat["dec"]})
+    shaken = {b: (gaussian_filter1d(data, 3.0, axis=1).astype(np.float32), wcs)
+              for b, (data, wcs) in frames.items()}
+
+    def inputs(images, psf):
+        stamps = make_cutouts(table=table, images=images).data
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            made = model_inputs(table, feature_set="psf_fwhm", uses_images=True,
+                                cutouts=stamps, psf=psf,
+                                psf_range={b: (0.5, 3.5) for b in BANDS}, model_name="m")
+        return made, [str(w.message) for w in said if issubclass(w.category, SourceclfWarning)
+                      and "elongated" in str(w.message)]
+
+    native = field_psfs(frames)
+    sharp, said = inputs(frames, {b: m.fwhm for b, m in native.items()})
+    assert not said and "psf_elongated" not in "".join(sharp.flags)
+    assert np.ma.median(sharp.columns["psf_ellipticity_r"]) == pytest.approx(
+        native["r"].ellipticity, abs=0.05)
+    seen = field_psfs(shaken)
+    smeared, said = inputs(shaken, {b: m.fwhm for b, m in seen.items()})
+    assert seen["r"].ellipticity > ELONGATION_LIMIT
+    assert np.ma.median(smeared.columns["psf_ellipticity_r"]) > ELONGATION_LIMIT
+    assert all("psf_elongated" in f for f in smeared.flags[smeared.valid])
+    assert len(said) == 1 and "its rows are flagged 'psf_elongated'" in said[0]
+    # r given as a measurement (rounder than it is): r's elongation is the given one.
+    given = {**{b: m.fwhm for b, m in seen.items()}, "r": seen["r"]._replace(ellipticity=0.01)}
+    mixed, _ = inputs(shaken, given)
+    np.testing.assert_allclose(mixed.columns["psf_ellipticity_r"], 0.01, rtol=1e-5)
+    assert np.ma.median(mixed.columns["psf_ellipticity_g"]) > ELONGATION_LIMIT
+
+
+def test_only_each_stamp_s_own_source_is_fitted(monkeypatch):
+    """The PSF stars of a mosaic are the stamps' own sources, at their centres, not the
+    neighbours in their corners (which a stamp's border may cut, and the next stamp's
+    pixels join): on the crowded field 005405-6-0099 blurred to 2.2", those read the
+    PSF as elongated (1 - b/a 0.20-0.28, the frames' 0.03-0.05)."""
+    import sourceclf.stamp_psf as module
+    from sourceclf.psf import moffat_profile
+
+    yy, xx = np.mgrid[:32, :32].astype(float)
+    own = 2000.0 * moffat_profile(xx - 16.0, yy - 16.0, 3.0, 3.5)
+    corner = 3000.0 * moffat_profile(xx - 3.0, yy - 29.0, 3.0, 3.5)  # a whole neighbour
+    stamps = own + corner + np.random.default_rng(5).normal(0.0, 1.0, (40, 32, 32))
+
+    def offsets(seen):
+        x, y = np.asarray(seen.stars["x"]), np.asarray(seen.stars["y"])
+        return np.hypot(x % 32 - 15.5, y % 32 - 15.5)
+
+    seen = module.stamps_psf(stamps, pixel_scale=1.0, fwhm_guess=3.0)
+    assert seen.fwhm == pytest.approx(3.0, abs=0.1) and seen.ellipticity < 0.05
+    assert seen.n_stars >= 20 and (offsets(seen) <= module.STAMP_CENTRE_RADIUS).all()
+    monkeypatch.setattr(module, "STAMP_CENTRE_RADIUS", 100.0)  # any star: the corners' too
+    assert (offsets(module.stamps_psf(stamps, pixel_scale=1.0, fwhm_guess=3.0)) > 10).any()

@@ -37,8 +37,10 @@ frames (`sourceclf.sky`):
 Each model's scores end with the share of its rows flagged ``sky_*``
 (`sourceclf.sky`) or ``psf_elongated`` when there are any.  With ``--stamps``, each line also
 scores ``margnet-cnn-sgq`` on the sources' stamps cut from the changed frames
-and given as ``cutouts=`` (as a user with stamps and no frames gives them),
-judged by the sky of the stamps' borders (`sourceclf.sky.stamp_sky`).
+and given as ``cutouts=`` with the FWHM measured on the frames (as a user
+with stamps and no frames gives them), judged by the sky of the stamps'
+borders (`sourceclf.sky.stamp_sky`) and by the PSF's elongation measured on
+the stamps' own point sources (`sourceclf.stamp_psf.stamps_psf_shape`).
 
 Run from the repository root (about two minutes a field and condition on two
 CPU cores)::
@@ -180,9 +182,8 @@ def stamp_scores(sources, frames, seen, labels, model="margnet-cnn-sgq"):
         result = sourceclf.classify(sources, cutouts=cut.data, model=model,
                                     psf={b: seen[b].fwhm for b in BANDS}, device="cpu",
                                     progress=False)
-    flagged = sky_flagged(result)
     return (f"stamps: {model} {check_fields.score_text(check_fields.score(labels, result))}"
-            + (f", {flagged:.0%} flagged sky_*" if flagged else ""))
+            + flagged_text(result))
 
 
 def field_lines(folder, models, condition, steps=None, seed=5, stamps=False):
