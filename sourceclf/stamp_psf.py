@@ -114,6 +114,9 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     -------
     psf : `sourceclf.psf.PSFMeasurement`
         Of the mosaic (`stamp_mosaic`); its ``stars`` are pixel positions on it.
+        While a `sourceclf.field_psf.psf_memo` is open, the same stamps are
+        measured once (`sourceclf.field_psf.remembered_content`, by the
+        mosaic's bytes), and a failure is kept as well.
 
     Raises
     ------
@@ -142,8 +145,19 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     def centred(x, y):  # each stamp's own source, not a neighbour its border cuts
         return np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2) <= STAMP_CENTRE_RADIUS
 
-    return measure_psf(mosaic, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
-                       min_stars=min_stars, label=label, where=centred)
+    def measured():  # a failure is kept too: the next step would fail the same way
+        try:
+            return measure_psf(mosaic, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
+                               min_stars=min_stars, label=label, where=centred), None
+        except InvalidInputError as exc:
+            return None, exc
+
+    psf, error = remembered_content(
+        (mosaic,), ("stamps_psf", float(pixel_scale), float(fwhm_guess), int(min_stars), label),
+        measured)
+    if error is not None:
+        raise error
+    return psf
 
 
 def fwhm_groups(fwhm, step=PSF_FWHM_STEP):
@@ -176,10 +190,9 @@ def stamps_psf_shape(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
     ``min_stamps`` of them are measured apart (`stamps_psf`); the other rows
     take the shape measured on all the stamps, and where that cannot be
     measured either (too few point sources) they get NaN.  While a
-    `sourceclf.field_psf.psf_memo` is open the same stamps, rows and FWHMs
-    are measured once (`sourceclf.field_psf.remembered_content`): MargNet's
-    columns measured on the stamps and the image model's inputs read one
-    measurement.
+    `sourceclf.field_psf.psf_memo` is open, the same stamps are measured
+    once (`stamps_psf`): MargNet's columns measured on the stamps and the
+    image model's inputs read one measurement.
 
     Parameters
     ----------
@@ -229,14 +242,6 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
     fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
     read = np.zeros(n, dtype=bool)  # the stamps measured
     read[slice(None) if rows is None else np.asarray(rows)] = True
-    return remembered_content(
-        (stamps, read, fwhm), ("stamp_shape", float(pixel_scale), int(min_stamps)),
-        lambda: _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label))
-
-
-def _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label):
-    """`stamps_psf_shape`, measured."""
-    n = len(stamps)
     groups = fwhm_groups(fwhm)
     beta, ellipticity = np.full(n, np.nan), np.full(n, np.nan)
     source = np.full(n, "", dtype="<U3")
@@ -247,7 +252,7 @@ def _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label):
         if (members & read).sum() < min_stamps or len(values) == 1:
             continue  # one group is measured as all the stamps, below
         try:
-            seen = stamps_psf(stamps[members & read], pixel_scale=pixel_scale,
+            seen = stamps_psf(stamps[_laid(members & read)], pixel_scale=pixel_scale,
                               fwhm_guess=value, label=label)
         except InvalidInputError:
             continue
@@ -255,13 +260,22 @@ def _measured_shape(stamps, fwhm, read, pixel_scale, min_stamps, label):
     rest = source == ""
     if rest.any() and known.any():
         try:
-            every = stamps_psf(stamps[read], pixel_scale=pixel_scale,
+            every = stamps_psf(stamps[_laid(read)], pixel_scale=pixel_scale,
                                fwhm_guess=float(np.median(fwhm[known])), label=label)
         except InvalidInputError:
             return StampPSFShape(beta, ellipticity, source)
         beta[rest], ellipticity[rest] = every.beta, every.ellipticity
         source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
     return StampPSFShape(beta, ellipticity, source)
+
+
+def _laid(rows):
+    """The indices of the stamps `stamps_psf` lays into its mosaic, of those ``rows`` (bool)
+    names: at most `MOSAIC_STAMPS`, evenly spaced (only those are copied)."""
+    index = np.flatnonzero(rows)
+    if len(index) > MOSAIC_STAMPS:
+        index = index[np.linspace(0, len(index) - 1, MOSAIC_STAMPS).astype(int)]
+    return index
 
 
 def stamps_moffat_index(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,

@@ -135,15 +135,16 @@ def test_each_seeing_gets_the_elongation_of_its_own_stamps():
 
 def test_the_same_stamps_are_measured_once_while_a_memo_is_open(monkeypatch):
     """Stamps cut afresh from the same input (MargNet's columns, then the model's inputs)
-    are one measurement in a `psf_memo`; other stamps, rows or FWHMs are another."""
+    are one measurement in a `psf_memo`, a failed one too; other stamps or FWHMs are
+    another, and a closed memo keeps nothing."""
     import sourceclf.stamp_psf as module
     from sourceclf.field_psf import psf_memo
 
     calls = []
-    real = module.stamps_psf
-    monkeypatch.setattr(module, "stamps_psf",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = module.measure_psf
+    monkeypatch.setattr(module, "measure_psf", lambda *a, **k: calls.append(1) or real(*a, **k))
     stamps = _moffat_stamps(12, 3.0, 2.5, seed=1)
+    noise = np.random.default_rng(0).normal(0.0, 1.0, (9, 32, 32))
     with psf_memo():
         first = module.stamps_psf_shape(stamps, 3.0, pixel_scale=1.0)
         again = module.stamps_psf_shape(stamps.copy(), np.full(12, 3.0), pixel_scale=1.0)
@@ -151,8 +152,12 @@ def test_the_same_stamps_are_measured_once_while_a_memo_is_open(monkeypatch):
         module.stamps_psf_shape(stamps, 3.0, rows=np.arange(10), pixel_scale=1.0)
         module.stamps_psf_shape(stamps, 3.1, pixel_scale=1.0)
         assert len(calls) == 3
+        for _ in range(2):
+            with pytest.raises(InvalidInputError, match="cannot measure the PSF"):
+                module.stamps_psf(noise, pixel_scale=1.0, fwhm_guess=3.0)
+        assert len(calls) == 4
     module.stamps_psf_shape(stamps, 3.0, pixel_scale=1.0)  # closed: measured again
-    assert len(calls) == 4
+    assert len(calls) == 5
 
 
 def test_stamps_given_without_frames_are_flagged_when_their_psf_is_elongated(calibobj_field):
