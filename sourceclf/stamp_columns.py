@@ -136,7 +136,9 @@ def _shape_summary(beta, seen):
     parts = []
     for kind, what in (("given", "given as psf="),
                        ("own", "measured on the stamps' point sources of their FWHM"),
-                       ("all", "measured on all the stamps' point sources")):
+                       ("all", "measured on all the stamps' point sources"),
+                       ("borrowed", "measured on the stamps of the other bands' point "
+                                    "sources")):
         values = beta[seen == kind]
         if len(values):
             low, high = np.min(values), np.max(values)

@@ -9,9 +9,13 @@ the point-source locus.  Each stamp's source lies at its centre, so that the
 stamps' sources are as far apart as the stamps are wide, and a neighbour
 within a stamp is as isolated as on the frame.  Only the stamps' own
 sources are fitted (`STAMP_CENTRE_RADIUS`): a neighbour in a stamp's corner
-may be cut by its border.  On the stamps of the clean
-bright sources of the shared SDSS fields, natively and blurred, the r-band
-PSF's FWHM and Moffat index agree with the frame's
+may be cut by its border.  A band whose stamps show too few point sources of
+their own is fitted at the stamps whose sources the other bands' stamps
+showed to be point sources (`stamps_psf_at`, `band_psf_shapes`), as
+`sourceclf.field_psf.field_band_psf` borrows a field's stars for a frame.
+On the stamps of the clean bright sources of the shared SDSS fields,
+natively and blurred, the r-band PSF's FWHM and Moffat index agree with
+the frame's
 (``docs/scripts/stamps_check.py`` prints both; ``tests/test_stamp_psf.py``
 checks the calibObj stars of field 4510-4-0030).
 
@@ -31,10 +35,10 @@ import numpy as np
 
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
-from .field_psf import remembered_content
+from .field_psf import measure_psf_at, remembered_content
 from .psf import measure_psf
 
-__all__ = ["stamp_mosaic", "stamps_psf", "stamps_psf_shape", "StampPSFShape",
+__all__ = ["stamp_mosaic", "stamps_psf", "stamps_psf_at", "stamps_psf_shape", "StampPSFShape",
            "stamps_moffat_index", "band_psf_shapes", "band_moffat_indices",
            "read_stamp_rows", "fwhm_groups",
            "MOSAIC_STAMPS", "STAMP_CENTRE_RADIUS", "PSF_FWHM_STEP", "SHAPE_GROUP_STAMPS"]
@@ -178,8 +182,12 @@ class StampPSFShape(NamedTuple):
     beta: np.ndarray
     #: ``1 - b/a`` per row (`sourceclf.psf.PSFMeasurement.ellipticity`; NaN likewise).
     ellipticity: np.ndarray
-    #: Per row, ``'own'`` (its FWHM group's), ``'all'`` (all the stamps') or ``''``.
+    #: Per row, ``'own'`` (its FWHM group's), ``'all'`` (all the stamps'),
+    #: ``'borrowed'`` (`band_psf_shapes`: on the stamps whose sources other bands'
+    #: stamps showed to be point sources) or ``''`` (none).
     source: np.ndarray
+    #: Per row, whether its stamp's source was fitted as a PSF star.
+    stars: np.ndarray
 
 
 def stamps_psf_shape(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
@@ -244,29 +252,99 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
     read[slice(None) if rows is None else np.asarray(rows)] = True
     groups = fwhm_groups(fwhm)
     beta, ellipticity = np.full(n, np.nan), np.full(n, np.nan)
-    source = np.full(n, "", dtype="<U3")
+    source = np.full(n, "", dtype="<U8")
+    stars = np.zeros(n, dtype=bool)
     known = np.isfinite(groups)
     values = np.unique(groups[known])
     for value in values:
         members = known & (groups == value)
         if (members & read).sum() < min_stamps or len(values) == 1:
             continue  # one group is measured as all the stamps, below
+        laid = _laid(members & read)
         try:
-            seen = stamps_psf(stamps[_laid(members & read)], pixel_scale=pixel_scale,
-                              fwhm_guess=value, label=label)
+            seen = stamps_psf(stamps[laid], pixel_scale=pixel_scale, fwhm_guess=value,
+                              label=label)
         except InvalidInputError:
             continue
         beta[members], ellipticity[members], source[members] = seen.beta, seen.ellipticity, "own"
+        stars[_fitted_rows(seen, laid, stamps.shape[1:])] = True
     rest = source == ""
     if rest.any() and known.any():
+        laid = _laid(read)
         try:
-            every = stamps_psf(stamps[_laid(read)], pixel_scale=pixel_scale,
+            every = stamps_psf(stamps[laid], pixel_scale=pixel_scale,
                                fwhm_guess=float(np.median(fwhm[known])), label=label)
         except InvalidInputError:
-            return StampPSFShape(beta, ellipticity, source)
+            return StampPSFShape(beta, ellipticity, source, stars)
         beta[rest], ellipticity[rest] = every.beta, every.ellipticity
         source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
-    return StampPSFShape(beta, ellipticity, source)
+        stars[_fitted_rows(every, laid, stamps.shape[1:])] = True
+    return StampPSFShape(beta, ellipticity, source, stars)
+
+
+def _fitted_rows(psf, laid, shape):
+    """The rows (of ``laid``, the stamps laid into the mosaic) whose sources ``psf``, the
+    mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``."""
+    side = int(np.ceil(np.sqrt(len(laid))))
+    x, y = np.asarray(psf.stars["x"], float), np.asarray(psf.stars["y"], float)
+    place = (y // shape[0]).astype(int) * side + (x // shape[1]).astype(int)
+    return laid[place[(place >= 0) & (place < len(laid))]]
+
+
+def stamps_psf_at(stamps, rows, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
+                  label="stamps"):
+    """The PSF of one band's stamps, fitted on the sources of given stamps.
+
+    What `sourceclf.field_psf.borrowed_band_psf` does for a frame: the stamps
+    (at most `MOSAIC_STAMPS`, evenly spaced) are laid into a mosaic as
+    `stamps_psf` lays them, and `sourceclf.field_psf.measure_psf_at` fits the
+    sources at the centres of the stamps ``rows`` names (say, those another
+    band's stamps showed to be point sources), those above its S/N floor.
+    Measured once while a `sourceclf.field_psf.psf_memo` is open.
+
+    Parameters
+    ----------
+    stamps : array-like
+        Shape ``(N, H, W)``, each centred on its source.
+    rows : array-like of bool
+        Per stamp, whether its source is fitted.
+    pixel_scale : float
+        Arcsec per pixel.
+    fwhm_guess : float
+        Rough FWHM (arcsec).
+    label : str
+        Name of the stamps in error messages.
+
+    Returns
+    -------
+    psf : `sourceclf.psf.PSFMeasurement`
+
+    Raises
+    ------
+    InvalidInputError
+        If fewer than five of those sources give a fit on the point-source locus.
+    """
+    stamps = np.asarray(stamps)
+    laid = _laid(np.ones(len(stamps), dtype=bool))
+    mosaic = stamp_mosaic(stamps[laid])
+    h, w = stamps.shape[1:]
+    side = int(np.ceil(np.sqrt(len(laid))))
+    place = np.flatnonzero(np.asarray(rows, dtype=bool)[laid])
+    x, y = (place % side) * w + (w - 1) / 2, (place // side) * h + (h - 1) / 2
+
+    def measured():
+        try:
+            return measure_psf_at(mosaic, x, y, pixel_scale=pixel_scale,
+                                  fwhm_guess=fwhm_guess, label=label), None
+        except InvalidInputError as exc:
+            return None, exc
+
+    psf, error = remembered_content(
+        (mosaic, x, y), ("stamps_psf_at", float(pixel_scale), float(fwhm_guess), label),
+        measured)
+    if error is not None:
+        raise error
+    return psf
 
 
 def _laid(rows):
@@ -319,7 +397,14 @@ def read_stamp_rows(clean):
 
 
 def band_psf_shapes(stamps, fwhm, *, rows=None, bands=BANDS):
-    """`stamps_psf_shape` of each band of 5-band stamps.
+    """`stamps_psf_shape` of each band of 5-band stamps, borrowing stars between bands.
+
+    Where a band's stamps show too few point sources of their own (SDSS's
+    shallow u, or any band of a crowded field at bad seeing), the rows left
+    without a shape are measured on that band's stamps of the sources the
+    other bands' stamps showed to be point sources (`stamps_psf_at`; as
+    `sourceclf.field_psf.field_band_psf` borrows stars for a frame), their
+    ``source`` ``'borrowed'``.
 
     Parameters
     ----------
@@ -330,16 +415,36 @@ def band_psf_shapes(stamps, fwhm, *, rows=None, bands=BANDS):
     rows : array-like, optional
         The stamps read (`read_stamp_rows`); default all.
     bands : sequence of str
-        The bands measured.
+        The bands measured (the others lend no stars).
 
     Returns
     -------
     shapes : dict
         ``{band: StampPSFShape}``.
     """
-    return {band: stamps_psf_shape(stamps[:, BANDS.index(band)], fwhm[band], rows=rows,
-                                   label=f"the stamps of band '{band}'")
-            for band in bands}
+    stamps = np.asarray(stamps)
+    shapes = {band: stamps_psf_shape(stamps[:, BANDS.index(band)], fwhm[band], rows=rows,
+                                     label=f"the stamps of band '{band}'")
+              for band in bands}
+    read = np.zeros(len(stamps), dtype=bool)
+    read[slice(None) if rows is None else np.asarray(rows)] = True
+    for band, shape in shapes.items():
+        width = np.broadcast_to(np.asarray(fwhm[band], dtype=float), (len(stamps),))
+        lacking = (shape.source == "") & np.isfinite(width)
+        donors = np.any([other.stars for b, other in shapes.items() if b != band], axis=0) \
+            if len(shapes) > 1 else np.zeros(len(stamps), dtype=bool)
+        if not lacking.any() or not (donors & read).any():
+            continue
+        laid = _laid(read)  # only those stamps are copied
+        try:
+            seen = stamps_psf_at(stamps[laid, BANDS.index(band)], donors[laid],
+                                 fwhm_guess=float(np.median(width[lacking])),
+                                 label=f"the stamps of band '{band}'")
+        except InvalidInputError:
+            continue
+        shape.beta[lacking], shape.ellipticity[lacking] = seen.beta, seen.ellipticity
+        shape.source[lacking] = "borrowed"
+    return shapes
 
 
 def band_moffat_indices(stamps, fwhm, *, rows=None):

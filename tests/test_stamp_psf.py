@@ -233,3 +233,26 @@ def test_only_each_stamp_s_own_source_is_fitted(monkeypatch):
     assert seen.n_stars >= 20 and (offsets(seen) <= module.STAMP_CENTRE_RADIUS).all()
     monkeypatch.setattr(module, "STAMP_CENTRE_RADIUS", 100.0)  # any star: the corners' too
     assert (offsets(module.stamps_psf(stamps, pixel_scale=1.0, fwhm_guess=3.0)) > 10).any()
+
+
+def test_a_band_with_too_few_point_sources_of_its_own_borrows_the_other_bands():
+    """Stamps whose u sources are too faint to be found as PSF stars (S/N about 30, the
+    finder asks 50) are measured at the stamps the other bands showed to be point sources,
+    as a frame's band borrows its field's stars; with no other band there is nothing to
+    borrow, and the rows keep no shape."""
+    from sourceclf.psf import moffat_profile
+    from sourceclf.stamp_psf import band_psf_shapes
+
+    yy, xx = np.mgrid[:32, :32] - 16.0
+    core = moffat_profile(xx, yy, 3.0, 4.0)  # unit flux
+    rng = np.random.default_rng(7)
+    stamps = np.stack([(250.0 if k == 0 else 2000.0) * core + rng.normal(0.0, 1.0, (40, 32, 32))
+                       for k in range(5)], axis=1)
+    fwhm = {b: 3.0 * 0.396 for b in "ugriz"}
+    shapes = band_psf_shapes(stamps, fwhm)
+    assert (shapes["u"].source == "borrowed").all() and not shapes["u"].stars.any()
+    assert shapes["u"].beta[0] == pytest.approx(4.0, abs=0.6)
+    assert shapes["u"].ellipticity[0] < 0.06
+    assert (shapes["r"].source == "own").all() and shapes["r"].stars.sum() >= 30
+    alone = band_psf_shapes(stamps, fwhm, bands=("u",))
+    assert (alone["u"].source == "").all() and np.isnan(alone["u"].beta).all()
