@@ -144,17 +144,9 @@ def remembered_content(arrays, tag, compute):
     Parameters
     ----------
     arrays : sequence of array-like
-        What is computed on; their dtype, shape and bytes make the key.
-    tag : tuple
-        What of them is computed (hashable).
-    compute : callable
-        Computes it; an exception it raises is not kept.
-
-    Returns
-    -------
-    value
-        The one computed first for this content and tag while the memo is
-        open; without a memo, computed each call.
+        What is computed on; their dtype, shape and bytes make the key
+        (``tag`` and ``compute`` as in `remembered`, and so is the value
+        returned).
     """
     kept = getattr(_MEMO, "kept", None)
     if kept is None:

@@ -149,16 +149,24 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     def centred(x, y):  # each stamp's own source, not a neighbour its border cuts
         return np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2) <= STAMP_CENTRE_RADIUS
 
-    def measured():  # a failure is kept too: the next step would fail the same way
+    return _measured_once(
+        (mosaic,), ("stamps_psf", float(pixel_scale), float(fwhm_guess), int(min_stars), label),
+        lambda: measure_psf(mosaic, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
+                            min_stars=min_stars, label=label, where=centred))
+
+
+def _measured_once(arrays, tag, measure):
+    """``measure()``, once per content of ``arrays`` and ``tag`` while a
+    `sourceclf.field_psf.psf_memo` is open (`sourceclf.field_psf.remembered_content`); the
+    `InvalidInputError` it raises is kept too, and raised again: the next step would fail
+    the same way."""
+    def kept():
         try:
-            return measure_psf(mosaic, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
-                               min_stars=min_stars, label=label, where=centred), None
+            return measure(), None
         except InvalidInputError as exc:
             return None, exc
 
-    psf, error = remembered_content(
-        (mosaic,), ("stamps_psf", float(pixel_scale), float(fwhm_guess), int(min_stars), label),
-        measured)
+    psf, error = remembered_content(arrays, tag, kept)
     if error is not None:
         raise error
     return psf
@@ -332,19 +340,10 @@ def stamps_psf_at(stamps, rows, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
     place = np.flatnonzero(np.asarray(rows, dtype=bool)[laid])
     x, y = (place % side) * w + (w - 1) / 2, (place // side) * h + (h - 1) / 2
 
-    def measured():
-        try:
-            return measure_psf_at(mosaic, x, y, pixel_scale=pixel_scale,
-                                  fwhm_guess=fwhm_guess, label=label), None
-        except InvalidInputError as exc:
-            return None, exc
-
-    psf, error = remembered_content(
+    return _measured_once(
         (mosaic, x, y), ("stamps_psf_at", float(pixel_scale), float(fwhm_guess), label),
-        measured)
-    if error is not None:
-        raise error
-    return psf
+        lambda: measure_psf_at(mosaic, x, y, pixel_scale=pixel_scale, fwhm_guess=fwhm_guess,
+                               label=label))
 
 
 def _laid(rows):
@@ -448,16 +447,8 @@ def band_psf_shapes(stamps, fwhm, *, rows=None, bands=BANDS):
 
 
 def band_moffat_indices(stamps, fwhm, *, rows=None):
-    """`stamps_moffat_index` of each band of 5-band stamps (`band_psf_shapes`).
-
-    Parameters
-    ----------
-    stamps : array-like
-        Stamps of shape ``(N, 5, H, W)``, bands in `~sourceclf.bands.BANDS` order.
-    fwhm : dict
-        ``{band: FWHM}`` (arcsec): one for all rows or one per row.
-    rows : array-like, optional
-        The stamps read (`read_stamp_rows`); default all.
+    """`stamps_moffat_index` of each band of 5-band stamps (`band_psf_shapes`, every band,
+    whose parameters these are).
 
     Returns
     -------
