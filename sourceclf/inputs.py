@@ -464,11 +464,17 @@ def _row_psf_ellipticity(psf, frames, on_frame, stamp_shapes, fwhm):
         # a band not measured: its rows say psf_unknown
         measured = {b: m.ellipticity for b, m in _frame_measurements(frames)[0].items()}
         return _per_row(measured, on_frame)
-    values = _per_row(measured, on_frame)
-    for band, shape in stamp_shapes.items():
-        known = np.isfinite(np.asarray(fwhm[band], dtype=float)) & on_frame
-        values[band] = np.where(known, shape.ellipticity, np.nan)
-    return values
+    return {**_per_row(measured, on_frame),
+            **_on_stamps(stamp_shapes, fwhm, on_frame, "ellipticity")}
+
+
+def _on_stamps(stamp_shapes, fwhm, on_frame, what):
+    """``what`` (``'beta'``, ``'ellipticity'``) of each band of ``stamp_shapes`` per row,
+    NaN where the row's FWHM is unknown (`sourceclf.stamp_psf.stamps_psf_shape` gives such a
+    row the shape of all the stamps, which its unknown FWHM may not share)."""
+    return {band: np.where(np.isfinite(np.asarray(fwhm[band], dtype=float)) & on_frame,
+                           getattr(shape, what), np.nan)
+            for band, shape in stamp_shapes.items()}
 
 
 def _frame_measurements(frames, bands=BANDS):
@@ -529,15 +535,11 @@ def _row_psf_beta(fwhm, frames, on_frame, valid, beta_range, given, stamp_shapes
     rest = [b for b in BANDS if b not in given]
     if frames is not None:  # a band not measured: its FWHM is unknown too (psf_unknown)
         given = {**given, **{b: m.beta for b, m in _frame_measurements(frames, rest)[0].items()}}
-    beta, missing = {}, []
-    for band in BANDS:
-        if band in given or frames is not None:
-            values = np.where(on_frame, given.get(band, np.nan), np.nan)
-        else:  # a row of unknown FWHM gets no index (stamps_psf_shape gives it all's)
-            values = np.where(known[band], stamp_shapes[band].beta, np.nan)
-        if np.any(valid & known[band] & ~np.isfinite(values)):
-            missing.append(band)
-        beta[band] = values
+        beta = _per_row(given, on_frame)
+    else:
+        beta = {**_per_row(given, on_frame), **_on_stamps(stamp_shapes, fwhm, on_frame, "beta")}
+    missing = [band for band in BANDS
+               if np.any(valid & known[band] & ~np.isfinite(beta[band]))]
     if missing:
         fallback = ("read as the middle of the trained range" if beta_range else
                     "left out")

@@ -88,12 +88,32 @@ def stamp_mosaic(stamps):
     if stamps.ndim != 3 or not len(stamps):
         raise InvalidInputError(f"stamps of shape {stamps.shape}: expected (N, H, W), N > 0")
     n, h, w = stamps.shape
-    side = int(np.ceil(np.sqrt(n)))
+    side = _grid_side(n)
     clean = np.where(np.isfinite(stamps), stamps, np.float32(0.0))
     clean -= np.median(clean, axis=(1, 2), keepdims=True)
     grid = np.zeros((side * side, h, w), dtype=np.float32)
     grid[:n] = clean
     return grid.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
+
+
+def _grid_side(n):
+    """Stamps a side of the square grid `stamp_mosaic` lays ``n`` stamps in."""
+    return int(np.ceil(np.sqrt(n)))
+
+
+def _stamp_centres(places, n, shape):
+    """Pixel positions, on the mosaic of ``n`` stamps of ``shape`` ``(H, W)``, of the centres
+    of the stamps laid at ``places`` (`stamp_mosaic`'s order)."""
+    side, (h, w) = _grid_side(n), shape
+    places = np.asarray(places)
+    return (places % side) * w + (w - 1) / 2, (places // side) * h + (h - 1) / 2
+
+
+def _read_mask(rows, n):
+    """``rows`` (bool or indices; None: all) as a bool mask over ``n`` stamps."""
+    read = np.zeros(n, dtype=bool)
+    read[slice(None) if rows is None else np.asarray(rows)] = True
+    return read
 
 
 def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_stars=5,
@@ -164,7 +184,7 @@ def _measured_once(arrays, tag, measure):
         try:
             return measure(), None
         except InvalidInputError as exc:
-            return None, exc
+            return None, exc.with_traceback(None)  # not its frames' arrays, while kept
 
     psf, error = remembered_content(arrays, tag, kept)
     if error is not None:
@@ -233,7 +253,7 @@ def stamps_psf_shape(stamps, fwhm, *, rows=None, pixel_scale=SDSS_PIXEL_SCALE,
     Returns
     -------
     shape : `StampPSFShape`
-        ``beta``, ``ellipticity`` and ``source`` per row.
+        ``beta``, ``ellipticity``, ``source`` and ``stars`` per row.
 
     Examples
     --------
@@ -256,8 +276,7 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
     stamps = np.asarray(stamps)
     n = len(stamps)
     fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), (n,))
-    read = np.zeros(n, dtype=bool)  # the stamps measured
-    read[slice(None) if rows is None else np.asarray(rows)] = True
+    read = _read_mask(rows, n)  # the stamps measured
     groups = fwhm_groups(fwhm)
     beta, ellipticity = np.full(n, np.nan), np.full(n, np.nan)
     source = np.full(n, "", dtype="<U8")
@@ -293,7 +312,7 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
 def _fitted_rows(psf, laid, shape):
     """The rows (of ``laid``, the stamps laid into the mosaic) whose sources ``psf``, the
     mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``."""
-    side = int(np.ceil(np.sqrt(len(laid))))
+    side = _grid_side(len(laid))
     x, y = np.asarray(psf.stars["x"], float), np.asarray(psf.stars["y"], float)
     place = (y // shape[0]).astype(int) * side + (x // shape[1]).astype(int)
     return laid[place[(place >= 0) & (place < len(laid))]]
@@ -332,13 +351,13 @@ def stamps_psf_at(stamps, rows, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
     InvalidInputError
         If fewer than five of those sources give a fit on the point-source locus.
     """
-    stamps = np.asarray(stamps)
+    stamps, rows = np.asarray(stamps), np.asarray(rows, dtype=bool)
+    if rows.shape != stamps.shape[:1]:
+        raise InvalidInputError(f"stamps_psf_at: {rows.size} rows named for "
+                                f"{len(stamps)} stamps")
     laid = _laid(np.ones(len(stamps), dtype=bool))
     mosaic = stamp_mosaic(stamps[laid])
-    h, w = stamps.shape[1:]
-    side = int(np.ceil(np.sqrt(len(laid))))
-    place = np.flatnonzero(np.asarray(rows, dtype=bool)[laid])
-    x, y = (place % side) * w + (w - 1) / 2, (place // side) * h + (h - 1) / 2
+    x, y = _stamp_centres(np.flatnonzero(rows[laid]), len(laid), stamps.shape[1:])
 
     return _measured_once(
         (mosaic, x, y), ("stamps_psf_at", float(pixel_scale), float(fwhm_guess), label),
@@ -425,8 +444,7 @@ def band_psf_shapes(stamps, fwhm, *, rows=None, bands=BANDS):
     shapes = {band: stamps_psf_shape(stamps[:, BANDS.index(band)], fwhm[band], rows=rows,
                                      label=f"the stamps of band '{band}'")
               for band in bands}
-    read = np.zeros(len(stamps), dtype=bool)
-    read[slice(None) if rows is None else np.asarray(rows)] = True
+    read = _read_mask(rows, len(stamps))
     for band, shape in shapes.items():
         width = np.broadcast_to(np.asarray(fwhm[band], dtype=float), (len(stamps),))
         lacking = (shape.source == "") & np.isfinite(width)
@@ -454,7 +472,7 @@ def band_moffat_indices(stamps, fwhm, *, rows=None):
     -------
     beta, source : dict
         ``{band: index per row}`` and ``{band: where each came from}``, as
-        `stamps_moffat_index` gives them.
+        `StampPSFShape` gives them (``'borrowed'`` too).
     """
     shapes = band_psf_shapes(stamps, fwhm, rows=rows)
     return ({band: s.beta for band, s in shapes.items()},

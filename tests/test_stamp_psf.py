@@ -256,3 +256,10 @@ def test_a_band_with_too_few_point_sources_of_its_own_borrows_the_other_bands():
     assert (shapes["r"].source == "own").all() and shapes["r"].stars.sum() >= 30
     alone = band_psf_shapes(stamps, fwhm, bands=("u",))
     assert (alone["u"].source == "").all() and np.isnan(alone["u"].beta).all()
+
+
+def test_stamps_psf_at_names_a_mismatch_of_rows_and_stamps():
+    from sourceclf.stamp_psf import stamps_psf_at
+
+    with pytest.raises(InvalidInputError, match="stamps_psf_at: 3 rows named for 9 stamps"):
+        stamps_psf_at(np.zeros((9, 32, 32)), np.ones(3, dtype=bool))
