@@ -153,6 +153,56 @@ def test_forced_extent_repeats_the_truth_and_shrinks_with_blur(shared_data):
         forced_extent(data, wcs, psf, none)
 
 
+def test_extent_zero_follows_the_psf_stars_across_the_frame():
+    from sourceclf.recipes.frame_checks import PLANE_MIN_STARS, extent_zero
+
+    rng = np.random.default_rng(5)
+    n = 40
+    x, y = rng.uniform(0, 2048, n), rng.uniform(0, 1489, n)
+    drift = -0.05 + 4e-5 * x - 3e-5 * y  # 0.12 mag from corner to corner
+    stars = np.arange(n) < 25
+    extent = drift + rng.normal(0.0, 0.005, n)
+    extent[~stars] += rng.uniform(0.1, 1.0, (~stars).sum())  # galaxies: not fitted
+    extent[0] = 0.8  # one PSF star blended after all: clipped
+    zero = extent_zero(extent, x, y, stars)
+    assert np.max(np.abs(zero - drift)) < 0.01
+    # the galaxies' extents above a point source at their own position
+    assert np.allclose(extent[~stars] - zero[~stars], extent[~stars] - drift[~stars], atol=0.01)
+    # too few stars for a plane: their median everywhere
+    few = np.arange(n) < PLANE_MIN_STARS - 1
+    flat = extent_zero(extent, x, y, few)
+    assert np.all(flat == np.median(extent[few]))
+    assert np.all(np.isnan(extent_zero(extent, x, y, np.zeros(n, bool))))
+    with pytest.raises(InvalidInputError, match="40 extents, 39 x"):
+        extent_zero(extent, x[:-1], y, stars)
+
+
+def test_frame_truth_point_sources_sit_at_zero_over_a_drifting_frame(shared_data):
+    """On 003184-2-0169 one PSF for the frame puts its point sources' extent 0.14 mag higher
+    in one corner than in the other; zeroed by the plane, the locus of the bright ones is
+    narrow (0.03 mag; 0.05 with one zero for the frame)."""
+    from sourceclf.frames import read_frame
+    from sourceclf.psf import measure_psf
+    from sourceclf.recipes.frame_checks import frame_truth, forced_extent
+
+    folder = shared_data / "sdss_frame_003184-2-0169"
+    data, wcs = read_frame(folder / "frame-r-003184-2-0169.fits.bz2")
+    psf = measure_psf(data)
+    truth = frame_truth(data, wcs, psf)
+    clean = np.asarray(truth["clean"])
+    bright = clean & (np.asarray(truth["r_mag"]) < 19.0)
+    assert np.nanmedian(np.asarray(truth["extent_error"])[bright]) < 0.04
+    stars = np.asarray(truth["psf_star"])
+    extent = np.asarray(truth["extent"])
+    x, y = np.asarray(truth["x"]), np.asarray(truth["y"])
+    # no drift left: the stars on each half of the frame sit at the same level
+    for coord in (x, y):
+        low = stars & (coord < np.median(coord[stars]))
+        assert abs(np.median(extent[low]) - np.median(extent[stars & ~low])) < 0.02
+    again = forced_extent(data, wcs, psf, truth)[clean]
+    assert np.nanmedian(np.abs(again - extent[clean])) < 0.01
+
+
 def test_locus_width_follows_the_point_sources_not_the_galaxies():
     from sourceclf.recipes.frame_checks import locus_width
 

@@ -41,7 +41,7 @@ from ..exceptions import InvalidInputError
 from ..neighbour_fits import without_neighbours
 from ..psf import moffat_profile
 from ..utils._wcs import pixel_scale
-from .frame_checks import psf_aperture_fluxes
+from .frame_checks import extent_zero, psf_aperture_fluxes
 
 __all__ = ["WINDOW", "WIDE", "deblended_fluxes", "deblended_extent"]
 
@@ -119,7 +119,8 @@ def deblended_extent(data, wcs, psf, truth):
 
     Measured at each row's ``ra``/``dec`` on ``data`` (the frame the truth
     was built on, or another frame of the field) with `deblended_fluxes`,
-    and zeroed on the rows flagged ``psf_star``, as
+    and zeroed on the rows flagged ``psf_star`` by a plane over the frame
+    (`~sourceclf.recipes.frame_checks.extent_zero`), as
     `~sourceclf.recipes.frame_checks.frame_truth` zeroes its own; above
     `~sourceclf.recipes.frame_checks.EXTENT_POINT` a source is extended.
 
@@ -158,4 +159,4 @@ def deblended_extent(data, wcs, psf, truth):
                               psf.sky_sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
         extent = -2.5 * np.log10(fluxes["psf"] / fluxes["aperture"])
-    return extent - np.nanmedian(extent[stars])
+    return extent - extent_zero(extent, x, y, stars)

@@ -35,8 +35,8 @@ from .data import default_data_dir
 
 __all__ = ["devrad_from_fluxes", "real_frame_catalog",
            "frame_star_check", "frame_extended_sources", "frame_galaxy_check",
-           "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "locus_width",
-           "psf_aperture_fluxes", "frame_truth", "forced_extent"]
+           "EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "PLANE_MIN_STARS", "locus_width",
+           "psf_aperture_fluxes", "extent_zero", "frame_truth", "forced_extent"]
 
 # Directory of the SDSS field's frames and calibObj stars in the data directory.
 _FRAME = "sdss_frame_004510-4-0030"
@@ -287,6 +287,10 @@ EXTENT_POINT = 0.145
 #: `EXTENT_POINT`.
 AMBIGUITY_SIGMA = 2.0
 
+#: Fewest PSF stars (with a finite extent) `extent_zero` fits its plane to;
+#: with fewer, their median is the zero everywhere on the frame.
+PLANE_MIN_STARS = 12
+
 #: A source of `frame_truth` whose centre lies farther than this (pixels) from
 #: every local maximum of the PSF-smoothed frame has no peak of its own.
 PEAK_RADIUS = 1.5
@@ -403,6 +407,59 @@ def psf_aperture_extent(data, x, y, fwhm, beta, *, sky_sigma=None):
         return -2.5 * np.log10(f["psf"] / f["aperture"])
 
 
+def extent_zero(extent, x, y, stars):
+    """The extent of a point source at each position of the frame, from its PSF stars.
+
+    One Moffat PSF stands for a frame whose real PSF varies across it (the
+    FWHM of SDSS's stars follows the column or row by a few per cent), so a
+    point source's ``m_psf - m_aperture`` drifts over the frame: by up to
+    0.14 mag from corner to corner on 003184-2-0169, as much as SDSS's cut.
+    SDSS's PSF magnitudes follow the PSF across the frame, and their
+    aperture correction with it.  This fits a plane in (x, y) to the PSF
+    stars' extents (`~astropy.modeling.polynomial.Polynomial2D` of degree 1
+    by linear least squares, 3-sigma outliers clipped over three passes) and
+    returns it at every position: the extent minus it is zero for a point
+    source anywhere on the frame.  With fewer than `PLANE_MIN_STARS` stars
+    the plane is not fitted and their median is the zero everywhere.
+
+    Parameters
+    ----------
+    extent : array-like
+        ``m_psf - m_aperture`` of the sources, not zeroed (NaN allowed).
+    x, y : array-like
+        Their positions (pixels).
+    stars : array-like of bool
+        The rows that are the frame's PSF stars.
+
+    Returns
+    -------
+    zero : `numpy.ndarray`
+        The extent of a point source at each row's position (all NaN when no
+        star has a finite extent).
+
+    Raises
+    ------
+    InvalidInputError
+        If the four differ in length.
+    """
+    from astropy.modeling import fitting, models
+    from astropy.stats import sigma_clip
+
+    extent, x, y = (np.asarray(a, float) for a in (extent, x, y))
+    stars = np.asarray(stars, bool)
+    if not extent.shape == x.shape == y.shape == stars.shape:
+        raise InvalidInputError(f"extent_zero: {extent.size} extents, {x.size} x, {y.size} y "
+                                f"and {stars.size} star flags; expected as many of each")
+    use = stars & np.isfinite(extent) & np.isfinite(x) & np.isfinite(y)
+    if use.sum() < PLANE_MIN_STARS:
+        level = np.nanmedian(extent[use]) if use.any() else np.nan
+        return np.full(extent.shape, level)
+    fitter = fitting.FittingWithOutlierRemoval(fitting.LinearLSQFitter(), sigma_clip,
+                                               niter=3, sigma=3.0)
+    plane, _ = fitter(models.Polynomial2D(degree=1), x[use], y[use], extent[use])
+    return plane(x, y)
+
+
 def locus_width(extent, r_mag, *, bin_width=0.5, min_rows=5):
     """The spread of point sources' extent, as a function of magnitude.
 
@@ -461,8 +518,9 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     Sources are found with photutils (`~photutils.segmentation.detect_sources`,
     2 sigma, 8 pixels, on the frame smoothed by the PSF) and centred on
     their own peak (`~photutils.centroids.centroid_quadratic`).  For each,
-    ``extent = m_psf - m_aperture`` (`psf_aperture_fluxes`) minus its median
-    over the frame's PSF stars, so that point sources scatter about 0: a
+    ``extent = m_psf - m_aperture`` (`psf_aperture_fluxes`) minus a plane
+    fitted over the frame to the PSF stars' (`extent_zero`: the PSF drifts
+    across a frame), so that point sources scatter about 0 everywhere: a
     source is ``'extended'`` above `EXTENT_POINT` (SDSS's cut), else
     ``'point'``.  Flagged, and not ``clean``: ``blended`` (a neighbour
     brighter than a tenth of the source within ``blend_radius`` arcsec, a
@@ -552,8 +610,10 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     star_rows = np.isin(idx, stars)
     with np.errstate(divide="ignore", invalid="ignore"):
         extent = -2.5 * np.log10(f["psf"] / f["aperture"])
-        extent -= np.nanmedian(extent[star_rows])
-        total = f["aperture"] * np.nanmedian(f["psf"][star_rows] / f["aperture"][star_rows])
+        zero = extent_zero(extent, xc, yc, star_rows)
+        extent -= zero
+        # the aperture flux corrected to a point source's total, as the PSF stars show it
+        total = f["aperture"] * 10 ** (-0.4 * zero)
         r_mag = zero_point - 2.5 * np.log10(total)
     peak_fraction = np.nanmedian(f["peak"][star_rows] / f["psf"][star_rows])
     saturation = 1.25 * np.nanmax(f["peak"][star_rows])
@@ -592,7 +652,9 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
         truth["ambiguous"] = clean & (np.abs(extent[keep] - EXTENT_POINT)
                                       < AMBIGUITY_SIGMA * width)
     truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture "
-                            f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}")
+                            f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}; the extent "
+                            f"of a point source {np.nanmin(zero[keep]):+.3f} to "
+                            f"{np.nanmax(zero[keep]):+.3f} mag over the frame (extent_zero)")
     return truth
 
 
@@ -601,7 +663,7 @@ def forced_extent(data, wcs, psf, truth):
 
     The same measurement as `frame_truth` (`psf_aperture_fluxes`, each
     source's own segment of the frame's `~sourceclf.photometry.detect_segments`, zeroed on the
-    truth's ``psf_star`` rows), forced at the truth's positions: SDSS's cut
+    truth's ``psf_star`` rows by `extent_zero`), forced at the truth's positions: SDSS's cut
     applied to, for instance, the frame blurred to a worse seeing
     (`sourceclf.simulate.degrade_frames`) says how much of the truth the
     morphology of that frame still shows.
@@ -620,8 +682,8 @@ def forced_extent(data, wcs, psf, truth):
     Returns
     -------
     extent : `numpy.ndarray`
-        ``m_psf - m_aperture`` on this frame, minus its median over the
-        ``psf_star`` rows (NaN near the edge).
+        ``m_psf - m_aperture`` on this frame, minus the plane fitted to the
+        ``psf_star`` rows' (`extent_zero`; NaN near the edge).
 
     Raises
     ------
@@ -640,4 +702,4 @@ def forced_extent(data, wcs, psf, truth):
                                                np.asarray(truth["dec"], float))
     extent = psf_aperture_extent(data, x, y, psf.fwhm / pixel_scale(wcs), psf.beta,
                                  sky_sigma=psf.sky_sigma)
-    return extent - np.nanmedian(extent[stars])
+    return extent - extent_zero(extent, x, y, stars)
