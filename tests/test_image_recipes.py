@@ -189,6 +189,8 @@ def test_frame_truth_point_sources_sit_at_zero_over_a_drifting_frame(shared_data
     data, wcs = read_frame(folder / "frame-r-003184-2-0169.fits.bz2")
     psf = measure_psf(data)
     truth = frame_truth(data, wcs, psf)
+    low, high = truth.meta["POINT_EXTENT_RANGE"]
+    assert high - low > 0.08  # the drift that was zeroed
     clean = np.asarray(truth["clean"])
     bright = clean & (np.asarray(truth["r_mag"]) < 19.0)
     assert np.nanmedian(np.asarray(truth["extent_error"])[bright]) < 0.04

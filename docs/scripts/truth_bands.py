@@ -119,7 +119,9 @@ def field_lines(field, models, seeings, log):
     unsure = {"r": ambiguous(extents["r"], r_mag), "gri": ambiguous(together, r_mag)}
     log(f"{name}: {len(clean)} clean sources r < 20.5; locus width (r < 19, 19-20, 20-20.5) "
         + ", ".join(f"{b} {width_text(extents[b], r_mag)}" for b in TRUTH_BANDS)
-        + f", gri {width_text(together, r_mag)}")
+        + f", gri {width_text(together, r_mag)}; a point source's r extent drifts from "
+        + "{:+.3f} to {:+.3f} mag over the frame (zeroed by extent_zero)".format(
+            *truth.meta["POINT_EXTENT_RANGE"]))
     changed = truths["r"] != truths["gri"]
     log(f"{name}: r truth {int((truths['r'] == 'point').sum())} point-like, "
         f"{int((truths['r'] == 'extended').sum())} extended ({int(unsure['r'].sum())} "

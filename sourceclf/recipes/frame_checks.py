@@ -567,7 +567,9 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
         ``ra``, ``dec``, ``x``, ``y``, ``r_mag`` (aperture-corrected),
         ``extent``, ``extent_error``, ``truth``, ``psf_star``, ``blended``,
         ``no_peak``, ``saturated``, ``high_background``, ``clean``,
-        ``ambiguous``.
+        ``ambiguous``; ``meta['POINT_EXTENT_RANGE']``: the lowest and highest
+        extent of a point source over the sources' positions before zeroing
+        (`extent_zero`), how far the PSF drifts across the frame.
     """
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks
@@ -655,6 +657,8 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
                             f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}; the extent "
                             f"of a point source {np.nanmin(zero[keep]):+.3f} to "
                             f"{np.nanmax(zero[keep]):+.3f} mag over the frame (extent_zero)")
+    truth.meta["POINT_EXTENT_RANGE"] = (float(np.nanmin(zero[keep])),
+                                        float(np.nanmax(zero[keep])))
     return truth
 
 
