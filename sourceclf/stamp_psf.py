@@ -9,7 +9,10 @@ the point-source locus.  Each stamp's source lies at its centre, so that the
 stamps' sources are as far apart as the stamps are wide, and a neighbour
 within a stamp is as isolated as on the frame.  Only the stamps' own
 sources are fitted (`STAMP_CENTRE_RADIUS`): a neighbour in a stamp's corner
-may be cut by its border.  A band whose stamps show too few point sources of
+may be cut by its border.  The mosaic is framed by sky noise of the stamps'
+own level, as wide as the window a star is fitted on, so that the stamps of
+the grid's outer ring are fitted as the inner ones are (without it, at a
+wide PSF the window ran off the image there).  A band whose stamps show too few point sources of
 their own is fitted at the stamps whose sources the other bands' stamps
 showed to be point sources (`stamps_psf_at`, `band_psf_shapes`), as
 `sourceclf.field_psf.field_band_psf` borrows a field's stars for a frame.
@@ -36,7 +39,7 @@ import numpy as np
 from .bands import BANDS, SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .field_psf import measure_psf_at, remembered_content
-from .psf import measure_psf
+from .psf import fit_half_size, measure_psf
 
 __all__ = ["stamp_mosaic", "stamps_psf", "stamps_psf_at", "stamps_psf_shape", "StampPSFShape",
            "stamps_moffat_index", "band_psf_shapes", "band_moffat_indices",
@@ -64,26 +67,35 @@ PSF_FWHM_STEP = 0.02
 SHAPE_GROUP_STAMPS = 30
 
 
-def stamp_mosaic(stamps):
+def stamp_mosaic(stamps, *, border=0):
     """One band's stamps side by side in a square grid, each less its median.
 
     Parameters
     ----------
     stamps : array-like
         Shape ``(N, H, W)``.  Non-finite pixels become 0 (the sky).
+    border : int
+        Pixels of sky noise around the grid: Gaussian, of the stamps' own
+        noise (`~astropy.stats.mad_std` of their pixels), drawn with a fixed
+        seed, so that the fit window around a source in the grid's outer
+        ring stays on the image, as for a source in its inner places.
 
     Returns
     -------
     mosaic : `numpy.ndarray`
-        ``float32`` image of ``ceil(sqrt(N))`` stamps a side, zero where the
-        grid has no stamp.
+        ``float32`` image of ``ceil(sqrt(N))`` stamps a side (plus ``border``
+        on every side), zero where the grid has no stamp.
 
     Examples
     --------
     >>> import numpy as np
     >>> stamp_mosaic(np.ones((5, 32, 32))).shape
     (96, 96)
+    >>> stamp_mosaic(np.ones((5, 32, 32)), border=10).shape
+    (116, 116)
     """
+    from astropy.stats import mad_std
+
     stamps = np.asarray(stamps, dtype=np.float32)
     if stamps.ndim != 3 or not len(stamps):
         raise InvalidInputError(f"stamps of shape {stamps.shape}: expected (N, H, W), N > 0")
@@ -93,7 +105,22 @@ def stamp_mosaic(stamps):
     clean -= np.median(clean, axis=(1, 2), keepdims=True)
     grid = np.zeros((side * side, h, w), dtype=np.float32)
     grid[:n] = clean
-    return grid.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
+    mosaic = grid.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
+    if border <= 0:
+        return mosaic
+    sigma = float(mad_std(clean))
+    framed = np.random.default_rng(0).normal(
+        0.0, sigma if np.isfinite(sigma) else 0.0,
+        (side * h + 2 * border, side * w + 2 * border)).astype(np.float32)
+    framed[border:-border, border:-border] = mosaic
+    return framed
+
+
+def _mosaic_border(fwhm_guess, pixel_scale):
+    """`stamp_mosaic`'s ``border`` for a PSF of about ``fwhm_guess`` arcsec: the half side of
+    the window `sourceclf.psf.measure_psf` fits a star of twice that FWHM on, so that an
+    outer stamp's source is fitted as the inner ones are."""
+    return fit_half_size(2.0 * float(fwhm_guess) / float(pixel_scale))
 
 
 def _grid_side(n):
@@ -101,12 +128,13 @@ def _grid_side(n):
     return int(np.ceil(np.sqrt(n)))
 
 
-def _stamp_centres(places, n, shape):
-    """Pixel positions, on the mosaic of ``n`` stamps of ``shape`` ``(H, W)``, of the centres
-    of the stamps laid at ``places`` (`stamp_mosaic`'s order)."""
+def _stamp_centres(places, n, shape, border=0):
+    """Pixel positions, on the mosaic of ``n`` stamps of ``shape`` ``(H, W)`` framed by
+    ``border``, of the centres of the stamps laid at ``places`` (`stamp_mosaic`'s order)."""
     side, (h, w) = _grid_side(n), shape
     places = np.asarray(places)
-    return (places % side) * w + (w - 1) / 2, (places // side) * h + (h - 1) / 2
+    return (border + (places % side) * w + (w - 1) / 2,
+            border + (places // side) * h + (h - 1) / 2)
 
 
 def _read_mask(rows, n):
@@ -137,7 +165,9 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     Returns
     -------
     psf : `sourceclf.psf.PSFMeasurement`
-        Of the mosaic (`stamp_mosaic`); its ``stars`` are pixel positions on it.
+        Of the mosaic (`stamp_mosaic`, framed by sky noise as wide as the fit
+        window of a star twice ``fwhm_guess`` wide, so that the grid's outer
+        stamps are fitted too); its ``stars`` are pixel positions on it.
         While a `sourceclf.field_psf.psf_memo` is open, the same stamps are
         measured once (`sourceclf.field_psf.remembered_content`, by the
         mosaic's bytes), and a failure is kept as well.
@@ -163,11 +193,16 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
     stamps = np.asarray(stamps)
     if stamps.ndim == 3 and len(stamps) > MOSAIC_STAMPS:
         stamps = stamps[np.linspace(0, len(stamps) - 1, MOSAIC_STAMPS).astype(int)]
-    mosaic = stamp_mosaic(stamps)
+    border = _mosaic_border(fwhm_guess, pixel_scale)
+    mosaic = stamp_mosaic(stamps, border=border)
     h, w = stamps.shape[1:]
+    grid = mosaic.shape[0] - 2 * border, mosaic.shape[1] - 2 * border
 
     def centred(x, y):  # each stamp's own source, not a neighbour its border cuts
-        return np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2) <= STAMP_CENTRE_RADIUS
+        x, y = np.asarray(x) - border, np.asarray(y) - border
+        on_grid = (x >= 0) & (y >= 0) & (x < grid[1]) & (y < grid[0])
+        return on_grid & (np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2)
+                          <= STAMP_CENTRE_RADIUS)
 
     return _measured_once(
         (mosaic,), ("stamps_psf", float(pixel_scale), float(fwhm_guess), int(min_stars), label),
@@ -294,27 +329,33 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
         except InvalidInputError:
             continue
         beta[members], ellipticity[members], source[members] = seen.beta, seen.ellipticity, "own"
-        stars[_fitted_rows(seen, laid, stamps.shape[1:])] = True
+        stars[_fitted_rows(seen, laid, stamps.shape[1:],
+                           _mosaic_border(value, pixel_scale))] = True
     rest = source == ""
     if rest.any() and known.any():
         laid = _laid(read)
+        guess = float(np.median(fwhm[known]))
         try:
-            every = stamps_psf(stamps[laid], pixel_scale=pixel_scale,
-                               fwhm_guess=float(np.median(fwhm[known])), label=label)
+            every = stamps_psf(stamps[laid], pixel_scale=pixel_scale, fwhm_guess=guess,
+                               label=label)
         except InvalidInputError:
             return StampPSFShape(beta, ellipticity, source, stars)
         beta[rest], ellipticity[rest] = every.beta, every.ellipticity
         source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
-        stars[_fitted_rows(every, laid, stamps.shape[1:])] = True
+        stars[_fitted_rows(every, laid, stamps.shape[1:],
+                           _mosaic_border(guess, pixel_scale))] = True
     return StampPSFShape(beta, ellipticity, source, stars)
 
 
-def _fitted_rows(psf, laid, shape):
+def _fitted_rows(psf, laid, shape, border):
     """The rows (of ``laid``, the stamps laid into the mosaic) whose sources ``psf``, the
-    mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``."""
+    mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``;
+    ``border``: the mosaic's (`stamp_mosaic`)."""
     side = _grid_side(len(laid))
-    x, y = np.asarray(psf.stars["x"], float), np.asarray(psf.stars["y"], float)
-    place = (y // shape[0]).astype(int) * side + (x // shape[1]).astype(int)
+    x = np.asarray(psf.stars["x"], float) - border
+    y = np.asarray(psf.stars["y"], float) - border
+    inside = (x >= 0) & (y >= 0) & (x < side * shape[1]) & (y < side * shape[0])
+    place = (y[inside] // shape[0]).astype(int) * side + (x[inside] // shape[1]).astype(int)
     return laid[place[(place >= 0) & (place < len(laid))]]
 
 
@@ -356,8 +397,9 @@ def stamps_psf_at(stamps, rows, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0,
         raise InvalidInputError(f"stamps_psf_at: {rows.size} rows named for "
                                 f"{len(stamps)} stamps")
     laid = _laid(np.ones(len(stamps), dtype=bool))
-    mosaic = stamp_mosaic(stamps[laid])
-    x, y = _stamp_centres(np.flatnonzero(rows[laid]), len(laid), stamps.shape[1:])
+    border = _mosaic_border(fwhm_guess, pixel_scale)
+    mosaic = stamp_mosaic(stamps[laid], border=border)
+    x, y = _stamp_centres(np.flatnonzero(rows[laid]), len(laid), stamps.shape[1:], border)
 
     return _measured_once(
         (mosaic, x, y), ("stamps_psf_at", float(pixel_scale), float(fwhm_guess), label),
@@ -399,7 +441,7 @@ Stamps of two seeings, a FWHM of 3 and 5 pixels, Moffat indices 2.5 and 6:
     >>> stamps = np.concatenate([sharp + noise[:30], wide + noise[30:]])
     >>> beta, source = stamps_moffat_index(stamps, np.repeat([3.0, 5.0], 30), pixel_scale=1.0)
     >>> beta[[0, -1]].round(1).tolist(), source[[0, -1]].tolist()
-    ([2.5, 5.9], ['own', 'own'])
+    ([2.5, 6.1], ['own', 'own'])
     """
     shape = stamps_psf_shape(stamps, fwhm, rows=rows, pixel_scale=pixel_scale,
                              min_stamps=min_stamps, label=label)

@@ -22,6 +22,39 @@ def test_the_mosaic_lays_each_stamp_less_its_median_in_a_grid():
         stamp_mosaic(np.zeros((4, 4)))
 
 
+def test_the_mosaic_can_be_framed_by_the_stamps_own_sky_noise():
+    rng = np.random.default_rng(1)
+    stamps = rng.normal(0.0, 2.0, (5, 16, 16))
+    bare = stamp_mosaic(stamps)
+    framed = stamp_mosaic(stamps, border=7)
+    assert framed.shape == (48 + 14, 48 + 14) and framed.dtype == np.float32
+    assert np.array_equal(framed[7:-7, 7:-7], bare)
+    ring = np.concatenate([framed[:7].ravel(), framed[-7:].ravel()])
+    assert np.std(ring) == pytest.approx(2.0, rel=0.1) and abs(np.mean(ring)) < 0.1
+    assert np.array_equal(framed, stamp_mosaic(stamps, border=7))  # a fixed seed
+
+
+def test_the_outer_stamps_of_the_mosaic_are_fitted_at_a_wide_psf():
+    """At a FWHM of 6 pixels the fit window (3.5 FWHM a side of a star) of a stamp on the
+    grid's outer ring ran off a bare mosaic: of 16 stamps (4 a side) only the 4 inner
+    ones were fitted, too few to measure (on the shared fields blurred to 1.9-2.2", u went
+    unmeasured so).  Framed by sky noise, every stamp is fitted."""
+    from sourceclf.psf import moffat_profile
+    from sourceclf.stamp_psf import stamps_psf_at, stamps_psf_shape
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    stamps = np.array([3000.0 * moffat_profile(xx - dx, yy - dy, 6.0, 3.5)
+                       + rng.normal(0.0, 1.0, (32, 32))
+                       for dx, dy in rng.uniform(-0.5, 0.5, (16, 2))])
+    seen = stamps_psf(stamps, pixel_scale=1.0, fwhm_guess=6.0)
+    assert seen.n_stars == 16 and seen.fwhm == pytest.approx(6.0, abs=0.2)
+    shape = stamps_psf_shape(stamps, 6.0, pixel_scale=1.0, min_stamps=5)
+    assert shape.stars.all() and np.isfinite(shape.beta).all()
+    at = stamps_psf_at(stamps, np.ones(16, dtype=bool), pixel_scale=1.0, fwhm_guess=6.0)
+    assert at.n_stars == 16
+
+
 def test_stamps_of_a_real_field_show_its_psf(calibobj_field):
     """The calibObj stars' stamps of 4510-4-0030 give the frame's PSF."""
     from astropy.table import Table
@@ -56,7 +89,8 @@ def test_a_large_set_is_read_evenly_spaced(monkeypatch):
     monkeypatch.setattr(module, "measure_psf", measure_psf)
     stamps_psf(np.zeros((MOSAIC_STAMPS + 700, 8, 8), dtype=np.float32))
     side = int(np.ceil(np.sqrt(MOSAIC_STAMPS)))
-    assert seen["shape"] == (8 * side, 8 * side)
+    border = 2 * module._mosaic_border(1.0, module.SDSS_PIXEL_SCALE)
+    assert seen["shape"] == (8 * side + border, 8 * side + border)
 
 
 def _moffat_stamps(n, fwhm_pix, beta, seed):
@@ -225,7 +259,8 @@ def test_only_each_stamp_s_own_source_is_fitted(monkeypatch):
     stamps = own + corner + np.random.default_rng(5).normal(0.0, 1.0, (40, 32, 32))
 
     def offsets(seen):
-        x, y = np.asarray(seen.stars["x"]), np.asarray(seen.stars["y"])
+        border = module._mosaic_border(3.0, 1.0)
+        x, y = np.asarray(seen.stars["x"]) - border, np.asarray(seen.stars["y"]) - border
         return np.hypot(x % 32 - 15.5, y % 32 - 15.5)
 
     seen = module.stamps_psf(stamps, pixel_scale=1.0, fwhm_guess=3.0)

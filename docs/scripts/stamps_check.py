@@ -23,7 +23,10 @@ the field's own clean bright sources (``check_fields.py``'s truth):
 Each line gives the fraction of point-like sources called STAR or QSO, of
 extended ones called GALAXY, and their mean (balanced accuracy); each
 seeing's first line also the r-band PSF measured on the frame and on the
-stamps (FWHM and Moffat index)::
+stamps (FWHM and Moffat index), and where each band's PSF shape on the
+stamps comes from (`sourceclf.stamp_psf.band_psf_shapes`: ``own``, fitted
+on the band's own stamps, with how many were; ``borrowed``, at the stamps
+the other bands showed to be point sources; ``none``, not measured)::
 
     python docs/scripts/stamps_check.py 004510-4-0030 001992-1-0087 003184-2-0169
     python docs/scripts/stamps_check.py 004510-4-0030 001992-1-0087 003184-2-0169 \
@@ -57,7 +60,7 @@ from sourceclf.models import load_model
 from sourceclf.psf import CATALOG_PSF_SCALE
 from sourceclf.recipes.frame_checks import frame_truth
 from sourceclf.simulate.degrade import KERNELS
-from sourceclf.stamp_psf import stamps_psf
+from sourceclf.stamp_psf import band_psf_shapes, stamps_psf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_fields import (SEEINGS, SHARED_DATA, blurred_with_psf,  # noqa: E402
@@ -72,6 +75,21 @@ def on_stamps(sources, stamps, psf, model="auto"):
         warnings.simplefilter("ignore")
         return sourceclf.classify(sources, cutouts=stamps, psf={b: psf[b].fwhm for b in BANDS},
                                   model=model, confidence=None, device="cpu", progress=False)
+
+
+def band_sources(stamps, seen):
+    """Where each band's PSF shape on ``stamps`` (given with ``seen``'s FWHMs) comes from,
+    as `sourceclf.classify` measures it (`sourceclf.stamp_psf.band_psf_shapes`): e.g.
+    ``'u borrowed, g own (31 stars), ...'``; ``none`` where it cannot be measured."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shapes = band_psf_shapes(stamps, {b: seen[b].fwhm for b in BANDS})
+    parts = []
+    for b in BANDS:
+        source = str(shapes[b].source[0]) or "none"
+        stars = int(shapes[b].stars.sum())
+        parts.append(f"{b} {source}" + (f" ({stars} stars)" if source == "own" else ""))
+    return ", ".join(parts)
 
 
 def line(what, result, labels):
@@ -141,8 +159,8 @@ def main(argv=None):
             stamps = make_cutouts(table=sources, images=frames).data
             shape = stamps_psf(stamps[:, BANDS.index("r")], fwhm_guess=seen["r"].fwhm)
             print(f"  {label:<6} r PSF: frame {seen['r'].fwhm:.2f}\" beta {seen['r'].beta:.2f}, "
-                  f"stamps {shape.fwhm:.2f}\" beta {shape.beta:.2f} ({shape.n_stars} stars)",
-                  flush=True)
+                  f"stamps {shape.fwhm:.2f}\" beta {shape.beta:.2f} ({shape.n_stars} stars); "
+                  f"the stamps' PSF shape per band: {band_sources(stamps, seen)}", flush=True)
             results = {"frames": classify_positions(sources, frames, seen, margnet)["margnet-sgq"],
                        "stamps": on_stamps(sources, stamps, seen),
                        "cnn": on_stamps(sources, stamps, seen, "margnet-cnn-sgq")}

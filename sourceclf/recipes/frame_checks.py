@@ -20,7 +20,7 @@ import numpy as np
 from astropy import units as u
 from astropy.convolution import convolve
 from astropy.coordinates import SkyCoord
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import sigma_clip, sigma_clipped_stats
 from astropy.table import Table
 
 from ..bands import BANDS
@@ -287,8 +287,7 @@ EXTENT_POINT = 0.145
 #: `EXTENT_POINT`.
 AMBIGUITY_SIGMA = 2.0
 
-#: Fewest PSF stars (with a finite extent) `extent_zero` fits its plane to;
-#: with fewer, their median is the zero everywhere on the frame.
+#: Fewest PSF stars (of finite extent) `extent_zero` fits a plane to; else their median.
 PLANE_MIN_STARS = 12
 
 #: A source of `frame_truth` whose centre lies farther than this (pixels) from
@@ -410,17 +409,13 @@ def psf_aperture_extent(data, x, y, fwhm, beta, *, sky_sigma=None):
 def extent_zero(extent, x, y, stars):
     """The extent of a point source at each position of the frame, from its PSF stars.
 
-    One Moffat PSF stands for a frame whose real PSF varies across it (the
-    FWHM of SDSS's stars follows the column or row by a few per cent), so a
-    point source's ``m_psf - m_aperture`` drifts over the frame: by up to
-    0.14 mag from corner to corner on 003184-2-0169, as much as SDSS's cut.
-    SDSS's PSF magnitudes follow the PSF across the frame, and their
-    aperture correction with it.  This fits a plane in (x, y) to the PSF
-    stars' extents (`~astropy.modeling.polynomial.Polynomial2D` of degree 1
-    by linear least squares, 3-sigma outliers clipped over three passes) and
-    returns it at every position: the extent minus it is zero for a point
-    source anywhere on the frame.  With fewer than `PLANE_MIN_STARS` stars
-    the plane is not fitted and their median is the zero everywhere.
+    One Moffat PSF stands for a frame whose real PSF drifts across it, so a
+    point source's ``m_psf - m_aperture`` drifts too (0.13 mag over
+    003184-2-0169, near SDSS's cut); SDSS's PSF magnitudes follow the PSF.
+    A plane in (x, y) is fitted to the PSF stars' extents
+    (`~astropy.modeling.polynomial.Polynomial2D` of degree 1, 3-sigma
+    outliers clipped over three passes); below `PLANE_MIN_STARS` stars,
+    their median is the zero everywhere.
 
     Parameters
     ----------
@@ -434,8 +429,7 @@ def extent_zero(extent, x, y, stars):
     Returns
     -------
     zero : `numpy.ndarray`
-        The extent of a point source at each row's position (all NaN when no
-        star has a finite extent).
+        A point source's extent at each row (NaN without a finite star).
 
     Raises
     ------
@@ -443,7 +437,6 @@ def extent_zero(extent, x, y, stars):
         If the four differ in length.
     """
     from astropy.modeling import fitting, models
-    from astropy.stats import sigma_clip
 
     extent, x, y = (np.asarray(a, float) for a in (extent, x, y))
     stars = np.asarray(stars, bool)
@@ -567,9 +560,8 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
         ``ra``, ``dec``, ``x``, ``y``, ``r_mag`` (aperture-corrected),
         ``extent``, ``extent_error``, ``truth``, ``psf_star``, ``blended``,
         ``no_peak``, ``saturated``, ``high_background``, ``clean``,
-        ``ambiguous``; ``meta['POINT_EXTENT_RANGE']``: the lowest and highest
-        extent of a point source over the sources' positions before zeroing
-        (`extent_zero`), how far the PSF drifts across the frame.
+        ``ambiguous``; ``meta['POINT_EXTENT_RANGE']``: a point source's extent
+        (`extent_zero`) lowest and highest over the rows, the PSF's drift.
     """
     from photutils.centroids import centroid_quadratic
     from photutils.detection import find_peaks
@@ -653,12 +645,11 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     with np.errstate(invalid="ignore"):
         truth["ambiguous"] = clean & (np.abs(extent[keep] - EXTENT_POINT)
                                       < AMBIGUITY_SIGMA * width)
-    truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture "
-                            f"flux, PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}; the extent "
-                            f"of a point source {np.nanmin(zero[keep]):+.3f} to "
-                            f"{np.nanmax(zero[keep]):+.3f} mag over the frame (extent_zero)")
-    truth.meta["POINT_EXTENT_RANGE"] = (float(np.nanmin(zero[keep])),
-                                        float(np.nanmax(zero[keep])))
+    zero = zero[keep]
+    low, high = truth.meta["POINT_EXTENT_RANGE"] = float(np.nanmin(zero)), float(np.nanmax(zero))
+    truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture flux, "
+                            f"PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}; a point source's "
+                            f"extent {low:+.3f} to {high:+.3f} mag over the frame (extent_zero)")
     return truth
 
 
