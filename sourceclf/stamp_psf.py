@@ -12,8 +12,8 @@ sources are fitted (`STAMP_CENTRE_RADIUS`): a neighbour in a stamp's corner
 may be cut by its border.  The mosaic is framed by sky noise of the stamps'
 own level, as wide as the window a star is fitted on, so that the stamps of
 the grid's outer ring are fitted as the inner ones are (without it, at a
-wide PSF the window ran off the image there).  A band whose stamps show too few point sources of
-their own is fitted at the stamps whose sources the other bands' stamps
+wide PSF the window ran off the image there).  A band whose stamps show too
+few point sources of their own is fitted at the stamps whose sources the other bands' stamps
 showed to be point sources (`stamps_psf_at`, `band_psf_shapes`), as
 `sourceclf.field_psf.field_band_psf` borrows a field's stars for a frame.
 On the stamps of the clean bright sources of the shared SDSS fields,
