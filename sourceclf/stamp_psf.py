@@ -108,10 +108,9 @@ def stamp_mosaic(stamps, *, border=0):
     mosaic = grid.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
     if border <= 0:
         return mosaic
-    sigma = float(mad_std(clean))
-    framed = np.random.default_rng(0).normal(
-        0.0, sigma if np.isfinite(sigma) else 0.0,
-        (side * h + 2 * border, side * w + 2 * border)).astype(np.float32)
+    framed = np.random.default_rng(0).normal(  # clean is finite: so is its noise
+        0.0, float(mad_std(clean)), (side * h + 2 * border, side * w + 2 * border))
+    framed = framed.astype(np.float32)
     framed[border:-border, border:-border] = mosaic
     return framed
 
@@ -135,6 +134,18 @@ def _stamp_centres(places, n, shape, border=0):
     places = np.asarray(places)
     return (border + (places % side) * w + (w - 1) / 2,
             border + (places // side) * h + (h - 1) / 2)
+
+
+def _grid_place(x, y, n, shape, border):
+    """For positions on the mosaic of ``n`` stamps of ``shape`` ``(H, W)`` framed by
+    ``border`` (`stamp_mosaic`), the place of the stamp each lies on (`stamp_mosaic`'s
+    order; -1 on the frame of noise) and its offset ``(dx, dy)`` from that stamp's centre."""
+    side, (h, w) = _grid_side(n), shape
+    x = np.asarray(x, float) - border
+    y = np.asarray(y, float) - border
+    on_grid = (x >= 0) & (y >= 0) & (x < side * w) & (y < side * h)
+    place = np.where(on_grid, (y // h) * side + x // w, -1).astype(int)
+    return place, x % w - (w - 1) / 2, y % h - (h - 1) / 2
 
 
 def _read_mask(rows, n):
@@ -195,14 +206,10 @@ def stamps_psf(stamps, *, pixel_scale=SDSS_PIXEL_SCALE, fwhm_guess=1.0, min_star
         stamps = stamps[np.linspace(0, len(stamps) - 1, MOSAIC_STAMPS).astype(int)]
     border = _mosaic_border(fwhm_guess, pixel_scale)
     mosaic = stamp_mosaic(stamps, border=border)
-    h, w = stamps.shape[1:]
-    grid = mosaic.shape[0] - 2 * border, mosaic.shape[1] - 2 * border
 
     def centred(x, y):  # each stamp's own source, not a neighbour its border cuts
-        x, y = np.asarray(x) - border, np.asarray(y) - border
-        on_grid = (x >= 0) & (y >= 0) & (x < grid[1]) & (y < grid[0])
-        return on_grid & (np.hypot(x % w - (w - 1) / 2, y % h - (h - 1) / 2)
-                          <= STAMP_CENTRE_RADIUS)
+        place, dx, dy = _grid_place(x, y, len(stamps), stamps.shape[1:], border)
+        return (place >= 0) & (np.hypot(dx, dy) <= STAMP_CENTRE_RADIUS)
 
     return _measured_once(
         (mosaic,), ("stamps_psf", float(pixel_scale), float(fwhm_guess), int(min_stars), label),
@@ -351,11 +358,7 @@ def _fitted_rows(psf, laid, shape, border):
     """The rows (of ``laid``, the stamps laid into the mosaic) whose sources ``psf``, the
     mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``;
     ``border``: the mosaic's (`stamp_mosaic`)."""
-    side = _grid_side(len(laid))
-    x = np.asarray(psf.stars["x"], float) - border
-    y = np.asarray(psf.stars["y"], float) - border
-    inside = (x >= 0) & (y >= 0) & (x < side * shape[1]) & (y < side * shape[0])
-    place = (y[inside] // shape[0]).astype(int) * side + (x[inside] // shape[1]).astype(int)
+    place = _grid_place(psf.stars["x"], psf.stars["y"], len(laid), shape, border)[0]
     return laid[place[(place >= 0) & (place < len(laid))]]
 
 

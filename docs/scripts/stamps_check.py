@@ -56,6 +56,7 @@ from astropy.table import Table, vstack
 import sourceclf
 from sourceclf.bands import BANDS
 from sourceclf.cutouts import make_cutouts
+from sourceclf.field_psf import psf_memo
 from sourceclf.models import load_model
 from sourceclf.psf import CATALOG_PSF_SCALE
 from sourceclf.recipes.frame_checks import frame_truth
@@ -157,13 +158,16 @@ def main(argv=None):
             frames, seen = blurred_with_psf(native, psf, seeing, name, args.kernel)
             label = "native" if seeing is None else f'{seeing:.1f}"'
             stamps = make_cutouts(table=sources, images=frames).data
-            shape = stamps_psf(stamps[:, BANDS.index("r")], fwhm_guess=seen["r"].fwhm)
-            print(f"  {label:<6} r PSF: frame {seen['r'].fwhm:.2f}\" beta {seen['r'].beta:.2f}, "
-                  f"stamps {shape.fwhm:.2f}\" beta {shape.beta:.2f} ({shape.n_stars} stars); "
-                  f"the stamps' PSF shape per band: {band_sources(stamps, seen)}", flush=True)
-            results = {"frames": classify_positions(sources, frames, seen, margnet)["margnet-sgq"],
-                       "stamps": on_stamps(sources, stamps, seen),
-                       "cnn": on_stamps(sources, stamps, seen, "margnet-cnn-sgq")}
+            with psf_memo():  # each band's stamps measured once, for the line and each model
+                shape = stamps_psf(stamps[:, BANDS.index("r")], fwhm_guess=seen["r"].fwhm)
+                print(f"  {label:<6} r PSF: frame {seen['r'].fwhm:.2f}\" "
+                      f"beta {seen['r'].beta:.2f}, stamps {shape.fwhm:.2f}\" "
+                      f"beta {shape.beta:.2f} ({shape.n_stars} stars); "
+                      f"the stamps' PSF shape per band: {band_sources(stamps, seen)}", flush=True)
+                on_frames = classify_positions(sources, frames, seen, margnet)["margnet-sgq"]
+                results = {"frames": on_frames,
+                           "stamps": on_stamps(sources, stamps, seen),
+                           "cnn": on_stamps(sources, stamps, seen, "margnet-cnn-sgq")}
             for what, result in results.items():
                 print(f"  {label:<6} r FWHM {seen['r'].fwhm:.2f}\"  {line(what, result, labels)}",
                       flush=True)

@@ -117,11 +117,11 @@ def field_lines(field, models, seeings, log):
     together = combined_extent({b: extents[b] for b in TRUTH_BANDS}, r_mag)
     truths = {"r": classes(extents["r"]), "gri": classes(together)}
     unsure = {"r": ambiguous(extents["r"], r_mag), "gri": ambiguous(together, r_mag)}
+    low, high = truth.meta["POINT_EXTENT_RANGE"]
     log(f"{name}: {len(clean)} clean sources r < 20.5; locus width (r < 19, 19-20, 20-20.5) "
         + ", ".join(f"{b} {width_text(extents[b], r_mag)}" for b in TRUTH_BANDS)
         + f", gri {width_text(together, r_mag)}; a point source's r extent drifts from "
-        + "{:+.3f} to {:+.3f} mag over the frame (zeroed by extent_zero)".format(
-            *truth.meta["POINT_EXTENT_RANGE"]))
+        f"{low:+.3f} to {high:+.3f} mag over the frame (zeroed by extent_zero)")
     changed = truths["r"] != truths["gri"]
     log(f"{name}: r truth {int((truths['r'] == 'point').sum())} point-like, "
         f"{int((truths['r'] == 'extended').sum())} extended ({int(unsure['r'].sum())} "

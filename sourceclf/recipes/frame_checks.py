@@ -645,8 +645,8 @@ def frame_truth(data, wcs, psf, *, mag_limit=20.5, edge=20, blend_radius=4.0,
     with np.errstate(invalid="ignore"):
         truth["ambiguous"] = clean & (np.abs(extent[keep] - EXTENT_POINT)
                                       < AMBIGUITY_SIGMA * width)
-    zero = zero[keep]
-    low, high = truth.meta["POINT_EXTENT_RANGE"] = float(np.nanmin(zero)), float(np.nanmax(zero))
+    drift = zero[keep]
+    low, high = truth.meta["POINT_EXTENT_RANGE"] = float(np.nanmin(drift)), float(np.nanmax(drift))
     truth.meta["ORIGIN"] = ("sourceclf.recipes.frame_checks.frame_truth: PSF vs aperture flux, "
                             f"PSF FWHM {psf.fwhm:.3f}\" beta {psf.beta:.2f}; a point source's "
                             f"extent {low:+.3f} to {high:+.3f} mag over the frame (extent_zero)")
