@@ -65,7 +65,7 @@ def main(argv=None):
     from sourceclf.injection_check import injection_check
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import CATALOG_PSF_SCALE, measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.recipes.extent_truth import frame_truth
     from sourceclf.stamp_psf import PSF_FWHM_STEP
     from sourceclf.streaming import classify_file
 

@@ -81,7 +81,7 @@ def luptitude(flux, band):
 def detect_segments(data, fwhm, sky_sigma):
     """Sources of a frame: its segmentation image.
 
-    The detection of `~sourceclf.recipes.frame_checks.frame_truth` and of
+    The detection of `~sourceclf.recipes.extent_truth.frame_truth` and of
     `deblend_frame`.
 
     Parameters

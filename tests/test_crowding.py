@@ -111,7 +111,7 @@ def r_frames(shared_data):
     """The r frame and the bright sources' truth of a quiet and a crowded field, made once."""
     from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.recipes.extent_truth import frame_truth
 
     fields = {}
     for name in ("004510-4-0030", "005405-6-0099"):

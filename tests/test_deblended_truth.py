@@ -8,7 +8,7 @@ from astropy.wcs import WCS
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.psf import PSFMeasurement, moffat_profile
 from sourceclf.recipes.deblended_truth import deblended_extent, deblended_fluxes
-from sourceclf.recipes.frame_checks import EXTENT_POINT, psf_aperture_extent
+from sourceclf.recipes.extent_truth import EXTENT_POINT, psf_aperture_extent
 
 FWHM, SCALE, BETA, NOISE = 1.2, 0.396, 3.5, 0.02
 FWHM_PIX = FWHM / SCALE

@@ -10,7 +10,7 @@ def script(doc_script):
 
 
 def test_classes_cut_at_sdss_extent(script):
-    from sourceclf.recipes.frame_checks import EXTENT_POINT
+    from sourceclf.recipes.extent_truth import EXTENT_POINT
 
     extent = np.array([EXTENT_POINT - 0.01, EXTENT_POINT + 0.01, np.nan])
     assert list(script.classes(extent)) == ["point", "extended", "point"]

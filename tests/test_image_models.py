@@ -690,7 +690,7 @@ def blurred_field(real_frame):
     from astropy.table import Table
 
     from sourceclf.field_psf import band_psf
-    from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.recipes.extent_truth import frame_truth
     from sourceclf.simulate import degrade_frames
 
     _, frames = real_frame

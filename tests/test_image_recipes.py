@@ -100,7 +100,7 @@ def test_frame_truth_calls_calibobj_stars_point_like(shared_data):
 
     from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.recipes.extent_truth import frame_truth
 
     folder = shared_data / "sdss_frame_004510-4-0030"
     data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")
@@ -129,7 +129,7 @@ def test_forced_extent_repeats_the_truth_and_shrinks_with_blur(shared_data):
     from sourceclf.frames import read_frame
     from sourceclf.exceptions import InvalidInputError
     from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+    from sourceclf.recipes.extent_truth import EXTENT_POINT, forced_extent, frame_truth
 
     folder = shared_data / "sdss_frame_004510-4-0030"
     data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")
@@ -154,7 +154,7 @@ def test_forced_extent_repeats_the_truth_and_shrinks_with_blur(shared_data):
 
 
 def test_extent_zero_follows_the_psf_stars_across_the_frame():
-    from sourceclf.recipes.frame_checks import PLANE_MIN_STARS, extent_zero
+    from sourceclf.recipes.extent_truth import PLANE_MIN_STARS, extent_zero
 
     rng = np.random.default_rng(5)
     n = 40
@@ -183,7 +183,7 @@ def test_frame_truth_point_sources_sit_at_zero_over_a_drifting_frame(shared_data
     narrow (0.03 mag; 0.05 with one zero for the frame)."""
     from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth, forced_extent
+    from sourceclf.recipes.extent_truth import frame_truth, forced_extent
 
     folder = shared_data / "sdss_frame_003184-2-0169"
     data, wcs = read_frame(folder / "frame-r-003184-2-0169.fits.bz2")
@@ -206,7 +206,7 @@ def test_frame_truth_point_sources_sit_at_zero_over_a_drifting_frame(shared_data
 
 
 def test_locus_width_follows_the_point_sources_not_the_galaxies():
-    from sourceclf.recipes.frame_checks import locus_width
+    from sourceclf.recipes.extent_truth import locus_width
 
     rng = np.random.default_rng(3)
     r_mag = rng.uniform(16.0, 20.5, 4000)
@@ -234,7 +234,7 @@ def test_frame_truth_leaves_out_light_without_a_peak(shared_data):
     # made most of field 005405-6-0099's "extended" sources).
     from sourceclf.frames import read_frame
     from sourceclf.psf import measure_psf
-    from sourceclf.recipes.frame_checks import frame_truth
+    from sourceclf.recipes.extent_truth import frame_truth
 
     folder = shared_data / "sdss_frame_004510-4-0030"
     data, wcs = read_frame(folder / "frame-r-004510-4-0030.fits.bz2")

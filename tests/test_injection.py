@@ -12,7 +12,7 @@ from sourceclf.psf import PSFMeasurement, moffat_profile
 pytest.importorskip("galsim")
 pytest.importorskip("photutils")
 
-from sourceclf.recipes.frame_checks import psf_aperture_fluxes  # noqa: E402
+from sourceclf.recipes.extent_truth import psf_aperture_fluxes  # noqa: E402
 from sourceclf.recipes.injection import (empirical_psfs, field_blends,  # noqa: E402
                                          inject_sources, injected_truth, injection_catalog,
                                          place_sources, star_extent_offset)

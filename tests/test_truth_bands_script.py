@@ -27,7 +27,7 @@ def test_bands_combine_by_their_noise(script):
 
 
 def test_ambiguity(script):
-    from sourceclf.recipes.frame_checks import EXTENT_POINT
+    from sourceclf.recipes.extent_truth import EXTENT_POINT
 
     r_mag = np.full(8, 18.0)
     extent = np.array([-0.02, -0.01, -0.03, -0.02, 0.0, EXTENT_POINT + 0.01, 0.5, 1.0])

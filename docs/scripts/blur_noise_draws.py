@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import sourceclf  # noqa: E402
 from check_fields import find_fields, read_field  # noqa: E402
 from sourceclf.field_psf import psf_memo  # noqa: E402
-from sourceclf.recipes.frame_checks import frame_truth  # noqa: E402
+from sourceclf.recipes.extent_truth import frame_truth  # noqa: E402
 from sourceclf.simulate import degrade_frames  # noqa: E402
 from sourceclf.simulate.degrade import KERNELS  # noqa: E402
 

@@ -11,7 +11,7 @@ is named and skipped, and then ``--record`` records nothing):
 1. measure the PSF of each band as `sourceclf.classify` does
    (`sourceclf.field_psf.field_band_psf`);
 2. build the truth of the bright sources (r < 20.5) on the native r frame
-   (`sourceclf.recipes.frame_checks.frame_truth`) and keep its clean rows;
+   (`sourceclf.recipes.extent_truth.frame_truth`) and keep its clean rows;
 3. at the native seeing and blurred to an r-band FWHM of 1.6", 1.9" and 2.2"
    (`sourceclf.simulate.degrade_frames`, other bands in proportion; with
    ``--kernel``, which way the PSF widens: nearly Gaussian by default, or
@@ -42,7 +42,7 @@ is named and skipped, and then ``--record`` records nothing):
    write them into each model directory's card (``metrics['real_fields']``);
 5. on the blurred frames, next to the models, ``sdss-cut``: the truth's own
    measurement made again on the blurred r frame at each source's position
-   (`sourceclf.recipes.frame_checks.forced_extent`) and cut at 0.145, as SDSS
+   (`sourceclf.recipes.extent_truth.forced_extent`) and cut at 0.145, as SDSS
    would classify the blurred field.  It tells how much of the native
    truth the blurred frame's morphology still shows (``--record`` keeps its
    rows in ``docs/reports/real_fields_sdss_cut.json``).
@@ -74,7 +74,7 @@ from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
 from sourceclf.field_psf import field_band_psf, field_psfs, psf_memo
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE
 from sourceclf.photometry import measure_columns
-from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+from sourceclf.recipes.extent_truth import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                          injected_truth, injection_catalog, place_sources,
                                          star_extent_offset)
@@ -119,7 +119,7 @@ def sdss_cut(rows, keep, frame, seen):
     """SDSS's cut on a frame, as a result table `score` reads.
 
     Each kept source's extent is measured again on the frame
-    (`sourceclf.recipes.frame_checks.forced_extent`, the truth's own
+    (`sourceclf.recipes.extent_truth.forced_extent`, the truth's own
     measurement, forced at its positions and zeroed on ``rows``' ``psf_star``
     rows): above `EXTENT_POINT` it is called GALAXY, else STAR; a source the
     frame cannot measure (at the edge) gets no class and counts as a miss.

@@ -66,7 +66,7 @@ from sourceclf.cutouts import make_cutouts
 from sourceclf.elongation import FLAG_PSF_ELONGATED
 from sourceclf.models import load_model
 from sourceclf.field_psf import field_psfs
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.sky import frame_sky
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

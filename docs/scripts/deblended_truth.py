@@ -1,6 +1,6 @@
 """Does the truth of the crowded fields change when each source's neighbours are removed?
 
-The truth of ``check_fields.py`` (`sourceclf.recipes.frame_checks.frame_truth`)
+The truth of ``check_fields.py`` (`sourceclf.recipes.extent_truth.frame_truth`)
 measures ``m_psf - m_aperture`` on each source's own segment of the r frame.
 This script measures it again with each source's neighbours fitted and
 subtracted (`sourceclf.recipes.deblended_truth.deblended_extent`), and prints
@@ -34,7 +34,7 @@ from astropy.table import Table
 
 from sourceclf.models import load_model
 from sourceclf.recipes.deblended_truth import deblended_extent, deblended_fluxes
-from sourceclf.recipes.frame_checks import EXTENT_POINT, forced_extent, frame_truth
+from sourceclf.recipes.extent_truth import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import INJECTION, injection_catalog
 from sourceclf.utils._wcs import pixel_scale
 

@@ -37,7 +37,7 @@ from astropy.table import Table
 from sourceclf.crowding import FLAG_CROWDED
 from sourceclf.models import load_model
 from sourceclf.photometry import measure_columns
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.utils._wcs import pixel_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

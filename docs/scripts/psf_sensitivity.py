@@ -28,7 +28,7 @@ from astropy.table import Table
 
 from sourceclf.bands import BANDS
 from sourceclf.models import load_model
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.simulate.degrade import KERNELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -38,7 +38,7 @@ from sourceclf.cutouts import make_cutouts
 from sourceclf.frames import read_frame
 from sourceclf.models import load_model
 from sourceclf.psf import measure_psf, sky_level
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, odd_stamp_flags,
                            sky_row_flags, stamp_sky_rows)
 

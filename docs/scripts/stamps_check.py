@@ -59,7 +59,7 @@ from sourceclf.cutouts import make_cutouts
 from sourceclf.field_psf import psf_memo
 from sourceclf.models import load_model
 from sourceclf.psf import CATALOG_PSF_SCALE
-from sourceclf.recipes.frame_checks import frame_truth
+from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.simulate.degrade import KERNELS
 from sourceclf.stamp_psf import band_psf_shapes, stamps_psf
 

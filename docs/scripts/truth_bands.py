@@ -1,15 +1,15 @@
 """Score the models on each real field's own sources against a truth from g, r and i.
 
-``check_fields.py``'s truth (`sourceclf.recipes.frame_checks.frame_truth`)
+``check_fields.py``'s truth (`sourceclf.recipes.extent_truth.frame_truth`)
 measures each clean source's extent, ``m_psf - m_aperture``, on the native
 r frame alone.  Its noise, the width of the point-source locus
-(`~sourceclf.recipes.frame_checks.locus_width`), reaches 0.08-0.11 mag at
+(`~sourceclf.recipes.extent_truth.locus_width`), reaches 0.08-0.11 mag at
 r = 19-20.5 on 003184-2-0169, and puts a third of that field's clean
 sources within two widths of the 0.145 cut (``ambiguous``).  SDSS's own
 star/galaxy type is made from the flux of all its bands, not of one.
 
 This script measures the same extent on the native g and i frames at the
-truth's positions (`~sourceclf.recipes.frame_checks.forced_extent`: each
+truth's positions (`~sourceclf.recipes.extent_truth.forced_extent`: each
 band's own PSF and segments, zeroed on the truth's PSF stars) and combines
 g, r and i, each weighted by the inverse square of its own locus width at
 the source's magnitude (`combined_extent`): the same cut on a less noisy
@@ -35,7 +35,7 @@ import numpy as np
 from astropy.table import Table
 
 from sourceclf.models import load_model
-from sourceclf.recipes.frame_checks import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_extent,
+from sourceclf.recipes.extent_truth import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_extent,
                                             frame_truth, locus_width)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

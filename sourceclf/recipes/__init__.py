@@ -8,6 +8,8 @@
 * `sourceclf.recipes.measured_columns`: MargNet's catalog columns measured on
   those stamps by profile fits, as SDSS measures them;
 * `sourceclf.recipes.frame_checks`: checks of a model on a real SDSS frame;
+* `sourceclf.recipes.extent_truth`: point-like or extended for every bright
+  source of a real frame, measured as SDSS measures it;
 * `sourceclf.recipes.deblended_truth`: the truth's extent measured with
   each source's neighbours fitted and subtracted;
 * `sourceclf.recipes.injection`: known stars and galaxies drawn into real

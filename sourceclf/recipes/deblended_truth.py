@@ -1,6 +1,6 @@
 """The truth's extent measured with each source's neighbours fitted and removed.
 
-`~sourceclf.recipes.frame_checks.frame_truth` measures ``m_psf -
+`~sourceclf.recipes.extent_truth.frame_truth` measures ``m_psf -
 m_aperture`` on each source's own segment of the frame: pixels of other
 segments are replaced by the source's PSF model, but a neighbour inside the
 segment, or the wings of one outside it, stay in the aperture and make a
@@ -15,7 +15,7 @@ one:
 
 1. a window of `WINDOW` PSF FWHM about the source (it holds the aperture
    and the background annulus of
-   `~sourceclf.recipes.frame_checks.psf_aperture_fluxes`);
+   `~sourceclf.recipes.extent_truth.psf_aperture_fluxes`);
 2. its neighbours found as the profile fits of the columns find them
    (`sourceclf.neighbour_fits.without_neighbours`: peaks of the PSF-smoothed
    window above the detection threshold, and asymmetric peaks of the
@@ -41,12 +41,12 @@ from ..exceptions import InvalidInputError
 from ..neighbour_fits import without_neighbours
 from ..psf import moffat_profile
 from ..utils._wcs import pixel_scale
-from .frame_checks import extent_zero, psf_aperture_fluxes
+from .extent_truth import extent_zero, psf_aperture_fluxes, truth_positions
 
 __all__ = ["WINDOW", "WIDE", "deblended_fluxes", "deblended_extent"]
 
 #: Half-side of the window fitted about each source, PSF FWHM (the outer
-#: radius of `~sourceclf.recipes.frame_checks.psf_aperture_fluxes`' background
+#: radius of `~sourceclf.recipes.extent_truth.psf_aperture_fluxes`' background
 #: annulus).
 WINDOW = 6.0
 
@@ -73,7 +73,7 @@ def deblended_fluxes(data, x, y, fwhm, beta, sky_sigma):
     Returns
     -------
     fluxes : dict of `numpy.ndarray`
-        As `~sourceclf.recipes.frame_checks.psf_aperture_fluxes` returns them,
+        As `~sourceclf.recipes.extent_truth.psf_aperture_fluxes` returns them,
         measured on each source's cleaned window (``masked`` is 0), and
         ``n_neighbours``, the neighbours subtracted; NaN fluxes (and 0
         neighbours) for sources too near the edge.
@@ -120,9 +120,9 @@ def deblended_extent(data, wcs, psf, truth):
     Measured at each row's ``ra``/``dec`` on ``data`` (the frame the truth
     was built on, or another frame of the field) with `deblended_fluxes`,
     and zeroed on the rows flagged ``psf_star`` by a plane over the frame
-    (`~sourceclf.recipes.frame_checks.extent_zero`), as
-    `~sourceclf.recipes.frame_checks.frame_truth` zeroes its own; above
-    `~sourceclf.recipes.frame_checks.EXTENT_POINT` a source is extended.
+    (`~sourceclf.recipes.extent_truth.extent_zero`), as
+    `~sourceclf.recipes.extent_truth.frame_truth` zeroes its own; above
+    `~sourceclf.recipes.extent_truth.EXTENT_POINT` a source is extended.
 
     Parameters
     ----------
@@ -134,7 +134,7 @@ def deblended_extent(data, wcs, psf, truth):
         Its PSF (`sourceclf.psf.measure_psf`).
     truth : `~astropy.table.Table`
         Rows with ``ra``, ``dec`` (degrees) and ``psf_star``
-        (`~sourceclf.recipes.frame_checks.frame_truth`).
+        (`~sourceclf.recipes.extent_truth.frame_truth`).
 
     Returns
     -------
@@ -146,15 +146,7 @@ def deblended_extent(data, wcs, psf, truth):
     InvalidInputError
         If ``truth`` lacks a column, or has no ``psf_star`` row.
     """
-    missing = [c for c in ("ra", "dec", "psf_star") if c not in truth.colnames]
-    if missing:
-        raise InvalidInputError(f"deblended_extent: truth lacks column(s) {', '.join(missing)}")
-    stars = np.asarray(truth["psf_star"], bool)
-    if not stars.any():
-        raise InvalidInputError("deblended_extent: truth has no psf_star row to zero the "
-                                "extent on")
-    x, y = wcs.celestial.world_to_pixel_values(np.asarray(truth["ra"], float),
-                                               np.asarray(truth["dec"], float))
+    x, y, stars = truth_positions(truth, wcs, caller="deblended_extent")
     fluxes = deblended_fluxes(data, x, y, psf.fwhm / pixel_scale(wcs), psf.beta,
                               psf.sky_sigma)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,14 +1,14 @@
 """Known stars and galaxies drawn into real frames: a truth that holds in crowded fields.
 
 On a crowded field the truth built from the frame itself
-(`sourceclf.recipes.frame_checks.frame_truth`) fails where the models are to
+(`sourceclf.recipes.extent_truth.frame_truth`) fails where the models are to
 be judged: a neighbour inside the aperture makes a star look extended, and
 nothing on the frame says which of the two is wrong.  Injection turns the
 question around: sources of known morphology are drawn into the real frames
 (`inject_sources`) at random positions (`place_sources`), and the models are
 scored on them.  Their truth (`injected_truth`) is the same measurement and
 cut as `frame_truth`'s (PSF minus aperture magnitude above
-`~sourceclf.recipes.frame_checks.EXTENT_POINT`), made on each source's own
+`~sourceclf.recipes.extent_truth.EXTENT_POINT`), made on each source's own
 noiseless, isolated image, so neither the neighbours nor the noise can touch
 it.
 
@@ -35,7 +35,7 @@ from ..photometry import detect_segments
 from ..simulate import render_stamps
 from ..utils._validation import check_random_state
 from ..utils._wcs import pixel_scale
-from .frame_checks import EXTENT_POINT, psf_aperture_extent
+from .extent_truth import EXTENT_POINT, psf_aperture_extent
 from .image_training_set import simulated_sgq_catalog
 
 __all__ = ["INJECTION", "injection_catalog", "place_sources", "empirical_psfs",
@@ -328,11 +328,11 @@ def injected_truth(frames, catalog, psfs, measured, *, size=INJECTION["size"]):
 
     The r-band image of each source alone, without noise, through the PSF
     it is injected with (`inject_sources`), measured as
-    `~sourceclf.recipes.frame_checks.frame_truth` measures a frame
-    (`~sourceclf.recipes.frame_checks.psf_aperture_fluxes`, with the r
+    `~sourceclf.recipes.extent_truth.frame_truth` measures a frame
+    (`~sourceclf.recipes.extent_truth.psf_aperture_fluxes`, with the r
     frame's measured Moffat PSF):
     ``extent = m_psf - m_aperture`` minus that of a point source, extended
-    above `~sourceclf.recipes.frame_checks.EXTENT_POINT`.
+    above `~sourceclf.recipes.extent_truth.EXTENT_POINT`.
 
     Parameters
     ----------
@@ -373,7 +373,7 @@ def injected_truth(frames, catalog, psfs, measured, *, size=INJECTION["size"]):
 def field_blends(data, wcs, psf, catalog, *, blend_radius=4.0, flux_ratio=0.1):
     """Which injected sources land on a source of the field brighter than a tenth of theirs.
 
-    `~sourceclf.recipes.frame_checks.frame_truth`'s test for a blend, made
+    `~sourceclf.recipes.extent_truth.frame_truth`'s test for a blend, made
     against the frame *before* injection: a source of the field
     (`sourceclf.photometry.detect_segments`) whose flux exceeds
     ``flux_ratio`` times the injected source's, centred within
@@ -431,9 +431,9 @@ def star_extent_offset(before, after, catalog, measured):
     m_aperture`` of the injected stars, each measured alone (on the r frame
     with the sources minus the frame without them), minus that of the
     frame's PSF stars (``measured.stars``, each on its own segment of the
-    frame, as `~sourceclf.recipes.frame_checks.frame_truth` measures them).
+    frame, as `~sourceclf.recipes.extent_truth.frame_truth` measures them).
     Near 0 when the injected stars have the frame's PSF: the truth's cut
-    (`~sourceclf.recipes.frame_checks.EXTENT_POINT`, 0.145) is far larger.
+    (`~sourceclf.recipes.extent_truth.EXTENT_POINT`, 0.145) is far larger.
 
     Parameters
     ----------
