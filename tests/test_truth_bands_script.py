@@ -34,3 +34,11 @@ def test_ambiguity(script):
     unsure = script.ambiguous(extent, r_mag)
     assert unsure.tolist() == [False] * 5 + [True, False, False]
     assert script.width_text(extent, r_mag).split()[1:] == ["--", "--"]
+
+
+def test_noise_text_is_the_extents_sky_noise_per_bin(script):
+    """1% PSF and aperture flux errors make a 0.015 mag extent noise; no row, no figure."""
+    r_mag = np.array([18.0, 18.5, 19.5, 19.6])
+    fluxes = {"psf": np.array([100.0, 100.0, 10.0, 10.0]), "total": np.full(4, 100.0),
+              "psf_error": np.array([1.0, 1.0, 1.0, 1.0]), "aperture_error": np.full(4, 1.0)}
+    assert script.noise_text(fluxes, r_mag).split() == ["0.015", "0.109", "--"]

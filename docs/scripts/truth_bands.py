@@ -1,4 +1,4 @@
-"""Score the models on each real field's own sources against a truth from g, r and i.
+"""Score the models on each real field's own sources against truths from several bands.
 
 ``check_fields.py``'s truth (`sourceclf.recipes.extent_truth.frame_truth`)
 measures each clean source's extent, ``m_psf - m_aperture``, on the native
@@ -13,10 +13,15 @@ truth's positions (`~sourceclf.recipes.extent_truth.forced_extent`: each
 band's own PSF and segments, zeroed on the truth's PSF stars) and combines
 g, r and i, each weighted by the inverse square of its own locus width at
 the source's magnitude (`combined_extent`): the same cut on a less noisy
-extent where the bands agree.  For each field it prints the locus width of
-r alone and of g+r+i at r < 19, 19-20 and 20-20.5, how many clean sources
-the two truths call differently, how many are ambiguous under each, and
-each model's balanced accuracy against both at the field's own seeing and
+extent where the bands agree.  It also makes SDSS's own ``objc_type``
+extent: the 0.145 cut applied to the PSF and aperture fluxes summed over
+the bands, u to z, in which the source is detected
+(`~sourceclf.recipes.extent_truth.summed_extent`, each band's fluxes from
+`~sourceclf.recipes.extent_truth.forced_fluxes`).  For each field it prints
+the locus width of each band alone, of g+r+i and of the summed flux at r <
+19, 19-20 and 20-20.5, how many clean sources each of the two truths calls
+otherwise than r alone, how many are ambiguous under each, and each model's
+balanced accuracy against all three at the field's own seeing and
 at ``--seeings`` (blurred as ``check_fields.py`` blurs; the truths stay
 those of the native frames)::
 
@@ -34,9 +39,10 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from sourceclf.bands import BANDS
 from sourceclf.models import load_model
-from sourceclf.recipes.extent_truth import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_extent,
-                                            frame_truth, locus_width)
+from sourceclf.recipes.extent_truth import (AMBIGUITY_SIGMA, EXTENT_POINT, forced_fluxes,
+                                            frame_truth, locus_width, summed_extent)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_fields import (R_MAG_BINS, add_diagnosis_options,  # noqa: E402
@@ -100,6 +106,20 @@ def width_text(extent, r_mag):
     return " ".join(parts)
 
 
+def noise_text(fluxes, r_mag):
+    """The median sky noise of an extent in each of `R_MAG_BINS`, at most (`forced_fluxes`'
+    PSF and aperture flux errors added in quadrature; the two share pixels, so the noise of
+    their ratio is smaller), e.g. ``'0.006 0.031 0.052'``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noise = 2.5 / np.log(10) * np.hypot(fluxes["psf_error"] / fluxes["psf"],
+                                            fluxes["aperture_error"] / fluxes["total"])
+    parts = []
+    for low, high in R_MAG_BINS:
+        rows = np.isfinite(noise) & (r_mag >= (-np.inf if low is None else low)) & (r_mag < high)
+        parts.append(f"{np.median(noise[rows]):.3f}" if rows.any() else "--")
+    return " ".join(parts)
+
+
 def field_lines(field, models, seeings, log):
     """Print one field's truths and scores (``field``: `check_fields.read_field`'s)."""
     t0 = time.time()
@@ -107,29 +127,36 @@ def field_lines(field, models, seeings, log):
     truth = frame_truth(*native["r"], psf["r"])
     clean = truth[truth["clean"]]
     r_mag = np.asarray(clean["r_mag"], float)
-    extents = {"r": np.asarray(clean["extent"], float)}
     rows = clean["ra", "dec", "psf_star"]
-    for band in TRUTH_BANDS:
-        if band != "r":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                extents[band] = forced_extent(*native[band], psf[band], rows)
-    together = combined_extent({b: extents[b] for b in TRUTH_BANDS}, r_mag)
-    truths = {"r": classes(extents["r"]), "gri": classes(together)}
-    unsure = {"r": ambiguous(extents["r"], r_mag), "gri": ambiguous(together, r_mag)}
+    fluxes = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for band in BANDS:
+            fluxes[band] = forced_fluxes(*native[band], psf[band], rows)
+    extents = {b: (np.asarray(clean["extent"], float) if b == "r" else fluxes[b]["extent"])
+               for b in TRUTH_BANDS}
+    together = combined_extent(extents, r_mag)
+    summed = summed_extent(fluxes)
+    combined = {"r": extents["r"], "gri": together, "summed": summed}
+    truths = {k: classes(v) for k, v in combined.items()}
+    unsure = {k: ambiguous(v, r_mag) for k, v in combined.items()}
     low, high = truth.meta["POINT_EXTENT_RANGE"]
     log(f"{name}: {len(clean)} clean sources r < 20.5; locus width (r < 19, 19-20, 20-20.5) "
         + ", ".join(f"{b} {width_text(extents[b], r_mag)}" for b in TRUTH_BANDS)
-        + f", gri {width_text(together, r_mag)}; a point source's r extent drifts from "
-        f"{low:+.3f} to {high:+.3f} mag over the frame (zeroed by extent_zero)")
-    changed = truths["r"] != truths["gri"]
-    log(f"{name}: r truth {int((truths['r'] == 'point').sum())} point-like, "
-        f"{int((truths['r'] == 'extended').sum())} extended ({int(unsure['r'].sum())} "
-        f"ambiguous); gri truth {int((truths['gri'] == 'point').sum())} point-like, "
-        f"{int((truths['gri'] == 'extended').sum())} extended ({int(unsure['gri'].sum())} "
-        f"ambiguous); {int((changed & (truths['r'] == 'extended')).sum())} extended -> "
-        f"point-like, {int((changed & (truths['r'] == 'point')).sum())} point-like -> "
-        "extended")
+        + f", gri {width_text(together, r_mag)}, summed {width_text(summed, r_mag)}; "
+        "the sky noise of an extent at most (r < 19, 19-20, 20-20.5) "
+        + ", ".join(f"{b} {noise_text(fluxes[b], r_mag)}" for b in TRUTH_BANDS)
+        + f"; a point source's r extent drifts from {low:+.3f} to {high:+.3f} mag over the "
+        "frame (zeroed by extent_zero)")
+    for kind in ("gri", "summed"):
+        changed = truths["r"] != truths[kind]
+        log(f"{name}: r truth {int((truths['r'] == 'point').sum())} point-like, "
+            f"{int((truths['r'] == 'extended').sum())} extended ({int(unsure['r'].sum())} "
+            f"ambiguous); {kind} truth {int((truths[kind] == 'point').sum())} point-like, "
+            f"{int((truths[kind] == 'extended').sum())} extended "
+            f"({int(unsure[kind].sum())} ambiguous); "
+            f"{int((changed & (truths['r'] == 'extended')).sum())} extended -> point-like, "
+            f"{int((changed & (truths['r'] == 'point')).sum())} point-like -> extended")
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
     for seeing in [None] + list(seeings):
         frames, seen = blurred_with_psf(native, psf, seeing, name, log=log)
@@ -137,10 +164,10 @@ def field_lines(field, models, seeings, log):
         for model, result in results.items():
             scores = {kind: score(truths[kind], result, ~unsure[kind]) for kind in truths}
             log(f"{name} {'native' if seeing is None else f'{seeing}'}\" "
-                f"r FWHM {seen['r'].fwhm:.2f}\" {model}: balanced against the r truth "
-                f"{scores['r']['balanced']:.2f} (decided {scores['r']['balanced_decided']:.2f}), "
-                f"against the gri truth {scores['gri']['balanced']:.2f} (decided "
-                f"{scores['gri']['balanced_decided']:.2f}) [{time.time() - t0:.0f} s]")
+                f"r FWHM {seen['r'].fwhm:.2f}\" {model}: balanced against the "
+                + ", ".join(f"{kind} truth {scores[kind]['balanced']:.2f} (decided "
+                            f"{scores[kind]['balanced_decided']:.2f})" for kind in truths)
+                + f" [{time.time() - t0:.0f} s]")
 
 
 def main(argv=None):

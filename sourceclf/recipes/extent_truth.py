@@ -26,8 +26,9 @@ from ..psf import moffat_profile
 from ..utils._wcs import pixel_scale
 
 __all__ = ["EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "PLANE_MIN_STARS", "locus_width",
-           "psf_aperture_fluxes", "psf_aperture_extent", "extent_zero", "truth_positions",
-           "frame_truth", "forced_extent"]
+           "ZERO_STAR_SNR", "SUMMED_DETECTION", "psf_aperture_fluxes", "psf_aperture_extent",
+           "extent_zero", "truth_positions", "frame_truth", "forced_extent", "forced_fluxes",
+           "summed_extent"]
 
 #: SDSS's star/galaxy cut: a source is extended when its PSF magnitude is
 #: fainter than its model magnitude by more than this.
@@ -40,6 +41,14 @@ AMBIGUITY_SIGMA = 2.0
 
 #: Fewest PSF stars (of finite extent) `extent_zero` fits a plane to; else their median.
 PLANE_MIN_STARS = 12
+
+#: `forced_extent` zeroes a band on the truth's PSF stars that it measures with at least
+#: this PSF-flux signal-to-noise: a star of the r frame may be faint in u.
+ZERO_STAR_SNR = 20.0
+
+#: `summed_extent` adds a band's fluxes where its PSF flux is at least this many
+#: times its sky noise (SDSS sums the bands in which an object is detected).
+SUMMED_DETECTION = 5.0
 
 #: A source of `frame_truth` whose centre lies farther than this (pixels) from
 #: every local maximum of the PSF-smoothed frame has no peak of its own.
@@ -140,6 +149,14 @@ def psf_aperture_extent(data, x, y, fwhm, beta, *, sky_sigma=None):
     extent : `numpy.ndarray`
         Magnitudes; NaN near the edge.
     """
+    f = _segment_fluxes(data, x, y, fwhm, beta, sky_sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -2.5 * np.log10(f["psf"] / f["aperture"])
+
+
+def _segment_fluxes(data, x, y, fwhm, beta, sky_sigma):
+    """`psf_aperture_fluxes`, each source on its own segment when ``sky_sigma`` is given
+    (`psf_aperture_extent`)."""
     data = np.asarray(data, dtype=np.float32)
     x, y = np.asarray(x, float), np.asarray(y, float)
     segments = labels = None
@@ -152,9 +169,7 @@ def psf_aperture_extent(data, x, y, fwhm, beta, *, sky_sigma=None):
                 & (np.round(y) >= 0) & (np.round(y) < data.shape[0])
             labels[inside] = segments[np.round(y[inside]).astype(int),
                                       np.round(x[inside]).astype(int)]
-    f = psf_aperture_fluxes(data, x, y, fwhm, beta, segments=segments, labels=labels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -2.5 * np.log10(f["psf"] / f["aperture"])
+    return psf_aperture_fluxes(data, x, y, fwhm, beta, segments=segments, labels=labels)
 
 
 def extent_zero(extent, x, y, stars):
@@ -451,7 +466,10 @@ def forced_extent(data, wcs, psf, truth):
     truth's ``psf_star`` rows by `extent_zero`), forced at the truth's positions: SDSS's cut
     applied to, for instance, the frame blurred to a worse seeing
     (`sourceclf.simulate.degrade_frames`) says how much of the truth the
-    morphology of that frame still shows.
+    morphology of that frame still shows.  On another band's frame, the PSF
+    stars this frame measures with a PSF flux below `ZERO_STAR_SNR` times its
+    sky noise are left out of the zero (a red star of the r frame is faint in
+    u).
 
     Parameters
     ----------
@@ -468,7 +486,8 @@ def forced_extent(data, wcs, psf, truth):
     -------
     extent : `numpy.ndarray`
         ``m_psf - m_aperture`` on this frame, minus the plane fitted to the
-        ``psf_star`` rows' (`extent_zero`; NaN near the edge).
+        ``psf_star`` rows' measured at `ZERO_STAR_SNR` or more (`extent_zero`;
+        NaN near the edge).
 
     Raises
     ------
@@ -476,8 +495,98 @@ def forced_extent(data, wcs, psf, truth):
         If ``truth`` lacks a column, or has no ``psf_star`` row to zero the
         extent on.
     """
+    return _forced(data, wcs, psf, truth, "forced_extent")["extent"]
 
-    x, y, stars = truth_positions(truth, wcs, caller="forced_extent")
-    extent = psf_aperture_extent(data, x, y, psf.fwhm / pixel_scale(wcs), psf.beta,
-                                 sky_sigma=psf.sky_sigma)
-    return extent - extent_zero(extent, x, y, stars)
+
+def forced_fluxes(data, wcs, psf, truth):
+    """The fluxes behind `forced_extent`, for adding bands together.
+
+    Parameters
+    ----------
+    data, wcs, psf, truth
+        As `forced_extent` takes them; ``data`` in a flux unit shared by the
+        bands to be added (nanomaggies for SDSS's frames).
+
+    Returns
+    -------
+    fluxes : dict of `numpy.ndarray`
+        ``psf`` (the PSF flux), ``total`` (the aperture flux corrected to a
+        point source's total by `extent_zero`'s plane, so that ``psf /
+        total`` is 1 for a point source), ``psf_error`` and ``aperture_error``
+        (their sky noise, the median of the background annulus subtracted
+        included) and ``extent`` (what `forced_extent` returns); NaN near
+        the edge.
+
+    Raises
+    ------
+    InvalidInputError
+        As `forced_extent`.
+    """
+    return _forced(data, wcs, psf, truth, "forced_fluxes")
+
+
+def _forced(data, wcs, psf, truth, caller):
+    """`forced_fluxes`, naming ``caller`` in its errors."""
+    x, y, stars = truth_positions(truth, wcs, caller=caller)
+    fwhm = psf.fwhm / pixel_scale(wcs)
+    f = _segment_fluxes(data, x, y, fwhm, psf.beta, psf.sky_sigma)
+    half = int(np.ceil(6.0 * fwhm)) + 1  # psf_aperture_fluxes' window
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
+    # sky noise, and the noise of the annulus' median subtracted (pi/2 times a mean's variance)
+    r = np.hypot(xx, yy)
+    p = moffat_profile(xx, yy, fwhm, psf.beta)
+    area = (r <= 3.0 * fwhm).sum()  # psf_aperture_fluxes' aperture and annulus
+    median_var = np.pi / 2 / ((r > 4.0 * fwhm) & (r <= 6.0 * fwhm)).sum()
+    sky2 = psf.sky_sigma ** 2
+    f["psf_error"] = np.full(len(x), np.sqrt(sky2 / (p * p).sum()
+                                             + sky2 * median_var * (p.sum() / (p * p).sum()) ** 2))
+    f["aperture_error"] = np.full(len(x), np.sqrt(sky2 * area + sky2 * median_var * area ** 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extent = -2.5 * np.log10(f["psf"] / f["aperture"])
+        zero = extent_zero(extent, x, y, stars & (f["psf"] >= ZERO_STAR_SNR * f["psf_error"]))
+        f["extent"] = extent - zero
+        f["total"] = f["aperture"] * 10 ** (-0.4 * zero)
+    return f
+
+
+def summed_extent(fluxes, *, detection=SUMMED_DETECTION):
+    """SDSS's ``objc_type`` extent: the cut applied to the flux summed over the bands.
+
+    SDSS types each object as a whole by ``psfMag - cmodelMag`` of its
+    fluxes summed over the bands in which it is detected, not by one band's.
+    Here the bands' `forced_fluxes` are summed over those where the PSF
+    flux is at least ``detection`` times its sky noise.
+
+    Parameters
+    ----------
+    fluxes : dict of dict
+        ``{band: forced_fluxes(...)}`` of the same sources, in one flux unit.
+    detection : float
+        PSF-flux signal-to-noise from which a band counts as detected.
+
+    Returns
+    -------
+    extent : `numpy.ndarray`
+        ``-2.5 log10(sum psf / sum total)`` over the detected bands; 0 for a
+        point source, NaN where no band detects the source.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = {"psf": np.array([10.0, 6.0]), "total": np.array([10.0, 6.6]),
+    ...      "psf_error": np.array([1.0, 1.0])}
+    >>> r = {"psf": np.array([10.0, 0.5]), "total": np.array([20.0, 5.0]),
+    ...      "psf_error": np.array([1.0, 1.0])}
+    >>> summed_extent({"g": g, "r": r}).round(3).tolist()   # row 2: r too faint, g alone
+    [0.44, 0.103]
+    """
+    psf_sum, total_sum = 0.0, 0.0
+    for f in fluxes.values():
+        psf_flux, total = np.asarray(f["psf"], float), np.asarray(f["total"], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            seen = (np.isfinite(psf_flux) & np.isfinite(total)
+                    & (psf_flux >= detection * np.asarray(f["psf_error"], float)))
+        psf_sum = psf_sum + np.where(seen, psf_flux, 0.0)
+        total_sum = total_sum + np.where(seen, total, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total_sum > 0, -2.5 * np.log10(psf_sum / total_sum), np.nan)
