@@ -20,6 +20,7 @@ from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
                          SourceclfError, SourceclfWarning)
 from .features import get_feature_set
 from .inputs import catalog_psf_fwhm, model_inputs, psf_by_band, read_frames
+from .registration import describe_registration, register_frames
 from .model_choice import choose_model, explain_model_choice
 from .models.registry import load_model
 from .frames import sky_positions
@@ -54,6 +55,7 @@ OUTPUT_META_KEYS = {
     "CLFCOLS": "MargNet's catalog columns were measured on the images (not in the table)",
     "CLFPSF": "the PSF those columns were measured through, for stamps given directly",
     "CLFFPSF": "the PSF measured on the frames: FWHM per band, and whose stars",
+    "CLFREG": "the bands whose frame was registered on the r frame's stars, and by what",
 }
 
 #: The catalog columns `classify` measures on frames when the table lacks them.
@@ -243,7 +245,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
             return source, images, psf, False, cutouts
         measured, cutouts = _measure_stamps(source, cutouts, psf, quiet)
         return measured, images, psf, measured is not source, cutouts
-    frames = read_frames(images)
+    frames = register_frames(read_frames(images), psf)
     try:
         measured, seen = _measure_columns(source, frames,
                                           None if psf is None
@@ -421,7 +423,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         trained on or could not measure, ``psf_elongated`` image rows seen
         through a PSF more elongated than the models were checked on
         (`sourceclf.elongation`; ``psf_ellipticity_<b>`` keeps its ``1 -
-        b/a``, and ``meta['CLFFPSF']`` the PSF measured on the frames),
+        b/a``, ``meta['CLFFPSF']`` the PSF measured on the frames and
+        ``meta['CLFREG']`` the bands registered on the r frame,
+        `sourceclf.registration`),
         ``saturated`` image rows bright
         enough for a saturated core, ``crowded`` image rows whose stamps hold
         more other sources than the model's training stamps (the count is
@@ -485,7 +489,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         n = len(table)
 
         if images is not None and cutouts is None and clf.uses_images:
-            images = read_frames(images)  # once, for the inputs and the PSF's line
+            images = register_frames(read_frames(images), psf)  # once, for inputs, PSF line
         inputs = model_inputs(source, feature_set=clf.feature_set, uses_images=clf.uses_images,
                               cutouts=cutouts, images=images, psf=psf,
                               psf_range=clf.card.domain.get("psf_fwhm"),
@@ -602,6 +606,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             out.meta["CLFPSF"] = found.meta["CLFPSF"]
     if frames_psf is not None:
         out.meta["CLFFPSF"] = frames_psf
+    if images is not None and cutouts is None and describe_registration(images):
+        out.meta["CLFREG"] = describe_registration(images)
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

@@ -51,6 +51,7 @@ from .classification import check_mc_samples, classify
 from .conformal import set_membership
 from .device import check_precision
 from .inputs import read_frames
+from .registration import register_frames
 from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
@@ -482,6 +483,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
     psf = _field_psf(frames)
+    frames = register_frames(frames, psf)  # as classify registers them
     population = (injection_sources() if sources is None
                   else _check_sources(sources, "injection_check sources"))
     rng = check_random_state(random_state)

@@ -217,7 +217,7 @@ class StreamSummary:
             lines.insert(1, str(self.meta["CLFAUTO"]))
         at = 1 + ("CLFAUTO" in self.meta)  # after the model's line and why it was chosen
         lines[at:at] = [str(self.meta[key])
-                        for key in ("CLFCOLS", "CLFPSF", "CLFFPSF") if key in self.meta]
+                        for key in ("CLFCOLS", "CLFPSF", "CLFFPSF", "CLFREG") if key in self.meta]
         if self.n_flagged:
             lines.append(f"classified but flagged: {self.n_flagged} "
                          f"({_reasons(self.flag_counts)})")
