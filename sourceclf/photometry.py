@@ -52,6 +52,7 @@ from .frames import sky_positions
 from .exceptions import InvalidInputError
 from .profile_fits import PROFILE_RADII, centre_stamps, fit_with_neighbours, profile_templates
 from .field_psf import field_psfs
+from .registration import register_frames
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, sky_level
 from .stamp_psf import fwhm_groups
 from .utils._wcs import pixel_scale
@@ -301,6 +302,9 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     frames : dict
         ``{band: (data, wcs)}`` for u g r i z, sky-subtracted, in nanomaggies
         (as `sourceclf.frames.read_frame` returns SDSS corrected frames).
+        Each band is measured where its frame shows the r frame's stars
+        (`sourceclf.registration.register_frames`, unless ``psf`` gives the r
+        band a FWHM alone).
     psf : dict, optional
         ``{band: PSFMeasurement}`` (`sourceclf.psf.measure_psf`), or
         ``{band: FWHM}`` (arcsec: a Moffat of index `ASSUMED_BETA`, the sky
@@ -340,6 +344,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     fluxes, best, width, blend = _no_fits(n)
     seen = np.isfinite(ra) & np.isfinite(dec)
     psf.update(field_psfs(frames, [b for b in BANDS if b not in psf]))
+    frames = register_frames(frames, psf)  # each band on the r frame's stars
     for k, b in enumerate(BANDS):
         data, wcs = frames[b]
         if not isinstance(psf[b], PSFMeasurement):

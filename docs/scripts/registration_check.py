@@ -44,8 +44,8 @@ MODELS = ("margnet-sgq", "margnet-cnn-sgq")
 
 #: The offsets (pixels) of 005405-6-0099's bands from its r frame that
 #: ``python docs/scripts/registration_check.py 005405-6-0099`` measures.
-CROWDED_OFFSETS = {"u": (0.0, 0.0), "g": (0.40, -0.52), "r": (0.0, 0.0),
-                   "i": (0.80, -0.56), "z": (0.0, 0.0)}
+CROWDED_OFFSETS = {"u": (0.33, -0.44), "g": (0.37, -0.51), "r": (0.0, 0.0),
+                   "i": (0.84, -0.62), "z": (0.42, -0.27)}
 
 _parse_factors = float_list("--misregister", "factors of at least 0", "0,1,2",
                             lambda values: min(values) >= 0)
