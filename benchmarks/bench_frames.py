@@ -8,7 +8,9 @@ Run::
 On one field's five corrected frames (read once, as ``classify`` reads them)
 and the positions of its bright sources (``frame_truth``, r < 20.5), it
 times, in one run and interleaved ``--repeat`` times: measuring each band's
-PSF (`sourceclf.psf.measure_psf`), measuring MargNet's 24 columns on the
+PSF (`sourceclf.psf.measure_psf`), each band's offset from the r frame on
+its PSF stars (`sourceclf.registration.band_offsets`, what ``classify`` adds
+to register the frames), measuring MargNet's 24 columns on the
 frames (`sourceclf.photometry.measure_columns`, given the PSFs), the frame's
 coverage by sources (`sourceclf.crowding.source_coverage`), and the whole
 ``classify(positions, images=frames)`` with ``model='auto'`` (which measures
@@ -66,6 +68,7 @@ def main(argv=None):
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import CATALOG_PSF_SCALE, measure_psf
     from sourceclf.recipes.extent_truth import frame_truth
+    from sourceclf.registration import band_offsets
     from sourceclf.stamp_psf import PSF_FWHM_STEP
     from sourceclf.streaming import classify_file
 
@@ -96,6 +99,7 @@ def main(argv=None):
 
     steps = {
         "PSF, 5 bands (measure_psf)": lambda: [measure_psf(frames[b][0]) for b in BANDS],
+        "bands on r (band_offsets)": lambda: band_offsets(frames, psf),
         "24 columns (measure_columns)": lambda: measure_columns(positions, frames, psf),
         "coverage, r (source_coverage)": lambda: source_coverage(
             frames["r"][0], psf["r"].fwhm / SDSS_PIXEL_SCALE, psf["r"].sky_sigma),
@@ -139,6 +143,8 @@ def main(argv=None):
     cnn = np.median(times["classify, margnet-cnn-sgq"])
     stamps_only = np.median(times["margnet-cnn-sgq, stamps given"])
     print(f"classify, auto / margnet-cnn-sgq on frames: {auto / cnn:.2f}")
+    registration = np.median(times["bands on r (band_offsets)"])
+    print(f"registering the bands on r / classify, auto: {registration / auto:.3f}")
     print(f"margnet-cnn-sgq on frames / on the stamps given: {cnn / stamps_only:.2f}")
     stamps_auto = np.median(times["auto, stamps given (margnet-sgq)"])
     print(f"on the stamps given, auto (columns and PSF shape measured on them) / "

@@ -150,3 +150,37 @@ def test_the_crowded_fields_i_frame_is_registered(shared_data):
     quiet, said = offsets("004510-4-0030")
     assert said is None
     assert all(quiet[b].size < 0.25 for b in BANDS if quiet[b].n_stars)
+
+
+def test_the_check_script_says_what_registration_does(field, doc_script):
+    """docs/scripts/registration_check.py: the offsets in one line, and frames moved by a
+    factor of given offsets."""
+    script = doc_script("registration_check")
+    with psf_memo():
+        line = script.offset_line("test", field, None)
+    assert "i +1.20 -0.80 (16 stars)" in line
+    assert line.endswith("i by +1.20 -0.80 pixels (16 stars)")
+    moved = script.moved(field, MISSED, 2.0)
+    with psf_memo():
+        offsets = band_offsets(moved)
+    assert offsets["i"].dx == pytest.approx(3 * MISSED["i"][0], abs=0.05)
+    assert offsets["u"].dy == pytest.approx(3 * MISSED["u"][1], abs=0.05)
+    assert moved["i"][0] is field["i"][0] and moved["i"][1] is not field["i"][1]
+
+
+def test_the_run_summary_names_the_bands_registered(field, tmp_path):
+    """sourceclf-classify's summary (classify_file's) prints meta['CLFREG']."""
+    from astropy.table import Table
+
+    from sourceclf.exceptions import SourceclfWarning
+    from sourceclf.streaming import classify_file
+
+    r_data, r_wcs = field["r"]
+    py, px = np.unravel_index(np.argmax(r_data), r_data.shape)
+    ra, dec = r_wcs.pixel_to_world_values(px, py)
+    Table({"ra": [float(ra)], "dec": [float(dec)]}).write(tmp_path / "one.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SourceclfWarning)
+        summary = classify_file(tmp_path / "one.fits", tmp_path / "out.fits", images=field,
+                                model="margnet-cnn-sgq", progress=False)
+    assert any(line.endswith("i by +1.20 -0.80 pixels (16 stars)") for line in summary.lines())

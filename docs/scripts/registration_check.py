@@ -31,6 +31,7 @@ import numpy as np
 from astropy.table import Table
 
 import sourceclf.classification
+import sourceclf.photometry
 from sourceclf.models import load_model
 from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.registration import band_offsets, describe_registration, register_frames
@@ -79,16 +80,19 @@ def misregistered_lines(name, native, psf, models, factors, offsets, log):
     clean = truth[truth["clean"]]
     labels = np.asarray(clean["truth"]).astype(str)
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
-    registered = sourceclf.classification.register_frames
+    users = (sourceclf.classification, sourceclf.photometry)  # classify, measure_columns
+    registered = [module.register_frames for module in users]
     for factor in factors:
         frames = moved(native, offsets, factor)
         for how in ("registered", "unregistered"):
-            if how == "unregistered":  # classify's registration replaced by none
-                sourceclf.classification.register_frames = lambda frames, psf=None: frames
+            if how == "unregistered":  # the registration replaced by none
+                for module in users:
+                    module.register_frames = lambda frames, psf=None: frames
             try:
                 results = classify_positions(sources, frames, psf, models)
             finally:
-                sourceclf.classification.register_frames = registered
+                for module, function in zip(users, registered):
+                    module.register_frames = function
             for model, result in results.items():
                 row = score(labels, result)
                 log(f"{name} moved x{factor:g} {how:12s} {model:16s} "
