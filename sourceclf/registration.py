@@ -3,15 +3,16 @@
 `sourceclf.classify` cuts each source's stamp, and measures its columns, at
 its RA/Dec through each band's own WCS.  SDSS calibrates the astrometry of
 each band's frame on its own, and a band's WCS can miss the r frame's by
-more than a pixel (on the crowded low-latitude field 005405-6-0099 the i
-frame sits 0.92, -0.70 pixels from where its WCS puts the r frame's stars;
-on the four other shared fields every band is within 0.25 pixels).  A
-source then sits off-centre in that band alone, and a point source looks
-like a source whose light shifts with colour, like a galaxy: drawn 2.3
-pixels apart, the bands cost the image models a tenth to a quarter of the
-point sources of a sharp field.  The image models were trained with each
-band's source placed up to `REGISTRATION_TOLERANCE` pixels from the stamp
-centre, independently, so smaller offsets are within what they know.
+a pixel (on the crowded low-latitude field 005405-6-0099 the i frame's
+stars sit 0.84, -0.62 pixels from where its WCS puts the r frame's; on the
+four other shared fields every band is within 0.25 pixels).  A source then
+sits off-centre in that band alone, and a point source looks like a source
+whose light shifts with colour, like a galaxy: with twice 005405's offsets
+(up to 2.1 pixels), the bands cost the image models up to a quarter of the
+point sources of a sharp field (``docs/scripts/registration_check.py``).
+The image models were trained with each band's source placed up to
+`REGISTRATION_TOLERANCE` pixels from the stamp centre, independently, so
+smaller offsets are within what they know.
 
 `band_offsets` measures each band's offset on the r frame's PSF stars
 (those `sourceclf.field_psf.band_psf` fitted: bright, isolated, and found
