@@ -149,3 +149,21 @@ def blob_stamps(n, random_state=0, size=32, *, sigmas=(3.5, 1.2), log_flux=(0.5,
     images = flux[:, None, None, None] * colours[None, :, None, None] * profile[:, None]
     images += rng.normal(scale=noise, size=images.shape)
     return images.astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
+def tan_wcs():
+    """``tan_wcs(crpix=(200, 200), scale=0.396)``: a TAN WCS at RA 150, Dec 2 degrees,
+    ``scale`` arcsec per pixel (SDSS's), north up and east left, its reference pixel at
+    ``crpix`` (1-based, FITS's)."""
+    from astropy.wcs import WCS
+
+    def make(crpix=(200.0, 200.0), scale=0.396):
+        wcs = WCS(naxis=2)
+        wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        wcs.wcs.crval = [150.0, 2.0]
+        wcs.wcs.crpix = list(crpix)
+        wcs.wcs.cdelt = [-scale / 3600.0, scale / 3600.0]
+        return wcs
+
+    return make

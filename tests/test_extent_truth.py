@@ -5,7 +5,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from astropy.table import Table
-from astropy.wcs import WCS
 
 from sourceclf.exceptions import InvalidInputError
 from sourceclf.psf import moffat_profile
@@ -14,15 +13,6 @@ from sourceclf.recipes.extent_truth import (EXTENT_POINT, SUMMED_DETECTION, forc
 
 SCALE = 0.396  # arcsec per pixel
 FWHM, BETA, SIGMA = 3.0, 3.5, 1.0  # pixels, Moffat index, sky noise per pixel
-
-
-def _wcs():
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [150.0, 2.0]
-    wcs.wcs.crpix = [200.0, 200.0]
-    wcs.wcs.cdelt = [-SCALE / 3600.0, SCALE / 3600.0]
-    return wcs
 
 
 def _frame(fluxes, widths, x, y, seed):
@@ -35,7 +25,7 @@ def _frame(fluxes, widths, x, y, seed):
 
 
 @pytest.fixture(scope="module")
-def field():
+def field(tan_wcs):
     """Two bands of one field: 20 stars and 6 galaxies (twice the PSF's FWHM); the g
     frame shows the galaxies and the first 5 stars too faint to detect."""
     side = np.arange(40.0, 361.0, 60.0)
@@ -45,7 +35,7 @@ def field():
     widths = np.where(star, 1.0, 2.0)
     r_flux = np.where(star, np.linspace(4000.0, 20000.0, 26), 10000.0)
     g_flux = np.where(np.arange(26) < 5, 2.0, 0.5 * r_flux)
-    wcs = _wcs()
+    wcs = tan_wcs(scale=SCALE)
     ra, dec = wcs.pixel_to_world_values(x, y)
     truth = Table({"ra": ra, "dec": dec, "psf_star": star})
     psf = SimpleNamespace(fwhm=FWHM * SCALE, beta=BETA, sky_sigma=SIGMA)

@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-from astropy.wcs import WCS
 
 from sourceclf.bands import BANDS
 from sourceclf.psf import moffat_profile
@@ -20,34 +19,35 @@ SIZE, SCALE = 400, 0.396
 MISSED = {"u": (0.3, -0.2), "g": (-0.1, 0.1), "r": (0.0, 0.0), "i": (1.2, -0.8), "z": (0.0, 0.0)}
 
 
-def _wcs(shift):
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [150.0, 2.0]
-    wcs.wcs.crpix = [200.0 + shift, 200.0 - shift]
-    wcs.wcs.cdelt = [-SCALE / 3600, SCALE / 3600]
-    return wcs
-
-
 @pytest.fixture(scope="module")
-def field():
+def field(tan_wcs):
     """Five frames of 16 bright isolated stars, each band's frame offset from the others
     (its WCS knows) and the i band's stars 1.2, -0.8 pixels from where its WCS puts them
     (its WCS does not know)."""
     rng = np.random.default_rng(0)
     grid = np.linspace(40, SIZE - 40, 4)
     sky = [(x + rng.uniform(-5, 5), y + rng.uniform(-5, 5)) for x in grid for y in grid]
-    ra, dec = _wcs(0).pixel_to_world_values(*np.transpose(sky))
+    ra, dec = tan_wcs(scale=SCALE).pixel_to_world_values(*np.transpose(sky))
     yy, xx = np.mgrid[:SIZE, :SIZE].astype(float)
     frames = {}
     for k, band in enumerate(BANDS):
-        wcs = _wcs(2.0 * k)
+        wcs = tan_wcs((200.0 + 2.0 * k, 200.0 - 2.0 * k), SCALE)
         x, y = wcs.world_to_pixel_values(ra, dec)
         x, y = x + MISSED[band][0], y + MISSED[band][1]
         flux = rng.uniform(3000, 6000, len(x))
         data = sum(f * moffat_profile(xx - a, yy - b, 3.0, 4.0) for a, b, f in zip(x, y, flux))
         frames[band] = ((data + rng.normal(0.0, 1.0, data.shape)).astype(np.float32), wcs)
     return frames
+
+
+def _brightest(field):
+    """A one-row table at the brightest star of the r frame."""
+    from astropy.table import Table
+
+    r_data, r_wcs = field["r"]
+    py, px = np.unravel_index(np.argmax(r_data), r_data.shape)
+    ra, dec = r_wcs.pixel_to_world_values(px, py)
+    return Table({"ra": [float(ra)], "dec": [float(dec)]})
 
 
 def test_offsets_are_measured_on_the_shared_stars(field):
@@ -95,14 +95,9 @@ def test_a_band_without_stars_keeps_its_wcs(field):
 def test_stamps_of_the_registered_frames_are_centred_in_every_band(field):
     """The brightest star cut from each band: off-centre in i as the frames are given,
     centred as in r once registered."""
-    from astropy.table import Table
-
     from sourceclf.cutouts import make_cutouts
 
-    r_data, r_wcs = field["r"]
-    py, px = np.unravel_index(np.argmax(r_data), r_data.shape)
-    ra, dec = r_wcs.pixel_to_world_values(px, py)
-    table = Table({"ra": [float(ra)], "dec": [float(dec)]})
+    table = _brightest(field)
 
     def centre(frames, band):
         stamp = make_cutouts(table=table, images=frames).data[0, BANDS.index(band)]
@@ -117,15 +112,10 @@ def test_stamps_of_the_registered_frames_are_centred_in_every_band(field):
 
 
 def test_classify_registers_the_frames_and_says_so(field):
-    from astropy.table import Table
-
     from sourceclf import classify
     from sourceclf.exceptions import SourceclfWarning
 
-    r_data, r_wcs = field["r"]
-    py, px = np.unravel_index(np.argmax(r_data), r_data.shape)
-    ra, dec = r_wcs.pixel_to_world_values(px, py)
-    table = Table({"ra": [float(ra)], "dec": [float(dec)]})
+    table = _brightest(field)
     with warnings.catch_warnings():  # frames unlike SDSS's sky: the rows are flagged
         warnings.simplefilter("ignore", SourceclfWarning)
         result = classify(table, images=field, model="margnet-cnn-sgq", progress=False)
@@ -170,15 +160,10 @@ def test_the_check_script_says_what_registration_does(field, doc_script):
 
 def test_the_run_summary_names_the_bands_registered(field, tmp_path):
     """sourceclf-classify's summary (classify_file's) prints meta['CLFREG']."""
-    from astropy.table import Table
-
     from sourceclf.exceptions import SourceclfWarning
     from sourceclf.streaming import classify_file
 
-    r_data, r_wcs = field["r"]
-    py, px = np.unravel_index(np.argmax(r_data), r_data.shape)
-    ra, dec = r_wcs.pixel_to_world_values(px, py)
-    Table({"ra": [float(ra)], "dec": [float(dec)]}).write(tmp_path / "one.fits")
+    _brightest(field).write(tmp_path / "one.fits")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SourceclfWarning)
         summary = classify_file(tmp_path / "one.fits", tmp_path / "out.fits", images=field,
