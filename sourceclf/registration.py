@@ -26,6 +26,7 @@ the output's ``meta['CLFREG']``.
 
 import warnings
 import weakref
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -255,6 +256,8 @@ def describe_registration(frames):
     text : str or None
         e.g. ``'i registered on r: shifted by +0.92 -0.70 pixels (24 stars)'``.
     """
+    if not isinstance(frames, Mapping):  # frames classify did not read: none registered
+        return None
     parts = [f"{band} by {off.dx:+.2f} {off.dy:+.2f} pixels ({off.n_stars} stars)"
              for band, frame in frames.items()
              if isinstance(frame, tuple) and len(frame) == 2

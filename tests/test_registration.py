@@ -76,6 +76,7 @@ def test_a_band_beyond_the_tolerance_is_registered_and_the_input_is_untouched(fi
     assert all(np.array_equal(field[b][1].wcs.crpix, before[b]) for b in BANDS)
     assert describe_registration(registered).endswith("i by +1.20 -0.80 pixels (16 stars)")
     assert describe_registration(field) is None
+    assert describe_registration(["not", "frames"]) is None  # never read by classify
     # registered frames are not registered twice
     twice = register_frames(registered)
     assert all(twice[b][1] is registered[b][1] for b in BANDS)
