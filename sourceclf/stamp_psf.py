@@ -336,8 +336,7 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
         except InvalidInputError:
             continue
         beta[members], ellipticity[members], source[members] = seen.beta, seen.ellipticity, "own"
-        stars[_fitted_rows(seen, laid, stamps.shape[1:],
-                           _mosaic_border(value, pixel_scale))] = True
+        stars[_fitted_rows(seen, laid, stamps.shape[1:], value, pixel_scale)] = True
     rest = source == ""
     if rest.any() and known.any():
         laid = _laid(read)
@@ -349,15 +348,15 @@ the measure `sourceclf.elongation.ELONGATION_LIMIT` is set in):
             return StampPSFShape(beta, ellipticity, source, stars)
         beta[rest], ellipticity[rest] = every.beta, every.ellipticity
         source[rest] = np.where(known[rest] & (len(values) == 1), "own", "all")
-        stars[_fitted_rows(every, laid, stamps.shape[1:],
-                           _mosaic_border(guess, pixel_scale))] = True
+        stars[_fitted_rows(every, laid, stamps.shape[1:], guess, pixel_scale)] = True
     return StampPSFShape(beta, ellipticity, source, stars)
 
 
-def _fitted_rows(psf, laid, shape, border):
+def _fitted_rows(psf, laid, shape, fwhm_guess, pixel_scale):
     """The rows (of ``laid``, the stamps laid into the mosaic) whose sources ``psf``, the
-    mosaic's `stamps_psf`, fitted as PSF stars; ``shape``: a stamp's ``(H, W)``;
-    ``border``: the mosaic's (`stamp_mosaic`)."""
+    mosaic's `stamps_psf` with ``fwhm_guess`` and ``pixel_scale`` (which set the mosaic's
+    border, `_mosaic_border`), fitted as PSF stars; ``shape``: a stamp's ``(H, W)``."""
+    border = _mosaic_border(fwhm_guess, pixel_scale)
     place = _grid_place(psf.stars["x"], psf.stars["y"], len(laid), shape, border)[0]
     return laid[place[(place >= 0) & (place < len(laid))]]
 

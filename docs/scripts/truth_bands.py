@@ -95,15 +95,19 @@ def ambiguous(extent, r_mag):
         return np.abs(np.asarray(extent, float) - EXTENT_POINT) < AMBIGUITY_SIGMA * width
 
 
-def width_text(extent, r_mag):
-    """The median locus width in each of `R_MAG_BINS`, e.g. ``'0.036 0.036 0.032'``."""
-    width = locus_width(extent, r_mag)
+def binned_text(values, r_mag):
+    """The median of ``values`` in each of `R_MAG_BINS`, e.g. ``'0.036 0.036 0.032'``
+    (``--`` for a bin without a finite value)."""
     parts = []
     for low, high in R_MAG_BINS:
-        rows = np.isfinite(width) & (r_mag >= (-np.inf if low is None else low)) \
-            & (r_mag < high)
-        parts.append(f"{np.median(width[rows]):.3f}" if rows.any() else "--")
+        rows = np.isfinite(values) & (r_mag >= (-np.inf if low is None else low)) & (r_mag < high)
+        parts.append(f"{np.median(values[rows]):.3f}" if rows.any() else "--")
     return " ".join(parts)
+
+
+def width_text(extent, r_mag):
+    """The median locus width in each of `R_MAG_BINS`, e.g. ``'0.036 0.036 0.032'``."""
+    return binned_text(locus_width(extent, r_mag), r_mag)
 
 
 def noise_text(fluxes, r_mag):
@@ -113,11 +117,7 @@ def noise_text(fluxes, r_mag):
     with np.errstate(divide="ignore", invalid="ignore"):
         noise = 2.5 / np.log(10) * np.hypot(fluxes["psf_error"] / fluxes["psf"],
                                             fluxes["aperture_error"] / fluxes["total"])
-    parts = []
-    for low, high in R_MAG_BINS:
-        rows = np.isfinite(noise) & (r_mag >= (-np.inf if low is None else low)) & (r_mag < high)
-        parts.append(f"{np.median(noise[rows]):.3f}" if rows.any() else "--")
-    return " ".join(parts)
+    return binned_text(noise, r_mag)
 
 
 def field_lines(field, models, seeings, log):

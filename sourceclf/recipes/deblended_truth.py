@@ -41,14 +41,14 @@ from ..exceptions import InvalidInputError
 from ..neighbour_fits import without_neighbours
 from ..psf import moffat_profile
 from ..utils._wcs import pixel_scale
-from .extent_truth import extent_zero, psf_aperture_fluxes, truth_positions
+from .extent_truth import BACKGROUND, extent_zero, psf_aperture_fluxes, truth_positions
 
 __all__ = ["WINDOW", "WIDE", "deblended_fluxes", "deblended_extent"]
 
 #: Half-side of the window fitted about each source, PSF FWHM (the outer
 #: radius of `~sourceclf.recipes.extent_truth.psf_aperture_fluxes`' background
-#: annulus).
-WINDOW = 6.0
+#: annulus, `~sourceclf.recipes.extent_truth.BACKGROUND`).
+WINDOW = BACKGROUND[1]
 
 #: FWHM of the wider Moffat profile fitted at the source with its PSF, in PSF
 #: FWHM: it takes a galaxy's light beyond the PSF, which the neighbours' PSFs

@@ -25,7 +25,8 @@ from ..photometry import detect_segments
 from ..psf import moffat_profile
 from ..utils._wcs import pixel_scale
 
-__all__ = ["EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "PLANE_MIN_STARS", "locus_width",
+__all__ = ["EXTENT_POINT", "APERTURE", "BACKGROUND", "PEAK_RADIUS", "AMBIGUITY_SIGMA",
+           "PLANE_MIN_STARS", "locus_width",
            "ZERO_STAR_SNR", "SUMMED_DETECTION", "psf_aperture_fluxes", "psf_aperture_extent",
            "extent_zero", "truth_positions", "frame_truth", "forced_extent", "forced_fluxes",
            "summed_extent"]
@@ -33,6 +34,12 @@ __all__ = ["EXTENT_POINT", "PEAK_RADIUS", "AMBIGUITY_SIGMA", "PLANE_MIN_STARS", 
 #: SDSS's star/galaxy cut: a source is extended when its PSF magnitude is
 #: fainter than its model magnitude by more than this.
 EXTENT_POINT = 0.145
+
+#: Radius of `psf_aperture_fluxes`' aperture, PSF FWHM.
+APERTURE = 3.0
+
+#: Inner and outer radius of `psf_aperture_fluxes`' background annulus, PSF FWHM.
+BACKGROUND = (4.0, 6.0)
 
 #: `frame_truth` calls a source ``ambiguous`` when its extent lies within this
 #: many locus widths (the spread of point sources' extent at its magnitude) of
@@ -56,7 +63,7 @@ PEAK_RADIUS = 1.5
 
 
 def psf_aperture_fluxes(data, x, y, fwhm, beta, *, segments=None, labels=None,
-                        aperture=3.0, background=(4.0, 6.0)):
+                        aperture=APERTURE, background=BACKGROUND):
     """PSF and aperture fluxes of sources on a frame, with a local background.
 
     The PSF flux is the matched-filter flux ``sum(P I) / sum(P P)`` with the
@@ -530,23 +537,30 @@ def _forced(data, wcs, psf, truth, caller):
     x, y, stars = truth_positions(truth, wcs, caller=caller)
     fwhm = psf.fwhm / pixel_scale(wcs)
     f = _segment_fluxes(data, x, y, fwhm, psf.beta, psf.sky_sigma)
-    half = int(np.ceil(6.0 * fwhm)) + 1  # psf_aperture_fluxes' window
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
-    # sky noise, and the noise of the annulus' median subtracted (pi/2 times a mean's variance)
-    r = np.hypot(xx, yy)
-    p = moffat_profile(xx, yy, fwhm, psf.beta)
-    area = (r <= 3.0 * fwhm).sum()  # psf_aperture_fluxes' aperture and annulus
-    median_var = np.pi / 2 / ((r > 4.0 * fwhm) & (r <= 6.0 * fwhm)).sum()
-    sky2 = psf.sky_sigma ** 2
-    f["psf_error"] = np.full(len(x), np.sqrt(sky2 / (p * p).sum()
-                                             + sky2 * median_var * (p.sum() / (p * p).sum()) ** 2))
-    f["aperture_error"] = np.full(len(x), np.sqrt(sky2 * area + sky2 * median_var * area ** 2))
+    for name, error in zip(("psf_error", "aperture_error"),
+                           _flux_errors(fwhm, psf.beta, psf.sky_sigma)):
+        f[name] = np.full(len(x), error)
     with np.errstate(divide="ignore", invalid="ignore"):
         extent = -2.5 * np.log10(f["psf"] / f["aperture"])
         zero = extent_zero(extent, x, y, stars & (f["psf"] >= ZERO_STAR_SNR * f["psf_error"]))
         f["extent"] = extent - zero
         f["total"] = f["aperture"] * 10 ** (-0.4 * zero)
     return f
+
+
+def _flux_errors(fwhm, beta, sky_sigma):
+    """The sky noise of `psf_aperture_fluxes`' PSF and aperture fluxes (its `APERTURE` and
+    `BACKGROUND`): the pixels' own, and that of the annulus' median subtracted (pi/2 times
+    a mean's variance)."""
+    half = int(np.ceil(BACKGROUND[1] * fwhm)) + 1  # psf_aperture_fluxes' window
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
+    r = np.hypot(xx, yy)
+    p = moffat_profile(xx, yy, fwhm, beta)
+    area = (r <= APERTURE * fwhm).sum()
+    median_var = np.pi / 2 / ((r > BACKGROUND[0] * fwhm) & (r <= BACKGROUND[1] * fwhm)).sum()
+    sky2 = sky_sigma ** 2
+    return (np.sqrt(sky2 / (p * p).sum() + sky2 * median_var * (p.sum() / (p * p).sum()) ** 2),
+            np.sqrt(sky2 * area + sky2 * median_var * area ** 2))
 
 
 def summed_extent(fluxes, *, detection=SUMMED_DETECTION):
