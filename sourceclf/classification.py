@@ -245,7 +245,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
             return source, images, psf, False, cutouts
         measured, cutouts = _measure_stamps(source, cutouts, psf, quiet)
         return measured, images, psf, measured is not source, cutouts
-    frames = register_frames(read_frames(images), psf)
+    frames = read_frames(images)  # measure_columns registers them for the columns
     try:
         measured, seen = _measure_columns(source, frames,
                                           None if psf is None
@@ -606,8 +606,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             out.meta["CLFPSF"] = found.meta["CLFPSF"]
     if frames_psf is not None:
         out.meta["CLFFPSF"] = frames_psf
-    if images is not None and cutouts is None and describe_registration(images):
-        out.meta["CLFREG"] = describe_registration(images)
+    if cutouts is None and (registered := describe_registration(images)):
+        out.meta["CLFREG"] = registered
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

@@ -256,7 +256,7 @@ def describe_registration(frames):
     text : str or None
         e.g. ``'i registered on r: shifted by +0.92 -0.70 pixels (24 stars)'``.
     """
-    if not isinstance(frames, Mapping):  # frames classify did not read: none registered
+    if not isinstance(frames, Mapping):  # None, or frames classify did not read
         return None
     parts = [f"{band} by {off.dx:+.2f} {off.dy:+.2f} pixels ({off.n_stars} stars)"
              for band, frame in frames.items()

@@ -13,7 +13,8 @@ With ``--misregister F1,F2,...`` it also classifies each field's clean bright
 sources (``check_fields.py``'s truth, at the field's own seeing) with every
 band's WCS moved by F times ``--offsets`` (default: the offsets measured on
 005405-6-0099, `CROWDED_OFFSETS`), once as `sourceclf.classify` does it
-(registered) and once with its registration replaced by none, and prints the
+(registered) and once with the frames' PSF given without its stars, so that
+nothing is registered, and prints the
 share of point-like sources called STAR or QSO, of extended ones called
 GALAXY, and their mean::
 
@@ -30,8 +31,6 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
-import sourceclf.classification
-import sourceclf.photometry
 from sourceclf.models import load_model
 from sourceclf.recipes.extent_truth import frame_truth
 from sourceclf.registration import band_offsets, describe_registration, register_frames
@@ -80,19 +79,13 @@ def misregistered_lines(name, native, psf, models, factors, offsets, log):
     clean = truth[truth["clean"]]
     labels = np.asarray(clean["truth"]).astype(str)
     sources = Table({"ra": np.asarray(clean["ra"]), "dec": np.asarray(clean["dec"])})
-    users = (sourceclf.classification, sourceclf.photometry)  # classify, measure_columns
-    registered = [module.register_frames for module in users]
+    # A PSF given without its stars names none to register on: classify and
+    # measure_columns then register nothing (sourceclf.registration.band_offsets).
+    starless = {band: measured._replace(stars=None) for band, measured in psf.items()}
     for factor in factors:
         frames = moved(native, offsets, factor)
-        for how in ("registered", "unregistered"):
-            if how == "unregistered":  # the registration replaced by none
-                for module in users:
-                    module.register_frames = lambda frames, psf=None: frames
-            try:
-                results = classify_positions(sources, frames, psf, models)
-            finally:
-                for module, function in zip(users, registered):
-                    module.register_frames = function
+        for how, given in (("registered", psf), ("unregistered", starless)):
+            results = classify_positions(sources, frames, given, models)
             for model, result in results.items():
                 row = score(labels, result)
                 log(f"{name} moved x{factor:g} {how:12s} {model:16s} "
