@@ -96,29 +96,25 @@ def _reference_stars(frames, reference, psf):
 
 
 def _centroid_offsets(data, x, y, radius):
-    """Each star's centroid on ``data`` (its brightest pixel within ``radius`` of
-    ``(x, y)``, refined by photutils' ``centroid_quadratic``) minus ``(x, y)``; NaN where
-    the peak lies on the search box's edge or the fit fails."""
-    from photutils.centroids import centroid_quadratic
+    """Each star's centroid on ``data`` minus ``(x, y)``: photutils' ``centroid_sources``
+    with ``centroid_quadratic`` (a quadratic fitted to the 5 x 5 pixels about the
+    brightest within ``radius`` of ``(x, y)``); NaN off the frame, where the fit fails,
+    or beyond ``radius``."""
+    from photutils.centroids import centroid_quadratic, centroid_sources
+    from photutils.utils import circular_footprint
 
-    half = int(np.ceil(radius)) + 3
-    ny, nx = data.shape
     out = np.full((len(x), 2), np.nan)
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
-    for k, (xk, yk) in enumerate(zip(x, y)):
-        ix, iy = int(round(xk)), int(round(yk))
-        if not (half <= ix < nx - half and half <= iy < ny - half):
-            continue
-        cut = np.asarray(data[iy - half:iy + half + 1, ix - half:ix + half + 1], float)
-        near = np.hypot(xx - (xk - ix), yy - (yk - iy)) <= radius
-        py, px = np.unravel_index(np.argmax(np.where(near, cut, -np.inf)), cut.shape)
-        if not (2 <= px <= 2 * half - 2 and 2 <= py <= 2 * half - 2):
-            continue
+    ny, nx = data.shape
+    half = int(np.ceil(radius))
+    inside = (x >= half) & (x < nx - half) & (y >= half) & (y < ny - half)
+    if inside.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # photutils: a fit that fails is NaN
-            cx, cy = centroid_quadratic(cut, xpeak=px, ypeak=py, fit_boxsize=5)
-        if np.hypot(cx - px, cy - py) <= 1.0:
-            out[k] = cx - half + ix - xk, cy - half + iy - yk
+            cx, cy = centroid_sources(data, x[inside], y[inside],
+                                      footprint=circular_footprint(radius),
+                                      centroid_func=centroid_quadratic, fit_boxsize=5)
+        out[inside] = np.c_[cx - x[inside], cy - y[inside]]
+    out[~(np.hypot(out[:, 0], out[:, 1]) <= radius)] = np.nan
     return out
 
 
@@ -144,10 +140,10 @@ def band_offsets(frames, psf=None, *, reference=REFERENCE_BAND):
     """Each band's offset from the reference frame, measured on its PSF stars.
 
     The reference frame's PSF stars are projected through both WCSs onto each
-    band's frame and centred there (photutils' ``centroid_quadratic`` about
-    the brightest pixel within `MATCH_RADIUS`; then, about the median offset
-    of those, a 2-D Gaussian fitted to each, ``centroid_2dg``); the median of
-    the fitted centres' offsets is the band's.
+    band's frame and centred there (photutils' ``centroid_sources`` with
+    ``centroid_quadratic`` about the brightest pixel within `MATCH_RADIUS`;
+    then, about the median offset of those, a 2-D Gaussian fitted to each,
+    ``centroid_2dg``); the median of the fitted centres' offsets is the band's.
 
     Parameters
     ----------
