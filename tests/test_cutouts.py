@@ -560,6 +560,33 @@ def test_scaled_and_truncated_frames(field, tmp_path):
     _one_line(excinfo, "frame of band 'r'", str(cut_short), "truncated or corrupt")
 
 
+def test_a_corrupt_header_gives_the_one_line_error_alone(tmp_path):
+    """astropy printed a VerifyWarning over three lines before the one-line error (and,
+    with warnings as errors, raised it instead)."""
+    corrupt = tmp_path / "corrupt.fits"
+    corrupt.write_bytes(b"SIMPLE  = T" + bytes(100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning let through fails the test
+        with pytest.raises(InvalidInputError) as excinfo:
+            read_frame(corrupt, label="frame of band 'r'")
+    _one_line(excinfo, "frame of band 'r'", str(corrupt), "as FITS")
+
+
+def test_warnings_of_a_frame_that_can_be_read_are_given_again(field, tmp_path, monkeypatch):
+    frames, _ = field
+    path = _frame_file(tmp_path / "r.fits", "r", *frames["r"])
+    opened = fits.open
+
+    def open_with_a_warning(*args, **kwargs):
+        warnings.warn("a header keyword astropy did not like", fits.verify.VerifyWarning)
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(fits, "open", open_with_a_warning)
+    with pytest.warns(fits.verify.VerifyWarning, match="did not like"):
+        data, _ = read_frame(path)
+    np.testing.assert_array_equal(data, frames["r"][0])
+
+
 def test_compressed_frames_and_cutouts_are_read_whole(field, tmp_path):
     """bzip2 and gzip frames (SDSS's are .fits.bz2) are decompressed once and read as the
     plain file, and so are compressed stamps files (through astropy); a compressed frame cut

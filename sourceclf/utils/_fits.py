@@ -3,6 +3,7 @@
 import bz2
 import gzip
 import io
+import warnings
 import zlib
 
 from ..exceptions import InvalidInputError
@@ -42,6 +43,19 @@ def open_fits(path, label):
     """
     from astropy.io import fits
 
+    # astropy warns (over several lines) about a corrupt header before it fails: the
+    # warnings are held back, dropped when the file cannot be read (the one-line
+    # error says why), and given again when it can.
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("always")
+        hdul = _open(fits, path, label)
+    for caught in held:
+        warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
+    return hdul
+
+
+def _open(fits, path, label):
+    """`open_fits`, its warnings not held back."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(3)
