@@ -11,9 +11,11 @@ shared fields: known stars and galaxies (`injection_sources`) are drawn into
 copies of the frames at random positions (`sourceclf.recipes.injection`:
 through each band's own PSF, built from the frame's stars, with their photon
 noise; the frame's sky, noise, background and neighbours are real), their
-truth is measured on each one's own noiseless image as a frame of 1.2"
-seeing shows it (`TRUTH_FWHM`; point-like or extended by SDSS's
-PSF-minus-aperture cut, as ``check_fields.py`` measures its truth), and
+truth is measured on each one's own noiseless images as a frame of 1.2"
+seeing shows them (`TRUTH_FWHM`; point-like or extended by SDSS's
+PSF-minus-aperture cut on the fluxes summed over the bands that detect it,
+as SDSS types an object and ``check_fields.py --inject`` measures its
+truth: `sourceclf.recipes.injection.injected_truth`), and
 the model classifies them exactly as `sourceclf.classify` classifies the
 frames' own sources.  The share of
 point-like sources called STAR or QSO, of extended ones called GALAXY, their
@@ -356,13 +358,15 @@ def _field_psf(frames):
                                 "PSF of the frame's stars)") from None
 
 
-def _truth(frames, catalog):
-    """Point-like or extended: each source's noiseless image through `TRUTH_FWHM`."""
+def _truth(frames, catalog, psf):
+    """Point-like or extended: each source's noiseless images through `TRUTH_FWHM`, the
+    bands summed that detect it on the frames (``psf``'s sky noise)."""
     import galsim
 
     reference = galsim.Moffat(beta=3.5, fwhm=TRUTH_FWHM)
-    measured = PSFMeasurement(fwhm=TRUTH_FWHM, fwhm_std=0.0, beta=3.5, ellipticity=0.0,
-                              n_stars=0, sky_sigma=0.0, stars=None)
+    measured = {b: PSFMeasurement(fwhm=TRUTH_FWHM, fwhm_std=0.0, beta=3.5, ellipticity=0.0,
+                                  n_stars=0, sky_sigma=psf[b].sky_sigma, stars=None)
+                for b in BANDS}
     return injected_truth(frames, catalog, {b: reference for b in BANDS}, measured)[1]
 
 
@@ -388,7 +392,7 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, classify_k
     """
     catalog = Table(catalog, copy=True)
     catalog["ra"], catalog["dec"] = place_sources(frames, len(catalog), random_state=rng)
-    truth = _truth(frames, catalog)
+    truth = _truth(frames, catalog, psf)
     near = field_blends(*frames["r"], psf["r"], catalog)
     injected = inject_sources(frames, catalog, psfs, random_state=rng)
     positions = Table({"ra": catalog["ra"], "dec": catalog["dec"]})

@@ -102,11 +102,36 @@ def test_the_truth_comes_from_each_sources_noiseless_image():
     frames, psf, psfs = _frames()
     table = _catalog(frames, [(60, 60), (120, 60), (180, 60), (240, 60)],
                      ["STAR", "GALAXY", "GALAXY", "GALAXY"], [0.0, 0.02, 0.3, 1.5])
-    extent, truth = injected_truth(frames, table, psfs, psf["r"])
+    extent, truth = injected_truth(frames, table, psfs, psf)
     assert extent[0] == pytest.approx(0.0, abs=1e-6)
     assert extent[1] < 0.02  # below the radius drawn as a point
     assert extent[1] < extent[2] < extent[3]
     assert truth.tolist() == ["point", "point", "extended", "extended"]
+
+
+def test_the_truth_sums_the_bands_that_detect_the_source():
+    """SDSS's objc_type: a galaxy whose r-band radius collapsed to a point (as SDSS's
+    per-band de Vaucouleurs fits sometimes do) but extended in its other bands is
+    extended; a band that cannot detect the source on the frame does not count."""
+    frames, psf, psfs = _frames()
+    table = _catalog(frames, [(60, 60), (120, 60), (180, 60)], ["STAR", "GALAXY", "GALAXY"],
+                     [0.0, 0.0, 0.0])
+    for b in "ug":
+        table[f"deVRad_{b}"] = [0.0, 2.0, 0.0]
+    table["deVRad_i"] = [0.0, 2.0, 2.0]
+    table["deVRad_z"] = [0.0, 2.0, 2.0]
+    extent, truth = injected_truth(frames, table, psfs, psf)
+    assert extent[0] == pytest.approx(0.0, abs=1e-6)
+    assert truth.tolist() == ["point", "extended", "extended"]
+    # i and z so noisy that they cannot see the sources: the third is left with the
+    # bands that show it point-like.
+    noisy = dict(psf, i=psf["i"]._replace(sky_sigma=1e4), z=psf["z"]._replace(sky_sigma=1e4))
+    extent, truth = injected_truth(frames, table, psfs, noisy)
+    assert extent[2] == pytest.approx(0.0, abs=1e-3)
+    assert truth.tolist() == ["point", "extended", "point"]
+    with pytest.raises(InvalidInputError, match="measured needs each band's PSFMeasurement, "
+                                                "lacks u, g, i, z"):
+        injected_truth(frames, table, psfs, {"r": psf["r"]})
 
 
 def test_the_empirical_psf_is_the_frames_own():

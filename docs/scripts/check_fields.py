@@ -450,7 +450,7 @@ def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["s
     catalog = Table(injection, copy=True)
     catalog["ra"], catalog["dec"] = place_sources(native, len(catalog), random_state=seed)
     psfs = empirical_psfs(native, psf)  # the field's own PSF, wings included
-    labels = injected_truth(native, catalog, psfs, psf["r"])[1]
+    labels = injected_truth(native, catalog, psfs, psf)[1]
     blended = field_blends(*native["r"], psf["r"], catalog)
     sources = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
     stars = truth[truth["psf_star"]]

@@ -29,7 +29,7 @@ __all__ = ["EXTENT_POINT", "APERTURE", "BACKGROUND", "PEAK_RADIUS", "AMBIGUITY_S
            "PLANE_MIN_STARS", "locus_width",
            "ZERO_STAR_SNR", "SUMMED_DETECTION", "psf_aperture_fluxes", "psf_aperture_extent",
            "extent_zero", "truth_positions", "frame_truth", "forced_extent", "forced_fluxes",
-           "summed_extent"]
+           "psf_flux_error", "summed_extent"]
 
 #: SDSS's star/galaxy cut: a source is extended when its PSF magnitude is
 #: fainter than its model magnitude by more than this.
@@ -546,6 +546,26 @@ def _forced(data, wcs, psf, truth, caller):
         f["extent"] = extent - zero
         f["total"] = f["aperture"] * 10 ** (-0.4 * zero)
     return f
+
+
+def psf_flux_error(fwhm, beta, sky_sigma):
+    """The sky noise of `psf_aperture_fluxes`' PSF flux of a source.
+
+    Parameters
+    ----------
+    fwhm, beta : float
+        The Moffat PSF the flux is measured with: FWHM in pixels and index.
+    sky_sigma : float
+        Sky noise per pixel, in the frame's flux unit.
+
+    Returns
+    -------
+    float
+        The PSF flux's standard deviation from the sky, the median of the
+        background annulus subtracted included (what `forced_fluxes` gives as
+        ``psf_error``).
+    """
+    return float(_flux_errors(fwhm, beta, sky_sigma)[0])
 
 
 def _flux_errors(fwhm, beta, sky_sigma):
