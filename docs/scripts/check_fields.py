@@ -885,8 +885,9 @@ def record(model, rows, injected=False, kernel="gaussian"):
         data = ("stars and galaxies of the simulated training population (another seed) "
                 "drawn into the frames of real SDSS fields at random positions "
                 "(sourceclf.recipes.injection, 150 per field, r 16-20.5), truth from each "
-                "source's noiseless image (PSF minus aperture magnitude > 0.145: "
-                "extended), at the field's own seeing and blurred to 1.6, 1.9 and 2.2 "
+                "source's noiseless images (PSF minus aperture magnitude of the fluxes "
+                "summed over the bands that detect it > 0.145: extended, SDSS's objc_type "
+                "rule), at the field's own seeing and blurred to 1.6, 1.9 and 2.2 "
                 "arcsec; 'decided' scores are those of the sources not blended with a "
                 "source of the field brighter than a tenth of theirs within 4 arcsec "
                 "(docs/scripts/check_fields.py --inject)")
