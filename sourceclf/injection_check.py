@@ -247,7 +247,7 @@ class InjectionCheck:
         Half the root of the two shares' binomial variances: how far the
         balanced accuracy of one draw of sources and positions may lie from
         that of many (on two shared fields at two seeings, six draws of 150
-        sources scattered by 0.010-0.025, and this gave 0.010-0.029:
+        sources scattered by 0.008-0.026, and this gave 0.007-0.029:
         ``docs/scripts/injection_check_fields.py --seeds 6``).  A share of
         0 or 1 counts as half a source from it (``0.5 / n``), so that a
         small check all right is not reported as certain.
@@ -445,7 +445,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         inside every band's frame (`sourceclf.recipes.injection.INJECTION`),
         at most `BATCH` (150) per copy of the frames: 300 are two copies of
         150.  From one seed to another the balanced accuracy scattered by
-        0.010-0.025 with 150 sources and 0.008-0.014 with 300 on two shared
+        0.008-0.026 with 150 sources and 0.002-0.012 with 300 on two shared
         fields (``docs/scripts/injection_check_fields.py --seeds 6``).
     sources : `~astropy.table.Table`, optional
         Stars and galaxies to draw from (columns of `injection_sources`);
