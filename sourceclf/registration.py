@@ -95,45 +95,41 @@ def _reference_stars(frames, reference, psf):
         return None
 
 
-def _centroid_offsets(data, x, y, radius):
-    """Each star's centroid on ``data`` minus ``(x, y)``: photutils' ``centroid_sources``
-    with ``centroid_quadratic`` (a quadratic fitted to the 5 x 5 pixels about the
-    brightest within ``radius`` of ``(x, y)``); NaN off the frame, where the fit fails,
-    or beyond ``radius``."""
-    from photutils.centroids import centroid_quadratic, centroid_sources
-    from photutils.utils import circular_footprint
+def _centred(data, x, y, margin, limit, **centring):
+    """Each star's centre on ``data`` minus ``(x, y)``, by photutils' ``centroid_sources``
+    (its keywords ``centring``); NaN within ``margin`` pixels of the frame's edge, where
+    the fit fails, or beyond ``limit`` pixels."""
+    from photutils.centroids import centroid_sources
 
     out = np.full((len(x), 2), np.nan)
     ny, nx = data.shape
-    half = int(np.ceil(radius))
-    inside = (x >= half) & (x < nx - half) & (y >= half) & (y < ny - half)
+    inside = (x >= margin) & (x < nx - margin) & (y >= margin) & (y < ny - margin)
     if inside.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # photutils: a fit that fails is NaN
-            cx, cy = centroid_sources(data, x[inside], y[inside],
-                                      footprint=circular_footprint(radius),
-                                      centroid_func=centroid_quadratic, fit_boxsize=5)
+            cx, cy = centroid_sources(data, x[inside], y[inside], **centring)
         out[inside] = np.c_[cx - x[inside], cy - y[inside]]
-    out[~(np.hypot(out[:, 0], out[:, 1]) <= radius)] = np.nan
+    out[~(np.hypot(out[:, 0], out[:, 1]) <= limit)] = np.nan
     return out
+
+
+def _centroid_offsets(data, x, y, radius):
+    """Each star's centroid on ``data`` minus ``(x, y)``: a quadratic fitted to the 5 x 5
+    pixels about the brightest within ``radius`` (photutils' ``centroid_quadratic``)."""
+    from photutils.centroids import centroid_quadratic
+    from photutils.utils import circular_footprint
+
+    return _centred(data, x, y, int(np.ceil(radius)), radius,
+                    footprint=circular_footprint(radius), centroid_func=centroid_quadratic,
+                    fit_boxsize=5)
 
 
 def _fitted_offsets(data, x, y):
     """Each star's centre fitted by a 2-D Gaussian (photutils' ``centroid_2dg``) on the
-    9 x 9 pixels about ``(x, y)``, minus ``(x, y)``; NaN off the frame or beyond a pixel."""
-    from photutils.centroids import centroid_2dg, centroid_sources
+    9 x 9 pixels about ``(x, y)``, minus ``(x, y)``; NaN beyond a pixel."""
+    from photutils.centroids import centroid_2dg
 
-    out = np.full((len(x), 2), np.nan)
-    ny, nx = data.shape
-    inside = (x >= 5) & (x < nx - 5) & (y >= 5) & (y < ny - 5)
-    if inside.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # photutils: a fit that fails is NaN
-            cx, cy = centroid_sources(data, x[inside], y[inside], box_size=9,
-                                      centroid_func=centroid_2dg)
-        out[inside] = np.c_[cx - x[inside], cy - y[inside]]
-    out[~(np.hypot(out[:, 0], out[:, 1]) <= 1.0)] = np.nan
-    return out
+    return _centred(data, x, y, 5, 1.0, box_size=9, centroid_func=centroid_2dg)
 
 
 def band_offsets(frames, psf=None, *, reference=REFERENCE_BAND):

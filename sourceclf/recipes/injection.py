@@ -26,6 +26,7 @@ measured on the uncrowded fields' own truth.
 """
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from astropy.table import Table, vstack
@@ -355,7 +356,7 @@ def injected_truth(frames, catalog, psfs, measured, *, size=INJECTION["size"],
         As for `inject_sources`.
     psfs : dict
         As for `inject_sources`.
-    measured : dict of `~sourceclf.psf.PSFMeasurement`
+    measured : mapping of `~sourceclf.psf.PSFMeasurement`
         Each band's measured PSF (`sourceclf.field_psf.field_psfs`): its
         FWHM and index measure the band, its ``sky_sigma`` decides whether
         the band detects the source (0: every band does).
@@ -377,7 +378,7 @@ def injected_truth(frames, catalog, psfs, measured, *, size=INJECTION["size"],
     InvalidInputError
         If ``measured`` lacks a band.
     """
-    missing = [b for b in BANDS if not isinstance(measured, dict) or b not in measured]
+    missing = [b for b in BANDS if not isinstance(measured, Mapping) or b not in measured]
     if missing:
         raise InvalidInputError("injected_truth: measured needs each band's PSFMeasurement, "
                                 f"lacks {', '.join(missing)}")
