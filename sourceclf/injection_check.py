@@ -396,7 +396,7 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, classify_k
     catalog["ra"], catalog["dec"] = place_sources(frames, len(catalog), random_state=rng)
     truth = _truth(frames, catalog, psf)
     near = field_blends(*frames["r"], psf["r"], catalog)
-    injected = inject_sources(frames, catalog, psfs, random_state=rng)
+    injected = inject_sources(frames, catalog, psfs, random_state=rng, psf=psf)
     positions = Table({"ra": catalog["ra"], "dec": catalog["dec"]})
     if clf is None or clf.feature_set == "margnet24":
         # Measured as classify measures the frames' own sources, with the PSF of

@@ -112,6 +112,33 @@ def test_stamps_of_the_registered_frames_are_centred_in_every_band(field):
     assert np.hypot(*(centre(registered, "i") - centre(field, "r"))) < 0.3
 
 
+def test_sources_drawn_in_land_where_the_fields_own_sources_are(field):
+    """The injection check draws its sources where the field's own lie: in i, 1.2, -0.8
+    pixels from where the i frame's WCS puts them, as classify will look for them."""
+    galsim = pytest.importorskip("galsim")
+    from astropy.table import Table
+
+    from sourceclf.recipes.injection import inject_sources
+
+    ra, dec = field["r"][1].pixel_to_world_values(93.0, 200.0)  # between the stars
+    catalog = Table({"ra": [float(ra)], "dec": [float(dec)], "class": ["STAR"]})
+    for b in BANDS:
+        catalog[f"dered_{b}"], catalog[f"extinction_{b}"] = [14.0], [0.0]
+        catalog[f"deVRad_{b}"] = [0.0]
+    psfs = {b: galsim.Moffat(beta=4.0, fwhm=3.0 * SCALE) for b in BANDS}
+    with psf_memo():
+        psf = field_psfs(field)
+        injected = inject_sources(field, catalog, psfs, random_state=0, psf=psf)
+    for band in ("r", "i"):
+        assert injected[band][1] is field[band][1]  # the frames' own WCSs
+        added = injected[band][0] - field[band][0]
+        x, y = field[band][1].world_to_pixel_values(ra, dec)
+        yy, xx = np.indices(added.shape)
+        weight = added * (np.hypot(xx - x, yy - y) < 8)
+        centre = np.array([(xx * weight).sum(), (yy * weight).sum()]) / weight.sum()
+        np.testing.assert_allclose(centre - (x, y), MISSED[band], atol=0.1)
+
+
 def test_classify_registers_the_frames_and_says_so(field):
     from sourceclf import classify
     from sourceclf.exceptions import SourceclfWarning

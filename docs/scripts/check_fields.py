@@ -73,6 +73,7 @@ from sourceclf.exceptions import InvalidInputError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
 from sourceclf.field_psf import field_band_psf, field_psfs, psf_memo
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE
+from sourceclf.registration import register_frames
 from sourceclf.photometry import measure_columns
 from sourceclf.recipes.extent_truth import EXTENT_POINT, forced_extent, frame_truth
 from sourceclf.recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
@@ -457,7 +458,7 @@ def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["s
     cut_rows = vstack([Table({"ra": catalog["ra"], "dec": catalog["dec"],
                               "psf_star": np.zeros(len(catalog), bool)}),
                        Table({c: np.asarray(stars[c]) for c in ("ra", "dec", "psf_star")})])
-    frames = inject_sources(native, catalog, psfs, random_state=1)
+    frames = inject_sources(native, catalog, psfs, random_state=1, psf=psf)
     log(f"{name}: injected {len(catalog)} sources of r {np.min(catalog['r_mag']):.1f}-"
         f"{np.max(catalog['r_mag']):.1f} ({int((labels == 'point').sum())} point-like, "
         f"{int((labels == 'extended').sum())} extended on their noiseless images), "
@@ -527,9 +528,11 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
                 on = frames
                 if columns_alone:  # the injected sources alone, blurred, with the sky's noise
                     noise = np.random.default_rng(7)
+                    # registered on the field's stars, which the sources alone lack
+                    wcs = {b: frame[1] for b, frame in register_frames(frames, seen).items()}
                     on = {b: (frames[b][0] - plain[b][0]
                               + noise.normal(0.0, seen[b].sky_sigma, np.shape(frames[b][0])),
-                              frames[b][1]) for b in BANDS}
+                              wcs[b]) for b in BANDS}
                 with_columns = measure_columns(sources, on, seen)[0]
             for model, clf in models.items():
                 if clf is None:  # SDSS_CUT: at the native seeing it is the truth itself

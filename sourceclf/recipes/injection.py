@@ -34,6 +34,7 @@ from astropy.table import Table, vstack
 from ..bands import BANDS
 from ..exceptions import InvalidInputError
 from ..photometry import detect_segments
+from ..registration import register_frames
 from ..simulate import render_stamps
 from ..utils._validation import check_random_state
 from ..utils._wcs import pixel_scale
@@ -262,13 +263,20 @@ def _render(catalog, psfs, size, scale, offsets, noise, rng):
                          progress=False)
 
 
-def inject_sources(frames, catalog, psfs, *, size=INJECTION["size"], random_state=0):
+def inject_sources(frames, catalog, psfs, *, size=INJECTION["size"], random_state=0,
+                   psf=None):
     """Copies of a field's frames with the catalog's sources drawn in.
 
     Each source is drawn with GalSim (`sourceclf.simulate.render_stamps`) at
-    its ``ra``, ``dec`` in each band through that band's own WCS, through the
-    band's PSF (`empirical_psfs`), with its own
-    photon noise (the frames' sky and noise are already there).
+    its ``ra``, ``dec`` in each band where the field's own sources at that
+    position lie: through the band's WCS registered on the r frame's stars
+    (`sourceclf.registration.register_frames`, as `sourceclf.classify`
+    registers the frames before it looks for a source), through the band's
+    PSF (`empirical_psfs`), with its own photon noise (the frames' sky and
+    noise are already there).  On a field whose bands' WCSs miss the r
+    frame's by more than `~sourceclf.registration.REGISTRATION_TOLERANCE`,
+    drawing through the WCSs as given would put the sources where the
+    field's own are not, and ``classify`` would look for them a pixel away.
 
     Parameters
     ----------
@@ -284,11 +292,16 @@ def inject_sources(frames, catalog, psfs, *, size=INJECTION["size"], random_stat
         Stamp side, pixels.
     random_state : None, int or `numpy.random.Generator`
         Seed of the photon noise.
+    psf : dict, optional
+        ``{band: PSFMeasurement}`` measured on the frames' own stars
+        (`sourceclf.field_psf.field_psfs`), whose r stars register the bands;
+        measured when not given.
 
     Returns
     -------
     frames : dict
-        ``{band: (data, wcs)}``: new float32 arrays, the input frames untouched.
+        ``{band: (data, wcs)}``: new float32 arrays with the input frames' WCSs
+        (not the registered ones), the input frames untouched.
 
     Raises
     ------
@@ -305,7 +318,8 @@ def inject_sources(frames, catalog, psfs, *, size=INJECTION["size"], random_stat
     ra, dec = np.asarray(catalog["ra"], float), np.asarray(catalog["dec"], float)
     half = (size - 1) / 2.0
     corners, offsets = {}, np.zeros((len(catalog), len(BANDS), 2))
-    for k, (b, (x, y)) in enumerate(_pixels(frames, ra, dec).items()):
+    registered = register_frames({b: frames[b] for b in BANDS}, psf)
+    for k, (b, (x, y)) in enumerate(_pixels(registered, ra, dec).items()):
         corner = np.floor(np.column_stack([x, y]) - half + 0.5).astype(int)
         offsets[:, k] = np.column_stack([x, y]) - corner - half
         height, width = np.shape(frames[b][0])
