@@ -20,7 +20,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE, by_band_name
 from .catalog_units import angle_unit
 from .columns import ColumnFinder, suggest_columns
 from .exceptions import InvalidInputError, MissingColumnsError, SourceclfWarning
-from .utils._fits import hdu_data, open_fits
+from .utils._fits import WARNINGS_LOCK, hdu_data, open_fits
 from .utils._validation import check_image
 
 __all__ = ["FLAG_PIXEL_SCALE", "PIXEL_SCALE_TOLERANCE", "filter_band", "frames_by_band",
@@ -82,7 +82,7 @@ def _check_filter(header, bands, label):
 def _wcs_from_header(header, label):
     from astropy.wcs import WCS, FITSFixedWarning
 
-    with warnings.catch_warnings():
+    with WARNINGS_LOCK, warnings.catch_warnings():
         # SDSS headers use the deprecated RADECSYS keyword, among other things.
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:

@@ -587,6 +587,51 @@ def test_warnings_of_a_frame_that_can_be_read_are_given_again(field, tmp_path, m
     np.testing.assert_array_equal(data, frames["r"][0])
 
 
+def test_frames_read_in_threads_do_not_change_each_others_warning_filters(
+        field, tmp_path, monkeypatch):
+    """A frame's WCS is built with astropy's FITSFixedWarning ignored (SDSS headers use
+    RADECSYS), and a file is opened with its warnings held back; both change the warning
+    filters, which every thread shares, so interleaved they caught and gave again each
+    other's warnings (seen once in CI, reading five frames in threads).  They now take
+    turns: a file is not opened while another thread builds a WCS."""
+    import threading
+    import time
+
+    import astropy.wcs
+
+    frames, _ = field
+    path = _frame_file(tmp_path / "r.fits", "r", *frames["r"])
+    building = threading.Event()
+    times = {}
+    real_wcs, real_open = astropy.wcs.WCS, fits.open
+
+    class SlowWCS(real_wcs):
+        def __init__(self, *args, **kwargs):
+            if not building.is_set():
+                building.set()
+                time.sleep(0.3)  # the other thread tries to open its file meanwhile
+                times["built"] = time.monotonic()
+            super().__init__(*args, **kwargs)
+
+    def timed_open(*args, **kwargs):
+        times.setdefault("opened", time.monotonic())
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(astropy.wcs, "WCS", SlowWCS)
+    monkeypatch.setattr(fits, "open", timed_open)
+    header = fits.Header(frames["r"][1].to_header())
+
+    def open_while_building():
+        building.wait(5)
+        return read_frame(path)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        built = pool.submit(read_frame, (frames["r"][0], header))
+        opened = pool.submit(open_while_building)
+        built.result(), opened.result()
+    assert times["opened"] >= times["built"]
+
+
 def test_compressed_frames_and_cutouts_are_read_whole(field, tmp_path):
     """bzip2 and gzip frames (SDSS's are .fits.bz2) are decompressed once and read as the
     plain file, and so are compressed stamps files (through astropy); a compressed frame cut

@@ -3,12 +3,19 @@
 import bz2
 import gzip
 import io
+import threading
 import warnings
 import zlib
 
 from ..exceptions import InvalidInputError
 
-__all__ = ["hdu_data", "open_fits"]
+__all__ = ["hdu_data", "open_fits", "WARNINGS_LOCK"]
+
+#: Held while sourceclf's readers change the warning filters (`warnings.catch_warnings`
+#: changes them for every thread): frames read in threads would otherwise catch each
+#: other's warnings, one thread's held warnings taking in a warning another thread
+#: means to ignore, and giving it again.
+WARNINGS_LOCK = threading.RLock()
 
 #: The leading bytes of the compressed FITS files astropy.io.fits reads, and how to
 #: decompress each.
@@ -43,35 +50,43 @@ def open_fits(path, label):
     """
     from astropy.io import fits
 
+    source = _source(path, label)  # decompressed first: in threads, reads overlap
     # astropy warns (over several lines) about a corrupt header before it fails: the
     # warnings are held back, dropped when the file cannot be read (the one-line
     # error says why), and given again when it can.
-    with warnings.catch_warnings(record=True) as held:
+    with WARNINGS_LOCK, warnings.catch_warnings(record=True) as held:
         warnings.simplefilter("always")
-        hdul = _open(fits, path, label)
+        hdul = _fits_open(fits, source, label)
     for caught in held:
         warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     return hdul
 
 
-def _open(fits, path, label):
-    """`open_fits`, its warnings not held back."""
+def _source(path, label):
+    """What `_fits_open` opens: a compressed file's bytes, decompressed, or the path."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(3)
         kind, opener = next(((kind, opener) for magic, (kind, opener) in _COMPRESSIONS.items()
                              if head.startswith(magic)), (None, None))
-        if kind is not None:
-            try:
-                with opener(path) as handle:
-                    raw = handle.read()
-            except (EOFError, OSError, zlib.error) as exc:
-                raise InvalidInputError(f"cannot read {label}: its {kind} compression is "
-                                        f"corrupt or cut short ({exc})") from None
-            return fits.open(io.BytesIO(raw))
-        return fits.open(path)  # memory-mapped unless scaled (BSCALE/BZERO)
+        if kind is None:
+            return path
+        try:
+            with opener(path) as handle:
+                return io.BytesIO(handle.read())
+        except (EOFError, OSError, zlib.error) as exc:
+            raise InvalidInputError(f"cannot read {label}: its {kind} compression is "
+                                    f"corrupt or cut short ({exc})") from None
     except InvalidInputError:
         raise
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
+
+
+def _fits_open(fits, source, label):
+    """`open_fits` of `_source`'s output, its warnings not held back."""
+    try:
+        return fits.open(source)  # a path: memory-mapped unless scaled (BSCALE/BZERO)
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
 
