@@ -1,6 +1,7 @@
 """The scoring of docs/scripts/check_fields.py, which makes the real-field table of the docs."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +410,22 @@ def test_the_check_lets_classify_measure_the_psf_as_a_users_run_does(check_field
         r_fwhm = row.split("|")[2].strip()
         assert f'r {r_fwhm}"' in line, (row, line)
     assert float(rows[1].split("|")[2]) == pytest.approx(1.6, rel=0.03)
+
+
+@pytest.mark.parametrize("inject", [False, True])
+def test_the_docs_tables_are_the_cards(check_fields, capsys, inject):
+    """images.rst shows what --from-cards [--inject] prints from the committed cards: every
+    line of its tables and its lowest score per model and seeing (a record made again and
+    the docs not spliced, or a block left from an earlier record, fails here)."""
+    check_fields.main(["--from-cards"] + (["--inject"] if inject else []))
+    out = capsys.readouterr().out.splitlines()
+    docs = {line.strip() for line in
+            (Path(__file__).resolve().parents[1] / "docs" / "images.rst").read_text().splitlines()}
+    start = next(k for k, line in enumerate(out)
+                 if line.startswith("Lowest balanced accuracy over the fields"))
+    end = out.index("", start)
+    lowest = out[start + 1:end]
+    rows = [line for line in out if line[:6].isdigit() or line.startswith(("=", "field "))]
+    assert len(rows) > 100 and len(lowest) == 6
+    missing = [line for line in rows + lowest if line.strip() not in docs]
+    assert not missing, missing[:3]
