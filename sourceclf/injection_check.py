@@ -58,7 +58,7 @@ from .evaluation import balanced_hit_rate
 from .exceptions import InvalidInputError, SourceclfWarning
 from .models.registry import load_model
 from .photometry import measure_columns
-from .field_psf import field_psfs
+from .field_psf import field_psfs, psf_memo
 from .psf import PSFMeasurement
 from .recipes.injection import (INJECTION, empirical_psfs, field_blends, inject_sources,
                                 injected_truth, place_sources)
@@ -488,20 +488,25 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         raise InvalidInputError(f"injection_check: model '{clf.name}' reads no images; the "
                                 "check draws sources into frames for an image model")
     frames = read_frames(images)
-    psf = _field_psf(frames)
-    frames = register_frames(frames, psf)  # as classify registers them
-    population = (injection_sources() if sources is None
-                  else _check_sources(sources, "injection_check sources"))
-    rng = check_random_state(random_state)
-    catalog = _draw(population, n, galaxy_fraction, rng)
-    psfs = empirical_psfs(frames, psf)
-    classify_kwargs = {"score": score, "mc_samples": mc_samples, "device": device,
-                       "batch_size": batch_size, "precision": precision}
-    parts = []
-    for start in range(0, n, BATCH):
-        part, clf = _check_batch(frames, psf, psfs, catalog[start:start + BATCH], clf, rng,
-                                 confidence=confidence, classify_kwargs=classify_kwargs)
-        parts.append(part)
+    # Each frame measured once (its PSF, its bands' offsets): by this check, by
+    # inject_sources and measure_columns for every copy, and by the command line's
+    # classification when it opened the memo first.
+    with psf_memo():
+        psf = _field_psf(frames)
+        frames = register_frames(frames, psf)  # as classify registers them
+        population = (injection_sources() if sources is None
+                      else _check_sources(sources, "injection_check sources"))
+        rng = check_random_state(random_state)
+        catalog = _draw(population, n, galaxy_fraction, rng)
+        psfs = empirical_psfs(frames, psf)
+        classify_kwargs = {"score": score, "mc_samples": mc_samples, "device": device,
+                           "batch_size": batch_size, "precision": precision}
+        parts = []
+        for start in range(0, n, BATCH):
+            part, clf = _check_batch(frames, psf, psfs, catalog[start:start + BATCH], clf,
+                                     rng, confidence=confidence,
+                                     classify_kwargs=classify_kwargs)
+            parts.append(part)
     table = vstack(parts, metadata_conflicts="silent") if len(parts) > 1 else parts[0]
     table.meta = {"CLFMODEL": clf.name}
     check = InjectionCheck(model=clf.name, sources=table, confidence=confidence,

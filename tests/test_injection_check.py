@@ -1,5 +1,7 @@
 """A model scored on known sources drawn into the user's frames (sourceclf.injection_check)."""
 
+import sys
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -120,6 +122,34 @@ def test_more_sources_than_a_batch_go_into_further_copies(frames, monkeypatch):
                             confidence=None, device="cpu")
     np.testing.assert_array_equal(again.sources["ra"], rows["ra"])
     np.testing.assert_array_equal(again.sources["prob_star"], rows["prob_star"])
+
+
+def test_each_frame_is_measured_once(monkeypatch):
+    """On frames whose bands need no registration, the field's PSF and band offsets are
+    measured once for the check and the drawing of the sources alike, and each copy with
+    the sources drawn in once, by the classification."""
+    import sourceclf.field_psf as field_psf
+    import sourceclf.registration as registration
+
+    monkeypatch.setattr(sys.modules[__name__], "SHIFTS", {b: (0.0, 0.0) for b in BANDS})
+    frames = _frames()
+    calls = {"offsets": 0, "psf": 0}
+    offsets, measure = registration._band_offsets, field_psf.measure_psf
+
+    def counted_offsets(*args, **kwargs):
+        calls["offsets"] += 1
+        return offsets(*args, **kwargs)
+
+    def counted_psf(*args, **kwargs):
+        calls["psf"] += 1
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(registration, "_band_offsets", counted_offsets)
+    monkeypatch.setattr(field_psf, "measure_psf", counted_psf)
+    check = injection_check(frames, model="margnet-cnn-sgq", n=16, random_state=3,
+                            device="cpu")
+    assert len(check.sources) == 16
+    assert calls == {"offsets": 2, "psf": len(BANDS)}
 
 
 def _scored(check, wrong_point=0, wrong_extended=0, sources=None):
