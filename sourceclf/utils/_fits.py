@@ -48,15 +48,13 @@ def open_fits(path, label):
         If the file cannot be read, its compression is corrupt or cut short,
         or it is not FITS.
     """
-    from astropy.io import fits
-
     source = _source(path, label)  # decompressed first: in threads, reads overlap
     # astropy warns (over several lines) about a corrupt header before it fails: the
     # warnings are held back, dropped when the file cannot be read (the one-line
     # error says why), and given again when it can.
     with WARNINGS_LOCK, warnings.catch_warnings(record=True) as held:
         warnings.simplefilter("always")
-        hdul = _fits_open(fits, source, label)
+        hdul = _fits_open(source, label)
     for caught in held:
         warnings.warn_explicit(caught.message, caught.category, caught.filename, caught.lineno)
     return hdul
@@ -77,14 +75,14 @@ def _source(path, label):
         except (EOFError, OSError, zlib.error) as exc:
             raise InvalidInputError(f"cannot read {label}: its {kind} compression is "
                                     f"corrupt or cut short ({exc})") from None
-    except InvalidInputError:
-        raise
-    except OSError as exc:
+    except OSError as exc:  # the file itself (InvalidInputError is no OSError)
         raise InvalidInputError(f"cannot read {label} as FITS: {exc}") from None
 
 
-def _fits_open(fits, source, label):
+def _fits_open(source, label):
     """`open_fits` of `_source`'s output, its warnings not held back."""
+    from astropy.io import fits
+
     try:
         return fits.open(source)  # a path: memory-mapped unless scaled (BSCALE/BZERO)
     except (OSError, ValueError) as exc:
