@@ -43,3 +43,39 @@ def test_the_chosen_rows_are_measured_with_their_neighbours_field_by_field(doc_s
     for b in BANDS:
         np.testing.assert_array_equal(out[f"deVRad_{b}"][rows], 0.0)
         assert np.all((out[f"psf_flux_{b}"][rows] > 30.0) & (out[f"psf_flux_{b}"][rows] < 50.0))
+
+
+class _Oracle:
+    """Right on the rows of crowded fields (a marked feature), wrong on the others."""
+
+    classes = ("GALAXY", "QSO", "STAR")
+
+    def predict_proba(self, features, stamps):
+        truth = np.rint(features[:, 0]).astype(int) % 3  # dered_u holds the class index
+        crowded = features[:, 5] > 0  # deVRad_u marks the crowded rows
+        return np.eye(3)[np.where(crowded, truth, (truth + 1) % 3)]
+
+
+def test_held_out_accuracy_scores_the_test_rows_by_part_seeing_and_magnitude(doc_script):
+    script = doc_script("crowded_columns_trial")
+    rng = np.random.default_rng(0)
+    n = 600
+    label = rng.integers(0, 3, n)
+    crowded = rng.random(n) < 0.4
+    table = Table({"class": np.array(_Oracle.classes)[label], "crowded_field": crowded,
+                   "psf_fwhm_r": rng.uniform(0.8, 2.4, n),
+                   "rendered_dered_r": rng.uniform(16.0, 23.0, n)})
+    for b in BANDS:
+        table[f"dered_{b}"] = label.astype(float)
+        table[f"deVRad_{b}"] = crowded.astype(float)
+        table[f"psffwhm_{b}"] = 1.2
+        table[f"extinction_{b}"] = 0.1
+    for a, b in zip(BANDS[:-1], BANDS[1:]):
+        table[f"{a}_{b}"] = 0.0
+    accuracy = script.held_out_accuracy(_Oracle(), table, np.zeros((n, 5, 4, 4)))
+    for part, expected in (("crowded", 1.0), ("others", 0.0)):
+        overall, seeing, magnitude = accuracy[part]
+        assert overall == expected
+        assert len(seeing) == len(script.SEEING_BINS) - 1
+        assert len(magnitude) == len(script.MAGNITUDE_EDGES) + 1
+        assert {v for v in seeing + magnitude if v is not None} == {expected}

@@ -32,8 +32,11 @@ Score it as the shipped models are scored::
     python docs/scripts/check_fields.py --models /tmp/columns-trial/margnet-sgq --inject
     python docs/scripts/check_fields.py --models /tmp/columns-trial/margnet-sgq
 
-About 10 minutes of rendering (cached), 15 of measuring and 2 of training on
-two CPU cores.
+About 10 minutes of rendering (cached for later runs), 10 of measuring (the
+recipe's columns, then the neighbour fits) and 2 of training on two CPU cores.
+It prints the held-out simulated accuracy of the trial and of the shipped
+model on the crowded fields' rows and the others, overall, per r-band seeing
+and per rendered r magnitude (the bins of the models' cards).
 """
 
 import argparse
@@ -47,9 +50,9 @@ from sourceclf.bands import BANDS
 from sourceclf.features import get_feature_set
 from sourceclf.models import load_model
 from sourceclf.photometry import measure_stamp_columns
-from sourceclf.recipes.cards import held_out_metrics
+from sourceclf.recipes.cards import accuracy_by_magnitude
 from sourceclf.recipes.data import recipe_split
-from sourceclf.recipes.image import margnet_sgq
+from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS, margnet_sgq
 from sourceclf.recipes.image_training_set import simulated_training_set
 from sourceclf.training import labels_from_table
 
@@ -79,14 +82,32 @@ def neighbour_fit_columns(table, stamps, rows):
 
 
 def held_out_accuracy(clf, table, stamps):
-    """``clf``'s accuracy on the recipe's test rows of ``table`` (its ``crowded_field`` rows,
-    the others), reading the table's columns."""
+    """``clf``'s accuracy on the recipe's test rows of ``table``, reading the table's
+    columns: ``{part: (overall, by_seeing, by_magnitude)}`` for the rows of crowded fields
+    (``crowded_field``) and the others; ``by_seeing`` per r-band FWHM bin
+    (`~sourceclf.recipes.image.SEEING_BINS`), ``by_magnitude`` per rendered r magnitude
+    bin (`~sourceclf.recipes.image.MAGNITUDE_EDGES`), None where a bin is empty."""
     y = labels_from_table(table, classes=clf.classes)[1]
-    features = get_feature_set("margnet24").compute(table).values
     test = np.asarray(recipe_split(table)["test"])
+    pred = clf.predict_proba(get_feature_set("margnet24").compute(table[test]).values,
+                             stamps[test]).argmax(1)
+    hit = pred == y[test]
     crowded = np.asarray(table["crowded_field"], bool)[test]
-    return {part: held_out_metrics(clf, y, rows, features, stamps)["accuracy"]
-            for part, rows in (("crowded", test[crowded]), ("others", test[~crowded]))}
+    fwhm = np.asarray(table["psf_fwhm_r"], float)[test]
+    r_mag = np.asarray(table["rendered_dered_r"], float)[test]
+    out = {}
+    for part, rows in (("crowded", crowded), ("others", ~crowded)):
+        seeing = [float(hit[rows & (fwhm >= low) & (fwhm < high)].mean())
+                  if (rows & (fwhm >= low) & (fwhm < high)).any() else None
+                  for low, high in zip(SEEING_BINS[:-1], SEEING_BINS[1:])]
+        magnitude = accuracy_by_magnitude(y[test][rows], pred[rows], r_mag[rows],
+                                          edges=MAGNITUDE_EDGES)["accuracy"]
+        out[part] = (float(hit[rows].mean()), seeing, magnitude)
+    return out
+
+
+def _listing(values):
+    return ", ".join("--" if v is None else f"{v:.3f}" for v in values)
 
 
 def main(argv=None):
@@ -127,11 +148,15 @@ def main(argv=None):
           f"wrote {path}", flush=True)
     # Held-out simulated rows: the trial and the shipped model on the columns measured with
     # the neighbour fits, and the shipped model on those it learnt from (the recipe's).
+    bins = [f"{low:g}-{high:g}" for low, high in zip(SEEING_BINS[:-1], SEEING_BINS[1:])]
+    print(f"r FWHM bins (arcsec): {', '.join(bins)}; r magnitude bins: inner edges "
+          f"{', '.join(f'{e:g}' for e in MAGNITUDE_EDGES)}", flush=True)
     for name, model, columns in (("trial", clf, table), ("shipped", shipped, table),
                                  ("shipped, recipe's columns", shipped, recipe_columns)):
         accuracy = held_out_accuracy(model, columns, stamps)
-        print(f"held-out accuracy, {name}: crowded fields {accuracy['crowded']:.3f}, "
-              f"others {accuracy['others']:.3f}", flush=True)
+        for part, (overall, seeing, magnitude) in accuracy.items():
+            print(f"held-out accuracy, {name}, {part}: {overall:.3f}; by r FWHM "
+                  f"{_listing(seeing)}; by r magnitude {_listing(magnitude)}", flush=True)
 
 
 if __name__ == "__main__":
