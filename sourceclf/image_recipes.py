@@ -23,8 +23,9 @@ cutouts use ``sourceclf.train(table, cutouts, model="margformer")`` (or
 ``"margnet-ensemble"``, ``"margnet-cnn"``).
 
 The code lives in `sourceclf.recipes.image_training_set` (the simulation),
-`sourceclf.recipes.frame_checks` (checks on a real frame) and
-`sourceclf.recipes.image` (the recipes); this module is their public face and
+`sourceclf.recipes.frame_checks` (checks on a real frame),
+`sourceclf.recipes.image` (the recipes) and `sourceclf.recipes.image_cli` (their command
+line); this module is their public face and
 the ``python -m sourceclf.image_recipes`` command recorded in the model cards.
 """
 
@@ -33,8 +34,9 @@ import sys
 from .recipes.frame_checks import (devrad_from_fluxes, frame_extended_sources,
                                    frame_galaxy_check, frame_star_check, luptitude,
                                    real_frame_catalog)
-from .recipes.image import (ANN_CONFIG, CNN_CONFIG, MARGFORMER_CONFIG, RECIPES, main,
-                            margformer_sgq, margnet_cnn_sgq, margnet_sgq, refresh_card)
+from .recipes.image import (ANN_CONFIG, CNN_CONFIG, MARGFORMER_CONFIG, RECIPES, cnn_member,
+                            fwhm_cnn, margformer_sgq, margnet_cnn_sgq, margnet_sgq, refresh_card)
+from .recipes.image_cli import main
 from .recipes.image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
                                          render_varied_psf, simulated_sgq_catalog,
                                          simulated_training_set)
@@ -45,7 +47,8 @@ __all__ = ["RECIPES", "MAGNITUDE_RANGES", "SIMULATION", "SIMULATIONS", "SATURATI
            "simulated_training_set", "luptitude", "devrad_from_fluxes",
            "real_frame_catalog", "frame_star_check", "frame_extended_sources",
            "frame_galaxy_check", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
-           "margnet_cnn_sgq", "margnet_sgq", "margformer_sgq", "refresh_card", "main"]
+           "margnet_cnn_sgq", "fwhm_cnn", "cnn_member", "margnet_sgq", "margformer_sgq",
+           "refresh_card", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -433,7 +433,7 @@ def test_refresh_card_refuses_a_model_of_another_simulation():
 def test_models_reading_catalog_columns_need_the_same_measured_columns():
     from types import SimpleNamespace
 
-    from sourceclf.recipes.image import _same_simulation
+    from sourceclf.recipes.image import same_simulation
     from sourceclf.recipes.image_training_set import SIMULATION
 
     def model(feature_set, **sim):
@@ -442,16 +442,16 @@ def test_models_reading_catalog_columns_need_the_same_measured_columns():
                                      **sim}}))
 
     # The CNN reads no catalog column: the stamps are all it shares with the simulation.
-    assert _same_simulation(model("psf_fwhm"), 100, 7)
-    assert not _same_simulation(model("psf_fwhm"), 100, 8)
-    assert not _same_simulation(model("psf_fwhm", version=SIMULATION["version"] - 1), 100, 7)
+    assert same_simulation(model("psf_fwhm"), 100, 7)
+    assert not same_simulation(model("psf_fwhm"), 100, 8)
+    assert not same_simulation(model("psf_fwhm", version=SIMULATION["version"] - 1), 100, 7)
     # A model reading MargNet's columns trained on columns copied from the catalog
     # (before the key existed) is not one trained on measured columns.
-    assert not _same_simulation(model("margnet24"), 100, 7)
-    assert _same_simulation(model("margnet24", catalog_columns=SIMULATION["catalog_columns"]),
-                            100, 7)
+    assert not same_simulation(model("margnet24"), 100, 7)
+    assert same_simulation(model("margnet24", catalog_columns=SIMULATION["catalog_columns"]),
+                           100, 7)
     # Nor is one trained on columns all measured on exactly deblended stamps (2).
-    assert not _same_simulation(model("margnet24", catalog_columns=2), 100, 7)
+    assert not same_simulation(model("margnet24", catalog_columns=2), 100, 7)
 
 
 def test_cards_bin_by_the_rendered_magnitude():
@@ -541,7 +541,7 @@ def test_stamps_only_training_set_skips_the_columns(shared_data, tmp_path, monke
                                              ("all", True), ("simulate", True)])
 def test_the_recipes_measure_columns_only_for_models_that_read_them(monkeypatch, recipe,
                                                                     columns):
-    from sourceclf.recipes import image
+    from sourceclf.recipes import image_cli
 
     asked = {}
 
@@ -549,9 +549,9 @@ def test_the_recipes_measure_columns_only_for_models_that_read_them(monkeypatch,
         asked.update(options)
         raise KeyboardInterrupt  # stop before any rendering or training
 
-    monkeypatch.setattr(image, "simulated_training_set", training_set)
+    monkeypatch.setattr(image_cli, "simulated_training_set", training_set)
     with pytest.raises(KeyboardInterrupt):
-        image.main([recipe, "--simulation", "10", "--threads", "1"])
+        image_cli.main([recipe, "--simulation", "10", "--threads", "1"])
     assert asked["columns"] is columns and asked["version"] == 10
 
 
@@ -563,6 +563,7 @@ def test_training_writes_the_models_conformal_thresholds(shared_data, tmp_path,
 
     from sourceclf.models import load_model
     from sourceclf.recipes import image as recipes
+    from sourceclf.recipes import image_cli
     from sourceclf.recipes import image_training_set as sim
 
     monkeypatch.setitem(sim.SIMULATION, "fields", 2)
@@ -572,9 +573,85 @@ def test_training_writes_the_models_conformal_thresholds(shared_data, tmp_path,
     argv = ["margnet-cnn-sgq", "--n", "24", "--data-dir", str(shared_data),
             "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "models"),
             "--jobs", "1", "--threads", "1"]
-    assert recipes.main(argv) == 0
+    assert image_cli.main(argv) == 0
     directory = tmp_path / "models" / "margnet-cnn-sgq"
     card = json.loads((directory / "card.json").read_text())
     reference = card["extra"]["conformal_thresholds"]
     assert (directory / reference["file"]).is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cnn_member_takes_a_fwhm_cnn_or_an_ensembles_member():
+    """margnet-sgq can keep the CNN of a FWHM-only CNN or of a trained margnet-sgq; any
+    other model is refused with a line naming it."""
+    import types
+
+    from sourceclf.exceptions import InvalidInputError
+    from sourceclf.models import load_model
+    from sourceclf.recipes.image import cnn_member
+
+    stack = load_model("margnet-sgq")
+    assert cnn_member(stack) is stack.module.cnn
+    network = object()
+    assert cnn_member(types.SimpleNamespace(feature_set="psf_fwhm", module=network)) is network
+    for name in ("margnet-cnn-sgq", "margformer-sgq", "bayesian-margnet-sgq"):
+        with pytest.raises(InvalidInputError, match=f"not '{name}'"):
+            cnn_member(load_model(name))
+
+
+def test_margnet_sgq_refuses_a_cnn_it_cannot_stack_before_training():
+    from sourceclf.exceptions import InvalidInputError
+    from sourceclf.models import load_model
+    from sourceclf.recipes.image import margnet_sgq
+
+    with pytest.raises(InvalidInputError, match="feature set psf_shape"):
+        margnet_sgq(None, None, cnn=load_model("margnet-cnn-sgq"))
+
+
+@pytest.mark.parametrize("recipe, cnn, error", [
+    ("margnet-sgq", "margnet-cnn-sgq", "--cnn margnet-cnn-sgq: "),
+    ("margnet-sgq", "margnet-cnn-sgq", "feature set psf_shape"),
+    ("all", "no-such-model", "--cnn no-such-model: "),
+    ("margformer-sgq", "margnet-sgq", "--cnn is for margnet-sgq (or all), not margformer-sgq"),
+])
+def test_the_command_line_checks_cnn_before_rendering(monkeypatch, capsys, recipe, cnn, error):
+    from sourceclf.recipes import image_cli
+
+    def training_set(n, **options):
+        raise AssertionError("rendered before --cnn was checked")
+
+    monkeypatch.setattr(image_cli, "simulated_training_set", training_set)
+    with pytest.raises(SystemExit) as exit_:
+        image_cli.main([recipe, "--cnn", cnn, "--threads", "1"])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("python -m sourceclf.image_recipes: error: ")
+    assert error in message
+
+
+def test_the_command_line_keeps_the_cnn_of_a_margnet_sgq_of_its_simulation(monkeypatch, capsys):
+    """``--cnn margnet-sgq`` (the shipped ensemble, simulation 9 of 36,000 sources) is kept
+    for that simulation, and refused for another."""
+    from astropy.table import Table
+
+    from sourceclf.recipes import image as recipes
+    from sourceclf.recipes import image_cli
+
+    kept = {}
+
+    def training_set(n, **options):
+        return Table({"id": np.arange(3)}), np.zeros((3, 5, 32, 32), np.float32)
+
+    def recipe(table, stamps, *, cnn=None, data_dir=None):
+        kept["cnn"] = cnn
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(image_cli, "simulated_training_set", training_set)
+    monkeypatch.setitem(recipes.RECIPES, "margnet-sgq", recipe)
+    with pytest.raises(KeyboardInterrupt):
+        image_cli.main(["margnet-sgq", "--cnn", "margnet-sgq", "--threads", "1"])
+    assert kept["cnn"].name == "margnet-sgq"
+    assert "keeping the CNN of margnet-sgq" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        image_cli.main(["margnet-sgq", "--cnn", "margnet-sgq", "--simulation", "10"])
+    assert "trained on another simulation, not version 10" in capsys.readouterr().err

@@ -14,7 +14,8 @@
   each source's neighbours fitted and subtracted;
 * `sourceclf.recipes.injection`: known stars and galaxies drawn into real
   frames, a truth that holds in crowded fields;
-* `sourceclf.recipes.image`: the image models
+* `sourceclf.recipes.image`: the image models, and
+  `sourceclf.recipes.image_cli` their command line
   (``python -m sourceclf.image_recipes NAME``);
 * `sourceclf.recipes.cards`: what every recipe writes into its model card;
 * `sourceclf.recipes.experiment_results` and `sourceclf.recipes.experiments`:

@@ -13,8 +13,6 @@ training, validation (early stopping; the ensemble's head), calibration
 real SDSS frame are added to them.
 """
 
-import argparse
-import os
 import time
 from pathlib import Path
 
@@ -22,7 +20,6 @@ import numpy as np
 import torch
 
 from ..augment import random_augment
-from ..conformal.thresholds import write_thresholds
 from ..bands import BANDS, MARGNET_FEATURES
 from ..elongation import ELONGATION_LIMIT
 from ..crowding import (NEIGHBOUR_BAND, NEIGHBOUR_QUANTILE, NEIGHBOUR_THRESHOLD,
@@ -33,26 +30,24 @@ from ..models.base import TorchClassifier
 from ..models.bayesian import BayesianClassifier, variational_layers
 from ..models.card import ModelCard
 from ..models.margformer import count_flops
-from ..models.registry import MODEL_DIR, load_model
+from ..models.registry import load_model
 from ..psf import CATALOG_PSF_SCALE
 from ..simulate import sky_sigma_range
 from ..training import fitting, labels_from_table
-from ..utils._threads import torch_threads
 from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_metrics,
                     n_parameters, posterior_summary, software_versions, split_sizes)
 from .data import DR14_SPECTRO_FILE, FAINT_COMPACT_SG_FILE, recipe_split
 from .frame_checks import frame_galaxy_check, frame_star_check, real_frame_catalog
-from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, SIMULATIONS,
-                                 psf_columns, simulated_training_set, simulation_settings,
-                                 trained_psf_range)
+from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, psf_columns,
+                                 simulation_settings, trained_psf_range)
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
            "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
            "MARGFORMER_FIT_OPTIONS", "BAYESIAN_CONFIG", "STACK_FIT_OPTIONS",
            "STACK_STAGE_OPTIONS", "FEATURE_SETS", "CNN_FIT_OPTIONS", "PSF_BETA_PERCENTILES",
-           "trained_beta_range",
-           "margnet_cnn_sgq", "fwhm_cnn", "margnet_sgq", "margformer_sgq", "bayesian_margnet_sgq",
-           "bayesian_margformer_sgq", "main"]
+           "trained_beta_range", "same_simulation",
+           "margnet_cnn_sgq", "fwhm_cnn", "cnn_member", "margnet_sgq", "margformer_sgq",
+           "bayesian_margnet_sgq", "bayesian_margformer_sgq"]
 
 
 def _inputs(table, feature_set):
@@ -182,7 +177,7 @@ def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
     """
     clf = load_model(name)
     settings = _simulation(table)
-    if not _same_simulation(clf, len(table), settings["seed"], settings, check_seed=False):
+    if not same_simulation(clf, len(table), settings["seed"], settings, check_seed=False):
         sim = clf.card.training.get("simulation", {})
         raise SourceclfError(f"model '{clf.name}' was trained on simulation version "
                              f"{sim.get('version')} of {sim.get('n')} rows (catalog columns "
@@ -462,17 +457,31 @@ STACK_STAGE_OPTIONS = {"ann": {"epochs": 200, "batch_size": 256, "lr": 1e-3, "pa
                                 "weight_decay": 0.0}}
 
 
+def cnn_member(model):
+    """The CNN reading the PSF's FWHM alone that `margnet_sgq` stacks: ``model``'s network if
+    `fwhm_cnn` trained it (feature set ``psf_fwhm``), or the CNN member of a stacked ensemble
+    that `margnet_sgq` trained (architecture ``margnet-ensemble``); `InvalidInputError`
+    for any other model."""
+    architecture = getattr(getattr(model, "card", None), "architecture", None)
+    member = getattr(getattr(model, "module", None), "cnn", None)
+    if getattr(model, "feature_set", None) == "psf_fwhm":
+        return model.module
+    if architecture == "margnet-ensemble" and member is not None:
+        return member
+    raise InvalidInputError(
+        f"margnet-sgq stacks a CNN reading the PSF's FWHM alone (sourceclf.recipes.image."
+        f"fwhm_cnn, or a margnet-sgq ensemble's member), not '{getattr(model, 'name', model)}'"
+        f" (feature set {getattr(model, 'feature_set', None)}, architecture {architecture})")
+
+
 def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
-    """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq."""
+    """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq; ``cnn``
+    (`cnn_member`: trained on the same simulation and split) is kept, the rest trained."""
     cfg = _stack_config()
     module = fitting.build_network("margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
-    if cnn is not None and cnn.feature_set != "psf_fwhm":
-        raise InvalidInputError(f"margnet-sgq stacks a CNN reading the PSF's FWHM alone "
-                                f"(feature set psf_fwhm), not '{cnn.feature_set}': train it "
-                                "with sourceclf.recipes.image.fwhm_cnn")
-    if cnn is not None:  # the FWHM-only CNN (fwhm_cnn), trained on the same split
-        module.cnn.load_state_dict(cnn.module.state_dict())
+    if cnn is not None:  # the FWHM-only CNN, trained on the same split
+        module.cnn.load_state_dict(cnn_member(cnn).state_dict())
         members = ("ann",)
     return _fit(
         "margnet-sgq", table, stamps, architecture="margnet-ensemble",
@@ -566,10 +575,12 @@ RECIPES = {"margnet-cnn-sgq": margnet_cnn_sgq, "margnet-sgq": margnet_sgq,
            "bayesian-margformer-sgq": bayesian_margformer_sgq}
 
 
-def _same_simulation(clf, n, seed, settings=None, *, check_seed=True):
-    """Whether an image model was trained on this simulation's stamps (``settings``:
-    `simulation_settings`, default `SIMULATION`) and, if it reads MargNet's columns, on
-    its catalog columns (``settings['catalog_columns']``)."""
+def same_simulation(clf, n, seed, settings=None, *, check_seed=True):
+    """Whether an image model ``clf`` was trained on this simulation's ``n`` stamps of
+    ``seed`` (``settings``: `~sourceclf.recipes.image_training_set.simulation_settings`,
+    default `~sourceclf.recipes.image_training_set.SIMULATION`; the seed not compared
+    without ``check_seed``) and, if it reads MargNet's columns, on its catalog columns
+    (``settings['catalog_columns']``)."""
     settings = settings or SIMULATION
     sim = clf.card.training.get("simulation", {})
     same = (sim.get("version"), sim.get("n")) == (settings["version"], n)
@@ -578,103 +589,3 @@ def _same_simulation(clf, n, seed, settings=None, *, check_seed=True):
     if clf.feature_set == "margnet24":  # version 1 (copied columns) predates the key
         same = same and sim.get("catalog_columns", 1) == settings["catalog_columns"]
     return same
-
-
-def _trained_model(n, seed, model, settings=None):
-    """An image model (installed, or a directory) trained on this simulation, else None."""
-    try:
-        clf = load_model(model)
-    except SourceclfError:
-        return None
-    return clf if _same_simulation(clf, n, seed, settings) else None
-
-
-def main(argv=None):
-    """Command line: ``python -m sourceclf.image_recipes NAME|all [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m sourceclf.image_recipes",
-                                     description="Train sourceclf's shipped image models "
-                                                 "on simulated stamps.")
-    parser.add_argument("recipe", choices=sorted(RECIPES) + ["all", "simulate"])
-    parser.add_argument("--refresh", action="store_true",
-                        help="do not train: recompute the installed model's card checks "
-                             "(accuracy per seeing and magnitude, domain, real-frame checks)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="directory of the SDSS tables (default ../shared/data)")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="where model directories go (default: the package registry)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache of the rendered stamps (default ~/.cache/sourceclf)")
-    parser.add_argument("--n", type=int, default=SIMULATION["n"],
-                        help="number of simulated sources")
-    parser.add_argument("--simulation", type=int, choices=sorted(SIMULATIONS),
-                        default=SIMULATION["version"],
-                        help=f"simulation version (default {SIMULATION['version']}, the "
-                             "shipped models'; each card names its own in its recipe)")
-    parser.add_argument("--cnn", type=Path, default=None,
-                        help="margnet-sgq: model directory of a CNN reading the PSF's FWHM "
-                             "alone (fwhm_cnn) trained on the same simulation, reused as the "
-                             "ensemble's CNN (default: trained first, as the shipped "
-                             "margnet-sgq's was)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes rendering the simulated stamps")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
-                        help="torch threads (1 is fastest on a busy machine)")
-    args = parser.parse_args(argv)
-    with torch_threads(args.threads):
-        return _train(args)
-
-
-def _train(args):
-    """Simulate the training set and train the recipes ``args`` names."""
-    t0 = time.perf_counter()
-    names = list(RECIPES) if args.recipe == "all" else [args.recipe]
-    # Only the models reading MargNet's columns need them measured on the stamps ("simulate"
-    # makes the whole set).
-    columns = args.recipe == "simulate" or any(FEATURE_SETS[name] == "margnet24"
-                                               for name in names)
-    table, stamps = simulated_training_set(args.n, data_dir=args.data_dir,
-                                           cache_dir=args.cache_dir, jobs=args.jobs,
-                                           version=args.simulation, columns=columns)
-    settings = simulation_settings(args.simulation)
-    print(f"simulated {len(table)} sources in {time.perf_counter() - t0:.0f} s", flush=True)
-    if args.recipe == "simulate":
-        return 0
-    out_dir = args.output_dir or MODEL_DIR
-    if args.refresh:
-        _, frames = real_frame_catalog(args.data_dir)  # read once for every card
-        for name in names:
-            path = refresh_card(name, table, stamps, data_dir=args.data_dir, frames=frames)
-            print(f"{name}: card checks recomputed; wrote {path}", flush=True)
-        return 0
-    trained = {}
-    for name in names:
-        kwargs = {"data_dir": args.data_dir}
-        if name == "margnet-sgq":
-            cnn = trained.get("margnet-cnn-sgq") or _trained_model(
-                args.n, settings["seed"], str(args.cnn or "margnet-cnn-sgq"), settings)
-            if cnn is None or cnn.feature_set != "psf_fwhm":  # as the shipped stack was
-                print("margnet-sgq: training its CNN member (the PSF's FWHM alone: fwhm_cnn)",
-                      flush=True)
-                cnn = fwhm_cnn(table, stamps, data_dir=args.data_dir)
-            else:
-                print(f"margnet-sgq: reusing the CNN of {cnn.name}", flush=True)
-            kwargs["cnn"] = cnn
-        if name == "bayesian-margnet-sgq":
-            kwargs["stack"] = trained.get("margnet-sgq") or _trained_model(
-                args.n, settings["seed"], "margnet-sgq", settings)
-            print(f"{name}: " + ("reusing the members of " + kwargs["stack"].name
-                                 if kwargs["stack"] else "training its own members"),
-                  flush=True)
-        clf = RECIPES[name](table, stamps, **kwargs)
-        trained[name] = clf
-        path = clf.save(out_dir / name, overwrite=True)
-        write_thresholds(path)  # the shipped conformal thresholds follow the new calibration
-        test = clf.card.metrics["test"]
-        real = clf.card.metrics.get("real_frame_stars")
-        print(f"{name}: simulated test accuracy {test['accuracy']:.4f} (n={test['n']}), "
-              f"macro F1 {test['f1_macro']:.4f}; {clf.card.extra['n_parameters']:,d} "
-              f"parameters; trained in {clf.card.training['train_seconds_cpu']:.0f} CPU s "
-              f"({clf.card.training['train_seconds_wall']:.0f} s wall)"
-              + (f"; real frame stars called point sources: {real['point_fraction']:.3f}"
-                 if real else "") + f"; wrote {path}", flush=True)
-    return 0
