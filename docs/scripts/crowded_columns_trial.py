@@ -85,7 +85,8 @@ def held_out_accuracy(clf, table, stamps):
     columns: ``{part: (overall, by_seeing, by_magnitude)}`` for the rows of crowded fields
     (``crowded_field``) and the others; ``by_seeing`` per r-band FWHM bin
     (`~sourceclf.recipes.image.SEEING_BINS`), ``by_magnitude`` per rendered r magnitude
-    bin (`~sourceclf.recipes.image.MAGNITUDE_EDGES`), None where a bin is empty."""
+    bin (`~sourceclf.recipes.image.MAGNITUDE_EDGES`), both by
+    `~sourceclf.recipes.cards.accuracy_by_magnitude`; None where a bin is empty."""
     y = labels_from_table(table, classes=clf.classes)[1]
     test = np.asarray(recipe_split(table)["test"])
     pred = clf.predict_proba(get_feature_set("margnet24").compute(table[test]).values,
@@ -96,11 +97,11 @@ def held_out_accuracy(clf, table, stamps):
     r_mag = np.asarray(table["rendered_dered_r"], float)[test]
     out = {}
     for part, rows in (("crowded", crowded), ("others", ~crowded)):
-        seeing = [float(hit[rows & (fwhm >= low) & (fwhm < high)].mean())
-                  if (rows & (fwhm >= low) & (fwhm < high)).any() else None
-                  for low, high in zip(SEEING_BINS[:-1], SEEING_BINS[1:])]
-        magnitude = accuracy_by_magnitude(y[test][rows], pred[rows], r_mag[rows],
-                                          edges=MAGNITUDE_EDGES)["accuracy"]
+        # per bin of a value, the outer bins open (every simulated FWHM is within 0.75-2.5")
+        seeing, magnitude = (accuracy_by_magnitude(y[test][rows], pred[rows], value[rows],
+                                                   edges=edges)["accuracy"]
+                             for value, edges in ((fwhm, SEEING_BINS[1:-1]),
+                                                  (r_mag, MAGNITUDE_EDGES)))
         out[part] = (float(hit[rows].mean()), seeing, magnitude)
     return out
 

@@ -67,24 +67,31 @@ def main(argv=None):
         return _train(args)
 
 
-def _trained_model(n, seed, model, settings=None):
-    """An image model (installed, or a directory) trained on this simulation, else None."""
-    try:
-        clf = load_model(model)
-    except SourceclfError:
-        return None
-    return clf if same_simulation(clf, n, seed, settings) else None
-
-
-def _kept_cnn(model, n, settings):
-    """The model ``--cnn`` names, checked: its CNN fits `margnet_sgq` (`cnn_member`) and it
-    was trained on this simulation of ``n`` sources (``settings``)."""
+def _simulation_model(model, n, settings):
+    """The image model ``model`` (installed, or a directory), trained on this simulation
+    of ``n`` sources (``settings``: `same_simulation`); `SourceclfError` if it cannot be
+    loaded or was trained on another."""
     clf = load_model(model)
-    cnn_member(clf)
     if not same_simulation(clf, n, settings["seed"], settings):
         raise InvalidInputError(f"trained on another simulation, not version "
                                 f"{settings['version']} of {n} sources (its card: "
                                 f"{clf.card.training.get('simulation')})")
+    return clf
+
+
+def _trained_model(model, n, settings):
+    """`_simulation_model`, or None where there is none."""
+    try:
+        return _simulation_model(model, n, settings)
+    except SourceclfError:
+        return None
+
+
+def _kept_cnn(model, n, settings):
+    """The model ``--cnn`` names, checked: trained on this simulation (`_simulation_model`)
+    and with a CNN that `~sourceclf.recipes.image.margnet_sgq` can stack (`cnn_member`)."""
+    clf = _simulation_model(model, n, settings)
+    cnn_member(clf)
     return clf
 
 
@@ -123,8 +130,8 @@ def _train(args):
                 print(f"margnet-sgq: keeping the CNN of {cnn.name}", flush=True)
             kwargs["cnn"] = cnn
         if name == "bayesian-margnet-sgq":
-            kwargs["stack"] = trained.get("margnet-sgq") or _trained_model(
-                args.n, settings["seed"], "margnet-sgq", settings)
+            kwargs["stack"] = (trained.get("margnet-sgq")
+                               or _trained_model("margnet-sgq", args.n, settings))
             print(f"{name}: " + ("reusing the members of " + kwargs["stack"].name
                                  if kwargs["stack"] else "training its own members"),
                   flush=True)
