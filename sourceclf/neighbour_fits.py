@@ -55,17 +55,20 @@ RESIDUAL_THRESHOLD = 3.0
 NEIGHBOUR_EXCLUSION = 0.75
 
 
-def find_neighbours(smooth, threshold, exclusion):
-    """Local maxima of a smoothed stamp away from its centre.
+def find_neighbours(smooth, threshold, exclusion, source=(0.0, 0.0)):
+    """Local maxima of a smoothed stamp away from its source.
 
     Parameters
     ----------
     smooth : `numpy.ndarray`, shape (size, size)
-        The stamp (or a residual) smoothed by its PSF, the source at its centre.
+        The stamp (or a residual) smoothed by its PSF, the source near its centre.
     threshold : float
         Lowest peak value.
     exclusion : float
-        Peaks closer than this to the centre (pixels) are left out.
+        Peaks closer than this to the source (pixels) are left out.
+    source : tuple of float
+        x, y of the source from the stamp's centre, pixels
+        (`sourceclf.profile_fits.subpixel_offsets`).
 
     Returns
     -------
@@ -75,15 +78,15 @@ def find_neighbours(smooth, threshold, exclusion):
     from scipy.ndimage import maximum_filter
 
     peaks = (maximum_filter(smooth, size=3) == smooth) & (smooth > threshold)
-    return _peak_positions(smooth, peaks, exclusion)
+    return _peak_positions(smooth, peaks, exclusion, source)
 
 
-def _peak_positions(smooth, peaks, exclusion):
+def _peak_positions(smooth, peaks, exclusion, source):
     """`find_neighbours` of a stamp whose peaks (a boolean image) are known."""
     size = smooth.shape[0]
     centre = (size - 1) / 2.0
     py, px = np.nonzero(peaks)
-    far = np.hypot(px - centre, py - centre) >= exclusion
+    far = np.hypot(px - centre - source[0], py - centre - source[1]) >= exclusion
     out = []
     offsets = np.arange(-1, 2)
     for y0, x0 in zip(py[far], px[far]):
@@ -101,20 +104,25 @@ def _project_out(flat, templates, q):
     return flat - q @ (q.T @ flat), templates - (templates @ q) @ q.T
 
 
-def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
+def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0, 0.0)):
     """Each stamp and the profile templates with its neighbours and sky projected out.
 
     Parameters
     ----------
     images : array-like, shape (n, size, size)
-        Centred stamps of one band (`sourceclf.profile_fits.centre_stamps`),
-        with their neighbours (not deblended).
+        Stamps of one band as cut, with their neighbours (not deblended),
+        each source within half a pixel of the centre.
     templates : array-like, shape (k, size * size)
-        `sourceclf.profile_fits.profile_templates`; the first is the point source.
+        `sourceclf.profile_fits.profile_templates`, moved to the stamps' source
+        (`sourceclf.profile_fits.templates_at`); the first is the point source.
     fwhm_pix, beta : float
         The band's Moffat PSF: FWHM in pixels and index.
     sky_sigma : float
         Sky noise per pixel.
+    source : tuple of float
+        x, y of the stamps' source from their centre, pixels (where the
+        templates are centred): neighbours are looked for away from it, and
+        the residual's symmetry is judged about it.
 
     Yields
     ------
@@ -151,15 +159,16 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
              & (smooth > NEIGHBOUR_THRESHOLD * sky_sigma))
     for i in range(n):
         flat = images[i].ravel()
-        positions = _peak_positions(smooth[i], peaks[i], exclusion)
+        positions = _peak_positions(smooth[i], peaks[i], exclusion, source)
         columns = [np.ones(size * size)] + psf_columns(positions)
         q = np.linalg.qr(np.column_stack(columns))[0]
         image, (point,) = _project_out(flat, templates[:1], q)
         residual = image - (point @ image) / (point @ point) * point  # the point-source fit's
         residual = gaussian_filter(residual.reshape(size, size), smoothing)
-        merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion)
+        merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion, source)
         if len(merged):
-            mirror = np.clip(np.rint(2 * centre - merged), 0, size - 1).astype(int)
+            mirror = np.clip(np.rint(2 * (centre + np.asarray(source)) - merged), 0,
+                             size - 1).astype(int)
             here = np.clip(np.rint(merged), 0, size - 1).astype(int)
             asymmetric = (residual[here[:, 1], here[:, 0]]
                           > 2.0 * np.maximum(residual[mirror[:, 1], mirror[:, 0]], 0.0)
@@ -187,7 +196,7 @@ def blendedness(stamp, point, neighbours, point_flux):
     Parameters
     ----------
     stamp : array-like, shape (size, size)
-        The centred stamp, neighbours included.
+        The stamp, neighbours included.
     point : `numpy.ndarray`, shape (size * size,)
         The PSF at the stamp's centre (the first profile template).
     neighbours : `numpy.ndarray`, shape (m, size * size)

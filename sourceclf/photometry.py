@@ -10,9 +10,9 @@ training stamps (`sourceclf.recipes.measured_columns`), with the same fits:
 
 1. each source's stamp is cut from the band's frame, less its median
    (`source_stamps`);
-2. each stamp is centred on the source (the best of 25 sub-pixel positions
-   of a PSF matched filter, then a Fourier shift:
-   `~sourceclf.profile_fits.centre_stamps`) and fitted by least squares
+2. each stamp is fitted at its source's sub-pixel position (the best of 25
+   of a PSF matched filter: `~sourceclf.profile_fits.subpixel_offsets`, the
+   templates moved there by `~sourceclf.profile_fits.templates_at`) by least squares
    with de Vaucouleurs profiles convolved with the band's PSF
    (`sourceclf.profile_fits`: `~sourceclf.profile_fits.profile_templates`,
    half-light radii `~sourceclf.profile_fits.PROFILE_RADII`, the
@@ -50,7 +50,7 @@ from .bands import BANDS, SDSS_PIXEL_SCALE
 from .columns import ColumnFinder
 from .frames import sky_positions
 from .exceptions import InvalidInputError
-from .profile_fits import PROFILE_RADII, centre_stamps, fit_with_neighbours, profile_templates
+from .profile_fits import PROFILE_RADII, fit_with_neighbours, profile_templates
 from .field_psf import field_psfs
 from .registration import register_frames
 from .psf import CATALOG_PSF_SCALE, PSFMeasurement, sky_level
@@ -235,7 +235,7 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
         Sky-subtracted 2-D frame.
     x, y : array-like
         The sources' positions, pixels; each stamp's centre lies within half
-        a pixel of its source (`~sourceclf.profile_fits.centre_stamps` then centres it exactly).
+        a pixel of its source (`~sourceclf.profile_fits.subpixel_offsets` then finds it).
     parts, labels : `numpy.ndarray`, optional
         `deblend_frame`'s output.  Without them the stamps keep every pixel
         and lose their median.
@@ -366,13 +366,12 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
 
 def _fit_through_psf(stamps, fwhm, beta, sky_sigma, scale):
     """`~sourceclf.profile_fits.fit_with_neighbours` of one band's stamps (less their sky),
-    each centred on its source (`~sourceclf.profile_fits.centre_stamps`), through a Moffat
+    each fitted at its source's sub-pixel position, through a Moffat
     PSF of ``fwhm`` (arcsec) and index ``beta`` at ``scale`` arcsec per pixel: the fluxes,
     best radius and blendedness."""
     fwhm_pix = fwhm / scale
     fluxes, best, _, blend = fit_with_neighbours(
-        centre_stamps(stamps, fwhm_pix, beta),
-        profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
+        stamps, profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
         fwhm_pix, beta, sky_sigma)
     return fluxes, best, blend
 

@@ -8,12 +8,16 @@ fits its catalog:
    band's Moffat PSF, drawn by GalSim and kept between calls
    (`TEMPLATE_CACHE_BYTES`), so that the chunks of a catalog fitted through
    one PSF draw them once;
-2. `centre_stamps`: each stamp shifted so that its source sits at the
-   centre (the best of `SUBPIXEL_SHIFTS` for a PSF matched filter, then a
-   Fourier shift);
+2. `subpixel_offsets`: where each stamp's source sits (the best of
+   `SUBPIXEL_SHIFTS` per axis for a PSF matched filter), and `templates_at`:
+   the templates Fourier-shifted there.  The stamps themselves are not moved
+   (`centre_stamps` would move them instead, with the same fits on a stamp
+   that holds its source alone): a Fourier shift treats a stamp as periodic,
+   and a bright neighbour cut by a frame stamp's edge would wrap round and
+   ring across it;
 3. `fit_profiles`: the least-squares flux of every template and the best
    one per stamp, for a stamp that holds its source alone (`fit_band`
-   centres and fits simulated or deblended stamps); `fit_with_neighbours`
+   fits simulated or deblended stamps so); `fit_with_neighbours`
    fits each template together with a PSF at every neighbour and a constant
    sky (`sourceclf.neighbour_fits`), for stamps cut from crowded frames.
 """
@@ -27,7 +31,8 @@ from .psf import moffat_profile
 from .utils._cache import array_cache
 
 __all__ = ["PROFILE_RADII", "SUBPIXEL_SHIFTS", "TEMPLATE_CACHE_BYTES", "profile_templates",
-           "centre_stamps", "fit_profiles", "fit_with_neighbours", "fit_band"]
+           "subpixel_offsets", "centre_stamps", "templates_at", "fit_profiles",
+           "fit_with_neighbours", "fit_band"]
 
 
 #: de Vaucouleurs half-light radii (arcsec) of the profile fits; 0 is a point source.
@@ -93,8 +98,41 @@ def _drawn_templates(fwhm, beta, size, radii, pixel_scale):
     return out
 
 
+def subpixel_offsets(images, fwhm_pix, beta):
+    """Where each stamp's source sits, to a quarter pixel, relative to the stamp centre.
+
+    Parameters
+    ----------
+    images : array-like, shape (n, size, size)
+        Background-subtracted stamps of one band, each source within about
+        half a pixel of the centre.
+    fwhm_pix, beta : float
+        Their Moffat PSF: FWHM in pixels and index.
+
+    Returns
+    -------
+    offsets : `numpy.ndarray`, shape (n, 2)
+        x, y (pixels) of the `SUBPIXEL_SHIFTS` at which a PSF matched filter
+        gives each stamp the highest signal.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n, size, _ = images.shape
+    yy, xx = np.mgrid[:size, :size].astype(float) - (size - 1) / 2.0
+    shifts = np.array([(dx, dy) for dy in SUBPIXEL_SHIFTS for dx in SUBPIXEL_SHIFTS])
+    psf = np.stack([moffat_profile(xx - dx, yy - dy, fwhm_pix, beta).ravel()
+                    for dx, dy in shifts])
+    best = np.argmax(images.reshape(n, -1) @ psf.T / np.sqrt((psf * psf).sum(axis=1)), axis=1)
+    return shifts[best]
+
+
 def centre_stamps(images, fwhm_pix, beta):
     """Stamps of one band shifted so that their source sits at the stamp centre.
+
+    A Fourier shift treats a stamp as periodic: a bright source cut by one
+    edge wraps round to the opposite edge and rings across the stamp.  The
+    fits (`fit_band`, `fit_with_neighbours`) therefore leave the stamps as
+    they are and move the templates instead (`templates_at`); on a stamp
+    without such a source both give the same fit.
 
     Parameters
     ----------
@@ -106,26 +144,55 @@ def centre_stamps(images, fwhm_pix, beta):
     Returns
     -------
     centred : `numpy.ndarray`, shape (n, size, size)
-        Each stamp Fourier-shifted by the sub-pixel offset (`SUBPIXEL_SHIFTS`)
-        at which a PSF matched filter gives it the highest signal.
+        Each stamp Fourier-shifted by its `subpixel_offsets`.
     """
     from scipy.ndimage import fourier_shift
 
     images = np.asarray(images, dtype=np.float64)
-    n, size, _ = images.shape
-    yy, xx = np.mgrid[:size, :size].astype(float) - (size - 1) / 2.0
-    shifts = [(dx, dy) for dy in SUBPIXEL_SHIFTS for dx in SUBPIXEL_SHIFTS]
-    psf = np.stack([moffat_profile(xx - dx, yy - dy, fwhm_pix, beta).ravel()
-                    for dx, dy in shifts])
-    best = np.argmax(images.reshape(n, -1) @ psf.T / np.sqrt((psf * psf).sum(axis=1)), axis=1)
-    centred = np.empty_like(images)
-    for i in range(n):
-        dx, dy = shifts[best[i]]
-        if dx == 0 and dy == 0:
-            centred[i] = images[i]
-        else:
+    centred = images.copy()
+    for i, (dx, dy) in enumerate(subpixel_offsets(images, fwhm_pix, beta)):
+        if dx != 0 or dy != 0:
             centred[i] = np.fft.ifft2(fourier_shift(np.fft.fft2(images[i]), (-dy, -dx))).real
     return centred
+
+
+def templates_at(templates, dx, dy):
+    """Profile templates moved to a source at ``(dx, dy)`` pixels from the stamp centre.
+
+    Parameters
+    ----------
+    templates : array-like, shape (k, size * size)
+        Centred templates (`profile_templates`) of square stamps.
+    dx, dy : float
+        The source's offset (`subpixel_offsets`), pixels.
+
+    Returns
+    -------
+    `numpy.ndarray`, shape (k, size * size)
+        Each template Fourier-shifted by the offset: fitting them to a stamp
+        gives the fluxes and best template that fitting the centred ones to
+        the stamp moved by ``-(dx, dy)`` (`centre_stamps`) gives, the shift
+        being unitary, without moving the stamp's own light.  A centred
+        template is faint at the stamp's edges, so its shift does not ring.
+    """
+    from scipy.ndimage import fourier_shift
+
+    templates = np.asarray(templates, dtype=np.float64)
+    if dx == 0 and dy == 0:
+        return templates
+    k, pixels = templates.shape
+    size = int(round(np.sqrt(pixels)))
+    images = np.fft.fft2(templates.reshape(k, size, size), axes=(1, 2))
+    moved = [np.fft.ifft2(fourier_shift(image, (dy, dx))).real for image in images]
+    return np.stack(moved).reshape(k, pixels)
+
+
+def _offset_groups(images, fwhm_pix, beta):
+    """``(dx, dy, rows)`` of each sub-pixel offset (`subpixel_offsets`) that stamps have."""
+    offsets = subpixel_offsets(images, fwhm_pix, beta)
+    unique, which = np.unique(offsets, axis=0, return_inverse=True)
+    for j, (dx, dy) in enumerate(unique):
+        yield float(dx), float(dy), np.flatnonzero(which.ravel() == j)
 
 
 def fit_profiles(images, templates):
@@ -134,9 +201,11 @@ def fit_profiles(images, templates):
     Parameters
     ----------
     images : array-like, shape (n, size, size)
-        Centred stamps (`centre_stamps`).
+        Stamps, each source where the templates are centred (stamps moved by
+        `centre_stamps` and `profile_templates`, or stamps as cut and the
+        templates moved to their source by `templates_at`).
     templates : array-like, shape (k, size * size)
-        `profile_templates`.
+        The profile templates.
 
     Returns
     -------
@@ -163,7 +232,11 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     Parameters
     ----------
     images : array-like, shape (n, size, size)
-        Centred stamps (`centre_stamps`), with their neighbours.
+        Background-subtracted stamps of one band as cut from a frame, with
+        their neighbours, each source within about half a pixel of the
+        centre.  They are not moved: the templates are moved to each source
+        (`subpixel_offsets`, `templates_at`), so that a bright neighbour cut
+        by a stamp's edge stays where it is, as the neighbour fits model it.
     templates : array-like, shape (k, size * size)
         `profile_templates`; the first is the point source.
     fwhm_pix, beta : float
@@ -190,22 +263,25 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     best = np.zeros(n, dtype=int)
     count = np.zeros(n, dtype=int)
     blend = np.zeros(n)
-    point = np.asarray(templates[0], dtype=np.float64)
-    projected = without_neighbours(images, templates, fwhm_pix, beta, sky_sigma)
-    for i, (image, shapes, neighbours) in enumerate(projected):
-        (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
-        count[i] = len(neighbours)
-        blend[i] = blendedness(images[i], point, neighbours, flux[i, 0])
+    for dx, dy, rows in _offset_groups(images, fwhm_pix, beta):
+        moved = templates_at(templates, dx, dy)
+        projected = without_neighbours(images[rows], moved, fwhm_pix, beta, sky_sigma, (dx, dy))
+        for i, (image, shapes, neighbours) in zip(rows, projected):
+            (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
+            count[i] = len(neighbours)
+            blend[i] = blendedness(images[i], moved[0], neighbours, flux[i, 0])
     return flux, best, count, blend
 
 
 def fit_band(images, fwhm, beta):
-    """Centre (`centre_stamps`) and fit (`fit_profiles`) deblended stamps of one band.
+    """Fit (`fit_profiles`) deblended stamps of one band, each at its source's position.
 
     Each stamp holds its source alone (`~sourceclf.photometry.deblend_frame`'s pixels, or a
     simulated source without neighbours), as the training columns of the
     shipped models were measured; `~sourceclf.photometry.measure_columns` fits stamps that keep
-    their neighbours with `fit_with_neighbours` instead.
+    their neighbours with `fit_with_neighbours` instead.  The templates are
+    moved to each source (`subpixel_offsets`, `templates_at`): the fits that
+    centring the stamps (`centre_stamps`) gives.
 
     Parameters
     ----------
@@ -221,4 +297,8 @@ def fit_band(images, fwhm, beta):
     """
     images = np.asarray(images, dtype=np.float64)
     templates = profile_templates(fwhm, beta, size=images.shape[-1])
-    return fit_profiles(centre_stamps(images, fwhm / SDSS_PIXEL_SCALE, beta), templates)
+    flux = np.empty((len(images), len(templates)))
+    best = np.zeros(len(images), dtype=int)
+    for dx, dy, rows in _offset_groups(images, fwhm / SDSS_PIXEL_SCALE, beta):
+        flux[rows], best[rows] = fit_profiles(images[rows], templates_at(templates, dx, dy))
+    return flux, best
