@@ -613,6 +613,7 @@ def test_margnet_sgq_refuses_a_cnn_it_cannot_stack_before_training():
     ("margnet-sgq", "margnet-cnn-sgq", "feature set psf_shape"),
     ("all", "no-such-model", "--cnn no-such-model: "),
     ("margformer-sgq", "margnet-sgq", "--cnn is for margnet-sgq (or all), not margformer-sgq"),
+    ("margnet-sgq --refresh", "margnet-sgq", "--refresh trains nothing"),
 ])
 def test_the_command_line_checks_cnn_before_rendering(monkeypatch, capsys, recipe, cnn, error):
     from sourceclf.recipes import image_cli
@@ -622,7 +623,7 @@ def test_the_command_line_checks_cnn_before_rendering(monkeypatch, capsys, recip
 
     monkeypatch.setattr(image_cli, "simulated_training_set", training_set)
     with pytest.raises(SystemExit) as exit_:
-        image_cli.main([recipe, "--cnn", cnn, "--threads", "1"])
+        image_cli.main(recipe.split() + ["--cnn", cnn, "--threads", "1"])
     assert exit_.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("python -m sourceclf.image_recipes: error: ")

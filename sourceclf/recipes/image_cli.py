@@ -58,6 +58,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.cnn is not None and args.recipe not in ("margnet-sgq", "all"):
         parser.error(f"--cnn is for margnet-sgq (or all), not {args.recipe}")
+    if args.cnn is not None and args.refresh:
+        parser.error("--cnn keeps a CNN for training margnet-sgq; --refresh trains nothing")
     if args.cnn is not None:  # checked before the simulation is rendered
         try:
             args.cnn = _kept_cnn(args.cnn, args.n, simulation_settings(args.simulation))
