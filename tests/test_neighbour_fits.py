@@ -118,3 +118,29 @@ def test_a_bright_neighbour_cut_by_the_edge_leaves_the_fit_as_it_is_wherever_the
              without_neighbours(centre_stamps(stamps, FWHM_PIX, BETA), TEMPLATES, FWHM_PIX,
                                 BETA, NOISE)]
     assert min(PROFILE_RADII[k] for k in moved[1:]) >= 0.4
+
+
+def test_crowded_stamps_cut_from_a_larger_image_keep_their_profiles():
+    """Sources among neighbours anywhere, some beyond the stamp's edges (as stamps cut from a
+    crowded frame are): the fits with neighbours find the source's profile."""
+    from scipy.ndimage import fourier_shift
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float)
+    stamps, truth = [], []
+    for _ in range(60):
+        dx, dy = rng.choice([-0.5, -0.25, 0.0, 0.25, 0.5], 2)
+        k = int(rng.choice([0, 0, 0, 2, 4, 6, 8]))
+        image = 40.0 * np.fft.ifft2(fourier_shift(np.fft.fft2(TEMPLATES[k].reshape(SIZE, SIZE)),
+                                                  (dy, dx))).real
+        for _ in range(rng.poisson(8)):
+            x, y = rng.uniform(-8, SIZE + 8, 2)
+            if np.hypot(x - CENTRE - dx, y - CENTRE - dy) >= 6:
+                flux = np.exp(rng.uniform(np.log(10.0), np.log(200.0)))
+                image += flux * moffat_profile(xx - x, yy - y, FWHM_PIX, BETA)
+        stamps.append(image + rng.normal(0.0, NOISE, image.shape))
+        truth.append(k)
+    _, best, _, _ = fit_with_neighbours(np.array(stamps), TEMPLATES, FWHM_PIX, BETA, NOISE)
+    truth = np.array(truth)
+    assert (np.abs(best - truth) <= 1).mean() >= 0.95  # the radius, to one template
+    assert ((best == 0) == (truth == 0)).mean() >= 0.95  # point or extended
