@@ -13,7 +13,9 @@ crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
 
 1. the stamp smoothed by its PSF: local maxima above `NEIGHBOUR_THRESHOLD`
    sky sigma (the detection threshold of `sourceclf.photometry.detect_segments`)
-   farther than `NEIGHBOUR_EXCLUSION` FWHM from the centre are neighbours;
+   farther than `NEIGHBOUR_EXCLUSION` FWHM from the source (its sub-pixel
+   position, `sourceclf.profile_fits.subpixel_offsets`, where the templates
+   are moved) are neighbours;
 2. the source is fitted as a point source with them, and the smoothed
    residual searched again (`RESIDUAL_THRESHOLD`): a neighbour merged with
    the source shows there.  A residual peak is kept only when it exceeds
