@@ -146,13 +146,10 @@ def centre_stamps(images, fwhm_pix, beta):
     centred : `numpy.ndarray`, shape (n, size, size)
         Each stamp Fourier-shifted by its `subpixel_offsets`.
     """
-    from scipy.ndimage import fourier_shift
-
     images = np.asarray(images, dtype=np.float64)
     centred = images.copy()
-    for i, (dx, dy) in enumerate(subpixel_offsets(images, fwhm_pix, beta)):
-        if dx != 0 or dy != 0:
-            centred[i] = np.fft.ifft2(fourier_shift(np.fft.fft2(images[i]), (-dy, -dx))).real
+    for dx, dy, rows in _offset_groups(images, fwhm_pix, beta):
+        centred[rows] = _fourier_moved(images[rows], -dx, -dy)
     return centred
 
 
@@ -175,16 +172,20 @@ def templates_at(templates, dx, dy):
         being unitary, without moving the stamp's own light.  A centred
         template is faint at the stamp's edges, so its shift does not ring.
     """
-    from scipy.ndimage import fourier_shift
-
     templates = np.asarray(templates, dtype=np.float64)
-    if dx == 0 and dy == 0:
-        return templates
     k, pixels = templates.shape
     size = int(round(np.sqrt(pixels)))
-    images = np.fft.fft2(templates.reshape(k, size, size), axes=(1, 2))
-    moved = [np.fft.ifft2(fourier_shift(image, (dy, dx))).real for image in images]
-    return np.stack(moved).reshape(k, pixels)
+    return _fourier_moved(templates.reshape(k, size, size), dx, dy).reshape(k, pixels)
+
+
+def _fourier_moved(images, dx, dy):
+    """A stack of images, shape (n, size, size), each Fourier-shifted by ``(dx, dy)``
+    pixels (periodic); returned as given for no shift."""
+    from scipy.ndimage import fourier_shift
+
+    if dx == 0 and dy == 0:
+        return images
+    return np.fft.ifft2(fourier_shift(np.fft.fft2(images), (0.0, dy, dx))).real
 
 
 def _offset_groups(images, fwhm_pix, beta):
