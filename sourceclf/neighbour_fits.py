@@ -29,21 +29,31 @@ crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
    `sourceclf.profile_fits.fit_with_neighbours` fits the projections with
    `sourceclf.profile_fits.fit_profiles`, as it fits a deblended stamp.
 
+Between steps 2 and 3 the neighbours' positions are refined
+(`refined_positions`): a bright neighbour's PSF put a few tenths of a pixel
+off, at its peak's centroid, leaves residuals brighter than a faint
+source's own light, and one beyond the stamp's edge is found on the edge.
+A few Gauss-Newton steps, each a linear least-squares fit of the PSFs and
+their derivatives in x and y with the source as a point source and the sky,
+move each bright neighbour to where its PSF fits, as DAOPHOT's ALLSTAR
+does; the profile fits then fit fluxes only, a linear problem solved by
+numpy.
+
 A neighbour is modelled as a point source; the light of an extended
-neighbour beyond its PSF stays, as it does in the deblender's pixels.  The
-neighbours' positions are their peaks', so only fluxes are fitted, a linear
-problem solved by numpy.  photutils' ``PSFPhotometry`` is not used: it fits
-one model to every source of a group, where here the source takes each of
-the 14 profile templates in turn and its neighbours the PSF.  A peak on the stamp's edge is a
-neighbour beyond it, fitted where its light enters the stamp.
+neighbour beyond its PSF stays, as it does in the deblender's pixels.
+photutils' ``PSFPhotometry`` is not used: it fits one model to every source
+of a group, where here the source takes each of the 14 profile templates in
+turn and its neighbours the PSF, 14 fits of the same neighbours that share
+one projection.
 """
 
 import numpy as np
 
-from .psf import moffat_profile
+from .psf import moffat_gamma, moffat_profile
 
 __all__ = ["NEIGHBOUR_THRESHOLD", "RESIDUAL_THRESHOLD", "NEIGHBOUR_EXCLUSION",
-           "find_neighbours", "without_neighbours", "blendedness"]
+           "POSITION_STEPS", "POSITION_REACH", "EDGE_REACH", "POSITION_SIGNIFICANCE",
+           "find_neighbours", "refined_positions", "without_neighbours", "blendedness"]
 
 #: Peaks of the PSF-smoothed stamp above this many sky sigma (per pixel) are
 #: neighbours (the detection threshold of `sourceclf.photometry.detect_segments`).
@@ -55,6 +65,19 @@ RESIDUAL_THRESHOLD = 3.0
 
 #: Peaks closer than this many PSF FWHM (and 2 pixels) to the source are its own.
 NEIGHBOUR_EXCLUSION = 0.75
+
+#: Most Gauss-Newton steps that refine the neighbours' positions (`refined_positions`).
+POSITION_STEPS = 5
+
+#: Farthest a neighbour moves from its peak, pixels (half a pixel at most per step).
+POSITION_REACH = 1.0
+
+#: Farthest a neighbour found on the stamp's edge (beyond it) moves outward, pixels.
+EDGE_REACH = 4.0
+
+#: Only neighbours whose fitted PSF peaks above this many sky sigma are moved:
+#: a fainter one's position is not measured better than its peak's.
+POSITION_SIGNIFICANCE = 5.0
 
 
 def find_neighbours(smooth, threshold, exclusion, source=(0.0, 0.0)):
@@ -99,6 +122,70 @@ def _peak_positions(smooth, peaks, exclusion, source):
         else:  # on the stamp's edge: a neighbour beyond it, its light rising to the edge
             out.append((float(x0), float(y0)))
     return np.array(out, dtype=float).reshape(-1, 2)
+
+
+def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma):
+    """Neighbours' positions refined by Gauss-Newton steps, as DAOPHOT's ALLSTAR does.
+
+    The centroid of a peak's 3 x 3 pixels is off by a few tenths of a pixel
+    where another source's light slopes under it, and a neighbour beyond the
+    stamp's edge is found on the edge; a bright neighbour's PSF put there
+    leaves residuals that the source's profile fits take for its own light.
+    Each step fits, by linear least squares, a constant, the source as a
+    point source, and each neighbour's PSF and its derivatives in x and y
+    (the model linearised in the positions); a neighbour of flux ``f``
+    whose derivative columns take ``bx, by`` moves by ``(bx, by) / f``.
+
+    Parameters
+    ----------
+    stamp : array-like, shape (size, size) or (size * size,)
+        The stamp as cut, neighbours included.
+    point : `numpy.ndarray`, shape (size * size,)
+        The point-source template at the source (the first profile template).
+    positions : array-like, shape (m, 2)
+        x, y of each neighbour, pixels (`find_neighbours`).
+    fwhm_pix, beta : float
+        The band's Moffat PSF: FWHM in pixels and index.
+    sky_sigma : float
+        Sky noise per pixel.
+
+    Returns
+    -------
+    positions : `numpy.ndarray`, shape (m, 2)
+        Each neighbour moved at most `POSITION_REACH` pixels (`EDGE_REACH`
+        outward for one found on the edge) in at most `POSITION_STEPS`
+        steps of at most half a pixel; those below `POSITION_SIGNIFICANCE`
+        stay.
+    """
+    flat = np.asarray(stamp, dtype=np.float64).ravel()
+    size = int(round(np.sqrt(flat.size)))
+    positions = np.array(positions, dtype=float).reshape(-1, 2)
+    m = len(positions)
+    if not m:
+        return positions
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    xx, yy = xx.ravel(), yy.ravel()
+    gamma2 = moffat_gamma(fwhm_pix, beta) ** 2
+    low = positions - np.where(positions <= 0, EDGE_REACH, POSITION_REACH)
+    high = positions + np.where(positions >= size - 1, EDGE_REACH, POSITION_REACH)
+    for _ in range(POSITION_STEPS):
+        dx = xx - positions[:, :1]
+        dy = yy - positions[:, 1:]
+        psf = moffat_profile(dx, dy, fwhm_pix, beta)
+        # d psf / d x0 = 2 beta (x - x0) / gamma^2 * psf / (1 + r^2 / gamma^2)
+        slope = 2.0 * beta / gamma2 * psf / (1.0 + (dx ** 2 + dy ** 2) / gamma2)
+        design = np.vstack([np.ones_like(flat), point, psf, slope * dx, slope * dy]).T
+        normal = design.T @ design
+        coef = np.linalg.lstsq(normal, design.T @ flat, rcond=None)[0]
+        flux, bx, by = coef[2:2 + m], coef[2 + m:2 + 2 * m], coef[2 + 2 * m:]
+        strong = flux * psf.max(axis=1) > POSITION_SIGNIFICANCE * sky_sigma
+        step = np.zeros_like(positions)
+        step[strong] = np.column_stack([bx, by])[strong] / flux[strong, None]
+        step = np.clip(step, -0.5, 0.5)
+        positions = np.clip(positions + step, low, high)
+        if np.abs(step).max() < 0.01:
+            break
+    return positions
 
 
 def _project_out(flat, templates, q):
@@ -177,8 +264,11 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
                           + sky_sigma)
             if asymmetric.any():
                 positions = np.vstack([positions, merged[asymmetric]])
-                columns += psf_columns(merged[asymmetric])
-                q = np.linalg.qr(np.column_stack(columns))[0]
+        if len(positions):
+            positions = refined_positions(flat, templates[0], positions, fwhm_pix, beta,
+                                          sky_sigma)
+            columns = [np.ones(size * size)] + psf_columns(positions)
+            q = np.linalg.qr(np.column_stack(columns))[0]
         yield (*_project_out(flat, templates, q),
                np.array(columns[1:]).reshape(len(positions), size * size))
 
