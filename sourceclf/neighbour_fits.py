@@ -124,7 +124,8 @@ def _peak_positions(smooth, peaks, exclusion, source):
     return np.array(out, dtype=float).reshape(-1, 2)
 
 
-def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma):
+def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source=None,
+                      exclusion=0.0):
     """Neighbours' positions refined by Gauss-Newton steps, as DAOPHOT's ALLSTAR does.
 
     The centroid of a peak's 3 x 3 pixels is off by a few tenths of a pixel
@@ -148,14 +149,21 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma):
         The band's Moffat PSF: FWHM in pixels and index.
     sky_sigma : float
         Sky noise per pixel.
+    source : tuple of float, optional
+        x, y of the source in the stamp, pixels (from its first pixel).
+    exclusion : float
+        No neighbour moves closer than this to ``source`` (pixels): the
+        light there is the source's own (`NEIGHBOUR_EXCLUSION`), and a
+        neighbour moved into it takes the source's light, as its residual
+        from a point-source fit invites where the source is extended.
 
     Returns
     -------
     positions : `numpy.ndarray`, shape (m, 2)
         Each neighbour moved at most `POSITION_REACH` pixels (`EDGE_REACH`
         outward for one found on the edge) in at most `POSITION_STEPS`
-        steps of at most half a pixel; those below `POSITION_SIGNIFICANCE`
-        stay.
+        steps of at most half a pixel, and kept ``exclusion`` from the
+        source; those below `POSITION_SIGNIFICANCE` stay.
     """
     flat = np.asarray(stamp, dtype=np.float64).ravel()
     size = int(round(np.sqrt(flat.size)))
@@ -182,7 +190,16 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma):
         step = np.zeros_like(positions)
         step[strong] = np.column_stack([bx, by])[strong] / flux[strong, None]
         step = np.clip(step, -0.5, 0.5)
-        positions = np.clip(positions + step, low, high)
+        moved = np.clip(positions + step, low, high)
+        if source is not None and exclusion > 0:
+            away = moved - np.asarray(source, dtype=float)
+            distance = np.hypot(*away.T)
+            inside = distance < exclusion
+            if inside.any():  # back onto the exclusion circle, along the same line
+                moved[inside] = (np.asarray(source, dtype=float)
+                                 + away[inside] * (exclusion / np.maximum(distance[inside],
+                                                                          1e-9))[:, None])
+        step, positions = moved - positions, moved
         if np.abs(step).max() < 0.01:
             break
     return positions
@@ -266,7 +283,7 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
                 positions = np.vstack([positions, merged[asymmetric]])
         if len(positions):
             positions = refined_positions(flat, templates[0], positions, fwhm_pix, beta,
-                                          sky_sigma)
+                                          sky_sigma, centre + np.asarray(source), exclusion)
             columns = [np.ones(size * size)] + psf_columns(positions)
             q = np.linalg.qr(np.column_stack(columns))[0]
         yield (*_project_out(flat, templates, q),

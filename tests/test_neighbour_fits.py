@@ -195,3 +195,19 @@ def test_refined_positions_leave_faint_neighbours_and_move_no_farther_than_their
     np.testing.assert_array_equal(moved[0], start[0])  # below POSITION_SIGNIFICANCE: stays
     np.testing.assert_allclose(moved[1], (4.0 + POSITION_REACH, 8.0), atol=0.05)
     assert refined_positions(image, point, np.empty((0, 2)), FWHM_PIX, BETA, NOISE).shape == (0, 2)
+
+
+@pytest.mark.parametrize("k", [0, 8])
+def test_refined_positions_keep_neighbours_out_of_the_sources_own_light(k):
+    """A neighbour found just outside the exclusion zone is pulled into it by the source's
+    light (and a truly closer neighbour's); it stops on the zone's edge, where fits of an
+    extended source put its light on the neighbour otherwise."""
+    from sourceclf.neighbour_fits import refined_positions
+
+    point = _star(CENTRE, CENTRE, 1.0).ravel()
+    image = _noisy(100.0 * TEMPLATES[k].reshape(SIZE, SIZE) + _star(CENTRE + 1.6, CENTRE, 30.0))
+    start = np.array([[CENTRE + 2.4, CENTRE]])
+    free = refined_positions(image, point, start, FWHM_PIX, BETA, NOISE)
+    assert free[0, 0] - CENTRE < 2.1  # drawn into the source
+    kept = refined_positions(image, point, start, FWHM_PIX, BETA, NOISE, (CENTRE, CENTRE), 2.25)
+    assert np.hypot(*(kept[0] - CENTRE)) == pytest.approx(2.25, abs=1e-6)
