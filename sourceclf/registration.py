@@ -8,7 +8,7 @@ stars sit 0.84, -0.62 pixels from where its WCS puts the r frame's; on the
 four other shared fields every band is within 0.25 pixels).  A source then
 sits off-centre in that band alone, and a point source looks like a source
 whose light shifts with colour, like a galaxy: with twice 005405's offsets
-(up to 2.1 pixels), the bands cost the image models up to an eighth of the
+(up to 2.1 pixels), the bands cost the image models up to a sixth of the
 point sources of a sharp field (``docs/scripts/registration_check.py``).
 The image models were trained with each band's source placed up to
 `REGISTRATION_TOLERANCE` pixels from the stamp centre, independently, so
