@@ -176,6 +176,9 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source
     gamma2 = moffat_gamma(fwhm_pix, beta) ** 2
     low = positions - np.where(positions <= 0, EDGE_REACH, POSITION_REACH)
     high = positions + np.where(positions >= size - 1, EDGE_REACH, POSITION_REACH)
+    keep_out = source is not None and exclusion > 0
+    if keep_out:
+        source = np.asarray(source, dtype=float)
     for _ in range(POSITION_STEPS):
         dx = xx - positions[:, :1]
         dy = yy - positions[:, 1:]
@@ -191,14 +194,10 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source
         step[strong] = np.column_stack([bx, by])[strong] / flux[strong, None]
         step = np.clip(step, -0.5, 0.5)
         moved = np.clip(positions + step, low, high)
-        if source is not None and exclusion > 0:
-            away = moved - np.asarray(source, dtype=float)
-            distance = np.hypot(*away.T)
-            inside = distance < exclusion
-            if inside.any():  # back onto the exclusion circle, along the same line
-                moved[inside] = (np.asarray(source, dtype=float)
-                                 + away[inside] * (exclusion / np.maximum(distance[inside],
-                                                                          1e-9))[:, None])
+        if keep_out:  # a neighbour moved inside goes back onto the circle, along its line
+            away = moved - source
+            distance = np.maximum(np.hypot(*away.T), 1e-9)[:, None]
+            moved = np.where(distance < exclusion, source + away * exclusion / distance, moved)
         step, positions = moved - positions, moved
         if np.abs(step).max() < 0.01:
             break
