@@ -31,11 +31,11 @@ them for a table of positions, not as a survey's pipeline gave them.
 
 On the shared fields, at their own seeing and blurred to 1.6-2.2", the
 check gave ``margnet-sgq``, ``margnet-cnn-sgq`` and ``margformer-sgq``
-0.95-1.00 on the three uncrowded fields and 0.71-0.94 on the two crowded
-ones; it warned on 18 of the 26 runs where the fields' own sources score
-below 0.90 and on none of the 34 where they score more
+0.96-1.00 on the three uncrowded fields and 0.71-0.97 on the two crowded
+ones; it warned on 18 of the 25 runs where the fields' own sources score
+below 0.90 and on none of the 35 where they score more
 (``python docs/scripts/injection_check_fields.py --from-record``); on the
-Bayesian variants, 12 of 16 and none of 24.
+Bayesian variants, 10 of 16 and none of 24.
 
 From the command line: ``sourceclf-classify cat.fits --image u=... ...
 --inject-check 150``.

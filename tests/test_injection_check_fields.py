@@ -107,3 +107,30 @@ def test_a_check_of_some_fields_keeps_the_others_recorded(script, tmp_path, monk
     rows = json.loads(record.read_text())["rows"]
     assert sorted((r["field"], r["model"], r["balanced"]) for r in rows) == [
         ("A", "m", 0.9), ("A", "other", 0.7), ("B", "m", 0.6)]
+
+
+def test_the_checks_docstring_counts_are_the_records(script, capsys):
+    """sourceclf.injection_check's docstring quotes the record's ranges and warning counts
+    (they went stale twice when the record was made again)."""
+    import json
+    import re
+
+    import sourceclf.injection_check
+
+    doc = " ".join(sourceclf.injection_check.__doc__.split())
+    rows = [r for r in json.loads(script.RECORD.read_text())["rows"] if "error" not in r]
+    for fields, word in ((("001992", "003184", "004510"), "uncrowded"),
+                         (("002583", "005405"), "crowded")):
+        values = [r["balanced"] for r in rows
+                  if r["model"] in script.MODELS and r["field"][:6] in fields]
+        assert f"{min(values):.2f}-{max(values):.2f} on the " in doc, word
+    counts = []
+    for models in (",".join(script.MODELS), "bayesian-margnet-sgq,bayesian-margformer-sgq"):
+        script.main(["--from-record", "--models", models])
+        own = capsys.readouterr().out.splitlines()[-2]
+        counts.append(re.findall(r"warned on (\d+) of (\d+)", own))
+    (low, n_low), (high, n_high) = counts[0]
+    assert f"warned on {low} of the {n_low} runs" in doc
+    assert high == "0" and f"none of the {n_high} where" in doc
+    (low, n_low), (high, n_high) = counts[1]
+    assert f"Bayesian variants, {low} of {n_low} and none of {n_high}" in doc
