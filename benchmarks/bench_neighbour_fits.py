@@ -4,16 +4,18 @@ crowded field's sources with their neighbours, positions refined or left at the 
 Run::
 
     python benchmarks/bench_neighbour_fits.py [--data ../shared/data]
-        [--field 005405-6-0099] [--band r] [--n 400] [--repeat 3]
+        [--field 005405-6-0099] [--band r] [--n N] [--repeat 3]
 
 `sourceclf.profile_fits.fit_with_neighbours` fits each source's profile
 templates together with a PSF at each neighbour; since the positions are
 refined (`sourceclf.neighbour_fits.refined_positions`, up to
 `~sourceclf.neighbour_fits.POSITION_STEPS` Gauss-Newton steps), each stamp
 with neighbours costs those steps' small least-squares fits too.  On the
-``--n`` brightest sources of one band of a real field (the crowded
-005405-6-0099 by default; sources found by `sourceclf.photometry.detect_segments`,
-the PSF by `sourceclf.psf.measure_psf`), cut as ``classify`` cuts them
+clean bright sources (r < 20.5) of one band of a real field that the
+real-field checks score (`sourceclf.recipes.extent_truth.frame_truth`; the
+crowded 005405-6-0099 by default, the PSF by `sourceclf.field_psf.field_psfs`
+as ``check_fields.py`` measures it;
+the first ``--n`` of them if given), cut as ``classify`` cuts them
 (`sourceclf.photometry.source_stamps`, 32 x 32, not deblended), it times
 the fits with the positions refined and with ``POSITION_STEPS = 0`` (the
 peaks' positions, as before), interleaved ``--repeat`` times, and prints
@@ -33,31 +35,27 @@ def main(argv=None):
     parser = field_parser(__doc__.splitlines()[0], field=False)
     parser.add_argument("--field", default="005405-6-0099")
     parser.add_argument("--band", default="r")
-    parser.add_argument("--n", type=int, default=400, help="sources fitted")
+    parser.add_argument("--n", type=int, default=None, help="at most this many sources")
     args = parser.parse_args(argv)
 
     import sourceclf.neighbour_fits as neighbour_fits
+    from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+    from sourceclf.field_psf import field_psfs
     from sourceclf.frames import read_frame
-    from sourceclf.photometry import detect_segments, source_stamps
+    from sourceclf.photometry import source_stamps
     from sourceclf.profile_fits import fit_with_neighbours, profile_templates
-    from sourceclf.psf import measure_psf, sky_subtracted
+    from sourceclf.recipes.extent_truth import frame_truth
 
-    path = args.data / f"sdss_frame_{args.field}" / f"frame-{args.band}-{args.field}.fits.bz2"
-    data, _ = sky_subtracted(read_frame(path)[0], path.name)
-    psf = measure_psf(data)
-    scale = 0.396
-    fwhm_pix = psf.fwhm / scale
-    _, segments = detect_segments(data, fwhm_pix, psf.sky_sigma)
-    from photutils.segmentation import SourceCatalog
-
-    sources = SourceCatalog(data, segments).to_table(
-        columns=["x_centroid", "y_centroid", "segment_flux"])
-    x, y = np.asarray(sources["x_centroid"]), np.asarray(sources["y_centroid"])
-    inside = (x > 20) & (x < data.shape[1] - 21) & (y > 20) & (y < data.shape[0] - 21)
-    brightest = np.argsort(-np.asarray(sources["segment_flux"])[inside])[:args.n]
-    x, y = np.rint(x[inside][brightest]), np.rint(y[inside][brightest])
-    stamps = source_stamps(data, x, y)
-    templates = profile_templates(psf.fwhm, psf.beta, size=stamps.shape[-1], pixel_scale=scale)
+    folder = args.data / f"sdss_frame_{args.field}"
+    native = {b: read_frame(folder / f"frame-{b}-{args.field}.fits.bz2") for b in BANDS}
+    psf = field_psfs(native)[args.band]  # as check_fields.py measures it
+    data, wcs = native[args.band]
+    fwhm_pix = psf.fwhm / SDSS_PIXEL_SCALE
+    truth = frame_truth(data, wcs, psf)  # the checks' bright clean sources
+    clean = truth[truth["clean"]][:args.n]
+    stamps = source_stamps(data, np.rint(clean["x"]), np.rint(clean["y"]))
+    templates = profile_templates(psf.fwhm, psf.beta, size=stamps.shape[-1],
+                                  pixel_scale=SDSS_PIXEL_SCALE)
 
     def run(steps):
         neighbour_fits.POSITION_STEPS = steps
