@@ -29,15 +29,18 @@ crowded-field PSF photometry code (DAOPHOT's ALLSTAR, photutils'
    `sourceclf.profile_fits.fit_with_neighbours` fits the projections with
    `sourceclf.profile_fits.fit_profiles`, as it fits a deblended stamp.
 
-Between steps 2 and 3 the neighbours' positions are refined
-(`refined_positions`): a bright neighbour's PSF put a few tenths of a pixel
-off, at its peak's centroid, leaves residuals brighter than a faint
-source's own light, and one beyond the stamp's edge is found on the edge.
-A few Gauss-Newton steps, each a linear least-squares fit of the PSFs and
+Before step 2, and again after it where merged neighbours were added, the
+neighbours' positions are refined (`refined_positions`): a bright
+neighbour's PSF put a few tenths of a pixel off, at its peak's centroid,
+leaves residuals brighter than a faint source's own light (and, in step 2's
+residual, a spurious "merged" neighbour beside it that then shares the
+source's light), and one beyond the stamp's edge is found on the edge.  A
+few Gauss-Newton steps, each a linear least-squares fit of the PSFs and
 their derivatives in x and y with the source as a point source and the sky,
 move each bright neighbour to where its PSF fits, as DAOPHOT's ALLSTAR
 does; the profile fits then fit fluxes only, a linear problem solved by
-numpy.
+numpy.  A plateau of equal maxima (a source centred between pixels, a flat
+saturated core) is one peak, not two neighbours in one place.
 
 A neighbour is modelled as a point source; the light of an extended
 neighbour beyond its PSF stays, as it does in the deblender's pixels.
@@ -107,10 +110,20 @@ def find_neighbours(smooth, threshold, exclusion, source=(0.0, 0.0)):
 
 
 def _peak_positions(smooth, peaks, exclusion, source):
-    """`find_neighbours` of a stamp whose peaks (a boolean image) are known."""
+    """`find_neighbours` of a stamp whose peaks (a boolean image) are known.
+
+    Touching peaks (a plateau of equal maxima, as a source centred between
+    pixels or a flat saturated core gives) are one peak, at its first pixel.
+    """
+    from scipy.ndimage import label
+
     size = smooth.shape[0]
     centre = (size - 1) / 2.0
+    plateaus, count = label(peaks, structure=np.ones((3, 3)))
     py, px = np.nonzero(peaks)
+    if count < len(py):  # one pixel of each plateau
+        first = np.unique(plateaus[py, px], return_index=True)[1]
+        py, px = py[first], px[first]
     far = np.hypot(px - centre - source[0], py - centre - source[1]) >= exclusion
     out = []
     offsets = np.arange(-1, 2)
@@ -259,12 +272,19 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
         psfs = moffat_profile(xx.ravel() - x0[:, None], yy.ravel() - y0[:, None], fwhm_pix, beta)
         return list(psfs)
 
+    def refine(flat, positions):
+        if not len(positions):
+            return positions
+        return refined_positions(flat, templates[0], positions, fwhm_pix, beta, sky_sigma,
+                                 centre + np.asarray(source), exclusion)
+
     smooth = gaussian_filter(images, (0.0, smoothing, smoothing))  # all stamps at once
     peaks = ((maximum_filter(smooth, size=(1, 3, 3)) == smooth)
              & (smooth > NEIGHBOUR_THRESHOLD * sky_sigma))
     for i in range(n):
         flat = images[i].ravel()
-        positions = _peak_positions(smooth[i], peaks[i], exclusion, source)
+        peak_positions = _peak_positions(smooth[i], peaks[i], exclusion, source)
+        positions = refine(flat, peak_positions)
         columns = [np.ones(size * size)] + psf_columns(positions)
         q = np.linalg.qr(np.column_stack(columns))[0]
         image, (point,) = _project_out(flat, templates[:1], q)
@@ -278,13 +298,10 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
             asymmetric = (residual[here[:, 1], here[:, 0]]
                           > 2.0 * np.maximum(residual[mirror[:, 1], mirror[:, 0]], 0.0)
                           + sky_sigma)
-            if asymmetric.any():
-                positions = np.vstack([positions, merged[asymmetric]])
-        if len(positions):
-            positions = refined_positions(flat, templates[0], positions, fwhm_pix, beta,
-                                          sky_sigma, centre + np.asarray(source), exclusion)
-            columns = [np.ones(size * size)] + psf_columns(positions)
-            q = np.linalg.qr(np.column_stack(columns))[0]
+            if asymmetric.any():  # all refined again, from their peaks, with the merged ones
+                positions = refine(flat, np.vstack([peak_positions, merged[asymmetric]]))
+                columns = [np.ones(size * size)] + psf_columns(positions)
+                q = np.linalg.qr(np.column_stack(columns))[0]
         yield (*_project_out(flat, templates, q),
                np.array(columns[1:]).reshape(len(positions), size * size))
 

@@ -20,6 +20,11 @@ fits its catalog:
    fits simulated or deblended stamps so); `fit_with_neighbours`
    fits each template together with a PSF at every neighbour and a constant
    sky (`sourceclf.neighbour_fits`), for stamps cut from crowded frames.
+   A bright neighbour's wings pull step 2's matched filter off the source,
+   and a point-source template put off the source leaves it residuals that
+   fit as an extended profile: the offset is found again on the stamp less
+   its neighbours' fitted light, and the stamp fitted again from there
+   (at most `SOURCE_PASSES` fits).
 """
 
 import numpy as np
@@ -30,8 +35,8 @@ from .neighbour_fits import blendedness, without_neighbours
 from .psf import moffat_profile
 from .utils._cache import array_cache
 
-__all__ = ["PROFILE_RADII", "SUBPIXEL_SHIFTS", "TEMPLATE_CACHE_BYTES", "profile_templates",
-           "subpixel_offsets", "centre_stamps", "templates_at", "fit_profiles",
+__all__ = ["PROFILE_RADII", "SUBPIXEL_SHIFTS", "SOURCE_PASSES", "TEMPLATE_CACHE_BYTES",
+           "profile_templates", "subpixel_offsets", "centre_stamps", "templates_at", "fit_profiles",
            "fit_with_neighbours", "fit_band"]
 
 
@@ -40,6 +45,10 @@ PROFILE_RADII = (0.0, 0.1, 0.15, 0.2, 0.3, 0.4, 0.55, 0.75, 1.0, 1.35, 1.8, 2.4,
 
 #: Sub-pixel offsets tried per axis when centring a source (pixels).
 SUBPIXEL_SHIFTS = (-0.5, -0.25, 0.0, 0.25, 0.5)
+
+#: Most fits of a stamp with neighbours (`fit_with_neighbours`): after each, the
+#: source's offset is found again on the stamp less its neighbours' fitted light.
+SOURCE_PASSES = 3
 
 
 def profile_templates(fwhm, beta, *, size=32, radii=PROFILE_RADII,
@@ -190,7 +199,11 @@ def _fourier_moved(images, dx, dy):
 
 def _offset_groups(images, fwhm_pix, beta):
     """``(dx, dy, rows)`` of each sub-pixel offset (`subpixel_offsets`) that stamps have."""
-    offsets = subpixel_offsets(images, fwhm_pix, beta)
+    return _groups(subpixel_offsets(images, fwhm_pix, beta))
+
+
+def _groups(offsets):
+    """``(dx, dy, rows)`` of each distinct row of ``offsets``, shape (n, 2)."""
     unique, which = np.unique(offsets, axis=0, return_inverse=True)
     for j, (dx, dy) in enumerate(unique):
         yield float(dx), float(dy), np.flatnonzero(which.ravel() == j)
@@ -238,6 +251,9 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         centre.  They are not moved: the templates are moved to each source
         (`subpixel_offsets`, `templates_at`), so that a bright neighbour cut
         by a stamp's edge stays where it is, as the neighbour fits model it.
+        A stamp with neighbours whose offset, found again on the stamp less
+        their fitted light, differs is fitted again there, up to
+        `SOURCE_PASSES` fits in all.
     templates : array-like, shape (k, size * size)
         `profile_templates`; the first is the point source.
     fwhm_pix, beta : float
@@ -264,13 +280,38 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     best = np.zeros(n, dtype=int)
     count = np.zeros(n, dtype=int)
     blend = np.zeros(n)
-    for dx, dy, rows in _offset_groups(images, fwhm_pix, beta):
-        moved = templates_at(templates, dx, dy)
-        projected = without_neighbours(images[rows], moved, fwhm_pix, beta, sky_sigma, (dx, dy))
-        for i, (image, shapes, neighbours) in zip(rows, projected):
-            (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
-            count[i] = len(neighbours)
-            blend[i] = blendedness(images[i], moved[0], neighbours, flux[i, 0])
+    cleaned = images.copy()
+
+    def fit(rows, offsets):
+        for dx, dy, group in _groups(offsets):
+            moved = templates_at(templates, dx, dy)
+            projected = without_neighbours(images[rows[group]], moved, fwhm_pix, beta,
+                                           sky_sigma, (dx, dy))
+            for i, (image, shapes, neighbours) in zip(rows[group], projected):
+                (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
+                count[i] = len(neighbours)
+                blend[i] = blendedness(images[i], moved[0], neighbours, flux[i, 0])
+                if count[i]:  # the stamp less its neighbours' light, fitted with a point source
+                    design = np.column_stack([np.ones(moved.shape[1]), moved[0], neighbours.T])
+                    fitted = np.linalg.lstsq(design, images[i].ravel(), rcond=None)[0][2:]
+                    cleaned[i] = images[i] - (neighbours.T @ fitted).reshape(images[i].shape)
+
+    offsets = subpixel_offsets(images, fwhm_pix, beta)
+    rows = np.arange(n)
+    fit(rows, offsets)
+    # a bright neighbour's wings pull the matched filter off the source: where the stamp
+    # less its neighbours' fitted light puts the source elsewhere, it is fitted again there
+    for _ in range(SOURCE_PASSES - 1):
+        rows = rows[count[rows] > 0]
+        if not len(rows):
+            break
+        again = subpixel_offsets(cleaned[rows], fwhm_pix, beta)
+        elsewhere = np.any(again != offsets[rows], axis=1)
+        if not elsewhere.any():
+            break
+        rows = rows[elsewhere]
+        offsets[rows] = again[elsewhere]
+        fit(rows, offsets[rows])
     return flux, best, count, blend
 
 
