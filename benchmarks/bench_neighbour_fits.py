@@ -1,5 +1,5 @@
-"""What refining the neighbours' positions costs and changes: the profile fits of a
-crowded field's sources with their neighbours, positions refined or left at the peaks.
+"""What refining the neighbours' positions and the source's offset costs and changes:
+the profile fits of a crowded field's sources with their neighbours, three ways.
 
 Run::
 
@@ -7,21 +7,24 @@ Run::
         [--field 005405-6-0099] [--band r] [--n N] [--repeat 3]
 
 `sourceclf.profile_fits.fit_with_neighbours` fits each source's profile
-templates together with a PSF at each neighbour; since the positions are
-refined (`sourceclf.neighbour_fits.refined_positions`, up to
-`~sourceclf.neighbour_fits.POSITION_STEPS` Gauss-Newton steps), each stamp
-with neighbours costs those steps' small least-squares fits too.  On the
-clean bright sources (r < 20.5) of one band of a real field that the
-real-field checks score (`sourceclf.recipes.extent_truth.frame_truth`; the
-crowded 005405-6-0099 by default, the PSF by `sourceclf.field_psf.field_psfs`
-as ``check_fields.py`` measures it;
-the first ``--n`` of them if given), cut as ``classify`` cuts them
-(`sourceclf.photometry.source_stamps`, 32 x 32, not deblended), it times
-the fits with the positions refined and with ``POSITION_STEPS = 0`` (the
-peaks' positions, as before), interleaved ``--repeat`` times, and prints
-the medians, their ratio, the mean number of neighbours per stamp, and the
-share of sources whose best profile (and whose point-or-extended call)
-changes.
+templates together with a PSF at each neighbour.  The neighbours' positions
+are refined (`sourceclf.neighbour_fits.refined_positions`, up to
+`~sourceclf.neighbour_fits.POSITION_STEPS` Gauss-Newton steps, before the
+residual search for merged neighbours and again after it where it adds
+some), and a stamp with neighbours is fitted again where the stamp less
+their fitted light puts its source at another sub-pixel offset (up to
+`~sourceclf.profile_fits.SOURCE_PASSES` fits).  On the clean bright sources
+(r < 20.5) of one band of a real field that the real-field checks score
+(`sourceclf.recipes.extent_truth.frame_truth`; the crowded 005405-6-0099 by
+default, the PSF by `sourceclf.field_psf.field_psfs` as ``check_fields.py``
+measures it; the first ``--n`` of them if given), cut as ``classify`` cuts
+them (`sourceclf.photometry.source_stamps`, 32 x 32, not deblended), it
+times the fits three ways, interleaved ``--repeat`` times: as shipped; one
+pass (``SOURCE_PASSES = 1``, the first offset only); and at the peaks
+(``POSITION_STEPS = 0`` as well, the neighbours at their peaks' centroids).
+It prints the medians, their ratios to the last, the mean number of
+neighbours per stamp, and the share of sources whose best profile (and
+whose point-or-extended call) differs from the shipped fits'.
 """
 
 import time
@@ -57,36 +60,34 @@ def main(argv=None):
     templates = profile_templates(psf.fwhm, psf.beta, size=stamps.shape[-1],
                                   pixel_scale=SDSS_PIXEL_SCALE)
 
-    def run(steps):
-        neighbour_fits.POSITION_STEPS = steps
-        t0 = time.perf_counter()
-        out = fit_with_neighbours(stamps, templates, fwhm_pix, psf.beta, psf.sky_sigma)
-        return time.perf_counter() - t0, out
+    import sourceclf.profile_fits as profile_fits
 
-    default = neighbour_fits.POSITION_STEPS
-    times = {default: [], 0: []}
+    shipped = (neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES)
+    ways = {"as shipped": shipped, "one pass (SOURCE_PASSES = 1)": (shipped[0], 1),
+            "at the peaks (POSITION_STEPS = 0 too)": (0, 1)}
+    times = {way: [] for way in ways}
+    fits = {}
     try:
         for _ in range(args.repeat):
-            for steps in (default, 0):
-                seconds, fits = run(steps)
-                times[steps].append(seconds)
-                if steps:
-                    refined = fits
-                else:
-                    peaks = fits
+            for way, (steps, passes) in ways.items():
+                neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES = steps, passes
+                t0 = time.perf_counter()
+                fits[way] = fit_with_neighbours(stamps, templates, fwhm_pix, psf.beta,
+                                                psf.sky_sigma)
+                times[way].append(time.perf_counter() - t0)
     finally:
-        neighbour_fits.POSITION_STEPS = default
-    best, best0 = refined[1], peaks[1]
-    refined_s, peaks_s = np.median(times[default]), np.median(times[0])
+        neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES = shipped
+    best = fits["as shipped"][1]
+    last = np.median(times["at the peaks (POSITION_STEPS = 0 too)"])
     print(f"{args.field} {args.band}: {len(stamps)} sources, FWHM {psf.fwhm:.2f}\", "
-          f"{refined[2].mean():.1f} neighbours per stamp")
-    print(f"positions refined ({default} steps at most): {refined_s:.2f} s "
-          f"({1e3 * refined_s / len(stamps):.1f} ms per source)")
-    print(f"positions at the peaks (POSITION_STEPS = 0): {peaks_s:.2f} s "
-          f"({1e3 * peaks_s / len(stamps):.1f} ms per source)")
-    print(f"ratio refined / peaks: {refined_s / peaks_s:.2f}")
-    print(f"best profile changed: {np.mean(best != best0):.1%} of the sources; "
-          f"point or extended changed: {np.mean((best == 0) != (best0 == 0)):.1%}")
+          f"{fits['as shipped'][2].mean():.1f} neighbours per stamp")
+    for way in ways:
+        seconds = np.median(times[way])
+        other = fits[way][1]
+        print(f"{way}: {seconds:.2f} s ({1e3 * seconds / len(stamps):.1f} ms per source), "
+              f"{seconds / last:.2f} x at the peaks; best profile differs from the shipped "
+              f"fits' on {np.mean(best != other):.1%}, point or extended on "
+              f"{np.mean((best == 0) != (other == 0)):.1%}")
 
 
 if __name__ == "__main__":
