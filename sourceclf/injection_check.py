@@ -74,7 +74,7 @@ INJECTION_SOURCES_FILE = Path(__file__).resolve().parent / "data" / "injection_s
 #: Balanced accuracy on the injected sources below which `InjectionCheck`
 #: says the model's classes on these frames are not to be trusted as they are:
 #: the target of the image models at the worst seeing, 2.2" (on the shared
-#: fields the check gives 0.96-1.00 on the uncrowded ones, 0.71-0.96 on the
+#: fields the check gives 0.96-1.00 on the uncrowded ones, 0.71-0.97 on the
 #: crowded ones).
 RELIABLE_BALANCED = 0.90
 
