@@ -1,0 +1,118 @@
+"""How a sky left in below the ``sky_not_subtracted`` flag moves the image models' calls.
+
+Run::
+
+    python docs/scripts/sky_offset_check.py [--n 100] [--seeds 0 1 2 3 4] [--r-max 20.5]
+        [--offsets=-1,-0.5,-0.25,0,0.25,0.5,1] [--models margnet-cnn-sgq,margnet-sgq]
+
+The demo frames (`sourceclf.demo.demo_frames`: sources of the simulated
+population drawn by GalSim into five SDSS-like frames with SDSS's sky noise,
+their classes known) are classified with ``psf=`` their seeing (1.2", too
+few stars on them to measure it) as they are, and with every pixel of each
+band moved by ``k`` times that band's sky noise (`sourceclf.psf.sky_level`),
+``k`` from ``--offsets``: a sky a little over- or under-subtracted, well
+below the five sky sigmas from which `sourceclf.classify` flags the rows
+``sky_not_subtracted``.  For each model and offset it prints, over the
+seeds and the sources brighter than ``--r-max`` (the real-field checks'
+r < 20.5), the share of stars and quasars called STAR or QSO, of galaxies
+called GALAXY, their mean (balanced), the share of rows flagged ``sky_*``,
+and the mean change of the three probabilities against the frames as
+drawn.
+"""
+
+import argparse
+import warnings
+
+import numpy as np
+
+#: The demo frames' seeing (arcsec), given as ``psf=``.
+DEMO_SEEING = 1.2
+
+
+def offset_frames(frames, k):
+    """The frames, each band's pixels moved by ``k`` times its sky noise (copies)."""
+    from sourceclf.psf import sky_level
+
+    out = {}
+    for band, hdu in frames.items():
+        moved = hdu.copy()
+        sigma = sky_level(np.asarray(hdu.data), band)[1]
+        moved.data = np.asarray(hdu.data) + np.float32(k * sigma)
+        out[band] = moved
+    return out
+
+
+def scores(pred_class, truth):
+    """``(point, extended, balanced)``: stars and quasars called STAR or QSO, galaxies
+    called GALAXY, and their mean, over the rows given a class."""
+    pred = np.asarray(pred_class, dtype=str)
+    truth = np.asarray(truth, dtype=str)
+    known = pred != ""
+    point = known & (truth != "GALAXY")
+    extended = known & (truth == "GALAXY")
+    point_right = np.isin(pred[point], ["STAR", "QSO"]).mean() if point.any() else np.nan
+    extended_right = (pred[extended] == "GALAXY").mean() if extended.any() else np.nan
+    return point_right, extended_right, np.nanmean([point_right, extended_right])
+
+
+def _classes(table):
+    column = table["pred_class"]
+    filled = column.filled("") if hasattr(column, "filled") else column
+    return np.asarray(filled, dtype=str)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="sources per set of frames")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--r-max", type=float, default=20.5, help="score sources brighter")
+    parser.add_argument("--offsets", default="-1,-0.5,-0.25,0,0.25,0.5,1",
+                        help="sky offsets, in each band's sky sigmas")
+    parser.add_argument("--models", default="margnet-cnn-sgq,margnet-sgq")
+    args = parser.parse_args(argv)
+
+    from sourceclf import classify
+    from sourceclf.demo import demo_frames
+
+    offsets = [float(k) for k in args.offsets.split(",")]
+    models = args.models.split(",")
+    probs = ["prob_galaxy", "prob_qso", "prob_star"]
+    rows = {(m, k): {"pred": [], "truth": [], "flag": [], "change": []}
+            for m in models for k in offsets}
+    for seed in args.seeds:
+        catalog, frames = demo_frames(n=args.n, random_state=seed)
+        positions = catalog["ra", "dec"]
+        bright = np.asarray(catalog["r"]) < args.r_max
+        for model in models:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                drawn = classify(positions, images=frames, psf=DEMO_SEEING, model=model)
+                for k in offsets:
+                    out = classify(positions, images=offset_frames(frames, k), psf=DEMO_SEEING,
+                                   model=model) if k else drawn
+                    row = rows[(model, k)]
+                    row["pred"].append(_classes(out)[bright])
+                    row["truth"].append(np.asarray(catalog["class"], dtype=str)[bright])
+                    row["flag"].append((np.char.find(np.asarray(out["pred_flag"], dtype=str),
+                                                     "sky_") >= 0)[bright])
+                    change = np.abs(np.column_stack([np.ma.filled(out[p], np.nan)
+                                                     - np.ma.filled(drawn[p], np.nan)
+                                                     for p in probs]))
+                    row["change"].append(np.nanmean(change, axis=1)[bright])
+    n_bright = sum(len(row) for row in rows[(models[0], offsets[0])]["truth"])
+    print(f"demo frames, {args.n} sources x seeds {' '.join(map(str, args.seeds))}, "
+          f"{n_bright} with r < {args.r_max}, psf={DEMO_SEEING}\"; offsets in each band's "
+          f"sky sigmas")
+    print(f"{'model':<16} {'offset':>6}  {'point':>5} {'extended':>8} {'balanced':>8} "
+          f"{'sky_* flagged':>13} {'mean |prob change|':>18}")
+    for (model, k), row in rows.items():
+        point, extended, balanced = scores(np.concatenate(row["pred"]),
+                                           np.concatenate(row["truth"]))
+        flagged = np.concatenate(row["flag"]).mean()
+        change = np.nanmean(np.concatenate(row["change"]))
+        print(f"{model:<16} {k:>+6.2f}  {point:>5.2f} {extended:>8.2f} {balanced:>8.2f} "
+              f"{flagged:>13.2f} {change:>18.3f}")
+
+
+if __name__ == "__main__":
+    main()
