@@ -45,7 +45,7 @@ def test_the_chosen_rows_are_measured_with_their_neighbours_field_by_field(doc_s
     # neighbour left at its peak's centroid (0.4 pixel off) that residual showed a
     # spurious "merged" neighbour beside it, which left the star 0.15-0.2" profiles.
     for b in BANDS:
-        assert np.all(out[f"deVRad_{b}"][rows] == 0.0)
+        np.testing.assert_array_equal(out[f"deVRad_{b}"][rows], 0.0)
         assert np.all((out[f"psf_flux_{b}"][rows] > 36.0) & (out[f"psf_flux_{b}"][rows] < 44.0))
 
 

@@ -24,19 +24,25 @@ import argparse
 import warnings
 
 import numpy as np
+from check_fields import float_list, score
 
 #: The demo frames' seeing (arcsec), given as ``psf=``.
 DEMO_SEEING = 1.2
 
+_parse_offsets = float_list("--offsets", "offsets in sky sigmas", "-0.5,0,0.5", lambda v: True)
 
-def offset_frames(frames, k):
-    """The frames, each band's pixels moved by ``k`` times its sky noise (copies)."""
+
+def offset_frames(frames, k, sigmas=None):
+    """The frames, each band's pixels moved by ``k`` times its sky noise (copies).
+
+    ``sigmas`` (``{band: sky noise}``) are measured (`sourceclf.psf.sky_level`)
+    when not given."""
     from sourceclf.psf import sky_level
 
     out = {}
     for band, hdu in frames.items():
         moved = hdu.copy()
-        sigma = sky_level(np.asarray(hdu.data), band)[1]
+        sigma = sky_level(np.asarray(hdu.data), band)[1] if sigmas is None else sigmas[band]
         moved.data = np.asarray(hdu.data) + np.float32(k * sigma)
         out[band] = moved
     return out
@@ -44,21 +50,20 @@ def offset_frames(frames, k):
 
 def scores(pred_class, truth):
     """``(point, extended, balanced)``: stars and quasars called STAR or QSO, galaxies
-    called GALAXY, and their mean, over the rows given a class."""
+    called GALAXY, and their mean, over the rows given a class (``check_fields.score``)."""
+    from astropy.table import MaskedColumn, Table
+
     pred = np.asarray(pred_class, dtype=str)
-    truth = np.asarray(truth, dtype=str)
     known = pred != ""
-    point = known & (truth != "GALAXY")
-    extended = known & (truth == "GALAXY")
-    point_right = np.isin(pred[point], ["STAR", "QSO"]).mean() if point.any() else np.nan
-    extended_right = (pred[extended] == "GALAXY").mean() if extended.any() else np.nan
-    return point_right, extended_right, np.nanmean([point_right, extended_right])
+    result = Table({"pred_class": MaskedColumn(pred[known]),
+                    "pred_flag": np.full(known.sum(), "")})
+    extent = np.where(np.asarray(truth, dtype=str)[known] == "GALAXY", "extended", "point")
+    out = score(extent, result)
+    return out["point_as_star_or_qso"], out["extended_as_galaxy"], out["balanced"]
 
 
 def _classes(table):
-    column = table["pred_class"]
-    filled = column.filled("") if hasattr(column, "filled") else column
-    return np.asarray(filled, dtype=str)
+    return np.asarray(table["pred_class"].filled(""), dtype=str)
 
 
 def main(argv=None):
@@ -66,16 +71,17 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=100, help="sources per set of frames")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--r-max", type=float, default=20.5, help="score sources brighter")
-    parser.add_argument("--offsets", default="-1,-0.5,-0.25,0,0.25,0.5,1",
+    parser.add_argument("--offsets", type=_parse_offsets,
+                        default=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0),
                         help="sky offsets, in each band's sky sigmas")
     parser.add_argument("--models", default="margnet-cnn-sgq,margnet-sgq")
     args = parser.parse_args(argv)
 
     from sourceclf import classify
     from sourceclf.demo import demo_frames
+    from sourceclf.psf import sky_level
 
-    offsets = [float(k) for k in args.offsets.split(",")]
-    models = args.models.split(",")
+    offsets, models = list(args.offsets), args.models.split(",")
     probs = ["prob_galaxy", "prob_qso", "prob_star"]
     rows = {(m, k): {"pred": [], "truth": [], "flag": [], "change": []}
             for m in models for k in offsets}
@@ -83,19 +89,23 @@ def main(argv=None):
         catalog, frames = demo_frames(n=args.n, random_state=seed)
         positions = catalog["ra", "dec"]
         bright = np.asarray(catalog["r"]) < args.r_max
-        for model in models:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                drawn = classify(positions, images=frames, psf=DEMO_SEEING, model=model)
+        sigmas = {b: sky_level(np.asarray(hdu.data), b)[1] for b, hdu in frames.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = {(m, k): classify(positions, images=offset_frames(frames, k, sigmas),
+                                    psf=DEMO_SEEING, model=m)
+                   for k in offsets for m in models}
+            for model in models:
+                drawn = out.get((model, 0.0))
+                if drawn is None:
+                    drawn = classify(positions, images=frames, psf=DEMO_SEEING, model=model)
                 for k in offsets:
-                    out = classify(positions, images=offset_frames(frames, k), psf=DEMO_SEEING,
-                                   model=model) if k else drawn
-                    row = rows[(model, k)]
-                    row["pred"].append(_classes(out)[bright])
+                    result, row = out[(model, k)], rows[(model, k)]
+                    row["pred"].append(_classes(result)[bright])
                     row["truth"].append(np.asarray(catalog["class"], dtype=str)[bright])
-                    row["flag"].append((np.char.find(np.asarray(out["pred_flag"], dtype=str),
+                    row["flag"].append((np.char.find(np.asarray(result["pred_flag"], dtype=str),
                                                      "sky_") >= 0)[bright])
-                    change = np.abs(np.column_stack([np.ma.filled(out[p], np.nan)
+                    change = np.abs(np.column_stack([np.ma.filled(result[p], np.nan)
                                                      - np.ma.filled(drawn[p], np.nan)
                                                      for p in probs]))
                     row["change"].append(np.nanmean(change, axis=1)[bright])
