@@ -92,6 +92,85 @@ def test_asinh_normalise_saturates_instead_of_overflowing():
     assert torch.equal(out[1], torch.full_like(out[1], -out[0, 1, 3, 3].item()))
 
 
+def test_asinh_normalise_subtracts_each_stamps_border_sky_band_by_band():
+    rng = np.random.default_rng(1)
+    images = torch.as_tensor(rng.normal(0.0, 0.03, (4, 5, 32, 32)), dtype=torch.float32)
+    images[:, :, 14:18, 14:18] += 5.0  # a source: not in the border
+    offsets = torch.as_tensor(rng.normal(0.0, 0.05, (4, 5)), dtype=torch.float32)
+    moved = images + offsets[..., None, None]
+    plain, with_sky = AsinhNormalise(5), AsinhNormalise(5, sky_border=3)
+    for norm in (plain, with_sky):
+        norm.softening.fill_(0.03)
+    np.testing.assert_allclose(with_sky.border_sky(moved) - with_sky.border_sky(images),
+                               offsets, atol=1e-6)
+    # The same input to the network whatever each stamp's sky ...
+    np.testing.assert_allclose(with_sky(moved), with_sky(images), atol=1e-5)
+    # ... which a normaliser without the subtraction does not give (half a sigma or more).
+    assert (plain(moved) - plain(images)).abs().amax(dim=(2, 3)).min() > 0.01
+    # Pixels off the frame (NaN, as cutouts at an edge are padded) are not sky, and a
+    # stamp with no finite border pixel is left as it is.
+    edge = moved.clone()
+    edge[0, :, :, :8] = float("nan")
+    np.testing.assert_allclose(with_sky.border_sky(edge)[0], with_sky.border_sky(moved)[0],
+                               atol=0.02)
+    empty = torch.full((1, 5, 32, 32), float("nan"))
+    assert torch.equal(with_sky.border_sky(empty), torch.zeros(1, 5))
+    assert torch.equal(plain.border_sky(moved), torch.zeros(4, 5))
+    with pytest.raises(ValueError, match="sky_border"):
+        AsinhNormalise(5, sky_border=-1)
+
+
+def test_asinh_normalise_fits_the_softening_on_stamps_less_their_sky():
+    rng = np.random.default_rng(2)
+    images = rng.normal(0.0, 0.02, (200, 5, 32, 32)).astype(np.float32)
+    images += rng.normal(0.0, 0.1, (200, 5, 1, 1)).astype(np.float32)  # skies 5 sigma apart
+    assert np.allclose(AsinhNormalise(5, sky_border=3).fit(images).softening, 0.02, rtol=0.05)
+    assert AsinhNormalise(5).fit(images).softening.min() > 0.04  # the skies' scatter too
+
+
+@pytest.mark.parametrize("arch", ["margnet-cnn", "margformer", "margnet-ensemble"])
+def test_image_networks_read_the_same_stamps_whatever_their_sky(arch):
+    torch.manual_seed(0)
+    config = dict(TINY[arch])
+    if arch == "margnet-ensemble":
+        config["cnn"] = {**config["cnn"], "sky_border": 3}
+    else:
+        config["sky_border"] = 3
+    module = build_architecture(arch, {"n_features": 24, "n_classes": 3, **config}).eval()
+    images, _ = blobs(8)
+    images = torch.as_tensor(images)
+    features = torch.randn(8, 24)
+    moved = images + torch.linspace(-0.1, 0.1, 5)[:, None, None]
+    with torch.no_grad():
+        np.testing.assert_allclose(module(features, moved), module(features, images),
+                                   atol=1e-4)
+
+
+def test_train_subtracts_the_stamps_sky_by_default_and_keeps_what_config_says():
+    from sourceclf.models.margformer import MargFormer
+    from sourceclf.models.margnet import MargNetANN
+    from sourceclf.models.bayesian import BayesianMargFormer, BayesianMargNetStack
+    from sourceclf.training.api import with_sky_border
+
+    assert with_sky_border(MargNetCNN, {"n_classes": 3}) == {"sky_border": 3, "n_classes": 3}
+    assert with_sky_border(BayesianMargFormer, {})["sky_border"] == 3  # through **kwargs
+    assert with_sky_border(MargFormer, {"sky_border": 0}) == {"sky_border": 0}
+    assert with_sky_border(BayesianMargNetStack, {"cnn": {"width": 0.5}}) == {
+        "cnn": {"sky_border": 3, "width": 0.5}}
+    assert with_sky_border(MargNetStack, {"cnn": {"sky_border": 0}})["cnn"] == {
+        "sky_border": 0}
+    assert with_sky_border(MargNetANN, {"n_classes": 3}) == {"n_classes": 3}
+
+
+def test_models_saved_without_sky_border_load_without_it(tmp_path):
+    """Models trained before the border sky (cards without ``sky_border``) read stamps
+    as they always did."""
+    clf = _tiny_cnn_classifier()
+    assert "sky_border" not in clf.card.config
+    clf.save(tmp_path / "old")
+    assert load_model(tmp_path / "old").module.normalise.sky_border == 0
+
+
 def _tiny_cnn_classifier():
     """A tiny MargNet CNN with a realistic sky softening and a calibration table."""
     from astropy.table import Table

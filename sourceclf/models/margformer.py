@@ -153,6 +153,9 @@ class MargFormer(nn.Module):
         Hidden width of the transformer MLPs relative to ``dim``.
     dropout : float
         Dropout in attention and MLPs.
+    sky_border : int
+        Subtract each stamp's own sky, the median of this border, before
+        the scaling (`~sourceclf.models.margnet_cnn.AsinhNormalise`; 0: none).
     """
 
     uses_features = True
@@ -160,13 +163,13 @@ class MargFormer(nn.Module):
 
     def __init__(self, n_features=24, n_classes=3, n_channels=5, image_size=32, patch_size=4,
                  dim=48, depth=3, heads=4, token_layers=1, feature_hidden=(128,),
-                 mlp_ratio=2.0, dropout=0.1):
+                 mlp_ratio=2.0, dropout=0.1, sky_border=0):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"image_size {image_size} is not a multiple of patch_size "
                              f"{patch_size}")
         n_tokens = (image_size // patch_size) ** 2
-        self.normalise = AsinhNormalise(n_channels)
+        self.normalise = AsinhNormalise(n_channels, sky_border)
         self.patch_embed = nn.Conv2d(n_channels, dim, patch_size, stride=patch_size)
         self.position = nn.Parameter(torch.zeros(1, n_tokens, dim))
         nn.init.trunc_normal_(self.position, std=0.02)

@@ -39,15 +39,60 @@ class AsinhNormalise(nn.Module):
     overflows float32 saturate at asinh(float32 max), about 89, instead of
     turning the network's outputs into NaN.
 
+    With ``sky_border`` each stamp's own sky is subtracted first, band by
+    band: the median of its finite pixels within ``sky_border`` pixels of its
+    edge.  A frame whose sky is a fraction of its noise off zero then gives
+    the network the same input as one whose sky is exactly zero (without it,
+    a quarter of a sigma below zero turned most galaxies into point sources
+    for ``margnet-cnn-sgq``: ``docs/scripts/sky_offset_check.py``).  A model
+    trained with it must be used with it, and the other way round: it is part
+    of the architecture's configuration, saved in the model's card.
+
     Parameters
     ----------
     n_channels : int
         Number of bands.
+    sky_border : int
+        Width in pixels of the border whose median is each stamp's sky (0:
+        none subtracted, as published and as the models trained before it
+        were; the shipped image models use `sourceclf.sky.STAMP_BORDER`, 3).
     """
 
-    def __init__(self, n_channels=5):
+    def __init__(self, n_channels=5, sky_border=0):
         super().__init__()
+        if int(sky_border) < 0:
+            raise ValueError(f"sky_border must be >= 0, got {sky_border}")
+        self.sky_border = int(sky_border)
         self.register_buffer("softening", torch.ones(n_channels))
+
+    def border_sky(self, images):
+        """Each stamp's sky per band: the median of the finite pixels of its border.
+
+        Parameters
+        ----------
+        images : `torch.Tensor`, shape (n, n_channels, height, width)
+
+        Returns
+        -------
+        sky : `torch.Tensor`, shape (n, n_channels)
+            Zero where ``sky_border`` is 0, the stamp is too small to have a
+            border and an inside, or its border has no finite pixel.
+        """
+        n, c, height, width = images.shape
+        b = self.sky_border
+        if not b or min(height, width) <= 2 * b:
+            return images.new_zeros(n, c)
+        border = torch.ones(height, width, dtype=torch.bool, device=images.device)
+        border[b:height - b, b:width - b] = False
+        pixels = images[..., border]  # (n, c, border pixels)
+        pixels = torch.where(torch.isinf(pixels), torch.nan, pixels)
+        return torch.nan_to_num(torch.nanmedian(pixels, dim=-1).values, nan=0.0)
+
+    def without_sky(self, images):
+        """The stamps less their `border_sky` (as they are without ``sky_border``)."""
+        if not self.sky_border:
+            return images
+        return images - self.border_sky(images)[..., None, None]
 
     @torch.no_grad()
     def fit(self, images, max_pixels=4_000_000):
@@ -57,14 +102,15 @@ class AsinhNormalise(nn.Module):
         ----------
         images : array-like, shape (n, n_channels, height, width)
             Training cutouts in flux units.  Sky dominates the pixels of a stamp,
-            so the median absolute deviation measures the sky noise.
+            so the median absolute deviation measures the sky noise (of the
+            stamps less their own sky, with ``sky_border``).
         max_pixels : int
             Use an evenly spaced subset of the stamps beyond this many pixels.
         """
         images = torch.as_tensor(images, dtype=torch.float32)
         n, c = images.shape[:2]
         step = max(1, (n * images[0].numel()) // max_pixels)
-        pix = images[::step].transpose(0, 1).reshape(c, -1)
+        pix = self.without_sky(images[::step]).transpose(0, 1).reshape(c, -1)
         sigma = torch.empty(c)
         for k in range(c):
             values = pix[k][torch.isfinite(pix[k])]
@@ -77,7 +123,7 @@ class AsinhNormalise(nn.Module):
         return self
 
     def forward(self, images):
-        images = torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0)
+        images = torch.nan_to_num(self.without_sky(images), nan=0.0, posinf=0.0, neginf=0.0)
         scaled = images / self.softening[:, None, None]
         limit = torch.finfo(scaled.dtype).max
         return torch.asinh(scaled.clamp(-limit, limit))
@@ -173,6 +219,9 @@ class MargNetCNN(nn.Module):
     n_features : int, optional
         Accepted and ignored (the PSF inputs are set by ``psf_inputs``), so
         that generic training code may pass it.
+    sky_border : int
+        Subtract each stamp's own sky, the median of this border, before
+        the scaling (`AsinhNormalise`; 0, as published: none).
     """
 
     uses_features = False
@@ -180,7 +229,7 @@ class MargNetCNN(nn.Module):
 
     def __init__(self, n_classes=3, n_channels=5, image_size=32, width=1.0,
                  dense=(1024, 1024), dropout=0.0, batch_norm=False, psf_inputs=0,
-                 psf_reference=1.3, psf_units=32, n_features=None):
+                 psf_reference=1.3, psf_units=32, n_features=None, sky_border=0):
         super().__init__()
         self.psf_inputs = int(psf_inputs)
         self.psf_reference = float(psf_reference)
@@ -191,7 +240,7 @@ class MargNetCNN(nn.Module):
         def ch(n):
             return max(1, int(round(n * width)))
 
-        self.normalise = AsinhNormalise(n_channels)
+        self.normalise = AsinhNormalise(n_channels, sky_border)
         self.stem = _conv(n_channels, ch(64), 5, batch_norm)
         blocks, cin = [], ch(64)
         for reduce, out, kernels, pool in ((48, 64, (1, 3, 5), False),

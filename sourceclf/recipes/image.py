@@ -33,6 +33,7 @@ from ..models.margformer import count_flops
 from ..models.registry import load_model
 from ..psf import CATALOG_PSF_SCALE
 from ..simulate import sky_sigma_range
+from ..sky import STAMP_BORDER
 from ..training import fitting, labels_from_table
 from .cards import (accuracy_by_magnitude, calibrate_on, held_out_metrics, mc_metrics,
                     n_parameters, posterior_summary, software_versions, split_sizes)
@@ -340,10 +341,12 @@ FEATURE_SETS = {"margnet-cnn-sgq": "psf_shape", "margnet-sgq": "margnet24",
                 "margformer-sgq": "margnet24", "bayesian-margnet-sgq": "margnet24",
                 "bayesian-margformer-sgq": "margnet24"}
 
-CNN_CONFIG = {"width": 0.125, "dense": [256], "batch_norm": True}
+#: Each stamp's own border sky is subtracted before the networks read it (`AsinhNormalise`).
+CNN_CONFIG = {"width": 0.125, "dense": [256], "batch_norm": True, "sky_border": STAMP_BORDER}
 ANN_CONFIG = {"standardize": True, "dropout": 0.25}
 MARGFORMER_CONFIG = {"dim": 48, "depth": 3, "heads": 4, "token_layers": 1,
-                     "feature_hidden": [128], "mlp_ratio": 2.0, "dropout": 0.1}
+                     "feature_hidden": [128], "mlp_ratio": 2.0, "dropout": 0.1,
+                     "sky_border": STAMP_BORDER}
 #: Training of margformer-sgq and of its Bayesian variant.
 MARGFORMER_FIT_OPTIONS = {"epochs": 15, "lr": 1e-3, "patience": 4}
 
@@ -432,13 +435,16 @@ def fwhm_cnn(table, stamps, *, data_dir=None):
         notes=(_SIM_NOTE.format(arch="margnet-cnn") + " The CNN member of margnet-sgq."))
 
 
-def _stack_config():
+def _stack_config(member=None):
     """The network configuration of the shipped stacked ensembles (margnet-sgq and its
-    Bayesian variant)."""
+    Bayesian variant); with ``member``, a CNN they keep, its own sky subtraction (it reads
+    stamps as it was trained to)."""
     # The CNN member reads each band's PSF FWHM: SDSS's catalog width psffwhm_<b> (MargNet's
     # columns 2, 6, 10, 14, 18) times CATALOG_PSF_SCALE, as classify does for stamps.
-    return {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG,
-            "cnn": {**CNN_CONFIG, "psf_inputs": len(BANDS)}, "head": 10,
+    cnn = {**CNN_CONFIG, "psf_inputs": len(BANDS)}
+    if member is not None:
+        cnn["sky_border"] = member.normalise.sky_border
+    return {"n_features": 24, "n_classes": 3, "ann": ANN_CONFIG, "cnn": cnn, "head": 10,
             "cnn_psf_columns": [MARGNET_FEATURES.index(f"psffwhm_{b}") for b in BANDS],
             "cnn_psf_scale": [CATALOG_PSF_SCALE[b] for b in BANDS]}
 
@@ -477,11 +483,12 @@ def cnn_member(model):
 def margnet_sgq(table, stamps, *, cnn=None, data_dir=None):
     """MargNet's stacked ensemble: ANN (24 features) + the CNN of margnet-cnn-sgq; ``cnn``
     (`cnn_member`: trained on the same simulation and split) is kept, the rest trained."""
-    cfg = _stack_config()
+    member = None if cnn is None else cnn_member(cnn)
+    cfg = _stack_config(member)
     module = fitting.build_network("margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
-    if cnn is not None:  # the FWHM-only CNN, trained on the same split
-        module.cnn.load_state_dict(cnn_member(cnn).state_dict())
+    if member is not None:  # the FWHM-only CNN, trained on the same split
+        module.cnn.load_state_dict(member.state_dict())
         members = ("ann",)
     return _fit(
         "margnet-sgq", table, stamps, architecture="margnet-ensemble",
@@ -531,7 +538,7 @@ def bayesian_margnet_sgq(table, stamps, *, stack=None, data_dir=None):
     and CNN are reused as they are and only the head is trained (with the
     ELBO, then its posterior widths), so that both models share their members.
     """
-    cfg = {**_stack_config(), **BAYESIAN_CONFIG}
+    cfg = {**_stack_config(None if stack is None else stack.module.cnn), **BAYESIAN_CONFIG}
     module = fitting.build_network("bayesian-margnet-ensemble", cfg, random_state=0)
     members = ("ann", "cnn")
     if stack is not None:

@@ -1,5 +1,7 @@
 """`train`: a new classifier from a user's labelled catalog."""
 
+import inspect
+
 import numpy as np
 
 from ..augment import random_augment
@@ -13,6 +15,7 @@ from ..models.base import TorchClassifier
 from ..models.card import ModelCard
 from ..models.classical import canonical_model_name
 from ..models.margnet_cnn import MargNetStack
+from ..sky import STAMP_BORDER
 from .calibration import calibration_table
 from .classical import train_classical
 from .domain import MIN_DOMAIN_ROWS, fit_model_domain
@@ -66,7 +69,10 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     classes : sequence of str, optional
         Class order; default the sorted labels.
     config : dict, optional
-        Extra keyword arguments of the architecture.
+        Extra keyword arguments of the architecture.  Image networks
+        subtract each stamp's own border sky before reading it
+        (``sky_border``: `sourceclf.sky.STAMP_BORDER` pixels, or a stacked
+        ensemble's ``cnn={'sky_border': ...}``) unless it says otherwise.
     name : str, optional
         Name written into the model card.
     epochs, batch_size, lr, weight_decay, patience
@@ -139,7 +145,7 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
     def part(a, idx):
         return None if a is None else a[idx]
 
-    cfg = {"n_classes": len(classes), **(config or {})}
+    cfg = with_sky_border(arch, {"n_classes": len(classes), **(config or {})})
     if x is not None:
         cfg["n_features"] = x.shape[1]
     module = build_network(model, cfg, random_state)
@@ -181,3 +187,33 @@ def train(table, cutouts=None, *, label_column="class", model="auto", feature_se
         if x is not None and ca.size >= MIN_DOMAIN_ROWS:
             fit_model_domain(clf, x[tr], x[ca], get_feature_set(feature_set).names)
     return clf
+
+
+def _takes(arch, name):
+    """Whether the constructor of ``arch`` (or of a class it passes keywords to) takes
+    ``name``."""
+    return any(name in inspect.signature(cls.__init__).parameters
+               for cls in arch.__mro__ if "__init__" in vars(cls))
+
+
+def with_sky_border(arch, config):
+    """``config`` with each stamp's own sky subtracted by default (`STAMP_BORDER`).
+
+    Parameters
+    ----------
+    arch : type
+        An architecture (`sourceclf.models.ARCHITECTURES`).
+    config : dict
+        Its keyword arguments; a ``sky_border`` there (or in a stacked
+        ensemble's ``cnn``) is kept as given.
+
+    Returns
+    -------
+    config : dict
+        A new dict; ``config`` itself for architectures that read no stamps.
+    """
+    if _takes(arch, "sky_border"):
+        return {"sky_border": STAMP_BORDER, **config}
+    if _takes(arch, "cnn") and getattr(arch, "uses_images", False):
+        return {**config, "cnn": {"sky_border": STAMP_BORDER, **(config.get("cnn") or {})}}
+    return config
