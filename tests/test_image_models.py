@@ -107,12 +107,16 @@ def test_asinh_normalise_subtracts_each_stamps_border_sky_band_by_band():
     np.testing.assert_allclose(with_sky(moved), with_sky(images), atol=1e-5)
     # ... which a normaliser without the subtraction does not give (half a sigma or more).
     assert (plain(moved) - plain(images)).abs().amax(dim=(2, 3)).min() > 0.01
-    # Pixels off the frame (NaN, as cutouts at an edge are padded) are not sky, and a
-    # stamp with no finite border pixel is left as it is.
-    edge = moved.clone()
-    edge[0, :, :, :8] = float("nan")
-    np.testing.assert_allclose(with_sky.border_sky(edge)[0], with_sky.border_sky(moved)[0],
-                               atol=0.02)
+    # Missing pixels (NaN, or zero: sourceclf.cutouts fills a stamp past a frame's edge
+    # with 0) are not sky and stay as they are, so a stamp at an edge is read the same
+    # whatever its sky too; a stamp with no border pixel of its own is left as it is.
+    for fill in (float("nan"), 0.0):
+        edge, moved_edge = images.clone(), moved.clone()
+        edge[0, :, :, :8] = fill
+        moved_edge[0, :, :, :8] = fill
+        np.testing.assert_allclose(with_sky(moved_edge), with_sky(edge), atol=1e-5)
+        np.testing.assert_allclose(with_sky.border_sky(moved_edge)[0], offsets[0]
+                                   + with_sky.border_sky(edge)[0], atol=1e-6)
     empty = torch.full((1, 5, 32, 32), float("nan"))
     assert torch.equal(with_sky.border_sky(empty), torch.zeros(1, 5))
     assert torch.equal(plain.border_sky(moved), torch.zeros(4, 5))

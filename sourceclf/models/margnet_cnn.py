@@ -40,9 +40,13 @@ class AsinhNormalise(nn.Module):
     turning the network's outputs into NaN.
 
     With ``sky_border`` each stamp's own sky is subtracted first, band by
-    band: the median of its finite pixels within ``sky_border`` pixels of its
-    edge.  A frame whose sky is a fraction of its noise off zero then gives
-    the network the same input as one whose sky is exactly zero (without it,
+    band: the median of its pixels within ``sky_border`` pixels of its edge.
+    Missing pixels, non-finite or exactly zero (`sourceclf.cutouts` fills the
+    part of a stamp beyond a frame's edge, and replaces non-finite pixels,
+    with 0, as shifted training stamps are filled), are neither read as sky
+    nor moved: they stay zero.  A frame whose sky is a fraction of its noise
+    off zero then gives the network the same input as one whose sky is
+    exactly zero, at a frame's edge too (without it,
     a quarter of a sigma below zero turned most galaxies into point sources
     for ``margnet-cnn-sgq``: ``docs/scripts/sky_offset_check.py``).  A model
     trained with it must be used with it, and the other way round: it is part
@@ -76,7 +80,8 @@ class AsinhNormalise(nn.Module):
         -------
         sky : `torch.Tensor`, shape (n, n_channels)
             Zero where ``sky_border`` is 0, the stamp is too small to have a
-            border and an inside, or its border has no finite pixel.
+            border and an inside, or its border has no pixel that is not
+            missing (non-finite or exactly zero).
         """
         n, c, height, width = images.shape
         b = self.sky_border
@@ -85,14 +90,16 @@ class AsinhNormalise(nn.Module):
         border = torch.ones(height, width, dtype=torch.bool, device=images.device)
         border[b:height - b, b:width - b] = False
         pixels = images[..., border]  # (n, c, border pixels)
-        pixels = torch.where(torch.isinf(pixels), torch.nan, pixels)
+        pixels = torch.where(_missing(pixels), torch.nan, pixels)
         return torch.nan_to_num(torch.nanmedian(pixels, dim=-1).values, nan=0.0)
 
     def without_sky(self, images):
-        """The stamps less their `border_sky` (as they are without ``sky_border``)."""
+        """The stamps less their `border_sky`, missing pixels (non-finite or exactly zero)
+        left as they are (the stamps as given without ``sky_border``)."""
         if not self.sky_border:
             return images
-        return images - self.border_sky(images)[..., None, None]
+        moved = images - self.border_sky(images)[..., None, None]
+        return torch.where(_missing(images), images, moved)
 
     @torch.no_grad()
     def fit(self, images, max_pixels=4_000_000):
@@ -127,6 +134,12 @@ class AsinhNormalise(nn.Module):
         scaled = images / self.softening[:, None, None]
         limit = torch.finfo(scaled.dtype).max
         return torch.asinh(scaled.clamp(-limit, limit))
+
+
+def _missing(pixels):
+    """Pixels that hold no flux measurement: non-finite, or exactly zero (the fill of
+    `sourceclf.cutouts` and of shifted training stamps)."""
+    return ~torch.isfinite(pixels) | (pixels == 0)
 
 
 def _conv(cin, cout, k, batch_norm=False):
