@@ -1,16 +1,19 @@
 """The sky of a frame, against the sky the image models were trained on.
 
 The image models read stamps in the units of SDSS's corrected frames:
-nanomaggies, sky-subtracted, with a sky noise of about 0.02-0.04 nanomaggies
-per pixel in r.  Frames in other units (raw counts, janskys), or whose sky
-was not subtracted, give the networks pixels they never saw, and the
-image-only ``margnet-cnn-sgq`` is then wrong without any other sign: on the
-three uncrowded shared fields it calls 0.50-0.54 (balanced) of the bright
-sources right in counts, in janskys or with the sky left in, against
-0.89-0.98 in nanomaggies (``python docs/scripts/conditions_check.py units``
-and ``sky-level``; docs: images, "Frames that are not SDSS corrected
-frames").  `sky_flags` compares each band's sky (`frame_sky`) with a
-model's trained range (its card's ``domain['sky_sigma']``):
+nanomaggies, with a sky noise of about 0.02-0.04 nanomaggies per pixel in r.
+Frames in other units (raw counts, janskys) give the networks pixels they
+never saw, and the image-only ``margnet-cnn-sgq`` is then wrong without any
+other sign: on the three uncrowded shared fields it calls 0.50-0.52
+(balanced) of the bright sources right in counts or in janskys, against
+0.93-0.98 in nanomaggies (``python docs/scripts/conditions_check.py
+units``; docs: images, "Frames that are not SDSS corrected frames").  A
+constant sky left in no longer moves them (each stamp's own border sky is
+subtracted before the networks read it: ``conditions_check.py
+sky-level``), but a real unsubtracted sky is rarely constant, so such
+frames are still flagged.  `sky_flags` compares each band's sky
+(`frame_sky`) with a model's trained range (its card's
+``domain['sky_sigma']``):
 
 * ``sky_out_of_range``: the sky noise lies more than `SKY_NOISE_FACTOR` times
   above the trained range or `SKY_DEPTH_FACTOR` times below it (frames in
