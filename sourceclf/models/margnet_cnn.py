@@ -87,9 +87,11 @@ class AsinhNormalise(nn.Module):
         b = self.sky_border
         if not b or min(height, width) <= 2 * b:
             return images.new_zeros(n, c)
-        border = torch.ones(height, width, dtype=torch.bool, device=images.device)
-        border[b:height - b, b:width - b] = False
-        pixels = images[..., border]  # (n, c, border pixels)
+        # (n, c, border pixels), cut by slices (fixed shapes, which torch.compile keeps in
+        # one graph) rather than a boolean mask
+        pixels = torch.cat([images[..., :b, :].flatten(2), images[..., height - b:, :].flatten(2),
+                            images[..., b:height - b, :b].flatten(2),
+                            images[..., b:height - b, width - b:].flatten(2)], dim=-1)
         pixels = torch.where(_missing(pixels), torch.nan, pixels)
         return torch.nan_to_num(torch.nanmedian(pixels, dim=-1).values, nan=0.0)
 
