@@ -453,9 +453,9 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
         np.testing.assert_allclose(out[f"psf_beta_{b}"], measured.beta, rtol=1e-6)
     assert 3.2 < float(out["psf_beta_r"][0]) < 3.6
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
-    # 0.82 when shipped (0.84 when it read the FWHM alone): 22 of the 23 stars brighter
-    # than r = 19 and 90% at r 19-21, but only 75% of the 96 fainter ones, where the
-    # stamp barely shows the source.
+    # 0.845 since it subtracts each stamp's border sky (0.82 before, 0.84 when it read the
+    # FWHM alone): 22 of the 23 stars brighter than r = 19, but only 74% of the 82 fainter
+    # than r = 21.5, where the stamp barely shows the source.
     assert point.mean() >= 0.80, f"only {point.sum()} of 161 stars called point sources"
     bright = np.asarray(cat["dered_r"]) < 19
     assert point[bright].mean() >= 0.95
@@ -551,9 +551,8 @@ def test_positions_and_frames_get_the_catalog_model(real_frame):
     assert out.colnames[:2] == ["ra", "dec"] and "dered_r" not in out.colnames
     assert not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
-    # 0.857 with each source's neighbours fitted (0.845 with the segment deblender; the
-    # CNN: 0.84): all stars brighter than r = 19, 0.96 of those at 19-20.5, 0.74 of the 82
-    # fainter than 21.5.
+    # 0.870 since the image models subtract each stamp's border sky (0.857 before; the
+    # CNN: 0.845): all stars brighter than r = 20.5, 0.76 of the 82 fainter than 21.5.
     assert point.mean() >= 0.78, f"only {point.sum()} of 161 stars called point sources"
     assert point[np.asarray(cat["dered_r"]) < 19].mean() >= 0.95
     # The same model, told by name, measures the same columns.
