@@ -31,11 +31,11 @@ them for a table of positions, not as a survey's pipeline gave them.
 
 On the shared fields, at their own seeing and blurred to 1.6-2.2", the
 check gave ``margnet-sgq``, ``margnet-cnn-sgq`` and ``margformer-sgq``
-0.96-1.00 on the three uncrowded fields and 0.71-0.97 on the two crowded
-ones; it warned on 18 of the 25 runs where the fields' own sources score
-below 0.90 and on none of the 35 where they score more
+0.95-1.00 on the three uncrowded fields and 0.74-0.96 on the two crowded
+ones; it warned on 19 of the 24 runs where the fields' own sources score
+below 0.90 and on none of the 36 where they score more
 (``python docs/scripts/injection_check_fields.py --from-record``); on the
-Bayesian variants, 10 of 16 and none of 24.
+Bayesian variants, 11 of 16 and none of 24.
 
 From the command line: ``sourceclf-classify cat.fits --image u=... ...
 --inject-check 150``.
@@ -74,7 +74,7 @@ INJECTION_SOURCES_FILE = Path(__file__).resolve().parent / "data" / "injection_s
 #: Balanced accuracy on the injected sources below which `InjectionCheck`
 #: says the model's classes on these frames are not to be trusted as they are:
 #: the target of the image models at the worst seeing, 2.2" (on the shared
-#: fields the check gives 0.96-1.00 on the uncrowded ones, 0.71-0.97 on the
+#: fields the check gives 0.95-1.00 on the uncrowded ones, 0.74-0.96 on the
 #: crowded ones).
 RELIABLE_BALANCED = 0.90
 
