@@ -70,7 +70,8 @@ class AsinhNormalise(nn.Module):
         self.register_buffer("softening", torch.ones(n_channels))
 
     def border_sky(self, images):
-        """Each stamp's sky per band: the median of the finite pixels of its border.
+        """Each stamp's sky per band: the median of the pixels of its border that are not
+        missing (non-finite or exactly zero).
 
         Parameters
         ----------
