@@ -362,9 +362,9 @@ _SIM_NOTE = ("Trained on SIMULATED stamps, not on real SDSS cutouts: GalSim rend
              "their image: faint real galaxies will often be called STAR. "
              "The PSF is a Moffat core (index 3 to 12) with a power-law wing holding "
              "4-16% of the light, varying between training fields. "
-             "Each stamp's own sky (the median of its outer 3 pixels, band by band) is "
-             "subtracted before the network reads it, in training and in use, so a sky "
-             "a fraction of its noise off zero leaves the calls unchanged. "
+             f"Each stamp's own sky (the median of its outer {STAMP_BORDER} pixels, band by "
+             "band) is subtracted before the network reads it, in training and in use, so a "
+             "sky a fraction of its noise off zero leaves the calls unchanged. "
              "Retrain on real labelled cutouts "
              "with sourceclf.train(table, cutouts, model='{arch}').")
 
@@ -398,8 +398,9 @@ _CNN_DESCRIPTION = (
     "published width and one dense layer of 256 instead of 1024 + 1024 (the published "
     "22,272 x 1024 dense layer alone has 23M parameters), with batch normalisation after "
     "each convolution (not in the paper; it lets the small network learn in a few CPU "
-    "epochs); input less each stamp's own sky (the median of its outer 3 pixels, band by "
-    "band), asinh-scaled by each band's sky noise. It also reads the {psf}: their "
+    "epochs); input less each stamp's own sky (the median of its outer "
+    f"{STAMP_BORDER} pixels, band by band), asinh-scaled by each band's sky noise. It also "
+    "reads the {psf}: their "
     "logarithms pass through a dense layer of 32 ReLU units joined to the flattened "
     "convolution features, so that a source's size is judged against its own seeing.")
 
