@@ -120,8 +120,10 @@ def test_asinh_normalise_subtracts_each_stamps_border_sky_band_by_band():
     empty = torch.full((1, 5, 32, 32), float("nan"))
     assert torch.equal(with_sky.border_sky(empty), torch.zeros(1, 5))
     assert torch.equal(plain.border_sky(moved), torch.zeros(4, 5))
-    with pytest.raises(ValueError, match="sky_border"):
-        AsinhNormalise(5, sky_border=-1)
+    for bad in (-1, 1.5, "3 px", "3", None, True):
+        with pytest.raises(ValueError, match="sky_border must be a whole number"):
+            AsinhNormalise(5, sky_border=bad)
+    assert AsinhNormalise(5, sky_border=3.0).sky_border == 3
 
 
 def test_asinh_normalise_fits_the_softening_on_stamps_less_their_sky():
@@ -164,6 +166,14 @@ def test_train_subtracts_the_stamps_sky_by_default_and_keeps_what_config_says():
     assert with_sky_border(MargNetStack, {"cnn": {"sky_border": 0}})["cnn"] == {
         "sky_border": 0}
     assert with_sky_border(MargNetANN, {"n_classes": 3}) == {"n_classes": 3}
+
+
+def test_a_bad_sky_border_is_a_one_line_config_error():
+    from sourceclf.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="bad config: sky_border must be a whole"):
+        build_architecture("margnet-cnn", {"n_classes": 3, **TINY["margnet-cnn"],
+                                           "sky_border": "3 px"})
 
 
 def test_models_saved_without_sky_border_load_without_it(tmp_path):

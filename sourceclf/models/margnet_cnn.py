@@ -64,8 +64,14 @@ class AsinhNormalise(nn.Module):
 
     def __init__(self, n_channels=5, sky_border=0):
         super().__init__()
-        if int(sky_border) < 0:
-            raise ValueError(f"sky_border must be >= 0, got {sky_border}")
+        try:
+            whole = (not isinstance(sky_border, (bool, str))
+                     and float(sky_border).is_integer() and sky_border >= 0)
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
+            raise ValueError(f"sky_border must be a whole number of pixels >= 0, "
+                             f"got {sky_border!r}")
         self.sky_border = int(sky_border)
         self.register_buffer("softening", torch.ones(n_channels))
 
