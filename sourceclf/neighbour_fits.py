@@ -138,7 +138,7 @@ def _peak_positions(smooth, peaks, exclusion, source):
 
 
 def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source=None,
-                      exclusion=0.0):
+                      exclusion=0.0, present=None):
     """Neighbours' positions refined by Gauss-Newton steps, as DAOPHOT's ALLSTAR does.
 
     The centroid of a peak's 3 x 3 pixels is off by a few tenths of a pixel
@@ -169,6 +169,9 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source
         light there is the source's own (`NEIGHBOUR_EXCLUSION`), and a
         neighbour moved into it takes the source's light, as its residual
         from a point-source fit invites where the source is extended.
+    present : array-like of bool, shape (size, size) or (size * size,), optional
+        The stamp's pixels that hold a measurement; the others (beyond a
+        frame's edge) weigh nothing in the fits.  Default: all.
 
     Returns
     -------
@@ -186,6 +189,9 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source
         return positions
     yy, xx = np.mgrid[:size, :size].astype(float)
     xx, yy = xx.ravel(), yy.ravel()
+    weight = None if present is None else np.asarray(present, dtype=np.float64).ravel()
+    if weight is not None:
+        flat = flat * weight
     gamma2 = moffat_gamma(fwhm_pix, beta) ** 2
     low = positions - np.where(positions <= 0, EDGE_REACH, POSITION_REACH)
     high = positions + np.where(positions >= size - 1, EDGE_REACH, POSITION_REACH)
@@ -199,6 +205,8 @@ def refined_positions(stamp, point, positions, fwhm_pix, beta, sky_sigma, source
         # d psf / d x0 = 2 beta (x - x0) / gamma^2 * psf / (1 + r^2 / gamma^2)
         slope = 2.0 * beta / gamma2 * psf / (1.0 + (dx ** 2 + dy ** 2) / gamma2)
         design = np.vstack([np.ones_like(flat), point, psf, slope * dx, slope * dy]).T
+        if weight is not None:
+            design = design * weight[:, None]
         normal = design.T @ design
         coef = np.linalg.lstsq(normal, design.T @ flat, rcond=None)[0]
         flux, bx, by = coef[2:2 + m], coef[2 + m:2 + 2 * m], coef[2 + 2 * m:]
@@ -222,7 +230,8 @@ def _project_out(flat, templates, q):
     return flat - q @ (q.T @ flat), templates - (templates @ q) @ q.T
 
 
-def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0, 0.0)):
+def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0, 0.0),
+                       present=None):
     """Each stamp and the profile templates with its neighbours and sky projected out.
 
     Parameters
@@ -241,6 +250,12 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
         x, y of the stamps' source from their centre, pixels (where the
         templates are centred): neighbours are looked for away from it, and
         the residual's symmetry is judged about it.
+    present : array-like of bool, shape (n, size, size), optional
+        The pixels that hold a measurement.  The others (a stamp's part
+        beyond a frame's edge) weigh nothing: they are 0 in the stamp, the
+        templates, the sky and the neighbours' PSFs yielded, so that every
+        least-squares fit of them reads the measured pixels alone.  Default:
+        the finite pixels of ``images``.
 
     Yields
     ------
@@ -259,35 +274,46 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
 
     images = np.asarray(images, dtype=np.float64)
     templates = np.asarray(templates, dtype=np.float64)
+    present = np.isfinite(images) if present is None else np.asarray(present, dtype=bool)
+    images = np.where(present, images, 0.0)
     n, size, _ = images.shape
     yy, xx = np.mgrid[:size, :size].astype(float)
     centre = (size - 1) / 2.0
     exclusion = max(2.0, NEIGHBOUR_EXCLUSION * fwhm_pix)
     smoothing = fwhm_pix / 2.3548
 
-    def psf_columns(positions):
+    def psf_columns(positions, weight):
         if not len(positions):
             return []
         x0, y0 = np.asarray(positions, dtype=float).T
         psfs = moffat_profile(xx.ravel() - x0[:, None], yy.ravel() - y0[:, None], fwhm_pix, beta)
-        return list(psfs)
+        return list(psfs if weight is None else psfs * weight)
 
-    def refine(flat, positions):
+    def refine(flat, positions, weight):
         if not len(positions):
             return positions
         return refined_positions(flat, templates[0], positions, fwhm_pix, beta, sky_sigma,
-                                 centre + np.asarray(source), exclusion)
+                                 centre + np.asarray(source), exclusion, weight)
+
+    def basis(columns):
+        # a neighbour's PSF that lies wholly on missing pixels is no column
+        columns = [c for c in columns if c @ c > 0]
+        return np.linalg.qr(np.column_stack(columns))[0]
 
     smooth = gaussian_filter(images, (0.0, smoothing, smoothing))  # all stamps at once
     peaks = ((maximum_filter(smooth, size=(1, 3, 3)) == smooth)
              & (smooth > NEIGHBOUR_THRESHOLD * sky_sigma))
     for i in range(n):
         flat = images[i].ravel()
+        # the pixels that hold no measurement weigh nothing (none: the arithmetic as without)
+        weight = None if present[i].all() else present[i].ravel().astype(np.float64)
+        shapes = templates if weight is None else templates * weight
         peak_positions = _peak_positions(smooth[i], peaks[i], exclusion, source)
-        positions = refine(flat, peak_positions)
-        columns = [np.ones(size * size)] + psf_columns(positions)
-        q = np.linalg.qr(np.column_stack(columns))[0]
-        image, (point,) = _project_out(flat, templates[:1], q)
+        positions = refine(flat, peak_positions, weight)
+        sky = np.ones(size * size) if weight is None else weight
+        columns = [sky] + psf_columns(positions, weight)
+        q = basis(columns)
+        image, (point,) = _project_out(flat, shapes[:1], q)
         residual = image - (point @ image) / (point @ point) * point  # the point-source fit's
         residual = gaussian_filter(residual.reshape(size, size), smoothing)
         merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion, source)
@@ -299,14 +325,15 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
                           > 2.0 * np.maximum(residual[mirror[:, 1], mirror[:, 0]], 0.0)
                           + sky_sigma)
             if asymmetric.any():  # all refined again, from their peaks, with the merged ones
-                positions = refine(flat, np.vstack([peak_positions, merged[asymmetric]]))
-                columns = [np.ones(size * size)] + psf_columns(positions)
-                q = np.linalg.qr(np.column_stack(columns))[0]
-        yield (*_project_out(flat, templates, q),
+                positions = refine(flat, np.vstack([peak_positions, merged[asymmetric]]),
+                                   weight)
+                columns = [sky] + psf_columns(positions, weight)
+                q = basis(columns)
+        yield (*_project_out(flat, shapes, q),
                np.array(columns[1:]).reshape(len(positions), size * size))
 
 
-def blendedness(stamp, point, neighbours, point_flux):
+def blendedness(stamp, point, neighbours, point_flux, present=None):
     """Share of the light at a source that its neighbours' fits put there.
 
     HSC's and LSST's *blendedness* (Bosch et al. 2018, PASJ 70, S5,
@@ -329,6 +356,9 @@ def blendedness(stamp, point, neighbours, point_flux):
     point_flux : float
         The source's point-source flux fitted with them
         (`sourceclf.profile_fits.fit_with_neighbours`).
+    present : array-like of bool, shape (size, size) or (size * size,), optional
+        The stamp's pixels that hold a measurement (`without_neighbours`);
+        default all.
 
     Returns
     -------
@@ -338,7 +368,8 @@ def blendedness(stamp, point, neighbours, point_flux):
     if not len(neighbours):
         return 0.0
     flat = np.asarray(stamp, dtype=np.float64).ravel() - point_flux * point
-    design = np.column_stack([np.ones(flat.size), neighbours.T])
+    sky = np.ones(flat.size) if present is None else np.asarray(present, float).ravel()
+    design = np.column_stack([sky, neighbours.T])
     fluxes = np.linalg.lstsq(design, flat, rcond=None)[0][1:]  # as in the joint fit
     light = max(float(point @ (neighbours.T @ fluxes)), 0.0)
     own = max(float(point_flux), 0.0) * float(point @ point)

@@ -226,7 +226,7 @@ def deblend_frame(data, fwhm, sky_sigma, x, y):
     return parts, tree.query(np.c_[x, y])[1] + 1
 
 
-def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
+def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE, beyond=0.0):
     """Each source's stamp, background-subtracted, other sources' pixels set to 0.
 
     Parameters
@@ -241,15 +241,20 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
         and lose their median.
     size : int
         Stamp side, pixels (even).
+    beyond : float
+        The value of the pixels beyond the frame's edge: 0, or NaN (missing:
+        `measure_columns` gives them no weight in its fits, and the
+        background is then the median of the pixels on the frame).
 
     Returns
     -------
     stamps : `numpy.ndarray`, shape (n, size, size)
-        Zero beyond the frame's edge; the background is the median of the
-        stamp's sky pixels (of the whole stamp where fewer than 20).
+        ``beyond`` beyond the frame's edge; the background is the median of the
+        stamp's sky pixels (of the whole stamp where fewer than 20), non-finite
+        pixels left out.
     """
     half = size // 2
-    pad = np.pad(np.asarray(data, float), half + 1)
+    pad = np.pad(np.asarray(data, float), half + 1, constant_values=beyond)
     own_pad = np.pad(parts, half + 1) if parts is not None else None
     fx, fy = np.floor(x).astype(int) + half + 1, np.floor(y).astype(int) + half + 1
     out = np.zeros((len(x), size, size))
@@ -258,13 +263,19 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE):
                   slice(fx[i] - half + 1, fx[i] + half + 1))
         stamp = pad[window]
         if own_pad is None:
-            out[i] = stamp - np.median(stamp)
+            out[i] = stamp - _median(stamp)
             continue
         seg = own_pad[window]
         sky = stamp[seg == 0]
-        stamp = stamp - (np.median(sky) if sky.size >= 20 else np.median(stamp))
+        stamp = stamp - (_median(sky) if np.isfinite(sky).sum() >= 20 else _median(stamp))
         out[i] = np.where((seg == 0) | (seg == labels[i]), stamp, 0.0)
     return out
+
+
+def _median(pixels):
+    """The median of the finite ``pixels`` (0 where there are none)."""
+    finite = pixels[np.isfinite(pixels)]
+    return float(np.median(finite)) if finite.size else 0.0
 
 
 def catalog_extinction(table):
@@ -357,7 +368,8 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         width[:, k] = psf[b].fwhm / CATALOG_PSF_SCALE[b]
         if not inside.any():
             continue
-        stamps = source_stamps(data, x[inside], y[inside])
+        # beyond the frame's edge NaN: no weight in the fits (nor in the stamp's sky)
+        stamps = source_stamps(data, x[inside], y[inside], beyond=np.nan)
         # At the frame's own pixel scale, as field_band_psf measured the FWHM.
         fluxes[inside, k], best[inside, k], blend[inside, k] = _fit_through_psf(
             stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, pixel_scale(wcs))
@@ -403,7 +415,11 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
     instead of a stamp cut from a frame: for a catalog of positions given with
     cutouts (`sourceclf.classify`'s ``cutouts=`` with ``psf=`` or the table's
     ``psffwhm_<b>``), so that the models reading MargNet's columns can
-    classify it.
+    classify it.  Pixels that hold no measurement, non-finite or exactly 0
+    (`sourceclf.cutouts.make_cutouts` fills a stamp's part beyond a frame's
+    edge, and its non-finite pixels, with 0), weigh nothing in the fits nor
+    in the stamp's median, as the image networks leave them alone
+    (`sourceclf.models.AsinhNormalise`).
 
     Parameters
     ----------
@@ -435,8 +451,8 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
     -------
     measured : `~astropy.table.Table`
         A copy of ``table`` with the columns of `measure_columns`; NaN for a
-        row whose stamp holds a non-finite pixel in a band, or whose FWHM is
-        unknown.
+        row whose stamp's central 2 x 2 pixels hold no measurement in a band
+        (a source off its frame), or whose FWHM is unknown.
 
     Raises
     ------
@@ -471,7 +487,10 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
             raise InvalidInputError(f"measure_stamp_columns: band '{b}' needs a positive sky "
                                     f"noise, got {noise!r}")
         width[:, k] = fwhm / CATALOG_PSF_SCALE[b]
-        good = np.isfinite(stamps[:, k]).all(axis=(1, 2)) & np.isfinite(fwhm)
+        missing = ~np.isfinite(stamps[:, k]) | (stamps[:, k] == 0)
+        h, w = missing.shape[1:]
+        centre = missing[:, (h - 1) // 2:h // 2 + 1, (w - 1) // 2:w // 2 + 1].any(axis=(1, 2))
+        good = ~centre & np.isfinite(fwhm)
         # One FWHM for all rows is fitted as given; rows of their own in groups.
         rows = np.flatnonzero(good)
         if not len(rows):
@@ -480,8 +499,8 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
         groups, which = np.unique(psfs, axis=1, return_inverse=True)
         for g, (group_fwhm, group_beta) in enumerate(groups.T):
             members = rows[which.ravel() == g]
-            band = stamps[members, k].astype(float)
-            band -= np.median(band, axis=(1, 2), keepdims=True)  # as source_stamps does
+            band = np.where(missing[members], np.nan, stamps[members, k].astype(float))
+            band -= np.nanmedian(band, axis=(1, 2), keepdims=True)  # as source_stamps does
             fluxes[members, k], best[members, k], blend[members, k] = _fit_through_psf(
                 band, group_fwhm, group_beta, noise, pixel_scale)
     return _with_columns(table, fluxes, best, width, blend)

@@ -253,7 +253,9 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         by a stamp's edge stays where it is, as the neighbour fits model it.
         A stamp with neighbours whose offset, found again on the stamp less
         their fitted light, differs is fitted again there, up to
-        `SOURCE_PASSES` fits in all.
+        `SOURCE_PASSES` fits in all.  Non-finite pixels (the part of a stamp
+        beyond a frame's edge, `sourceclf.photometry.source_stamps`) hold no
+        measurement and weigh nothing in any of the fits.
     templates : array-like, shape (k, size * size)
         `profile_templates`; the first is the point source.
     fwhm_pix, beta : float
@@ -275,6 +277,8 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         neighbours' fits put there (`sourceclf.neighbour_fits.blendedness`).
     """
     images = np.asarray(images, dtype=np.float64)
+    present = np.isfinite(images)  # the pixels beyond a frame's edge hold none
+    images = np.where(present, images, 0.0)
     n = len(images)
     flux = np.empty((n, len(templates)))
     best = np.zeros(n, dtype=int)
@@ -286,13 +290,15 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         for dx, dy, group in _groups(offsets):
             moved = templates_at(templates, dx, dy)
             projected = without_neighbours(images[rows[group]], moved, fwhm_pix, beta,
-                                           sky_sigma, (dx, dy))
+                                           sky_sigma, (dx, dy), present[rows[group]])
             for i, (image, shapes, neighbours) in zip(rows[group], projected):
                 (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
                 count[i] = len(neighbours)
-                blend[i] = blendedness(images[i], moved[0], neighbours, flux[i, 0])
+                # neighbours' PSFs are 0 on the missing pixels; the point source is too
+                point = moved[0] * present[i].ravel()
+                blend[i] = blendedness(images[i], point, neighbours, flux[i, 0], present[i])
                 if count[i]:  # the stamp less its neighbours' light, fitted with a point source
-                    design = np.column_stack([np.ones(moved.shape[1]), moved[0], neighbours.T])
+                    design = np.column_stack([present[i].ravel(), point, neighbours.T])
                     fitted = np.linalg.lstsq(design, images[i].ravel(), rcond=None)[0][2:]
                     cleaned[i] = images[i] - (neighbours.T @ fitted).reshape(images[i].shape)
 

@@ -243,3 +243,44 @@ def test_refined_positions_keep_neighbours_out_of_the_sources_own_light(k):
     assert free[0, 0] - CENTRE < 2.1  # drawn into the source
     kept = refined_positions(image, point, start, FWHM_PIX, BETA, NOISE, (CENTRE, CENTRE), 2.25)
     assert np.hypot(*(kept[0] - CENTRE)) == pytest.approx(2.25, abs=1e-6)
+
+
+def test_pixels_beyond_a_frames_edge_weigh_nothing_in_the_fits():
+    """A stamp cut at a frame's edge: the part beyond it (NaN) holds no measurement.  Fitted
+    on the pixels it has, with its sky, the star keeps its flux and stays a point source,
+    and a sky left a little off zero changes no fit; read as pixels of 0, the same sky
+    leaves a step at the edge that moves every flux (the counterfactual)."""
+    star = _noisy(_star(CENTRE, CENTRE, 30.0) + _star(CENTRE + 7.0, CENTRE + 2.0, 60.0), seed=3)
+    fits = {}
+    for fill in (np.nan, 0.0):
+        for sky in (-0.5 * NOISE, 0.0, 0.5 * NOISE):
+            cut = star + sky
+            cut[:, :9] = fill  # beyond the frame's left edge, 2 FWHM from the star
+            fits[fill, sky] = fit_with_neighbours(cut[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    for sky in (-0.5 * NOISE, 0.0, 0.5 * NOISE):
+        flux, best, count, blend = fits[np.nan, sky]
+        assert best[0] == 0 and count[0] == 1 and 0.0 < blend[0] < 0.05
+        assert flux[0, 0] == pytest.approx(30.0, rel=0.03)
+        np.testing.assert_allclose(flux, fits[np.nan, 0.0][0], rtol=1e-9)
+    zeros = np.abs(fits[0.0, 0.5 * NOISE][0] - fits[0.0, 0.0][0]) / fits[0.0, 0.0][0]
+    assert zeros.max() > 0.005  # 0.7% on the widest profile (0.3% on the point source)
+    whole = fit_with_neighbours((star + 0.5 * NOISE)[None], TEMPLATES, FWHM_PIX, BETA, NOISE)[0]
+    assert fits[np.nan, 0.5 * NOISE][0][0, 0] == pytest.approx(whole[0, 0], rel=1e-3)
+
+
+def test_missing_pixels_are_zero_in_all_that_without_neighbours_yields():
+    from sourceclf.neighbour_fits import without_neighbours
+
+    image = _noisy(_star(CENTRE, CENTRE, 30.0) + _star(CENTRE + 7.0, CENTRE - 5.0, 60.0))
+    present = np.ones(image.shape, dtype=bool)
+    present[-6:] = False
+    image[~present] = 123.0  # whatever a missing pixel holds, it is not read
+    (flat, shapes, neighbours), = without_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA,
+                                                     NOISE, present=present[None])
+    gone = ~present.ravel()
+    assert len(neighbours) >= 1
+    assert not flat[gone].any() and not shapes[:, gone].any() and not neighbours[:, gone].any()
+    # without a mask, non-finite pixels are the missing ones
+    image[~present] = np.nan
+    (again, _, _), = without_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
+    np.testing.assert_allclose(again, flat)

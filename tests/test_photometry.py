@@ -100,6 +100,57 @@ def test_rows_off_the_frames_and_the_tables_extinction():
     assert table.colnames == ["ra", "dec"] + [f"extinction_{b}" for b in BANDS]  # a copy
 
 
+def test_a_source_at_a_frames_edge_is_measured_on_the_frames_pixels_alone():
+    """The part of an edge source's stamp beyond the frame holds no measurement
+    (``source_stamps(beyond=nan)``): its columns do not move with a sky a little off zero,
+    nor does the stamp's background, taken from the frame's pixels alone."""
+    frames, psf = _frames([(4.0, 100.0, 60.0), (100.0, 100.0, 60.0)])
+    table = _sources([(4.0, 100.0), (100.0, 100.0)])
+    data = frames["r"][0].astype(float)
+    stamps = source_stamps(data + 0.01, np.array([4.0]), np.array([100.0]), beyond=np.nan)
+    assert np.isnan(stamps[0][:, :11]).all() and np.isfinite(stamps[0][:, 11:]).all()
+    np.testing.assert_allclose(np.nanmedian(stamps[0]), 0.0, atol=1e-12)
+    zero_filled = source_stamps(data + 0.01, np.array([4.0]), np.array([100.0]))
+    assert (zero_filled[0][:, :11] < 0).all()  # the fill, less the stamp's median
+    measured = {}
+    for sky in (-0.01, 0.0, 0.01):  # half the frames' sky noise either way
+        shifted = {b: (d + np.float32(sky), w) for b, (d, w) in frames.items()}
+        measured[sky], _ = measure_columns(table, shifted, psf)
+    for sky in (-0.01, 0.01):
+        for name in ("dered_r", "deVRad_r", "u_g", "blendedness_r"):
+            np.testing.assert_allclose(measured[sky][name], measured[0.0][name], atol=1e-6,
+                                       err_msg=name)
+    # the edge star is the same point source as the star in the middle of the frame
+    assert measured[0.0]["deVRad_r"][0] < 0.2
+    assert measured[0.0]["dered_r"][0] == pytest.approx(measured[0.0]["dered_r"][1], abs=0.02)
+
+
+def test_stamps_filled_beyond_a_frames_edge_are_measured_on_their_own_pixels():
+    """`measure_stamp_columns` reads the 0 that make_cutouts fills beyond a frame's edge
+    (and non-finite pixels) as no measurement: a sky off zero moves no column of a stamp
+    cut at the edge; a stamp whose centre holds none is left unmeasured."""
+    from sourceclf.photometry import measure_stamp_columns
+
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    star = 50.0 * moffat_profile(xx, yy, FWHM_PIX, BETA)
+    stamps = star[None, None] + np.random.default_rng(2).normal(0.0, 0.02, (3, 5, 32, 32))
+    table = Table({"id": [1, 2, 3]})
+    fwhm, noise = {b: FWHM_PIX * 0.396 for b in BANDS}, {b: 0.02 for b in BANDS}
+    measured = {}
+    for sky in (-0.01, 0.0, 0.01):
+        cut = stamps + sky
+        cut[0, :, :, :8] = 0.0  # beyond a frame's left edge
+        cut[1, :, :6] = np.nan  # non-finite rows
+        cut[2, :, 14:18, 14:18] = 0.0  # the centre holds no measurement
+        measured[sky] = measure_stamp_columns(table, cut, fwhm, noise)
+    for sky in (-0.01, 0.01):
+        for name in ("dered_r", "deVRad_r", "g_r"):
+            np.testing.assert_allclose(measured[sky][name][:2], measured[0.0][name][:2],
+                                       atol=1e-6, err_msg=name)
+    assert (measured[0.0]["deVRad_r"][:2] < 0.2).all()
+    assert np.isnan(measured[0.0]["dered_r"][2])
+
+
 def test_bad_input_says_what_is_wrong():
     frames, psf = _frames([(50.0, 50.0, 100.0)])
     sources = _sources([(50.0, 50.0)])

@@ -62,10 +62,10 @@ def test_the_shipped_image_models_hold_a_sky_half_a_sigma_off(doc_script, demo_f
     Before the models subtracted it, a quarter of a sigma below zero turned most of
     ``margnet-cnn-sgq``'s galaxies into point sources.
 
-    Rows flagged ``edge`` are left out for the models that read the catalog columns:
-    their stamps' part beyond the frame is filled with 0, which the columns' fits read as
-    pixels (a demo edge row moved 0.27 in probability); the networks themselves leave
-    the fill alone, so the image-only CNN holds there too."""
+    Rows flagged ``edge`` are held too: the part of their stamps beyond the frame holds no
+    measurement, which the networks leave alone and the columns' fits give no weight
+    (read as pixels of 0, it moved a demo edge row's probabilities by 0.27).  The test
+    checks that the demo has such rows, classified."""
     import warnings
 
     from sourceclf import classify
@@ -79,12 +79,52 @@ def test_the_shipped_image_models_hold_a_sky_half_a_sigma_off(doc_script, demo_f
                            psf=script.DEMO_SEEING, model=model) for k in (-0.5, 0.0, 0.5)}
     drawn = out[0.0]
     rows = ~np.asarray(drawn["pred_class"].mask)
-    if model != "margnet-cnn-sgq":
-        rows &= np.char.find(np.asarray(drawn["pred_flag"], dtype=str), "edge") < 0
-    assert rows.sum() >= 25
+    edge = np.char.find(np.asarray(drawn["pred_flag"], dtype=str), "edge") >= 0
+    assert rows.sum() >= 25 and (rows & edge).any()
     for k in (-0.5, 0.5):
         change = np.abs([np.ma.filled(out[k][p], np.nan)[rows]
                          - np.ma.filled(drawn[p], np.nan)[rows] for p in probs])
         assert change.max() <= 0.05, (k, change.max())
         assert np.mean(np.asarray(out[k]["pred_class"])[rows]
                        == np.asarray(drawn["pred_class"])[rows]) >= 0.95
+
+
+def test_edge_rows_are_the_positions_whose_stamps_reach_past_a_frame(doc_script):
+    """source_stamps' 32-pixel window of a source at pixel x runs from floor(x) - 15 to
+    floor(x) + 16: a source 15 pixels from the frame's first pixel stays inside."""
+    from astropy.wcs import WCS
+
+    from sourceclf.bands import BANDS
+
+    script = doc_script("sky_offset_check")
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix = [150.0, 2.0], [1.0, 1.0]  # pixel (0, 0) at crval
+    wcs.wcs.cdelt = [-0.396 / 3600, 0.396 / 3600]
+    frames = {b: (np.zeros((100, 120), np.float32), wcs) for b in BANDS}
+    psf = {b: 1.2 for b in BANDS}  # a FWHM alone: not registered (nothing to register on)
+    x = np.array([14.6, 15.2, 60.0, 60.0, 103.6, 104.3])
+    y = np.array([50.0, 50.0, 83.6, 84.3, 50.0, 50.0])
+    ra, dec = wcs.pixel_to_world_values(x, y)
+    reach = script.edge_rows(frames, psf, ra, dec)
+    np.testing.assert_array_equal(reach, [True, False, False, True, False, True])
+
+
+def test_the_fields_check_prints_each_models_changes_at_the_edge(doc_script, shared_data,
+                                                                capsys):
+    """On field 4510-4-0030 one clean source's stamp reaches past a frame (an extended
+    source), and neither it nor the other source drawn for comparison moves with half a sky
+    sigma; both are called GALAXY, as the truth has them."""
+    script = doc_script("sky_offset_check")
+    field = shared_data / "sdss_frame_004510-4-0030"
+    if not field.is_dir():
+        pytest.skip("field 4510-4-0030 is absent")
+    script.main(["--fields", str(field), "--offsets=-0.5,0.5", "--models", "margformer-sgq"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["field", "model", "rows"]
+    assert lines[1].endswith("hits at the frames as they are: edge point 0/0, extended 1/1; "
+                             "inside point 0/0, extended 1/1")
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[2], r[3], r[4]) for r in rows] == [("edge", "1", "-0.50"), ("inside", "1", "-0.50"),
+                                                  ("edge", "1", "+0.50"), ("inside", "1", "+0.50")]
+    assert all(float(r[6]) < 0.01 and float(r[7]) == 0.0 for r in rows)

@@ -73,7 +73,7 @@ def test_stamps_with_holes_are_measured_but_not_read_for_the_shared_sky_and_shap
         positions_and_stamps):
     """Stamps make_cutouts flags (here all NaN, set to 0) do not enter the sky noise and
     Moffat indices that every row is fitted with: the other rows' columns are those of the
-    same rows measured without them.  Their own columns are still measured."""
+    same rows measured without them.  Their own rows are kept, unmeasured."""
     table, stamps = positions_and_stamps
     stamps = np.array(stamps)
     holed = np.arange(len(table)) % 3 == 0
@@ -85,9 +85,9 @@ def test_stamps_with_holes_are_measured_but_not_read_for_the_shared_sky_and_shap
     for name in ("dered_r", "deVRad_r", "u_g", "dered_z"):
         np.testing.assert_array_equal(out[name][~holed], alone[name])
     assert out.meta["CLFPSF"] == alone.meta["CLFPSF"].replace("(40 rows)", "(60 rows)")
-    # The flagged rows keep their place and are measured (here on stamps of zeros: the
-    # faintest luptitude); their flag travels with them through classify.
-    assert len(out) == len(table) and np.isfinite(out["dered_r"][holed]).all()
+    # The flagged rows keep their place; here their stamps hold no measurement at all (NaN,
+    # set to 0), so their columns are NaN, not the faintest luptitude of a stamp of zeros.
+    assert len(out) == len(table) and np.isnan(out["dered_r"][holed]).all()
 
 
 def test_a_catalog_file_of_positions_and_stamps_is_classified_chunk_by_chunk(
