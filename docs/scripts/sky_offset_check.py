@@ -18,6 +18,20 @@ r < 20.5), the share of stars and quasars called STAR or QSO, of galaxies
 called GALAXY, their mean (balanced), the share of rows flagged ``sky_*``,
 and the mean change of the three probabilities against the frames as
 drawn.
+
+With ``--fields DATA`` (a folder of real SDSS fields, as ``check_fields.py``
+reads them) it checks real frames instead, at each stamp's edge: for each
+field, the clean bright sources of ``check_fields.py``'s truth whose 32-pixel
+stamp reaches past a frame's edge in some band (the part of the stamp that
+holds no measurement), and as many of the field's other clean sources drawn
+at random, are classified with the frames as they are and moved by each
+offset (``psf=`` the frames' PSF measured once on them as they are); it
+prints for each model the rows of each group, the mean and largest change
+of a probability and the share of rows whose class changes, and, at the
+frames as they are, how many of each group's point-like sources are called
+STAR or QSO and of its extended ones GALAXY (``hits``)::
+
+    python docs/scripts/sky_offset_check.py --fields ../shared/data --offsets=-0.5,0.5
 """
 
 import argparse
@@ -66,6 +80,82 @@ def _classes(table):
     return np.asarray(table["pred_class"].filled(""), dtype=str)
 
 
+def edge_rows(frames, psf, ra, dec, size=32):
+    """Which positions' ``size``-pixel stamps reach past the frame of some band
+    (``frames``: ``{band: (data, wcs)}``, registered on the r frame's stars as
+    `sourceclf.photometry.measure_columns` registers them)."""
+    from sourceclf.registration import register_frames
+
+    reach = np.zeros(len(ra), dtype=bool)
+    for data, wcs in register_frames(frames, psf).values():
+        x, y = wcs.world_to_pixel_values(ra, dec)
+        ny, nx = np.shape(data)
+        # source_stamps' window of a source at pixel x: floor(x) - size/2 + 1 ... + size/2
+        low_x, low_y = np.floor(x) - size // 2 + 1, np.floor(y) - size // 2 + 1
+        reach |= (low_x < 0) | (low_y < 0) | (low_x + size > nx) | (low_y + size > ny)
+    return reach
+
+
+def field_changes(data, offsets, models, log=print):
+    """The ``--fields`` check: each model's changes of probability and class at each
+    field's edge rows and as many other rows, the frames moved by each offset."""
+    from astropy.table import Table
+
+    from check_fields import each_field, find_fields, read_field
+    from sourceclf import classify
+    from sourceclf.recipes.extent_truth import frame_truth
+
+    probs = ["prob_galaxy", "prob_qso", "prob_star"]
+    log(f"{'field':<14} {'model':<24} {'rows':<6} {'n':>3} {'offset':>6} "
+        f"{'mean |change|':>13} {'max |change|':>12} {'class changed':>13}")
+
+    def run(field):
+        name, native, psf = read_field(field)
+        truth = frame_truth(*native["r"], psf["r"])
+        clean = truth[truth["clean"]]
+        ra, dec = np.asarray(clean["ra"], float), np.asarray(clean["dec"], float)
+        edge = edge_rows(native, psf, ra, dec)
+        others = np.flatnonzero(~edge)
+        picked = np.random.default_rng(0).choice(others, min(edge.sum(), len(others)),
+                                                 replace=False)
+        groups = {"edge": np.flatnonzero(edge), "inside": np.sort(picked)}
+        rows = np.concatenate(list(groups.values()))
+        if not len(groups["edge"]):
+            log(f"{name:<14} no clean source's stamp reaches past a frame's edge")
+            return
+        sources = Table({"ra": ra[rows], "dec": dec[rows]})
+        where = {g: np.isin(rows, r) for g, r in groups.items()}
+        for model in models:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = {k: classify(sources, images={b: (d + np.float32(k * psf[b].sky_sigma), w)
+                                                    for b, (d, w) in native.items()},
+                                   psf=psf, model=model, progress=False)
+                       for k in sorted(set(offsets) | {0.0})}
+            called = _classes(out[0.0])
+            labels = np.asarray(clean["truth"], dtype=str)[rows]
+            hit = (np.where(labels == "point", called != "GALAXY", called == "GALAXY")
+                   & (called != ""))
+            log(f"{name:<14} {model:<24} hits at the frames as they are: " + "; ".join(
+                f"{group} point {np.sum(hit[at] & (labels[at] == 'point'))}/"
+                f"{np.sum(labels[at] == 'point')}, extended "
+                f"{np.sum(hit[at] & (labels[at] == 'extended'))}/{np.sum(labels[at] == 'extended')}"
+                for group, at in where.items()))
+            for k in offsets:
+                if k == 0.0:
+                    continue
+                change = np.abs(np.column_stack([np.ma.filled(out[k][p], np.nan)
+                                                 - np.ma.filled(out[0.0][p], np.nan)
+                                                 for p in probs])).max(axis=1)
+                changed = _classes(out[k]) != _classes(out[0.0])
+                for group, at in where.items():
+                    log(f"{name:<14} {model:<24} {group:<6} {at.sum():>3} {k:>+6.2f} "
+                        f"{np.nanmean(change[at]):>13.3f} {np.nanmax(change[at]):>12.3f} "
+                        f"{changed[at].mean():>13.2f}")
+
+    each_field(find_fields(data, log=log), run, log=log)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="sources per set of frames")
@@ -75,7 +165,11 @@ def main(argv=None):
                         default=(-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0),
                         help="sky offsets, in each band's sky sigmas")
     parser.add_argument("--models", default="margnet-cnn-sgq,margnet-sgq")
+    parser.add_argument("--fields", metavar="DATA",
+                        help="check the stamps at the edges of the real fields under DATA")
     args = parser.parse_args(argv)
+    if args.fields:
+        return field_changes(args.fields, list(args.offsets), args.models.split(","))
 
     from sourceclf import classify
     from sourceclf.demo import demo_frames
