@@ -298,6 +298,8 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
     def basis(columns):
         # a neighbour's PSF that lies wholly on missing pixels is no column
         columns = [c for c in columns if c @ c > 0]
+        if not columns:  # a stamp without a measured pixel
+            return np.zeros((size * size, 0))
         return np.linalg.qr(np.column_stack(columns))[0]
 
     smooth = gaussian_filter(images, (0.0, smoothing, smoothing))  # all stamps at once
@@ -314,7 +316,8 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
         columns = [sky] + psf_columns(positions, weight)
         q = basis(columns)
         image, (point,) = _project_out(flat, shapes[:1], q)
-        residual = image - (point @ image) / (point @ point) * point  # the point-source fit's
+        norm = point @ point  # 0 only on a stamp without a measured pixel near the source
+        residual = image - (point @ image) / (norm if norm > 0 else 1.0) * point  # its fit's
         residual = gaussian_filter(residual.reshape(size, size), smoothing)
         merged = find_neighbours(residual, RESIDUAL_THRESHOLD * sky_sigma, exclusion, source)
         if len(merged):

@@ -224,7 +224,8 @@ def fit_profiles(images, templates):
     Returns
     -------
     flux : `numpy.ndarray`, shape (n, k)
-        Fitted flux of each template.
+        Fitted flux of each template (NaN for a template that is 0 everywhere:
+        one that lies wholly on a stamp's missing pixels).
     best : `numpy.ndarray` of int, shape (n,)
         The template of least squares among those of positive flux (0, the
         point source, for a stamp without any).
@@ -235,9 +236,11 @@ def fit_profiles(images, templates):
     norms = (templates * templates).sum(axis=1)
     # Residual sum of squares = |I|^2 - dots^2 / norms: the best fit has the largest
     # dots^2 / norms among the templates of positive flux.
-    gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a template wholly on missing pixels
+        gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
+        flux = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), np.nan)
     best = np.where(np.isfinite(gain).any(axis=1), np.argmax(gain, axis=1), 0)
-    return dots / norms, best
+    return flux, best
 
 
 def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):

@@ -284,3 +284,12 @@ def test_missing_pixels_are_zero_in_all_that_without_neighbours_yields():
     image[~present] = np.nan
     (again, _, _), = without_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE)
     np.testing.assert_allclose(again, flat)
+
+
+def test_a_stamp_without_a_measured_pixel_gets_no_flux():
+    """All NaN (a position beyond every frame, given to the fits directly): NaN fluxes,
+    and no error nor warning (warnings are errors in the tests)."""
+    stamps = np.stack([_noisy(_star(CENTRE, CENTRE, 30.0)), np.full((SIZE, SIZE), np.nan)])
+    flux, best, count, blend = fit_with_neighbours(stamps, TEMPLATES, FWHM_PIX, BETA, NOISE)
+    assert np.isfinite(flux[0]).all() and best[0] == 0
+    assert np.isnan(flux[1]).all() and count[1] == 0 and blend[1] == 0.0

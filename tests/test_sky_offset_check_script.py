@@ -111,7 +111,7 @@ def test_edge_rows_are_the_positions_whose_stamps_reach_past_a_frame(doc_script)
 
 
 def test_the_fields_check_prints_each_models_changes_at_the_edge(doc_script, shared_data,
-                                                                capsys):
+                                                                 capsys):
     """On field 4510-4-0030 one clean source's stamp reaches past a frame (an extended
     source), and neither it nor the other source drawn for comparison moves with half a sky
     sigma; both are called GALAXY, as the truth has them."""
@@ -124,7 +124,9 @@ def test_the_fields_check_prints_each_models_changes_at_the_edge(doc_script, sha
     assert lines[0].split()[:3] == ["field", "model", "rows"]
     assert lines[1].endswith("hits at the frames as they are: edge point 0/0, extended 1/1; "
                              "inside point 0/0, extended 1/1")
-    rows = [line.split() for line in lines[2:]]
+    rows = [line.split() for line in lines[2:6]]
     assert [(r[2], r[3], r[4]) for r in rows] == [("edge", "1", "-0.50"), ("inside", "1", "-0.50"),
                                                   ("edge", "1", "+0.50"), ("inside", "1", "+0.50")]
     assert all(float(r[6]) < 0.01 and float(r[7]) == 0.0 for r in rows)
+    assert lines[6].startswith("004510-4-0030  edge row r = 19.")
+    assert lines[6].endswith(", extended: margformer-sgq GALAXY") and len(lines) == 7

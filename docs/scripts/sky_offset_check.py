@@ -29,7 +29,9 @@ offset (``psf=`` the frames' PSF measured once on them as they are); it
 prints for each model the rows of each group, the mean and largest change
 of a probability and the share of rows whose class changes, and, at the
 frames as they are, how many of each group's point-like sources are called
-STAR or QSO and of its extended ones GALAXY (``hits``)::
+STAR or QSO and of its extended ones GALAXY (``hits``), and each edge row's
+r magnitude, extent and truth (``ambiguous`` where it lies within two
+locus widths of the cut) and every model's call::
 
     python docs/scripts/sky_offset_check.py --fields ../shared/data --offsets=-0.5,0.5
 """
@@ -125,6 +127,7 @@ def field_changes(data, offsets, models, log=print):
             return
         sources = Table({"ra": ra[rows], "dec": dec[rows]})
         where = {g: np.isin(rows, r) for g, r in groups.items()}
+        calls = {}
         for model in models:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -132,7 +135,7 @@ def field_changes(data, offsets, models, log=print):
                                                     for b, (d, w) in native.items()},
                                    psf=psf, model=model, progress=False)
                        for k in sorted(set(offsets) | {0.0})}
-            called = _classes(out[0.0])
+            called = calls[model] = _classes(out[0.0])
             labels = np.asarray(clean["truth"], dtype=str)[rows]
             hit = (np.where(labels == "point", called != "GALAXY", called == "GALAXY")
                    & (called != ""))
@@ -152,6 +155,12 @@ def field_changes(data, offsets, models, log=print):
                     log(f"{name:<14} {model:<24} {group:<6} {at.sum():>3} {k:>+6.2f} "
                         f"{np.nanmean(change[at]):>13.3f} {np.nanmax(change[at]):>12.3f} "
                         f"{changed[at].mean():>13.2f}")
+        for i in np.flatnonzero(where["edge"]):  # each edge row, and each model's call
+            row = clean[rows[i]]
+            log(f"{name:<14} edge row r = {float(np.asarray(row['r_mag'])):.2f}, extent "
+                f"{float(np.asarray(row['extent'])):+.3f}, {row['truth']}"
+                f"{' (ambiguous)' if row['ambiguous'] else ''}: "
+                + ", ".join(f"{model} {calls[model][i] or '-'}" for model in models))
 
     each_field(find_fields(data, log=log), run, log=log)
 
