@@ -42,7 +42,9 @@ def columns_from_stamps(source, cutouts, psf=None, *, quiet=False):
     (`sourceclf.sky.stamp_sky`).  The sky noise and the Moffat indices are
     read on the stamps `sourceclf.cutouts.make_cutouts` leaves unflagged
     (not padded at a frame's edge, no pixel set to 0), or on all when every
-    stamp is flagged; every row's columns are measured.
+    stamp is flagged; every row's columns are measured, on the pixels its
+    stamp holds (those beyond a frame's edge and those set to 0 weigh
+    nothing), but for a row whose stamp's centre holds none.
 
     The PSF is a Moffat of ``psf``'s FWHM, else each row's own from the
     table's ``psffwhm_<b>`` (`sourceclf.inputs.catalog_psf_fwhm`: a row
