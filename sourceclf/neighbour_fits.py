@@ -275,6 +275,9 @@ def without_neighbours(images, templates, fwhm_pix, beta, sky_sigma, source=(0.0
     images = np.asarray(images, dtype=np.float64)
     templates = np.asarray(templates, dtype=np.float64)
     present = np.isfinite(images) if present is None else np.asarray(present, dtype=bool)
+    if present.shape != images.shape:
+        raise ValueError(f"without_neighbours: present has shape {present.shape}, expected "
+                         f"the images' {images.shape}")
     images = np.where(present, images, 0.0)
     n, size, _ = images.shape
     yy, xx = np.mgrid[:size, :size].astype(float)

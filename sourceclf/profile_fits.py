@@ -236,11 +236,10 @@ def fit_profiles(images, templates):
     norms = (templates * templates).sum(axis=1)
     # Residual sum of squares = |I|^2 - dots^2 / norms: the best fit has the largest
     # dots^2 / norms among the templates of positive flux.
-    with np.errstate(divide="ignore", invalid="ignore"):  # a template wholly on missing pixels
-        gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
-        flux = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0), np.nan)
+    norms = np.where(norms > 0, norms, np.nan)  # a template wholly on missing pixels: NaN
+    gain = np.where(dots > 0, dots ** 2 / norms, -np.inf)
     best = np.where(np.isfinite(gain).any(axis=1), np.argmax(gain, axis=1), 0)
-    return flux, best
+    return dots / norms, best
 
 
 def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):

@@ -293,3 +293,13 @@ def test_a_stamp_without_a_measured_pixel_gets_no_flux():
     flux, best, count, blend = fit_with_neighbours(stamps, TEMPLATES, FWHM_PIX, BETA, NOISE)
     assert np.isfinite(flux[0]).all() and best[0] == 0
     assert np.isnan(flux[1]).all() and count[1] == 0 and blend[1] == 0.0
+
+
+def test_a_mask_of_another_shape_is_named():
+    from sourceclf.neighbour_fits import without_neighbours
+
+    image = _noisy(_star(CENTRE, CENTRE, 30.0))
+    with pytest.raises(ValueError, match=r"present has shape \(32, 32\), expected the images' "
+                                         r"\(1, 32, 32\)"):
+        next(without_neighbours(image[None], TEMPLATES, FWHM_PIX, BETA, NOISE,
+                                present=np.ones((SIZE, SIZE), bool)))
