@@ -40,7 +40,8 @@ import argparse
 import warnings
 
 import numpy as np
-from check_fields import float_list, score
+from check_fields import (classify_positions, each_field, find_fields, float_list, read_field,
+                          score)
 
 #: The demo frames' seeing (arcsec), given as ``psf=``.
 DEMO_SEEING = 1.2
@@ -82,19 +83,19 @@ def _classes(table):
     return np.asarray(table["pred_class"].filled(""), dtype=str)
 
 
-def edge_rows(frames, psf, ra, dec, size=32):
-    """Which positions' ``size``-pixel stamps reach past the frame of some band
-    (``frames``: ``{band: (data, wcs)}``, registered on the r frame's stars as
-    `sourceclf.photometry.measure_columns` registers them)."""
+def edge_rows(frames, psf, ra, dec):
+    """Which positions' stamps reach past the frame of some band: where the stamps
+    `sourceclf.photometry.measure_columns` fits (`~sourceclf.photometry.source_stamps`,
+    ``beyond=nan``, on the frames registered on the r frame's stars) hold a pixel beyond
+    it (``frames``: ``{band: (data, wcs)}``)."""
+    from sourceclf.photometry import source_stamps
     from sourceclf.registration import register_frames
 
     reach = np.zeros(len(ra), dtype=bool)
     for data, wcs in register_frames(frames, psf).values():
         x, y = wcs.world_to_pixel_values(ra, dec)
-        ny, nx = np.shape(data)
-        # source_stamps' window of a source at pixel x: floor(x) - size/2 + 1 ... + size/2
-        low_x, low_y = np.floor(x) - size // 2 + 1, np.floor(y) - size // 2 + 1
-        reach |= (low_x < 0) | (low_y < 0) | (low_x + size > nx) | (low_y + size > ny)
+        stamps = source_stamps(np.zeros(np.shape(data), np.float32), x, y, beyond=np.nan)
+        reach |= np.isnan(stamps).any(axis=(1, 2))
     return reach
 
 
@@ -103,11 +104,11 @@ def field_changes(data, offsets, models, log=print):
     field's edge rows and as many other rows, the frames moved by each offset."""
     from astropy.table import Table
 
-    from check_fields import each_field, find_fields, read_field
-    from sourceclf import classify
+    from sourceclf.models import load_model
     from sourceclf.recipes.extent_truth import frame_truth
 
     probs = ["prob_galaxy", "prob_qso", "prob_star"]
+    loaded = {model: load_model(model) for model in models}
     log(f"{'field':<14} {'model':<24} {'rows':<6} {'n':>3} {'offset':>6} "
         f"{'mean |change|':>13} {'max |change|':>12} {'class changed':>13}")
 
@@ -127,14 +128,14 @@ def field_changes(data, offsets, models, log=print):
             return
         sources = Table({"ra": ra[rows], "dec": dec[rows]})
         where = {g: np.isin(rows, r) for g, r in groups.items()}
+        # each offset's columns measured once for every model (classify_positions)
+        results = {k: classify_positions(sources, {b: (d + np.float32(k * psf[b].sky_sigma), w)
+                                                   for b, (d, w) in native.items()},
+                                         psf, loaded)
+                   for k in sorted(set(offsets) | {0.0})}
         calls = {}
         for model in models:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = {k: classify(sources, images={b: (d + np.float32(k * psf[b].sky_sigma), w)
-                                                    for b, (d, w) in native.items()},
-                                   psf=psf, model=model, progress=False)
-                       for k in sorted(set(offsets) | {0.0})}
+            out = {k: result[model] for k, result in results.items()}
             called = calls[model] = _classes(out[0.0])
             labels = np.asarray(clean["truth"], dtype=str)[rows]
             hit = (np.where(labels == "point", called != "GALAXY", called == "GALAXY")
