@@ -7,7 +7,8 @@ those pixels and raise the median; if they raised it much, a median that
 leaves them out (sigma-clipped) would be the better sky.  This prints, for
 the r and g frames of each field under ``--data`` (the clean bright sources
 of ``check_fields.py``'s truth, r < 20.5), in units of the frame's sky noise
-and averaged over the sources:
+and averaged over the sources whose stamps `sourceclf.cutouts.make_cutouts`
+leaves unflagged (none padded past a frame's edge):
 
 * ``frame``: the median of the whole frame;
 * ``background``: photutils' `~photutils.background.Background2D` (64-pixel
@@ -15,10 +16,11 @@ and averaged over the sources:
   at each source: the frame's smooth background, without its sources;
 * ``annulus``: the median of the source-free pixels of the truth's background
   annulus (4-6 FWHM, `sourceclf.recipes.extent_truth.psf_aperture_fluxes`);
-* ``border``: the stamps' border median, as the models take it;
-* ``clipped``: the same border median after three rounds of dropping the
-  pixels more than 3 sky sigma above it (the frame's noise, which a crowded
-  border's own scatter overstates);
+* ``border``: the stamps' border median, as the models take it
+  (`sourceclf.sky.stamp_sky_rows`);
+* ``clipped``: the same border sigma-clipped, as `sourceclf.sky.stamp_sky`
+  measures a stamp's sky (``stamp_sky_rows(clip=True)``: astropy's
+  `~astropy.stats.sigma_clipped_stats`, 3 sigma, MAD);
 * ``border - bkg``: what the border adds to the background, the neighbours'
   share, and ``clipped - bkg`` what clipping leaves of it.
 
@@ -37,32 +39,7 @@ from check_fields import each_field, find_fields, read_field  # beside this scri
 #: Bands printed.
 BANDS_SHOWN = ("g", "r")
 
-#: Clipping of `clipped_median`: rounds, and the sky sigmas above the median dropped.
-CLIP_ROUNDS, CLIP_SIGMAS = 3, 3.0
-
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def border_pixels(stamps, border):
-    """The pixels within ``border`` of the edge of each stamp, shape (n, m), from stamps of
-    shape (n, height, width), cut as `sourceclf.models.AsinhNormalise.border_sky` cuts them."""
-    stamps = np.asarray(stamps, dtype=float)
-    n, height, width = stamps.shape
-    return np.concatenate([stamps[:, :border].reshape(n, -1),
-                           stamps[:, height - border:].reshape(n, -1),
-                           stamps[:, border:height - border, :border].reshape(n, -1),
-                           stamps[:, border:height - border, width - border:].reshape(n, -1)],
-                          axis=1)
-
-
-def clipped_median(pixels, sigma, rounds=CLIP_ROUNDS, sigmas=CLIP_SIGMAS):
-    """Each row's median after ``rounds`` of dropping its pixels more than ``sigmas`` times
-    ``sigma`` above it (NaN pixels left out)."""
-    pixels = np.array(pixels, dtype=float)
-    for _ in range(rounds):
-        median = np.nanmedian(pixels, axis=1, keepdims=True)
-        pixels[pixels - median > sigmas * sigma] = np.nan
-    return np.nanmedian(pixels, axis=1)
 
 
 def frame_background(data, sigma):
@@ -79,16 +56,16 @@ def frame_background(data, sigma):
                         exclude_percentile=90).background
 
 
-def band_row(data, wcs, psf, clean, stamps):
-    """The printed figures of one band (sky sigmas, means over the sources)."""
+def band_row(data, wcs, psf, clean, stamps, band, rows):
+    """The printed figures of one band (sky sigmas, means over the stamps ``rows``)."""
     from sourceclf.bands import SDSS_PIXEL_SCALE
     from sourceclf.recipes.extent_truth import psf_aperture_fluxes
     from sourceclf.photometry import detect_segments
-    from sourceclf.sky import STAMP_BORDER
+    from sourceclf.sky import stamp_sky_rows
 
     sigma = psf.sky_sigma
-    x, y = wcs.world_to_pixel_values(np.asarray(clean["ra"], float),
-                                     np.asarray(clean["dec"], float))
+    x, y = wcs.world_to_pixel_values(np.asarray(clean["ra"], float)[rows],
+                                     np.asarray(clean["dec"], float)[rows])
     ny, nx = np.shape(data)
     ix, iy = np.clip(np.rint(x).astype(int), 0, nx - 1), np.clip(np.rint(y).astype(int), 0, ny - 1)
     background = frame_background(data, sigma)[iy, ix]
@@ -97,10 +74,8 @@ def band_row(data, wcs, psf, clean, stamps):
     annulus = psf_aperture_fluxes(data, x, y, psf.fwhm / SDSS_PIXEL_SCALE, psf.beta,
                                   segments=None if segm is None else segm.data,
                                   labels=labels)["background"]
-    pixels = border_pixels(stamps, STAMP_BORDER)
-    pixels[pixels == 0] = np.nan  # beyond the frame: no measurement
-    border = np.nanmedian(pixels, axis=1)
-    clipped = clipped_median(pixels, sigma)
+    border = stamp_sky_rows(stamps, rows)[band][0][rows]
+    clipped = stamp_sky_rows(stamps, rows, clip=True)[band][0][rows]
     return {"frame": np.median(data) / sigma, "background": np.mean(background) / sigma,
             "annulus": np.nanmean(annulus) / sigma, "border": np.mean(border) / sigma,
             "clipped": np.mean(clipped) / sigma,
@@ -115,13 +90,13 @@ def main(argv=None):
 
     from astropy.table import Table
 
-    from sourceclf.bands import BANDS
     from sourceclf.cutouts import make_cutouts
     from sourceclf.recipes.extent_truth import frame_truth
 
     columns = ("frame", "background", "annulus", "border", "clipped", "border - bkg",
                "clipped - bkg")
-    print("sky sigmas of each band's frame, means over the clean sources r < 20.5")
+    print("sky sigmas of each band's frame, means over the clean sources r < 20.5 "
+          "whose stamps are not flagged")
     print(f"{'field':<14} {'band':<4} {'n':>4} " + " ".join(f"{c:>13}" for c in columns))
 
     def run(field):
@@ -130,13 +105,13 @@ def main(argv=None):
         clean = truth[truth["clean"]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            stamps = make_cutouts(table=Table({"ra": np.asarray(clean["ra"]),
-                                               "dec": np.asarray(clean["dec"])}),
-                                  images=native)[0]
+            cut = make_cutouts(table=Table({"ra": np.asarray(clean["ra"]),
+                                            "dec": np.asarray(clean["dec"])}),
+                               images=native)
+        rows = np.flatnonzero(np.asarray(cut.flags) == "")
         for band in BANDS_SHOWN:
-            row = band_row(*native[band], psf[band], clean,
-                           np.asarray(stamps)[:, BANDS.index(band)])
-            print(f"{name:<14} {band:<4} {len(clean):>4} "
+            row = band_row(*native[band], psf[band], clean, cut.data, band, rows)
+            print(f"{name:<14} {band:<4} {len(rows):>4} "
                   + " ".join(f"{row[c]:>+13.2f}" for c in columns), flush=True)
 
     each_field(find_fields(args.data), run)
