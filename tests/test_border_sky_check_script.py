@@ -41,3 +41,9 @@ def test_the_check_prints_each_band_of_a_field(script, shared_data, capsys):
         # clipped border median no higher than the plain one
         assert all(abs(v) < 0.5 for v in (frame, background, annulus, border, clipped))
         assert clipped <= border
+
+
+def test_a_folder_without_fields_is_a_one_line_error(script, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--data", str(tmp_path)])
+    assert "no field with its five frames" in capsys.readouterr().err

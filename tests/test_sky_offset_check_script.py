@@ -130,3 +130,10 @@ def test_the_fields_check_prints_each_models_changes_at_the_edge(doc_script, sha
     assert all(float(r[6]) < 0.01 and float(r[7]) == 0.0 for r in rows)
     assert lines[6].startswith("004510-4-0030  edge row r = 19.")
     assert lines[6].endswith(", extended: margformer-sgq GALAXY") and len(lines) == 7
+
+
+def test_fields_from_a_folder_without_fields_is_a_one_line_error(doc_script, tmp_path, capsys):
+    script = doc_script("sky_offset_check")
+    with pytest.raises(SystemExit):
+        script.main(["--fields", str(tmp_path)])
+    assert "no field with its five frames" in capsys.readouterr().err

@@ -34,7 +34,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from check_fields import each_field, find_fields, read_field  # beside this script
+from check_fields import (each_field, find_fields, no_fields_message,  # beside this script
+                          read_field)
 
 #: Bands printed.
 BANDS_SHOWN = ("g", "r")
@@ -87,6 +88,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DATA), help="folder of SDSS fields")
     args = parser.parse_args(argv)
+    fields = find_fields(args.data)
+    if not fields:
+        parser.error(no_fields_message(args.data))
 
     from astropy.table import Table
 
@@ -114,7 +118,7 @@ def main(argv=None):
             print(f"{name:<14} {band:<4} {len(rows):>4} "
                   + " ".join(f"{row[c]:>+13.2f}" for c in columns), flush=True)
 
-    each_field(find_fields(args.data), run)
+    each_field(fields, run)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import argparse
 import warnings
 
 import numpy as np
-from check_fields import (classify_positions, each_field, find_fields, float_list, read_field,
-                          score)
+from check_fields import (classify_positions, each_field, find_fields, float_list,
+                          no_fields_message, read_field, score)
 
 #: The demo frames' seeing (arcsec), given as ``psf=``.
 DEMO_SEEING = 1.2
@@ -179,6 +179,8 @@ def main(argv=None):
                         help="check the stamps at the edges of the real fields under DATA")
     args = parser.parse_args(argv)
     if args.fields:
+        if not find_fields(args.fields, log=lambda line: None):
+            parser.error(no_fields_message(args.fields))
         return field_changes(args.fields, list(args.offsets), args.models.split(","))
 
     from sourceclf import classify
