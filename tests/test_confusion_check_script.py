@@ -82,3 +82,15 @@ def test_a_folder_without_fields_is_a_one_line_error(script, tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert str(tmp_path) in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_the_thirds_leave_out_a_source_without_a_figure(script):
+    from astropy.table import MaskedColumn, Table
+
+    labels = np.array(["point", "extended"] * 5)
+    result = Table({"pred_class": MaskedColumn(np.where(labels == "point", "STAR", "GALAXY")),
+                    "pred_flag": np.full(10, "")})
+    light = np.array([1.0, 1.1, 1.2, 2.0, 2.1, 2.2, 5.0, 6.0, 7.0, np.nan])
+    text = script.thirds_text(labels, result, light)
+    assert [int(part.strip("()")) for part in text.split()[1::2]] == [3, 3, 3]
+    assert text.split()[::2] == ["1.00", "1.00", "1.00"]

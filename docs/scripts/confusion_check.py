@@ -146,9 +146,9 @@ def sources_left_light(sources, frames, psf):
 
 def thirds_text(labels, result, light):
     """``'0.99 (50) 0.94 (50) 0.84 (50)'``: the balanced accuracy in each third of the
-    sources by ``light`` (and their numbers)."""
+    sources by ``light`` (and their numbers; a source without a figure is in none)."""
     cuts = np.nanpercentile(light, [100 / 3, 200 / 3])
-    which = np.digitize(light, cuts)
+    which = np.where(np.isfinite(light), np.digitize(light, cuts), -1)
     parts = []
     for k in range(3):
         rows = np.flatnonzero(which == k)
