@@ -24,8 +24,7 @@ source that holds nothing but itself, its fitted neighbours and the sky's
 noise, and more where light the fits do not model lies around it: sources
 too faint to be found, neighbours' wings beyond the Moffat PSF and their
 shapes, and the source's own light that is not round (an elongated galaxy,
-a bright star's PSF a little off round: on an uncrowded field the brightest
-sources leave the most).  The largest over g, r, i is kept per source.
+a bright star's PSF a little off round).  The largest over g, r, i is kept per source.
 For each field and seeing it prints the median and 90th percentile of the
 left light, the share of sources above 2, and each model's balanced
 accuracy (``check_fields.score``) over all the sources and in the thirds of
