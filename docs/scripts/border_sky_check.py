@@ -31,16 +31,13 @@ Run from the repository root (reads ``../shared/data``, about a minute)::
 
 import argparse
 import warnings
-from pathlib import Path
 
 import numpy as np
-from check_fields import (each_field, find_fields, no_fields_message,  # beside this script
-                          read_field)
+from check_fields import (SHARED_DATA, each_field, find_fields,  # beside this script
+                          no_fields_message, read_field)
 
 #: Bands printed.
 BANDS_SHOWN = ("g", "r")
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def frame_background(data, sigma):
@@ -57,12 +54,12 @@ def frame_background(data, sigma):
                         exclude_percentile=90).background
 
 
-def band_row(data, wcs, psf, clean, stamps, band, rows):
-    """The printed figures of one band (sky sigmas, means over the stamps ``rows``)."""
+def band_row(data, wcs, psf, clean, rows, border, clipped):
+    """The printed figures of one band (sky sigmas, means over the sources ``rows`` of
+    ``clean``), given their stamps' ``border`` and ``clipped`` medians."""
     from sourceclf.bands import SDSS_PIXEL_SCALE
     from sourceclf.recipes.extent_truth import psf_aperture_fluxes
     from sourceclf.photometry import detect_segments
-    from sourceclf.sky import stamp_sky_rows
 
     sigma = psf.sky_sigma
     x, y = wcs.world_to_pixel_values(np.asarray(clean["ra"], float)[rows],
@@ -75,8 +72,6 @@ def band_row(data, wcs, psf, clean, stamps, band, rows):
     annulus = psf_aperture_fluxes(data, x, y, psf.fwhm / SDSS_PIXEL_SCALE, psf.beta,
                                   segments=None if segm is None else segm.data,
                                   labels=labels)["background"]
-    border = stamp_sky_rows(stamps, rows)[band][0][rows]
-    clipped = stamp_sky_rows(stamps, rows, clip=True)[band][0][rows]
     return {"frame": np.median(data) / sigma, "background": np.mean(background) / sigma,
             "annulus": np.nanmean(annulus) / sigma, "border": np.mean(border) / sigma,
             "clipped": np.mean(clipped) / sigma,
@@ -86,7 +81,7 @@ def band_row(data, wcs, psf, clean, stamps, band, rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DATA), help="folder of SDSS fields")
+    parser.add_argument("--data", default=str(SHARED_DATA), help="folder of SDSS fields")
     args = parser.parse_args(argv)
     fields = find_fields(args.data)
     if not fields:
@@ -96,6 +91,7 @@ def main(argv=None):
 
     from sourceclf.cutouts import make_cutouts
     from sourceclf.recipes.extent_truth import frame_truth
+    from sourceclf.sky import stamp_sky_rows
 
     columns = ("frame", "background", "annulus", "border", "clipped", "border - bkg",
                "clipped - bkg")
@@ -113,8 +109,11 @@ def main(argv=None):
                                             "dec": np.asarray(clean["dec"])}),
                                images=native)
         rows = np.flatnonzero(np.asarray(cut.flags) == "")
+        # every band's border medians at once, plain and sigma-clipped
+        border, clipped = (stamp_sky_rows(cut.data, rows, clip=clip) for clip in (False, True))
         for band in BANDS_SHOWN:
-            row = band_row(*native[band], psf[band], clean, cut.data, band, rows)
+            row = band_row(*native[band], psf[band], clean, rows, border[band][0][rows],
+                           clipped[band][0][rows])
             print(f"{name:<14} {band:<4} {len(rows):>4} "
                   + " ".join(f"{row[c]:>+13.2f}" for c in columns), flush=True)
 
