@@ -46,14 +46,18 @@ def test_a_source_alone_leaves_the_sky_noise(script):
 def test_sources_too_faint_to_be_fitted_are_left_light(script):
     """Faint sources around the star, below the neighbour search's threshold, are light
     the fits do not model: the figure rises well above the sky noise's."""
+    from astropy.stats import gaussian_fwhm_to_sigma
+    from scipy.ndimage import gaussian_filter
+
     from sourceclf.neighbour_fits import NEIGHBOUR_THRESHOLD
     from sourceclf.profile_fits import fit_with_neighbours
     from sourceclf.psf import moffat_profile
 
     # each faint source's PSF-smoothed peak lies below the search's threshold
     yy, xx = np.mgrid[-20:21, -20:21].astype(float)
-    from scipy.ndimage import gaussian_filter
-    peak = gaussian_filter(FAINT * moffat_profile(xx, yy, FWHM, BETA), FWHM / 2.3548).max()
+    smooth = gaussian_filter(FAINT * moffat_profile(xx, yy, FWHM, BETA),
+                             FWHM * gaussian_fwhm_to_sigma)
+    peak = smooth.max()
     assert peak < NEIGHBOUR_THRESHOLD * SKY
 
     crowded = _stamps(12, faint=8)

@@ -3,7 +3,7 @@
 Run from the repository root (reads ``../shared/data``; about a minute per field
 and seeing)::
 
-    python docs/scripts/confusion_check.py [--data DATA] [--seeings native,1.6,1.9,2.2]
+    python docs/scripts/confusion_check.py [--data DATA] [--seeings 1.6,1.9,2.2]
                                            [--models margnet-sgq] [FIELDS ...]
 
 The known sources of ``check_fields.py --inject`` (150 stars and galaxies,
@@ -73,22 +73,26 @@ def left_light(stamps, templates, fwhm_pix, beta, sky_sigma):
         Root mean square, over the pixels `ANNULUS` FWHM from the source (where
         `~sourceclf.profile_fits.subpixel_offsets` puts it) and at least a FWHM
         from each neighbour fitted, of the residual of the best profile's fit
-        with the neighbours and the sky (`~sourceclf.profile_fits.fit_with_neighbours`)
-        smoothed by a Gaussian of the PSF's width, divided by the sky noise
-        after that smoothing: about 1 where the fits model all the light.
+        with the neighbours and the sky, smoothed by a Gaussian of the PSF's
+        width, divided by the sky noise after that smoothing: about 1 where
+        the fits model all the light.  The fits are the first pass of
+        `~sourceclf.profile_fits.fit_with_neighbours`
+        (`~sourceclf.neighbour_fits.without_neighbours`, then
+        `~sourceclf.profile_fits.fit_profiles`), which fits a stamp again only
+        where its source's offset moves once the neighbours are taken off.
         NaN where fewer than `MIN_PIXELS` pixels are read.
     """
+    from astropy.stats import gaussian_fwhm_to_sigma
     from scipy.ndimage import gaussian_filter
 
     from sourceclf.neighbour_fits import without_neighbours
-    from sourceclf.profile_fits import fit_with_neighbours, subpixel_offsets, templates_at
+    from sourceclf.profile_fits import fit_profiles, subpixel_offsets, templates_at
 
     stamps = np.asarray(stamps, dtype=np.float64)
     present = np.isfinite(stamps)
     filled = np.where(present, stamps, 0.0)
-    best = fit_with_neighbours(stamps, templates, fwhm_pix, beta, sky_sigma)[1]
     offsets = subpixel_offsets(filled, fwhm_pix, beta)
-    smoothing = fwhm_pix / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    smoothing = fwhm_pix * gaussian_fwhm_to_sigma
     noise = sky_sigma / (2.0 * np.sqrt(np.pi) * smoothing)  # white noise, Gaussian-smoothed
     n, size, _ = stamps.shape
     yy, xx = np.mgrid[:size, :size].astype(float)
@@ -99,7 +103,7 @@ def left_light(stamps, templates, fwhm_pix, beta, sky_sigma):
         moved = templates_at(templates, dx, dy)
         (image, shapes, neighbours), = without_neighbours(
             filled[i][None], moved, fwhm_pix, beta, sky_sigma, (dx, dy), present[i][None])
-        shape = shapes[best[i]]
+        shape = shapes[fit_profiles(image[None], shapes)[1][0]]
         norm = shape @ shape
         residual = image - (shape @ image) / norm * shape if norm > 0 else image
         smooth = gaussian_filter(residual.reshape(size, size), smoothing)
