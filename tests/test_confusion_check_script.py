@@ -98,3 +98,11 @@ def test_the_thirds_leave_out_a_source_without_a_figure(script):
     text = script.thirds_text(labels, result, light)
     assert [int(part.strip("()")) for part in text.split()[1::2]] == [3, 3, 3]
     assert text.split()[::2] == ["1.00", "1.00", "1.00"]
+
+
+def test_an_unknown_model_is_a_one_line_error(script, shared_data, capsys):
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--data", str(shared_data), "--models", "no-such-model"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "unknown model 'no-such-model'" in err[-1] and "Traceback" not in "".join(err)

@@ -179,7 +179,12 @@ def main(argv=None):
     from sourceclf.simulate import degrade_frames
 
     seeings = [None] + list(SEEINGS[1:] if args.seeings is None else args.seeings)
-    models = {m: sourceclf.load_model(m) for m in args.models}
+    from sourceclf.exceptions import SourceclfError
+
+    try:
+        models = {m: sourceclf.load_model(m) for m in args.models}
+    except SourceclfError as exc:  # an unknown model: named in one line
+        parser.error(str(exc))
     print("left light: the light the fits leave 1-3 FWHM around each known source drawn in, "
           "over the sky noise's (largest of g, r, i); balanced accuracy over all sources "
           "and in the thirds by left light (low, middle, high; sources)")
