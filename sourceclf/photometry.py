@@ -42,6 +42,7 @@ scale (`sourceclf.bands.SDSS_PIXEL_SCALE`) for simulated stamps
 """
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from astropy.table import Table
@@ -58,7 +59,8 @@ from .stamp_psf import fwhm_groups
 from .utils._wcs import pixel_scale
 
 __all__ = ["luptitude", "columns_from_fits", "detect_segments", "deblend_frame",
-           "source_stamps", "measure_columns", "measure_stamp_columns", "catalog_extinction",
+           "source_stamps", "BandStamps", "frame_stamps", "measure_columns",
+           "measure_stamp_columns", "catalog_extinction",
            "STAMP_SIZE", "ASSUMED_BETA"]
 
 #: Side (pixels) of the stamp each source is fitted on.
@@ -272,6 +274,62 @@ def source_stamps(data, x, y, parts=None, labels=None, size=STAMP_SIZE, beyond=0
     return out
 
 
+class BandStamps(NamedTuple):
+    """One band's stamps of a list of sky positions (`frame_stamps`)."""
+
+    #: The band.
+    band: str
+    #: Its frame's pixels, registered on the r frame's stars.
+    data: np.ndarray
+    #: Its WCS, registered (`sourceclf.registration.register_frames`).
+    wcs: object
+    #: Which positions lie on the frame (finite, within its pixels), shape (n,).
+    inside: np.ndarray
+    #: The stamps of the positions ``inside``, shape (inside.sum(), size, size).
+    stamps: np.ndarray
+    #: The frame's pixel scale, arcsec per pixel.
+    scale: float
+
+
+def frame_stamps(frames, psf, ra, dec, *, bands=BANDS, size=STAMP_SIZE):
+    """Each band's stamps of sky positions, as `measure_columns` cuts and fits them.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{band: (data, wcs)}``, sky-subtracted, the r band among them.
+    psf : dict
+        ``{band: PSFMeasurement or FWHM}``, as
+        `sourceclf.registration.register_frames` takes it.
+    ra, dec : array-like
+        The positions, degrees (NaN: none).
+    bands : sequence of str
+        The bands cut, in this order.
+    size : int
+        Stamp side, pixels.
+
+    Yields
+    ------
+    `BandStamps`
+        Per band, on the frames registered on the r frame's stars: the
+        stamps of the positions that lie on the band's frame
+        (`source_stamps`, less their median, NaN beyond the frame's edge,
+        where the fits give them no weight).
+    """
+    ra, dec = np.asarray(ra, dtype=float), np.asarray(dec, dtype=float)
+    seen = np.isfinite(ra) & np.isfinite(dec)
+    registered = register_frames(frames, psf)  # each band on the r frame's stars
+    for b in bands:
+        data, wcs = registered[b]
+        x, y = np.full(len(ra), np.nan), np.full(len(ra), np.nan)
+        x[seen], y[seen] = wcs.world_to_pixel_values(ra[seen], dec[seen])
+        ny, nx = np.shape(data)
+        inside = seen & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+        yield BandStamps(b, data, wcs, inside,
+                         source_stamps(data, x[inside], y[inside], size=size, beyond=np.nan),
+                         pixel_scale(wcs))
+
+
 def _median(pixels):
     """The median of the finite ``pixels`` (0 where there are none)."""
     finite = pixels[np.isfinite(pixels)]
@@ -353,26 +411,18 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     psf = dict(psf or {})
     n = len(table)
     fluxes, best, width, blend = _no_fits(n)
-    seen = np.isfinite(ra) & np.isfinite(dec)
     psf.update(field_psfs(frames, [b for b in BANDS if b not in psf]))
-    frames = register_frames(frames, psf)  # each band on the r frame's stars
-    for k, b in enumerate(BANDS):
-        data, wcs = frames[b]
+    for k, cut in enumerate(frame_stamps(frames, psf, ra, dec)):
+        b = cut.band
         if not isinstance(psf[b], PSFMeasurement):
             psf[b] = PSFMeasurement(float(psf[b]), np.nan, ASSUMED_BETA, np.nan, 0,
-                                    sky_level(data, f"the frame of band '{b}'")[1], None)
-        x, y = np.full(n, np.nan), np.full(n, np.nan)
-        x[seen], y[seen] = wcs.world_to_pixel_values(ra[seen], dec[seen])
-        ny, nx = np.shape(data)
-        inside = seen & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+                                    sky_level(cut.data, f"the frame of band '{b}'")[1], None)
         width[:, k] = psf[b].fwhm / CATALOG_PSF_SCALE[b]
-        if not inside.any():
+        if not cut.inside.any():
             continue
-        # beyond the frame's edge NaN: no weight in the fits (nor in the stamp's sky)
-        stamps = source_stamps(data, x[inside], y[inside], beyond=np.nan)
         # At the frame's own pixel scale, as field_band_psf measured the FWHM.
-        fluxes[inside, k], best[inside, k], blend[inside, k] = _fit_through_psf(
-            stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, pixel_scale(wcs))
+        fluxes[cut.inside, k], best[cut.inside, k], blend[cut.inside, k] = _fit_through_psf(
+            cut.stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, cut.scale)
     return _with_columns(table, fluxes, best, width, blend), psf
 
 

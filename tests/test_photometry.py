@@ -15,7 +15,8 @@ from sourceclf.psf import PSFMeasurement, moffat_profile
 pytest.importorskip("galsim")
 pytest.importorskip("photutils")
 
-from sourceclf.photometry import deblend_frame, measure_columns, source_stamps  # noqa: E402
+from sourceclf.photometry import (deblend_frame, frame_stamps, measure_columns,  # noqa: E402
+                                  source_stamps)
 from sourceclf.profile_fits import PROFILE_RADII, fit_band  # noqa: E402
 
 FWHM_PIX, BETA = 3.0, 3.5
@@ -98,6 +99,25 @@ def test_rows_off_the_frames_and_the_tables_extinction():
     np.testing.assert_allclose(plain["u_g"][:2], columns["u_g"][:2])
     np.testing.assert_array_equal(plain["extinction_r"], 0.0)
     assert table.colnames == ["ra", "dec"] + [f"extinction_{b}" for b in BANDS]  # a copy
+
+
+def test_frame_stamps_cut_each_band_where_measure_columns_fits():
+    """One band's stamps per band asked, in that order, of the positions on its frame alone
+    (off it, or NaN, none), as `source_stamps` cuts them (NaN beyond an edge)."""
+    frames, psf = _frames([(4.0, 100.0, 60.0), (100.0, 100.0, 60.0)])
+    table = _sources([(4.0, 100.0), (100.0, 100.0), (500.0, 500.0)])
+    ra = np.append(np.asarray(table["ra"]), np.nan)
+    dec = np.append(np.asarray(table["dec"]), np.nan)
+    cuts = list(frame_stamps(frames, psf, ra, dec, bands=("i", "r")))
+    assert [cut.band for cut in cuts] == ["i", "r"]
+    for cut in cuts:
+        np.testing.assert_array_equal(cut.inside, [True, True, False, False])
+        assert cut.stamps.shape == (2, 32, 32)
+        assert cut.scale == pytest.approx(0.396)
+        x, y = cut.wcs.world_to_pixel_values(ra[:2], dec[:2])
+        np.testing.assert_array_equal(cut.stamps, source_stamps(cut.data, x, y, beyond=np.nan))
+        assert np.isnan(cut.stamps[0]).any() and np.isfinite(cut.stamps[1]).all()
+    assert len(list(frame_stamps(frames, psf, [np.nan], [np.nan]))) == len(BANDS)
 
 
 def test_a_source_at_a_frames_edge_is_measured_on_the_frames_pixels_alone():

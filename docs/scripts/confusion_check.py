@@ -124,24 +124,21 @@ def left_light(stamps, templates, fwhm_pix, beta, sky_sigma):
 def sources_left_light(sources, frames, psf):
     """`left_light` of each position of ``sources`` (``ra``, ``dec``) on ``frames``
     (``{band: (data, wcs)}``), the largest over `BANDS_READ`, each band's stamps cut and
-    fitted as `sourceclf.photometry.measure_columns` cuts and fits them (on the frames
-    registered on the r frame's stars, through ``psf``: ``{band: PSFMeasurement}``)."""
-    from sourceclf.photometry import STAMP_SIZE, source_stamps
+    fitted as `sourceclf.photometry.measure_columns` cuts and fits them
+    (`~sourceclf.photometry.frame_stamps`, through ``psf``: ``{band: PSFMeasurement}``);
+    NaN off the frames."""
+    from sourceclf.photometry import STAMP_SIZE, frame_stamps
     from sourceclf.profile_fits import profile_templates
-    from sourceclf.registration import register_frames
-    from sourceclf.utils._wcs import pixel_scale
 
-    ra, dec = np.asarray(sources["ra"], float), np.asarray(sources["dec"], float)
-    light = []
-    registered = register_frames(frames, psf)
-    for band in BANDS_READ:
-        data, wcs = registered[band]
-        x, y = wcs.world_to_pixel_values(ra, dec)
-        scale = pixel_scale(wcs)
-        p = psf[band]
-        templates = profile_templates(p.fwhm, p.beta, size=STAMP_SIZE, pixel_scale=scale)
-        light.append(left_light(source_stamps(data, x, y, beyond=np.nan), templates,
-                                p.fwhm / scale, p.beta, p.sky_sigma))
+    light = np.full((len(BANDS_READ), len(sources)), np.nan)
+    for k, cut in enumerate(frame_stamps(frames, psf, sources["ra"], sources["dec"],
+                                         bands=BANDS_READ)):
+        if not cut.inside.any():
+            continue
+        p = psf[cut.band]
+        templates = profile_templates(p.fwhm, p.beta, size=STAMP_SIZE, pixel_scale=cut.scale)
+        light[k, cut.inside] = left_light(cut.stamps, templates, p.fwhm / cut.scale, p.beta,
+                                          p.sky_sigma)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a source without a figure: NaN
         return np.nanmax(light, axis=0)

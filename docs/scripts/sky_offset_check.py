@@ -85,17 +85,14 @@ def _classes(table):
 
 def edge_rows(frames, psf, ra, dec):
     """Which positions' stamps reach past the frame of some band: where the stamps
-    `sourceclf.photometry.measure_columns` fits (`~sourceclf.photometry.source_stamps`,
-    ``beyond=nan``, on the frames registered on the r frame's stars) hold a pixel beyond
-    it (``frames``: ``{band: (data, wcs)}``)."""
-    from sourceclf.photometry import source_stamps
-    from sourceclf.registration import register_frames
+    `sourceclf.photometry.measure_columns` fits (`~sourceclf.photometry.frame_stamps`)
+    hold a pixel beyond it, or lie off it (``frames``: ``{band: (data, wcs)}``)."""
+    from sourceclf.photometry import frame_stamps
 
     reach = np.zeros(len(ra), dtype=bool)
-    for data, wcs in register_frames(frames, psf).values():
-        x, y = wcs.world_to_pixel_values(ra, dec)
-        stamps = source_stamps(np.zeros(np.shape(data), np.float32), x, y, beyond=np.nan)
-        reach |= np.isnan(stamps).any(axis=(1, 2))
+    for cut in frame_stamps(frames, psf, ra, dec):
+        reach |= ~cut.inside
+        reach[cut.inside] |= np.isnan(cut.stamps).any(axis=(1, 2))
     return reach
 
 
