@@ -97,6 +97,18 @@ def test_a_folder_without_fields_is_an_error(check_fields, tmp_path, capsys):
                         f".fits[.bz2]) under {tmp_path / 'nowhere'}")
 
 
+@pytest.mark.parametrize("cards", [False, True])
+def test_an_unknown_model_is_named_in_one_line(check_fields, tmp_path, capsys, cards):
+    """``--models`` with a name the registry does not know gave a traceback from it."""
+    with pytest.raises(SystemExit) as exit_:
+        check_fields.main(["--data", str(tmp_path), "--models", "margnet-sgq,nosuch"]
+                          + (["--from-cards"] if cards else []))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error: unknown model 'nosuch'; known models:" in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
 def test_score_counts_each_class_and_the_decided_rows(check_fields):
     truth = np.array(["point"] * 4 + ["extended"] * 4)
     result = Table({"pred_class": MaskedColumn(["STAR", "QSO", "GALAXY", "STAR",

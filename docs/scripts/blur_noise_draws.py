@@ -29,7 +29,7 @@ from astropy.table import Table
 sys.path.insert(0, str(Path(__file__).parent))
 
 import sourceclf  # noqa: E402
-from check_fields import find_fields, read_field  # noqa: E402
+from check_fields import SHARED_DATA, find_fields, read_field  # noqa: E402
 from sourceclf.field_psf import psf_memo  # noqa: E402
 from sourceclf.recipes.extent_truth import frame_truth  # noqa: E402
 from sourceclf.simulate import degrade_frames  # noqa: E402
@@ -46,7 +46,7 @@ def shares(result, labels):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("field")
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=SHARED_DATA)
     parser.add_argument("--kernel", action="append", choices=KERNELS)
     parser.add_argument("--seeing", action="append", type=float)
     parser.add_argument("--models", default="margnet-cnn-sgq,margnet-sgq")

@@ -33,7 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from check_fields import SEEINGS, blur_seed, each_field, find_fields, read_field  # noqa: E402
+from check_fields import (SEEINGS, SHARED_DATA, blur_seed, each_field,  # noqa: E402
+                          find_fields, read_field)
 from sourceclf.bands import BANDS  # noqa: E402
 from sourceclf.exceptions import InvalidInputError  # noqa: E402
 from sourceclf.field_psf import borrowed_band_psf  # noqa: E402
@@ -58,7 +59,7 @@ def text(psf):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("fields", nargs="*")
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=SHARED_DATA)
     parser.add_argument("--kernel", action="append", choices=KERNELS)
     args = parser.parse_args(argv)
     kernels = args.kernel or ["gaussian"]

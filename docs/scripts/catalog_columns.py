@@ -32,6 +32,8 @@ from sourceclf.recipes.data import FAINT_COMPACT_SG_FILE
 from sourceclf.recipes.frame_checks import real_frame_catalog
 from sourceclf.recipes.image_training_set import simulated_training_set
 
+from check_fields import SHARED_DATA  # beside this script
+
 MAGNITUDE_BINS = ((11.0, 15.0), (15.0, 19.0), (19.0, 20.5), (20.5, 22.0), (22.0, 24.0))
 STAR_BINS = ((0.0, 19.0), (19.0, 20.5), (20.5, 21.5), (21.5, 30.0))
 
@@ -88,7 +90,7 @@ def main(argv=None):
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path,
-                        default=Path(__file__).resolve().parents[3] / "shared" / "data",
+                        default=SHARED_DATA,
                         help="folder of the shared SDSS data")
     parser.add_argument("--models", type=lambda text: text.split(","), default=[],
                         help="comma-separated model names or directories to try on the "

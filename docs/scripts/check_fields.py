@@ -69,7 +69,7 @@ from sourceclf.conformal import set_membership
 from sourceclf.cutouts import make_cutouts
 from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
-from sourceclf.exceptions import InvalidInputError
+from sourceclf.exceptions import InvalidInputError, SourceclfError
 from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
 from sourceclf.field_psf import field_band_psf, field_psfs, psf_memo
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE
@@ -617,11 +617,20 @@ def main(argv=None):
     if args.seed != INJECTION["seed"] and (args.record or not args.inject):
         parser.error("--seed places the sources of --inject; only the default is recorded")
     if args.from_cards:
-        summary(recorded(args.models, args.inject, args.kernel), args.models, args.inject)
+        try:
+            rows = recorded(args.models, args.inject, args.kernel)
+        except SourceclfError as exc:  # an unknown model: named in one line
+            parser.error(str(exc))
+        summary(rows, args.models, args.inject)
         return
     import torch
 
     torch.set_num_threads(1)
+    try:
+        models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
+                  for model in args.models}
+    except SourceclfError as exc:  # an unknown model, or a directory without one
+        parser.error(str(exc))
     fields = find_fields(args.data, args.fields, lambda s: print(s, flush=True))
     if not fields:
         parser.error(no_fields_message(args.data))
@@ -629,8 +638,6 @@ def main(argv=None):
           "| seeing_out_of_range | crowded | balanced, not crowded | balanced, "
           + ("unblended |" if args.inject else "decided |"), flush=True)
     results = []
-    models = {model: None if model == SDSS_CUT else load_model(model)  # each read once
-              for model in args.models}
     injection = injection_catalog(data_dir=args.data) if args.inject else None
 
     def run(field):  # a field's rows kept only when all its runs were made

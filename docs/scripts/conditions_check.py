@@ -216,7 +216,7 @@ def main(argv=None):
                              "pixel scales; sky-level: sky offsets (nanomaggies)")
     parser.add_argument("fields", nargs="*", default=list(FIELDS),
                         help="fields (default: the three uncrowded ones)")
-    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+    parser.add_argument("--data", default=check_fields.SHARED_DATA,
                         type=Path, help="folder of the sdss_frame_<field> folders")
     parser.add_argument("--models", default=",".join(MODELS),
                         help="comma-separated shipped models")

@@ -55,7 +55,7 @@ from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS, margnet_sgq
 from sourceclf.recipes.image_training_set import simulated_training_set
 from sourceclf.training import labels_from_table
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from check_fields import SHARED_DATA as DATA  # beside this script
 
 #: The columns the neighbour fits measure again on the ``frame_deblended`` rows.
 MEASURED = ([f"{c}_{b}" for c in ("dered", "deVRad", "psf_flux") for b in BANDS]

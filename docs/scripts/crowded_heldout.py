@@ -30,7 +30,7 @@ from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS
 from sourceclf.recipes.image_training_set import psf_columns, simulated_training_set
 from sourceclf.train_recipes import recipe_split
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from check_fields import SHARED_DATA as DATA  # beside this script
 
 
 def balanced(truth, pred):

@@ -42,7 +42,7 @@ from sourceclf.recipes.image_training_set import (SIMULATIONS, render_varied_psf
                                                   simulated_sgq_catalog)
 from sourceclf.recipes.stamp_realism import add_realism, crowd_fields
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from check_fields import SHARED_DATA as DATA  # beside this script
 
 #: The simulation the trial crowds: the one the shipped models were trained on.
 SIMULATION_9 = SIMULATIONS[9]

@@ -110,7 +110,7 @@ def field_lines(field, models, log):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("fields", nargs="*", help="fields (default: all in --data)")
-    parser.add_argument("--data", default=Path(__file__).resolve().parents[3] / "shared" / "data",
+    parser.add_argument("--data", default=check_fields.SHARED_DATA,
                         type=Path, help="folder holding the fields' frames "
                                         "(check_fields.py's --data)")
     parser.add_argument("--models", default=",".join(MODELS),

@@ -30,7 +30,7 @@ import time
 import warnings
 from pathlib import Path
 
-from check_fields import (SEEINGS, blurred, each_field, find_fields, no_fields_message,
+from check_fields import (SEEINGS, SHARED_DATA, blurred, each_field, find_fields, no_fields_message,
                           nothing_recorded, read_field, recorded, simple_table, skipped_note)
 
 from sourceclf.exceptions import InvalidInputError
@@ -152,7 +152,7 @@ def spread(field, seeing, models, seeds, n, log):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--data", default=SHARED_DATA)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--record", action="store_true", help=f"write the rows to {RECORD}")
     parser.add_argument("--from-record", action="store_true",

@@ -44,7 +44,7 @@ from sourceclf.sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, odd_s
 
 from conditions_check import noisier  # beside this script
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from check_fields import SHARED_DATA as DATA  # beside this script
 
 
 def flagged(stamps, rows, sky_range, clip=True):
