@@ -14,7 +14,7 @@ from .bands import BANDS
 from .columns import map_columns
 from .conformal.set_columns import set_columns
 from .conformal.shift import set_shift, shift_message
-from .crowding import FLAG_BLENDED, blending_flags
+from .crowding import measurement_flags
 from .cutouts import FLAG_OFF_FRAME, make_cutouts, sources_on_frames
 from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
                          SourceclfError, SourceclfWarning)
@@ -261,8 +261,10 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
 
 
 def _with_blendedness(source, measured):
-    """``source`` with the ``blendedness_<b>`` columns of ``measured`` (`frame_columns`)."""
-    names = [f"blendedness_{b}" for b in BANDS if f"blendedness_{b}" in measured.colnames]
+    """``source`` with the ``blendedness_<b>`` and ``unmodelled_<b>`` columns of
+    ``measured`` (`frame_columns`), which the flags of `measurement_flags` read."""
+    names = [f"{kind}_{b}" for kind in ("blendedness", "unmodelled") for b in BANDS
+             if f"{kind}_{b}" in measured.colnames]
     if measured is source or not names:
         return source
     out = Table(source, copy=False)  # a new table of the same columns: source is untouched
@@ -433,7 +435,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         `sourceclf.crowding.CROWDED_COVERAGE` (kept in ``frame_coverage``),
         ``blended`` rows of an image model that hold a tenth or more of their
         light from neighbours, as measured on the frames (kept in
-        ``blendedness``: `sourceclf.crowding.blending_flags`),
+        ``blendedness``: `sourceclf.crowding.blending_flags`), ``confused``
+        rows around which the fits leave light as bright as their own (kept in
+        ``unmodelled_light``: `sourceclf.crowding.confusion_flags`),
         ``sky_out_of_range`` and ``sky_not_subtracted`` image rows on frames
         or stamps whose sky is unlike SDSS corrected frames' (`sourceclf.sky`),
         ``pixel_scale_mismatch`` image rows on frames whose pixels are not
@@ -512,12 +516,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         flags[off] = FLAG_OFF_FRAME
     if images is not None and n and off.all():
         warnings.warn(_off_frame_message(source, images, n), OffFrameWarning, stacklevel=2)
-    blendedness, blended = (blending_flags(source)
-                            if clf.uses_images or clf.feature_set == FRAME_FEATURE_SET
-                            else (None, None))
-    if blended is not None:
-        for i in np.flatnonzero(valid & blended):
-            flags[i] = ";".join(x for x in (flags[i], FLAG_BLENDED) if x)
+    measured_flags = (measurement_flags(source)  # blended, confused
+                      if clf.uses_images or clf.feature_set == FRAME_FEATURE_SET else [])
+    for flag, _, _, raised, _ in measured_flags:
+        for i in np.flatnonzero(valid & raised):
+            flags[i] = ";".join(x for x in (flags[i], flag) if x)
     # A model without a fitted domain judges the rows by their magnitudes in the catalog
     # (the rows are copied only for such a model, and only when some are left out).
     catalog_rows = None
@@ -567,11 +570,9 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         _put(out, name, MaskedColumn(col, mask=~valid))
     for name, values in inputs.columns.items():
         _put(out, name, values)
-    if blendedness is not None:
-        _put(out, "blendedness", MaskedColumn(
-            blendedness.astype(np.float32), mask=~np.isfinite(blendedness),
-            description="largest share of the light at the source that its neighbours put "
-                        "there, in g r i (sourceclf.crowding.blending_flags)"))
+    for _, column, values, _, description in measured_flags:
+        _put(out, column, MaskedColumn(values.astype(np.float32), mask=~np.isfinite(values),
+                                       description=description))
 
     if levels:
         set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,

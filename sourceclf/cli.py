@@ -331,15 +331,16 @@ def _classify_and_check(args, output, images, threads, columns, units, psf):
 def _suggest_injection_check(result):
     """Point to ``--inject-check`` when frames' rows carry flags of conditions unlike training.
 
-    Those are the flags of crowding (``crowded``, ``blended``) and of seeing
+    Those are the flags of crowding (``crowded``, ``blended``, ``confused``) and of seeing
     (``seeing_out_of_range``, ``psf_unknown``, ``psf_elongated``), where the image models may
     be wrong more often than their cards say (see docs/images.rst).
     """
-    from .crowding import FLAG_BLENDED, FLAG_CROWDED  # after the run: not at start-up
+    from .crowding import FLAG_BLENDED, FLAG_CONFUSED, FLAG_CROWDED  # after the run
     from .elongation import FLAG_PSF_ELONGATED
     from .psf import FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE
 
-    crowding = [f for f in (FLAG_CROWDED, FLAG_BLENDED) if result.flag_counts.get(f)]
+    crowding = [f for f in (FLAG_CROWDED, FLAG_BLENDED, FLAG_CONFUSED)
+                if result.flag_counts.get(f)]
     seeing = [f for f in (FLAG_SEEING_OUT_OF_RANGE, FLAG_PSF_UNKNOWN, FLAG_PSF_ELONGATED)
               if result.flag_counts.get(f)]
     if not crowding and not seeing:

@@ -124,7 +124,7 @@ def detect_segments(data, fwhm, sky_sigma):
 
 
 def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PROFILE_RADII,
-                      blendedness=None):
+                      blendedness=None, unmodelled=None):
     """Set MargNet's columns from profile fits (in place).
 
     Parameters
@@ -147,6 +147,10 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         Per band, the share of the light at the source that its neighbours
         put there (`~sourceclf.profile_fits.fit_with_neighbours`); given, set as
         ``blendedness_<b>``.
+    unmodelled : array-like, shape (n, 5), optional
+        Per band, the light the fits leave around the source over its own
+        there (`sourceclf.unmodelled_light.unmodelled_light`); given, set as
+        ``unmodelled_<b>``.
 
     Returns
     -------
@@ -179,6 +183,8 @@ def columns_from_fits(table, fluxes, best, psffwhm, extinction=None, *, radii=PR
         table[f"psf_flux_{b}"] = fluxes[:, k, 0]
         if blendedness is not None:
             table[f"blendedness_{b}"] = np.asarray(blendedness, dtype=np.float64)[:, k]
+        if unmodelled is not None:
+            table[f"unmodelled_{b}"] = np.asarray(unmodelled, dtype=np.float64)[:, k]
     for a, b in zip(BANDS[:-1], BANDS[1:]):
         table[f"{a}_{b}"] = mags[a] - mags[b]
         table[f"{a}_{b}"].unit = "mag"
@@ -390,9 +396,11 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         A copy of ``table`` with ``dered_<b>``, ``deVRad_<b>``, ``psffwhm_<b>``
         (the measured FWHM divided by `sourceclf.psf.CATALOG_PSF_SCALE`, as
         SDSS's catalog gives it), ``extinction_<b>``, ``u_g g_r r_i i_z`` and
-        ``psf_flux_<b>`` and ``blendedness_<b>`` (`columns_from_fits`; the
+        ``psf_flux_<b>``, ``blendedness_<b>`` (`columns_from_fits`; the
         share of the light at the source that its neighbours put there,
-        `sourceclf.neighbour_fits.blendedness`); NaN for a source whose
+        `sourceclf.neighbour_fits.blendedness`) and ``unmodelled_<b>`` (the
+        light the fits leave around the source over its own there,
+        `sourceclf.unmodelled_light.unmodelled_light`); NaN for a source whose
         position is missing or off a frame.
     psf : dict
         ``{band: PSFMeasurement}`` used.
@@ -410,7 +418,7 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
     ra, dec = sky_positions(table, ra_column, dec_column)
     psf = dict(psf or {})
     n = len(table)
-    fluxes, best, width, blend = _no_fits(n)
+    fluxes, best, width, blend, unmodelled = _no_fits(n)
     psf.update(field_psfs(frames, [b for b in BANDS if b not in psf]))
     for k, cut in enumerate(frame_stamps(frames, psf, ra, dec)):
         b = cut.band
@@ -421,36 +429,39 @@ def measure_columns(table, frames, psf=None, *, ra_column="ra", dec_column="dec"
         if not cut.inside.any():
             continue
         # At the frame's own pixel scale, as field_band_psf measured the FWHM.
-        fluxes[cut.inside, k], best[cut.inside, k], blend[cut.inside, k] = _fit_through_psf(
-            cut.stamps, psf[b].fwhm, psf[b].beta, psf[b].sky_sigma, cut.scale)
-    return _with_columns(table, fluxes, best, width, blend), psf
+        (fluxes[cut.inside, k], best[cut.inside, k], blend[cut.inside, k],
+         unmodelled[cut.inside, k]) = _fit_through_psf(cut.stamps, psf[b].fwhm, psf[b].beta,
+                                                       psf[b].sky_sigma, cut.scale)
+    return _with_columns(table, fluxes, best, width, blend, unmodelled), psf
 
 
 def _fit_through_psf(stamps, fwhm, beta, sky_sigma, scale):
     """`~sourceclf.profile_fits.fit_with_neighbours` of one band's stamps (less their sky),
     each fitted at its source's sub-pixel position, through a Moffat
     PSF of ``fwhm`` (arcsec) and index ``beta`` at ``scale`` arcsec per pixel: the fluxes,
-    best radius and blendedness."""
+    best radius, blendedness and unmodelled light."""
     fwhm_pix = fwhm / scale
-    fluxes, best, _, blend = fit_with_neighbours(
+    fluxes, best, _, blend, unmodelled = fit_with_neighbours(
         stamps, profile_templates(fwhm, beta, size=stamps.shape[-1], pixel_scale=scale),
-        fwhm_pix, beta, sky_sigma)
-    return fluxes, best, blend
+        fwhm_pix, beta, sky_sigma, return_unmodelled=True)
+    return fluxes, best, blend, unmodelled
 
 
 def _no_fits(n):
     """The fits of ``n`` sources before any: ``fluxes`` (NaN), ``best`` radius, PSF
-    ``width`` and ``blend`` (NaN), as `measure_columns` fills them band by band."""
+    ``width``, ``blend`` and ``unmodelled`` (NaN), as `measure_columns` fills them band by
+    band."""
     return (np.full((n, len(BANDS), len(PROFILE_RADII)), np.nan),
             np.zeros((n, len(BANDS)), dtype=int), np.empty((n, len(BANDS))),
-            np.full((n, len(BANDS)), np.nan))
+            np.full((n, len(BANDS)), np.nan), np.full((n, len(BANDS)), np.nan))
 
 
-def _with_columns(table, fluxes, best, width, blend):
+def _with_columns(table, fluxes, best, width, blend, unmodelled):
     """A copy of ``table`` with the columns of the fits (`columns_from_fits`); a source not
     fitted in every band has no radius either (its magnitudes are NaN already)."""
     out = Table(table, copy=True)
-    columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend)
+    columns_from_fits(out, fluxes, best, width, catalog_extinction(table), blendedness=blend,
+                      unmodelled=unmodelled)
     off = ~np.isfinite(fluxes[:, :, 0]).all(axis=1)
     for b in BANDS:
         out[f"deVRad_{b}"][off] = np.nan
@@ -529,7 +540,7 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
     if stamps.ndim != 4 or stamps.shape[:2] != (n, len(BANDS)):
         raise InvalidInputError(f"measure_stamp_columns: stamps of shape {stamps.shape}, "
                                 f"expected ({n}, 5, H, W) for a table of {n} rows")
-    fluxes, best, width, blend = _no_fits(n)
+    fluxes, best, width, blend, unmodelled = _no_fits(n)
     for k, b in enumerate(BANDS):
         fwhm, index, per_row = _band_fwhm(psf, beta, b, n)
         noise = float(sky_sigma.get(b, np.nan)) if hasattr(sky_sigma, "get") else np.nan
@@ -551,9 +562,10 @@ def measure_stamp_columns(table, stamps, psf, sky_sigma, *, beta=None,
             members = rows[which.ravel() == g]
             band = np.where(missing[members], np.nan, stamps[members, k].astype(float))
             band -= np.nanmedian(band, axis=(1, 2), keepdims=True)  # as source_stamps does
-            fluxes[members, k], best[members, k], blend[members, k] = _fit_through_psf(
-                band, group_fwhm, group_beta, noise, pixel_scale)
-    return _with_columns(table, fluxes, best, width, blend)
+            (fluxes[members, k], best[members, k], blend[members, k],
+             unmodelled[members, k]) = _fit_through_psf(band, group_fwhm, group_beta, noise,
+                                                        pixel_scale)
+    return _with_columns(table, fluxes, best, width, blend, unmodelled)
 
 
 def _band_fwhm(psf, beta, band, n):

@@ -33,6 +33,7 @@ from .bands import SDSS_PIXEL_SCALE
 from .exceptions import InvalidInputError
 from .neighbour_fits import blendedness, without_neighbours
 from .psf import moffat_profile
+from .unmodelled_light import unmodelled_light
 from .utils._cache import array_cache
 
 __all__ = ["PROFILE_RADII", "SUBPIXEL_SHIFTS", "SOURCE_PASSES", "TEMPLATE_CACHE_BYTES",
@@ -242,7 +243,8 @@ def fit_profiles(images, templates):
     return dots / norms, best
 
 
-def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
+def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma, *,
+                        return_unmodelled=False):
     """`fit_profiles` of stamps that keep their neighbours, each fitted with them.
 
     Parameters
@@ -264,6 +266,8 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         The band's Moffat PSF: FWHM in pixels and index.
     sky_sigma : float
         Sky noise per pixel.
+    return_unmodelled : bool
+        Also return each source's `~sourceclf.unmodelled_light.unmodelled_light`.
 
     Returns
     -------
@@ -277,6 +281,10 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     blendedness : `numpy.ndarray`, shape (n,)
         The share of the PSF-weighted light at the source that the
         neighbours' fits put there (`sourceclf.neighbour_fits.blendedness`).
+    unmodelled : `numpy.ndarray`, shape (n,)
+        With ``return_unmodelled``: the light the best profile's fit (with the
+        neighbours and the sky) leaves 1-3 FWHM around the source, over the
+        source's own light there (`sourceclf.unmodelled_light.unmodelled_light`).
     """
     images = np.asarray(images, dtype=np.float64)
     present = np.isfinite(images)  # the pixels beyond a frame's edge hold none
@@ -286,6 +294,7 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
     best = np.zeros(n, dtype=int)
     count = np.zeros(n, dtype=int)
     blend = np.zeros(n)
+    unmodelled = np.full(n, np.nan)
     cleaned = images.copy()
 
     def fit(rows, offsets):
@@ -296,6 +305,10 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
             for i, (image, shapes, neighbours) in zip(rows[group], projected):
                 (flux[i],), (best[i],) = fit_profiles(image[None], shapes)
                 count[i] = len(neighbours)
+                if return_unmodelled:
+                    unmodelled[i] = _unmodelled(image, shapes, moved, flux[i], best[i],
+                                                (dx, dy), neighbours, present[i], fwhm_pix,
+                                                sky_sigma)
                 # neighbours' PSFs are 0 on the missing pixels; the point source is too
                 point = moved[0] * present[i].ravel()
                 blend[i] = blendedness(images[i], point, neighbours, flux[i, 0], present[i])
@@ -320,7 +333,20 @@ def fit_with_neighbours(images, templates, fwhm_pix, beta, sky_sigma):
         rows = rows[elsewhere]
         offsets[rows] = again[elsewhere]
         fit(rows, offsets[rows])
+    if return_unmodelled:
+        return flux, best, count, blend, unmodelled
     return flux, best, count, blend
+
+
+def _unmodelled(image, shapes, moved, flux, best, source, neighbours, present, fwhm_pix,
+                sky_sigma):
+    """`~sourceclf.unmodelled_light.unmodelled_light` of one stamp fitted by
+    `fit_with_neighbours`: ``image`` and ``shapes`` with the neighbours and sky projected
+    out, ``moved`` the templates at the source, ``flux`` and ``best`` its fit."""
+    own = flux[best] if np.isfinite(flux[best]) else 0.0
+    residual = image - own * shapes[best]
+    return unmodelled_light(residual, own * moved[best], fwhm_pix, sky_sigma, source,
+                            neighbours, present)
 
 
 def fit_band(images, fwhm, beta):

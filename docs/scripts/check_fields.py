@@ -70,7 +70,7 @@ from sourceclf.cutouts import make_cutouts
 from sourceclf.frames import read_frame
 from sourceclf.evaluation import balanced_hit_rate
 from sourceclf.exceptions import InvalidInputError, SourceclfError
-from sourceclf.crowding import FLAG_BLENDED, FLAG_CROWDED, count_neighbours
+from sourceclf.crowding import FLAG_BLENDED, FLAG_CONFUSED, FLAG_CROWDED, count_neighbours
 from sourceclf.field_psf import field_band_psf, field_psfs, psf_memo
 from sourceclf.psf import FLAG_SEEING_OUT_OF_RANGE
 from sourceclf.registration import register_frames
@@ -145,9 +145,9 @@ def _share(hit, rows):
 def score(truth, result, decided=None, r_mag=None):
     """Scores of one run: point-like called STAR/QSO, extended called GALAXY, their mean.
 
-    Also the fractions of rows flagged ``seeing_out_of_range``, ``crowded`` and
-    ``blended``, the balanced accuracy of the rows not flagged ``crowded``, of
-    those not flagged ``blended`` and that of the
+    Also the fractions of rows flagged ``seeing_out_of_range``, ``crowded``,
+    ``blended`` and ``confused``, the balanced accuracy of the rows not flagged
+    ``crowded``, of those flagged ``blended`` or ``confused`` and not, and that of the
     ``decided`` rows (the truth's extent at least two locus widths from the
     cut; None when a class has none); with ``r_mag``, ``by_r_mag``: the
     counts of each class and of its right calls in each of `R_MAG_BINS`, so
@@ -157,12 +157,15 @@ def score(truth, result, decided=None, r_mag=None):
     flags = np.asarray(result["pred_flag"]).astype(str)
     crowded = np.char.find(flags, FLAG_CROWDED) >= 0
     blended = np.char.find(flags, FLAG_BLENDED) >= 0
+    confused = np.char.find(flags, FLAG_CONFUSED) >= 0
     point, extended = truth == "point", truth == "extended"
     hit = np.where(point, np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
     p, e = _share(hit, point), _share(hit, extended)
     calm = balanced_hit_rate(hit, point & ~crowded, extended & ~crowded)
     alone = balanced_hit_rate(hit, point & ~blended, extended & ~blended)
     together = balanced_hit_rate(hit, point & blended, extended & blended)
+    clear = balanced_hit_rate(hit, point & ~confused, extended & ~confused)
+    unclear = balanced_hit_rate(hit, point & confused, extended & confused)
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
     sure = balanced_hit_rate(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
@@ -180,6 +183,9 @@ def score(truth, result, decided=None, r_mag=None):
             "n_point_not_blended": int((point & ~blended).sum()),
             "n_extended_not_blended": int((extended & ~blended).sum()),
             "balanced_blended": None if np.isnan(together) else round(float(together), 3),
+            "confused": round(float(confused.mean()), 3),
+            "balanced_not_confused": None if np.isnan(clear) else round(float(clear), 3),
+            "balanced_confused": None if np.isnan(unclear) else round(float(unclear), 3),
             "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
             "n_point_decided": int((point & decided).sum()),
             "n_extended_decided": int((extended & decided).sum()), **sets,
@@ -560,6 +566,8 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
                     f"| {row['balanced_not_crowded']} | {row['balanced_decided']} "
                     f"| blended {row['blended']:.2f} ({row['balanced_blended']}), "
                     f"not blended {row['balanced_not_blended']} "
+                    f"| confused {row['confused']:.2f} ({row['balanced_confused']}), "
+                    f"not confused {row['balanced_not_confused']} "
                     f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
                     + (f"| {SET_LEVEL:.0%} sets cover {row['set_coverage_point']:.2f} point, "
                        f"{row['set_coverage_extended']:.2f} extended, "
