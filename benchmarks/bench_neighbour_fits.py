@@ -19,10 +19,13 @@ their fitted light puts its source at another sub-pixel offset (up to
 default, the PSF by `sourceclf.field_psf.field_psfs` as ``check_fields.py``
 measures it; the first ``--n`` of them if given), cut as ``classify`` cuts
 them (`sourceclf.photometry.source_stamps`, 32 x 32, not deblended), it
-times the fits three ways, interleaved ``--repeat`` times: as shipped; one
-pass (``SOURCE_PASSES = 1``, the first offset only); and at the peaks
-(``POSITION_STEPS = 0`` as well, the neighbours at their peaks' centroids).
-It prints the medians, their ratios to the last, the mean number of
+times the fits four ways, interleaved ``--repeat`` times: as
+`sourceclf.photometry.measure_columns` fits them (with each source's
+unmodelled light, `sourceclf.unmodelled_light`, for the ``confused``
+flag); as shipped without it; one pass (``SOURCE_PASSES = 1``, the first
+offset only); and at the peaks (``POSITION_STEPS = 0`` as well, the
+neighbours at their peaks' centroids).  It prints the medians, their
+ratios to the last and what the unmodelled light adds, the mean number of
 neighbours per stamp, and the share of sources whose best profile (and
 whose point-or-extended call) differs from the shipped fits'.
 """
@@ -43,6 +46,7 @@ def main(argv=None):
 
     import sourceclf.neighbour_fits as neighbour_fits
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
+    from sourceclf.crowding import CONFUSED_LIMIT
     from sourceclf.field_psf import field_psfs
     from sourceclf.frames import read_frame
     from sourceclf.photometry import source_stamps
@@ -63,17 +67,19 @@ def main(argv=None):
     import sourceclf.profile_fits as profile_fits
 
     shipped = (neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES)
-    ways = {"as shipped": shipped, "one pass (SOURCE_PASSES = 1)": (shipped[0], 1),
-            "at the peaks (POSITION_STEPS = 0 too)": (0, 1)}
+    ways = {"with the unmodelled light (as measure_columns)": (*shipped, True),
+            "as shipped": (*shipped, False),
+            "one pass (SOURCE_PASSES = 1)": (shipped[0], 1, False),
+            "at the peaks (POSITION_STEPS = 0 too)": (0, 1, False)}
     times = {way: [] for way in ways}
     fits = {}
     try:
         for _ in range(args.repeat):
-            for way, (steps, passes) in ways.items():
+            for way, (steps, passes, unmodelled) in ways.items():
                 neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES = steps, passes
                 t0 = time.perf_counter()
                 fits[way] = fit_with_neighbours(stamps, templates, fwhm_pix, psf.beta,
-                                                psf.sky_sigma)
+                                                psf.sky_sigma, return_unmodelled=unmodelled)
                 times[way].append(time.perf_counter() - t0)
     finally:
         neighbour_fits.POSITION_STEPS, profile_fits.SOURCE_PASSES = shipped
@@ -88,6 +94,11 @@ def main(argv=None):
               f"{seconds / last:.2f} x at the peaks; best profile differs from the shipped "
               f"fits' on {np.mean(best != other):.1%}, point or extended on "
               f"{np.mean((best == 0) != (other == 0)):.1%}")
+    unmodelled = fits["with the unmodelled light (as measure_columns)"][4]
+    cost = np.median(times[next(iter(ways))]) / np.median(times["as shipped"])
+    print(f"the unmodelled light costs {cost:.2f} x the fits without it; it reaches the "
+          f"confused flag's limit on {np.mean(unmodelled >= CONFUSED_LIMIT):.1%} of these "
+          "sources")
 
 
 if __name__ == "__main__":
