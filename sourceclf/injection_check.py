@@ -51,6 +51,7 @@ from astropy.table import Table, hstack, vstack
 from .bands import BANDS
 from .classification import check_mc_samples, classify
 from .conformal import set_membership
+from .crowding import FLAG_CONFUSED
 from .device import check_precision
 from .inputs import read_frames
 from .registration import register_frames
@@ -104,6 +105,8 @@ META_COMMENTS = {
     "CLFINJBA": "injection check: balanced accuracy",
     "CLFINJBE": "injection check: its binomial standard error",
     "CLFINJSC": "injection check: prediction sets' coverage",
+    "CLFINJCF": "injection check: share flagged confused",
+    "CLFINJBC": "injection check: balanced, not confused",
     "CLFINJOK": f"injection check: balanced >= {RELIABLE_BALANCED}",
 }
 
@@ -225,6 +228,20 @@ class InjectionCheck:
         return balanced_hit_rate(right, point & ~near, extended & ~near)
 
     @property
+    def confused(self):
+        """Whether each source is flagged ``confused`` (`sourceclf.crowding.confusion_flags`:
+        the fits left light around it as bright as its own)."""
+        flags = np.asarray(self.sources["pred_flag"]).astype(str) \
+            if "pred_flag" in self.sources.colnames else np.full(len(self.sources), "")
+        return np.array([FLAG_CONFUSED in f.split(";") for f in flags], dtype=bool)
+
+    @property
+    def balanced_not_confused(self):
+        """`balanced` of the sources not flagged ``confused`` (NaN when a kind has none)."""
+        point, extended, right = self._kinds()
+        return balanced_hit_rate(right, point & ~self.confused, extended & ~self.confused)
+
+    @property
     def set_coverage(self):
         """Balanced share of the prediction sets (level `confidence`) that hold the truth
         (STAR or QSO for point-like sources, GALAXY for extended ones); None without
@@ -278,6 +295,9 @@ class InjectionCheck:
                 "CLFINJBA": round(self.balanced, 3), "CLFINJBE": round(self.balanced_se, 3)}
         if self.set_coverage is not None:
             meta["CLFINJSC"] = round(self.set_coverage, 3)
+        if self.confused.any():
+            meta["CLFINJCF"] = round(float(self.confused.mean()), 3)
+            meta["CLFINJBC"] = round(self.balanced_not_confused, 3)
         meta["CLFINJOK"] = self.reliable
         # A kind without sources leaves NaN scores, which FITS headers cannot hold.
         return {k: v for k, v in meta.items() if not (isinstance(v, float) and np.isnan(v))}
@@ -295,6 +315,11 @@ class InjectionCheck:
                  f"(+-{self.balanced_se:.1%})"
                  + ("" if self.set_coverage is None else
                     f"; {self.confidence:.0%} sets hold the truth for {self.set_coverage:.1%}")]
+        if self.confused.any():
+            rest = self.balanced_not_confused
+            lines.append(f"{self.confused.mean():.0%} of them flagged confused (the fits left "
+                         "light around them as bright as their own); the rest balanced "
+                         + ("-" if np.isnan(rest) else f"{rest:.1%}"))
         bins = self.by_r_mag()
         lines.append("balanced by r: " + ", ".join(
             f"{row['r_min']:g}-{row['r_max']:g} "

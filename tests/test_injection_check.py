@@ -183,6 +183,48 @@ def test_the_scores_follow_the_rows(check):
         (held[truth == "point"].mean() + held[truth == "extended"].mean()) / 2)
 
 
+def test_the_rows_flagged_confused_are_scored_apart(check):
+    """A check whose rows are flagged ``confused`` says how many, and how the rest
+    score, in its lines and its meta; one without says nothing of it."""
+    import dataclasses
+
+    from sourceclf.crowding import FLAG_CONFUSED
+
+    assert not check.confused.any()  # the test frames' isolated sources
+    assert "CLFINJCF" not in check.meta and not any("confused" in x for x in check.lines())
+    scored = _scored(check, wrong_point=1, wrong_extended=1)
+    rows = scored.sources.copy()
+    truth = np.asarray(rows["truth"])
+    wrong = ~np.asarray(rows["right"], bool)
+    flags = np.asarray(rows["pred_flag"]).astype(object)
+    flags[wrong] = [";".join(x for x in (str(f), FLAG_CONFUSED) if x) for f in flags[wrong]]
+    rows["pred_flag"] = flags.astype(str)
+    confused = dataclasses.replace(scored, sources=rows)
+    np.testing.assert_array_equal(confused.confused, wrong)
+    assert confused.balanced_not_confused == 1.0  # the two wrong rows are the flagged ones
+    assert confused.meta["CLFINJCF"] == round(2 / len(truth), 3)
+    assert confused.meta["CLFINJBC"] == 1.0
+    said = [x for x in confused.lines() if "flagged confused" in x]
+    assert said == [f"{2 / len(truth):.0%} of them flagged confused (the fits left light "
+                    "around them as bright as their own); the rest balanced 100.0%"]
+    from sourceclf.injection_check import META_COMMENTS
+
+    assert {"CLFINJCF", "CLFINJBC"} <= set(META_COMMENTS)
+
+
+def test_every_meta_comment_fits_a_fits_card():
+    """A comment too long for an 80-character card was truncated with a VerifyWarning."""
+    from astropy.io import fits
+
+    from sourceclf.injection_check import META_COMMENTS
+
+    for key, comment in META_COMMENTS.items():
+        header = fits.Header()
+        header[key] = (0.123, comment)
+        assert len(header.tostring(sep="\n").splitlines()[0]) == 80
+        assert header.comments[key] == comment, key
+
+
 def test_an_unreliable_check_says_so(check):
     truth = np.asarray(check.sources["truth"])
     poor = _scored(check, wrong_point=int(np.sum(truth == "point")) // 2,
