@@ -260,7 +260,7 @@ def _frame_columns(source, images, cutouts, psf, *, quiet=False, stamps=True):
     return measured, frames, psf if psf is not None else seen, True, cutouts
 
 
-def _with_blendedness(source, measured):
+def _with_fit_flag_columns(source, measured):
     """``source`` with the ``blendedness_<b>`` and ``unmodelled_<b>`` columns of
     ``measured`` (`frame_columns`), which the flags of `measurement_flags` read."""
     names = [f"{kind}_{b}" for kind in ("blendedness", "unmodelled") for b in BANDS
@@ -336,10 +336,10 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         ``margnet24`` image model), all of them are measured on the frames
         (`sourceclf.photometry.measure_columns`; ``meta['CLFCOLS']``) and
         used internally; the output keeps the table's own columns.  A model
-        reading the images alone takes only their blendedness, for the
-        ``blended`` flag (which makes its run on frames 1.4 times as long on
-        a high-latitude field, 2.3 times on a crowded one:
-        ``benchmarks/bench_frames.py``).
+        reading the images alone takes only their blendedness and unmodelled
+        light, for the ``blended`` and ``confused`` flags (which makes its
+        run on frames 1.4 times as long on a high-latitude field, 2.3 times
+        on a crowded one: ``benchmarks/bench_frames.py``).
     psf : float or dict, optional
         PSF FWHM (arcsec) of stamps given directly as ``cutouts``: one value
         for every band, or one per band (``{'u': 1.5, ...}``; a band's value
@@ -484,11 +484,11 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         clf = load_model(model)
         if choice is None and clf.uses_images:
             # Measured on the frames: a model reading MargNet's columns takes them all, any
-            # other image model the blendedness alone (for the blended flag).
+            # other image model the blendedness and unmodelled light alone (for the flags).
             reads_columns = clf.feature_set == FRAME_FEATURE_SET
             found, images, psf, measured, cutouts = _frame_columns(
                 source, images, cutouts, psf, quiet=not reads_columns, stamps=reads_columns)
-            source = found if reads_columns else _with_blendedness(source, found)
+            source = found if reads_columns else _with_fit_flag_columns(source, found)
         clf.check_speed_options(precision, compile)
         n = len(table)
 
