@@ -177,3 +177,20 @@ def test_classify_flags_the_rows_whose_fits_leave_light_as_bright_as_their_own()
     assert not flagged[:len(lone)].any()
     assert flagged[len(lone):].sum() >= 3
     assert result["unmodelled_light"].description.startswith("light the fits leave")
+
+
+def test_the_annulus_is_read_away_from_neighbours_and_less_its_rings():
+    from sourceclf.psf import moffat_profile
+    from sourceclf.unmodelled_light import annulus_residual
+
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float) - (SIZE - 1) / 2.0
+    residual = np.random.default_rng(2).normal(0.0, 1.0, (SIZE, SIZE))
+    values, read = annulus_residual(residual, FWHM)
+    reach = np.hypot(xx, yy) / FWHM
+    np.testing.assert_array_equal(read, (reach >= 1.0) & (reach < 3.0))
+    ring = np.rint(reach[read] * FWHM).astype(int)
+    np.testing.assert_allclose(np.bincount(ring, values), 0.0, atol=1e-9)  # each ring's mean off
+    neighbour = moffat_profile(xx - 6.0, yy, FWHM, BETA).ravel()
+    _, apart = annulus_residual(residual, FWHM, neighbours=[neighbour])
+    assert apart.sum() < read.sum() and not apart[15:17, 20:23].any()
+    assert annulus_residual(residual, FWHM, present=np.zeros((SIZE, SIZE), bool))[0] is None

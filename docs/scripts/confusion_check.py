@@ -42,12 +42,6 @@ from check_fields import (SEEINGS, add_diagnosis_options, blur_seed,  # beside t
 #: Bands whose left light is measured; each source keeps the largest.
 BANDS_READ = ("g", "r", "i")
 
-#: The annulus read, in PSF FWHM from the source: where a faint galaxy's wings lie.
-ANNULUS = (1.0, 3.0)
-
-#: Fewest pixels of the annulus (away from the neighbours) that give a figure.
-MIN_PIXELS = 10
-
 _parse_seeings = float_list("--seeings", "r FWHMs in arcsec", "1.6,1.9",
                             lambda v: all(0 < s < 5 for s in v))
 
@@ -70,35 +64,32 @@ def left_light(stamps, templates, fwhm_pix, beta, sky_sigma):
     Returns
     -------
     `numpy.ndarray`, shape (n,)
-        Root mean square, over the pixels `ANNULUS` FWHM from the source (where
+        Root mean square of the residual of the best profile's fit with the
+        neighbours and the sky, smoothed by a Gaussian of the PSF's width and
+        less each ring's mean, over 1-3 FWHM from the source (where
         `~sourceclf.profile_fits.subpixel_offsets` puts it) and at least a FWHM
-        from each neighbour fitted, of the residual of the best profile's fit
-        with the neighbours and the sky, smoothed by a Gaussian of the PSF's
-        width, divided by the sky noise after that smoothing: about 1 where
-        the fits model all the light.  The fits are the first pass of
+        from each neighbour fitted (`sourceclf.unmodelled_light.annulus_residual`),
+        divided by the sky noise after that smoothing
+        (`~sourceclf.unmodelled_light.smoothed_noise`): about 1 where the fits
+        model all the light.  The fits are the first pass of
         `~sourceclf.profile_fits.fit_with_neighbours`
         (`~sourceclf.neighbour_fits.without_neighbours`, then
         `~sourceclf.profile_fits.fit_profiles`), which fits a stamp again only
         where its source's offset moves once the neighbours are taken off.
-        NaN where fewer than `MIN_PIXELS` pixels are read.
+        NaN where fewer than
+        `~sourceclf.unmodelled_light.UNMODELLED_MIN_PIXELS` pixels are read.
     """
-    from astropy.stats import gaussian_fwhm_to_sigma
-    from scipy.ndimage import gaussian_filter
-
     from sourceclf.neighbour_fits import without_neighbours
     from sourceclf.profile_fits import fit_profiles, subpixel_offsets, templates_at
+    from sourceclf.unmodelled_light import annulus_residual, smoothed_noise
 
     stamps = np.asarray(stamps, dtype=np.float64)
     present = np.isfinite(stamps)
     filled = np.where(present, stamps, 0.0)
     offsets = subpixel_offsets(filled, fwhm_pix, beta)
-    smoothing = fwhm_pix * gaussian_fwhm_to_sigma
-    noise = sky_sigma / (2.0 * np.sqrt(np.pi) * smoothing)  # white noise, Gaussian-smoothed
-    n, size, _ = stamps.shape
-    yy, xx = np.mgrid[:size, :size].astype(float)
-    centre = (size - 1) / 2.0
-    out = np.full(n, np.nan)
-    for i in range(n):
+    noise = smoothed_noise(sky_sigma, fwhm_pix)
+    out = np.full(len(stamps), np.nan)
+    for i in range(len(stamps)):
         dx, dy = offsets[i]
         moved = templates_at(templates, dx, dy)
         (image, shapes, neighbours), = without_neighbours(
@@ -106,18 +97,9 @@ def left_light(stamps, templates, fwhm_pix, beta, sky_sigma):
         shape = shapes[fit_profiles(image[None], shapes)[1][0]]
         norm = shape @ shape
         residual = image - (shape @ image) / norm * shape if norm > 0 else image
-        smooth = gaussian_filter(residual.reshape(size, size), smoothing)
-        reach = np.hypot(xx - centre - dx, yy - centre - dy) / fwhm_pix
-        read = (reach >= ANNULUS[0]) & (reach < ANNULUS[1]) & present[i]
-        for psf in neighbours:
-            py, px = np.unravel_index(np.argmax(psf), (size, size))
-            read &= np.hypot(xx - px, yy - py) >= fwhm_pix
-        if read.sum() >= MIN_PIXELS:
-            # less its mean in each ring of a pixel: what is left of the source itself (a
-            # profile or a PSF's wing a little off) is round, the light of others is not
-            ring = np.rint(reach[read] * fwhm_pix).astype(int)
-            mean = np.bincount(ring, smooth[read]) / np.maximum(np.bincount(ring), 1)
-            out[i] = np.sqrt(np.mean((smooth[read] - mean[ring]) ** 2)) / noise
+        values = annulus_residual(residual, fwhm_pix, (dx, dy), neighbours, present[i])[0]
+        if values is not None:
+            out[i] = np.sqrt(np.mean(values ** 2)) / noise
     return out
 
 
