@@ -85,15 +85,18 @@ def flag_scores(point, called_point, flagged):
     dict
         ``n``, ``flagged`` (share), and ``flagged_balanced``, ``rest_balanced``,
         ``all_balanced``: the mean of the point sources called point-like and
-        the galaxies called GALAXY on those rows (None where a class has none).
+        the galaxies called GALAXY on those rows
+        (`sourceclf.evaluation.balanced_hit_rate`; None where a class has none).
     """
+    from sourceclf.evaluation import balanced_hit_rate
+
     point, called_point, flagged = (np.asarray(a, dtype=bool)
                                     for a in (point, called_point, flagged))
     hit = called_point == point
 
     def balanced(rows):
-        shares = [hit[rows & kind].mean() for kind in (point, ~point) if (rows & kind).any()]
-        return round(float(np.mean(shares)), 3) if len(shares) == 2 else None
+        rate = balanced_hit_rate(hit, rows & point, rows & ~point)
+        return None if np.isnan(rate) else round(rate, 3)
 
     every = np.ones(len(point), dtype=bool)
     return {"n": int(len(point)), "flagged": round(float(flagged.mean()), 3) if len(point)

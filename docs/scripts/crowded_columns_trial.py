@@ -48,7 +48,6 @@ import numpy as np
 from sourceclf.bands import BANDS
 from sourceclf.features import get_feature_set
 from sourceclf.models import load_model
-from sourceclf.photometry import measure_stamp_columns
 from sourceclf.recipes.cards import accuracy_by_magnitude
 from sourceclf.recipes.data import recipe_split
 from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS, margnet_sgq
@@ -56,6 +55,7 @@ from sourceclf.recipes.image_training_set import simulated_training_set
 from sourceclf.training import labels_from_table
 
 from check_fields import SHARED_DATA as DATA  # beside this script
+from confusion_sim_check import measured_columns  # beside this script
 
 #: The columns the neighbour fits measure again on the ``frame_deblended`` rows.
 MEASURED = ([f"{c}_{b}" for c in ("dered", "deVRad", "psf_flux") for b in BANDS]
@@ -64,19 +64,13 @@ MEASURED = ([f"{c}_{b}" for c in ("dered", "deVRad", "psf_flux") for b in BANDS]
 
 def neighbour_fit_columns(table, stamps, rows):
     """MargNet's columns of ``rows`` measured on their stamps, neighbours and all, by
-    `sourceclf.photometry.measure_stamp_columns`, one simulated field at a time."""
+    `sourceclf.photometry.measure_stamp_columns`, one simulated field at a time
+    (``confusion_sim_check.measured_columns``)."""
+    these = np.flatnonzero(rows)
+    measured = measured_columns(table[these], stamps[these])
     out = {c: np.asarray(table[c], dtype=float).copy() for c in MEASURED}
-    field = np.asarray(table["field"])
-    for f in np.unique(field[rows]):
-        these = np.flatnonzero(rows & (field == f))
-        first = these[0]
-        measured = measure_stamp_columns(
-            table[these], stamps[these],
-            {b: float(table[f"psf_fwhm_{b}"][first]) for b in BANDS},
-            {b: float(table[f"sky_sigma_{b}"][first]) for b in BANDS},
-            beta={b: float(table[f"psf_beta_{b}"][first]) for b in BANDS})
-        for c in MEASURED:
-            out[c][these] = np.asarray(measured[c], dtype=float)
+    for c in MEASURED:
+        out[c][these] = np.asarray(measured[c], dtype=float)
     return out
 
 
