@@ -342,15 +342,11 @@ def measurement_flags(table):
         (`confusion_flags`, kept as ``unmodelled_light``), each where the
         table has its columns.
     """
-    out = []
-    with np.errstate(invalid="ignore"):  # NaN: not measured, not flagged
-        for flag, column, (values, raised), description in (
-                (FLAG_BLENDED, "blendedness", blending_flags(table),
-                 "largest share of the light at the source that its neighbours put "
-                 "there, in g r i (sourceclf.crowding.blending_flags)"),
-                (FLAG_CONFUSED, "unmodelled_light", confusion_flags(table),
-                 "light the fits leave 1-3 FWHM around the source in r, over its own "
-                 "there (sourceclf.crowding.confusion_flags)")):
-            if values is not None:
-                out.append((flag, column, values, raised, description))
-    return out
+    found = ((FLAG_BLENDED, "blendedness", blending_flags(table),
+              "largest share of the light at the source that its neighbours put there, "
+              "in g r i (sourceclf.crowding.blending_flags)"),
+             (FLAG_CONFUSED, "unmodelled_light", confusion_flags(table),
+              "light the fits leave 1-3 FWHM around the source in r, over its own there "
+              "(sourceclf.crowding.confusion_flags)"))
+    return [(flag, column, values, raised, description)
+            for flag, column, (values, raised), description in found if values is not None]
