@@ -33,6 +33,33 @@ else:
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+#: The stamps of `star_among_faint_sources`: side (pixels), the Moffat PSF's FWHM
+#: (pixels) and index, the sky's noise, and the faint sources' flux (sky sigmas: too
+#: faint for `sourceclf.neighbour_fits.NEIGHBOUR_THRESHOLD`, as
+#: tests/test_confusion_check_script.py checks).
+CROWD_SIZE, CROWD_FWHM, CROWD_BETA, CROWD_SKY, CROWD_FAINT = 32, 3.0, 3.5, 1.0, 25.0
+
+
+def star_among_faint_sources(n, flux=400.0, faint=0, seed=0):
+    """``n`` stamps of a star of ``flux`` (sky sigmas) at the centre in the sky's noise,
+    each with ``faint`` sources of `CROWD_FAINT` 1.2-3 FWHM from it (the light the
+    neighbour fits leave: tests of sourceclf.unmodelled_light and confusion_check.py)."""
+    from sourceclf.psf import moffat_profile
+
+    size, fwhm, beta = CROWD_SIZE, CROWD_FWHM, CROWD_BETA
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(float) - (size - 1) / 2.0
+    star = flux * moffat_profile(xx, yy, fwhm, beta)
+    stamps = rng.normal(0.0, CROWD_SKY, (n, size, size)) + star
+    for stamp in stamps:
+        reach = rng.uniform(1.2, 3.0, faint) * fwhm
+        angle = rng.uniform(0.0, 2.0 * np.pi, faint)
+        for r, a in zip(reach, angle):
+            stamp += CROWD_FAINT * moffat_profile(xx - r * np.cos(a), yy - r * np.sin(a), fwhm,
+                                                  beta)
+    return stamps
+
+
 def shared_data_dir():
     """The directory of the real SDSS data the tests may read.
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-SIZE, FWHM, BETA, SKY = 32, 3.0, 3.5, 1.0
-FAINT = 25.0  # flux of a source too faint to be fitted, sky sigmas
+from conftest import (CROWD_BETA, CROWD_FAINT, CROWD_FWHM, CROWD_SIZE, CROWD_SKY,
+                      star_among_faint_sources)
+
+SIZE, FWHM, BETA, SKY, FAINT = CROWD_SIZE, CROWD_FWHM, CROWD_BETA, CROWD_SKY, CROWD_FAINT
 
 
 @pytest.fixture(scope="module")
@@ -13,20 +15,9 @@ def script(doc_script):
 
 
 def _stamps(n, faint=0, seed=0):
-    """``n`` stamps of a star of 400 sky sigmas (flux) at the centre with the sky's
-    noise, each with ``faint`` sources of 25 sky sigmas 1.2-3 FWHM from it, each too
-    faint for the neighbour search (`sourceclf.neighbour_fits.NEIGHBOUR_THRESHOLD`)."""
-    from sourceclf.psf import moffat_profile
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float) - (SIZE - 1) / 2.0
-    stamps = rng.normal(0.0, SKY, (n, SIZE, SIZE)) + 400.0 * moffat_profile(xx, yy, FWHM, BETA)
-    for stamp in stamps:
-        reach = rng.uniform(1.2, 3.0, faint) * FWHM
-        angle = rng.uniform(0.0, 2.0 * np.pi, faint)
-        for r, a in zip(reach, angle):
-            stamp += FAINT * moffat_profile(xx - r * np.cos(a), yy - r * np.sin(a), FWHM, BETA)
-    return stamps
+    """``n`` stamps of a star of 400 sky sigmas (flux) among ``faint`` sources too faint
+    for the neighbour search (`conftest.star_among_faint_sources`)."""
+    return star_among_faint_sources(n, 400.0, faint, seed)
 
 
 def _templates():

@@ -5,29 +5,19 @@ import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
 
+from conftest import (CROWD_BETA, CROWD_FAINT, CROWD_FWHM, CROWD_SIZE, CROWD_SKY,
+                      star_among_faint_sources)
 from sourceclf.crowding import (CONFUSED_LIMIT, FLAG_BLENDED, FLAG_CONFUSED, confusion_flags,
                                 measurement_flags)
 from sourceclf.unmodelled_light import unmodelled_light
 
-SIZE, FWHM, BETA, SKY = 32, 3.0, 3.5, 1.0
-FAINT = 25.0  # flux of a source too faint for the neighbour search, sky sigmas
+SIZE, FWHM, BETA, SKY, FAINT = CROWD_SIZE, CROWD_FWHM, CROWD_BETA, CROWD_SKY, CROWD_FAINT
 
 
 def _stamps(n, flux, faint=0, seed=0):
-    """``n`` stamps of a star of ``flux`` (sky sigmas) at the centre in the sky's noise,
-    each with ``faint`` sources of `FAINT` 1.2-3 FWHM from it (below the neighbour
-    search's threshold: ``tests/test_confusion_check_script.py`` checks it)."""
-    from sourceclf.psf import moffat_profile
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE].astype(float) - (SIZE - 1) / 2.0
-    stamps = rng.normal(0.0, SKY, (n, SIZE, SIZE)) + flux * moffat_profile(xx, yy, FWHM, BETA)
-    for stamp in stamps:
-        reach = rng.uniform(1.2, 3.0, faint) * FWHM
-        angle = rng.uniform(0.0, 2.0 * np.pi, faint)
-        for r, a in zip(reach, angle):
-            stamp += FAINT * moffat_profile(xx - r * np.cos(a), yy - r * np.sin(a), FWHM, BETA)
-    return stamps
+    """``n`` stamps of a star of ``flux`` (sky sigmas) among ``faint`` sources too faint
+    for the neighbour search (`conftest.star_among_faint_sources`)."""
+    return star_among_faint_sources(n, flux, faint, seed)
 
 
 def _fits(stamps):
