@@ -75,6 +75,9 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
         A new classifier sharing the original's weights, with the new
         calibration table and an updated card (version ``'<version>+recal'``);
         `sourceclf.classify` accepts it and ``model.save(directory)`` writes it.
+        The calibration tables of flagged rows (``flag_calibrations``: the
+        shipped image models' rows flagged ``confused``) are kept: those rows
+        still get their sets from rows like them.
 
     Raises
     ------
@@ -141,6 +144,7 @@ def calibrate(table, *, model, label_column="class", by=None, cutouts=None, imag
     new = copy.copy(clf)
     new.card = copy.deepcopy(clf.card)
     new.calibration = cal
+    new.flag_calibrations = dict(getattr(clf, "flag_calibrations", {}))
     card = new.card
     if not str(card.version).endswith("+recal"):
         card.version = f"{card.version}+recal"

@@ -577,7 +577,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     if levels:
         set_flags = conformal.add_prediction_sets(out, clf, proba, rows, levels, score=score,
                                                   by=by, random_state=random_state,
-                                                  group_table=source)
+                                                  group_table=source, row_flags=flags)
         if set_flags is not None:
             new = set_flags != ""
             old = flags[new]

@@ -164,6 +164,36 @@ def test_only_the_default_placement_is_recorded(check_fields):
         check_fields.main(["--inject", "--seed", "3", "--record"])
     with pytest.raises(SystemExit):
         check_fields.main(["--seed", "3"])  # places nothing without --inject
+    with pytest.raises(SystemExit):
+        check_fields.main(["--inject", "--without-flag-calibration", "--record"])
+
+
+def test_set_scores_split_the_confused_rows(check_fields):
+    """The coverage and size of the sets of the rows flagged confused, and of the rest, as
+    the --from-cards set table shows them (``--`` where no run had such rows)."""
+    truth = np.array(["point"] * 4 + ["extended"] * 4)
+    result = Table({"pred_class": MaskedColumn(["STAR"] * 4 + ["GALAXY"] * 4),
+                    "prob_galaxy": np.zeros(8), "prob_qso": np.zeros(8),
+                    "prob_star": np.zeros(8),
+                    "pred_flag": ["confused", "", "confused", "", "blended;confused", "",
+                                  "confused", ""],
+                    "pred_set": ["GALAXY|STAR", "STAR", "GALAXY", "QSO", "GALAXY|STAR",
+                                 "GALAXY", "STAR", "STAR"],
+                    "pred_set_size": [2, 1, 1, 1, 2, 1, 1, 1]})
+    row = check_fields.score(truth, result)
+    # Confused: points 0 (covered), 2 (not); extended 4 (covered), 6 (not).
+    assert row["set_coverage_confused"] == 0.5
+    assert row["set_mean_size_confused"] == 1.5
+    # The rest: points 1, 3 covered; extended 5 covered, 7 not.
+    assert row["set_coverage_not_confused"] == 0.75
+    plain = check_fields.score(truth[[1, 3, 5, 7]], Table(result, copy=True)[[1, 3, 5, 7]])
+    assert plain["set_coverage_confused"] is None and plain["set_mean_size_confused"] is None
+    results = [(field, None, "m", 0.5, dict(r, field=field, galactic_latitude=b,
+                                            target_r_fwhm=None))
+               for field, b, r in (("A", 50.0, row), ("B", 60.0, plain))]
+    table = check_fields.set_table(results, ["m"])
+    line = next(text for text in table.splitlines() if text.startswith("m "))
+    assert "0.50-0.50" in line and "1.50-1.50" in line
 
 
 def test_balanced_error_and_table(check_fields):

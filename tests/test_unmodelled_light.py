@@ -9,6 +9,8 @@ from conftest import (CROWD_BETA, CROWD_FAINT, CROWD_FWHM, CROWD_SIZE, CROWD_SKY
                       star_among_faint_sources)
 from sourceclf.crowding import (CONFUSED_LIMIT, FLAG_BLENDED, FLAG_CONFUSED, confusion_flags,
                                 measurement_flags)
+from sourceclf.conformal import ConformalPredictor, set_membership
+from sourceclf.models import load_model
 from sourceclf.unmodelled_light import unmodelled_light
 
 SIZE, FWHM, BETA, SKY, FAINT = CROWD_SIZE, CROWD_FWHM, CROWD_BETA, CROWD_SKY, CROWD_FAINT
@@ -160,13 +162,24 @@ def test_classify_flags_the_rows_whose_fits_leave_light_as_bright_as_their_own()
     psf = {b: PSFMeasurement(FWHM * 0.396, 0.0, BETA, 0.0, 2, noise, None) for b in BANDS}
     ra, dec = wcs.pixel_to_world_values(*np.transpose(lone + among))
     result = classify(Table({"ra": ra, "dec": dec}), images=frames, psf=psf,
-                      model="margnet-sgq", confidence=None, progress=False)
+                      model="margnet-sgq", confidence=0.9, progress=False)
     flagged = np.array([FLAG_CONFUSED in str(f).split(";") for f in result["pred_flag"]])
     light = np.ma.filled(result["unmodelled_light"], np.nan)
     np.testing.assert_array_equal(flagged, light >= CONFUSED_LIMIT)
     assert not flagged[:len(lone)].any()
     assert flagged[len(lone):].sum() >= 3
     assert result["unmodelled_light"].description.startswith("light the fits leave")
+    # The flagged rows' sets come from the model's table of confused rows, the others'
+    # from its own calibration.
+    clf = load_model("margnet-sgq")
+    own = clf.flag_calibrations[FLAG_CONFUSED]
+    assert result.meta["CLFFLCAL"] == f"{FLAG_CONFUSED}:{len(own)}"
+    proba = np.column_stack([np.ma.filled(result[f"prob_{c.lower()}"], np.nan).astype(float)
+                             for c in clf.classes])
+    for rows, predictor in ((flagged, ConformalPredictor.from_table(own, clf.classes, 0.9)),
+                            (~flagged, ConformalPredictor.from_classifier(clf, 0.9))):
+        np.testing.assert_array_equal(set_membership(result, clf.classes)[rows],
+                                      predictor.predict_sets(proba[rows])[0][:, :, 0])
 
 
 def test_the_annulus_is_read_away_from_neighbours_and_less_its_rings():

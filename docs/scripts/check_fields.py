@@ -169,8 +169,8 @@ def score(truth, result, decided=None, r_mag=None):
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
     sure = balanced_hit_rate(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
-    sets = set_scores(result, point, extended, blended) if "pred_set_size" in result.colnames \
-        else {}
+    sets = set_scores(result, point, extended, blended, confused) \
+        if "pred_set_size" in result.colnames else {}
     return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
             "balanced": round((p + e) / 2, 3),
             "seeing_out_of_range": round(float(flagged.mean()), 3),
@@ -196,13 +196,15 @@ def score(truth, result, decided=None, r_mag=None):
 SET_LEVEL = 0.9
 
 
-def set_scores(result, point, extended, blended):
+def set_scores(result, point, extended, blended, confused=None):
     """How the `SET_LEVEL` prediction sets of a run hold the truth.
 
     A point-like source's set covers it when it holds STAR or QSO, an extended
     one's when it holds GALAXY (the truth knows no more).  Also the share of
     empty sets, the mean set size, the balanced coverage of the rows not
-    flagged ``blended``, and whether `sourceclf.classify` raised its shift
+    flagged ``blended``, with ``confused`` (each row's flag) the balanced
+    coverage and mean set size of the rows flagged ``confused`` and the
+    balanced coverage of the rest, and whether `sourceclf.classify` raised its shift
     alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows').
     """
     member = set_membership(result, ["STAR", "GALAXY", "QSO"])
@@ -210,10 +212,17 @@ def set_scores(result, point, extended, blended):
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
     cover_point, cover_extended = _share(covered, point), _share(covered, extended)
     alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
+    confused = np.zeros(len(point), bool) if confused is None else np.asarray(confused, bool)
+    unclear = balanced_hit_rate(covered, point & confused, extended & confused)
+    clear = balanced_hit_rate(covered, point & ~confused, extended & ~confused)
     return {"set_coverage_point": round(cover_point, 3),
             "set_coverage_extended": round(cover_extended, 3),
             "set_coverage_balanced": round((cover_point + cover_extended) / 2, 3),
             "set_coverage_not_blended": None if np.isnan(alone) else round(float(alone), 3),
+            "set_coverage_confused": None if np.isnan(unclear) else round(float(unclear), 3),
+            "set_coverage_not_confused": None if np.isnan(clear) else round(float(clear), 3),
+            "set_mean_size_confused": round(float(size[confused].mean()), 3)
+            if confused.any() else None,
             "set_empty": round(float((size == 0).mean()), 3),
             "set_mean_size": round(float(size.mean()), 3),
             "shift_alarm": "CLFSHIFT" in result.meta}
@@ -571,6 +580,8 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
                     f"| coverage {row.get('frame_coverage', float('nan')):.3f} "
                     + (f"| {SET_LEVEL:.0%} sets cover {row['set_coverage_point']:.2f} point, "
                        f"{row['set_coverage_extended']:.2f} extended, "
+                       f"confused {row['set_coverage_confused']} (size "
+                       f"{row['set_mean_size_confused']}), not {row['set_coverage_not_confused']}, "
                        f"empty {row['set_empty']:.2f}, "
                        f"size {row['set_mean_size']:.2f}, alarm {row['shift_alarm']} "
                        if "set_empty" in row else "")
@@ -613,6 +624,11 @@ def main(argv=None):
                              "atmosphere's: a night of worse seeing) or moffat (the native "
                              "PSF's shape, wings and all, wider); the last two recorded apart "
                              "(metrics['real_fields_kolmogorov'], ...)")
+    parser.add_argument("--without-flag-calibration", action="store_true",
+                        help="give the rows flagged confused the model's own prediction sets, "
+                             "not those of its calibration table of such rows "
+                             "(flag_calibrations): the sets as they were before it, a "
+                             "diagnosis; never recorded")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'], with --inject metrics['injected_fields'])")
@@ -624,6 +640,8 @@ def main(argv=None):
         parser.error("--columns-alone is a diagnosis of --inject, never recorded")
     if args.seed != INJECTION["seed"] and (args.record or not args.inject):
         parser.error("--seed places the sources of --inject; only the default is recorded")
+    if args.without_flag_calibration and args.record:
+        parser.error("--without-flag-calibration is a diagnosis, never recorded")
     if args.from_cards:
         try:
             rows = recorded(args.models, args.inject, args.kernel)
@@ -639,6 +657,10 @@ def main(argv=None):
                   for model in args.models}
     except SourceclfError as exc:  # an unknown model, or a directory without one
         parser.error(str(exc))
+    if args.without_flag_calibration:
+        for clf in models.values():
+            if clf is not None:
+                clf.flag_calibrations = {}
     fields = find_fields(args.data, args.fields, lambda s: print(s, flush=True))
     if not fields:
         parser.error(no_fields_message(args.data))
@@ -703,11 +725,16 @@ def summary(results, models, injected=False):
           "on the frames), and the share flagged there:")
     _print_lowest(results, models, "balanced_not_blended",
                   lambda low: f"({low['field']}, {low['blended']:.0%} flagged)")
+    print("\nLowest balanced accuracy of the rows not flagged confused (the fits left light "
+          "around them as bright as their own), and the share flagged there:")
+    _print_lowest(results, models, "balanced_not_confused",
+                  lambda low: f"({low['field']}, {low['confused']:.0%} flagged)")
     sets = set_table(results, models)
     if sets:
         print(f"\nThe {SET_LEVEL:g} prediction sets, per field and seeing: the share of point-like "
               "sources whose set holds STAR or QSO and of extended ones whose set holds GALAXY "
-              "(their mean: balanced coverage), the mean set size, and whether classify raised "
+              "(their mean: balanced coverage), the mean set size, the balanced coverage and "
+              "mean size of the rows flagged confused, and whether classify raised "
               "its shift alarm; lowest and highest over the fields of each group:")
         print(sets)
     by_magnitude = magnitude_table(results, models)
@@ -759,15 +786,21 @@ def set_table(results, models):
     """The prediction sets' coverage, size and alarms per model and seeing, as an rst table.
 
     Fields grouped as in `magnitude_table`; each cell gives the lowest and
-    highest value over the group's fields, the alarms their count.
+    highest value over the group's fields (``--`` where none has a value:
+    no row flagged ``confused``, or a record made before it was kept), the
+    alarms their count.
     """
     head = ["model", "seeing", "fields", "balanced coverage", "point", "extended",
-            "mean size", "alarms"]
+            "mean size", "confused", "their size", "alarms"]
     lines = []
     for model, seeing, label, rows in field_groups(results, models, "set_coverage_balanced"):
-        spans = [f"{min(row[key] for row in rows):.2f}-{max(row[key] for row in rows):.2f}"
-                 for key in ("set_coverage_balanced", "set_coverage_point",
-                             "set_coverage_extended", "set_mean_size")]
+        def span(key):
+            values = [row[key] for row in rows if row.get(key) is not None]
+            return f"{min(values):.2f}-{max(values):.2f}" if values else "--"
+
+        spans = [span(key) for key in ("set_coverage_balanced", "set_coverage_point",
+                                       "set_coverage_extended", "set_mean_size",
+                                       "set_coverage_confused", "set_mean_size_confused")]
         alarms = f"{sum(row['shift_alarm'] for row in rows)} of {len(rows)}"
         lines.append([model, seeing, label, *spans, alarms])
     return simple_table(head, lines)

@@ -18,9 +18,9 @@ checked where the truth of every row is known and the crowds are many:
    learnt from;
 2. each row's columns measured on its stamps with all their neighbours, as
    ``classify`` measures a frame's sources
-   (`sourceclf.photometry.measure_stamp_columns`: each source fitted with its
-   neighbours, one simulated field's PSF and sky noise at a time), which
-   also gives ``unmodelled_<b>``;
+   (`sourceclf.recipes.measured_columns.measure_with_neighbours`: each source
+   fitted with its neighbours, one simulated field's PSF and sky noise at a
+   time), which also gives ``unmodelled_<b>``;
 3. the model reads those columns and the stamps.
 
 It prints, for the rows of the crowded fields and of the others, of all
@@ -41,31 +41,6 @@ from check_fields import SHARED_DATA  # beside this script
 
 #: The simulation checked: version 9 with a third of its fields crowded.
 VERSION = 10
-
-
-def measured_columns(table, stamps):
-    """``table`` (a copy) with MargNet's columns and ``unmodelled_<b>`` measured on
-    ``stamps`` by `sourceclf.photometry.measure_stamp_columns`, one simulated field (its
-    PSF and sky noise, from the table's ``psf_fwhm_<b>``, ``psf_beta_<b>`` and
-    ``sky_sigma_<b>``) at a time."""
-    from astropy.table import vstack
-
-    from sourceclf.bands import BANDS
-    from sourceclf.photometry import measure_stamp_columns
-
-    field = np.asarray(table["field"])
-    parts, order = [], []
-    for f in np.unique(field):
-        rows = np.flatnonzero(field == f)
-        first = rows[0]
-        parts.append(measure_stamp_columns(
-            table[rows], stamps[rows],
-            {b: float(table[f"psf_fwhm_{b}"][first]) for b in BANDS},
-            {b: float(table[f"sky_sigma_{b}"][first]) for b in BANDS},
-            beta={b: float(table[f"psf_beta_{b}"][first]) for b in BANDS}))
-        order.append(rows)
-    out = vstack(parts, metadata_conflicts="silent")
-    return out[np.argsort(np.concatenate(order))]
 
 
 def flag_scores(point, called_point, flagged):
@@ -157,6 +132,7 @@ def main(argv=None):
     from sourceclf.models import load_model
     from sourceclf.recipes.data import recipe_split
     from sourceclf.recipes.image_training_set import simulated_training_set
+    from sourceclf.recipes.measured_columns import measure_with_neighbours
 
     try:
         clf = load_model(args.model)
@@ -176,7 +152,7 @@ def main(argv=None):
           f"({int(np.sum(table['crowded_field']))} in crowded fields) "
           f"in {time.perf_counter() - t0:.0f} s", flush=True)
     t0 = time.perf_counter()
-    measured = measured_columns(table, stamps)
+    measured = measure_with_neighbours(table, stamps)
     print(f"measured with the neighbour fits in {time.perf_counter() - t0:.0f} s", flush=True)
     proba = clf.predict_proba(get_feature_set("margnet24").compute(measured).values, stamps)
     called = np.asarray(clf.classes)[proba.argmax(axis=1)]

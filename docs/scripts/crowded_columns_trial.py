@@ -52,10 +52,10 @@ from sourceclf.recipes.cards import accuracy_by_magnitude
 from sourceclf.recipes.data import recipe_split
 from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS, margnet_sgq
 from sourceclf.recipes.image_training_set import simulated_training_set
+from sourceclf.recipes.measured_columns import measure_with_neighbours
 from sourceclf.training import labels_from_table
 
 from check_fields import SHARED_DATA as DATA  # beside this script
-from confusion_sim_check import measured_columns  # beside this script
 
 #: The columns the neighbour fits measure again on the ``frame_deblended`` rows.
 MEASURED = ([f"{c}_{b}" for c in ("dered", "deVRad", "psf_flux") for b in BANDS]
@@ -65,9 +65,9 @@ MEASURED = ([f"{c}_{b}" for c in ("dered", "deVRad", "psf_flux") for b in BANDS]
 def neighbour_fit_columns(table, stamps, rows):
     """MargNet's columns of ``rows`` measured on their stamps, neighbours and all, by
     `sourceclf.photometry.measure_stamp_columns`, one simulated field at a time
-    (``confusion_sim_check.measured_columns``)."""
+    (`sourceclf.recipes.measured_columns.measure_with_neighbours`)."""
     these = np.flatnonzero(rows)
-    measured = measured_columns(table[these], stamps[these])
+    measured = measure_with_neighbours(table[these], stamps[these])
     out = {c: np.asarray(table[c], dtype=float).copy() for c in MEASURED}
     for c in MEASURED:
         out[c][these] = np.asarray(measured[c], dtype=float)

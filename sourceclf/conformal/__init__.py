@@ -17,7 +17,8 @@ the usual settings beside its calibration data (``thresholds.json``, see
 `sourceclf.conformal.thresholds`), so classifying imports neither MAPIE nor
 scikit-learn; other settings, and models without the file, are computed with
 MAPIE once and kept for the rest of the process
-(`sourceclf.conformal.threshold_store`).  Treat a model's calibration table
+(`sourceclf.conformal.threshold_store`), as are the thresholds of a model's
+flagged rows (below).  Treat a model's calibration table
 as read-only: assign a new table rather than changing it in place.
 
 Conformity scores (``score``), as named by MAPIE:
@@ -64,6 +65,17 @@ a column name, e.g. ``'dered_r'`` or ``'r'`` (magnitude-binned Mondrian)
     calibration sources of that bin.  This repairs a model whose errors grow
     with magnitude, but only if the calibration data reach the magnitudes of
     the sources classified.
+
+Flagged rows (``flag_calibrations``).  A model may hold, beside its
+calibration split, a calibration table of rows of one ``pred_flag``: the
+shipped image models hold one of rows flagged ``confused``
+(`sourceclf.recipes.flag_calibration`: such rows of crowded simulated fields,
+measured as ``classify`` measures a frame), since their calibration split
+held few rows like them and the model is right on far fewer of them.  A row
+flagged so gets its sets from that table (with the same score and grouping;
+marginal within the table where it cannot support the grouping): the
+guarantee then holds for sources drawn like *those* rows.  ``meta['CLFFLCAL']``
+names the flags and their calibration rows (``'confused:908'``).
 
 Bins (rule).  With ``bins=None`` the number of bins is
 ``K = min(5, floor(n / n_min))`` (at least 1) with equal numbers of

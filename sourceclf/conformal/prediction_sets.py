@@ -15,7 +15,7 @@ __all__ = ["add_prediction_sets"]
 
 
 def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
-                        random_state=0, group_table=None):
+                        random_state=0, group_table=None, row_flags=None):
     """Add conformal prediction-set columns to a classified table, in place.
 
     Parameters
@@ -43,6 +43,15 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     group_table : `~astropy.table.Table`, optional
         The rows under sourceclf's column names (``classify``'s ``columns=``
         view), where a ``by`` column is looked up; default ``out``.
+    row_flags : array-like of str, optional
+        Each row's ``pred_flag`` so far (``';'``-joined flags).  The rows
+        flagged with a flag for which the model holds a calibration table of
+        its own (``clf.flag_calibrations``: rows like them, flagged alike, as
+        ``confused`` rows of crowded simulated fields) get their sets from
+        that table, conformalized with the same score and grouping (marginal
+        within the table where it cannot support the grouping): their
+        coverage is then that of rows like them, not of the model's
+        calibration rows, which held few such rows.
 
     Returns
     -------
@@ -58,7 +67,10 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     only ``levels`` were given (``classify``'s default confidence), an
     `InvalidInputError` when ``score`` or ``by`` asked for them explicitly.
     Meta keys written: ``CLFCONF`` (a float, or comma-separated levels),
-    ``CLFSCORE`` and, for Mondrian calibration, ``CLFGROUP``.
+    ``CLFSCORE``, for Mondrian calibration ``CLFGROUP``, and where flagged
+    rows got sets of their own, ``CLFFLCAL`` (``'<flag>:<rows>,...'``: each
+    flag with the calibration rows behind its sets).  ``pred_set_group`` of
+    such a row is the bin of its own table's grouping.
     """
     n = len(out)
     rows = np.asarray(rows, dtype=np.int64)
@@ -66,7 +78,7 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     for name in list(out.colnames):
         if parse_set_column(name) is not None or name == "pred_set_group":
             out.remove_column(name)
-    for key in ("CLFCONF", "CLFSCORE", "CLFGROUP"):
+    for key in ("CLFCONF", "CLFSCORE", "CLFGROUP", "CLFFLCAL"):
         out.meta.pop(key, None)
     if clf.calibration is None:
         if score is not None or by is not None:
@@ -96,6 +108,7 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
                                             random_state=random_state)
     sub_values = None if values is None else values[rows]
     sets, groups = cp.predict_sets(proba, sub_values)
+    own = _flagged_row_sets(clf, cp, proba, sub_values, rows, row_flags, sets, groups)
 
     valid = np.zeros(n, dtype=bool)
     valid[rows] = True
@@ -130,4 +143,38 @@ def add_prediction_sets(out, clf, proba, rows, levels, *, score=None, by=None,
     group = cp.describe_groups()
     if group is not None:
         out.meta["CLFGROUP"] = group
+    if own:
+        out.meta["CLFFLCAL"] = ",".join(f"{flag}:{count}" for flag, count in own.items())
     return flags if (flags != "").any() else None
+
+
+def _flagged_row_sets(clf, cp, proba, values, rows, row_flags, sets, groups):
+    """Replace, in ``sets`` and ``groups`` (in place), those of the rows flagged with a flag
+    the model holds a calibration table for (`add_prediction_sets`' ``row_flags``).
+    Returns ``{flag: calibration rows}`` of the flags that had rows."""
+    tables = getattr(clf, "flag_calibrations", None) or {}
+    if row_flags is None or not tables or not len(rows):
+        return {}
+    flagged_with = [set(str(text).split(";")) for text in np.asarray(row_flags)[rows]]
+    done = {}
+    for flag, table in tables.items():
+        these = np.array([flag in row for row in flagged_with])
+        if not these.any():
+            continue
+        by = cp.by
+        if by is not None and str(by).lower() != "class" and values is None:
+            by = None
+        try:
+            own = ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
+                                                by=by, random_state=cp.random_state,
+                                                name=f"model '{clf.name}' ({flag} rows)")
+        except InvalidInputError:  # too few rows for the grouping: marginal within them
+            by = None
+            own = ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
+                                                random_state=cp.random_state,
+                                                name=f"model '{clf.name}' ({flag} rows)")
+        own_sets, own_groups = own.predict_sets(
+            proba[these], None if by is None or str(by).lower() == "class" else values[these])
+        sets[these], groups[these] = own_sets, own_groups
+        done[flag] = len(table)
+    return done

@@ -163,6 +163,36 @@ class ConformalPredictor:
             warnings.warn(message, SourceclfWarning, stacklevel=3)
         return self
 
+    @classmethod
+    def from_table(cls, calibration, classes, levels=0.9, *, score="lac", by=None, bins=None,
+                   random_state=0, name="model"):
+        """Conformalize a calibration table, reusing thresholds computed before in this process.
+
+        As ``cls(classes, levels, ...).fit_table(calibration)``, for a table
+        that is not a model's own calibration (the calibration of a model's
+        flagged rows, `sourceclf.conformal.add_prediction_sets`): with an
+        integer ``random_state`` the thresholds are computed with MAPIE once
+        per process for the same table contents and settings.
+        """
+        self = cls(classes, levels, score=score, by=by, bins=bins,
+                   random_state=random_state, name=name)
+        if not isinstance(random_state, numbers.Integral):
+            self.threshold_source_ = "mapie"
+            return self.fit_table(calibration)
+        key = threshold_store.threshold_key(self.score, self._by_key(), bins, self.levels,
+                                            random_state)
+        state, source = threshold_store.find_table(calibration, self.classes, key)
+        if state is None:
+            state, source = cls(classes, levels, score=self.score, by=by, bins=bins,
+                                random_state=random_state, name=name) \
+                ._fit_recording_warnings(calibration).state(), "mapie"
+            threshold_store.remember_table(calibration, self.classes, key, state)
+        self._set_state([state])
+        self.threshold_source_ = source
+        for message in state["warnings"]:
+            warnings.warn(message, SourceclfWarning, stacklevel=3)
+        return self
+
     def _by_key(self):
         by = check_by(self.by)
         return "class" if by is not None and by.lower() == "class" else by

@@ -26,7 +26,8 @@ from ..models.card import sha256_file
 from ..models.registry import MODEL_DIR
 
 __all__ = ["THRESHOLDS_FILE", "FORMAT_VERSION", "CARD_KEY", "calibration_fingerprint",
-           "threshold_key", "find", "remember", "read_thresholds", "clear_cache"]
+           "threshold_key", "find", "remember", "find_table", "remember_table",
+           "read_thresholds", "clear_cache"]
 
 #: File name of the thresholds inside a model directory.
 THRESHOLDS_FILE = "thresholds.json"
@@ -191,6 +192,26 @@ def remember(clf, key, state):
     """Keep thresholds computed for a model's calibration data, for this process."""
     fingerprint, _ = _model_entries(clf)
     _COMPUTED[(fingerprint, clf.classes, key)] = state
+
+
+def find_table(calibration, classes, key):
+    """Thresholds computed earlier in this process for a calibration table's contents.
+
+    For tables that are not a model's own calibration (`find`), such as the
+    calibration of a model's flagged rows.
+
+    Returns
+    -------
+    state : dict or None
+    source : {'process'} or None
+    """
+    state = _COMPUTED.get((calibration_fingerprint(calibration, classes), tuple(classes), key))
+    return state, None if state is None else "process"
+
+
+def remember_table(calibration, classes, key, state):
+    """Keep thresholds computed for a calibration table's contents, for this process."""
+    _COMPUTED[(calibration_fingerprint(calibration, classes), tuple(classes), key)] = state
 
 
 def clear_cache():

@@ -14,7 +14,8 @@ from ..features import get_feature_set
 from ..progress import progress_bar
 from ..utils._files import atomic_path
 from .architectures import build_architecture
-from .card import ModelCard, member_path, read_calibration, sha256_file, verify_sha256
+from .card import (ModelCard, member_path, read_calibration, read_flag_calibrations,
+                   sha256_file, verify_sha256, write_flag_calibrations)
 from .domain import DOMAIN_FILE, ApplicabilityDomain, outside_magnitudes
 
 __all__ = ["SourceClassifier", "TorchClassifier", "ROW_BLOCK", "pad_rows"]
@@ -65,6 +66,9 @@ class SourceClassifier:
         self.card = card
         self.card.kind = self.kind or card.kind
         self.calibration = calibration
+        #: Calibration tables of the rows of one ``pred_flag``, by flag (card's
+        #: ``flag_calibrations``; `sourceclf.conformal.add_prediction_sets`).
+        self.flag_calibrations = {}
         #: The model's `~sourceclf.models.domain.ApplicabilityDomain` in its
         #: feature space (None when the model has none).
         self.domain = None
@@ -319,6 +323,7 @@ class SourceClassifier:
         else:
             self.card.calibration_file = None
             self.card.calibration_sha256 = ""
+        write_flag_calibrations(directory, self.card, self.flag_calibrations)
         if self.domain is not None:
             self.card.domain["file"] = DOMAIN_FILE
             self.card.domain["sha256"] = self.domain.save(directory / DOMAIN_FILE)
@@ -334,11 +339,12 @@ class SourceClassifier:
 
         The card must be a JSON object with the keys of
         `~sourceclf.models.card.REQUIRED_KEYS`; the files it names (weights,
-        calibration, domain) must lie in the directory (plain file names);
-        the weights must match the card's ``weights_sha256`` (required; hex
-        digits of any case), the calibration file its ``calibration_sha256``
-        when the card records one; the calibration table must hold the
-        columns conformal sets need; and the network or estimator must fit
+        calibration, flagged rows' calibration, domain) must lie in the
+        directory (plain file names); the weights must match the card's
+        ``weights_sha256`` (required; hex digits of any case), each flagged
+        rows' calibration file its digest (required), the calibration file
+        its ``calibration_sha256`` when the card records one; the calibration
+        tables must hold the columns conformal sets need; and the network or estimator must fit
         the card's classes and feature set (checked now, not at the first
         ``classify``).
 
@@ -386,6 +392,7 @@ class SourceClassifier:
         classifier = kind_cls._from_files(card, weights, calibration)
         classifier._check_fits_card()
         classifier.directory = directory
+        classifier.flag_calibrations = read_flag_calibrations(directory, card)
         if domain_path is not None:
             classifier.domain = ApplicabilityDomain.load(domain_path,
                                                          sha256=card.domain.get("sha256"))

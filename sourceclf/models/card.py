@@ -9,9 +9,10 @@ from pathlib import Path
 from astropy.table import Table
 
 from ..exceptions import InvalidInputError, ModelIntegrityError
+from ..utils._files import atomic_path
 
 __all__ = ["ModelCard", "REQUIRED_KEYS", "sha256_file", "member_path", "verify_sha256",
-           "read_calibration"]
+           "read_calibration", "read_flag_calibrations", "write_flag_calibrations"]
 
 #: Keys every ``card.json`` must have (the others have defaults; a missing
 #: ``weights_sha256`` is refused when the weights are loaded, as an integrity error).
@@ -156,6 +157,13 @@ class ModelCard:
         trained on) and, for those reading the PSF's shape, ``'psf_beta'``
         (band -> [low, high]: the Moffat indices their inputs are clipped
         to).  Empty for models made before domains existed.
+    flag_calibrations : dict
+        Calibration tables for the rows of one ``pred_flag`` (see
+        `sourceclf.conformal.add_prediction_sets`): flag -> ``{'file': ...,
+        'sha256': ..., 'rows': ..., 'description': ...}``, the table's file in
+        the model directory, its digest (required; loading refuses a
+        mismatch), its row count and where its rows come from.  Empty for
+        most models.
     """
 
     name: str
@@ -177,6 +185,7 @@ class ModelCard:
     notes: str = ""
     extra: dict = field(default_factory=dict)
     domain: dict = field(default_factory=dict)
+    flag_calibrations: dict = field(default_factory=dict)
 
     def to_json(self, path):
         """Write the card as indented JSON."""
@@ -256,14 +265,15 @@ _CHECKS = {"name": lambda v: _is_str(v) and bool(v.strip()), "version": _is_str,
            "weights_file": _is_str, "weights_sha256": _is_str,
            "calibration_file": _is_str_or_none, "calibration_sha256": _is_str,
            **{k: (lambda v: isinstance(v, dict))
-              for k in ("config", "training", "metrics", "extra", "domain")}}
+              for k in ("config", "training", "metrics", "extra", "domain",
+                        "flag_calibrations")}}
 _TYPE_NAMES = {"name": "a non-empty string", "feature_set": "a string or null",
                "calibration_file": "a string or null", "uses_images": "true or false",
                "classes": "a list of at least two distinct class names",
                **{k: "a string" for k in ("version", "kind", "architecture", "weights_file",
                                           "weights_sha256", "calibration_sha256")},
                **{k: "an object" for k in ("config", "training", "metrics", "extra",
-                                           "domain")}}
+                                           "domain", "flag_calibrations")}}
 
 
 def read_calibration(directory, card):
@@ -290,19 +300,91 @@ def read_calibration(directory, card):
         ``calibration_sha256`` (checked when the card records one).
     """
     path = member_path(directory, card.calibration_file, "calibration_file", card.name)
+    return _calibration_file(path, card.calibration_sha256, "calibration file", card)
+
+
+def _calibration_file(path, sha256, what, card):
+    """A calibration table's file read and checked (`read_calibration`); ``sha256``
+    checked when given."""
     if not path.is_file():
-        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' is missing")
-    if card.calibration_sha256:
-        verify_sha256(path, card.calibration_sha256, "calibration file", card.name)
+        raise InvalidInputError(f"model '{card.name}': {what} '{path}' is missing")
+    if sha256:
+        verify_sha256(path, sha256, what, card.name)
     try:
         table = Table.read(path, format="ascii.ecsv")
     except Exception as exc:  # astropy raises many kinds on a corrupt ECSV file
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' is not a "
+        raise InvalidInputError(f"model '{card.name}': {what} '{path}' is not a "
                                 f"readable ECSV table ({type(exc).__name__}: {first})") from None
     needed = ["label"] + [f"prob_{c.lower()}" for c in card.classes]
     missing = [c for c in needed if c not in table.colnames]
     if missing:
-        raise InvalidInputError(f"model '{card.name}': calibration file '{path}' lacks the "
+        raise InvalidInputError(f"model '{card.name}': {what} '{path}' lacks the "
                                 f"columns {', '.join(missing)}")
     return table
+
+
+def read_flag_calibrations(directory, card):
+    """Read the calibration tables a card names for flagged rows (``flag_calibrations``).
+
+    Parameters
+    ----------
+    directory : path-like
+        The model directory.
+    card : `ModelCard`
+        Its card.
+
+    Returns
+    -------
+    tables : dict
+        Flag -> `~astropy.table.Table` (empty when the card names none).
+
+    Raises
+    ------
+    InvalidInputError
+        If an entry is not an object naming a ``file``, or a file is missing,
+        unreadable or lacks the columns conformal sets need.
+    ModelIntegrityError
+        If a file's name leaves the directory, or its digest is missing or
+        does not match the card's.
+    """
+    tables = {}
+    for flag, entry in card.flag_calibrations.items():
+        what = f"calibration file of rows flagged {flag}"
+        if not isinstance(entry, dict) or not entry.get("file"):
+            raise InvalidInputError(f"model '{card.name}': its card's flag_calibrations"
+                                    f"['{flag}'] must be an object naming a 'file'")
+        path = member_path(directory, entry["file"], what, card.name)
+        if path.is_file():  # the digest is required here
+            verify_sha256(path, entry.get("sha256"), what, card.name)
+        tables[flag] = _calibration_file(path, None, what, card)
+    return tables
+
+
+def write_flag_calibrations(directory, card, tables):
+    """Write calibration tables of flagged rows into a model directory, recording them.
+
+    Parameters
+    ----------
+    directory : path-like
+        The model directory.
+    card : `ModelCard`
+        Its card: ``flag_calibrations`` gets each table's ``file``,
+        ``sha256`` and ``rows``, keeping the entries' other keys
+        (``description``); flags without a table are dropped from it.
+    tables : dict
+        Flag -> `~astropy.table.Table` (``label`` and ``prob_<class>``
+        columns, as `sourceclf.conformal.build_calibration_table` makes).
+    """
+    kept = {}
+    for flag, table in tables.items():
+        entry = dict(card.flag_calibrations.get(flag) or {})
+        entry["file"] = f"calibration_{flag}.ecsv"
+        path = member_path(directory, entry["file"], f"calibration file of rows flagged {flag}",
+                           card.name)
+        with atomic_path(path) as tmp:
+            table.write(tmp, format="ascii.ecsv", overwrite=True)
+        entry["sha256"] = sha256_file(path)
+        entry["rows"] = len(table)
+        kept[flag] = entry
+    card.flag_calibrations = kept

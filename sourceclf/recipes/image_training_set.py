@@ -292,7 +292,7 @@ def fitted_psf_beta(table, *, random_state=None):
     return {b: per_field[b][rows] for b in BANDS}
 
 
-def psf_columns(table):
+def psf_columns(table, random_state=None):
     """The PSF an image model reading it trains with, per row: ``psf_fwhm_<b>`` and the
     Moffat index a frame's stars would give, ``psf_beta_<b>`` (`fitted_psf_beta`; not the
     table's own ``psf_beta_<b>``, the drawn core's).
@@ -302,13 +302,15 @@ def psf_columns(table):
     table : `~astropy.table.Table`
         A catalog `render_varied_psf` has rendered, as `simulated_training_set`
         returns it.
+    random_state : int, optional
+        The seed `render_varied_psf` was given (`fitted_psf_beta`).
 
     Returns
     -------
     columns : `~astropy.table.Table`
         The ``psf_shape`` feature set's columns (`sourceclf.features`).
     """
-    fitted = fitted_psf_beta(table)
+    fitted = fitted_psf_beta(table, random_state=random_state)
     return Table({**{f"psf_fwhm_{b}": table[f"psf_fwhm_{b}"] for b in BANDS},
                   **{f"psf_beta_{b}": fitted[b] for b in BANDS}})
 

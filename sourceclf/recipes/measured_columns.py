@@ -40,7 +40,7 @@ from ..exceptions import InvalidInputError, MissingColumnsError
 from ..photometry import columns_from_fits, deblend_frame, source_stamps
 from ..profile_fits import PROFILE_RADII, fit_band
 
-__all__ = ["measure_stamp_columns", "deblend_stamps"]
+__all__ = ["measure_stamp_columns", "deblend_stamps", "measure_with_neighbours"]
 
 
 def _check(table, stamps, needed, name):
@@ -151,3 +151,55 @@ def measure_stamp_columns(table, stamps):
         return np.column_stack([np.asarray(table[f"{name}_{b}"], float) for b in BANDS])
 
     return columns_from_fits(out, fluxes, best, stack("psffwhm"), stack("extinction"))
+
+
+def measure_with_neighbours(table, stamps):
+    """MargNet's columns and ``unmodelled_<b>`` measured on simulated stamps as on a frame.
+
+    Each source is fitted with all its neighbours
+    (`sourceclf.photometry.measure_stamp_columns`, as ``classify`` measures the
+    sources of a frame), one simulated field at a time, with that field's PSF
+    and sky noise.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        The rendered catalog, as `~sourceclf.recipes.image_training_set.simulated_training_set`
+        returns it: ``field``, ``psf_fwhm_<b>``, ``psf_beta_<b>``, ``sky_sigma_<b>``.
+    stamps : `numpy.ndarray`
+        Its stamps as rendered, neighbours and all, shape ``(len(table), 5, size, size)``.
+
+    Returns
+    -------
+    measured : `~astropy.table.Table`
+        A copy of ``table`` with the measured columns, rows in ``table``'s order.
+
+    Raises
+    ------
+    MissingColumnsError
+        If the table lacks a column this needs.
+    InvalidInputError
+        If the stamps do not match the table.
+    """
+    from astropy.table import vstack
+
+    from ..photometry import measure_stamp_columns as measure_on_stamps
+
+    needed = ["field"] + [f"{c}_{b}" for b in BANDS
+                          for c in ("psf_fwhm", "psf_beta", "sky_sigma")]
+    stamps = _check(table, stamps, needed, "measure_with_neighbours")
+    if not len(table):
+        raise InvalidInputError("measure_with_neighbours: the table has no rows")
+    field = np.asarray(table["field"])
+    parts, order = [], []
+    for f in np.unique(field):
+        rows = np.flatnonzero(field == f)
+        first = rows[0]
+        parts.append(measure_on_stamps(
+            table[rows], stamps[rows],
+            {b: float(table[f"psf_fwhm_{b}"][first]) for b in BANDS},
+            {b: float(table[f"sky_sigma_{b}"][first]) for b in BANDS},
+            beta={b: float(table[f"psf_beta_{b}"][first]) for b in BANDS}))
+        order.append(rows)
+    out = vstack(parts, metadata_conflicts="silent")
+    return out[np.argsort(np.concatenate(order))]

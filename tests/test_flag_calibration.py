@@ -1,0 +1,240 @@
+"""Prediction sets of flagged rows calibrated on rows like them (``flag_calibrations``):
+the sets, their storage in a model directory, and the recipe that makes them."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from sourceclf.conformal import ConformalPredictor, add_prediction_sets, set_membership
+from sourceclf.exceptions import InvalidInputError, ModelIntegrityError
+
+MODEL = "margnet-photometry-sg"  # two classes, GALAXY and STAR, with a calibration table
+
+
+def _model():
+    from sourceclf.models import load_model
+
+    clf = copy.copy(load_model(MODEL))
+    clf.card = copy.deepcopy(clf.card)
+    return clf
+
+
+def _doubtful_table(classes, n=600, seed=0):
+    """Calibration rows on which the model is right about half the time, sure or not."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.5, 1.0, n)
+    labels = np.where(rng.random(n) < 0.5, classes[0], classes[1])
+    return Table({"label": labels, f"prob_{classes[0].lower()}": p.astype(np.float32),
+                  f"prob_{classes[1].lower()}": (1 - p).astype(np.float32),
+                  "r": rng.uniform(16, 21, n).astype(np.float32)})
+
+
+def _rows(n, seed=1):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.15, 0.85, n)
+    return np.column_stack([p, 1 - p])
+
+
+def test_flagged_rows_get_the_sets_of_their_own_calibration():
+    clf = _model()
+    table = _doubtful_table(clf.classes)
+    clf.flag_calibrations = {"confused": table}
+    proba = _rows(40)
+    rows = np.arange(40)
+    flags = np.array(["confused" if i % 3 == 0 else "" for i in rows], dtype=object)
+    flags[1] = "blended;confused"
+    flags[2] = "unconfused"  # another flag whose name holds it: not this one
+    flagged = np.array(["confused" in f.split(";") for f in flags])
+    plain = Table({"x": np.zeros(40)})
+    add_prediction_sets(plain, clf, proba, rows, [0.9])
+    out = Table({"x": np.zeros(40)})
+    add_prediction_sets(out, clf, proba, rows, [0.9], row_flags=flags)
+    assert out.meta["CLFFLCAL"] == f"confused:{len(table)}"
+    assert "CLFFLCAL" not in plain.meta
+    # The other rows keep the model's own sets.
+    np.testing.assert_array_equal(np.asarray(out["pred_set"])[~flagged],
+                                  np.asarray(plain["pred_set"])[~flagged])
+    # The flagged ones: the sets of their own table, conformalized alone.
+    own = ConformalPredictor(clf.classes, 0.9).fit_table(table).predict_sets(
+        proba[flagged])[0][:, :, 0]
+    np.testing.assert_array_equal(set_membership(out, clf.classes)[flagged], own)
+    # Calibrated on rows the model is right on half the time, every flagged set of these
+    # doubtful rows holds both classes, where the model's own calibration gives none or one.
+    assert (np.asarray(out["pred_set_size"])[flagged] == 2).all()
+    assert (np.asarray(plain["pred_set_size"])[flagged] <= 1).all()
+    # Without a table for the flag, or without flags, nothing changes.
+    clf.flag_calibrations = {}
+    again = Table({"x": np.zeros(40)})
+    add_prediction_sets(again, clf, proba, rows, [0.9], row_flags=flags)
+    np.testing.assert_array_equal(np.asarray(again["pred_set"]), np.asarray(plain["pred_set"]))
+    assert "CLFFLCAL" not in again.meta
+
+
+def test_flagged_rows_keep_the_grouping_where_their_table_supports_it():
+    clf = _model()
+    table = _doubtful_table(clf.classes, n=900)
+    clf.flag_calibrations = {"confused": table}
+    proba, rows = _rows(30), np.arange(30)
+    flags = np.array(["confused"] * 15 + [""] * 15, dtype=object)
+    # Class-conditional: each class's threshold from the flagged table's rows of it.
+    out = Table({"x": np.zeros(30)})
+    add_prediction_sets(out, clf, proba, rows, [0.9], by="class", row_flags=flags)
+    own = ConformalPredictor(clf.classes, 0.9, by="class").fit_table(table)
+    np.testing.assert_array_equal(set_membership(out, clf.classes)[:15],
+                                  own.predict_sets(proba[:15])[0][:, :, 0])
+    # Binned by r: its own bins (900 rows: two at 90%).
+    out = Table({"x": np.zeros(30), "r": np.linspace(16, 21, 30)})
+    add_prediction_sets(out, clf, proba, rows, [0.9], by="r", row_flags=flags)
+    own = ConformalPredictor(clf.classes, 0.9, by="r").fit_table(table)
+    assert len(own.bin_edges_) == 1
+    sets, groups = own.predict_sets(proba[:15], np.asarray(out["r"])[:15])
+    np.testing.assert_array_equal(set_membership(out, clf.classes)[:15], sets[:, :, 0])
+    np.testing.assert_array_equal(np.asarray(out["pred_set_group"])[:15], groups)
+    # A table without the column: marginal within it.
+    table.remove_column("r")
+    out = Table({"x": np.zeros(30), "r": np.linspace(16, 21, 30)})
+    add_prediction_sets(out, clf, proba, rows, [0.9], by="r", row_flags=flags)
+    own = ConformalPredictor(clf.classes, 0.9).fit_table(table)
+    np.testing.assert_array_equal(set_membership(out, clf.classes)[:15],
+                                  own.predict_sets(proba[:15])[0][:, :, 0])
+
+
+def test_flagged_rows_thresholds_are_computed_once_per_process():
+    clf = _model()
+    clf.flag_calibrations = {"confused": _doubtful_table(clf.classes, seed=4)}
+    first = ConformalPredictor.from_table(clf.flag_calibrations["confused"], clf.classes, 0.9)
+    again = ConformalPredictor.from_table(Table(clf.flag_calibrations["confused"], copy=True),
+                                          clf.classes, 0.9)
+    assert (first.threshold_source_, again.threshold_source_) == ("mapie", "process")
+    np.testing.assert_array_equal(first.thresholds_, again.thresholds_)
+    with pytest.raises(InvalidInputError, match="too few"):
+        ConformalPredictor.from_table(clf.flag_calibrations["confused"][:5], clf.classes, 0.9)
+
+
+def test_flag_calibrations_are_saved_verified_and_loaded(tmp_path):
+    from sourceclf import calibrate, classify
+    from sourceclf.demo import demo_catalog
+    from sourceclf.models import load_model
+
+    clf = _model()
+    table = _doubtful_table(clf.classes)
+    clf.flag_calibrations = {"confused": table}
+    clf.card.flag_calibrations = {"confused": {"description": "rows like them"}}
+    path = clf.save(tmp_path / "model")
+    card = json.loads((path / "card.json").read_text())
+    entry = card["flag_calibrations"]["confused"]
+    assert entry["file"] == "calibration_confused.ecsv" and entry["rows"] == len(table)
+    assert entry["description"] == "rows like them" and len(entry["sha256"]) == 64
+    back = load_model(path)
+    assert set(back.flag_calibrations) == {"confused"}
+    np.testing.assert_array_equal(back.flag_calibrations["confused"]["label"], table["label"])
+    # A model without them loads with none.
+    assert load_model(MODEL).flag_calibrations == {}
+    # Recalibrated on a user's labels, the flagged rows keep their own table.
+    demo = demo_catalog(60, random_state=3)
+    recal = calibrate(demo, model=back)
+    assert recal.flag_calibrations.keys() == {"confused"}
+    assert recal.flag_calibrations is not back.flag_calibrations
+    assert classify(demo, model=recal)["pred_set"].shape == (60,)
+
+    def card_with(**entry):
+        data = json.loads((path / "card.json").read_text())
+        data["flag_calibrations"]["confused"].update(entry)
+        (path / "card.json").write_text(json.dumps(data))
+
+    # Altered, unverified, missing, outside the directory, or not an object: refused.
+    sha = entry["sha256"]
+    card_with(sha256="0" * 64)
+    with pytest.raises(ModelIntegrityError, match="rows flagged confused.*does not match"):
+        load_model(path)
+    card_with(sha256="")
+    with pytest.raises(ModelIntegrityError, match="records no sha256"):
+        load_model(path)
+    card_with(sha256=sha, file="nowhere.ecsv")
+    with pytest.raises(InvalidInputError, match="nowhere.ecsv' is missing"):
+        load_model(path)
+    card_with(file="../calibration.ecsv")
+    with pytest.raises(ModelIntegrityError, match="plain file name"):
+        load_model(path)
+    data = json.loads((path / "card.json").read_text())
+    data["flag_calibrations"]["confused"] = "calibration_confused.ecsv"
+    (path / "card.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidInputError, match=r"flag_calibrations\['confused'\] must be"):
+        load_model(path)
+    data["flag_calibrations"] = ["confused"]
+    (path / "card.json").write_text(json.dumps(data))
+    with pytest.raises(InvalidInputError, match="flag_calibrations"):
+        load_model(path)
+
+
+# The recipe -------------------------------------------------------------------------------
+def test_recipe_calibrates_the_flagged_rows_of_simulated_crowded_fields(
+        shared_data, tmp_path, monkeypatch):
+    import functools
+
+    from sourceclf import crowding
+    from sourceclf.models import load_model
+    from sourceclf.models.card import sha256_file
+    from sourceclf.recipes import flag_calibration as recipe
+    from sourceclf.recipes import image_training_set as sim
+    from sourceclf.recipes.data import recipe_split
+    from sourceclf.recipes.measured_columns import measure_with_neighbours
+
+    monkeypatch.setitem(sim.SIMULATIONS[10], "fields", 2)
+    shipped = load_model("margnet-sgq").directory
+    before = {p.name: sha256_file(p) for p in shipped.iterdir()}
+    options = dict(data_dir=shared_data, cache_dir=tmp_path / "cache", n=40, random_state=5,
+                   jobs=1, log=lambda line: None)
+    # Few rows are confused among so few: none is enough, and nothing is written.
+    with pytest.raises(InvalidInputError, match="at least 400 are needed"):
+        recipe.calibrate_confused(["margnet-sgq"], output_dir=tmp_path / "none", **options)
+    assert not (tmp_path / "none").exists()
+    # Every measured row taken as flagged, to check what is written.
+    monkeypatch.setattr(recipe, "confusion_flags",
+                        functools.partial(crowding.confusion_flags, limit=-np.inf))
+    written = recipe.calibrate_confused(["margnet-sgq", "margnet-cnn-sgq"],
+                                        output_dir=tmp_path / "models", min_rows=1, **options)
+    assert [p.name for p in written] == ["margnet-sgq", "margnet-cnn-sgq"]
+    assert {p.name: sha256_file(p) for p in shipped.iterdir()} == before  # left as it was
+    table, stamps = sim.simulated_training_set(40, random_state=5, data_dir=shared_data,
+                                               cache_dir=tmp_path / "cache", version=10)
+    rows = np.asarray(recipe_split(table)["calibration"])
+    flagged = np.isfinite(measure_with_neighbours(table[rows], stamps[rows])["unmodelled_r"])
+    assert 0 < flagged.sum()
+    rows = rows[flagged]  # a row whose unmodelled light was not measured is never flagged
+    measured = measure_with_neighbours(table[rows], stamps[rows])
+    psf = sim.psf_columns(table, random_state=6)[rows]
+    for path in written:
+        clf = load_model(path)
+        own = clf.flag_calibrations["confused"]
+        entry = clf.card.flag_calibrations["confused"]
+        assert entry["rows"] == len(own) == len(rows)
+        assert "simulation version 10" in entry["description"]
+        np.testing.assert_array_equal(own["label"], np.char.upper(
+            np.asarray(measured["class"]).astype(str)))
+        proba = clf.predict_proba(recipe.model_features(clf, measured, psf), stamps[rows])
+        np.testing.assert_allclose(
+            np.column_stack([own[f"prob_{c.lower()}"] for c in clf.classes]), proba,
+            atol=1e-6)
+        np.testing.assert_allclose(own["dered_r"], measured["dered_r"], rtol=1e-6)
+        # its weights and own calibration are the shipped ones
+        assert sha256_file(path / "weights.safetensors") == \
+            sha256_file(load_model(clf.name).directory / "weights.safetensors")
+
+
+def test_measure_with_neighbours_checks_its_input():
+    from sourceclf.exceptions import MissingColumnsError
+    from sourceclf.recipes.measured_columns import measure_with_neighbours
+
+    table = Table({"field": [0, 1]})
+    with pytest.raises(MissingColumnsError, match="psf_fwhm_u"):
+        measure_with_neighbours(table, np.zeros((2, 5, 32, 32)))
+    names = ["field"] + [f"{c}_{b}" for b in "ugriz"
+                         for c in ("psf_fwhm", "psf_beta", "sky_sigma")]
+    with pytest.raises(InvalidInputError, match="do not match"):
+        measure_with_neighbours(Table({n: [1.0, 1.0] for n in names}), np.zeros((2, 4, 32, 32)))
+    with pytest.raises(InvalidInputError, match="no rows"):
+        measure_with_neighbours(Table({n: np.zeros(0) for n in names}), np.zeros((0, 5, 32, 32)))
