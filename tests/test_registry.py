@@ -174,6 +174,10 @@ def test_describe_model_sums_up_the_real_field_checks():
     assert "own sources, Gaussian blur: uncrowded native" in text
     assert "injected sources, the atmosphere's blur" in text
     assert "real SDSS fields" not in describe_model("ugriz-sgq")
+    # where the sets of its confused rows come from
+    assert "prediction sets of rows flagged 'confused': calibrated on the rows flagged " \
+        "confused" in text and "simulation version 10" in text
+    assert "prediction sets of rows flagged" not in describe_model("ugriz-sgq")
 
 
 def test_describe_model_says_which_psf_shape_the_cnn_reads():

@@ -105,7 +105,8 @@ def describe_model(model):
     text : str
         Several lines: description, inputs, classes, domain (where to use
         it, trained magnitude and seeing ranges), held-out accuracy overall,
-        per data set and per magnitude bin, and caveats.
+        per data set and per magnitude bin, the real-field checks, where the
+        prediction sets of flagged rows are calibrated, and caveats.
 
     Examples
     --------
@@ -151,6 +152,9 @@ def describe_model(model):
         for label, n, acc in zip(by_mag["bins"], by_mag["n"], by_mag["accuracy"]):
             lines.append(f"    {label:>9}: {acc:.3f} (n={n})" if n else f"    {label:>9}: - (n=0)")
     lines += _real_field_lines(card.metrics)
+    for flag, entry in card.flag_calibrations.items():
+        lines.append(f"  prediction sets of rows flagged '{flag}': calibrated on "
+                     f"{entry.get('description', 'a table of such rows')}")
     if card.notes:
         lines.append(f"  notes: {card.notes}")
     return "\n".join(lines)
