@@ -107,6 +107,7 @@ META_COMMENTS = {
     "CLFINJSC": "injection check: prediction sets' coverage",
     "CLFINJCF": "injection check: share flagged confused",
     "CLFINJBC": "injection check: balanced, not confused",
+    "CLFINJCS": "injection check: confused rows' sets' coverage",
     "CLFINJOK": f"injection check: balanced >= {RELIABLE_BALANCED}",
 }
 
@@ -253,6 +254,26 @@ class InjectionCheck:
         return balanced_hit_rate(held, point, extended)
 
     @property
+    def set_coverage_confused(self):
+        """`set_coverage` of the sources flagged ``confused`` (their sets are calibrated
+        apart: `sourceclf.conformal.add_prediction_sets`); None without sets or without
+        such sources, NaN when a kind has none among them."""
+        if "set_holds_truth" not in self.sources.colnames or not self.confused.any():
+            return None
+        point, extended, _ = self._kinds()
+        held = np.asarray(self.sources["set_holds_truth"], bool)
+        return balanced_hit_rate(held, point & self.confused, extended & self.confused)
+
+    @property
+    def set_size_confused(self):
+        """Mean size of the prediction sets of the sources flagged ``confused``; None without
+        sets or without such sources."""
+        if "pred_set_size" not in self.sources.colnames or not self.confused.any():
+            return None
+        size = np.ma.filled(np.ma.asarray(self.sources["pred_set_size"], dtype=float), 0.0)
+        return float(np.mean(size[self.confused]))
+
+    @property
     def reliable(self):
         """Whether the balanced accuracy reaches `RELIABLE_BALANCED`."""
         return bool(self.balanced >= RELIABLE_BALANCED)
@@ -298,6 +319,8 @@ class InjectionCheck:
         if self.confused.any():
             meta["CLFINJCF"] = round(float(self.confused.mean()), 3)
             meta["CLFINJBC"] = round(self.balanced_not_confused, 3)
+            if self.set_coverage_confused is not None:
+                meta["CLFINJCS"] = round(self.set_coverage_confused, 3)
         meta["CLFINJOK"] = self.reliable
         # A kind without sources leaves NaN scores, which FITS headers cannot hold.
         return {k: v for k, v in meta.items() if not (isinstance(v, float) and np.isnan(v))}
@@ -317,9 +340,14 @@ class InjectionCheck:
                     f"; {self.confidence:.0%} sets hold the truth for {self.set_coverage:.1%}")]
         if self.confused.any():
             rest = self.balanced_not_confused
+            held = self.set_coverage_confused
             lines.append(f"{self.confused.mean():.0%} of them flagged confused (the fits left "
                          "light around them as bright as their own); the rest balanced "
-                         + ("-" if np.isnan(rest) else f"{rest:.1%}"))
+                         + ("-" if np.isnan(rest) else f"{rest:.1%}")
+                         + ("" if held is None else
+                            f"; the flagged ones' {self.confidence:.0%} sets hold the truth for "
+                            + ("-" if np.isnan(held) else f"{held:.1%}")
+                            + f" with {self.set_size_confused:.1f} classes on average"))
         bins = self.by_r_mag()
         lines.append("balanced by r: " + ", ".join(
             f"{row['r_min']:g}-{row['r_max']:g} "

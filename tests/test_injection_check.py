@@ -205,11 +205,21 @@ def test_the_rows_flagged_confused_are_scored_apart(check):
     assert confused.meta["CLFINJCF"] == round(2 / len(truth), 3)
     assert confused.meta["CLFINJBC"] == 1.0
     said = [x for x in confused.lines() if "flagged confused" in x]
+    held = np.asarray(rows["set_holds_truth"], bool)[wrong]
+    size = np.asarray(rows["pred_set_size"], float)[wrong].mean()
+    coverage = confused.set_coverage_confused
+    assert coverage == pytest.approx((held[truth[wrong] == "point"].mean()
+                                      + held[truth[wrong] == "extended"].mean()) / 2)
+    assert confused.set_size_confused == pytest.approx(size)
+    assert confused.meta["CLFINJCS"] == round(coverage, 3)
     assert said == [f"{2 / len(truth):.0%} of them flagged confused (the fits left light "
-                    "around them as bright as their own); the rest balanced 100.0%"]
+                    "around them as bright as their own); the rest balanced 100.0%; the "
+                    f"flagged ones' 90% sets hold the truth for {coverage:.1%} with "
+                    f"{size:.1f} classes on average"]
+    assert check.set_coverage_confused is None and check.set_size_confused is None
     from sourceclf.injection_check import META_COMMENTS
 
-    assert {"CLFINJCF", "CLFINJBC"} <= set(META_COMMENTS)
+    assert {"CLFINJCF", "CLFINJBC", "CLFINJCS"} <= set(META_COMMENTS)
 
 
 def test_every_meta_comment_fits_a_fits_card():
