@@ -247,22 +247,23 @@ class InjectionCheck:
         """Balanced share of the prediction sets (level `confidence`) that hold the truth
         (STAR or QSO for point-like sources, GALAXY for extended ones); None without
         sets."""
+        return self._set_coverage_of(np.ones(len(self.sources), dtype=bool))
+
+    def _set_coverage_of(self, rows):
+        """Balanced share of ``rows``' sets that hold the truth; None without sets."""
         if "set_holds_truth" not in self.sources.colnames:
             return None
         point, extended, _ = self._kinds()
         held = np.asarray(self.sources["set_holds_truth"], bool)
-        return balanced_hit_rate(held, point, extended)
+        return balanced_hit_rate(held, point & rows, extended & rows)
 
     @property
     def set_coverage_confused(self):
         """`set_coverage` of the sources flagged ``confused`` (their sets are calibrated
         apart: `sourceclf.conformal.add_prediction_sets`); None without sets or without
         such sources, NaN when a kind has none among them."""
-        if "set_holds_truth" not in self.sources.colnames or not self.confused.any():
-            return None
-        point, extended, _ = self._kinds()
-        held = np.asarray(self.sources["set_holds_truth"], bool)
-        return balanced_hit_rate(held, point & self.confused, extended & self.confused)
+        confused = self.confused
+        return self._set_coverage_of(confused) if confused.any() else None
 
     @property
     def set_size_confused(self):

@@ -54,3 +54,34 @@ def test_a_model_it_cannot_check_is_one_line(script, capsys, model, said):
         script.main(["--model", model])
     assert exit_.value.code == 2
     assert said in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_the_set_report_compares_the_two_calibrations_on_the_flagged_rows(script):
+    from sourceclf.conformal import ConformalPredictor
+    from sourceclf.crowding import CONFUSED_LIMIT
+    from sourceclf.models import load_model
+
+    clf = load_model("margnet-sgq")
+    rng = np.random.default_rng(0)
+    n = 40
+    proba = rng.dirichlet(np.ones(3), n)
+    table = Table({"class": rng.choice(["STAR", "GALAXY", "QSO"], n),
+                   "unmodelled_r": np.where(np.arange(n) < 30, 2 * CONFUSED_LIMIT, 0.0),
+                   "psf_fwhm_r": np.where(np.arange(n) % 2 == 0, 0.9, 2.0),
+                   "rendered_dered_r": np.where(np.arange(n) % 3 == 0, 16.0, 21.0)})
+    lines = []
+    script.set_report(table, proba, clf, lines.append)
+    assert lines[0].startswith("90% sets of the confused rows, all:    30 rows, model's sets")
+    assert any('r FWHM 0.75-1":    15 rows' in line for line in lines)
+    assert any("r < 17:    10 rows" in line for line in lines)
+    assert not any("1.3-1.6" in line for line in lines)  # empty bins left out
+    # the flagged rows' sets as the confused rows' table gives them
+    flagged = np.arange(n) < 30
+    index = np.array([clf.classes.index(c) for c in table["class"]])
+    sets = ConformalPredictor.from_table(clf.flag_calibrations["confused"], clf.classes,
+                                         0.9).predict_sets(proba)[0][:, :, 0]
+    held = sets[flagged, index[flagged]].mean()
+    assert f"confused rows' sets hold it {held:.3f}" in lines[0]
+    none = []
+    script.set_report(table, proba, load_model("ugriz-sgq"), none.append)
+    assert none == ["model 'ugriz-sgq' has no calibration table of confused rows"]

@@ -196,15 +196,15 @@ def score(truth, result, decided=None, r_mag=None):
 SET_LEVEL = 0.9
 
 
-def set_scores(result, point, extended, blended, confused=None):
+def set_scores(result, point, extended, blended, confused):
     """How the `SET_LEVEL` prediction sets of a run hold the truth.
 
     A point-like source's set covers it when it holds STAR or QSO, an extended
     one's when it holds GALAXY (the truth knows no more).  Also the share of
     empty sets, the mean set size, the balanced coverage of the rows not
-    flagged ``blended``, with ``confused`` (each row's flag) the balanced
-    coverage and mean set size of the rows flagged ``confused`` and the
-    balanced coverage of the rest, and whether `sourceclf.classify` raised its shift
+    flagged ``blended``, the balanced coverage and mean set size of the rows
+    flagged ``confused`` (``confused``: each row's flag) and the balanced
+    coverage of the rest, and whether `sourceclf.classify` raised its shift
     alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows').
     """
     member = set_membership(result, ["STAR", "GALAXY", "QSO"])
@@ -212,7 +212,7 @@ def set_scores(result, point, extended, blended, confused=None):
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
     cover_point, cover_extended = _share(covered, point), _share(covered, extended)
     alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
-    confused = np.zeros(len(point), bool) if confused is None else np.asarray(confused, bool)
+    confused = np.asarray(confused, bool)
     unclear = balanced_hit_rate(covered, point & confused, extended & confused)
     clear = balanced_hit_rate(covered, point & ~confused, extended & ~confused)
     return {"set_coverage_point": round(cover_point, 3),

@@ -28,7 +28,12 @@ magnitudes and brighter than `R_BRIGHT` (the real-field checks' range),
 overall and per r-band FWHM bin (`~sourceclf.recipes.image.SEEING_BINS`): the rows,
 the share flagged ``confused``, and the balanced accuracy of telling
 point sources (STAR, QSO) from galaxies (`flag_scores`) on the flagged rows,
-on the rest and on all.  A check, never recorded.
+on the rest and on all.  Then how the 90% prediction sets of the flagged
+rows hold their class (`set_report`): the model's own sets against those of
+its calibration table of confused rows (``flag_calibrations``, made from
+the simulation's *calibration* split, so that these test rows are new to
+it), overall and per r FWHM and rendered r-magnitude bin.  A check, never
+recorded.
 """
 
 import argparse
@@ -117,6 +122,51 @@ def report(table, called_point, log=print):
                         flag_scores(point[these], called_point[these], flagged[these])))
 
 
+#: The prediction sets' level `set_report` scores.
+SET_LEVEL = 0.9
+
+
+def set_report(table, proba, clf, log=print, level=SET_LEVEL):
+    """How the ``level`` sets of the rows flagged ``confused`` hold each row's class.
+
+    For the flagged rows, overall and per r FWHM (`~sourceclf.recipes.image.SEEING_BINS`)
+    and rendered r-magnitude (`~sourceclf.recipes.image.MAGNITUDE_EDGES`) bin, a line:
+    the rows, then the share whose set holds the row's class and the mean set size with
+    the model's own calibration (`sourceclf.conformal.ConformalPredictor.from_classifier`)
+    and with its table of confused rows (``clf.flag_calibrations['confused']``), as
+    ``classify`` gives them.
+    """
+    from sourceclf.conformal import ConformalPredictor
+    from sourceclf.crowding import FLAG_CONFUSED, confusion_flags
+    from sourceclf.recipes.image import MAGNITUDE_EDGES, SEEING_BINS
+
+    own = clf.flag_calibrations.get(FLAG_CONFUSED)
+    if own is None:
+        log(f"model '{clf.name}' has no calibration table of {FLAG_CONFUSED} rows")
+        return
+    flagged = confusion_flags(table)[1]
+    truth = np.char.upper(np.asarray(table["class"]).astype(str))
+    index = np.array([list(clf.classes).index(c) for c in truth])
+    sets = {name: predictor.predict_sets(proba)[0][:, :, 0] for name, predictor in (
+        ("model's", ConformalPredictor.from_classifier(clf, level)),
+        ("confused rows'", ConformalPredictor.from_table(own, clf.classes, level)))}
+    fwhm = np.asarray(table["psf_fwhm_r"], dtype=float)
+    r_mag = np.asarray(table["rendered_dered_r"], dtype=float)
+    edges = (-np.inf, *MAGNITUDE_EDGES, np.inf)
+    bins = [("all", flagged)]
+    bins += [(f'r FWHM {lo:g}-{hi:g}"', flagged & (fwhm >= lo) & (fwhm < hi))
+             for lo, hi in zip(SEEING_BINS[:-1], SEEING_BINS[1:])]
+    bins += [(f"r < {hi:g}" if lo == -np.inf else f"r >= {lo:g}" if hi == np.inf
+              else f"r {lo:g}-{hi:g}", flagged & (r_mag >= lo) & (r_mag < hi))
+             for lo, hi in zip(edges[:-1], edges[1:])]
+    for label, rows in bins:
+        if rows.any():
+            cells = [f"{name} sets hold it {sets[name][rows, index[rows]].mean():.3f} "
+                     f"(size {sets[name][rows].sum(axis=1).mean():.2f})" for name in sets]
+            log(f"{level:.0%} sets of the {FLAG_CONFUSED} rows, {label}: {int(rows.sum()):>5} "
+                "rows, " + ", ".join(cells))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder")
@@ -157,6 +207,7 @@ def main(argv=None):
     proba = clf.predict_proba(get_feature_set("margnet24").compute(measured).values, stamps)
     called = np.asarray(clf.classes)[proba.argmax(axis=1)]
     report(measured, np.asarray([c.upper() != "GALAXY" for c in called]))
+    set_report(measured, proba, clf)
 
 
 if __name__ == "__main__":

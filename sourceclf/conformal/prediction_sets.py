@@ -161,20 +161,23 @@ def _flagged_row_sets(clf, cp, proba, values, rows, row_flags, sets, groups):
         these = np.array([flag in row for row in flagged_with])
         if not these.any():
             continue
-        by = cp.by
-        if by is not None and str(by).lower() != "class" and values is None:
-            by = None
-        try:
-            own = ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
-                                                by=by, random_state=cp.random_state,
-                                                name=f"model '{clf.name}' ({flag} rows)")
-        except InvalidInputError:  # too few rows for the grouping: marginal within them
-            by = None
-            own = ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
-                                                random_state=cp.random_state,
-                                                name=f"model '{clf.name}' ({flag} rows)")
-        own_sets, own_groups = own.predict_sets(
-            proba[these], None if by is None or str(by).lower() == "class" else values[these])
-        sets[these], groups[these] = own_sets, own_groups
+        own = _flag_predictor(clf, flag, table, cp)
+        binned = own.bin_edges_ is not None
+        sets[these], groups[these] = own.predict_sets(proba[these],
+                                                      values[these] if binned else None)
         done[flag] = len(table)
     return done
+
+
+def _flag_predictor(clf, flag, table, cp):
+    """``cp``'s conformalizer (score, grouping, levels, seed) fitted on a flag's table;
+    marginal within it where the table cannot support the grouping (too few rows per
+    group, or no such column)."""
+    for by in dict.fromkeys((cp.by, None)):
+        try:
+            return ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
+                                                 by=by, random_state=cp.random_state,
+                                                 name=f"model '{clf.name}' ({flag} rows)")
+        except InvalidInputError:
+            if by is None:
+                raise

@@ -33,11 +33,12 @@ no better on real frames (``docs/images.rst``, "Crowded frames").
 """
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 
 from ..bands import BANDS, SDSS_PIXEL_SCALE
 from ..exceptions import InvalidInputError, MissingColumnsError
 from ..photometry import columns_from_fits, deblend_frame, source_stamps
+from ..photometry import measure_stamp_columns as fit_with_neighbours_on_stamps
 from ..profile_fits import PROFILE_RADII, fit_band
 
 __all__ = ["measure_stamp_columns", "deblend_stamps", "measure_with_neighbours"]
@@ -181,10 +182,6 @@ def measure_with_neighbours(table, stamps):
     InvalidInputError
         If the stamps do not match the table.
     """
-    from astropy.table import vstack
-
-    from ..photometry import measure_stamp_columns as measure_on_stamps
-
     needed = ["field"] + [f"{c}_{b}" for b in BANDS
                           for c in ("psf_fwhm", "psf_beta", "sky_sigma")]
     stamps = _check(table, stamps, needed, "measure_with_neighbours")
@@ -195,7 +192,7 @@ def measure_with_neighbours(table, stamps):
     for f in np.unique(field):
         rows = np.flatnonzero(field == f)
         first = rows[0]
-        parts.append(measure_on_stamps(
+        parts.append(fit_with_neighbours_on_stamps(
             table[rows], stamps[rows],
             {b: float(table[f"psf_fwhm_{b}"][first]) for b in BANDS},
             {b: float(table[f"sky_sigma_{b}"][first]) for b in BANDS},
