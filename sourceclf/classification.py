@@ -1,7 +1,6 @@
 """Table in, table out: `classify` adds class predictions to a catalog."""
 
 import contextlib
-import json
 import threading
 import warnings
 
@@ -12,12 +11,10 @@ from . import __version__
 from . import conformal
 from .bands import BANDS
 from .columns import map_columns
-from .conformal.set_columns import set_columns
-from .conformal.shift import set_shift, shift_message
+from .conformal.shift import check_set_shift
 from .crowding import measurement_flags
 from .cutouts import FLAG_OFF_FRAME, make_cutouts, sources_on_frames
-from .exceptions import (InvalidInputError, OffFrameWarning, ShiftAlarmWarning,
-                         SourceclfError, SourceclfWarning)
+from .exceptions import InvalidInputError, OffFrameWarning, SourceclfError, SourceclfWarning
 from .features import get_feature_set
 from .inputs import catalog_psf_fwhm, model_inputs, psf_by_band, read_frames
 from .registration import describe_registration, register_frames
@@ -51,6 +48,8 @@ OUTPUT_META_KEYS = {
     "CLFNOOD": "number of classified rows outside the model's training domain",
     "CLFSHREF": "set-size rates of the model's calibration rows per r bin, and the "
                 "catalog's rows in each, by level (JSON)",
+    "CLFSHFLG": "set-size rates of the calibration tables of flagged rows (flag_calibrations) "
+                "per r bin, and the catalog's rows so flagged in each, by flag and level (JSON)",
     "CLFSHIFT": "the shift alarm: how the catalog's prediction sets depart from them",
     "CLFCOLS": "MargNet's catalog columns were measured on the images (not in the table)",
     "CLFPSF": "the PSF those columns were measured through, for stamps given directly",
@@ -583,8 +582,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
             old = flags[new]
             flags[new] = np.where(old == "", set_flags[new], old + ";" + set_flags[new])
         if clf.calibration is not None:
-            _check_set_shift(out, clf, rows, levels, score=score, by=by,
-                             magnitudes=_magnitudes(found, rows))
+            check_set_shift(out, clf, rows, levels, score=score, by=by, source=found,
+                            row_flags=flags)
     _put(out, "pred_flag", np.asarray(flags, dtype=str) if n else np.array([], dtype="<U1"))
     out["pred_flag"].description = "why a row was not classified or is doubtful ('' if fine)"
 
@@ -653,42 +652,6 @@ def _drop_earlier_classification(table):
     for key in [k for k in table.meta if str(k).upper().startswith("CLF")]:
         del table.meta[key]
     return names
-
-
-def _magnitudes(source, rows):
-    """The classified rows' magnitudes the shift alarm matches the calibration rows on."""
-    out = {}
-    for column in conformal.MATCH_COLUMNS:
-        values = conformal.group_values(source, column)
-        if values is not None:
-            out[column] = values[rows]
-    return out
-
-
-def _check_set_shift(out, clf, rows, levels, *, score, by, magnitudes=None):
-    """Record the calibration rows' set rates in ``meta``; warn once if the sets depart.
-
-    The rates are those of the calibration rows weighted to the classified
-    rows' ``magnitudes`` (`sourceclf.conformal.reference_set_rates`).
-    ``meta['CLFSHREF']`` holds them per magnitude bin with the rows in each
-    (`sourceclf.conformal.reference_set_bins`; JSON, by level), so that a
-    streamed run can test the whole catalog at the end; ``meta['CLFSHIFT']``
-    the alarm, when there is one.
-    """
-    references, message = {}, None
-    for level, (_, size_column) in zip(levels, set_columns(levels)):
-        bins = conformal.reference_set_bins(clf, level, score=score, by=by,
-                                            magnitudes=magnitudes)
-        reference = conformal.combine_set_bins(bins)
-        references[f"{level:g}"] = bins
-        sizes = np.ma.getdata(out[size_column])[rows]
-        departures = set_shift(sizes, reference)
-        if departures and message is None:
-            message = shift_message(departures, level, clf.name)
-    out.meta["CLFSHREF"] = json.dumps(references, sort_keys=True)
-    if message is not None:
-        out.meta["CLFSHIFT"] = message
-        warnings.warn(message, ShiftAlarmWarning, stacklevel=3)
 
 
 def _put(table, name, column):

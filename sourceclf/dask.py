@@ -46,7 +46,7 @@ _LOCK = threading.Lock()
 
 
 #: ``meta`` keys of `sourceclf.classify` that describe one partition only.
-PER_PARTITION_META = ("CLFNOOD", "CLFSHIFT", "CLFSHREF")
+PER_PARTITION_META = ("CLFNOOD", "CLFSHIFT", "CLFSHREF", "CLFSHFLG")
 
 
 def _model_key(model):
@@ -205,7 +205,7 @@ def classify_partition(df, model="auto", confidence=0.9, columns=None, **classif
     result = df.drop(columns=[n for n in new if n in df.columns])
     for name, series in columns.items():
         result[name] = series
-    # Per-partition counts, alarms and their references (CLFNOOD, CLFSHIFT, CLFSHREF:
+    # Per-partition counts, alarms and their references (CLFNOOD, CLFSHIFT, CLFSHREF, CLFSHFLG:
     # weighted to each partition's magnitudes) differ between partitions,
     # and pandas keeps attrs only where all partitions agree: leave them out.
     result.attrs.update({k: v for k, v in out.meta.items()

@@ -3,13 +3,14 @@ the sets, their storage in a model directory, and the recipe that makes them."""
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
 from sourceclf.conformal import ConformalPredictor, add_prediction_sets, set_membership
-from sourceclf.exceptions import InvalidInputError, ModelIntegrityError
+from sourceclf.exceptions import InvalidInputError, ModelIntegrityError, ShiftAlarmWarning
 
 MODEL = "margnet-photometry-sg"  # two classes, GALAXY and STAR, with a calibration table
 
@@ -112,6 +113,86 @@ def test_flagged_rows_thresholds_are_computed_once_per_process():
     np.testing.assert_array_equal(first.thresholds_, again.thresholds_)
     with pytest.raises(InvalidInputError, match="too few"):
         ConformalPredictor.from_table(clf.flag_calibrations["confused"][:5], clf.classes, 0.9)
+
+
+def _classified(clf, n_plain=400, n_flagged=200, flagged_proba=None, seed=2):
+    """A table of rows drawn like the model's calibration rows and rows flagged confused
+    (drawn like its table of such rows, or ``flagged_proba``), with their sets and flags."""
+    rng = np.random.default_rng(seed)
+
+    def drawn(table, n):
+        pick = rng.integers(0, len(table), n)
+        return np.column_stack([np.asarray(table[f"prob_{c.lower()}"])[pick]
+                                for c in clf.classes])
+
+    plain = drawn(clf.calibration, n_plain)
+    flagged = (drawn(clf.flag_calibrations["confused"], n_flagged) if flagged_proba is None
+               else flagged_proba)
+    proba = np.vstack([plain, flagged])
+    rows = np.arange(len(proba))
+    flags = np.array([""] * n_plain + ["blended;confused"] * len(flagged), dtype=object)
+    out = Table({"r": rng.uniform(17, 20, len(proba))})
+    add_prediction_sets(out, clf, proba, rows, [0.9], row_flags=flags)
+    out["pred_class"] = np.asarray(clf.classes)[proba.argmax(axis=1)]
+    out["pred_flag"] = flags.astype(str)
+    out.meta["CLFMODEL"] = clf.name
+    return out, rows
+
+
+def test_shift_alarm_compares_flagged_rows_with_their_own_table():
+    from sourceclf.conformal.shift import check_set_shift
+    from sourceclf.streaming.summary import StreamSummary
+
+    clf = _model()
+    clf.flag_calibrations = {"confused": _doubtful_table(clf.classes)}
+    out, rows = _classified(clf)
+    flagged = out["pred_flag"] != ""
+    # The flagged rows' sets are wider by design (mostly both classes, as their table's) ...
+    size = np.asarray(out["pred_set_size"])
+    assert size[flagged].mean() > 1.5 > 1.2 > size[~flagged].mean()
+    # ... which, compared with the model's calibration rows, would ring the alarm.
+    with pytest.warns(ShiftAlarmWarning, match="on this catalog are unlike"):
+        check_set_shift(out, clf, rows, [0.9], row_flags=np.full(len(out), ""))
+    # Each group compared with the rows its sets were calibrated on: no alarm.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShiftAlarmWarning)
+        assert check_set_shift(out, clf, rows, [0.9]) is None
+    assert "CLFSHIFT" not in out.meta
+    main = json.loads(out.meta["CLFSHREF"])["0.9"]
+    own = json.loads(out.meta["CLFSHFLG"])["confused"]["0.9"]
+    assert sum(main["rows"]) == (~flagged).sum() and sum(own["rows"]) == flagged.sum()
+    assert sum(own["calibration"]) == len(clf.flag_calibrations["confused"])
+    # The command line's summary, whole and in chunks, tests the same groups.
+    assert StreamSummary.from_table(out).shift_alarm() is None
+    chunked = StreamSummary()
+    for part in (slice(0, 450), slice(450, None)):  # each chunk with its own references
+        chunk = out[part]
+        check_set_shift(chunk, clf, np.arange(len(chunk)), [0.9])
+        chunked.add(chunk)
+    assert chunked.shift_alarm() is None
+    assert chunked.flag_shift_bins["confused"]["0.9"]["rows"] == own["rows"]
+    assert chunked.shift_bins["0.9"]["rows"] == main["rows"]
+
+
+def test_shift_alarm_rings_when_flagged_rows_are_unlike_their_table():
+    from sourceclf.conformal.shift import check_set_shift
+    from sourceclf.streaming.summary import StreamSummary
+
+    clf = _model()
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.97, 1.0, 600)  # a table of sure, right rows: sets of one class
+    labels = np.where(rng.random(600) < 0.5, clf.classes[0], clf.classes[1])
+    first = labels == clf.classes[0]
+    table = Table({"label": labels,
+                   f"prob_{clf.classes[0].lower()}": np.where(first, p, 1 - p),
+                   f"prob_{clf.classes[1].lower()}": np.where(first, 1 - p, p)})
+    clf.flag_calibrations = {"confused": table}
+    out, rows = _classified(clf, flagged_proba=_rows(200, seed=5))  # undecided rows
+    with pytest.warns(ShiftAlarmWarning, match="rows flagged 'confused' are unlike those of "
+                                               "its calibration table of such rows"):
+        message = check_set_shift(out, clf, rows, [0.9])
+    assert out.meta["CLFSHIFT"] == message and "empty sets" in message
+    assert StreamSummary.from_table(out).shift_alarm() == message
 
 
 def test_flag_calibrations_are_saved_verified_and_loaded(tmp_path):

@@ -1,6 +1,8 @@
 """The light a source's fits leave around it (sourceclf.unmodelled_light), and the
 ``confused`` flag it raises (sourceclf.crowding.confusion_flags)."""
 
+import json
+
 import numpy as np
 import pytest
 from astropy.table import MaskedColumn, Table
@@ -180,6 +182,12 @@ def test_classify_flags_the_rows_whose_fits_leave_light_as_bright_as_their_own()
                             (~flagged, ConformalPredictor.from_classifier(clf, 0.9))):
         np.testing.assert_array_equal(set_membership(result, clf.classes)[rows],
                                       predictor.predict_sets(proba[rows])[0][:, :, 0])
+    # The shift alarm's reference of the flagged rows is their table, of the others the
+    # model's calibration rows: each counts its own rows.
+    shifted = json.loads(result.meta["CLFSHFLG"])[FLAG_CONFUSED]["0.9"]
+    assert sum(shifted["rows"]) == flagged.sum()
+    assert sum(shifted["calibration"]) == len(own)
+    assert sum(json.loads(result.meta["CLFSHREF"])["0.9"]["rows"]) == (~flagged).sum()
 
 
 def test_the_annulus_is_read_away_from_neighbours_and_less_its_rings():

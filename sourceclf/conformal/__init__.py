@@ -75,7 +75,10 @@ held few rows like them and the model is right on far fewer of them.  A row
 flagged so gets its sets from that table (with the same score and grouping;
 marginal within the table where it cannot support the grouping): the
 guarantee then holds for sources drawn like *those* rows.  ``meta['CLFFLCAL']``
-names the flags and their calibration rows (``'confused:908'``).
+names the flags and their calibration rows (``'confused:908'``), and the
+shift alarm compares such rows with their table's rows, the others with the
+model's calibration rows (`check_set_shift`; `flag_set_groups` says which
+rows are which).
 
 Bins (rule).  With ``bins=None`` the number of bins is
 ``K = min(5, floor(n / n_min))`` (at least 1) with equal numbers of
@@ -109,18 +112,21 @@ empty set reads back as a masked ``pred_set`` with ``pred_set_size`` 0;
 import importlib
 
 from .calibration_tables import build_calibration_table, group_values
+from .flag_sets import calibrated_flags, flag_predictor, flag_set_groups
 from .prediction_sets import add_prediction_sets
 from .predictor import ConformalPredictor, bin_rule_min_count
 from .reference_rates import (MATCH_COLUMNS, combine_set_bins, reference_set_bins,
                               reference_set_rates)
 from .scores import SCORES, check_score
+from .shift import check_set_shift
 from .set_columns import (EMPTY_SET_FLAG, empty_set_flags, format_sets, level_suffix,
                           parse_level_suffix, parse_set_column, probability_classes,
                           set_column_names, set_columns, set_membership)
 
 __all__ = ["SCORES", "EMPTY_SET_FLAG", "MATCH_COLUMNS", "ProbabilityPassthrough",
            "ConformalPredictor", "add_prediction_sets", "bin_rule_min_count",
-           "build_calibration_table", "check_score", "combine_set_bins", "empty_set_flags",
+           "build_calibration_table", "calibrated_flags", "check_score", "check_set_shift",
+           "combine_set_bins", "empty_set_flags", "flag_predictor", "flag_set_groups",
            "format_sets", "group_values", "level_suffix", "parse_level_suffix",
            "parse_set_column", "probability_classes", "reference_set_bins",
            "reference_set_rates", "set_column_names", "set_columns", "set_membership"]

@@ -8,6 +8,7 @@ from astropy.table import MaskedColumn
 from ..exceptions import InvalidInputError, SourceclfWarning
 from ..utils._validation import check_by, check_confidence_levels
 from .calibration_tables import group_values
+from .flag_sets import flag_predictor, flag_set_groups
 from .predictor import ConformalPredictor
 from .set_columns import empty_set_flags, format_sets, parse_set_column, set_columns
 
@@ -155,29 +156,15 @@ def _flagged_row_sets(clf, cp, proba, values, rows, row_flags, sets, groups):
     tables = getattr(clf, "flag_calibrations", None) or {}
     if row_flags is None or not tables or not len(rows):
         return {}
-    flagged_with = [set(str(text).split(";")) for text in np.asarray(row_flags)[rows]]
+    by_flag = flag_set_groups(np.asarray(row_flags)[rows], tables)
     done = {}
     for flag, table in tables.items():
-        these = np.array([flag in row for row in flagged_with])
+        these = by_flag == flag
         if not these.any():
             continue
-        own = _flag_predictor(clf, flag, table, cp)
+        own = flag_predictor(clf, flag, cp)
         binned = own.bin_edges_ is not None
         sets[these], groups[these] = own.predict_sets(proba[these],
                                                       values[these] if binned else None)
         done[flag] = len(table)
     return done
-
-
-def _flag_predictor(clf, flag, table, cp):
-    """``cp``'s conformalizer (score, grouping, levels, seed) fitted on a flag's table;
-    marginal within it where the table cannot support the grouping (too few rows per
-    group, or no such column)."""
-    for by in dict.fromkeys((cp.by, None)):
-        try:
-            return ConformalPredictor.from_table(table, clf.classes, cp.levels, score=cp.score,
-                                                 by=by, random_state=cp.random_state,
-                                                 name=f"model '{clf.name}' ({flag} rows)")
-        except InvalidInputError:
-            if by is None:
-                raise

@@ -16,6 +16,7 @@ import numpy as np
 from ..exceptions import InvalidInputError
 from ..utils._validation import check_by, check_confidence_levels
 from .calibration_tables import group_values
+from .flag_sets import flag_predictor
 from .predictor import ConformalPredictor
 
 __all__ = ["reference_set_rates", "reference_set_bins", "combine_set_bins", "MATCH_BINS",
@@ -36,7 +37,7 @@ MATCH_COLUMNS = ("r", "dered_r")
 _STATISTICS = ("empty", "singleton", "mean_size")
 
 
-def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None):
+def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None, flag=None):
     """Set-size rates of a model's prediction sets on its own calibration rows.
 
     The model's thresholds at ``level`` (with ``score`` and ``by`` resolved as
@@ -65,6 +66,11 @@ def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None):
         is the weighted rows' effective number (Kish's).  Without a column in
         common, or without a finite magnitude, the rates of all calibration
         rows.
+    flag : str, optional
+        The rates of the model's calibration table of the rows flagged
+        ``flag`` (``clf.flag_calibrations``), with the sets ``classify`` gives
+        such rows (`sourceclf.conformal.flag_predictor`), instead of its
+        calibration rows': the reference of a catalog's rows so flagged.
 
     Returns
     -------
@@ -77,7 +83,8 @@ def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None):
     Raises
     ------
     InvalidInputError
-        If the model has no calibration data, or a setting is invalid.
+        If the model has no calibration data (or no table for ``flag``), or a
+        setting is invalid.
 
     Examples
     --------
@@ -87,10 +94,10 @@ def reference_set_rates(clf, level, *, score=None, by=None, magnitudes=None):
     ['empty', 'mean_size', 'n', 'singleton']
     """
     return combine_set_bins(reference_set_bins(clf, level, score=score, by=by,
-                                               magnitudes=magnitudes))
+                                               magnitudes=magnitudes, flag=flag))
 
 
-def reference_set_bins(clf, level, *, score=None, by=None, magnitudes=None):
+def reference_set_bins(clf, level, *, score=None, by=None, magnitudes=None, flag=None):
     """`reference_set_rates` per magnitude bin, with the catalog's count in each.
 
     What ``meta['CLFSHREF']`` records: the catalog's counts of two parts add
@@ -99,7 +106,7 @@ def reference_set_bins(clf, level, *, score=None, by=None, magnitudes=None):
 
     Parameters
     ----------
-    clf, level, score, by, magnitudes
+    clf, level, score, by, magnitudes, flag
         As for `reference_set_rates`.
 
     Returns
@@ -122,10 +129,10 @@ def reference_set_bins(clf, level, *, score=None, by=None, magnitudes=None):
     if len(level) != 1:
         raise InvalidInputError(f"reference_set_rates takes one confidence level, got {level}")
     key = (level[0], None if score is None else str(score).lower(),
-           None if by is None else str(by))
+           None if by is None else str(by), flag)
     per_model = _CACHE.setdefault(clf, {})
     if key not in per_model:
-        per_model[key] = _sizes(clf, level[0], score, by)
+        per_model[key] = _sizes(clf, level[0], score, by, flag)
     size, reference = per_model[key]
     for column in MATCH_COLUMNS:
         values = (magnitudes or {}).get(column)
@@ -190,10 +197,14 @@ def combine_set_bins(bins):
     return out | ({"matched": bins["matched"]} if matched else {})
 
 
-def _sizes(clf, level, score, by):
-    """The calibration rows' set sizes at ``level``, and their `MATCH_COLUMNS` magnitudes."""
+def _sizes(clf, level, score, by, flag=None):
+    """The calibration rows' set sizes at ``level``, and their `MATCH_COLUMNS` magnitudes
+    (those of the table of the rows flagged ``flag``, with its sets, when given)."""
     cp = ConformalPredictor.from_classifier(clf, level, score=score, by=by)
     calibration = clf.calibration
+    if flag is not None:
+        cp = flag_predictor(clf, flag, cp)
+        calibration = clf.flag_calibrations[flag]
     proba = np.column_stack([np.asarray(calibration[f"prob_{c.lower()}"], dtype=np.float64)
                              for c in cp.classes])
     column = check_by(cp.by)

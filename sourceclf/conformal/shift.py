@@ -22,11 +22,30 @@ applicability-domain and image flags of ``pred_flag`` are there for that.
 
 The cure is to recalibrate the model on a few hundred labelled rows of the
 catalog's kind with `sourceclf.calibrate`.
+
+Rows whose sets come from a calibration table of their own flag (the
+``confused`` rows of the image models, `sourceclf.conformal.flag_sets`) are
+compared with that table's rows, the others with the model's calibration
+rows (`check_set_shift`): each group's sets are tested against the rows
+they were calibrated on.  Compared with the model's calibration rows, the
+flagged rows' sets, wider by design, would ring the alarm on every crowded
+frame for a difference their calibration meant them to have, and hide
+whether they are unlike the rows of their own table.
 """
+
+import json
+import warnings
 
 import numpy as np
 
-__all__ = ["set_shift", "shift_message", "SHIFT_Z", "SHIFT_TOLERANCE", "SHIFT_MIN_ROWS"]
+from ..exceptions import ShiftAlarmWarning
+from .calibration_tables import group_values
+from .flag_sets import flag_set_groups
+from .reference_rates import MATCH_COLUMNS, combine_set_bins, reference_set_bins
+from .set_columns import set_columns
+
+__all__ = ["set_shift", "shift_message", "check_set_shift", "SHIFT_Z", "SHIFT_TOLERANCE",
+           "SHIFT_MIN_ROWS"]
 
 #: Standard errors a departure must exceed.
 SHIFT_Z = 4.0
@@ -103,15 +122,99 @@ def set_shift(sizes, reference):
 _WORDS = {"empty": "empty sets", "singleton": "single-class sets", "mean_size": "mean set size"}
 
 
-def shift_message(departures, level, model_name):
-    """One line saying how the sets depart, and what to do about it."""
+def shift_message(departures, level, model_name, flag=None):
+    """One line saying how the sets depart, and what to do about it.
+
+    With ``flag``, the line speaks of the rows flagged so, whose sets come
+    from the model's calibration table of such rows.
+    """
     parts = []
     for key, value, ref in departures:
         if key == "mean_size":
             parts.append(f"{_WORDS[key]} {value:.2f} against {ref:.2f}")
         else:
             parts.append(f"{_WORDS[key]} {value:.1%} against {ref:.1%}")
+    if flag is not None:
+        return (f"the {level:g} prediction sets of model '{model_name}' on this catalog's rows "
+                f"flagged '{flag}' are unlike those of its calibration table of such rows "
+                f"({'; '.join(parts)}): these rows differ from the ones their sets were "
+                "calibrated on, so the sets' coverage is not guaranteed; check them against "
+                "a few hundred labelled rows like them before trusting their classes")
     return (f"the {level:g} prediction sets of model '{model_name}' on this catalog are unlike "
             f"those of its calibration data ({'; '.join(parts)}): the catalog differs from the "
             "data the model was calibrated on, so the sets' coverage is not guaranteed; "
             "recalibrate with sourceclf.calibrate on a few hundred labelled rows like these")
+
+
+def check_set_shift(out, clf, rows, levels, *, score=None, by=None, source=None,
+                    row_flags=None):
+    """Record the calibration rows' set rates in ``meta``; warn once if the sets depart.
+
+    The rows whose sets come from the model's calibration rows are compared
+    with those rows, weighted to their magnitudes
+    (`sourceclf.conformal.reference_set_bins`); the rows of each flag whose
+    sets come from a table of their own (``out['pred_flag']``,
+    `sourceclf.conformal.flag_set_groups`) with that table's rows.
+    ``meta['CLFSHREF']`` holds the first reference per magnitude bin with the
+    catalog's rows in each (JSON, by level), ``meta['CLFSHFLG']`` the others
+    by flag (JSON, ``{flag: {level: bins}}``), so that a streamed run can test
+    the whole catalog at the end; ``meta['CLFSHIFT']`` the alarm, when there
+    is one (the first departure found), also given as a
+    `~sourceclf.exceptions.ShiftAlarmWarning`.
+
+    Parameters
+    ----------
+    out : `~astropy.table.Table`
+        The classified table, with its set-size columns and ``pred_flag``.
+    clf : `~sourceclf.models.SourceClassifier`
+        The model, with its calibration data.
+    rows : array-like of int
+        The classified rows' indices in ``out``.
+    levels : list of float
+        The sets' confidence levels.
+    score, by
+        As given to `sourceclf.conformal.add_prediction_sets`.
+    source : `~astropy.table.Table`, optional
+        The rows under sourceclf's column names, where their magnitudes
+        (`sourceclf.conformal.MATCH_COLUMNS`) are read; default ``out``.
+    row_flags : array-like of str, optional
+        Each row of ``out``'s ``pred_flag`` (default: ``out['pred_flag']``, or
+        none).
+
+    Returns
+    -------
+    message : str or None
+        The alarm.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    source = out if source is None else source
+    if row_flags is None and "pred_flag" in out.colnames:
+        row_flags = out["pred_flag"]
+    flags = np.full(len(rows), "") if row_flags is None else np.asarray(row_flags)[rows]
+    groups = flag_set_groups(flags, getattr(clf, "flag_calibrations", None) or {})
+    references, by_flag, message = {}, {}, None
+    for group in dict.fromkeys(("", *sorted(set(groups) - {""}))):
+        these = rows[groups == group]
+        flag = group or None
+        magnitudes = {}
+        for column in MATCH_COLUMNS:
+            values = group_values(source, column)
+            if values is not None:
+                magnitudes[column] = values[these]
+        for level, (_, size_column) in zip(levels, set_columns(levels)):
+            bins = reference_set_bins(clf, level, score=score, by=by, magnitudes=magnitudes,
+                                      flag=flag)
+            (references if flag is None else by_flag.setdefault(flag, {}))[f"{level:g}"] = bins
+            departures = set_shift(np.ma.getdata(out[size_column])[these],
+                                   combine_set_bins(bins))
+            if departures and message is None:
+                message = shift_message(departures, level, clf.name, flag=flag)
+    out.meta["CLFSHREF"] = json.dumps(references, sort_keys=True)
+    out.meta.pop("CLFSHFLG", None)
+    if by_flag:
+        out.meta["CLFSHFLG"] = json.dumps(by_flag, sort_keys=True)
+    out.meta.pop("CLFSHIFT", None)
+    if message is not None:
+        out.meta["CLFSHIFT"] = message
+        warnings.warn(message, ShiftAlarmWarning, stacklevel=3)
+    return message

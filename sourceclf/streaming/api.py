@@ -319,6 +319,9 @@ def _classify_chunks(source, output, fmt, summary, *, model, confidence, levels,
                 alarm = summary.shift_alarm()
                 if summary.shift_bins:  # the whole catalog's rows per bin, not a chunk's
                     summary.meta["CLFSHREF"] = json.dumps(summary.shift_bins, sort_keys=True)
+                if summary.flag_shift_bins:
+                    summary.meta["CLFSHFLG"] = json.dumps(summary.flag_shift_bins,
+                                                          sort_keys=True)
                 summary.meta.pop("CLFSHIFT", None)
                 if alarm:
                     summary.meta["CLFSHIFT"] = alarm

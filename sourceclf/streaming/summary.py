@@ -7,6 +7,7 @@ import numpy as np
 from ..columns import decode_strings
 from ..conformal.reference_rates import combine_set_bins
 from ..conformal.set_columns import parse_set_column, probability_classes
+from ..conformal.flag_sets import calibrated_flags, flag_set_groups
 from ..conformal.shift import set_shift, shift_message
 from ..exceptions import InvalidInputError
 
@@ -63,6 +64,13 @@ class StreamSummary:
         Level (``meta['CLFSHREF']``'s keys) -> the calibration rows' set-size
         rates per magnitude bin, with the catalog's rows in each summed over
         the chunks (`sourceclf.conformal.reference_set_bins`).
+    flag_shift_bins : dict
+        Flag -> level -> the same for the rows whose sets come from the
+        model's calibration table of rows so flagged (``meta['CLFSHFLG']``).
+    shift_set_sizes : dict
+        Flag (``''``: the rows whose sets come from the model's calibration
+        rows) -> set-size column name -> {size: count}: what the shift alarm
+        compares with each reference (`sourceclf.conformal.check_set_shift`).
     """
 
     def __init__(self, truth_column=None):
@@ -84,6 +92,8 @@ class StreamSummary:
         self.n_covered = {}
         self.chunk_size = None
         self.shift_bins = {}
+        self.flag_shift_bins = {}
+        self.shift_set_sizes = {}
 
     @classmethod
     def from_table(cls, table, truth_column=None):
@@ -108,6 +118,7 @@ class StreamSummary:
         self.n_masked += int(mask.sum())
         self._add_shift_bins(table.meta)
         flags = np.ma.getdata(table["pred_flag"])
+        groups = flag_set_groups(flags, calibrated_flags(table.meta))
         empty = b"" if flags.dtype.kind == "S" else ""
         flagged = (flags != empty) & ~np.ma.getmaskarray(table["pred_flag"]) & ~mask
         self.n_flagged += int(np.sum(flagged))
@@ -117,10 +128,11 @@ class StreamSummary:
             parsed = parse_set_column(name)
             if parsed is None or parsed[0] != "size":
                 continue
-            size = np.ma.masked_array(table[name]).compressed()
-            hist = self.set_sizes.setdefault(name, {})
-            for k, c in zip(*np.unique(size, return_counts=True)):
-                hist[int(k)] = hist.get(int(k), 0) + int(c)
+            size = np.ma.masked_array(table[name])
+            _count_sizes(self.set_sizes.setdefault(name, {}), size.compressed())
+            for group in np.unique(groups):
+                _count_sizes(self.shift_set_sizes.setdefault(str(group), {}).setdefault(name, {}),
+                             size[groups == group].compressed())
         if self.truth_column is not None:
             self._add_truth(table, pred, mask)
 
@@ -245,12 +257,11 @@ class StreamSummary:
         return lines
 
     def _add_shift_bins(self, meta):
-        """Add one chunk's rows per magnitude bin (``meta['CLFSHREF']``) to the catalog's."""
-        for key, bins in json.loads(meta.get("CLFSHREF", "{}") or "{}").items():
-            old = self.shift_bins.setdefault(key, bins)
-            if old is not bins and "rows" in old and len(old["rows"]) == len(bins.get("rows", ())):
-                old["rows"] = [a + b for a, b in zip(old["rows"], bins["rows"])]
-            # else: a file written before the bins keeps its first chunk's rates
+        """Add one chunk's rows per magnitude bin (``meta['CLFSHREF']``, and
+        ``meta['CLFSHFLG']`` by flag) to the catalog's."""
+        _sum_bins(self.shift_bins, json.loads(meta.get("CLFSHREF", "{}") or "{}"))
+        for flag, levels in json.loads(meta.get("CLFSHFLG", "{}") or "{}").items():
+            _sum_bins(self.flag_shift_bins.setdefault(flag, {}), levels)
 
     @property
     def shift_references(self):
@@ -259,8 +270,7 @@ class StreamSummary:
         The calibration rows' rates weighted to the catalog's magnitudes
         (`sourceclf.conformal.combine_set_bins` of `shift_bins`).
         """
-        return {key: combine_set_bins(bins) if "rows" in bins else bins
-                for key, bins in self.shift_bins.items()}
+        return _references(self.shift_bins)
 
     def shift_alarm(self):
         """The shift alarm over every row summarised so far, or None.
@@ -268,20 +278,48 @@ class StreamSummary:
         Compares the set sizes of the whole catalog with the calibration
         rates recorded by `sourceclf.classify` in each chunk's
         ``meta['CLFSHREF']``, weighted to the whole catalog's magnitudes
-        (`shift_references`; see `sourceclf.conformal.shift`).
+        (`shift_references`; see `sourceclf.conformal.shift`): the rows whose
+        sets come from the model's calibration rows with those, the rows of
+        each flag whose sets come from a table of their own with that
+        table's (``meta['CLFSHFLG']``).
         """
-        references = self.shift_references
-        for name, hist in self.set_sizes.items():
-            _, level = parse_set_column(name)
-            level = float(self.meta.get("CLFCONF", 0)) if level is None else level
-            reference = references.get(f"{level:g}")
-            if reference is None or not hist:
-                continue
-            sizes = np.repeat(np.array(list(hist), dtype=float), list(hist.values()))
-            departures = set_shift(sizes, reference)
-            if departures:
-                return shift_message(departures, level, self.meta.get("CLFMODEL"))
+        groups = [("", self.shift_references)]
+        groups += [(flag, _references(levels))
+                   for flag, levels in sorted(self.flag_shift_bins.items())]
+        for flag, references in groups:
+            for name, hist in self.shift_set_sizes.get(flag, {}).items():
+                _, level = parse_set_column(name)
+                level = float(self.meta.get("CLFCONF", 0)) if level is None else level
+                reference = references.get(f"{level:g}")
+                if reference is None or not hist:
+                    continue
+                sizes = np.repeat(np.array(list(hist), dtype=float), list(hist.values()))
+                departures = set_shift(sizes, reference)
+                if departures:
+                    return shift_message(departures, level, self.meta.get("CLFMODEL"),
+                                         flag=flag or None)
         return None
+
+
+def _count_sizes(hist, sizes):
+    """Add each set size's count to ``hist`` ({size: count})."""
+    for k, c in zip(*np.unique(sizes, return_counts=True)):
+        hist[int(k)] = hist.get(int(k), 0) + int(c)
+
+
+def _sum_bins(total, levels):
+    """Add one chunk's ``{level: bins}`` rows per bin to ``total``'s."""
+    for key, bins in levels.items():
+        old = total.setdefault(key, bins)
+        if old is not bins and "rows" in old and len(old["rows"]) == len(bins.get("rows", ())):
+            old["rows"] = [a + b for a, b in zip(old["rows"], bins["rows"])]
+        # else: a file written before the bins keeps its first chunk's rates
+
+
+def _references(levels):
+    """Level -> the rates of ``{level: bins}`` weighted to the catalog's rows."""
+    return {key: combine_set_bins(bins) if "rows" in bins else bins
+            for key, bins in levels.items()}
 
 
 def _count_reasons(counts, flags):
