@@ -196,6 +196,36 @@ def test_set_scores_split_the_confused_rows(check_fields):
     assert "0.50-0.50" in line and "1.50-1.50" in line
 
 
+def test_set_coverage_by_magnitude_of_all_and_confused_rows(check_fields):
+    """The sets' balanced coverage per r bin, of all rows and of the confused ones, pooled
+    over fields as the --from-cards table shows it."""
+    truth = np.array(["point"] * 4 + ["extended"] * 4)
+    result = Table({"pred_class": MaskedColumn(["STAR"] * 4 + ["GALAXY"] * 4),
+                    "prob_galaxy": np.zeros(8), "prob_qso": np.zeros(8),
+                    "prob_star": np.zeros(8),
+                    "pred_flag": ["confused", "", "confused", "", "confused", "", "", ""],
+                    "pred_set": ["GALAXY|STAR", "STAR", "GALAXY", "QSO", "GALAXY|STAR",
+                                 "GALAXY", "STAR", "GALAXY"],
+                    "pred_set_size": [2, 1, 1, 1, 2, 1, 1, 1]})
+    r_mag = np.array([18.0, 18.5, 18.2, 19.5, 18.1, 18.9, 19.2, 20.2])
+    row = check_fields.score(truth, result, r_mag=r_mag)
+    first = row["by_r_mag"][0]  # rows 0-2 (point), 4-5 (extended)
+    assert (first["point_covered"], first["extended_covered"]) == (2, 2)
+    assert (first["n_point_confused"], first["point_confused_covered"]) == (2, 1)
+    assert (first["n_extended_confused"], first["extended_confused_covered"]) == (1, 1)
+    assert row["by_r_mag"][1]["extended_covered"] == 0  # row 6: STAR for a galaxy
+    results = [(field, None, "m", 0.0, dict(row, crowded=0.0)) for field in "AB"]
+    lines = check_fields.set_magnitude_table(results, ["m"]).splitlines()
+    # r < 19, pooled: points covered 4 of 6, extended 4 of 4; confused 2 of 4, 2 of 2.
+    # r 19-20: a point covered, a galaxy not, none confused; r 20-20.5: no point source.
+    assert lines[3].split() == ["m", "native", "uncrowded", "0.83", "/", "0.75", "(4/2)",
+                                "0.50", "/", "--", "(0/0)", "--", "/", "--", "(0/0)"]
+    # A record made before the counts were kept shows nothing.
+    kept = ("r_mag", "n_point", "point_hits", "n_extended", "extended_hits")
+    old = dict(row, crowded=0.0, by_r_mag=[{k: b[k] for k in kept} for b in row["by_r_mag"]])
+    assert check_fields.set_magnitude_table([("A", None, "m", 0.0, old)], ["m"]) == ""
+
+
 def test_balanced_error_and_table(check_fields):
     row = {"field": "001992-1-0087", "galactic_latitude": 51.4, "target_r_fwhm": 1.9,
            "r_fwhm": 1.88, "point_as_star_or_qso": 0.96, "extended_as_galaxy": 0.84,

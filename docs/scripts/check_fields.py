@@ -189,7 +189,9 @@ def score(truth, result, decided=None, r_mag=None):
             "balanced_decided": None if np.isnan(sure) else round(float(sure), 3),
             "n_point_decided": int((point & decided).sum()),
             "n_extended_decided": int((extended & decided).sum()), **sets,
-            **({} if r_mag is None else {"by_r_mag": _by_r_mag(hit, point, extended, r_mag)})}
+            **({} if r_mag is None else {"by_r_mag": _by_r_mag(
+                hit, point, extended, r_mag, covered=set_covered(result, point) if sets else None,
+                confused=confused)})}
 
 
 #: The confidence level of the prediction sets scored (`set_scores`), classify's default.
@@ -207,8 +209,7 @@ def set_scores(result, point, extended, blended, confused):
     coverage of the rest, and whether `sourceclf.classify` raised its shift
     alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows').
     """
-    member = set_membership(result, ["STAR", "GALAXY", "QSO"])
-    covered = np.where(point, member[:, 0] | member[:, 2], member[:, 1])
+    covered = set_covered(result, point)
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
     cover_point, cover_extended = _share(covered, point), _share(covered, extended)
     alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
@@ -228,16 +229,34 @@ def set_scores(result, point, extended, blended, confused):
             "shift_alarm": "CLFSHIFT" in result.meta}
 
 
-def _by_r_mag(hit, point, extended, r_mag):
-    """Counts per `R_MAG_BINS` bin: each class's rows and right calls."""
+def set_covered(result, point):
+    """Whether each row's `SET_LEVEL` set holds its truth: STAR or QSO for a point-like
+    source, GALAXY for an extended one."""
+    member = set_membership(result, ["STAR", "GALAXY", "QSO"])
+    return np.where(point, member[:, 0] | member[:, 2], member[:, 1])
+
+
+def _by_r_mag(hit, point, extended, r_mag, covered=None, confused=None):
+    """Counts per `R_MAG_BINS` bin: each class's rows and right calls; with ``covered``
+    (`set_covered`) and ``confused`` (each row's flag), also the rows whose set holds the
+    truth, and of the rows flagged ``confused`` each class's rows and those covered."""
     r_mag = np.asarray(r_mag, dtype=float)
     out = []
     for low, high in R_MAG_BINS:
         rows = (r_mag < high) & (True if low is None else r_mag >= low)
-        out.append({"r_mag": [low, high], "n_point": int((point & rows).sum()),
-                    "point_hits": int((hit & point & rows).sum()),
-                    "n_extended": int((extended & rows).sum()),
-                    "extended_hits": int((hit & extended & rows).sum())})
+        counts = {"r_mag": [low, high], "n_point": int((point & rows).sum()),
+                  "point_hits": int((hit & point & rows).sum()),
+                  "n_extended": int((extended & rows).sum()),
+                  "extended_hits": int((hit & extended & rows).sum())}
+        if covered is not None:
+            flagged = rows & np.asarray(confused, bool)
+            counts |= {"point_covered": int((covered & point & rows).sum()),
+                       "extended_covered": int((covered & extended & rows).sum()),
+                       "n_point_confused": int((point & flagged).sum()),
+                       "n_extended_confused": int((extended & flagged).sum()),
+                       "point_confused_covered": int((covered & point & flagged).sum()),
+                       "extended_confused_covered": int((covered & extended & flagged).sum())}
+        out.append(counts)
     return out
 
 
@@ -741,6 +760,12 @@ def summary(results, models, injected=False):
     if by_magnitude:
         print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
         print(by_magnitude)
+    by_magnitude = set_magnitude_table(results, models)
+    if by_magnitude:
+        print(f"\nBalanced coverage of the {SET_LEVEL:g} prediction sets by r magnitude, fields "
+              "pooled: of all rows / of the rows flagged confused (their point-like/extended "
+              "rows):")
+        print(by_magnitude)
     cut = {(name, s): row for name, s, m, _, row in results if m == SDSS_CUT}
     if cut:
         print(f"\nBalanced accuracy minus {SDSS_CUT}'s on the same blurred frames "
@@ -827,6 +852,33 @@ def magnitude_table(results, models):
                 continue
             both = (hits["point"] / n["point"] + hits["extended"] / n["extended"]) / 2
             cells.append(f"{both:.2f} ({n['point']}/{n['extended']})")
+        lines.append([model, seeing, label] + cells)
+    return simple_table(head, lines)
+
+
+def set_magnitude_table(results, models):
+    """The `SET_LEVEL` sets' balanced coverage per r-magnitude bin, pooled as in
+    `magnitude_table`: of all rows, and of the rows flagged ``confused`` (their rows of each
+    class in brackets; ``--`` where a class has none, or the records hold no set counts)."""
+    head = ["model", "seeing", "fields"] + [
+        f"r < {high}" if low is None else f"r {low}-{high}" for low, high in R_MAG_BINS]
+    lines = []
+    for model, seeing, label, rows in field_groups(results, models, "by_r_mag"):
+        if not all("point_covered" in b for row in rows for b in row["by_r_mag"]):
+            continue
+        cells = []
+        for k in range(len(R_MAG_BINS)):
+            def balanced(n_key, hit_key):
+                n = [sum(r["by_r_mag"][k][n_key.format(c)] for r in rows)
+                     for c in ("point", "extended")]
+                hits = [sum(r["by_r_mag"][k][hit_key.format(c)] for r in rows)
+                        for c in ("point", "extended")]
+                return (None if not all(n) else (hits[0] / n[0] + hits[1] / n[1]) / 2), n
+
+            every, _ = balanced("n_{}", "{}_covered")
+            flagged, n = balanced("n_{}_confused", "{}_confused_covered")
+            cells.append(f"{'--' if every is None else f'{every:.2f}'} / "
+                         f"{'--' if flagged is None else f'{flagged:.2f}'} ({n[0]}/{n[1]})")
         lines.append([model, seeing, label] + cells)
     return simple_table(head, lines)
 
