@@ -63,7 +63,7 @@ def flag_predictor(clf, flag, base):
         A model holding ``flag_calibrations[flag]``.
     flag : str
         The ``pred_flag`` whose table to conformalize.
-    base : `ConformalPredictor`
+    base : `~sourceclf.conformal.ConformalPredictor`
         The model's own conformalizer: its score, grouping, levels and seed
         are those of the table's (marginal within the table where the table
         cannot support the grouping: too few rows per group, or no such
@@ -71,7 +71,7 @@ def flag_predictor(clf, flag, base):
 
     Returns
     -------
-    predictor : `ConformalPredictor`
+    predictor : `~sourceclf.conformal.ConformalPredictor`
         Fitted on the table (thresholds kept for the rest of the process).
 
     Raises
