@@ -115,6 +115,66 @@ def test_flagged_rows_thresholds_are_computed_once_per_process():
         ConformalPredictor.from_table(clf.flag_calibrations["confused"][:5], clf.classes, 0.9)
 
 
+@pytest.mark.parametrize("name", ["margnet-sgq", "margnet-cnn-sgq"])
+def test_shipped_flag_tables_thresholds_come_from_the_thresholds_file(name):
+    """Each shipped table's thresholds are stored with the model's (python -m
+    sourceclf.conformal.thresholds): the sets classify gives its flagged rows need no MAPIE,
+    and equal those MAPIE computes from the table."""
+    from sourceclf.conformal import flag_predictor, threshold_store
+    from sourceclf.conformal.thresholds import LEVELS
+    from sourceclf.models import load_model
+
+    threshold_store.clear_cache()
+    clf = load_model(name)
+    table = clf.flag_calibrations["confused"]
+    proba = np.random.default_rng(7).dirichlet([0.4, 0.4, 0.4], 2000)
+    for level in (0.8, 0.9, 0.95):
+        for by in ("none", "class"):
+            base = ConformalPredictor.from_classifier(clf, level, by=by)
+            stored = flag_predictor(clf, "confused", base)
+            assert stored.threshold_source_ == "file", (level, by)
+            computed = ConformalPredictor(clf.classes, level, by=base.by).fit_table(table)
+            np.testing.assert_array_equal(stored.predict_sets(proba)[0],
+                                          computed.predict_sets(proba)[0])
+    # Two levels at once take each level's stored thresholds; a level not stored is
+    # computed once, then kept in the process.
+    both = flag_predictor(clf, "confused", ConformalPredictor.from_classifier(clf, [0.8, 0.9]))
+    assert both.threshold_source_ == "file"
+    assert 0.93 not in LEVELS
+    odd = [flag_predictor(clf, "confused", ConformalPredictor.from_classifier(clf, 0.93))
+           for _ in range(2)]
+    assert [cp.threshold_source_ for cp in odd] == ["mapie", "process"]
+    # Without the model, the table alone is not looked up in its file.
+    assert ConformalPredictor.from_table(table, clf.classes, 0.9).threshold_source_ != "file"
+
+
+def test_flag_thresholds_of_another_table_are_not_used(tmp_path):
+    """A thresholds file's flag entries serve the table they were computed from only."""
+    from sourceclf.conformal import flag_predictor, threshold_store
+    from sourceclf.conformal.thresholds import write_thresholds
+    from sourceclf.models import load_model
+    from sourceclf.models.card import write_flag_calibrations
+
+    clf = _model()
+    clf.flag_calibrations = {"confused": _doubtful_table(clf.classes, seed=8)}
+    clf.card.flag_calibrations = {"confused": {"description": "rows like them"}}
+    clf.save(tmp_path / "m")
+    write_thresholds(tmp_path / "m")
+    data = json.loads((tmp_path / "m" / "thresholds.json").read_text())
+    assert set(data["flag_entries"]) == {"confused"}
+    threshold_store.clear_cache()
+    saved = load_model(tmp_path / "m")
+    base = ConformalPredictor.from_classifier(saved, 0.9)
+    assert flag_predictor(saved, "confused", base).threshold_source_ == "file"
+    # The table replaced (and the card's digest with it): computed, not read.
+    write_flag_calibrations(tmp_path / "m", saved.card,
+                            {"confused": _doubtful_table(clf.classes, seed=9)})
+    saved.card.to_json(tmp_path / "m" / "card.json")
+    threshold_store.clear_cache()
+    again = load_model(tmp_path / "m")
+    assert flag_predictor(again, "confused", base).threshold_source_ == "mapie"
+
+
 def _classified(clf, n_plain=400, n_flagged=200, flagged_proba=None, seed=2):
     """A table of rows drawn like the model's calibration rows and rows flagged confused
     (drawn like its table of such rows, or ``flagged_proba``), with their sets and flags."""
@@ -302,6 +362,8 @@ def test_recipe_calibrates_the_flagged_rows_of_simulated_crowded_fields(
             np.column_stack([own[f"prob_{c.lower()}"] for c in clf.classes]), proba,
             atol=1e-6)
         np.testing.assert_allclose(own["dered_r"], measured["dered_r"], rtol=1e-6)
+        # the table's thresholds are stored with the model's
+        assert "confused" in json.loads((path / "thresholds.json").read_text())["flag_entries"]
         # its weights and own calibration are the shipped ones
         assert sha256_file(path / "weights.safetensors") == \
             sha256_file(load_model(clf.name).directory / "weights.safetensors")
