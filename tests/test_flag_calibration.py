@@ -189,14 +189,18 @@ def _classified(clf, n_plain=400, n_flagged=200, flagged_proba=None, seed=2):
     flagged = (drawn(clf.flag_calibrations["confused"], n_flagged) if flagged_proba is None
                else flagged_proba)
     proba = np.vstack([plain, flagged])
-    rows = np.arange(len(proba))
     flags = np.array([""] * n_plain + ["blended;confused"] * len(flagged), dtype=object)
-    out = Table({"r": rng.uniform(17, 20, len(proba))})
-    add_prediction_sets(out, clf, proba, rows, [0.9], row_flags=flags)
+    return _with_sets(clf, proba, flags, rng.uniform(17, 20, len(proba))), np.arange(len(proba))
+
+
+def _with_sets(clf, proba, flags, r):
+    """A classified table of these rows: sets, classes and flags."""
+    out = Table({"r": r})
+    add_prediction_sets(out, clf, proba, np.arange(len(proba)), [0.9], row_flags=flags)
     out["pred_class"] = np.asarray(clf.classes)[proba.argmax(axis=1)]
-    out["pred_flag"] = flags.astype(str)
+    out["pred_flag"] = np.asarray(flags).astype(str)
     out.meta["CLFMODEL"] = clf.name
-    return out, rows
+    return out
 
 
 def test_shift_alarm_compares_flagged_rows_with_their_own_table():
@@ -224,14 +228,19 @@ def test_shift_alarm_compares_flagged_rows_with_their_own_table():
     assert sum(own["calibration"]) == len(clf.flag_calibrations["confused"])
     # The command line's summary, whole and in chunks, tests the same groups.
     assert StreamSummary.from_table(out).shift_alarm() is None
+    # In chunks, each classified alone (the first without a flagged row): the same.
     chunked = StreamSummary()
-    for part in (slice(0, 450), slice(450, None)):  # each chunk with its own references
+    for part in (slice(0, 400), slice(400, None)):
         chunk = out[part]
+        chunk.meta = {k: v for k, v in out.meta.items() if k == "CLFMODEL"}
+        if part.start:
+            chunk.meta["CLFFLCAL"] = out.meta["CLFFLCAL"]
         check_set_shift(chunk, clf, np.arange(len(chunk)), [0.9])
         chunked.add(chunk)
     assert chunked.shift_alarm() is None
     assert chunked.flag_shift_bins["confused"]["0.9"]["rows"] == own["rows"]
     assert chunked.shift_bins["0.9"]["rows"] == main["rows"]
+    assert chunked.meta["CLFFLCAL"] == out.meta["CLFFLCAL"]  # from the second chunk
 
 
 def test_shift_alarm_rings_when_flagged_rows_are_unlike_their_table():
