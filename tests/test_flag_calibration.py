@@ -115,6 +115,66 @@ def test_flagged_rows_thresholds_are_computed_once_per_process():
         ConformalPredictor.from_table(clf.flag_calibrations["confused"][:5], clf.classes, 0.9)
 
 
+@pytest.mark.parametrize("name", ["margnet-sgq", "margnet-cnn-sgq"])
+def test_shipped_flag_tables_thresholds_come_from_the_thresholds_file(name):
+    """Each shipped table's thresholds are stored with the model's (python -m
+    sourceclf.conformal.thresholds): the sets classify gives its flagged rows need no MAPIE,
+    and equal those MAPIE computes from the table."""
+    from sourceclf.conformal import flag_predictor, threshold_store
+    from sourceclf.conformal.thresholds import LEVELS
+    from sourceclf.models import load_model
+
+    threshold_store.clear_cache()
+    clf = load_model(name)
+    table = clf.flag_calibrations["confused"]
+    proba = np.random.default_rng(7).dirichlet([0.4, 0.4, 0.4], 2000)
+    for level in (0.8, 0.9, 0.95):
+        for by in ("none", "class"):
+            base = ConformalPredictor.from_classifier(clf, level, by=by)
+            stored = flag_predictor(clf, "confused", base)
+            assert stored.threshold_source_ == "file", (level, by)
+            computed = ConformalPredictor(clf.classes, level, by=base.by).fit_table(table)
+            np.testing.assert_array_equal(stored.predict_sets(proba)[0],
+                                          computed.predict_sets(proba)[0])
+    # Two levels at once take each level's stored thresholds; a level not stored is
+    # computed once, then kept in the process.
+    both = flag_predictor(clf, "confused", ConformalPredictor.from_classifier(clf, [0.8, 0.9]))
+    assert both.threshold_source_ == "file"
+    assert 0.93 not in LEVELS
+    odd = [flag_predictor(clf, "confused", ConformalPredictor.from_classifier(clf, 0.93))
+           for _ in range(2)]
+    assert [cp.threshold_source_ for cp in odd] == ["mapie", "process"]
+    # Without the model, the table alone is not looked up in its file.
+    assert ConformalPredictor.from_table(table, clf.classes, 0.9).threshold_source_ != "file"
+
+
+def test_flag_thresholds_of_another_table_are_not_used(tmp_path):
+    """A thresholds file's flag entries serve the table they were computed from only."""
+    from sourceclf.conformal import flag_predictor, threshold_store
+    from sourceclf.conformal.thresholds import write_thresholds
+    from sourceclf.models import load_model
+    from sourceclf.models.card import write_flag_calibrations
+
+    clf = _model()
+    clf.flag_calibrations = {"confused": _doubtful_table(clf.classes, seed=8)}
+    clf.card.flag_calibrations = {"confused": {"description": "rows like them"}}
+    clf.save(tmp_path / "m")
+    write_thresholds(tmp_path / "m")
+    data = json.loads((tmp_path / "m" / "thresholds.json").read_text())
+    assert set(data["flag_entries"]) == {"confused"}
+    threshold_store.clear_cache()
+    saved = load_model(tmp_path / "m")
+    base = ConformalPredictor.from_classifier(saved, 0.9)
+    assert flag_predictor(saved, "confused", base).threshold_source_ == "file"
+    # The table replaced (and the card's digest with it): computed, not read.
+    write_flag_calibrations(tmp_path / "m", saved.card,
+                            {"confused": _doubtful_table(clf.classes, seed=9)})
+    saved.card.to_json(tmp_path / "m" / "card.json")
+    threshold_store.clear_cache()
+    again = load_model(tmp_path / "m")
+    assert flag_predictor(again, "confused", base).threshold_source_ == "mapie"
+
+
 def _classified(clf, n_plain=400, n_flagged=200, flagged_proba=None, seed=2):
     """A table of rows drawn like the model's calibration rows and rows flagged confused
     (drawn like its table of such rows, or ``flagged_proba``), with their sets and flags."""
@@ -129,14 +189,18 @@ def _classified(clf, n_plain=400, n_flagged=200, flagged_proba=None, seed=2):
     flagged = (drawn(clf.flag_calibrations["confused"], n_flagged) if flagged_proba is None
                else flagged_proba)
     proba = np.vstack([plain, flagged])
-    rows = np.arange(len(proba))
     flags = np.array([""] * n_plain + ["blended;confused"] * len(flagged), dtype=object)
-    out = Table({"r": rng.uniform(17, 20, len(proba))})
-    add_prediction_sets(out, clf, proba, rows, [0.9], row_flags=flags)
+    return _with_sets(clf, proba, flags, rng.uniform(17, 20, len(proba))), np.arange(len(proba))
+
+
+def _with_sets(clf, proba, flags, r):
+    """A classified table of these rows: sets, classes and flags."""
+    out = Table({"r": r})
+    add_prediction_sets(out, clf, proba, np.arange(len(proba)), [0.9], row_flags=flags)
     out["pred_class"] = np.asarray(clf.classes)[proba.argmax(axis=1)]
-    out["pred_flag"] = flags.astype(str)
+    out["pred_flag"] = np.asarray(flags).astype(str)
     out.meta["CLFMODEL"] = clf.name
-    return out, rows
+    return out
 
 
 def test_shift_alarm_compares_flagged_rows_with_their_own_table():
@@ -164,14 +228,19 @@ def test_shift_alarm_compares_flagged_rows_with_their_own_table():
     assert sum(own["calibration"]) == len(clf.flag_calibrations["confused"])
     # The command line's summary, whole and in chunks, tests the same groups.
     assert StreamSummary.from_table(out).shift_alarm() is None
+    # In chunks, each classified alone (the first without a flagged row): the same.
     chunked = StreamSummary()
-    for part in (slice(0, 450), slice(450, None)):  # each chunk with its own references
+    for part in (slice(0, 400), slice(400, None)):
         chunk = out[part]
+        chunk.meta = {k: v for k, v in out.meta.items() if k == "CLFMODEL"}
+        if part.start:
+            chunk.meta["CLFFLCAL"] = out.meta["CLFFLCAL"]
         check_set_shift(chunk, clf, np.arange(len(chunk)), [0.9])
         chunked.add(chunk)
     assert chunked.shift_alarm() is None
     assert chunked.flag_shift_bins["confused"]["0.9"]["rows"] == own["rows"]
     assert chunked.shift_bins["0.9"]["rows"] == main["rows"]
+    assert chunked.meta["CLFFLCAL"] == out.meta["CLFFLCAL"]  # from the second chunk
 
 
 def test_shift_alarm_rings_when_flagged_rows_are_unlike_their_table():
@@ -302,6 +371,8 @@ def test_recipe_calibrates_the_flagged_rows_of_simulated_crowded_fields(
             np.column_stack([own[f"prob_{c.lower()}"] for c in clf.classes]), proba,
             atol=1e-6)
         np.testing.assert_allclose(own["dered_r"], measured["dered_r"], rtol=1e-6)
+        # the table's thresholds are stored with the model's
+        assert "confused" in json.loads((path / "thresholds.json").read_text())["flag_entries"]
         # its weights and own calibration are the shipped ones
         assert sha256_file(path / "weights.safetensors") == \
             sha256_file(load_model(clf.name).directory / "weights.safetensors")

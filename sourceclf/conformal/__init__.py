@@ -13,12 +13,12 @@ probabilities alone.
 MAPIE computes the conformity *thresholds*; applying them to new rows needs
 numpy alone (`sourceclf.conformal.set_rules`, operation for operation MAPIE's
 rules, with the same sets).  Each shipped model stores its thresholds for
-the usual settings beside its calibration data (``thresholds.json``, see
+the usual settings beside its calibration data, and those of its calibration
+tables of flagged rows (below) (``thresholds.json``, see
 `sourceclf.conformal.thresholds`), so classifying imports neither MAPIE nor
 scikit-learn; other settings, and models without the file, are computed with
 MAPIE once and kept for the rest of the process
-(`sourceclf.conformal.threshold_store`), as are the thresholds of a model's
-flagged rows (below).  Treat a model's calibration table
+(`sourceclf.conformal.threshold_store`).  Treat a model's calibration table
 as read-only: assign a new table rather than changing it in place.
 
 Conformity scores (``score``), as named by MAPIE:

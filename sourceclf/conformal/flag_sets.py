@@ -72,7 +72,8 @@ def flag_predictor(clf, flag, base):
     Returns
     -------
     predictor : `~sourceclf.conformal.ConformalPredictor`
-        Fitted on the table (thresholds kept for the rest of the process).
+        Fitted on the table: the thresholds the model's thresholds file
+        holds for it, else computed with MAPIE once per process.
 
     Raises
     ------
@@ -89,7 +90,8 @@ def flag_predictor(clf, flag, base):
             return ConformalPredictor.from_table(table, clf.classes, base.levels,
                                                  score=base.score, by=by,
                                                  random_state=base.random_state,
-                                                 name=f"model '{clf.name}' ({flag} rows)")
+                                                 name=f"model '{clf.name}' ({flag} rows)",
+                                                 model=clf)
         except InvalidInputError:
             if by is None:
                 raise

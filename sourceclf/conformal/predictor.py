@@ -142,55 +142,64 @@ class ConformalPredictor:
         if not isinstance(random_state, numbers.Integral):  # unseeded: nothing to reuse
             self.threshold_source_ = "mapie"
             return self.fit_table(clf.calibration)
-        # Marginal and class-conditional thresholds are computed level by level; binned
-        # ones depend on all the levels together (the strictest sets the bins).
-        grouped = by is not None and by.lower() != "class"
-        states, sources = [], set()
-        for part in [self.levels] if grouped else [[c] for c in self.levels]:
-            key = threshold_store.threshold_key(self.score, self._by_key(),
-                                                bins if grouped else None, part, random_state)
-            state, source = threshold_store.find(clf, key)
-            if state is None:
-                state, source = cls(clf.classes, part, score=self.score, by=by, bins=bins,
-                                    random_state=random_state, name=self.name) \
-                    ._fit_recording_warnings(clf.calibration).state(), "mapie"
-                threshold_store.remember(clf, key, state)
-            states.append(state)
-            sources.add(source)
-        self._set_state(states)
-        self.threshold_source_ = next(s for s in ("mapie", "process", "file") if s in sources)
-        for message in dict.fromkeys(m for state in states for m in state["warnings"]):
-            warnings.warn(message, SourceclfWarning, stacklevel=3)
-        return self
+        return self._fit_from_store(
+            clf.calibration, bins, random_state,
+            lambda key: threshold_store.find(clf, key),
+            lambda key, state: threshold_store.remember(clf, key, state))
 
     @classmethod
     def from_table(cls, calibration, classes, levels=0.9, *, score="lac", by=None, bins=None,
-                   random_state=0, name="model"):
-        """Conformalize a calibration table, reusing thresholds computed before in this process.
+                   random_state=0, name="model", model=None):
+        """Conformalize a calibration table, reusing thresholds computed before.
 
         As ``cls(classes, levels, ...).fit_table(calibration)``, for a table
         that is not a model's own calibration (the calibration of a model's
         flagged rows, `sourceclf.conformal.add_prediction_sets`): with an
-        integer ``random_state`` the thresholds are computed with MAPIE once
-        per process for the same table contents and settings.
+        integer ``random_state`` the thresholds are those ``model``'s
+        thresholds file holds for the same table contents and settings
+        (`sourceclf.conformal.thresholds` stores those of a model's
+        ``flag_calibrations``), else those computed earlier in this process,
+        else they are computed with MAPIE once and kept for the rest of the
+        process.
         """
         self = cls(classes, levels, score=score, by=by, bins=bins,
                    random_state=random_state, name=name)
         if not isinstance(random_state, numbers.Integral):
             self.threshold_source_ = "mapie"
             return self.fit_table(calibration)
-        key = threshold_store.threshold_key(self.score, self._by_key(), bins, self.levels,
-                                            random_state)
-        state, source = threshold_store.find_table(calibration, self.classes, key)
-        if state is None:
-            state, source = cls(classes, levels, score=self.score, by=by, bins=bins,
-                                random_state=random_state, name=name) \
-                ._fit_recording_warnings(calibration).state(), "mapie"
-            threshold_store.remember_table(calibration, self.classes, key, state)
-        self._set_state([state])
-        self.threshold_source_ = source
-        for message in state["warnings"]:
-            warnings.warn(message, SourceclfWarning, stacklevel=3)
+        return self._fit_from_store(
+            calibration, bins, random_state,
+            lambda key: threshold_store.find_table(calibration, self.classes, key, model=model),
+            lambda key, state: threshold_store.remember_table(calibration, self.classes, key,
+                                                              state))
+
+    def _fit_from_store(self, calibration, bins, random_state, find, remember):
+        """Take the thresholds ``find(key)`` gives (``(state, source)``), computing with MAPIE
+        those it does not know and giving them to ``remember(key, state)``.
+
+        Marginal and class-conditional thresholds are kept level by level;
+        binned ones for all the levels together (the strictest sets the bins).
+        The `SourceclfWarning` messages MAPIE gave when they were computed
+        are given again.
+        """
+        grouped = self._by_key() not in (None, "class")
+        states, sources = [], set()
+        for part in [self.levels] if grouped else [[c] for c in self.levels]:
+            key = threshold_store.threshold_key(self.score, self._by_key(),
+                                                bins if grouped else None, part, random_state)
+            state, source = find(key)
+            if state is None:
+                state, source = type(self)(self.classes, part, score=self.score, by=self.by,
+                                           bins=bins, random_state=random_state,
+                                           name=self.name) \
+                    ._fit_recording_warnings(calibration).state(), "mapie"
+                remember(key, state)
+            states.append(state)
+            sources.add(source)
+        self._set_state(states)
+        self.threshold_source_ = next(s for s in ("mapie", "process", "file") if s in sources)
+        for message in dict.fromkeys(m for state in states for m in state["warnings"]):
+            warnings.warn(message, SourceclfWarning, stacklevel=4)
         return self
 
     def _by_key(self):

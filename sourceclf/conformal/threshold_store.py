@@ -4,8 +4,9 @@ MAPIE computes a model's conformity thresholds from its calibration split
 once; after that, prediction sets need the thresholds alone
 (`sourceclf.conformal.set_rules`).  A model directory may hold them in a
 small JSON file (`THRESHOLDS_FILE`, written by `sourceclf.conformal.thresholds`)
-referenced from the card's ``extra['conformal_thresholds']`` with its sha256;
-thresholds found nowhere are computed with MAPIE by the caller and kept in
+referenced from the card's ``extra['conformal_thresholds']`` with its sha256,
+with those of the model's calibration tables of flagged rows (``flag_entries``,
+`find_table`); thresholds found nowhere are computed with MAPIE by the caller and kept in
 this process (`remember`).
 
 Every set of thresholds is stored under a key naming what it depends on
@@ -142,12 +143,13 @@ def read_thresholds(path, sha256=None):
 
 
 def _model_entries(clf):
-    """(fingerprint, file entries) of a model, read once per model object."""
+    """(fingerprint, file entries, file entries of its flag tables by their fingerprint) of
+    a model, read once per model object."""
     known = _MODELS.get(clf)
     if known is not None and known[0] is clf.calibration:
-        return known[1], known[2]
+        return known[1:]
     fingerprint = calibration_fingerprint(clf.calibration, clf.classes)
-    entries = {}
+    entries, flag_entries = {}, {}
     reference = (getattr(clf.card, "extra", None) or {}).get(CARD_KEY)
     if reference:
         directory = clf.directory if clf.directory is not None else MODEL_DIR / clf.name
@@ -156,8 +158,10 @@ def _model_entries(clf):
             data = read_thresholds(path, reference.get("sha256"))
             if data["calibration_sha256"] == fingerprint:
                 entries = data["entries"]
-    _MODELS[clf] = (clf.calibration, fingerprint, entries)
-    return fingerprint, entries
+                flag_entries = {table["calibration_sha256"]: table["entries"]
+                                for table in data.get("flag_entries", {}).values()}
+    _MODELS[clf] = (clf.calibration, fingerprint, entries, flag_entries)
+    return fingerprint, entries, flag_entries
 
 
 def find(clf, key):
@@ -181,7 +185,7 @@ def find(clf, key):
     source : {'file', 'process'} or None
         Where it was found.
     """
-    fingerprint, entries = _model_entries(clf)
+    fingerprint, entries, _ = _model_entries(clf)
     if key in entries:
         return entries[key], "file"
     state = _COMPUTED.get((fingerprint, clf.classes, key))
@@ -190,22 +194,41 @@ def find(clf, key):
 
 def remember(clf, key, state):
     """Keep thresholds computed for a model's calibration data, for this process."""
-    fingerprint, _ = _model_entries(clf)
+    fingerprint, _, _ = _model_entries(clf)
     _COMPUTED[(fingerprint, clf.classes, key)] = state
 
 
-def find_table(calibration, classes, key):
-    """Thresholds computed earlier in this process for a calibration table's contents.
+def find_table(calibration, classes, key, model=None):
+    """Thresholds known for a calibration table's contents, or None.
 
     For tables that are not a model's own calibration (`find`), such as the
-    calibration of a model's flagged rows.
+    calibration of a model's flagged rows: those ``model``'s thresholds file
+    holds for the same contents (its ``flag_entries``, written for the
+    tables of its card's ``flag_calibrations``; verified as for `find`),
+    then those computed earlier in this process.
+
+    Parameters
+    ----------
+    calibration : `~astropy.table.Table`
+        The calibration table.
+    classes : sequence of str
+        The model's classes, in output order.
+    key : str
+        From `threshold_key`.
+    model : `~sourceclf.models.SourceClassifier`, optional
+        The model whose thresholds file to look in.
 
     Returns
     -------
     state : dict or None
-    source : {'process'} or None
+    source : {'file', 'process'} or None
     """
-    state = _COMPUTED.get((calibration_fingerprint(calibration, classes), tuple(classes), key))
+    fingerprint = calibration_fingerprint(calibration, classes)
+    if model is not None and model.calibration is not None:
+        stored = _model_entries(model)[2].get(fingerprint, {})
+        if key in stored:
+            return stored[key], "file"
+    state = _COMPUTED.get((fingerprint, tuple(classes), key))
     return state, None if state is None else "process"
 
 

@@ -4,7 +4,9 @@ A model directory's ``thresholds.json`` holds the conformal thresholds MAPIE
 computes from the model's calibration split, for every conformity score the
 model allows, marginal and class-conditional calibration (and the card's
 default grouping) and each level of `LEVELS`, so that prediction sets at
-those settings need numpy alone.  The card's ``extra['conformal_thresholds']``
+those settings need numpy alone; and the same for each of its calibration
+tables of flagged rows (the card's ``flag_calibrations``), under
+``flag_entries`` with each table's fingerprint.  The card's ``extra['conformal_thresholds']``
 names the file and its sha256; the file records the fingerprint of the
 calibration data it was computed from (`calibration_fingerprint`) and is
 ignored for any other.  Settings not in the file are computed with MAPIE
@@ -27,7 +29,7 @@ from pathlib import Path
 from astropy.table import Table
 
 from ..exceptions import InvalidInputError, SourceclfError, SourceclfWarning
-from ..models.card import ModelCard, sha256_file
+from ..models.card import ModelCard, read_flag_calibrations, sha256_file
 from ..models.registry import MODEL_DIR, model_names
 from ..utils._files import atomic_path
 from ..utils._validation import check_by
@@ -79,6 +81,39 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
                                 "to compute")
     calibration = Table.read(directory / card.calibration_file, format="ascii.ecsv")
     classes = tuple(card.classes)
+    data = {"format": FORMAT_VERSION, "model": card.name, "classes": list(classes),
+            "calibration_sha256": calibration_fingerprint(calibration, classes),
+            "entries": _entries(calibration, card, levels, random_state,
+                                f"model '{card.name}'")}
+    flag_tables = read_flag_calibrations(directory, card)
+    if flag_tables:
+        data["flag_entries"] = {
+            flag: {"calibration_sha256": calibration_fingerprint(table, classes),
+                   "entries": _entries(table, card, levels, random_state,
+                                       f"model '{card.name}' ({flag} rows)")}
+            for flag, table in flag_tables.items()}
+    path = directory / THRESHOLDS_FILE
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=0, sort_keys=True)
+            fh.write("\n")
+    card_path = directory / "card.json"
+    with open(card_path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    raw.setdefault("extra", {})[CARD_KEY] = {"file": THRESHOLDS_FILE,
+                                             "sha256": sha256_file(path)}
+    with atomic_path(card_path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(raw, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+    return path
+
+
+def _entries(calibration, card, levels, random_state, name):
+    """Key -> thresholds state of a calibration table, for every score the model allows,
+    marginal and class-conditional calibration (and the card's default grouping) and each
+    level; settings MAPIE refuses are left out."""
+    classes = tuple(card.classes)
     extra = card.extra or {}
     groupings = [None, "class"]
     default_by = check_by(extra.get("conformal_by"))
@@ -95,7 +130,7 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
             for level in levels:
                 key = threshold_key(score, by, bins, [level], random_state)
                 cp = ConformalPredictor(classes, level, score=score, by=by, bins=bins,
-                                        random_state=random_state, name=f"model '{card.name}'")
+                                        random_state=random_state, name=name)
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", SourceclfWarning)
                     try:
@@ -106,24 +141,7 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
                 state["warnings"] = [str(w.message) for w in caught
                                      if issubclass(w.category, SourceclfWarning)]
                 entries[key] = state
-    data = {"format": FORMAT_VERSION, "model": card.name, "classes": list(classes),
-            "calibration_sha256": calibration_fingerprint(calibration, classes),
-            "entries": entries}
-    path = directory / THRESHOLDS_FILE
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=0, sort_keys=True)
-            fh.write("\n")
-    card_path = directory / "card.json"
-    with open(card_path, encoding="utf-8") as fh:
-        raw = json.load(fh)
-    raw.setdefault("extra", {})[CARD_KEY] = {"file": THRESHOLDS_FILE,
-                                             "sha256": sha256_file(path)}
-    with atomic_path(card_path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(raw, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-    return path
+    return entries
 
 
 def main(argv=None):

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..conformal.thresholds import write_thresholds
 from ..crowding import FLAG_CONFUSED, confusion_flags
 from ..exceptions import InvalidInputError, SourceclfError
 from ..features import get_feature_set
@@ -205,6 +206,7 @@ def calibrate_confused(models=IMAGE_MODELS, *, data_dir=None, cache_dir=None, jo
         clf.card.flag_calibrations[FLAG_CONFUSED] = {"description": description}
         write_flag_calibrations(target, clf.card, {FLAG_CONFUSED: own})
         clf.card.to_json(target / "card.json")
+        write_thresholds(target)  # the table's thresholds stored with the model's
         log(f"{clf.name}: {len(own)} rows -> {target}")
         written.append(target)
     return written

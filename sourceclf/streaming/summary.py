@@ -25,7 +25,8 @@ class StreamSummary:
         Rows classified (including rows that could not be).
     meta : dict
         The output table's ``meta`` (model name, version, confidence...):
-        the first chunk's, with counts (``CLFNOOD``) added over every chunk.
+        the first chunk's, with counts (``CLFNOOD``) added over every chunk
+        and the flags of every chunk's ``CLFFLCAL``.
     counts : dict
         Predicted class -> number of rows.
     n_masked : int
@@ -106,8 +107,14 @@ class StreamSummary:
         """Add the counts of one classified chunk."""
         if not self.meta:
             self.meta = dict(table.meta)
-        elif "CLFNOOD" in table.meta:  # a count: over every chunk
-            self.meta["CLFNOOD"] = self.meta.get("CLFNOOD", 0) + int(table.meta["CLFNOOD"])
+        else:
+            if "CLFNOOD" in table.meta:  # a count: over every chunk
+                self.meta["CLFNOOD"] = (self.meta.get("CLFNOOD", 0)
+                                        + int(table.meta["CLFNOOD"]))
+            if "CLFFLCAL" in table.meta:  # the flags whose tables gave any chunk's rows sets
+                self.meta["CLFFLCAL"] = ",".join(dict.fromkeys(
+                    item for text in (self.meta.get("CLFFLCAL"), table.meta["CLFFLCAL"])
+                    for item in str(text or "").split(",") if item))
         self.n_rows += len(table)
         pred = table["pred_class"]
         mask = np.ma.getmaskarray(pred)
