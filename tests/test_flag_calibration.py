@@ -217,6 +217,14 @@ def test_shift_alarm_compares_flagged_rows_with_their_own_table():
     # ... which, compared with the model's calibration rows, would ring the alarm.
     with pytest.warns(ShiftAlarmWarning, match="on this catalog are unlike"):
         check_set_shift(out, clf, rows, [0.9], row_flags=np.full(len(out), ""))
+    # The other rows, unlike the model's calibration rows, alarm as such, named apart.
+    odd = Table(out, copy=True)
+    plain = np.flatnonzero(~flagged)
+    odd["pred_set_size"][plain[:200]] = 2
+    with pytest.warns(ShiftAlarmWarning, match="on this catalog's rows not flagged 'confused' "
+                                               "are unlike those of its calibration data"):
+        message = check_set_shift(odd, clf, rows, [0.9])
+    assert StreamSummary.from_table(odd).shift_alarm() == message
     # Each group compared with the rows its sets were calibrated on: no alarm.
     with warnings.catch_warnings():
         warnings.simplefilter("error", ShiftAlarmWarning)

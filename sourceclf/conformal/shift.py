@@ -122,11 +122,13 @@ def set_shift(sizes, reference):
 _WORDS = {"empty": "empty sets", "singleton": "single-class sets", "mean_size": "mean set size"}
 
 
-def shift_message(departures, level, model_name, flag=None):
+def shift_message(departures, level, model_name, flag=None, apart=()):
     """One line saying how the sets depart, and what to do about it.
 
     With ``flag``, the line speaks of the rows flagged so, whose sets come
-    from the model's calibration table of such rows.
+    from the model's calibration table of such rows; ``apart`` names the
+    flags whose rows were compared with their own tables, and so are not
+    among the rows the line speaks of.
     """
     parts = []
     for key, value, ref in departures:
@@ -140,7 +142,9 @@ def shift_message(departures, level, model_name, flag=None):
                 f"({'; '.join(parts)}): these rows differ from the ones their sets were "
                 "calibrated on, so the sets' coverage is not guaranteed; check them against "
                 "a few hundred labelled rows like them before trusting their classes")
-    return (f"the {level:g} prediction sets of model '{model_name}' on this catalog are unlike "
+    rows = "this catalog" + ("'s rows not flagged " + " or ".join(f"'{f}'" for f in apart)
+                             if apart else "")
+    return (f"the {level:g} prediction sets of model '{model_name}' on {rows} are unlike "
             f"those of its calibration data ({'; '.join(parts)}): the catalog differs from the "
             "data the model was calibrated on, so the sets' coverage is not guaranteed; "
             "recalibrate with sourceclf.calibrate on a few hundred labelled rows like these")
@@ -208,7 +212,8 @@ def check_set_shift(out, clf, rows, levels, *, score=None, by=None, source=None,
             departures = set_shift(np.ma.getdata(out[size_column])[these],
                                    combine_set_bins(bins))
             if departures and message is None:
-                message = shift_message(departures, level, clf.name, flag=flag)
+                message = shift_message(departures, level, clf.name, flag=flag,
+                                        apart=sorted(set(groups) - {""}))
     out.meta["CLFSHREF"] = json.dumps(references, sort_keys=True)
     out.meta.pop("CLFSHFLG", None)
     if by_flag:

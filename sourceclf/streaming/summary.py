@@ -303,8 +303,10 @@ class StreamSummary:
                 sizes = np.repeat(np.array(list(hist), dtype=float), list(hist.values()))
                 departures = set_shift(sizes, reference)
                 if departures:
+                    apart = sorted(f for f, sizes in self.shift_set_sizes.items()
+                                   if f and any(sizes.values()))
                     return shift_message(departures, level, self.meta.get("CLFMODEL"),
-                                         flag=flag or None)
+                                         flag=flag or None, apart=apart)
         return None
 
 
