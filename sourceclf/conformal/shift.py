@@ -159,10 +159,11 @@ def check_set_shift(out, clf, rows, levels, *, score=None, by=None, source=None,
     (`sourceclf.conformal.reference_set_bins`); the rows of each flag whose
     sets come from a table of their own (``out['pred_flag']``,
     `sourceclf.conformal.flag_set_groups`) with that table's rows.
-    ``meta['CLFSHREF']`` holds the first reference per magnitude bin with the
-    catalog's rows in each (JSON, by level), ``meta['CLFSHFLG']`` the others
-    by flag (JSON, ``{flag: {level: bins}}``), so that a streamed run can test
-    the whole catalog at the end; ``meta['CLFSHIFT']`` the alarm, when there
+    ``meta['CLFSHREF']`` holds the reference of the rows whose sets come
+    from the model's calibration rows, per magnitude bin with those rows in
+    each (JSON, by level), ``meta['CLFSHFLG']`` that of each flag's rows
+    (JSON, ``{flag: {level: bins}}``), so that a streamed run can test the
+    whole catalog at the end; ``meta['CLFSHIFT']`` the alarm, when there
     is one (the first departure found), also given as a
     `~sourceclf.exceptions.ShiftAlarmWarning`.
 
@@ -196,15 +197,13 @@ def check_set_shift(out, clf, rows, levels, *, score=None, by=None, source=None,
         row_flags = out["pred_flag"]
     flags = np.full(len(rows), "") if row_flags is None else np.asarray(row_flags)[rows]
     groups = flag_set_groups(flags, getattr(clf, "flag_calibrations", None) or {})
+    known = {column: group_values(source, column) for column in MATCH_COLUMNS}
     references, by_flag, message = {}, {}, None
     for group in dict.fromkeys(("", *sorted(set(groups) - {""}))):
         these = rows[groups == group]
         flag = group or None
-        magnitudes = {}
-        for column in MATCH_COLUMNS:
-            values = group_values(source, column)
-            if values is not None:
-                magnitudes[column] = values[these]
+        magnitudes = {column: values[these] for column, values in known.items()
+                      if values is not None}
         for level, (_, size_column) in zip(levels, set_columns(levels)):
             bins = reference_set_bins(clf, level, score=score, by=by, magnitudes=magnitudes,
                                       flag=flag)

@@ -5,9 +5,9 @@ import json
 import numpy as np
 
 from ..columns import decode_strings
+from ..conformal.flag_sets import calibrated_flags, flag_set_groups
 from ..conformal.reference_rates import combine_set_bins
 from ..conformal.set_columns import parse_set_column, probability_classes
-from ..conformal.flag_sets import calibrated_flags, flag_set_groups
 from ..conformal.shift import set_shift, shift_message
 from ..exceptions import InvalidInputError
 
