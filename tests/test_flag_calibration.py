@@ -249,6 +249,11 @@ def test_shift_alarm_compares_flagged_rows_with_their_own_table():
     assert chunked.flag_shift_bins["confused"]["0.9"]["rows"] == own["rows"]
     assert chunked.shift_bins["0.9"]["rows"] == main["rows"]
     assert chunked.meta["CLFFLCAL"] == out.meta["CLFFLCAL"]  # from the second chunk
+    # The command line's summary gives the flagged rows' set sizes apart.
+    size = np.asarray(out["pred_set_size"])
+    counts = ", ".join(f"{k}: {(size[flagged] == k).sum()}" for k in range(size[flagged].max() + 1))
+    assert (f"  of which the {flagged.sum()} rows flagged 'confused' (sets calibrated on rows "
+            f"like them): sizes {counts}") in chunked.lines()
 
 
 def test_shift_alarm_rings_when_flagged_rows_are_unlike_their_table():

@@ -256,6 +256,12 @@ class StreamSummary:
                        "pred_flag; their pred_class is a weak guess)" if empty else "")
                 lines.append(f"prediction sets at {level}: sizes {text}; "
                              f"empty sets {empty}{why}")
+                for flag, by_name in sorted(self.shift_set_sizes.items()):
+                    own = by_name.get(name, {}) if flag else {}
+                    if sum(own.values()):
+                        sizes = ", ".join(f"{k}: {own.get(k, 0)}" for k in range(max(own) + 1))
+                        lines.append(f"  of which the {sum(own.values())} rows flagged '{flag}' "
+                                     f"(sets calibrated on rows like them): sizes {sizes}")
         if self.truth_column is not None:
             lines += self.truth_lines()
         alarm = self.shift_alarm()
