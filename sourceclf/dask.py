@@ -24,8 +24,12 @@ column                dtype         unclassified rows
 with pyarrow when it is installed.)  The model name, version and confidence,
 which `classify` writes into the table's ``meta``, are in the ``attrs`` of each
 classified partition (and of the computed frame, where pandas keeps them).
+
+A partition raises no shift alarm (one partition's sets are no catalog's);
+`shift_alarm` tests the whole classified catalog once.
 """
 
+import json
 import threading
 import warnings
 from pathlib import Path
@@ -34,12 +38,17 @@ import numpy as np
 
 from .classification import choose_model, classify
 from .columns import map_columns
+from .conformal.set_columns import set_columns
+from .conformal.shift import check_set_shift
 from .exceptions import InvalidInputError, ShiftAlarmWarning
 from .model_choice import CHOICE_SAMPLE_ROWS
 from .models.base import SourceClassifier
 from .models.registry import load_model
+from .streaming.summary import StreamSummary, group_set_sizes
+from .utils._validation import check_confidence_levels
 
-__all__ = ["classify_dask", "classify_partition", "get_classifier", "output_meta"]
+__all__ = ["classify_dask", "classify_partition", "get_classifier", "output_meta",
+           "shift_alarm"]
 
 _MODELS = {}
 _LOCK = threading.Lock()
@@ -329,3 +338,88 @@ def classify_dask(data, model="auto", confidence=0.9, columns=None, **classify_k
         raise InvalidInputError(f"classify_dask takes a Dask DataFrame or an LSDB catalog, "
                                 f"got {type(data).__name__}")
     return data.map_partitions(classify_partition, meta=out_meta, **kwargs)
+
+
+def _shift_counts(df, model, levels, columns, score, by):
+    """One classified partition's counts for the shift alarm, as JSON text: the
+    references `sourceclf.conformal.check_set_shift` gives its rows and their set sizes
+    per group (`sourceclf.streaming.summary.group_set_sizes`)."""
+    clf = get_classifier(model)
+    table = _to_table(df)
+    names = [size for _, size in set_columns(levels)]
+    missing = [name for name in names + ["pred_flag"] if name not in table.colnames]
+    if missing:
+        raise InvalidInputError(f"shift_alarm needs the columns classify_dask adds at "
+                                f"confidence {levels}; missing: {', '.join(missing)}")
+    rows = np.flatnonzero(~np.ma.getmaskarray(table[names[0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAlarmWarning)  # one partition's: not the catalog's
+        check_set_shift(table, clf, rows, levels, score=score, by=by,
+                        source=map_columns(table, columns))
+    return json.dumps({"meta": {k: table.meta[k] for k in ("CLFSHREF", "CLFSHFLG")
+                                if k in table.meta},
+                       "sizes": group_set_sizes(table, flags=clf.flag_calibrations or {})})
+
+
+def shift_alarm(classified, model, confidence=0.9, *, columns=None, score=None, by=None):
+    """The shift alarm over a whole classified Dask DataFrame or LSDB catalog.
+
+    `classify_dask` leaves the alarm out of each partition (one partition's
+    sets are no catalog's).  This computes, partition by partition, what
+    `sourceclf.classify` compares (each row's set size and the set-size
+    rates of the rows its set was calibrated on, weighted to the rows'
+    magnitudes: `sourceclf.conformal.check_set_shift`), adds them up and
+    tests the whole catalog once, as a streamed ``sourceclf-classify`` run
+    does.  It reads the classified columns; nothing is classified again.
+
+    Parameters
+    ----------
+    classified : `dask.dataframe.DataFrame` or `lsdb.Catalog`
+        `classify_dask`'s output (computed partition by partition here:
+        persist it first, or pass what you write, to classify only once).
+    model : str, path-like or `~sourceclf.models.SourceClassifier`
+        The model `classify_dask` used (not ``'auto'``: pass the model it
+        chose, ``attrs['CLFMODEL']`` of a computed partition).
+    confidence : float or sequence of float
+        The levels given to `classify_dask`.
+    columns : dict, optional
+        As given to `classify_dask` (where the magnitudes are read).
+    score, by : str, optional
+        As given to `classify_dask`.
+
+    Returns
+    -------
+    message : str or None
+        The alarm (also given as a `~sourceclf.exceptions.ShiftAlarmWarning`),
+        or None when the catalog's sets are like those of the rows they were
+        calibrated on.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``model`` is ``'auto'``, no level is given, or the partitions lack
+        the set-size columns of those levels.
+    """
+    import dask
+
+    if isinstance(model, str) and model == "auto":
+        raise InvalidInputError("shift_alarm needs the model classify_dask used, not 'auto' "
+                                "(a computed partition's attrs['CLFMODEL'] names it)")
+    levels = check_confidence_levels(confidence, required=True)
+    clf = get_classifier(model)
+    if not hasattr(classified, "to_delayed"):
+        raise InvalidInputError(f"shift_alarm takes a Dask DataFrame or an LSDB catalog, got "
+                                f"{type(classified).__name__}")
+    parts = [dask.delayed(_shift_counts)(part, model, levels, columns, score, by)
+             for part in classified.to_delayed()]
+    summary = StreamSummary()
+    summary.meta = {"CLFMODEL": clf.name,
+                    "CLFCONF": levels[0] if len(levels) == 1 else
+                    ",".join(f"{c:g}" for c in levels)}
+    for text in dask.compute(*parts):
+        counts = json.loads(text)
+        summary.add_shift_counts(counts["meta"], counts["sizes"])
+    message = summary.shift_alarm()
+    if message:
+        warnings.warn(message, ShiftAlarmWarning, stacklevel=2)
+    return message

@@ -81,6 +81,37 @@ def test_other_population_raises_the_shift_alarm(dr14_model, sdss17):
     assert any(line.startswith("out_of_domain:") for line in lines)
 
 
+def test_dask_shift_alarm_tests_the_whole_catalog(dr14_model, sdss17):
+    """A Dask run's alarm, over the whole catalog, is the alarm classify gives the
+    whole table; none on rows drawn like the calibration rows."""
+    dd = pytest.importorskip("dask.dataframe")
+    import dask
+
+    from sourceclf.dask import classify_dask, shift_alarm
+    from sourceclf.exceptions import InvalidInputError
+
+    directory, held_out = dr14_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ShiftAlarmWarning)
+        whole = classify(sdss17, model=str(directory))
+    with dask.config.set(scheduler="synchronous"):
+        classified = classify_dask(dd.from_pandas(sdss17.to_pandas(), npartitions=4),
+                                   model=str(directory)).persist()
+        with pytest.warns(ShiftAlarmWarning, match="empty sets"):
+            message = shift_alarm(classified, str(directory))
+        assert message == whole.meta["CLFSHIFT"]
+        like = classify_dask(dd.from_pandas(held_out.to_pandas(), npartitions=3),
+                             model=str(directory))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ShiftAlarmWarning)
+            assert shift_alarm(like, str(directory)) is None
+            assert "CLFSHIFT" not in classify(held_out, model=str(directory)).meta
+        with pytest.raises(InvalidInputError, match="not 'auto'"):
+            shift_alarm(classified, "auto")
+        with pytest.raises(InvalidInputError, match="missing: pred_set_size_80"):
+            shift_alarm(classified, str(directory), confidence=[0.8, 0.9])
+
+
 def test_models_without_a_domain_still_load_and_classify(dr14_model, tmp_path):
     directory, held_out = dr14_model
     old = tmp_path / "old-model"

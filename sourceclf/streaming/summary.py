@@ -11,7 +11,7 @@ from ..conformal.set_columns import parse_set_column, probability_classes
 from ..conformal.shift import set_shift, shift_message
 from ..exceptions import InvalidInputError
 
-__all__ = ["StreamSummary"]
+__all__ = ["StreamSummary", "group_set_sizes"]
 
 
 class StreamSummary:
@@ -123,9 +123,8 @@ class StreamSummary:
         for v, c in zip(names, counts):
             self.counts[str(v)] = self.counts.get(str(v), 0) + int(c)
         self.n_masked += int(mask.sum())
-        self._add_shift_bins(table.meta)
+        self.add_shift_counts(table.meta, group_set_sizes(table))
         flags = np.ma.getdata(table["pred_flag"])
-        groups = flag_set_groups(flags, calibrated_flags(table.meta))
         empty = b"" if flags.dtype.kind == "S" else ""
         flagged = (flags != empty) & ~np.ma.getmaskarray(table["pred_flag"]) & ~mask
         self.n_flagged += int(np.sum(flagged))
@@ -135,11 +134,8 @@ class StreamSummary:
             parsed = parse_set_column(name)
             if parsed is None or parsed[0] != "size":
                 continue
-            size = np.ma.masked_array(table[name])
-            _count_sizes(self.set_sizes.setdefault(name, {}), size.compressed())
-            for group in np.unique(groups):
-                _count_sizes(self.shift_set_sizes.setdefault(str(group), {}).setdefault(name, {}),
-                             size[groups == group].compressed())
+            _count_sizes(self.set_sizes.setdefault(name, {}),
+                         np.ma.masked_array(table[name]).compressed())
         if self.truth_column is not None:
             self._add_truth(table, pred, mask)
 
@@ -269,12 +265,27 @@ class StreamSummary:
             lines.append(f"SHIFT ALARM: {alarm}")
         return lines
 
-    def _add_shift_bins(self, meta):
-        """Add one chunk's rows per magnitude bin (``meta['CLFSHREF']``, and
-        ``meta['CLFSHFLG']`` by flag) to the catalog's."""
+    def add_shift_counts(self, meta, set_sizes):
+        """Add one part's counts for the shift alarm: its rows per magnitude bin
+        (``meta['CLFSHREF']``, and ``meta['CLFSHFLG']`` by flag) and its set sizes
+        per group (`group_set_sizes`), to the catalog's.
+
+        Parameters
+        ----------
+        meta : dict-like
+            A classified part's ``meta`` (`sourceclf.conformal.check_set_shift`).
+        set_sizes : dict
+            ``{flag: {column: {size: count}}}``, as `group_set_sizes` gives
+            them (sizes may be strings, as JSON keeps them).
+        """
         _sum_bins(self.shift_bins, json.loads(meta.get("CLFSHREF", "{}") or "{}"))
         for flag, levels in json.loads(meta.get("CLFSHFLG", "{}") or "{}").items():
             _sum_bins(self.flag_shift_bins.setdefault(flag, {}), levels)
+        for flag, by_name in set_sizes.items():
+            for name, hist in by_name.items():
+                total = self.shift_set_sizes.setdefault(flag, {}).setdefault(name, {})
+                for size, count in hist.items():
+                    total[int(size)] = total.get(int(size), 0) + int(count)
 
     @property
     def shift_references(self):
@@ -314,6 +325,39 @@ class StreamSummary:
                     return shift_message(departures, level, self.meta.get("CLFMODEL"),
                                          flag=flag or None, apart=apart)
         return None
+
+
+def group_set_sizes(table, flags=None):
+    """A classified table's set sizes per shift-alarm group.
+
+    Parameters
+    ----------
+    table : `~astropy.table.Table`
+        Classified rows, with ``pred_flag`` and set-size columns.
+    flags : iterable of str, optional
+        The flags whose rows got sets from a table of their own (default:
+        those ``meta['CLFFLCAL']`` names).
+
+    Returns
+    -------
+    set_sizes : dict
+        ``{flag: {column: {size: count}}}``; flag ``''`` for the rows whose
+        sets come from the model's calibration rows
+        (`sourceclf.conformal.flag_set_groups`).  Unclassified rows are left
+        out.
+    """
+    flags = calibrated_flags(table.meta) if flags is None else flags
+    groups = flag_set_groups(np.ma.getdata(table["pred_flag"]), flags)
+    out = {}
+    for name in table.colnames:
+        parsed = parse_set_column(name)
+        if parsed is None or parsed[0] != "size":
+            continue
+        size = np.ma.masked_array(table[name])
+        for group in np.unique(groups):
+            _count_sizes(out.setdefault(str(group), {}).setdefault(name, {}),
+                         size[groups == group].compressed())
+    return out
 
 
 def _count_sizes(hist, sizes):
