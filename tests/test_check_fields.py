@@ -196,6 +196,18 @@ def test_set_scores_split_the_confused_rows(check_fields):
     assert "0.50-0.50" in line and "1.50-1.50" in line
 
 
+def test_alarm_rows_read_the_alarm_message(check_fields):
+    from sourceclf.conformal.shift import shift_message
+
+    departures = [("mean_size", 1.5, 1.1)]
+    assert check_fields.alarm_rows(None) is None
+    assert check_fields.alarm_rows(shift_message(departures, 0.9, "m")) == "other"
+    assert check_fields.alarm_rows(shift_message(departures, 0.9, "m",
+                                                 apart=["confused"])) == "other"
+    assert check_fields.alarm_rows(shift_message(departures, 0.9, "m",
+                                                 flag="confused")) == "confused"
+
+
 def test_set_coverage_by_magnitude_of_all_and_confused_rows(check_fields):
     """The sets' balanced coverage per r bin, of all rows and of the confused ones, pooled
     over fields as the --from-cards table shows it."""

@@ -226,7 +226,18 @@ def set_scores(result, point, extended, blended, confused):
             if confused.any() else None,
             "set_empty": round(float((size == 0).mean()), 3),
             "set_mean_size": round(float(size.mean()), 3),
-            "shift_alarm": "CLFSHIFT" in result.meta}
+            "shift_alarm": "CLFSHIFT" in result.meta,
+            "shift_alarm_rows": alarm_rows(result.meta.get("CLFSHIFT"))}
+
+
+def alarm_rows(message):
+    """Whose sets rang the shift alarm: the flag its message names (their sets came from
+    the model's table of such rows), ``'other'`` (the rest, compared with the model's
+    calibration rows), or None without an alarm (`sourceclf.conformal.shift_message`)."""
+    if message is None:
+        return None
+    found = re.search(r"on this catalog's rows flagged '([^']+)'", str(message))
+    return found.group(1) if found else "other"
 
 
 def set_covered(result, point):
@@ -603,6 +614,7 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
                        f"{row['set_mean_size_confused']}), not {row['set_coverage_not_confused']}, "
                        f"empty {row['set_empty']:.2f}, "
                        f"size {row['set_mean_size']:.2f}, alarm {row['shift_alarm']} "
+                       f"({row.get('shift_alarm_rows')}) "
                        if "set_empty" in row else "")
                     + f"[{time.time() - t0:.0f} s]")
                 if results is not None:
@@ -756,6 +768,12 @@ def summary(results, models, injected=False):
               "mean size of the rows flagged confused, and whether classify raised "
               "its shift alarm; lowest and highest over the fields of each group:")
         print(sets)
+        rang = [row.get("shift_alarm_rows", "unrecorded") for name, _, m, _, row in results
+                if m != SDSS_CUT and row.get("shift_alarm")]
+        print(f"Shift alarms by the rows that rang them: {len(rang)} in all"
+              + "".join(f", {rang.count(kind)} {kind}" for kind in sorted(set(rang), key=str))
+              + " (other: the rows whose sets come from the model's calibration rows; a flag: "
+              "the rows flagged so, against their own table)")
     by_magnitude = magnitude_table(results, models)
     if by_magnitude:
         print("\nBalanced accuracy by r magnitude, fields pooled (point-like/extended rows):")
