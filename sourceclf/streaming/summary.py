@@ -41,8 +41,6 @@ class StreamSummary:
         ``blended``, ``empty_set:0.9``...) -> classified rows flagged with it.
     n_out_of_domain : int
         Classified rows flagged ``out_of_domain``.
-    set_sizes : dict
-        Set-size column name -> {size: count}.
     truth_column : str or None
         Column of true classes, if any (name and labels in any case, bytes
         decoded).
@@ -84,7 +82,6 @@ class StreamSummary:
         self.unclassified_counts = {}
         self.n_flagged = 0
         self.flag_counts = {}
-        self.set_sizes = {}
         self.n_true = 0
         self.n_correct = 0
         self.by_true_class = {}
@@ -95,6 +92,16 @@ class StreamSummary:
         self.shift_bins = {}
         self.flag_shift_bins = {}
         self.shift_set_sizes = {}
+
+    @property
+    def set_sizes(self):
+        """Set-size column name -> {size: count} over every classified row: the sum of
+        `shift_set_sizes` over its groups."""
+        total = {}
+        for by_name in self.shift_set_sizes.values():
+            for name, hist in by_name.items():
+                _add_counts(total.setdefault(name, {}), hist)
+        return total
 
     @classmethod
     def from_table(cls, table, truth_column=None):
@@ -130,12 +137,6 @@ class StreamSummary:
         self.n_flagged += int(np.sum(flagged))
         _count_reasons(self.flag_counts, flags[flagged])
         _count_reasons(self.unclassified_counts, flags[mask])
-        for name in table.colnames:
-            parsed = parse_set_column(name)
-            if parsed is None or parsed[0] != "size":
-                continue
-            _count_sizes(self.set_sizes.setdefault(name, {}),
-                         np.ma.masked_array(table[name]).compressed())
         if self.truth_column is not None:
             self._add_truth(table, pred, mask)
 
@@ -246,18 +247,18 @@ class StreamSummary:
                 _, level = parse_set_column(name)
                 level = (str(self.meta.get("CLFCONF", "")) if level is None else
                          f"{level:g}")
-                text = ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(max(hist) + 1))
+                text = _size_text(hist)
                 empty = hist.get(0, 0)
                 why = (" (no class probable enough at this level: flagged empty_set in "
                        "pred_flag; their pred_class is a weak guess)" if empty else "")
                 lines.append(f"prediction sets at {level}: sizes {text}; "
                              f"empty sets {empty}{why}")
-                for flag, by_name in sorted(self.shift_set_sizes.items()):
-                    own = by_name.get(name, {}) if flag else {}
+                for flag in sorted(set(self.shift_set_sizes) - {""}):
+                    own = self.shift_set_sizes[flag].get(name, {})
                     if sum(own.values()):
-                        sizes = ", ".join(f"{k}: {own.get(k, 0)}" for k in range(max(own) + 1))
                         lines.append(f"  of which the {sum(own.values())} rows flagged '{flag}' "
-                                     f"(sets calibrated on rows like them): sizes {sizes}")
+                                     f"(sets calibrated on rows like them): sizes "
+                                     f"{_size_text(own)}")
         if self.truth_column is not None:
             lines += self.truth_lines()
         alarm = self.shift_alarm()
@@ -283,9 +284,7 @@ class StreamSummary:
             _sum_bins(self.flag_shift_bins.setdefault(flag, {}), levels)
         for flag, by_name in set_sizes.items():
             for name, hist in by_name.items():
-                total = self.shift_set_sizes.setdefault(flag, {}).setdefault(name, {})
-                for size, count in hist.items():
-                    total[int(size)] = total.get(int(size), 0) + int(count)
+                _add_counts(self.shift_set_sizes.setdefault(flag, {}).setdefault(name, {}), hist)
 
     @property
     def shift_references(self):
@@ -360,10 +359,21 @@ def group_set_sizes(table, flags=None):
     return out
 
 
+def _size_text(hist):
+    """``'0: 0, 1: 596, 2: 15'``: each set size up to the largest, with its count."""
+    return ", ".join(f"{k}: {hist.get(k, 0)}" for k in range(max(hist) + 1))
+
+
 def _count_sizes(hist, sizes):
     """Add each set size's count to ``hist`` ({size: count})."""
-    for k, c in zip(*np.unique(sizes, return_counts=True)):
-        hist[int(k)] = hist.get(int(k), 0) + int(c)
+    _add_counts(hist, dict(zip(*np.unique(sizes, return_counts=True))))
+
+
+def _add_counts(total, hist):
+    """Add ``hist``'s counts ({size: count}; sizes may be strings, as JSON keeps them) to
+    ``total``'s."""
+    for size, count in hist.items():
+        total[int(size)] = total.get(int(size), 0) + int(count)
 
 
 def _sum_bins(total, levels):
