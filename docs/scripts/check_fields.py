@@ -169,8 +169,9 @@ def score(truth, result, decided=None, r_mag=None):
     decided = np.ones(len(truth), bool) if decided is None else np.asarray(decided)
     sure = balanced_hit_rate(hit, point & decided, extended & decided)
     flagged = np.char.find(flags, FLAG_SEEING_OUT_OF_RANGE) >= 0
-    sets = set_scores(result, point, extended, blended, confused) \
-        if "pred_set_size" in result.colnames else {}
+    covered = set_covered(result, point) if "pred_set_size" in result.colnames else None
+    sets = {} if covered is None else set_scores(result, point, extended, blended, confused,
+                                                 covered=covered)
     return {"point_as_star_or_qso": round(p, 3), "extended_as_galaxy": round(e, 3),
             "balanced": round((p + e) / 2, 3),
             "seeing_out_of_range": round(float(flagged.mean()), 3),
@@ -190,15 +191,14 @@ def score(truth, result, decided=None, r_mag=None):
             "n_point_decided": int((point & decided).sum()),
             "n_extended_decided": int((extended & decided).sum()), **sets,
             **({} if r_mag is None else {"by_r_mag": _by_r_mag(
-                hit, point, extended, r_mag, covered=set_covered(result, point) if sets else None,
-                confused=confused)})}
+                hit, point, extended, r_mag, covered=covered, confused=confused)})}
 
 
 #: The confidence level of the prediction sets scored (`set_scores`), classify's default.
 SET_LEVEL = 0.9
 
 
-def set_scores(result, point, extended, blended, confused):
+def set_scores(result, point, extended, blended, confused, covered=None):
     """How the `SET_LEVEL` prediction sets of a run hold the truth.
 
     A point-like source's set covers it when it holds STAR or QSO, an extended
@@ -207,9 +207,11 @@ def set_scores(result, point, extended, blended, confused):
     flagged ``blended``, the balanced coverage and mean set size of the rows
     flagged ``confused`` (``confused``: each row's flag) and the balanced
     coverage of the rest, and whether `sourceclf.classify` raised its shift
-    alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows').
+    alarm (``meta['CLFSHIFT']``: the sets depart from the calibration rows')
+    and for whose rows (`alarm_rows`).  ``covered``: `set_covered`, when the
+    caller has it already.
     """
-    covered = set_covered(result, point)
+    covered = set_covered(result, point) if covered is None else covered
     size = np.asarray(np.ma.filled(result["pred_set_size"], 0), dtype=float)
     cover_point, cover_extended = _share(covered, point), _share(covered, extended)
     alone = balanced_hit_rate(covered, point & ~blended, extended & ~blended)
