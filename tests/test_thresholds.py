@@ -161,6 +161,16 @@ def test_altered_thresholds_file_refused(tmp_path):
     threshold_store.clear_cache()
 
 
+def test_write_thresholds_refuses_an_altered_calibration(tmp_path):
+    """The thresholds are computed from the calibration load_model would read: an
+    altered file is refused as loading refuses it, not conformalized."""
+    directory = _copy_model(tmp_path)
+    calibration = directory / load_model(directory).card.calibration_file
+    calibration.write_text(calibration.read_text().replace("0.", "0.1", 1))
+    with pytest.raises(ModelIntegrityError):
+        write_thresholds(directory)
+
+
 def test_recalibrated_model_ignores_the_original_thresholds():
     from sourceclf.demo import demo_catalog
 

@@ -26,10 +26,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from astropy.table import Table
-
 from ..exceptions import InvalidInputError, SourceclfError, SourceclfWarning
-from ..models.card import ModelCard, read_flag_calibrations, sha256_file
+from ..models.card import (ModelCard, read_calibration, read_flag_calibrations,
+                           sha256_file)
 from ..models.registry import MODEL_DIR, model_names
 from ..utils._files import atomic_path
 from ..utils._validation import check_by
@@ -72,14 +71,18 @@ def write_thresholds(directory, *, levels=LEVELS, random_state=0):
     Raises
     ------
     InvalidInputError
-        If the directory is not a model directory with calibration data.
+        If the directory is not a model directory with calibration data, or a
+        calibration file (its own, or of flagged rows) cannot be read.
+    ModelIntegrityError
+        If a calibration file does not match the card's digest (read as
+        `~sourceclf.models.load_model` reads it).
     """
     directory = Path(directory)
     card = ModelCard.from_directory(directory)
     if not card.calibration_file:
         raise InvalidInputError(f"model '{card.name}' has no calibration data: no thresholds "
                                 "to compute")
-    calibration = Table.read(directory / card.calibration_file, format="ascii.ecsv")
+    calibration = read_calibration(directory, card)
     classes = tuple(card.classes)
     data = {"format": FORMAT_VERSION, "model": card.name, "classes": list(classes),
             "calibration_sha256": calibration_fingerprint(calibration, classes),
