@@ -370,13 +370,14 @@ def shift_alarm(classified, model, confidence=0.9, *, columns=None, score=None, 
     rates of the rows its set was calibrated on, weighted to the rows'
     magnitudes: `sourceclf.conformal.check_set_shift`), adds them up and
     tests the whole catalog once, as a streamed ``sourceclf-classify`` run
-    does.  It reads the classified columns; nothing is classified again.
+    does.  It reads the classified columns and computes ``classified``
+    partition by partition: a lazy `classify_dask` result is classified
+    again here, so persist it first, or pass what you wrote.
 
     Parameters
     ----------
     classified : `dask.dataframe.DataFrame` or `lsdb.Catalog`
-        `classify_dask`'s output (computed partition by partition here:
-        persist it first, or pass what you write, to classify only once).
+        `classify_dask`'s output, or the catalog it wrote, read back.
     model : str, path-like or `~sourceclf.models.SourceClassifier`
         The model `classify_dask` used (not ``'auto'``: pass the model it
         chose, ``attrs['CLFMODEL']`` of a computed partition).
