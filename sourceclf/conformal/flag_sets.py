@@ -43,14 +43,15 @@ def flag_set_groups(row_flags, flags):
     array(['', 'confused', 'confused', ''], dtype='<U8')
     """
     flags = [str(flag) for flag in flags]
-    text = decode_strings(np.asarray(row_flags)) if len(row_flags) else np.array([], str)
     width = max([1] + [len(flag) for flag in flags])
-    groups = np.full(len(text), "", dtype=f"<U{width}")
-    if not flags:
+    groups = np.full(len(row_flags), "", dtype=f"<U{width}")
+    if not flags or not len(row_flags):  # most catalogs: nothing to read
         return groups
-    carried = [set(str(value).split(";")) for value in text]
+    # Each row's flags between separators, so that a flag matches whole ('unconfused'
+    # is not 'confused').
+    text = np.char.add(np.char.add(";", decode_strings(row_flags)), ";")
     for flag in flags:
-        groups[np.array([flag in row for row in carried], dtype=bool)] = flag
+        groups[np.char.find(text, f";{flag};") >= 0] = flag
     return groups
 
 
