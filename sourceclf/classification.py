@@ -25,6 +25,7 @@ from .photometry import catalog_extinction, measure_columns
 from .field_psf import describe_field_psf, psf_memo
 from .psf import PSFMeasurement
 from .stamp_columns import columns_from_stamps
+from .stamp_neighbours import subtracts_neighbours
 from .utils._validation import check_confidence_levels, check_positive_int
 from .utils._warnings import user_stacklevel
 
@@ -54,6 +55,7 @@ OUTPUT_META_KEYS = {
     "CLFCOLS": "MargNet's catalog columns were measured on the images (not in the table)",
     "CLFPSF": "the PSF those columns were measured through, for stamps given directly",
     "CLFFPSF": "the PSF measured on the frames: FWHM per band, and whose stars",
+    "CLFNBSUB": "whether an image model saw the stamps less their neighbours' fitted light",
     "CLFREG": "the bands whose frame was registered on the r frame's stars, and by what",
 }
 
@@ -309,7 +311,8 @@ def _off_frame_message(table, images, n):
 
 def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confidence=0.9,
              score=None, by=None, mc_samples=None, random_state=0, device="auto",
-             batch_size=None, progress=None, precision="fp32", compile=False, columns=None):
+             batch_size=None, progress=None, precision="fp32", compile=False, columns=None,
+             subtract_neighbours="auto"):
     """Classify every source of a catalog as STAR, GALAXY or QSO.
 
     Parameters
@@ -404,6 +407,13 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         name, e.g. ``{'u': 'umag', 'dered_r': 'cModelMag_r'}`` (see
         `sourceclf.columns.map_columns`).  The output keeps the catalog's
         names.
+    subtract_neighbours : bool or 'auto'
+        Whether an image model sees each stamp less the light of its
+        neighbours, each fitted as a PSF (`sourceclf.stamp_neighbours`;
+        ``meta['CLFNBSUB']`` says which): ``'auto'`` for the models that read
+        the stamps and their PSF alone (``margnet-cnn-sgq``), not for those
+        that also read MargNet's catalog columns, whose measurement fits the
+        neighbours already (`sourceclf.stamp_neighbours.subtracts_neighbours`).
 
     Returns
     -------
@@ -464,6 +474,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
     """
     table, frame = _as_table(table)
     mc_samples = check_mc_samples(mc_samples)
+    subtracts_neighbours(None, subtract_neighbours)  # a bad option: one line, before any work
     batch_size = check_positive_int(batch_size, "batch_size", allow_none=True)
     source = map_columns(table, columns)  # the catalog under sourceclf's names (a view)
     catalog = source  # before any column is measured
@@ -499,7 +510,7 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
                               neighbour_limit=clf.card.domain.get("neighbours", {}).get("limit"),
                               sky_range=clf.card.domain.get("sky_sigma"),
                               psf_beta_range=clf.card.domain.get("psf_beta"),
-                              model_name=clf.name)
+                              model_name=clf.name, subtract_neighbours=subtract_neighbours)
         frames_psf = (describe_field_psf(images) if cutouts is None and not psf_given
                       and (clf.uses_images or measured) else None)
     if with_images and not clf.uses_images:
@@ -608,6 +619,8 @@ def classify(table, cutouts=None, *, images=None, psf=None, model="auto", confid
         out.meta["CLFFPSF"] = frames_psf
     if cutouts is None and (registered := describe_registration(images)):
         out.meta["CLFREG"] = registered
+    if clf.uses_images:
+        out.meta["CLFNBSUB"] = subtracts_neighbours(clf.feature_set, subtract_neighbours)
     if outside is not None:
         out.meta["CLFNOOD"] = int(outside.sum())
     if mc_samples:

@@ -74,6 +74,10 @@ def build_parser():
                         "value for every band, or BAND=FWHM for each of u g r i z; without "
                         "it, frames' PSF is measured on their own stars and --cutouts' "
                         "comes from the catalog's psffwhm_<b> columns")
+    p.add_argument("--keep-neighbours", action="store_true",
+                   help="give the image-only model the stamps as cut, their neighbours' light "
+                        "kept (default: each neighbour fitted as a PSF and subtracted; the "
+                        "models reading MargNet's columns always see the stamps as cut)")
     p.add_argument("--inject-check", type=int, metavar="N",
                    help="with --image: draw N known stars and galaxies (150 to 300; 150 per "
                         "copy of the frames) into copies of the frames and say how well the "
@@ -191,7 +195,8 @@ def _injection_check(args, images, result, output):
         check = injection_check(images, model=model, n=args.inject_check,
                                 confidence=(args.confidence or [0.9])[0], score=args.score,
                                 mc_samples=args.mc_samples, device=args.device,
-                                batch_size=args.batch_size, precision=args.precision)
+                                batch_size=args.batch_size, precision=args.precision,
+                                subtract_neighbours=False if args.keep_neighbours else "auto")
     except SourceclfError as exc:
         warnings.warn(f"injection check not made: {exc}", SourceclfWarning, stacklevel=2)
         return
@@ -317,7 +322,8 @@ def _classify_and_check(args, output, images, threads, columns, units, psf):
                            cutouts=args.cutouts, images=images, score=args.score, by=args.by,
                            mc_samples=args.mc_samples, device=args.device,
                            batch_size=args.batch_size, precision=args.precision,
-                           compile=args.compile, columns=columns, units=units, psf=psf)
+                           compile=args.compile, columns=columns, units=units, psf=psf,
+                           subtract_neighbours=False if args.keep_neighbours else "auto")
     for line in result.lines():
         print(line)
     print(f"wrote {output}")

@@ -31,7 +31,7 @@ them for a table of positions, not as a survey's pipeline gave them.
 
 On the shared fields, at their own seeing and blurred to 1.6-2.2", the
 check gave ``margnet-sgq``, ``margnet-cnn-sgq`` and ``margformer-sgq``
-0.95-1.00 on the three uncrowded fields and 0.74-0.96 on the two crowded
+0.95-1.00 on the three uncrowded fields and 0.78-0.96 on the two crowded
 ones; it warned on 19 of the 24 runs where the fields' own sources score
 below 0.90 and on none of the 36 where they score more
 (``python docs/scripts/injection_check_fields.py --from-record``); on the
@@ -75,7 +75,7 @@ INJECTION_SOURCES_FILE = Path(__file__).resolve().parent / "data" / "injection_s
 #: Balanced accuracy on the injected sources below which `InjectionCheck`
 #: says the model's classes on these frames are not to be trusted as they are:
 #: the target of the image models at the worst seeing, 2.2" (on the shared
-#: fields the check gives 0.95-1.00 on the uncrowded ones, 0.74-0.96 on the
+#: fields the check gives 0.95-1.00 on the uncrowded ones, 0.78-0.96 on the
 #: crowded ones).
 RELIABLE_BALANCED = 0.90
 
@@ -479,7 +479,7 @@ def _check_batch(frames, psf, psfs, catalog, clf, rng, *, confidence, classify_k
 def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
                     galaxy_fraction=INJECTION["galaxy_fraction"], confidence=0.9,
                     random_state=0, score=None, mc_samples=None, device="auto",
-                    batch_size=None, precision="fp32"):
+                    batch_size=None, precision="fp32", subtract_neighbours="auto"):
     """Score a model on known stars and galaxies drawn into copies of the frames.
 
     See the module's documentation for what is drawn, how the truth is
@@ -510,7 +510,7 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         Level of the prediction sets scored (None: no sets).
     random_state : None, int or `numpy.random.Generator`
         Seed of the draw, the positions and the photon noise.
-    score, mc_samples, device, batch_size, precision
+    score, mc_samples, device, batch_size, precision, subtract_neighbours
         As for `sourceclf.classify`, so that the check classifies the
         injected sources as the frames' own were (the conformity score of
         the sets, a Bayesian model's Monte Carlo passes...).
@@ -554,7 +554,8 @@ def injection_check(images, *, model="auto", n=INJECTION["n"], sources=None,
         catalog = _draw(population, n, galaxy_fraction, rng)
         psfs = empirical_psfs(frames, psf)
         classify_kwargs = {"score": score, "mc_samples": mc_samples, "device": device,
-                           "batch_size": batch_size, "precision": precision}
+                           "batch_size": batch_size, "precision": precision,
+                           "subtract_neighbours": subtract_neighbours}
         parts = []
         for start in range(0, n, BATCH):
             part, clf = _check_batch(frames, psf, psfs, catalog[start:start + BATCH], clf,

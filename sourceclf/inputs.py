@@ -26,6 +26,7 @@ from .psf import (CATALOG_PSF_SCALE, FLAG_PSF_UNKNOWN, FLAG_SEEING_OUT_OF_RANGE,
 from .field_psf import field_band_psf, psf_memo
 from .saturation import FLAG_SATURATED, saturation_flags
 from .elongation import ELONGATION_LIMIT, FLAG_PSF_ELONGATED, elongation_flags
+from .stamp_neighbours import subtract_neighbours, subtracts_neighbours
 from .stamp_psf import band_psf_shapes, read_stamp_rows
 from .sky import (FLAG_SKY_NOT_SUBTRACTED, FLAG_SKY_OUT_OF_RANGE, SKY_LEVEL_LIMIT,
                   frame_sky, odd_stamp_flags, sky_flags, sky_message, stamp_sky)
@@ -77,7 +78,7 @@ class ModelInputs:
 @psf_memo()  # each frame's PSF measured once per call: its FWHM, index and the others' stars
 def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, psf=None,
                  psf_range=None, neighbour_limit=None, sky_range=None, model_name=None,
-                 psf_beta_range=None):
+                 psf_beta_range=None, subtract_neighbours="auto"):
     """Compute a model's inputs from a table and its cutouts or frames.
 
     Parameters
@@ -125,6 +126,10 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         PSF's shape (feature set ``psf_shape``) was trained on (its card's
         ``domain['psf_beta']``).  When given, each row's index is clipped
         into it, and one that could not be measured is read as its middle.
+    subtract_neighbours : bool or 'auto'
+        Give an image model the classifiable rows' stamps less their neighbours'
+        fitted light (`sourceclf.stamp_neighbours.subtracts_neighbours`); the flags
+        read them as cut.
 
     Returns
     -------
@@ -293,9 +298,21 @@ def model_inputs(table, *, feature_set, uses_images, cutouts=None, images=None, 
         if feature_spec is not None and feature_spec.reads_image_psf:
             features = _psf_features(feature_spec, fwhm, psf_range, valid, flags, beta,
                                      psf_beta_range)
+        if subtracts_neighbours(feature_set, subtract_neighbours):
+            stamps = _less_neighbours(stamps, fwhm, beta, psf, frames, valid)
         return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags,
                            columns=columns)
     return ModelInputs(features=features, stamps=stamps, valid=valid, flags=flags)
+
+
+def _less_neighbours(stamps, fwhm, beta, psf, frames, rows):
+    """`subtract_neighbours` of the stamps of ``rows`` (Moffat index and sky noise from a
+    measurement where there is one; pixels of exactly 0, beyond a frame's edge, weigh none)."""
+    known = _frame_measurements(frames)[0] if frames is not None and psf is None else {}
+    known.update(_given_measurements(psf))
+    return subtract_neighbours(stamps, fwhm, beta or {b: m.beta for b, m in known.items()},
+                               {b: m.sky_sigma for b, m in known.items()}, rows=rows,
+                               present=stamps != 0)[0]
 
 
 def _flag_no_data(stamps, image_flags, on_frame):

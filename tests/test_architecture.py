@@ -26,6 +26,7 @@ LAYERS = {
     "crowding": 1, "photometry": 1, "neighbour_fits": 1, "sky": 1, "field_psf": 1,
     "saturation": 1, "elongation": 1, "registration": 1,
     "frames": 1, "stamp_psf": 1, "stamp_columns": 1, "profile_fits": 1, "unmodelled_light": 1,
+    "stamp_neighbours": 1,
     # data: simulation, SDSS tables and queries
     "simulate": 2, "datasets": 2, "augment": 2,
     # runtime models (lazy __init__)

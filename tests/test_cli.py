@@ -488,6 +488,22 @@ def test_psf_option_gives_the_frames_psf(frame_files, tmp_path, capsys, psf):
     assert not any("psf_unknown" in f for f in flags)
     on = flags != "off_frame"
     np.testing.assert_allclose(result["psf_fwhm_r"][on], 1.2, rtol=1e-6)
+    # margnet-sgq reads the columns, measured with the neighbours fitted: stamps as cut
+    assert result.meta["CLFNBSUB"] is False
+
+
+@pytest.mark.filterwarnings("ignore:the Moffat index of the PSF")
+def test_keep_neighbours_gives_the_image_model_the_stamps_as_cut(frame_files, tmp_path,
+                                                                 capsys):
+    cat, paths = frame_files
+    argv = [cat, "--psf", "1.2", "--model", "margnet-cnn-sgq"]
+    for band, path in paths.items():
+        argv += ["--image", f"{band}={path}"]
+    for option, subtracted in (([], True), (["--keep-neighbours"], False)):
+        out = tmp_path / f"out{len(option)}.ecsv"
+        code, _, err = run(argv + option + ["-o", out], capsys)
+        assert code == 0, err
+        assert Table.read(out).meta["CLFNBSUB"] is subtracted
 
 
 @pytest.mark.filterwarnings("default::sourceclf.exceptions.SourceclfWarning")

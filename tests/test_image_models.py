@@ -466,9 +466,10 @@ def test_cnn_calls_real_stars_point_sources(real_frame):
         np.testing.assert_allclose(out[f"psf_beta_{b}"], measured.beta, rtol=1e-6)
     assert 3.2 < float(out["psf_beta_r"][0]) < 3.6
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
-    # 0.845 since it subtracts each stamp's border sky (0.82 before, 0.84 when it read the
-    # FWHM alone): 22 of the 23 stars brighter than r = 19, but only 74% of the 82 fainter
-    # than r = 21.5, where the stamp barely shows the source.
+    # 0.857 since it sees each stamp less its neighbours (0.845 since it subtracts each
+    # stamp's border sky, 0.82 before, 0.84 when it read the FWHM alone): 22 of the 23 stars
+    # brighter than r = 19, but only three quarters of the 82 fainter than r = 21.5, where
+    # the stamp barely shows the source.
     assert point.mean() >= 0.80, f"only {point.sum()} of 161 stars called point sources"
     bright = np.asarray(cat["dered_r"]) < 19
     assert point[bright].mean() >= 0.95
@@ -581,6 +582,7 @@ def test_feature_image_models_on_real_frame(real_frame, name):
     import sourceclf
     from sourceclf.cutouts import make_cutouts
     from sourceclf.exceptions import ShiftAlarmWarning
+    from sourceclf.field_psf import field_psfs
 
     cat, frames = real_frame
     with warnings.catch_warnings():
@@ -589,7 +591,9 @@ def test_feature_image_models_on_real_frame(real_frame, name):
         warnings.simplefilter("ignore", ShiftAlarmWarning)
         out = sourceclf.classify(cat, images=frames, model=name, confidence=0.9)
         stamps = make_cutouts(table=cat, images=frames).data
-        again = sourceclf.classify(cat, stamps, model=name, confidence=0.9)
+        # with the PSF the frames were seen through: their neighbours are fitted through it
+        psf = field_psfs(frames)
+        again = sourceclf.classify(cat, stamps, model=name, confidence=0.9, psf=psf)
     assert not np.ma.getmaskarray(out["pred_class"]).any()
     point = np.isin(np.asarray(out["pred_class"]), ["STAR", "QSO"])
     # When shipped: 0.85-0.89 of the 161 stars (bayesian-margformer-sgq the lowest), 0.94-1.00
@@ -599,7 +603,7 @@ def test_feature_image_models_on_real_frame(real_frame, name):
     assert point.mean() >= 0.82, f"{name}: {point.sum()} of 161 stars called point sources"
     bright = np.asarray(cat["dered_r"]) < 20.5
     assert point[bright].mean() >= 0.9, f"{name}: {point[bright].sum()} of {bright.sum()}"
-    # The same stamps given as an array give the same answer.
+    # The same stamps given as an array, with the same PSF, give the same answer.
     assert np.allclose(out["prob_star"], again["prob_star"], atol=1e-6)
     assert list(out["pred_set"]) == list(again["pred_set"])
 
