@@ -168,6 +168,16 @@ def test_only_the_default_placement_is_recorded(check_fields):
         check_fields.main(["--inject", "--without-flag-calibration", "--record"])
 
 
+def test_neighbours_other_than_the_shipped_rule_are_never_recorded(check_fields, capsys):
+    """``--neighbours subtract|keep`` (classify's ``subtract_neighbours`` True or False for
+    every image model) is a diagnosis: the cards record the shipped rule, 'auto'."""
+    assert check_fields.NEIGHBOURS == {"auto": "auto", "subtract": True, "keep": False}
+    for choice in ("subtract", "keep"):
+        with pytest.raises(SystemExit):
+            check_fields.main(["--inject", "--neighbours", choice, "--record"])
+        assert "--neighbours subtract|keep is a diagnosis" in capsys.readouterr().err
+
+
 def test_set_scores_split_the_confused_rows(check_fields):
     """The coverage and size of the sets of the rows flagged confused, and of the rest, as
     the --from-cards set table shows them (``--`` where no run had such rows)."""

@@ -656,3 +656,43 @@ def test_the_command_line_keeps_the_cnn_of_a_margnet_sgq_of_its_simulation(monke
     with pytest.raises(SystemExit):
         image_cli.main(["margnet-sgq", "--cnn", "margnet-sgq", "--simulation", "10"])
     assert "trained on another simulation, not version 10" in capsys.readouterr().err
+
+
+def test_refresh_frame_checks_writes_the_checks_into_the_card_alone(
+        calibobj_field, shared_data, tmp_path, monkeypatch):
+    """``--refresh-frames``: the real-frame checks of an installed card measured again
+    (`frame_star_check`, `frame_galaxy_check`: what the recipe runs after training, here
+    replaced by stand-ins), without the simulation; only card.json moves."""
+    import shutil
+
+    from sourceclf.exceptions import SourceclfError
+    from sourceclf.models import load_model
+    from sourceclf.recipes import image
+    from sourceclf.recipes.image_cli import main
+
+    _, frames = calibobj_field
+    copy = tmp_path / "margnet-cnn-sgq"
+    shutil.copytree(load_model("margnet-cnn-sgq").directory, copy)
+    kept = {p.name: p.read_bytes() for p in copy.iterdir() if p.name != "card.json"}
+    seen = []
+
+    def check(what):
+        def run(clf, data_dir, given):
+            assert given is frames and clf.name == "margnet-cnn-sgq"
+            seen.append(what)
+            return {"n": 1, what: 0.5}
+        return run
+
+    monkeypatch.setattr(image, "frame_star_check", check("point_fraction"))
+    monkeypatch.setattr(image, "frame_galaxy_check", check("galaxy_fraction"))
+    assert image.refresh_frame_checks(copy, data_dir=shared_data, frames=frames) == (
+        copy / "card.json")
+    metrics = load_model(copy).card.metrics
+    assert metrics["real_frame_stars"] == {"n": 1, "point_fraction": 0.5}
+    assert metrics["real_frame_extended"] == {"n": 1, "galaxy_fraction": 0.5}
+    assert seen == ["point_fraction", "galaxy_fraction"]
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.name != "card.json"} == kept
+    with pytest.raises(SourceclfError, match="reads no images"):
+        image.refresh_frame_checks("ugriz-sgq", data_dir=shared_data, frames=frames)
+    with pytest.raises(SystemExit, match="--refresh-frames takes a model name or all"):
+        main(["simulate", "--refresh-frames"])

@@ -85,6 +85,9 @@ from sourceclf.simulate.degrade import KERNELS
 
 SEEINGS = (None, 1.6, 1.9, 2.2)
 
+#: ``--neighbours``: `sourceclf.classify`'s ``subtract_neighbours`` for each choice.
+NEIGHBOURS = {"auto": "auto", "subtract": True, "keep": False}
+
 #: SDSS's name of a corrected frame: band, then the field (run-camcol-field).
 FRAME_FILE = re.compile(r"^frame-([ugriz])-(\d{6}-\d-\d{4})\.fits(\.bz2|\.gz|\.fz)?$")
 MODELS = ("margnet-cnn-sgq", "margnet-sgq", "margformer-sgq", "bayesian-margnet-sgq",
@@ -277,10 +280,11 @@ def _by_r_mag(hit, point, extended, r_mag, covered=None, confused=None):
 MC_SAMPLES = 30
 
 
-def doubt(clf, table, frames, seen, labels, result):
+def doubt(clf, table, frames, seen, labels, result, neighbours="auto"):
     """A Bayesian model's mean mutual information, over all rows and its right and wrong ones.
 
-    ``seen``: the PSF given as ``psf=`` (None: measured by `sourceclf.classify`).
+    ``seen``: the PSF given as ``psf=`` (None: measured by `sourceclf.classify`);
+    ``neighbours``: its ``subtract_neighbours``.
 
     ``result`` is the model's posterior-mean run, which is what is scored;
     the mutual information comes from a second run with `MC_SAMPLES` draws.
@@ -289,7 +293,7 @@ def doubt(clf, table, frames, seen, labels, result):
         warnings.simplefilter("ignore")
         drawn = sourceclf.classify(table, images=frames, model=clf, psf=seen, confidence=None,
                                    mc_samples=MC_SAMPLES, random_state=0, device="cpu",
-                                   progress=False)
+                                   progress=False, subtract_neighbours=neighbours)
     info = np.asarray(drawn["pred_mutual_info"], float)
     pred = np.asarray(result["pred_class"].filled("")).astype(str)
     right = np.where(labels == "point", np.isin(pred, ["STAR", "QSO"]), pred == "GALAXY")
@@ -516,7 +520,7 @@ def injected_sources(native, psf, truth, injection, name, log, seed=INJECTION["s
 
 
 def check_field(field, log, models, results=None, injection=None, columns_alone=False,
-                seed=INJECTION["seed"], kernel="gaussian"):
+                seed=INJECTION["seed"], kernel="gaussian", neighbours="auto"):
     """Print the scores of one field (`read_field`'s ``field``; and append them to
     ``results``).
 
@@ -533,6 +537,7 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
     ``kernel`` is how the frames are blurred (`sourceclf.simulate.degrade_frames`):
     ``"gaussian"`` (a nearly Gaussian PSF), ``"kolmogorov"`` (the atmosphere's: a worse
     night) or ``"moffat"`` (the native PSF's shape, wings and all, wider).
+    ``neighbours`` is `sourceclf.classify`'s ``subtract_neighbours``.
     """
     t0 = time.time()
     name, native, psf = read_field(field)
@@ -593,13 +598,14 @@ def check_field(field, log, models, results=None, injection=None, columns_alone=
                         # On the field's own sources classify measures the PSF itself.
                         result = sourceclf.classify(table, images=frames, model=clf,
                                                     psf=given, confidence=SET_LEVEL,
-                                                    device="cpu", progress=False)
+                                                    device="cpu", progress=False,
+                                                    subtract_neighbours=neighbours)
                 row = score(labels, result, decided, r_mag)
                 if "frame_coverage" in result.colnames:  # its crowding (sourceclf.crowding)
                     row["frame_coverage"] = round(
                         float(np.ma.median(result["frame_coverage"])), 4)
                 if getattr(clf, "is_bayesian", False):
-                    row.update(doubt(clf, table, frames, given, labels, result))
+                    row.update(doubt(clf, table, frames, given, labels, result, neighbours))
                 log(f"| {name} | {seen['r'].fwhm:.2f} | {model} "
                     f"| {row['point_as_star_or_qso']:.2f} "
                     f"| {row['extended_as_galaxy']:.2f} | {row['balanced']:.2f} "
@@ -662,6 +668,12 @@ def main(argv=None):
                              "not those of its calibration table of such rows "
                              "(flag_calibrations): the sets as they were before it, a "
                              "diagnosis; never recorded")
+    parser.add_argument("--neighbours", choices=tuple(NEIGHBOURS), default="auto",
+                        help="classify's subtract_neighbours: auto (the default, recorded: "
+                             "the image-only CNN sees each stamp less its neighbours' fitted "
+                             "light, the models reading MargNet's columns the stamps as cut), "
+                             "subtract (every image model less its neighbours) or keep (every "
+                             "one as cut); the last two a diagnosis, never recorded")
     parser.add_argument("--record", action="store_true",
                         help="write the scores into each model directory's card.json "
                              "(metrics['real_fields'], with --inject metrics['injected_fields'])")
@@ -673,6 +685,8 @@ def main(argv=None):
         parser.error("--columns-alone is a diagnosis of --inject, never recorded")
     if args.seed != INJECTION["seed"] and (args.record or not args.inject):
         parser.error("--seed places the sources of --inject; only the default is recorded")
+    if args.neighbours != "auto" and args.record:
+        parser.error("--neighbours subtract|keep is a diagnosis, never recorded")
     if args.without_flag_calibration and args.record:
         parser.error("--without-flag-calibration is a diagnosis, never recorded")
     if args.from_cards:
@@ -706,7 +720,7 @@ def main(argv=None):
     def run(field):  # a field's rows kept only when all its runs were made
         rows = []
         check_field(field, lambda s: print(s, flush=True), models, rows, injection,
-                    args.columns_alone, args.seed, args.kernel)
+                    args.columns_alone, args.seed, args.kernel, NEIGHBOURS[args.neighbours])
         results.extend(rows)
 
     skipped = each_field(fields, run, lambda s: print(s, flush=True))

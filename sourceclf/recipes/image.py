@@ -43,7 +43,7 @@ from .image_training_set import (MAGNITUDE_RANGES, SIMULATION, psf_columns,
                                  simulation_settings, trained_psf_range)
 
 __all__ = ["RECIPES", "SEEING_BINS", "MAGNITUDE_EDGES", "PSF_JITTER", "MC_SAMPLES",
-           "refresh_card", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
+           "refresh_card", "refresh_frame_checks", "CNN_CONFIG", "ANN_CONFIG", "MARGFORMER_CONFIG",
            "MARGFORMER_FIT_OPTIONS", "BAYESIAN_CONFIG", "STACK_FIT_OPTIONS",
            "STACK_STAGE_OPTIONS", "FEATURE_SETS", "CNN_FIT_OPTIONS", "PSF_BETA_PERCENTILES",
            "trained_beta_range", "same_simulation",
@@ -138,13 +138,58 @@ def _card_checks(clf, table, stamps, x, y, parts, data_dir, frames=None):
     card.domain.update(_image_domain(table, stamps[parts["train"]]))
     if get_feature_set(clf.feature_set).reads_psf_shape:
         card.domain["psf_beta"] = trained_beta_range(x[parts["train"], len(BANDS):])
+    _frame_checks(clf, data_dir, frames)
+
+
+def _frame_checks(clf, data_dir=None, frames=None):
+    """The card's checks on the real frames of field 4510-4-0030, as `sourceclf.classify`
+    calls their sources (``real_frame_stars``, ``real_frame_extended``)."""
     _, frames = real_frame_catalog(data_dir, frames)  # read once for both checks
     real = frame_star_check(clf, data_dir, frames)
     if real is not None:
-        card.metrics["real_frame_stars"] = real
+        clf.card.metrics["real_frame_stars"] = real
     extended = frame_galaxy_check(clf, data_dir, frames)
     if extended is not None:
-        card.metrics["real_frame_extended"] = extended
+        clf.card.metrics["real_frame_extended"] = extended
+
+
+def refresh_frame_checks(name, *, data_dir=None, frames=None):
+    """Recompute an installed image model's real-frame checks alone, without its simulation.
+
+    ``real_frame_stars`` and ``real_frame_extended`` of its card are measured
+    again as `sourceclf.classify` now calls those sources (after a change of
+    how the frames are read, measured or cut); only ``card.json`` is
+    rewritten.
+
+    Parameters
+    ----------
+    name : str
+        An installed image model, or its directory.
+    data_dir : path-like, optional
+        Directory of the SDSS data (default ``../shared/data``).
+    frames : dict, optional
+        The frames of field 4510-4-0030, ``{band: (data, wcs)}``, when already read.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+        The card written.
+
+    Raises
+    ------
+    SourceclfError
+        If the model reads no images, or the frames are not found.
+    """
+    clf = load_model(name)
+    if not clf.uses_images:
+        raise SourceclfError(f"model '{clf.name}' reads no images: it has no real-frame checks")
+    if real_frame_catalog(data_dir, frames)[0] is None:
+        raise SourceclfError("the frames of field 4510-4-0030 are not in the data folder "
+                             f"({data_dir or 'the default'})")
+    _frame_checks(clf, data_dir, frames)
+    path = Path(clf.directory) / "card.json"
+    clf.card.to_json(path)
+    return path
 
 
 def refresh_card(name, table, stamps, *, data_dir=None, frames=None):

@@ -17,7 +17,8 @@ from ..exceptions import InvalidInputError, SourceclfError
 from ..models.registry import MODEL_DIR, load_model
 from ..utils._threads import torch_threads
 from .frame_checks import real_frame_catalog
-from .image import FEATURE_SETS, RECIPES, cnn_member, fwhm_cnn, refresh_card, same_simulation
+from .image import (FEATURE_SETS, RECIPES, cnn_member, fwhm_cnn, refresh_card,
+                    refresh_frame_checks, same_simulation)
 from .image_training_set import (SIMULATION, SIMULATIONS, simulated_training_set,
                                  simulation_settings)
 
@@ -33,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--refresh", action="store_true",
                         help="do not train: recompute the installed model's card checks "
                              "(accuracy per seeing and magnitude, domain, real-frame checks)")
+    parser.add_argument("--refresh-frames", action="store_true",
+                        help="do not train nor simulate: recompute the installed model's "
+                             "checks on the real frames of field 4510-4-0030 alone")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="directory of the SDSS tables (default ../shared/data)")
     parser.add_argument("--output-dir", type=Path, default=None,
@@ -66,7 +70,25 @@ def main(argv=None):
         except SourceclfError as err:
             parser.error(f"--cnn {args.cnn}: {err}")
     with torch_threads(args.threads):
+        if args.refresh_frames:
+            return _refresh_frames(args)
         return _train(args)
+
+
+def _refresh_frames(args):
+    """`~sourceclf.recipes.image.refresh_frame_checks` of the models ``args`` names."""
+    if args.recipe == "simulate":
+        raise SystemExit("--refresh-frames takes a model name or all, not simulate")
+    _, frames = real_frame_catalog(args.data_dir)  # read once for every card
+    for name in list(RECIPES) if args.recipe == "all" else [args.recipe]:
+        path = refresh_frame_checks(name, data_dir=args.data_dir, frames=frames)
+        clf = load_model(path.parent)
+        real = clf.card.metrics.get("real_frame_stars", {})
+        extended = clf.card.metrics.get("real_frame_extended", {})
+        print(f"{name}: real frame stars called point sources "
+              f"{real.get('point_fraction')}, extended sources called GALAXY "
+              f"{extended.get('galaxy_fraction')}; wrote {path}", flush=True)
+    return 0
 
 
 def _simulation_model(model, n, settings):
