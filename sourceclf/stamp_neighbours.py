@@ -172,23 +172,39 @@ def neighbour_light(images, fwhm, beta, sky_sigma, *, present=None,
     level = np.array([np.median(d[p]) if p.any() else 0.0 for d, p in zip(data, present)])
     data = np.where(present, data - level[:, None, None], 0.0)
     offsets = subpixel_offsets(data, fwhm_pix, beta)
-    for (dx, dy), sigma in {(tuple(o), s) for o, s in zip(offsets, sky_sigma)}:
-        if not (np.isfinite(sigma) and sigma > 0):
-            continue
-        rows = np.flatnonzero(usable & np.all(offsets == (dx, dy), axis=1)
-                              & (sky_sigma == sigma))
+    for (dx, dy), at in _groups(offsets, np.flatnonzero(usable)):
         profiles = _source_profiles(size, fwhm_pix, beta, dx, dy)
-        fits = without_neighbours(data[rows], profiles, fwhm_pix, beta, sigma, (dx, dy),
-                                  present[rows])
-        for i, (_, _, neighbours) in zip(rows, fits):
-            if not len(neighbours):
-                continue
-            weight = present[i].ravel().astype(np.float64)
-            design = np.column_stack([weight, (profiles * weight).T, neighbours.T])
-            fitted = np.linalg.lstsq(design, data[i].ravel(), rcond=None)[0]
-            light[i] = (neighbours.T @ fitted[1 + len(SOURCE_WIDTHS):]).reshape(size, size)
-            count[i] = len(neighbours)
+        for (sigma,), rows in _groups(sky_sigma[:, None], at):
+            fits = without_neighbours(data[rows], profiles, fwhm_pix, beta, sigma, (dx, dy),
+                                      present[rows])
+            _fit_light(data, present, profiles, rows, fits, light, count)
     return light, count
+
+
+def _fit_light(data, present, profiles, rows, fits, light, count):
+    """Fill ``light`` and ``count`` of ``rows`` from their `without_neighbours` ``fits``:
+    the neighbours' PSFs fitted with the sky and the source's ``profiles``."""
+    size = data.shape[-1]
+    for i, (_, _, neighbours) in zip(rows, fits):
+        if not len(neighbours):
+            continue
+        weight = present[i].ravel().astype(np.float64)
+        design = np.column_stack([weight, (profiles * weight).T, neighbours.T])
+        fitted = np.linalg.lstsq(design, data[i].ravel(), rcond=None)[0]
+        light[i] = (neighbours.T @ fitted[1 + len(SOURCE_WIDTHS):]).reshape(size, size)
+        count[i] = len(neighbours)
+
+
+def _groups(keys, rows):
+    """``(key, rows)`` for each distinct row of ``keys`` (shape (n, k)) among ``rows``, in
+    one sort (a catalog's every row may be a group of its own)."""
+    if not len(rows):
+        return
+    unique, which = np.unique(keys[rows], axis=0, return_inverse=True)
+    which = which.ravel()
+    order = np.argsort(which, kind="stable")
+    for key, members in zip(unique, np.split(rows[order], np.cumsum(np.bincount(which))[:-1])):
+        yield tuple(float(v) for v in key), members
 
 
 def subtract_neighbours(stamps, fwhm, beta=None, sky_sigma=None, *, rows=None,
@@ -243,10 +259,9 @@ def subtract_neighbours(stamps, fwhm, beta=None, sky_sigma=None, *, rows=None,
             noise[unknown] = stamp_sky_sigma(stamps[unknown, k])
         # one fit per PSF: the rows of each FWHM and index (to 0.01) together
         keys = np.round(np.column_stack([width, index]), 2)
-        for key in np.unique(keys[todo], axis=0):
-            group = np.flatnonzero(todo & np.all(keys == key, axis=1))
+        for (width_key, index_key), group in _groups(keys, np.flatnonzero(todo)):
             light, fitted = neighbour_light(
-                stamps[group, k], float(key[0]), float(key[1]), noise[group],
+                stamps[group, k], width_key, index_key, noise[group],
                 present=None if present is None else present[group, k],
                 pixel_scale=pixel_scale)
             cleaned[group, k] = stamps[group, k] - light.astype(stamps.dtype)

@@ -153,3 +153,17 @@ def test_classify_refuses_a_bad_subtract_neighbours_in_one_line():
     table = Table({c: [19.0] for c in ("u", "g", "r", "i", "z")})
     with pytest.raises(InvalidInputError, match="subtract_neighbours must be"):
         sourceclf.classify(table, subtract_neighbours=1)
+
+
+def test_rows_of_different_psfs_are_cleaned_as_each_alone():
+    """Every row its own FWHM and sky noise (stamps of many frames): grouped in one sort,
+    each row cleaned as it is alone."""
+    rows = [(_profile(CENTRE, CENTRE, 30.0) + _profile(CENTRE + 8.0, CENTRE - 4.0, 150.0 + 10 * k)
+             + _noise(10 + k)) for k in range(4)]
+    stamps = np.stack([np.repeat(r[None], 5, axis=0) for r in rows]).astype(np.float32)
+    fwhm = {b: FWHM * np.array([1.0, 1.05, 1.0, 1.1]) for b in BANDS}
+    together, count = subtract_neighbours(stamps, fwhm)
+    for k in range(4):
+        alone, one = subtract_neighbours(stamps[k:k + 1], {b: v[k:k + 1] for b, v in fwhm.items()})
+        np.testing.assert_array_equal(together[k], alone[0])
+        assert count[k] == one[0] >= 1
