@@ -61,7 +61,7 @@ def main(argv=None):
 
     steps = {
         "subtract_neighbours alone": lambda: subtract_neighbours(stamps, fwhm, beta, sky,
-                                                                 present=stamps != 0),
+                                                                 present="nonzero"),
         "stamps given, subtracted": lambda: run(True, cutouts=stamps),
         "stamps given, as cut": lambda: run(False, cutouts=stamps),
         "frames, subtracted": lambda: run(True, images=frames),
@@ -77,7 +77,7 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 step()
                 times[name].append(time.perf_counter() - t0)
-    fitted = subtract_neighbours(stamps, fwhm, beta, sky, present=stamps != 0)[1]
+    fitted = subtract_neighbours(stamps, fwhm, beta, sky, present="nonzero")[1]
     print(f"field {args.field}: {n} sources of r < 20.5, {np.mean(fitted > 0):.0%} of their r "
           f"stamps with a neighbour fitted (mean {fitted.mean():.1f}); torch "
           f"{torch.__version__}, {args.threads} threads; median of {args.repeat}")

@@ -312,7 +312,7 @@ def _less_neighbours(stamps, fwhm, beta, psf, frames, rows):
     known.update(_given_measurements(psf))
     return subtract_neighbours(stamps, fwhm, beta or {b: m.beta for b, m in known.items()},
                                {b: m.sky_sigma for b, m in known.items()}, rows=rows,
-                               present=stamps != 0)[0]
+                               present="nonzero")[0]
 
 
 def _flag_no_data(stamps, image_flags, on_frame):

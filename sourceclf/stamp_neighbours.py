@@ -226,8 +226,11 @@ def subtract_neighbours(stamps, fwhm, beta=None, sky_sigma=None, *, rows=None,
         missing, or NaN, is measured on the stamp (`stamp_sky_sigma`).
     rows : array-like of bool, shape (n,), optional
         The rows to clean (default: all); the others are returned as given.
-    present : array-like of bool, shape (n, size, size) or (n, 5, size, size), optional
-        The pixels that hold a measurement (default: the finite ones).
+    present : array-like of bool or 'nonzero', optional
+        The pixels that hold a measurement, shape (n, size, size) or (n, 5,
+        size, size) (default: the finite ones); ``'nonzero'``: those not
+        exactly 0 (`sourceclf.cutouts` fills a stamp's part beyond a frame's
+        edge with 0), found band by band without an array of the stamps' size.
     pixel_scale : float
         Arcsec per pixel.
 
@@ -243,10 +246,17 @@ def subtract_neighbours(stamps, fwhm, beta=None, sky_sigma=None, *, rows=None,
     cleaned = stamps.copy()
     count = np.zeros(n, dtype=int)
     rows = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
-    if present is not None:
+    nonzero = isinstance(present, str) and present == "nonzero"
+    if present is not None and not nonzero:
         present = np.asarray(present, dtype=bool)
         if present.ndim == 3:
             present = np.repeat(present[:, None], stamps.shape[1], axis=1)
+
+    def measured(group, k):  # the pixels of these rows' band-k stamps that hold a measurement
+        if present is None:
+            return None
+        return stamps[group, k] != 0 if nonzero else present[group, k]
+
     for k, band in enumerate(BANDS):
         width = np.asarray(fwhm[band], dtype=np.float64).reshape(n)
         index = np.broadcast_to(np.asarray((beta or {}).get(band, np.nan), np.float64), (n,))
@@ -256,13 +266,16 @@ def subtract_neighbours(stamps, fwhm, beta=None, sky_sigma=None, *, rows=None,
         todo = rows & np.isfinite(width) & (width > 0)
         unknown = todo & ~np.isfinite(noise)
         if unknown.any():
-            noise[unknown] = stamp_sky_sigma(stamps[unknown, k])
+            where = np.flatnonzero(unknown)
+            seen = measured(where, k)
+            noise[unknown] = stamp_sky_sigma(stamps[where, k] if seen is None
+                                             else np.where(seen, stamps[where, k], np.nan))
         # one fit per PSF: the rows of each FWHM and index (to 0.01) together
         keys = np.round(np.column_stack([width, index]), 2)
         for (width_key, index_key), group in _groups(keys, np.flatnonzero(todo)):
             light, fitted = neighbour_light(
                 stamps[group, k], width_key, index_key, noise[group],
-                present=None if present is None else present[group, k],
+                present=measured(group, k),
                 pixel_scale=pixel_scale)
             cleaned[group, k] = stamps[group, k] - light.astype(stamps.dtype)
             if band == "r":

@@ -93,6 +93,9 @@ def test_pixels_beyond_the_frame_weigh_nothing():
     cleaned, count = subtract_neighbours(_five_band(stamp, 1), fwhm, present=present)
     assert count[0] >= 1
     assert np.all(cleaned[0, :, :, :6] == 0.0)  # nothing put where nothing was measured
+    # 'nonzero' finds those pixels band by band: the same
+    again, _ = subtract_neighbours(_five_band(stamp, 1), fwhm, present="nonzero")
+    np.testing.assert_array_equal(again, cleaned)
 
 
 @pytest.mark.filterwarnings("ignore:the Moffat index of the PSF")
