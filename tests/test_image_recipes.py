@@ -659,7 +659,7 @@ def test_the_command_line_keeps_the_cnn_of_a_margnet_sgq_of_its_simulation(monke
 
 
 def test_refresh_frame_checks_writes_the_checks_into_the_card_alone(
-        calibobj_field, shared_data, tmp_path, monkeypatch):
+        calibobj_field, shared_data, tmp_path, monkeypatch, capsys):
     """``--refresh-frames``: the real-frame checks of an installed card measured again
     (`frame_star_check`, `frame_galaxy_check`: what the recipe runs after training, here
     replaced by stand-ins), without the simulation; only card.json moves."""
@@ -694,5 +694,14 @@ def test_refresh_frame_checks_writes_the_checks_into_the_card_alone(
     assert {p.name: p.read_bytes() for p in copy.iterdir() if p.name != "card.json"} == kept
     with pytest.raises(SourceclfError, match="reads no images"):
         image.refresh_frame_checks("ugriz-sgq", data_dir=shared_data, frames=frames)
-    with pytest.raises(SystemExit, match="--refresh-frames takes a model name or all"):
-        main(["simulate", "--refresh-frames"])
+    for argv, error in ((["simulate"], "--refresh-frames takes a model name or all"),
+                        (["margnet-sgq", "--refresh"], "not with --refresh or --cnn")):
+        with pytest.raises(SystemExit):
+            main(argv + ["--refresh-frames"])
+        assert error in capsys.readouterr().err
+    # the frames absent: one line, no traceback
+    with pytest.raises(SystemExit):
+        main(["margnet-cnn-sgq", "--refresh-frames", "--data-dir", str(tmp_path / "none")])
+    assert capsys.readouterr().err.strip().endswith(
+        "error: the frames of field 4510-4-0030 are not in the data folder "
+        f"({tmp_path / 'none'})")

@@ -183,10 +183,17 @@ def refresh_frame_checks(name, *, data_dir=None, frames=None):
     clf = load_model(name)
     if not clf.uses_images:
         raise SourceclfError(f"model '{clf.name}' reads no images: it has no real-frame checks")
-    if real_frame_catalog(data_dir, frames)[0] is None:
+    catalog, frames = real_frame_catalog(data_dir, frames)  # read once, for both checks
+    if catalog is None:
         raise SourceclfError("the frames of field 4510-4-0030 are not in the data folder "
                              f"({data_dir or 'the default'})")
     _frame_checks(clf, data_dir, frames)
+    return _write_card(clf)
+
+
+def _write_card(clf):
+    """Write ``clf``'s card into its own directory (nothing else there is touched); its
+    path."""
     path = Path(clf.directory) / "card.json"
     clf.card.to_json(path)
     return path
@@ -233,9 +240,7 @@ def refresh_card(name, table, stamps, *, data_dir=None, frames=None):
                              f"{sim.get('version')}, or retrain it")
     _, y, x = _inputs(table, clf.feature_set)
     _card_checks(clf, table, stamps, x, y, recipe_split(table), data_dir, frames)
-    path = Path(clf.directory) / "card.json"
-    clf.card.to_json(path)
-    return path
+    return _write_card(clf)
 
 
 #: Inner r-magnitude bin edges of the cards' held-out accuracy per magnitude.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..conformal.thresholds import write_thresholds
 from ..exceptions import InvalidInputError, SourceclfError
+from ..models.card import ModelCard
 from ..models.registry import MODEL_DIR, load_model
 from ..utils._threads import torch_threads
 from .frame_checks import real_frame_catalog
@@ -64,6 +65,10 @@ def main(argv=None):
         parser.error(f"--cnn is for margnet-sgq (or all), not {args.recipe}")
     if args.cnn is not None and args.refresh:
         parser.error("--cnn keeps a CNN for training margnet-sgq; --refresh trains nothing")
+    if args.refresh_frames and args.recipe == "simulate":
+        parser.error("--refresh-frames takes a model name or all, not simulate")
+    if args.refresh_frames and (args.refresh or args.cnn is not None):
+        parser.error("--refresh-frames renders and trains nothing: not with --refresh or --cnn")
     if args.cnn is not None:  # checked before the simulation is rendered
         try:
             args.cnn = _kept_cnn(args.cnn, args.n, simulation_settings(args.simulation))
@@ -71,20 +76,21 @@ def main(argv=None):
             parser.error(f"--cnn {args.cnn}: {err}")
     with torch_threads(args.threads):
         if args.refresh_frames:
-            return _refresh_frames(args)
+            try:
+                return _refresh_frames(args)
+            except SourceclfError as err:  # the frames absent, a model that reads no images
+                parser.exit(2, f"{parser.prog}: error: {err}\n")
         return _train(args)
 
 
 def _refresh_frames(args):
     """`~sourceclf.recipes.image.refresh_frame_checks` of the models ``args`` names."""
-    if args.recipe == "simulate":
-        raise SystemExit("--refresh-frames takes a model name or all, not simulate")
     _, frames = real_frame_catalog(args.data_dir)  # read once for every card
     for name in list(RECIPES) if args.recipe == "all" else [args.recipe]:
         path = refresh_frame_checks(name, data_dir=args.data_dir, frames=frames)
-        clf = load_model(path.parent)
-        real = clf.card.metrics.get("real_frame_stars", {})
-        extended = clf.card.metrics.get("real_frame_extended", {})
+        metrics = ModelCard.from_directory(path.parent).metrics  # the card, not the weights
+        real = metrics.get("real_frame_stars", {})
+        extended = metrics.get("real_frame_extended", {})
         print(f"{name}: real frame stars called point sources "
               f"{real.get('point_fraction')}, extended sources called GALAXY "
               f"{extended.get('galaxy_fraction')}; wrote {path}", flush=True)
