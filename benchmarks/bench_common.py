@@ -21,6 +21,31 @@ def field_parser(description, *, field=True):
     return parser
 
 
+def field_frames(data, field):
+    """A field's five corrected frames, ``{band: (data, wcs)}``, each read once
+    (``<data>/sdss_frame_<field>/frame-<band>-<field>.fits.bz2``)."""
+    from sourceclf.bands import BANDS
+    from sourceclf.frames import read_frame
+
+    folder = Path(data) / f"sdss_frame_{field}"
+    return {b: read_frame(folder / f"frame-{b}-{field}.fits.bz2") for b in BANDS}
+
+
+def bright_sources(frames, psf_r):
+    """The positions (``ra``, ``dec``) of a field's bright sources (r < 20.5,
+    `sourceclf.recipes.extent_truth.frame_truth`, as the real-field checks take them) and
+    their stamps as `sourceclf.cutouts.make_cutouts` cuts them; ``psf_r``: the r frame's
+    `~sourceclf.psf.PSFMeasurement`."""
+    from astropy.table import Table
+
+    from sourceclf.cutouts import make_cutouts
+    from sourceclf.recipes.extent_truth import frame_truth
+
+    truth = frame_truth(*frames["r"], psf_r)
+    positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
+    return positions, make_cutouts(table=positions, images=frames).data
+
+
 def synthetic_features(n_rows, seed=0):
     """MargNet's 24 features (float32) of ``n_rows`` synthetic SDSS-like sources.
 

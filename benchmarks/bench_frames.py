@@ -49,38 +49,31 @@ import numpy as np
 
 
 def main(argv=None):
-    from bench_common import field_parser
+    from bench_common import bright_sources, field_frames, field_parser
 
     parser = field_parser(__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     import torch
-    from astropy.table import Table
 
     import sourceclf
     from sourceclf.bands import BANDS, SDSS_PIXEL_SCALE
     from sourceclf.classification import frame_measurement_cache
     from sourceclf.crowding import source_coverage
-    from sourceclf.cutouts import make_cutouts
-    from sourceclf.frames import read_frame
     from sourceclf.injection_check import injection_check
     from sourceclf.photometry import measure_columns
     from sourceclf.psf import CATALOG_PSF_SCALE, measure_psf
-    from sourceclf.recipes.extent_truth import frame_truth
     from sourceclf.registration import band_offsets
     from sourceclf.stamp_psf import PSF_FWHM_STEP
     from sourceclf.streaming import classify_file
 
     torch.set_num_threads(args.threads)
-    folder = args.data / f"sdss_frame_{args.field}"
     t0 = time.perf_counter()
-    frames = {b: read_frame(folder / f"frame-{b}-{args.field}.fits.bz2") for b in BANDS}
+    frames = field_frames(args.data, args.field)
     read = time.perf_counter() - t0
     psf = {b: measure_psf(frames[b][0]) for b in BANDS}
-    truth = frame_truth(*frames["r"], psf["r"])
-    positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
-    stamps = make_cutouts(table=positions, images=frames).data
+    positions, stamps = bright_sources(frames, psf["r"])
     scratch = tempfile.TemporaryDirectory()
     catalog, out = Path(scratch.name) / "positions.fits", Path(scratch.name) / "out.fits"
     positions.write(catalog)

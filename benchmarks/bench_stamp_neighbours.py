@@ -24,31 +24,24 @@ import numpy as np
 
 
 def main(argv=None):
-    from bench_common import field_parser
+    from bench_common import bright_sources, field_frames, field_parser
 
     parser = field_parser(__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     import torch
-    from astropy.table import Table
 
     import sourceclf
     from sourceclf.bands import BANDS
     from sourceclf.classification import frame_measurement_cache
-    from sourceclf.cutouts import make_cutouts
     from sourceclf.field_psf import field_psfs
-    from sourceclf.frames import read_frame
-    from sourceclf.recipes.extent_truth import frame_truth
     from sourceclf.stamp_neighbours import subtract_neighbours
 
     torch.set_num_threads(args.threads)
-    folder = args.data / f"sdss_frame_{args.field}"
-    frames = {b: read_frame(folder / f"frame-{b}-{args.field}.fits.bz2") for b in BANDS}
+    frames = field_frames(args.data, args.field)
     psf = field_psfs(frames)
-    truth = frame_truth(*frames["r"], psf["r"])
-    positions = Table({"ra": np.asarray(truth["ra"]), "dec": np.asarray(truth["dec"])})
-    stamps = make_cutouts(table=positions, images=frames).data
+    positions, stamps = bright_sources(frames, psf["r"])
     n = len(stamps)
     fwhm = {b: np.full(n, psf[b].fwhm) for b in BANDS}
     beta = {b: psf[b].beta for b in BANDS}
